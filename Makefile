@@ -1,0 +1,60 @@
+# npsloop — the two commands are `make run` and `make test`; everything else helps.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+# uv from the PATH if there is one, else installed into .tools/ with nothing but Python.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+PY := $(VENV)/bin/python
+
+.DEFAULT_GOAL := help
+.PHONY: help install run up down test test-unit test-integration test-e2e lint format contracts clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet 'uv>=0.5'
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install the workspace (uv, from uv.lock)
+
+run: install ## start everything in the foreground: broker, PostgreSQL, SMTP sink, four services
+	$(PY) -m nps_kit.devstack run
+
+up: install ## start everything in the background; returns once every service is ready
+	$(PY) -m nps_kit.devstack up
+
+down: ## stop what `make up` started
+	@if [ -x $(PY) ]; then $(PY) -m nps_kit.devstack down; fi
+
+test: install ## the whole suite: unit, contract, integration, e2e (starts its own infrastructure)
+	$(PY) -m pytest
+
+test-unit: install ## unit and contract tests only (no infrastructure)
+	$(PY) -m pytest tests/unit tests/contract
+
+test-integration: install
+	$(PY) -m pytest tests/integration
+
+test-e2e: install
+	$(PY) -m pytest tests/e2e
+
+lint: install ## ruff, mypy (strict) and import-linter contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: install ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+contracts: install ## regenerate contracts/ from the event models
+	$(PY) -m nps_events.contracts contracts
+
+clean: down ## remove .venv, .tools and var/ (all local state)
+	rm -rf $(VENV) .tools var

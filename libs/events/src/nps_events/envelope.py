@@ -1,0 +1,106 @@
+"""CloudEvents 1.0 in Kafka binary mode: attributes in `ce_*` headers, the data as the value."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from nps_events.models import EVENT_TYPES, Event
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+Headers = list[tuple[str, bytes]]
+
+
+class EnvelopeError(ValueError):
+    """A message that is not a valid npsloop event; the message says exactly what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloudEvent:
+    id: str
+    source: str
+    type: str
+    time: datetime
+    subject: str
+    data: Event
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaMessage:
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+def encode(event: Event, *, source: str, time: datetime) -> KafkaMessage:
+    """The Kafka message for `event`: deterministic id, customer key, `ce_*` headers."""
+    headers: Headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", str(event.event_id()).encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", event.ce_type.encode()),
+        ("ce_time", time.isoformat().encode()),
+        ("ce_subject", event.subject().encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    return KafkaMessage(
+        key=event.partition_key().encode(),
+        value=event.model_dump_json().encode(),
+        headers=headers,
+    )
+
+
+def decode(headers: Headers | tuple[tuple[str, bytes], ...], value: bytes | None) -> CloudEvent:
+    """Parse a binary-mode CloudEvent; raise `EnvelopeError` saying what is wrong."""
+    attrs: dict[str, str] = {}
+    for name, raw in headers:
+        try:
+            attrs[name] = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise EnvelopeError(f"header {name!r} is not UTF-8") from exc
+    missing = [
+        name
+        for name in ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
+        if not attrs.get(name)
+    ]
+    if missing:
+        raise EnvelopeError(f"missing CloudEvents header(s): {', '.join(missing)}")
+    if attrs["ce_specversion"] != SPEC_VERSION:
+        raise EnvelopeError(f"unsupported ce_specversion {attrs['ce_specversion']!r}")
+    content_type = attrs.get("content-type", CONTENT_TYPE)
+    if content_type.split(";")[0].strip() != CONTENT_TYPE:
+        raise EnvelopeError(f"unsupported content-type {content_type!r}")
+    model = EVENT_TYPES.get(attrs["ce_type"])
+    if model is None:
+        raise EnvelopeError(f"unknown ce_type {attrs['ce_type']!r}")
+    try:
+        time = datetime.fromisoformat(attrs["ce_time"])
+    except ValueError as exc:
+        raise EnvelopeError(f"ce_time {attrs['ce_time']!r} is not an RFC 3339 time") from exc
+    try:
+        uuid.UUID(attrs["ce_id"])
+    except ValueError as exc:
+        raise EnvelopeError(f"ce_id {attrs['ce_id']!r} is not a UUID") from exc
+    if value is None:
+        raise EnvelopeError("message has no value (no event data)")
+    try:
+        data = model.model_validate_json(value)
+    except ValidationError as exc:
+        raise EnvelopeError(f"invalid {attrs['ce_type']} data: {_summarise(exc)}") from exc
+    return CloudEvent(
+        id=attrs["ce_id"],
+        source=attrs["ce_source"],
+        type=attrs["ce_type"],
+        time=time,
+        subject=attrs.get("ce_subject", ""),
+        data=data,
+    )
+
+
+def _summarise(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+    )

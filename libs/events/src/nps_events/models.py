@@ -1,0 +1,248 @@
+"""Event models: the data of every event npsloop publishes.
+
+Rules for changing them (see docs/events.md): adding an optional field is a minor change;
+anything else is a new topic version. Consumers ignore fields they do not know.
+"""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from nps_events.ids import derive_id
+from nps_events.topics import Topic
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must include a time zone offset, e.g. 2026-11-24T10:00:00Z")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+Score = Annotated[
+    int,
+    Field(ge=0, le=10, description="The answer to 'how likely are you to recommend us', 0 to 10."),
+]
+
+
+class Segment(StrEnum):
+    """NPS segment of a score: promoter 9–10, passive 7–8, detractor 0–6."""
+
+    PROMOTER = "promoter"
+    PASSIVE = "passive"
+    DETRACTOR = "detractor"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+
+
+class ActionStatus(StrEnum):
+    """Outcome of one dispatch.
+
+    `unknown` means notify was interrupted between handing the message to the provider and
+    recording the answer: it will not send it again (never twice), and a person should check.
+    """
+
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class _Model(BaseModel):
+    # Consumers must accept events with fields added after they were built.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Customer(_Model):
+    """The customer who answered. PII: travels only in events that need it, never in logs."""
+
+    id: str = Field(
+        min_length=1, max_length=200, description="The customer's id in the upstream product."
+    )
+    email: str | None = Field(
+        default=None,
+        max_length=320,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Email address to contact the customer at.",
+    )
+    phone: str | None = Field(
+        default=None,
+        pattern=r"^\+[1-9][0-9]{6,14}$",
+        description="Phone number in E.164 form, e.g. +14155550123.",
+    )
+    name: str | None = Field(default=None, max_length=200, description="Display name.")
+
+
+class Event(_Model):
+    """Base of every event: its CloudEvents type, topic, id, subject and partition key."""
+
+    ce_type: ClassVar[str]
+    topic: ClassVar[Topic]
+
+    def event_id(self) -> uuid.UUID:
+        """Deterministic CloudEvents id: the same input always yields the same id."""
+        raise NotImplementedError
+
+    def subject(self) -> str:
+        """CloudEvents subject: the entity the event is about."""
+        raise NotImplementedError
+
+    def partition_key(self) -> str:
+        """Kafka message key: the customer, so one customer's events stay in order."""
+        raise NotImplementedError
+
+
+class ResponseReceived(Event):
+    """A survey response, as received from an upstream product and normalised."""
+
+    ce_type: ClassVar[str] = "io.npsloop.response.received.v1"
+    topic: ClassVar[Topic] = Topic.RESPONSES
+
+    response_id: uuid.UUID = Field(
+        description="npsloop's id of the response, derived from `source` and `provider_response_id`."
+    )
+    source: str = Field(
+        min_length=1, max_length=100, description="The upstream source it came from."
+    )
+    provider_response_id: str = Field(
+        min_length=1, max_length=200, description="The response's id in the upstream product."
+    )
+    survey_id: str = Field(min_length=1, max_length=200, description="The survey it answers.")
+    customer: Customer
+    score: Score
+    comment: str | None = Field(default=None, max_length=10_000, description="Free-text comment.")
+    responded_at: AwareDatetime = Field(description="When the customer answered.")
+    received_at: AwareDatetime = Field(description="When npsloop received it.")
+
+    @staticmethod
+    def derive_response_id(source: str, provider_response_id: str) -> uuid.UUID:
+        return derive_id("response", source, provider_response_id)
+
+    def event_id(self) -> uuid.UUID:
+        return self.response_id
+
+    def subject(self) -> str:
+        return f"responses/{self.response_id}"
+
+    def partition_key(self) -> str:
+        return self.customer.id
+
+
+class ResponseScored(Event):
+    """A response with its NPS segment."""
+
+    ce_type: ClassVar[str] = "io.npsloop.response.scored.v1"
+    topic: ClassVar[Topic] = Topic.SCORED
+
+    response_id: uuid.UUID
+    source: str
+    survey_id: str
+    customer: Customer
+    score: Score
+    segment: Segment = Field(description="promoter (9–10), passive (7–8) or detractor (0–6).")
+    comment: str | None = None
+    responded_at: AwareDatetime
+    scored_at: AwareDatetime
+
+    def event_id(self) -> uuid.UUID:
+        return derive_id("scored", str(self.response_id))
+
+    def subject(self) -> str:
+        return f"responses/{self.response_id}"
+
+    def partition_key(self) -> str:
+        return self.customer.id
+
+
+class CaseOpened(Event):
+    """A follow-up case was opened for a response."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.opened.v1"
+    topic: ClassVar[Topic] = Topic.CASES
+
+    case_id: uuid.UUID
+    response_id: uuid.UUID
+    customer_id: str
+    segment: Segment
+    score: Score
+    opened_at: AwareDatetime
+    due_at: AwareDatetime = Field(description="When a person must have contacted the customer.")
+
+    def event_id(self) -> uuid.UUID:
+        return derive_id("case-opened", str(self.case_id))
+
+    def subject(self) -> str:
+        return f"cases/{self.case_id}"
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+class SendEmail(Event):
+    """Command to notify: send one templated email to a customer."""
+
+    ce_type: ClassVar[str] = "io.npsloop.action.send-email.v1"
+    topic: ClassVar[Topic] = Topic.ACTIONS
+
+    action_id: uuid.UUID = Field(
+        description="Unique per action; notify never sends one action twice."
+    )
+    case_id: uuid.UUID
+    customer: Customer
+    template: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$", description="Template name, e.g. detractor_apology."
+    )
+    locale: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    score: Score
+    comment: str | None = None
+    requested_at: AwareDatetime
+
+    def event_id(self) -> uuid.UUID:
+        return self.action_id
+
+    def subject(self) -> str:
+        return f"actions/{self.action_id}"
+
+    def partition_key(self) -> str:
+        return self.customer.id
+
+
+class ActionResultReported(Event):
+    """The outcome of dispatching one action."""
+
+    ce_type: ClassVar[str] = "io.npsloop.action.result.v1"
+    topic: ClassVar[Topic] = Topic.ACTION_RESULTS
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+    customer_id: str
+    channel: Channel
+    status: ActionStatus
+    provider_message_id: str | None = Field(
+        default=None,
+        description="The provider's id of what was sent (e.g. the email's Message-ID).",
+    )
+    reason: str | None = Field(
+        default=None, max_length=2_000, description="Why it failed, if it did."
+    )
+    occurred_at: AwareDatetime
+
+    def event_id(self) -> uuid.UUID:
+        return derive_id("action-result", str(self.action_id), self.status.value)
+
+    def subject(self) -> str:
+        return f"actions/{self.action_id}"
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    model.ce_type: model
+    for model in (ResponseReceived, ResponseScored, CaseOpened, SendEmail, ActionResultReported)
+}

@@ -1,0 +1,1 @@
+"""npsloop plumbing with no business rules: settings, logging, clock, database, messaging, HTTP."""

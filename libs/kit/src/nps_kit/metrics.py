@@ -1,0 +1,29 @@
+"""Prometheus metrics shared by every service (names follow Prometheus conventions)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "npsloop_events_consumed_total",
+    "Events read from Kafka, by topic and outcome (processed, duplicate, dead_lettered).",
+    ["topic", "outcome"],
+)
+EVENTS_PUBLISHED = Counter(
+    "npsloop_events_published_total", "Events acknowledged by the broker, by topic.", ["topic"]
+)
+OUTBOX_PUBLISHED = Counter(
+    "npsloop_outbox_published_total", "Outbox rows published by the relay, by topic.", ["topic"]
+)
+DEAD_LETTERED = Counter(
+    "npsloop_events_dead_lettered_total",
+    "Messages sent to a dead-letter topic, by source topic.",
+    ["topic"],
+)
+HANDLER_SECONDS = Histogram(
+    "npsloop_handler_duration_seconds",
+    "Time to handle one consumed batch, by topic.",
+    ["topic"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_READY = Gauge(
+    "npsloop_consumer_ready", "1 once the consumer has joined its group.", ["group"]
+)

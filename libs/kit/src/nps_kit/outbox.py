@@ -1,0 +1,166 @@
+"""Transactional outbox: events written in the same transaction as the state they describe,
+then published by a relay.
+
+The relay holds a PostgreSQL advisory lock while it publishes, so with any number of
+replicas one relay publishes at a time, in the order the rows were written: per-customer
+order on the topic follows commit order. A crash after publishing and before deleting the
+rows publishes them again; consumers de-duplicate on the event id.
+"""
+
+import asyncio
+import json
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nps_events import Event, encode
+from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.logging import get_logger
+from nps_kit.messaging import Outgoing
+from nps_kit.metrics import OUTBOX_PUBLISHED
+
+log = get_logger(__name__)
+
+SendMany = Callable[[Sequence[Outgoing]], Awaitable[None]]
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, Identity(always=True), primary_key=True),
+        Column("topic", String(200), nullable=False),
+        Column("key", LargeBinary, nullable=False),
+        Column("value", LargeBinary, nullable=False),
+        Column("headers", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+async def add(
+    session: AsyncSession, table: Table, events: list[Event], *, source: str, now: datetime
+) -> None:
+    """Queue `events` for publishing, in the caller's transaction."""
+    if not events:
+        return
+    rows = []
+    for event in events:
+        message = encode(event, source=source, time=now)
+        rows.append(
+            {
+                "topic": event.topic.value,
+                "key": message.key,
+                "value": message.value,
+                "headers": json.dumps([[name, raw.decode()] for name, raw in message.headers]),
+            }
+        )
+    await session.execute(table.insert(), rows)
+
+
+class OutboxRelay:
+    """Publishes outbox rows in order, then deletes them."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        table: Table,
+        send_many: SendMany,
+        batch_size: int = 500,
+        idle_interval: float = 0.5,
+    ) -> None:
+        self._sessions = sessions
+        self._table = table
+        self._send_many = send_many
+        self._batch_size = batch_size
+        self._idle_interval = idle_interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        # One lock id per outbox table, stable across processes.
+        self._lock_id = zlib.crc32(f"{table.schema}.{table.name}".encode())
+
+    def wake(self) -> None:
+        """Called after a transaction that wrote outbox rows commits: publish without waiting."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Publish what is pending, then return from `run()`."""
+        self._stopping = True
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; return how many rows were published (0 if none or locked)."""
+        table = self._table
+        async with unit_of_work(self._sessions) as session:
+            locked = await session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": self._lock_id}
+            )
+            if not locked:
+                return 0
+            rows = (
+                await session.execute(
+                    select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
+                    .order_by(table.c.id)
+                    .limit(self._batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            await self._send_many(
+                [
+                    Outgoing(
+                        row.topic,
+                        row.key,
+                        row.value,
+                        [(name, value.encode()) for name, value in json.loads(row.headers)],
+                    )
+                    for row in rows
+                ]
+            )
+            for row in rows:
+                OUTBOX_PUBLISHED.labels(topic=row.topic).inc()
+            await session.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
+            return len(rows)
+
+    async def run(self) -> None:
+        """Publish until cancelled. Broker or database trouble is logged and retried."""
+        backoff = self._idle_interval
+        while True:
+            try:
+                published = await self.publish_pending()
+                backoff = self._idle_interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure is retried; rows stay queued
+                log.warning("outbox.publish_failed", error=str(exc), retry_in=backoff)
+                if self._stopping:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if published:
+                continue
+            if self._stopping:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_interval)
+            except TimeoutError:
+                pass

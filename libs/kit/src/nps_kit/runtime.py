@@ -1,0 +1,98 @@
+"""Wiring shared by every service's composition root: the database engine, the publisher,
+the outbox relay and the consumers, started and stopped with the HTTP app."""
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from nps_kit.db import SessionFactory, create_engine, ping, session_factory
+from nps_kit.logging import get_logger
+from nps_kit.messaging import BatchHandler, ConsumerRunner, Publisher
+from nps_kit.outbox import OutboxRelay
+from nps_kit.service import Runtime
+from nps_kit.settings import DatabaseSettings, KafkaSettings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Infrastructure:
+    """What one service process connects to. Built by `bootstrap.py`, used by tests too."""
+
+    name: str
+    kafka: KafkaSettings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    publisher: Publisher
+    runtime: Runtime = field(default_factory=Runtime)
+    relay: OutboxRelay | None = None
+    consumers: list[ConsumerRunner] = field(default_factory=list)
+
+    @classmethod
+    def connect(
+        cls, name: str, *, kafka: KafkaSettings, database: DatabaseSettings
+    ) -> "Infrastructure":
+        engine = create_engine(database, application_name=f"npsloop-{name}")
+        return cls(
+            name=name,
+            kafka=kafka,
+            engine=engine,
+            sessions=session_factory(engine),
+            publisher=Publisher(kafka, client_id=name),
+        )
+
+    def with_outbox(self, table: Table) -> OutboxRelay:
+        self.relay = OutboxRelay(
+            sessions=self.sessions, table=table, send_many=self.publisher.send_many
+        )
+        return self.relay
+
+    def add_consumer(
+        self, *, group_id: str, topics: Sequence[str], handler: BatchHandler
+    ) -> ConsumerRunner:
+        runner = ConsumerRunner(
+            settings=self.kafka,
+            group_id=group_id,
+            topics=topics,
+            handler=handler,
+            publisher=self.publisher,
+        )
+        self.consumers.append(runner)
+        return runner
+
+    async def check_database(self) -> None:
+        await ping(self.engine)
+
+    async def check_consumers(self) -> None:
+        waiting = [c for c in self.consumers if not c.ready.is_set()]
+        if waiting:
+            raise RuntimeError(f"{len(waiting)} consumer(s) have not joined their group yet")
+
+    async def start(self) -> None:
+        await self.publisher.start()
+        if self.relay is not None:
+            self.runtime.spawn("outbox-relay", self.relay.run(), stop=self.relay.stop)
+        for index, consumer in enumerate(self.consumers):
+            self.runtime.spawn(f"consumer-{index}", consumer.run(), stop=consumer.stop)
+
+    async def stop(self) -> None:
+        await self.runtime.stop()
+        await self.publisher.stop()
+        await self.engine.dispose()
+
+    def lifespan(self) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            log.info("service.started", service=self.name)
+            try:
+                yield
+            finally:
+                log.info("service.stopping", service=self.name)
+                await self.stop()
+
+        return lifespan

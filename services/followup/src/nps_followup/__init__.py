@@ -1,0 +1,1 @@
+"""npsloop followup: opens follow-up cases, plans actions and tracks them to closure."""

@@ -1,0 +1,1 @@
+"""npsloop ingest: receives survey responses and publishes `ResponseReceived` events."""

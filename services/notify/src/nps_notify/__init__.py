@@ -1,0 +1,1 @@
+"""npsloop notify: dispatches email, SMS and ticket actions and reports their outcomes."""

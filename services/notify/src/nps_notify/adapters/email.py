@@ -1,0 +1,120 @@
+"""Email over SMTP (aiosmtplib), rendered from Jinja2 templates."""
+
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr
+
+import aiosmtplib
+from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from nps_events import SendEmail
+from nps_notify.config import SmtpSettings
+from nps_notify.domain.dispatch import DispatchState, Outcome
+
+
+class PermanentFailure(Exception):  # noqa: N818 - an outcome, named for what it is
+    """The message can never be sent as it is (unknown template, address refused, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class TemplateRenderer:
+    """Renders `templates/<name>/{subject.txt,body.txt,body.html}.j2`. HTML is autoescaped, so
+    a customer's comment full of markup or script stays inert."""
+
+    def __init__(self) -> None:
+        self._env = Environment(
+            loader=PackageLoader("nps_notify", "templates"),
+            autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+            undefined=StrictUndefined,
+            trim_blocks=False,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, action: SendEmail) -> RenderedEmail:
+        context = {"name": action.customer.name, "score": action.score, "comment": action.comment}
+        try:
+            return RenderedEmail(
+                subject=self._env.get_template(f"{action.template}/subject.txt.j2")
+                .render(context)
+                .strip(),
+                text=self._env.get_template(f"{action.template}/body.txt.j2").render(context),
+                html=self._env.get_template(f"{action.template}/body.html.j2").render(context),
+            )
+        except TemplateNotFound as exc:
+            raise PermanentFailure(f"no email template {action.template!r}") from exc
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return 400 <= exc.code < 500
+    return isinstance(
+        exc,
+        aiosmtplib.SMTPConnectError
+        | aiosmtplib.SMTPServerDisconnected
+        | aiosmtplib.SMTPTimeoutError
+        | OSError,
+    )
+
+
+class SmtpEmailChannel:
+    """Sends one email per action. The Message-ID is derived from the action id, so the
+    recipient's mail system can recognise a copy should one ever be sent twice."""
+
+    name = "email"
+
+    def __init__(
+        self, settings: SmtpSettings, *, renderer: TemplateRenderer, attempts: int
+    ) -> None:
+        self._settings = settings
+        self._renderer = renderer
+        self._attempts = attempts
+
+    def message_for(self, action: SendEmail) -> EmailMessage:
+        if action.customer.email is None:
+            raise PermanentFailure("the customer has no email address")
+        rendered = self._renderer.render(action)
+        message = EmailMessage()
+        message["From"] = self._settings.from_address
+        message["To"] = formataddr((action.customer.name or "", action.customer.email))
+        message["Subject"] = rendered.subject
+        message["Message-ID"] = f"<{action.action_id}@{self._settings.message_id_domain}>"
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        return message
+
+    async def send(self, action: SendEmail) -> Outcome:
+        try:
+            message = self.message_for(action)
+        except PermanentFailure as exc:
+            return Outcome(DispatchState.FAILED, reason=str(exc))
+        s = self._settings
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_transient),
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential_jitter(initial=0.2, max=5),
+                reraise=True,
+            ):
+                with attempt:
+                    await aiosmtplib.send(
+                        message,
+                        hostname=s.host,
+                        port=s.port,
+                        username=s.username,
+                        password=s.password.get_secret_value() if s.password else None,
+                        use_tls=s.security == "tls",
+                        start_tls=True if s.security == "starttls" else False,
+                        timeout=s.timeout_seconds,
+                        tls_context=ssl.create_default_context() if s.security != "none" else None,
+                    )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return Outcome(DispatchState.FAILED, reason=f"SMTP: {exc}")
+        return Outcome(DispatchState.SENT, provider_message_id=str(message["Message-ID"]))

@@ -1,0 +1,37 @@
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nps_kit.settings import DatabaseSettings, KafkaSettings, LogSettings
+
+
+class SmtpSettings(BaseSettings):
+    """`SMTP_*` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SMTP_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1025, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    #: "none" for a local sink, "starttls" (port 587) or "tls" (port 465) for a real relay.
+    security: str = Field(default="none", pattern="^(none|starttls|tls)$")
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    from_address: str = "npsloop <noreply@npsloop.localhost>"
+    message_id_domain: str = "npsloop.localhost"
+
+
+class NotifySettings(BaseSettings):
+    """`NOTIFY_*` in the environment, plus the shared `KAFKA_*`, `DATABASE_*`, `SMTP_*`, `LOG_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="NOTIFY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8004, ge=1, le=65535)
+    consumer_group: str = "npsloop-notify"
+    #: How many messages one process hands to providers at once.
+    send_concurrency: int = Field(default=8, ge=1, le=100)
+    send_attempts: int = Field(default=3, ge=1, le=10)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    log: LogSettings = Field(default_factory=LogSettings)

@@ -1,0 +1,89 @@
+"""Notify's use case: dispatch actions at most once each, and report every outcome."""
+
+import asyncio
+import uuid
+from typing import Protocol
+
+from nps_events import ActionResultReported, ActionStatus, Channel, Event, SendEmail
+from nps_kit.clock import Clock
+from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.logging import get_logger
+from nps_notify.adapters.repository import NotifyRepository
+from nps_notify.domain.dispatch import Decision, DispatchState, Outcome, decide
+
+log = get_logger(__name__)
+
+INTERRUPTED = (
+    "an earlier attempt was interrupted after the message was handed to the provider; "
+    "it is not sent again (never twice): check whether the customer received it"
+)
+
+
+class EmailChannel(Protocol):
+    name: str
+
+    async def send(self, action: SendEmail) -> Outcome:
+        """Hand one message to the provider; never raises for a provider failure."""
+        ...
+
+
+async def dispatch_emails(
+    actions: list[SendEmail],
+    *,
+    sessions: SessionFactory,
+    channel: EmailChannel,
+    clock: Clock,
+    concurrency: int,
+) -> dict[uuid.UUID, Outcome]:
+    """Send each action not sent before; record and report each outcome.
+
+    The ledger row is committed as `sending` before the provider call and updated with the
+    outcome after it, together with the outbox row of the result.
+    """
+    unique = list({a.action_id: a for a in actions}.values())
+    async with unit_of_work(sessions) as session:
+        previous = await NotifyRepository(session).begin_dispatches(
+            unique, channel=channel.name, now=clock.now()
+        )
+    outcomes: dict[uuid.UUID, Outcome] = {}
+    to_send: list[SendEmail] = []
+    for action in unique:
+        decision = decide(previous.get(action.action_id))
+        if decision is Decision.SEND:
+            to_send.append(action)
+        elif decision is Decision.REPORT_UNKNOWN:
+            log.warning("dispatch.interrupted_earlier", action_id=str(action.action_id))
+            outcomes[action.action_id] = Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)
+
+    gate = asyncio.Semaphore(concurrency)
+
+    async def send(action: SendEmail) -> None:
+        async with gate:
+            outcomes[action.action_id] = await channel.send(action)
+
+    await asyncio.gather(*(send(a) for a in to_send))
+    if not outcomes:
+        return outcomes
+    now = clock.now()
+    by_id = {a.action_id: a for a in unique}
+    results: list[Event] = []
+    async with unit_of_work(sessions) as session:
+        repo = NotifyRepository(session)
+        for action_id, outcome in outcomes.items():
+            await repo.finish_dispatch(action_id, outcome, now=now)
+            action = by_id[action_id]
+            results.append(
+                ActionResultReported(
+                    action_id=action_id,
+                    case_id=action.case_id,
+                    customer_id=action.customer.id,
+                    channel=Channel.EMAIL,
+                    status=ActionStatus(outcome.state.value),
+                    provider_message_id=outcome.provider_message_id,
+                    reason=outcome.reason,
+                    occurred_at=now,
+                )
+            )
+            log.info("dispatch.finished", action_id=str(action_id), state=outcome.state.value)
+        await repo.publish_later(results, now=now)
+    return outcomes

@@ -1,0 +1,1 @@
+"""npsloop scoring: segments responses, tracks NPS and publishes `ResponseScored` events."""

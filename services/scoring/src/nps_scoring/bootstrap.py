@@ -1,0 +1,40 @@
+"""Scoring's composition root, used by production and by tests."""
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from nps_events import Topic
+from nps_kit.clock import Clock, SystemClock
+from nps_kit.http import create_app
+from nps_kit.runtime import Infrastructure
+from nps_scoring.adapters import tables
+from nps_scoring.config import ScoringSettings
+from nps_scoring.entrypoints import api
+from nps_scoring.entrypoints.consumer import responses_handler
+
+
+@dataclass
+class Scoring:
+    app: FastAPI
+    infra: Infrastructure
+
+
+def build(settings: ScoringSettings, *, clock: Clock | None = None) -> Scoring:
+    clock = clock or SystemClock()
+    infra = Infrastructure.connect("scoring", kafka=settings.kafka, database=settings.database)
+    relay = infra.with_outbox(tables.outbox)
+    infra.add_consumer(
+        group_id=settings.consumer_group,
+        topics=[Topic.RESPONSES.value],
+        handler=responses_handler(sessions=infra.sessions, relay=relay, clock=clock),
+    )
+    app = create_app(
+        title="npsloop scoring",
+        description="Segments NPS responses and keeps NPS figures.",
+        version="0.1.0",
+        readiness={"database": infra.check_database, "consumer": infra.check_consumers},
+        lifespan=infra.lifespan(),
+    )
+    app.include_router(api.router(sessions=infra.sessions))
+    return Scoring(app=app, infra=infra)
