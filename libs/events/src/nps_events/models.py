@@ -104,7 +104,7 @@ class ResponseReceived(Event):
     topic: ClassVar[Topic] = Topic.RESPONSES
 
     response_id: uuid.UUID = Field(
-        description="npsloop's id of the response, derived from `source` and `provider_response_id`."
+        description="npsloop's id of the response, from `source` and `provider_response_id`."
     )
     source: str = Field(
         min_length=1, max_length=100, description="The upstream source it came from."

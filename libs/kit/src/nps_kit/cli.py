@@ -2,13 +2,14 @@
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 
 def main(
     *,
     service: str,
-    serve: Callable[[], Awaitable[int]],
+    serve: Callable[[], Coroutine[Any, Any, int]],
     migrate: Callable[[], None],
 ) -> None:
     parser = argparse.ArgumentParser(prog=f"nps-{service}", description=f"npsloop {service}")

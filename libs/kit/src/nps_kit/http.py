@@ -3,7 +3,7 @@
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -75,8 +75,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
+    errors = cast(RequestValidationError, exc).errors()
     if any(err.get("type") == "json_invalid" for err in errors):
         message = next(
             err.get("ctx", {}).get("error", "")
@@ -97,12 +96,11 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Problem)
-    return problem_response(exc, instance=request.url.path)
+    return problem_response(cast(Problem, exc), instance=request.url.path)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    exc = cast(StarletteHTTPException, exc)
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
     return problem_response(
         Problem(exc.status_code, title, str(exc.detail), headers=exc.headers),
@@ -175,7 +173,7 @@ def create_app(
             try:
                 await check()
                 checks[name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            except Exception as exc:
                 checks[name] = f"failing: {exc}"
         if all(v == "ok" for v in checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})

@@ -8,6 +8,7 @@ Anything else is a bug and crashes the consumer loudly.
 """
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -123,15 +124,13 @@ async def ensure_topics(settings: KafkaSettings, topics: Sequence[str], *, parti
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(name=t, num_partitions=partitions, replication_factor=1)
                         for t in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 

@@ -28,7 +28,8 @@ def upgrade(package: str, database_url: str, revision: str = "head") -> None:
 def run_env(metadata: MetaData) -> None:
     """The body of a service's `env.py`."""
     schema = metadata.schema
-    assert schema, "each service keeps its tables in its own schema"
+    if not schema:
+        raise ValueError("each service keeps its tables in its own schema: set MetaData(schema=…)")
     url: str = context.config.attributes["database_url"]
 
     def configure(connection: Connection | None = None) -> None:

@@ -8,6 +8,7 @@ rows publishes them again; consumers de-duplicate on the event id.
 """
 
 import asyncio
+import contextlib
 import json
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -148,7 +149,7 @@ class OutboxRelay:
                 backoff = self._idle_interval
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any failure is retried; rows stay queued
+            except Exception as exc:
                 log.warning("outbox.publish_failed", error=str(exc), retry_in=backoff)
                 if self._stopping:
                     return
@@ -160,7 +161,5 @@ class OutboxRelay:
             if self._stopping:
                 return
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._idle_interval)
-            except TimeoutError:
-                pass

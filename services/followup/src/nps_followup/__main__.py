@@ -1,11 +1,11 @@
 """`nps-followup serve|migrate`."""
 
+from nps_followup.bootstrap import build
+from nps_followup.config import FollowupSettings
 from nps_kit import cli
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
 from nps_kit.service import serve
-from nps_followup.bootstrap import build
-from nps_followup.config import FollowupSettings
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def build(settings: IngestSettings, *, clock: Clock | None = None) -> Ingest:
 
     app = create_app(
         title="npsloop ingest",
-        description="Receives NPS survey responses and publishes them as `ResponseReceived` events.",
+        description="Receives NPS survey responses; publishes them as `ResponseReceived` events.",
         version="0.1.0",
         readiness={"broker": broker_answers},
         lifespan=lifespan,

@@ -26,14 +26,14 @@ async def receive_response(
     source: str,
     publisher: EventPublisher,
     clock: Clock,
-    timeout: float,
+    ack_timeout: float,
 ) -> ResponseReceived:
     """Publish the response; return its event once the broker has acknowledged it."""
     now = clock.now()
     event = normalise(response, source=source, now=now)
     try:
         await asyncio.wait_for(
-            publisher.publish(event, source=f"/ingest/sources/{source}", now=now), timeout
+            publisher.publish(event, source=f"/ingest/sources/{source}", now=now), ack_timeout
         )
     except (TimeoutError, PublishError) as exc:
         raise BrokerUnavailableError(str(exc) or "timed out waiting for the broker") from exc

@@ -43,7 +43,7 @@ class DevStackSettings(BaseSettings):
     followup_port: int = 8003
     notify_port: int = 8004
     partitions: int = Field(default=3, ge=1)
-    ingest_token: str = "dev-token"
+    ingest_token: str = "dev-token"  # noqa: S105 - the documented local-only token
 
 
 def _say(message: str) -> None:
@@ -118,9 +118,10 @@ class DevStack:
             f"  {svc.name:<9} {svc.url}   (docs: {svc.url}/docs, log: {svc.log_path})"
             for svc in self.services
         ]
-        lines.append(
-            f"  broker    {self.broker.bootstrap_servers if self.broker else os.environ['KAFKA_BOOTSTRAP_SERVERS']}"
+        broker = (
+            self.broker.bootstrap_servers if self.broker else os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         )
+        lines.append(f"  broker    {broker}")
         lines.append(f"  database  {self.postgres.url if self.postgres else '(DATABASE_URL)'}")
         if self.mail:
             lines.append(f"  smtp sink 127.0.0.1:{s.smtp_port} -> {self.mail.directory}/*.eml")
@@ -128,7 +129,8 @@ class DevStack:
             "",
             "Try it:",
             f"  curl -X POST http://127.0.0.1:{s.ingest_port}/v1/responses \\",
-            f"    -H 'Authorization: Bearer {s.ingest_token}' -H 'Content-Type: application/json' \\",
+            f"    -H 'Authorization: Bearer {s.ingest_token}' \\",
+            "    -H 'Content-Type: application/json' \\",
             '    -d \'{"response_id":"r-1","survey_id":"s-1","score":3,"comment":"Too slow",'
             '"responded_at":"2026-11-24T10:00:00Z","customer":{"id":"c-1","email":"ada@example.com"}}\'',
             f"  curl 'http://127.0.0.1:{s.followup_port}/v1/cases?customer_id=c-1'",
@@ -163,7 +165,7 @@ def _run(settings: DevStackSettings, *, ready_file: Path | None = None) -> int:
                     _say(f"{service.name} exited; restarting it (log: {service.log_path})")
                     service.stop()
                     service.start()
-    except Exception as exc:  # noqa: BLE001 - report and clean up whatever started
+    except Exception as exc:
         _say(f"npsloop failed to start: {exc}")
         return 1
     finally:

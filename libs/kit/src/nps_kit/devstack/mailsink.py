@@ -20,7 +20,10 @@ class _WriteEml:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         content = envelope.original_content or envelope.content
-        assert isinstance(content, bytes)
+        if isinstance(content, str):
+            content = content.encode()
+        if content is None:
+            return "554 Transaction failed: no message data"
         with self._lock:
             name = f"{time.time_ns()}-{next(self._counter):06d}.eml"
         path = self.directory / name

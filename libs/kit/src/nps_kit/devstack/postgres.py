@@ -143,7 +143,7 @@ class EmbeddedPostgres:
             "postgres",
         ]
         exists = subprocess.run(  # noqa: S603
-            [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
+            [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],  # noqa: S608
             check=True,
             capture_output=True,
             text=True,

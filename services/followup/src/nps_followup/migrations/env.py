@@ -1,4 +1,4 @@
-from nps_kit.migrations import run_env
 from nps_followup.adapters.tables import metadata
+from nps_kit.migrations import run_env
 
 run_env(metadata)

@@ -111,7 +111,7 @@ def router(
                 source=source,
                 publisher=publisher,
                 clock=clock,
-                timeout=publish_timeout,
+                ack_timeout=publish_timeout,
             )
         except BrokerUnavailableError as exc:
             raise Problem(

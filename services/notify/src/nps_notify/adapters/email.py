@@ -111,7 +111,7 @@ class SmtpEmailChannel:
                         username=s.username,
                         password=s.password.get_secret_value() if s.password else None,
                         use_tls=s.security == "tls",
-                        start_tls=True if s.security == "starttls" else False,
+                        start_tls=s.security == "starttls",
                         timeout=s.timeout_seconds,
                         tls_context=ssl.create_default_context() if s.security != "none" else None,
                     )
