@@ -1,0 +1,102 @@
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from nps_events import Customer, EnvelopeError, ResponseReceived, decode, encode
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+def _response(**overrides: object) -> ResponseReceived:
+    fields: dict[str, object] = {
+        "response_id": ResponseReceived.derive_response_id("shop", "r-1"),
+        "source": "shop",
+        "provider_response_id": "r-1",
+        "survey_id": "s-1",
+        "customer": Customer(id="c-1", email="ada@example.com"),
+        "score": 3,
+        "comment": "slow",
+        "responded_at": NOW,
+        "received_at": NOW,
+    }
+    fields.update(overrides)
+    return ResponseReceived.model_validate(fields)
+
+
+def test_event_travels_as_cloudevents_binary_mode_and_back() -> None:
+    event = _response()
+    message = encode(event, source="/ingest/sources/shop", time=NOW)
+    headers = dict(message.headers)
+    assert headers["ce_specversion"] == b"1.0"
+    assert headers["ce_type"] == b"io.npsloop.response.received.v1"
+    assert headers["ce_id"] == str(event.response_id).encode()
+    assert headers["ce_source"] == b"/ingest/sources/shop"
+    assert headers["ce_subject"] == f"responses/{event.response_id}".encode()
+    assert headers["content-type"] == b"application/json"
+    assert message.key == b"c-1"
+    decoded = decode(message.headers, message.value)
+    assert decoded.data == event
+    assert decoded.time == NOW
+
+
+def test_response_id_depends_only_on_source_and_provider_id() -> None:
+    first = ResponseReceived.derive_response_id("shop", "r-1")
+    assert first == ResponseReceived.derive_response_id("shop", "r-1")
+    assert first != ResponseReceived.derive_response_id("other-shop", "r-1")
+    assert first != ResponseReceived.derive_response_id("shop", "r-2")
+    assert first.version == 5
+
+
+def _headers_without(name: str) -> list[tuple[str, bytes]]:
+    message = encode(_response(), source="/x", time=NOW)
+    return [(k, v) for k, v in message.headers if k != name]
+
+
+@pytest.mark.parametrize(
+    ("headers", "value", "reason"),
+    [
+        (_headers_without("ce_type"), b"{}", "missing CloudEvents header(s): ce_type"),
+        (_headers_without("ce_id"), b"{}", "missing CloudEvents header(s): ce_id"),
+        ([], b"{}", "missing CloudEvents header(s): ce_specversion, ce_id"),
+        (
+            [(k, b"io.example.other" if k == "ce_type" else v) for k, v in _headers_without("x")],
+            b"{}",
+            "unknown ce_type 'io.example.other'",
+        ),
+        (_headers_without("x"), b"not json", "invalid io.npsloop.response.received.v1 data"),
+        (_headers_without("x"), None, "no value"),
+        (
+            [(k, b"2.0" if k == "ce_specversion" else v) for k, v in _headers_without("x")],
+            b"{}",
+            "unsupported ce_specversion '2.0'",
+        ),
+    ],
+)
+def test_undecodable_message_says_what_is_wrong(
+    headers: list[tuple[str, bytes]], value: bytes | None, reason: str
+) -> None:
+    with pytest.raises(EnvelopeError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        decode(headers, value)
+
+
+def test_data_that_breaks_the_model_names_the_field() -> None:
+    message = encode(_response(), source="/x", time=NOW)
+    bad = message.value.replace(b'"score":3', b'"score":11')
+    with pytest.raises(EnvelopeError, match="score: Input should be less than or equal to 10"):
+        decode(message.headers, bad)
+
+
+def test_consumers_ignore_fields_added_later() -> None:
+    message = encode(_response(), source="/x", time=NOW)
+    extended = message.value.replace(b'{"response_id"', b'{"added_in_v1_1":true,"response_id"')
+    assert decode(message.headers, extended).data == _response()
+
+
+def test_naive_timestamps_are_refused() -> None:
+    with pytest.raises(ValueError, match="time zone offset"):
+        _response(responded_at=datetime(2026, 11, 24, 10, 0))  # noqa: DTZ001
+
+
+def test_event_ids_are_uuids_even_for_derived_events() -> None:
+    assert isinstance(_response().event_id(), uuid.UUID)
