@@ -269,7 +269,7 @@ class ConsumerRunner:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT_ERRORS),
             stop=stop_after_attempt(self._retry_attempts),
-            wait=wait_exponential_jitter(initial=0.1, max=self._retry_max_wait),
+            wait=wait_exponential_jitter(multiplier=0.1, max=self._retry_max_wait, jitter=0.1),
             reraise=True,
         ):
             with attempt:

@@ -65,7 +65,8 @@ class EmbeddedPostgres:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def _run_kwargs(self) -> dict[str, Any]:
-        return {"user": self._user} if self._user else {}
+        # Drop root's groups too: with them, directories of group root would stay closed.
+        return {"user": self._user, "group": self._user, "extra_groups": []} if self._user else {}
 
     def _prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,7 @@ class EmbeddedPostgres:
             shutil.chown(self.data_dir, self._user, self._user)
             self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
-            subprocess.run(  # noqa: S603 - the wheel's own binary
+            result = subprocess.run(  # noqa: S603 - the wheel's own binary
                 [
                     str(POSTGRES_BIN_PATH / "initdb"),
                     "-D",
@@ -86,10 +87,13 @@ class EmbeddedPostgres:
                     "-U",
                     "postgres",
                 ],
-                check=True,
+                check=False,
                 capture_output=True,
+                text=True,
                 **self._run_kwargs(),
             )
+            if result.returncode != 0:
+                raise RuntimeError(f"initdb failed for {self.data_dir}:\n{result.stderr}")
 
     def start(self) -> None:
         if port_open(self.port):

@@ -100,7 +100,7 @@ class SmtpEmailChannel:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_transient),
                 stop=stop_after_attempt(self._attempts),
-                wait=wait_exponential_jitter(initial=0.2, max=5),
+                wait=wait_exponential_jitter(multiplier=0.2, max=5, jitter=0.2),
                 reraise=True,
             ):
                 with attempt:
