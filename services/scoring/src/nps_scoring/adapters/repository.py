@@ -53,4 +53,4 @@ class ScoringRepository:
         )
         if survey_id is not None:
             query = query.where(tables.responses.c.survey_id == survey_id)
-        return Counter(dict((await self.session.execute(query)).tuples()))
+        return Counter(dict((await self.session.execute(query)).tuples().all()))

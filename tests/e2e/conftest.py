@@ -1,0 +1,57 @@
+"""The four services as real processes on the shared test infrastructure."""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from nps_kit.devstack import free_port
+from nps_kit.devstack.services import SERVICES, ServiceProcess
+from tests.support.infra import Infra
+
+TOKEN = "e2e-token"
+
+
+@dataclass
+class System:
+    services: dict[str, ServiceProcess]
+    infra: Infra
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def restart(self, name: str) -> None:
+        service = self.services[name]
+        service.stop()
+        service.start()
+        service.wait_ready(timeout=90)
+
+
+@pytest.fixture(scope="session")
+def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    logs: Path = tmp_path_factory.mktemp("logs")
+    common = {
+        **infra.env(),
+        "INGEST_API_TOKENS": json.dumps({"e2e": TOKEN}),
+        "LOG_FORMAT": "json",
+    }
+    services = {}
+    for name in SERVICES:
+        port = free_port()
+        services[name] = ServiceProcess(
+            name=name,
+            port=port,
+            env={**common, f"{name.upper()}_PORT": str(port)},
+            log_path=logs / f"{name}.log",
+        )
+    try:
+        for service in services.values():
+            service.start()
+        for service in services.values():
+            service.wait_ready(timeout=90)
+        yield System(services=services, infra=infra)
+    finally:
+        for service in services.values():
+            service.stop()

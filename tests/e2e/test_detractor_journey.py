@@ -1,0 +1,151 @@
+"""A detractor's response travels ingest → scoring → followup → notify, through public
+interfaces only: HTTP in, the SMTP sink and the followup API out."""
+
+import asyncio
+import uuid
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import TOKEN, System
+from tests.support.polling import eventually
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def a_response(
+    customer_id: str, *, score: int = 2, response_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "response_id": response_id or f"r-{uuid.uuid4()}",
+        "survey_id": "e2e",
+        "customer": {"id": customer_id, "email": f"{customer_id}@example.com", "name": "Grace"},
+        "score": score,
+        "comment": "It broke <b>twice</b>",
+        "responded_at": "2026-11-24T10:00:00Z",
+    }
+
+
+def emails_to(system: System, customer_id: str) -> list[EmailMessage]:
+    return [m for m in system.infra.mail.messages() if f"{customer_id}@example.com" in str(m["To"])]
+
+
+async def cases_of(
+    client: httpx.AsyncClient, system: System, customer_id: str
+) -> list[dict[str, Any]]:
+    answer = await client.get(
+        f"{system.url('followup')}/v1/cases", params={"customer_id": customer_id}
+    )
+    answer.raise_for_status()
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+async def post(client: httpx.AsyncClient, system: System, body: dict[str, Any]) -> httpx.Response:
+    return await client.post(f"{system.url('ingest')}/v1/responses", json=body, headers=AUTH)
+
+
+async def test_detractor_gets_an_email_and_a_case(system: System) -> None:
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await post(client, system, a_response(customer))
+        assert answer.status_code == 202, answer.text
+
+        mails = await eventually(
+            lambda: asyncio.sleep(0, emails_to(system, customer)),
+            until=bool,
+            what="the apology email",
+        )
+        [case] = await eventually(
+            lambda: cases_of(client, system, customer),
+            until=lambda cases: bool(cases) and cases[0]["actions"][0]["state"] == "sent",
+            what="the case with its email marked sent",
+        )
+    [mail] = mails
+    assert case["segment"] == "detractor"
+    assert case["status"] == "open"
+    assert case["response_id"] == answer.json()["response_id"]
+    assert case["customer"]["email"] == f"{customer}@example.com"
+    [action] = case["actions"]
+    assert action["template"] == "detractor_apology"
+    assert action["provider_message_id"] == mail["Message-ID"]
+    html = mail.get_body(preferencelist=("html",))
+    assert html is not None
+    assert "It broke &lt;b&gt;twice&lt;/b&gt;" in html.get_content()
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        one = await client.get(f"{system.url('followup')}/v1/cases/{case['case_id']}")
+        assert one.status_code == 200
+        assert one.json() == case
+        nps = (
+            await client.get(f"{system.url('scoring')}/v1/nps", params={"survey_id": "e2e"})
+        ).json()
+        assert nps["detractors"] >= 1
+
+
+async def test_posting_the_same_response_twice_yields_one_case_and_one_email(
+    system: System,
+) -> None:
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    first = a_response(customer)
+    async with httpx.AsyncClient(timeout=10) as client:
+        answers = [await post(client, system, first) for _ in range(2)]
+        assert [a.status_code for a in answers] == [202, 202]
+        assert answers[0].json() == answers[1].json()
+        # A later response of the same customer travels the same partitions behind the
+        # duplicate: once its email is out, the duplicate has been through every service.
+        barrier = await post(client, system, a_response(customer))
+        await eventually(
+            lambda: cases_of(client, system, customer),
+            until=lambda cases: (
+                len(cases) >= 2 and all(c["actions"][0]["state"] == "sent" for c in cases)
+            ),
+            what="both cases with their emails sent",
+        )
+        cases = await cases_of(client, system, customer)
+    assert sorted(c["response_id"] for c in cases) == sorted(
+        [answers[0].json()["response_id"], barrier.json()["response_id"]]
+    )
+    assert len(emails_to(system, customer)) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "title"),
+    [
+        (
+            b'{"response_id": "r-1", ',
+            {**AUTH, "Content-Type": "application/json"},
+            400,
+            "Malformed JSON",
+        ),
+        (None, AUTH, 422, "Invalid request"),
+        (None, {"Authorization": "Bearer wrong"}, 401, "Unauthorized"),
+    ],
+    ids=["malformed", "score-11", "wrong-token"],
+)
+async def test_bad_input_gets_a_problem_and_reaches_no_one(
+    system: System, body: bytes | None, headers: dict[str, str], status: int, title: str
+) -> None:
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        if body is None:
+            payload = a_response(customer, score=11 if status == 422 else 2)
+            answer = await client.post(
+                f"{system.url('ingest')}/v1/responses", json=payload, headers=headers
+            )
+        else:
+            answer = await client.post(
+                f"{system.url('ingest')}/v1/responses", content=body, headers=headers
+            )
+        assert answer.status_code == status
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["title"] == title
+        # The same customer's next (good) response overtakes nothing: when its case exists,
+        # a bad one would have been processed too had it reached the broker.
+        assert (await post(client, system, a_response(customer))).status_code == 202
+        cases = await eventually(
+            lambda: cases_of(client, system, customer), until=bool, what="the good case"
+        )
+    assert len(cases) == 1
