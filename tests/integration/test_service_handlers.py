@@ -1,0 +1,205 @@
+"""Each service's use cases against the real database (and the real SMTP sink for notify):
+idempotent on event ids, never dispatching an action twice."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from nps_events import (
+    ActionResultReported,
+    ActionStatus,
+    Channel,
+    Customer,
+    ResponseScored,
+    Segment,
+    SendEmail,
+)
+from nps_followup.adapters import tables as followup_tables
+from nps_followup.adapters.repository import FollowupRepository
+from nps_followup.domain.cases import FollowupPolicy
+from nps_followup.handlers import open_cases, record_action_results
+from nps_kit.clock import FrozenClock
+from nps_kit.db import SessionFactory, unit_of_work
+from nps_notify.adapters import tables as notify_tables
+from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
+from nps_notify.config import SmtpSettings
+from nps_notify.domain.dispatch import DispatchState
+from nps_notify.handlers import dispatch_emails
+from nps_scoring.adapters import tables as scoring_tables
+from nps_scoring.adapters.repository import ScoringRepository
+from nps_scoring.handlers import score_responses
+from tests.integration.kafka_helpers import NOW, a_response
+from tests.support.infra import Infra
+
+
+async def _count(sessions: SessionFactory, table: object, *where: object) -> int:
+    async with sessions() as session:
+        query = select(func.count()).select_from(table)  # type: ignore[arg-type]
+        for clause in where:
+            query = query.where(clause)  # type: ignore[arg-type]
+        return int(await session.scalar(query) or 0)
+
+
+async def test_scoring_processes_a_repeated_event_once(sessions: SessionFactory) -> None:
+    response = a_response(score=4)
+    async with unit_of_work(sessions) as session:
+        first = await score_responses(ScoringRepository(session), [response, response], now=NOW)
+    async with unit_of_work(sessions) as session:
+        again = await score_responses(
+            ScoringRepository(session), [response], now=NOW + timedelta(minutes=1)
+        )
+    assert [s.segment for s in first] == [Segment.DETRACTOR]
+    assert again == []
+    rid = response.response_id
+    assert (
+        await _count(
+            sessions, scoring_tables.responses, scoring_tables.responses.c.response_id == rid
+        )
+        == 1
+    )
+    assert await _count(sessions, scoring_tables.outbox) == 1
+
+
+def _scored(customer: str, score: int = 2) -> ResponseScored:
+    response = a_response(customer_id=customer, score=score)
+    return ResponseScored(
+        response_id=response.response_id,
+        source=response.source,
+        survey_id=response.survey_id,
+        customer=response.customer,
+        score=score,
+        segment=Segment.DETRACTOR if score <= 6 else Segment.PROMOTER,
+        comment=response.comment,
+        responded_at=NOW,
+        scored_at=NOW,
+    )
+
+
+async def test_followup_opens_one_case_per_response_however_often_it_arrives(
+    sessions: SessionFactory,
+) -> None:
+    detractor, promoter = _scored("c-d"), _scored("c-p", score=10)
+    policy = FollowupPolicy()
+    for _ in range(2):
+        async with unit_of_work(sessions) as session:
+            await open_cases(
+                FollowupRepository(session),
+                [detractor, promoter, detractor],
+                now=NOW,
+                policy=policy,
+            )
+    async with sessions() as session:
+        cases = await FollowupRepository(session).list_cases(
+            customer_id=None, status=None, limit=10, offset=0
+        )
+    [case] = [c for c in cases if c.response_id == detractor.response_id]
+    assert case.due_at == NOW + timedelta(days=2)
+    assert [a.state.value for a in case.actions] == ["planned"]
+    assert not [c for c in cases if c.customer_id == "c-p"]
+    # One CaseOpened and one SendEmail queued, not two of each.
+    assert await _count(sessions, followup_tables.outbox) == 2
+
+
+async def test_followup_records_results_and_reports_unknown_actions(
+    sessions: SessionFactory,
+) -> None:
+    scored = _scored("c-r")
+    async with unit_of_work(sessions) as session:
+        [case] = await open_cases(
+            FollowupRepository(session), [scored], now=NOW, policy=FollowupPolicy()
+        )
+    action = case.actions[0]
+
+    def result(action_id: uuid.UUID) -> ActionResultReported:
+        return ActionResultReported(
+            action_id=action_id,
+            case_id=case.case_id,
+            customer_id="c-r",
+            channel=Channel.EMAIL,
+            status=ActionStatus.SENT,
+            provider_message_id="<m@x>",
+            occurred_at=NOW,
+        )
+
+    stray = result(uuid.uuid4())
+    async with unit_of_work(sessions) as session:
+        unknown = await record_action_results(
+            FollowupRepository(session), [result(action.action_id), stray], now=NOW
+        )
+    assert unknown == [stray.event_id()]
+    async with sessions() as session:
+        found = await FollowupRepository(session).get_case(case.case_id)
+    assert found is not None
+    assert [(a.state.value, a.provider_message_id) for a in found.actions] == [("sent", "<m@x>")]
+
+
+def _send_email(customer: str) -> SendEmail:
+    return SendEmail(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id=customer, email=f"{customer}@example.com", name="Lin"),
+        template="detractor_apology",
+        score=1,
+        comment="never again",
+        requested_at=datetime(2026, 11, 24, tzinfo=UTC),
+    )
+
+
+def _mails_to(infra: Infra, customer: str) -> int:
+    return sum(1 for m in infra.mail.messages() if f"{customer}@example.com" in str(m["To"]))
+
+
+async def test_notify_never_sends_an_action_twice(sessions: SessionFactory, infra: Infra) -> None:
+    customer = f"n-{uuid.uuid4().hex[:6]}"
+    action = _send_email(customer)
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
+    )
+    clock = FrozenClock(NOW)
+    first = await dispatch_emails(
+        [action, action], sessions=sessions, channel=channel, clock=clock, concurrency=2
+    )
+    again = await dispatch_emails(
+        [action], sessions=sessions, channel=channel, clock=clock, concurrency=2
+    )
+    assert first[action.action_id].state is DispatchState.SENT
+    assert again == {}
+    assert _mails_to(infra, customer) == 1
+    assert await _count(sessions, notify_tables.outbox) >= 1
+
+
+async def test_notify_reports_an_interrupted_send_as_unknown_and_does_not_resend(
+    sessions: SessionFactory, infra: Infra
+) -> None:
+    customer = f"n-{uuid.uuid4().hex[:6]}"
+    action = _send_email(customer)
+    # The ledger says `sending`: a notify died between recording and the provider's answer.
+    async with unit_of_work(sessions) as session:
+        from nps_notify.adapters.repository import NotifyRepository  # noqa: PLC0415
+
+        await NotifyRepository(session).begin_dispatches([action], channel="email", now=NOW)
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
+    )
+    outcomes = await dispatch_emails(
+        [action], sessions=sessions, channel=channel, clock=FrozenClock(NOW), concurrency=1
+    )
+    assert outcomes[action.action_id].state is DispatchState.UNKNOWN
+    assert _mails_to(infra, customer) == 0
+
+
+async def test_notify_reports_an_unreachable_smtp_server_as_failed(
+    sessions: SessionFactory,
+) -> None:
+    action = _send_email("n-down")
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=1, timeout_seconds=1), renderer=TemplateRenderer(), attempts=1
+    )
+    outcomes = await dispatch_emails(
+        [action], sessions=sessions, channel=channel, clock=FrozenClock(NOW), concurrency=1
+    )
+    outcome = outcomes[action.action_id]
+    assert outcome.state is DispatchState.FAILED
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("SMTP: ")
