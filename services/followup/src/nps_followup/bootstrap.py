@@ -13,12 +13,17 @@ from nps_followup.entrypoints.consumer import TOPICS, followup_handler
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.http import create_app
 from nps_kit.runtime import Infrastructure
+from nps_kit.service import Runtime
 
 
 @dataclass
 class Followup:
     app: FastAPI
     infra: Infrastructure
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.infra.runtime
 
 
 def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup:

@@ -8,6 +8,7 @@ from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.http import create_app
 from nps_kit.runtime import Infrastructure
+from nps_kit.service import Runtime
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.config import NotifySettings
@@ -18,6 +19,10 @@ from nps_notify.entrypoints.consumer import actions_handler
 class Notify:
     app: FastAPI
     infra: Infrastructure
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.infra.runtime
 
 
 def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:

@@ -8,6 +8,7 @@ from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.http import create_app
 from nps_kit.runtime import Infrastructure
+from nps_kit.service import Runtime
 from nps_scoring.adapters import tables
 from nps_scoring.config import ScoringSettings
 from nps_scoring.entrypoints import api
@@ -18,6 +19,10 @@ from nps_scoring.entrypoints.consumer import responses_handler
 class Scoring:
     app: FastAPI
     infra: Infrastructure
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.infra.runtime
 
 
 def build(settings: ScoringSettings, *, clock: Clock | None = None) -> Scoring:

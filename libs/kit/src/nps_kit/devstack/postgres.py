@@ -8,11 +8,12 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import IO, Any
 
-from nps_kit.devstack.process import port_open, wait_for_port
+from nps_kit.devstack.process import port_open, stop_process, wait_for_port
 
 
 def _bin_path() -> Path:
@@ -158,15 +159,9 @@ class EmbeddedPostgres:
             )
 
     def stop(self) -> None:
-        if self._process is not None:
-            # SIGINT is PostgreSQL's "fast shutdown": roll back sessions, checkpoint, exit.
-            self._process.send_signal(2)
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        # SIGINT is PostgreSQL's "fast shutdown": roll back sessions, checkpoint, exit.
+        stop_process(self._process, sig=signal.SIGINT, timeout=20)
+        self._process = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -1,6 +1,7 @@
 """Small helpers for child processes and ports."""
 
 import socket
+import subprocess
 import time
 
 
@@ -23,3 +24,18 @@ def wait_for_port(port: int, *, timeout: float, what: str, host: str = "127.0.0.
             return
         time.sleep(0.05)
     raise TimeoutError(f"{what} did not open {host}:{port} within {timeout:.0f}s")
+
+
+def stop_process(
+    process: "subprocess.Popen[bytes] | None", *, sig: int, timeout: float
+) -> int | None:
+    """Send `sig`, wait up to `timeout` seconds, then kill. Returns the exit code."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()

@@ -11,6 +11,8 @@ from typing import IO
 
 import httpx
 
+from nps_kit.devstack.process import stop_process
+
 SERVICES = ("ingest", "scoring", "followup", "notify")
 
 
@@ -67,16 +69,8 @@ class ServiceProcess:
             self.process = None
 
     def stop(self, *, timeout: float = 30) -> int | None:
-        code = None
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                code = self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                code = self.process.wait()
-            self.process = None
+        code = stop_process(self.process, sig=signal.SIGTERM, timeout=timeout)
+        self.process = None
         if self._log is not None:
             self._log.close()
             self._log = None
