@@ -6,7 +6,9 @@ loop crashes, the whole process exits non-zero, loudly, so that the orchestrator
 """
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -63,6 +65,22 @@ class Runtime:
             await asyncio.gather(*still, return_exceptions=True)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after a graceful shutdown, so the process would report death by
+    signal; we handle the signals on the loop and exit with our own code instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
 async def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> int:
     """Serve `app` until a signal or a crashed loop; return the process exit code."""
     config = uvicorn.Config(
@@ -74,7 +92,7 @@ async def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> int:
         lifespan="on",
         timeout_graceful_shutdown=20,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     def _exit() -> None:
         server.should_exit = True
