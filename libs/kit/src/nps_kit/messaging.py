@@ -78,7 +78,6 @@ class Publisher:
             acks="all",
             enable_idempotence=settings.enable_idempotence,
             request_timeout_ms=settings.request_timeout_ms,
-            linger_ms=2,
         )
         self._started = False
 

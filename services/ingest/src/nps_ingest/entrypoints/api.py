@@ -78,7 +78,7 @@ def router(
 ) -> APIRouter:
     api = APIRouter()
 
-    def authenticated_source(authorization: Annotated[str | None, Header()] = None) -> str:
+    async def authenticated_source(authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization:
             raise _unauthorized("Send 'Authorization: Bearer <token>'.")
         scheme, _, token = authorization.partition(" ")

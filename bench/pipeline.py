@@ -1,0 +1,172 @@
+"""End-to-end throughput of the walking skeleton on this machine.
+
+Starts the embedded broker, PostgreSQL and SMTP sink and the four services as processes,
+posts N detractor responses to ingest with C concurrent senders, and measures
+- ingest: accepted requests per second and latency percentiles (202 = acknowledged by the broker);
+- the pipeline: seconds until every response has its email in the SMTP sink.
+
+    .venv/bin/python bench/pipeline.py --responses 2000 --concurrency 32
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from nps_events.topics import ALL_TOPICS
+from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
+from nps_kit.devstack.services import SERVICES, ServiceProcess, migrate
+from nps_kit.messaging import ensure_topics
+from nps_kit.settings import KafkaSettings
+
+TOKEN = "bench-token"
+
+
+async def post_all(host: str, port: int, n: int, concurrency: int, run: str) -> list[float]:
+    """POST n responses over `concurrency` keep-alive connections. A minimal HTTP/1.1 client:
+    httpx's async pool tops out near 150 req/s here and would measure itself, not ingest."""
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def sender() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while not queue.empty():
+                i = queue.get_nowait()
+                body = json.dumps(
+                    {
+                        "response_id": f"{run}-{i}",
+                        "survey_id": "bench",
+                        "customer": {"id": f"{run}-c{i}", "email": f"{run}-c{i}@example.com"},
+                        "score": i % 7,
+                        "comment": "bench",
+                        "responded_at": "2026-11-24T10:00:00Z",
+                    }
+                ).encode()
+                request = (
+                    f"POST /v1/responses HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
+                started = time.perf_counter()
+                writer.write(request)
+                status = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                if b" 202 " not in status:
+                    raise RuntimeError(f"ingest answered {status!r}")
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return latencies
+
+
+async def wait_for_stages(
+    database_url: str, mail_dir: Path, n: int, started: float
+) -> dict[str, float]:
+    """Seconds until every response is scored, has its case, and has its email in the sink."""
+    engine = create_async_engine(database_url)
+    queries = {
+        "scored": "SELECT count(*) FROM scoring.responses",
+        "cases opened": "SELECT count(*) FROM followup.cases",
+        "dispatched": "SELECT count(*) FROM notify.dispatches WHERE state = 'sent'",
+    }
+    reached: dict[str, float] = {}
+    try:
+        async with engine.connect() as conn:
+            while len(reached) < len(queries) + 1:
+                if time.perf_counter() - started > 900:
+                    raise TimeoutError(f"not done within 15 minutes: {reached}")
+                for stage, query in queries.items():
+                    if stage not in reached and (await conn.scalar(text(query))) >= n:
+                        reached[stage] = time.perf_counter() - started
+                if "emailed" not in reached and len(list(mail_dir.glob("*.eml"))) >= n:
+                    reached["emailed"] = time.perf_counter() - started
+                await conn.commit()
+                await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()
+    return reached
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--responses", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-"))
+    broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+    postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
+    mail = MailSink(directory=tmp / "mail", port=free_port())
+    services: list[ServiceProcess] = []
+    broker.start()
+    postgres.start()
+    mail.start()
+    try:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        asyncio.run(ensure_topics(kafka, ALL_TOPICS, partitions=3))
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "DATABASE_URL": postgres.url,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(mail.port),
+            "INGEST_API_TOKENS": json.dumps({"bench": TOKEN}),
+            "LOG_LEVEL": "WARNING",
+        }
+        for name in SERVICES:
+            migrate(name, env)
+        for name in SERVICES:
+            port = free_port()
+            service = ServiceProcess(
+                name=name,
+                port=port,
+                env={**env, f"{name.upper()}_PORT": str(port)},
+                log_path=tmp / f"{name}.log",
+            )
+            service.start()
+            services.append(service)
+        for service in services:
+            service.wait_ready(timeout=90)
+
+        run = uuid.uuid4().hex[:6]
+        started = time.perf_counter()
+        latencies = asyncio.run(
+            post_all("127.0.0.1", services[0].port, args.responses, args.concurrency, run)
+        )
+        posted = time.perf_counter() - started
+        # Every score is 0–6, so every response is a detractor: one case and one email each.
+        stages = asyncio.run(wait_for_stages(postgres.url, mail.directory, args.responses, started))
+        done = stages["emailed"]
+        q = statistics.quantiles(latencies, n=100)
+        print(f"responses:           {args.responses} (concurrency {args.concurrency})")
+        print(
+            f"ingest:              {args.responses / posted:,.0f} req/s accepted; "
+            f"latency p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms"
+        )
+        for stage, at in stages.items():
+            print(f"{stage + ':':<21}{at:.1f} s after the first post")
+        print(f"end to end:          {args.responses / done:,.0f} responses/s (post to email)")
+    finally:
+        for service in services:
+            service.stop()
+        mail.stop()
+        postgres.stop()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
