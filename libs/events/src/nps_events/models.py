@@ -76,6 +76,26 @@ class Customer(_Model):
         description="Phone number in E.164 form, e.g. +14155550123.",
     )
     name: str | None = Field(default=None, max_length=200, description="Display name.")
+    locale: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2}(-[A-Z]{2})?$",
+        description="Preferred language, e.g. en or pt-BR.",
+    )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+\-]+)*$",
+        description="IANA time zone, e.g. Europe/Paris: anything the customer receives respects it.",
+    )
+    attributes: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
+        Annotated[str, Field(max_length=200)],
+    ] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Attributes the source carries about the customer (plan, region, account_owner…), "
+        "for policy and figures. Not PII.",
+    )
 
 
 class Event(_Model):
