@@ -85,7 +85,7 @@ class Customer(_Model):
         default=None,
         max_length=64,
         pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+\-]+)*$",
-        description="IANA time zone, e.g. Europe/Paris: anything the customer receives respects it.",
+        description="IANA time zone, e.g. Europe/Paris; what the customer receives respects it.",
     )
     attributes: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
@@ -93,7 +93,7 @@ class Customer(_Model):
     ] = Field(
         default_factory=dict,
         max_length=20,
-        description="Attributes the source carries about the customer (plan, region, account_owner…), "
+        description="What the source says about the customer (plan, region, account_owner…), "
         "for policy and figures. Not PII.",
     )
 
