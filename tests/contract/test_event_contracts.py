@@ -30,8 +30,10 @@ from nps_events import (
     ActionStatus,
     CaseOpened,
     Channel,
+    ContactOptOut,
     Customer,
     Event,
+    OptOutScope,
     ResponseReceived,
     ResponseScored,
     Segment,
@@ -119,7 +121,13 @@ def _validator(ce_type: str) -> Draft202012Validator:
 def _customer(full: bool) -> Customer:
     if full:
         return Customer(
-            id="cus_0042", email="ada@example.com", phone="+14155550123", name="Ada Lovelace"
+            id="cus_0042",
+            email="ada@example.com",
+            phone="+14155550123",
+            name="Ada Lovelace",
+            locale="fr-CA",
+            timezone="America/Toronto",
+            attributes={"plan": "enterprise", "region": "emea"},
         )
     return Customer(id="cus_0042")
 
@@ -130,17 +138,25 @@ def _events(full: bool) -> list[Event]:
     case_id = uuid.UUID("0b5f3c1e-52a4-4d1e-9a7e-3f1f0c2b9d10")
     action_id = uuid.UUID("6f1d2e3c-4b5a-4c7d-8e9f-0a1b2c3d4e5f")
     comment = "Slow support." if full else None
+    received = ResponseReceived(
+        response_id=response_id,
+        source="acme-web",
+        provider_response_id="r-1",
+        survey_id="s-1",
+        customer=_customer(full),
+        score=3,
+        comment=comment,
+        responded_at=NOW,
+        received_at=NOW,
+    )
     return [
-        ResponseReceived(
-            response_id=response_id,
+        received,
+        ContactOptOut(
             source="acme-web",
-            provider_response_id="r-1",
-            survey_id="s-1",
-            customer=_customer(full),
-            score=3,
-            comment=comment,
-            responded_at=NOW,
-            received_at=NOW,
+            customer_id="cus_0042",
+            scope=OptOutScope.SMS if full else OptOutScope.ALL,
+            provider_event_id="u-1",
+            occurred_at=NOW,
         ),
         ResponseScored(
             response_id=response_id,
@@ -152,6 +168,8 @@ def _events(full: bool) -> list[Event]:
             comment=comment,
             responded_at=NOW,
             scored_at=NOW,
+            received_event_id=received.event_id(),
+            revision=2 if full else 1,
         ),
         CaseOpened(
             case_id=case_id,
@@ -252,6 +270,14 @@ INVALID: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ("io.npsloop.response.received.v1", "bad email", _set("customer.email", "ada@")),
     ("io.npsloop.response.received.v1", "phone not E.164", _set("customer.phone", "555-0123")),
     ("io.npsloop.response.received.v1", "response_id not a UUID", _set("response_id", "r-1")),
+    ("io.npsloop.customer.opted-out.v1", "unknown scope", _set("scope", "fax")),
+    ("io.npsloop.customer.opted-out.v1", "no customer", _drop("customer_id")),
+    (
+        "io.npsloop.response.received.v1",
+        "attribute key with spaces",
+        _set("customer.attributes", {"A B": "x"}),
+    ),
+    ("io.npsloop.response.scored.v1", "revision 0", _set("revision", 0)),
     ("io.npsloop.response.scored.v1", "score 11", _set("score", 11)),
     ("io.npsloop.response.scored.v1", "unknown segment", _set("segment", "angry")),
     ("io.npsloop.response.scored.v1", "no scored_at", _drop("scored_at")),

@@ -95,7 +95,7 @@ async def test_offsets_are_committed_only_after_the_handler_succeeds(
         lambda: committed(kafka, group, topic), until=lambda o: o == 3, what="the commit"
     )
     await _stop(runner, task)
-    assert seen == [str(e.response_id) for e in events]
+    assert seen == [str(e.event_id()) for e in events]
 
 
 async def test_a_crash_before_commit_redelivers_the_batch(
@@ -124,7 +124,7 @@ async def test_a_crash_before_commit_redelivers_the_batch(
         lambda: committed(kafka, group, topic), until=lambda o: o == 2, what="the commit"
     )
     await _stop(runner, task)
-    assert seen == [str(e.response_id) for e in events]
+    assert seen == [str(e.event_id()) for e in events]
 
 
 async def test_undecodable_message_goes_to_the_dlq_with_its_reason_and_the_rest_flows(
@@ -148,7 +148,7 @@ async def test_undecodable_message_goes_to_the_dlq_with_its_reason_and_the_rest_
     )
     await _stop(runner, task)
 
-    assert seen == [str(e.response_id) for e in good]
+    assert seen == [str(e.event_id()) for e in good]
     [dead] = await read_all(kafka, dlq(topic))
     headers = dict(dead.headers)
     assert dead.value == b"garbage"
@@ -179,7 +179,7 @@ async def test_message_the_handler_rejects_goes_to_the_dlq_with_the_handlers_rea
     )
     await _stop(runner, task)
     [dead] = await read_all(kafka, dlq(topic))
-    assert dict(dead.headers)["ce_id"] == str(events[1].response_id).encode()
+    assert dict(dead.headers)["ce_id"] == str(events[1].event_id()).encode()
     assert dict(dead.headers)["dlq_reason"] == b"no promoters here"
 
 
@@ -206,7 +206,7 @@ async def test_transient_failure_is_retried_and_nothing_is_dead_lettered(
         lambda: committed(kafka, group, topic), until=lambda o: o == 3, what="the commit"
     )
     await _stop(runner, task)
-    assert sorted(seen) == sorted(str(e.response_id) for e in events)
+    assert sorted(seen) == sorted(str(e.event_id()) for e in events)
     assert await read_all(kafka, dlq(topic)) == []
 
 
@@ -214,7 +214,7 @@ async def test_persistent_failure_of_one_message_dead_letters_only_that_message(
     kafka: KafkaSettings, publisher: Publisher, topic: str
 ) -> None:
     events = [a_response(), a_response(), a_response()]
-    bad = str(events[1].response_id)
+    bad = str(events[1].event_id())
     await _produce(publisher, topic, events)
     seen: list[str] = []
 
@@ -231,7 +231,7 @@ async def test_persistent_failure_of_one_message_dead_letters_only_that_message(
         lambda: committed(kafka, group, topic), until=lambda o: o == 3, what="the commit"
     )
     await _stop(runner, task)
-    assert sorted(seen) == sorted(str(e.response_id) for e in events if str(e.response_id) != bad)
+    assert sorted(seen) == sorted(str(e.event_id()) for e in events if str(e.event_id()) != bad)
     [dead] = await read_all(kafka, dlq(topic))
     assert dict(dead.headers)["ce_id"] == bad.encode()
     assert dict(dead.headers)["dlq_reason"].startswith(b"gave up after 2 attempts: TimeoutError")

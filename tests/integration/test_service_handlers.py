@@ -73,6 +73,7 @@ def _scored(customer: str, score: int = 2) -> ResponseScored:
         comment=response.comment,
         responded_at=NOW,
         scored_at=NOW,
+        received_event_id=response.event_id(),
     )
 
 
@@ -203,3 +204,49 @@ async def test_notify_reports_an_unreachable_smtp_server_as_failed(
     assert outcome.state is DispatchState.FAILED
     assert outcome.reason is not None
     assert outcome.reason.startswith("SMTP: ")
+
+
+async def test_scoring_stores_an_update_as_the_next_revision_of_the_response(
+    sessions: SessionFactory,
+) -> None:
+    first = a_response(score=9, provider_id=f"upd-{uuid.uuid4()}")
+    first = first.model_copy(update={"comment": None})
+    update = first.model_copy(update={"score": 4, "comment": "the comment came later"})
+    again = update.model_copy(update={"comment": "edited once more"})
+    async with unit_of_work(sessions) as session:
+        [v1] = await score_responses(ScoringRepository(session), [first], now=NOW)
+    async with unit_of_work(sessions) as session:
+        v2, v3 = await score_responses(ScoringRepository(session), [update, again, update], now=NOW)
+    assert (v1.revision, v1.segment, v1.comment) == (1, Segment.PROMOTER, None)
+    assert (v2.revision, v2.segment, v2.comment) == (2, Segment.DETRACTOR, "the comment came later")
+    assert (v3.revision, v3.comment) == (3, "edited once more")
+    assert len({v1.event_id(), v2.event_id(), v3.event_id()}) == 3
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(scoring_tables.responses).where(
+                    scoring_tables.responses.c.response_id == first.response_id
+                )
+            )
+        ).one()
+    assert (row.score, row.comment, row.revision) == (4, "edited once more", 3)
+
+
+async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactory) -> None:
+    scored = _scored("c-late").model_copy(update={"comment": None})
+    late = scored.model_copy(
+        update={"comment": "it crashed on login", "revision": 2, "received_event_id": uuid.uuid4()}
+    )
+    policy = FollowupPolicy()
+    async with unit_of_work(sessions) as session:
+        [case] = await open_cases(FollowupRepository(session), [scored], now=NOW, policy=policy)
+    async with unit_of_work(sessions) as session:
+        opened = await open_cases(FollowupRepository(session), [late], now=NOW, policy=policy)
+    assert opened == []
+    async with sessions() as session:
+        cases = await FollowupRepository(session).list_cases(
+            customer_id="c-late", status=None, limit=10, offset=0
+        )
+    assert [(c.case_id, c.comment, len(c.actions)) for c in cases] == [
+        (case.case_id, "it crashed on login", 1)
+    ]

@@ -30,7 +30,7 @@ def test_event_travels_as_cloudevents_binary_mode_and_back() -> None:
     headers = dict(message.headers)
     assert headers["ce_specversion"] == b"1.0"
     assert headers["ce_type"] == b"io.npsloop.response.received.v1"
-    assert headers["ce_id"] == str(event.response_id).encode()
+    assert headers["ce_id"] == str(event.event_id()).encode()
     assert headers["ce_source"] == b"/ingest/sources/shop"
     assert headers["ce_subject"] == f"responses/{event.response_id}".encode()
     assert headers["content-type"] == b"application/json"
@@ -100,3 +100,12 @@ def test_naive_timestamps_are_refused() -> None:
 
 def test_event_ids_are_uuids_even_for_derived_events() -> None:
     assert isinstance(_response().event_id(), uuid.UUID)
+
+
+def test_a_replayed_response_has_the_same_event_id_and_an_update_a_new_one() -> None:
+    first = _response(comment=None)
+    replay = _response(comment=None, received_at=NOW.replace(hour=11))
+    update = _response(comment="the comment arrives later")
+    assert replay.event_id() == first.event_id()
+    assert update.event_id() != first.event_id()
+    assert update.response_id == first.response_id

@@ -55,10 +55,10 @@ def test_accepted_response_answers_202_with_its_deterministic_event_id() -> None
     publisher = FakePublisher()
     answer = _client(publisher).post("/v1/responses", json=BODY, headers=AUTH)
     assert answer.status_code == 202
-    expected = str(ResponseReceived.derive_response_id("shop", "r-1"))
-    assert answer.json() == {"event_id": expected, "response_id": expected}
     [event] = publisher.published
     assert isinstance(event, ResponseReceived)
+    expected = str(ResponseReceived.derive_response_id("shop", "r-1"))
+    assert answer.json() == {"event_id": str(event.event_id()), "response_id": expected}
     assert (event.source, event.score, event.customer.id, event.received_at) == (
         "shop",
         3,

@@ -43,8 +43,10 @@ from nps_events.models import (
     ActionStatus,
     CaseOpened,
     Channel,
+    ContactOptOut,
     Customer,
     Event,
+    OptOutScope,
     ResponseReceived,
     ResponseScored,
     Segment,
@@ -172,17 +174,25 @@ _EXAMPLE_ACTION_ID = derive_id("example", "action", str(_EXAMPLE_CASE_ID))
 
 def example_events() -> list[Event]:
     """One example of every event type: a detractor's response followed through the system."""
+    received = ResponseReceived(
+        response_id=_EXAMPLE_RESPONSE_ID,
+        source=_EXAMPLE_SOURCE,
+        provider_response_id="r-1001",
+        survey_id="relationship-2026-q4",
+        customer=_EXAMPLE_CUSTOMER,
+        score=3,
+        comment="Support took a week to answer.",
+        responded_at=EXAMPLE_TIME,
+        received_at=EXAMPLE_TIME,
+    )
     return [
-        ResponseReceived(
-            response_id=_EXAMPLE_RESPONSE_ID,
+        received,
+        ContactOptOut(
             source=_EXAMPLE_SOURCE,
-            provider_response_id="r-1001",
-            survey_id="relationship-2026-q4",
-            customer=_EXAMPLE_CUSTOMER,
-            score=3,
-            comment="Support took a week to answer.",
-            responded_at=EXAMPLE_TIME,
-            received_at=EXAMPLE_TIME,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            scope=OptOutScope.EMAIL,
+            provider_event_id="unsub-77",
+            occurred_at=EXAMPLE_TIME,
         ),
         ResponseScored(
             response_id=_EXAMPLE_RESPONSE_ID,
@@ -194,6 +204,7 @@ def example_events() -> list[Event]:
             comment="Support took a week to answer.",
             responded_at=EXAMPLE_TIME,
             scored_at=EXAMPLE_TIME,
+            received_event_id=received.event_id(),
         ),
         CaseOpened(
             case_id=_EXAMPLE_CASE_ID,

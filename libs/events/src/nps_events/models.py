@@ -4,6 +4,7 @@ Rules for changing them (see docs/events.md): adding an optional field is a mino
 anything else is a new topic version. Consumers ignore fields they do not know.
 """
 
+import json
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -93,6 +94,9 @@ class Customer(_Model):
     ] = Field(
         default_factory=dict,
         max_length=20,
+        # pydantic renders the key pattern as patternProperties only, which lets other keys
+        # through; propertyNames makes the schema refuse them as the model does.
+        json_schema_extra={"propertyNames": {"pattern": r"^[a-z][a-z0-9_]{0,39}$"}},
         description="What the source says about the customer (plan, region, account_owner…), "
         "for policy and figures. Not PII.",
     )
@@ -118,7 +122,14 @@ class Event(_Model):
 
 
 class ResponseReceived(Event):
-    """A survey response, as received from an upstream product and normalised."""
+    """A survey response, as received from an upstream product and normalised.
+
+    The same response can arrive more than once: a retried or replayed delivery (same content,
+    so the same event id: consumers de-duplicate it) or an update (Delighted, for one, sends the
+    score first and the comment later: different content, so a new event id with the same
+    `response_id`). Consumers treat a later event for a known `response_id` as an update of that
+    response; per-customer ordering on the topic makes "later" well defined.
+    """
 
     ce_type: ClassVar[str] = "io.npsloop.response.received.v1"
     topic: ClassVar[Topic] = Topic.RESPONSES
@@ -144,7 +155,12 @@ class ResponseReceived(Event):
         return derive_id("response", source, provider_response_id)
 
     def event_id(self) -> uuid.UUID:
-        return self.response_id
+        """Derived from the response id and its content: a replay has the same id, an update
+        a new one."""
+        content = self.model_dump(mode="json", exclude={"received_at"})
+        return derive_id(
+            "response-received", str(self.response_id), json.dumps(content, sort_keys=True)
+        )
 
     def subject(self) -> str:
         return f"responses/{self.response_id}"
@@ -154,7 +170,8 @@ class ResponseReceived(Event):
 
 
 class ResponseScored(Event):
-    """A response with its NPS segment."""
+    """A response with its NPS segment. `revision` > 1 means an update of a response already
+    scored (a comment added, a score changed): consumers update what they hold for it."""
 
     ce_type: ClassVar[str] = "io.npsloop.response.scored.v1"
     topic: ClassVar[Topic] = Topic.SCORED
@@ -168,9 +185,15 @@ class ResponseScored(Event):
     comment: str | None = None
     responded_at: AwareDatetime
     scored_at: AwareDatetime
+    received_event_id: uuid.UUID = Field(description="The id of the ResponseReceived event scored.")
+    revision: int = Field(
+        default=1,
+        ge=1,
+        description="1 for the first version of the response, 2 for its first update…",
+    )
 
     def event_id(self) -> uuid.UUID:
-        return derive_id("scored", str(self.response_id))
+        return derive_id("scored", str(self.received_event_id))
 
     def subject(self) -> str:
         return f"responses/{self.response_id}"
@@ -262,7 +285,45 @@ class ActionResultReported(Event):
         return self.customer_id
 
 
+class OptOutScope(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    ALL = "all"
+
+
+class ContactOptOut(Event):
+    """A customer asked not to be contacted (a provider's unsubscribe event, or the API).
+    Followup adds them to its do-not-contact list."""
+
+    ce_type: ClassVar[str] = "io.npsloop.customer.opted-out.v1"
+    topic: ClassVar[Topic] = Topic.RESPONSES
+
+    source: str = Field(min_length=1, max_length=100)
+    customer_id: str = Field(min_length=1, max_length=200)
+    scope: OptOutScope = OptOutScope.ALL
+    provider_event_id: str = Field(
+        min_length=1, max_length=200, description="The provider's id of the opt-out."
+    )
+    occurred_at: AwareDatetime
+
+    def event_id(self) -> uuid.UUID:
+        return derive_id("opted-out", self.source, self.provider_event_id)
+
+    def subject(self) -> str:
+        return f"customers/{self.customer_id}"
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     model.ce_type: model
-    for model in (ResponseReceived, ResponseScored, CaseOpened, SendEmail, ActionResultReported)
+    for model in (
+        ResponseReceived,
+        ContactOptOut,
+        ResponseScored,
+        CaseOpened,
+        SendEmail,
+        ActionResultReported,
+    )
 }

@@ -302,14 +302,17 @@ class ConsumerRunner:
         )
 
 
-def accept(batch: list[Inbound], model: type[E]) -> tuple[list[E], list[Rejection]]:
-    """The events of type `model` in `batch`, and a rejection for every other type."""
+def accept(
+    batch: list[Inbound], model: type[E], *, ignore: tuple[type[Event], ...] = ()
+) -> tuple[list[E], list[Rejection]]:
+    """The events of type `model` in `batch`. Types in `ignore` share the topic but are not
+    this consumer's business: they are skipped. Any other type is rejected to the DLQ."""
     events: list[E] = []
     rejections: list[Rejection] = []
     for inbound in batch:
         if isinstance(inbound.event.data, model):
             events.append(inbound.event.data)
-        else:
+        elif not isinstance(inbound.event.data, ignore):
             rejections.append(
                 Rejection(
                     inbound.record,

@@ -20,14 +20,25 @@ CONSUMER = "followup"
 async def open_cases(
     repo: FollowupRepository, scored: list[ResponseScored], *, now: datetime, policy: FollowupPolicy
 ) -> list[Case]:
-    """Open a case for each new response the policy says needs one; queue its events."""
+    """Open a case for each new response the policy says needs one; queue its events. An
+    update of a response that already has a case (a late comment, a changed score) is recorded
+    on that case: no second case, no second email."""
     fresh = await repo.claim(CONSUMER, (str(s.event_id()) for s in scored))
+    existing = await repo.cases_for_responses(s.response_id for s in scored)
     cases: list[Case] = []
     events: list[Event] = []
     for response in scored:
         if str(response.event_id()) not in fresh:
             continue
         fresh.discard(str(response.event_id()))
+        if response.response_id in existing:
+            await repo.update_case_response(
+                existing[response.response_id],
+                score=response.score,
+                segment=response.segment,
+                comment=response.comment,
+            )
+            continue
         plan = plan_follow_up(
             response_id=response.response_id,
             segment=response.segment,
@@ -66,6 +77,7 @@ async def open_cases(
             ),
         )
         cases.append(case)
+        existing[response.response_id] = case.case_id
         events.append(
             CaseOpened(
                 case_id=case.case_id,

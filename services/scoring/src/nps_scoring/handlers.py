@@ -13,14 +13,16 @@ CONSUMER = "scoring"
 async def score_responses(
     repo: ScoringRepository, responses: list[ResponseReceived], *, now: datetime
 ) -> list[ResponseScored]:
-    """Segment and store each response not seen before; queue a `ResponseScored` for each."""
-    fresh = await repo.claim(CONSUMER, (str(r.response_id) for r in responses))
+    """Segment and store each response event not seen before; queue a `ResponseScored` for
+    each. A later event for a known response is an update: it replaces the stored version and
+    its `ResponseScored` carries the next revision."""
+    fresh = await repo.claim(CONSUMER, (str(r.event_id()) for r in responses))
     scored: list[ResponseScored] = []
     for response in responses:
-        key = str(response.response_id)
-        if key not in fresh:
+        event_id = response.event_id()
+        if str(event_id) not in fresh:
             continue
-        fresh.discard(key)  # the same event twice in one batch counts once
+        fresh.discard(str(event_id))  # the same event twice in one batch counts once
         scored.append(
             ResponseScored(
                 response_id=response.response_id,
@@ -32,9 +34,13 @@ async def score_responses(
                 comment=response.comment,
                 responded_at=response.responded_at,
                 scored_at=now,
+                received_event_id=event_id,
             )
         )
-    await repo.add_scored(scored)
+    if not scored:
+        return []
+    revisions = await repo.upsert_responses(scored)
+    scored = [s.model_copy(update={"revision": revisions[i]}) for i, s in enumerate(scored)]
     events: list[Event] = list(scored)
     await repo.publish_later(events, now=now)
     return scored

@@ -26,6 +26,30 @@ class FollowupRepository:
         """Event ids not processed before by `consumer`, now marked processed."""
         return await inbox.claim(self.session, tables.inbox, consumer, event_ids)
 
+    async def cases_for_responses(
+        self, response_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """The case id of each response that has a case, by response id."""
+        ids = list(set(response_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(tables.cases.c.response_id, tables.cases.c.case_id).where(
+                tables.cases.c.response_id.in_(ids)
+            )
+        )
+        return {row.response_id: row.case_id for row in rows}
+
+    async def update_case_response(
+        self, case_id: uuid.UUID, *, score: int, segment: Segment, comment: str | None
+    ) -> None:
+        """The customer updated the response the case is about (a late comment, a new score)."""
+        await self.session.execute(
+            update(tables.cases)
+            .where(tables.cases.c.case_id == case_id)
+            .values(score=score, segment=segment.value, comment=comment)
+        )
+
     async def add_cases(self, cases: Sequence[Case]) -> None:
         if not cases:
             return

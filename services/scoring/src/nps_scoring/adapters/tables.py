@@ -19,6 +19,7 @@ responses = Table(
     Column("comment", Text),
     Column("responded_at", DateTime(timezone=True), nullable=False),
     Column("scored_at", DateTime(timezone=True), nullable=False),
+    Column("revision", Integer, nullable=False, server_default="1"),
 )
 
 inbox = inbox_table(metadata)

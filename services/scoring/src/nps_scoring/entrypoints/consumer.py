@@ -1,6 +1,6 @@
 """Scoring's Kafka consumer: translate the batch, call one handler in one unit of work."""
 
-from nps_events import ResponseReceived
+from nps_events import ContactOptOut, ResponseReceived
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.messaging import BatchHandler, Inbound, Rejection, accept
@@ -13,7 +13,7 @@ def responses_handler(
     *, sessions: SessionFactory, relay: OutboxRelay, clock: Clock
 ) -> BatchHandler:
     async def handle(batch: list[Inbound]) -> list[Rejection]:
-        responses, rejections = accept(batch, ResponseReceived)
+        responses, rejections = accept(batch, ResponseReceived, ignore=(ContactOptOut,))
         if responses:
             async with unit_of_work(sessions) as session:
                 await score_responses(ScoringRepository(session), responses, now=clock.now())
