@@ -8,7 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nps_events import Event, ResponseReceived
-from nps_ingest.entrypoints.api import router
+from nps_ingest.bootstrap import ADAPTERS
+from nps_ingest.domain.sources import Provider, Source
+from nps_ingest.entrypoints.api import BodyLimit, router
 from nps_kit.clock import FrozenClock
 from nps_kit.http import create_app
 from nps_kit.messaging import PublishError
@@ -38,14 +40,26 @@ class FakePublisher:
         self.published.append(event)
 
 
-def _client(publisher: FakePublisher, timeout: float = 1.0) -> TestClient:
+SOURCES = {
+    "shop": Source(name="shop", provider=Provider.CANONICAL, tokens=("t0ken", "n3w-t0ken")),
+    "other": Source(name="other", provider=Provider.CANONICAL, tokens=("other-t0ken",)),
+}
+
+
+def _client(
+    publisher: FakePublisher, timeout: float = 1.0, *, comment_limit: int = 10_000
+) -> TestClient:
     app = create_app(title="t", description="t", version="0", readiness={})
+    app.add_middleware(BodyLimit, max_bytes=64 * 1024)
     app.include_router(
         router(
-            tokens=lambda: {"shop": "t0ken"},
+            sources=SOURCES,
+            adapters=ADAPTERS,
+            fetchers={},
             publisher=publisher,
             clock=FrozenClock(NOW),
             publish_timeout=timeout,
+            comment_limit=comment_limit,
         )
     )
     return TestClient(app, raise_server_exceptions=False)
@@ -58,7 +72,12 @@ def test_accepted_response_answers_202_with_its_deterministic_event_id() -> None
     [event] = publisher.published
     assert isinstance(event, ResponseReceived)
     expected = str(ResponseReceived.derive_response_id("shop", "r-1"))
-    assert answer.json() == {"event_id": str(event.event_id()), "response_id": expected}
+    assert answer.json() == {
+        "event_id": str(event.event_id()),
+        "response_id": expected,
+        "type": "response",
+        "comment_truncated": False,
+    }
     assert (event.source, event.score, event.customer.id, event.received_at) == (
         "shop",
         3,
@@ -158,3 +177,143 @@ def test_unknown_route_is_404_problem() -> None:
     answer = _client(FakePublisher()).get("/v1/nothing")
     assert answer.status_code == 404
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_any_of_a_sources_tokens_is_accepted_during_a_rotation() -> None:
+    publisher = FakePublisher()
+    answer = _client(publisher).post(
+        "/v1/responses", json=BODY, headers={"Authorization": "Bearer n3w-t0ken"}
+    )
+    assert answer.status_code == 202
+    assert publisher.published[0].source == "shop"  # type: ignore[attr-defined]
+
+
+def test_a_token_identifies_only_its_own_source() -> None:
+    publisher = FakePublisher()
+    _client(publisher).post(
+        "/v1/responses", json=BODY, headers={"Authorization": "Bearer other-t0ken"}
+    )
+    [event] = publisher.published
+    assert isinstance(event, ResponseReceived)
+    assert event.source == "other"
+    assert event.response_id != ResponseReceived.derive_response_id("shop", "r-1")
+
+
+def test_long_comment_is_truncated_and_flagged_not_dropped() -> None:
+    publisher = FakePublisher()
+    long = "slow " * 100
+    answer = _client(publisher, comment_limit=50).post(
+        "/v1/responses", json={**BODY, "comment": long}, headers=AUTH
+    )
+    assert answer.status_code == 202
+    assert answer.json()["comment_truncated"] is True
+    [event] = publisher.published
+    assert isinstance(event, ResponseReceived)
+    assert event.comment is not None
+    assert len(event.comment) <= 50
+    assert event.comment.endswith("…")
+    assert long.startswith(event.comment[:-1])
+
+
+def test_body_over_the_limit_is_413_problem() -> None:
+    publisher = FakePublisher()
+    answer = _client(publisher).post(
+        "/v1/responses", json={**BODY, "comment": "x" * 70_000}, headers=AUTH
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["status"] == 413
+    assert publisher.published == []
+
+
+def test_chunked_body_over_the_limit_is_413_too() -> None:
+    def chunks() -> Any:
+        for _ in range(100):
+            yield b"x" * 1024
+
+    answer = _client(FakePublisher()).post(
+        "/v1/responses", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 413
+
+
+# --- batch and CSV ----------------------------------------------------------------------------
+
+
+def test_batch_gives_one_result_per_item_and_a_bad_item_sinks_nothing() -> None:
+    publisher = FakePublisher()
+    items = [
+        BODY,
+        {**BODY, "response_id": "r-2", "score": 11},
+        BODY,
+        {**BODY, "response_id": "r-3", "customer": {"id": "c-3"}},
+    ]
+    answer = _client(publisher).post("/v1/responses/batch", json={"responses": items}, headers=AUTH)
+    assert answer.status_code == 200
+    result = answer.json()
+    assert [r["status"] for r in result["results"]] == [
+        "accepted",
+        "error",
+        "duplicate",
+        "accepted",
+    ]
+    assert "score" in result["results"][1]["error"]
+    assert (result["accepted"], result["duplicates"], result["errors"]) == (2, 1, 1)
+    assert result["results"][0]["event_id"] == result["results"][2]["event_id"]
+    assert len(publisher.published) == 2
+
+
+def test_batch_of_more_than_1000_is_422() -> None:
+    answer = _client(FakePublisher()).post(
+        "/v1/responses/batch", json={"responses": [BODY] * 1001}, headers=AUTH
+    )
+    assert answer.status_code in (413, 422)
+
+
+def test_batch_needs_a_token() -> None:
+    answer = _client(FakePublisher()).post("/v1/responses/batch", json={"responses": [BODY]})
+    assert answer.status_code == 401
+
+
+def test_csv_import_backfills_rows_and_reports_each() -> None:
+    publisher = FakePublisher()
+    csv_text = (
+        "response_id,survey_id,customer_id,customer_email,customer_name,score,comment,responded_at\n"
+        "h-1,legacy,c-1,ada@example.com,Ada,8,fine,2025-01-05T10:00:00Z\n"
+        "h-2,legacy,c-2,,,nine,,2025-01-05T10:00:00Z\n"
+        'h-3,legacy,c-3,,,2,"slow, and rude",2025-01-06T10:00:00+01:00\n'
+    )
+    answer = _client(publisher).post(
+        "/v1/responses/import",
+        content=csv_text.encode(),
+        headers={**AUTH, "Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 200
+    statuses = [r["status"] for r in answer.json()["results"]]
+    assert statuses == ["accepted", "error", "accepted"]
+    scores = sorted(e.score for e in publisher.published)  # type: ignore[attr-defined]
+    assert scores == [2, 8]
+    comments = {e.comment for e in publisher.published}  # type: ignore[attr-defined]
+    assert "slow, and rude" in comments
+
+
+def test_csv_without_required_columns_is_400() -> None:
+    answer = _client(FakePublisher()).post(
+        "/v1/responses/import",
+        content=b"id,score\n1,2\n",
+        headers={**AUTH, "Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "responded_at" in answer.json()["detail"]
+
+
+def test_openapi_document_has_examples_for_the_canonical_api() -> None:
+    doc = _client(FakePublisher()).get("/openapi.json").json()
+    assert {
+        "/v1/responses",
+        "/v1/responses/batch",
+        "/v1/responses/import",
+        "/v1/webhooks/{source}",
+    } <= set(doc["paths"])
+    assert doc["components"]["schemas"]["ResponseIn"]["examples"]

@@ -5,7 +5,7 @@ from nps_ingest.domain.auth import source_for_token
 from nps_ingest.domain.responses import CanonicalResponse, normalise
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-TOKENS = {"shop": "s3cret-shop", "app": "s3cret-app"}
+TOKENS = {"shop": ("s3cret-shop",), "app": ("s3cret-app", "s3cret-app-2")}
 
 
 def test_a_token_identifies_its_source() -> None:

@@ -1,17 +1,38 @@
 """Ingest's composition root, used by production and by tests."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from nps_ingest.config import IngestSettings
-from nps_ingest.entrypoints.api import router
+from nps_ingest.adapters.providers import (
+    asknicely,
+    delighted,
+    formbricks,
+    standard_webhooks,
+    typeform,
+    wootric,
+)
+from nps_ingest.config import IngestSettings, load_sources
+from nps_ingest.domain.sources import Provider, Source
+from nps_ingest.domain.webhooks import ProviderAdapter
+from nps_ingest.entrypoints.api import BodyLimit, router
+from nps_ingest.handlers import ResponseFetcher
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.http import create_app
 from nps_kit.messaging import Publisher
 from nps_kit.service import Runtime
+
+#: Every provider's adapter, by the name a sources file uses.
+ADAPTERS: dict[Provider, ProviderAdapter] = {
+    Provider.STANDARD_WEBHOOKS: standard_webhooks.ADAPTER,
+    Provider.FORMBRICKS: formbricks.ADAPTER,
+    Provider.DELIGHTED: delighted.ADAPTER,
+    Provider.TYPEFORM: typeform.ADAPTER,
+    Provider.WOOTRIC: wootric.ADAPTER,
+    Provider.ASKNICELY: asknicely.ADAPTER,
+}
 
 
 @dataclass
@@ -19,12 +40,18 @@ class Ingest:
     app: FastAPI
     publisher: Publisher
     runtime: Runtime
+    sources: Mapping[str, Source]
 
 
-def build(settings: IngestSettings, *, clock: Clock | None = None) -> Ingest:
+def build(
+    settings: IngestSettings,
+    *,
+    clock: Clock | None = None,
+    fetchers: Mapping[Provider, ResponseFetcher] | None = None,
+) -> Ingest:
+    sources = load_sources(settings)
     publisher = Publisher(settings.kafka, client_id="ingest")
     runtime = Runtime()
-    tokens = {source: token.get_secret_value() for source, token in settings.api_tokens.items()}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -40,17 +67,24 @@ def build(settings: IngestSettings, *, clock: Clock | None = None) -> Ingest:
 
     app = create_app(
         title="npsloop ingest",
-        description="Receives NPS survey responses; publishes them as `ResponseReceived` events.",
-        version="0.1.0",
+        description=(
+            "Receives NPS survey responses, in npsloop's own JSON or in each upstream product's "
+            "webhook format; publishes them as `ResponseReceived` events."
+        ),
+        version="0.2.0",
         readiness={"broker": broker_answers},
         lifespan=lifespan,
     )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(
         router(
-            tokens=lambda: tokens,
+            sources=sources,
+            adapters=ADAPTERS,
+            fetchers=fetchers or {},
             publisher=publisher,
             clock=clock or SystemClock(),
             publish_timeout=settings.publish_timeout_seconds,
+            comment_limit=settings.comment_max_chars,
         )
     )
-    return Ingest(app=app, publisher=publisher, runtime=runtime)
+    return Ingest(app=app, publisher=publisher, runtime=runtime, sources=sources)

@@ -1,7 +1,17 @@
-from pydantic import Field, SecretStr
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nps_ingest.domain.responses import MAX_COMMENT_CHARS
+from nps_ingest.domain.sources import FieldMapping, Provider, Source
 from nps_kit.settings import KafkaSettings, LogSettings
+
+SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
 
 
 class IngestSettings(BaseSettings):
@@ -11,9 +21,157 @@ class IngestSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8001, ge=1, le=65535)
-    #: Bearer tokens of the canonical API, by source name: {"shop": "s3cr3t"} (JSON).
+    #: The sources file (YAML, see docs/sources.md); on Kubernetes, a mounted ConfigMap.
+    sources_file: Path | None = None
+    #: Shorthand for sources that only use the canonical API: {"shop": "s3cr3t"} (JSON).
     api_tokens: dict[str, SecretStr] = Field(default_factory=dict)
     #: How long a request may wait for the broker's acknowledgement before answering 503.
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: The largest request body accepted; larger ones get 413.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Longer comments are cut to this many characters (and the cut is reported).
+    comment_max_chars: int = Field(default=MAX_COMMENT_CHARS, ge=10, le=MAX_COMMENT_CHARS)
+    #: Timeout of one call to a provider's API (thin payloads), in seconds.
+    vendor_timeout_seconds: float = Field(default=5.0, gt=0)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+
+
+# --- the sources file ------------------------------------------------------------------------
+
+
+class SourcesError(ValueError):
+    """The sources file (or INGEST_API_TOKENS) is wrong; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Strict):
+    """A secret, from an environment variable (`env: NAME`) or, for development, inline."""
+
+    env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: SecretStr | None = None
+
+    def resolve(self, environ: Mapping[str, str], where: str) -> str:
+        if (self.env is None) == (self.value is None):
+            raise SourcesError(f"{where}: give exactly one of 'env' or 'value'")
+        if self.value is not None:
+            secret = self.value.get_secret_value()
+        else:
+            assert self.env is not None  # noqa: S101 - checked just above
+            secret = environ.get(self.env, "")
+            if not secret:
+                raise SourcesError(f"{where}: environment variable {self.env} is not set")
+        if len(secret) < 8:
+            raise SourcesError(f"{where}: a secret needs at least 8 characters")
+        return secret
+
+
+class MappingSpec(_Strict):
+    score: str | None = None
+    comment: str | None = None
+    customer_id: str | None = None
+    customer_email: str | None = None
+    customer_name: str | None = None
+    survey_id: str | None = None
+
+
+class SourceSpec(_Strict):
+    provider: Provider
+    secrets: list[SecretRef] = Field(default_factory=list)
+    tokens: list[SecretRef] = Field(default_factory=list)
+    api_token: SecretRef | None = None
+    mapping: MappingSpec = Field(default_factory=MappingSpec)
+    timestamp_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class SourcesFile(_Strict):
+    sources: dict[SourceName, SourceSpec]
+
+
+#: Providers that need a field mapping to find the score at all.
+_NEEDS_SCORE_MAPPING = {Provider.FORMBRICKS, Provider.SURVEYMONKEY}
+
+
+def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
+    where = f"sources.{name}"
+    secrets = tuple(
+        ref.resolve(environ, f"{where}.secrets[{i}]") for i, ref in enumerate(spec.secrets)
+    )
+    tokens = tuple(
+        ref.resolve(environ, f"{where}.tokens[{i}]") for i, ref in enumerate(spec.tokens)
+    )
+    if spec.provider is Provider.CANONICAL and not tokens:
+        raise SourcesError(f"{where}: a canonical source needs at least one token")
+    if spec.provider is not Provider.CANONICAL and not secrets:
+        raise SourcesError(f"{where}: a {spec.provider} source needs at least one secret")
+    if spec.provider in _NEEDS_SCORE_MAPPING and not spec.mapping.score:
+        raise SourcesError(f"{where}.mapping.score: {spec.provider} needs the score question's id")
+    if spec.provider is Provider.SURVEYMONKEY and spec.api_token is None:
+        raise SourcesError(f"{where}.api_token: SurveyMonkey responses are fetched with it")
+    return Source(
+        name=name,
+        provider=spec.provider,
+        secrets=secrets,
+        tokens=tokens,
+        mapping=FieldMapping(**spec.mapping.model_dump()),
+        timestamp_tolerance_seconds=spec.timestamp_tolerance_seconds,
+        options=dict(spec.options),
+        api_token=spec.api_token.resolve(environ, f"{where}.api_token") if spec.api_token else None,
+    )
+
+
+def parse_sources(
+    text: str, environ: Mapping[str, str], *, origin: str = "sources"
+) -> dict[str, Source]:
+    """The sources a YAML document defines, or `SourcesError` naming each problem."""
+    try:
+        raw: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SourcesError(f"{origin}: not valid YAML: {exc}") from None
+    try:
+        parsed = SourcesFile.model_validate(raw if raw is not None else {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SourcesError(f"{origin}: {problems}") from None
+    return {name: _build(name, spec, environ) for name, spec in parsed.sources.items()}
+
+
+def load_sources(
+    settings: IngestSettings, environ: Mapping[str, str] | None = None
+) -> dict[str, Source]:
+    """Every source: the sources file's, plus one canonical source per INGEST_API_TOKENS entry.
+    Raises `SourcesError` at start-up rather than serving with a half-read configuration."""
+    environ = os.environ if environ is None else environ
+    sources: dict[str, Source] = {}
+    if settings.sources_file is not None:
+        try:
+            text = settings.sources_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SourcesError(
+                f"INGEST_SOURCES_FILE: cannot read {settings.sources_file}: {exc}"
+            ) from None
+        sources = parse_sources(text, environ, origin=str(settings.sources_file))
+    for name, secret in settings.api_tokens.items():
+        if name in sources:
+            raise SourcesError(f"INGEST_API_TOKENS: source {name!r} is also in the sources file")
+        if not secret.get_secret_value():
+            raise SourcesError(f"INGEST_API_TOKENS: source {name!r} has an empty token")
+        sources[name] = Source(
+            name=name, provider=Provider.CANONICAL, tokens=(secret.get_secret_value(),)
+        )
+    seen: dict[str, str] = {}
+    for source in sources.values():
+        for token in source.tokens:
+            if token in seen and seen[token] != source.name:
+                raise SourcesError(
+                    f"sources {seen[token]!r} and {source.name!r} share a token: "
+                    "a token must identify one source"
+                )
+            seen[token] = source.name
+    return sources

@@ -1,13 +1,29 @@
-"""Ingest's use cases."""
+"""Ingest's use cases: a canonical response, a batch of them, a provider's webhook."""
 
 import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from nps_events import Event, ResponseReceived
-from nps_ingest.domain.responses import CanonicalResponse, normalise
+from pydantic import ValidationError
+
+from nps_events import ContactOptOut, Event, ResponseReceived
+from nps_ingest.domain.responses import CanonicalResponse, fit_comment, normalise, opt_out_event
+from nps_ingest.domain.sources import Source
+from nps_ingest.domain.webhooks import (
+    Fetch,
+    InvalidResponseError,
+    MalformedPayloadError,
+    Parsed,
+    ProviderAdapter,
+    WebhookRequest,
+)
 from nps_kit.clock import Clock
+from nps_kit.logging import get_logger
 from nps_kit.messaging import PublishError
+
+log = get_logger(__name__)
 
 
 class EventPublisher(Protocol):
@@ -16,8 +32,57 @@ class EventPublisher(Protocol):
         ...
 
 
+class ResponseFetcher(Protocol):
+    async def fetch(self, source: Source, fetch: Fetch) -> Any:
+        """The provider's record of the response `fetch` names, decoded from JSON.
+        Raises `VendorUnavailableError` when the provider cannot answer now."""
+        ...
+
+
 class BrokerUnavailableError(Exception):
     """The broker did not acknowledge in time; the sender should retry later."""
+
+
+class VendorUnavailableError(Exception):
+    """The provider's API did not give the response now; the sender should retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What was published for one response or opt-out."""
+
+    event: ResponseReceived | ContactOptOut
+    comment_truncated: bool = False
+
+
+def _response_event(
+    response: CanonicalResponse, *, source: str, now: datetime, comment_limit: int
+) -> Received:
+    try:
+        event = normalise(response, source=source, now=now, comment_limit=comment_limit)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidResponseError(".".join(str(p) for p in first["loc"]), first["msg"]) from None
+    _, truncated = fit_comment(response.comment, comment_limit)
+    return Received(event=event, comment_truncated=truncated)
+
+
+async def _publish_all(
+    events: Sequence[Event],
+    *,
+    source: str,
+    publisher: EventPublisher,
+    now: datetime,
+    ack_timeout: float,
+) -> None:
+    ce_source = f"/ingest/sources/{source}"
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(publisher.publish(e, source=ce_source, now=now) for e in events)),
+            ack_timeout,
+        )
+    except (TimeoutError, PublishError) as exc:
+        raise BrokerUnavailableError(str(exc) or "timed out waiting for the broker") from exc
 
 
 async def receive_response(
@@ -27,14 +92,153 @@ async def receive_response(
     publisher: EventPublisher,
     clock: Clock,
     ack_timeout: float,
-) -> ResponseReceived:
+    comment_limit: int = 10_000,
+) -> Received:
     """Publish the response; return its event once the broker has acknowledged it."""
     now = clock.now()
-    event = normalise(response, source=source, now=now)
+    received = _response_event(response, source=source, now=now, comment_limit=comment_limit)
+    await _publish_all(
+        [received.event], source=source, publisher=publisher, now=now, ack_timeout=ack_timeout
+    )
+    return received
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One item's outcome: accepted, duplicate (an earlier item of the batch is the same
+    event) or error (with the reason)."""
+
+    status: str
+    received: Received | None = None
+    error: str | None = None
+
+
+async def receive_batch(
+    responses: Sequence[CanonicalResponse | None],
+    *,
+    source: str,
+    publisher: EventPublisher,
+    clock: Clock,
+    ack_timeout: float,
+    comment_limit: int = 10_000,
+) -> list[BatchItem | None]:
+    """Publish every response (None marks an item the edge already refused); one outcome
+    each, so one bad item never sinks the rest."""
+    now = clock.now()
+    outcomes: list[BatchItem | None] = [None] * len(responses)
+    seen: set[str] = set()
+    to_publish: list[tuple[int, Received]] = []
+    for index, response in enumerate(responses):
+        if response is None:
+            continue
+        try:
+            received = _response_event(
+                response, source=source, now=now, comment_limit=comment_limit
+            )
+        except InvalidResponseError as exc:
+            outcomes[index] = BatchItem(status="error", error=str(exc))
+            continue
+        event_id = str(received.event.event_id())
+        if event_id in seen:
+            outcomes[index] = BatchItem(status="duplicate", received=received)
+            continue
+        seen.add(event_id)
+        to_publish.append((index, received))
+
+    async def one(index: int, received: Received) -> None:
+        try:
+            await _publish_all(
+                [received.event],
+                source=source,
+                publisher=publisher,
+                now=now,
+                ack_timeout=ack_timeout,
+            )
+        except BrokerUnavailableError as exc:
+            outcomes[index] = BatchItem(status="error", error=f"broker unavailable, retry: {exc}")
+        else:
+            outcomes[index] = BatchItem(status="accepted", received=received)
+
+    await asyncio.gather(*(one(i, r) for i, r in to_publish))
+    return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    received: tuple[Received, ...]
+    ignored: str | None
+
+
+def _parse(
+    adapter: ProviderAdapter, request: WebhookRequest, source: Source, now: datetime
+) -> Parsed:
     try:
-        await asyncio.wait_for(
-            publisher.publish(event, source=f"/ingest/sources/{source}", now=now), ack_timeout
+        return adapter.parse(request, source, now)
+    except (InvalidResponseError, MalformedPayloadError):
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        # A payload of a shape the adapter did not expect: the sender's problem, not a 500.
+        log.warning("webhook.unexpected_shape", source=source.name, error=type(exc).__name__)
+        raise MalformedPayloadError(f"unexpected payload shape ({type(exc).__name__})") from None
+
+
+async def receive_webhook(
+    request: WebhookRequest,
+    *,
+    source: Source,
+    adapter: ProviderAdapter,
+    fetcher: ResponseFetcher | None,
+    publisher: EventPublisher,
+    clock: Clock,
+    ack_timeout: float,
+    comment_limit: int = 10_000,
+) -> WebhookOutcome:
+    """Verify the delivery's signature, read it with the provider's adapter, fetch what a thin
+    payload only names, publish everything, and return once the broker acknowledged it all.
+
+    Raises SignatureError (401), MalformedPayloadError (400), InvalidResponseError (422),
+    VendorUnavailableError or BrokerUnavailableError (503: the sender retries later)."""
+    now = clock.now()
+    adapter.verify(request, source, now)
+    parsed = _parse(adapter, request, source, now)
+    responses = list(parsed.responses)
+    for fetch in parsed.fetches:
+        if fetcher is None or adapter.from_fetched is None:
+            raise VendorUnavailableError(f"no API client for {source.provider}")
+        raw = await fetcher.fetch(source, fetch)
+        try:
+            responses.append(adapter.from_fetched(raw, fetch, source))
+        except (InvalidResponseError, MalformedPayloadError):
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            raise MalformedPayloadError(
+                f"the provider's record has an unexpected shape ({type(exc).__name__})"
+            ) from None
+    received = [
+        _response_event(r, source=source.name, now=now, comment_limit=comment_limit)
+        for r in responses
+    ]
+    received += [
+        Received(
+            event=opt_out_event(
+                source=source.name,
+                customer_id=o.customer_id,
+                provider_event_id=o.provider_event_id,
+                occurred_at=o.occurred_at,
+                scope=o.scope,
+            )
         )
-    except (TimeoutError, PublishError) as exc:
-        raise BrokerUnavailableError(str(exc) or "timed out waiting for the broker") from exc
-    return event
+        for o in parsed.opt_outs
+    ]
+    await _publish_all(
+        [r.event for r in received],
+        source=source.name,
+        publisher=publisher,
+        now=now,
+        ack_timeout=ack_timeout,
+    )
+    return WebhookOutcome(received=tuple(received), ignored=parsed.ignored)
+
+
+def sources_by_token(sources: Mapping[str, Source]) -> dict[str, tuple[str, ...]]:
+    return {name: source.tokens for name, source in sources.items() if source.tokens}

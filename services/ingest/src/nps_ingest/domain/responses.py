@@ -1,12 +1,16 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from nps_events import Customer, ResponseReceived
+from nps_events import ContactOptOut, Customer, OptOutScope, ResponseReceived
+
+#: The longest comment a `ResponseReceived` carries (its contract's `maxLength`).
+MAX_COMMENT_CHARS = 10_000
+_ELLIPSIS = "…"
 
 
 @dataclass(frozen=True, slots=True)
 class CanonicalResponse:
-    """A response in npsloop's own JSON shape, already validated at the edge."""
+    """A response in npsloop's own shape, already validated at the edge or by an adapter."""
 
     response_id: str
     survey_id: str
@@ -16,9 +20,28 @@ class CanonicalResponse:
     responded_at: datetime
 
 
-def normalise(response: CanonicalResponse, *, source: str, now: datetime) -> ResponseReceived:
-    """The event for `response`; its id depends only on `source` and the provider's id."""
-    comment = response.comment.strip() if response.comment else None
+def fit_comment(comment: str | None, limit: int = MAX_COMMENT_CHARS) -> tuple[str | None, bool]:
+    """The comment, stripped and cut to `limit` characters (ending in "…" if it was cut), and
+    whether it was cut. A long comment is never dropped: its start is what a person reads."""
+    text = comment.strip() if comment else None
+    if not text:
+        return None, False
+    limit = min(limit, MAX_COMMENT_CHARS)
+    if len(text) <= limit:
+        return text, False
+    return text[: limit - 1].rstrip() + _ELLIPSIS, True
+
+
+def normalise(
+    response: CanonicalResponse,
+    *,
+    source: str,
+    now: datetime,
+    comment_limit: int = MAX_COMMENT_CHARS,
+) -> ResponseReceived:
+    """The event for `response`; its `response_id` depends only on `source` and the provider's
+    id, its event id on that and the content (a replay is the same event, an update a new one)."""
+    comment, _ = fit_comment(response.comment, comment_limit)
     return ResponseReceived(
         response_id=ResponseReceived.derive_response_id(source, response.response_id),
         source=source,
@@ -26,7 +49,24 @@ def normalise(response: CanonicalResponse, *, source: str, now: datetime) -> Res
         survey_id=response.survey_id,
         customer=response.customer,
         score=response.score,
-        comment=comment or None,
+        comment=comment,
         responded_at=response.responded_at,
         received_at=now,
+    )
+
+
+def opt_out_event(
+    *,
+    source: str,
+    customer_id: str,
+    provider_event_id: str,
+    occurred_at: datetime,
+    scope: OptOutScope,
+) -> ContactOptOut:
+    return ContactOptOut(
+        source=source,
+        customer_id=customer_id[:200],
+        scope=scope,
+        provider_event_id=provider_event_id[:200],
+        occurred_at=occurred_at,
     )

@@ -1,18 +1,56 @@
 """Ingest's HTTP API: translate the request, call one handler, map the result."""
 
-from collections.abc import Callable, Mapping
+import csv
+import io
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nps_events import Customer
+from nps_events import ContactOptOut, Customer
 from nps_ingest.domain.auth import source_for_token
 from nps_ingest.domain.responses import CanonicalResponse
-from nps_ingest.handlers import BrokerUnavailableError, EventPublisher, receive_response
+from nps_ingest.domain.signatures import SignatureError, StaleTimestampError
+from nps_ingest.domain.sources import Provider, Source
+from nps_ingest.domain.webhooks import (
+    InvalidResponseError,
+    MalformedPayloadError,
+    ProviderAdapter,
+    WebhookRequest,
+    parse_score,
+)
+from nps_ingest.handlers import (
+    BrokerUnavailableError,
+    EventPublisher,
+    Received,
+    ResponseFetcher,
+    VendorUnavailableError,
+    receive_batch,
+    receive_response,
+    receive_webhook,
+    sources_by_token,
+)
 from nps_kit.clock import Clock
-from nps_kit.http import Problem
+from nps_kit.http import PROBLEM_JSON, Problem
+from nps_kit.logging import get_logger
+
+log = get_logger(__name__)
+
+MAX_BATCH = 1000
+MAX_CSV_ROWS = 5000
+CSV_COLUMNS = (
+    "response_id",
+    "survey_id",
+    "customer_id",
+    "customer_email",
+    "customer_name",
+    "score",
+    "comment",
+    "responded_at",
+)
 
 _EXAMPLE: dict[str, Any] = {
     "response_id": "r-1001",
@@ -35,17 +73,17 @@ class ResponseIn(BaseModel):
     survey_id: str = Field(min_length=1, max_length=200)
     customer: Customer
     score: int = Field(ge=0, le=10, strict=True, description="0–10.")
-    comment: str | None = Field(default=None, max_length=10_000)
+    comment: str | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Free text; longer than the configured limit (10,000 characters by default) "
+        "it is cut, and the answer says so with `comment_truncated`.",
+    )
     responded_at: datetime = Field(description="RFC 3339 with a time zone offset.")
 
     def to_domain(self) -> CanonicalResponse:
         if self.responded_at.tzinfo is None:
-            raise Problem(
-                422,
-                "Invalid request",
-                "responded_at: must include a time zone offset",
-                errors=[{"field": "responded_at", "message": "must include a time zone offset"}],
-            )
+            raise InvalidResponseError("responded_at", "must include a time zone offset")
         return CanonicalResponse(
             response_id=self.response_id,
             survey_id=self.survey_id,
@@ -58,9 +96,61 @@ class ResponseIn(BaseModel):
 
 class Accepted(BaseModel):
     event_id: str = Field(
-        description="The ResponseReceived event's id; the same for a re-posted response."
+        description="The event's id; the same for a re-posted (replayed) response."
     )
-    response_id: str = Field(description="npsloop's id of the response.")
+    response_id: str | None = Field(
+        default=None, description="npsloop's id of the response (none for an opt-out)."
+    )
+    type: str = Field(default="response", description="`response` or `opt_out`.")
+    comment_truncated: bool = Field(
+        default=False, description="The comment was longer than the limit and was cut."
+    )
+
+
+class WebhookAccepted(BaseModel):
+    accepted: list[Accepted] = Field(description="What was published, one per response.")
+    ignored: str | None = Field(
+        default=None, description="Why the delivery carried nothing for npsloop, if so."
+    )
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"responses": [_EXAMPLE]}]}
+    )
+
+    responses: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"Up to {MAX_BATCH} responses, each in the shape of `POST /v1/responses`.",
+    )
+
+
+class ItemResult(BaseModel):
+    index: int
+    status: str = Field(description="`accepted`, `duplicate` (of an earlier item) or `error`.")
+    event_id: str | None = None
+    response_id: str | None = None
+    comment_truncated: bool = False
+    error: str | None = Field(default=None, description="What is wrong with this item.")
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    duplicates: int
+    errors: int
+    results: list[ItemResult]
+
+
+def _accepted(received: Received) -> Accepted:
+    event = received.event
+    if isinstance(event, ContactOptOut):
+        return Accepted(event_id=str(event.event_id()), type="opt_out")
+    return Accepted(
+        event_id=str(event.event_id()),
+        response_id=str(event.response_id),
+        comment_truncated=received.comment_truncated,
+    )
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -69,14 +159,92 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-def router(
+def _unavailable(what: str, exc: Exception, retry_after: int) -> Problem:
+    return Problem(
+        503,
+        f"{what} unavailable",
+        f"Nothing was lost and nothing is kept: {exc}. Retry later.",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _invalid(exc: InvalidResponseError) -> Problem:
+    return Problem(
+        422,
+        "Invalid response",
+        str(exc),
+        errors=[{"field": exc.field, "message": exc.message}],
+    )
+
+
+def _item_error(exc: ValidationError | InvalidResponseError) -> str:
+    if isinstance(exc, InvalidResponseError):
+        return str(exc)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'item'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def _csv_item(row: dict[str | Any, str | Any]) -> dict[str, Any]:
+    def cell(name: str) -> str | None:
+        value = row.get(name)
+        return value.strip() or None if isinstance(value, str) else None
+
+    who = {
+        "id": cell("customer_id"),
+        "email": cell("customer_email"),
+        "name": cell("customer_name"),
+    }
+    score = cell("score")
+    return {
+        "response_id": cell("response_id"),
+        "survey_id": cell("survey_id"),
+        "customer": {k: v for k, v in who.items() if v is not None},
+        # CSV has only strings: "8" is a score here, "nine" is not.
+        "score": parse_score(score, "score") if score is not None else None,
+        "comment": cell("comment"),
+        "responded_at": cell("responded_at"),
+    }
+
+
+WEBHOOK_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The provider's payload, exactly as it sent it (the signature covers "
+        "the raw bytes).",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+        },
+    }
+}
+CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": ",".join(CSV_COLUMNS)
+                + "\nr-1,relationship-2026,cust-42,ada@example.com,Ada,3,Too slow,"
+                "2026-01-05T10:00:00Z\n",
+            }
+        },
+    }
+}
+
+
+def router(  # noqa: PLR0915 - one closure per route over the same dependencies
     *,
-    tokens: Callable[[], Mapping[str, str]],
+    sources: Mapping[str, Source],
+    adapters: Mapping[Provider, ProviderAdapter],
+    fetchers: Mapping[Provider, ResponseFetcher],
     publisher: EventPublisher,
     clock: Clock,
     publish_timeout: float,
+    comment_limit: int = 10_000,
 ) -> APIRouter:
     api = APIRouter()
+    tokens = sources_by_token(sources)
 
     async def authenticated_source(authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization:
@@ -84,7 +252,7 @@ def router(
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("Send 'Authorization: Bearer <token>'.")
-        source = source_for_token(token.strip(), tokens())
+        source = source_for_token(token.strip(), tokens)
         if source is None:
             raise _unauthorized("The token is not valid.")
         return source
@@ -93,9 +261,11 @@ def router(
         "/v1/responses",
         status_code=202,
         response_model=Accepted,
+        response_model_exclude_none=True,
         summary="Receive one survey response",
         responses={
             401: {"description": "Missing or wrong bearer token (problem+json)."},
+            413: {"description": "The body is larger than the limit (problem+json)."},
             422: {"description": "Invalid response; `errors` names each field (problem+json)."},
             503: {"description": "The broker is unavailable; retry after `Retry-After` seconds."},
         },
@@ -104,22 +274,252 @@ def router(
         body: ResponseIn, source: Annotated[str, Depends(authenticated_source)]
     ) -> Accepted:
         """Answers 202 once the broker has acknowledged the `ResponseReceived` event.
-        Posting the same `response_id` again is safe: it yields the same event id."""
+        Posting the same response again is safe: it yields the same event id. Posting it with
+        a changed score or comment is an update of that response."""
         try:
-            event = await receive_response(
+            received = await receive_response(
                 body.to_domain(),
                 source=source,
                 publisher=publisher,
                 clock=clock,
                 ack_timeout=publish_timeout,
+                comment_limit=comment_limit,
             )
+        except InvalidResponseError as exc:
+            raise _invalid(exc) from exc
         except BrokerUnavailableError as exc:
-            raise Problem(
-                503,
-                "Broker unavailable",
-                f"The response was not accepted: {exc}. Retry later.",
-                headers={"Retry-After": "5"},
-            ) from exc
-        return Accepted(event_id=str(event.event_id()), response_id=str(event.response_id))
+            raise _unavailable("Broker", exc, 5) from exc
+        return _accepted(received)
+
+    async def batch(items: list[dict[str, Any] | str], source: str) -> BatchResult:
+        """`items` are decoded responses, or the error that already refused one."""
+        domain: list[CanonicalResponse | None] = []
+        refused: dict[int, str] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, str):
+                domain.append(None)
+                refused[index] = item
+                continue
+            try:
+                domain.append(ResponseIn.model_validate(item).to_domain())
+            except (ValidationError, InvalidResponseError) as exc:
+                domain.append(None)
+                refused[index] = _item_error(exc)
+        outcomes = await receive_batch(
+            domain,
+            source=source,
+            publisher=publisher,
+            clock=clock,
+            ack_timeout=publish_timeout,
+            comment_limit=comment_limit,
+        )
+        results = []
+        for index, outcome in enumerate(outcomes):
+            if outcome is None:
+                results.append(ItemResult(index=index, status="error", error=refused[index]))
+                continue
+            accepted = _accepted(outcome.received) if outcome.received else None
+            results.append(
+                ItemResult(
+                    index=index,
+                    status=outcome.status,
+                    event_id=accepted.event_id if accepted else None,
+                    response_id=accepted.response_id if accepted else None,
+                    comment_truncated=accepted.comment_truncated if accepted else False,
+                    error=outcome.error,
+                )
+            )
+        return BatchResult(
+            accepted=sum(r.status == "accepted" for r in results),
+            duplicates=sum(r.status == "duplicate" for r in results),
+            errors=sum(r.status == "error" for r in results),
+            results=results,
+        )
+
+    @api.post(
+        "/v1/responses/batch",
+        response_model=BatchResult,
+        response_model_exclude_none=True,
+        summary=f"Receive up to {MAX_BATCH} responses, with one result each",
+        responses={
+            401: {"description": "Missing or wrong bearer token (problem+json)."},
+            413: {"description": "The body is larger than the limit (problem+json)."},
+            422: {"description": "Not a batch: no `responses`, or more than 1,000."},
+        },
+    )
+    async def post_batch(
+        body: BatchIn, source: Annotated[str, Depends(authenticated_source)]
+    ) -> BatchResult:
+        """Each item is validated and published on its own: one bad item never sinks the
+        rest. `duplicate` marks an item identical to an earlier one in the same batch; an
+        `error` item may be re-posted alone once fixed."""
+        return await batch(list(body.responses), source)
+
+    @api.post(
+        "/v1/responses/import",
+        response_model=BatchResult,
+        response_model_exclude_none=True,
+        summary="Back-fill historical responses from CSV",
+        openapi_extra=CSV_BODY,
+        responses={
+            400: {"description": "Not CSV, or a header without the required columns."},
+            401: {"description": "Missing or wrong bearer token (problem+json)."},
+            413: {"description": "The body is larger than the limit (problem+json)."},
+        },
+    )
+    async def post_csv(
+        request: Request, source: Annotated[str, Depends(authenticated_source)]
+    ) -> BatchResult:
+        """A header row, then one response per row. Columns: response_id, survey_id,
+        customer_id, customer_email, customer_name, score, comment, responded_at. One result
+        per row, as for a batch (`index` 0 is the first row after the header)."""
+        try:
+            text = (await request.body()).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise Problem(400, "Malformed CSV", "The body is not UTF-8 text.") from exc
+        try:
+            rows = list(csv.DictReader(io.StringIO(text)))
+        except csv.Error as exc:
+            raise Problem(400, "Malformed CSV", f"The body is not CSV: {exc}") from exc
+        missing = {"response_id", "survey_id", "score", "responded_at"} - set(
+            csv.DictReader(io.StringIO(text)).fieldnames or ()
+        )
+        if missing:
+            raise Problem(400, "Malformed CSV", f"Missing columns: {', '.join(sorted(missing))}.")
+        if not rows or len(rows) > MAX_CSV_ROWS:
+            raise Problem(400, "Malformed CSV", f"Send 1 to {MAX_CSV_ROWS} rows after the header.")
+        items: list[dict[str, Any] | str] = []
+        for row in rows:
+            try:
+                items.append(_csv_item(row))
+            except InvalidResponseError as exc:
+                items.append(str(exc))
+        return await batch(items, source)
+
+    @api.post(
+        "/v1/webhooks/{source}",
+        status_code=202,
+        response_model=WebhookAccepted,
+        response_model_exclude_none=True,
+        summary="Receive a provider's webhook in its own format",
+        openapi_extra=WEBHOOK_BODY,
+        responses={
+            400: {"description": "The body is not the provider's format (problem+json)."},
+            401: {"description": "Missing or wrong signature, or a stale timestamp."},
+            404: {"description": "No such source (problem+json)."},
+            413: {"description": "The body is larger than the limit (problem+json)."},
+            422: {"description": "A value is wrong, e.g. a score outside 0–10 (problem+json)."},
+            503: {"description": "The broker or the provider's API is unavailable; retry."},
+        },
+    )
+    async def post_webhook(source: str, request: Request) -> WebhookAccepted:
+        """`source` names a source of the sources file; its provider says how the delivery is
+        signed and shaped (Delighted, Typeform, Formbricks, Standard Webhooks, Wootric,
+        AskNicely, SurveyMonkey). Answers 202 once the broker has acknowledged every event; a
+        replayed delivery yields the same event ids."""
+        found = sources.get(source)
+        adapter = adapters.get(found.provider) if found else None
+        if found is None or adapter is None:
+            raise Problem(404, "Unknown source", f"No webhook source is named {source[:100]!r}.")
+        delivery = WebhookRequest(
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=await request.body(),
+            url=str(request.url),
+        )
+        try:
+            outcome = await receive_webhook(
+                delivery,
+                source=found,
+                adapter=adapter,
+                fetcher=fetchers.get(found.provider),
+                publisher=publisher,
+                clock=clock,
+                ack_timeout=publish_timeout,
+                comment_limit=comment_limit,
+            )
+        except StaleTimestampError as exc:
+            raise Problem(401, "Stale timestamp", f"{exc}.") from exc
+        except SignatureError as exc:
+            raise Problem(401, "Invalid signature", f"{exc}.") from exc
+        except MalformedPayloadError as exc:
+            raise Problem(400, "Malformed payload", f"{exc}.") from exc
+        except InvalidResponseError as exc:
+            raise _invalid(exc) from exc
+        except VendorUnavailableError as exc:
+            raise _unavailable("Provider API", exc, 30) from exc
+        except BrokerUnavailableError as exc:
+            raise _unavailable("Broker", exc, 5) from exc
+        if outcome.ignored:
+            log.info("webhook.ignored", source=found.name, reason=outcome.ignored)
+        return WebhookAccepted(
+            accepted=[_accepted(r) for r in outcome.received], ignored=outcome.ignored
+        )
 
     return api
+
+
+class BodyLimit:
+    """Refuses a request body over `max_bytes` with 413 problem+json, before any route reads
+    it: by its Content-Length when it has one, else as the chunks arrive."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Send) -> None:
+        body = (
+            b'{"type":"about:blank","title":"Payload too large","status":413,'
+            b'"detail":"The body is larger than ' + str(self.max_bytes).encode() + b' bytes."}'
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._refuse(send)
+                    return
+        # Read the whole body (at most max_bytes) before the app sees it, then replay it.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return whole
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,74 @@
+"""AskNicely (AskNicely's help centre: "Triggering Webhooks in AskNicely").
+
+JSON `{"count", "person": {"id", "name", "email", …custom fields}, "question": {"id",
+"score", "comment", "responded", …}}`; scores and times arrive as strings ("10", Unix
+seconds). `count` grows by one for each update of the same response.
+
+AskNicely does not sign its webhooks; it sends the custom headers configured in its
+Webhooks app. The source's secret is sent there as `Authorization: Bearer <secret>` (or in the
+header named by option `header`) and compared in constant time.
+
+Mapping: `customer_id` names a person field holding the customer id (else the person's id).
+"""
+
+import hmac
+from datetime import datetime
+
+from nps_ingest.domain.responses import CanonicalResponse
+from nps_ingest.domain.signatures import SignatureError, require
+from nps_ingest.domain.sources import Source
+from nps_ingest.domain.webhooks import (
+    MalformedPayloadError,
+    Parsed,
+    ProviderAdapter,
+    WebhookRequest,
+    customer,
+    from_unix,
+    parse_score,
+    required_text,
+    text_or_none,
+)
+
+
+def verify(request: WebhookRequest, source: Source, now: datetime) -> None:
+    name = source.options.get("header", "Authorization")
+    offered = require(request.header(name), name)
+    if name.lower() == "authorization":
+        scheme, _, offered = offered.partition(" ")
+        if scheme.lower() != "bearer":
+            raise SignatureError("send 'Authorization: Bearer <secret>'")
+    found = False
+    for secret in source.secrets:
+        found |= hmac.compare_digest(offered.strip().encode(), secret.encode())
+    if not source.secrets or not found:
+        raise SignatureError("the shared secret does not match")
+
+
+def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
+    body = request.json_object()
+    person = body.get("person")
+    question = body.get("question")
+    if not isinstance(person, dict) or not isinstance(question, dict):
+        raise MalformedPayloadError("person and question must be JSON objects")
+    key = source.mapping.customer_id
+    template = text_or_none(question.get("template")) or text_or_none(question.get("segment"))
+    return Parsed(
+        responses=(
+            CanonicalResponse(
+                response_id=required_text(question.get("id"), "question.id"),
+                survey_id=source.mapping.survey_id or f"asknicely-{template or 'nps'}",
+                customer=customer(
+                    id_=(person.get(key) if key else None) or person.get("id"),
+                    email=person.get("email"),
+                    name=person.get("name"),
+                    field="person",
+                ),
+                score=parse_score(question.get("score"), "question.score"),
+                comment=text_or_none(question.get("comment")),
+                responded_at=from_unix(question.get("responded"), "question.responded"),
+            ),
+        )
+    )
+
+
+ADAPTER = ProviderAdapter(verify=verify, parse=parse)

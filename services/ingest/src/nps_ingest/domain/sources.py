@@ -1,0 +1,49 @@
+"""Sources: one upstream product installation each, with its secrets, tokens and mapping."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Provider(StrEnum):
+    """The upstream products ingest understands, by the name a sources file uses."""
+
+    CANONICAL = "canonical"
+    STANDARD_WEBHOOKS = "standard-webhooks"
+    FORMBRICKS = "formbricks"
+    DELIGHTED = "delighted"
+    TYPEFORM = "typeform"
+    WOOTRIC = "wootric"
+    ASKNICELY = "asknicely"
+    SURVEYMONKEY = "surveymonkey"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """Where a provider's payload holds what npsloop needs; each provider reads the keys it
+    knows (a Typeform field `ref`, a Formbricks question id, a hidden field's name…)."""
+
+    score: str | None = None
+    comment: str | None = None
+    customer_id: str | None = None
+    customer_email: str | None = None
+    customer_name: str | None = None
+    survey_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One upstream product installation. Its secrets verify webhook signatures (several at
+    once during a rotation); its tokens authenticate the canonical API."""
+
+    name: str
+    provider: Provider
+    secrets: tuple[str, ...] = ()
+    tokens: tuple[str, ...] = ()
+    mapping: FieldMapping = field(default_factory=FieldMapping)
+    #: How far a signed timestamp may be from now, where the scheme signs one.
+    timestamp_tolerance_seconds: int = 300
+    #: Provider-specific settings that are not secrets (an API base URL, a data centre…).
+    options: Mapping[str, str] = field(default_factory=dict)
+    #: Provider API credentials for fetching thin payloads (SurveyMonkey access token…).
+    api_token: str | None = None
