@@ -1,0 +1,101 @@
+"""The sources file: validated at start-up, with errors that say where and why."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from nps_ingest.config import IngestSettings, SourcesError, load_sources, parse_sources
+from nps_ingest.domain.sources import Provider
+
+ENV = {"DELIGHTED_KEY": "delighted-api-key-1", "DELIGHTED_KEY_OLD": "delighted-api-key-0"}
+
+GOOD = """
+sources:
+  acme-delighted:
+    provider: delighted
+    secrets:
+      - env: DELIGHTED_KEY
+      - env: DELIGHTED_KEY_OLD
+    mapping:
+      customer_id: Customer ID
+  acme-typeform:
+    provider: typeform
+    secrets: [{value: "typeform-secret-1"}]
+    tokens: [{value: "typeform-canonical-token"}]
+    mapping: {score: nps_ref, comment: why_ref, customer_id: user_id}
+  backfill:
+    provider: canonical
+    tokens: [{value: "backfill-token-1"}]
+"""
+
+
+def test_a_valid_file_yields_each_source_with_secrets_from_the_environment() -> None:
+    sources = parse_sources(GOOD, ENV)
+    assert set(sources) == {"acme-delighted", "acme-typeform", "backfill"}
+    delighted = sources["acme-delighted"]
+    assert delighted.provider is Provider.DELIGHTED
+    assert delighted.secrets == ("delighted-api-key-1", "delighted-api-key-0")
+    assert delighted.mapping.customer_id == "Customer ID"
+    assert sources["acme-typeform"].mapping.score == "nps_ref"
+    assert sources["backfill"].tokens == ("backfill-token-1",)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sources: {x: {provider: zendesk}}", "sources.x.provider"),
+        ("sources: {x: {provider: delighted}}", "needs at least one secret"),
+        ("sources: {x: {provider: canonical}}", "needs at least one token"),
+        (
+            "sources: {x: {provider: delighted, secrets: [{env: MISSING_VAR}]}}",
+            "MISSING_VAR is not set",
+        ),
+        ("sources: {x: {provider: delighted, secrets: [{value: short}]}}", "at least 8"),
+        (
+            "sources: {x: {provider: formbricks, secrets: [{value: whsec_abcdefgh}]}}",
+            "mapping.score",
+        ),
+        ("sources: {Bad Name: {provider: canonical}}", "Bad Name"),
+        ("sources: {x: {provider: canonical, tokenz: []}}", "tokenz"),
+        ("sources: [", "not valid YAML"),
+    ],
+)
+def test_a_wrong_file_is_refused_naming_the_problem(text: str, message: str) -> None:
+    with pytest.raises(SourcesError, match=message):
+        parse_sources(text, {})
+
+
+def test_api_tokens_shorthand_still_defines_canonical_sources(tmp_path: Path) -> None:
+    file = tmp_path / "sources.yaml"
+    file.write_text(GOOD)
+    settings = IngestSettings(sources_file=file, api_tokens={"shop": SecretStr("shop-token-1")})
+    sources = load_sources(settings, ENV)
+    assert sources["shop"].provider is Provider.CANONICAL
+    assert sources["shop"].tokens == ("shop-token-1",)
+    assert "acme-delighted" in sources
+
+
+def test_a_token_shared_by_two_sources_is_refused() -> None:
+    settings = IngestSettings(
+        api_tokens={"a": SecretStr("same-token-1"), "b": SecretStr("same-token-1")}
+    )
+    with pytest.raises(SourcesError, match="share a token"):
+        load_sources(settings, {})
+
+
+def test_an_unreadable_sources_file_is_refused(tmp_path: Path) -> None:
+    settings = IngestSettings(sources_file=tmp_path / "nope.yaml")
+    with pytest.raises(SourcesError, match="INGEST_SOURCES_FILE"):
+        load_sources(settings, {})
+
+
+def test_the_example_sources_file_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "sources.example.yaml"
+    env = {
+        "DELIGHTED_API_KEY": "delighted-key-123",
+        "TYPEFORM_WEBHOOK_SECRET": "typeform-secret-123",
+        "FORMBRICKS_WEBHOOK_SECRET": "whsec_c2VjcmV0LWtleS0xMjM0NTY=",
+        "BACKFILL_TOKEN": "backfill-token-123",
+    }
+    assert parse_sources(example.read_text(), env)
