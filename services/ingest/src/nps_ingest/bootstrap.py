@@ -11,9 +11,11 @@ from nps_ingest.adapters.providers import (
     delighted,
     formbricks,
     standard_webhooks,
+    surveymonkey,
     typeform,
     wootric,
 )
+from nps_ingest.adapters.vendor_api import SurveyMonkeyClient
 from nps_ingest.config import IngestSettings, load_sources
 from nps_ingest.domain.sources import Provider, Source
 from nps_ingest.domain.webhooks import ProviderAdapter
@@ -32,6 +34,7 @@ ADAPTERS: dict[Provider, ProviderAdapter] = {
     Provider.TYPEFORM: typeform.ADAPTER,
     Provider.WOOTRIC: wootric.ADAPTER,
     Provider.ASKNICELY: asknicely.ADAPTER,
+    Provider.SURVEYMONKEY: surveymonkey.ADAPTER,
 }
 
 
@@ -52,6 +55,9 @@ def build(
     sources = load_sources(settings)
     publisher = Publisher(settings.kafka, client_id="ingest")
     runtime = Runtime()
+    surveymonkey_client = SurveyMonkeyClient(timeout=settings.vendor_timeout_seconds)
+    if fetchers is None:
+        fetchers = {Provider.SURVEYMONKEY: surveymonkey_client}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +67,7 @@ def build(
         finally:
             await runtime.stop()
             await publisher.stop()
+            await surveymonkey_client.aclose()
 
     async def broker_answers() -> None:
         await publisher.check()
@@ -80,7 +87,7 @@ def build(
         router(
             sources=sources,
             adapters=ADAPTERS,
-            fetchers=fetchers or {},
+            fetchers=fetchers,
             publisher=publisher,
             clock=clock or SystemClock(),
             publish_timeout=settings.publish_timeout_seconds,

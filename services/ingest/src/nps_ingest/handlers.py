@@ -17,6 +17,7 @@ from nps_ingest.domain.webhooks import (
     MalformedPayloadError,
     Parsed,
     ProviderAdapter,
+    VendorUnavailableError,
     WebhookRequest,
 )
 from nps_kit.clock import Clock
@@ -41,10 +42,6 @@ class ResponseFetcher(Protocol):
 
 class BrokerUnavailableError(Exception):
     """The broker did not acknowledge in time; the sender should retry later."""
-
-
-class VendorUnavailableError(Exception):
-    """The provider's API did not give the response now; the sender should retry later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,10 @@ class MalformedPayloadError(Exception):
     """The body cannot be read at all: not JSON, not a form, not the provider's shape (400)."""
 
 
+class VendorUnavailableError(Exception):
+    """The provider's API did not give the response now; the sender should retry later."""
+
+
 class InvalidResponseError(Exception):
     """The body is readable but a value is wrong: a score of 11 or "nine" (422)."""
 

@@ -19,6 +19,7 @@ from nps_ingest.domain.webhooks import (
     InvalidResponseError,
     MalformedPayloadError,
     ProviderAdapter,
+    VendorUnavailableError,
     WebhookRequest,
     parse_score,
 )
@@ -27,7 +28,6 @@ from nps_ingest.handlers import (
     EventPublisher,
     Received,
     ResponseFetcher,
-    VendorUnavailableError,
     receive_batch,
     receive_response,
     receive_webhook,

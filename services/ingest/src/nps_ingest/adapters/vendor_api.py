@@ -1,0 +1,79 @@
+"""Clients of the providers' APIs, for thin webhooks that carry ids only.
+
+Every call has a timeout and bounded retries with backoff (tenacity); when the provider still
+cannot answer, `VendorUnavailableError` makes ingest answer 503 with Retry-After, so the
+provider redelivers the webhook later: a vendor outage delays a response, never loses it.
+"""
+
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from nps_ingest.domain.sources import Source
+from nps_ingest.domain.webhooks import Fetch, VendorUnavailableError
+
+
+class _RetryableError(Exception):
+    pass
+
+
+class SurveyMonkeyClient:
+    """`GET /v3/surveys/{survey_id}/responses/{id}/details?simple=true` with the source's
+    access token as `Authorization: Bearer`. The base URL is the source's option `api_url`
+    (default https://api.surveymonkey.com; EU accounts use https://api.eu.surveymonkey.com)."""
+
+    DEFAULT_BASE = "https://api.surveymonkey.com"
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        attempts: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._attempts = attempts
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _get(self, url: str, token: str) -> Any:
+        try:
+            answer = await self._client.get(
+                url,
+                params={"simple": "true"},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            raise _RetryableError(f"{type(exc).__name__}") from exc
+        if answer.status_code == 429 or answer.status_code >= 500:
+            raise _RetryableError(f"SurveyMonkey answered {answer.status_code}")
+        if answer.status_code != 200:
+            raise VendorUnavailableError(f"SurveyMonkey answered {answer.status_code}")
+        try:
+            return answer.json()
+        except ValueError as exc:
+            raise VendorUnavailableError("SurveyMonkey answered with invalid JSON") from exc
+
+    async def fetch(self, source: Source, fetch: Fetch) -> Any:
+        base = source.options.get("api_url", self.DEFAULT_BASE).rstrip("/")
+        url = f"{base}/v3/surveys/{fetch.survey_id}/responses/{fetch.response_id}/details"
+        token = source.api_token or ""
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential(multiplier=0.2, max=2),
+                retry=retry_if_exception_type(_RetryableError),
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._get(url, token)
+        except _RetryableError as exc:
+            raise VendorUnavailableError(f"{exc} after {self._attempts} attempts") from exc
+        raise VendorUnavailableError("no attempt was made")  # pragma: no cover

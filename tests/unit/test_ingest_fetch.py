@@ -1,0 +1,179 @@
+"""Thin webhooks (SurveyMonkey): the response is fetched from the vendor's API; an outage of
+that API becomes a 503 with Retry-After (the vendor redelivers), never a lost response.
+
+The fake SurveyMonkey API checks each request against the documented format: GET
+/v3/surveys/{survey_id}/responses/{response_id}/details, `simple=true`, and
+`Authorization: Bearer <access token>`; it answers 401 otherwise, as SurveyMonkey does.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from nps_events import Event, ResponseReceived
+from nps_ingest.adapters.vendor_api import SurveyMonkeyClient
+from nps_ingest.bootstrap import ADAPTERS
+from nps_ingest.domain.sources import FieldMapping, Provider, Source
+from nps_ingest.entrypoints.api import router
+from nps_kit.clock import FrozenClock
+from nps_kit.http import create_app
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+KEY = "sm-client-id&sm-client-secret"
+ACCESS_TOKEN = "sm-access-token-123"
+SOURCE = Source(
+    name="sm",
+    provider=Provider.SURVEYMONKEY,
+    secrets=(KEY,),
+    api_token=ACCESS_TOKEN,
+    mapping=FieldMapping(score="q-nps", comment="q-why", customer_id="customer_id"),
+)
+
+CALLBACK = {
+    "name": "NPS webhook",
+    "filter_type": "survey",
+    "filter_id": "123456789",
+    "event_type": "response_completed",
+    "event_id": "evt-1",
+    "object_type": "response",
+    "object_id": "987654321",
+    "event_datetime": "2026-11-24T11:59:00.000000+00:00",
+    "resources": {
+        "survey_id": "123456789",
+        "collector_id": "111222333",
+        "respondent_id": "987654321",
+        "recipient_id": "777888999",
+    },
+}
+
+DETAILS = {
+    "id": "987654321",
+    "survey_id": "123456789",
+    "collector_id": "111222333",
+    "response_status": "completed",
+    "date_created": "2026-11-24T11:55:00+00:00",
+    "date_modified": "2026-11-24T11:58:00+00:00",
+    "custom_variables": {"customer_id": "cus_sm_1"},
+    "metadata": {"contact": {"email": {"type": "string", "value": "joan@example.com"}}},
+    "pages": [
+        {
+            "id": "p1",
+            "questions": [
+                {"id": "q-nps", "answers": [{"choice_id": "c9", "simple_text": "2"}]},
+                {
+                    "id": "q-why",
+                    "answers": [
+                        {"tag_data": [], "text": "Billing errors", "simple_text": "Billing errors"}
+                    ],
+                },
+            ],
+        }
+    ],
+}
+
+
+class FakeSurveyMonkey:
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+            return httpx.Response(401, json={"error": {"name": "Authorization Error"}})
+        expected = "/v3/surveys/123456789/responses/987654321/details"
+        if request.method != "GET" or request.url.path != expected:
+            return httpx.Response(404, json={"error": {"name": "Resource Not Found"}})
+        if request.url.params.get("simple") != "true":
+            return httpx.Response(400, json={"error": {"name": "Bad Request"}})
+        if self.failures > 0:
+            self.failures -= 1
+            return httpx.Response(503, json={"error": {"name": "Service Unavailable"}})
+        return httpx.Response(200, json=DETAILS)
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.published: list[Event] = []
+
+    async def publish(self, event: Event, *, source: str, now: datetime) -> None:
+        self.published.append(event)
+
+
+def _client(api: FakeSurveyMonkey, publisher: FakePublisher) -> TestClient:
+    app = create_app(title="t", description="t", version="0", readiness={})
+    app.include_router(
+        router(
+            sources={"sm": SOURCE},
+            adapters=ADAPTERS,
+            fetchers={
+                Provider.SURVEYMONKEY: SurveyMonkeyClient(
+                    attempts=2, transport=httpx.MockTransport(api)
+                )
+            },
+            publisher=publisher,
+            clock=FrozenClock(NOW),
+            publish_timeout=5.0,
+        )
+    )
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def _signed(body: dict[str, Any], key: str = KEY) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    digest = hmac.new(key.encode(), raw, hashlib.sha1).digest()
+    return raw, {
+        "Sm-Signature": base64.b64encode(digest).decode(),
+        "Sm-Apikey": "sm-client-id",
+        "content-type": "application/json",
+    }
+
+
+def test_completed_response_is_fetched_and_normalised() -> None:
+    api, publisher = FakeSurveyMonkey(), FakePublisher()
+    raw, headers = _signed(CALLBACK)
+    answer = _client(api, publisher).post("/v1/webhooks/sm", content=raw, headers=headers)
+    assert answer.status_code == 202, answer.text
+    [event] = publisher.published
+    assert isinstance(event, ResponseReceived)
+    assert (event.provider_response_id, event.survey_id) == ("987654321", "123456789")
+    assert (event.score, event.comment) == (2, "Billing errors")
+    assert (event.customer.id, event.customer.email) == ("cus_sm_1", "joan@example.com")
+
+
+def test_vendor_outage_is_503_with_retry_after_and_the_redelivery_succeeds() -> None:
+    api, publisher = FakeSurveyMonkey(failures=2), FakePublisher()
+    client = _client(api, publisher)
+    raw, headers = _signed(CALLBACK)
+    answer = client.post("/v1/webhooks/sm", content=raw, headers=headers)
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"]
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert api.calls == 2  # retried once before giving up
+    assert publisher.published == []
+    # SurveyMonkey redelivers the same callback later: now it goes through.
+    assert client.post("/v1/webhooks/sm", content=raw, headers=headers).status_code == 202
+    assert len(publisher.published) == 1
+
+
+def test_wrong_sm_signature_is_401_and_the_api_is_not_called() -> None:
+    api, publisher = FakeSurveyMonkey(), FakePublisher()
+    raw, headers = _signed(CALLBACK, key="someone&else")
+    answer = _client(api, publisher).post("/v1/webhooks/sm", content=raw, headers=headers)
+    assert answer.status_code == 401
+    assert api.calls == 0
+
+
+def test_other_surveymonkey_events_are_ignored() -> None:
+    api, publisher = FakeSurveyMonkey(), FakePublisher()
+    raw, headers = _signed({**CALLBACK, "event_type": "collector_created"})
+    answer = _client(api, publisher).post("/v1/webhooks/sm", content=raw, headers=headers)
+    assert answer.status_code == 202
+    assert answer.json()["ignored"]
+    assert api.calls == 0
