@@ -177,3 +177,141 @@ def test_other_surveymonkey_events_are_ignored() -> None:
     assert answer.status_code == 202
     assert answer.json()["ignored"]
     assert api.calls == 0
+
+
+# --- HubSpot --------------------------------------------------------------------------------
+
+from nps_ingest.adapters.vendor_api import HubSpotClient  # noqa: E402
+
+HUBSPOT_SECRET = "hubspot-client-secret-1"
+HUBSPOT_TOKEN = "pat-na1-hubspot-token"
+PUBLIC_URL = "https://ingest.example.com/v1/webhooks/hs"
+HUBSPOT = Source(
+    name="hs",
+    provider=Provider.HUBSPOT,
+    secrets=(HUBSPOT_SECRET,),
+    api_token=HUBSPOT_TOKEN,
+    options={"public_url": PUBLIC_URL},
+)
+HUBSPOT_EVENTS = [
+    {
+        "eventId": 100,
+        "subscriptionId": 2001,
+        "portalId": 62515,
+        "appId": 54321,
+        "occurredAt": 1764000000000,
+        "subscriptionType": "object.creation",
+        "objectTypeId": "0-19",
+        "attemptNumber": 0,
+        "objectId": 5551212,
+        "changeSource": "FEEDBACK",
+    }
+]
+SUBMISSION = {
+    "id": "5551212",
+    "properties": {
+        "hs_object_id": "5551212",
+        "hs_response_value": "5",
+        "hs_content": "Onboarding was confusing",
+        "hs_survey_id": "nps-2026",
+        "hs_contact_email_rollup": "ravi@example.com",
+        "hs_createdate": "2026-11-24T11:50:00.000Z",
+        "hs_lastmodifieddate": "2026-11-24T11:50:00.000Z",
+    },
+    "associations": {
+        "contacts": {"results": [{"id": "901", "type": "feedback_submission_to_contact"}]}
+    },
+    "createdAt": "2026-11-24T11:50:00.000Z",
+    "updatedAt": "2026-11-24T11:50:00.000Z",
+    "archived": False,
+}
+
+
+class FakeHubSpot:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if request.headers.get("authorization") != f"Bearer {HUBSPOT_TOKEN}":
+            return httpx.Response(
+                401, json={"status": "error", "category": "INVALID_AUTHENTICATION"}
+            )
+        if (
+            request.method != "GET"
+            or request.url.path != "/crm/v3/objects/feedback_submissions/5551212"
+        ):
+            return httpx.Response(404, json={"status": "error", "category": "OBJECT_NOT_FOUND"})
+        props = (request.url.params.get("properties") or "").split(",")
+        if "hs_response_value" not in props or request.url.params.get("associations") != "contacts":
+            return httpx.Response(200, json={**SUBMISSION, "properties": {}, "associations": {}})
+        return httpx.Response(200, json=SUBMISSION)
+
+
+def _hubspot_client(api: FakeHubSpot, publisher: FakePublisher) -> TestClient:
+    app = create_app(title="t", description="t", version="0", readiness={})
+    app.include_router(
+        router(
+            sources={"hs": HUBSPOT},
+            adapters=ADAPTERS,
+            fetchers={
+                Provider.HUBSPOT: HubSpotClient(attempts=2, transport=httpx.MockTransport(api))
+            },
+            publisher=publisher,
+            clock=FrozenClock(NOW),
+            publish_timeout=5.0,
+        )
+    )
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def _hubspot_signed(
+    body: bytes, *, uri: str = PUBLIC_URL, at_ms: int | None = None, secret: str = HUBSPOT_SECRET
+) -> dict[str, str]:
+    stamp = str(at_ms if at_ms is not None else int(NOW.timestamp() * 1000))
+    digest = hmac.new(
+        secret.encode(), b"POST" + uri.encode() + body + stamp.encode(), hashlib.sha256
+    )
+    return {
+        "X-HubSpot-Signature-v3": base64.b64encode(digest.digest()).decode(),
+        "X-HubSpot-Request-Timestamp": stamp,
+        "content-type": "application/json",
+    }
+
+
+def test_hubspot_feedback_submission_is_fetched_and_normalised() -> None:
+    api, publisher = FakeHubSpot(), FakePublisher()
+    body = json.dumps(HUBSPOT_EVENTS).encode()
+    answer = _hubspot_client(api, publisher).post(
+        "/v1/webhooks/hs", content=body, headers=_hubspot_signed(body)
+    )
+    assert answer.status_code == 202, answer.text
+    [event] = publisher.published
+    assert isinstance(event, ResponseReceived)
+    assert (event.provider_response_id, event.survey_id, event.score) == ("5551212", "nps-2026", 5)
+    assert (event.customer.id, event.customer.email) == ("901", "ravi@example.com")
+    assert event.comment == "Onboarding was confusing"
+
+
+def test_hubspot_stale_timestamp_is_401() -> None:
+    api = FakeHubSpot()
+    body = json.dumps(HUBSPOT_EVENTS).encode()
+    six_minutes_ago = int(NOW.timestamp() * 1000) - 6 * 60 * 1000
+    answer = _hubspot_client(api, FakePublisher()).post(
+        "/v1/webhooks/hs", content=body, headers=_hubspot_signed(body, at_ms=six_minutes_ago)
+    )
+    assert answer.status_code == 401
+    assert answer.json()["title"] == "Stale timestamp"
+    assert api.calls == 0
+
+
+def test_hubspot_signature_over_another_uri_or_body_is_401() -> None:
+    body = json.dumps(HUBSPOT_EVENTS).encode()
+    client = _hubspot_client(FakeHubSpot(), FakePublisher())
+    other_uri = _hubspot_signed(body, uri="https://evil.example.com/v1/webhooks/hs")
+    assert client.post("/v1/webhooks/hs", content=body, headers=other_uri).status_code == 401
+    tampered = body.replace(b"5551212", b"5551213")
+    assert (
+        client.post("/v1/webhooks/hs", content=tampered, headers=_hubspot_signed(body)).status_code
+        == 401
+    )

@@ -10,12 +10,13 @@ from nps_ingest.adapters.providers import (
     asknicely,
     delighted,
     formbricks,
+    hubspot,
     standard_webhooks,
     surveymonkey,
     typeform,
     wootric,
 )
-from nps_ingest.adapters.vendor_api import SurveyMonkeyClient
+from nps_ingest.adapters.vendor_api import HubSpotClient, SurveyMonkeyClient
 from nps_ingest.config import IngestSettings, load_sources
 from nps_ingest.domain.sources import Provider, Source
 from nps_ingest.domain.webhooks import ProviderAdapter
@@ -35,6 +36,7 @@ ADAPTERS: dict[Provider, ProviderAdapter] = {
     Provider.WOOTRIC: wootric.ADAPTER,
     Provider.ASKNICELY: asknicely.ADAPTER,
     Provider.SURVEYMONKEY: surveymonkey.ADAPTER,
+    Provider.HUBSPOT: hubspot.ADAPTER,
 }
 
 
@@ -55,9 +57,12 @@ def build(
     sources = load_sources(settings)
     publisher = Publisher(settings.kafka, client_id="ingest")
     runtime = Runtime()
-    surveymonkey_client = SurveyMonkeyClient(timeout=settings.vendor_timeout_seconds)
+    clients: dict[Provider, SurveyMonkeyClient | HubSpotClient] = {
+        Provider.SURVEYMONKEY: SurveyMonkeyClient(timeout=settings.vendor_timeout_seconds),
+        Provider.HUBSPOT: HubSpotClient(timeout=settings.vendor_timeout_seconds),
+    }
     if fetchers is None:
-        fetchers = {Provider.SURVEYMONKEY: surveymonkey_client}
+        fetchers = dict(clients)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -67,7 +72,8 @@ def build(
         finally:
             await runtime.stop()
             await publisher.stop()
-            await surveymonkey_client.aclose()
+            for client in clients.values():
+                await client.aclose()
 
     async def broker_answers() -> None:
         await publisher.check()

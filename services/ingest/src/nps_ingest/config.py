@@ -94,6 +94,8 @@ class SourcesFile(_Strict):
 
 #: Providers that need a field mapping to find the score at all.
 _NEEDS_SCORE_MAPPING = {Provider.FORMBRICKS, Provider.SURVEYMONKEY}
+#: Providers whose webhooks carry ids only: the response is fetched with `api_token`.
+_FETCHES = {Provider.SURVEYMONKEY, Provider.HUBSPOT}
 
 
 def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
@@ -110,8 +112,8 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
         raise SourcesError(f"{where}: a {spec.provider} source needs at least one secret")
     if spec.provider in _NEEDS_SCORE_MAPPING and not spec.mapping.score:
         raise SourcesError(f"{where}.mapping.score: {spec.provider} needs the score question's id")
-    if spec.provider is Provider.SURVEYMONKEY and spec.api_token is None:
-        raise SourcesError(f"{where}.api_token: SurveyMonkey responses are fetched with it")
+    if spec.provider in _FETCHES and spec.api_token is None:
+        raise SourcesError(f"{where}.api_token: {spec.provider} responses are fetched with it")
     return Source(
         name=name,
         provider=spec.provider,

@@ -15,6 +15,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from nps_ingest.adapters.providers import hubspot
 from nps_ingest.domain.sources import Source
 from nps_ingest.domain.webhooks import Fetch, VendorUnavailableError
 
@@ -23,12 +24,11 @@ class _RetryableError(Exception):
     pass
 
 
-class SurveyMonkeyClient:
-    """`GET /v3/surveys/{survey_id}/responses/{id}/details?simple=true` with the source's
-    access token as `Authorization: Bearer`. The base URL is the source's option `api_url`
-    (default https://api.surveymonkey.com; EU accounts use https://api.eu.surveymonkey.com)."""
+class _JsonApi:
+    """GET one JSON document with a timeout and bounded retries; 429, 5xx and transport
+    errors are retried, anything else is `VendorUnavailableError` at once."""
 
-    DEFAULT_BASE = "https://api.surveymonkey.com"
+    vendor = "the provider"
 
     def __init__(
         self,
@@ -43,28 +43,21 @@ class SurveyMonkeyClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _get(self, url: str, token: str) -> Any:
+    async def _get_once(self, url: str, params: dict[str, str], headers: dict[str, str]) -> Any:
         try:
-            answer = await self._client.get(
-                url,
-                params={"simple": "true"},
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            )
+            answer = await self._client.get(url, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise _RetryableError(f"{type(exc).__name__}") from exc
         if answer.status_code == 429 or answer.status_code >= 500:
-            raise _RetryableError(f"SurveyMonkey answered {answer.status_code}")
+            raise _RetryableError(f"{self.vendor} answered {answer.status_code}")
         if answer.status_code != 200:
-            raise VendorUnavailableError(f"SurveyMonkey answered {answer.status_code}")
+            raise VendorUnavailableError(f"{self.vendor} answered {answer.status_code}")
         try:
             return answer.json()
         except ValueError as exc:
-            raise VendorUnavailableError("SurveyMonkey answered with invalid JSON") from exc
+            raise VendorUnavailableError(f"{self.vendor} answered with invalid JSON") from exc
 
-    async def fetch(self, source: Source, fetch: Fetch) -> Any:
-        base = source.options.get("api_url", self.DEFAULT_BASE).rstrip("/")
-        url = f"{base}/v3/surveys/{fetch.survey_id}/responses/{fetch.response_id}/details"
-        token = source.api_token or ""
+    async def get(self, url: str, params: dict[str, str], headers: dict[str, str]) -> Any:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._attempts),
@@ -73,7 +66,41 @@ class SurveyMonkeyClient:
                 reraise=True,
             ):
                 with attempt:
-                    return await self._get(url, token)
+                    return await self._get_once(url, params, headers)
         except _RetryableError as exc:
             raise VendorUnavailableError(f"{exc} after {self._attempts} attempts") from exc
         raise VendorUnavailableError("no attempt was made")  # pragma: no cover
+
+
+class HubSpotClient(_JsonApi):
+    """`GET /crm/v3/objects/feedback_submissions/{id}?properties=…&associations=contacts` with
+    the app's access token as `Authorization: Bearer` (option `api_url`, default
+    https://api.hubapi.com)."""
+
+    vendor = "HubSpot"
+    DEFAULT_BASE = "https://api.hubapi.com"
+
+    async def fetch(self, source: Source, fetch: Fetch) -> Any:
+        base = source.options.get("api_url", self.DEFAULT_BASE).rstrip("/")
+        return await self.get(
+            f"{base}/crm/v3/objects/feedback_submissions/{fetch.response_id}",
+            {"properties": ",".join(hubspot.properties_for(source)), "associations": "contacts"},
+            {"Authorization": f"Bearer {source.api_token or ''}", "Accept": "application/json"},
+        )
+
+
+class SurveyMonkeyClient(_JsonApi):
+    """`GET /v3/surveys/{survey_id}/responses/{id}/details?simple=true` with the source's
+    access token as `Authorization: Bearer`. The base URL is the source's option `api_url`
+    (default https://api.surveymonkey.com; EU accounts use https://api.eu.surveymonkey.com)."""
+
+    vendor = "SurveyMonkey"
+    DEFAULT_BASE = "https://api.surveymonkey.com"
+
+    async def fetch(self, source: Source, fetch: Fetch) -> Any:
+        base = source.options.get("api_url", self.DEFAULT_BASE).rstrip("/")
+        return await self.get(
+            f"{base}/v3/surveys/{fetch.survey_id}/responses/{fetch.response_id}/details",
+            {"simple": "true"},
+            {"Authorization": f"Bearer {source.api_token or ''}", "Accept": "application/json"},
+        )

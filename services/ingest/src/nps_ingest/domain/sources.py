@@ -16,6 +16,7 @@ class Provider(StrEnum):
     WOOTRIC = "wootric"
     ASKNICELY = "asknicely"
     SURVEYMONKEY = "surveymonkey"
+    HUBSPOT = "hubspot"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,136 @@
+"""HubSpot survey responses (feedback submissions), from an app's webhook subscription.
+
+HubSpot posts a JSON array of events, each `{"eventId", "subscriptionId", "portalId",
+"appId", "occurredAt" (ms), "subscriptionType", "objectId", …}`: ids only. Events about
+feedback submissions (`feedback_submission.creation` / `.propertyChange`, or the generic
+`object.*` with `objectTypeId` "0-19") are fetched from the CRM API:
+`GET /crm/v3/objects/feedback_submissions/{id}?properties=…&associations=contacts`
+(see `adapters.vendor_api`).
+
+Signature v3 ("Validating requests from HubSpot"): `X-HubSpot-Signature-v3` is the base64
+HMAC-SHA256, with the app's client secret, of `method + URI + body + timestamp`, where the
+timestamp is `X-HubSpot-Request-Timestamp` (Unix milliseconds) and must be at most five
+minutes old. The URI is the URL HubSpot called: the source's option `public_url` when ingest
+sits behind a proxy that rewrites it.
+
+Mapping: `score`, `comment`, `survey_id`, `customer_email` name submission properties
+(defaults `hs_response_value`, `hs_content`, `hs_survey_id`, `hs_contact_email_rollup`); the
+customer is the submission's associated contact (mapping `customer_id` may name a property).
+"""
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from nps_ingest.domain.responses import CanonicalResponse
+from nps_ingest.domain.signatures import (
+    StaleTimestampError,
+    decode_base64,
+    require,
+    verify_hmac,
+)
+from nps_ingest.domain.sources import Source
+from nps_ingest.domain.webhooks import (
+    Fetch,
+    MalformedPayloadError,
+    Parsed,
+    ProviderAdapter,
+    WebhookRequest,
+    as_dict,
+    customer,
+    dig,
+    from_iso,
+    parse_score,
+    required_text,
+    text_or_none,
+)
+
+SIGNATURE = "X-HubSpot-Signature-v3"
+TIMESTAMP = "X-HubSpot-Request-Timestamp"
+FEEDBACK_TYPE_ID = "0-19"
+FEEDBACK_EVENTS = {"feedback_submission.creation", "feedback_submission.propertyChange"}
+GENERIC_EVENTS = {"object.creation", "object.propertyChange"}
+
+SCORE = "hs_response_value"
+COMMENT = "hs_content"
+SURVEY = "hs_survey_id"
+EMAIL = "hs_contact_email_rollup"
+
+
+def properties_for(source: Source) -> list[str]:
+    """The submission properties to ask the CRM API for."""
+    m = source.mapping
+    wanted = [
+        m.score or SCORE,
+        m.comment or COMMENT,
+        m.survey_id or SURVEY,
+        m.customer_email or EMAIL,
+    ]
+    if m.customer_id:
+        wanted.append(m.customer_id)
+    return [*wanted, "hs_createdate", "hs_lastmodifieddate"]
+
+
+def verify(request: WebhookRequest, source: Source, now: datetime) -> None:
+    signature = decode_base64(require(request.header(SIGNATURE), SIGNATURE))
+    stamp = require(request.header(TIMESTAMP), TIMESTAMP)
+    try:
+        millis = int(stamp)
+    except ValueError:
+        raise StaleTimestampError("the timestamp is not Unix milliseconds") from None
+    if abs(now.timestamp() * 1000 - millis) > source.timestamp_tolerance_seconds * 1000:
+        raise StaleTimestampError(
+            f"timestamp is more than {source.timestamp_tolerance_seconds} s away from now"
+        )
+    uri = unquote(source.options.get("public_url") or request.url)
+    verify_hmac(
+        message=b"POST" + uri.encode() + request.body + stamp.encode(),
+        offered=[signature] if signature is not None else [],
+        secrets=[s.encode() for s in source.secrets],
+    )
+
+
+def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
+    events = request.json()
+    if not isinstance(events, list):
+        raise MalformedPayloadError("HubSpot sends a JSON array of events")
+    fetches = []
+    for raw in events:
+        event = as_dict(raw)
+        kind = event.get("subscriptionType")
+        generic = kind in GENERIC_EVENTS and str(event.get("objectTypeId")) == FEEDBACK_TYPE_ID
+        if kind in FEEDBACK_EVENTS or generic:
+            fetches.append(
+                Fetch(
+                    response_id=required_text(event.get("objectId"), "objectId"),
+                    survey_id="",
+                    extra={"portal_id": str(event.get("portalId", ""))},
+                )
+            )
+    if not fetches:
+        return Parsed(ignored="no feedback submission events")
+    return Parsed(fetches=tuple(fetches))
+
+
+def from_fetched(record: Any, fetch: Fetch, source: Source) -> CanonicalResponse:
+    record = as_dict(record)
+    props = as_dict(record.get("properties"))
+    m = source.mapping
+    contacts = dig(record, "associations.contacts.results")
+    contact_id = as_dict(contacts[0]).get("id") if isinstance(contacts, list) and contacts else None
+    when = props.get("hs_lastmodifieddate") or props.get("hs_createdate")
+    return CanonicalResponse(
+        response_id=fetch.response_id,
+        survey_id=required_text(props.get(m.survey_id or SURVEY) or "hubspot-nps", "survey_id"),
+        customer=customer(
+            id_=(props.get(m.customer_id) if m.customer_id else None) or contact_id,
+            email=props.get(m.customer_email or EMAIL),
+            field="associations.contacts",
+        ),
+        score=parse_score(props.get(m.score or SCORE), f"properties.{m.score or SCORE}"),
+        comment=text_or_none(props.get(m.comment or COMMENT)),
+        responded_at=from_iso(when, "properties.hs_createdate"),
+    )
+
+
+ADAPTER = ProviderAdapter(verify=verify, parse=parse, from_fetched=from_fetched)
