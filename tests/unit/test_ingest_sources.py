@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from nps_ingest.config import IngestSettings, SourcesError, load_sources, parse_sources
@@ -99,3 +100,17 @@ def test_the_example_sources_file_is_valid() -> None:
         "BACKFILL_TOKEN": "backfill-token-123",
     }
     assert parse_sources(example.read_text(), env)
+
+
+def test_a_secret_may_come_from_a_mounted_file(tmp_path: Path) -> None:
+    (tmp_path / "delighted").write_text("delighted-from-file\n")
+    text = f"sources: {{x: {{provider: delighted, secrets: [{{file: {tmp_path}/delighted}}]}}}}"
+    assert parse_sources(text, {})["x"].secrets == ("delighted-from-file",)
+    with pytest.raises(SourcesError, match="cannot read"):
+        parse_sources(text.replace("delighted}", "missing}"), {})
+
+
+def test_the_kubernetes_default_sources_file_is_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    config_map = yaml.safe_load((root / "deploy/k8s/base/ingest-sources.yaml").read_text())
+    assert parse_sources(config_map["data"]["sources.yaml"], {}) == {}

@@ -49,19 +49,26 @@ class _Strict(BaseModel):
 
 
 class SecretRef(_Strict):
-    """A secret, from an environment variable (`env: NAME`) or, for development, inline."""
+    """A secret: from an environment variable (`env: NAME`), from a file such as a mounted
+    Kubernetes Secret (`file: /etc/npsloop/secrets/key`), or, for development, inline."""
 
     env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    file: Path | None = None
     value: SecretStr | None = None
 
     def resolve(self, environ: Mapping[str, str], where: str) -> str:
-        if (self.env is None) == (self.value is None):
-            raise SourcesError(f"{where}: give exactly one of 'env' or 'value'")
+        given = [x for x in (self.env, self.file, self.value) if x is not None]
+        if len(given) != 1:
+            raise SourcesError(f"{where}: give exactly one of 'env', 'file' or 'value'")
         if self.value is not None:
             secret = self.value.get_secret_value()
+        elif self.file is not None:
+            try:
+                secret = self.file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SourcesError(f"{where}: cannot read {self.file}: {exc.strerror}") from None
         else:
-            assert self.env is not None  # noqa: S101 - checked just above
-            secret = environ.get(self.env, "")
+            secret = environ.get(str(self.env), "")
             if not secret:
                 raise SourcesError(f"{where}: environment variable {self.env} is not set")
         if len(secret) < 8:
