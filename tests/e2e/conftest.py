@@ -12,6 +12,15 @@ from nps_kit.devstack.services import SERVICES, ServiceProcess
 from tests.support.infra import Infra
 
 TOKEN = "e2e-token"
+#: The Delighted source of the e2e system: its webhooks are signed with this API key.
+DELIGHTED_KEY = "e2e-delighted-api-key"
+SOURCES_FILE = """
+sources:
+  e2e-delighted:
+    provider: delighted
+    secrets:
+      - env: E2E_DELIGHTED_KEY
+"""
 
 
 @dataclass
@@ -32,9 +41,13 @@ class System:
 @pytest.fixture(scope="session")
 def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     logs: Path = tmp_path_factory.mktemp("logs")
+    sources = logs / "sources.yaml"
+    sources.write_text(SOURCES_FILE)
     common = {
         **infra.env(),
         "INGEST_API_TOKENS": json.dumps({"e2e": TOKEN}),
+        "INGEST_SOURCES_FILE": str(sources),
+        "E2E_DELIGHTED_KEY": DELIGHTED_KEY,
         "LOG_FORMAT": "json",
     }
     services = {}

@@ -1,0 +1,96 @@
+"""A survey tool's own webhooks through the whole system: Delighted posts the score first and
+the comment later; a redelivery changes nothing; the late comment lands on the existing case."""
+
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import DELIGHTED_KEY, System
+from tests.e2e.test_detractor_journey import cases_of, emails_to
+from tests.support.polling import eventually
+
+
+def delighted(event_type: str, *, person: str, response: str, comment: str | None) -> bytes:
+    return json.dumps(
+        {
+            "event_type": event_type,
+            "event_id": uuid.uuid4().hex,
+            "event_data": {
+                "id": response,
+                "person": {"id": person, "email": f"{person}@example.com", "name": "Charlie"},
+                "survey_type": "nps",
+                "score": 3,
+                "comment": comment,
+                "created_at": 1764000000,
+                "updated_at": 1764000600,
+                "person_properties": None,
+                "notes": [],
+                "tags": [],
+                "additional_answers": [],
+            },
+        }
+    ).encode()
+
+
+async def post_signed(client: httpx.AsyncClient, system: System, body: bytes) -> httpx.Response:
+    signature = hmac.new(DELIGHTED_KEY.encode(), body, hashlib.sha256).hexdigest()
+    return await client.post(
+        f"{system.url('ingest')}/v1/webhooks/e2e-delighted",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Delighted-Webhook-Signature": f"sha256={signature}",
+        },
+    )
+
+
+async def test_delighted_score_then_late_comment_is_one_case_with_the_comment(
+    system: System,
+) -> None:
+    person = f"p-{uuid.uuid4().hex[:8]}"
+    response = f"r-{uuid.uuid4().hex[:8]}"
+    created = delighted("survey_response.created", person=person, response=response, comment=None)
+    updated = delighted(
+        "survey_response.updated", person=person, response=response, comment="Billing is a mess"
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        first = await post_signed(client, system, created)
+        assert first.status_code == 202, first.text
+        replay = await post_signed(client, system, created)
+        assert replay.json() == first.json()
+        [case] = await eventually(
+            lambda: cases_of(client, system, person),
+            until=lambda cases: bool(cases) and cases[0]["actions"][0]["state"] == "sent",
+            what="the case for the Delighted response, its email sent",
+        )
+        assert case["comment"] is None
+        late = await post_signed(client, system, updated)
+        assert late.status_code == 202
+        assert (
+            late.json()["accepted"][0]["response_id"] == first.json()["accepted"][0]["response_id"]
+        )
+
+        def commented(cases: list[dict[str, Any]]) -> bool:
+            return any(c["comment"] == "Billing is a mess" for c in cases)
+
+        cases = await eventually(
+            lambda: cases_of(client, system, person), until=commented, what="the late comment"
+        )
+    assert [c["case_id"] for c in cases] == [case["case_id"]]
+    assert len(emails_to(system, person)) == 1
+
+
+async def test_badly_signed_webhook_is_refused_by_the_running_service(system: System) -> None:
+    body = delighted("survey_response.created", person="p-x", response="r-x", comment=None)
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.post(
+            f"{system.url('ingest')}/v1/webhooks/e2e-delighted",
+            content=body,
+            headers={"X-Delighted-Webhook-Signature": "sha256=" + "0" * 64},
+        )
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
