@@ -1,7 +1,11 @@
-"""Ingest alone against the embedded broker, loaded by wrk (Debian package `wrk`).
+"""Ingest alone against the embedded broker, loaded by wrk (Debian package `wrk`) from a
+separate process, side by side with a bare FastAPI endpoint (bench/bare.py, the ceiling).
 
-Each request is a distinct response, so every one is validated, published with acks=all and
-acknowledged before the 202.
+Every webhook is a distinct response, signed per Standard Webhooks (HMAC-SHA256 over
+`id.timestamp.body`, pre-signed just before the run because wrk's Lua has no HMAC; the
+timestamps stay within ingest's 5-minute tolerance), verified, published with acks=all and
+acknowledged by the broker before the 202. Then the same webhooks at half the measured
+throughput (wrk's `delay()` paces each connection) for the latency there.
 
     apt-get install wrk
     .venv/bin/python bench/ingest.py --connections 32 --seconds 10
@@ -9,31 +13,143 @@ acknowledged before the 202.
 
 import argparse
 import asyncio
+import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import httpx
+
 from nps_events.topics import ALL_TOPICS
+from nps_ingest.domain.signatures import sign_standard_webhooks
 from nps_kit.devstack import EmbeddedBroker, free_port
 from nps_kit.devstack.services import ServiceProcess
 from nps_kit.messaging import ensure_topics
 from nps_kit.settings import KafkaSettings
 
-POST = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer bench-token"
+SECRET = "whsec_" + base64.b64encode(b"bench-key-bench-key-bench-key-32").decode()
+SOURCES = f"""
+sources:
+  bench-sw:
+    provider: standard-webhooks
+    secrets: [{{value: "{SECRET}"}}]
+  bench-canonical:
+    provider: canonical
+    tokens: [{{value: "bench-token"}}]
+"""
+
+# The same responses through the canonical API with a bearer token, for comparison.
+CANONICAL = """
 counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"response_id":"w' .. counter .. '","survey_id":"bench","customer":{"id":"c' .. counter ..
-    '","email":"c' .. counter .. '@example.com"},"score":3,"comment":"slow","responded_at":"2026-11-24T10:00:00Z"}'
-  return wrk.format(nil, "/v1/responses", nil, body)
+  local body = '{"response_id":"k' .. counter .. '","survey_id":"bench","customer":{"id":"k' ..
+    counter .. '","email":"k' .. counter .. '@example.com"},"score":3,"comment":"slow",' ..
+    '"responded_at":"2026-11-24T10:00:00Z"}'
+  local headers = {}
+  headers["Content-Type"] = "application/json"
+  headers["Authorization"] = "Bearer bench-token"
+  return wrk.format("POST", "/v1/responses", headers, body)
 end
 """
+
+# Replays the pre-signed requests of `requests.tsv` (id, timestamp, signature, body per line),
+# each wrk thread from its own offset; `pace_ms` > 0 paces each connection.
+SIGNED = """
+local requests = {}
+for line in io.lines("%(file)s") do
+  local id, ts, sig, body = line:match("([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)\\t(.*)")
+  requests[#requests + 1] = {id, ts, sig, body}
+end
+local counter = 0
+local pace = %(pace_ms)s
+setup = function(thread) end
+init = function(args) counter = math.random(#requests) end
+request = function()
+  counter = counter %% #requests + 1
+  local r = requests[counter]
+  local headers = {}
+  headers["Content-Type"] = "application/json"
+  headers["webhook-id"] = r[1]
+  headers["webhook-timestamp"] = r[2]
+  headers["webhook-signature"] = r[3]
+  return wrk.format("POST", "%(path)s", headers, r[4])
+end
+if pace > 0 then
+  delay = function() return pace end
+end
+"""
+
+
+def _body(i: int, kind: str) -> bytes:
+    return json.dumps(
+        {
+            "type": kind,
+            "data": {
+                "response_id": f"w{i}",
+                "survey_id": "bench",
+                "customer": {"id": f"c{i}", "email": f"c{i}@example.com"},
+                "score": 3,
+                "comment": "slow",
+                "responded_at": "2026-11-24T10:00:00Z",
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def presign(path: Path, count: int, kind: str = "response.created") -> None:
+    now = int(time.time())
+    with path.open("w") as out:
+        for i in range(count):
+            body = _body(i, kind)
+            msg_id = f"msg_{i}"
+            sig = sign_standard_webhooks(msg_id=msg_id, timestamp=now, body=body, secret=SECRET)
+            out.write(f"{msg_id}\t{now}\t{sig}\t{body.decode()}\n")
+
+
+def wrk(connections: int, seconds: int, url: str, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    figures: dict[str, float] = {"non2xx": 0.0}
+    for raw in out.splitlines():
+        line = raw.strip()
+        if line.startswith("Requests/sec:"):
+            figures["rps"] = float(line.split()[1])
+        elif re.match(r"^(50|99)(\.000)?%", line):
+            key, value = line.split()[:2]
+            figures["p" + key.split("%")[0].split(".")[0]] = _ms(value)
+        elif line.startswith("Non-2xx"):
+            figures["non2xx"] = float(line.split()[-1])
+    return figures
+
+
+def _ms(value: str) -> float:
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if value.endswith(unit) and (unit != "s" or not value.endswith(("ms", "us"))):
+            return float(value[: -len(unit)]) * factor
+    return float(value)
+
+
+def _wait(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
 
 
 def main() -> None:
@@ -46,17 +162,24 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-"))
     broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
     broker.start()
+    (tmp / "sources.yaml").write_text(SOURCES)
     port = free_port()
     ingest = ServiceProcess(
         name="ingest",
         port=port,
         env={
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-            "INGEST_API_TOKENS": json.dumps({"bench": "bench-token"}),
+            "INGEST_SOURCES_FILE": str(tmp / "sources.yaml"),
             "INGEST_PORT": str(port),
             "LOG_LEVEL": "WARNING",
         },
         log_path=tmp / "ingest.log",
+    )
+    bare_port = free_port()
+    bare = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare.py")), str(bare_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         asyncio.run(
@@ -66,25 +189,63 @@ def main() -> None:
         )
         ingest.start()
         ingest.wait_ready(timeout=30)
-        script = tmp / "post.lua"
-        script.write_text(POST)
-        for label, target in (
-            ("GET /livez", [ingest.url + "/livez"]),
-            ("POST /v1/responses", ["-s", str(script), ingest.url]),
-        ):
-            out = subprocess.run(
-                ["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", *target],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            lines = [
-                line.strip()
-                for line in out.splitlines()
-                if line.strip().startswith(("50%", "99%", "Requests/sec", "Non-2xx"))
-            ]
-            print(f"{label}: " + "; ".join(lines))
+        _wait(f"http://127.0.0.1:{bare_port}/livez")
+        signed = tmp / "requests.tsv"
+        presign(signed, 40_000)
+
+        # Signed and verified but of a type that carries no response: no broker round trip,
+        # so the gap to the line above is the broker's acknowledgement.
+        unpublished = tmp / "unpublished.tsv"
+        presign(unpublished, 5_000, kind="survey.published")
+
+        def script(name: str, path: str, pace_ms: float = 0, file: Path = signed) -> Path:
+            lua = tmp / name
+            lua.write_text(SIGNED % {"file": file, "path": path, "pace_ms": pace_ms})
+            return lua
+
+        bare_url = f"http://127.0.0.1:{bare_port}"
+        canonical = tmp / "canonical.lua"
+        canonical.write_text(CANONICAL)
+        results = {
+            "bare FastAPI POST (ceiling)": wrk(
+                args.connections, args.seconds, bare_url, script("bare.lua", "/bare")
+            ),
+            "ingest canonical POST /v1/responses": wrk(
+                args.connections, args.seconds, ingest.url, canonical
+            ),
+            "ingest signed webhook": wrk(
+                args.connections,
+                args.seconds,
+                ingest.url,
+                script("signed.lua", "/v1/webhooks/bench-sw"),
+            ),
+            "ingest signed webhook, verified, nothing to publish": wrk(
+                args.connections,
+                args.seconds,
+                ingest.url,
+                script("unpublished.lua", "/v1/webhooks/bench-sw", file=unpublished),
+            ),
+        }
+        full = results["ingest signed webhook"]["rps"]
+        half = full / 2
+        # Each connection waits connections/rate seconds between its requests.
+        pace = args.connections / half * 1000
+        results[f"ingest signed webhook at ~{half:.0f} req/s"] = wrk(
+            args.connections,
+            args.seconds,
+            ingest.url,
+            script("paced.lua", "/v1/webhooks/bench-sw", round(pace)),
+        )
+        ceiling = results["bare FastAPI POST (ceiling)"]["rps"]
+        for label, figures in results.items():
+            print(
+                f"{label}: {figures.get('rps', 0):,.0f} req/s, p50 {figures.get('p50', 0):.1f} ms,"
+                f" p99 {figures.get('p99', 0):.1f} ms, non-2xx {figures['non2xx']:.0f}"
+            )
+        print(f"signed webhook / bare: {full / ceiling:.0%}")
     finally:
+        bare.terminate()
+        bare.wait(timeout=10)
         ingest.stop()
         broker.stop()
 

@@ -493,11 +493,14 @@ class BodyLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    declared = 0
+                    declared = self.max_bytes + 1
                 if declared > self.max_bytes:
                     await self._refuse(send)
                     return
-        # Read the whole body (at most max_bytes) before the app sees it, then replay it.
+                # The server delivers no more than Content-Length bytes as this request's body.
+                await self.app(scope, receive, send)
+                return
+        # No Content-Length (chunked): read the body, at most max_bytes, then replay it.
         chunks: list[bytes] = []
         size = 0
         more = True
