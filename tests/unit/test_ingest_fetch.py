@@ -1,4 +1,4 @@
-"""Thin webhooks (SurveyMonkey): the response is fetched from the vendor's API; an outage of
+"""Thin webhooks (SurveyMonkey, HubSpot, Qualtrics): the response is fetched from the vendor's API; an outage of
 that API becomes a 503 with Retry-After (the vendor redelivers), never a lost response.
 
 The fake SurveyMonkey API checks each request against the documented format: GET
@@ -12,12 +12,13 @@ import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from fastapi.testclient import TestClient
 
 from nps_events import Event, ResponseReceived
-from nps_ingest.adapters.vendor_api import SurveyMonkeyClient
+from nps_ingest.adapters.vendor_api import HubSpotClient, QualtricsClient, SurveyMonkeyClient
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.sources import FieldMapping, Provider, Source
 from nps_ingest.entrypoints.api import router
@@ -181,7 +182,6 @@ def test_other_surveymonkey_events_are_ignored() -> None:
 
 # --- HubSpot --------------------------------------------------------------------------------
 
-from nps_ingest.adapters.vendor_api import HubSpotClient  # noqa: E402
 
 HUBSPOT_SECRET = "hubspot-client-secret-1"
 HUBSPOT_TOKEN = "pat-na1-hubspot-token"
@@ -315,3 +315,119 @@ def test_hubspot_signature_over_another_uri_or_body_is_401() -> None:
         client.post("/v1/webhooks/hs", content=tampered, headers=_hubspot_signed(body)).status_code
         == 401
     )
+
+
+# --- Qualtrics ------------------------------------------------------------------------------
+
+
+QUALTRICS_KEY = "qualtrics-shared-key-1"
+QUALTRICS_TOKEN = "qualtrics-api-token-1"
+QUALTRICS = Source(
+    name="qx",
+    provider=Provider.QUALTRICS,
+    secrets=(QUALTRICS_KEY,),
+    api_token=QUALTRICS_TOKEN,
+    mapping=FieldMapping(score="QID1", comment="QID2_TEXT", customer_id="customer_id"),
+    options={"datacenter": "fra1"},
+)
+QUALTRICS_MSG = json.dumps(
+    {
+        "Status": "Complete",
+        "SurveyID": "SV_ebdf20QralHTzQF",
+        "ResponseID": "R_1LZ2Pw5hyQZk3Vn",
+        "CompletedDate": "2026-11-24 11:58:00",
+        "BrandID": "acme",
+    }
+)
+QUALTRICS_RESPONSE = {
+    "result": {
+        "responseId": "R_1LZ2Pw5hyQZk3Vn",
+        "values": {
+            "startDate": "2026-11-24T11:55:00Z",
+            "endDate": "2026-11-24T11:58:00Z",
+            "recordedDate": "2026-11-24T11:58:01.2Z",
+            "status": 0,
+            "finished": 1,
+            "recipientEmail": "mo@example.com",
+            "externalDataReference": "ext-77",
+            "QID1": 0,
+            "QID1_NPS_GROUP": 1,
+            "QID2_TEXT": "Cancelled",
+            "customer_id": "cus_qx_1",
+        },
+        "labels": {"QID1": "0"},
+    },
+    "meta": {"httpStatus": "200 - OK", "requestId": "req-1"},
+}
+
+
+class FakeQualtrics:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if request.url.host != "fra1.qualtrics.com":
+            return httpx.Response(404)
+        if request.headers.get("x-api-token") != QUALTRICS_TOKEN:
+            return httpx.Response(401, json={"meta": {"httpStatus": "401 - Unauthorized"}})
+        if request.url.path != "/API/v3/surveys/SV_ebdf20QralHTzQF/responses/R_1LZ2Pw5hyQZk3Vn":
+            return httpx.Response(404, json={"meta": {"httpStatus": "404 - Not Found"}})
+        return httpx.Response(200, json=QUALTRICS_RESPONSE)
+
+
+def _qualtrics_form(msg: str = QUALTRICS_MSG, key: str = QUALTRICS_KEY) -> bytes:
+    signature = hmac.new(key.encode(), msg.encode(), hashlib.sha512).hexdigest()
+    return urlencode(
+        {
+            "Topic": "acme.surveyengine.completedResponse.SV_ebdf20QralHTzQF",
+            "MSG": msg,
+            "HMAC": signature,
+        }
+    ).encode()
+
+
+def _qualtrics_client(api: FakeQualtrics, publisher: FakePublisher) -> TestClient:
+    app = create_app(title="t", description="t", version="0", readiness={})
+    app.include_router(
+        router(
+            sources={"qx": QUALTRICS},
+            adapters=ADAPTERS,
+            fetchers={
+                Provider.QUALTRICS: QualtricsClient(attempts=2, transport=httpx.MockTransport(api))
+            },
+            publisher=publisher,
+            clock=FrozenClock(NOW),
+            publish_timeout=5.0,
+        )
+    )
+    return TestClient(app, raise_server_exceptions=False)
+
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def test_qualtrics_completed_response_is_fetched_and_normalised() -> None:
+    api, publisher = FakeQualtrics(), FakePublisher()
+    answer = _qualtrics_client(api, publisher).post(
+        "/v1/webhooks/qx", content=_qualtrics_form(), headers=FORM
+    )
+    assert answer.status_code == 202, answer.text
+    [event] = publisher.published
+    assert isinstance(event, ResponseReceived)
+    assert (event.provider_response_id, event.survey_id) == (
+        "R_1LZ2Pw5hyQZk3Vn",
+        "SV_ebdf20QralHTzQF",
+    )
+    assert (event.score, event.comment) == (0, "Cancelled")
+    assert (event.customer.id, event.customer.email) == ("cus_qx_1", "mo@example.com")
+
+
+def test_qualtrics_wrong_hmac_or_tampered_msg_is_401() -> None:
+    api = FakeQualtrics()
+    client = _qualtrics_client(api, FakePublisher())
+    wrong = _qualtrics_form(key="another-shared-key")
+    assert client.post("/v1/webhooks/qx", content=wrong, headers=FORM).status_code == 401
+    tampered = _qualtrics_form().replace(b"R_1LZ2Pw5hyQZk3Vn", b"R_somebodyElse000", 1)
+    assert client.post("/v1/webhooks/qx", content=tampered, headers=FORM).status_code == 401
+    assert api.calls == 0

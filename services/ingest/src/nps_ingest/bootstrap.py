@@ -11,12 +11,13 @@ from nps_ingest.adapters.providers import (
     delighted,
     formbricks,
     hubspot,
+    qualtrics,
     standard_webhooks,
     surveymonkey,
     typeform,
     wootric,
 )
-from nps_ingest.adapters.vendor_api import HubSpotClient, SurveyMonkeyClient
+from nps_ingest.adapters.vendor_api import HubSpotClient, QualtricsClient, SurveyMonkeyClient
 from nps_ingest.config import IngestSettings, load_sources
 from nps_ingest.domain.sources import Provider, Source
 from nps_ingest.domain.webhooks import ProviderAdapter
@@ -37,6 +38,7 @@ ADAPTERS: dict[Provider, ProviderAdapter] = {
     Provider.ASKNICELY: asknicely.ADAPTER,
     Provider.SURVEYMONKEY: surveymonkey.ADAPTER,
     Provider.HUBSPOT: hubspot.ADAPTER,
+    Provider.QUALTRICS: qualtrics.ADAPTER,
 }
 
 
@@ -57,9 +59,10 @@ def build(
     sources = load_sources(settings)
     publisher = Publisher(settings.kafka, client_id="ingest")
     runtime = Runtime()
-    clients: dict[Provider, SurveyMonkeyClient | HubSpotClient] = {
+    clients: dict[Provider, SurveyMonkeyClient | HubSpotClient | QualtricsClient] = {
         Provider.SURVEYMONKEY: SurveyMonkeyClient(timeout=settings.vendor_timeout_seconds),
         Provider.HUBSPOT: HubSpotClient(timeout=settings.vendor_timeout_seconds),
+        Provider.QUALTRICS: QualtricsClient(timeout=settings.vendor_timeout_seconds),
     }
     if fetchers is None:
         fetchers = dict(clients)

@@ -100,9 +100,9 @@ class SourcesFile(_Strict):
 
 
 #: Providers that need a field mapping to find the score at all.
-_NEEDS_SCORE_MAPPING = {Provider.FORMBRICKS, Provider.SURVEYMONKEY}
+_NEEDS_SCORE_MAPPING = {Provider.FORMBRICKS, Provider.SURVEYMONKEY, Provider.QUALTRICS}
 #: Providers whose webhooks carry ids only: the response is fetched with `api_token`.
-_FETCHES = {Provider.SURVEYMONKEY, Provider.HUBSPOT}
+_FETCHES = {Provider.SURVEYMONKEY, Provider.HUBSPOT, Provider.QUALTRICS}
 
 
 def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:

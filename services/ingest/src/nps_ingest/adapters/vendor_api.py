@@ -104,3 +104,21 @@ class SurveyMonkeyClient(_JsonApi):
             {"simple": "true"},
             {"Authorization": f"Bearer {source.api_token or ''}", "Accept": "application/json"},
         )
+
+
+class QualtricsClient(_JsonApi):
+    """`GET /API/v3/surveys/{survey}/responses/{id}` with `X-API-TOKEN` (the source's
+    `api_token`), at `https://{datacenter}.qualtrics.com` (option `datacenter`, e.g. `fra1`)
+    or option `api_url`."""
+
+    vendor = "Qualtrics"
+
+    async def fetch(self, source: Source, fetch: Fetch) -> Any:
+        base = source.options.get("api_url") or (
+            f"https://{source.options.get('datacenter', 'yul1')}.qualtrics.com"
+        )
+        return await self.get(
+            f"{base.rstrip('/')}/API/v3/surveys/{fetch.survey_id}/responses/{fetch.response_id}",
+            {},
+            {"X-API-TOKEN": source.api_token or "", "Accept": "application/json"},
+        )

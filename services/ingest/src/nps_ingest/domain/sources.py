@@ -17,6 +17,7 @@ class Provider(StrEnum):
     ASKNICELY = "asknicely"
     SURVEYMONKEY = "surveymonkey"
     HUBSPOT = "hubspot"
+    QUALTRICS = "qualtrics"
 
 
 @dataclass(frozen=True, slots=True)
