@@ -1,5 +1,6 @@
-"""Thin webhooks (SurveyMonkey, HubSpot, Qualtrics): the response is fetched from the vendor's API; an outage of
-that API becomes a 503 with Retry-After (the vendor redelivers), never a lost response.
+"""Thin webhooks (SurveyMonkey, HubSpot, Qualtrics): the response is fetched from the vendor's
+API; an outage of that API becomes a 503 with Retry-After (the vendor redelivers), never a lost
+response.
 
 The fake SurveyMonkey API checks each request against the documented format: GET
 /v3/surveys/{survey_id}/responses/{response_id}/details, `simple=true`, and

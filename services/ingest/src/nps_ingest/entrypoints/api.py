@@ -415,8 +415,8 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
     async def post_webhook(source: str, request: Request) -> WebhookAccepted:
         """`source` names a source of the sources file; its provider says how the delivery is
         signed and shaped (Delighted, Typeform, Formbricks, Standard Webhooks, Wootric,
-        AskNicely, SurveyMonkey, HubSpot, Qualtrics). Answers 202 once the broker has acknowledged every event; a
-        replayed delivery yields the same event ids."""
+        AskNicely, SurveyMonkey, HubSpot, Qualtrics). Answers 202 once the broker has
+        acknowledged every event; a replayed delivery yields the same event ids."""
         found = sources.get(source)
         adapter = adapters.get(found.provider) if found else None
         if found is None or adapter is None:
