@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from nps_events import Event, ResponseReceived
+from nps_events import ContactOptOut, Event, ResponseReceived
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.sources import Provider, Source
 from nps_ingest.entrypoints.api import BodyLimit, router
@@ -317,3 +317,30 @@ def test_openapi_document_has_examples_for_the_canonical_api() -> None:
         "/v1/webhooks/{source}",
     } <= set(doc["paths"])
     assert doc["components"]["schemas"]["ResponseIn"]["examples"]
+
+
+def test_opt_out_from_the_api_becomes_a_contact_opt_out() -> None:
+    publisher = FakePublisher()
+    body = {
+        "opt_out_id": "u-1",
+        "customer_id": "c-1",
+        "scope": "email",
+        "occurred_at": "2026-11-24T10:00:00Z",
+    }
+    client = _client(publisher)
+    first = client.post("/v1/opt-outs", json=body, headers=AUTH)
+    again = client.post("/v1/opt-outs", json=body, headers=AUTH)
+    assert first.status_code == 202
+    assert first.json()["type"] == "opt_out"
+    assert again.json() == first.json()
+    event = publisher.published[0]
+    assert isinstance(event, ContactOptOut)
+    assert (event.source, event.customer_id, event.scope.value) == ("shop", "c-1", "email")
+
+
+def test_opt_out_needs_a_token_and_a_valid_scope() -> None:
+    body = {"opt_out_id": "u-1", "customer_id": "c-1", "occurred_at": "2026-11-24T10:00:00Z"}
+    client = _client(FakePublisher())
+    assert client.post("/v1/opt-outs", json=body).status_code == 401
+    answer = client.post("/v1/opt-outs", json={**body, "scope": "fax"}, headers=AUTH)
+    assert answer.status_code == 422

@@ -15,6 +15,7 @@ from nps_ingest.domain.webhooks import (
     Fetch,
     InvalidResponseError,
     MalformedPayloadError,
+    OptOut,
     Parsed,
     ProviderAdapter,
     VendorUnavailableError,
@@ -85,6 +86,29 @@ async def _publish_all(
                 )
     except (TimeoutError, PublishError) as exc:
         raise BrokerUnavailableError(str(exc) or "timed out waiting for the broker") from exc
+
+
+async def receive_opt_out(
+    opt_out: OptOut,
+    *,
+    source: str,
+    publisher: EventPublisher,
+    clock: Clock,
+    ack_timeout: float,
+) -> Received:
+    """Publish a customer's request not to be contacted; followup adds them to its list."""
+    now = clock.now()
+    event = opt_out_event(
+        source=source,
+        customer_id=opt_out.customer_id,
+        provider_event_id=opt_out.provider_event_id,
+        occurred_at=opt_out.occurred_at,
+        scope=opt_out.scope,
+    )
+    await _publish_all(
+        [event], source=source, publisher=publisher, now=now, ack_timeout=ack_timeout
+    )
+    return Received(event=event)
 
 
 async def receive_response(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nps_events import ContactOptOut, Customer
+from nps_events import ContactOptOut, Customer, OptOutScope
 from nps_ingest.domain.auth import source_for_token
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import SignatureError, StaleTimestampError
@@ -18,6 +18,7 @@ from nps_ingest.domain.sources import Provider, Source
 from nps_ingest.domain.webhooks import (
     InvalidResponseError,
     MalformedPayloadError,
+    OptOut,
     ProviderAdapter,
     VendorUnavailableError,
     WebhookRequest,
@@ -29,6 +30,7 @@ from nps_ingest.handlers import (
     Received,
     ResponseFetcher,
     receive_batch,
+    receive_opt_out,
     receive_response,
     receive_webhook,
     sources_by_token,
@@ -112,6 +114,31 @@ class WebhookAccepted(BaseModel):
     ignored: str | None = Field(
         default=None, description="Why the delivery carried nothing for npsloop, if so."
     )
+
+
+class OptOutIn(BaseModel):
+    """A customer's request not to be contacted, from your own product."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "opt_out_id": "unsub-2026-0042",
+                    "customer_id": "cust-42",
+                    "scope": "email",
+                    "occurred_at": "2026-11-24T10:00:00Z",
+                }
+            ]
+        },
+    )
+
+    opt_out_id: str = Field(
+        min_length=1, max_length=200, description="Your id for it; re-posting it is safe."
+    )
+    customer_id: str = Field(min_length=1, max_length=200)
+    scope: OptOutScope = Field(default=OptOutScope.ALL, description="email, sms or all.")
+    occurred_at: datetime = Field(description="RFC 3339 with a time zone offset.")
 
 
 class BatchIn(BaseModel):
@@ -287,6 +314,42 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
             )
         except InvalidResponseError as exc:
             raise _invalid(exc) from exc
+        except BrokerUnavailableError as exc:
+            raise _unavailable("Broker", exc, 5) from exc
+        return _accepted(received)
+
+    @api.post(
+        "/v1/opt-outs",
+        status_code=202,
+        response_model=Accepted,
+        response_model_exclude_none=True,
+        summary="A customer asks not to be contacted",
+        responses={
+            401: {"description": "Missing or wrong bearer token (problem+json)."},
+            422: {"description": "Invalid opt-out; `errors` names each field (problem+json)."},
+            503: {"description": "The broker is unavailable; retry after `Retry-After` seconds."},
+        },
+    )
+    async def post_opt_out(
+        body: OptOutIn, source: Annotated[str, Depends(authenticated_source)]
+    ) -> Accepted:
+        """Published as `ContactOptOut`; followup stops contacting the customer. Answers 202
+        once the broker has acknowledged it."""
+        if body.occurred_at.tzinfo is None:
+            raise _invalid(InvalidResponseError("occurred_at", "must include a time zone offset"))
+        try:
+            received = await receive_opt_out(
+                OptOut(
+                    customer_id=body.customer_id,
+                    provider_event_id=body.opt_out_id,
+                    occurred_at=body.occurred_at,
+                    scope=body.scope,
+                ),
+                source=source,
+                publisher=publisher,
+                clock=clock,
+                ack_timeout=publish_timeout,
+            )
         except BrokerUnavailableError as exc:
             raise _unavailable("Broker", exc, 5) from exc
         return _accepted(received)
