@@ -1,5 +1,8 @@
 """The sources file: validated at start-up, with errors that say where and why."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,23 @@ def test_the_kubernetes_default_sources_file_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     config_map = yaml.safe_load((root / "deploy/k8s/base/ingest-sources.yaml").read_text())
     assert parse_sources(config_map["data"]["sources.yaml"], {}) == {}
+
+
+def test_ingest_refuses_to_start_with_a_wrong_sources_file(tmp_path: Path) -> None:
+    file = tmp_path / "sources.yaml"
+    file.write_text("sources: {acme: {provider: delighted, secrets: [{env: NOT_SET_ANYWHERE}]}}")
+    env = {**os.environ, "INGEST_SOURCES_FILE": str(file), "INGEST_API_TOKENS": "{}"}
+    env.pop("NOT_SET_ANYWHERE", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "nps_ingest", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "sources.acme.secrets[0]: environment variable NOT_SET_ANYWHERE is not set" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr

@@ -55,8 +55,10 @@ def build(
     *,
     clock: Clock | None = None,
     fetchers: Mapping[Provider, ResponseFetcher] | None = None,
+    sources: Mapping[str, Source] | None = None,
 ) -> Ingest:
-    sources = load_sources(settings)
+    if sources is None:
+        sources = load_sources(settings)
     publisher = Publisher(settings.kafka, client_id="ingest")
     runtime = Runtime()
     clients: dict[Provider, SurveyMonkeyClient | HubSpotClient | QualtricsClient] = {
