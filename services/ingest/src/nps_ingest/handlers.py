@@ -228,18 +228,20 @@ async def receive_webhook(
     adapter.verify(request, source, now)
     parsed = _parse(adapter, request, source, now)
     responses = list(parsed.responses)
-    for fetch in parsed.fetches:
+    if parsed.fetches:
         if fetcher is None or adapter.from_fetched is None:
             raise VendorUnavailableError(f"no API client for {source.provider}")
-        raw = await fetcher.fetch(source, fetch)
-        try:
-            responses.append(adapter.from_fetched(raw, fetch, source))
-        except (InvalidResponseError, MalformedPayloadError):
-            raise
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-            raise MalformedPayloadError(
-                f"the provider's record has an unexpected shape ({type(exc).__name__})"
-            ) from None
+        # Concurrently: a HubSpot delivery may name many submissions, and the sender waits.
+        records = await asyncio.gather(*(fetcher.fetch(source, f) for f in parsed.fetches))
+        for fetch, raw in zip(parsed.fetches, records, strict=True):
+            try:
+                responses.append(adapter.from_fetched(raw, fetch, source))
+            except (InvalidResponseError, MalformedPayloadError):
+                raise
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+                raise MalformedPayloadError(
+                    f"the provider's record has an unexpected shape ({type(exc).__name__})"
+                ) from None
     received = [
         _response_event(r, source=source.name, now=now, comment_limit=comment_limit)
         for r in responses
