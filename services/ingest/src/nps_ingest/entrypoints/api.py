@@ -240,8 +240,34 @@ WEBHOOK_BODY = {
         "description": "The provider's payload, exactly as it sent it (the signature covers "
         "the raw bytes).",
         "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+            "application/json": {
+                "schema": {"type": "object"},
+                "examples": {
+                    "standard-webhooks": {
+                        "summary": "Standard Webhooks (with webhook-id, -timestamp, -signature)",
+                        "value": {"type": "response.created", "data": _EXAMPLE},
+                    },
+                    "delighted": {
+                        "summary": "Delighted (X-Delighted-Webhook-Signature)",
+                        "value": {
+                            "event_type": "survey_response.updated",
+                            "event_id": "b8d057c5",
+                            "event_data": {
+                                "id": "5435",
+                                "person": {"id": "5975", "email": "charlie@example.com"},
+                                "survey_type": "nps",
+                                "score": 9,
+                                "comment": "Fast and flawless",
+                                "created_at": 1732186844,
+                            },
+                        },
+                    },
+                },
+            },
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object"},
+                "example": "response[id]=1128&response[score]=7&response[external_id]=123abc",
+            },
         },
     }
 }
