@@ -59,7 +59,7 @@ end
 """
 
 # Replays the pre-signed requests of `requests.tsv` (id, timestamp, signature, body per line),
-# each wrk thread from its own offset; `pace_ms` > 0 paces each connection.
+# each wrk thread from its own offset; `pace_ms` > 0 paces each connection (mean delay).
 SIGNED = """
 local requests = {}
 for line in io.lines("%(file)s") do
@@ -81,7 +81,8 @@ request = function()
   return wrk.format("POST", "%(path)s", headers, r[4])
 end
 if pace > 0 then
-  delay = function() return pace end
+  -- Uniformly jittered around the mean, so that the connections do not fire in step.
+  delay = function() return pace * 2 * math.random() end
 end
 """
 
