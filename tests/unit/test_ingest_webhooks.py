@@ -676,3 +676,21 @@ def test_ids_are_uuids_derived_from_source_and_provider_id() -> None:
     event = publisher.published[0]
     assert isinstance(event, ResponseReceived)
     assert isinstance(event.response_id, uuid.UUID)
+
+
+def _metric(client: TestClient, line_start: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_deliveries_are_counted_by_source_and_outcome() -> None:
+    client = _client(FakePublisher())
+    bad = 'npsloop_ingest_webhooks_total{outcome="bad_signature",source="dl"}'
+    good = 'npsloop_ingest_webhooks_total{outcome="accepted",source="dl"}'
+    before = (_metric(client, bad), _metric(client, good))
+    body = delighted_body()
+    client.post("/v1/webhooks/dl", content=body, headers=sign_delighted(body, "wrong-secret-123"))
+    client.post("/v1/webhooks/dl", content=body, headers=sign_delighted(body))
+    assert (_metric(client, bad), _metric(client, good)) == (before[0] + 1, before[1] + 1)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +41,19 @@ from nps_kit.http import PROBLEM_JSON, Problem
 from nps_kit.logging import get_logger
 
 log = get_logger(__name__)
+
+WEBHOOKS = Counter(
+    "npsloop_ingest_webhooks_total",
+    "Webhook deliveries by source (`unknown` for no such source) and outcome: accepted, "
+    "ignored, bad_signature, stale, malformed, invalid, vendor_unavailable, broker_unavailable,"
+    " unknown_source.",
+    ["source", "outcome"],
+)
+COMMENTS_TRUNCATED = Counter(
+    "npsloop_ingest_comments_truncated_total",
+    "Comments cut to the configured limit, by source.",
+    ["source"],
+)
 
 MAX_BATCH = 1000
 MAX_CSV_ROWS = 5000
@@ -173,6 +187,8 @@ def _accepted(received: Received) -> Accepted:
     event = received.event
     if isinstance(event, ContactOptOut):
         return Accepted(event_id=str(event.event_id()), type="opt_out")
+    if received.comment_truncated:
+        COMMENTS_TRUNCATED.labels(source=event.source).inc()
     return Accepted(
         event_id=str(event.event_id()),
         response_id=str(event.response_id),
@@ -509,7 +525,12 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
         found = sources.get(source)
         adapter = adapters.get(found.provider) if found else None
         if found is None or adapter is None:
+            WEBHOOKS.labels(source="unknown", outcome="unknown_source").inc()
             raise Problem(404, "Unknown source", f"No webhook source is named {source[:100]!r}.")
+
+        def count(result: str) -> None:
+            WEBHOOKS.labels(source=found.name, outcome=result).inc()
+
         delivery = WebhookRequest(
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.body(),
@@ -527,19 +548,28 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
                 comment_limit=comment_limit,
             )
         except StaleTimestampError as exc:
+            count("stale")
             raise Problem(401, "Stale timestamp", f"{exc}.") from exc
         except SignatureError as exc:
+            count("bad_signature")
             raise Problem(401, "Invalid signature", f"{exc}.") from exc
         except MalformedPayloadError as exc:
+            count("malformed")
             raise Problem(400, "Malformed payload", f"{exc}.") from exc
         except InvalidResponseError as exc:
+            count("invalid")
             raise _invalid(exc) from exc
         except VendorUnavailableError as exc:
+            count("vendor_unavailable")
             raise _unavailable("Provider API", exc, 30) from exc
         except BrokerUnavailableError as exc:
+            count("broker_unavailable")
             raise _unavailable("Broker", exc, 5) from exc
         if outcome.ignored:
+            count("ignored")
             log.info("webhook.ignored", source=found.name, reason=outcome.ignored)
+        else:
+            count("accepted")
         return WebhookAccepted(
             accepted=[_accepted(r) for r in outcome.received], ignored=outcome.ignored
         )
