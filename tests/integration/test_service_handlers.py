@@ -17,8 +17,9 @@ from nps_events import (
 )
 from nps_followup.adapters import tables as followup_tables
 from nps_followup.adapters.repository import FollowupRepository
-from nps_followup.domain.cases import FollowupPolicy
-from nps_followup.handlers import open_cases, record_action_results
+from nps_followup.adapters.calendars import holidays_for
+from nps_followup.adapters.policy_file import default_policy_text, parse_policy
+from nps_followup.handlers import PolicyInForce, open_cases, record_action_results
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_notify.adapters import tables as notify_tables
@@ -31,6 +32,10 @@ from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.handlers import score_responses
 from tests.integration.kafka_helpers import NOW, a_response
 from tests.support.infra import Infra
+
+
+_DEFAULT = parse_policy(default_policy_text())
+POLICY = PolicyInForce(policy=_DEFAULT, holidays_for=holidays_for(_DEFAULT))
 
 
 async def _count(sessions: SessionFactory, table: object, *where: object) -> int:
@@ -81,7 +86,7 @@ async def test_followup_opens_one_case_per_response_however_often_it_arrives(
     sessions: SessionFactory,
 ) -> None:
     detractor, promoter = _scored("c-d"), _scored("c-p", score=10)
-    policy = FollowupPolicy()
+    policy = POLICY
     for _ in range(2):
         async with unit_of_work(sessions) as session:
             await open_cases(
@@ -95,11 +100,19 @@ async def test_followup_opens_one_case_per_response_however_often_it_arrives(
             customer_id=None, status=None, limit=10, offset=0
         )
     [case] = [c for c in cases if c.response_id == detractor.response_id]
-    assert case.due_at == NOW + timedelta(days=2)
-    assert [a.state.value for a in case.actions] == ["planned"]
-    assert not [c for c in cases if c.customer_id == "c-p"]
-    # One CaseOpened and one SendEmail queued, not two of each.
-    assert await _count(sessions, followup_tables.outbox) == 2
+    assert case.due_at == NOW + timedelta(days=2)  # a Tuesday: Thursday, same time
+    assert sorted((a.channel, a.state.value) for a in case.actions) == [
+        ("email", "planned"),
+        ("ticket", "planned"),
+    ]
+    # The promoter's thank-you waits a day, on a case nobody has to work.
+    [promoter_case] = [c for c in cases if c.customer_id == "c-p"]
+    assert promoter_case.status.value == "automated"
+    assert [(a.template, a.state.value) for a in promoter_case.actions] == [
+        ("promoter_thank_you", "scheduled")
+    ]
+    # CaseOpened, CaseAssigned, SendEmail and CreateTicket queued once, not twice.
+    assert await _count(sessions, followup_tables.outbox) == 4
 
 
 async def test_followup_records_results_and_reports_unknown_actions(
@@ -108,9 +121,9 @@ async def test_followup_records_results_and_reports_unknown_actions(
     scored = _scored("c-r")
     async with unit_of_work(sessions) as session:
         [case] = await open_cases(
-            FollowupRepository(session), [scored], now=NOW, policy=FollowupPolicy()
+            FollowupRepository(session), [scored], now=NOW, policy=POLICY
         )
-    action = case.actions[0]
+    [action] = [a for a in case.actions if a.channel == "email"]
 
     def result(action_id: uuid.UUID) -> ActionResultReported:
         return ActionResultReported(
@@ -132,7 +145,10 @@ async def test_followup_records_results_and_reports_unknown_actions(
     async with sessions() as session:
         found = await FollowupRepository(session).get_case(case.case_id)
     assert found is not None
-    assert [(a.state.value, a.provider_message_id) for a in found.actions] == [("sent", "<m@x>")]
+    assert sorted((a.channel, a.state.value, a.provider_message_id) for a in found.actions) == [
+        ("email", "sent", "<m@x>"),
+        ("ticket", "planned", None),
+    ]
 
 
 def _send_email(customer: str) -> SendEmail:
@@ -237,7 +253,7 @@ async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactor
     late = scored.model_copy(
         update={"comment": "it crashed on login", "revision": 2, "received_event_id": uuid.uuid4()}
     )
-    policy = FollowupPolicy()
+    policy = POLICY
     async with unit_of_work(sessions) as session:
         [case] = await open_cases(FollowupRepository(session), [scored], now=NOW, policy=policy)
     async with unit_of_work(sessions) as session:
@@ -248,5 +264,5 @@ async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactor
             customer_id="c-late", status=None, limit=10, offset=0
         )
     assert [(c.case_id, c.comment, len(c.actions)) for c in cases] == [
-        (case.case_id, "it crashed on login", 1)
+        (case.case_id, "it crashed on login", 2)
     ]

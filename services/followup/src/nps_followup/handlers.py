@@ -1,32 +1,115 @@
 """Followup's use cases. Each runs inside the caller's unit of work."""
 
 import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from nps_events import ActionResultReported, CaseOpened, Event, ResponseScored, SendEmail
-from nps_followup.adapters.repository import FollowupRepository
+from nps_events import (
+    ActionResultReported,
+    CaseAssigned,
+    CaseClosed,
+    CaseContactRecorded,
+    CaseEscalated,
+    CaseOpened,
+    CaseReminded,
+    CaseReopened,
+    CaseResolved,
+    CaseResponseAttached,
+    ContactOptOut,
+    ContactOutcome,
+    CreateTicket,
+    Customer,
+    Event,
+    NotifyStaff,
+    RaiseTicketPriority,
+    ResponseScored,
+    SendEmail,
+    SendSms,
+    StaffReason,
+)
+from nps_events import TicketPriority as EventTicketPriority
+from nps_events.ids import derive_id
+from nps_followup.adapters.repository import ActionRow, DueTimer, FollowupRepository
+from nps_followup.domain import lifecycle
 from nps_followup.domain.cases import (
     Action,
     ActionState,
     Case,
+    CasePlan,
     CaseStatus,
-    FollowupPolicy,
-    plan_follow_up,
+    HolidaysFor,
+    TimelineEntry,
+    TimerKind,
+    choose_owner,
+    contact_block,
+    is_recovered,
+    plan_case,
 )
+from nps_followup.domain.policy import ActionKind, OwnerRule, Policy, TicketPriority
+from nps_kit.logging import get_logger
 
 CONSUMER = "followup"
 
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInForce:
+    """The validated policy and the teams' public holidays, built once at start-up."""
+
+    policy: Policy
+    holidays_for: HolidaysFor
+
+
+class CaseNotFound(LookupError):  # noqa: N818 - named for what it is
+    pass
+
+
+def _entry(
+    case_id: uuid.UUID,
+    kind: str,
+    now: datetime,
+    *,
+    origin: str,
+    actor: str | None = None,
+    **details: Any,
+) -> TimelineEntry:
+    """A timeline entry whose id derives from what caused it (`origin`), so a redelivered
+    cause records it once."""
+    return TimelineEntry(
+        derive_id("timeline", str(case_id), kind, origin), kind, now, actor, details
+    )
+
+
+def _customer_of(case: Case) -> Customer:
+    return case.customer or Customer(
+        id=case.customer_id, email=case.customer_email, name=case.customer_name
+    )
+
+
+# --- responses --------------------------------------------------------------------------
+
 
 async def open_cases(
-    repo: FollowupRepository, scored: list[ResponseScored], *, now: datetime, policy: FollowupPolicy
+    repo: FollowupRepository,
+    scored: list[ResponseScored],
+    *,
+    now: datetime,
+    policy: PolicyInForce,
 ) -> list[Case]:
-    """Open a case for each new response the policy says needs one; queue its events. An
-    update of a response that already has a case (a late comment, a changed score) is recorded
-    on that case: no second case, no second email."""
+    """Apply the policy to each new response: open its case with the deadlines of the rule in
+    force, assign its owner, schedule its actions (those due now are requested at once).
+
+    An update of a response that already has a case (a late comment, a changed score) is
+    recorded on that case. A response of a customer who has a case a person still works is
+    attached to it instead of opening a second one. A later answer of a customer whose earlier
+    case is done is recorded on that case too (the score change: a recovered detractor)."""
     fresh = await repo.claim(CONSUMER, (str(s.event_id()) for s in scored))
     existing = await repo.cases_for_responses(s.response_id for s in scored)
-    cases: list[Case] = []
+    opened: list[Case] = []
     events: list[Event] = []
+    due_now: list[DueTimer] = []
     for response in scored:
         if str(response.event_id()) not in fresh:
             continue
@@ -39,45 +122,121 @@ async def open_cases(
                 comment=response.comment,
             )
             continue
-        plan = plan_follow_up(
+        active = await repo.active_case_of(response.customer.id)
+        if active is not None:
+            events.append(await _attach(repo, active, response, now=now))
+            continue
+        earlier = await repo.latest_worked_case_of(response.customer.id)
+        if earlier is not None:
+            events.append(await _attach(repo, earlier, response, now=now))
+        plan = plan_case(
             response_id=response.response_id,
             segment=response.segment,
-            has_email=response.customer.email is not None,
+            source=response.source,
+            survey_id=response.survey_id,
+            customer=response.customer,
             now=now,
-            policy=policy,
+            policy=policy.policy,
+            holidays_for=policy.holidays_for,
         )
         if plan is None:
             continue
-        case = Case(
-            case_id=plan.case_id,
-            response_id=response.response_id,
-            source=response.source,
-            survey_id=response.survey_id,
-            customer_id=response.customer.id,
-            customer_email=response.customer.email,
-            customer_name=response.customer.name,
-            segment=response.segment,
-            score=response.score,
-            comment=response.comment,
-            status=CaseStatus.OPEN,
-            opened_at=now,
-            due_at=plan.due_at,
-            actions=tuple(
-                Action(
-                    action_id=planned.action_id,
-                    channel=planned.channel.value,
-                    template=planned.template,
-                    state=ActionState.PLANNED,
-                    provider_message_id=None,
-                    reason=None,
-                    requested_at=now,
-                    updated_at=now,
-                )
-                for planned in plan.actions
-            ),
-        )
-        cases.append(case)
+        case = await _open(repo, response, plan, now=now, policy=policy.policy, events=events)
+        if case is None:
+            continue
+        opened.append(case)
         existing[response.response_id] = case.case_id
+        due_now += [
+            DueTimer(t.timer_id, case.case_id, t.kind, t.action_id, t.fire_at)
+            for t in plan.timers
+            if t.fire_at <= now
+        ]
+    await repo.publish_later(events, now=now)
+    if due_now:
+        await _fire(repo, due_now, now=now, policy=policy.policy)
+    return opened
+
+
+async def _open(
+    repo: FollowupRepository,
+    response: ResponseScored,
+    plan: CasePlan,
+    *,
+    now: datetime,
+    policy: Policy,
+    events: list[Event],
+) -> Case | None:
+    owner = None
+    if plan.owner_rule is not None and plan.team is not None:
+        attributes = response.customer.attributes
+        by_account = plan.owner_rule is OwnerRule.ACCOUNT_OWNER and attributes.get("account_owner")
+        turn = 0
+        if plan.owner_rule is not OwnerRule.UNASSIGNED and not by_account:
+            turn = await repo.next_turn(plan.team)
+        owner = choose_owner(
+            plan.owner_rule,
+            members=policy.teams[plan.team].members,
+            attributes=attributes,
+            turn=turn,
+        )
+    case = Case(
+        case_id=plan.case_id,
+        response_id=response.response_id,
+        source=response.source,
+        survey_id=response.survey_id,
+        customer_id=response.customer.id,
+        customer_email=response.customer.email,
+        customer_name=response.customer.name,
+        customer=response.customer,
+        segment=response.segment,
+        score=response.score,
+        comment=response.comment,
+        status=plan.status,
+        opened_at=now,
+        due_at=plan.due_at,
+        remind_at=plan.remind_at,
+        second_level_at=plan.second_level_at,
+        rule=plan.rule,
+        team=plan.team,
+        owner=owner,
+        actions=tuple(
+            Action(
+                action_id=a.action_id,
+                channel=a.kind.value,
+                template=a.template,
+                state=ActionState.SCHEDULED,
+                provider_message_id=None,
+                reason=None,
+                requested_at=now,
+                updated_at=now,
+                scheduled_for=a.at,
+            )
+            for a in plan.actions
+        ),
+    )
+    added = await repo.add_case(
+        case,
+        plan.timers,
+        exempt={a.action_id for a in plan.actions if a.exempt_from_frequency_cap},
+        priority={
+            a.action_id: a.priority.value for a in plan.actions if a.kind is ActionKind.TICKET
+        },
+    )
+    if not added:
+        return None
+    origin = str(response.event_id())
+    entries = [
+        _entry(
+            case.case_id,
+            "opened",
+            now,
+            origin=origin,
+            rule=plan.rule,
+            status=plan.status.value,
+            due_at=plan.due_at.isoformat() if plan.due_at else None,
+        )
+    ]
+    if case.status is CaseStatus.OPEN and case.due_at is not None:
         events.append(
             CaseOpened(
                 case_id=case.case_id,
@@ -89,21 +248,285 @@ async def open_cases(
                 due_at=case.due_at,
             )
         )
-        events.extend(
-            SendEmail(
-                action_id=planned.action_id,
+    if owner is not None:
+        assigned = _entry(case.case_id, "assigned", now, origin=origin, owner=owner, by_rule=True)
+        entries.append(assigned)
+        events.append(
+            CaseAssigned(
+                entry_id=assigned.entry_id,
                 case_id=case.case_id,
-                customer=response.customer,
-                template=planned.template,
-                score=response.score,
-                comment=response.comment,
+                customer_id=case.customer_id,
+                at=now,
+                owner=owner,
+                by_rule=True,
+            )
+        )
+    await repo.add_timeline(case.case_id, entries)
+    return case
+
+
+async def _attach(
+    repo: FollowupRepository, case: Case, response: ResponseScored, *, now: datetime
+) -> Event:
+    previous = case.latest_score if case.latest_score is not None else case.score
+    recovered = is_recovered(case.segment, response.segment)
+    entry = _entry(
+        case.case_id,
+        "response_attached",
+        now,
+        origin=str(response.event_id()),
+        response_id=str(response.response_id),
+        previous_score=previous,
+        score=response.score,
+        segment=response.segment.value,
+        recovered=recovered,
+    )
+    await repo.save_case(replace(case, latest_score=response.score, recovered=recovered))
+    await repo.add_timeline(case.case_id, [entry])
+    return CaseResponseAttached(
+        entry_id=entry.entry_id,
+        case_id=case.case_id,
+        customer_id=case.customer_id,
+        at=now,
+        response_id=response.response_id,
+        previous_score=previous,
+        score=response.score,
+        segment=response.segment,
+        recovered=recovered,
+    )
+
+
+# --- timers -------------------------------------------------------------------------------
+
+
+async def sweep_due_timers(
+    repo: FollowupRepository, *, now: datetime, policy: PolicyInForce, limit: int
+) -> int:
+    """Fire up to `limit` due timers; return how many fired. Safe with any number of
+    sweepers: each claims its timers with SKIP LOCKED, in one transaction with their effects."""
+    due = await repo.claim_due_timers(now, limit)
+    if due:
+        await _fire(repo, due, now=now, policy=policy.policy)
+    return len(due)
+
+
+async def _fire(
+    repo: FollowupRepository, due: list[DueTimer], *, now: datetime, policy: Policy
+) -> None:
+    cases = await repo.cases_by_id(t.case_id for t in due)
+    actions = await repo.actions_by_id(t.action_id for t in due if t.action_id is not None)
+    customer_ids = [c.customer_id for c in cases.values()]
+    opted_out = await repo.opted_out(customer_ids)
+    last = await repo.last_messages(customer_ids)
+    events: list[Event] = []
+    for timer in due:
+        case = cases.get(timer.case_id)
+        if case is None:  # pragma: no cover - the foreign key makes this impossible
+            continue
+        if timer.kind is TimerKind.ACTION and timer.action_id is not None:
+            row = actions.get(timer.action_id)
+            if row is None or row.state is not ActionState.SCHEDULED:
+                continue
+            event = await _dispatch(
+                repo, case, row, timer, now=now, policy=policy, opted_out=opted_out, last=last
+            )
+            if event is not None:
+                events.append(event)
+        elif case.status is CaseStatus.OPEN:
+            case, more = await _climb(repo, case, timer, now=now, policy=policy)
+            cases[case.case_id] = case
+            events.extend(more)
+    await repo.finish_timers([t.timer_id for t in due], now)
+    await repo.publish_later(events, now=now)
+
+
+async def _dispatch(
+    repo: FollowupRepository,
+    case: Case,
+    row: ActionRow,
+    timer: DueTimer,
+    *,
+    now: datetime,
+    policy: Policy,
+    opted_out: dict[str, set[str]],
+    last: dict[str, datetime],
+) -> Event | None:
+    kind = ActionKind(row.channel)
+    customer = _customer_of(case)
+    blocked = contact_block(
+        kind=kind,
+        customer=customer,
+        opted_out=opted_out.get(case.customer_id, set()),
+        last_message_at=last.get(case.customer_id),
+        exempt=row.exempt_from_cap,
+        cap=policy.contact.frequency_cap.calendar(),
+        now=now,
+    )
+    if blocked is not None:
+        await repo.set_action_state(row.action_id, ActionState.SKIPPED, reason=blocked, at=now)
+        await repo.add_timeline(
+            case.case_id,
+            [
+                _entry(
+                    case.case_id,
+                    "action_skipped",
+                    now,
+                    origin=str(timer.timer_id),
+                    action_id=str(row.action_id),
+                    channel=row.channel,
+                    reason=blocked,
+                )
+            ],
+        )
+        log.info("action.skipped", case_id=str(case.case_id), channel=row.channel)
+        return None
+    await repo.set_action_state(row.action_id, ActionState.REQUESTED, reason=None, at=now)
+    if kind is ActionKind.TICKET:
+        return CreateTicket(
+            action_id=row.action_id,
+            case_id=case.case_id,
+            customer=customer,
+            priority=EventTicketPriority(row.priority or TicketPriority.NORMAL.value),
+            title=(
+                f"NPS {case.segment.value} ({case.score}/10)"
+                + (f": contact by {case.due_at:%Y-%m-%d %H:%M} UTC" if case.due_at else "")
+            ),
+            score=case.score,
+            segment=case.segment,
+            comment=case.comment,
+            requested_at=now,
+        )
+    last[case.customer_id] = now
+    await repo.set_last_message(case.customer_id, now)
+    assert row.template is not None  # noqa: S101 - the policy requires one for messages
+    if kind is ActionKind.SMS:
+        return SendSms(
+            action_id=row.action_id,
+            case_id=case.case_id,
+            customer=customer,
+            template=row.template,
+            locale=customer.locale or "en",
+            requested_at=now,
+        )
+    return SendEmail(
+        action_id=row.action_id,
+        case_id=case.case_id,
+        customer=customer,
+        template=row.template,
+        locale=customer.locale or "en",
+        score=case.score,
+        comment=case.comment,
+        requested_at=now,
+    )
+
+
+async def _climb(
+    repo: FollowupRepository, case: Case, timer: DueTimer, *, now: datetime, policy: Policy
+) -> tuple[Case, list[Event]]:
+    """One step of the escalation ladder for a case nobody has contacted yet."""
+    team = policy.teams.get(case.team or "")
+    lead = team.lead if team is not None else None
+    origin = str(timer.timer_id)
+    events: list[Event] = []
+    if timer.kind is TimerKind.REMINDER:
+        recipient, role, level, reason = case.owner or lead, "owner", 0, StaffReason.REMINDER
+    elif timer.kind is TimerKind.ESCALATION:
+        recipient, role, level, reason = lead, "lead", 1, StaffReason.ESCALATION
+    else:
+        second = team.second_level if team is not None else None
+        recipient, role, level, reason = second or lead, "second_level", 2, StaffReason.ESCALATION
+    due_at = case.due_at or now
+    entry = _entry(
+        case.case_id,
+        "reminded" if level == 0 else f"escalated_{level}",
+        now,
+        origin=origin,
+        recipient=recipient,
+        level=level,
+    )
+    if level == 0:
+        events.append(
+            CaseReminded(
+                entry_id=entry.entry_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                at=now,
+                due_at=due_at,
+            )
+        )
+    else:
+        case = replace(case, escalation_level=max(case.escalation_level, level))
+        await repo.save_case(case)
+        events.append(
+            CaseEscalated(
+                entry_id=entry.entry_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                at=now,
+                level=level,
+                due_at=due_at,
+            )
+        )
+    staff: list[Action] = []
+    recipients: dict[uuid.UUID, str] = {}
+    if recipient is not None:
+        action_id = derive_id("staff", origin)
+        staff.append(_requested(action_id, "staff", f"case_{reason.value}", now))
+        recipients[action_id] = recipient
+        events.append(
+            NotifyStaff(
+                action_id=action_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                recipient=recipient,
+                role=role,
+                reason=reason,
+                level=level,
+                due_at=case.due_at,
+                segment=case.segment,
+                score=case.score,
                 requested_at=now,
             )
-            for planned in plan.actions
         )
-    await repo.add_cases(cases)
-    await repo.publish_later(events, now=now)
-    return cases
+    priorities: dict[uuid.UUID, str] = {}
+    ticket = await repo.ticket_of(case.case_id) if level > 0 else None
+    if ticket is not None:
+        action_id = derive_id("raise-ticket", origin)
+        priority = EventTicketPriority.URGENT
+        staff.append(_requested(action_id, "ticket", "raise_priority", now))
+        priorities[action_id] = priority.value
+        events.append(
+            RaiseTicketPriority(
+                action_id=action_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                ticket_action_id=ticket,
+                priority=priority,
+                requested_at=now,
+            )
+        )
+    await repo.add_actions(
+        case.case_id, staff, exempt=set(), priority=priorities, recipient=recipients
+    )
+    await repo.add_timeline(case.case_id, [entry])
+    log.info("case.escalation_step", case_id=str(case.case_id), level=level)
+    return case, events
+
+
+def _requested(action_id: uuid.UUID, channel: str, template: str, now: datetime) -> Action:
+    return Action(
+        action_id=action_id,
+        channel=channel,
+        template=template,
+        state=ActionState.REQUESTED,
+        provider_message_id=None,
+        reason=None,
+        requested_at=now,
+        updated_at=now,
+    )
+
+
+# --- action results and opt-outs -----------------------------------------------------------
 
 
 async def record_action_results(
@@ -128,6 +551,195 @@ async def record_action_results(
     return unknown
 
 
+async def record_opt_outs(
+    repo: FollowupRepository, opt_outs: list[ContactOptOut], *, now: datetime
+) -> None:
+    """Put each customer who opted out on the do-not-contact list (for the given channel)."""
+    fresh = await repo.claim(CONSUMER, (str(o.event_id()) for o in opt_outs))
+    for opt_out in opt_outs:
+        if str(opt_out.event_id()) in fresh:
+            await repo.add_opt_out(
+                opt_out.customer_id,
+                opt_out.scope.value,
+                source=opt_out.source,
+                reason=f"provider event {opt_out.provider_event_id}",
+                at=opt_out.occurred_at,
+            )
+
+
+# --- the lifecycle, driven by people ------------------------------------------------------
+
+
+async def _load(repo: FollowupRepository, case_id: uuid.UUID) -> Case:
+    case = await repo.get_case(case_id, for_update=True)
+    if case is None:
+        raise CaseNotFound(f"no case {case_id}")
+    return case
+
+
+async def _transition(
+    repo: FollowupRepository, case: Case, entry: TimelineEntry, event: Event, *, now: datetime
+) -> Case:
+    await repo.save_case(case)
+    await repo.add_timeline(case.case_id, [entry])
+    await repo.publish_later([event], now=now)
+    found = await repo.get_case(case.case_id)
+    assert found is not None  # noqa: S101 - we hold its lock
+    return found
+
+
+async def assign_case(
+    repo: FollowupRepository,
+    case_id: uuid.UUID,
+    *,
+    owner: str | None,
+    actor: str | None,
+    now: datetime,
+    policy: PolicyInForce,
+) -> Case:
+    """Give the case an owner: the one named, or by the rule (account owner, round-robin)."""
+    case = await _load(repo, case_id)
+    by_rule = owner is None
+    if owner is None:
+        team = policy.policy.teams.get(case.team or "")
+        if team is None or case.team is None:
+            raise lifecycle.LifecycleError("the case has no team to choose an owner from")
+        attributes = _customer_of(case).attributes
+        turn = 0 if attributes.get("account_owner") else await repo.next_turn(case.team)
+        owner = choose_owner(
+            OwnerRule.ACCOUNT_OWNER, members=team.members, attributes=attributes, turn=turn
+        )
+        assert owner is not None  # noqa: S101 - account_owner never leaves it unassigned
+    changed = lifecycle.assign(case, owner)
+    entry_id = uuid.uuid4()
+    entry = TimelineEntry(entry_id, "assigned", now, actor, {"owner": owner, "by_rule": by_rule})
+    return await _transition(
+        repo,
+        changed,
+        entry,
+        CaseAssigned(
+            entry_id=entry_id,
+            case_id=case.case_id,
+            customer_id=case.customer_id,
+            at=now,
+            owner=owner,
+            by_rule=by_rule,
+        ),
+        now=now,
+    )
+
+
+async def record_contact(
+    repo: FollowupRepository,
+    case_id: uuid.UUID,
+    *,
+    channel: str,
+    outcome: ContactOutcome,
+    note: str | None,
+    actor: str | None,
+    now: datetime,
+) -> Case:
+    """A person tried to reach the customer. The first `reached` stops the escalation ladder."""
+    case = await _load(repo, case_id)
+    changed, within = lifecycle.record_contact(case, outcome, now)
+    if changed.first_contact_at is not None and case.first_contact_at is None:
+        await repo.cancel_ladder(case.case_id, now)
+    entry_id = uuid.uuid4()
+    details: dict[str, object] = {
+        "channel": channel,
+        "outcome": outcome.value,
+        "note": note,
+        "within_sla": within,
+    }
+    return await _transition(
+        repo,
+        changed,
+        TimelineEntry(entry_id, "contact", now, actor, details),
+        CaseContactRecorded(
+            entry_id=entry_id,
+            case_id=case.case_id,
+            customer_id=case.customer_id,
+            at=now,
+            channel=channel,
+            outcome=outcome,
+            within_sla=within,
+        ),
+        now=now,
+    )
+
+
+async def resolve_case(
+    repo: FollowupRepository,
+    case_id: uuid.UUID,
+    *,
+    root_cause: str,
+    note: str | None,
+    actor: str | None,
+    now: datetime,
+    policy: PolicyInForce,
+) -> Case:
+    case = await _load(repo, case_id)
+    changed = lifecycle.resolve(case, root_cause, policy.policy.root_causes, now)
+    await repo.cancel_ladder(case.case_id, now)
+    entry_id = uuid.uuid4()
+    return await _transition(
+        repo,
+        changed,
+        TimelineEntry(entry_id, "resolved", now, actor, {"root_cause": root_cause, "note": note}),
+        CaseResolved(
+            entry_id=entry_id,
+            case_id=case.case_id,
+            customer_id=case.customer_id,
+            at=now,
+            root_cause=root_cause,
+        ),
+        now=now,
+    )
+
+
+async def close_case(
+    repo: FollowupRepository, case_id: uuid.UUID, *, actor: str | None, now: datetime
+) -> Case:
+    case = await _load(repo, case_id)
+    changed = lifecycle.close(case, now)
+    entry_id = uuid.uuid4()
+    return await _transition(
+        repo,
+        changed,
+        TimelineEntry(entry_id, "closed", now, actor, {}),
+        CaseClosed(entry_id=entry_id, case_id=case.case_id, customer_id=case.customer_id, at=now),
+        now=now,
+    )
+
+
+async def reopen_case(
+    repo: FollowupRepository,
+    case_id: uuid.UUID,
+    *,
+    reason: str | None,
+    actor: str | None,
+    now: datetime,
+) -> Case:
+    case = await _load(repo, case_id)
+    other = await repo.active_case_of(case.customer_id)
+    if other is not None and other.case_id != case.case_id:
+        raise lifecycle.LifecycleError(
+            f"the customer has another case in progress ({other.case_id}); work that one"
+        )
+    changed = lifecycle.reopen(case)
+    entry_id = uuid.uuid4()
+    return await _transition(
+        repo,
+        changed,
+        TimelineEntry(entry_id, "reopened", now, actor, {"reason": reason}),
+        CaseReopened(entry_id=entry_id, case_id=case.case_id, customer_id=case.customer_id, at=now),
+        now=now,
+    )
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
 async def list_cases(
     repo: FollowupRepository,
     *,
@@ -135,8 +747,12 @@ async def list_cases(
     status: CaseStatus | None,
     limit: int,
     offset: int,
+    owner: str | None = None,
+    team: str | None = None,
 ) -> list[Case]:
-    return await repo.list_cases(customer_id=customer_id, status=status, limit=limit, offset=offset)
+    return await repo.list_cases(
+        customer_id=customer_id, status=status, limit=limit, offset=offset, owner=owner, team=team
+    )
 
 
 async def get_case(repo: FollowupRepository, case_id: uuid.UUID) -> Case | None:

@@ -3,19 +3,50 @@
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nps_events import Event, Segment
+from nps_events import Customer, Event, Segment
 from nps_followup.adapters import tables
-from nps_followup.domain.cases import Action, ActionState, Case, CaseStatus
+from nps_followup.domain.cases import (
+    Action,
+    ActionState,
+    Case,
+    CaseStatus,
+    PlannedTimer,
+    TimelineEntry,
+    TimerKind,
+)
 from nps_kit import inbox, outbox
 
 SOURCE = "/followup"
+
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    timer_id: uuid.UUID
+    case_id: uuid.UUID
+    kind: TimerKind
+    action_id: uuid.UUID | None
+    fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    """An action as the sweeper needs it to dispatch."""
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+    channel: str
+    template: str | None
+    priority: str | None
+    state: ActionState
+    exempt_from_cap: bool
 
 
 class FollowupRepository:
@@ -25,6 +56,8 @@ class FollowupRepository:
     async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
         """Event ids not processed before by `consumer`, now marked processed."""
         return await inbox.claim(self.session, tables.inbox, consumer, event_ids)
+
+    # --- cases ----------------------------------------------------------------------------
 
     async def cases_for_responses(
         self, response_ids: Iterable[uuid.UUID]
@@ -50,45 +83,286 @@ class FollowupRepository:
             .values(score=score, segment=segment.value, comment=comment)
         )
 
-    async def add_cases(self, cases: Sequence[Case]) -> None:
-        if not cases:
+    async def active_case_of(self, customer_id: str) -> Case | None:
+        """The case a person still works for this customer, locked for update."""
+        row = (
+            await self.session.execute(
+                select(tables.cases)
+                .where(
+                    tables.cases.c.customer_id == customer_id,
+                    tables.cases.c.status.in_(tables.ACTIVE),
+                )
+                .order_by(tables.cases.c.opened_at.desc())
+                .limit(1)
+                .with_for_update()
+            )
+        ).first()
+        return _case(row) if row is not None else None
+
+    async def latest_worked_case_of(self, customer_id: str) -> Case | None:
+        """The customer's most recent case that a person worked (not automated)."""
+        row = (
+            await self.session.execute(
+                select(tables.cases)
+                .where(
+                    tables.cases.c.customer_id == customer_id,
+                    tables.cases.c.status != CaseStatus.AUTOMATED.value,
+                )
+                .order_by(tables.cases.c.opened_at.desc())
+                .limit(1)
+                .with_for_update()
+            )
+        ).first()
+        return _case(row) if row is not None else None
+
+    async def add_case(
+        self,
+        case: Case,
+        timers: Sequence[PlannedTimer],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str],
+    ) -> bool:
+        """Insert the case with its actions and timers; False if it existed already."""
+        inserted = (
+            await self.session.execute(
+                insert(tables.cases)
+                .values(_case_values(case))
+                .on_conflict_do_nothing()
+                .returning(tables.cases.c.case_id)
+            )
+        ).first()
+        if inserted is None:
+            return False
+        await self.add_actions(case.case_id, case.actions, exempt=exempt, priority=priority)
+        if timers:
+            await self.session.execute(
+                insert(tables.timers).on_conflict_do_nothing(),
+                [
+                    {
+                        "timer_id": t.timer_id,
+                        "case_id": case.case_id,
+                        "kind": t.kind.value,
+                        "action_id": t.action_id,
+                        "fire_at": t.fire_at,
+                        "state": "pending",
+                    }
+                    for t in timers
+                ],
+            )
+        return True
+
+    async def add_actions(
+        self,
+        case_id: uuid.UUID,
+        actions: Sequence[Action],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str] | None = None,
+        recipient: dict[uuid.UUID, str] | None = None,
+    ) -> None:
+        if not actions:
             return
         await self.session.execute(
-            insert(tables.cases).on_conflict_do_nothing(),
+            insert(tables.actions).on_conflict_do_nothing(),
             [
                 {
-                    "case_id": c.case_id,
-                    "response_id": c.response_id,
-                    "source": c.source,
-                    "survey_id": c.survey_id,
-                    "customer_id": c.customer_id,
-                    "customer_email": c.customer_email,
-                    "customer_name": c.customer_name,
-                    "segment": c.segment.value,
-                    "score": c.score,
-                    "comment": c.comment,
-                    "status": c.status.value,
-                    "opened_at": c.opened_at,
-                    "due_at": c.due_at,
+                    "action_id": a.action_id,
+                    "case_id": case_id,
+                    "channel": a.channel,
+                    "template": a.template,
+                    "priority": (priority or {}).get(a.action_id),
+                    "recipient": (recipient or {}).get(a.action_id),
+                    "exempt_from_cap": a.action_id in exempt,
+                    "state": a.state.value,
+                    "scheduled_for": a.scheduled_for,
+                    "requested_at": a.requested_at,
+                    "updated_at": a.updated_at,
                 }
-                for c in cases
+                for a in actions
             ],
         )
-        rows = [
-            {
-                "action_id": a.action_id,
-                "case_id": c.case_id,
-                "channel": a.channel,
-                "template": a.template,
-                "state": a.state.value,
-                "requested_at": a.requested_at,
-                "updated_at": a.updated_at,
-            }
-            for c in cases
-            for a in c.actions
+
+    async def save_case(self, case: Case) -> None:
+        """Write the case's lifecycle fields (the response fields never change here)."""
+        await self.session.execute(
+            update(tables.cases)
+            .where(tables.cases.c.case_id == case.case_id)
+            .values(
+                status=case.status.value,
+                owner=case.owner,
+                escalation_level=case.escalation_level,
+                first_contact_at=case.first_contact_at,
+                resolved_at=case.resolved_at,
+                closed_at=case.closed_at,
+                root_cause=case.root_cause,
+                latest_score=case.latest_score,
+                recovered=case.recovered,
+            )
+        )
+
+    async def next_turn(self, team: str) -> int:
+        """The team's next round-robin turn (0, 1, 2…), counted in the database so that
+        replicas share it."""
+        turn = await self.session.scalar(
+            insert(tables.team_turns)
+            .values(team=team, turn=0)
+            .on_conflict_do_update(
+                index_elements=[tables.team_turns.c.team],
+                set_={"turn": tables.team_turns.c.turn + 1},
+            )
+            .returning(tables.team_turns.c.turn)
+        )
+        return int(turn or 0)
+
+    async def get_case(self, case_id: uuid.UUID, *, for_update: bool = False) -> Case | None:
+        query = select(tables.cases).where(tables.cases.c.case_id == case_id)
+        if for_update:
+            query = query.with_for_update()
+        rows = (await self.session.execute(query)).all()
+        cases = await self._with_actions(rows, timeline=True)
+        return cases[0] if cases else None
+
+    async def cases_by_id(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
+        """Cases (without actions), locked for update in id order (no deadlock between
+        sweepers)."""
+        ids = sorted(set(case_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(tables.cases)
+            .where(tables.cases.c.case_id.in_(ids))
+            .order_by(tables.cases.c.case_id)
+            .with_for_update()
+        )
+        return {row.case_id: _case(row) for row in rows}
+
+    async def list_cases(
+        self,
+        *,
+        customer_id: str | None,
+        status: CaseStatus | None,
+        limit: int,
+        offset: int,
+        owner: str | None = None,
+        team: str | None = None,
+    ) -> list[Case]:
+        query = select(tables.cases).order_by(
+            tables.cases.c.opened_at.desc(), tables.cases.c.case_id
+        )
+        if customer_id is not None:
+            query = query.where(tables.cases.c.customer_id == customer_id)
+        if status is not None:
+            query = query.where(tables.cases.c.status == status.value)
+        if owner is not None:
+            query = query.where(tables.cases.c.owner == owner)
+        if team is not None:
+            query = query.where(tables.cases.c.team == team)
+        rows = (await self.session.execute(query.limit(limit).offset(offset))).all()
+        return await self._with_actions(rows, timeline=False)
+
+    # --- timeline -------------------------------------------------------------------------
+
+    async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
+        if not entries:
+            return
+        await self.session.execute(
+            insert(tables.timeline).on_conflict_do_nothing(),
+            [
+                {
+                    "entry_id": e.entry_id,
+                    "case_id": case_id,
+                    "kind": e.kind,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "details": e.details,
+                }
+                for e in entries
+            ],
+        )
+
+    # --- timers ---------------------------------------------------------------------------
+
+    async def claim_due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
+        """Pending timers due at `now`, locked so that another sweeper skips them (FOR UPDATE
+        SKIP LOCKED): each fires once however many replicas sweep."""
+        t = tables.timers
+        rows = await self.session.execute(
+            select(t.c.timer_id, t.c.case_id, t.c.kind, t.c.action_id, t.c.fire_at)
+            .where(t.c.state == "pending", t.c.fire_at <= now)
+            .order_by(t.c.fire_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [
+            DueTimer(r.timer_id, r.case_id, TimerKind(r.kind), r.action_id, r.fire_at) for r in rows
         ]
-        if rows:
-            await self.session.execute(insert(tables.actions).on_conflict_do_nothing(), rows)
+
+    async def finish_timers(self, timer_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        if timer_ids:
+            await self.session.execute(
+                update(tables.timers)
+                .where(tables.timers.c.timer_id.in_(timer_ids))
+                .values(state="fired", fired_at=now)
+            )
+
+    async def cancel_ladder(self, case_id: uuid.UUID, now: datetime) -> None:
+        """A person reached the customer: no reminder or escalation any more."""
+        await self.session.execute(
+            update(tables.timers)
+            .where(
+                tables.timers.c.case_id == case_id,
+                tables.timers.c.state == "pending",
+                tables.timers.c.kind != TimerKind.ACTION.value,
+            )
+            .values(state="cancelled", fired_at=now)
+        )
+
+    # --- actions --------------------------------------------------------------------------
+
+    async def actions_by_id(self, action_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, ActionRow]:
+        ids = list(set(action_ids))
+        if not ids:
+            return {}
+        a = tables.actions
+        rows = await self.session.execute(select(a).where(a.c.action_id.in_(ids)))
+        return {
+            r.action_id: ActionRow(
+                r.action_id,
+                r.case_id,
+                r.channel,
+                r.template,
+                r.priority,
+                ActionState(r.state),
+                r.exempt_from_cap,
+            )
+            for r in rows
+        }
+
+    async def ticket_of(self, case_id: uuid.UUID) -> uuid.UUID | None:
+        """The action that asked for the case's helpdesk ticket, if one was requested."""
+        a = tables.actions
+        return await self.session.scalar(
+            select(a.c.action_id)
+            .where(
+                a.c.case_id == case_id,
+                a.c.channel == "ticket",
+                a.c.template.is_(None),
+                a.c.state.in_(
+                    [ActionState.REQUESTED.value, ActionState.SENT.value, ActionState.UNKNOWN.value]
+                ),
+            )
+            .limit(1)
+        )
+
+    async def set_action_state(
+        self, action_id: uuid.UUID, state: ActionState, *, reason: str | None, at: datetime
+    ) -> None:
+        await self.session.execute(
+            update(tables.actions)
+            .where(tables.actions.c.action_id == action_id)
+            .values(state=state.value, reason=reason, updated_at=at, requested_at=at)
+        )
 
     async def record_action_outcome(
         self,
@@ -113,38 +387,76 @@ class FollowupRepository:
         )
         return result.first() is not None
 
+    # --- contact rules --------------------------------------------------------------------
+
+    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
+        ids = list(set(customer_ids))
+        found: dict[str, set[str]] = defaultdict(set)
+        if ids:
+            d = tables.do_not_contact
+            rows = await self.session.execute(
+                select(d.c.customer_id, d.c.scope).where(d.c.customer_id.in_(ids))
+            )
+            for row in rows:
+                found[row.customer_id].add(row.scope)
+        return found
+
+    async def add_opt_out(
+        self, customer_id: str, scope: str, *, source: str, reason: str | None, at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(tables.do_not_contact)
+            .values(customer_id=customer_id, scope=scope, source=source, reason=reason, at=at)
+            .on_conflict_do_nothing()
+        )
+
+    async def remove_opt_out(self, customer_id: str, scope: str) -> bool:
+        d = tables.do_not_contact
+        result = await self.session.execute(
+            d.delete()
+            .where(and_(d.c.customer_id == customer_id, d.c.scope == scope))
+            .returning(d.c.scope)
+        )
+        return result.first() is not None
+
+    async def opt_outs_of(self, customer_id: str) -> list[tuple[str, str, str | None, datetime]]:
+        d = tables.do_not_contact
+        rows = await self.session.execute(
+            select(d).where(d.c.customer_id == customer_id).order_by(d.c.scope)
+        )
+        return [(r.scope, r.source, r.reason, r.at) for r in rows]
+
+    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        ids = list(set(customer_ids))
+        if not ids:
+            return {}
+        m = tables.last_messages
+        rows = await self.session.execute(select(m).where(m.c.customer_id.in_(ids)))
+        return {r.customer_id: r.at for r in rows}
+
+    async def set_last_message(self, customer_id: str, at: datetime) -> None:
+        m = tables.last_messages
+        await self.session.execute(
+            insert(m)
+            .values(customer_id=customer_id, at=at)
+            .on_conflict_do_update(
+                index_elements=[m.c.customer_id], set_={"at": func.greatest(m.c.at, at)}
+            )
+        )
+
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         await outbox.add(self.session, tables.outbox, events, source=SOURCE, now=now)
 
-    async def list_cases(
-        self, *, customer_id: str | None, status: CaseStatus | None, limit: int, offset: int
-    ) -> list[Case]:
-        query = select(tables.cases).order_by(
-            tables.cases.c.opened_at.desc(), tables.cases.c.case_id
-        )
-        if customer_id is not None:
-            query = query.where(tables.cases.c.customer_id == customer_id)
-        if status is not None:
-            query = query.where(tables.cases.c.status == status.value)
-        rows = (await self.session.execute(query.limit(limit).offset(offset))).all()
-        return await self._with_actions(rows)
+    # --- reading --------------------------------------------------------------------------
 
-    async def get_case(self, case_id: uuid.UUID) -> Case | None:
-        rows = (
-            await self.session.execute(
-                select(tables.cases).where(tables.cases.c.case_id == case_id)
-            )
-        ).all()
-        cases = await self._with_actions(rows)
-        return cases[0] if cases else None
-
-    async def _with_actions(self, rows: Sequence[Row[Any]]) -> list[Case]:
+    async def _with_actions(self, rows: Sequence[Row[Any]], *, timeline: bool) -> list[Case]:
         if not rows:
             return []
+        ids = [r.case_id for r in rows]
         actions: dict[uuid.UUID, list[Action]] = defaultdict(list)
         action_rows = await self.session.execute(
             select(tables.actions)
-            .where(tables.actions.c.case_id.in_([r.case_id for r in rows]))
+            .where(tables.actions.c.case_id.in_(ids))
             .order_by(tables.actions.c.requested_at, tables.actions.c.action_id)
         )
         for a in action_rows:
@@ -158,24 +470,80 @@ class FollowupRepository:
                     reason=a.reason,
                     requested_at=a.requested_at,
                     updated_at=a.updated_at,
+                    scheduled_for=a.scheduled_for,
                 )
             )
-        return [
-            Case(
-                case_id=r.case_id,
-                response_id=r.response_id,
-                source=r.source,
-                survey_id=r.survey_id,
-                customer_id=r.customer_id,
-                customer_email=r.customer_email,
-                customer_name=r.customer_name,
-                segment=Segment(r.segment),
-                score=r.score,
-                comment=r.comment,
-                status=CaseStatus(r.status),
-                opened_at=r.opened_at,
-                due_at=r.due_at,
-                actions=tuple(actions[r.case_id]),
+        entries: dict[uuid.UUID, list[TimelineEntry]] = defaultdict(list)
+        if timeline:
+            entry_rows = await self.session.execute(
+                select(tables.timeline)
+                .where(tables.timeline.c.case_id.in_(ids))
+                .order_by(tables.timeline.c.seq)
             )
+            for e in entry_rows:
+                entries[e.case_id].append(
+                    TimelineEntry(e.entry_id, e.kind, e.at, e.actor, dict(e.details))
+                )
+        return [
+            _case(r, actions=tuple(actions[r.case_id]), timeline=tuple(entries[r.case_id]))
             for r in rows
         ]
+
+
+def _case(
+    r: Row[Any], *, actions: tuple[Action, ...] = (), timeline: tuple[TimelineEntry, ...] = ()
+) -> Case:
+    return Case(
+        case_id=r.case_id,
+        response_id=r.response_id,
+        source=r.source,
+        survey_id=r.survey_id,
+        customer_id=r.customer_id,
+        customer_email=r.customer_email,
+        customer_name=r.customer_name,
+        segment=Segment(r.segment),
+        score=r.score,
+        comment=r.comment,
+        status=CaseStatus(r.status),
+        opened_at=r.opened_at,
+        due_at=r.due_at,
+        rule=r.rule,
+        team=r.team,
+        owner=r.owner,
+        remind_at=r.remind_at,
+        second_level_at=r.second_level_at,
+        escalation_level=r.escalation_level,
+        first_contact_at=r.first_contact_at,
+        resolved_at=r.resolved_at,
+        closed_at=r.closed_at,
+        root_cause=r.root_cause,
+        latest_score=r.latest_score,
+        recovered=r.recovered,
+        customer=Customer.model_validate(r.customer) if r.customer is not None else None,
+        actions=actions,
+        timeline=timeline,
+    )
+
+
+def _case_values(c: Case) -> dict[str, Any]:
+    return {
+        "case_id": c.case_id,
+        "response_id": c.response_id,
+        "source": c.source,
+        "survey_id": c.survey_id,
+        "customer_id": c.customer_id,
+        "customer_email": c.customer_email,
+        "customer_name": c.customer_name,
+        "customer": c.customer.model_dump(mode="json") if c.customer is not None else None,
+        "segment": c.segment.value,
+        "score": c.score,
+        "comment": c.comment,
+        "status": c.status.value,
+        "opened_at": c.opened_at,
+        "due_at": c.due_at,
+        "remind_at": c.remind_at,
+        "second_level_at": c.second_level_at,
+        "rule": c.rule,
+        "team": c.team,
+        "owner": c.owner,
+    }
