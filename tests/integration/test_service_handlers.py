@@ -16,9 +16,9 @@ from nps_events import (
     SendEmail,
 )
 from nps_followup.adapters import tables as followup_tables
-from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
+from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.handlers import PolicyInForce, open_cases, record_action_results
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
@@ -32,7 +32,6 @@ from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.handlers import score_responses
 from tests.integration.kafka_helpers import NOW, a_response
 from tests.support.infra import Infra
-
 
 _DEFAULT = parse_policy(default_policy_text())
 POLICY = PolicyInForce(policy=_DEFAULT, holidays_for=holidays_for(_DEFAULT))
