@@ -119,9 +119,7 @@ async def test_followup_records_results_and_reports_unknown_actions(
 ) -> None:
     scored = _scored("c-r")
     async with unit_of_work(sessions) as session:
-        [case] = await open_cases(
-            FollowupRepository(session), [scored], now=NOW, policy=POLICY
-        )
+        [case] = await open_cases(FollowupRepository(session), [scored], now=NOW, policy=POLICY)
     [action] = [a for a in case.actions if a.channel == "email"]
 
     def result(action_id: uuid.UUID) -> ActionResultReported:
