@@ -36,6 +36,8 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         **infra.env(),
         "INGEST_API_TOKENS": json.dumps({"e2e": TOKEN}),
         "LOG_FORMAT": "json",
+        "FOLLOWUP_POLICY_FILE": str(Path(__file__).with_name("policy.yaml")),
+        "FOLLOWUP_SWEEP_INTERVAL_SECONDS": "0.5",
     }
     services = {}
     for name in SERVICES:

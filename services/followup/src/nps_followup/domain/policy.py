@@ -27,6 +27,7 @@ class _Frozen(BaseModel):
 
 
 class DurationUnit(StrEnum):
+    SECONDS = "seconds"
     MINUTES = "minutes"
     HOURS = "hours"
     DAYS = "days"
@@ -35,13 +36,13 @@ class DurationUnit(StrEnum):
 
 
 _DURATION = re.compile(
-    r"^\s*(\d+)\s*(minutes?|hours?|days?|business\s+hours?|business\s+days?)\s*$"
+    r"^\s*(\d+)\s*(seconds?|minutes?|hours?|days?|business\s+hours?|business\s+days?)\s*$"
 )
 
 
 class Duration(_Frozen):
     """`30 minutes`, `1 hour`, `1 day` (calendar time) or `4 business hours`, `2 business days`
-    (counted in the team's business hours)."""
+    (counted in the team's business hours). `seconds` exist for tests and demonstrations."""
 
     amount: int = Field(ge=0)
     unit: DurationUnit
@@ -65,6 +66,8 @@ class Duration(_Frozen):
     def calendar(self) -> timedelta:
         """The calendar length; only for calendar units."""
         match self.unit:
+            case DurationUnit.SECONDS:
+                return timedelta(seconds=self.amount)
             case DurationUnit.MINUTES:
                 return timedelta(minutes=self.amount)
             case DurationUnit.HOURS:
