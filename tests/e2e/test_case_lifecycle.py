@@ -82,6 +82,11 @@ async def test_a_detractor_is_acknowledged_ticketed_contacted_resolved_and_close
             "closed",
         ]
         assert closed["timeline"][3]["details"]["within_sla"] is True
+        by_owner = (await client.get(f"{followup}/v1/figures", params={"group_by": "owner"})).json()
+        [kim] = [g for g in by_owner["groups"] if g["group"] == "kim@example.com"]
+        assert (kim["cases"], kim["closed"], kim["sla_compliance"]) == (1, 1, 1.0)
+        naive = await client.get(f"{followup}/v1/figures", params={"start": "2026-11-01T00:00"})
+        assert naive.status_code == 422
 
     await eventually(
         lambda: case_events(system, case["case_id"]),

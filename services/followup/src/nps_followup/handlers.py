@@ -30,7 +30,12 @@ from nps_events import (
 )
 from nps_events import TicketPriority as EventTicketPriority
 from nps_events.ids import derive_id
-from nps_followup.adapters.repository import ActionRow, DueTimer, FollowupRepository
+from nps_followup.adapters.repository import (
+    ActionRow,
+    DueTimer,
+    FigureRow,
+    FollowupRepository,
+)
 from nps_followup.domain import lifecycle
 from nps_followup.domain.cases import (
     Action,
@@ -46,6 +51,7 @@ from nps_followup.domain.cases import (
     is_recovered,
     plan_case,
 )
+from nps_followup.domain.figures import Rates, rates
 from nps_followup.domain.policy import ActionKind, OwnerRule, Policy, TicketPriority
 from nps_kit.logging import get_logger
 
@@ -757,3 +763,37 @@ async def list_cases(
 
 async def get_case(repo: FollowupRepository, case_id: uuid.UUID) -> Case | None:
     return await repo.get_case(case_id)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFigures:
+    group: str | None
+    counts: FigureRow
+    rates: Rates
+
+
+async def figures(
+    repo: FollowupRepository,
+    *,
+    group_by: str,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+) -> list[GroupFigures]:
+    """Closed-loop figures per group (team, owner, segment, day/week/month, or all)."""
+    rows = await repo.figures(group_by=group_by, start=start, end=end, now=now)
+    return [
+        GroupFigures(
+            group=row.group,
+            counts=row,
+            rates=rates(
+                cases=row.cases,
+                on_time=row.on_time,
+                breached=row.breached,
+                closed=row.closed,
+                with_later_answer=row.with_later_answer,
+                recovered=row.recovered,
+            ),
+        )
+        for row in rows
+    ]

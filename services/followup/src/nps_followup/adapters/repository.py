@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy import Row, and_, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -444,6 +444,13 @@ class FollowupRepository:
             )
         )
 
+    async def figures(
+        self, *, group_by: str, start: datetime | None, end: datetime | None, now: datetime
+    ) -> list["FigureRow"]:
+        return await closed_loop_figures(
+            self.session, group_by=group_by, start=start, end=end, now=now
+        )
+
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         await outbox.add(self.session, tables.outbox, events, source=SOURCE, now=now)
 
@@ -547,3 +554,105 @@ def _case_values(c: Case) -> dict[str, Any]:
         "team": c.team,
         "owner": c.owner,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class FigureRow:
+    group: str | None
+    cases: int
+    open: int
+    breached: int
+    on_time: int
+    contacted: int
+    closed: int
+    with_later_answer: int
+    recovered: int
+    first_contact_p50: float | None
+    first_contact_p90: float | None
+    resolution_p50: float | None
+    resolution_p90: float | None
+
+
+GROUPS = ("team", "owner", "segment", "day", "week", "month", "all")
+
+
+async def closed_loop_figures(
+    session: AsyncSession,
+    *,
+    group_by: str,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+) -> list[FigureRow]:
+    """Closed-loop figures of the cases people work (not automated ones) opened in
+    [start, end), per group; one SQL pass, percentiles computed by PostgreSQL."""
+    c = tables.cases
+    if group_by in ("team", "owner", "segment"):
+        group: Any = c.c[group_by]
+    elif group_by in ("day", "week", "month"):
+        group = func.to_char(
+            func.date_trunc(group_by, func.timezone("UTC", c.c.opened_at)), "YYYY-MM-DD"
+        )
+    else:
+        group = literal_column("'all'")  # one group: no GROUP BY (PostgreSQL refuses a constant)
+    due_passed = and_(c.c.due_at.is_not(None), c.c.due_at < now)
+    late = or_(
+        and_(c.c.first_contact_at.is_(None), due_passed),
+        c.c.first_contact_at > c.c.due_at,
+    )
+    on_time = and_(c.c.first_contact_at.is_not(None), c.c.first_contact_at <= c.c.due_at)
+    to_contact = func.extract("epoch", c.c.first_contact_at - c.c.opened_at)
+    to_resolve = func.extract("epoch", c.c.resolved_at - c.c.opened_at)
+
+    def count_if(condition: Any) -> Any:
+        return func.count().filter(condition)
+
+    def percentile(fraction: float, value: Any) -> Any:
+        return func.percentile_cont(fraction).within_group(value)
+
+    query = select(
+        group.label("grp"),
+        func.count().label("cases"),
+        count_if(c.c.status.in_(tables.ACTIVE)).label("open"),
+        count_if(late).label("breached"),
+        count_if(on_time).label("on_time"),
+        count_if(c.c.first_contact_at.is_not(None)).label("contacted"),
+        count_if(c.c.status == CaseStatus.CLOSED.value).label("closed"),
+        count_if(and_(c.c.latest_score.is_not(None), c.c.segment == Segment.DETRACTOR.value)).label(
+            "with_later_answer"
+        ),
+        count_if(c.c.recovered).label("recovered"),
+        percentile(0.5, to_contact).label("fc50"),
+        percentile(0.9, to_contact).label("fc90"),
+        percentile(0.5, to_resolve).label("rs50"),
+        percentile(0.9, to_resolve).label("rs90"),
+    ).where(c.c.status != CaseStatus.AUTOMATED.value)
+    if group_by != "all":
+        query = query.group_by(group).order_by(group)
+    if start is not None:
+        query = query.where(c.c.opened_at >= start)
+    if end is not None:
+        query = query.where(c.c.opened_at < end)
+    rows = await session.execute(query)
+    return [
+        FigureRow(
+            group=None if r.grp is None else str(r.grp),
+            cases=r.cases,
+            open=r.open,
+            breached=r.breached,
+            on_time=r.on_time,
+            contacted=r.contacted,
+            closed=r.closed,
+            with_later_answer=r.with_later_answer,
+            recovered=r.recovered,
+            first_contact_p50=_seconds(r.fc50),
+            first_contact_p90=_seconds(r.fc90),
+            resolution_p50=_seconds(r.rs50),
+            resolution_p90=_seconds(r.rs90),
+        )
+        for r in rows
+    ]
+
+
+def _seconds(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
@@ -19,6 +19,7 @@ from nps_followup.handlers import (
     PolicyInForce,
     assign_case,
     close_case,
+    figures,
     get_case,
     list_cases,
     record_contact,
@@ -198,6 +199,33 @@ class OptOutOut(BaseModel):
 class DoNotContact(BaseModel):
     customer_id: str
     entries: list[OptOutOut]
+
+
+class FiguresRow(BaseModel):
+    group: str | None = Field(description="The team, owner, segment or period start (UTC).")
+    cases: int = Field(description="Cases people work (not automated), opened in the range.")
+    open: int = Field(description="Of those, still open or contacted (not yet resolved).")
+    breached: int = Field(description="Contacted after the deadline, or past it uncontacted.")
+    contacted: int
+    closed: int
+    sla_compliance: float | None = Field(
+        description="Contacted in time / (contacted in time + breached); null if none settled."
+    )
+    closed_loop_rate: float | None = Field(description="Closed / cases.")
+    recovery_rate: float | None = Field(
+        description="Detractors who answered again and now score 9–10 / those who answered again."
+    )
+    time_to_first_contact_p50_seconds: float | None
+    time_to_first_contact_p90_seconds: float | None
+    time_to_resolution_p50_seconds: float | None
+    time_to_resolution_p90_seconds: float | None
+
+
+class FiguresOut(BaseModel):
+    group_by: str
+    start: datetime | None
+    end: datetime | None
+    groups: list[FiguresRow]
 
 
 class PolicyOut(BaseModel):
@@ -384,6 +412,52 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         if not removed:
             raise Problem(404, "Not found", f"{customer_id} is not on the list for {scope.value}.")
         return Response(status_code=204)
+
+    @api.get(
+        "/v1/figures",
+        response_model=FiguresOut,
+        summary="Closed-loop figures: SLA compliance, time to contact and resolution, rates",
+    )
+    async def get_figures(
+        *,
+        group_by: Literal["all", "team", "owner", "segment", "day", "week", "month"] = "all",
+        start: Annotated[datetime | None, Query(description="Cases opened at or after.")] = None,
+        end: Annotated[datetime | None, Query(description="Cases opened before.")] = None,
+    ) -> FiguresOut:
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                raise Problem(422, "Invalid request", f"{name} needs a time zone offset.")
+        async with sessions() as session:
+            groups = await figures(
+                FollowupRepository(session),
+                group_by=group_by,
+                start=start,
+                end=end,
+                now=clock.now(),
+            )
+        return FiguresOut(
+            group_by=group_by,
+            start=start,
+            end=end,
+            groups=[
+                FiguresRow(
+                    group=g.group,
+                    cases=g.counts.cases,
+                    open=g.counts.open,
+                    breached=g.counts.breached,
+                    contacted=g.counts.contacted,
+                    closed=g.counts.closed,
+                    sla_compliance=g.rates.sla_compliance,
+                    closed_loop_rate=g.rates.closed_loop_rate,
+                    recovery_rate=g.rates.recovery_rate,
+                    time_to_first_contact_p50_seconds=g.counts.first_contact_p50,
+                    time_to_first_contact_p90_seconds=g.counts.first_contact_p90,
+                    time_to_resolution_p50_seconds=g.counts.resolution_p50,
+                    time_to_resolution_p90_seconds=g.counts.resolution_p90,
+                )
+                for g in groups
+            ],
+        )
 
     @api.get("/v1/policy", response_model=PolicyOut, summary="The policy in force, in short")
     async def get_policy() -> PolicyOut:
