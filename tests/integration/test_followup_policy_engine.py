@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -388,3 +389,26 @@ async def test_contact_rules_skip_messages_and_say_why(sessions: SessionFactory)
     assert "do-not-contact list (email)" in str(outcomes["rules-optout"][1])
     assert outcomes["rules-capped"][0] == "skipped"
     assert "frequency cap" in str(outcomes["rules-capped"][1])
+
+
+async def test_the_hand_written_migrations_build_exactly_the_tables_the_code_uses(
+    second_sessions: SessionFactory,
+) -> None:
+    from alembic.autogenerate import compare_metadata  # noqa: PLC0415
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
+    def differences(connection: Any) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_schemas": True,
+                "include_name": lambda name, kind, _parent: (
+                    name == "followup" if kind == "schema" else name != "alembic_version"
+                ),
+            },
+        )
+        return list(compare_metadata(context, tables.metadata))
+
+    async with second_sessions() as session:
+        connection = await session.connection()
+        assert await connection.run_sync(differences) == []

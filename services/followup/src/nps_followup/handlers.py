@@ -1,7 +1,7 @@
 """Followup's use cases. Each runs inside the caller's unit of work."""
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -316,6 +316,31 @@ async def sweep_due_timers(
     return len(due)
 
 
+@dataclass
+class _Writes:
+    """What one sweep writes, gathered so that it takes a handful of statements, not a few per
+    timer (10,000 escalations must take seconds)."""
+
+    timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
+    actions: list[tuple[uuid.UUID, Action]] = field(default_factory=list)
+    priorities: dict[uuid.UUID, str] = field(default_factory=dict)
+    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
+    states: list[tuple[uuid.UUID, ActionState, str | None]] = field(default_factory=list)
+    cases: dict[uuid.UUID, Case] = field(default_factory=dict)
+    messaged: set[str] = field(default_factory=set)
+    events: list[Event] = field(default_factory=list)
+
+    async def flush(self, repo: FollowupRepository, now: datetime) -> None:
+        await repo.set_action_states(self.states, at=now)
+        await repo.add_actions_of(
+            self.actions, exempt=set(), priority=self.priorities, recipient=self.recipients
+        )
+        await repo.save_cases(list(self.cases.values()))
+        await repo.add_timelines(self.timeline)
+        await repo.set_last_messages(self.messaged, now)
+        await repo.publish_later(self.events, now=now)
+
+
 async def _fire(
     repo: FollowupRepository, due: list[DueTimer], *, now: datetime, policy: Policy
 ) -> None:
@@ -324,30 +349,39 @@ async def _fire(
     customer_ids = [c.customer_id for c in cases.values()]
     opted_out = await repo.opted_out(customer_ids)
     last = await repo.last_messages(customer_ids)
-    events: list[Event] = []
+    escalating = {
+        t.case_id
+        for t in due
+        if t.kind in (TimerKind.ESCALATION, TimerKind.SECOND_LEVEL)
+        and cases[t.case_id].status is CaseStatus.OPEN
+    }
+    tickets = await repo.tickets_of(escalating)
+    writes = _Writes()
     for timer in due:
-        case = cases.get(timer.case_id)
-        if case is None:  # pragma: no cover - the foreign key makes this impossible
-            continue
+        case = cases[timer.case_id]
         if timer.kind is TimerKind.ACTION and timer.action_id is not None:
             row = actions.get(timer.action_id)
             if row is None or row.state is not ActionState.SCHEDULED:
                 continue
-            event = await _dispatch(
-                repo, case, row, timer, now=now, policy=policy, opted_out=opted_out, last=last
+            _dispatch(
+                case,
+                row,
+                timer,
+                now=now,
+                policy=policy,
+                opted_out=opted_out,
+                last=last,
+                into=writes,
             )
-            if event is not None:
-                events.append(event)
         elif case.status is CaseStatus.OPEN:
-            case, more = await _climb(repo, case, timer, now=now, policy=policy)
-            cases[case.case_id] = case
-            events.extend(more)
+            cases[case.case_id] = _climb(
+                case, timer, now=now, policy=policy, ticket=tickets.get(case.case_id), into=writes
+            )
     await repo.finish_timers([t.timer_id for t in due], now)
-    await repo.publish_later(events, now=now)
+    await writes.flush(repo, now)
 
 
-async def _dispatch(
-    repo: FollowupRepository,
+def _dispatch(
     case: Case,
     row: ActionRow,
     timer: DueTimer,
@@ -356,7 +390,8 @@ async def _dispatch(
     policy: Policy,
     opted_out: dict[str, set[str]],
     last: dict[str, datetime],
-) -> Event | None:
+    into: _Writes,
+) -> None:
     kind = ActionKind(row.channel)
     customer = _customer_of(case)
     blocked = contact_block(
@@ -369,71 +404,80 @@ async def _dispatch(
         now=now,
     )
     if blocked is not None:
-        await repo.set_action_state(row.action_id, ActionState.SKIPPED, reason=blocked, at=now)
-        await repo.add_timeline(
+        into.states.append((row.action_id, ActionState.SKIPPED, blocked))
+        entry = _entry(
             case.case_id,
-            [
-                _entry(
-                    case.case_id,
-                    "action_skipped",
-                    now,
-                    origin=str(timer.timer_id),
-                    action_id=str(row.action_id),
-                    channel=row.channel,
-                    reason=blocked,
-                )
-            ],
+            "action_skipped",
+            now,
+            origin=str(timer.timer_id),
+            action_id=str(row.action_id),
+            channel=row.channel,
+            reason=blocked,
         )
+        into.timeline.append((case.case_id, entry))
         log.info("action.skipped", case_id=str(case.case_id), channel=row.channel)
-        return None
-    await repo.set_action_state(row.action_id, ActionState.REQUESTED, reason=None, at=now)
+        return
+    into.states.append((row.action_id, ActionState.REQUESTED, None))
     if kind is ActionKind.TICKET:
-        return CreateTicket(
-            action_id=row.action_id,
-            case_id=case.case_id,
-            customer=customer,
-            priority=EventTicketPriority(row.priority or TicketPriority.NORMAL.value),
-            title=(
-                f"NPS {case.segment.value} ({case.score}/10)"
-                + (f": contact by {case.due_at:%Y-%m-%d %H:%M} UTC" if case.due_at else "")
-            ),
-            score=case.score,
-            segment=case.segment,
-            comment=case.comment,
-            requested_at=now,
+        into.events.append(
+            CreateTicket(
+                action_id=row.action_id,
+                case_id=case.case_id,
+                customer=customer,
+                priority=EventTicketPriority(row.priority or TicketPriority.NORMAL.value),
+                title=(
+                    f"NPS {case.segment.value} ({case.score}/10)"
+                    + (f": contact by {case.due_at:%Y-%m-%d %H:%M} UTC" if case.due_at else "")
+                ),
+                score=case.score,
+                segment=case.segment,
+                comment=case.comment,
+                requested_at=now,
+            )
         )
+        return
     last[case.customer_id] = now
-    await repo.set_last_message(case.customer_id, now)
+    into.messaged.add(case.customer_id)
     assert row.template is not None  # noqa: S101 - the policy requires one for messages
     if kind is ActionKind.SMS:
-        return SendSms(
+        into.events.append(
+            SendSms(
+                action_id=row.action_id,
+                case_id=case.case_id,
+                customer=customer,
+                template=row.template,
+                locale=customer.locale or "en",
+                requested_at=now,
+            )
+        )
+        return
+    into.events.append(
+        SendEmail(
             action_id=row.action_id,
             case_id=case.case_id,
             customer=customer,
             template=row.template,
             locale=customer.locale or "en",
+            score=case.score,
+            comment=case.comment,
             requested_at=now,
         )
-    return SendEmail(
-        action_id=row.action_id,
-        case_id=case.case_id,
-        customer=customer,
-        template=row.template,
-        locale=customer.locale or "en",
-        score=case.score,
-        comment=case.comment,
-        requested_at=now,
     )
 
 
-async def _climb(
-    repo: FollowupRepository, case: Case, timer: DueTimer, *, now: datetime, policy: Policy
-) -> tuple[Case, list[Event]]:
+def _climb(
+    case: Case,
+    timer: DueTimer,
+    *,
+    now: datetime,
+    policy: Policy,
+    ticket: uuid.UUID | None,
+    into: _Writes,
+) -> Case:
     """One step of the escalation ladder for a case nobody has contacted yet."""
     team = policy.teams.get(case.team or "")
     lead = team.lead if team is not None else None
     origin = str(timer.timer_id)
-    events: list[Event] = []
     if timer.kind is TimerKind.REMINDER:
         recipient, role, level, reason = case.owner or lead, "owner", 0, StaffReason.REMINDER
     elif timer.kind is TimerKind.ESCALATION:
@@ -450,8 +494,9 @@ async def _climb(
         recipient=recipient,
         level=level,
     )
+    into.timeline.append((case.case_id, entry))
     if level == 0:
-        events.append(
+        into.events.append(
             CaseReminded(
                 entry_id=entry.entry_id,
                 case_id=case.case_id,
@@ -462,8 +507,8 @@ async def _climb(
         )
     else:
         case = replace(case, escalation_level=max(case.escalation_level, level))
-        await repo.save_case(case)
-        events.append(
+        into.cases[case.case_id] = case
+        into.events.append(
             CaseEscalated(
                 entry_id=entry.entry_id,
                 case_id=case.case_id,
@@ -473,13 +518,13 @@ async def _climb(
                 due_at=due_at,
             )
         )
-    staff: list[Action] = []
-    recipients: dict[uuid.UUID, str] = {}
     if recipient is not None:
         action_id = derive_id("staff", origin)
-        staff.append(_requested(action_id, "staff", f"case_{reason.value}", now))
-        recipients[action_id] = recipient
-        events.append(
+        into.actions.append(
+            (case.case_id, _requested(action_id, "staff", f"case_{reason.value}", now))
+        )
+        into.recipients[action_id] = recipient
+        into.events.append(
             NotifyStaff(
                 action_id=action_id,
                 case_id=case.case_id,
@@ -494,14 +539,12 @@ async def _climb(
                 requested_at=now,
             )
         )
-    priorities: dict[uuid.UUID, str] = {}
-    ticket = await repo.ticket_of(case.case_id) if level > 0 else None
-    if ticket is not None:
+    if ticket is not None and level > 0:
         action_id = derive_id("raise-ticket", origin)
         priority = EventTicketPriority.URGENT
-        staff.append(_requested(action_id, "ticket", "raise_priority", now))
-        priorities[action_id] = priority.value
-        events.append(
+        into.actions.append((case.case_id, _requested(action_id, "ticket", "raise_priority", now)))
+        into.priorities[action_id] = priority.value
+        into.events.append(
             RaiseTicketPriority(
                 action_id=action_id,
                 case_id=case.case_id,
@@ -511,12 +554,7 @@ async def _climb(
                 requested_at=now,
             )
         )
-    await repo.add_actions(
-        case.case_id, staff, exempt=set(), priority=priorities, recipient=recipients
-    )
-    await repo.add_timeline(case.case_id, [entry])
-    log.info("case.escalation_step", case_id=str(case.case_id), level=level)
-    return case, events
+    return case
 
 
 def _requested(action_id: uuid.UUID, channel: str, template: str, now: datetime) -> Action:

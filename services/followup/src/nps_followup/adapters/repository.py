@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, literal_column, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,6 +47,18 @@ class ActionRow:
     priority: str | None
     state: ActionState
     exempt_from_cap: bool
+
+
+def due_timers_query(now: datetime, limit: int) -> Select[Any]:
+    """The sweeper's due-now query: an index scan of the partial index on pending timers."""
+    t = tables.timers
+    return (
+        select(t.c.timer_id, t.c.case_id, t.c.kind, t.c.action_id, t.c.fire_at)
+        .where(t.c.state == "pending", t.c.fire_at <= now)
+        .order_by(t.c.fire_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 class FollowupRepository:
@@ -161,6 +173,19 @@ class FollowupRepository:
         priority: dict[uuid.UUID, str] | None = None,
         recipient: dict[uuid.UUID, str] | None = None,
     ) -> None:
+        await self.add_actions_of(
+            [(case_id, a) for a in actions], exempt=exempt, priority=priority, recipient=recipient
+        )
+
+    async def add_actions_of(
+        self,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str] | None = None,
+        recipient: dict[uuid.UUID, str] | None = None,
+    ) -> None:
+        """Actions of any number of cases, in one statement."""
         if not actions:
             return
         await self.session.execute(
@@ -179,26 +204,49 @@ class FollowupRepository:
                     "requested_at": a.requested_at,
                     "updated_at": a.updated_at,
                 }
-                for a in actions
+                for case_id, a in actions
             ],
         )
 
     async def save_case(self, case: Case) -> None:
         """Write the case's lifecycle fields (the response fields never change here)."""
+        await self.save_cases([case])
+
+    async def save_cases(self, cases: Sequence[Case]) -> None:
+        """Write the lifecycle fields of any number of cases, in one executemany."""
+        if not cases:
+            return
+        c = tables.cases
         await self.session.execute(
-            update(tables.cases)
-            .where(tables.cases.c.case_id == case.case_id)
+            update(c)
+            .where(c.c.case_id == bindparam("b_case_id"))
             .values(
-                status=case.status.value,
-                owner=case.owner,
-                escalation_level=case.escalation_level,
-                first_contact_at=case.first_contact_at,
-                resolved_at=case.resolved_at,
-                closed_at=case.closed_at,
-                root_cause=case.root_cause,
-                latest_score=case.latest_score,
-                recovered=case.recovered,
+                status=bindparam("b_status"),
+                owner=bindparam("b_owner"),
+                escalation_level=bindparam("b_level"),
+                first_contact_at=bindparam("b_first_contact_at"),
+                resolved_at=bindparam("b_resolved_at"),
+                closed_at=bindparam("b_closed_at"),
+                root_cause=bindparam("b_root_cause"),
+                latest_score=bindparam("b_latest_score"),
+                recovered=bindparam("b_recovered"),
             )
+            .execution_options(synchronize_session=False),
+            [
+                {
+                    "b_case_id": case.case_id,
+                    "b_status": case.status.value,
+                    "b_owner": case.owner,
+                    "b_level": case.escalation_level,
+                    "b_first_contact_at": case.first_contact_at,
+                    "b_resolved_at": case.resolved_at,
+                    "b_closed_at": case.closed_at,
+                    "b_root_cause": case.root_cause,
+                    "b_latest_score": case.latest_score,
+                    "b_recovered": case.recovered,
+                }
+                for case in cases
+            ],
         )
 
     async def next_turn(self, team: str) -> int:
@@ -264,6 +312,10 @@ class FollowupRepository:
     # --- timeline -------------------------------------------------------------------------
 
     async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
+        await self.add_timelines([(case_id, e) for e in entries])
+
+    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
+        """Timeline entries of any number of cases, in one statement."""
         if not entries:
             return
         await self.session.execute(
@@ -277,7 +329,7 @@ class FollowupRepository:
                     "actor": e.actor,
                     "details": e.details,
                 }
-                for e in entries
+                for case_id, e in entries
             ],
         )
 
@@ -286,14 +338,7 @@ class FollowupRepository:
     async def claim_due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
         """Pending timers due at `now`, locked so that another sweeper skips them (FOR UPDATE
         SKIP LOCKED): each fires once however many replicas sweep."""
-        t = tables.timers
-        rows = await self.session.execute(
-            select(t.c.timer_id, t.c.case_id, t.c.kind, t.c.action_id, t.c.fire_at)
-            .where(t.c.state == "pending", t.c.fire_at <= now)
-            .order_by(t.c.fire_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        rows = await self.session.execute(due_timers_query(now, limit))
         return [
             DueTimer(r.timer_id, r.case_id, TimerKind(r.kind), r.action_id, r.fire_at) for r in rows
         ]
@@ -339,29 +384,45 @@ class FollowupRepository:
             for r in rows
         }
 
-    async def ticket_of(self, case_id: uuid.UUID) -> uuid.UUID | None:
-        """The action that asked for the case's helpdesk ticket, if one was requested."""
+    async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """The action that asked for each case's helpdesk ticket, where one was requested."""
+        ids = list(set(case_ids))
+        if not ids:
+            return {}
         a = tables.actions
-        return await self.session.scalar(
-            select(a.c.action_id)
-            .where(
-                a.c.case_id == case_id,
+        rows = await self.session.execute(
+            select(a.c.case_id, a.c.action_id).where(
+                a.c.case_id.in_(ids),
                 a.c.channel == "ticket",
                 a.c.template.is_(None),
                 a.c.state.in_(
                     [ActionState.REQUESTED.value, ActionState.SENT.value, ActionState.UNKNOWN.value]
                 ),
             )
-            .limit(1)
         )
+        return {row.case_id: row.action_id for row in rows}
 
-    async def set_action_state(
-        self, action_id: uuid.UUID, state: ActionState, *, reason: str | None, at: datetime
+    async def set_action_states(
+        self, states: Sequence[tuple[uuid.UUID, ActionState, str | None]], *, at: datetime
     ) -> None:
+        """(action, state, reason) for any number of actions, in one executemany."""
+        if not states:
+            return
+        a = tables.actions
         await self.session.execute(
-            update(tables.actions)
-            .where(tables.actions.c.action_id == action_id)
-            .values(state=state.value, reason=reason, updated_at=at, requested_at=at)
+            update(a)
+            .where(a.c.action_id == bindparam("b_action_id"))
+            .values(
+                state=bindparam("b_state"),
+                reason=bindparam("b_reason"),
+                updated_at=at,
+                requested_at=at,
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {"b_action_id": action_id, "b_state": state.value, "b_reason": reason}
+                for action_id, state, reason in states
+            ],
         )
 
     async def record_action_outcome(
@@ -435,12 +496,18 @@ class FollowupRepository:
         return {r.customer_id: r.at for r in rows}
 
     async def set_last_message(self, customer_id: str, at: datetime) -> None:
+        await self.set_last_messages([customer_id], at)
+
+    async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return
         m = tables.last_messages
+        statement = insert(m).values([{"customer_id": i, "at": at} for i in ids])
         await self.session.execute(
-            insert(m)
-            .values(customer_id=customer_id, at=at)
-            .on_conflict_do_update(
-                index_elements=[m.c.customer_id], set_={"at": func.greatest(m.c.at, at)}
+            statement.on_conflict_do_update(
+                index_elements=[m.c.customer_id],
+                set_={"at": func.greatest(m.c.at, statement.excluded.at)},
             )
         )
 

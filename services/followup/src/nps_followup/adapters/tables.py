@@ -60,6 +60,10 @@ cases = Table(
     Column("recovered", Boolean, nullable=False, server_default="false"),
     Index("ix_cases_customer_id_opened_at", "customer_id", "opened_at"),
     Index("ix_cases_status_due_at", "status", "due_at"),
+    # The case API's lists, newest first: all, by owner, by team.
+    Index("ix_cases_opened_at", "opened_at"),
+    Index("ix_cases_owner_opened_at", "owner", "opened_at"),
+    Index("ix_cases_team_opened_at", "team", "opened_at"),
     Index(
         "ix_cases_active_customer",
         "customer_id",

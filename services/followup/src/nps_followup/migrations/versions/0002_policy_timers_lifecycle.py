@@ -45,6 +45,9 @@ def upgrade() -> None:
         schema=S,
         postgresql_where=sa.text("status IN ('open', 'contacted')"),
     )
+    op.create_index("ix_cases_opened_at", "cases", ["opened_at"], schema=S)
+    op.create_index("ix_cases_owner_opened_at", "cases", ["owner", "opened_at"], schema=S)
+    op.create_index("ix_cases_team_opened_at", "cases", ["team", "opened_at"], schema=S)
     op.alter_column("actions", "template", nullable=True, schema=S)
     for column in (
         sa.Column("priority", sa.String(20), nullable=True),
@@ -129,6 +132,8 @@ def downgrade() -> None:
         op.drop_column("actions", column, schema=S)
     op.alter_column("actions", "template", nullable=False, schema=S)
     op.drop_index("ix_cases_active_customer", table_name="cases", schema=S)
+    for index in ("ix_cases_team_opened_at", "ix_cases_owner_opened_at", "ix_cases_opened_at"):
+        op.drop_index(index, table_name="cases", schema=S)
     for column in (
         "recovered",
         "latest_score",
