@@ -3,11 +3,13 @@ escalation ladder, as a customer-success team and a downstream consumer of nps.c
 see them: through the followup API and the topic only."""
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from nps_events import Topic
+from nps_events import ContactOptOut, OptOutScope, Topic, dlq
+from nps_kit.messaging import Publisher
 from nps_kit.settings import KafkaSettings
 from tests.e2e.conftest import System
 from tests.e2e.test_detractor_journey import a_response, cases_of, post
@@ -137,3 +139,38 @@ async def test_a_case_nobody_works_is_reminded_then_escalated_twice(system: Syst
         until=lambda events: events == ["opened", "assigned", "reminded", "escalated", "escalated"],
         what="the breach on nps.cases.v1",
     )
+
+
+async def test_an_opt_out_on_the_responses_topic_reaches_the_do_not_contact_list(
+    system: System,
+) -> None:
+    customer = f"optout-{uuid.uuid4().hex[:8]}"
+    kafka = KafkaSettings(bootstrap_servers=system.infra.bootstrap_servers)
+    publisher = Publisher(kafka, client_id="e2e-survey-tool")
+    await publisher.start()
+    try:
+        await publisher.publish(
+            ContactOptOut(
+                source="e2e",
+                customer_id=customer,
+                scope=OptOutScope.EMAIL,
+                provider_event_id=f"unsub-{customer}",
+                occurred_at=datetime.now(UTC),
+            ),
+            source="/ingest/sources/e2e",
+            now=datetime.now(UTC),
+        )
+    finally:
+        await publisher.stop()
+    async with httpx.AsyncClient(timeout=10) as client:
+        listed = await eventually(
+            lambda: client.get(f"{system.url('followup')}/v1/do-not-contact/{customer}"),
+            until=lambda answer: bool(answer.json()["entries"]),
+            what="the customer on the do-not-contact list",
+        )
+    [entry] = listed.json()["entries"]
+    assert (entry["scope"], entry["source"]) == ("email", "e2e")
+    # Followup reads the opt-outs on nps.responses.v1 and skips the responses there: it
+    # dead-letters none of them.
+    dead = await read_all(kafka, dlq(Topic.RESPONSES.value), partitions=3)
+    assert not [r for r in dead if dict(r.headers).get("dlq_group") == b"npsloop-followup"]
