@@ -110,12 +110,12 @@ async def open_cases(
     An update of a response that already has a case (a late comment, a changed score) is
     recorded on that case. A response of a customer who has a case a person still works is
     attached to it instead of opening a second one. A later answer of a customer whose earlier
-    case is done is recorded on that case too (the score change: a recovered detractor)."""
+    case is done is recorded on that case too (the score change: a recovered detractor).
+
+    The whole batch takes a fixed number of statements, whatever its size."""
     fresh = await repo.claim(CONSUMER, (str(s.event_id()) for s in scored))
     existing = await repo.cases_for_responses(s.response_id for s in scored)
-    opened: list[Case] = []
-    events: list[Event] = []
-    due_now: list[DueTimer] = []
+    todo: list[ResponseScored] = []
     for response in scored:
         if str(response.event_id()) not in fresh:
             continue
@@ -127,14 +127,21 @@ async def open_cases(
                 segment=response.segment,
                 comment=response.comment,
             )
+        else:
+            todo.append(response)
+    customers = {r.customer.id for r in todo}
+    active = await repo.active_cases_of(customers)
+    earlier = await repo.latest_worked_cases_of(customers - active.keys())
+    batch = _Opening(now=now)
+    for response in todo:
+        customer = response.customer.id
+        if response.response_id in batch.response_ids:
+            continue  # two versions of a new response in one batch: the first opens the case
+        if customer in active:
+            active[customer] = batch.attach(active[customer], response)
             continue
-        active = await repo.active_case_of(response.customer.id)
-        if active is not None:
-            events.append(await _attach(repo, active, response, now=now))
-            continue
-        earlier = await repo.latest_worked_case_of(response.customer.id)
-        if earlier is not None:
-            events.append(await _attach(repo, earlier, response, now=now))
+        if customer in earlier:
+            earlier[customer] = batch.attach(earlier[customer], response)
         plan = plan_case(
             response_id=response.response_id,
             segment=response.segment,
@@ -145,94 +152,163 @@ async def open_cases(
             policy=policy.policy,
             holidays_for=policy.holidays_for,
         )
-        if plan is None:
-            continue
-        case = await _open(repo, response, plan, now=now, policy=policy.policy, events=events)
-        if case is None:
-            continue
-        opened.append(case)
-        existing[response.response_id] = case.case_id
-        due_now += [
-            DueTimer(t.timer_id, case.case_id, t.kind, t.action_id, t.fire_at)
-            for t in plan.timers
-            if t.fire_at <= now
-        ]
-    await repo.publish_later(events, now=now)
-    if due_now:
-        await _fire(repo, due_now, now=now, policy=policy.policy)
-    return opened
+        if plan is not None:
+            case = batch.add(response, plan)
+            if case.status.is_active:
+                active[customer] = case
+    await batch.assign_owners(repo, policy.policy)
+    return await batch.write(repo, policy.policy)
 
 
-async def _open(
-    repo: FollowupRepository,
-    response: ResponseScored,
-    plan: CasePlan,
-    *,
-    now: datetime,
-    policy: Policy,
-    events: list[Event],
-) -> Case | None:
-    owner = None
-    if plan.owner_rule is not None and plan.team is not None:
-        attributes = response.customer.attributes
-        by_account = plan.owner_rule is OwnerRule.ACCOUNT_OWNER and attributes.get("account_owner")
-        turn = 0
-        if plan.owner_rule is not OwnerRule.UNASSIGNED and not by_account:
-            turn = await repo.next_turn(plan.team)
-        owner = choose_owner(
-            plan.owner_rule,
-            members=policy.teams[plan.team].members,
-            attributes=attributes,
-            turn=turn,
+@dataclass
+class _Opening:
+    """The cases one batch of responses opens, and what it records on existing cases."""
+
+    now: datetime
+    new: dict[uuid.UUID, tuple[Case, CasePlan, ResponseScored]] = field(default_factory=dict)
+    response_ids: set[uuid.UUID] = field(default_factory=set)
+    scores: dict[uuid.UUID, Case] = field(default_factory=dict)
+    timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def add(self, response: ResponseScored, plan: CasePlan) -> Case:
+        case = Case(
+            case_id=plan.case_id,
+            response_id=response.response_id,
+            source=response.source,
+            survey_id=response.survey_id,
+            customer_id=response.customer.id,
+            customer_email=response.customer.email,
+            customer_name=response.customer.name,
+            customer=response.customer,
+            segment=response.segment,
+            score=response.score,
+            comment=response.comment,
+            status=plan.status,
+            opened_at=self.now,
+            due_at=plan.due_at,
+            remind_at=plan.remind_at,
+            second_level_at=plan.second_level_at,
+            rule=plan.rule,
+            team=plan.team,
+            actions=tuple(
+                Action(
+                    action_id=a.action_id,
+                    channel=a.kind.value,
+                    template=a.template,
+                    state=ActionState.SCHEDULED,
+                    provider_message_id=None,
+                    reason=None,
+                    requested_at=self.now,
+                    updated_at=self.now,
+                    scheduled_for=a.at,
+                )
+                for a in plan.actions
+            ),
         )
-    case = Case(
-        case_id=plan.case_id,
-        response_id=response.response_id,
-        source=response.source,
-        survey_id=response.survey_id,
-        customer_id=response.customer.id,
-        customer_email=response.customer.email,
-        customer_name=response.customer.name,
-        customer=response.customer,
-        segment=response.segment,
-        score=response.score,
-        comment=response.comment,
-        status=plan.status,
-        opened_at=now,
-        due_at=plan.due_at,
-        remind_at=plan.remind_at,
-        second_level_at=plan.second_level_at,
-        rule=plan.rule,
-        team=plan.team,
-        owner=owner,
-        actions=tuple(
-            Action(
-                action_id=a.action_id,
-                channel=a.kind.value,
-                template=a.template,
-                state=ActionState.SCHEDULED,
-                provider_message_id=None,
-                reason=None,
-                requested_at=now,
-                updated_at=now,
-                scheduled_for=a.at,
+        self.new[case.case_id] = (case, plan, response)
+        self.response_ids.add(response.response_id)
+        return case
+
+    def attach(self, case: Case, response: ResponseScored) -> Case:
+        """Record a later answer of the customer on `case`; return the case as it becomes."""
+        previous = case.latest_score if case.latest_score is not None else case.score
+        recovered = is_recovered(case.segment, response.segment)
+        entry = _entry(
+            case.case_id,
+            "response_attached",
+            self.now,
+            origin=str(response.event_id()),
+            response_id=str(response.response_id),
+            previous_score=previous,
+            score=response.score,
+            segment=response.segment.value,
+            recovered=recovered,
+        )
+        case = replace(case, latest_score=response.score, recovered=recovered)
+        if case.case_id in self.new:
+            _, plan, opening = self.new[case.case_id]
+            self.new[case.case_id] = (case, plan, opening)
+        else:
+            self.scores[case.case_id] = case
+        self.timeline.append((case.case_id, entry))
+        self.events.append(
+            CaseResponseAttached(
+                entry_id=entry.entry_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                at=self.now,
+                response_id=response.response_id,
+                previous_score=previous,
+                score=response.score,
+                segment=response.segment,
+                recovered=recovered,
             )
-            for a in plan.actions
-        ),
-    )
-    added = await repo.add_case(
-        case,
-        plan.timers,
-        exempt={a.action_id for a in plan.actions if a.exempt_from_frequency_cap},
-        priority={
-            a.action_id: a.priority.value for a in plan.actions if a.kind is ActionKind.TICKET
-        },
-    )
-    if not added:
-        return None
-    origin = str(response.event_id())
-    entries = [
-        _entry(
+        )
+        return case
+
+    async def assign_owners(self, repo: FollowupRepository, policy: Policy) -> None:
+        """Owners by rule; round-robin turns reserved per team in one statement each."""
+        needs_turn: dict[str, list[uuid.UUID]] = {}
+        for case, plan, response in self.new.values():
+            by_account = plan.owner_rule is OwnerRule.ACCOUNT_OWNER and bool(
+                response.customer.attributes.get("account_owner")
+            )
+            takes_turn = plan.owner_rule not in (None, OwnerRule.UNASSIGNED) and not by_account
+            if plan.team is not None and takes_turn:
+                needs_turn.setdefault(plan.team, []).append(case.case_id)
+        turns: dict[uuid.UUID, int] = {}
+        for team, case_ids in sorted(needs_turn.items()):
+            first = await repo.reserve_turns(team, len(case_ids))
+            turns.update({case_id: first + i for i, case_id in enumerate(case_ids)})
+        for case_id, (case, plan, response) in list(self.new.items()):
+            if plan.team is None or plan.owner_rule is None:
+                continue
+            owner = choose_owner(
+                plan.owner_rule,
+                members=policy.teams[plan.team].members,
+                attributes=response.customer.attributes,
+                turn=turns.get(case_id, 0),
+            )
+            self.new[case_id] = (replace(case, owner=owner), plan, response)
+
+    async def write(self, repo: FollowupRepository, policy: Policy) -> list[Case]:
+        new = list(self.new.values())
+        inserted = await repo.add_cases(
+            [case for case, _, _ in new],
+            [(case.case_id, t) for case, plan, _ in new for t in plan.timers],
+            exempt={
+                a.action_id for _, p, _ in new for a in p.actions if a.exempt_from_frequency_cap
+            },
+            priority={
+                a.action_id: a.priority.value
+                for _, p, _ in new
+                for a in p.actions
+                if a.kind is ActionKind.TICKET
+            },
+        )
+        opened: list[Case] = []
+        due_now: list[DueTimer] = []
+        for case, plan, response in new:
+            if case.case_id not in inserted:
+                continue
+            opened.append(case)
+            self._opened(case, plan, origin=str(response.event_id()))
+            due_now += [
+                DueTimer(t.timer_id, case.case_id, t.kind, t.action_id, t.fire_at)
+                for t in plan.timers
+                if t.fire_at <= self.now
+            ]
+        await repo.record_latest_scores(list(self.scores.values()))
+        await repo.add_timelines(self.timeline)
+        await repo.publish_later(self.events, now=self.now)
+        if due_now:
+            await _fire(repo, due_now, now=self.now, policy=policy)
+        return opened
+
+    def _opened(self, case: Case, plan: CasePlan, *, origin: str) -> None:
+        now = self.now
+        opened = _entry(
             case.case_id,
             "opened",
             now,
@@ -241,65 +317,34 @@ async def _open(
             status=plan.status.value,
             due_at=plan.due_at.isoformat() if plan.due_at else None,
         )
-    ]
-    if case.status is CaseStatus.OPEN and case.due_at is not None:
-        events.append(
-            CaseOpened(
-                case_id=case.case_id,
-                response_id=case.response_id,
-                customer_id=case.customer_id,
-                segment=case.segment,
-                score=case.score,
-                opened_at=now,
-                due_at=case.due_at,
+        self.timeline.append((case.case_id, opened))
+        if case.status is CaseStatus.OPEN and case.due_at is not None:
+            self.events.append(
+                CaseOpened(
+                    case_id=case.case_id,
+                    response_id=case.response_id,
+                    customer_id=case.customer_id,
+                    segment=case.segment,
+                    score=case.score,
+                    opened_at=now,
+                    due_at=case.due_at,
+                )
             )
-        )
-    if owner is not None:
-        assigned = _entry(case.case_id, "assigned", now, origin=origin, owner=owner, by_rule=True)
-        entries.append(assigned)
-        events.append(
-            CaseAssigned(
-                entry_id=assigned.entry_id,
-                case_id=case.case_id,
-                customer_id=case.customer_id,
-                at=now,
-                owner=owner,
-                by_rule=True,
+        if case.owner is not None:
+            assigned = _entry(
+                case.case_id, "assigned", now, origin=origin, owner=case.owner, by_rule=True
             )
-        )
-    await repo.add_timeline(case.case_id, entries)
-    return case
-
-
-async def _attach(
-    repo: FollowupRepository, case: Case, response: ResponseScored, *, now: datetime
-) -> Event:
-    previous = case.latest_score if case.latest_score is not None else case.score
-    recovered = is_recovered(case.segment, response.segment)
-    entry = _entry(
-        case.case_id,
-        "response_attached",
-        now,
-        origin=str(response.event_id()),
-        response_id=str(response.response_id),
-        previous_score=previous,
-        score=response.score,
-        segment=response.segment.value,
-        recovered=recovered,
-    )
-    await repo.save_case(replace(case, latest_score=response.score, recovered=recovered))
-    await repo.add_timeline(case.case_id, [entry])
-    return CaseResponseAttached(
-        entry_id=entry.entry_id,
-        case_id=case.case_id,
-        customer_id=case.customer_id,
-        at=now,
-        response_id=response.response_id,
-        previous_score=previous,
-        score=response.score,
-        segment=response.segment,
-        recovered=recovered,
-    )
+            self.timeline.append((case.case_id, assigned))
+            self.events.append(
+                CaseAssigned(
+                    entry_id=assigned.entry_id,
+                    case_id=case.case_id,
+                    customer_id=case.customer_id,
+                    at=now,
+                    owner=case.owner,
+                    by_rule=True,
+                )
+            )
 
 
 # --- timers -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, bindparam, func, literal_column, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Customer, Event, Segment
@@ -111,58 +111,106 @@ class FollowupRepository:
         ).first()
         return _case(row) if row is not None else None
 
-    async def latest_worked_case_of(self, customer_id: str) -> Case | None:
-        """The customer's most recent case that a person worked (not automated)."""
-        row = (
-            await self.session.execute(
-                select(tables.cases)
-                .where(
-                    tables.cases.c.customer_id == customer_id,
-                    tables.cases.c.status != CaseStatus.AUTOMATED.value,
-                )
-                .order_by(tables.cases.c.opened_at.desc())
-                .limit(1)
-                .with_for_update()
+    async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
+        """The case a person still works for each of these customers, locked for update."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(tables.cases)
+            .where(
+                tables.cases.c.customer_id.in_(ids),
+                tables.cases.c.status.in_(tables.ACTIVE),
             )
-        ).first()
-        return _case(row) if row is not None else None
+            .order_by(tables.cases.c.opened_at)
+            .with_for_update()
+        )
+        return {row.customer_id: _case(row) for row in rows}
 
-    async def add_case(
+    async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
+        """Each customer's most recent case that a person worked (not automated)."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        c = tables.cases
+        rows = await self.session.execute(
+            select(c)
+            .ext(distinct_on(c.c.customer_id))
+            .where(c.c.customer_id.in_(ids), c.c.status != CaseStatus.AUTOMATED.value)
+            .order_by(c.c.customer_id, c.c.opened_at.desc())
+        )
+        return {row.customer_id: _case(row) for row in rows}
+
+    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
+        """The customer's latest score on each case (and whether it means recovery). Only these
+        columns: a person working the case at the same time loses nothing."""
+        if not cases:
+            return
+        c = tables.cases
+        await self.session.execute(
+            update(c)
+            .where(c.c.case_id == bindparam("b_case_id"))
+            .values(latest_score=bindparam("b_score"), recovered=bindparam("b_recovered"))
+            .execution_options(synchronize_session=False),
+            [
+                {"b_case_id": x.case_id, "b_score": x.latest_score, "b_recovered": x.recovered}
+                for x in cases
+            ],
+        )
+
+    async def reserve_turns(self, team: str, count: int) -> int:
+        """Reserve `count` consecutive round-robin turns of the team; return the first."""
+        t = tables.team_turns
+        last = await self.session.scalar(
+            insert(t)
+            .values(team=team, turn=count - 1)
+            .on_conflict_do_update(index_elements=[t.c.team], set_={"turn": t.c.turn + count})
+            .returning(t.c.turn)
+        )
+        return int(last or 0) - count + 1
+
+    async def add_cases(
         self,
-        case: Case,
-        timers: Sequence[PlannedTimer],
+        cases: Sequence[Case],
+        timers: Sequence[tuple[uuid.UUID, PlannedTimer]],
         *,
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str],
-    ) -> bool:
-        """Insert the case with its actions and timers; False if it existed already."""
-        inserted = (
-            await self.session.execute(
-                insert(tables.cases)
-                .values(_case_values(case))
-                .on_conflict_do_nothing()
-                .returning(tables.cases.c.case_id)
-            )
-        ).first()
-        if inserted is None:
-            return False
-        await self.add_actions(case.case_id, case.actions, exempt=exempt, priority=priority)
-        if timers:
-            await self.session.execute(
-                insert(tables.timers).on_conflict_do_nothing(),
-                [
-                    {
-                        "timer_id": t.timer_id,
-                        "case_id": case.case_id,
-                        "kind": t.kind.value,
-                        "action_id": t.action_id,
-                        "fire_at": t.fire_at,
-                        "state": "pending",
-                    }
-                    for t in timers
-                ],
-            )
-        return True
+    ) -> set[uuid.UUID]:
+        """Insert the cases with their actions and timers; return the ids of those inserted
+        (a case that existed already is left as it was)."""
+        if not cases:
+            return set()
+        inserted = set(
+            (
+                await self.session.execute(
+                    insert(tables.cases)
+                    .values([_case_values(c) for c in cases])
+                    .on_conflict_do_nothing()
+                    .returning(tables.cases.c.case_id)
+                )
+            ).scalars()
+        )
+        await self.add_actions_of(
+            [(c.case_id, a) for c in cases if c.case_id in inserted for a in c.actions],
+            exempt=exempt,
+            priority=priority,
+        )
+        rows = [
+            {
+                "timer_id": t.timer_id,
+                "case_id": case_id,
+                "kind": t.kind.value,
+                "action_id": t.action_id,
+                "fire_at": t.fire_at,
+                "state": "pending",
+            }
+            for case_id, t in timers
+            if case_id in inserted
+        ]
+        if rows:
+            await self.session.execute(insert(tables.timers).on_conflict_do_nothing(), rows)
+        return inserted
 
     async def add_actions(
         self,
@@ -213,7 +261,8 @@ class FollowupRepository:
         await self.save_cases([case])
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
-        """Write the lifecycle fields of any number of cases, in one executemany."""
+        """Write the lifecycle fields of any number of cases (not the latest score: see
+        `record_latest_scores`), in one executemany."""
         if not cases:
             return
         c = tables.cases
@@ -228,8 +277,6 @@ class FollowupRepository:
                 resolved_at=bindparam("b_resolved_at"),
                 closed_at=bindparam("b_closed_at"),
                 root_cause=bindparam("b_root_cause"),
-                latest_score=bindparam("b_latest_score"),
-                recovered=bindparam("b_recovered"),
             )
             .execution_options(synchronize_session=False),
             [
@@ -242,8 +289,6 @@ class FollowupRepository:
                     "b_resolved_at": case.resolved_at,
                     "b_closed_at": case.closed_at,
                     "b_root_cause": case.root_cause,
-                    "b_latest_score": case.latest_score,
-                    "b_recovered": case.recovered,
                 }
                 for case in cases
             ],
@@ -620,6 +665,8 @@ def _case_values(c: Case) -> dict[str, Any]:
         "rule": c.rule,
         "team": c.team,
         "owner": c.owner,
+        "latest_score": c.latest_score,
+        "recovered": c.recovered,
     }
 
 
