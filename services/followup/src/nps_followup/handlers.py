@@ -277,6 +277,7 @@ class _Opening:
         inserted = await repo.add_cases(
             [case for case, _, _ in new],
             [(case.case_id, t) for case, plan, _ in new for t in plan.timers],
+            fired={t.timer_id for _, plan, _ in new for t in plan.timers if t.fire_at <= self.now},
             exempt={
                 a.action_id for _, p, _ in new for a in p.actions if a.exempt_from_frequency_cap
             },
@@ -303,7 +304,21 @@ class _Opening:
         await repo.add_timelines(self.timeline)
         await repo.publish_later(self.events, now=self.now)
         if due_now:
-            await _fire(repo, due_now, now=self.now, policy=policy)
+            rows = {
+                a.action_id: ActionRow(
+                    a.action_id,
+                    case.case_id,
+                    a.kind.value,
+                    a.template,
+                    a.priority.value,
+                    ActionState.SCHEDULED,
+                    a.exempt_from_frequency_cap,
+                )
+                for case, plan, _ in new
+                for a in plan.actions
+            }
+            cases = {case.case_id: case for case in opened}
+            await _fire(repo, due_now, now=self.now, policy=policy, opened=(cases, rows))
         return opened
 
     def _opened(self, case: Case, plan: CasePlan, *, origin: str) -> None:
@@ -387,10 +402,20 @@ class _Writes:
 
 
 async def _fire(
-    repo: FollowupRepository, due: list[DueTimer], *, now: datetime, policy: Policy
+    repo: FollowupRepository,
+    due: list[DueTimer],
+    *,
+    now: datetime,
+    policy: Policy,
+    opened: tuple[dict[uuid.UUID, Case], dict[uuid.UUID, ActionRow]] | None = None,
 ) -> None:
-    cases = await repo.cases_by_id(t.case_id for t in due)
-    actions = await repo.actions_by_id(t.action_id for t in due if t.action_id is not None)
+    """Fire `due` timers. `opened`: the cases (and their actions) this transaction has just
+    inserted, with those timers already recorded as fired: nothing to read back or mark."""
+    if opened is None:
+        cases = await repo.cases_by_id(t.case_id for t in due)
+        actions = await repo.actions_by_id(t.action_id for t in due if t.action_id is not None)
+    else:
+        cases, actions = opened
     customer_ids = [c.customer_id for c in cases.values()]
     opted_out = await repo.opted_out(customer_ids)
     last = await repo.last_messages(customer_ids)
@@ -422,7 +447,8 @@ async def _fire(
             cases[case.case_id] = _climb(
                 case, timer, now=now, policy=policy, ticket=tickets.get(case.case_id), into=writes
             )
-    await repo.finish_timers([t.timer_id for t in due], now)
+    if opened is None:
+        await repo.finish_timers([t.timer_id for t in due], now)
     await writes.flush(repo, now)
 
 

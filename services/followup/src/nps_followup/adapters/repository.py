@@ -176,9 +176,11 @@ class FollowupRepository:
         *,
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str],
+        fired: set[uuid.UUID],
     ) -> set[uuid.UUID]:
-        """Insert the cases with their actions and timers; return the ids of those inserted
-        (a case that existed already is left as it was)."""
+        """Insert the cases with their actions and timers (`fired`: timers the caller fires in
+        this transaction); return the ids of the cases inserted (a case that existed already
+        is left as it was)."""
         if not cases:
             return set()
         # executemany ("insertmanyvalues" batches it): a multi-VALUES statement built in Python
@@ -203,7 +205,8 @@ class FollowupRepository:
                 "kind": t.kind.value,
                 "action_id": t.action_id,
                 "fire_at": t.fire_at,
-                "state": "pending",
+                "state": "fired" if t.timer_id in fired else "pending",
+                "fired_at": t.fire_at if t.timer_id in fired else None,
             }
             for case_id, t in timers
             if case_id in inserted
