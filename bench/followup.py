@@ -27,13 +27,14 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from nps_events import Customer, ResponseScored, Segment
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import load_policy
 from nps_followup.adapters.repository import FollowupRepository, due_timers_query
 from nps_followup.entrypoints.sweeper import Sweeper
-from nps_followup.handlers import PolicyInForce, figures, get_case, list_cases
+from nps_followup.handlers import PolicyInForce, figures, get_case, list_cases, open_cases
 from nps_kit.clock import SystemClock
-from nps_kit.db import session_factory
+from nps_kit.db import session_factory, unit_of_work
 from nps_kit.devstack import EmbeddedPostgres, free_port
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
@@ -94,6 +95,7 @@ async def run(url: str, n: int, due: int, policy: PolicyInForce) -> None:
     await explain(engine)
     await escalate(engine, due, policy)
     await api(engine)
+    await opening(engine, policy)
     await engine.dispose()
 
 
@@ -221,6 +223,43 @@ async def api(engine: Any) -> None:
         lambda repo, i: figures(repo, group_by="team", start=None, end=None, now=datetime.now(UTC)),
         3,
     )
+
+
+def _scored(run: str, i: int) -> ResponseScored:
+    now = datetime.now(UTC)
+    return ResponseScored(
+        response_id=uuid.uuid4(),
+        source="bench",
+        survey_id="bench",
+        customer=Customer(id=f"{run}-{i}", email=f"{run}-{i}@example.com"),
+        score=i % 11,
+        segment=Segment.DETRACTOR
+        if i % 11 <= 6
+        else Segment.PASSIVE
+        if i % 11 <= 8
+        else Segment.PROMOTER,
+        responded_at=now,
+        scored_at=now,
+        received_event_id=uuid.uuid4(),
+    )
+
+
+async def opening(engine: Any, policy: PolicyInForce) -> None:
+    """The consumer's use case on top of the 1M cases: responses per second by batch size
+    (the runner hands it what one `getmany` returned for a partition)."""
+    sessions = session_factory(engine)
+    print("\nopening cases (open_cases, one transaction per batch; scores 0–10 evenly):")
+    for size in (1, 10, 100, 500):
+        batches = max(2, 2000 // size)
+        started = time.perf_counter()
+        for b in range(batches):
+            batch = [_scored(f"open{size}-{b}", i) for i in range(size)]
+            async with unit_of_work(sessions) as session:
+                await open_cases(
+                    FollowupRepository(session), batch, now=datetime.now(UTC), policy=policy
+                )
+        rate = batches * size / (time.perf_counter() - started)
+        print(f"  batches of {size}: {rate:,.0f} responses/s")
 
 
 def main() -> None:
