@@ -1,6 +1,7 @@
 """The follow-up policy as data: the shipped default, rule selection, and refusals that name
 the line of what is wrong."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,18 @@ def test_policy_check_runs_offline_and_names_the_line(tmp_path: Path) -> None:
     refused = _check(good, bad)
     assert refused.returncode == 1
     assert f"{bad}:45: rules.0.case.contact_within: 'soon' is not a duration" in refused.stderr
+
+
+def test_followup_refuses_to_start_with_an_invalid_policy(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEFAULT.replace("country: GB ", "country: XX "))
+    started = subprocess.run(
+        [sys.executable, "-m", "nps_followup", "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "FOLLOWUP_POLICY_FILE": str(bad)},
+    )
+    assert started.returncode == 2
+    assert f"{bad}:14: teams.customer-success.country: no public holidays known" in started.stderr

@@ -33,6 +33,13 @@ def main() -> None:
     if sys.argv[1:2] == ["policy"]:
         raise SystemExit(check_policy(sys.argv[2:]))
     settings = FollowupSettings()
+    if sys.argv[1:2] == ["serve"]:
+        # Refuse an invalid policy before connecting to anything, with the lines at fault.
+        try:
+            load_policy(settings.policy_file)
+        except PolicyError as exc:
+            sys.stderr.write("".join(f"{line}\n" for line in exc.lines()))
+            raise SystemExit(2) from None
     cli.main(
         service="followup",
         log=settings.log,
