@@ -263,3 +263,58 @@ async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactor
     assert [(c.case_id, c.comment, len(c.actions)) for c in cases] == [
         (case.case_id, "it crashed on login", 2)
     ]
+
+
+async def test_notify_answers_an_action_it_has_no_channel_for_with_a_failed_result(
+    sessions: SessionFactory,
+) -> None:
+    from nps_events import CreateTicket, NotifyStaff, SendSms, StaffReason, TicketPriority  # noqa: PLC0415
+    from nps_notify.handlers import report_unsupported  # noqa: PLC0415
+
+    case_id = uuid.uuid4()
+    customer = Customer(id="n-unsupported", phone="+33612345678")
+    actions = [
+        SendSms(
+            action_id=uuid.uuid4(),
+            case_id=case_id,
+            customer=customer,
+            template="detractor_acknowledgement",
+            requested_at=NOW,
+        ),
+        CreateTicket(
+            action_id=uuid.uuid4(),
+            case_id=case_id,
+            customer=customer,
+            priority=TicketPriority.HIGH,
+            title="NPS detractor",
+            score=2,
+            segment=Segment.DETRACTOR,
+            requested_at=NOW,
+        ),
+        NotifyStaff(
+            action_id=uuid.uuid4(),
+            case_id=case_id,
+            customer_id=customer.id,
+            recipient="lead@example.com",
+            role="lead",
+            reason=StaffReason.ESCALATION,
+            level=1,
+            segment=Segment.DETRACTOR,
+            score=2,
+            requested_at=NOW,
+        ),
+    ]
+    await report_unsupported(list(actions), sessions=sessions, clock=FrozenClock(NOW))
+    async with sessions() as session:
+        rows = (await session.execute(select(notify_tables.outbox))).all()
+    results = [
+        ActionResultReported.model_validate_json(row.value)
+        for row in rows
+        if ActionResultReported.model_validate_json(row.value).case_id == case_id
+    ]
+    assert sorted((r.channel.value, r.status.value, r.reason) for r in results) == [
+        ("sms", "failed", "no sms channel is configured"),
+        ("staff", "failed", "no staff channel is configured"),
+        ("ticket", "failed", "no ticket channel is configured"),
+    ]
+    assert {r.action_id for r in results} == {a.event_id() for a in actions}
