@@ -778,3 +778,23 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
             for source in sources:
                 assert (ROOT / source).exists(), instruction.original
                 assert source.split("/")[0] not in ignored, instruction.original
+
+
+def test_followup_reads_a_valid_policy_from_its_config_map(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    from nps_followup.adapters.policy_file import default_policy_text, parse_policy  # noqa: PLC0415
+
+    _, objects = rendered
+    [config] = [o for o in objects if _is(o, "ConfigMap", "npsloop-followup-policy")]
+    text = config["data"]["policy.yaml"]
+    parse_policy(text, name="npsloop-followup-policy")
+    assert text == default_policy_text(), "keep the ConfigMap equal to the shipped default"
+    [deployment] = [o for o in objects if _is(o, "Deployment", "npsloop-followup")]
+    spec = deployment["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "policy"]
+    [volume] = [v for v in spec["volumes"] if v["name"] == "policy"]
+    assert volume["configMap"]["name"] == "npsloop-followup-policy"
+    assert env["FOLLOWUP_POLICY_FILE"] == f"{mount['mountPath']}/policy.yaml"

@@ -49,6 +49,8 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "INGEST_SOURCES_FILE": str(sources),
         "E2E_DELIGHTED_KEY": DELIGHTED_KEY,
         "LOG_FORMAT": "json",
+        "FOLLOWUP_POLICY_FILE": str(Path(__file__).with_name("policy.yaml")),
+        "FOLLOWUP_SWEEP_INTERVAL_SECONDS": "0.5",
     }
     services = {}
     for name in SERVICES:

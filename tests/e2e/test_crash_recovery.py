@@ -5,13 +5,14 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
 
 from nps_kit.devstack.services import SERVICES
 from tests.e2e.conftest import System
-from tests.e2e.test_detractor_journey import AUTH, a_response, cases_of
+from tests.e2e.test_detractor_journey import AUTH, a_response, cases_of, email_state
 from tests.support.polling import eventually
 
 RESPONSES = 12
@@ -54,20 +55,19 @@ async def test_sigkill_loses_no_case_and_sends_no_email_twice(system: System, vi
         await asyncio.to_thread(system.restart, victim)
         await sending
 
-        async def settled() -> list[list[dict[str, object]]]:
+        async def settled() -> list[list[dict[str, Any]]]:
             return [await cases_of(client, system, c) for c in customers]
 
         all_cases = await eventually(
             settled,
             until=lambda per_customer: all(
-                len(cases) == 1 and cases[0]["actions"][0]["state"] != "planned"  # type: ignore[index]
-                for cases in per_customer
+                len(cases) == 1 and email_state(cases[0]) != "planned" for cases in per_customer
             ),
             timeout=120,
             what="one case per customer, each with its email dispatched",
         )
 
-    states = Counter(cases[0]["actions"][0]["state"] for cases in all_cases)  # type: ignore[index]
+    states = Counter(email_state(cases[0]) for cases in all_cases)
     # `unknown` is the honest outcome for an email interrupted mid-send: never sent twice.
     assert set(states) <= {"sent", "unknown"}, states
     mails = Counter(

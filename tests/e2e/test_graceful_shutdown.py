@@ -8,7 +8,7 @@ import pytest
 
 from nps_kit.devstack.services import SERVICES
 from tests.e2e.conftest import System
-from tests.e2e.test_detractor_journey import AUTH, a_response, cases_of
+from tests.e2e.test_detractor_journey import AUTH, a_response, cases_of, email_state
 from tests.support.polling import eventually
 
 
@@ -26,7 +26,7 @@ async def test_sigterm_exits_cleanly_and_the_service_resumes(system: System, nam
         assert answer.status_code == 202
         await eventually(
             lambda: cases_of(client, system, customer),
-            until=lambda cases: len(cases) == 1 and cases[0]["actions"][0]["state"] == "sent",
+            until=lambda cases: len(cases) == 1 and email_state(cases[0]) == "sent",
             timeout=60,
             what="the case with its email sent",
         )

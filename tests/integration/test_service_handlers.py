@@ -16,9 +16,10 @@ from nps_events import (
     SendEmail,
 )
 from nps_followup.adapters import tables as followup_tables
+from nps_followup.adapters.calendars import holidays_for
+from nps_followup.adapters.policy_file import default_policy_text, parse_policy
 from nps_followup.adapters.repository import FollowupRepository
-from nps_followup.domain.cases import FollowupPolicy
-from nps_followup.handlers import open_cases, record_action_results
+from nps_followup.handlers import PolicyInForce, open_cases, record_action_results
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_notify.adapters import tables as notify_tables
@@ -31,6 +32,9 @@ from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.handlers import score_responses
 from tests.integration.kafka_helpers import NOW, a_response
 from tests.support.infra import Infra
+
+_DEFAULT = parse_policy(default_policy_text())
+POLICY = PolicyInForce(policy=_DEFAULT, holidays_for=holidays_for(_DEFAULT))
 
 
 async def _count(sessions: SessionFactory, table: object, *where: object) -> int:
@@ -81,7 +85,7 @@ async def test_followup_opens_one_case_per_response_however_often_it_arrives(
     sessions: SessionFactory,
 ) -> None:
     detractor, promoter = _scored("c-d"), _scored("c-p", score=10)
-    policy = FollowupPolicy()
+    policy = POLICY
     for _ in range(2):
         async with unit_of_work(sessions) as session:
             await open_cases(
@@ -95,11 +99,19 @@ async def test_followup_opens_one_case_per_response_however_often_it_arrives(
             customer_id=None, status=None, limit=10, offset=0
         )
     [case] = [c for c in cases if c.response_id == detractor.response_id]
-    assert case.due_at == NOW + timedelta(days=2)
-    assert [a.state.value for a in case.actions] == ["planned"]
-    assert not [c for c in cases if c.customer_id == "c-p"]
-    # One CaseOpened and one SendEmail queued, not two of each.
-    assert await _count(sessions, followup_tables.outbox) == 2
+    assert case.due_at == NOW + timedelta(days=2)  # a Tuesday: Thursday, same time
+    assert sorted((a.channel, a.state.value) for a in case.actions) == [
+        ("email", "planned"),
+        ("ticket", "planned"),
+    ]
+    # The promoter's thank-you waits a day, on a case nobody has to work.
+    [promoter_case] = [c for c in cases if c.customer_id == "c-p"]
+    assert promoter_case.status.value == "automated"
+    assert [(a.template, a.state.value) for a in promoter_case.actions] == [
+        ("promoter_thank_you", "scheduled")
+    ]
+    # CaseOpened, CaseAssigned, SendEmail and CreateTicket queued once, not twice.
+    assert await _count(sessions, followup_tables.outbox) == 4
 
 
 async def test_followup_records_results_and_reports_unknown_actions(
@@ -107,10 +119,8 @@ async def test_followup_records_results_and_reports_unknown_actions(
 ) -> None:
     scored = _scored("c-r")
     async with unit_of_work(sessions) as session:
-        [case] = await open_cases(
-            FollowupRepository(session), [scored], now=NOW, policy=FollowupPolicy()
-        )
-    action = case.actions[0]
+        [case] = await open_cases(FollowupRepository(session), [scored], now=NOW, policy=POLICY)
+    [action] = [a for a in case.actions if a.channel == "email"]
 
     def result(action_id: uuid.UUID) -> ActionResultReported:
         return ActionResultReported(
@@ -132,7 +142,10 @@ async def test_followup_records_results_and_reports_unknown_actions(
     async with sessions() as session:
         found = await FollowupRepository(session).get_case(case.case_id)
     assert found is not None
-    assert [(a.state.value, a.provider_message_id) for a in found.actions] == [("sent", "<m@x>")]
+    assert sorted((a.channel, a.state.value, a.provider_message_id) for a in found.actions) == [
+        ("email", "sent", "<m@x>"),
+        ("ticket", "planned", None),
+    ]
 
 
 def _send_email(customer: str) -> SendEmail:
@@ -237,7 +250,7 @@ async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactor
     late = scored.model_copy(
         update={"comment": "it crashed on login", "revision": 2, "received_event_id": uuid.uuid4()}
     )
-    policy = FollowupPolicy()
+    policy = POLICY
     async with unit_of_work(sessions) as session:
         [case] = await open_cases(FollowupRepository(session), [scored], now=NOW, policy=policy)
     async with unit_of_work(sessions) as session:
@@ -248,5 +261,60 @@ async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactor
             customer_id="c-late", status=None, limit=10, offset=0
         )
     assert [(c.case_id, c.comment, len(c.actions)) for c in cases] == [
-        (case.case_id, "it crashed on login", 1)
+        (case.case_id, "it crashed on login", 2)
     ]
+
+
+async def test_notify_answers_an_action_it_has_no_channel_for_with_a_failed_result(
+    sessions: SessionFactory,
+) -> None:
+    from nps_events import CreateTicket, NotifyStaff, SendSms, StaffReason, TicketPriority  # noqa: PLC0415
+    from nps_notify.handlers import report_unsupported  # noqa: PLC0415
+
+    case_id = uuid.uuid4()
+    customer = Customer(id="n-unsupported", phone="+33612345678")
+    actions = [
+        SendSms(
+            action_id=uuid.uuid4(),
+            case_id=case_id,
+            customer=customer,
+            template="detractor_acknowledgement",
+            requested_at=NOW,
+        ),
+        CreateTicket(
+            action_id=uuid.uuid4(),
+            case_id=case_id,
+            customer=customer,
+            priority=TicketPriority.HIGH,
+            title="NPS detractor",
+            score=2,
+            segment=Segment.DETRACTOR,
+            requested_at=NOW,
+        ),
+        NotifyStaff(
+            action_id=uuid.uuid4(),
+            case_id=case_id,
+            customer_id=customer.id,
+            recipient="lead@example.com",
+            role="lead",
+            reason=StaffReason.ESCALATION,
+            level=1,
+            segment=Segment.DETRACTOR,
+            score=2,
+            requested_at=NOW,
+        ),
+    ]
+    await report_unsupported(list(actions), sessions=sessions, clock=FrozenClock(NOW))
+    async with sessions() as session:
+        rows = (await session.execute(select(notify_tables.outbox))).all()
+    results = [
+        ActionResultReported.model_validate_json(row.value)
+        for row in rows
+        if ActionResultReported.model_validate_json(row.value).case_id == case_id
+    ]
+    assert sorted((r.channel.value, r.status.value, r.reason) for r in results) == [
+        ("sms", "failed", "no sms channel is configured"),
+        ("staff", "failed", "no staff channel is configured"),
+        ("ticket", "failed", "no ticket channel is configured"),
+    ]
+    assert {r.action_id for r in results} == {a.event_id() for a in actions}

@@ -37,3 +37,32 @@ def test_email_without_comment_has_no_quote() -> None:
 def test_unknown_template_is_a_permanent_failure() -> None:
     with pytest.raises(PermanentFailure, match="no email template 'nope'"):
         TemplateRenderer().render(_action(None, template="nope"))
+
+
+@pytest.mark.parametrize(
+    ("template", "subject", "phrase"),
+    [
+        ("detractor_acknowledgement", "Ada, we hear you", "within two business days"),
+        ("passive_education", "Ada, a few things", "you may be missing"),
+        ("promoter_thank_you", "Thank you, Ada", "an introduction"),
+    ],
+)
+def test_every_template_of_the_default_policy_renders(
+    template: str, subject: str, phrase: str
+) -> None:
+    rendered = TemplateRenderer().render(_action("<i>fine</i>", template=template))
+    assert rendered.subject.startswith(subject)
+    assert phrase in rendered.text
+    assert phrase in rendered.html
+    assert "<i>fine</i>" not in rendered.html
+
+
+def test_the_default_policy_names_only_templates_that_exist() -> None:
+    from nps_followup.adapters.policy_file import default_policy_text, parse_policy  # noqa: PLC0415
+
+    policy = parse_policy(default_policy_text())
+    for rule in policy.rules:
+        for action in rule.actions:
+            if action.kind.value == "email":
+                assert action.template is not None
+                TemplateRenderer().render(_action(None, template=action.template))

@@ -28,6 +28,7 @@ import argparse
 import json
 import re
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,16 +42,31 @@ from nps_events.models import (
     EVENT_TYPES,
     ActionResultReported,
     ActionStatus,
+    CaseAssigned,
+    CaseClosed,
+    CaseContactRecorded,
+    CaseEscalated,
     CaseOpened,
+    CaseReminded,
+    CaseReopened,
+    CaseResolved,
+    CaseResponseAttached,
     Channel,
     ContactOptOut,
+    ContactOutcome,
+    CreateTicket,
     Customer,
     Event,
+    NotifyStaff,
     OptOutScope,
+    RaiseTicketPriority,
     ResponseReceived,
     ResponseScored,
     Segment,
     SendEmail,
+    SendSms,
+    StaffReason,
+    TicketPriority,
 )
 from nps_events.topics import Topic, dlq
 
@@ -63,7 +79,7 @@ KAFKA_BINDING_VERSION = "0.5.0"
 
 #: Version of the AsyncAPI document. Bump the minor version when adding an optional field;
 #: anything else is a new topic version (`.v2`), and a new major version here.
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
 
 SCHEMAS_DIR = "schemas"
 ASYNCAPI_FILE = "asyncapi.json"
@@ -79,7 +95,7 @@ PRODUCERS: dict[Topic, str] = {
 
 #: The services that consume each topic (and dead-letter what they cannot process).
 CONSUMERS: dict[Topic, tuple[str, ...]] = {
-    Topic.RESPONSES: ("scoring",),
+    Topic.RESPONSES: ("scoring", "followup"),
     Topic.SCORED: ("followup",),
     Topic.CASES: (),
     Topic.ACTIONS: ("notify",),
@@ -97,8 +113,12 @@ SOURCES: dict[str, str] = {
 SERVICE_DESCRIPTIONS: dict[str, str] = {
     "ingest": "Receives survey responses from upstream products and publishes them.",
     "scoring": "Segments each response into promoter, passive or detractor.",
-    "followup": "Opens follow-up cases for responses and requests actions for them.",
-    "notify": "Dispatches actions (emails) and reports their outcome.",
+    "followup": (
+        "Applies the follow-up policy: opens cases with deadlines, plans and schedules actions, "
+        "escalates on breach, and publishes each case's lifecycle."
+    ),
+    "notify": "Dispatches actions (email today; SMS, tickets and staff notices later) and "
+    "reports their outcome.",
 }
 
 DLQ_HEADERS: dict[str, JSONObject] = {
@@ -170,6 +190,12 @@ _EXAMPLE_CUSTOMER = Customer(id="cus_0042", email="ada@example.com", name="Ada L
 _EXAMPLE_RESPONSE_ID = ResponseReceived.derive_response_id(_EXAMPLE_SOURCE, "r-1001")
 _EXAMPLE_CASE_ID = derive_id("example", "case", str(_EXAMPLE_RESPONSE_ID))
 _EXAMPLE_ACTION_ID = derive_id("example", "action", str(_EXAMPLE_CASE_ID))
+_TICKET_ACTION_ID = derive_id("example", "ticket", str(_EXAMPLE_CASE_ID))
+_EXAMPLE_DUE = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def _entry(kind: str) -> uuid.UUID:
+    return derive_id("example", "entry", kind, str(_EXAMPLE_CASE_ID))
 
 
 def example_events() -> list[Event]:
@@ -223,6 +249,107 @@ def example_events() -> list[Event]:
             score=3,
             comment="Support took a week to answer.",
             requested_at=EXAMPLE_TIME,
+        ),
+        CaseAssigned(
+            entry_id=_entry("assigned"),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            at=EXAMPLE_TIME,
+            owner="alex@example.com",
+            by_rule=True,
+        ),
+        CreateTicket(
+            action_id=_TICKET_ACTION_ID,
+            case_id=_EXAMPLE_CASE_ID,
+            customer=_EXAMPLE_CUSTOMER,
+            priority=TicketPriority.HIGH,
+            title="Detractor (3/10): follow up within 2 business days",
+            score=3,
+            segment=Segment.DETRACTOR,
+            comment="Support took a week to answer.",
+            requested_at=EXAMPLE_TIME,
+        ),
+        SendSms(
+            action_id=derive_id("example", "sms", str(_EXAMPLE_CASE_ID)),
+            case_id=_EXAMPLE_CASE_ID,
+            customer=_EXAMPLE_CUSTOMER,
+            template="detractor_acknowledgement",
+            requested_at=EXAMPLE_TIME,
+        ),
+        CaseReminded(
+            entry_id=_entry("reminded"),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            at=EXAMPLE_TIME,
+            due_at=_EXAMPLE_DUE,
+        ),
+        NotifyStaff(
+            action_id=derive_id("example", "staff", str(_EXAMPLE_CASE_ID)),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            recipient="cs-lead@example.com",
+            role="lead",
+            reason=StaffReason.ESCALATION,
+            level=1,
+            due_at=_EXAMPLE_DUE,
+            segment=Segment.DETRACTOR,
+            score=3,
+            requested_at=EXAMPLE_TIME,
+        ),
+        CaseEscalated(
+            entry_id=_entry("escalated"),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            at=_EXAMPLE_DUE,
+            level=1,
+            due_at=_EXAMPLE_DUE,
+        ),
+        RaiseTicketPriority(
+            action_id=derive_id("example", "raise", str(_EXAMPLE_CASE_ID)),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            ticket_action_id=_TICKET_ACTION_ID,
+            priority=TicketPriority.URGENT,
+            requested_at=_EXAMPLE_DUE,
+        ),
+        CaseContactRecorded(
+            entry_id=_entry("contact"),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            at=_EXAMPLE_DUE,
+            channel="phone",
+            outcome=ContactOutcome.REACHED,
+            within_sla=False,
+        ),
+        CaseResolved(
+            entry_id=_entry("resolved"),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            at=_EXAMPLE_DUE,
+            root_cause="support_experience",
+        ),
+        CaseClosed(
+            entry_id=_entry("closed"),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            at=_EXAMPLE_DUE,
+        ),
+        CaseReopened(
+            entry_id=_entry("reopened"),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            at=_EXAMPLE_DUE,
+        ),
+        CaseResponseAttached(
+            entry_id=_entry("attached"),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            at=_EXAMPLE_DUE,
+            response_id=ResponseReceived.derive_response_id(_EXAMPLE_SOURCE, "r-2002"),
+            previous_score=3,
+            score=9,
+            segment=Segment.PROMOTER,
+            recovered=True,
         ),
         ActionResultReported(
             action_id=_EXAMPLE_ACTION_ID,

@@ -39,7 +39,13 @@ class Segment(StrEnum):
 
 
 class Channel(StrEnum):
+    """How an action reaches its recipient. `staff` is a notification to a person of the
+    customer-success team (owner, lead), not to the customer."""
+
     EMAIL = "email"
+    SMS = "sms"
+    TICKET = "ticket"
+    STAFF = "staff"
 
 
 class ActionStatus(StrEnum):
@@ -255,6 +261,126 @@ class SendEmail(Event):
         return self.customer.id
 
 
+class SendSms(Event):
+    """Command to notify: send one templated SMS to a customer who consented to SMS. Followup
+    has already moved it out of the customer's quiet hours."""
+
+    ce_type: ClassVar[str] = "io.npsloop.action.send-sms.v1"
+    topic: ClassVar[Topic] = Topic.ACTIONS
+
+    action_id: uuid.UUID = Field(description="Unique per action; notify never sends one twice.")
+    case_id: uuid.UUID
+    customer: Customer
+    template: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Template name.")
+    locale: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    requested_at: AwareDatetime
+
+    def event_id(self) -> uuid.UUID:
+        return self.action_id
+
+    def subject(self) -> str:
+        return f"actions/{self.action_id}"
+
+    def partition_key(self) -> str:
+        return self.customer.id
+
+
+class TicketPriority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class CreateTicket(Event):
+    """Command to notify: open a helpdesk ticket for a case. The action id is the idempotency
+    key at the helpdesk (e.g. Zendesk's `Idempotency-Key`); the ticket's id at the helpdesk
+    comes back as the result's `provider_message_id`."""
+
+    ce_type: ClassVar[str] = "io.npsloop.action.create-ticket.v1"
+    topic: ClassVar[Topic] = Topic.ACTIONS
+
+    action_id: uuid.UUID = Field(description="Unique per action; notify never creates it twice.")
+    case_id: uuid.UUID
+    customer: Customer
+    priority: TicketPriority
+    title: str = Field(min_length=1, max_length=200, description="The ticket's title.")
+    score: Score
+    segment: Segment
+    comment: str | None = Field(default=None, max_length=10_000, description="What they wrote.")
+    requested_at: AwareDatetime
+
+    def event_id(self) -> uuid.UUID:
+        return self.action_id
+
+    def subject(self) -> str:
+        return f"actions/{self.action_id}"
+
+    def partition_key(self) -> str:
+        return self.customer.id
+
+
+class RaiseTicketPriority(Event):
+    """Command to notify: raise the priority of the ticket an earlier `CreateTicket`
+    (`ticket_action_id`) opened, because the case was escalated."""
+
+    ce_type: ClassVar[str] = "io.npsloop.action.raise-ticket-priority.v1"
+    topic: ClassVar[Topic] = Topic.ACTIONS
+
+    action_id: uuid.UUID = Field(description="Unique per action.")
+    case_id: uuid.UUID
+    customer_id: str
+    ticket_action_id: uuid.UUID = Field(description="The action that created the ticket.")
+    priority: TicketPriority
+    requested_at: AwareDatetime
+
+    def event_id(self) -> uuid.UUID:
+        return self.action_id
+
+    def subject(self) -> str:
+        return f"actions/{self.action_id}"
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+class StaffReason(StrEnum):
+    ASSIGNED = "assigned"
+    REMINDER = "reminder"
+    ESCALATION = "escalation"
+
+
+class NotifyStaff(Event):
+    """Command to notify: tell a person of the customer-success team about a case (assigned to
+    them, a deadline coming up, an escalation). No customer PII: the recipient opens the case."""
+
+    ce_type: ClassVar[str] = "io.npsloop.action.notify-staff.v1"
+    topic: ClassVar[Topic] = Topic.ACTIONS
+
+    action_id: uuid.UUID = Field(description="Unique per action.")
+    case_id: uuid.UUID
+    customer_id: str
+    recipient: str = Field(
+        min_length=1, max_length=200, description="The staff member (an address or a handle)."
+    )
+    role: str = Field(description="owner, lead or second_level.")
+    reason: StaffReason
+    level: int = Field(ge=0, le=2, description="Escalation level: 0 none, 1 lead, 2 second level.")
+    due_at: AwareDatetime | None = Field(default=None, description="The case's contact deadline.")
+    segment: Segment
+    score: Score
+    requested_at: AwareDatetime
+
+    def event_id(self) -> uuid.UUID:
+        return self.action_id
+
+    def subject(self) -> str:
+        return f"actions/{self.action_id}"
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
 class ActionResultReported(Event):
     """The outcome of dispatching one action."""
 
@@ -283,6 +409,104 @@ class ActionResultReported(Event):
 
     def partition_key(self) -> str:
         return self.customer_id
+
+
+class _CaseEvent(Event):
+    """Base of the case lifecycle events after `CaseOpened`: one per timeline entry."""
+
+    topic: ClassVar[Topic] = Topic.CASES
+
+    entry_id: uuid.UUID = Field(description="The case timeline entry this event records.")
+    case_id: uuid.UUID
+    customer_id: str
+    at: AwareDatetime = Field(description="When it happened.")
+
+    def event_id(self) -> uuid.UUID:
+        return self.entry_id
+
+    def subject(self) -> str:
+        return f"cases/{self.case_id}"
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
+class CaseAssigned(_CaseEvent):
+    """A case got an owner, by the policy's rule or by hand."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.assigned.v1"
+
+    owner: str = Field(min_length=1, max_length=200)
+    by_rule: bool = Field(description="True when the policy chose the owner.")
+
+
+class ContactOutcome(StrEnum):
+    REACHED = "reached"
+    LEFT_MESSAGE = "left_message"
+    NO_ANSWER = "no_answer"
+
+
+class CaseContactRecorded(_CaseEvent):
+    """A person of the team tried to contact the customer. `reached` meets the contact SLA."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.contact-recorded.v1"
+
+    channel: str = Field(min_length=1, max_length=20, description="phone, email, meeting…")
+    outcome: ContactOutcome
+    within_sla: bool | None = Field(
+        description="For the first `reached` contact: whether it met the deadline; else null."
+    )
+
+
+class CaseReminded(_CaseEvent):
+    """The owner was reminded that the contact deadline is near."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.reminded.v1"
+
+    due_at: AwareDatetime
+
+
+class CaseEscalated(_CaseEvent):
+    """The contact deadline passed without contact: level 1 went to the team lead, level 2 to
+    the second level."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.escalated.v1"
+
+    level: int = Field(ge=1, le=2)
+    due_at: AwareDatetime
+
+
+class CaseResolved(_CaseEvent):
+    """The case was resolved, with a root cause from the policy's taxonomy."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.resolved.v1"
+
+    root_cause: str = Field(min_length=1, max_length=100)
+
+
+class CaseClosed(_CaseEvent):
+    """The case was closed: the loop is closed."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.closed.v1"
+
+
+class CaseReopened(_CaseEvent):
+    """A resolved or closed case was reopened."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.reopened.v1"
+
+
+class CaseResponseAttached(_CaseEvent):
+    """The customer answered again while the case was open (or later): the new response is
+    recorded on the case, with the score change. `recovered`: a detractor now scores 9–10."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.response-attached.v1"
+
+    response_id: uuid.UUID
+    previous_score: Score
+    score: Score
+    segment: Segment
+    recovered: bool
 
 
 class OptOutScope(StrEnum):
@@ -323,7 +547,19 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ContactOptOut,
         ResponseScored,
         CaseOpened,
+        CaseAssigned,
+        CaseContactRecorded,
+        CaseReminded,
+        CaseEscalated,
+        CaseResolved,
+        CaseClosed,
+        CaseReopened,
+        CaseResponseAttached,
         SendEmail,
+        SendSms,
+        CreateTicket,
+        RaiseTicketPriority,
+        NotifyStaff,
         ActionResultReported,
     )
 }

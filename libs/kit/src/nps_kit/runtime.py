@@ -1,9 +1,10 @@
 """Wiring shared by every service's composition root: the database engine, the publisher,
 the outbox relay and the consumers, started and stopped with the HTTP app."""
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Table
@@ -31,6 +32,9 @@ class Infrastructure:
     runtime: Runtime = field(default_factory=Runtime)
     relay: OutboxRelay | None = None
     consumers: list[ConsumerRunner] = field(default_factory=list)
+    loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]], Callable[[], None]]] = field(
+        default_factory=list
+    )
 
     @classmethod
     def connect(
@@ -64,6 +68,13 @@ class Infrastructure:
         self.consumers.append(runner)
         return runner
 
+    def add_loop(
+        self, name: str, run: Callable[[], Coroutine[Any, Any, None]], *, stop: Callable[[], None]
+    ) -> None:
+        """Another background loop of the service (a timer sweeper…), started after the
+        consumers and stopped with them; if it crashes, the process exits non-zero."""
+        self.loops.append((name, run, stop))
+
     async def check_database(self) -> None:
         await ping(self.engine)
 
@@ -78,6 +89,8 @@ class Infrastructure:
             self.runtime.spawn("outbox-relay", self.relay.run(), stop=self.relay.stop)
         for index, consumer in enumerate(self.consumers):
             self.runtime.spawn(f"consumer-{index}", consumer.run(), stop=consumer.stop)
+        for name, run, stop in self.loops:
+            self.runtime.spawn(name, run(), stop=stop)
 
     async def stop(self) -> None:
         await self.runtime.stop()

@@ -1,15 +1,17 @@
 """Followup's composition root, used by production and by tests."""
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from fastapi import FastAPI
 
 from nps_followup.adapters import tables
+from nps_followup.adapters.calendars import holidays_for
+from nps_followup.adapters.policy_file import load_policy
 from nps_followup.config import FollowupSettings
-from nps_followup.domain.cases import FollowupPolicy
 from nps_followup.entrypoints import api
 from nps_followup.entrypoints.consumer import TOPICS, followup_handler
+from nps_followup.entrypoints.sweeper import Sweeper
+from nps_followup.handlers import PolicyInForce
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.http import create_app
 from nps_kit.runtime import Infrastructure
@@ -20,17 +22,23 @@ from nps_kit.service import Runtime
 class Followup:
     app: FastAPI
     infra: Infrastructure
+    sweeper: Sweeper
+    policy: PolicyInForce
 
     @property
     def runtime(self) -> Runtime:
         return self.infra.runtime
 
 
+def policy_in_force(settings: FollowupSettings) -> PolicyInForce:
+    """The policy file validated (raises `PolicyError` naming the lines at fault)."""
+    policy = load_policy(settings.policy_file)
+    return PolicyInForce(policy=policy, holidays_for=holidays_for(policy))
+
+
 def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup:
     clock = clock or SystemClock()
-    policy = FollowupPolicy(
-        detractor_contact_within=timedelta(days=settings.detractor_contact_days)
-    )
+    policy = policy_in_force(settings)
     infra = Infrastructure.connect("followup", kafka=settings.kafka, database=settings.database)
     relay = infra.with_outbox(tables.outbox)
     infra.add_consumer(
@@ -38,12 +46,21 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
         topics=TOPICS,
         handler=followup_handler(sessions=infra.sessions, relay=relay, clock=clock, policy=policy),
     )
+    sweeper = Sweeper(
+        sessions=infra.sessions,
+        relay=relay,
+        clock=clock,
+        policy=policy,
+        interval=settings.sweep_interval_seconds,
+        batch_size=settings.sweep_batch_size,
+    )
+    infra.add_loop("sweeper", sweeper.run, stop=sweeper.stop)
     app = create_app(
         title="npsloop followup",
-        description="Follow-up cases for NPS responses, with their actions and deadlines.",
-        version="0.1.0",
+        description="Follow-up cases for NPS responses: policy, deadlines, escalation, lifecycle.",
+        version="0.2.0",
         readiness={"database": infra.check_database, "consumer": infra.check_consumers},
         lifespan=infra.lifespan(),
     )
-    app.include_router(api.router(sessions=infra.sessions))
-    return Followup(app=app, infra=infra)
+    app.include_router(api.router(sessions=infra.sessions, clock=clock, policy=policy))
+    return Followup(app=app, infra=infra, sweeper=sweeper, policy=policy)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,8 +14,13 @@ class FollowupSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8003, ge=1, le=65535)
     consumer_group: str = "npsloop-followup"
-    #: A person must contact a detractor within this many days of the case opening.
-    detractor_contact_days: int = Field(default=2, ge=1, le=30)
+    #: The follow-up policy (YAML; a ConfigMap on Kubernetes). Unset: the shipped default.
+    #: Validated at start-up: an invalid file stops the service with the lines at fault.
+    policy_file: Path | None = None
+    #: How often the sweeper looks for due timers when it found none last time.
+    sweep_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: How many due timers one sweep fires in one transaction.
+    sweep_batch_size: int = Field(default=500, ge=1, le=10_000)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)

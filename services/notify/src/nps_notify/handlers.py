@@ -4,7 +4,17 @@ import asyncio
 import uuid
 from typing import Protocol
 
-from nps_events import ActionResultReported, ActionStatus, Channel, Event, SendEmail
+from nps_events import (
+    ActionResultReported,
+    ActionStatus,
+    Channel,
+    CreateTicket,
+    Event,
+    NotifyStaff,
+    RaiseTicketPriority,
+    SendEmail,
+    SendSms,
+)
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.logging import get_logger
@@ -87,3 +97,44 @@ async def dispatch_emails(
             log.info("dispatch.finished", action_id=str(action_id), state=outcome.state.value)
         await repo.publish_later(results, now=now)
     return outcomes
+
+
+#: Action commands notify has no channel for yet, and the channel each needs.
+UNSUPPORTED: dict[type[Event], Channel] = {
+    SendSms: Channel.SMS,
+    CreateTicket: Channel.TICKET,
+    RaiseTicketPriority: Channel.TICKET,
+    NotifyStaff: Channel.STAFF,
+}
+
+
+def _customer_id(action: Event) -> str:
+    customer = getattr(action, "customer", None)
+    return str(customer.id) if customer is not None else str(action.partition_key())
+
+
+async def report_unsupported(
+    actions: list[Event], *, sessions: SessionFactory, clock: Clock
+) -> None:
+    """Answer each action of a channel notify does not have with a failed result, so that the
+    case shows it (rather than dead-lettering a valid command). The result's id derives from
+    the action's, so a redelivered action reports once."""
+    now = clock.now()
+    results: list[Event] = []
+    for action in actions:
+        channel = UNSUPPORTED[type(action)]
+        action_id = action.event_id()
+        results.append(
+            ActionResultReported(
+                action_id=action_id,
+                case_id=getattr(action, "case_id"),  # noqa: B009 - every action command has one
+                customer_id=_customer_id(action),
+                channel=channel,
+                status=ActionStatus.FAILED,
+                reason=f"no {channel.value} channel is configured",
+                occurred_at=now,
+            )
+        )
+        log.info("dispatch.no_channel", action_id=str(action_id), channel=channel.value)
+    async with unit_of_work(sessions) as session:
+        await NotifyRepository(session).publish_later(results, now=now)

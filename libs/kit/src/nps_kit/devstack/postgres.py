@@ -10,6 +10,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -147,12 +148,21 @@ class EmbeddedPostgres:
             "-U",
             "postgres",
         ]
-        exists = subprocess.run(  # noqa: S603
-            [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],  # noqa: S608
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        # The port opens before the server accepts sessions ("the database system is starting
+        # up"): ask again for a while before giving up.
+        deadline = time.monotonic() + 30
+        while True:
+            answer = subprocess.run(  # noqa: S603
+                [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],  # noqa: S608
+                check=False,
+                capture_output=True,
+                text=True,
+            )
+            if answer.returncode == 0 or time.monotonic() > deadline:
+                answer.check_returncode()
+                break
+            time.sleep(0.1)
+        exists = answer.stdout.strip()
         if exists != "1":
             subprocess.run(  # noqa: S603
                 [*psql, "-c", f'CREATE DATABASE "{self.database}"'], check=True, capture_output=True

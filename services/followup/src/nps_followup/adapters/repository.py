@@ -3,19 +3,62 @@
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, Select, and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nps_events import Event, Segment
+from nps_events import Customer, Event, Segment
 from nps_followup.adapters import tables
-from nps_followup.domain.cases import Action, ActionState, Case, CaseStatus
+from nps_followup.domain.cases import (
+    Action,
+    ActionState,
+    Case,
+    CaseStatus,
+    PlannedTimer,
+    TimelineEntry,
+    TimerKind,
+)
 from nps_kit import inbox, outbox
 
 SOURCE = "/followup"
+
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    timer_id: uuid.UUID
+    case_id: uuid.UUID
+    kind: TimerKind
+    action_id: uuid.UUID | None
+    fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    """An action as the sweeper needs it to dispatch."""
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+    channel: str
+    template: str | None
+    priority: str | None
+    state: ActionState
+    exempt_from_cap: bool
+
+
+def due_timers_query(now: datetime, limit: int) -> Select[Any]:
+    """The sweeper's due-now query: an index scan of the partial index on pending timers."""
+    t = tables.timers
+    return (
+        select(t.c.timer_id, t.c.case_id, t.c.kind, t.c.action_id, t.c.fire_at)
+        .where(t.c.state == "pending", t.c.fire_at <= now)
+        .order_by(t.c.fire_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 class FollowupRepository:
@@ -25,6 +68,8 @@ class FollowupRepository:
     async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
         """Event ids not processed before by `consumer`, now marked processed."""
         return await inbox.claim(self.session, tables.inbox, consumer, event_ids)
+
+    # --- cases ----------------------------------------------------------------------------
 
     async def cases_for_responses(
         self, response_ids: Iterable[uuid.UUID]
@@ -50,45 +95,383 @@ class FollowupRepository:
             .values(score=score, segment=segment.value, comment=comment)
         )
 
-    async def add_cases(self, cases: Sequence[Case]) -> None:
+    async def active_case_of(self, customer_id: str) -> Case | None:
+        """The case a person still works for this customer, locked for update."""
+        row = (
+            await self.session.execute(
+                select(tables.cases)
+                .where(
+                    tables.cases.c.customer_id == customer_id,
+                    tables.cases.c.status.in_(tables.ACTIVE),
+                )
+                .order_by(tables.cases.c.opened_at.desc())
+                .limit(1)
+                .with_for_update()
+            )
+        ).first()
+        return _case(row) if row is not None else None
+
+    async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
+        """The case a person still works for each of these customers, locked for update."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(tables.cases)
+            .where(
+                tables.cases.c.customer_id.in_(ids),
+                tables.cases.c.status.in_(tables.ACTIVE),
+            )
+            .order_by(tables.cases.c.opened_at)
+            .with_for_update()
+        )
+        return {row.customer_id: _case(row) for row in rows}
+
+    async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
+        """Each customer's most recent case that a person worked (not automated)."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        c = tables.cases
+        rows = await self.session.execute(
+            select(c)
+            .ext(distinct_on(c.c.customer_id))
+            .where(c.c.customer_id.in_(ids), c.c.status != CaseStatus.AUTOMATED.value)
+            .order_by(c.c.customer_id, c.c.opened_at.desc())
+        )
+        return {row.customer_id: _case(row) for row in rows}
+
+    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
+        """The customer's latest score on each case (and whether it means recovery). Only these
+        columns: a person working the case at the same time loses nothing."""
         if not cases:
             return
+        c = tables.cases
         await self.session.execute(
-            insert(tables.cases).on_conflict_do_nothing(),
+            update(c)
+            .where(c.c.case_id == bindparam("b_case_id"))
+            .values(latest_score=bindparam("b_score"), recovered=bindparam("b_recovered"))
+            .execution_options(synchronize_session=False),
             [
-                {
-                    "case_id": c.case_id,
-                    "response_id": c.response_id,
-                    "source": c.source,
-                    "survey_id": c.survey_id,
-                    "customer_id": c.customer_id,
-                    "customer_email": c.customer_email,
-                    "customer_name": c.customer_name,
-                    "segment": c.segment.value,
-                    "score": c.score,
-                    "comment": c.comment,
-                    "status": c.status.value,
-                    "opened_at": c.opened_at,
-                    "due_at": c.due_at,
-                }
-                for c in cases
+                {"b_case_id": x.case_id, "b_score": x.latest_score, "b_recovered": x.recovered}
+                for x in cases
             ],
+        )
+
+    async def reserve_turns(self, team: str, count: int) -> int:
+        """Reserve `count` consecutive round-robin turns of the team; return the first."""
+        t = tables.team_turns
+        last = await self.session.scalar(
+            insert(t)
+            .values(team=team, turn=count - 1)
+            .on_conflict_do_update(index_elements=[t.c.team], set_={"turn": t.c.turn + count})
+            .returning(t.c.turn)
+        )
+        return int(last or 0) - count + 1
+
+    async def add_cases(
+        self,
+        cases: Sequence[Case],
+        timers: Sequence[tuple[uuid.UUID, PlannedTimer]],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str],
+        fired: set[uuid.UUID],
+    ) -> set[uuid.UUID]:
+        """Insert the cases with their actions and timers (`fired`: timers the caller fires in
+        this transaction); return the ids of the cases inserted (a case that existed already
+        is left as it was)."""
+        if not cases:
+            return set()
+        # executemany ("insertmanyvalues" batches it): a multi-VALUES statement built in Python
+        # would spend more time compiling its bind parameters than PostgreSQL inserting.
+        inserted = set(
+            (
+                await self.session.execute(
+                    insert(tables.cases).on_conflict_do_nothing().returning(tables.cases.c.case_id),
+                    [_case_values(c) for c in cases],
+                )
+            ).scalars()
+        )
+        await self.add_actions_of(
+            [(c.case_id, a) for c in cases if c.case_id in inserted for a in c.actions],
+            exempt=exempt,
+            priority=priority,
         )
         rows = [
             {
-                "action_id": a.action_id,
-                "case_id": c.case_id,
-                "channel": a.channel,
-                "template": a.template,
-                "state": a.state.value,
-                "requested_at": a.requested_at,
-                "updated_at": a.updated_at,
+                "timer_id": t.timer_id,
+                "case_id": case_id,
+                "kind": t.kind.value,
+                "action_id": t.action_id,
+                "fire_at": t.fire_at,
+                "state": "fired" if t.timer_id in fired else "pending",
+                "fired_at": t.fire_at if t.timer_id in fired else None,
             }
-            for c in cases
-            for a in c.actions
+            for case_id, t in timers
+            if case_id in inserted
         ]
         if rows:
-            await self.session.execute(insert(tables.actions).on_conflict_do_nothing(), rows)
+            await self.session.execute(insert(tables.timers).on_conflict_do_nothing(), rows)
+        return inserted
+
+    async def add_actions(
+        self,
+        case_id: uuid.UUID,
+        actions: Sequence[Action],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str] | None = None,
+        recipient: dict[uuid.UUID, str] | None = None,
+    ) -> None:
+        await self.add_actions_of(
+            [(case_id, a) for a in actions], exempt=exempt, priority=priority, recipient=recipient
+        )
+
+    async def add_actions_of(
+        self,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str] | None = None,
+        recipient: dict[uuid.UUID, str] | None = None,
+    ) -> None:
+        """Actions of any number of cases, in one statement."""
+        if not actions:
+            return
+        await self.session.execute(
+            insert(tables.actions).on_conflict_do_nothing(),
+            [
+                {
+                    "action_id": a.action_id,
+                    "case_id": case_id,
+                    "channel": a.channel,
+                    "template": a.template,
+                    "priority": (priority or {}).get(a.action_id),
+                    "recipient": (recipient or {}).get(a.action_id),
+                    "exempt_from_cap": a.action_id in exempt,
+                    "state": a.state.value,
+                    "scheduled_for": a.scheduled_for,
+                    "requested_at": a.requested_at,
+                    "updated_at": a.updated_at,
+                }
+                for case_id, a in actions
+            ],
+        )
+
+    async def save_case(self, case: Case) -> None:
+        """Write the case's lifecycle fields (the response fields never change here)."""
+        await self.save_cases([case])
+
+    async def save_cases(self, cases: Sequence[Case]) -> None:
+        """Write the lifecycle fields of any number of cases (not the latest score: see
+        `record_latest_scores`), in one executemany."""
+        if not cases:
+            return
+        c = tables.cases
+        await self.session.execute(
+            update(c)
+            .where(c.c.case_id == bindparam("b_case_id"))
+            .values(
+                status=bindparam("b_status"),
+                owner=bindparam("b_owner"),
+                escalation_level=bindparam("b_level"),
+                first_contact_at=bindparam("b_first_contact_at"),
+                resolved_at=bindparam("b_resolved_at"),
+                closed_at=bindparam("b_closed_at"),
+                root_cause=bindparam("b_root_cause"),
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {
+                    "b_case_id": case.case_id,
+                    "b_status": case.status.value,
+                    "b_owner": case.owner,
+                    "b_level": case.escalation_level,
+                    "b_first_contact_at": case.first_contact_at,
+                    "b_resolved_at": case.resolved_at,
+                    "b_closed_at": case.closed_at,
+                    "b_root_cause": case.root_cause,
+                }
+                for case in cases
+            ],
+        )
+
+    async def next_turn(self, team: str) -> int:
+        """The team's next round-robin turn (0, 1, 2…), counted in the database so that
+        replicas share it."""
+        turn = await self.session.scalar(
+            insert(tables.team_turns)
+            .values(team=team, turn=0)
+            .on_conflict_do_update(
+                index_elements=[tables.team_turns.c.team],
+                set_={"turn": tables.team_turns.c.turn + 1},
+            )
+            .returning(tables.team_turns.c.turn)
+        )
+        return int(turn or 0)
+
+    async def get_case(self, case_id: uuid.UUID, *, for_update: bool = False) -> Case | None:
+        query = select(tables.cases).where(tables.cases.c.case_id == case_id)
+        if for_update:
+            query = query.with_for_update()
+        rows = (await self.session.execute(query)).all()
+        cases = await self._with_actions(rows, timeline=True)
+        return cases[0] if cases else None
+
+    async def cases_by_id(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
+        """Cases (without actions), locked for update in id order (no deadlock between
+        sweepers)."""
+        ids = sorted(set(case_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(tables.cases)
+            .where(tables.cases.c.case_id.in_(ids))
+            .order_by(tables.cases.c.case_id)
+            .with_for_update()
+        )
+        return {row.case_id: _case(row) for row in rows}
+
+    async def list_cases(
+        self,
+        *,
+        customer_id: str | None,
+        status: CaseStatus | None,
+        limit: int,
+        offset: int,
+        owner: str | None = None,
+        team: str | None = None,
+    ) -> list[Case]:
+        query = select(tables.cases).order_by(
+            tables.cases.c.opened_at.desc(), tables.cases.c.case_id
+        )
+        if customer_id is not None:
+            query = query.where(tables.cases.c.customer_id == customer_id)
+        if status is not None:
+            query = query.where(tables.cases.c.status == status.value)
+        if owner is not None:
+            query = query.where(tables.cases.c.owner == owner)
+        if team is not None:
+            query = query.where(tables.cases.c.team == team)
+        rows = (await self.session.execute(query.limit(limit).offset(offset))).all()
+        return await self._with_actions(rows, timeline=False)
+
+    # --- timeline -------------------------------------------------------------------------
+
+    async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
+        await self.add_timelines([(case_id, e) for e in entries])
+
+    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
+        """Timeline entries of any number of cases, in one statement."""
+        if not entries:
+            return
+        await self.session.execute(
+            insert(tables.timeline).on_conflict_do_nothing(),
+            [
+                {
+                    "entry_id": e.entry_id,
+                    "case_id": case_id,
+                    "kind": e.kind,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "details": e.details,
+                }
+                for case_id, e in entries
+            ],
+        )
+
+    # --- timers ---------------------------------------------------------------------------
+
+    async def claim_due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
+        """Pending timers due at `now`, locked so that another sweeper skips them (FOR UPDATE
+        SKIP LOCKED): each fires once however many replicas sweep."""
+        rows = await self.session.execute(due_timers_query(now, limit))
+        return [
+            DueTimer(r.timer_id, r.case_id, TimerKind(r.kind), r.action_id, r.fire_at) for r in rows
+        ]
+
+    async def finish_timers(self, timer_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        if timer_ids:
+            await self.session.execute(
+                update(tables.timers)
+                .where(tables.timers.c.timer_id.in_(timer_ids))
+                .values(state="fired", fired_at=now)
+            )
+
+    async def cancel_ladder(self, case_id: uuid.UUID, now: datetime) -> None:
+        """A person reached the customer: no reminder or escalation any more."""
+        await self.session.execute(
+            update(tables.timers)
+            .where(
+                tables.timers.c.case_id == case_id,
+                tables.timers.c.state == "pending",
+                tables.timers.c.kind != TimerKind.ACTION.value,
+            )
+            .values(state="cancelled", fired_at=now)
+        )
+
+    # --- actions --------------------------------------------------------------------------
+
+    async def actions_by_id(self, action_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, ActionRow]:
+        ids = list(set(action_ids))
+        if not ids:
+            return {}
+        a = tables.actions
+        rows = await self.session.execute(select(a).where(a.c.action_id.in_(ids)))
+        return {
+            r.action_id: ActionRow(
+                r.action_id,
+                r.case_id,
+                r.channel,
+                r.template,
+                r.priority,
+                ActionState(r.state),
+                r.exempt_from_cap,
+            )
+            for r in rows
+        }
+
+    async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """The action that asked for each case's helpdesk ticket, where one was requested."""
+        ids = list(set(case_ids))
+        if not ids:
+            return {}
+        a = tables.actions
+        rows = await self.session.execute(
+            select(a.c.case_id, a.c.action_id).where(
+                a.c.case_id.in_(ids),
+                a.c.channel == "ticket",
+                a.c.template.is_(None),
+                a.c.state.in_(
+                    [ActionState.REQUESTED.value, ActionState.SENT.value, ActionState.UNKNOWN.value]
+                ),
+            )
+        )
+        return {row.case_id: row.action_id for row in rows}
+
+    async def set_action_states(
+        self, states: Sequence[tuple[uuid.UUID, ActionState, str | None]], *, at: datetime
+    ) -> None:
+        """(action, state, reason) for any number of actions, in one executemany."""
+        if not states:
+            return
+        a = tables.actions
+        await self.session.execute(
+            update(a)
+            .where(a.c.action_id == bindparam("b_action_id"))
+            .values(
+                state=bindparam("b_state"),
+                reason=bindparam("b_reason"),
+                updated_at=at,
+                requested_at=at,
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {"b_action_id": action_id, "b_state": state.value, "b_reason": reason}
+                for action_id, state, reason in states
+            ],
+        )
 
     async def record_action_outcome(
         self,
@@ -113,38 +496,90 @@ class FollowupRepository:
         )
         return result.first() is not None
 
+    # --- contact rules --------------------------------------------------------------------
+
+    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
+        ids = list(set(customer_ids))
+        found: dict[str, set[str]] = defaultdict(set)
+        if ids:
+            d = tables.do_not_contact
+            rows = await self.session.execute(
+                select(d.c.customer_id, d.c.scope).where(d.c.customer_id.in_(ids))
+            )
+            for row in rows:
+                found[row.customer_id].add(row.scope)
+        return found
+
+    async def add_opt_out(
+        self, customer_id: str, scope: str, *, source: str, reason: str | None, at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(tables.do_not_contact)
+            .values(customer_id=customer_id, scope=scope, source=source, reason=reason, at=at)
+            .on_conflict_do_nothing()
+        )
+
+    async def remove_opt_out(self, customer_id: str, scope: str) -> bool:
+        d = tables.do_not_contact
+        result = await self.session.execute(
+            d.delete()
+            .where(and_(d.c.customer_id == customer_id, d.c.scope == scope))
+            .returning(d.c.scope)
+        )
+        return result.first() is not None
+
+    async def opt_outs_of(self, customer_id: str) -> list[tuple[str, str, str | None, datetime]]:
+        d = tables.do_not_contact
+        rows = await self.session.execute(
+            select(d).where(d.c.customer_id == customer_id).order_by(d.c.scope)
+        )
+        return [(r.scope, r.source, r.reason, r.at) for r in rows]
+
+    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        ids = list(set(customer_ids))
+        if not ids:
+            return {}
+        m = tables.last_messages
+        rows = await self.session.execute(select(m).where(m.c.customer_id.in_(ids)))
+        return {r.customer_id: r.at for r in rows}
+
+    async def set_last_message(self, customer_id: str, at: datetime) -> None:
+        await self.set_last_messages([customer_id], at)
+
+    async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return
+        m = tables.last_messages
+        statement = insert(m)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[m.c.customer_id],
+                set_={"at": func.greatest(m.c.at, statement.excluded.at)},
+            ),
+            [{"customer_id": i, "at": at} for i in ids],
+        )
+
+    async def figures(
+        self, *, group_by: str, start: datetime | None, end: datetime | None, now: datetime
+    ) -> list["FigureRow"]:
+        return await closed_loop_figures(
+            self.session, group_by=group_by, start=start, end=end, now=now
+        )
+
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         await outbox.add(self.session, tables.outbox, events, source=SOURCE, now=now)
 
-    async def list_cases(
-        self, *, customer_id: str | None, status: CaseStatus | None, limit: int, offset: int
-    ) -> list[Case]:
-        query = select(tables.cases).order_by(
-            tables.cases.c.opened_at.desc(), tables.cases.c.case_id
-        )
-        if customer_id is not None:
-            query = query.where(tables.cases.c.customer_id == customer_id)
-        if status is not None:
-            query = query.where(tables.cases.c.status == status.value)
-        rows = (await self.session.execute(query.limit(limit).offset(offset))).all()
-        return await self._with_actions(rows)
+    # --- reading --------------------------------------------------------------------------
 
-    async def get_case(self, case_id: uuid.UUID) -> Case | None:
-        rows = (
-            await self.session.execute(
-                select(tables.cases).where(tables.cases.c.case_id == case_id)
-            )
-        ).all()
-        cases = await self._with_actions(rows)
-        return cases[0] if cases else None
-
-    async def _with_actions(self, rows: Sequence[Row[Any]]) -> list[Case]:
+    async def _with_actions(self, rows: Sequence[Row[Any]], *, timeline: bool) -> list[Case]:
         if not rows:
             return []
+        ids = [r.case_id for r in rows]
         actions: dict[uuid.UUID, list[Action]] = defaultdict(list)
         action_rows = await self.session.execute(
             select(tables.actions)
-            .where(tables.actions.c.case_id.in_([r.case_id for r in rows]))
+            .where(tables.actions.c.case_id.in_(ids))
             .order_by(tables.actions.c.requested_at, tables.actions.c.action_id)
         )
         for a in action_rows:
@@ -158,24 +593,184 @@ class FollowupRepository:
                     reason=a.reason,
                     requested_at=a.requested_at,
                     updated_at=a.updated_at,
+                    scheduled_for=a.scheduled_for,
                 )
             )
-        return [
-            Case(
-                case_id=r.case_id,
-                response_id=r.response_id,
-                source=r.source,
-                survey_id=r.survey_id,
-                customer_id=r.customer_id,
-                customer_email=r.customer_email,
-                customer_name=r.customer_name,
-                segment=Segment(r.segment),
-                score=r.score,
-                comment=r.comment,
-                status=CaseStatus(r.status),
-                opened_at=r.opened_at,
-                due_at=r.due_at,
-                actions=tuple(actions[r.case_id]),
+        entries: dict[uuid.UUID, list[TimelineEntry]] = defaultdict(list)
+        if timeline:
+            entry_rows = await self.session.execute(
+                select(tables.timeline)
+                .where(tables.timeline.c.case_id.in_(ids))
+                .order_by(tables.timeline.c.seq)
             )
+            for e in entry_rows:
+                entries[e.case_id].append(
+                    TimelineEntry(e.entry_id, e.kind, e.at, e.actor, dict(e.details))
+                )
+        return [
+            _case(r, actions=tuple(actions[r.case_id]), timeline=tuple(entries[r.case_id]))
             for r in rows
         ]
+
+
+def _case(
+    r: Row[Any], *, actions: tuple[Action, ...] = (), timeline: tuple[TimelineEntry, ...] = ()
+) -> Case:
+    return Case(
+        case_id=r.case_id,
+        response_id=r.response_id,
+        source=r.source,
+        survey_id=r.survey_id,
+        customer_id=r.customer_id,
+        customer_email=r.customer_email,
+        customer_name=r.customer_name,
+        segment=Segment(r.segment),
+        score=r.score,
+        comment=r.comment,
+        status=CaseStatus(r.status),
+        opened_at=r.opened_at,
+        due_at=r.due_at,
+        rule=r.rule,
+        team=r.team,
+        owner=r.owner,
+        remind_at=r.remind_at,
+        second_level_at=r.second_level_at,
+        escalation_level=r.escalation_level,
+        first_contact_at=r.first_contact_at,
+        resolved_at=r.resolved_at,
+        closed_at=r.closed_at,
+        root_cause=r.root_cause,
+        latest_score=r.latest_score,
+        recovered=r.recovered,
+        customer=Customer.model_validate(r.customer) if r.customer is not None else None,
+        actions=actions,
+        timeline=timeline,
+    )
+
+
+def _case_values(c: Case) -> dict[str, Any]:
+    return {
+        "case_id": c.case_id,
+        "response_id": c.response_id,
+        "source": c.source,
+        "survey_id": c.survey_id,
+        "customer_id": c.customer_id,
+        "customer_email": c.customer_email,
+        "customer_name": c.customer_name,
+        "customer": c.customer.model_dump(mode="json") if c.customer is not None else None,
+        "segment": c.segment.value,
+        "score": c.score,
+        "comment": c.comment,
+        "status": c.status.value,
+        "opened_at": c.opened_at,
+        "due_at": c.due_at,
+        "remind_at": c.remind_at,
+        "second_level_at": c.second_level_at,
+        "rule": c.rule,
+        "team": c.team,
+        "owner": c.owner,
+        "latest_score": c.latest_score,
+        "recovered": c.recovered,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class FigureRow:
+    group: str | None
+    cases: int
+    open: int
+    breached: int
+    on_time: int
+    contacted: int
+    closed: int
+    with_later_answer: int
+    recovered: int
+    first_contact_p50: float | None
+    first_contact_p90: float | None
+    resolution_p50: float | None
+    resolution_p90: float | None
+
+
+GROUPS = ("team", "owner", "segment", "day", "week", "month", "all")
+
+
+async def closed_loop_figures(
+    session: AsyncSession,
+    *,
+    group_by: str,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+) -> list[FigureRow]:
+    """Closed-loop figures of the cases people work (not automated ones) opened in
+    [start, end), per group; one SQL pass, percentiles computed by PostgreSQL."""
+    c = tables.cases
+    if group_by in ("team", "owner", "segment"):
+        group: Any = c.c[group_by]
+    elif group_by in ("day", "week", "month"):
+        group = func.to_char(
+            func.date_trunc(group_by, func.timezone("UTC", c.c.opened_at)), "YYYY-MM-DD"
+        )
+    else:
+        group = literal_column("'all'")  # one group: no GROUP BY (PostgreSQL refuses a constant)
+    due_passed = and_(c.c.due_at.is_not(None), c.c.due_at < now)
+    late = or_(
+        and_(c.c.first_contact_at.is_(None), due_passed),
+        c.c.first_contact_at > c.c.due_at,
+    )
+    on_time = and_(c.c.first_contact_at.is_not(None), c.c.first_contact_at <= c.c.due_at)
+    to_contact = func.extract("epoch", c.c.first_contact_at - c.c.opened_at)
+    to_resolve = func.extract("epoch", c.c.resolved_at - c.c.opened_at)
+
+    def count_if(condition: Any) -> Any:
+        return func.count().filter(condition)
+
+    def percentile(fraction: float, value: Any) -> Any:
+        return func.percentile_cont(fraction).within_group(value)
+
+    query = select(
+        group.label("grp"),
+        func.count().label("cases"),
+        count_if(c.c.status.in_(tables.ACTIVE)).label("open"),
+        count_if(late).label("breached"),
+        count_if(on_time).label("on_time"),
+        count_if(c.c.first_contact_at.is_not(None)).label("contacted"),
+        count_if(c.c.status == CaseStatus.CLOSED.value).label("closed"),
+        count_if(and_(c.c.latest_score.is_not(None), c.c.segment == Segment.DETRACTOR.value)).label(
+            "with_later_answer"
+        ),
+        count_if(c.c.recovered).label("recovered"),
+        percentile(0.5, to_contact).label("fc50"),
+        percentile(0.9, to_contact).label("fc90"),
+        percentile(0.5, to_resolve).label("rs50"),
+        percentile(0.9, to_resolve).label("rs90"),
+    ).where(c.c.status != CaseStatus.AUTOMATED.value)
+    if group_by != "all":
+        query = query.group_by(group).order_by(group)
+    if start is not None:
+        query = query.where(c.c.opened_at >= start)
+    if end is not None:
+        query = query.where(c.c.opened_at < end)
+    rows = await session.execute(query)
+    return [
+        FigureRow(
+            group=None if r.grp is None else str(r.grp),
+            cases=r.cases,
+            open=r.open,
+            breached=r.breached,
+            on_time=r.on_time,
+            contacted=r.contacted,
+            closed=r.closed,
+            with_later_answer=r.with_later_answer,
+            recovered=r.recovered,
+            first_contact_p50=_seconds(r.fc50),
+            first_contact_p90=_seconds(r.fc90),
+            resolution_p50=_seconds(r.rs50),
+            resolution_p90=_seconds(r.rs90),
+        )
+        for r in rows
+    ]
+
+
+def _seconds(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

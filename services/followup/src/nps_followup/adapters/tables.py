@@ -1,22 +1,31 @@
 """Followup's own tables, in its own schema."""
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     Uuid,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from nps_kit.inbox import inbox_table
 from nps_kit.outbox import outbox_table
 
 metadata = MetaData(schema="followup")
+
+#: Statuses of a case a person still works; a customer has at most one such case.
+ACTIVE = ("open", "contacted")
 
 cases = Table(
     "cases",
@@ -28,14 +37,38 @@ cases = Table(
     Column("customer_id", String(200), nullable=False),
     Column("customer_email", String(320)),
     Column("customer_name", String(200)),
+    #: The whole customer record of the response (PII): what later actions are sent with.
+    Column("customer", JSONB),
     Column("segment", String(20), nullable=False),
     Column("score", Integer, nullable=False),
     Column("comment", Text),
     Column("status", String(20), nullable=False),
     Column("opened_at", DateTime(timezone=True), nullable=False),
-    Column("due_at", DateTime(timezone=True), nullable=False),
+    #: The deadlines the policy gave the case when it opened (a later policy keeps them).
+    Column("due_at", DateTime(timezone=True)),
+    Column("remind_at", DateTime(timezone=True)),
+    Column("second_level_at", DateTime(timezone=True)),
+    Column("rule", String(100), nullable=False, server_default=""),
+    Column("team", String(100)),
+    Column("owner", String(200)),
+    Column("escalation_level", Integer, nullable=False, server_default="0"),
+    Column("first_contact_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("root_cause", String(100)),
+    Column("latest_score", Integer),
+    Column("recovered", Boolean, nullable=False, server_default="false"),
     Index("ix_cases_customer_id_opened_at", "customer_id", "opened_at"),
     Index("ix_cases_status_due_at", "status", "due_at"),
+    # The case API's lists, newest first: all, by owner, by team.
+    Index("ix_cases_opened_at", "opened_at"),
+    Index("ix_cases_owner_opened_at", "owner", "opened_at"),
+    Index("ix_cases_team_opened_at", "team", "opened_at"),
+    Index(
+        "ix_cases_active_customer",
+        "customer_id",
+        postgresql_where=text("status IN ('open', 'contacted')"),
+    ),
 )
 
 actions = Table(
@@ -44,12 +77,76 @@ actions = Table(
     Column("action_id", Uuid, primary_key=True),
     Column("case_id", Uuid, ForeignKey("followup.cases.case_id"), nullable=False, index=True),
     Column("channel", String(20), nullable=False),
-    Column("template", String(100), nullable=False),
+    Column("template", String(100)),
+    Column("priority", String(20)),
+    #: For staff notifications: who (an address or a handle of the team).
+    Column("recipient", String(200)),
+    Column("exempt_from_cap", Boolean, nullable=False, server_default="false"),
     Column("state", String(20), nullable=False),
     Column("provider_message_id", String(500)),
     Column("reason", Text),
+    Column("scheduled_for", DateTime(timezone=True)),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Durable timers: scheduled actions and the escalation ladder. A sweeper takes the pending
+#: ones that are due with FOR UPDATE SKIP LOCKED; the partial index keeps that an index scan
+#: however many cases there are.
+timers = Table(
+    "timers",
+    metadata,
+    Column("timer_id", Uuid, primary_key=True),
+    Column("case_id", Uuid, ForeignKey("followup.cases.case_id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("action_id", Uuid),
+    Column("fire_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(20), nullable=False, server_default="pending"),
+    Column("fired_at", DateTime(timezone=True)),
+    Index("ix_timers_pending_fire_at", "fire_at", postgresql_where=text("state = 'pending'")),
+)
+
+#: Everything that happened to a case, in order: what the API shows and the events record.
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("entry_id", Uuid, primary_key=True),
+    Column("case_id", Uuid, ForeignKey("followup.cases.case_id"), nullable=False),
+    #: Global insertion order (no per-case counter to contend on).
+    Column("seq", BigInteger, Identity(always=True), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200)),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_timeline_case_id_seq", "case_id", "seq"),
+)
+
+#: Customers who asked not to be contacted, per channel (`all` for every channel).
+do_not_contact = Table(
+    "do_not_contact",
+    metadata,
+    Column("customer_id", String(200), nullable=False),
+    Column("scope", String(10), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("reason", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("customer_id", "scope"),
+)
+
+#: When each customer was last sent a message: the frequency cap reads it.
+last_messages = Table(
+    "last_messages",
+    metadata,
+    Column("customer_id", String(200), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+#: Whose turn it is in each team's round-robin.
+team_turns = Table(
+    "team_turns",
+    metadata,
+    Column("team", String(100), primary_key=True),
+    Column("turn", Integer, nullable=False),
 )
 
 inbox = inbox_table(metadata)

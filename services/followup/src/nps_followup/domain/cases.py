@@ -1,87 +1,270 @@
-import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+"""Cases and their plans: which rule a response falls under, which deadlines its case gets
+(stored on the case, so a policy change applies to new cases only), and which actions to
+schedule when, on the team's business clock and the customer's own clock."""
 
-from nps_events import ActionStatus, Channel, Segment
+import uuid
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from nps_events import ActionStatus, Customer, Segment
 from nps_events.ids import derive_id
+from nps_followup.domain.calendar import BusinessCalendar, next_inside, next_outside
+from nps_followup.domain.policy import ActionKind, OwnerRule, Policy, Rule, TicketPriority
 
 
 class CaseStatus(StrEnum):
+    """`open` until a person reaches the customer (`contacted`), then `resolved` (with a root
+    cause) and `closed`. `automated`: the policy handles it with messages alone; nobody works
+    it, and it never blocks a case for the same customer."""
+
     OPEN = "open"
+    CONTACTED = "contacted"
+    RESOLVED = "resolved"
     CLOSED = "closed"
+    AUTOMATED = "automated"
+
+    @property
+    def is_active(self) -> bool:
+        """A case a person still has to work: a new response of the customer joins it."""
+        return self in (CaseStatus.OPEN, CaseStatus.CONTACTED)
 
 
 class ActionState(StrEnum):
-    """Where an action stands: planned until notify reports its outcome."""
+    """Where an action stands: `scheduled` until its time comes, `requested` once the command
+    went to notify, then what notify reports; `skipped` when a contact rule held it back."""
 
-    PLANNED = "planned"
+    SCHEDULED = "scheduled"
+    REQUESTED = "planned"
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    SKIPPED = "skipped"
 
     @classmethod
     def from_result(cls, status: ActionStatus) -> "ActionState":
         return cls(status.value)
 
 
+class TimerKind(StrEnum):
+    ACTION = "action"
+    REMINDER = "reminder"
+    ESCALATION = "escalation"
+    SECOND_LEVEL = "second_level"
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedAction:
     action_id: uuid.UUID
-    channel: Channel
-    template: str
+    kind: ActionKind
+    template: str | None
+    priority: TicketPriority
+    at: datetime
+    exempt_from_frequency_cap: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTimer:
+    timer_id: uuid.UUID
+    kind: TimerKind
+    fire_at: datetime
+    action_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CasePlan:
     case_id: uuid.UUID
-    due_at: datetime
+    rule: str
+    status: CaseStatus
+    team: str | None
+    owner_rule: OwnerRule | None
+    due_at: datetime | None
+    remind_at: datetime | None
+    second_level_at: datetime | None
     actions: tuple[PlannedAction, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class FollowupPolicy:
-    """The follow-up rules in force. (A policy engine replaces this fixed rule later.)"""
-
-    detractor_contact_within: timedelta = timedelta(days=2)
+    timers: tuple[PlannedTimer, ...]
 
 
 def case_id_for(response_id: uuid.UUID) -> uuid.UUID:
     return derive_id("case", str(response_id))
 
 
-def plan_follow_up(
+def action_id_for(case_id: uuid.UUID, index: int, kind: str, template: str | None) -> uuid.UUID:
+    return derive_id("action", str(case_id), str(index), kind, template or "")
+
+
+def timer_id_for(case_id: uuid.UUID, kind: TimerKind, detail: str = "") -> uuid.UUID:
+    return derive_id("timer", str(case_id), kind.value, detail)
+
+
+HolidaysFor = Callable[[str], Container[date]]
+
+
+def calendar_for(policy: Policy, team: str, holidays_for: HolidaysFor) -> BusinessCalendar:
+    return BusinessCalendar.of(policy.teams[team], holidays_for(team))
+
+
+def customer_zone(customer: Customer, policy: Policy) -> ZoneInfo:
+    try:
+        return ZoneInfo(customer.timezone or policy.contact.default_customer_timezone)
+    except (KeyError, ValueError):  # an IANA-looking name the tz database does not know
+        return ZoneInfo(policy.contact.default_customer_timezone)
+
+
+def delivery_time(
+    kind: ActionKind, *, planned: datetime, delayed: bool, zone: ZoneInfo, policy: Policy
+) -> datetime:
+    """When a customer message may go out: a scheduled one lands inside the customer's
+    delivery hours; an SMS never inside their quiet hours. Tickets go when planned."""
+    at = planned
+    if kind is ActionKind.TICKET:
+        return at
+    if delayed:
+        at = next_inside(at, zone, policy.contact.delivery_hours)
+    if kind is ActionKind.SMS:
+        at = next_outside(at, zone, policy.contact.quiet_hours)
+    return at
+
+
+def plan_case(
     *,
     response_id: uuid.UUID,
     segment: Segment,
-    has_email: bool,
+    source: str,
+    survey_id: str,
+    customer: Customer,
     now: datetime,
-    policy: FollowupPolicy,
+    policy: Policy,
+    holidays_for: HolidaysFor,
 ) -> CasePlan | None:
-    """A detractor opens a case due within the contact window, with an apology email if the
-    customer has an address; promoters and passives open none (yet)."""
-    if segment is not Segment.DETRACTOR:
+    """The case the policy opens for this response, or None if no rule applies."""
+    rule = policy.rule_for(
+        segment=segment, source=source, survey=survey_id, attributes=customer.attributes
+    )
+    if rule is None:
         return None
     case_id = case_id_for(response_id)
-    actions: tuple[PlannedAction, ...] = ()
-    if has_email:
-        template = "detractor_apology"
-        actions = (
-            PlannedAction(derive_id("action", str(case_id), template), Channel.EMAIL, template),
+    zone = customer_zone(customer, policy)
+    actions = tuple(
+        PlannedAction(
+            action_id=action_id_for(case_id, index, a.kind.value, a.template),
+            kind=a.kind,
+            template=a.template,
+            priority=a.priority,
+            at=delivery_time(
+                a.kind,
+                planned=now + a.after.calendar(),
+                delayed=a.after.amount > 0,
+                zone=zone,
+                policy=policy,
+            ),
+            exempt_from_frequency_cap=a.exempt_from_frequency_cap,
         )
-    return CasePlan(case_id=case_id, due_at=now + policy.detractor_contact_within, actions=actions)
+        for index, a in enumerate(rule.actions)
+    )
+    timers = [
+        PlannedTimer(
+            timer_id_for(case_id, TimerKind.ACTION, str(a.action_id)),
+            TimerKind.ACTION,
+            a.at,
+            a.action_id,
+        )
+        for a in actions
+    ]
+    due_at = remind_at = second_level_at = None
+    if rule.case is not None:
+        due_at, remind_at, second_level_at = deadlines(
+            rule, now, calendar_for(policy, rule.case.team, holidays_for)
+        )
+        if remind_at is not None:
+            timers.append(
+                PlannedTimer(
+                    timer_id_for(case_id, TimerKind.REMINDER), TimerKind.REMINDER, remind_at
+                )
+            )
+        timers.append(
+            PlannedTimer(timer_id_for(case_id, TimerKind.ESCALATION), TimerKind.ESCALATION, due_at)
+        )
+        if second_level_at is not None:
+            timers.append(
+                PlannedTimer(
+                    timer_id_for(case_id, TimerKind.SECOND_LEVEL),
+                    TimerKind.SECOND_LEVEL,
+                    second_level_at,
+                )
+            )
+    return CasePlan(
+        case_id=case_id,
+        rule=rule.name,
+        status=CaseStatus.OPEN if rule.case is not None else CaseStatus.AUTOMATED,
+        team=rule.case.team if rule.case is not None else None,
+        owner_rule=rule.case.owner if rule.case is not None else None,
+        due_at=due_at,
+        remind_at=remind_at,
+        second_level_at=second_level_at,
+        actions=actions,
+        timers=tuple(timers),
+    )
+
+
+def deadlines(
+    rule: Rule, now: datetime, calendar: BusinessCalendar
+) -> tuple[datetime, datetime | None, datetime | None]:
+    """(contact due, owner reminder, second-level escalation) of a case opened `now`."""
+    assert rule.case is not None  # noqa: S101 - callers check
+    case = rule.case
+    due_at = calendar.add(now, case.contact_within)
+    remind_at = None
+    if case.remind_before is not None:
+        lead = calendar.length(case.remind_before)
+        window = calendar.length(case.contact_within)
+        if lead < window:
+            if case.contact_within.is_business:
+                remind_at = calendar.add_business_time(now, window - lead)
+            else:
+                remind_at = due_at - lead
+    second_level_at = (
+        calendar.add(due_at, case.second_level_after)
+        if case.second_level_after is not None
+        else None
+    )
+    return due_at, remind_at, second_level_at
+
+
+def choose_owner(
+    rule: OwnerRule, *, members: tuple[str, ...], attributes: dict[str, str], turn: int
+) -> str | None:
+    """The case's owner by rule: the customer's account owner if they have one, else the
+    member whose turn it is (round-robin)."""
+    if rule is OwnerRule.UNASSIGNED:
+        return None
+    if rule is OwnerRule.ACCOUNT_OWNER and attributes.get("account_owner"):
+        return attributes["account_owner"]
+    return members[turn % len(members)]
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
     action_id: uuid.UUID
     channel: str
-    template: str
+    template: str | None
     state: ActionState
     provider_message_id: str | None
     reason: str | None
     requested_at: datetime
     updated_at: datetime
+    scheduled_for: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    entry_id: uuid.UUID
+    kind: str
+    at: datetime
+    actor: str | None
+    details: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,5 +281,54 @@ class Case:
     comment: str | None
     status: CaseStatus
     opened_at: datetime
-    due_at: datetime
+    due_at: datetime | None
+    rule: str = ""
+    team: str | None = None
+    owner: str | None = None
+    remind_at: datetime | None = None
+    second_level_at: datetime | None = None
+    escalation_level: int = 0
+    first_contact_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    root_cause: str | None = None
+    latest_score: int | None = None
+    recovered: bool = False
+    customer: Customer | None = None
     actions: tuple[Action, ...] = ()
+    timeline: tuple[TimelineEntry, ...] = ()
+
+
+def is_recovered(first: Segment, latest: Segment) -> bool:
+    """A detractor who later scores as a promoter is a recovered customer."""
+    return first is Segment.DETRACTOR and latest is Segment.PROMOTER
+
+
+def contact_block(
+    *,
+    kind: ActionKind,
+    customer: Customer,
+    opted_out: set[str],
+    last_message_at: datetime | None,
+    exempt: bool,
+    cap: timedelta,
+    now: datetime,
+) -> str | None:
+    """Why a customer message must not go out now, or None if it may. Tickets always may."""
+    if kind is ActionKind.TICKET:
+        return None
+    reasons = [
+        ("all" in opted_out or kind.value in opted_out)
+        and f"the customer is on the do-not-contact list ({kind.value})",
+        (kind is ActionKind.EMAIL and customer.email is None)
+        and "the customer has no email address",
+        (kind is ActionKind.SMS and customer.phone is None) and "the customer has no phone number",
+        (
+            kind is ActionKind.SMS
+            and customer.attributes.get("sms_consent", "").lower() not in ("yes", "true")
+        )
+        and "the customer has not consented to SMS (attribute sms_consent)",
+        (not exempt and last_message_at is not None and now - last_message_at < cap)
+        and f"frequency cap: the customer was messaged at {last_message_at}, less than {cap} ago",
+    ]
+    return next((r for r in reasons if isinstance(r, str)), None)

@@ -1,27 +1,47 @@
-"""Followup's HTTP API for customer-success teams."""
+"""Followup's HTTP API for customer-success teams: cases, their lifecycle and timeline, the
+do-not-contact list, and the policy in force."""
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from nps_events import ContactOutcome, OptOutScope
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.domain.cases import Case, CaseStatus
-from nps_followup.handlers import get_case, list_cases
-from nps_kit.db import SessionFactory
+from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause
+from nps_followup.handlers import (
+    CaseNotFound,
+    PolicyInForce,
+    assign_case,
+    close_case,
+    figures,
+    get_case,
+    list_cases,
+    record_contact,
+    reopen_case,
+    resolve_case,
+)
+from nps_kit.clock import Clock
+from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.http import Problem
 
 
 class ActionOut(BaseModel):
     action_id: uuid.UUID
-    channel: str
-    template: str
+    channel: str = Field(description="email, sms, ticket or staff.")
+    template: str | None
     state: str = Field(
-        description="planned, sent, failed or unknown (interrupted mid-send: check by hand)."
+        description="scheduled, planned (requested from notify), sent, failed, skipped (a "
+        "contact rule held it back: see reason) or unknown (interrupted mid-send: check by hand)."
     )
     provider_message_id: str | None
     reason: str | None
+    scheduled_for: datetime | None
     requested_at: datetime
     updated_at: datetime
 
@@ -30,6 +50,17 @@ class CustomerOut(BaseModel):
     id: str
     email: str | None
     name: str | None
+
+
+class TimelineEntryOut(BaseModel):
+    entry_id: uuid.UUID
+    kind: str = Field(
+        description="opened, assigned, action_skipped, reminded, escalated_1, escalated_2, "
+        "contact, resolved, closed, reopened, response_attached."
+    )
+    at: datetime
+    actor: str | None
+    details: dict[str, Any]
 
 
 class CaseOut(BaseModel):
@@ -41,10 +72,25 @@ class CaseOut(BaseModel):
     segment: str
     score: int
     comment: str | None
-    status: str
+    status: str = Field(description="open, contacted, resolved, closed or automated.")
+    rule: str = Field(description="The policy rule that opened the case.")
+    team: str | None
+    owner: str | None
     opened_at: datetime
-    due_at: datetime
+    due_at: datetime | None = Field(description="When a person must have reached the customer.")
+    remind_at: datetime | None
+    second_level_at: datetime | None
+    escalation_level: int
+    first_contact_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    root_cause: str | None
+    latest_score: int | None = Field(description="The customer's latest score since the case.")
+    recovered: bool = Field(description="A detractor who later scored as a promoter.")
     actions: list[ActionOut]
+    timeline: list[TimelineEntryOut] = Field(
+        default_factory=list, description="Only on GET /v1/cases/{case_id}."
+    )
 
     @classmethod
     def of(cls, case: Case) -> "CaseOut":
@@ -60,8 +106,20 @@ class CaseOut(BaseModel):
             score=case.score,
             comment=case.comment,
             status=case.status.value,
+            rule=case.rule,
+            team=case.team,
+            owner=case.owner,
             opened_at=case.opened_at,
             due_at=case.due_at,
+            remind_at=case.remind_at,
+            second_level_at=case.second_level_at,
+            escalation_level=case.escalation_level,
+            first_contact_at=case.first_contact_at,
+            resolved_at=case.resolved_at,
+            closed_at=case.closed_at,
+            root_cause=case.root_cause,
+            latest_score=case.latest_score,
+            recovered=case.recovered,
             actions=[
                 ActionOut(
                     action_id=a.action_id,
@@ -70,10 +128,17 @@ class CaseOut(BaseModel):
                     state=a.state.value,
                     provider_message_id=a.provider_message_id,
                     reason=a.reason,
+                    scheduled_for=a.scheduled_for,
                     requested_at=a.requested_at,
                     updated_at=a.updated_at,
                 )
                 for a in case.actions
+            ],
+            timeline=[
+                TimelineEntryOut(
+                    entry_id=e.entry_id, kind=e.kind, at=e.at, actor=e.actor, details=e.details
+                )
+                for e in case.timeline
             ],
         )
 
@@ -84,13 +149,129 @@ class CaseList(BaseModel):
     offset: int
 
 
-def router(*, sessions: SessionFactory) -> APIRouter:
+_Actor = Field(default=None, max_length=200, description="Who did it (for the timeline).")
+
+
+class AssignIn(BaseModel):
+    owner: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who owns the case now; omit to let the rule choose (account owner, else "
+        "round-robin in the case's team).",
+    )
+    actor: str | None = _Actor
+
+
+class ContactIn(BaseModel):
+    channel: str = Field(min_length=1, max_length=20, description="phone, email, meeting…")
+    outcome: ContactOutcome = Field(description="`reached` meets the contact deadline.")
+    note: str | None = Field(default=None, max_length=5000)
+    actor: str | None = _Actor
+
+
+class ResolveIn(BaseModel):
+    root_cause: str = Field(min_length=1, max_length=100, description="From the policy's list.")
+    note: str | None = Field(default=None, max_length=5000)
+    actor: str | None = _Actor
+
+
+class CloseIn(BaseModel):
+    actor: str | None = _Actor
+
+
+class ReopenIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000)
+    actor: str | None = _Actor
+
+
+class OptOutIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class OptOutOut(BaseModel):
+    scope: str
+    source: str
+    reason: str | None
+    at: datetime
+
+
+class DoNotContact(BaseModel):
+    customer_id: str
+    entries: list[OptOutOut]
+
+
+class FiguresRow(BaseModel):
+    group: str | None = Field(description="The team, owner, segment or period start (UTC).")
+    cases: int = Field(description="Cases people work (not automated), opened in the range.")
+    open: int = Field(description="Of those, still open or contacted (not yet resolved).")
+    breached: int = Field(description="Contacted after the deadline, or past it uncontacted.")
+    contacted: int
+    closed: int
+    sla_compliance: float | None = Field(
+        description="Contacted in time / (contacted in time + breached); null if none settled."
+    )
+    closed_loop_rate: float | None = Field(description="Closed / cases.")
+    recovery_rate: float | None = Field(
+        description="Detractors who answered again and now score 9–10 / those who answered again."
+    )
+    time_to_first_contact_p50_seconds: float | None
+    time_to_first_contact_p90_seconds: float | None
+    time_to_resolution_p50_seconds: float | None
+    time_to_resolution_p90_seconds: float | None
+
+
+class FiguresOut(BaseModel):
+    group_by: str
+    start: datetime | None
+    end: datetime | None
+    groups: list[FiguresRow]
+
+
+class PolicyOut(BaseModel):
+    rules: list[str]
+    teams: list[str]
+    root_causes: list[str]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such case (problem+json)."},
+    409: {"description": "The case's state does not allow it (problem+json)."},
+    422: {"description": "Invalid input, e.g. a root cause outside the taxonomy."},
+}
+
+
+def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> APIRouter:
     api = APIRouter()
+
+    @asynccontextmanager
+    async def repository() -> AsyncIterator[FollowupRepository]:
+        try:
+            async with unit_of_work(sessions) as session:
+                yield FollowupRepository(session)
+        except CaseNotFound as exc:
+            raise Problem(404, "Not found", str(exc)) from None
+        except LifecycleError as exc:
+            raise Problem(409, "Conflict", str(exc)) from None
+        except UnknownRootCause as exc:
+            raise Problem(
+                422, "Unknown root cause", str(exc), root_causes=list(policy.policy.root_causes)
+            ) from None
+
+    async def transition(
+        step: Callable[[FollowupRepository], Awaitable[Case]],
+    ) -> CaseOut:
+        async with repository() as repo:
+            case = await step(repo)
+        return CaseOut.of(case)
 
     @api.get("/v1/cases", response_model=CaseList, summary="List follow-up cases, newest first")
     async def get_cases(
+        *,
         customer_id: str | None = Query(default=None, max_length=200),
         status: CaseStatus | None = None,
+        owner: str | None = Query(default=None, max_length=200),
+        team: str | None = Query(default=None, max_length=100),
         limit: int = Query(default=50, ge=1, le=500),
         offset: int = Query(default=0, ge=0),
     ) -> CaseList:
@@ -99,6 +280,8 @@ def router(*, sessions: SessionFactory) -> APIRouter:
                 FollowupRepository(session),
                 customer_id=customer_id,
                 status=status,
+                owner=owner,
+                team=team,
                 limit=limit,
                 offset=offset,
             )
@@ -107,8 +290,8 @@ def router(*, sessions: SessionFactory) -> APIRouter:
     @api.get(
         "/v1/cases/{case_id}",
         response_model=CaseOut,
-        summary="One case with its actions",
-        responses={404: {"description": "No such case (problem+json)."}},
+        summary="One case with its actions and timeline",
+        responses={404: _ERRORS[404]},
     )
     async def get_one(case_id: uuid.UUID) -> CaseOut:
         async with sessions() as session:
@@ -116,5 +299,171 @@ def router(*, sessions: SessionFactory) -> APIRouter:
         if case is None:
             raise Problem(404, "Not found", f"No case {case_id}.")
         return CaseOut.of(case)
+
+    @api.post(
+        "/v1/cases/{case_id}/assign",
+        response_model=CaseOut,
+        summary="Assign an owner, by hand or by the rule",
+        responses=_ERRORS,
+    )
+    async def assign(case_id: uuid.UUID, body: AssignIn) -> CaseOut:
+        return await transition(
+            lambda repo: assign_case(
+                repo, case_id, owner=body.owner, actor=body.actor, now=clock.now(), policy=policy
+            )
+        )
+
+    @api.post(
+        "/v1/cases/{case_id}/contacts",
+        response_model=CaseOut,
+        summary="Record a contact attempt (channel, outcome, note)",
+        responses=_ERRORS,
+    )
+    async def contact(case_id: uuid.UUID, body: ContactIn) -> CaseOut:
+        return await transition(
+            lambda repo: record_contact(
+                repo,
+                case_id,
+                channel=body.channel,
+                outcome=body.outcome,
+                note=body.note,
+                actor=body.actor,
+                now=clock.now(),
+            )
+        )
+
+    @api.post(
+        "/v1/cases/{case_id}/resolve",
+        response_model=CaseOut,
+        summary="Resolve with a root cause from the policy's taxonomy",
+        responses=_ERRORS,
+    )
+    async def resolve(case_id: uuid.UUID, body: ResolveIn) -> CaseOut:
+        return await transition(
+            lambda repo: resolve_case(
+                repo,
+                case_id,
+                root_cause=body.root_cause,
+                note=body.note,
+                actor=body.actor,
+                now=clock.now(),
+                policy=policy,
+            )
+        )
+
+    @api.post(
+        "/v1/cases/{case_id}/close",
+        response_model=CaseOut,
+        summary="Close a resolved case",
+        responses=_ERRORS,
+    )
+    async def close(case_id: uuid.UUID, body: CloseIn) -> CaseOut:
+        return await transition(
+            lambda repo: close_case(repo, case_id, actor=body.actor, now=clock.now())
+        )
+
+    @api.post(
+        "/v1/cases/{case_id}/reopen",
+        response_model=CaseOut,
+        summary="Reopen a resolved or closed case",
+        responses=_ERRORS,
+    )
+    async def reopen(case_id: uuid.UUID, body: ReopenIn) -> CaseOut:
+        return await transition(
+            lambda repo: reopen_case(
+                repo, case_id, reason=body.reason, actor=body.actor, now=clock.now()
+            )
+        )
+
+    @api.get(
+        "/v1/do-not-contact/{customer_id}",
+        response_model=DoNotContact,
+        summary="The customer's entries on the do-not-contact list",
+    )
+    async def get_opt_outs(customer_id: str) -> DoNotContact:
+        async with sessions() as session:
+            entries = await FollowupRepository(session).opt_outs_of(customer_id)
+        return DoNotContact(
+            customer_id=customer_id,
+            entries=[OptOutOut(scope=s, source=src, reason=r, at=at) for s, src, r, at in entries],
+        )
+
+    @api.put(
+        "/v1/do-not-contact/{customer_id}/{scope}",
+        status_code=204,
+        summary="Put a customer on the do-not-contact list (email, sms or all)",
+    )
+    async def put_opt_out(customer_id: str, scope: OptOutScope, body: OptOutIn) -> Response:
+        async with unit_of_work(sessions) as session:
+            await FollowupRepository(session).add_opt_out(
+                customer_id, scope.value, source="api", reason=body.reason, at=clock.now()
+            )
+        return Response(status_code=204)
+
+    @api.delete(
+        "/v1/do-not-contact/{customer_id}/{scope}",
+        status_code=204,
+        summary="Take a customer off the do-not-contact list for one scope",
+        responses={404: {"description": "Not on the list for that scope (problem+json)."}},
+    )
+    async def delete_opt_out(customer_id: str, scope: OptOutScope) -> Response:
+        async with unit_of_work(sessions) as session:
+            removed = await FollowupRepository(session).remove_opt_out(customer_id, scope.value)
+        if not removed:
+            raise Problem(404, "Not found", f"{customer_id} is not on the list for {scope.value}.")
+        return Response(status_code=204)
+
+    @api.get(
+        "/v1/figures",
+        response_model=FiguresOut,
+        summary="Closed-loop figures: SLA compliance, time to contact and resolution, rates",
+    )
+    async def get_figures(
+        *,
+        group_by: Literal["all", "team", "owner", "segment", "day", "week", "month"] = "all",
+        start: Annotated[datetime | None, Query(description="Cases opened at or after.")] = None,
+        end: Annotated[datetime | None, Query(description="Cases opened before.")] = None,
+    ) -> FiguresOut:
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                raise Problem(422, "Invalid request", f"{name} needs a time zone offset.")
+        async with sessions() as session:
+            groups = await figures(
+                FollowupRepository(session),
+                group_by=group_by,
+                start=start,
+                end=end,
+                now=clock.now(),
+            )
+        return FiguresOut(
+            group_by=group_by,
+            start=start,
+            end=end,
+            groups=[
+                FiguresRow(
+                    group=g.group,
+                    cases=g.counts.cases,
+                    open=g.counts.open,
+                    breached=g.counts.breached,
+                    contacted=g.counts.contacted,
+                    closed=g.counts.closed,
+                    sla_compliance=g.rates.sla_compliance,
+                    closed_loop_rate=g.rates.closed_loop_rate,
+                    recovery_rate=g.rates.recovery_rate,
+                    time_to_first_contact_p50_seconds=g.counts.first_contact_p50,
+                    time_to_first_contact_p90_seconds=g.counts.first_contact_p90,
+                    time_to_resolution_p50_seconds=g.counts.resolution_p50,
+                    time_to_resolution_p90_seconds=g.counts.resolution_p90,
+                )
+                for g in groups
+            ],
+        )
+
+    @api.get("/v1/policy", response_model=PolicyOut, summary="The policy in force, in short")
+    async def get_policy() -> PolicyOut:
+        p = policy.policy
+        return PolicyOut(
+            rules=[r.name for r in p.rules], teams=sorted(p.teams), root_causes=list(p.root_causes)
+        )
 
     return api

@@ -1,22 +1,23 @@
-"""Followup's Kafka consumer: scored responses open cases; action results update them."""
+"""Followup's Kafka consumer: scored responses open cases; action results update them;
+opt-outs fill the do-not-contact list."""
 
-from nps_events import ActionResultReported, ResponseScored, Topic
+from nps_events import ActionResultReported, ContactOptOut, ResponseReceived, ResponseScored, Topic
 from nps_followup.adapters.repository import FollowupRepository
-from nps_followup.domain.cases import FollowupPolicy
-from nps_followup.handlers import open_cases, record_action_results
+from nps_followup.handlers import PolicyInForce, open_cases, record_action_results, record_opt_outs
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.messaging import BatchHandler, Inbound, Rejection, accept
 from nps_kit.outbox import OutboxRelay
 
-TOPICS = (Topic.SCORED.value, Topic.ACTION_RESULTS.value)
+TOPICS = (Topic.SCORED.value, Topic.ACTION_RESULTS.value, Topic.RESPONSES.value)
 
 
 def followup_handler(
-    *, sessions: SessionFactory, relay: OutboxRelay, clock: Clock, policy: FollowupPolicy
+    *, sessions: SessionFactory, relay: OutboxRelay, clock: Clock, policy: PolicyInForce
 ) -> BatchHandler:
     async def handle(batch: list[Inbound]) -> list[Rejection]:
-        if batch[0].record.topic == Topic.SCORED.value:
+        topic = batch[0].record.topic
+        if topic == Topic.SCORED.value:
             scored, rejections = accept(batch, ResponseScored)
             if scored:
                 async with unit_of_work(sessions) as session:
@@ -24,6 +25,13 @@ def followup_handler(
                         FollowupRepository(session), scored, now=clock.now(), policy=policy
                     )
                 relay.wake()
+            return rejections
+        if topic == Topic.RESPONSES.value:
+            # Responses themselves are scoring's business; followup reads the opt-outs.
+            opt_outs, rejections = accept(batch, ContactOptOut, ignore=(ResponseReceived,))
+            if opt_outs:
+                async with unit_of_work(sessions) as session:
+                    await record_opt_outs(FollowupRepository(session), opt_outs, now=clock.now())
             return rejections
         results, rejections = accept(batch, ActionResultReported)
         if results:

@@ -1,0 +1,339 @@
+"""The follow-up policy as data: which rule applies to a response, which actions it plans and
+which deadlines its case gets. Loaded from YAML by `adapters.policy_file`, validated here into
+frozen models; a policy change applies to new cases only, because each case stores its own
+deadlines when it opens."""
+
+import re
+from datetime import time, timedelta
+from enum import StrEnum
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from nps_events import Segment
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DurationUnit(StrEnum):
+    SECONDS = "seconds"
+    MINUTES = "minutes"
+    HOURS = "hours"
+    DAYS = "days"
+    BUSINESS_HOURS = "business hours"
+    BUSINESS_DAYS = "business days"
+
+
+_DURATION = re.compile(
+    r"^\s*(\d+)\s*(seconds?|minutes?|hours?|days?|business\s+hours?|business\s+days?)\s*$"
+)
+
+
+class Duration(_Frozen):
+    """`30 minutes`, `1 hour`, `1 day` (calendar time) or `4 business hours`, `2 business days`
+    (counted in the team's business hours). `seconds` exist for tests and demonstrations."""
+
+    amount: int = Field(ge=0)
+    unit: DurationUnit
+
+    @classmethod
+    def parse(cls, text: str) -> "Duration":
+        match = _DURATION.match(text)
+        if match is None:
+            raise ValueError(
+                f"{text!r} is not a duration: write e.g. '30 minutes', '1 hour', '1 day', "
+                "'4 business hours' or '2 business days'"
+            )
+        unit = " ".join(match.group(2).split())
+        unit = unit if unit.endswith("s") else f"{unit}s"
+        return cls(amount=int(match.group(1)), unit=DurationUnit(unit))
+
+    @property
+    def is_business(self) -> bool:
+        return self.unit in (DurationUnit.BUSINESS_HOURS, DurationUnit.BUSINESS_DAYS)
+
+    def calendar(self) -> timedelta:
+        """The calendar length; only for calendar units."""
+        match self.unit:
+            case DurationUnit.SECONDS:
+                return timedelta(seconds=self.amount)
+            case DurationUnit.MINUTES:
+                return timedelta(minutes=self.amount)
+            case DurationUnit.HOURS:
+                return timedelta(hours=self.amount)
+            case DurationUnit.DAYS:
+                return timedelta(days=self.amount)
+            case _:
+                raise ValueError(f"{self} is counted in business time")
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit.value}"
+
+
+def _duration(value: object) -> object:
+    return Duration.parse(value) if isinstance(value, str) else value
+
+
+DurationField = Annotated[Duration, BeforeValidator(_duration)]
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name, e.g. Europe/Paris)"
+        ) from None
+    return name
+
+
+ZoneName = Annotated[str, AfterValidator(_zone)]
+
+
+class Hours(_Frozen):
+    """A daily window in local time, `09:00`–`17:00`. `end` before `start` spans midnight."""
+
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "Hours":
+        if self.start == self.end:
+            raise ValueError("start and end must differ")
+        return self
+
+    def contains(self, moment: time) -> bool:
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+class Team(_Frozen):
+    """Who works cases, when they work, and where (for public holidays)."""
+
+    timezone: ZoneName = "UTC"
+    #: ISO 3166 country (and optional subdivision) whose public holidays the team takes off.
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    subdivision: str | None = None
+    business_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    business_hours: Hours = Hours(start=time(9), end=time(17))
+    lead: str = Field(min_length=1, max_length=200, description="Who escalations go to.")
+    second_level: str | None = Field(
+        default=None, max_length=200, description="Who second-level escalations go to."
+    )
+    members: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("business_days")
+    @classmethod
+    def _days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [d for d in value if d not in _WEEKDAYS]
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {unknown}: use {', '.join(_WEEKDAYS)}")
+        if not value:
+            raise ValueError("a team needs at least one business day")
+        return value
+
+    @model_validator(mode="after")
+    def _daytime_hours(self) -> "Team":
+        if self.business_hours.end < self.business_hours.start:
+            raise ValueError("business_hours must not span midnight")
+        return self
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        return frozenset(_WEEKDAYS.index(d) for d in self.business_days)
+
+
+class ActionKind(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    TICKET = "ticket"
+
+
+class TicketPriority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class ActionRule(_Frozen):
+    """One action a rule plans: an email or SMS to the customer, or a helpdesk ticket."""
+
+    kind: ActionKind
+    template: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    after: DurationField = Duration(amount=0, unit=DurationUnit.MINUTES)
+    priority: TicketPriority = TicketPriority.NORMAL
+    #: A direct reply to what the customer just did (an acknowledgement) is not held back by
+    #: the frequency cap; anything else is.
+    exempt_from_frequency_cap: bool = False
+
+    @model_validator(mode="after")
+    def _template_for_messages(self) -> "ActionRule":
+        if self.kind in (ActionKind.EMAIL, ActionKind.SMS) and self.template is None:
+            raise ValueError(f"a {self.kind.value} action needs a template")
+        if self.after.is_business:
+            raise ValueError(
+                "an action's `after` is calendar time: what the customer receives follows the "
+                "customer's clock, not a team's business hours"
+            )
+        return self
+
+
+class OwnerRule(StrEnum):
+    #: The customer's `account_owner` attribute, if it names someone; else round-robin.
+    ACCOUNT_OWNER = "account_owner"
+    ROUND_ROBIN = "round_robin"
+    UNASSIGNED = "unassigned"
+
+
+class CaseRule(_Frozen):
+    """A case worked by a person: who owns it and the deadlines of its escalation ladder."""
+
+    team: str
+    owner: OwnerRule = OwnerRule.ACCOUNT_OWNER
+    contact_within: DurationField
+    remind_before: DurationField | None = None
+    second_level_after: DurationField | None = None
+
+    @model_validator(mode="after")
+    def _reminder_inside_window(self) -> "CaseRule":
+        if self.remind_before is not None and (
+            self.remind_before.is_business != self.contact_within.is_business
+        ):
+            raise ValueError(
+                "remind_before and contact_within must both be business time or both calendar time"
+            )
+        return self
+
+
+class Match(_Frozen):
+    """Which responses a rule applies to. Every given condition must hold."""
+
+    segment: Segment
+    source: tuple[str, ...] | None = None
+    survey: tuple[str, ...] | None = None
+    attributes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("source", "survey", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _attribute_values(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: (v,) if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    def matches(
+        self, *, segment: Segment, source: str, survey: str, attributes: dict[str, str]
+    ) -> bool:
+        return (
+            segment is self.segment
+            and (self.source is None or source in self.source)
+            and (self.survey is None or survey in self.survey)
+            and all(attributes.get(k) in allowed for k, allowed in self.attributes.items())
+        )
+
+    @property
+    def specificity(self) -> int:
+        return (self.source is not None) + (self.survey is not None) + len(self.attributes)
+
+
+class Rule(_Frozen):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    when: Match
+    case: CaseRule | None = Field(
+        default=None, description="A case for a person to work; none: the actions alone."
+    )
+    actions: tuple[ActionRule, ...] = ()
+
+
+class ContactRules(_Frozen):
+    """What protects the customer from us."""
+
+    #: Messages that are not exempt wait for this long after the last message to the customer;
+    #: one that would break the cap is skipped, with the reason on the case.
+    frequency_cap: DurationField = Duration(amount=7, unit=DurationUnit.DAYS)
+    #: No SMS inside these hours of the customer's local time.
+    quiet_hours: Hours = Hours(start=time(21), end=time(8))
+    #: Scheduled messages (not immediate replies) arrive in this window of the customer's day.
+    delivery_hours: Hours = Hours(start=time(9), end=time(18))
+    #: Time zone of customers who did not give one.
+    default_customer_timezone: ZoneName = "UTC"
+
+    @field_validator("frequency_cap")
+    @classmethod
+    def _calendar_cap(cls, value: Duration) -> Duration:
+        if value.is_business:
+            raise ValueError("the frequency cap is calendar time (the customer's, not a team's)")
+        return value
+
+
+class Policy(_Frozen):
+    """The whole follow-up policy."""
+
+    version: int = Field(ge=1, le=1, description="The policy format version: 1.")
+    teams: dict[str, Team] = Field(min_length=1)
+    contact: ContactRules = ContactRules()
+    root_causes: tuple[str, ...] = Field(
+        min_length=1, description="The taxonomy a resolved case's root cause is chosen from."
+    )
+    rules: tuple[Rule, ...] = Field(min_length=1)
+
+    def inconsistencies(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """What is wrong across sections (a rule naming an unknown team…), each with where."""
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        names: set[str] = set()
+        seen: set[tuple[object, ...]] = set()
+        for index, rule in enumerate(self.rules):
+            if rule.name in names:
+                found.append((("rules", index, "name"), f"rule name {rule.name!r} is repeated"))
+            names.add(rule.name)
+            if rule.case is not None and rule.case.team not in self.teams:
+                found.append(
+                    (
+                        ("rules", index, "case", "team"),
+                        f"team {rule.case.team!r} is not under teams "
+                        f"({', '.join(sorted(self.teams))})",
+                    )
+                )
+            key = (
+                rule.when.segment,
+                rule.when.source,
+                rule.when.survey,
+                tuple(sorted(rule.when.attributes.items())),
+            )
+            if key in seen:
+                found.append(
+                    (("rules", index, "when"), "matches exactly what an earlier rule matches")
+                )
+            seen.add(key)
+        return found
+
+    def rule_for(
+        self, *, segment: Segment, source: str, survey: str, attributes: dict[str, str]
+    ) -> Rule | None:
+        """The most specific matching rule; among equally specific ones, the first listed."""
+        best: Rule | None = None
+        for rule in self.rules:
+            if rule.when.matches(
+                segment=segment, source=source, survey=survey, attributes=attributes
+            ) and (best is None or rule.when.specificity > best.when.specificity):
+                best = rule
+        return best

@@ -1,0 +1,176 @@
+"""A detractor's case worked from open to closed, and a case nobody works climbing the
+escalation ladder, as a customer-success team and a downstream consumer of nps.cases.v1
+see them: through the followup API and the topic only."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from nps_events import ContactOptOut, OptOutScope, Topic, dlq
+from nps_kit.messaging import Publisher
+from nps_kit.settings import KafkaSettings
+from tests.e2e.conftest import System
+from tests.e2e.test_detractor_journey import a_response, cases_of, post
+from tests.integration.kafka_helpers import read_all
+from tests.support.polling import eventually
+
+
+async def case_events(system: System, case_id: str) -> list[str]:
+    """The lifecycle events of one case on nps.cases.v1, as a downstream consumer reads them."""
+    records = await read_all(
+        KafkaSettings(bootstrap_servers=system.infra.bootstrap_servers),
+        Topic.CASES.value,
+        partitions=3,
+    )
+    found = []
+    for record in sorted(records, key=lambda r: (r.timestamp, r.offset)):
+        headers = {k: v.decode() for k, v in record.headers}
+        if headers.get("ce_subject") == f"cases/{case_id}":
+            found.append(headers["ce_type"].removeprefix("io.npsloop.case.").removesuffix(".v1"))
+    return found
+
+
+def channels(case: dict[str, Any]) -> dict[str, str]:
+    return {f"{a['channel']}/{a['template']}": a["state"] for a in case["actions"]}
+
+
+async def test_a_detractor_is_acknowledged_ticketed_contacted_resolved_and_closed(
+    system: System,
+) -> None:
+    customer = f"life-{uuid.uuid4().hex[:8]}"
+    followup = system.url("followup")
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await post(client, system, a_response(customer))).status_code == 202
+        [case] = await eventually(
+            lambda: cases_of(client, system, customer),
+            until=lambda cases: (
+                bool(cases)
+                and channels(cases[0])
+                == {"email/detractor_acknowledgement": "sent", "ticket/None": "failed"}
+            ),
+            what="the acknowledgement sent and the ticket answered (no ticket channel yet)",
+        )
+        assert case["status"] == "open"
+        assert case["owner"] in ("alex@example.com", "sam@example.com")
+        case_url = f"{followup}/v1/cases/{case['case_id']}"
+
+        async def do(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            answer = await client.post(f"{case_url}/{path}", json=body)
+            assert answer.status_code == 200, answer.text
+            result: dict[str, Any] = answer.json()
+            return result
+
+        await do("assign", {"owner": "kim@example.com", "actor": "lead"})
+        contacted = await do(
+            "contacts", {"channel": "phone", "outcome": "reached", "note": "fixed", "actor": "kim"}
+        )
+        assert contacted["status"] == "contacted"
+        premature = await client.post(f"{case_url}/close", json={})
+        assert premature.status_code == 409
+        assert premature.headers["content-type"] == "application/problem+json"
+        unknown = await client.post(f"{case_url}/resolve", json={"root_cause": "gremlins"})
+        assert unknown.status_code == 422
+        await do("resolve", {"root_cause": "support_experience", "actor": "kim"})
+        closed = await do("close", {"actor": "kim"})
+        assert closed["status"] == "closed"
+        assert [e["kind"] for e in closed["timeline"]] == [
+            "opened",
+            "assigned",
+            "assigned",
+            "contact",
+            "resolved",
+            "closed",
+        ]
+        assert closed["timeline"][3]["details"]["within_sla"] is True
+        by_owner = (await client.get(f"{followup}/v1/figures", params={"group_by": "owner"})).json()
+        [kim] = [g for g in by_owner["groups"] if g["group"] == "kim@example.com"]
+        assert (kim["cases"], kim["closed"], kim["sla_compliance"]) == (1, 1, 1.0)
+        naive = await client.get(f"{followup}/v1/figures", params={"start": "2026-11-01T00:00"})
+        assert naive.status_code == 422
+
+    await eventually(
+        lambda: case_events(system, case["case_id"]),
+        until=lambda events: (
+            events == ["opened", "assigned", "assigned", "contact-recorded", "resolved", "closed"]
+        ),
+        what="the case's lifecycle on nps.cases.v1",
+    )
+
+
+async def test_a_case_nobody_works_is_reminded_then_escalated_twice(system: System) -> None:
+    customer = f"breach-{uuid.uuid4().hex[:8]}"
+    response = {**a_response(customer), "survey_id": "e2e-breach"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await post(client, system, response)).status_code == 202
+        [listed] = await eventually(
+            lambda: cases_of(client, system, customer), until=bool, what="the case"
+        )
+        assert listed["rule"] == "detractor-breach-drill"
+
+        async def one() -> dict[str, Any]:
+            answer = await client.get(f"{system.url('followup')}/v1/cases/{listed['case_id']}")
+            result: dict[str, Any] = answer.json()
+            return result
+
+        case = await eventually(
+            one,
+            until=lambda c: (
+                c["escalation_level"] == 2
+                and all(a["state"] == "failed" for a in c["actions"] if a["channel"] == "staff")
+            ),
+            timeout=60,
+            what="the reminder, then both escalation levels, each answered by notify",
+        )
+    ladder = [
+        e for e in case["timeline"] if e["kind"] in ("reminded", "escalated_1", "escalated_2")
+    ]
+    assert [(e["kind"], e["details"]["recipient"]) for e in ladder] == [
+        ("reminded", case["owner"]),
+        ("escalated_1", "cs-lead@example.com"),
+        ("escalated_2", "head-of-cx@example.com"),
+    ]
+    staff = [a for a in case["actions"] if a["channel"] == "staff"]
+    assert {a["reason"] for a in staff} == {"no staff channel is configured"}
+    assert [a["template"] for a in staff] == ["case_reminder", "case_escalation", "case_escalation"]
+    await eventually(
+        lambda: case_events(system, case["case_id"]),
+        until=lambda events: events == ["opened", "assigned", "reminded", "escalated", "escalated"],
+        what="the breach on nps.cases.v1",
+    )
+
+
+async def test_an_opt_out_on_the_responses_topic_reaches_the_do_not_contact_list(
+    system: System,
+) -> None:
+    customer = f"optout-{uuid.uuid4().hex[:8]}"
+    kafka = KafkaSettings(bootstrap_servers=system.infra.bootstrap_servers)
+    publisher = Publisher(kafka, client_id="e2e-survey-tool")
+    await publisher.start()
+    try:
+        await publisher.publish(
+            ContactOptOut(
+                source="e2e",
+                customer_id=customer,
+                scope=OptOutScope.EMAIL,
+                provider_event_id=f"unsub-{customer}",
+                occurred_at=datetime.now(UTC),
+            ),
+            source="/ingest/sources/e2e",
+            now=datetime.now(UTC),
+        )
+    finally:
+        await publisher.stop()
+    async with httpx.AsyncClient(timeout=10) as client:
+        listed = await eventually(
+            lambda: client.get(f"{system.url('followup')}/v1/do-not-contact/{customer}"),
+            until=lambda answer: bool(answer.json()["entries"]),
+            what="the customer on the do-not-contact list",
+        )
+    [entry] = listed.json()["entries"]
+    assert (entry["scope"], entry["source"]) == ("email", "e2e")
+    # Followup reads the opt-outs on nps.responses.v1 and skips the responses there: it
+    # dead-letters none of them.
+    dead = await read_all(kafka, dlq(Topic.RESPONSES.value), partitions=3)
+    assert not [r for r in dead if dict(r.headers).get("dlq_group") == b"npsloop-followup"]

@@ -1,0 +1,414 @@
+"""Followup's policy engine on the real database: durable timers fired once by any number of
+sweepers and across a crash, the escalation ladder, contact rules, and the case lifecycle."""
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from nps_events import (
+    ContactOptOut,
+    ContactOutcome,
+    Customer,
+    OptOutScope,
+    ResponseScored,
+    Segment,
+)
+from nps_followup.adapters import tables
+from nps_followup.adapters.calendars import holidays_for
+from nps_followup.adapters.policy_file import default_policy_text, parse_policy
+from nps_followup.adapters.repository import FollowupRepository
+from nps_followup.domain.cases import Case
+from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause
+from nps_followup.entrypoints.sweeper import Sweeper
+from nps_followup.handlers import (
+    PolicyInForce,
+    close_case,
+    open_cases,
+    record_contact,
+    record_opt_outs,
+    reopen_case,
+    resolve_case,
+    sweep_due_timers,
+)
+from nps_kit.clock import FrozenClock
+from nps_kit.db import SessionFactory, session_factory, unit_of_work
+from tests.integration.kafka_helpers import NOW, a_response
+
+_POLICY = parse_policy(default_policy_text())
+POLICY = PolicyInForce(policy=_POLICY, holidays_for=holidays_for(_POLICY))
+LATER = NOW + timedelta(days=14)  # every deadline of a case opened at NOW has passed
+
+
+def scored(
+    customer: str, score: int = 2, *, attributes: dict[str, str] | None = None
+) -> ResponseScored:
+    response = a_response(customer_id=customer, score=score)
+    segment = (
+        Segment.DETRACTOR if score <= 6 else Segment.PASSIVE if score <= 8 else Segment.PROMOTER
+    )
+    return ResponseScored(
+        response_id=response.response_id,
+        source=response.source,
+        survey_id=response.survey_id,
+        customer=Customer(
+            id=customer,
+            email=f"{customer}@example.com",
+            name="Ada",
+            attributes=attributes or {},
+        ),
+        score=score,
+        segment=segment,
+        comment=response.comment,
+        responded_at=NOW,
+        scored_at=NOW,
+        received_event_id=response.event_id(),
+    )
+
+
+async def open_for(
+    sessions: SessionFactory, *responses: ResponseScored, now: datetime = NOW
+) -> list[Case]:
+    async with unit_of_work(sessions) as session:
+        return await open_cases(
+            FollowupRepository(session), list(responses), now=now, policy=POLICY
+        )
+
+
+async def case(sessions: SessionFactory, case_id: uuid.UUID) -> Case:
+    async with sessions() as session:
+        found = await FollowupRepository(session).get_case(case_id)
+    assert found is not None
+    return found
+
+
+async def published(sessions: SessionFactory, case_ids: set[uuid.UUID]) -> list[str]:
+    """The ce_types queued in the outbox for these cases, in order."""
+    async with sessions() as session:
+        rows = (await session.execute(select(tables.outbox).order_by(tables.outbox.c.id))).all()
+    found = []
+    for row in rows:
+        data = json.loads(row.value)
+        if uuid.UUID(data.get("case_id", str(uuid.UUID(int=0)))) in case_ids:
+            headers = dict(json.loads(row.headers))
+            found.append(headers["ce_type"].removeprefix("io.npsloop.").removesuffix(".v1"))
+    return found
+
+
+@pytest.fixture
+async def second_sessions(database_url: str) -> AsyncIterator[SessionFactory]:
+    """Another process's connection pool: a second replica."""
+    engine = create_async_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+def sweeper(sessions: SessionFactory, *, at: datetime, batch: int) -> Sweeper:
+    return Sweeper(
+        sessions=sessions,
+        relay=None,
+        clock=FrozenClock(at),
+        policy=POLICY,
+        interval=0.01,
+        batch_size=batch,
+    )
+
+
+async def drain(one: Sweeper) -> int:
+    total = 0
+    while fired := await one.sweep_once():
+        total += fired
+    return total
+
+
+async def timer_states(sessions: SessionFactory, case_ids: set[uuid.UUID]) -> Counter[str]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(tables.timers.c.state).where(tables.timers.c.case_id.in_(case_ids))
+        )
+    return Counter(row.state for row in rows)
+
+
+async def test_two_sweepers_together_fire_each_timer_once(
+    sessions: SessionFactory, second_sessions: SessionFactory
+) -> None:
+    cases = await open_for(sessions, *(scored(f"two-{i}") for i in range(60)))
+    ids = {c.case_id for c in cases}
+    # Opening requested the acknowledgement and the ticket at once; the ladder is pending.
+    assert await timer_states(sessions, ids) == Counter(fired=120, pending=180)
+
+    fired = await asyncio.gather(
+        drain(sweeper(sessions, at=LATER, batch=7)),
+        drain(sweeper(second_sessions, at=LATER, batch=7)),
+    )
+
+    assert sum(fired) == 180
+    assert all(fired), f"both replicas should have fired some: {fired}"
+    assert await timer_states(sessions, ids) == Counter(fired=300)
+    events = Counter(await published(sessions, ids))
+    assert events["case.reminded"] == 60
+    assert events["case.escalated"] == 120  # level 1 and level 2, once each
+    assert events["action.notify-staff"] == 180
+    assert events["action.raise-ticket-priority"] == 120
+
+
+async def test_a_sweeper_crashing_mid_sweep_loses_no_timer(
+    sessions: SessionFactory, second_sessions: SessionFactory
+) -> None:
+    cases = await open_for(sessions, *(scored(f"crash-{i}") for i in range(20)))
+    ids = {c.case_id for c in cases}
+    first = sweeper(sessions, at=LATER, batch=10)
+    assert await first.sweep_once() == 10
+
+    class CrashError(Exception):
+        pass
+
+    async def crash_mid_sweep() -> None:
+        async with unit_of_work(sessions) as session:
+            assert await sweep_due_timers(
+                FollowupRepository(session), now=LATER, policy=POLICY, limit=10
+            )
+            raise CrashError
+
+    # The process dies in the middle of a sweep: its transaction never commits.
+    with pytest.raises(CrashError):
+        await crash_mid_sweep()
+
+    # A restarted replica (a new connection pool) takes over where the first left off.
+    assert await drain(sweeper(second_sessions, at=LATER, batch=10)) == 50
+    assert await timer_states(sessions, ids) == Counter(fired=100)
+    events = Counter(await published(sessions, ids))
+    assert events["case.reminded"] == 20
+    assert events["case.escalated"] == 40
+
+
+async def test_the_ladder_climbs_in_order_and_stops_at_first_contact(
+    sessions: SessionFactory,
+) -> None:
+    [climbing, contacted] = await open_for(sessions, scored("ladder-1"), scored("ladder-2"))
+    assert climbing.due_at is not None
+    assert climbing.remind_at is not None
+    assert climbing.second_level_at is not None
+    async with unit_of_work(sessions) as session:
+        await record_contact(
+            FollowupRepository(session),
+            contacted.case_id,
+            channel="phone",
+            outcome=ContactOutcome.REACHED,
+            note=None,
+            actor="alex@example.com",
+            now=NOW + timedelta(hours=1),
+        )
+    steps = [
+        (climbing.remind_at, "reminded"),
+        (climbing.due_at, "escalated_1"),
+        (climbing.second_level_at, "escalated_2"),
+    ]
+    for at, kind in steps:
+        await drain(sweeper(sessions, at=at - timedelta(seconds=1), batch=50))
+        assert (await case(sessions, climbing.case_id)).timeline[-1].kind != kind
+        await drain(sweeper(sessions, at=at, batch=50))
+        assert (await case(sessions, climbing.case_id)).timeline[-1].kind == kind
+    worked = await case(sessions, climbing.case_id)
+    assert worked.escalation_level == 2
+    staff = [a for a in worked.actions if a.channel == "staff"]
+    assert [a.template for a in staff] == ["case_reminder", "case_escalation", "case_escalation"]
+    assert await published(sessions, {contacted.case_id}) == [
+        "case.opened",
+        "case.assigned",
+        "action.send-email",
+        "action.create-ticket",
+        "case.contact-recorded",
+    ]
+    assert await timer_states(sessions, {contacted.case_id}) == Counter(fired=2, cancelled=3)
+
+
+async def test_a_detractor_is_walked_through_the_whole_lifecycle(
+    sessions: SessionFactory,
+) -> None:
+    [opened] = await open_for(sessions, scored("life-1", attributes={"account_owner": "kim@x.io"}))
+    assert opened.owner == "kim@x.io"
+    at = NOW + timedelta(hours=3)
+
+    async def step(action: str) -> Case:
+        async with unit_of_work(sessions) as session:
+            repo = FollowupRepository(session)
+            if action == "no_answer":
+                return await record_contact(
+                    repo,
+                    opened.case_id,
+                    channel="phone",
+                    outcome=ContactOutcome.NO_ANSWER,
+                    note="voicemail full",
+                    actor="kim",
+                    now=at,
+                )
+            if action == "reached":
+                return await record_contact(
+                    repo,
+                    opened.case_id,
+                    channel="phone",
+                    outcome=ContactOutcome.REACHED,
+                    note="agreed a fix",
+                    actor="kim",
+                    now=at,
+                )
+            if action == "resolve":
+                return await resolve_case(
+                    repo,
+                    opened.case_id,
+                    root_cause="support_experience",
+                    note=None,
+                    actor="kim",
+                    now=at,
+                    policy=POLICY,
+                )
+            if action == "close":
+                return await close_case(repo, opened.case_id, actor="kim", now=at)
+            return await reopen_case(repo, opened.case_id, reason="came back", actor="kim", now=at)
+
+    assert (await step("no_answer")).status.value == "open"
+    reached = await step("reached")
+    assert (reached.status.value, reached.first_contact_at) == ("contacted", at)
+    assert (await step("resolve")).root_cause == "support_experience"
+    assert (await step("close")).status.value == "closed"
+    with pytest.raises(LifecycleError, match="cannot close a case that is closed"):
+        await step("close")
+    assert (await step("reopen")).status.value == "contacted"
+    with pytest.raises(UnknownRootCause, match="not in the policy's taxonomy"):
+        async with unit_of_work(sessions) as session:
+            await resolve_case(
+                FollowupRepository(session),
+                opened.case_id,
+                root_cause="aliens",
+                note=None,
+                actor=None,
+                now=at,
+                policy=POLICY,
+            )
+    final = await case(sessions, opened.case_id)
+    assert [e.kind for e in final.timeline] == [
+        "opened",
+        "assigned",
+        "contact",
+        "contact",
+        "resolved",
+        "closed",
+        "reopened",
+    ]
+    assert final.timeline[3].details["within_sla"] is True
+    assert (await published(sessions, {opened.case_id}))[4:] == [
+        "case.contact-recorded",
+        "case.contact-recorded",
+        "case.resolved",
+        "case.closed",
+        "case.reopened",
+    ]
+
+
+async def test_a_new_response_joins_the_open_case_and_a_later_one_records_recovery(
+    sessions: SessionFactory,
+) -> None:
+    [first] = await open_for(sessions, scored("join-1", 3))
+    again = await open_for(sessions, scored("join-1", 5), now=NOW + timedelta(hours=2))
+    assert again == []
+    joined = await case(sessions, first.case_id)
+    assert (joined.latest_score, joined.recovered) == (5, False)
+    async with unit_of_work(sessions) as session:
+        repo = FollowupRepository(session)
+        for do in ("reach", "resolve", "close"):
+            if do == "reach":
+                await record_contact(
+                    repo,
+                    first.case_id,
+                    channel="phone",
+                    outcome=ContactOutcome.REACHED,
+                    note=None,
+                    actor=None,
+                    now=NOW,
+                )
+            elif do == "resolve":
+                await resolve_case(
+                    repo,
+                    first.case_id,
+                    root_cause="other",
+                    note=None,
+                    actor=None,
+                    now=NOW,
+                    policy=POLICY,
+                )
+            else:
+                await close_case(repo, first.case_id, actor=None, now=NOW)
+    # A quarter later the customer scores 9: the old case records a recovered customer, and
+    # the promoter gets a thank-you of their own.
+    [thanks] = await open_for(sessions, scored("join-1", 9), now=NOW + timedelta(days=90))
+    recovered = await case(sessions, first.case_id)
+    assert (recovered.latest_score, recovered.recovered) == (9, True)
+    assert [e.kind for e in recovered.timeline].count("response_attached") == 2
+    assert thanks.status.value == "automated"
+
+
+async def test_contact_rules_skip_messages_and_say_why(sessions: SessionFactory) -> None:
+    # An opted-out promoter and a passive messaged two days ago.
+    async with unit_of_work(sessions) as session:
+        await record_opt_outs(
+            FollowupRepository(session),
+            [
+                ContactOptOut(
+                    source="test",
+                    customer_id="rules-optout",
+                    scope=OptOutScope.EMAIL,
+                    provider_event_id="u-1",
+                    occurred_at=NOW,
+                )
+            ],
+            now=NOW,
+        )
+        await FollowupRepository(session).set_last_message("rules-capped", NOW)
+    opted_out, capped, free = await open_for(
+        sessions,
+        scored("rules-optout", 10),
+        scored("rules-capped", 8),
+        scored("rules-free", 8),
+        now=NOW + timedelta(days=2),
+    )
+    await drain(sweeper(sessions, at=NOW + timedelta(days=5), batch=50))
+    outcomes = {}
+    for c in (opted_out, capped, free):
+        [action] = (await case(sessions, c.case_id)).actions
+        outcomes[c.customer_id] = (action.state.value, action.reason)
+    assert outcomes["rules-free"] == ("planned", None)
+    assert outcomes["rules-optout"][0] == "skipped"
+    assert "do-not-contact list (email)" in str(outcomes["rules-optout"][1])
+    assert outcomes["rules-capped"][0] == "skipped"
+    assert "frequency cap" in str(outcomes["rules-capped"][1])
+
+
+async def test_the_hand_written_migrations_build_exactly_the_tables_the_code_uses(
+    second_sessions: SessionFactory,
+) -> None:
+    from alembic.autogenerate import compare_metadata  # noqa: PLC0415
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
+    def differences(connection: Any) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_schemas": True,
+                "include_name": lambda name, kind, _parent: (
+                    name == "followup" if kind == "schema" else name != "alembic_version"
+                ),
+            },
+        )
+        return list(compare_metadata(context, tables.metadata))
+
+    async with second_sessions() as session:
+        connection = await session.connection()
+        assert await connection.run_sync(differences) == []
