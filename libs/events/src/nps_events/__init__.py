@@ -19,6 +19,7 @@ from nps_events.models import (
     ResponseScored,
     Segment,
     SendEmail,
+    Transition,
 )
 from nps_events.topics import Topic, dlq
 
@@ -39,6 +40,7 @@ __all__ = [
     "Segment",
     "SendEmail",
     "Topic",
+    "Transition",
     "decode",
     "dlq",
     "encode",

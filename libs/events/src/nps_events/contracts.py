@@ -51,6 +51,7 @@ from nps_events.models import (
     ResponseScored,
     Segment,
     SendEmail,
+    Transition,
 )
 from nps_events.topics import Topic, dlq
 
@@ -205,6 +206,10 @@ def example_events() -> list[Event]:
             responded_at=EXAMPLE_TIME,
             scored_at=EXAMPLE_TIME,
             received_event_id=received.event_id(),
+            previous_score=9,
+            previous_segment=Segment.PROMOTER,
+            transition=Transition.CHURN_RISK,
+            themes=["support"],
         ),
         CaseOpened(
             case_id=_EXAMPLE_CASE_ID,

@@ -1,11 +1,14 @@
 """Scoring's use cases. Each runs inside the caller's unit of work."""
 
+import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from nps_events import Event, ResponseReceived, ResponseScored
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.domain.segments import net_promoter_score, segment_of
+from nps_scoring.domain.transitions import PastResponse, previous_response, transition_between
 
 CONSUMER = "scoring"
 
@@ -15,14 +18,37 @@ async def score_responses(
 ) -> list[ResponseScored]:
     """Segment and store each response event not seen before; queue a `ResponseScored` for
     each. A later event for a known response is an update: it replaces the stored version and
-    its `ResponseScored` carries the next revision."""
+    its `ResponseScored` carries the next revision.
+
+    Each is compared with the same customer's previous response (stored, or earlier in this
+    batch) for its transition."""
     fresh = await repo.claim(CONSUMER, (str(r.event_id()) for r in responses))
-    scored: list[ResponseScored] = []
+    todo: list[ResponseReceived] = []
     for response in responses:
+        fresh_id = str(response.event_id())
+        if fresh_id in fresh:
+            fresh.discard(fresh_id)  # the same event twice in one batch counts once
+            todo.append(response)
+    stored_before = await repo.latest_before(
+        [(r.customer.id, r.response_id, r.responded_at) for r in todo]
+    )
+    # Responses of this batch, by customer, as later ones in the batch must see them.
+    in_batch: dict[str, dict[uuid.UUID, PastResponse]] = defaultdict(dict)
+    scored: list[ResponseScored] = []
+    for position, response in enumerate(todo):
         event_id = response.event_id()
-        if str(event_id) not in fresh:
-            continue
-        fresh.discard(str(event_id))  # the same event twice in one batch counts once
+        known = in_batch[response.customer.id]
+        history = dict(known)
+        if (stored := stored_before.get(position)) is not None:
+            history.setdefault(stored.response_id, stored)
+        previous = previous_response(
+            history.values(), response_id=response.response_id, responded_at=response.responded_at
+        )
+        previous_segment = None if previous is None else segment_of(previous.score)
+        segment = segment_of(response.score)
+        known[response.response_id] = PastResponse(
+            response.response_id, response.responded_at, response.score
+        )
         scored.append(
             ResponseScored(
                 response_id=response.response_id,
@@ -30,11 +56,14 @@ async def score_responses(
                 survey_id=response.survey_id,
                 customer=response.customer,
                 score=response.score,
-                segment=segment_of(response.score),
+                segment=segment,
                 comment=response.comment,
                 responded_at=response.responded_at,
                 scored_at=now,
                 received_event_id=event_id,
+                previous_score=None if previous is None else previous.score,
+                previous_segment=previous_segment,
+                transition=transition_between(previous_segment, segment),
             )
         )
     if not scored:

@@ -5,13 +5,14 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Event, ResponseScored
 from nps_kit import inbox, outbox
 from nps_scoring.adapters import tables
+from nps_scoring.domain.transitions import PastResponse
 
 SOURCE = "/scoring"
 
@@ -23,6 +24,42 @@ class ScoringRepository:
     async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
         """Event ids not processed before by `consumer`, now marked processed."""
         return await inbox.claim(self.session, tables.inbox, consumer, event_ids)
+
+    async def latest_before(
+        self, keys: list[tuple[str, uuid.UUID, datetime]]
+    ) -> dict[int, PastResponse]:
+        """For each (customer id, response id, responded at), by position: the customer's stored
+        response answered last before it (another response id), if any."""
+        if not keys:
+            return {}
+        query = text(
+            """
+            SELECT k.i, r.response_id, r.responded_at, r.score
+            FROM unnest(CAST(:i AS int[]), CAST(:customer AS text[]), CAST(:rid AS uuid[]),
+                        CAST(:at AS timestamptz[])) AS k(i, customer_id, response_id, responded_at)
+            CROSS JOIN LATERAL (
+                SELECT r.response_id, r.responded_at, r.score
+                FROM scoring.responses AS r
+                WHERE r.customer_id = k.customer_id
+                  AND r.responded_at <= k.responded_at
+                  AND r.response_id <> k.response_id
+                  AND (r.responded_at, r.response_id::text)
+                      < (k.responded_at, k.response_id::text)
+                ORDER BY r.responded_at DESC, r.response_id::text DESC
+                LIMIT 1
+            ) AS r
+            """
+        )
+        rows = await self.session.execute(
+            query,
+            {
+                "i": list(range(len(keys))),
+                "customer": [k[0] for k in keys],
+                "rid": [k[1] for k in keys],
+                "at": [k[2] for k in keys],
+            },
+        )
+        return {row.i: PastResponse(row.response_id, row.responded_at, row.score) for row in rows}
 
     async def upsert_responses(self, scored: list[ResponseScored]) -> dict[int, int]:
         """Store each scored response, replacing the stored version of one already known.
@@ -50,6 +87,11 @@ class ScoringRepository:
                         "comment": s.comment,
                         "responded_at": s.responded_at,
                         "scored_at": s.scored_at,
+                        "previous_score": s.previous_score,
+                        "previous_segment": s.previous_segment and s.previous_segment.value,
+                        "transition": s.transition and s.transition.value,
+                        "themes": s.themes,
+                        "attributes": s.customer.attributes,
                     }
                     for _, s in round_
                 ]
@@ -62,6 +104,13 @@ class ScoringRepository:
                     "comment": insert_.excluded.comment,
                     "responded_at": insert_.excluded.responded_at,
                     "scored_at": insert_.excluded.scored_at,
+                    "source": insert_.excluded.source,
+                    "survey_id": insert_.excluded.survey_id,
+                    "previous_score": insert_.excluded.previous_score,
+                    "previous_segment": insert_.excluded.previous_segment,
+                    "transition": insert_.excluded.transition,
+                    "themes": insert_.excluded.themes,
+                    "attributes": insert_.excluded.attributes,
                     "revision": tables.responses.c.revision + 1,
                 },
             ).returning(tables.responses.c.response_id, tables.responses.c.revision)
