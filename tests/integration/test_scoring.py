@@ -6,7 +6,11 @@ from datetime import UTC, datetime, timedelta
 from nps_events import Customer, ResponseReceived, ResponseScored, Transition
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_scoring.adapters.repository import ScoringRepository
+from nps_scoring.adapters.taxonomy import load_taxonomy
+from nps_scoring.domain.themes import KeywordThemeClassifier
 from nps_scoring.handlers import score_responses
+
+THEMES = KeywordThemeClassifier(load_taxonomy())
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -37,7 +41,9 @@ def response(
 
 async def score(sessions: SessionFactory, *batch: ResponseReceived) -> list[ResponseScored]:
     async with unit_of_work(sessions) as session:
-        return await score_responses(ScoringRepository(session), list(batch), now=T0)
+        return await score_responses(
+            ScoringRepository(session), list(batch), now=T0, classifier=THEMES
+        )
 
 
 async def test_transition_compares_with_the_customers_previous_response(
@@ -72,3 +78,14 @@ async def test_transition_sees_earlier_responses_of_the_same_batch(
         (Transition.RECOVERED, 3),
         (Transition.DECLINED, 10),
     ]
+
+
+async def test_scored_response_carries_its_comment_themes(sessions: SessionFactory) -> None:
+    c = f"c-{uuid.uuid4().hex[:6]}"
+    scored = await score(
+        sessions,
+        response(c, f"{c}-1", 3, comment="Delivery was late and support never answered"),
+        response(c, f"{c}-2", 9, days=1, comment="Thanks!"),
+        response(c, f"{c}-3", 9, days=2),
+    )
+    assert [s.themes for s in scored] == [["delivery", "support"], [], None]

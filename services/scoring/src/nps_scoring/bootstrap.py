@@ -10,7 +10,9 @@ from nps_kit.http import create_app
 from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
 from nps_scoring.adapters import tables
+from nps_scoring.adapters.taxonomy import load_taxonomy
 from nps_scoring.config import ScoringSettings
+from nps_scoring.domain.themes import KeywordThemeClassifier, ThemeClassifier
 from nps_scoring.entrypoints import api
 from nps_scoring.entrypoints.consumer import responses_handler
 
@@ -25,14 +27,23 @@ class Scoring:
         return self.infra.runtime
 
 
-def build(settings: ScoringSettings, *, clock: Clock | None = None) -> Scoring:
+def build(
+    settings: ScoringSettings,
+    *,
+    clock: Clock | None = None,
+    classifier: ThemeClassifier | None = None,
+) -> Scoring:
     clock = clock or SystemClock()
+    # Loaded before anything connects: a bad taxonomy stops start-up with its line numbers.
+    classifier = classifier or KeywordThemeClassifier(load_taxonomy(settings.themes_file))
     infra = Infrastructure.connect("scoring", kafka=settings.kafka, database=settings.database)
     relay = infra.with_outbox(tables.outbox)
     infra.add_consumer(
         group_id=settings.consumer_group,
         topics=[Topic.RESPONSES.value],
-        handler=responses_handler(sessions=infra.sessions, relay=relay, clock=clock),
+        handler=responses_handler(
+            sessions=infra.sessions, relay=relay, clock=clock, classifier=classifier
+        ),
     )
     app = create_app(
         title="npsloop scoring",

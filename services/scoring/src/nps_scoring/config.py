@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,6 +14,10 @@ class ScoringSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8002, ge=1, le=65535)
     consumer_group: str = "npsloop-scoring"
+    themes_file: Path | None = Field(
+        default=None,
+        description="YAML theme taxonomy; unset: the one shipped with scoring (themes.yaml).",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)

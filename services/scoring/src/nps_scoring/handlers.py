@@ -8,20 +8,25 @@ from datetime import datetime
 from nps_events import Event, ResponseReceived, ResponseScored
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.domain.segments import net_promoter_score, segment_of
+from nps_scoring.domain.themes import ThemeClassifier
 from nps_scoring.domain.transitions import PastResponse, previous_response, transition_between
 
 CONSUMER = "scoring"
 
 
 async def score_responses(
-    repo: ScoringRepository, responses: list[ResponseReceived], *, now: datetime
+    repo: ScoringRepository,
+    responses: list[ResponseReceived],
+    *,
+    now: datetime,
+    classifier: ThemeClassifier,
 ) -> list[ResponseScored]:
     """Segment and store each response event not seen before; queue a `ResponseScored` for
     each. A later event for a known response is an update: it replaces the stored version and
     its `ResponseScored` carries the next revision.
 
     Each is compared with the same customer's previous response (stored, or earlier in this
-    batch) for its transition."""
+    batch) for its transition, and its comment is given its themes."""
     fresh = await repo.claim(CONSUMER, (str(r.event_id()) for r in responses))
     todo: list[ResponseReceived] = []
     for response in responses:
@@ -64,6 +69,7 @@ async def score_responses(
                 previous_score=None if previous is None else previous.score,
                 previous_segment=previous_segment,
                 transition=transition_between(previous_segment, segment),
+                themes=themes_of(response, classifier),
             )
         )
     if not scored:
@@ -73,6 +79,15 @@ async def score_responses(
     events: list[Event] = list(scored)
     await repo.publish_later(events, now=now)
     return scored
+
+
+def themes_of(response: ResponseReceived, classifier: ThemeClassifier) -> list[str] | None:
+    """None when there is no comment (nothing to classify), else its themes ([] if none)."""
+    if response.comment is None or not response.comment.strip():
+        return None
+    return classifier.themes_of(
+        response.comment, source=response.source, locale=response.customer.locale
+    )
 
 
 @dataclass(frozen=True)
