@@ -35,14 +35,19 @@ def build(
 ) -> Scoring:
     clock = clock or SystemClock()
     # Loaded before anything connects: a bad taxonomy stops start-up with its line numbers.
-    classifier = classifier or KeywordThemeClassifier(load_taxonomy(settings.themes_file))
+    taxonomy = load_taxonomy(settings.themes_file)
+    classifier = classifier or KeywordThemeClassifier(taxonomy)
     infra = Infrastructure.connect("scoring", kafka=settings.kafka, database=settings.database)
     relay = infra.with_outbox(tables.outbox)
     infra.add_consumer(
         group_id=settings.consumer_group,
         topics=[Topic.RESPONSES.value],
         handler=responses_handler(
-            sessions=infra.sessions, relay=relay, clock=clock, classifier=classifier
+            sessions=infra.sessions,
+            relay=relay,
+            clock=clock,
+            classifier=classifier,
+            timezone=settings.timezone,
         ),
     )
     app = create_app(
@@ -52,5 +57,8 @@ def build(
         readiness={"database": infra.check_database, "consumer": infra.check_consumers},
         lifespan=infra.lifespan(),
     )
-    app.include_router(api.router(sessions=infra.sessions))
+    labels = {theme.id: theme.label for theme in taxonomy.themes}
+    app.include_router(
+        api.router(sessions=infra.sessions, timezone=settings.figures_timezone, labels=labels)
+    )
     return Scoring(app=app, infra=infra)

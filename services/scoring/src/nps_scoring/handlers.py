@@ -2,16 +2,30 @@
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from nps_events import Event, ResponseReceived, ResponseScored
 from nps_scoring.adapters.repository import ScoringRepository
-from nps_scoring.domain.segments import net_promoter_score, segment_of
-from nps_scoring.domain.themes import ThemeClassifier
+from nps_scoring.domain.figures import (
+    Comparison,
+    Counted,
+    Counts,
+    Dimension,
+    Grain,
+    compare,
+    count,
+    new_deltas,
+    period_start,
+)
+from nps_scoring.domain.segments import segment_of
+from nps_scoring.domain.themes import NO_COMMENT, ThemeClassifier
 from nps_scoring.domain.transitions import PastResponse, previous_response, transition_between
 
 CONSUMER = "scoring"
+UTC_ZONE = ZoneInfo("UTC")
 
 
 async def score_responses(
@@ -20,13 +34,17 @@ async def score_responses(
     *,
     now: datetime,
     classifier: ThemeClassifier,
+    timezone: ZoneInfo = UTC_ZONE,
 ) -> list[ResponseScored]:
     """Segment and store each response event not seen before; queue a `ResponseScored` for
     each. A later event for a known response is an update: it replaces the stored version and
     its `ResponseScored` carries the next revision.
 
     Each is compared with the same customer's previous response (stored, or earlier in this
-    batch) for its transition, and its comment is given its themes."""
+    batch) for its transition, and its comment is given its themes. The figures move in the
+    same transaction: an update leaves the buckets of the stored version for those of the new
+    one, so a response always counts once, in its latest version (`timezone` decides the day
+    it falls on)."""
     fresh = await repo.claim(CONSUMER, (str(r.event_id()) for r in responses))
     todo: list[ResponseReceived] = []
     for response in responses:
@@ -74,6 +92,15 @@ async def score_responses(
         )
     if not scored:
         return []
+    # Figures: each response counts in the buckets of its latest version only.
+    versions: dict[uuid.UUID, Counted] = await repo.stored_versions(s.response_id for s in scored)
+    deltas = new_deltas()
+    for s in scored:
+        if (old := versions.get(s.response_id)) is not None:
+            count(deltas, old, timezone, sign=-1)
+        versions[s.response_id] = counted_version(s)
+        count(deltas, versions[s.response_id], timezone)
+    await repo.apply_deltas(deltas)
     revisions = await repo.upsert_responses(scored)
     scored = [s.model_copy(update={"revision": revisions[i]}) for i, s in enumerate(scored)]
     events: list[Event] = list(scored)
@@ -83,30 +110,257 @@ async def score_responses(
 
 def themes_of(response: ResponseReceived, classifier: ThemeClassifier) -> list[str] | None:
     """None when there is no comment (nothing to classify), else its themes ([] if none)."""
-    if response.comment is None or not response.comment.strip():
+    return _themes(response.comment, response.source, response.customer.locale, classifier)
+
+
+def _themes(
+    comment: str | None, source: str, locale: str | None, classifier: ThemeClassifier
+) -> list[str] | None:
+    if comment is None or not comment.strip():
         return None
-    return classifier.themes_of(
-        response.comment, source=response.source, locale=response.customer.locale
+    return classifier.themes_of(comment, source=source, locale=locale)
+
+
+def counted_version(scored: ResponseScored) -> Counted:
+    return Counted(
+        segment=scored.segment,
+        responded_at=scored.responded_at,
+        source=scored.source,
+        survey_id=scored.survey_id,
+        themes=None if scored.themes is None else tuple(scored.themes),
+        attributes=scored.customer.attributes,
     )
+
+
+async def rebuild_figures(
+    repo: ScoringRepository, *, timezone: ZoneInfo, classifier: ThemeClassifier | None = None
+) -> int:
+    """Recompute every figure from the stored responses (after a change of time zone, or
+    when figures must be checked); with a `classifier`, find every comment's themes again
+    first (after a change of taxonomy). Returns how many responses were counted. The result is
+    the same as scoring every response's latest version from an empty database."""
+    await repo.clear_figures()
+    counted = 0
+    async for chunk in repo.stream_responses():
+        deltas = new_deltas()
+        themes: dict[uuid.UUID, list[str] | None] = {}
+        for stored in chunk:
+            version = stored.counted
+            if classifier is not None:
+                found = _themes(stored.comment, stored.counted.source, stored.locale, classifier)
+                themes[stored.response_id] = found
+                version = replace(version, themes=None if found is None else tuple(found))
+            count(deltas, version, timezone)
+        await repo.set_themes(themes)
+        await repo.apply_deltas(deltas)
+        counted += len(chunk)
+    return counted
+
+
+class UnsupportedQueryError(ValueError):
+    """A question the figures cannot answer (e.g. a filter on one dimension grouped by
+    another)."""
 
 
 @dataclass(frozen=True)
-class NpsSummary:
-    responses: int
-    promoters: int
-    passives: int
-    detractors: int
-    nps: float | None
+class Slice:
+    """Counts of one period (None: the whole range) and one group (None: not grouped)."""
+
+    period_start: date | None
+    group: str | None
+    counts: Counts
 
 
-async def nps_summary(repo: ScoringRepository, *, survey_id: str | None = None) -> NpsSummary:
-    """Counts per segment and the NPS over every scored response (optionally one survey)."""
-    counts = await repo.segment_counts(survey_id=survey_id)
-    promoters, passives, detractors = counts["promoter"], counts["passive"], counts["detractor"]
-    return NpsSummary(
-        responses=promoters + passives + detractors,
-        promoters=promoters,
-        passives=passives,
-        detractors=detractors,
-        nps=net_promoter_score(promoters, passives, detractors),
+@dataclass(frozen=True)
+class NpsFigures:
+    total: Counts
+    series: list[Slice]
+    groups: list[Slice]
+
+
+def _summed(rows: list[tuple[date | None, str, Counts]]) -> Counts:
+    return sum((counts for _, _, counts in rows), Counts())
+
+
+def _selection(filter_: tuple[str, str] | None) -> tuple[str, str]:
+    return filter_ if filter_ is not None else (Dimension.ALL.value, "")
+
+
+def single_filter(filters: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+    """The one (dimension, value) filter of a question, if any."""
+    if len(filters) > 1:
+        named = ", ".join(dimension for dimension, _ in filters)
+        raise UnsupportedQueryError(
+            f"figures are kept per single dimension: filter on one of {named}, not several"
+        )
+    return filters[0] if filters else None
+
+
+async def nps_figures(
+    repo: ScoringRepository,
+    *,
+    grain: Grain,
+    start: date | None,
+    end: date | None,
+    filter_: tuple[str, str] | None = None,
+    group_by: str | None = None,
+) -> NpsFigures:
+    """NPS counts in [start, end]: the total (exactly the days in the range), per group, and
+    per period of `grain` (every period that overlaps the range, whole)."""
+    if filter_ is not None and group_by is not None and filter_[0] != group_by:
+        raise UnsupportedQueryError(
+            f"figures are kept per single dimension: filter on {filter_[0]} or group by "
+            f"{group_by}, not both"
+        )
+    dimension, selected = _selection(filter_)
+    value: str | None = selected
+    total = _summed(
+        await repo.figures(
+            grain=Grain.DAY.value,
+            dimension=dimension,
+            value=value,
+            start=start,
+            end=end,
+            by_period=False,
+        )
     )
+    groups: list[Slice] = []
+    if group_by is not None:
+        # Grouped: every value of the dimension, or the one the filter names.
+        dimension, value = group_by, None if filter_ is None else filter_[1]
+        rows = await repo.figures(
+            grain=Grain.DAY.value,
+            dimension=dimension,
+            value=value,
+            start=start,
+            end=end,
+            by_period=False,
+        )
+        groups = [Slice(None, group, counts) for _, group, counts in rows]
+    rows = await repo.figures(
+        grain=grain.value,
+        dimension=dimension,
+        value=value,
+        start=None if start is None else period_start(start, grain),
+        end=end,
+        by_period=True,
+    )
+    series = [
+        Slice(period, group if group_by is not None else None, counts)
+        for period, group, counts in rows
+    ]
+    return NpsFigures(total=total, series=series, groups=groups)
+
+
+@dataclass(frozen=True)
+class PeriodComparison:
+    a: Counts
+    b: Counts
+    comparison: Comparison
+
+
+async def compare_periods(
+    repo: ScoringRepository,
+    *,
+    a: tuple[date, date],
+    b: tuple[date, date],
+    filter_: tuple[str, str] | None = None,
+) -> PeriodComparison:
+    """NPS in period a and in period b (day ranges, inclusive) and the test of b − a."""
+    dimension, value = _selection(filter_)
+    counts: list[Counts] = []
+    for start, end in (a, b):
+        rows = await repo.figures(
+            grain=Grain.DAY.value,
+            dimension=dimension,
+            value=value,
+            start=start,
+            end=end,
+            by_period=False,
+        )
+        counts.append(_summed(rows))
+    return PeriodComparison(counts[0], counts[1], compare(counts[0], counts[1]))
+
+
+@dataclass(frozen=True)
+class ThemePeriod:
+    period_start: date
+    mentions: Counts
+    commented: Counts
+
+
+@dataclass(frozen=True)
+class ThemeFigures:
+    theme: str
+    mentions: Counts
+    trend: list[ThemePeriod]
+
+
+@dataclass(frozen=True)
+class ThemesOverview:
+    commented: Counts
+    themes: list[ThemeFigures]
+
+
+async def theme_figures(
+    repo: ScoringRepository, *, grain: Grain, start: date | None, end: date | None
+) -> ThemesOverview:
+    """Per theme (and `unmatched`): the responses mentioning it, per segment, in [start, end]
+    and per period of `grain`, beside the responses with a comment in the same span (the
+    denominator of a theme's share)."""
+
+    async def sums(
+        dimension: str, value: str | None, *, g: Grain, by_period: bool, since: date | None
+    ) -> list[tuple[date | None, str, Counts]]:
+        return await repo.figures(
+            grain=g.value,
+            dimension=dimension,
+            value=value,
+            start=since,
+            end=end,
+            by_period=by_period,
+        )
+
+    def commented_of(
+        rows_all: list[tuple[date | None, str, Counts]],
+        rows_none: list[tuple[date | None, str, Counts]],
+    ) -> dict[date | None, Counts]:
+        without = {p: c for p, _, c in rows_none}
+        return {
+            p: Counts(
+                c.promoters - without.get(p, Counts()).promoters,
+                c.passives - without.get(p, Counts()).passives,
+                c.detractors - without.get(p, Counts()).detractors,
+            )
+            for p, _, c in rows_all
+        }
+
+    total_commented = commented_of(
+        await sums(Dimension.ALL.value, "", g=Grain.DAY, by_period=False, since=start),
+        await sums(Dimension.THEME.value, NO_COMMENT, g=Grain.DAY, by_period=False, since=start),
+    ).get(None, Counts())
+    since = None if start is None else period_start(start, grain)
+    per_period_commented = commented_of(
+        await sums(Dimension.ALL.value, "", g=grain, by_period=True, since=since),
+        await sums(Dimension.THEME.value, NO_COMMENT, g=grain, by_period=True, since=since),
+    )
+    totals = {
+        theme: counts
+        for _, theme, counts in await sums(
+            Dimension.THEME.value, None, g=Grain.DAY, by_period=False, since=start
+        )
+        if theme != NO_COMMENT
+    }
+    trends: dict[str, list[ThemePeriod]] = defaultdict(list)
+    for period, theme, counts in await sums(
+        Dimension.THEME.value, None, g=grain, by_period=True, since=since
+    ):
+        if theme != NO_COMMENT and period is not None:
+            trends[theme].append(
+                ThemePeriod(period, counts, per_period_commented.get(period, Counts()))
+            )
+    themes = [
+        ThemeFigures(theme, counts, trends.get(theme, []))
+        for theme, counts in sorted(totals.items(), key=lambda t: (-t[1].responses, t[0]))
+    ]
+    return ThemesOverview(commented=total_commented, themes=themes)

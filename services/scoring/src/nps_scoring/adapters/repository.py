@@ -1,20 +1,69 @@
 """Scoring's repository: the SQL behind its use cases, inside one unit of work."""
 
 import uuid
-from collections import Counter
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nps_events import Event, ResponseScored
+from nps_events import Event, ResponseScored, Segment
 from nps_kit import inbox, outbox
 from nps_scoring.adapters import tables
+from nps_scoring.domain.figures import Counted, Counts, Deltas
 from nps_scoring.domain.transitions import PastResponse
 
 SOURCE = "/scoring"
+
+
+_UPSERT_FIGURES = text(
+    """
+    INSERT INTO scoring.figures AS f
+        (grain, dimension, value, period_start, promoters, passives, detractors)
+    SELECT * FROM unnest(
+        CAST(:grain AS text[]), CAST(:dimension AS text[]), CAST(:value AS text[]),
+        CAST(:period_start AS date[]), CAST(:promoters AS bigint[]), CAST(:passives AS bigint[]),
+        CAST(:detractors AS bigint[]))
+    ON CONFLICT (grain, dimension, value, period_start) DO UPDATE SET
+        promoters = f.promoters + excluded.promoters,
+        passives = f.passives + excluded.passives,
+        detractors = f.detractors + excluded.detractors
+    """
+)
+
+_DELETE_EMPTY_FIGURES = text(
+    """
+    DELETE FROM scoring.figures AS f
+    USING unnest(
+        CAST(:grain AS text[]), CAST(:dimension AS text[]), CAST(:value AS text[]),
+        CAST(:period_start AS date[])) AS k(grain, dimension, value, period_start)
+    WHERE (f.grain, f.dimension, f.value, f.period_start)
+          = (k.grain, k.dimension, k.value, k.period_start)
+      AND f.promoters = 0 AND f.passives = 0 AND f.detractors = 0
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    response_id: uuid.UUID
+    comment: str | None
+    locale: str | None
+    counted: Counted
+
+
+def _counted(row: Any) -> Counted:
+    return Counted(
+        segment=Segment(row.segment),
+        responded_at=row.responded_at,
+        source=row.source,
+        survey_id=row.survey_id,
+        themes=None if row.themes is None else tuple(row.themes),
+        attributes=dict(row.attributes or {}),
+    )
 
 
 class ScoringRepository:
@@ -91,6 +140,7 @@ class ScoringRepository:
                         "previous_segment": s.previous_segment and s.previous_segment.value,
                         "transition": s.transition and s.transition.value,
                         "themes": s.themes,
+                        "locale": s.customer.locale,
                         "attributes": s.customer.attributes,
                     }
                     for _, s in round_
@@ -110,6 +160,7 @@ class ScoringRepository:
                     "previous_segment": insert_.excluded.previous_segment,
                     "transition": insert_.excluded.transition,
                     "themes": insert_.excluded.themes,
+                    "locale": insert_.excluded.locale,
                     "attributes": insert_.excluded.attributes,
                     "revision": tables.responses.c.revision + 1,
                 },
@@ -120,13 +171,126 @@ class ScoringRepository:
             pending = later
         return revisions
 
+    async def stored_versions(self, response_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Counted]:
+        """The stored version of each known response, locked until the transaction ends."""
+        ids = list(set(response_ids))
+        if not ids:
+            return {}
+        r = tables.responses.c
+        query = (
+            select(r.response_id, r.segment, r.responded_at, r.source, r.survey_id, r.themes)
+            .add_columns(r.attributes)
+            .where(r.response_id.in_(ids))
+            .with_for_update()
+        )
+        return {row.response_id: _counted(row) for row in await self.session.execute(query)}
+
+    async def apply_deltas(self, deltas: Deltas) -> None:
+        """Add each bucket's change to the figures in one statement; drop buckets left empty.
+        Rows are written in key order, so concurrent batches lock shared buckets in the same
+        order and never deadlock."""
+        changed = sorted((k, v) for k, v in deltas.items() if any(v))
+        if not changed:
+            return
+        columns = {
+            "grain": [k.grain for k, _ in changed],
+            "dimension": [k.dimension for k, _ in changed],
+            "value": [k.value for k, _ in changed],
+            "period_start": [k.period_start for k, _ in changed],
+            "promoters": [v[0] for _, v in changed],
+            "passives": [v[1] for _, v in changed],
+            "detractors": [v[2] for _, v in changed],
+        }
+        await self.session.execute(_UPSERT_FIGURES, columns)
+        if any(min(v) < 0 for _, v in changed):
+            await self.session.execute(_DELETE_EMPTY_FIGURES, columns)
+
+    async def clear_figures(self) -> None:
+        await self.session.execute(tables.figures.delete())
+
+    async def stream_responses(self, *, chunk: int = 5000) -> AsyncIterator[list[StoredResponse]]:
+        """Every stored response, in chunks, in response id order."""
+        r = tables.responses.c
+        after: uuid.UUID | None = None
+        while True:
+            query = (
+                select(
+                    r.response_id,
+                    r.segment,
+                    r.responded_at,
+                    r.source,
+                    r.survey_id,
+                    r.themes,
+                    r.attributes,
+                    r.comment,
+                    r.locale,
+                )
+                .order_by(r.response_id)
+                .limit(chunk)
+            )
+            if after is not None:
+                query = query.where(r.response_id > after)
+            rows = (await self.session.execute(query)).all()
+            if not rows:
+                return
+            yield [
+                StoredResponse(row.response_id, row.comment, row.locale, _counted(row))
+                for row in rows
+            ]
+            after = rows[-1].response_id
+
+    async def set_themes(self, themes: dict[uuid.UUID, list[str] | None]) -> None:
+        if not themes:
+            return
+        r = tables.responses.c
+        stmt = (
+            update(tables.responses)
+            .where(r.response_id == bindparam("rid"))
+            .values(themes=bindparam("new_themes"))
+        )
+        await self.session.execute(
+            stmt, [{"rid": rid, "new_themes": t} for rid, t in themes.items()]
+        )
+
+    async def figures(
+        self,
+        *,
+        grain: str,
+        dimension: str,
+        value: str | None,
+        start: date | None,
+        end: date | None,
+        by_period: bool,
+    ) -> list[tuple[date | None, str, Counts]]:
+        """Counts of `dimension` (one `value`, or every value) in [start, end], per period of
+        `grain` (`by_period`) or summed over the range, as (period start, value, counts)."""
+        f = tables.figures.c
+        period = f.period_start if by_period else None
+        columns = [
+            f.value,
+            func.sum(f.promoters).label("promoters"),
+            func.sum(f.passives).label("passives"),
+            func.sum(f.detractors).label("detractors"),
+        ]
+        query = select(*columns).where(f.grain == grain, f.dimension == dimension)
+        if period is not None:
+            query = query.add_columns(period).group_by(f.value, period).order_by(period, f.value)
+        else:
+            query = query.group_by(f.value).order_by(f.value)
+        if value is not None:
+            query = query.where(f.value == value)
+        if start is not None:
+            query = query.where(f.period_start >= start)
+        if end is not None:
+            query = query.where(f.period_start <= end)
+        return [
+            (
+                row.period_start if by_period else None,
+                row.value,
+                Counts(int(row.promoters), int(row.passives), int(row.detractors)),
+            )
+            for row in await self.session.execute(query)
+        ]
+
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         await outbox.add(self.session, tables.outbox, events, source=SOURCE, now=now)
-
-    async def segment_counts(self, *, survey_id: str | None) -> Counter[str]:
-        query = select(tables.responses.c.segment, func.count()).group_by(
-            tables.responses.c.segment
-        )
-        if survey_id is not None:
-            query = query.where(tables.responses.c.survey_id == survey_id)
-        return Counter(dict((await self.session.execute(query)).tuples().all()))

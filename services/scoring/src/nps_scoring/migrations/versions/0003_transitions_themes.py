@@ -1,4 +1,4 @@
-"""responses: previous response, transition, themes and the customer's attributes
+"""responses: previous response, transition, themes, the customer's locale and attributes
 
 Revision ID: 0003
 Revises: 0002
@@ -23,6 +23,7 @@ def upgrade() -> None:
     op.add_column(
         "responses", sa.Column("themes", postgresql.ARRAY(sa.String(40))), schema="scoring"
     )
+    op.add_column("responses", sa.Column("locale", sa.String(10)), schema="scoring")
     op.add_column(
         "responses",
         sa.Column(
@@ -45,5 +46,12 @@ def downgrade() -> None:
     op.drop_index(
         "ix_scoring_responses_customer_responded", table_name="responses", schema="scoring"
     )
-    for column in ("attributes", "themes", "transition", "previous_segment", "previous_score"):
+    for column in (
+        "attributes",
+        "locale",
+        "themes",
+        "transition",
+        "previous_segment",
+        "previous_score",
+    ):
         op.drop_column("responses", column, schema="scoring")
