@@ -206,6 +206,9 @@ class ScoringRepository:
             await self.session.execute(_DELETE_EMPTY_FIGURES, columns)
 
     async def clear_figures(self) -> None:
+        """Empty the figures for a rebuild. Until the transaction ends, scoring a batch waits:
+        responses cannot change under the rebuild, and two rebuilds do not run at once."""
+        await self.session.execute(text("LOCK TABLE scoring.responses IN SHARE ROW EXCLUSIVE MODE"))
         await self.session.execute(tables.figures.delete())
 
     async def stream_responses(self, *, chunk: int = 5000) -> AsyncIterator[list[StoredResponse]]:
