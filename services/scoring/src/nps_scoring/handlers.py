@@ -141,8 +141,10 @@ async def rebuild_figures(
     the same as scoring every response's latest version from an empty database."""
     await repo.clear_figures()
     counted = 0
+    # Summed in memory and written once: a year of figures is tens of thousands of rows,
+    # while writing them per chunk would upsert each row again for every chunk.
+    deltas = new_deltas()
     async for chunk in repo.stream_responses():
-        deltas = new_deltas()
         themes: dict[uuid.UUID, list[str] | None] = {}
         for stored in chunk:
             version = stored.counted
@@ -152,8 +154,8 @@ async def rebuild_figures(
                 version = replace(version, themes=None if found is None else tuple(found))
             count(deltas, version, timezone)
         await repo.set_themes(themes)
-        await repo.apply_deltas(deltas)
         counted += len(chunk)
+    await repo.apply_deltas(deltas)
     return counted
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from nps_events import Segment
@@ -39,6 +40,9 @@ class Dimension(StrEnum):
     THEME = "theme"
 
 
+_ALL, _SOURCE, _SURVEY, _THEME = (d.value for d in Dimension)
+
+
 def period_start(day: date, grain: Grain) -> date:
     """The first day of the period of `grain` that contains `day` (weeks start on Monday)."""
     if grain is Grain.DAY:
@@ -60,30 +64,34 @@ class Counted:
     attributes: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class BucketKey:
+class BucketKey(NamedTuple):
+    # A tuple, not a dataclass: a year of figures hashes and compares millions of these.
     grain: str
     dimension: str
     value: str
     period_start: date
 
 
+_GRAINS = (Grain.DAY.value, Grain.WEEK.value, Grain.MONTH.value)
+
+
 def buckets_of(response: Counted, tz: ZoneInfo) -> list[BucketKey]:
     day = response.responded_at.astimezone(tz).date()
+    starts = (day, day - timedelta(days=day.weekday()), day.replace(day=1))
     if response.themes is None:
         themes: Iterable[str] = (NO_COMMENT,)
     else:
-        themes = response.themes or (UNMATCHED,)
+        themes = sorted(set(response.themes)) or (UNMATCHED,)
     groups = [
-        (Dimension.ALL.value, ""),
-        (Dimension.SOURCE.value, response.source),
-        (Dimension.SURVEY.value, response.survey_id),
-        *((Dimension.THEME.value, theme) for theme in sorted(set(themes))),
+        (_ALL, ""),
+        (_SOURCE, response.source),
+        (_SURVEY, response.survey_id),
+        *((_THEME, theme) for theme in themes),
         *((f"{ATTRIBUTE_PREFIX}{k}", v) for k, v in sorted(response.attributes.items())),
     ]
     return [
-        BucketKey(grain.value, dimension, value, period_start(day, grain))
-        for grain in Grain
+        BucketKey(grain, dimension, value, start)
+        for grain, start in zip(_GRAINS, starts, strict=True)
         for dimension, value in groups
     ]
 
