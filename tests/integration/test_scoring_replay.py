@@ -219,3 +219,32 @@ async def test_replaying_the_topic_from_the_start_reproduces_the_figures(
         assert (await snapshot(replayed))["figures"] == expected
     finally:
         await publisher.stop()
+
+
+async def test_upgrading_counts_the_responses_scored_before_figures_existed(
+    infra: Infra, fresh_database: Callable[[], Any]
+) -> None:
+    events = event_stream(seed=8, customers=15)
+    reference: SessionFactory = await fresh_database()
+    await process(reference, events, size=20)
+    expected = (await snapshot(reference))["figures"]
+
+    # The same responses, in a database at revision 0003 (no figures table yet).
+    name = f"upgrade_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(infra.database_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    url = make_url(infra.database_url).set(database=name).render_as_string(False)
+    await asyncio.to_thread(upgrade, "nps_scoring", url, "0003")
+    engine = create_async_engine(url)
+    try:
+        columns = [c for c in tables.responses.c if c.name != "revision"]
+        async with reference() as session:
+            rows = (await session.execute(select(*columns))).mappings().all()
+        async with engine.begin() as conn:
+            await conn.execute(tables.responses.insert(), [dict(r) for r in rows])
+        await asyncio.to_thread(upgrade, "nps_scoring", url)
+        assert (await snapshot(session_factory(engine)))["figures"] == expected
+    finally:
+        await engine.dispose()

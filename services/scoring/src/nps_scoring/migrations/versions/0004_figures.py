@@ -28,8 +28,51 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("grain", "dimension", "value", "period_start"),
         schema="scoring",
     )
-    # Responses scored before the figures existed are counted by `nps-scoring
-    # rebuild-figures`, which recomputes the table from scoring.responses.
+    # Count the responses scored before the figures existed, by the rules of
+    # nps_scoring.domain.figures, in UTC (with SCORING_FIGURES_TIMEZONE set to another zone, run
+    # `nps-scoring rebuild-figures`; `--reclassify` also gives their comments themes, which
+    # responses scored before 0003 lack: they count as no_comment until then). Without this,
+    # an update of such a response would take it out of buckets it was never counted in.
+    op.execute(INITIAL_FIGURES)
+
+
+INITIAL_FIGURES = """
+WITH r AS (
+    SELECT segment, (responded_at AT TIME ZONE 'UTC')::date AS day, source, survey_id, themes,
+           attributes
+    FROM scoring.responses
+), g AS (
+    SELECT 'day' AS grain, day AS period_start, r.* FROM r
+    UNION ALL
+    SELECT 'week', day - (extract(isodow FROM day)::int - 1), r.* FROM r
+    UNION ALL
+    SELECT 'month', date_trunc('month', day)::date, r.* FROM r
+), b AS (
+    SELECT grain, period_start, segment, 'all' AS dimension, '' AS value FROM g
+    UNION ALL
+    SELECT grain, period_start, segment, 'source', source FROM g
+    UNION ALL
+    SELECT grain, period_start, segment, 'survey', survey_id FROM g
+    UNION ALL
+    SELECT grain, period_start, segment, 'theme',
+           CASE WHEN themes IS NULL THEN 'no_comment' ELSE 'unmatched' END
+    FROM g WHERE themes IS NULL OR cardinality(themes) = 0
+    UNION ALL
+    SELECT grain, period_start, segment, 'theme', t.theme
+    FROM g, LATERAL (SELECT DISTINCT x FROM unnest(g.themes) AS x) AS t(theme)
+    UNION ALL
+    SELECT grain, period_start, segment, 'attribute:' || a.key, a.value
+    FROM g, jsonb_each_text(attributes) AS a
+)
+INSERT INTO scoring.figures
+    (grain, dimension, value, period_start, promoters, passives, detractors)
+SELECT grain, dimension, value, period_start,
+       count(*) FILTER (WHERE segment = 'promoter'),
+       count(*) FILTER (WHERE segment = 'passive'),
+       count(*) FILTER (WHERE segment = 'detractor')
+FROM b
+GROUP BY grain, dimension, value, period_start
+"""
 
 
 def downgrade() -> None:
