@@ -45,21 +45,22 @@ async def score_responses(
     same transaction: an update leaves the buckets of the stored version for those of the new
     one, so a response always counts once, in its latest version (`timezone` decides the day
     it falls on)."""
-    fresh = await repo.claim(CONSUMER, (str(r.event_id()) for r in responses))
+    ids = [r.event_id() for r in responses]  # ~90 µs each: a JSON dump and a UUIDv5
+    fresh = await repo.claim(CONSUMER, (str(i) for i in ids))
     todo: list[ResponseReceived] = []
-    for response in responses:
-        fresh_id = str(response.event_id())
-        if fresh_id in fresh:
-            fresh.discard(fresh_id)  # the same event twice in one batch counts once
+    todo_ids: list[uuid.UUID] = []
+    for response, event_id in zip(responses, ids, strict=True):
+        if str(event_id) in fresh:
+            fresh.discard(str(event_id))  # the same event twice in one batch counts once
             todo.append(response)
+            todo_ids.append(event_id)
     stored_before = await repo.latest_before(
         [(r.customer.id, r.response_id, r.responded_at) for r in todo]
     )
     # Responses of this batch, by customer, as later ones in the batch must see them.
     in_batch: dict[str, dict[uuid.UUID, PastResponse]] = defaultdict(dict)
     scored: list[ResponseScored] = []
-    for position, response in enumerate(todo):
-        event_id = response.event_id()
+    for position, (response, event_id) in enumerate(zip(todo, todo_ids, strict=True)):
         known = in_batch[response.customer.id]
         history = dict(known)
         if (stored := stored_before.get(position)) is not None:

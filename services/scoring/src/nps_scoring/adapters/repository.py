@@ -1,5 +1,6 @@
 """Scoring's repository: the SQL behind its use cases, inside one unit of work."""
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -7,7 +8,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Event, ResponseScored, Segment
@@ -18,6 +18,44 @@ from nps_scoring.domain.transitions import PastResponse
 
 SOURCE = "/scoring"
 
+
+_UPSERT_RESPONSES = text(
+    """
+    INSERT INTO scoring.responses AS r
+        (response_id, revision, source, survey_id, customer_id, score, segment, comment,
+         responded_at, scored_at, previous_score, previous_segment, transition, themes, locale,
+         attributes)
+    SELECT response_id, versions, source, survey_id, customer_id, score, segment, comment,
+           responded_at, scored_at, previous_score, previous_segment, transition,
+           string_to_array(themes, ','), locale, CAST(attributes AS jsonb)
+    FROM unnest(
+        CAST(:response_id AS uuid[]), CAST(:versions AS int[]), CAST(:source AS text[]),
+        CAST(:survey_id AS text[]), CAST(:customer_id AS text[]), CAST(:score AS int[]),
+        CAST(:segment AS text[]), CAST(:comment AS text[]), CAST(:responded_at AS timestamptz[]),
+        CAST(:scored_at AS timestamptz[]), CAST(:previous_score AS int[]),
+        CAST(:previous_segment AS text[]), CAST(:transition AS text[]), CAST(:themes AS text[]),
+        CAST(:locale AS text[]), CAST(:attributes AS text[]))
+        AS v(response_id, versions, source, survey_id, customer_id, score, segment, comment,
+             responded_at, scored_at, previous_score, previous_segment, transition, themes,
+             locale, attributes)
+    ON CONFLICT (response_id) DO UPDATE SET
+        revision = r.revision + excluded.revision,
+        source = excluded.source,
+        survey_id = excluded.survey_id,
+        score = excluded.score,
+        segment = excluded.segment,
+        comment = excluded.comment,
+        responded_at = excluded.responded_at,
+        scored_at = excluded.scored_at,
+        previous_score = excluded.previous_score,
+        previous_segment = excluded.previous_segment,
+        transition = excluded.transition,
+        themes = excluded.themes,
+        locale = excluded.locale,
+        attributes = excluded.attributes
+    RETURNING r.response_id, r.revision
+    """
+)
 
 _UPSERT_FIGURES = text(
     """
@@ -113,62 +151,43 @@ class ScoringRepository:
     async def upsert_responses(self, scored: list[ResponseScored]) -> dict[int, int]:
         """Store each scored response, replacing the stored version of one already known.
         Returns the revision each got, by position in `scored`: 1 when new, +1 per update."""
+        # ON CONFLICT DO UPDATE cannot touch a row twice in one statement: store the last
+        # version of each response, its revision moved on by its number of versions here.
+        positions: dict[uuid.UUID, list[int]] = {}
+        for position, s in enumerate(scored):
+            positions.setdefault(s.response_id, []).append(position)
+        last = [scored[p[-1]] for p in positions.values()]
+        # One statement with one array per column: SQLAlchemy takes longer to compile a
+        # 500-row multi-VALUES insert than PostgreSQL takes to run it (measured: 45% of the
+        # handler's time).
+        rows = await self.session.execute(
+            _UPSERT_RESPONSES,
+            {
+                "response_id": [s.response_id for s in last],
+                "versions": [len(positions[s.response_id]) for s in last],
+                "source": [s.source for s in last],
+                "survey_id": [s.survey_id for s in last],
+                "customer_id": [s.customer.id for s in last],
+                "score": [s.score for s in last],
+                "segment": [s.segment.value for s in last],
+                "comment": [s.comment for s in last],
+                "responded_at": [s.responded_at for s in last],
+                "scored_at": [s.scored_at for s in last],
+                "previous_score": [s.previous_score for s in last],
+                "previous_segment": [
+                    None if s.previous_segment is None else s.previous_segment.value for s in last
+                ],
+                "transition": [None if s.transition is None else s.transition.value for s in last],
+                "themes": [None if s.themes is None else ",".join(s.themes) for s in last],
+                "locale": [s.customer.locale for s in last],
+                "attributes": [json.dumps(s.customer.attributes) for s in last],
+            },
+        )
         revisions: dict[int, int] = {}
-        # One statement per round: a response updated twice in one batch goes in two rounds,
-        # since ON CONFLICT DO UPDATE cannot touch a row twice in one statement.
-        pending = list(enumerate(scored))
-        while pending:
-            round_: list[tuple[int, ResponseScored]] = []
-            later: list[tuple[int, ResponseScored]] = []
-            seen: set[uuid.UUID] = set()
-            for position, s in pending:
-                (later if s.response_id in seen else round_).append((position, s))
-                seen.add(s.response_id)
-            insert_ = insert(tables.responses).values(
-                [
-                    {
-                        "response_id": s.response_id,
-                        "source": s.source,
-                        "survey_id": s.survey_id,
-                        "customer_id": s.customer.id,
-                        "score": s.score,
-                        "segment": s.segment.value,
-                        "comment": s.comment,
-                        "responded_at": s.responded_at,
-                        "scored_at": s.scored_at,
-                        "previous_score": s.previous_score,
-                        "previous_segment": s.previous_segment and s.previous_segment.value,
-                        "transition": s.transition and s.transition.value,
-                        "themes": s.themes,
-                        "locale": s.customer.locale,
-                        "attributes": s.customer.attributes,
-                    }
-                    for _, s in round_
-                ]
-            )
-            stmt = insert_.on_conflict_do_update(
-                index_elements=[tables.responses.c.response_id],
-                set_={
-                    "score": insert_.excluded.score,
-                    "segment": insert_.excluded.segment,
-                    "comment": insert_.excluded.comment,
-                    "responded_at": insert_.excluded.responded_at,
-                    "scored_at": insert_.excluded.scored_at,
-                    "source": insert_.excluded.source,
-                    "survey_id": insert_.excluded.survey_id,
-                    "previous_score": insert_.excluded.previous_score,
-                    "previous_segment": insert_.excluded.previous_segment,
-                    "transition": insert_.excluded.transition,
-                    "themes": insert_.excluded.themes,
-                    "locale": insert_.excluded.locale,
-                    "attributes": insert_.excluded.attributes,
-                    "revision": tables.responses.c.revision + 1,
-                },
-            ).returning(tables.responses.c.response_id, tables.responses.c.revision)
-            got = {row.response_id: row.revision for row in await self.session.execute(stmt)}
-            for position, s in round_:
-                revisions[position] = got[s.response_id]
-            pending = later
+        for row in rows:
+            mine = positions[row.response_id]
+            for k, position in enumerate(mine):
+                revisions[position] = row.revision - (len(mine) - 1 - k)
         return revisions
 
     async def stored_versions(self, response_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Counted]:
