@@ -283,19 +283,39 @@ def figures(tmp: Path, env: dict[str, str], postgres_url: str, n: int, repeat: i
         scoring.stop()
 
 
+def start_postgres(postgres: EmbeddedPostgres) -> None:
+    """The embedded server accepts connections on its port a moment before it accepts
+    logins ("the database system is starting up"), and its start() fails then: retry the
+    database creation until it answers."""
+    try:
+        postgres.start()
+    except subprocess.CalledProcessError:
+        deadline = time.monotonic() + 30
+        while True:
+            time.sleep(0.5)
+            try:
+                postgres._create_database()
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                return
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--responses", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument("--only", choices=["throughput", "figures"], help="run one part only")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-scoring-"))
     broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     broker.start()
-    postgres.start()
     try:
+        start_postgres(postgres)
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         asyncio.run(ensure_topics(kafka, ALL_TOPICS, partitions=3))
         env = {
@@ -305,8 +325,10 @@ def main() -> None:
         }
         migrate("scoring", env)
         dsn = postgres.url.replace("postgresql+asyncpg://", "postgresql://")
-        throughput(tmp, env, dsn, broker.bootstrap_servers, args.events)
-        figures(tmp, env, postgres.url, args.responses, args.repeat)
+        if args.only in (None, "throughput"):
+            throughput(tmp, env, dsn, broker.bootstrap_servers, args.events)
+        if args.only in (None, "figures"):
+            figures(tmp, env, postgres.url, args.responses, args.repeat)
     finally:
         postgres.stop()
         broker.stop()
