@@ -283,25 +283,6 @@ def figures(tmp: Path, env: dict[str, str], postgres_url: str, n: int, repeat: i
         scoring.stop()
 
 
-def start_postgres(postgres: EmbeddedPostgres) -> None:
-    """The embedded server accepts connections on its port a moment before it accepts
-    logins ("the database system is starting up"), and its start() fails then: retry the
-    database creation until it answers."""
-    try:
-        postgres.start()
-    except subprocess.CalledProcessError:
-        deadline = time.monotonic() + 30
-        while True:
-            time.sleep(0.5)
-            try:
-                postgres._create_database()
-            except subprocess.CalledProcessError:
-                if time.monotonic() > deadline:
-                    raise
-            else:
-                return
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
@@ -315,7 +296,7 @@ def main() -> None:
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     broker.start()
     try:
-        start_postgres(postgres)
+        postgres.start()
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         asyncio.run(ensure_topics(kafka, ALL_TOPICS, partitions=3))
         env = {
