@@ -6,6 +6,7 @@ import sys
 
 from nps_kit import cli
 from nps_kit.logging import configure_logging, get_logger
+from nps_scoring.adapters.taxonomy import TaxonomyError, load_taxonomy
 from nps_scoring.bootstrap import build, rebuild
 from nps_scoring.config import ScoringSettings
 
@@ -28,11 +29,23 @@ def rebuild_figures(settings: ScoringSettings, argv: list[str]) -> None:
     get_logger(__name__).info("figures.rebuilt", responses=counted, reclassified=args.reclassify)
 
 
+def check_taxonomy(settings: ScoringSettings) -> None:
+    """Refuse to serve with an invalid theme taxonomy, saying where it is wrong."""
+    try:
+        load_taxonomy(settings.themes_file)
+    except TaxonomyError as error:
+        configure_logging(settings.log, service="scoring")
+        get_logger(__name__).error("themes.invalid", error=str(error))
+        raise SystemExit(2) from error
+
+
 def main() -> None:
     settings = ScoringSettings()
     if sys.argv[1:2] == ["rebuild-figures"]:
         rebuild_figures(settings, sys.argv[2:])
         return
+    if sys.argv[1:2] == ["serve"]:
+        check_taxonomy(settings)
     cli.main(
         service="scoring",
         log=settings.log,

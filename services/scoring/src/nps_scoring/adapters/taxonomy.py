@@ -55,7 +55,8 @@ class _ThemeIn(_Strict):
 
 class _TaxonomyIn(_Strict):
     languages: dict[LanguageCode, _LanguageIn] = Field(min_length=1)
-    themes: dict[ThemeId, _ThemeIn] = Field(min_length=1)
+    # ResponseScored carries at most 50 themes.
+    themes: dict[ThemeId, _ThemeIn] = Field(min_length=1, max_length=50)
 
 
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
