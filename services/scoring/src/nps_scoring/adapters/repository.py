@@ -226,8 +226,12 @@ class ScoringRepository:
 
     async def clear_figures(self) -> None:
         """Empty the figures for a rebuild. Until the transaction ends, scoring a batch waits:
-        responses cannot change under the rebuild, and two rebuilds do not run at once."""
-        await self.session.execute(text("LOCK TABLE scoring.responses IN SHARE ROW EXCLUSIVE MODE"))
+        responses cannot change under the rebuild, and two rebuilds do not run at once.
+
+        EXCLUSIVE (not SHARE ROW EXCLUSIVE) so that it also conflicts with the row locks a
+        batch takes on its responses (`stored_versions`) before it touches any figure: a batch
+        waits before it holds a figure row the rebuild needs, so the two cannot deadlock."""
+        await self.session.execute(text("LOCK TABLE scoring.responses IN EXCLUSIVE MODE"))
         await self.session.execute(tables.figures.delete())
 
     async def stream_responses(self, *, chunk: int = 5000) -> AsyncIterator[list[StoredResponse]]:
