@@ -97,9 +97,8 @@ async def test_nps_grouped_by_source(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("params", "status"),
     [
-        ({"source": "web", "group_by": "theme"}, 400),
-        ({"source": "web", "theme": "price"}, 400),
         ({"from": "2026-03-02", "to": "2026-03-01"}, 400),
+        ({"attribute": "plan"}, 422),
         ({"grain": "year"}, 422),
         ({"group_by": "colour"}, 422),
     ],
@@ -110,6 +109,33 @@ async def test_questions_the_figures_cannot_answer_are_problems(
     answer = await client.get("/v1/nps", params=params)
     assert answer.status_code == status
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_filter_and_a_group_on_different_dimensions_count_the_responses(
+    client: httpx.AsyncClient,
+) -> None:
+    body = (await client.get("/v1/nps", params={"source": "web", "group_by": "theme"})).json()
+    # web: a 10 "Fast delivery", c 2 "Way too expensive", d 3 "Support never answered",
+    # a 10 "Great", c 9 "Support was helpful", e 8 "not slow", f 10 (no comment)
+    assert (body["promoters"], body["passives"], body["detractors"]) == (4, 1, 2)
+    groups = {g["group"]: (g["promoters"], g["passives"], g["detractors"]) for g in body["groups"]}
+    assert groups == {
+        "delivery": (1, 0, 0),
+        "performance": (1, 0, 0),
+        "price": (0, 0, 1),
+        "support": (1, 0, 1),
+        "unmatched": (1, 1, 0),
+        "no_comment": (1, 0, 0),
+    }
+    two_filters = (
+        await client.get("/v1/nps", params={"source": "web", "attribute": "plan:pro"})
+    ).json()
+    # web and pro: a 10, d 3, a 10, e 8, f 10
+    assert (two_filters["promoters"], two_filters["passives"], two_filters["detractors"]) == (
+        3,
+        1,
+        1,
+    )
 
 
 async def test_compare_two_months(client: httpx.AsyncClient) -> None:

@@ -248,3 +248,33 @@ async def test_upgrading_counts_the_responses_scored_before_figures_existed(
         assert (await snapshot(session_factory(engine)))["figures"] == expected
     finally:
         await engine.dispose()
+
+
+async def test_counting_the_responses_gives_the_kept_figures(
+    fresh_database: Callable[[], Any],
+) -> None:
+    sessions: SessionFactory = await fresh_database()
+    await process(sessions, event_stream(seed=9, customers=30), size=25)
+    async with sessions() as session:
+        repo = ScoringRepository(session)
+        for grain in ("day", "week", "month"):
+            for dimension in ("source", "survey", "theme", "attribute:plan", "attribute:region"):
+                kept = await repo.figures(
+                    grain=grain, dimension=dimension, value=None, start=None, end=None,
+                    by_period=True,
+                )  # fmt: skip
+                counted = await repo.response_figures(
+                    grain=grain, timezone="UTC", filters=[], group_by=dimension, start=None,
+                    end=None, by_period=True,
+                )  # fmt: skip
+                assert counted == kept, (grain, dimension)
+                [(_, value, _)] = kept[:1]
+                filtered = await repo.response_figures(
+                    grain=grain, timezone="UTC", filters=[(dimension, value)], group_by=None,
+                    start=None, end=None, by_period=True,
+                )  # fmt: skip
+                one = await repo.figures(
+                    grain=grain, dimension=dimension, value=value, start=None, end=None,
+                    by_period=True,
+                )  # fmt: skip
+                assert [(p, c) for p, _, c in filtered] == [(p, c) for p, _, c in one]

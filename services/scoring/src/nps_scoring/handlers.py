@@ -160,11 +160,6 @@ async def rebuild_figures(
     return counted
 
 
-class UnsupportedQueryError(ValueError):
-    """A question the figures cannot answer (e.g. a filter on one dimension grouped by
-    another)."""
-
-
 @dataclass(frozen=True)
 class Slice:
     """Counts of one period (None: the whole range) and one group (None: not grouped)."""
@@ -189,70 +184,66 @@ def _selection(filter_: tuple[str, str] | None) -> tuple[str, str]:
     return filter_ if filter_ is not None else (Dimension.ALL.value, "")
 
 
-def single_filter(filters: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
-    """The one (dimension, value) filter of a question, if any."""
-    if len(filters) > 1:
-        named = ", ".join(dimension for dimension, _ in filters)
-        raise UnsupportedQueryError(
-            f"figures are kept per single dimension: filter on one of {named}, not several"
-        )
-    return filters[0] if filters else None
-
-
 async def nps_figures(
     repo: ScoringRepository,
     *,
     grain: Grain,
     start: date | None,
     end: date | None,
-    filter_: tuple[str, str] | None = None,
+    filters: Sequence[tuple[str, str]] = (),
     group_by: str | None = None,
+    timezone: str = "UTC",
 ) -> NpsFigures:
     """NPS counts in [start, end]: the total (exactly the days in the range), per group, and
-    per period of `grain` (every period that overlaps the range, whole)."""
-    if filter_ is not None and group_by is not None and filter_[0] != group_by:
-        raise UnsupportedQueryError(
-            f"figures are kept per single dimension: filter on {filter_[0]} or group by "
-            f"{group_by}, not both"
+    per period of `grain` (every period that overlaps the range, whole).
+
+    Figures are kept per single dimension; a question on several (two filters, or a filter
+    and a group on different dimensions) is counted from the stored responses instead, by
+    the same rules, in the figures' `timezone`: same answer, slower."""
+    series_start = None if start is None else period_start(start, grain)
+    single = len(filters) <= 1 and (group_by is None or not filters or filters[0][0] == group_by)
+    if single:
+        dimension, selected = _selection(filters[0] if filters else None)
+        value: str | None = selected
+
+        async def counted(
+            d: str, v: str | None, g: Grain, since: date | None, by_period: bool
+        ) -> list[tuple[date | None, str, Counts]]:
+            return await repo.figures(
+                grain=g.value, dimension=d, value=v, start=since, end=end, by_period=by_period
+            )
+
+        total = _summed(await counted(dimension, value, Grain.DAY, start, False))
+        if group_by is not None:
+            # Grouped: every value of the dimension, or the one the filter names.
+            dimension, value = group_by, None if not filters else filters[0][1]
+        groups = (
+            [] if group_by is None else await counted(dimension, value, Grain.DAY, start, False)
         )
-    dimension, selected = _selection(filter_)
-    value: str | None = selected
-    total = _summed(
-        await repo.figures(
-            grain=Grain.DAY.value,
-            dimension=dimension,
-            value=value,
-            start=start,
-            end=end,
-            by_period=False,
-        )
+        series = await counted(dimension, value, grain, series_start, True)
+    else:
+
+        async def scanned(
+            g: Grain, grouped: str | None, since: date | None, by_period: bool
+        ) -> list[tuple[date | None, str, Counts]]:
+            return await repo.response_figures(
+                grain=g.value,
+                timezone=timezone,
+                filters=filters,
+                group_by=grouped,
+                start=since,
+                end=end,
+                by_period=by_period,
+            )
+
+        total = _summed(await scanned(Grain.DAY, None, start, False))
+        groups = [] if group_by is None else await scanned(Grain.DAY, group_by, start, False)
+        series = await scanned(grain, group_by, series_start, True)
+    return NpsFigures(
+        total=total,
+        series=[Slice(p, g if group_by is not None else None, c) for p, g, c in series],
+        groups=[Slice(None, g, c) for _, g, c in groups],
     )
-    groups: list[Slice] = []
-    if group_by is not None:
-        # Grouped: every value of the dimension, or the one the filter names.
-        dimension, value = group_by, None if filter_ is None else filter_[1]
-        rows = await repo.figures(
-            grain=Grain.DAY.value,
-            dimension=dimension,
-            value=value,
-            start=start,
-            end=end,
-            by_period=False,
-        )
-        groups = [Slice(None, group, counts) for _, group, counts in rows]
-    rows = await repo.figures(
-        grain=grain.value,
-        dimension=dimension,
-        value=value,
-        start=None if start is None else period_start(start, grain),
-        end=end,
-        by_period=True,
-    )
-    series = [
-        Slice(period, group if group_by is not None else None, counts)
-        for period, group, counts in rows
-    ]
-    return NpsFigures(total=total, series=series, groups=groups)
 
 
 @dataclass(frozen=True)
@@ -267,21 +258,16 @@ async def compare_periods(
     *,
     a: tuple[date, date],
     b: tuple[date, date],
-    filter_: tuple[str, str] | None = None,
+    filters: Sequence[tuple[str, str]] = (),
+    timezone: str = "UTC",
 ) -> PeriodComparison:
     """NPS in period a and in period b (day ranges, inclusive) and the test of b − a."""
-    dimension, value = _selection(filter_)
     counts: list[Counts] = []
     for start, end in (a, b):
-        rows = await repo.figures(
-            grain=Grain.DAY.value,
-            dimension=dimension,
-            value=value,
-            start=start,
-            end=end,
-            by_period=False,
+        figures = await nps_figures(
+            repo, grain=Grain.DAY, start=start, end=end, filters=filters, timezone=timezone
         )
-        counts.append(_summed(rows))
+        counts.append(figures.total)
     return PeriodComparison(counts[0], counts[1], compare(counts[0], counts[1]))
 
 

@@ -11,13 +11,7 @@ from nps_kit.http import Problem
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.domain.figures import ATTRIBUTE_PREFIX, Counts, Dimension, Grain
 from nps_scoring.domain.themes import UNMATCHED
-from nps_scoring.handlers import (
-    UnsupportedQueryError,
-    compare_periods,
-    nps_figures,
-    single_filter,
-    theme_figures,
-)
+from nps_scoring.handlers import compare_periods, nps_figures, theme_figures
 
 RESPONSE_RATE = (
     "Responses per survey sent, where sources report sends. No source reports sends yet, so "
@@ -63,7 +57,10 @@ class SliceOut(CountsOut):
 
 class NpsOut(CountsOut):
     """The totals count exactly the days in [from, to]; `series` has every period of `grain`
-    that overlaps the range, whole; `groups` the totals of each group."""
+    that overlaps the range, whole; `groups` the totals of each group. Filters combine (AND);
+    a question on one dimension reads the kept figures, one on several (two filters, or a
+    filter and a group on different dimensions) counts the stored responses: same rules,
+    slower."""
 
     grain: Grain
     timezone: str
@@ -198,18 +195,16 @@ def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -
     ) -> NpsOut:
         _range(from_, to)
         filters = _filters(source, survey_id, theme, attribute)
-        try:
-            async with sessions() as session:
-                figures = await nps_figures(
-                    ScoringRepository(session),
-                    grain=grain,
-                    start=from_,
-                    end=to,
-                    filter_=single_filter(filters),
-                    group_by=group_by,
-                )
-        except UnsupportedQueryError as error:
-            raise Problem(400, "Unsupported query", str(error)) from error
+        async with sessions() as session:
+            figures = await nps_figures(
+                ScoringRepository(session),
+                grain=grain,
+                start=from_,
+                end=to,
+                filters=filters,
+                group_by=group_by,
+                timezone=timezone,
+            )
         return NpsOut.model_validate(
             {
                 **CountsOut.of(figures.total).model_dump(),
@@ -253,16 +248,14 @@ def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -
     ) -> CompareOut:
         _range(a_from, a_to, name="a_")
         _range(b_from, b_to, name="b_")
-        try:
-            async with sessions() as session:
-                result = await compare_periods(
-                    ScoringRepository(session),
-                    a=(a_from, a_to),
-                    b=(b_from, b_to),
-                    filter_=single_filter(_filters(source, survey_id, theme, attribute)),
-                )
-        except UnsupportedQueryError as error:
-            raise Problem(400, "Unsupported query", str(error)) from error
+        async with sessions() as session:
+            result = await compare_periods(
+                ScoringRepository(session),
+                a=(a_from, a_to),
+                b=(b_from, b_to),
+                filters=_filters(source, survey_id, theme, attribute),
+                timezone=timezone,
+            )
         c = result.comparison
         return CompareOut(
             a=PeriodOut.model_validate(
