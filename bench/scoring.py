@@ -211,9 +211,13 @@ QUERIES = {
     ),
     "GET /v1/nps (plan=pro, by region, 1 month)": (
         "/v1/nps",
-        {"attribute": "plan:pro", "group_by": "attribute:region", "from": "2026-10-01",
-         "to": "2026-10-31"},
-    ),  # fmt: skip
+        {
+            "attribute": "plan:pro",
+            "group_by": "attribute:region",
+            "from": "2026-10-01",
+            "to": "2026-10-31",
+        },
+    ),
 }
 
 
