@@ -6,8 +6,9 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, make_url, select, text
@@ -278,3 +279,32 @@ async def test_counting_the_responses_gives_the_kept_figures(
                     by_period=True,
                 )  # fmt: skip
                 assert [(p, c) for p, _, c in filtered] == [(p, c) for p, _, c in one]
+
+
+async def test_counting_the_responses_of_a_range_in_a_time_zone_gives_the_kept_figures(
+    fresh_database: Callable[[], Any],
+) -> None:
+    sessions: SessionFactory = await fresh_database()
+    paris = ZoneInfo("Europe/Paris")
+    events = event_stream(seed=10, customers=30)
+    for i in range(0, len(events), 25):
+        async with unit_of_work(sessions) as session:
+            await score_responses(
+                ScoringRepository(session),
+                events[i : i + 25],
+                now=T0,
+                classifier=THEMES,
+                timezone=paris,
+            )
+    start, end = date(2026, 3, 1), date(2026, 8, 31)
+    async with sessions() as session:
+        repo = ScoringRepository(session)
+        kept = await repo.figures(
+            grain="day", dimension="theme", value=None, start=start, end=end, by_period=True
+        )
+        counted = await repo.response_figures(
+            grain="day", timezone="Europe/Paris", filters=[], group_by="theme", start=start,
+            end=end, by_period=True,
+        )  # fmt: skip
+    assert kept
+    assert counted == kept

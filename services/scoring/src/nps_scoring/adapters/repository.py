@@ -386,12 +386,19 @@ class ScoringRepository:
         if group_by is not None:
             group, lateral, grouped = _group(group_by, params)
             where.append(grouped)
+        # Bounds on responded_at itself (midnight in the time zone), so its index serves them.
         if start is not None:
             params["start"] = start
-            where.append(f"{day} >= CAST(:start AS date)")
+            where.append(
+                "r.responded_at >= CAST(CAST(:start AS date) AS timestamp) "
+                "AT TIME ZONE CAST(:tz AS text)"
+            )
         if end is not None:
             params["end"] = end
-            where.append(f"{day} <= CAST(:end AS date)")
+            where.append(
+                "r.responded_at < CAST(CAST(:end AS date) + 1 AS timestamp) "
+                "AT TIME ZONE CAST(:tz AS text)"
+            )
         query = f"""
             SELECT {period if by_period else "CAST(NULL AS date)"} AS period_start,
                    {group} AS value,

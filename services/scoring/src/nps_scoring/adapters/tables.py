@@ -41,6 +41,8 @@ responses = Table(
     Column("locale", String(10)),
     Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Index("ix_scoring_responses_customer_responded", "customer_id", "responded_at"),
+    # Questions the figures cannot answer scan the responses of a date range.
+    Index("ix_scoring_responses_responded_at", "responded_at"),
 )
 
 # NPS figures, kept up to date in the transaction that scores the responses: per grain (day,

@@ -1,4 +1,4 @@
-"""figures: NPS counts per grain, dimension, value and period
+"""figures: NPS counts per grain, dimension, value and period; responses by date
 
 Revision ID: 0004
 Revises: 0003
@@ -27,6 +27,9 @@ def upgrade() -> None:
         sa.Column("detractors", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("grain", "dimension", "value", "period_start"),
         schema="scoring",
+    )
+    op.create_index(
+        "ix_scoring_responses_responded_at", "responses", ["responded_at"], schema="scoring"
     )
     # Count the responses scored before the figures existed, by the rules of
     # nps_scoring.domain.figures, in UTC (with SCORING_FIGURES_TIMEZONE set to another zone, run
@@ -76,4 +79,5 @@ GROUP BY grain, dimension, value, period_start
 
 
 def downgrade() -> None:
+    op.drop_index("ix_scoring_responses_responded_at", table_name="responses", schema="scoring")
     op.drop_table("figures", schema="scoring")
