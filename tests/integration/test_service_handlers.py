@@ -29,12 +29,15 @@ from nps_notify.domain.dispatch import DispatchState
 from nps_notify.handlers import dispatch_emails
 from nps_scoring.adapters import tables as scoring_tables
 from nps_scoring.adapters.repository import ScoringRepository
+from nps_scoring.adapters.taxonomy import load_taxonomy
+from nps_scoring.domain.themes import KeywordThemeClassifier
 from nps_scoring.handlers import score_responses
 from tests.integration.kafka_helpers import NOW, a_response
 from tests.support.infra import Infra
 
 _DEFAULT = parse_policy(default_policy_text())
 POLICY = PolicyInForce(policy=_DEFAULT, holidays_for=holidays_for(_DEFAULT))
+THEMES = KeywordThemeClassifier(load_taxonomy())
 
 
 async def _count(sessions: SessionFactory, table: object, *where: object) -> int:
@@ -48,10 +51,15 @@ async def _count(sessions: SessionFactory, table: object, *where: object) -> int
 async def test_scoring_processes_a_repeated_event_once(sessions: SessionFactory) -> None:
     response = a_response(score=4)
     async with unit_of_work(sessions) as session:
-        first = await score_responses(ScoringRepository(session), [response, response], now=NOW)
+        first = await score_responses(
+            ScoringRepository(session), [response, response], now=NOW, classifier=THEMES
+        )
     async with unit_of_work(sessions) as session:
         again = await score_responses(
-            ScoringRepository(session), [response], now=NOW + timedelta(minutes=1)
+            ScoringRepository(session),
+            [response],
+            now=NOW + timedelta(minutes=1),
+            classifier=THEMES,
         )
     assert [s.segment for s in first] == [Segment.DETRACTOR]
     assert again == []
@@ -227,9 +235,13 @@ async def test_scoring_stores_an_update_as_the_next_revision_of_the_response(
     update = first.model_copy(update={"score": 4, "comment": "the comment came later"})
     again = update.model_copy(update={"comment": "edited once more"})
     async with unit_of_work(sessions) as session:
-        [v1] = await score_responses(ScoringRepository(session), [first], now=NOW)
+        [v1] = await score_responses(
+            ScoringRepository(session), [first], now=NOW, classifier=THEMES
+        )
     async with unit_of_work(sessions) as session:
-        v2, v3 = await score_responses(ScoringRepository(session), [update, again, update], now=NOW)
+        v2, v3 = await score_responses(
+            ScoringRepository(session), [update, again, update], now=NOW, classifier=THEMES
+        )
     assert (v1.revision, v1.segment, v1.comment) == (1, Segment.PROMOTER, None)
     assert (v2.revision, v2.segment, v2.comment) == (2, Segment.DETRACTOR, "the comment came later")
     assert (v3.revision, v3.comment) == (3, "edited once more")

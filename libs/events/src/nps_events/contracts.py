@@ -67,6 +67,7 @@ from nps_events.models import (
     SendSms,
     StaffReason,
     TicketPriority,
+    Transition,
 )
 from nps_events.topics import Topic, dlq
 
@@ -231,6 +232,10 @@ def example_events() -> list[Event]:
             responded_at=EXAMPLE_TIME,
             scored_at=EXAMPLE_TIME,
             received_event_id=received.event_id(),
+            previous_score=9,
+            previous_segment=Segment.PROMOTER,
+            transition=Transition.CHURN_RISK,
+            themes=["support"],
         ),
         CaseOpened(
             case_id=_EXAMPLE_CASE_ID,

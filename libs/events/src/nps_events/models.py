@@ -38,6 +38,30 @@ class Segment(StrEnum):
     DETRACTOR = "detractor"
 
 
+class Transition(StrEnum):
+    """How a customer's segment moved since their previous response (another response of the
+    same customer, answered earlier). Segments rank detractor < passive < promoter.
+
+    - `first_response`: the customer has no earlier response.
+    - `unchanged`: same segment (the score may still have moved within it: compare
+      `previous_score`).
+    - `improved`: up one step (detractor → passive, passive → promoter).
+    - `declined`: down one step (promoter → passive, passive → detractor).
+    - `recovered`: detractor → promoter, a win back.
+    - `churn_risk`: promoter → detractor, a customer to call at once.
+
+    Exactly one value applies; `recovered` and `churn_risk` are never also reported as
+    `improved` or `declined`.
+    """
+
+    FIRST_RESPONSE = "first_response"
+    UNCHANGED = "unchanged"
+    IMPROVED = "improved"
+    DECLINED = "declined"
+    RECOVERED = "recovered"
+    CHURN_RISK = "churn_risk"
+
+
 class Channel(StrEnum):
     """How an action reaches its recipient. `staff` is a notification to a person of the
     customer-success team (owner, lead), not to the customer."""
@@ -196,6 +220,27 @@ class ResponseScored(Event):
         default=1,
         ge=1,
         description="1 for the first version of the response, 2 for its first update…",
+    )
+    previous_score: int | None = Field(
+        default=None,
+        ge=0,
+        le=10,
+        description="The score of the same customer's previous response (the latest one "
+        "answered before this one); null when there is none.",
+    )
+    previous_segment: Segment | None = Field(
+        default=None, description="The segment of that previous response; null when none."
+    )
+    transition: Transition | None = Field(
+        default=None,
+        description="How the segment moved since the previous response. Null only in events "
+        "scored before this field existed.",
+    )
+    themes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]] | None = Field(
+        default=None,
+        max_length=50,
+        description="Themes of the comment (ids of scoring's taxonomy, e.g. delivery, "
+        "price), sorted; [] when the comment matched no theme; null when there is no comment.",
     )
 
     def event_id(self) -> uuid.UUID:

@@ -1,12 +1,51 @@
-"""`nps-scoring serve|migrate`."""
+"""`nps-scoring serve|migrate|rebuild-figures [--reclassify]`."""
+
+import argparse
+import asyncio
+import sys
 
 from nps_kit import cli
-from nps_scoring.bootstrap import build
+from nps_kit.logging import configure_logging, get_logger
+from nps_scoring.adapters.taxonomy import TaxonomyError, load_taxonomy
+from nps_scoring.bootstrap import build, rebuild
 from nps_scoring.config import ScoringSettings
+
+
+def rebuild_figures(settings: ScoringSettings, argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="nps-scoring rebuild-figures",
+        description="Recompute NPS figures from the stored responses (after changing "
+        "SCORING_FIGURES_TIMEZONE or the theme taxonomy), in one transaction; scoring waits "
+        "for it.",
+    )
+    parser.add_argument(
+        "--reclassify",
+        action="store_true",
+        help="find every comment's themes again with the configured taxonomy",
+    )
+    args = parser.parse_args(argv)
+    configure_logging(settings.log, service="scoring")
+    counted = asyncio.run(rebuild(settings, reclassify=args.reclassify))
+    get_logger(__name__).info("figures.rebuilt", responses=counted, reclassified=args.reclassify)
+
+
+def check_taxonomy(settings: ScoringSettings) -> None:
+    """Refuse to serve with an invalid theme taxonomy, saying where it is wrong."""
+    try:
+        load_taxonomy(settings.themes_file)
+    except TaxonomyError as error:
+        configure_logging(settings.log, service="scoring")
+        get_logger(__name__).error("themes.invalid", error=str(error))
+        raise SystemExit(2) from error
 
 
 def main() -> None:
     settings = ScoringSettings()
+    if sys.argv[1:2] == ["rebuild-figures"]:
+        rebuild_figures(settings, sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["serve"]:
+        check_taxonomy(settings)
     cli.main(
         service="scoring",
         log=settings.log,

@@ -6,13 +6,18 @@ from fastapi import FastAPI
 
 from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
+from nps_kit.db import create_engine, session_factory, unit_of_work
 from nps_kit.http import create_app
 from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
 from nps_scoring.adapters import tables
+from nps_scoring.adapters.repository import ScoringRepository
+from nps_scoring.adapters.taxonomy import load_taxonomy
 from nps_scoring.config import ScoringSettings
+from nps_scoring.domain.themes import KeywordThemeClassifier, ThemeClassifier
 from nps_scoring.entrypoints import api
 from nps_scoring.entrypoints.consumer import responses_handler
+from nps_scoring.handlers import rebuild_figures
 
 
 @dataclass
@@ -25,14 +30,28 @@ class Scoring:
         return self.infra.runtime
 
 
-def build(settings: ScoringSettings, *, clock: Clock | None = None) -> Scoring:
+def build(
+    settings: ScoringSettings,
+    *,
+    clock: Clock | None = None,
+    classifier: ThemeClassifier | None = None,
+) -> Scoring:
     clock = clock or SystemClock()
+    # Loaded before anything connects: a bad taxonomy stops start-up with its line numbers.
+    taxonomy = load_taxonomy(settings.themes_file)
+    classifier = classifier or KeywordThemeClassifier(taxonomy)
     infra = Infrastructure.connect("scoring", kafka=settings.kafka, database=settings.database)
     relay = infra.with_outbox(tables.outbox)
     infra.add_consumer(
         group_id=settings.consumer_group,
         topics=[Topic.RESPONSES.value],
-        handler=responses_handler(sessions=infra.sessions, relay=relay, clock=clock),
+        handler=responses_handler(
+            sessions=infra.sessions,
+            relay=relay,
+            clock=clock,
+            classifier=classifier,
+            timezone=settings.timezone,
+        ),
     )
     app = create_app(
         title="npsloop scoring",
@@ -41,5 +60,23 @@ def build(settings: ScoringSettings, *, clock: Clock | None = None) -> Scoring:
         readiness={"database": infra.check_database, "consumer": infra.check_consumers},
         lifespan=infra.lifespan(),
     )
-    app.include_router(api.router(sessions=infra.sessions))
+    labels = {theme.id: theme.label for theme in taxonomy.themes}
+    app.include_router(
+        api.router(sessions=infra.sessions, timezone=settings.figures_timezone, labels=labels)
+    )
     return Scoring(app=app, infra=infra)
+
+
+async def rebuild(settings: ScoringSettings, *, reclassify: bool) -> int:
+    """Recompute the figures from the stored responses in one transaction (see
+    `handlers.rebuild_figures`); with `reclassify`, find every comment's themes again with the
+    configured taxonomy first. Returns the number of responses counted."""
+    classifier = KeywordThemeClassifier(load_taxonomy(settings.themes_file)) if reclassify else None
+    engine = create_engine(settings.database, application_name="npsloop-scoring-rebuild")
+    try:
+        async with unit_of_work(session_factory(engine)) as session:
+            return await rebuild_figures(
+                ScoringRepository(session), timezone=settings.timezone, classifier=classifier
+            )
+    finally:
+        await engine.dispose()

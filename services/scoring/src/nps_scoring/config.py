@@ -1,4 +1,7 @@
-from pydantic import Field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_kit.settings import DatabaseSettings, KafkaSettings, LogSettings
@@ -12,6 +15,28 @@ class ScoringSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8002, ge=1, le=65535)
     consumer_group: str = "npsloop-scoring"
+    themes_file: Path | None = Field(
+        default=None,
+        description="YAML theme taxonomy; unset: the one shipped with scoring (themes.yaml).",
+    )
+    figures_timezone: str = Field(
+        default="UTC",
+        description="IANA time zone whose days, weeks and months the figures count in. "
+        "Changing it needs `nps-scoring rebuild-figures`.",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("figures_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown IANA time zone {value!r}") from error
+        return value
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.figures_timezone)

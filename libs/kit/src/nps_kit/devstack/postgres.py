@@ -136,7 +136,18 @@ class EmbeddedPostgres:
             **self._run_kwargs(),
         )
         wait_for_port(self.port, timeout=30, what="the embedded PostgreSQL")
-        self._create_database()
+        # The port opens a moment before logins are accepted ("FATAL: the database system is
+        # starting up"), long enough to fail a loaded machine's first psql: retry for a while.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._create_database()
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+            else:
+                return
 
     def _create_database(self) -> None:
         psql = [

@@ -1,0 +1,350 @@
+"""Scoring on this machine: events per second through the service, and how fast its figures
+answer over a year of data.
+
+1. Throughput. Starts the embedded broker and PostgreSQL and scoring as a process; once it is
+   ready, puts N `ResponseReceived` events on nps.responses.v1 (3 partitions; comments in
+   several languages, customer attributes, one in ten an update of an earlier response) and
+   times how long scoring takes to score them all (responses stored, transitions and themes
+   found, figures moved, `ResponseScored` queued) and to publish every `ResponseScored`.
+2. Figures. In a second database, COPYs R responses spread over a year (default 1,000,000),
+   runs `nps-scoring rebuild-figures` over them (timed: the cost of a rebuild), starts scoring
+   on that database and times each kind of `GET` a dashboard makes.
+
+    .venv/bin/python bench/scoring.py --events 20000 --responses 1000000
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from nps_events import Customer, ResponseReceived, Topic, encode
+from nps_events.topics import ALL_TOPICS
+from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from nps_kit.devstack.services import ServiceProcess, migrate
+from nps_kit.messaging import ensure_topics
+from nps_kit.settings import KafkaSettings
+from nps_scoring.domain.segments import segment_of
+
+COMMENTS = [
+    None,
+    None,
+    "Delivery was late and the parcel arrived damaged",
+    "Way too expensive for what it does",
+    "Support never answered my emails",
+    "The app is not slow, but it crashes every day",
+    "Great product, easy to use",
+    "La livraison était très lente",
+    "El soporte no respondió y es muy caro",
+    "O suporte é ótimo",
+    "Die App stürzt ständig ab",
+    "Setup took far too long",
+    "Nothing to add",
+]
+THEMES = ["delivery", "price", "support", "product_quality", "ease_of_use", "onboarding",
+          "performance", "reliability"]  # fmt: skip
+YEAR_END = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def make_events(n: int, run: str) -> list[ResponseReceived]:
+    rng = random.Random(6)
+    events: list[ResponseReceived] = []
+    for i in range(n):
+        if events and rng.random() < 0.1:
+            earlier = rng.choice(events)  # an update: a comment added, a score changed
+            events.append(
+                earlier.model_copy(
+                    update={"score": rng.randint(0, 10), "comment": rng.choice(COMMENTS[2:])}
+                )
+            )
+            continue
+        customer = f"{run}-c{rng.randint(0, n // 3)}"
+        at = YEAR_END - timedelta(minutes=rng.randint(0, 60 * 24 * 90))
+        provider_id = f"{run}-r{i}"
+        events.append(
+            ResponseReceived(
+                response_id=ResponseReceived.derive_response_id("bench", provider_id),
+                source="bench",
+                provider_response_id=provider_id,
+                survey_id=f"survey-{rng.randint(1, 5)}",
+                customer=Customer(
+                    id=customer,
+                    attributes={"plan": rng.choice(["free", "pro", "enterprise"])},
+                ),
+                score=rng.randint(0, 10),
+                comment=rng.choice(COMMENTS),
+                responded_at=at,
+                received_at=at,
+            )
+        )
+    return events
+
+
+async def produce(bootstrap: str, events: list[ResponseReceived]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for event in events:
+            m = encode(event, source="/ingest/sources/bench", time=event.received_at)
+            futures.append(
+                await producer.send(
+                    Topic.RESPONSES.value, m.value, key=m.key, headers=list(m.headers)
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def wait_scored(dsn: str, distinct: int, started: float) -> dict[str, float]:
+    conn = await asyncpg.connect(dsn)
+    reached: dict[str, float] = {}
+    try:
+        while len(reached) < 2:
+            if time.perf_counter() - started > 900:
+                raise TimeoutError(f"not done within 15 minutes: {reached}")
+            processed = await conn.fetchval("SELECT count(*) FROM scoring.inbox")
+            if "scored" not in reached and processed >= distinct:
+                reached["scored"] = time.perf_counter() - started
+            if "scored" in reached and not await conn.fetchval(
+                "SELECT count(*) FROM scoring.outbox"
+            ):
+                reached["published"] = time.perf_counter() - started
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    return reached
+
+
+async def copy_year(dsn: str, n: int) -> None:
+    """n responses over the year before YEAR_END, straight into scoring.responses."""
+    rng = random.Random(7)
+    rows = []
+    for i in range(n):
+        score = rng.randint(0, 10)
+        at = YEAR_END - timedelta(seconds=rng.randint(0, 365 * 24 * 3600))
+        comment = rng.random() < 0.6
+        themes = rng.sample(THEMES, rng.choice([0, 1, 1, 1, 2])) if comment else None
+        rows.append(
+            (
+                uuid.UUID(int=i + 1),
+                rng.choice(["web", "app", "email", "shop"]),
+                f"survey-{rng.randint(1, 10)}",
+                f"c{rng.randint(0, n // 4)}",
+                score,
+                segment_of(score).value,
+                "…" if comment else None,
+                at,
+                at,
+                1,
+                None if themes is None else sorted(themes),
+                json.dumps(
+                    {
+                        "plan": rng.choice(["free", "pro", "enterprise"]),
+                        "region": rng.choice(["eu", "us", "apac", "latam"]),
+                    }
+                ),
+            )
+        )
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.copy_records_to_table(
+            "responses",
+            schema_name="scoring",
+            records=rows,
+            columns=[
+                "response_id",
+                "source",
+                "survey_id",
+                "customer_id",
+                "score",
+                "segment",
+                "comment",
+                "responded_at",
+                "scored_at",
+                "revision",
+                "themes",
+                "attributes",
+            ],
+        )
+        await conn.execute("ANALYZE scoring.responses")
+    finally:
+        await conn.close()
+
+
+QUERIES = {
+    "GET /v1/nps (monthly, all time)": ("/v1/nps", {}),
+    "GET /v1/nps (daily, one year)": (
+        "/v1/nps",
+        {"grain": "day", "from": "2025-11-25", "to": "2026-11-24"},
+    ),
+    "GET /v1/nps (weekly, by survey)": ("/v1/nps", {"grain": "week", "group_by": "survey"}),
+    "GET /v1/nps (weekly, plan=pro)": ("/v1/nps", {"grain": "week", "attribute": "plan:pro"}),
+    "GET /v1/nps/compare (two months)": (
+        "/v1/nps/compare",
+        {
+            "a_from": "2026-09-01",
+            "a_to": "2026-09-30",
+            "b_from": "2026-10-01",
+            "b_to": "2026-10-31",
+        },
+    ),
+    "GET /v1/themes (monthly, one year)": ("/v1/themes", {"from": "2025-11-25"}),
+    # Two dimensions: counted from the responses (a scan), not read from the figures.
+    "GET /v1/nps (source=web, by theme)": (
+        "/v1/nps",
+        {"grain": "month", "source": "web", "group_by": "theme"},
+    ),
+    "GET /v1/nps (plan=pro, by region, 1 month)": (
+        "/v1/nps",
+        {
+            "attribute": "plan:pro",
+            "group_by": "attribute:region",
+            "from": "2026-10-01",
+            "to": "2026-10-31",
+        },
+    ),
+}
+
+
+def time_queries(url: str, repeat: int) -> None:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for name, (path, params) in QUERIES.items():
+            client.get(path, params=params).raise_for_status()  # warm up
+            latencies = []
+            # Scans are timed 10 times: each reads a year of responses.
+            for _ in range(repeat if "by theme" not in name and "region" not in name else 10):
+                started = time.perf_counter()
+                client.get(path, params=params).raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000)
+            q = statistics.quantiles(latencies, n=100)
+            print(f"  {name:<38} p50 {q[49]:6.1f} ms   p99 {q[98]:6.1f} ms")
+
+
+def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int) -> None:
+    """Scoring running and ready; then n events arrive as fast as the broker takes them."""
+    port = free_port()
+    scoring = ServiceProcess(
+        name="scoring", port=port, env={**env, "SCORING_PORT": str(port)},
+        log_path=tmp / "scoring.log",
+    )  # fmt: skip
+    scoring.start()
+    try:
+        scoring.wait_ready(timeout=90)
+        events = make_events(n, uuid.uuid4().hex[:6])
+        distinct = len({e.event_id() for e in events})
+        started = time.perf_counter()
+        asyncio.run(produce(bootstrap, events))
+        produced = time.perf_counter() - started
+        stages = asyncio.run(wait_scored(dsn, distinct, started))
+    finally:
+        scoring.stop()
+    print(
+        f"events:    {n:,} ({distinct:,} distinct; ~10% updates), on the topic in {produced:.1f} s"
+    )
+    print(
+        f"scored:    all after {stages['scored']:.1f} s → {distinct / stages['scored']:,.0f} events/s"
+    )
+    print(f"published: every ResponseScored after {stages['published']:.1f} s")
+
+
+def figures(tmp: Path, env: dict[str, str], postgres_url: str, n: int, repeat: int) -> None:
+    dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    year_db = "bench_year"
+    asyncio.run(_execute(dsn, f"CREATE DATABASE {year_db}"))
+    year_url = postgres_url.rsplit("/", 1)[0] + f"/{year_db}"
+    year_env = {**env, "DATABASE_URL": year_url}
+    migrate("scoring", year_env)
+    year_dsn = year_url.replace("postgresql+asyncpg://", "postgresql://")
+    started = time.perf_counter()
+    asyncio.run(copy_year(year_dsn, n))
+    print(f"setup:     {n:,} responses COPYed in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "nps_scoring", "rebuild-figures"],
+        env={**os.environ, **year_env}, check=True,
+    )  # fmt: skip
+    rebuilt = time.perf_counter() - started
+    rows = asyncio.run(_count(year_dsn))
+    print(
+        f"rebuild:   figures of {n:,} responses in {rebuilt:.1f} s "
+        f"({n / rebuilt:,.0f} responses/s; {rows:,} figure rows)"
+    )
+    port = free_port()
+    scoring = ServiceProcess(
+        name="scoring", port=port, env={**year_env, "SCORING_PORT": str(port)},
+        log_path=tmp / "scoring-year.log",
+    )  # fmt: skip
+    scoring.start()
+    try:
+        scoring.wait_ready(timeout=90)
+        print(f"latency over a year of {n:,} responses ({repeat} sequential requests each):")
+        time_queries(scoring.url, repeat)
+    finally:
+        scoring.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--responses", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument("--only", choices=["throughput", "figures"], help="run one part only")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-scoring-"))
+    broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+    postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
+    broker.start()
+    try:
+        postgres.start()
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        asyncio.run(ensure_topics(kafka, ALL_TOPICS, partitions=3))
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "DATABASE_URL": postgres.url,
+            "LOG_LEVEL": "WARNING",
+        }
+        migrate("scoring", env)
+        dsn = postgres.url.replace("postgresql+asyncpg://", "postgresql://")
+        if args.only in (None, "throughput"):
+            throughput(tmp, env, dsn, broker.bootstrap_servers, args.events)
+        if args.only in (None, "figures"):
+            figures(tmp, env, postgres.url, args.responses, args.repeat)
+    finally:
+        postgres.stop()
+        broker.stop()
+
+
+async def _execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _count(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM scoring.figures"))
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()
