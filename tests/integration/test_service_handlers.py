@@ -11,6 +11,7 @@ from nps_events import (
     ActionStatus,
     Channel,
     Customer,
+    NotifyStaff,
     ResponseScored,
     Segment,
     SendEmail,
@@ -25,8 +26,8 @@ from nps_kit.db import SessionFactory, unit_of_work
 from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.config import SmtpSettings
-from nps_notify.domain.dispatch import DispatchState
-from nps_notify.handlers import dispatch_emails
+from nps_notify.domain.dispatch import DispatchState, EmailJob
+from nps_notify.handlers import dispatch_emails, email_job
 from nps_scoring.adapters import tables as scoring_tables
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.adapters.taxonomy import load_taxonomy
@@ -156,16 +157,22 @@ async def test_followup_records_results_and_reports_unknown_actions(
     ]
 
 
-def _send_email(customer: str) -> SendEmail:
-    return SendEmail(
-        action_id=uuid.uuid4(),
-        case_id=uuid.uuid4(),
-        customer=Customer(id=customer, email=f"{customer}@example.com", name="Lin"),
-        template="detractor_apology",
-        score=1,
-        comment="never again",
-        requested_at=datetime(2026, 11, 24, tzinfo=UTC),
+def _send_email(customer: str) -> EmailJob:
+    return _job(
+        SendEmail(
+            action_id=uuid.uuid4(),
+            case_id=uuid.uuid4(),
+            customer=Customer(id=customer, email=f"{customer}@example.com", name="Lin"),
+            template="detractor_apology",
+            score=1,
+            comment="never again",
+            requested_at=datetime(2026, 11, 24, tzinfo=UTC),
+        )
     )
+
+
+def _job(action: SendEmail | NotifyStaff) -> EmailJob:
+    return email_job(action, case_url="http://cs.example.com/cases/{case_id}")
 
 
 def _mails_to(infra: Infra, customer: str) -> int:
@@ -200,7 +207,7 @@ async def test_notify_reports_an_interrupted_send_as_unknown_and_does_not_resend
     async with unit_of_work(sessions) as session:
         from nps_notify.adapters.repository import NotifyRepository  # noqa: PLC0415
 
-        await NotifyRepository(session).begin_dispatches([action], channel="email", now=NOW)
+        await NotifyRepository(session).begin_dispatches([action], now=NOW)
     channel = SmtpEmailChannel(
         SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
     )
@@ -280,7 +287,7 @@ async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactor
 async def test_notify_answers_an_action_it_has_no_channel_for_with_a_failed_result(
     sessions: SessionFactory,
 ) -> None:
-    from nps_events import CreateTicket, NotifyStaff, SendSms, StaffReason, TicketPriority  # noqa: PLC0415
+    from nps_events import CreateTicket, SendSms, TicketPriority  # noqa: PLC0415
     from nps_notify.handlers import report_unsupported  # noqa: PLC0415
 
     case_id = uuid.uuid4()
@@ -303,18 +310,6 @@ async def test_notify_answers_an_action_it_has_no_channel_for_with_a_failed_resu
             segment=Segment.DETRACTOR,
             requested_at=NOW,
         ),
-        NotifyStaff(
-            action_id=uuid.uuid4(),
-            case_id=case_id,
-            customer_id=customer.id,
-            recipient="lead@example.com",
-            role="lead",
-            reason=StaffReason.ESCALATION,
-            level=1,
-            segment=Segment.DETRACTOR,
-            score=2,
-            requested_at=NOW,
-        ),
     ]
     await report_unsupported(list(actions), sessions=sessions, clock=FrozenClock(NOW))
     async with sessions() as session:
@@ -326,7 +321,46 @@ async def test_notify_answers_an_action_it_has_no_channel_for_with_a_failed_resu
     ]
     assert sorted((r.channel.value, r.status.value, r.reason) for r in results) == [
         ("sms", "failed", "no sms channel is configured"),
-        ("staff", "failed", "no staff channel is configured"),
         ("ticket", "failed", "no ticket channel is configured"),
     ]
     assert {r.action_id for r in results} == {a.event_id() for a in actions}
+
+
+async def test_notify_emails_a_staff_notice_to_the_escalation_recipient(
+    sessions: SessionFactory, infra: Infra
+) -> None:
+    from nps_events import StaffReason  # noqa: PLC0415
+
+    lead = f"lead-{uuid.uuid4().hex[:6]}"
+    notice = NotifyStaff(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer_id="c-esc",
+        recipient=f"{lead}@example.com",
+        role="lead",
+        reason=StaffReason.ESCALATION,
+        level=1,
+        segment=Segment.DETRACTOR,
+        score=2,
+        requested_at=NOW,
+    )
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
+    )
+    outcomes = await dispatch_emails(
+        [_job(notice)], sessions=sessions, channel=channel, clock=FrozenClock(NOW), concurrency=1
+    )
+    assert outcomes[notice.action_id].state is DispatchState.SENT
+    [mail] = [m for m in infra.mail.messages() if f"{lead}@example.com" in str(m["To"])]
+    assert str(mail["Subject"]).startswith("Escalation (level 1)")
+    assert (
+        f"http://cs.example.com/cases/{notice.case_id}" in mail.get_body(("plain",)).get_content()
+    )  # type: ignore[union-attr]
+    async with sessions() as session:
+        rows = (await session.execute(select(notify_tables.outbox))).all()
+    [result] = [
+        r
+        for r in (ActionResultReported.model_validate_json(row.value) for row in rows)
+        if r.action_id == notice.action_id
+    ]
+    assert (result.channel.value, result.status.value) == ("staff", "sent")

@@ -3,8 +3,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nps_events import Customer, SendEmail
-from nps_notify.adapters.email import PermanentFailure, TemplateRenderer
+from nps_events import Customer, NotifyStaff, Segment, SendEmail, StaffReason
+from nps_notify.adapters.email import PermanentFailure, RenderedEmail, TemplateRenderer
+from nps_notify.handlers import email_job
+
+CASE_URL = "https://cs.example.com/cases/{case_id}"
+
+
+def _render(action: SendEmail | NotifyStaff) -> RenderedEmail:
+    job = email_job(action, case_url=CASE_URL)
+    return TemplateRenderer().render(job.template, job.context)
 
 
 def _action(comment: str | None, template: str = "detractor_apology") -> SendEmail:
@@ -20,7 +28,7 @@ def _action(comment: str | None, template: str = "detractor_apology") -> SendEma
 
 
 def test_customer_comment_is_quoted_and_stays_inert_in_html() -> None:
-    rendered = TemplateRenderer().render(_action('<script>alert("x")</script> & more'))
+    rendered = _render(_action('<script>alert("x")</script> & more'))
     assert "<script>" not in rendered.html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; more" in rendered.html
     assert '> <script>alert("x")</script> & more' in rendered.text
@@ -28,7 +36,7 @@ def test_customer_comment_is_quoted_and_stays_inert_in_html() -> None:
 
 
 def test_email_without_comment_has_no_quote() -> None:
-    rendered = TemplateRenderer().render(_action(None))
+    rendered = _render(_action(None))
     assert "You wrote" not in rendered.text
     assert "You wrote" not in rendered.html
     assert "2 out of 10" in rendered.text
@@ -36,7 +44,7 @@ def test_email_without_comment_has_no_quote() -> None:
 
 def test_unknown_template_is_a_permanent_failure() -> None:
     with pytest.raises(PermanentFailure, match="no email template 'nope'"):
-        TemplateRenderer().render(_action(None, template="nope"))
+        _render(_action(None, template="nope"))
 
 
 @pytest.mark.parametrize(
@@ -50,7 +58,7 @@ def test_unknown_template_is_a_permanent_failure() -> None:
 def test_every_template_of_the_default_policy_renders(
     template: str, subject: str, phrase: str
 ) -> None:
-    rendered = TemplateRenderer().render(_action("<i>fine</i>", template=template))
+    rendered = _render(_action("<i>fine</i>", template=template))
     assert rendered.subject.startswith(subject)
     assert phrase in rendered.text
     assert phrase in rendered.html
@@ -65,4 +73,56 @@ def test_the_default_policy_names_only_templates_that_exist() -> None:
         for action in rule.actions:
             if action.kind.value == "email":
                 assert action.template is not None
-                TemplateRenderer().render(_action(None, template=action.template))
+                _render(_action(None, template=action.template))
+
+
+def _notice(reason: StaffReason, recipient: str = "lead@example.com") -> NotifyStaff:
+    return NotifyStaff(
+        action_id=uuid.uuid4(),
+        case_id=uuid.UUID("00000000-0000-4000-8000-0000000000c5"),
+        customer_id="c-1",
+        recipient=recipient,
+        role="second_level" if reason is StaffReason.ESCALATION else "owner",
+        reason=reason,
+        level=2 if reason is StaffReason.ESCALATION else 0,
+        due_at=datetime(2026, 11, 26, 17, tzinfo=UTC),
+        segment=Segment.DETRACTOR,
+        score=2,
+        requested_at=datetime(2026, 11, 24, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "subject", "phrase"),
+    [
+        (StaffReason.REMINDER, "Reminder: an NPS detractor", "has not been contacted yet"),
+        (StaffReason.ESCALATION, "Escalation (level 2)", "You are the second level"),
+        (StaffReason.ASSIGNED, "A new NPS detractor case is yours", "was assigned to you"),
+    ],
+)
+def test_staff_notice_says_why_and_links_the_case(
+    reason: StaffReason, subject: str, phrase: str
+) -> None:
+    rendered = _render(_notice(reason))
+    assert rendered.subject.startswith(subject)
+    assert phrase in rendered.text
+    assert "https://cs.example.com/cases/00000000-0000-4000-8000-0000000000c5" in rendered.text
+    assert (
+        'href="https://cs.example.com/cases/00000000-0000-4000-8000-0000000000c5"' in rendered.html
+    )
+
+
+def test_staff_notice_goes_to_the_recipient_address_and_reports_as_staff() -> None:
+    job = email_job(_notice(StaffReason.REMINDER), case_url=CASE_URL)
+    assert (job.to_address, job.channel, job.template) == (
+        "lead@example.com",
+        "staff",
+        "staff_notice",
+    )
+
+
+def test_staff_notice_to_a_handle_has_no_address_to_send_to() -> None:
+    assert (
+        email_job(_notice(StaffReason.REMINDER, recipient="@sam"), case_url=CASE_URL).to_address
+        is None
+    )

@@ -41,6 +41,7 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
             channel=channel,
             clock=clock,
             concurrency=settings.send_concurrency,
+            case_url=settings.case_url,
         ),
     )
     app = create_app(

@@ -31,6 +31,10 @@ class NotifySettings(BaseSettings):
     #: How many messages one process hands to providers at once.
     send_concurrency: int = Field(default=8, ge=1, le=100)
     send_attempts: int = Field(default=3, ge=1, le=10)
+    #: Link to a case in staff notices: where your team opens it (followup's API by default).
+    case_url: str = Field(
+        default="http://127.0.0.1:8003/v1/cases/{case_id}", pattern=r"\{case_id\}"
+    )
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)

@@ -1,6 +1,7 @@
 """Email over SMTP (aiosmtplib), rendered from Jinja2 templates."""
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr
@@ -9,9 +10,8 @@ import aiosmtplib
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound, select_autoescape
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from nps_events import SendEmail
 from nps_notify.config import SmtpSettings
-from nps_notify.domain.dispatch import DispatchState, Outcome
+from nps_notify.domain.dispatch import DispatchState, EmailJob, Outcome
 
 
 class PermanentFailure(Exception):  # noqa: N818 - an outcome, named for what it is
@@ -38,18 +38,17 @@ class TemplateRenderer:
             keep_trailing_newline=True,
         )
 
-    def render(self, action: SendEmail) -> RenderedEmail:
-        context = {"name": action.customer.name, "score": action.score, "comment": action.comment}
+    def render(self, template: str, context: Mapping[str, object]) -> RenderedEmail:
         try:
             return RenderedEmail(
-                subject=self._env.get_template(f"{action.template}/subject.txt.j2")
+                subject=self._env.get_template(f"{template}/subject.txt.j2")
                 .render(context)
                 .strip(),
-                text=self._env.get_template(f"{action.template}/body.txt.j2").render(context),
-                html=self._env.get_template(f"{action.template}/body.html.j2").render(context),
+                text=self._env.get_template(f"{template}/body.txt.j2").render(context),
+                html=self._env.get_template(f"{template}/body.html.j2").render(context),
             )
         except TemplateNotFound as exc:
-            raise PermanentFailure(f"no email template {action.template!r}") from exc
+            raise PermanentFailure(f"no email template {template!r}") from exc
 
 
 def _transient(exc: BaseException) -> bool:
@@ -77,22 +76,22 @@ class SmtpEmailChannel:
         self._renderer = renderer
         self._attempts = attempts
 
-    def message_for(self, action: SendEmail) -> EmailMessage:
-        if action.customer.email is None:
-            raise PermanentFailure("the customer has no email address")
-        rendered = self._renderer.render(action)
+    def message_for(self, job: EmailJob) -> EmailMessage:
+        if job.to_address is None:
+            raise PermanentFailure("the recipient has no email address")
+        rendered = self._renderer.render(job.template, job.context)
         message = EmailMessage()
         message["From"] = self._settings.from_address
-        message["To"] = formataddr((action.customer.name or "", action.customer.email))
+        message["To"] = formataddr((job.to_name or "", job.to_address))
         message["Subject"] = rendered.subject
-        message["Message-ID"] = f"<{action.action_id}@{self._settings.message_id_domain}>"
+        message["Message-ID"] = f"<{job.action_id}@{self._settings.message_id_domain}>"
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
         return message
 
-    async def send(self, action: SendEmail) -> Outcome:
+    async def send(self, job: EmailJob) -> Outcome:
         try:
-            message = self.message_for(action)
+            message = self.message_for(job)
         except PermanentFailure as exc:
             return Outcome(DispatchState.FAILED, reason=str(exc))
         s = self._settings

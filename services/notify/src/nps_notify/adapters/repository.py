@@ -7,10 +7,10 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nps_events import Event, SendEmail
+from nps_events import Event
 from nps_kit import outbox
 from nps_notify.adapters import tables
-from nps_notify.domain.dispatch import DispatchState, Outcome
+from nps_notify.domain.dispatch import DispatchState, EmailJob, Outcome
 
 SOURCE = "/notify"
 
@@ -20,11 +20,11 @@ class NotifyRepository:
         self.session = session
 
     async def begin_dispatches(
-        self, actions: list[SendEmail], *, channel: str, now: datetime
+        self, jobs: list[EmailJob], *, now: datetime
     ) -> dict[uuid.UUID, DispatchState | None]:
         """Record each action as `sending` unless the ledger knows it; return what it knew before
         (None for the actions claimed now)."""
-        if not actions:
+        if not jobs:
             return {}
         claimed = set(
             (
@@ -33,17 +33,17 @@ class NotifyRepository:
                     .values(
                         [
                             {
-                                "action_id": a.action_id,
-                                "case_id": a.case_id,
-                                "customer_id": a.customer.id,
-                                "channel": channel,
-                                "template": a.template,
+                                "action_id": j.action_id,
+                                "case_id": j.case_id,
+                                "customer_id": j.customer_id,
+                                "channel": j.channel,
+                                "template": j.template,
                                 "state": DispatchState.SENDING.value,
                                 "attempts": 1,
                                 "created_at": now,
                                 "updated_at": now,
                             }
-                            for a in actions
+                            for j in jobs
                         ]
                     )
                     .on_conflict_do_nothing()
@@ -51,7 +51,7 @@ class NotifyRepository:
                 )
             ).scalars()
         )
-        known = {a.action_id for a in actions} - claimed
+        known = {j.action_id for j in jobs} - claimed
         previous: dict[uuid.UUID, DispatchState | None] = dict.fromkeys(claimed)
         if known:
             rows = await self.session.execute(

@@ -1,4 +1,6 @@
-from dataclasses import dataclass
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -38,3 +40,18 @@ class Outcome:
     state: DispatchState
     provider_message_id: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailJob:
+    """One email to send for one action: to a customer (`SendEmail`) or to a member of the
+    customer-success team (`NotifyStaff`). `channel` is what the result reports."""
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+    customer_id: str
+    channel: str
+    template: str
+    to_address: str | None
+    to_name: str | None = None
+    context: Mapping[str, object] = field(default_factory=dict)
