@@ -35,6 +35,7 @@ class Infrastructure:
     loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]], Callable[[], None]]] = field(
         default_factory=list
     )
+    closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     @classmethod
     def connect(
@@ -75,6 +76,10 @@ class Infrastructure:
         consumers and stopped with them; if it crashes, the process exits non-zero."""
         self.loops.append((name, run, stop))
 
+    def on_stop(self, close: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Release something (provider connections…) once the loops have stopped."""
+        self.closers.append(close)
+
     async def check_database(self) -> None:
         await ping(self.engine)
 
@@ -94,6 +99,8 @@ class Infrastructure:
 
     async def stop(self) -> None:
         await self.runtime.stop()
+        for close in self.closers:
+            await close()
         await self.publisher.stop()
         await self.engine.dispose()
 

@@ -30,8 +30,12 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
     infra = Infrastructure.connect("notify", kafka=settings.kafka, database=settings.database)
     relay = infra.with_outbox(tables.outbox)
     channel = SmtpEmailChannel(
-        settings.smtp, renderer=TemplateRenderer(), attempts=settings.send_attempts
+        settings.smtp,
+        renderer=TemplateRenderer(),
+        attempts=settings.send_attempts,
+        pool_size=settings.send_concurrency,
     )
+    infra.on_stop(channel.aclose)
     infra.add_consumer(
         group_id=settings.consumer_group,
         topics=[Topic.ACTIONS.value],
