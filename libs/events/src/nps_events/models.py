@@ -277,11 +277,26 @@ class CaseOpened(Event):
         return self.customer_id
 
 
-class SendEmail(Event):
+class _ActionCommand(Event):
+    """Base of the commands to notify on `nps.actions.v1`: one action of one case each, whose
+    id is the event's id, so notify acts on it once however often it is delivered."""
+
+    topic: ClassVar[Topic] = Topic.ACTIONS
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+
+    def event_id(self) -> uuid.UUID:
+        return self.action_id
+
+    def subject(self) -> str:
+        return f"actions/{self.action_id}"
+
+
+class SendEmail(_ActionCommand):
     """Command to notify: send one templated email to a customer."""
 
     ce_type: ClassVar[str] = "io.npsloop.action.send-email.v1"
-    topic: ClassVar[Topic] = Topic.ACTIONS
 
     action_id: uuid.UUID = Field(
         description="Unique per action; notify never sends one action twice."
@@ -296,22 +311,15 @@ class SendEmail(Event):
     comment: str | None = None
     requested_at: AwareDatetime
 
-    def event_id(self) -> uuid.UUID:
-        return self.action_id
-
-    def subject(self) -> str:
-        return f"actions/{self.action_id}"
-
     def partition_key(self) -> str:
         return self.customer.id
 
 
-class SendSms(Event):
+class SendSms(_ActionCommand):
     """Command to notify: send one templated SMS to a customer who consented to SMS. Followup
     has already moved it out of the customer's quiet hours."""
 
     ce_type: ClassVar[str] = "io.npsloop.action.send-sms.v1"
-    topic: ClassVar[Topic] = Topic.ACTIONS
 
     action_id: uuid.UUID = Field(description="Unique per action; notify never sends one twice.")
     case_id: uuid.UUID
@@ -319,12 +327,6 @@ class SendSms(Event):
     template: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Template name.")
     locale: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     requested_at: AwareDatetime
-
-    def event_id(self) -> uuid.UUID:
-        return self.action_id
-
-    def subject(self) -> str:
-        return f"actions/{self.action_id}"
 
     def partition_key(self) -> str:
         return self.customer.id
@@ -337,13 +339,12 @@ class TicketPriority(StrEnum):
     URGENT = "urgent"
 
 
-class CreateTicket(Event):
+class CreateTicket(_ActionCommand):
     """Command to notify: open a helpdesk ticket for a case. The action id is the idempotency
     key at the helpdesk (e.g. Zendesk's `Idempotency-Key`); the ticket's id at the helpdesk
     comes back as the result's `provider_message_id`."""
 
     ce_type: ClassVar[str] = "io.npsloop.action.create-ticket.v1"
-    topic: ClassVar[Topic] = Topic.ACTIONS
 
     action_id: uuid.UUID = Field(description="Unique per action; notify never creates it twice.")
     case_id: uuid.UUID
@@ -355,22 +356,15 @@ class CreateTicket(Event):
     comment: str | None = Field(default=None, max_length=10_000, description="What they wrote.")
     requested_at: AwareDatetime
 
-    def event_id(self) -> uuid.UUID:
-        return self.action_id
-
-    def subject(self) -> str:
-        return f"actions/{self.action_id}"
-
     def partition_key(self) -> str:
         return self.customer.id
 
 
-class RaiseTicketPriority(Event):
+class RaiseTicketPriority(_ActionCommand):
     """Command to notify: raise the priority of the ticket an earlier `CreateTicket`
     (`ticket_action_id`) opened, because the case was escalated."""
 
     ce_type: ClassVar[str] = "io.npsloop.action.raise-ticket-priority.v1"
-    topic: ClassVar[Topic] = Topic.ACTIONS
 
     action_id: uuid.UUID = Field(description="Unique per action.")
     case_id: uuid.UUID
@@ -378,12 +372,6 @@ class RaiseTicketPriority(Event):
     ticket_action_id: uuid.UUID = Field(description="The action that created the ticket.")
     priority: TicketPriority
     requested_at: AwareDatetime
-
-    def event_id(self) -> uuid.UUID:
-        return self.action_id
-
-    def subject(self) -> str:
-        return f"actions/{self.action_id}"
 
     def partition_key(self) -> str:
         return self.customer_id
@@ -395,12 +383,11 @@ class StaffReason(StrEnum):
     ESCALATION = "escalation"
 
 
-class NotifyStaff(Event):
+class NotifyStaff(_ActionCommand):
     """Command to notify: tell a person of the customer-success team about a case (assigned to
     them, a deadline coming up, an escalation). No customer PII: the recipient opens the case."""
 
     ce_type: ClassVar[str] = "io.npsloop.action.notify-staff.v1"
-    topic: ClassVar[Topic] = Topic.ACTIONS
 
     action_id: uuid.UUID = Field(description="Unique per action.")
     case_id: uuid.UUID
@@ -415,12 +402,6 @@ class NotifyStaff(Event):
     segment: Segment
     score: Score
     requested_at: AwareDatetime
-
-    def event_id(self) -> uuid.UUID:
-        return self.action_id
-
-    def subject(self) -> str:
-        return f"actions/{self.action_id}"
 
     def partition_key(self) -> str:
         return self.customer_id
