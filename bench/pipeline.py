@@ -20,11 +20,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nps_events.topics import ALL_TOPICS
 from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
-from nps_kit.devstack.services import SERVICES, ServiceProcess, migrate
-from nps_kit.messaging import ensure_topics
-from nps_kit.settings import KafkaSettings
+from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 
 TOKEN = "bench-token"
 
@@ -117,8 +114,6 @@ def main() -> None:
     postgres.start()
     mail.start()
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        asyncio.run(ensure_topics(kafka, ALL_TOPICS, partitions=3))
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "DATABASE_URL": postgres.url,
@@ -127,20 +122,15 @@ def main() -> None:
             "INGEST_API_TOKENS": json.dumps({"bench": TOKEN}),
             "LOG_LEVEL": "WARNING",
         }
-        for name in SERVICES:
-            migrate(name, env)
-        for name in SERVICES:
-            port = free_port()
-            service = ServiceProcess(
-                name=name,
-                port=port,
-                env={**env, f"{name.upper()}_PORT": str(port)},
-                log_path=tmp / f"{name}.log",
-            )
-            service.start()
-            services.append(service)
-        for service in services:
-            service.wait_ready(timeout=90)
+        prepare(env, partitions=3)
+        services = list(
+            start_all(
+                env,
+                ports={name: free_port() for name in SERVICES},
+                log_dir=tmp,
+                ready_timeout=90,
+            ).values()
+        )
 
         run = uuid.uuid4().hex[:6]
         started = time.perf_counter()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nps_kit.devstack import free_port
-from nps_kit.devstack.services import SERVICES, ServiceProcess
+from nps_kit.devstack.services import SERVICES, ServiceProcess, start_all
 from tests.support.infra import Infra
 
 TOKEN = "e2e-token"
@@ -52,20 +52,13 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "FOLLOWUP_POLICY_FILE": str(Path(__file__).with_name("policy.yaml")),
         "FOLLOWUP_SWEEP_INTERVAL_SECONDS": "0.5",
     }
-    services = {}
-    for name in SERVICES:
-        port = free_port()
-        services[name] = ServiceProcess(
-            name=name,
-            port=port,
-            env={**common, f"{name.upper()}_PORT": str(port)},
-            log_path=logs / f"{name}.log",
-        )
+    services = start_all(
+        common,
+        ports={name: free_port() for name in SERVICES},
+        log_dir=logs,
+        ready_timeout=90,
+    )
     try:
-        for service in services.values():
-            service.start()
-        for service in services.values():
-            service.wait_ready(timeout=90)
         yield System(services=services, infra=infra)
     finally:
         for service in services.values():

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -293,7 +292,7 @@ class ConsumerRunner:
         )
         DEAD_LETTERED.labels(topic=record.topic).inc()
         EVENTS_CONSUMED.labels(topic=record.topic, outcome="dead_lettered").inc()
-        structlog.get_logger(__name__).warning(
+        log.warning(
             "consumer.dead_lettered",
             topic=record.topic,
             partition=record.partition,

@@ -7,7 +7,6 @@ service is ready; `down` stops what `up` started. Whatever is configured through
 """
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -20,13 +19,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nps_events.topics import ALL_TOPICS
 from nps_kit.devstack.broker import EmbeddedBroker
 from nps_kit.devstack.mailsink import MailSink
 from nps_kit.devstack.postgres import EmbeddedPostgres
-from nps_kit.devstack.services import SERVICES, ServiceProcess, migrate
-from nps_kit.messaging import ensure_topics
-from nps_kit.settings import KafkaSettings
+from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 
 
 class DevStackSettings(BaseSettings):
@@ -91,25 +87,15 @@ class DevStack:
             ),
             "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
         }
-        asyncio.run(
-            ensure_topics(
-                KafkaSettings(bootstrap_servers=kafka), ALL_TOPICS, partitions=s.partitions
-            )
+        prepare(env, partitions=s.partitions)
+        self.services = list(
+            start_all(
+                env,
+                ports={name: getattr(s, f"{name}_port") for name in SERVICES},
+                log_dir=self.var / "log",
+                ready_timeout=60,
+            ).values()
         )
-        for name in SERVICES:
-            migrate(name, env)
-        for name in SERVICES:
-            port = getattr(s, f"{name}_port")
-            service = ServiceProcess(
-                name=name,
-                port=port,
-                env={**env, f"{name.upper()}_PORT": str(port)},
-                log_path=self.var / "log" / f"{name}.log",
-            )
-            service.start()
-            self.services.append(service)
-        for service in self.services:
-            service.wait_ready(timeout=60)
 
     def describe(self) -> str:
         s = self.settings

@@ -1,17 +1,22 @@
 """The four npsloop services as child processes (`python -m nps_<name> serve`)."""
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import httpx
 
+from nps_events.topics import ALL_TOPICS
 from nps_kit.devstack.process import stop_process
+from nps_kit.messaging import ensure_topics
+from nps_kit.settings import KafkaSettings
 
 SERVICES = ("ingest", "scoring", "followup", "notify")
 
@@ -81,3 +86,38 @@ def migrate(name: str, env: dict[str, str]) -> None:
     subprocess.run(  # noqa: S603
         [sys.executable, "-m", f"nps_{name}", "migrate"], env={**os.environ, **env}, check=True
     )
+
+
+def prepare(env: Mapping[str, str], *, partitions: int) -> None:
+    """Create every topic (with its DLQ) and bring every service's schema up to date, through
+    each service's own `migrate` command."""
+    kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    asyncio.run(ensure_topics(kafka, ALL_TOPICS, partitions=partitions))
+    for name in SERVICES:
+        migrate(name, dict(env))
+
+
+def start_all(
+    env: Mapping[str, str], *, ports: Mapping[str, int], log_dir: Path, ready_timeout: float
+) -> dict[str, ServiceProcess]:
+    """Start the four services, each on its port, and return once every one is ready. If one
+    does not become ready, all are stopped again and the error is raised."""
+    services = {
+        name: ServiceProcess(
+            name=name,
+            port=ports[name],
+            env={**env, f"{name.upper()}_PORT": str(ports[name])},
+            log_path=log_dir / f"{name}.log",
+        )
+        for name in SERVICES
+    }
+    try:
+        for service in services.values():
+            service.start()
+        for service in services.values():
+            service.wait_ready(timeout=ready_timeout)
+    except BaseException:
+        for service in services.values():
+            service.stop()
+        raise
+    return services
