@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -114,7 +115,20 @@ def presign(path: Path, count: int, kind: str = "response.created") -> None:
             out.write(f"{msg_id}\t{now}\t{sig}\t{body.decode()}\n")
 
 
-def wrk(connections: int, seconds: int, url: str, script: Path) -> dict[str, float]:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(
+    connections: int, seconds: int, url: str, script: Path, *, server: int, broker: int | None
+) -> dict[str, float]:
+    """wrk's throughput and percentiles, plus the CPU time the server and the broker spent
+    per request: a figure much less sensitive to a noisy machine than req/s."""
+    before = (cpu_seconds(server), cpu_seconds(broker))
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -131,6 +145,11 @@ def wrk(connections: int, seconds: int, url: str, script: Path) -> dict[str, flo
             figures["p" + key.split("%")[0].split(".")[0]] = _ms(value)
         elif line.startswith("Non-2xx"):
             figures["non2xx"] = float(line.split()[-1])
+        elif "requests in" in line:
+            figures["requests"] = float(line.split()[0])
+    done = max(figures.get("requests", 0.0), 1.0)
+    figures["server_us"] = (cpu_seconds(server) - before[0]) / done * 1e6
+    figures["broker_us"] = (cpu_seconds(broker) - before[1]) / done * 1e6
     return figures
 
 
@@ -173,6 +192,11 @@ def main() -> None:
             "INGEST_SOURCES_FILE": str(tmp / "sources.yaml"),
             "INGEST_PORT": str(port),
             "LOG_LEVEL": "WARNING",
+            **(
+                {"KAFKA_LINGER_MS": os.environ["KAFKA_LINGER_MS"]}
+                if "KAFKA_LINGER_MS" in os.environ
+                else {}
+            ),
         },
         log_path=tmp / "ingest.log",
     )
@@ -207,24 +231,33 @@ def main() -> None:
         bare_url = f"http://127.0.0.1:{bare_port}"
         canonical = tmp / "canonical.lua"
         canonical.write_text(CANONICAL)
+        assert ingest.process is not None
+        on_ingest = {"server": ingest.process.pid, "broker": broker.pid}
         results = {
             "bare FastAPI POST (ceiling)": wrk(
-                args.connections, args.seconds, bare_url, script("bare.lua", "/bare")
+                args.connections,
+                args.seconds,
+                bare_url,
+                script("bare.lua", "/bare"),
+                server=bare.pid,
+                broker=None,
             ),
             "ingest canonical POST /v1/responses": wrk(
-                args.connections, args.seconds, ingest.url, canonical
+                args.connections, args.seconds, ingest.url, canonical, **on_ingest
             ),
             "ingest signed webhook": wrk(
                 args.connections,
                 args.seconds,
                 ingest.url,
                 script("signed.lua", "/v1/webhooks/bench-sw"),
+                **on_ingest,
             ),
             "ingest signed webhook, verified, nothing to publish": wrk(
                 args.connections,
                 args.seconds,
                 ingest.url,
                 script("unpublished.lua", "/v1/webhooks/bench-sw", file=unpublished),
+                **on_ingest,
             ),
         }
         full = results["ingest signed webhook"]["rps"]
@@ -236,12 +269,15 @@ def main() -> None:
             args.seconds,
             ingest.url,
             script("paced.lua", "/v1/webhooks/bench-sw", round(pace)),
+            **on_ingest,
         )
         ceiling = results["bare FastAPI POST (ceiling)"]["rps"]
         for label, figures in results.items():
             print(
                 f"{label}: {figures.get('rps', 0):,.0f} req/s, p50 {figures.get('p50', 0):.1f} ms,"
-                f" p99 {figures.get('p99', 0):.1f} ms, non-2xx {figures['non2xx']:.0f}"
+                f" p99 {figures.get('p99', 0):.1f} ms, non-2xx {figures['non2xx']:.0f};"
+                f" CPU per request: server {figures['server_us']:.0f} µs,"
+                f" broker {figures['broker_us']:.0f} µs"
             )
         print(f"signed webhook / bare: {full / ceiling:.0%}")
     finally:

@@ -10,9 +10,8 @@ from fastapi.testclient import TestClient
 from nps_events import ContactOptOut, Event, ResponseReceived
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.sources import Provider, Source
-from nps_ingest.entrypoints.api import BodyLimit, router
+from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
-from nps_kit.http import create_app
 from nps_kit.messaging import PublishError
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -49,18 +48,15 @@ SOURCES = {
 def _client(
     publisher: FakePublisher, timeout: float = 1.0, *, comment_limit: int = 10_000
 ) -> TestClient:
-    app = create_app(title="t", description="t", version="0", readiness={})
-    app.add_middleware(BodyLimit, max_bytes=64 * 1024)
-    app.include_router(
-        router(
-            sources=SOURCES,
-            adapters=ADAPTERS,
-            fetchers={},
-            publisher=publisher,
-            clock=FrozenClock(NOW),
-            publish_timeout=timeout,
-            comment_limit=comment_limit,
-        )
+    app = http_app(
+        sources=SOURCES,
+        adapters=ADAPTERS,
+        fetchers={},
+        publisher=publisher,
+        clock=FrozenClock(NOW),
+        publish_timeout=timeout,
+        comment_limit=comment_limit,
+        max_body_bytes=64 * 1024,
     )
     return TestClient(app, raise_server_exceptions=False)
 

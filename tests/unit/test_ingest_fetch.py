@@ -22,9 +22,8 @@ from nps_events import Event, ResponseReceived
 from nps_ingest.adapters.vendor_api import HubSpotClient, QualtricsClient, SurveyMonkeyClient
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.sources import FieldMapping, Provider, Source
-from nps_ingest.entrypoints.api import router
+from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
-from nps_kit.http import create_app
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 KEY = "sm-client-id&sm-client-secret"
@@ -109,20 +108,17 @@ class FakePublisher:
 
 
 def _client(api: FakeSurveyMonkey, publisher: FakePublisher) -> TestClient:
-    app = create_app(title="t", description="t", version="0", readiness={})
-    app.include_router(
-        router(
-            sources={"sm": SOURCE},
-            adapters=ADAPTERS,
-            fetchers={
-                Provider.SURVEYMONKEY: SurveyMonkeyClient(
-                    attempts=2, transport=httpx.MockTransport(api)
-                )
-            },
-            publisher=publisher,
-            clock=FrozenClock(NOW),
-            publish_timeout=5.0,
-        )
+    app = http_app(
+        sources={"sm": SOURCE},
+        adapters=ADAPTERS,
+        fetchers={
+            Provider.SURVEYMONKEY: SurveyMonkeyClient(
+                attempts=2, transport=httpx.MockTransport(api)
+            )
+        },
+        publisher=publisher,
+        clock=FrozenClock(NOW),
+        publish_timeout=5.0,
     )
     return TestClient(app, raise_server_exceptions=False)
 
@@ -250,18 +246,13 @@ class FakeHubSpot:
 
 
 def _hubspot_client(api: FakeHubSpot, publisher: FakePublisher) -> TestClient:
-    app = create_app(title="t", description="t", version="0", readiness={})
-    app.include_router(
-        router(
-            sources={"hs": HUBSPOT},
-            adapters=ADAPTERS,
-            fetchers={
-                Provider.HUBSPOT: HubSpotClient(attempts=2, transport=httpx.MockTransport(api))
-            },
-            publisher=publisher,
-            clock=FrozenClock(NOW),
-            publish_timeout=5.0,
-        )
+    app = http_app(
+        sources={"hs": HUBSPOT},
+        adapters=ADAPTERS,
+        fetchers={Provider.HUBSPOT: HubSpotClient(attempts=2, transport=httpx.MockTransport(api))},
+        publisher=publisher,
+        clock=FrozenClock(NOW),
+        publish_timeout=5.0,
     )
     return TestClient(app, raise_server_exceptions=False)
 
@@ -389,18 +380,15 @@ def _qualtrics_form(msg: str = QUALTRICS_MSG, key: str = QUALTRICS_KEY) -> bytes
 
 
 def _qualtrics_client(api: FakeQualtrics, publisher: FakePublisher) -> TestClient:
-    app = create_app(title="t", description="t", version="0", readiness={})
-    app.include_router(
-        router(
-            sources={"qx": QUALTRICS},
-            adapters=ADAPTERS,
-            fetchers={
-                Provider.QUALTRICS: QualtricsClient(attempts=2, transport=httpx.MockTransport(api))
-            },
-            publisher=publisher,
-            clock=FrozenClock(NOW),
-            publish_timeout=5.0,
-        )
+    app = http_app(
+        sources={"qx": QUALTRICS},
+        adapters=ADAPTERS,
+        fetchers={
+            Provider.QUALTRICS: QualtricsClient(attempts=2, transport=httpx.MockTransport(api))
+        },
+        publisher=publisher,
+        clock=FrozenClock(NOW),
+        publish_timeout=5.0,
     )
     return TestClient(app, raise_server_exceptions=False)
 

@@ -14,19 +14,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import schemathesis
-from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 
 from nps_events import Event
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.signatures import sign_standard_webhooks
 from nps_ingest.domain.sources import FieldMapping, Provider, Source
-from nps_ingest.entrypoints.api import BodyLimit, router
+from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
-from nps_kit.http import create_app
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TOKEN = "fuzz-token-1"
@@ -52,20 +51,16 @@ SOURCES = {
 }
 
 
-def _app() -> FastAPI:
-    app = create_app(title="npsloop ingest", description="fuzz", version="0", readiness={})
-    app.add_middleware(BodyLimit, max_bytes=64 * 1024)
-    app.include_router(
-        router(
-            sources=SOURCES,
-            adapters=ADAPTERS,
-            fetchers={},
-            publisher=FakePublisher(),
-            clock=FrozenClock(NOW),
-            publish_timeout=1.0,
-        )
+def _app() -> ASGIApp:
+    return http_app(
+        sources=SOURCES,
+        adapters=ADAPTERS,
+        fetchers={},
+        publisher=FakePublisher(),
+        clock=FrozenClock(NOW),
+        publish_timeout=1.0,
+        max_body_bytes=64 * 1024,
     )
-    return app
 
 
 APP = _app()

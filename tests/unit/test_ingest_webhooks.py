@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,9 +24,8 @@ from nps_events import ContactOptOut, Event, ResponseReceived
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.signatures import sign_standard_webhooks
 from nps_ingest.domain.sources import FieldMapping, Provider, Source
-from nps_ingest.entrypoints.api import BodyLimit, router
+from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
-from nps_kit.http import create_app
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 OLD_SECRET = "old-secret-0123456789"
@@ -65,17 +64,14 @@ SOURCES = {
 
 
 def _client(publisher: FakePublisher) -> TestClient:
-    app = create_app(title="t", description="t", version="0", readiness={})
-    app.add_middleware(BodyLimit, max_bytes=64 * 1024)
-    app.include_router(
-        router(
-            sources=SOURCES,
-            adapters=ADAPTERS,
-            fetchers={},
-            publisher=publisher,
-            clock=FrozenClock(NOW),
-            publish_timeout=1.0,
-        )
+    app = http_app(
+        sources=SOURCES,
+        adapters=ADAPTERS,
+        fetchers={},
+        publisher=publisher,
+        clock=FrozenClock(NOW),
+        publish_timeout=1.0,
+        max_body_bytes=64 * 1024,
     )
     return TestClient(app, raise_server_exceptions=False)
 
@@ -694,3 +690,76 @@ def test_deliveries_are_counted_by_source_and_outcome() -> None:
     client.post("/v1/webhooks/dl", content=body, headers=sign_delighted(body, "wrong-secret-123"))
     client.post("/v1/webhooks/dl", content=body, headers=sign_delighted(body))
     assert (_metric(client, bad), _metric(client, good)) == (before[0] + 1, before[1] + 1)
+
+
+# --- the hot path keeps every guarantee of the app ----------------------------------------------
+
+
+def test_chunked_webhook_body_over_the_limit_is_413_problem() -> None:
+    body = standard_body(comment="x" * 70_000)
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(body), 8192):
+            yield body[i : i + 8192]
+
+    answer = _client(FakePublisher()).post(
+        "/v1/webhooks/sw", content=chunks(), headers=sign_standard(body)
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["title"] == "Payload too large"
+
+
+def test_chunked_webhook_body_within_the_limit_is_read_whole() -> None:
+    publisher = FakePublisher()
+    body = standard_body()
+
+    def chunks() -> Iterator[bytes]:
+        yield body[:10]
+        yield body[10:]
+
+    answer = _client(publisher).post(
+        "/v1/webhooks/sw", content=chunks(), headers=sign_standard(body)
+    )
+    assert answer.status_code == 202
+    assert len(publisher.published) == 1
+
+
+class BrokenPublisher:
+    async def publish(self, event: Event, *, source: str, now: datetime) -> None:
+        raise RuntimeError("a bug, not an outage")
+
+
+def test_unexpected_error_on_the_webhook_is_a_logged_500_problem_not_a_dropped_connection() -> None:
+    app = http_app(
+        sources=SOURCES,
+        adapters=ADAPTERS,
+        fetchers={},
+        publisher=BrokenPublisher(),
+        clock=FrozenClock(NOW),
+        publish_timeout=1.0,
+    )
+    body = standard_body()
+    answer = TestClient(app, raise_server_exceptions=False).post(
+        "/v1/webhooks/sw", content=body, headers=sign_standard(body)
+    )
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["title"] == "Internal error"
+
+
+def test_webhook_requests_are_measured_under_the_route_template() -> None:
+    client = _client(FakePublisher())
+    line = 'npsloop_http_requests_total{method="POST",route="/v1/webhooks/{source}",status="401"}'
+    before = _metric(client, line)
+    body = standard_body()
+    wrong = "whsec_" + base64.b64encode(b"a-key-this-source-does-not-hold!").decode()
+    client.post("/v1/webhooks/sw", content=body, headers=sign_standard(body, wrong))
+    assert _metric(client, line) == before + 1
+
+
+def test_webhook_route_is_documented_with_its_vendor_examples() -> None:
+    spec = _client(FakePublisher()).get("/openapi.json").json()
+    operation = spec["paths"]["/v1/webhooks/{source}"]["post"]
+    assert "delighted" in operation["requestBody"]["content"]["application/json"]["examples"]
+    assert {"202", "401", "404", "413"} <= set(operation["responses"])

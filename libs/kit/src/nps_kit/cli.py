@@ -5,8 +5,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-from fastapi import FastAPI
 from pydantic import SecretStr
+from starlette.types import ASGIApp
 
 from nps_kit.logging import configure_logging, get_logger
 from nps_kit.migrations import upgrade
@@ -18,7 +18,7 @@ class Service(Protocol):
     """What a service's composition root builds."""
 
     @property
-    def app(self) -> FastAPI: ...
+    def app(self) -> ASGIApp: ...
 
     @property
     def runtime(self) -> Runtime: ...
@@ -53,4 +53,17 @@ def main(
         built = build()
         return await serve(built.app, built.runtime, host=host, port=port)
 
-    raise SystemExit(asyncio.run(run()))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        code = runner.run(run())
+    raise SystemExit(code)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (uvicorn[standard] brings it on Linux and macOS): the loop
+    uvicorn picks when it owns the loop, as bench/bare.py's ceiling does. Without it, every
+    service ran on the stock loop, whose Python transports showed in profiles of ingest."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional: not on Windows
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

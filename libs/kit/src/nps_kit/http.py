@@ -1,14 +1,18 @@
 """The FastAPI app factory every service uses: probes, metrics and RFC 9457 problem+json."""
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +35,24 @@ HTTP_SECONDS = Histogram(
 )
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+_children: dict[tuple[str, ...], Any] = {}
+
+
+def _child(metric: MetricWrapperBase, *labels: str) -> Any:
+    """`metric.labels(*labels)`, kept: `labels()` takes a lock and builds a tuple on every
+    call, measured at ~2.6% of ingest's time per request."""
+    key = (metric._name, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one request and its latency, by route template (bounded labels)."""
+    _child(HTTP_REQUESTS, method, route, str(status)).inc()
+    _child(HTTP_SECONDS, method, route).observe(seconds)
 
 
 class Problem(Exception):  # noqa: N818 - it is named for what it is on the wire
@@ -139,11 +161,215 @@ class _MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method=method, route=template, status=str(status)).inc()
-            HTTP_SECONDS.labels(method=method, route=template).observe(
-                time.perf_counter() - started
+            observe_request(scope["method"], template, status, time.perf_counter() - started)
+
+
+class BodyLimit:
+    """Refuses a request body over `max_bytes` with 413 problem+json, before any route reads
+    it: by its Content-Length when it has one, else as the chunks arrive."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None:
+            if declared > self.max_bytes:
+                await _too_large(send, self.max_bytes)
+                return
+            # The server delivers no more than Content-Length bytes as this request's body.
+            await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked): read the body, at most max_bytes, then replay it.
+        body = await _read_body(receive, self.max_bytes)
+        if body is None:
+            await _too_large(send, self.max_bytes)
+            return
+        replayed = False
+        whole: Message = {"type": "http.request", "body": body, "more_body": False}
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return whole
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class _Disconnected(Exception):  # noqa: N818 - the client went away; nothing to answer
+    pass
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 1 << 62  # not a number: refuse it as too large
+    return None
+
+
+async def _read_body(receive: Receive, max_bytes: int) -> bytes | None:
+    """The whole request body, or None once it grows beyond `max_bytes`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = (
+        b'{"type":"about:blank","title":"Payload too large","status":413,'
+        b'"detail":"The body is larger than ' + str(max_bytes).encode() + b' bytes."}'
+    )
+    await _send_raw(send, 413, body, PROBLEM_JSON, {"connection": "close"})
+
+
+async def _send_raw(
+    send: Send, status: int, body: bytes, media_type: str, headers: Mapping[str, str]
+) -> None:
+    raw = [
+        (b"content-type", media_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    raw.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """A request to a hot route: its path parameters, lower-cased headers and whole body."""
+
+    method: str
+    path: str
+    path_params: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    status: int
+    body: bytes
+    media_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+HotHandler = Callable[[RawRequest], Awaitable[RawResponse]]
+
+
+class HotRoutes:
+    """Serves a few high-volume routes straight from ASGI, ahead of FastAPI's routing,
+    dependency injection and response models; every other request goes on to the app.
+
+    Measured on ingest's signed webhook (bench/ingest.py, docs/performance.md): FastAPI's
+    per-request machinery and the depth of its middleware stack, through which every
+    `await` resumes, cost more than the webhook's own work. A hot route keeps what the app
+    guarantees: the body limit (413), problem+json for a `Problem` and for any unexpected
+    error (500, logged), and the request metrics under the route's template. The app still
+    declares the route, so that `/docs` documents it.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, routes: Mapping[tuple[str, str], HotHandler], max_body_bytes: int
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self._routes = [
+            (method, template, _template_pattern(template), handler)
+            for (method, template), handler in routes.items()
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for method, template, pattern, handler in self._routes:
+                if scope["method"] == method:
+                    match = pattern.fullmatch(scope["path"])
+                    if match is not None:
+                        await self._serve(
+                            scope, receive, send, template=template, match=match, handler=handler
+                        )
+                        return
+        await self.app(scope, receive, send)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        template: str,
+        match: re.Match[str],
+        handler: HotHandler,
+    ) -> None:
+        started = time.perf_counter()
+        status = 500
+        try:
+            declared = _content_length(scope)
+            body = (
+                None
+                if declared is not None and declared > self.max_body_bytes
+                else await _read_body(receive, self.max_body_bytes)
             )
+            if body is None:
+                status = 413
+                await _too_large(send, self.max_body_bytes)
+                return
+            request = RawRequest(
+                method=scope["method"],
+                path=scope["path"],
+                path_params=match.groupdict(),
+                headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+                body=body,
+                url=str(URL(scope=scope)),
+            )
+            try:
+                response = await handler(request)
+            except Problem as problem:
+                status = problem.status
+                await problem_response(problem, instance=scope["path"])(scope, receive, send)
+                return
+            except Exception as exc:  # answered 500 and logged, as the app does
+                log.exception("http.unhandled_error", path=scope["path"], error=repr(exc))
+                await problem_response(
+                    Problem(500, "Internal error", "An unexpected error occurred; it was logged.")
+                )(scope, receive, send)
+                return
+            status = response.status
+            await _send_raw(
+                send, response.status, response.body, response.media_type, response.headers
+            )
+        except _Disconnected:
+            status = 499
+        finally:
+            observe_request(scope["method"], template, status, time.perf_counter() - started)
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """`/v1/webhooks/{source}` → a pattern with one named group per parameter (one segment)."""
+    parts = re.split(r"\{(\w+)\}", template)
+    pattern = "".join(
+        f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts)
+    )
+    return re.compile(pattern)
 
 
 def create_app(

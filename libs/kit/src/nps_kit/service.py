@@ -7,12 +7,13 @@ loop crashes, the whole process exits non-zero, loudly, so that the orchestrator
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from nps_kit.logging import get_logger
 
@@ -81,7 +82,7 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-async def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> int:
+async def serve(app: ASGIApp, runtime: Runtime, *, host: str, port: int) -> int:
     """Serve `app` until a signal or a crashed loop; return the process exit code."""
     config = uvicorn.Config(
         app,
@@ -93,6 +94,12 @@ async def serve(app: FastAPI, runtime: Runtime, *, host: str, port: int) -> int:
         timeout_graceful_shutdown=20,
     )
     server = _Server(config)
+    # Everything built so far (modules, pydantic schemas, the app) lives as long as the
+    # process: move it out of the collector's reach, so that a full collection no longer walks
+    # it. Measured on ingest's webhook path (bench/ingest.py): p99 at full load 90-104 ms
+    # before, 15-21 ms after, the full collections being the pauses.
+    gc.collect()
+    gc.freeze()
 
     def _exit() -> None:
         server.should_exit = True

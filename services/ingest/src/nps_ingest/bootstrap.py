@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from nps_ingest.adapters.providers import (
     asknicely,
@@ -21,10 +22,9 @@ from nps_ingest.adapters.vendor_api import HubSpotClient, QualtricsClient, Surve
 from nps_ingest.config import IngestSettings, load_sources
 from nps_ingest.domain.sources import Provider, Source
 from nps_ingest.domain.webhooks import ProviderAdapter
-from nps_ingest.entrypoints.api import BodyLimit, router
+from nps_ingest.entrypoints.api import http_app
 from nps_ingest.handlers import ResponseFetcher
 from nps_kit.clock import Clock, SystemClock
-from nps_kit.http import create_app
 from nps_kit.messaging import Publisher
 from nps_kit.service import Runtime
 
@@ -44,7 +44,7 @@ ADAPTERS: dict[Provider, ProviderAdapter] = {
 
 @dataclass
 class Ingest:
-    app: FastAPI
+    app: ASGIApp
     publisher: Publisher
     runtime: Runtime
     sources: Mapping[str, Source]
@@ -83,26 +83,16 @@ def build(
     async def broker_answers() -> None:
         await publisher.check()
 
-    app = create_app(
-        title="npsloop ingest",
-        description=(
-            "Receives NPS survey responses, in npsloop's own JSON or in each upstream product's "
-            "webhook format; publishes them as `ResponseReceived` events."
-        ),
-        version="0.2.0",
+    app = http_app(
+        sources=sources,
+        adapters=ADAPTERS,
+        fetchers=fetchers,
+        publisher=publisher,
+        clock=clock or SystemClock(),
+        publish_timeout=settings.publish_timeout_seconds,
+        comment_limit=settings.comment_max_chars,
+        max_body_bytes=settings.max_body_bytes,
         readiness={"broker": broker_answers},
         lifespan=lifespan,
-    )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(
-        router(
-            sources=sources,
-            adapters=ADAPTERS,
-            fetchers=fetchers,
-            publisher=publisher,
-            clock=clock or SystemClock(),
-            publish_timeout=settings.publish_timeout_seconds,
-            comment_limit=settings.comment_max_chars,
-        )
     )
     return Ingest(app=app, publisher=publisher, runtime=runtime, sources=sources)

@@ -25,6 +25,11 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (benchmarks account its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         if port_open(self.port):
             raise RuntimeError(

@@ -2,14 +2,15 @@
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from nps_events import ContactOptOut, Customer, OptOutScope
 from nps_ingest.domain.auth import source_for_token
@@ -37,7 +38,15 @@ from nps_ingest.handlers import (
     sources_by_token,
 )
 from nps_kit.clock import Clock
-from nps_kit.http import PROBLEM_JSON, Problem
+from nps_kit.http import (
+    BodyLimit,
+    HotRoutes,
+    Problem,
+    RawRequest,
+    RawResponse,
+    ReadinessCheck,
+    create_app,
+)
 from nps_kit.logging import get_logger
 
 log = get_logger(__name__)
@@ -314,6 +323,15 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
 ) -> APIRouter:
     api = APIRouter()
     tokens = sources_by_token(sources)
+    webhooks = WebhookIntake(
+        sources=sources,
+        adapters=adapters,
+        fetchers=fetchers,
+        publisher=publisher,
+        clock=clock,
+        publish_timeout=publish_timeout,
+        comment_limit=comment_limit,
+    )
 
     async def authenticated_source(authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization:
@@ -522,30 +540,63 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
         signed and shaped (Delighted, Typeform, Formbricks, Standard Webhooks, Wootric,
         AskNicely, SurveyMonkey, HubSpot, Qualtrics). Answers 202 once the broker has
         acknowledged every event; a replayed delivery yields the same event ids."""
-        found = sources.get(source)
-        adapter = adapters.get(found.provider) if found else None
-        if found is None or adapter is None:
-            WEBHOOKS.labels(source="unknown", outcome="unknown_source").inc()
-            raise Problem(404, "Unknown source", f"No webhook source is named {source[:100]!r}.")
-
-        def count(result: str) -> None:
-            WEBHOOKS.labels(source=found.name, outcome=result).inc()
-
-        delivery = WebhookRequest(
+        # In a running ingest, `WebhookIntake.hot` serves this route ahead of FastAPI (see
+        # `http_app`); this declaration documents it and serves an app built without it.
+        return await webhooks.answer(
+            source,
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.body(),
             url=str(request.url),
         )
+
+    return api
+
+
+class WebhookIntake:
+    """`POST /v1/webhooks/{source}`: a provider's delivery, verified, normalised, published."""
+
+    def __init__(
+        self,
+        *,
+        sources: Mapping[str, Source],
+        adapters: Mapping[Provider, ProviderAdapter],
+        fetchers: Mapping[Provider, ResponseFetcher],
+        publisher: EventPublisher,
+        clock: Clock,
+        publish_timeout: float,
+        comment_limit: int,
+    ) -> None:
+        self.sources = sources
+        self.adapters = adapters
+        self.fetchers = fetchers
+        self.publisher = publisher
+        self.clock = clock
+        self.publish_timeout = publish_timeout
+        self.comment_limit = comment_limit
+
+    async def answer(
+        self, source: str, *, headers: Mapping[str, str], body: bytes, url: str
+    ) -> WebhookAccepted:
+        """What was published for the delivery; a `Problem` naming what is wrong otherwise."""
+        found = self.sources.get(source)
+        adapter = self.adapters.get(found.provider) if found else None
+        if found is None or adapter is None:
+            _count("unknown", "unknown_source")
+            raise Problem(404, "Unknown source", f"No webhook source is named {source[:100]!r}.")
+
+        def count(result: str) -> None:
+            _count(found.name, result)
+
         try:
             outcome = await receive_webhook(
-                delivery,
+                WebhookRequest(headers=headers, body=body, url=url),
                 source=found,
                 adapter=adapter,
-                fetcher=fetchers.get(found.provider),
-                publisher=publisher,
-                clock=clock,
-                ack_timeout=publish_timeout,
-                comment_limit=comment_limit,
+                fetcher=self.fetchers.get(found.provider),
+                publisher=self.publisher,
+                clock=self.clock,
+                ack_timeout=self.publish_timeout,
+                comment_limit=self.comment_limit,
             )
         except StaleTimestampError as exc:
             count("stale")
@@ -574,74 +625,65 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
             accepted=[_accepted(r) for r in outcome.received], ignored=outcome.ignored
         )
 
-    return api
-
-
-class BodyLimit:
-    """Refuses a request body over `max_bytes` with 413 problem+json, before any route reads
-    it: by its Content-Length when it has one, else as the chunks arrive."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def _refuse(self, send: Send) -> None:
-        body = (
-            b'{"type":"about:blank","title":"Payload too large","status":413,'
-            b'"detail":"The body is larger than ' + str(self.max_bytes).encode() + b' bytes."}'
+    async def hot(self, request: RawRequest) -> RawResponse:
+        """The same, served by `HotRoutes` ahead of FastAPI: the high-volume path."""
+        accepted = await self.answer(
+            request.path_params["source"],
+            headers=request.headers,
+            body=request.body,
+            url=request.url,
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        return RawResponse(202, accepted.model_dump_json(exclude_none=True).encode())
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = self.max_bytes + 1
-                if declared > self.max_bytes:
-                    await self._refuse(send)
-                    return
-                # The server delivers no more than Content-Length bytes as this request's body.
-                await self.app(scope, receive, send)
-                return
-        # No Content-Length (chunked): read the body, at most max_bytes, then replay it.
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        replayed = False
-        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return whole
-            return await receive()
+_webhook_counters: dict[tuple[str, str], Any] = {}
 
-        await self.app(scope, replay, send)
+
+def _count(source: str, outcome: str) -> None:
+    child = _webhook_counters.get((source, outcome))
+    if child is None:
+        child = _webhook_counters[source, outcome] = WEBHOOKS.labels(source=source, outcome=outcome)
+    child.inc()
+
+
+def http_app(
+    *,
+    sources: Mapping[str, Source],
+    adapters: Mapping[Provider, ProviderAdapter],
+    fetchers: Mapping[Provider, ResponseFetcher],
+    publisher: EventPublisher,
+    clock: Clock,
+    publish_timeout: float,
+    comment_limit: int = 10_000,
+    max_body_bytes: int = 1024 * 1024,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> ASGIApp:
+    """Ingest's HTTP app, for production and tests alike: the kit's app (probes, metrics,
+    problem+json) with the body limit and the API, behind the webhook route served hot —
+    outside FastAPI altogether, so that none of its middlewares runs for a webhook."""
+    app = create_app(
+        title="npsloop ingest",
+        description=(
+            "Receives NPS survey responses, in npsloop's own JSON or in each upstream product's "
+            "webhook format; publishes them as `ResponseReceived` events."
+        ),
+        version="0.2.0",
+        readiness=readiness or {},
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    dependencies: dict[str, Any] = {
+        "sources": sources,
+        "adapters": adapters,
+        "fetchers": fetchers,
+        "publisher": publisher,
+        "clock": clock,
+        "publish_timeout": publish_timeout,
+        "comment_limit": comment_limit,
+    }
+    app.include_router(router(**dependencies))
+    webhooks = WebhookIntake(**dependencies)
+    return HotRoutes(
+        app, routes={("POST", "/v1/webhooks/{source}"): webhooks.hot}, max_body_bytes=max_body_bytes
+    )
