@@ -242,6 +242,14 @@ def main() -> None:
                 server=bare.pid,
                 broker=None,
             ),
+            "plain ASGI POST (uvicorn alone)": wrk(
+                args.connections,
+                args.seconds,
+                bare_url,
+                script("asgi.lua", "/asgi"),
+                server=bare.pid,
+                broker=None,
+            ),
             "ingest canonical POST /v1/responses": wrk(
                 args.connections, args.seconds, ingest.url, canonical, **on_ingest
             ),
