@@ -4,6 +4,7 @@ see them: through the followup API and the topic only."""
 
 import uuid
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
@@ -36,6 +37,15 @@ def channels(case: dict[str, Any]) -> dict[str, str]:
     return {f"{a['channel']}/{a['template']}": a["state"] for a in case["actions"]}
 
 
+async def notices_to(system: System, recipient: str, case_id: str) -> list[EmailMessage]:
+    """The staff notices about `case_id` that reached `recipient`."""
+    return [
+        m
+        for m in system.infra.mail.messages()
+        if m["To"] == recipient and case_id in m.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    ]
+
+
 async def test_a_detractor_is_acknowledged_ticketed_contacted_resolved_and_closed(
     system: System,
 ) -> None:
@@ -48,9 +58,13 @@ async def test_a_detractor_is_acknowledged_ticketed_contacted_resolved_and_close
             until=lambda cases: (
                 bool(cases)
                 and channels(cases[0])
-                == {"email/detractor_acknowledgement": "sent", "ticket/None": "failed"}
+                == {
+                    "email/detractor_acknowledgement": "sent",
+                    "ticket/None": "failed",
+                    "staff/case_assigned": "sent",
+                }
             ),
-            what="the acknowledgement sent and the ticket answered (no ticket channel yet)",
+            what="the acknowledgement and the owner's notice sent, the ticket answered",
         )
         assert case["status"] == "open"
         assert case["owner"] in ("alex@example.com", "sam@example.com")
@@ -63,6 +77,14 @@ async def test_a_detractor_is_acknowledged_ticketed_contacted_resolved_and_close
             return result
 
         await do("assign", {"owner": "kim@example.com", "actor": "lead"})
+        # Kim learns of it by email, with the case's link; the rule's first owner did too.
+        for owner in (case["owner"], "kim@example.com"):
+            notice = await eventually(
+                lambda owner=owner: notices_to(system, owner, case["case_id"]),
+                until=bool,
+                what=f"the assignment notice to {owner}",
+            )
+            assert [str(m["Subject"]) for m in notice] == ["A new NPS detractor case is yours"]
         contacted = await do(
             "contacts", {"channel": "phone", "outcome": "reached", "note": "fixed", "actor": "kim"}
         )
@@ -131,7 +153,7 @@ async def test_a_case_nobody_works_is_reminded_then_escalated_twice(system: Syst
         ("escalated_1", "cs-lead@example.com"),
         ("escalated_2", "head-of-cx@example.com"),
     ]
-    staff = [a for a in case["actions"] if a["channel"] == "staff"]
+    staff = [a for a in case["actions"] if a["channel"] == "staff"][1:]  # after the assignment
     assert [a["template"] for a in staff] == ["case_reminder", "case_escalation", "case_escalation"]
     # Each rung of the ladder reached its person by email, with the case's link.
     notices = {

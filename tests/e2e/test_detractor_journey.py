@@ -68,7 +68,7 @@ async def test_detractor_gets_an_email_and_a_case(system: System) -> None:
             until=lambda cases: (
                 bool(cases)
                 and {a["channel"]: a["state"] for a in cases[0]["actions"]}
-                == {"email": "sent", "ticket": "failed"}
+                == {"email": "sent", "ticket": "failed", "staff": "sent"}
             ),
             what="the case with its email marked sent and its ticket failed (no channel yet)",
         )

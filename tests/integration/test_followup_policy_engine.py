@@ -155,7 +155,8 @@ async def test_two_sweepers_together_fire_each_timer_once(
     events = Counter(await published(sessions, ids))
     assert events["case.reminded"] == 60
     assert events["case.escalated"] == 120  # level 1 and level 2, once each
-    assert events["action.notify-staff"] == 180
+    # Each owner was told of their case when it opened (60), then the ladder's 180 notices.
+    assert events["action.notify-staff"] == 60 + 180
     assert events["action.raise-ticket-priority"] == 120
 
 
@@ -219,10 +220,16 @@ async def test_the_ladder_climbs_in_order_and_stops_at_first_contact(
     worked = await case(sessions, climbing.case_id)
     assert worked.escalation_level == 2
     staff = [a for a in worked.actions if a.channel == "staff"]
-    assert [a.template for a in staff] == ["case_reminder", "case_escalation", "case_escalation"]
+    assert [a.template for a in staff] == [
+        "case_assigned",
+        "case_reminder",
+        "case_escalation",
+        "case_escalation",
+    ]
     assert await published(sessions, {contacted.case_id}) == [
         "case.opened",
         "case.assigned",
+        "action.notify-staff",
         "action.send-email",
         "action.create-ticket",
         "case.contact-recorded",
@@ -304,7 +311,8 @@ async def test_a_detractor_is_walked_through_the_whole_lifecycle(
         "reopened",
     ]
     assert final.timeline[3].details["within_sla"] is True
-    assert (await published(sessions, {opened.case_id}))[4:] == [
+    # After the opening five (opened, assigned, the owner's notice, email, ticket):
+    assert (await published(sessions, {opened.case_id}))[5:] == [
         "case.contact-recorded",
         "case.contact-recorded",
         "case.resolved",

@@ -170,6 +170,8 @@ class _Opening:
     scores: dict[uuid.UUID, Case] = field(default_factory=dict)
     timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    notices: list[tuple[uuid.UUID, Action]] = field(default_factory=list)
+    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
 
     def add(self, response: ResponseScored, plan: CasePlan) -> Case:
         case = Case(
@@ -302,6 +304,7 @@ class _Opening:
             ]
         await repo.record_latest_scores(list(self.scores.values()))
         await repo.add_timelines(self.timeline)
+        await repo.add_actions_of(self.notices, exempt=set(), recipient=self.recipients)
         await repo.publish_later(self.events, now=self.now)
         if due_now:
             rows = {
@@ -360,6 +363,36 @@ class _Opening:
                     by_rule=True,
                 )
             )
+            if case.status is CaseStatus.OPEN:
+                action, notice = _assignment_notice(case, case.owner, origin=origin, now=now)
+                self.notices.append((case.case_id, action))
+                self.recipients[action.action_id] = case.owner
+                self.events.append(notice)
+
+
+def _assignment_notice(
+    case: Case, owner: str, *, origin: str, now: datetime
+) -> tuple[Action, NotifyStaff]:
+    """Tell a person that a case a person must work is now theirs, with its deadline. The
+    action's id derives from what assigned it, so a redelivery asks once."""
+    action_id = derive_id("staff-assigned", origin)
+    return (
+        _requested(action_id, "staff", f"case_{StaffReason.ASSIGNED.value}", now),
+        NotifyStaff(
+            action_id=action_id,
+            case_id=case.case_id,
+            customer_id=case.customer_id,
+            recipient=owner,
+            role="owner",
+            reason=StaffReason.ASSIGNED,
+            level=0,
+            # The contact deadline, while nobody has reached the customer yet.
+            due_at=case.due_at if case.status is CaseStatus.OPEN else None,
+            segment=case.segment,
+            score=case.score,
+            requested_at=now,
+        ),
+    )
 
 
 # --- timers -------------------------------------------------------------------------------
@@ -728,6 +761,13 @@ async def assign_case(
     changed = lifecycle.assign(case, owner)
     entry_id = uuid.uuid4()
     entry = TimelineEntry(entry_id, "assigned", now, actor, {"owner": owner, "by_rule": by_rule})
+    if owner not in (case.owner, actor):
+        # A new owner who did not take the case themselves learns of it.
+        action, notice = _assignment_notice(changed, owner, origin=str(entry_id), now=now)
+        await repo.add_actions(
+            case.case_id, [action], exempt=set(), recipient={action.action_id: owner}
+        )
+        await repo.publish_later([notice], now=now)
     return await _transition(
         repo,
         changed,
