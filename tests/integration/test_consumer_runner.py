@@ -4,11 +4,22 @@ crash, dead-letters what it cannot process with the reason, retries what is tran
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaError
 
 from nps_events import ResponseReceived, dlq, encode
-from nps_kit.messaging import ConsumerRunner, Inbound, Outgoing, Publisher, Rejection, ensure_topics
+from nps_kit.devstack import EmbeddedBroker, free_port
+from nps_kit.messaging import (
+    ConsumerRunner,
+    Inbound,
+    Outgoing,
+    Publisher,
+    PublishError,
+    Rejection,
+    ensure_topics,
+)
 from nps_kit.settings import KafkaSettings
 from tests.integration.kafka_helpers import NOW, a_response, committed, read_all
 from tests.support.infra import Infra
@@ -235,3 +246,59 @@ async def test_persistent_failure_of_one_message_dead_letters_only_that_message(
     [dead] = await read_all(kafka, dlq(topic))
     assert dict(dead.headers)["ce_id"] == bad.encode()
     assert dict(dead.headers)["dlq_reason"].startswith(b"gave up after 2 attempts: TimeoutError")
+
+
+async def test_a_service_started_before_the_broker_connects_once_it_is_there(
+    tmp_path: Path,
+) -> None:
+    """No crash loop when the broker is late: not ready (and publishing refused, the caller's
+    retry path) until it answers, then the producer and the consumer connect by themselves."""
+    port = free_port()
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}")
+    publisher = Publisher(kafka, client_id="late")
+    seen: list[Inbound] = []
+
+    async def handler(batch: list[Inbound]) -> list[Rejection]:
+        seen.extend(batch)
+        return []
+
+    runner = _runner(kafka, publisher, "late.topic", handler, group="late-group")
+    await publisher.start()
+    consuming = asyncio.create_task(runner.run())
+    try:
+        with pytest.raises(PublishError, match="not been reached"):
+            await publisher.check()
+        with pytest.raises(PublishError):
+            await _produce(publisher, "late.topic", [a_response("late-0")])
+        broker = EmbeddedBroker(port=port, log_path=tmp_path / "broker.log")
+        broker.start()
+        try:
+            await ensure_topics(kafka, ["late.topic", dlq("late.topic")], partitions=1)
+            await eventually(
+                _answers(publisher), until=bool, timeout=60, what="the publisher connected"
+            )
+            await asyncio.wait_for(runner.ready.wait(), timeout=60)
+            await _produce(publisher, "late.topic", [a_response("late-1")])
+            await eventually(
+                lambda: asyncio.sleep(0, len(seen)), until=bool, what="the event consumed"
+            )
+        finally:
+            runner.stop()
+            await consuming
+            await publisher.stop()
+            broker.stop()
+    finally:
+        if not consuming.done():
+            runner.stop()
+            await consuming
+
+
+def _answers(publisher: Publisher) -> Callable[[], Awaitable[bool]]:
+    async def probe() -> bool:
+        try:
+            await publisher.check()
+        except (PublishError, KafkaError, TimeoutError):
+            return False
+        return True
+
+    return probe

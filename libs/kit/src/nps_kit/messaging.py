@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from sqlalchemy.exc import InterfaceError, OperationalError
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
@@ -67,30 +68,99 @@ class Outgoing:
     headers: Headers
 
 
+#: How long to wait between attempts to reach a broker that is not there (yet).
+RECONNECT_BACKOFF = wait_exponential_jitter(initial=0.5, max=30, jitter=0.5)
+
+
+async def start_when_reachable(
+    start: Callable[[], Awaitable[None]], *, what: str, stopping: Callable[[], bool]
+) -> bool:
+    """Call `start` until it succeeds, waiting longer after each failure to reach the broker;
+    False if the process began stopping first. A service starts, answers /readyz "not
+    ready", and connects once the broker is there, rather than crash-looping."""
+    attempt = 0
+    while not stopping():
+        try:
+            await start()
+        except KafkaError as exc:
+            attempt += 1
+            log.warning("broker.unreachable", what=what, attempt=attempt, error=repr(exc))
+            deadline = time.monotonic() + RECONNECT_BACKOFF(_attempt_state(attempt))
+            while time.monotonic() < deadline and not stopping():
+                await asyncio.sleep(0.2)
+        else:
+            if attempt:
+                log.info("broker.reached", what=what, after_attempts=attempt)
+            return True
+    return False
+
+
+def _attempt_state(attempt: int) -> "RetryCallState":
+    state = RetryCallState(retry_object=AsyncRetrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    return state
+
+
 class Publisher:
-    """An aiokafka producer that waits for acks from all in-sync replicas."""
+    """An aiokafka producer that waits for acks from all in-sync replicas.
+
+    `start()` returns at once: the producer connects in the background, and until it has,
+    `check()` fails (not ready) and `send_many` raises `PublishError` (the caller's
+    transient-failure path: 503 for ingest, a later retry for the outbox relay)."""
 
     def __init__(self, settings: KafkaSettings, *, client_id: str) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id=f"{settings.client_id_prefix}-{client_id}",
+        self._settings = settings
+        self._client_id = f"{settings.client_id_prefix}-{client_id}"
+        self._producer: AIOKafkaProducer | None = None
+        self._connecting: asyncio.Task[bool] | None = None
+        self._stopping = False
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=self._client_id,
             acks="all",
-            enable_idempotence=settings.enable_idempotence,
-            request_timeout_ms=settings.request_timeout_ms,
+            enable_idempotence=self._settings.enable_idempotence,
+            request_timeout_ms=self._settings.request_timeout_ms,
         )
-        self._started = False
+
+    async def _start_once(self) -> None:
+        producer = self._new_producer()  # a failed start leaves a producer unusable
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
 
     async def start(self) -> None:
-        await self._producer.start()
-        self._started = True
+        self._stopping = False
+        self._connecting = asyncio.create_task(
+            start_when_reachable(
+                self._start_once, what=f"producer {self._client_id}", stopping=self._stopping_now
+            )
+        )
+        # Most starts find the broker at once: give that a moment, so that a service is
+        # ready on its first probe.
+        await asyncio.wait({self._connecting}, timeout=2)
+
+    def _stopping_now(self) -> bool:
+        return self._stopping
 
     async def stop(self) -> None:
-        if self._started:
+        self._stopping = True
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        if self._producer is not None:
             await self._producer.stop()
-            self._started = False
+            self._producer = None
 
     async def check(self) -> None:
         """Raise unless the broker answers a metadata request."""
+        if self._producer is None:
+            raise PublishError("the broker has not been reached yet")
         await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
 
     async def publish(self, event: Event, *, source: str, now: datetime) -> None:
@@ -102,9 +172,12 @@ class Publisher:
 
     async def send_many(self, messages: Sequence[Outgoing]) -> None:
         """Send `messages` in order; return once the broker has acknowledged every one."""
+        producer = self._producer
+        if producer is None:
+            raise PublishError("the broker has not been reached yet")
         try:
             futures = [
-                await self._producer.send(m.topic, m.value, key=m.key, headers=m.headers)
+                await producer.send(m.topic, m.value, key=m.key, headers=m.headers)
                 for m in messages
             ]
             for message, future in zip(messages, futures, strict=True):
@@ -205,7 +278,11 @@ class ConsumerRunner:
     async def run(self) -> None:
         """Consume until `stop()`; raise on a bug so the process crashes loudly."""
         self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
-        await self._consumer.start()
+        started = await start_when_reachable(
+            self._consumer.start, what=f"consumer {self._group_id}", stopping=self._stopping_now
+        )
+        if not started:
+            return
         try:
             while not self._stopping:
                 batches = await self._consumer.getmany(
@@ -225,6 +302,9 @@ class ConsumerRunner:
     def stop(self) -> None:
         """Finish the batch in flight, commit it, and return from `run()`."""
         self._stopping = True
+
+    def _stopping_now(self) -> bool:
+        return self._stopping
 
     async def _process(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
