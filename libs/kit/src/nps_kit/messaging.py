@@ -73,21 +73,22 @@ RECONNECT_BACKOFF = wait_exponential_jitter(initial=0.5, max=30, jitter=0.5)
 
 
 async def start_when_reachable(
-    start: Callable[[], Awaitable[None]], *, what: str, stopping: Callable[[], bool]
+    start: Callable[[], Awaitable[None]], *, what: str, stopping: asyncio.Event
 ) -> bool:
     """Call `start` until it succeeds, waiting longer after each failure to reach the broker;
     False if the process began stopping first. A service starts, answers /readyz "not
     ready", and connects once the broker is there, rather than crash-looping."""
     attempt = 0
-    while not stopping():
+    while not stopping.is_set():
         try:
             await start()
         except KafkaError as exc:
             attempt += 1
             log.warning("broker.unreachable", what=what, attempt=attempt, error=repr(exc))
-            deadline = time.monotonic() + RECONNECT_BACKOFF(_attempt_state(attempt))
-            while time.monotonic() < deadline and not stopping():
-                await asyncio.sleep(0.2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stopping.wait(), timeout=RECONNECT_BACKOFF(_attempt_state(attempt))
+                )
         else:
             if attempt:
                 log.info("broker.reached", what=what, after_attempts=attempt)
@@ -113,7 +114,7 @@ class Publisher:
         self._client_id = f"{settings.client_id_prefix}-{client_id}"
         self._producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task[bool] | None = None
-        self._stopping = False
+        self._stopping = asyncio.Event()
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -134,21 +135,18 @@ class Publisher:
         self._producer = producer
 
     async def start(self) -> None:
-        self._stopping = False
+        self._stopping.clear()
         self._connecting = asyncio.create_task(
             start_when_reachable(
-                self._start_once, what=f"producer {self._client_id}", stopping=self._stopping_now
+                self._start_once, what=f"producer {self._client_id}", stopping=self._stopping
             )
         )
         # Most starts find the broker at once: give that a moment, so that a service is
         # ready on its first probe.
         await asyncio.wait({self._connecting}, timeout=2)
 
-    def _stopping_now(self) -> bool:
-        return self._stopping
-
     async def stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -274,12 +272,13 @@ class ConsumerRunner:
             request_timeout_ms=max(settings.request_timeout_ms, 40_000),
         )
         self._stopping = False
+        self._stopped = asyncio.Event()
 
     async def run(self) -> None:
         """Consume until `stop()`; raise on a bug so the process crashes loudly."""
         self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
         started = await start_when_reachable(
-            self._consumer.start, what=f"consumer {self._group_id}", stopping=self._stopping_now
+            self._consumer.start, what=f"consumer {self._group_id}", stopping=self._stopped
         )
         if not started:
             return
@@ -302,9 +301,7 @@ class ConsumerRunner:
     def stop(self) -> None:
         """Finish the batch in flight, commit it, and return from `run()`."""
         self._stopping = True
-
-    def _stopping_now(self) -> bool:
-        return self._stopping
+        self._stopped.set()
 
     async def _process(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
