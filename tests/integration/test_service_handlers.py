@@ -26,8 +26,8 @@ from nps_kit.db import SessionFactory, unit_of_work
 from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.config import SmtpSettings
-from nps_notify.domain.dispatch import DispatchState, EmailJob
-from nps_notify.handlers import dispatch_emails, email_job
+from nps_notify.domain.dispatch import DispatchState
+from nps_notify.handlers import Dispatcher, email_job
 from nps_scoring.adapters import tables as scoring_tables
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.adapters.taxonomy import load_taxonomy
@@ -111,6 +111,7 @@ async def test_followup_opens_one_case_per_response_however_often_it_arrives(
     assert case.due_at == NOW + timedelta(days=2)  # a Tuesday: Thursday, same time
     assert sorted((a.channel, a.state.value) for a in case.actions) == [
         ("email", "planned"),
+        ("staff", "planned"),  # the owner's assignment notice
         ("ticket", "planned"),
     ]
     # The promoter's thank-you waits a day, on a case nobody has to work.
@@ -119,8 +120,9 @@ async def test_followup_opens_one_case_per_response_however_often_it_arrives(
     assert [(a.template, a.state.value) for a in promoter_case.actions] == [
         ("promoter_thank_you", "scheduled")
     ]
-    # CaseOpened, CaseAssigned, SendEmail and CreateTicket queued once, not twice.
-    assert await _count(sessions, followup_tables.outbox) == 4
+    # CaseOpened, CaseAssigned, the owner's NotifyStaff, SendEmail and CreateTicket queued
+    # once, not twice.
+    assert await _count(sessions, followup_tables.outbox) == 5
 
 
 async def test_followup_records_results_and_reports_unknown_actions(
@@ -153,26 +155,31 @@ async def test_followup_records_results_and_reports_unknown_actions(
     assert found is not None
     assert sorted((a.channel, a.state.value, a.provider_message_id) for a in found.actions) == [
         ("email", "sent", "<m@x>"),
+        ("staff", "planned", None),
         ("ticket", "planned", None),
     ]
 
 
-def _send_email(customer: str) -> EmailJob:
-    return _job(
-        SendEmail(
-            action_id=uuid.uuid4(),
-            case_id=uuid.uuid4(),
-            customer=Customer(id=customer, email=f"{customer}@example.com", name="Lin"),
-            template="detractor_apology",
-            score=1,
-            comment="never again",
-            requested_at=datetime(2026, 11, 24, tzinfo=UTC),
-        )
+def _send_email(customer: str) -> SendEmail:
+    return SendEmail(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id=customer, email=f"{customer}@example.com", name="Lin"),
+        template="detractor_apology",
+        score=1,
+        comment="never again",
+        requested_at=datetime(2026, 11, 24, tzinfo=UTC),
     )
 
 
-def _job(action: SendEmail | NotifyStaff) -> EmailJob:
-    return email_job(action, case_url="http://cs.example.com/cases/{case_id}")
+def _dispatcher(sessions: SessionFactory, email: SmtpEmailChannel | None) -> Dispatcher:
+    return Dispatcher(
+        sessions=sessions,
+        channels={"email": email} if email is not None else {},
+        clock=FrozenClock(NOW),
+        concurrency=2,
+        case_url="http://cs.example.com/cases/{case_id}",
+    )
 
 
 def _mails_to(infra: Infra, customer: str) -> int:
@@ -185,13 +192,8 @@ async def test_notify_never_sends_an_action_twice(sessions: SessionFactory, infr
     channel = SmtpEmailChannel(
         SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
     )
-    clock = FrozenClock(NOW)
-    first = await dispatch_emails(
-        [action, action], sessions=sessions, channel=channel, clock=clock, concurrency=2
-    )
-    again = await dispatch_emails(
-        [action], sessions=sessions, channel=channel, clock=clock, concurrency=2
-    )
+    first = await _dispatcher(sessions, channel).dispatch([action, action])
+    again = await _dispatcher(sessions, channel).dispatch([action])
     assert first[action.action_id].state is DispatchState.SENT
     assert again == {}
     assert _mails_to(infra, customer) == 1
@@ -207,13 +209,11 @@ async def test_notify_reports_an_interrupted_send_as_unknown_and_does_not_resend
     async with unit_of_work(sessions) as session:
         from nps_notify.adapters.repository import NotifyRepository  # noqa: PLC0415
 
-        await NotifyRepository(session).begin_dispatches([action], now=NOW)
+        await NotifyRepository(session).begin_dispatches([email_job(action, case_url="-")], now=NOW)
     channel = SmtpEmailChannel(
         SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
     )
-    outcomes = await dispatch_emails(
-        [action], sessions=sessions, channel=channel, clock=FrozenClock(NOW), concurrency=1
-    )
+    outcomes = await _dispatcher(sessions, channel).dispatch([action])
     assert outcomes[action.action_id].state is DispatchState.UNKNOWN
     assert _mails_to(infra, customer) == 0
 
@@ -225,9 +225,7 @@ async def test_notify_reports_an_unreachable_smtp_server_as_failed(
     channel = SmtpEmailChannel(
         SmtpSettings(port=1, timeout_seconds=1), renderer=TemplateRenderer(), attempts=1
     )
-    outcomes = await dispatch_emails(
-        [action], sessions=sessions, channel=channel, clock=FrozenClock(NOW), concurrency=1
-    )
+    outcomes = await _dispatcher(sessions, channel).dispatch([action])
     outcome = outcomes[action.action_id]
     assert outcome.state is DispatchState.FAILED
     assert outcome.reason is not None
@@ -280,7 +278,7 @@ async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactor
             customer_id="c-late", status=None, limit=10, offset=0
         )
     assert [(c.case_id, c.comment, len(c.actions)) for c in cases] == [
-        (case.case_id, "it crashed on login", 2)
+        (case.case_id, "it crashed on login", 3)  # email, ticket, the owner's notice
     ]
 
 
@@ -288,7 +286,6 @@ async def test_notify_answers_an_action_it_has_no_channel_for_with_a_failed_resu
     sessions: SessionFactory,
 ) -> None:
     from nps_events import CreateTicket, SendSms, TicketPriority  # noqa: PLC0415
-    from nps_notify.handlers import report_unsupported  # noqa: PLC0415
 
     case_id = uuid.uuid4()
     customer = Customer(id="n-unsupported", phone="+33612345678")
@@ -311,7 +308,7 @@ async def test_notify_answers_an_action_it_has_no_channel_for_with_a_failed_resu
             requested_at=NOW,
         ),
     ]
-    await report_unsupported(list(actions), sessions=sessions, clock=FrozenClock(NOW))
+    assert await _dispatcher(sessions, None).dispatch(actions) == {}
     async with sessions() as session:
         rows = (await session.execute(select(notify_tables.outbox))).all()
     results = [
@@ -347,9 +344,7 @@ async def test_notify_emails_a_staff_notice_to_the_escalation_recipient(
     channel = SmtpEmailChannel(
         SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
     )
-    outcomes = await dispatch_emails(
-        [_job(notice)], sessions=sessions, channel=channel, clock=FrozenClock(NOW), concurrency=1
-    )
+    outcomes = await _dispatcher(sessions, channel).dispatch([notice])
     assert outcomes[notice.action_id].state is DispatchState.SENT
     [mail] = [m for m in infra.mail.messages() if f"{lead}@example.com" in str(m["To"])]
     assert str(mail["Subject"]).startswith("Escalation (level 1)")

@@ -1,18 +1,22 @@
 """Notify's composition root, used by production and by tests."""
 
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 
 from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.http import create_app
+from nps_kit.loops import SweepLoop
 from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.config import NotifySettings
 from nps_notify.entrypoints.consumer import actions_handler
+from nps_notify.handlers import Channel, Dispatcher
 
 
 @dataclass
@@ -36,18 +40,39 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         pool_size=settings.send_concurrency,
     )
     infra.on_stop(channel.aclose)
+    #: Each channel notify has, by name (STYLE.md: a dict, no plugin machinery). A channel
+    #: that is not configured is absent: its actions are reported failed with the reason.
+    channels: dict[str, Channel[Any]] = {"email": channel}
+    dispatcher = Dispatcher(
+        sessions=infra.sessions,
+        channels=channels,
+        clock=clock,
+        concurrency=settings.send_concurrency,
+        case_url=settings.case_url,
+        retry_delay=settings.retry_delay_seconds,
+        max_attempts=settings.max_attempts,
+    )
     infra.add_consumer(
         group_id=settings.consumer_group,
         topics=[Topic.ACTIONS.value],
-        handler=actions_handler(
-            sessions=infra.sessions,
-            relay=relay,
-            channel=channel,
-            clock=clock,
-            concurrency=settings.send_concurrency,
-            case_url=settings.case_url,
-        ),
+        handler=actions_handler(dispatcher=dispatcher, relay=relay),
     )
+
+    async def sweep_parked() -> int:
+        taken = await dispatcher.sweep_parked(
+            limit=settings.parked_batch_size, lease=timedelta(minutes=5)
+        )
+        if taken:
+            relay.wake()
+        return taken
+
+    parked = SweepLoop(
+        "parked",
+        sweep_parked,
+        interval=settings.parked_interval_seconds,
+        batch_size=settings.parked_batch_size,
+    )
+    infra.add_loop("parked", parked.run, stop=parked.stop)
     app = create_app(
         title="npsloop notify",
         description="Dispatches follow-up actions (email for now) and reports their outcomes.",

@@ -31,6 +31,13 @@ class NotifySettings(BaseSettings):
     #: How many messages one process hands to providers at once.
     send_concurrency: int = Field(default=8, ge=1, le=100)
     send_attempts: int = Field(default=3, ge=1, le=10)
+    #: A deferred action (429, 5xx, open circuit) is tried again after this long at least
+    #: (longer when the provider's Retry-After says so) …
+    retry_delay_seconds: float = Field(default=30.0, gt=0)
+    #: … and fails for good after this many tries.
+    max_attempts: int = Field(default=20, ge=1)
+    parked_interval_seconds: float = Field(default=2.0, gt=0)
+    parked_batch_size: int = Field(default=100, ge=1, le=1000)
     #: Link to a case in staff notices: where your team opens it (followup's API by default).
     case_url: str = Field(
         default="http://127.0.0.1:8003/v1/cases/{case_id}", pattern=r"\{case_id\}"

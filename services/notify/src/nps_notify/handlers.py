@@ -2,12 +2,14 @@
 
 import asyncio
 import uuid
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, Protocol, TypeVar
 
 from nps_events import (
     ActionResultReported,
     ActionStatus,
-    Channel,
     CreateTicket,
     Event,
     NotifyStaff,
@@ -15,11 +17,21 @@ from nps_events import (
     SendEmail,
     SendSms,
 )
+from nps_events import Channel as Channel_
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.logging import get_logger
 from nps_notify.adapters.repository import NotifyRepository
-from nps_notify.domain.dispatch import Decision, DispatchState, EmailJob, Outcome, decide
+from nps_notify.domain.dispatch import (
+    CircuitBreaker,
+    Decision,
+    DispatchState,
+    EmailJob,
+    Outcome,
+    SmsJob,
+    TicketJob,
+    decide,
+)
 
 log = get_logger(__name__)
 
@@ -27,14 +39,6 @@ INTERRUPTED = (
     "an earlier attempt was interrupted after the message was handed to the provider; "
     "it is not sent again (never twice): check whether the customer received it"
 )
-
-
-class EmailChannel(Protocol):
-    name: str
-
-    async def send(self, job: EmailJob) -> Outcome:
-        """Hand one message to the provider; never raises for a provider failure."""
-        ...
 
 
 def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
@@ -45,7 +49,7 @@ def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
             action_id=action.action_id,
             case_id=action.case_id,
             customer_id=action.customer.id,
-            channel=Channel.EMAIL.value,
+            channel=Channel_.EMAIL.value,
             template=action.template,
             to_address=action.customer.email,
             to_name=action.customer.name,
@@ -59,7 +63,7 @@ def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
         action_id=action.action_id,
         case_id=action.case_id,
         customer_id=action.customer_id,
-        channel=Channel.STAFF.value,
+        channel=Channel_.STAFF.value,
         template="staff_notice",
         to_address=action.recipient if "@" in action.recipient.strip("@") else None,
         context={
@@ -74,72 +78,227 @@ def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
     )
 
 
-async def dispatch_emails(
-    jobs: list[EmailJob],
-    *,
-    sessions: SessionFactory,
-    channel: EmailChannel,
-    clock: Clock,
-    concurrency: int,
-) -> dict[uuid.UUID, Outcome]:
-    """Send each email not sent before; record and report each outcome.
-
-    The ledger row is committed as `sending` before the provider call and updated with the
-    outcome after it, together with the outbox row of the result.
-    """
-    unique = list({j.action_id: j for j in jobs}.values())
-    async with unit_of_work(sessions) as session:
-        previous = await NotifyRepository(session).begin_dispatches(unique, now=clock.now())
-    outcomes: dict[uuid.UUID, Outcome] = {}
-    to_send: list[EmailJob] = []
-    for job in unique:
-        decision = decide(previous.get(job.action_id))
-        if decision is Decision.SEND:
-            to_send.append(job)
-        elif decision is Decision.REPORT_UNKNOWN:
-            log.warning("dispatch.interrupted_earlier", action_id=str(job.action_id))
-            outcomes[job.action_id] = Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)
-
-    gate = asyncio.Semaphore(concurrency)
-
-    async def send(job: EmailJob) -> None:
-        async with gate:
-            outcomes[job.action_id] = await channel.send(job)
-
-    await asyncio.gather(*(send(j) for j in to_send))
-    if not outcomes:
-        return outcomes
-    now = clock.now()
-    by_id = {j.action_id: j for j in unique}
-    results: list[Event] = []
-    async with unit_of_work(sessions) as session:
-        repo = NotifyRepository(session)
-        for action_id, outcome in outcomes.items():
-            await repo.finish_dispatch(action_id, outcome, now=now)
-            job = by_id[action_id]
-            results.append(
-                ActionResultReported(
-                    action_id=action_id,
-                    case_id=job.case_id,
-                    customer_id=job.customer_id,
-                    channel=Channel(job.channel),
-                    status=ActionStatus(outcome.state.value),
-                    provider_message_id=outcome.provider_message_id,
-                    reason=outcome.reason,
-                    occurred_at=now,
-                )
-            )
-            log.info("dispatch.finished", action_id=str(action_id), state=outcome.state.value)
-        await repo.publish_later(results, now=now)
-    return outcomes
+J_contra = TypeVar("J_contra", contravariant=True)
 
 
-#: Action commands notify has no channel for yet, and the channel each needs.
-UNSUPPORTED: dict[type[Event], Channel] = {
-    SendSms: Channel.SMS,
-    CreateTicket: Channel.TICKET,
-    RaiseTicketPriority: Channel.TICKET,
+class Channel(Protocol[J_contra]):
+    """One way of reaching people: email, SMS, a helpdesk. `send` never raises for a provider
+    failure: it says what happened (sent with the provider's id, failed for good, unknown, or
+    deferred: the provider did not take it, try later)."""
+
+    name: str
+
+    async def send(self, job: J_contra) -> Outcome: ...
+
+
+def sms_job(action: SendSms) -> SmsJob:
+    return SmsJob(
+        action_id=action.action_id,
+        case_id=action.case_id,
+        customer_id=action.customer.id,
+        to=action.customer.phone,
+        template=action.template,
+        context={"name": action.customer.name, "locale": action.locale},
+    )
+
+
+def ticket_job(action: CreateTicket | RaiseTicketPriority, *, case_url: str) -> TicketJob:
+    if isinstance(action, RaiseTicketPriority):
+        return TicketJob(
+            action_id=action.action_id,
+            case_id=action.case_id,
+            customer_id=action.customer_id,
+            priority=action.priority.value,
+            raise_of=action.ticket_action_id,
+        )
+    link = case_url.format(case_id=action.case_id)
+    said = f"\n\nWhat they wrote:\n{action.comment}" if action.comment else ""
+    return TicketJob(
+        action_id=action.action_id,
+        case_id=action.case_id,
+        customer_id=action.customer.id,
+        priority=action.priority.value,
+        subject=action.title,
+        body=(
+            f"{action.customer.name or 'A customer'} answered {action.score} out of 10 "
+            f"({action.segment.value}) to the NPS survey.{said}\n\nThe npsloop case: {link}"
+        ),
+        requester_email=action.customer.email,
+        requester_name=action.customer.name,
+    )
+
+
+#: The channel each action command goes through, by the name bootstrap registers it under.
+CHANNEL_OF: dict[type[Event], str] = {
+    SendEmail: "email",
+    NotifyStaff: "email",
+    SendSms: "sms",
+    CreateTicket: "ticket",
+    RaiseTicketPriority: "ticket",
 }
+#: What a result reports as the channel (a staff notice is emailed, reported as `staff`).
+RESULT_CHANNEL: dict[type[Event], Channel_] = {
+    SendEmail: Channel_.EMAIL,
+    NotifyStaff: Channel_.STAFF,
+    SendSms: Channel_.SMS,
+    CreateTicket: Channel_.TICKET,
+    RaiseTicketPriority: Channel_.TICKET,
+}
+
+
+@dataclass
+class Dispatcher:
+    """Dispatches action commands at most once each, through their channel, and reports every
+    final outcome. A deferral (429, 5xx, a refused connection, an open circuit) parks the
+    action for another try instead: nothing is lost, nothing is sent twice."""
+
+    sessions: SessionFactory
+    channels: Mapping[str, Channel[Any]]
+    clock: Clock
+    concurrency: int
+    case_url: str
+    #: Before the next try of a deferred action, when the provider did not say how long.
+    retry_delay: float = 30.0
+    #: A parked action tried this many times fails for good, with the last reason.
+    max_attempts: int = 20
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+
+    def _job(self, action: Event) -> Any:
+        if isinstance(action, SendEmail | NotifyStaff):
+            return email_job(action, case_url=self.case_url)
+        if isinstance(action, SendSms):
+            return sms_job(action)
+        if isinstance(action, CreateTicket | RaiseTicketPriority):
+            return ticket_job(action, case_url=self.case_url)
+        raise TypeError(f"not an action command: {type(action).__name__}")
+
+    def breaker(self, channel: str) -> CircuitBreaker:
+        return self.breakers.setdefault(channel, CircuitBreaker())
+
+    async def dispatch(
+        self, actions: Sequence[Event], *, attempts: Mapping[uuid.UUID, int] | None = None
+    ) -> dict[uuid.UUID, Outcome]:
+        """`attempts`: how many times each parked action was tried before (the sweeper's)."""
+        unique = list({_action_id(a): a for a in actions}.values())
+        unsupported = [a for a in unique if CHANNEL_OF[type(a)] not in self.channels]
+        if unsupported:
+            await report_unsupported(unsupported, sessions=self.sessions, clock=self.clock)
+        jobs = {
+            _action_id(a): (a, self._job(a)) for a in unique if CHANNEL_OF[type(a)] in self.channels
+        }
+        if not jobs:
+            return {}
+        async with unit_of_work(self.sessions) as session:
+            repo = NotifyRepository(session)
+            previous = await repo.begin_dispatches(
+                [job for _, job in jobs.values()], now=self.clock.now()
+            )
+            for action_id, (action, job) in list(jobs.items()):
+                if isinstance(job, TicketJob) and job.raise_of is not None:
+                    ticket = await repo.provider_id_of(job.raise_of)
+                    jobs[action_id] = (action, replace(job, ticket_id=ticket))
+        outcomes: dict[uuid.UUID, Outcome] = {}
+        to_send: list[tuple[Event, Any]] = []
+        now = self.clock.now()
+        for action_id, (action, job) in jobs.items():
+            decision = decide(previous.get(action_id))
+            if decision is Decision.REPORT_UNKNOWN:
+                log.warning("dispatch.interrupted_earlier", action_id=str(action_id))
+                outcomes[action_id] = Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)
+            elif decision is Decision.SEND:
+                breaker = self.breaker(CHANNEL_OF[type(action)])
+                if breaker.is_open(now):
+                    outcomes[action_id] = Outcome(
+                        DispatchState.DEFERRED,
+                        reason=f"the {CHANNEL_OF[type(action)]} channel's circuit is open",
+                        retry_after=(breaker.open_until - now).total_seconds()
+                        if breaker.open_until
+                        else None,
+                    )
+                else:
+                    to_send.append((action, job))
+
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def send(action: Event, job: Any) -> None:
+            async with gate:
+                outcome = await self.channels[CHANNEL_OF[type(action)]].send(job)
+            self.breaker(CHANNEL_OF[type(action)]).record(
+                deferred=outcome.state is DispatchState.DEFERRED, now=self.clock.now()
+            )
+            outcomes[_action_id(action)] = outcome
+
+        await asyncio.gather(*(send(a, j) for a, j in to_send))
+        if outcomes:
+            await self._record(jobs, outcomes, attempts or {})
+        return outcomes
+
+    async def _record(
+        self,
+        jobs: Mapping[uuid.UUID, tuple[Event, Any]],
+        outcomes: dict[uuid.UUID, Outcome],
+        attempts: Mapping[uuid.UUID, int],
+    ) -> None:
+        now = self.clock.now()
+        results: list[Event] = []
+        finished: list[uuid.UUID] = []
+        async with unit_of_work(self.sessions) as session:
+            repo = NotifyRepository(session)
+            for action_id, said in list(outcomes.items()):
+                action, job = jobs[action_id]
+                tried = attempts.get(action_id, 0) + 1
+                outcome = said
+                if said.state is DispatchState.DEFERRED and tried >= self.max_attempts:
+                    outcome = Outcome(
+                        DispatchState.FAILED,
+                        reason=f"gave up after {tried} tries; the last: {said.reason}",
+                    )
+                    outcomes[action_id] = outcome
+                if outcome.state is DispatchState.DEFERRED:
+                    wait = max(outcome.retry_after or 0.0, self.retry_delay)
+                    await repo.defer(
+                        action,
+                        channel=CHANNEL_OF[type(action)],
+                        reason=outcome.reason or "deferred by the provider",
+                        not_before=now + timedelta(seconds=wait),
+                        now=now,
+                    )
+                    log.info("dispatch.deferred", action_id=str(action_id), wait_seconds=wait)
+                    continue
+                await repo.finish_dispatch(action_id, outcome, now=now)
+                finished.append(action_id)
+                results.append(
+                    ActionResultReported(
+                        action_id=action_id,
+                        case_id=job.case_id,
+                        customer_id=job.customer_id,
+                        channel=RESULT_CHANNEL[type(action)],
+                        status=ActionStatus(outcome.state.value),
+                        provider_message_id=outcome.provider_message_id,
+                        reason=outcome.reason,
+                        occurred_at=now,
+                    )
+                )
+                log.info("dispatch.finished", action_id=str(action_id), state=outcome.state.value)
+            await repo.unpark(finished)
+            await repo.publish_later(results, now=now)
+
+    async def sweep_parked(self, *, limit: int, lease: timedelta) -> int:
+        """Try again the parked actions now due; return how many were taken."""
+        async with unit_of_work(self.sessions) as session:
+            parked = await NotifyRepository(session).claim_parked(
+                now=self.clock.now(), lease=lease, limit=limit
+            )
+        if parked:
+            await self.dispatch(
+                [p.action for p in parked],
+                attempts={_action_id(p.action): p.attempts for p in parked},
+            )
+        return len(parked)
+
+
+def _action_id(action: Event) -> uuid.UUID:
+    return uuid.UUID(str(getattr(action, "action_id")))  # noqa: B009 - every action command has one
 
 
 def _customer_id(action: Event) -> str:
@@ -156,7 +315,7 @@ async def report_unsupported(
     now = clock.now()
     results: list[Event] = []
     for action in actions:
-        channel = UNSUPPORTED[type(action)]
+        channel = RESULT_CHANNEL[type(action)]
         action_id = action.event_id()
         results.append(
             ActionResultReported(

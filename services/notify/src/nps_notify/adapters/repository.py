@@ -1,16 +1,41 @@
 """Notify's repository: the dispatch ledger and the outbox."""
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nps_events import Event
+from nps_events import EVENT_TYPES, Event
 from nps_kit import outbox
 from nps_notify.adapters import tables
-from nps_notify.domain.dispatch import DispatchState, EmailJob, Outcome
+from nps_notify.domain.dispatch import DispatchState, Outcome
+
+
+class Job(Protocol):
+    """What the ledger needs of any channel's job."""
+
+    @property
+    def action_id(self) -> uuid.UUID: ...
+    @property
+    def case_id(self) -> uuid.UUID: ...
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedAction:
+    action: Event
+    attempts: int
+
 
 SOURCE = "/notify"
 
@@ -20,10 +45,11 @@ class NotifyRepository:
         self.session = session
 
     async def begin_dispatches(
-        self, jobs: list[EmailJob], *, now: datetime
+        self, jobs: Sequence[Job], *, now: datetime
     ) -> dict[uuid.UUID, DispatchState | None]:
-        """Record each action as `sending` unless the ledger knows it; return what it knew before
-        (None for the actions claimed now)."""
+        """Record each action as `sending` unless the ledger knows it, or knows it `deferred`
+        (then it is `sending` again); return what it knew before (None for the actions claimed
+        now, `deferred` for those claimed again)."""
         if not jobs:
             return {}
         claimed = set(
@@ -60,7 +86,103 @@ class NotifyRepository:
                 )
             )
             previous.update({row.action_id: DispatchState(row.state) for row in rows})
+        again = [a for a, state in previous.items() if state is DispatchState.DEFERRED]
+        if again:
+            # Only one consumer or sweeper takes it again: the row lock decides.
+            retaken = set(
+                (
+                    await self.session.execute(
+                        update(tables.dispatches)
+                        .where(
+                            tables.dispatches.c.action_id.in_(again),
+                            tables.dispatches.c.state == DispatchState.DEFERRED.value,
+                        )
+                        .values(
+                            state=DispatchState.SENDING.value,
+                            attempts=tables.dispatches.c.attempts + 1,
+                            updated_at=now,
+                        )
+                        .returning(tables.dispatches.c.action_id)
+                    )
+                ).scalars()
+            )
+            for action_id in set(again) - retaken:
+                previous[action_id] = DispatchState.SENDING  # someone else has it now
         return previous
+
+    async def defer(
+        self, action: Event, *, channel: str, reason: str, not_before: datetime, now: datetime
+    ) -> None:
+        """The ledger says `deferred` and the action waits in `parked` until `not_before`."""
+        action_id = uuid.UUID(str(getattr(action, "action_id")))  # noqa: B009 - every action has one
+        await self.session.execute(
+            update(tables.dispatches)
+            .where(tables.dispatches.c.action_id == action_id)
+            .values(state=DispatchState.DEFERRED.value, reason=reason, updated_at=now)
+        )
+        statement = insert(tables.parked).values(
+            action_id=action_id,
+            channel=channel,
+            ce_type=action.ce_type,
+            action=action.model_dump_json(),
+            not_before=not_before,
+            attempts=1,
+            reason=reason,
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[tables.parked.c.action_id],
+                set_={
+                    "not_before": not_before,
+                    "reason": reason,
+                    "attempts": tables.parked.c.attempts + 1,
+                },
+            )
+        )
+
+    async def claim_parked(
+        self, *, now: datetime, lease: timedelta, limit: int
+    ) -> list[ParkedAction]:
+        """Up to `limit` parked actions now due, leased for `lease`: another sweeper skips
+        them meanwhile, and a sweeper that dies mid-way leaves them due again after it."""
+        due = (
+            select(tables.parked.c.action_id)
+            .where(tables.parked.c.not_before <= now)
+            .order_by(tables.parked.c.not_before)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        rows = await self.session.execute(
+            update(tables.parked)
+            .where(tables.parked.c.action_id.in_(due))
+            .values(not_before=now + lease)
+            .returning(tables.parked.c.ce_type, tables.parked.c.action, tables.parked.c.attempts)
+        )
+        return [
+            ParkedAction(EVENT_TYPES[row.ce_type].model_validate_json(row.action), row.attempts)
+            for row in rows
+        ]
+
+    async def unpark(self, action_ids: Sequence[uuid.UUID]) -> None:
+        if action_ids:
+            await self.session.execute(
+                delete(tables.parked).where(tables.parked.c.action_id.in_(action_ids))
+            )
+
+    async def parked_count(self) -> int:
+        return len((await self.session.execute(select(tables.parked.c.action_id))).all())
+
+    async def provider_id_of(self, action_id: uuid.UUID) -> str | None:
+        """The provider's id for an action sent before (the ticket a priority raise is for)."""
+        return (
+            await self.session.execute(
+                select(tables.dispatches.c.provider_message_id).where(
+                    tables.dispatches.c.action_id == action_id,
+                    tables.dispatches.c.state == DispatchState.SENT.value,
+                )
+            )
+        ).scalar_one_or_none()
 
     async def finish_dispatch(
         self, action_id: uuid.UUID, outcome: Outcome, *, now: datetime

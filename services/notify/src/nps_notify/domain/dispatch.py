@@ -1,6 +1,8 @@
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -11,6 +13,9 @@ class DispatchState(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    #: The provider did not take it and said so (429, 5xx, refused connection), or its
+    #: channel's circuit is open: it waits in `notify.parked` for another try.
+    DEFERRED = "deferred"
 
 
 class Decision(StrEnum):
@@ -26,9 +31,10 @@ def decide(previous: DispatchState | None) -> Decision:
     - `sending`: an earlier attempt was interrupted between our record and the provider's
       answer. The provider may or may not have accepted it, and SMTP offers no way to ask. We
       choose at most once: never send it again, report it as `unknown` so a person checks.
+    - `deferred`: the provider refused it for now without taking it: send it again.
     - Anything else: it is done; its result was already queued with the outcome.
     """
-    if previous is None:
+    if previous is None or previous is DispatchState.DEFERRED:
         return Decision.SEND
     if previous is DispatchState.SENDING:
         return Decision.REPORT_UNKNOWN
@@ -37,9 +43,40 @@ def decide(previous: DispatchState | None) -> Decision:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What a channel says of one send. `deferred` carries how long the provider asked us to
+    wait (`Retry-After`), if it said."""
+
     state: DispatchState
     provider_message_id: str | None = None
     reason: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass
+class CircuitBreaker:
+    """One channel's breaker. After `threshold` consecutive deferrals the circuit opens: for
+    `cooldown` seconds the channel's actions are parked without calling the provider (they
+    wait rather than burn retries). Then one trial batch goes through: success closes the
+    circuit, another deferral opens it again for twice as long (at most `max_cooldown`)."""
+
+    threshold: int = 5
+    cooldown: float = 30.0
+    max_cooldown: float = 600.0
+    failures: int = 0
+    open_until: datetime | None = None
+    _current: float = 0.0
+
+    def is_open(self, now: datetime) -> bool:
+        return self.open_until is not None and now < self.open_until
+
+    def record(self, *, deferred: bool, now: datetime) -> None:
+        if not deferred:
+            self.failures, self.open_until, self._current = 0, None, 0.0
+            return
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self._current = min(self.max_cooldown, self._current * 2 or self.cooldown)
+            self.open_until = now + timedelta(seconds=self._current)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +92,92 @@ class EmailJob:
     to_address: str | None
     to_name: str | None = None
     context: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SmsJob:
+    """One text message to a customer (`SendSms`); `to` is E.164 or None when unknown."""
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+    customer_id: str
+    to: str | None
+    template: str
+    context: Mapping[str, object] = field(default_factory=dict)
+    channel: str = "sms"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketJob:
+    """A helpdesk ticket to open for a case (`CreateTicket`), or the priority of one already
+    opened to raise (`RaiseTicketPriority`: `ticket_id` is the helpdesk's id of that ticket,
+    None when it was never created)."""
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+    customer_id: str
+    priority: str
+    subject: str = ""
+    body: str = ""
+    requester_email: str | None = None
+    requester_name: str | None = None
+    raise_of: uuid.UUID | None = None
+    ticket_id: str | None = None
+    channel: str = "ticket"
+
+    @property
+    def template(self) -> str:
+        return "raise_priority" if self.raise_of is not None else "create"
+
+
+# --- SMS: numbers and segments ----------------------------------------------------------------
+
+#: E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+#: The GSM 03.38 default alphabet and its extension table (each extension character costs two
+#: septets). A message made only of these is sent in GSM-7; anything else makes it UCS-2.
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+def is_e164(number: str) -> bool:
+    return E164.fullmatch(number) is not None
+
+
+def sms_units(text: str) -> tuple[str, int]:
+    """The encoding a text needs (`gsm7` or `ucs2`) and its length in that encoding's units:
+    septets for GSM-7, UTF-16 code units for UCS-2 (an emoji counts two)."""
+    if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in text):
+        return "gsm7", sum(2 if c in GSM7_EXTENDED else 1 for c in text)
+    return "ucs2", len(text.encode("utf-16-le")) // 2
+
+
+def sms_segments(text: str) -> int:
+    """How many segments a carrier bills for `text`: one of 160 GSM-7 septets (70 UCS-2 units),
+    or, when longer, concatenated segments of 153 (67) each."""
+    encoding, units = sms_units(text)
+    single, multi = (160, 153) if encoding == "gsm7" else (70, 67)
+    if units <= single:
+        return 1
+    return -(-units // multi)
+
+
+def fit_sms(text: str, max_segments: int) -> str:
+    """`text` cut to fit in `max_segments` segments, ending with an ellipsis when cut (three
+    dots in GSM-7: a "…" would turn the whole message into UCS-2, less than half the room)."""
+    text = text.strip()
+    if sms_segments(text) <= max_segments:
+        return text
+    ellipsis = "..." if sms_units(text)[0] == "gsm7" else "…"
+    low, high = 0, len(text)
+    while low < high:  # the longest prefix that fits with its ellipsis
+        mid = (low + high + 1) // 2
+        if sms_segments(text[:mid].rstrip() + ellipsis) <= max_segments:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low].rstrip() + ellipsis
