@@ -69,7 +69,7 @@ class Outgoing:
 
 
 #: How long to wait between attempts to reach a broker that is not there (yet).
-RECONNECT_BACKOFF = wait_exponential_jitter(initial=0.5, max=30, jitter=0.5)
+RECONNECT_BACKOFF = wait_exponential_jitter(multiplier=0.5, max=30, jitter=0.5)
 
 
 async def start_when_reachable(

@@ -14,6 +14,7 @@ from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
+from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.config import NotifySettings
 from nps_notify.entrypoints.consumer import actions_handler
 from nps_notify.handlers import Channel, Dispatcher
@@ -43,6 +44,12 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
     #: Each channel notify has, by name (STYLE.md: a dict, no plugin machinery). A channel
     #: that is not configured is absent: its actions are reported failed with the reason.
     channels: dict[str, Channel[Any]] = {"email": channel}
+    if settings.twilio.configured:
+        sms = TwilioSmsChannel(
+            settings.twilio, renderer=TemplateRenderer(), attempts=settings.send_attempts
+        )
+        infra.on_stop(sms.aclose)
+        channels["sms"] = sms
     dispatcher = Dispatcher(
         sessions=infra.sessions,
         channels=channels,

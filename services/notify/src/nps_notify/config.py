@@ -1,4 +1,4 @@
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_kit.settings import DatabaseSettings, KafkaSettings, LogSettings
@@ -18,6 +18,35 @@ class SmtpSettings(BaseSettings):
     timeout_seconds: float = Field(default=10.0, gt=0)
     from_address: str = "npsloop <noreply@npsloop.localhost>"
     message_id_domain: str = "npsloop.localhost"
+
+
+class TwilioSettings(BaseSettings):
+    """`TWILIO_*`: SMS through Twilio. Without an account SID, notify has no SMS channel."""
+
+    model_config = SettingsConfigDict(env_prefix="TWILIO_", extra="ignore")
+
+    account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    auth_token: SecretStr = SecretStr("")
+    #: The sender: a Twilio number in E.164 form, or a Messaging Service (which picks one).
+    from_number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    base_url: str = "https://api.twilio.com"
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Twilio queues what a sender cannot send at once; a US long code sends about one
+    #: segment per second, a toll-free number three, a short code 100: match your sender.
+    rate_per_second: float = Field(default=1.0, gt=0)
+    #: Longer texts are cut (with an ellipsis) to fit: 2 segments = 306 GSM-7 characters.
+    max_segments: int = Field(default=2, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _one_sender(self) -> "TwilioSettings":
+        if self.account_sid and not (self.from_number or self.messaging_service_sid):
+            raise ValueError("set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.account_sid is not None
 
 
 class NotifySettings(BaseSettings):
@@ -43,6 +72,7 @@ class NotifySettings(BaseSettings):
         default="http://127.0.0.1:8003/v1/cases/{case_id}", pattern=r"\{case_id\}"
     )
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -52,6 +52,13 @@ class TemplateRenderer:
         except TemplateNotFound as exc:
             raise PermanentFailure(f"no email template {template!r}") from exc
 
+    def render_sms(self, template: str, context: Mapping[str, object]) -> str:
+        """`templates/<name>/sms.txt.j2`: plain text, no markup."""
+        try:
+            return self._env.get_template(f"{template}/sms.txt.j2").render(context).strip()
+        except TemplateNotFound as exc:
+            raise PermanentFailure(f"no SMS template {template!r}") from exc
+
 
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, aiosmtplib.SMTPResponseException):

@@ -1,0 +1,191 @@
+"""SMS through Twilio, against a local fake of the Messages API that checks every request
+against Twilio's documented format (tests/support/fake_twilio.py): what is sent, how each of
+Twilio's documented errors ends, 429 with Retry-After, and the action's path through the
+dispatcher: ledger, parking, result."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from nps_events import ActionResultReported, Customer, SendSms
+from nps_kit.clock import FrozenClock
+from nps_kit.db import SessionFactory
+from nps_notify.adapters import tables
+from nps_notify.adapters.email import TemplateRenderer
+from nps_notify.adapters.sms import TwilioSmsChannel
+from nps_notify.config import TwilioSettings
+from nps_notify.domain.dispatch import DispatchState, SmsJob, sms_segments
+from nps_notify.handlers import Dispatcher
+from tests.support.fake_twilio import FakeTwilio
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def _channel(fake: FakeTwilio, **settings: object) -> TwilioSmsChannel:
+    values: dict[str, object] = {
+        "account_sid": fake.account_sid,
+        "auth_token": fake.auth_token,
+        "from_number": "+15005550006",
+        "base_url": "http://twilio.test",
+        "rate_per_second": 1000,
+        **settings,
+    }
+    return TwilioSmsChannel(
+        TwilioSettings.model_validate(values),
+        renderer=TemplateRenderer(),
+        attempts=3,
+        transport=httpx.ASGITransport(app=fake.app()),
+    )
+
+
+def _job(to: str | None = "+33612345678", template: str = "detractor_apology") -> SmsJob:
+    return SmsJob(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer_id="c-sms",
+        to=to,
+        template=template,
+        context={"name": "Ada"},
+    )
+
+
+async def test_an_sms_is_posted_as_twilio_documents_it_and_its_sid_reported() -> None:
+    fake = FakeTwilio()
+    outcome = await _channel(fake).send(_job())
+    assert outcome.state is DispatchState.SENT
+    [message] = fake.messages
+    assert outcome.provider_message_id == message["sid"]
+    assert (message["To"], message["From"]) == ("+33612345678", "+15005550006")
+    assert message["Body"].startswith("Hi Ada, thank you for your answer.")
+
+
+async def test_a_messaging_service_sends_instead_of_a_number() -> None:
+    fake = FakeTwilio()
+    service = "MG" + "a" * 32
+    outcome = await _channel(fake, from_number=None, messaging_service_sid=service).send(_job())
+    assert outcome.state is DispatchState.SENT
+    assert fake.messages[0]["MessagingServiceSid"] == service
+    assert "From" not in fake.messages[0]
+
+
+@pytest.mark.parametrize(
+    ("to", "reason"),
+    [
+        (None, "the customer has no phone number"),
+        ("0612345678", "the phone number is not in E.164 form"),
+    ],
+)
+async def test_a_number_that_cannot_be_texted_fails_without_calling_twilio(
+    to: str | None, reason: str
+) -> None:
+    fake = FakeTwilio()
+    outcome = await _channel(fake).send(_job(to=to))
+    assert (outcome.state, outcome.reason) == (DispatchState.FAILED, reason)
+    assert fake.requests == 0
+
+
+async def test_a_documented_permanent_error_fails_at_once_with_twilios_reason() -> None:
+    fake = FakeTwilio()
+    fake.fail_next(400, code=21614)
+    outcome = await _channel(fake).send(_job())
+    assert outcome.state is DispatchState.FAILED
+    assert outcome.reason is not None
+    assert "error 21614" in outcome.reason
+    assert fake.requests == 1
+
+
+async def test_wrong_credentials_fail_with_twilios_authentication_error() -> None:
+    fake = FakeTwilio()
+    outcome = await _channel(fake, auth_token="not-the-token").send(_job())
+    assert outcome.state is DispatchState.FAILED
+    assert outcome.reason is not None
+    assert "error 20003" in outcome.reason
+
+
+async def test_429_is_retried_after_the_retry_after_twilio_asks_for() -> None:
+    fake = FakeTwilio()
+    fake.fail_next(429, retry_after=1)
+    waits: list[float] = []
+    channel = _channel(fake)
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    channel._client._sleep = record
+    outcome = await channel.send(_job())
+    assert outcome.state is DispatchState.SENT
+    assert fake.requests == 2
+    assert waits
+    assert waits[0] >= 1.0
+
+
+async def test_a_long_retry_after_defers_the_message_instead_of_holding_the_batch() -> None:
+    fake = FakeTwilio()
+    fake.fail_next(429, retry_after=120)
+    outcome = await _channel(fake).send(_job())
+    assert outcome.state is DispatchState.DEFERRED
+    assert outcome.retry_after == pytest.approx(120, abs=1)
+    assert fake.messages == []
+
+
+async def test_a_long_text_is_cut_to_the_configured_segments() -> None:
+    fake = FakeTwilio()
+    channel = _channel(fake, max_segments=1)
+    channel._renderer.render_sms = lambda _t, _c: "Thank you! " * 40  # type: ignore[method-assign]
+    await channel.send(_job())
+    body = fake.messages[0]["Body"]
+    assert sms_segments(body) == 1
+    assert body.endswith("...")
+
+
+async def test_a_deferred_sms_is_parked_and_sent_by_the_sweeper_later(
+    sessions: SessionFactory,
+) -> None:
+    fake = FakeTwilio()
+    fake.fail_next(503, retry_after=60)
+    clock = FrozenClock(NOW)
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        channels={"sms": _channel(fake)},
+        clock=clock,
+        concurrency=2,
+        case_url="http://cs.example.com/cases/{case_id}",
+    )
+    action = SendSms(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id="c-parked", phone="+33612345678", name="Ada"),
+        template="detractor_acknowledgement",
+        requested_at=NOW,
+    )
+    first = await dispatcher.dispatch([action])
+    assert first[action.action_id].state is DispatchState.DEFERRED
+    assert await dispatcher.sweep_parked(limit=10, lease=timedelta(minutes=5)) == 0  # not yet
+    clock.advance(timedelta(seconds=61))
+    assert await dispatcher.sweep_parked(limit=10, lease=timedelta(minutes=5)) == 1
+    assert len(fake.messages) == 1
+    async with sessions() as session:
+        state = (
+            await session.execute(
+                select(tables.dispatches.c.state).where(
+                    tables.dispatches.c.action_id == action.action_id
+                )
+            )
+        ).scalar_one()
+        parked = (
+            await session.execute(
+                select(tables.parked).where(tables.parked.c.action_id == action.action_id)
+            )
+        ).all()
+        results = [
+            ActionResultReported.model_validate_json(row.value)
+            for row in (await session.execute(select(tables.outbox))).all()
+        ]
+    assert state == "sent"
+    assert parked == []
+    [result] = [r for r in results if r.action_id == action.action_id]
+    assert (result.channel.value, result.status.value) == ("sms", "sent")
+    assert result.provider_message_id == fake.messages[0]["sid"]
