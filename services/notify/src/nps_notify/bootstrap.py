@@ -15,6 +15,7 @@ from nps_kit.service import Runtime
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.adapters.sms import TwilioSmsChannel
+from nps_notify.adapters.tickets import ZendeskTicketChannel
 from nps_notify.config import NotifySettings
 from nps_notify.entrypoints.consumer import actions_handler
 from nps_notify.handlers import Channel, Dispatcher
@@ -50,6 +51,10 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         )
         infra.on_stop(sms.aclose)
         channels["sms"] = sms
+    if settings.zendesk.configured:
+        tickets = ZendeskTicketChannel(settings.zendesk, attempts=settings.send_attempts)
+        infra.on_stop(tickets.aclose)
+        channels["ticket"] = tickets
     dispatcher = Dispatcher(
         sessions=infra.sessions,
         channels=channels,

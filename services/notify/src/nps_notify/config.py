@@ -49,6 +49,32 @@ class TwilioSettings(BaseSettings):
         return self.account_sid is not None
 
 
+class ZendeskSettings(BaseSettings):
+    """`ZENDESK_*`: tickets in Zendesk. Without a subdomain (or URL), notify has no ticket
+    channel. Authentication is an API token: `{email}/token:{api_token}`."""
+
+    model_config = SettingsConfigDict(env_prefix="ZENDESK_", extra="ignore")
+
+    subdomain: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    #: Instead of the subdomain: the full API root (a proxy, or a fake in tests).
+    base_url: str | None = None
+    email: str = ""
+    api_token: SecretStr = SecretStr("")
+    group_id: int | None = None
+    tags: list[str] = Field(default_factory=lambda: ["nps"])
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Zendesk's limits run from 200 to 2,500 requests a minute by plan; stay well inside.
+    rate_per_second: float = Field(default=3.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.subdomain or self.base_url)
+
+    @property
+    def url(self) -> str:
+        return self.base_url or f"https://{self.subdomain}.zendesk.com"
+
+
 class NotifySettings(BaseSettings):
     """`NOTIFY_*` in the environment, plus the shared `KAFKA_*`, `DATABASE_*`, `SMTP_*`, `LOG_*`."""
 
@@ -73,6 +99,7 @@ class NotifySettings(BaseSettings):
     )
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    zendesk: ZendeskSettings = Field(default_factory=ZendeskSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
