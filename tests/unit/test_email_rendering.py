@@ -1,10 +1,17 @@
 import uuid
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import pytest
 
 from nps_events import Customer, NotifyStaff, Segment, SendEmail, StaffReason
-from nps_notify.adapters.email import PermanentFailure, RenderedEmail, TemplateRenderer
+from nps_notify.adapters.email import (
+    PermanentFailure,
+    RenderedEmail,
+    SmtpEmailChannel,
+    TemplateRenderer,
+)
+from nps_notify.config import SmtpSettings
 from nps_notify.handlers import email_job
 
 CASE_URL = "https://cs.example.com/cases/{case_id}"
@@ -126,3 +133,38 @@ def test_staff_notice_to_a_handle_has_no_address_to_send_to() -> None:
         email_job(_notice(StaffReason.REMINDER, recipient="@sam"), case_url=CASE_URL).to_address
         is None
     )
+
+
+def _message(action: SendEmail | NotifyStaff, **smtp: object) -> EmailMessage:
+    channel = SmtpEmailChannel(
+        SmtpSettings.model_validate(smtp), renderer=TemplateRenderer(), attempts=1
+    )
+    return channel.message_for(email_job(action, case_url=CASE_URL))
+
+
+def test_every_customer_message_says_how_to_unsubscribe() -> None:
+    message = _message(_action("slow"), unsubscribe_mailto="optout@shop.example")
+    assert message["List-Unsubscribe"] == "<mailto:optout@shop.example?subject=unsubscribe%20c-1>"
+    assert message["List-Unsubscribe-Post"] is None  # no one-click URL configured
+
+
+def test_a_one_click_url_comes_first_with_the_rfc_8058_post_header() -> None:
+    message = _message(
+        _action("slow"), unsubscribe_url="https://shop.example/optout?customer={customer_id}"
+    )
+    assert str(message["List-Unsubscribe"]).startswith(
+        "<https://shop.example/optout?customer=c-1>, <mailto:"
+    )
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_staff_notice_has_no_unsubscribe_header() -> None:
+    assert _message(_notice(StaffReason.REMINDER))["List-Unsubscribe"] is None
+
+
+def test_a_message_is_multipart_text_and_html() -> None:
+    message = _message(_action("<script>alert(1)</script>"))
+    assert message.get_content_type() == "multipart/alternative"
+    html = message.get_body(("html",))
+    assert html is not None
+    assert "<script>" not in html.get_content()

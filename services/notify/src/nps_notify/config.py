@@ -18,6 +18,12 @@ class SmtpSettings(BaseSettings):
     timeout_seconds: float = Field(default=10.0, gt=0)
     from_address: str = "npsloop <noreply@npsloop.localhost>"
     message_id_domain: str = "npsloop.localhost"
+    #: `List-Unsubscribe` on every customer message (RFC 2369): a mailbox your team or your
+    #: ESP watches, and, with `unsubscribe_url`, an RFC 8058 one-click URL (`{customer_id}`
+    #: is filled in) — e.g. your product's own opt-out, which posts to ingest's
+    #: `/v1/opt-outs`.
+    unsubscribe_mailto: str = "unsubscribe@npsloop.localhost"
+    unsubscribe_url: str | None = Field(default=None, pattern=r"^https://.*\{customer_id\}")
 
 
 class TwilioSettings(BaseSettings):

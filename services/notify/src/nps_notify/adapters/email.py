@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr
+from urllib.parse import quote
 
 import aiosmtplib
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound, select_autoescape
@@ -104,9 +105,21 @@ class SmtpEmailChannel:
         message["To"] = formataddr((job.to_name or "", job.to_address))
         message["Subject"] = rendered.subject
         message["Message-ID"] = f"<{job.action_id}@{self._settings.message_id_domain}>"
+        if job.channel == "email":  # to a customer, not to a person of the team
+            message["List-Unsubscribe"] = self._unsubscribe(job.customer_id)
+            if self._settings.unsubscribe_url:
+                message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
         return message
+
+    def _unsubscribe(self, customer_id: str) -> str:
+        subject = quote(f"unsubscribe {customer_id}")
+        links = [f"<mailto:{self._settings.unsubscribe_mailto}?subject={subject}>"]
+        if self._settings.unsubscribe_url:
+            url = self._settings.unsubscribe_url.format(customer_id=quote(customer_id, safe=""))
+            links.insert(0, f"<{url}>")
+        return ", ".join(links)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self._settings
