@@ -53,6 +53,7 @@ from nps_events import (
     SendSms,
     StaffReason,
     TicketPriority,
+    TicketStatusChanged,
     Topic,
     contracts,
     decode,
@@ -256,6 +257,17 @@ def _events(full: bool) -> list[Event]:
             reason="mailbox full" if full else None,
             occurred_at=NOW,
         ),
+        TicketStatusChanged(
+            helpdesk="zendesk",
+            helpdesk_event_id="01HN-EXAMPLE",
+            action_id=action_id,
+            case_id=case_id,
+            customer_id="cus_0042",
+            ticket_id="35436",
+            status="solved",
+            previous_status="open" if full else None,
+            occurred_at=NOW,
+        ),
     ]
 
 
@@ -391,6 +403,8 @@ INVALID: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ("io.npsloop.action.result.v1", "unknown status", _set("status", "lost")),
     ("io.npsloop.action.result.v1", "unknown channel", _set("channel", "pigeon")),
     ("io.npsloop.action.result.v1", "no action_id", _drop("action_id")),
+    ("io.npsloop.ticket.status-changed.v1", "empty status", _set("status", "")),
+    ("io.npsloop.ticket.status-changed.v1", "no ticket_id", _drop("ticket_id")),
 ]
 
 

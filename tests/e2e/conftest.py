@@ -9,7 +9,9 @@ import pytest
 
 from nps_kit.devstack import free_port
 from nps_kit.devstack.services import SERVICES, ServiceProcess, start_all
+from tests.support.fake_zendesk import FakeZendesk
 from tests.support.infra import Infra
+from tests.support.serve import served
 
 TOKEN = "e2e-token"
 #: The Delighted source of the e2e system: its webhooks are signed with this API key.
@@ -38,8 +40,24 @@ class System:
         service.wait_ready(timeout=90)
 
 
+#: The fake Zendesk's webhook back to notify is signed with this secret.
+ZENDESK_WEBHOOK_SECRET = "e2e-zendesk-webhook-secret"
+
+
 @pytest.fixture(scope="session")
-def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def zendesk() -> Iterator[tuple[FakeZendesk, str]]:
+    """The helpdesk of the e2e system: a fake Zendesk over real HTTP, and its URL."""
+    fake = FakeZendesk()
+    with served(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture(scope="session")
+def system(
+    infra: Infra,
+    zendesk: tuple[FakeZendesk, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[System]:
     logs: Path = tmp_path_factory.mktemp("logs")
     sources = logs / "sources.yaml"
     sources.write_text(SOURCES_FILE)
@@ -51,6 +69,10 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "LOG_FORMAT": "json",
         "FOLLOWUP_POLICY_FILE": str(Path(__file__).with_name("policy.yaml")),
         "FOLLOWUP_SWEEP_INTERVAL_SECONDS": "0.5",
+        "ZENDESK_BASE_URL": zendesk[1],
+        "ZENDESK_EMAIL": zendesk[0].email,
+        "ZENDESK_API_TOKEN": zendesk[0].api_token,
+        "ZENDESK_WEBHOOK_SECRETS": json.dumps([ZENDESK_WEBHOOK_SECRET]),
     }
     services = start_all(
         common,

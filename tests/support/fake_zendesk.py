@@ -19,13 +19,18 @@ import base64
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from nps_notify.adapters.helpdesk_webhooks import sign_zendesk
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PRIORITIES = {"low", "normal", "high", "urgent"}
@@ -44,6 +49,41 @@ class FakeZendesk:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         body = {"error": "TooManyRequests" if status == 429 else "ServiceUnavailable"}
         self._script.append((status, body, headers))
+
+    def solve(self, ticket_id: int, *, webhook_url: str, secret: str) -> httpx.Response:
+        """An agent solves the ticket: Zendesk posts its signed `ticket.status_changed` event
+        to the webhook (https://developer.zendesk.com/api-reference/webhooks/event-types/ticket-events/)."""
+        ticket = self.tickets[ticket_id]
+        previous, ticket["status"] = ticket["status"], "solved"
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = json.dumps(
+            {
+                "type": "zen:event-type:ticket.status_changed",
+                "account_id": 88888888,
+                "id": str(uuid.uuid4()),
+                "time": now,
+                "zendesk_event_version": "2022-11-06",
+                "subject": f"zen:ticket:{ticket_id}",
+                "detail": {
+                    "id": str(ticket_id),
+                    "status": "SOLVED",
+                    "external_id": ticket.get("external_id", ""),
+                    "priority": str(ticket.get("priority", "")).upper(),
+                    "updated_at": now,
+                },
+                "event": {"current": "SOLVED", "previous": str(previous).upper()},
+            }
+        ).encode()
+        return httpx.post(
+            webhook_url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "Zendesk Webhook",
+                **sign_zendesk(body, secret=secret, timestamp=now),
+            },
+            timeout=10,
+        )
 
     def app(self) -> Starlette:
         return Starlette(

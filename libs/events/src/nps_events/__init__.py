@@ -34,6 +34,7 @@ from nps_events.models import (
     SendSms,
     StaffReason,
     TicketPriority,
+    TicketStatusChanged,
     Transition,
 )
 from nps_events.topics import Topic, dlq
@@ -69,6 +70,7 @@ __all__ = [
     "SendSms",
     "StaffReason",
     "TicketPriority",
+    "TicketStatusChanged",
     "Topic",
     "Transition",
     "decode",

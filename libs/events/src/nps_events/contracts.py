@@ -67,6 +67,7 @@ from nps_events.models import (
     SendSms,
     StaffReason,
     TicketPriority,
+    TicketStatusChanged,
     Transition,
 )
 from nps_events.topics import Topic, dlq
@@ -363,6 +364,17 @@ def example_events() -> list[Event]:
             channel=Channel.EMAIL,
             status=ActionStatus.SENT,
             provider_message_id="<20261124100000.1@mail.example.com>",
+            occurred_at=EXAMPLE_TIME,
+        ),
+        TicketStatusChanged(
+            helpdesk="zendesk",
+            helpdesk_event_id="01HNXXXX-EXAMPLE",
+            action_id=_EXAMPLE_ACTION_ID,
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            ticket_id="35436",
+            status="solved",
+            previous_status="open",
             occurred_at=EXAMPLE_TIME,
         ),
     ]

@@ -437,6 +437,41 @@ class ActionResultReported(Event):
         return self.customer_id
 
 
+class TicketStatusChanged(Event):
+    """A helpdesk ticket that npsloop opened for a case changed status in the helpdesk (an
+    agent solved it, say), as the helpdesk's signed webhook told notify."""
+
+    ce_type: ClassVar[str] = "io.npsloop.ticket.status-changed.v1"
+    topic: ClassVar[Topic] = Topic.ACTION_RESULTS
+
+    helpdesk: str = Field(min_length=1, max_length=40, description="zendesk, jira…")
+    helpdesk_event_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The helpdesk's id of the change: its replay is the same event.",
+    )
+    action_id: uuid.UUID = Field(description="The `CreateTicket` action that opened the ticket.")
+    case_id: uuid.UUID
+    customer_id: str
+    ticket_id: str = Field(min_length=1, max_length=200, description="The helpdesk's ticket id.")
+    status: str = Field(
+        min_length=1,
+        max_length=40,
+        description="The ticket's new status, lower case: open, pending, solved, closed…",
+    )
+    previous_status: str | None = Field(default=None, max_length=40)
+    occurred_at: AwareDatetime
+
+    def event_id(self) -> uuid.UUID:
+        return derive_id("ticket-status", self.helpdesk, self.helpdesk_event_id)
+
+    def subject(self) -> str:
+        return f"actions/{self.action_id}"
+
+    def partition_key(self) -> str:
+        return self.customer_id
+
+
 class _CaseEvent(Event):
     """Base of the case lifecycle events after `CaseOpened`: one per timeline entry."""
 
@@ -587,5 +622,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RaiseTicketPriority,
         NotifyStaff,
         ActionResultReported,
+        TicketStatusChanged,
     )
 }

@@ -27,6 +27,7 @@ from nps_events import (
     SendEmail,
     SendSms,
     StaffReason,
+    TicketStatusChanged,
 )
 from nps_events import TicketPriority as EventTicketPriority
 from nps_events.ids import derive_id
@@ -696,6 +697,43 @@ async def record_action_results(
         )
         if not found:
             unknown.append(result.event_id())
+    return unknown
+
+
+async def record_ticket_changes(
+    repo: FollowupRepository, changes: list[TicketStatusChanged], *, now: datetime
+) -> list[uuid.UUID]:
+    """Record on its case each change a helpdesk reported of a ticket npsloop opened (an agent
+    solved it, say). The case is not resolved by it: the owner resolves it with a root cause,
+    and sees on the timeline that the helpdesk's side is done. Returns the ids of changes for
+    unknown cases."""
+    fresh = await repo.claim(CONSUMER, (str(c.event_id()) for c in changes))
+    unknown: list[uuid.UUID] = []
+    entries: list[tuple[uuid.UUID, TimelineEntry]] = []
+    known = await repo.cases_by_id(c.case_id for c in changes)
+    for change in changes:
+        if str(change.event_id()) not in fresh:
+            continue
+        fresh.discard(str(change.event_id()))
+        if change.case_id not in known:
+            unknown.append(change.event_id())
+            continue
+        entries.append(
+            (
+                change.case_id,
+                _entry(
+                    change.case_id,
+                    "ticket_status",
+                    change.occurred_at,
+                    origin=str(change.event_id()),
+                    helpdesk=change.helpdesk,
+                    ticket_id=change.ticket_id,
+                    status=change.status,
+                    previous_status=change.previous_status,
+                ),
+            )
+        )
+    await repo.add_timelines(entries)
     return unknown
 
 

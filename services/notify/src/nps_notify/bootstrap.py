@@ -17,6 +17,7 @@ from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.adapters.tickets import ZendeskTicketChannel
 from nps_notify.config import NotifySettings
+from nps_notify.entrypoints.api import helpdesk_router
 from nps_notify.entrypoints.consumer import actions_handler
 from nps_notify.handlers import Channel, Dispatcher
 
@@ -87,9 +88,20 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
     infra.add_loop("parked", parked.run, stop=parked.stop)
     app = create_app(
         title="npsloop notify",
-        description="Dispatches follow-up actions (email for now) and reports their outcomes.",
+        description=(
+            "Dispatches follow-up actions (email, SMS, helpdesk tickets) and reports their "
+            "outcomes; receives the helpdesk's ticket changes."
+        ),
         version="0.1.0",
         readiness={"database": infra.check_database, "consumer": infra.check_consumers},
         lifespan=infra.lifespan(),
+    )
+    app.include_router(
+        helpdesk_router(
+            sessions=infra.sessions,
+            relay=relay,
+            clock=clock,
+            zendesk_secrets=[s.get_secret_value() for s in settings.zendesk.webhook_secrets],
+        )
     )
     return Notify(app=app, infra=infra)

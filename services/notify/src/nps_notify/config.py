@@ -69,6 +69,9 @@ class ZendeskSettings(BaseSettings):
     group_id: int | None = None
     tags: list[str] = Field(default_factory=lambda: ["nps"])
     timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Signing secrets of the webhook Zendesk calls back on ticket changes (several during a
+    #: rotation), a JSON list in the environment: `ZENDESK_WEBHOOK_SECRETS='["…"]'`.
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)
     #: Zendesk's limits run from 200 to 2,500 requests a minute by plan; stay well inside.
     rate_per_second: float = Field(default=3.0, gt=0)
 

@@ -16,11 +16,13 @@ from nps_events import (
     RaiseTicketPriority,
     SendEmail,
     SendSms,
+    TicketStatusChanged,
 )
 from nps_events import Channel as Channel_
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.logging import get_logger
+from nps_notify.adapters.helpdesk_webhooks import TicketChange
 from nps_notify.adapters.repository import NotifyRepository
 from nps_notify.domain.dispatch import (
     CircuitBreaker,
@@ -331,3 +333,32 @@ async def report_unsupported(
         log.info("dispatch.no_channel", action_id=str(action_id), channel=channel.value)
     async with unit_of_work(sessions) as session:
         await NotifyRepository(session).publish_later(results, now=now)
+
+
+async def record_ticket_change(
+    change: TicketChange, *, helpdesk: str, sessions: SessionFactory, clock: Clock
+) -> str | None:
+    """Publish the helpdesk's change of a ticket npsloop opened, for followup to put on the
+    case; return why it was ignored (a ticket npsloop did not open), or None."""
+    async with unit_of_work(sessions) as session:
+        repo = NotifyRepository(session)
+        found = await repo.ticket_action(change.ticket_id)
+        if found is None:
+            return f"ticket {change.ticket_id} was not opened by npsloop"
+        action_id, case_id, customer_id = found
+        event = TicketStatusChanged(
+            helpdesk=helpdesk,
+            helpdesk_event_id=change.event_id,
+            action_id=action_id,
+            case_id=case_id,
+            customer_id=customer_id,
+            ticket_id=change.ticket_id,
+            status=change.status,
+            previous_status=change.previous_status,
+            occurred_at=change.at,
+        )
+        await repo.publish_later([event], now=clock.now())
+    log.info(
+        "helpdesk.ticket_changed", helpdesk=helpdesk, case_id=str(case_id), status=change.status
+    )
+    return None

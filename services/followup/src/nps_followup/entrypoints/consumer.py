@@ -1,9 +1,22 @@
 """Followup's Kafka consumer: scored responses open cases; action results update them;
 opt-outs fill the do-not-contact list."""
 
-from nps_events import ActionResultReported, ContactOptOut, ResponseReceived, ResponseScored, Topic
+from nps_events import (
+    ActionResultReported,
+    ContactOptOut,
+    ResponseReceived,
+    ResponseScored,
+    TicketStatusChanged,
+    Topic,
+)
 from nps_followup.adapters.repository import FollowupRepository
-from nps_followup.handlers import PolicyInForce, open_cases, record_action_results, record_opt_outs
+from nps_followup.handlers import (
+    PolicyInForce,
+    open_cases,
+    record_action_results,
+    record_opt_outs,
+    record_ticket_changes,
+)
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.messaging import BatchHandler, Inbound, Rejection, accept
@@ -33,7 +46,18 @@ def followup_handler(
                 async with unit_of_work(sessions) as session:
                     await record_opt_outs(FollowupRepository(session), opt_outs, now=clock.now())
             return rejections
-        results, rejections = accept(batch, ActionResultReported)
+        results, rejections = accept(batch, ActionResultReported, ignore=(TicketStatusChanged,))
+        changes, _ = accept(batch, TicketStatusChanged, ignore=(ActionResultReported,))
+        if changes:
+            async with unit_of_work(sessions) as session:
+                gone = await record_ticket_changes(
+                    FollowupRepository(session), changes, now=clock.now()
+                )
+            rejections += [
+                Rejection(inbound.record, "no such case is known to followup")
+                for inbound in batch
+                if inbound.event.id in {str(g) for g in gone}
+            ]
         if results:
             async with unit_of_work(sessions) as session:
                 unknown = await record_action_results(

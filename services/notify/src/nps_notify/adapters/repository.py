@@ -173,6 +173,24 @@ class NotifyRepository:
     async def parked_count(self) -> int:
         return len((await self.session.execute(select(tables.parked.c.action_id))).all())
 
+    async def ticket_action(self, ticket_id: str) -> tuple[uuid.UUID, uuid.UUID, str] | None:
+        """The `CreateTicket` action that opened the helpdesk's ticket `ticket_id`: its id,
+        its case and customer; None for a ticket npsloop did not open."""
+        row = (
+            await self.session.execute(
+                select(
+                    tables.dispatches.c.action_id,
+                    tables.dispatches.c.case_id,
+                    tables.dispatches.c.customer_id,
+                ).where(
+                    tables.dispatches.c.channel == "ticket",
+                    tables.dispatches.c.template == "create",
+                    tables.dispatches.c.provider_message_id == ticket_id,
+                )
+            )
+        ).first()
+        return (row.action_id, row.case_id, row.customer_id) if row is not None else None
+
     async def provider_id_of(self, action_id: uuid.UUID) -> str | None:
         """The provider's id for an action sent before (the ticket a priority raise is for)."""
         return (
