@@ -12,7 +12,8 @@ import pytest
 
 from nps_events import CreateTicket, Customer, RaiseTicketPriority, Segment, TicketPriority
 from nps_kit.clock import FrozenClock
-from nps_kit.db import SessionFactory
+from nps_kit.db import SessionFactory, unit_of_work
+from nps_notify.adapters.repository import NotifyRepository
 from nps_notify.adapters.tickets import ZendeskTicketChannel
 from nps_notify.config import ZendeskSettings
 from nps_notify.domain.dispatch import DispatchState
@@ -175,3 +176,28 @@ async def test_an_escalation_raises_the_priority_of_the_ticket_the_case_opened(
         DispatchState.FAILED,
         "the case's ticket was never created",
     )
+
+
+async def test_a_ticket_whose_answer_was_lost_in_a_crash_is_sent_again_and_made_once(
+    sessions: SessionFactory,
+) -> None:
+    """The ledger says `sending` (notify died after Zendesk took the request): the ticket is
+    sent again with the same Idempotency-Key, and Zendesk answers the ticket it made."""
+    fake = FakeZendesk()
+    channel = _channel(fake)
+    action = _create(customer=f"c-{uuid.uuid4().hex[:6]}")
+    job = ticket_job(action, case_url=CASE_URL)
+    async with unit_of_work(sessions) as session:
+        await NotifyRepository(session).begin_dispatches([job], now=NOW)
+    await channel.send(job)  # Zendesk took it; the answer never reached the ledger
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        channels={"ticket": channel},
+        clock=FrozenClock(NOW),
+        concurrency=1,
+        case_url=CASE_URL,
+    )
+    outcome = (await dispatcher.dispatch([action]))[action.action_id]
+    assert outcome.state is DispatchState.SENT
+    [ticket_id] = fake.tickets
+    assert outcome.provider_message_id == str(ticket_id)

@@ -28,6 +28,12 @@ def test_an_action_is_sent_at_most_once(previous: DispatchState | None, decision
     assert decide(previous) is decision
 
 
+def test_an_interrupted_send_goes_again_only_where_the_provider_recognises_repeats() -> None:
+    assert decide(DispatchState.SENDING, provider_dedupes=True) is Decision.SEND
+    assert decide(DispatchState.SENDING, provider_dedupes=False) is Decision.REPORT_UNKNOWN
+    assert decide(DispatchState.SENT, provider_dedupes=True) is Decision.ALREADY_DONE
+
+
 def test_a_deferred_action_is_sent_again() -> None:
     assert decide(DispatchState.DEFERRED) is Decision.SEND
 

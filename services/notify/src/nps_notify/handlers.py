@@ -89,6 +89,9 @@ class Channel(Protocol[J_contra]):
     deferred: the provider did not take it, try later)."""
 
     name: str
+    #: The provider recognises a repeated request (an idempotency key), so an attempt that
+    #: died before its answer was recorded may be sent again without a second effect.
+    dedupes_repeats: bool
 
     async def send(self, job: J_contra) -> Outcome: ...
 
@@ -203,7 +206,8 @@ class Dispatcher:
         to_send: list[tuple[Event, Any]] = []
         now = self.clock.now()
         for action_id, (action, job) in jobs.items():
-            decision = decide(previous.get(action_id))
+            channel = self.channels[CHANNEL_OF[type(action)]]
+            decision = decide(previous.get(action_id), provider_dedupes=channel.dedupes_repeats)
             if decision is Decision.REPORT_UNKNOWN:
                 log.warning("dispatch.interrupted_earlier", action_id=str(action_id))
                 outcomes[action_id] = Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)

@@ -81,6 +81,7 @@ class SmtpEmailChannel:
     be sent twice."""
 
     name = "email"
+    dedupes_repeats = False
 
     def __init__(
         self,

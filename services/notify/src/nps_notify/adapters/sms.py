@@ -36,6 +36,7 @@ class TwilioSmsChannel:
     action `unknown`, never sent again (docs/notify.md, "The crash window")."""
 
     name = "sms"
+    dedupes_repeats = False
 
     def __init__(
         self,

@@ -48,6 +48,7 @@ class ZendeskTicketChannel:
     made: the action id is the key, so a request whose answer was lost is simply sent again."""
 
     name = "ticket"
+    dedupes_repeats = True
 
     def __init__(
         self,

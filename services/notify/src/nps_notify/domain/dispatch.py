@@ -24,20 +24,22 @@ class Decision(StrEnum):
     REPORT_UNKNOWN = "report_unknown"
 
 
-def decide(previous: DispatchState | None) -> Decision:
+def decide(previous: DispatchState | None, *, provider_dedupes: bool = False) -> Decision:
     """What to do with an action, given what the ledger already says about it.
 
     - Never seen: send it.
     - `sending`: an earlier attempt was interrupted between our record and the provider's
-      answer. The provider may or may not have accepted it, and SMTP offers no way to ask. We
-      choose at most once: never send it again, report it as `unknown` so a person checks.
+      answer. The provider may or may not have accepted it. When the provider recognises a
+      repeat (`provider_dedupes`: Zendesk's Idempotency-Key), send it again: exactly once.
+      Otherwise (SMTP, Twilio offer no way to ask) we choose at most once: never send it
+      again, report it as `unknown` so a person checks.
     - `deferred`: the provider refused it for now without taking it: send it again.
     - Anything else: it is done; its result was already queued with the outcome.
     """
     if previous is None or previous is DispatchState.DEFERRED:
         return Decision.SEND
     if previous is DispatchState.SENDING:
-        return Decision.REPORT_UNKNOWN
+        return Decision.SEND if provider_dedupes else Decision.REPORT_UNKNOWN
     return Decision.ALREADY_DONE
 
 
