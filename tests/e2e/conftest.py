@@ -9,6 +9,7 @@ import pytest
 
 from nps_kit.devstack import free_port
 from nps_kit.devstack.services import SERVICES, ServiceProcess, start_all
+from tests.support.fake_twilio import FakeTwilio
 from tests.support.fake_zendesk import FakeZendesk
 from tests.support.infra import Infra
 from tests.support.serve import served
@@ -53,9 +54,18 @@ def zendesk() -> Iterator[tuple[FakeZendesk, str]]:
 
 
 @pytest.fixture(scope="session")
+def twilio() -> Iterator[tuple[FakeTwilio, str]]:
+    """The SMS provider of the e2e system: a fake Twilio over real HTTP, and its URL."""
+    fake = FakeTwilio()
+    with served(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture(scope="session")
 def system(
     infra: Infra,
     zendesk: tuple[FakeZendesk, str],
+    twilio: tuple[FakeTwilio, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[System]:
     logs: Path = tmp_path_factory.mktemp("logs")
@@ -73,6 +83,12 @@ def system(
         "ZENDESK_EMAIL": zendesk[0].email,
         "ZENDESK_API_TOKEN": zendesk[0].api_token,
         "ZENDESK_WEBHOOK_SECRETS": json.dumps([ZENDESK_WEBHOOK_SECRET]),
+        "ZENDESK_RATE_PER_SECOND": "1000",
+        "TWILIO_BASE_URL": twilio[1],
+        "TWILIO_ACCOUNT_SID": twilio[0].account_sid,
+        "TWILIO_AUTH_TOKEN": twilio[0].auth_token,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_RATE_PER_SECOND": "1000",
     }
     services = start_all(
         common,

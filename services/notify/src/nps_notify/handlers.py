@@ -188,11 +188,27 @@ class Dispatcher:
         unsupported = [a for a in unique if CHANNEL_OF[type(a)] not in self.channels]
         if unsupported:
             await report_unsupported(unsupported, sessions=self.sessions, clock=self.clock)
-        jobs = {
-            _action_id(a): (a, self._job(a)) for a in unique if CHANNEL_OF[type(a)] in self.channels
-        }
-        if not jobs:
-            return {}
+        jobs = [
+            (_action_id(a), (a, self._job(a)))
+            for a in unique
+            if CHANNEL_OF[type(a)] in self.channels
+        ]
+        # A slice at a time, `concurrency` actions: an action is marked `sending` only just
+        # before its provider call, so a crash leaves at most one slice `unknown` (measured by
+        # tests/e2e/test_notify_chaos.py: marking a whole 500-action batch first left ~800
+        # actions `unknown` over 4 kills, most of them never handed to any provider).
+        outcomes: dict[uuid.UUID, Outcome] = {}
+        for start in range(0, len(jobs), self.concurrency):
+            outcomes.update(
+                await self._dispatch_slice(
+                    dict(jobs[start : start + self.concurrency]), attempts or {}
+                )
+            )
+        return outcomes
+
+    async def _dispatch_slice(
+        self, jobs: dict[uuid.UUID, tuple[Event, Any]], attempts: Mapping[uuid.UUID, int]
+    ) -> dict[uuid.UUID, Outcome]:
         async with unit_of_work(self.sessions) as session:
             repo = NotifyRepository(session)
             previous = await repo.begin_dispatches(
@@ -236,7 +252,7 @@ class Dispatcher:
 
         await asyncio.gather(*(send(a, j) for a, j in to_send))
         if outcomes:
-            await self._record(jobs, outcomes, attempts or {})
+            await self._record(jobs, outcomes, attempts)
         return outcomes
 
     async def _record(
