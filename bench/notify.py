@@ -1,0 +1,160 @@
+"""notify's dispatch throughput, to the local SMTP sink and to a local HTTP fake of a provider
+(the fake Twilio of the tests, served by uvicorn over real HTTP), and what the dispatch ledger
+costs on top of the channel alone.
+
+For each channel, N actions go through it twice:
+- the channel alone: `channel.send(job)`, `NOTIFY_SEND_CONCURRENCY` (8) at a time;
+- the dispatcher: the same through `Dispatcher.dispatch` in batches of 500 (what one consumer
+  poll hands it), with the ledger written before and after each slice of 8 sends and the
+  outbox row of each result, on an embedded PostgreSQL.
+The difference per action is the ledger's overhead.
+
+    .venv/bin/python bench/notify.py --actions 2000
+"""
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's fakes
+
+from nps_events import Customer, Event, SendEmail, SendSms
+from nps_kit.clock import SystemClock
+from nps_kit.db import create_engine, session_factory
+from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port
+from nps_kit.logging import configure_logging
+from nps_kit.migrations import upgrade
+from nps_kit.settings import DatabaseSettings, LogSettings
+from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
+from nps_notify.adapters.sms import TwilioSmsChannel
+from nps_notify.config import SmtpSettings, TwilioSettings
+from nps_notify.handlers import Dispatcher, email_job, sms_job
+from tests.support.fake_twilio import FakeTwilio
+from tests.support.serve import served
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+CONCURRENCY = 8
+
+
+def _email(i: int) -> SendEmail:
+    customer = Customer(id=f"b{i}", email=f"b{i}@example.com", name="Ada")
+    return SendEmail(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=customer,
+        template="detractor_apology",
+        score=2,
+        comment="slow",
+        requested_at=NOW,
+    )
+
+
+def _sms(i: int) -> SendSms:
+    customer = Customer(id=f"s{i}", phone=f"+1555{i:07d}", name="Ada")
+    return SendSms(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=customer,
+        template="detractor_apology",
+        requested_at=NOW,
+    )
+
+
+async def _alone(channel: Any, jobs: list[Any]) -> float:
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(job: Any) -> None:
+        async with gate:
+            await channel.send(job)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(j) for j in jobs))
+    return len(jobs) / (time.perf_counter() - started)
+
+
+async def _dispatched(dispatcher: Dispatcher, actions: list[Event]) -> float:
+    started = time.perf_counter()
+    for i in range(0, len(actions), 500):
+        await dispatcher.dispatch(actions[i : i + 500])
+    return len(actions) / (time.perf_counter() - started)
+
+
+async def run(n: int, database_url: str, smtp_port: int, twilio_url: str, fake: FakeTwilio) -> None:
+    engine = create_engine(
+        DatabaseSettings.model_validate({"url": database_url}), application_name="bench-notify"
+    )
+    sessions = session_factory(engine)
+    email = SmtpEmailChannel(
+        SmtpSettings(port=smtp_port), renderer=TemplateRenderer(), attempts=1, pool_size=CONCURRENCY
+    )
+    sms = TwilioSmsChannel(
+        TwilioSettings.model_validate(
+            {
+                "account_sid": fake.account_sid,
+                "auth_token": fake.auth_token,
+                "from_number": "+15005550006",
+                "base_url": twilio_url,
+                "rate_per_second": 100_000,
+            }
+        ),
+        renderer=TemplateRenderer(),
+        attempts=1,
+    )
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        channels={"email": email, "sms": sms},
+        clock=SystemClock(),
+        concurrency=CONCURRENCY,
+        case_url="http://cs.example.com/cases/{case_id}",
+    )
+    rows = []
+    for name, make, to_job in (
+        ("email to the SMTP sink", _email, lambda a: email_job(a, case_url="-")),
+        ("SMS to the HTTP fake (Twilio)", _sms, sms_job),
+    ):
+        channel = email if name.startswith("email") else sms
+        await _alone(channel, [to_job(make(i)) for i in range(50)])  # warm up
+        alone = await _alone(channel, [to_job(make(i)) for i in range(n)])
+        through = await _dispatched(dispatcher, [make(i) for i in range(n)])
+        overhead_ms = (1 / through - 1 / alone) * 1000
+        rows.append((name, alone, through, overhead_ms))
+    await email.aclose()
+    await sms.aclose()
+    await engine.dispose()
+    print(f"{n} actions per line, {CONCURRENCY} in flight")
+    print(
+        "| channel | channel alone | through the dispatcher (ledger + outbox) | ledger cost per action |"
+    )
+    print("|---|---:|---:|---:|")
+    for name, alone, through, overhead_ms in rows:
+        print(f"| {name} | {alone:,.0f}/s | {through:,.0f}/s | {overhead_ms:.2f} ms |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--actions", type=int, default=2000)
+    args = parser.parse_args()
+    configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
+    tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-notify-"))
+    postgres = EmbeddedPostgres(data_dir=tmp / "postgres", port=free_port(), durable=False)
+    postgres.start()
+    mail = MailSink(directory=tmp / "mail", port=free_port())
+    mail.start()
+    fake = FakeTwilio()
+    try:
+        upgrade("nps_notify", postgres.url)
+        with served(fake.app()) as twilio_url:
+            asyncio.run(run(args.actions, postgres.url, mail.port, twilio_url, fake))
+    finally:
+        mail.stop()
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    main()
