@@ -16,6 +16,7 @@ from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.adapters.tickets import ZendeskTicketChannel
+from nps_notify.adapters.webhooks import WebhookChannel
 from nps_notify.config import NotifySettings
 from nps_notify.entrypoints.api import helpdesk_router
 from nps_notify.entrypoints.consumer import actions_handler
@@ -56,6 +57,10 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         tickets = ZendeskTicketChannel(settings.zendesk, attempts=settings.send_attempts)
         infra.on_stop(tickets.aclose)
         channels["ticket"] = tickets
+    if settings.webhooks:
+        hooks = WebhookChannel(settings.webhooks, attempts=settings.send_attempts)
+        infra.on_stop(hooks.aclose)
+        channels["webhook"] = hooks
     dispatcher = Dispatcher(
         sessions=infra.sessions,
         channels=channels,

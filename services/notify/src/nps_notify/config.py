@@ -1,4 +1,6 @@
-from pydantic import Field, SecretStr, model_validator
+import base64
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_kit.settings import DatabaseSettings, KafkaSettings, LogSettings
@@ -84,6 +86,26 @@ class ZendeskSettings(BaseSettings):
         return self.base_url or f"https://{self.subdomain}.zendesk.com"
 
 
+class WebhookEndpoint(BaseModel):
+    """One of the team's own tools, called with staff notices addressed `webhook:<name>`."""
+
+    url: str = Field(pattern=r"^https?://")
+    #: Standard Webhooks secrets, `whsec_` + base64 (several during a rotation: each signs).
+    secrets: list[SecretStr] = Field(min_length=1)
+    #: Allow a private, loopback or plain-http address: an internal tool. Off by default.
+    allow_private: bool = False
+
+    @field_validator("secrets")
+    @classmethod
+    def _base64_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        for secret in secrets:
+            try:
+                base64.b64decode(secret.get_secret_value().removeprefix("whsec_"), validate=True)
+            except ValueError:
+                raise ValueError("a secret is whsec_ followed by base64") from None
+        return secrets
+
+
 class NotifySettings(BaseSettings):
     """`NOTIFY_*` in the environment, plus the shared `KAFKA_*`, `DATABASE_*`, `SMTP_*`, `LOG_*`."""
 
@@ -109,6 +131,8 @@ class NotifySettings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     zendesk: ZendeskSettings = Field(default_factory=ZendeskSettings)
+    #: `NOTIFY_WEBHOOKS='{"ops-tools": {"url": "https://…", "secrets": ["whsec_…"]}}'`
+    webhooks: dict[str, WebhookEndpoint] = Field(default_factory=dict)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -32,6 +32,7 @@ from nps_notify.domain.dispatch import (
     Outcome,
     SmsJob,
     TicketJob,
+    WebhookJob,
     decide,
 )
 
@@ -141,6 +142,39 @@ CHANNEL_OF: dict[type[Event], str] = {
     CreateTicket: "ticket",
     RaiseTicketPriority: "ticket",
 }
+#: A staff notice to `webhook:<name>` goes to that endpoint of the team instead of email.
+WEBHOOK_PREFIX = "webhook:"
+
+
+def channel_of(action: Event) -> str:
+    """The name of the channel `action` goes through."""
+    if isinstance(action, NotifyStaff) and action.recipient.startswith(WEBHOOK_PREFIX):
+        return "webhook"
+    return CHANNEL_OF[type(action)]
+
+
+def webhook_job(action: NotifyStaff, *, case_url: str) -> WebhookJob:
+    return WebhookJob(
+        action_id=action.action_id,
+        case_id=action.case_id,
+        customer_id=action.customer_id,
+        endpoint=action.recipient.removeprefix(WEBHOOK_PREFIX),
+        event_type=f"case.{action.reason.value}",
+        at=action.requested_at,
+        data={
+            "case_id": str(action.case_id),
+            "customer_id": action.customer_id,
+            "reason": action.reason.value,
+            "role": action.role,
+            "level": action.level,
+            "due_at": action.due_at.isoformat() if action.due_at else None,
+            "segment": action.segment.value,
+            "score": action.score,
+            "case_url": case_url.format(case_id=action.case_id),
+        },
+    )
+
+
 #: What a result reports as the channel (a staff notice is emailed, reported as `staff`).
 RESULT_CHANNEL: dict[type[Event], Channel_] = {
     SendEmail: Channel_.EMAIL,
@@ -169,6 +203,8 @@ class Dispatcher:
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
 
     def _job(self, action: Event) -> Any:
+        if isinstance(action, NotifyStaff) and channel_of(action) == "webhook":
+            return webhook_job(action, case_url=self.case_url)
         if isinstance(action, SendEmail | NotifyStaff):
             return email_job(action, case_url=self.case_url)
         if isinstance(action, SendSms):
@@ -185,13 +221,11 @@ class Dispatcher:
     ) -> dict[uuid.UUID, Outcome]:
         """`attempts`: how many times each parked action was tried before (the sweeper's)."""
         unique = list({_action_id(a): a for a in actions}.values())
-        unsupported = [a for a in unique if CHANNEL_OF[type(a)] not in self.channels]
+        unsupported = [a for a in unique if channel_of(a) not in self.channels]
         if unsupported:
             await report_unsupported(unsupported, sessions=self.sessions, clock=self.clock)
         jobs = [
-            (_action_id(a), (a, self._job(a)))
-            for a in unique
-            if CHANNEL_OF[type(a)] in self.channels
+            (_action_id(a), (a, self._job(a))) for a in unique if channel_of(a) in self.channels
         ]
         # A slice at a time, `concurrency` actions: an action is marked `sending` only just
         # before its provider call, so a crash leaves at most one slice `unknown` (measured by
@@ -222,17 +256,17 @@ class Dispatcher:
         to_send: list[tuple[Event, Any]] = []
         now = self.clock.now()
         for action_id, (action, job) in jobs.items():
-            channel = self.channels[CHANNEL_OF[type(action)]]
+            channel = self.channels[channel_of(action)]
             decision = decide(previous.get(action_id), provider_dedupes=channel.dedupes_repeats)
             if decision is Decision.REPORT_UNKNOWN:
                 log.warning("dispatch.interrupted_earlier", action_id=str(action_id))
                 outcomes[action_id] = Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)
             elif decision is Decision.SEND:
-                breaker = self.breaker(CHANNEL_OF[type(action)])
+                breaker = self.breaker(channel_of(action))
                 if breaker.is_open(now):
                     outcomes[action_id] = Outcome(
                         DispatchState.DEFERRED,
-                        reason=f"the {CHANNEL_OF[type(action)]} channel's circuit is open",
+                        reason=f"the {channel_of(action)} channel's circuit is open",
                         retry_after=(breaker.open_until - now).total_seconds()
                         if breaker.open_until
                         else None,
@@ -244,8 +278,8 @@ class Dispatcher:
 
         async def send(action: Event, job: Any) -> None:
             async with gate:
-                outcome = await self.channels[CHANNEL_OF[type(action)]].send(job)
-            self.breaker(CHANNEL_OF[type(action)]).record(
+                outcome = await self.channels[channel_of(action)].send(job)
+            self.breaker(channel_of(action)).record(
                 deferred=outcome.state is DispatchState.DEFERRED, now=self.clock.now()
             )
             outcomes[_action_id(action)] = outcome
@@ -280,7 +314,7 @@ class Dispatcher:
                     wait = max(outcome.retry_after or 0.0, self.retry_delay)
                     await repo.defer(
                         action,
-                        channel=CHANNEL_OF[type(action)],
+                        channel=channel_of(action),
                         reason=outcome.reason or "deferred by the provider",
                         not_before=now + timedelta(seconds=wait),
                         now=now,
@@ -346,7 +380,7 @@ async def report_unsupported(
                 customer_id=_customer_id(action),
                 channel=channel,
                 status=ActionStatus.FAILED,
-                reason=f"no {channel.value} channel is configured",
+                reason=f"no {channel_of(action)} channel is configured",
                 occurred_at=now,
             )
         )

@@ -132,6 +132,21 @@ class TicketJob:
         return "raise_priority" if self.raise_of is not None else "create"
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookJob:
+    """A staff notice posted to one of the team's webhook endpoints instead of emailed."""
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+    customer_id: str
+    endpoint: str
+    event_type: str
+    at: datetime
+    data: Mapping[str, object] = field(default_factory=dict)
+    channel: str = "staff"
+    template: str = "webhook"
+
+
 # --- SMS: numbers and segments ----------------------------------------------------------------
 
 #: E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
