@@ -14,6 +14,7 @@ from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
+from nps_notify.adapters.jira import JiraTicketChannel
 from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.adapters.tickets import ZendeskTicketChannel
 from nps_notify.adapters.webhooks import WebhookChannel
@@ -53,8 +54,12 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         )
         infra.on_stop(sms.aclose)
         channels["sms"] = sms
+    tickets: ZendeskTicketChannel | JiraTicketChannel | None = None
     if settings.zendesk.configured:
         tickets = ZendeskTicketChannel(settings.zendesk, attempts=settings.send_attempts)
+    elif settings.jira.configured:
+        tickets = JiraTicketChannel(settings.jira, attempts=settings.send_attempts)
+    if tickets is not None:
         infra.on_stop(tickets.aclose)
         channels["ticket"] = tickets
     if settings.webhooks:

@@ -86,6 +86,35 @@ class ZendeskSettings(BaseSettings):
         return self.base_url or f"https://{self.subdomain}.zendesk.com"
 
 
+class JiraSettings(BaseSettings):
+    """`JIRA_*`: tickets as Jira Cloud issues, instead of Zendesk (one helpdesk per
+    installation). Without a base URL, notify has no Jira."""
+
+    model_config = SettingsConfigDict(env_prefix="JIRA_", extra="ignore")
+
+    #: https://<your-site>.atlassian.net
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    email: str = ""
+    api_token: SecretStr = SecretStr("")
+    project_key: str = Field(default="CS", pattern=r"^[A-Z][A-Z0-9_]+$")
+    issue_type: str = "Task"
+    #: npsloop's priority → the name of a priority in your Jira (Jira's defaults below).
+    priorities: dict[str, str] = Field(
+        default_factory=lambda: {
+            "low": "Low",
+            "normal": "Medium",
+            "high": "High",
+            "urgent": "Highest",
+        }
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    rate_per_second: float = Field(default=3.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return self.base_url is not None
+
+
 class WebhookEndpoint(BaseModel):
     """One of the team's own tools, called with staff notices addressed `webhook:<name>`."""
 
@@ -131,6 +160,7 @@ class NotifySettings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     zendesk: ZendeskSettings = Field(default_factory=ZendeskSettings)
+    jira: JiraSettings = Field(default_factory=JiraSettings)
     #: `NOTIFY_WEBHOOKS='{"ops-tools": {"url": "https://…", "secrets": ["whsec_…"]}}'`
     webhooks: dict[str, WebhookEndpoint] = Field(default_factory=dict)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
