@@ -31,6 +31,7 @@ from tenacity import (
 from nps_events import CloudEvent, EnvelopeError, Event, decode, dlq, encode
 from nps_kit.logging import get_logger
 from nps_kit.metrics import (
+    CONSUMER_LAG,
     CONSUMER_READY,
     DEAD_LETTERED,
     EVENTS_CONSUMED,
@@ -294,9 +295,22 @@ class ConsumerRunner:
                 async with self.processing:
                     for tp, records in batches.items():
                         await self._process(tp, records)
+                await self._record_lag()
         finally:
             CONSUMER_READY.labels(group=self._group_id).set(0)
             await self._consumer.stop()
+
+    async def _record_lag(self) -> None:
+        """Each assigned partition's lag, from the high watermark the last fetch reported and
+        the consumer's position (both known locally: no request to the broker)."""
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await self._consumer.position(tp)
+            CONSUMER_LAG.labels(self._group_id, tp.topic, str(tp.partition)).set(
+                max(0, highwater - position)
+            )
 
     def stop(self) -> None:
         """Finish the batch in flight, commit it, and return from `run()`."""

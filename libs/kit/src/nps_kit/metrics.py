@@ -27,3 +27,14 @@ HANDLER_SECONDS = Histogram(
 CONSUMER_READY = Gauge(
     "npsloop_consumer_ready", "1 once the consumer has joined its group.", ["group"]
 )
+CONSUMER_LAG = Gauge(
+    "npsloop_consumer_lag",
+    "Records on a partition the consumer group has not processed yet (high watermark minus "
+    "position), by group, topic and partition.",
+    ["group", "topic", "partition"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "npsloop_outbox_backlog",
+    "Outbox rows waiting to be published, by outbox (0 once the relay has drained it).",
+    ["outbox"],
+)

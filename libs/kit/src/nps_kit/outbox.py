@@ -35,7 +35,7 @@ from nps_events import Event, encode
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.logging import get_logger
 from nps_kit.messaging import Outgoing
-from nps_kit.metrics import OUTBOX_PUBLISHED
+from nps_kit.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
 log = get_logger(__name__)
 
@@ -95,7 +95,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         # One lock id per outbox table, stable across processes.
-        self._lock_id = zlib.crc32(f"{table.schema}.{table.name}".encode())
+        self._name = f"{table.schema}.{table.name}"
+        self._lock_id = zlib.crc32(self._name.encode())
 
     def wake(self) -> None:
         """Called after a transaction that wrote outbox rows commits: publish without waiting."""
@@ -123,6 +124,7 @@ class OutboxRelay:
                 )
             ).all()
             if not rows:
+                OUTBOX_BACKLOG.labels(outbox=self._name).set(0)
                 return 0
             await self._send_many(
                 [
@@ -138,6 +140,14 @@ class OutboxRelay:
             for row in rows:
                 OUTBOX_PUBLISHED.labels(topic=row.topic).inc()
             await session.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
+            # A full batch means more may wait: count them (only then, so an idle relay
+            # costs nothing).
+            backlog = (
+                await session.scalar(select(func.count()).select_from(table))
+                if len(rows) == self._batch_size
+                else 0
+            )
+            OUTBOX_BACKLOG.labels(outbox=self._name).set(backlog or 0)
             return len(rows)
 
     async def run(self) -> None:

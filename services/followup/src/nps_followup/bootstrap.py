@@ -4,16 +4,21 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from nps_events import Segment
 from nps_followup.adapters import tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import load_policy
+from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.config import FollowupSettings
 from nps_followup.entrypoints import api
 from nps_followup.entrypoints.consumer import TOPICS, followup_handler
 from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import PolicyInForce
+from nps_followup.metrics import CASES_ACTIVE, CASES_BREACHED
 from nps_kit.clock import Clock, SystemClock
+from nps_kit.db import unit_of_work
 from nps_kit.http import create_app
+from nps_kit.loops import SweepLoop
 from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
 
@@ -55,6 +60,21 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
         batch_size=settings.sweep_batch_size,
     )
     infra.add_loop("sweeper", sweeper.run, stop=sweeper.stop)
+
+    async def refresh_gauges() -> int:
+        async with unit_of_work(infra.sessions) as session:
+            active, breached = await FollowupRepository(session).case_gauges(clock.now())
+        for segment in Segment:
+            for status in ("open", "contacted"):
+                CASES_ACTIVE.labels(segment.value, status).set(
+                    active.get((segment.value, status), 0)
+                )
+        for level in (0, 1, 2):
+            CASES_BREACHED.labels(str(level)).set(breached.get(level, 0))
+        return 0
+
+    gauges = SweepLoop("case-gauges", refresh_gauges, interval=15.0, batch_size=1)
+    infra.add_loop("case-gauges", gauges.run, stop=gauges.stop)
     app = create_app(
         title="npsloop followup",
         description="Follow-up cases for NPS responses: policy, deadlines, escalation, lifecycle.",

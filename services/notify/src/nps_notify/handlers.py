@@ -35,6 +35,7 @@ from nps_notify.domain.dispatch import (
     WebhookJob,
     decide,
 )
+from nps_notify.metrics import CIRCUIT_OPEN, DISPATCHES, PARKED
 
 log = get_logger(__name__)
 
@@ -277,11 +278,12 @@ class Dispatcher:
         gate = asyncio.Semaphore(self.concurrency)
 
         async def send(action: Event, job: Any) -> None:
+            name = channel_of(action)
             async with gate:
-                outcome = await self.channels[channel_of(action)].send(job)
-            self.breaker(channel_of(action)).record(
-                deferred=outcome.state is DispatchState.DEFERRED, now=self.clock.now()
-            )
+                outcome = await self.channels[name].send(job)
+            breaker = self.breaker(name)
+            breaker.record(deferred=outcome.state is DispatchState.DEFERRED, now=self.clock.now())
+            CIRCUIT_OPEN.labels(name).set(1 if breaker.is_open(self.clock.now()) else 0)
             outcomes[_action_id(action)] = outcome
 
         await asyncio.gather(*(send(a, j) for a, j in to_send))
@@ -320,8 +322,10 @@ class Dispatcher:
                         now=now,
                     )
                     log.info("dispatch.deferred", action_id=str(action_id), wait_seconds=wait)
+                    DISPATCHES.labels(RESULT_CHANNEL[type(action)].value, "deferred").inc()
                     continue
                 await repo.finish_dispatch(action_id, outcome, now=now)
+                DISPATCHES.labels(RESULT_CHANNEL[type(action)].value, outcome.state.value).inc()
                 finished.append(action_id)
                 results.append(
                     ActionResultReported(
@@ -342,9 +346,9 @@ class Dispatcher:
     async def sweep_parked(self, *, limit: int, lease: timedelta) -> int:
         """Try again the parked actions now due; return how many were taken."""
         async with unit_of_work(self.sessions) as session:
-            parked = await NotifyRepository(session).claim_parked(
-                now=self.clock.now(), lease=lease, limit=limit
-            )
+            repo = NotifyRepository(session)
+            parked = await repo.claim_parked(now=self.clock.now(), lease=lease, limit=limit)
+            PARKED.set(await repo.parked_count())
         if parked:
             await self.dispatch(
                 [p.action for p in parked],

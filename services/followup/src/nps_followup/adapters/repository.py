@@ -359,6 +359,25 @@ class FollowupRepository:
 
     # --- timeline -------------------------------------------------------------------------
 
+    async def case_gauges(self, now: datetime) -> tuple[dict[tuple[str, str], int], dict[int, int]]:
+        """Active cases by (segment, status), and breached open cases by escalation level:
+        two grouped counts (the partial indexes on status keep them cheap)."""
+        c = tables.cases.c
+        active = await self.session.execute(
+            select(c.segment, c.status, func.count())
+            .where(c.status.in_(["open", "contacted"]))
+            .group_by(c.segment, c.status)
+        )
+        breached = await self.session.execute(
+            select(c.escalation_level, func.count())
+            .where(c.status == "open", c.due_at < now, c.first_contact_at.is_(None))
+            .group_by(c.escalation_level)
+        )
+        return (
+            {(row[0], row[1]): int(row[2]) for row in active},
+            {int(row[0]): int(row[1]) for row in breached},
+        )
+
     async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
         await self.add_timelines([(case_id, e) for e in entries])
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -171,7 +171,7 @@ class NotifyRepository:
             )
 
     async def parked_count(self) -> int:
-        return len((await self.session.execute(select(tables.parked.c.action_id))).all())
+        return int(await self.session.scalar(select(func.count()).select_from(tables.parked)) or 0)
 
     async def ticket_action(self, ticket_id: str) -> tuple[uuid.UUID, uuid.UUID, str] | None:
         """The `CreateTicket` action that opened the helpdesk's ticket `ticket_id`: its id,
