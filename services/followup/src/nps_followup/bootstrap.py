@@ -7,12 +7,14 @@ from fastapi import FastAPI
 from nps_followup.adapters import tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import load_policy
+from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.config import FollowupSettings
 from nps_followup.entrypoints import api
 from nps_followup.entrypoints.consumer import TOPICS, followup_handler
 from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import PolicyInForce
 from nps_kit.clock import Clock, SystemClock
+from nps_kit.db import create_engine, session_factory, unit_of_work
 from nps_kit.http import create_app
 from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
@@ -64,3 +66,13 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
     )
     app.include_router(api.router(sessions=infra.sessions, clock=clock, policy=policy))
     return Followup(app=app, infra=infra, sweeper=sweeper, policy=policy)
+
+
+async def erase_customer(settings: FollowupSettings, customer_id: str) -> dict[str, int]:
+    """Delete what followup keeps about one customer, in one transaction (GDPR erasure)."""
+    engine = create_engine(settings.database, application_name="npsloop-followup-erase")
+    try:
+        async with unit_of_work(session_factory(engine)) as session:
+            return await FollowupRepository(session).erase_customer(customer_id)
+    finally:
+        await engine.dispose()

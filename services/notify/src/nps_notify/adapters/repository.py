@@ -19,6 +19,16 @@ class NotifyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def erase_customer(self, customer_id: str) -> dict[str, int]:
+        """Delete the customer's dispatch ledger entries and their queued, unpublished results.
+        An action redelivered after this would be dispatched again: erase followup first, so
+        no action for the customer is planned any more (docs/operations.md)."""
+        dispatches = await self.session.execute(
+            tables.dispatches.delete().where(tables.dispatches.c.customer_id == customer_id)
+        )
+        queued = await outbox.discard_for_key(self.session, tables.outbox, customer_id.encode())
+        return {"dispatches": int(getattr(dispatches, "rowcount", 0) or 0), "outbox": queued}
+
     async def begin_dispatches(
         self, jobs: list[EmailJob], *, now: datetime
     ) -> dict[uuid.UUID, DispatchState | None]:
