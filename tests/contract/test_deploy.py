@@ -429,6 +429,7 @@ def _prod(kind: str, name: str) -> dict[str, Any]:
         ("ScaledObject", "npsloop-notify", _set("spec/triggers/0/metadata/lagThreshold", 100)),
         ("ScaledObject", "npsloop-notify", _set("spec/maxReplicas", 3)),
         ("ScaledObject", "npsloop-notify", _set("spec/triggers/0/metadata/consumergroup", "x")),
+        ("ScaledObject", "npsloop-scoring", _drop("spec/triggers/1/metricType")),
     ],
 )
 def test_custom_resource_schemas_reject_a_broken_resource(
@@ -886,12 +887,16 @@ def test_every_consumer_scales_on_its_groups_lag_up_to_the_partition_count(
         # KEDA owns the count: an apply must not reset it.
         assert "replicas" not in deployment["spec"]
         group = settings_from(service, config).consumer_group
-        triggers = [t["metadata"] for t in spec["triggers"]]
+        triggers = [t["metadata"] for t in spec["triggers"] if t["type"] == "kafka"]
         assert {t["consumerGroup"] for t in triggers} == {group}
         assert {t["bootstrapServers"] for t in triggers} == {config["KAFKA_BOOTSTRAP_SERVERS"]}
         assert sorted(t["topic"] for t in triggers) == sorted(consumed)
         assert {t["allowIdleConsumers"] for t in triggers} == {"false"}
         assert set(consumed) <= set(topics), "a consumed topic without a KafkaTopic"
+        # Its HTTP API scales it on CPU too (the KEDA-made HPA takes the highest of the triggers).
+        others = [t for t in spec["triggers"] if t["type"] != "kafka"]
+        cpu = {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}
+        assert others == ([cpu] if service in {"scoring", "followup"} else [])
         ceiling = min(topics[t]["spec"]["partitions"] for t in consumed)
         assert 2 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= ceiling
 
