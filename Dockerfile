@@ -16,6 +16,8 @@
 # No secrets are baked in: DATABASE_URL, INGEST_API_TOKENS and SMTP_PASSWORD come from the
 # environment at run time (compose: `environment:`, Kubernetes: the `npsloop-secrets` Secret).
 #
+# Checked by hadolint in tests/contract/test_deploy.py (it cannot be built there: no Docker engine).
+#
 # Reproducibility: pin the base image by digest in CI (--build-arg PYTHON_IMAGE=python:3.11-slim-
 # bookworm@sha256:...) to make the image bit-for-bit repeatable; the Python packages are pinned by
 # uv.lock with hashes.

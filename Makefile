@@ -16,8 +16,11 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet 'uv>=0.5'
 
-$(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml tools/checkov/uv.lock
 	$(UV) sync --all-packages --frozen
+	# checkov for tests/contract/test_deploy.py, in its own locked environment (its dependencies
+	# clash with uv.lock's; see tools/checkov/pyproject.toml).
+	$(UV) sync --frozen --project tools/checkov
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv and install the workspace (uv, from uv.lock)

@@ -1,9 +1,12 @@
-"""The command line every service shares: `nps-<service> serve` and `nps-<service> migrate`."""
+"""The command line every service shares: `nps-<service> serve` and `nps-<service> migrate`,
+and `nps-<service> erase-customer ID` for the services that keep customer data."""
 
 import argparse
 import asyncio
-from collections.abc import Callable
-from typing import Protocol
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 from starlette.types import ASGIApp
@@ -67,3 +70,27 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+#: Erases one customer's rows from a service's tables; returns how many rows per table.
+Erase = Callable[[str], Coroutine[Any, Any, dict[str, int]]]
+
+
+def erase_customer(*, service: str, log: LogSettings, argv: list[str], erase: Erase) -> int:
+    """`nps-<service> erase-customer CUSTOMER_ID`: delete what this service keeps about one
+    customer (GDPR art. 17), in one transaction; idempotent, so a second run erases nothing and
+    succeeds. Prints what was erased as one JSON object. See docs/operations.md."""
+    parser = argparse.ArgumentParser(
+        prog=f"nps-{service} erase-customer",
+        description=f"Erase one customer's data from {service}'s tables (idempotent).",
+    )
+    parser.add_argument("customer_id", help="the customer's id, as upstream sends it")
+    args = parser.parse_args(argv)
+    if not args.customer_id.strip():
+        parser.error("the customer id is empty")
+    configure_logging(log, service=service)
+    erased = asyncio.run(erase(args.customer_id))
+    # The customer id is not logged (it is the key of their personal data); the counts are.
+    get_logger(__name__).info("customer.erased", service=service, rows=erased)
+    sys.stdout.write(json.dumps({"customer_id": args.customer_id, "erased": erased}) + "\n")
+    return 0

@@ -173,3 +173,10 @@ class OutboxRelay:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._idle_interval)
+
+
+async def discard_for_key(session: AsyncSession, table: Table, key: bytes) -> int:
+    """Delete the events queued under message key `key` (a customer's, on erasure) and not
+    published yet; return how many. Published ones have left the outbox already."""
+    result = await session.execute(table.delete().where(table.c.key == key))
+    return int(getattr(result, "rowcount", 0) or 0)

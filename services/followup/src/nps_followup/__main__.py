@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from nps_followup.adapters.policy_file import PolicyError, load_policy
-from nps_followup.bootstrap import build
+from nps_followup.bootstrap import build, erase_customer
 from nps_followup.config import FollowupSettings
 from nps_kit import cli
 
@@ -33,6 +33,15 @@ def main() -> None:
     if sys.argv[1:2] == ["policy"]:
         raise SystemExit(check_policy(sys.argv[2:]))
     settings = FollowupSettings()
+    if sys.argv[1:2] == ["erase-customer"]:
+        raise SystemExit(
+            cli.erase_customer(
+                service="followup",
+                log=settings.log,
+                argv=sys.argv[2:],
+                erase=lambda customer_id: erase_customer(settings, customer_id),
+            )
+        )
     if sys.argv[1:2] == ["serve"]:
         # Refuse an invalid policy before connecting to anything, with the lines at fault.
         try:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
+from nps_kit.db import create_engine, session_factory, unit_of_work
 from nps_kit.http import create_app
 from nps_kit.loops import SweepLoop
 from nps_kit.runtime import Infrastructure
@@ -15,6 +16,7 @@ from nps_kit.service import Runtime
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.adapters.jira import JiraTicketChannel
+from nps_notify.adapters.repository import NotifyRepository
 from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.adapters.tickets import ZendeskTicketChannel
 from nps_notify.adapters.webhooks import WebhookChannel
@@ -115,3 +117,13 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         )
     )
     return Notify(app=app, infra=infra)
+
+
+async def erase_customer(settings: NotifySettings, customer_id: str) -> dict[str, int]:
+    """Delete what notify keeps about one customer, in one transaction (GDPR erasure)."""
+    engine = create_engine(settings.database, application_name="npsloop-notify-erase")
+    try:
+        async with unit_of_work(session_factory(engine)) as session:
+            return await NotifyRepository(session).erase_customer(customer_id)
+    finally:
+        await engine.dispose()

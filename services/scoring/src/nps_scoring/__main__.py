@@ -7,7 +7,7 @@ import sys
 from nps_kit import cli
 from nps_kit.logging import configure_logging, get_logger
 from nps_scoring.adapters.taxonomy import TaxonomyError, load_taxonomy
-from nps_scoring.bootstrap import build, rebuild
+from nps_scoring.bootstrap import build, erase_customer, rebuild
 from nps_scoring.config import ScoringSettings
 
 
@@ -41,6 +41,15 @@ def check_taxonomy(settings: ScoringSettings) -> None:
 
 def main() -> None:
     settings = ScoringSettings()
+    if sys.argv[1:2] == ["erase-customer"]:
+        raise SystemExit(
+            cli.erase_customer(
+                service="scoring",
+                log=settings.log,
+                argv=sys.argv[2:],
+                erase=lambda customer_id: erase_customer(settings, customer_id),
+            )
+        )
     if sys.argv[1:2] == ["rebuild-figures"]:
         rebuild_figures(settings, sys.argv[2:])
         return

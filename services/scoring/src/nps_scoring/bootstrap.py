@@ -80,3 +80,13 @@ async def rebuild(settings: ScoringSettings, *, reclassify: bool) -> int:
             )
     finally:
         await engine.dispose()
+
+
+async def erase_customer(settings: ScoringSettings, customer_id: str) -> dict[str, int]:
+    """Delete what scoring keeps about one customer, in one transaction (GDPR erasure)."""
+    engine = create_engine(settings.database, application_name="npsloop-scoring-erase")
+    try:
+        async with unit_of_work(session_factory(engine)) as session:
+            return await ScoringRepository(session).erase_customer(customer_id)
+    finally:
+        await engine.dispose()

@@ -65,6 +65,33 @@ class FollowupRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def erase_customer(self, customer_id: str) -> dict[str, int]:
+        """Delete the customer's cases with everything hanging off them (actions, timers,
+        timeline), their opt-outs and last-message time, and their queued, unpublished events.
+        The customer is then unknown to followup: a new response opens a new case."""
+        cases = select(tables.cases.c.case_id).where(tables.cases.c.customer_id == customer_id)
+        erased: dict[str, int] = {}
+        for name, table in (
+            ("timeline", tables.timeline),
+            ("timers", tables.timers),
+            ("actions", tables.actions),
+        ):
+            result = await self.session.execute(table.delete().where(table.c.case_id.in_(cases)))
+            erased[name] = int(getattr(result, "rowcount", 0) or 0)
+        for name, table in (
+            ("cases", tables.cases),
+            ("do_not_contact", tables.do_not_contact),
+            ("last_messages", tables.last_messages),
+        ):
+            result = await self.session.execute(
+                table.delete().where(table.c.customer_id == customer_id)
+            )
+            erased[name] = int(getattr(result, "rowcount", 0) or 0)
+        erased["outbox"] = await outbox.discard_for_key(
+            self.session, tables.outbox, customer_id.encode()
+        )
+        return erased
+
     async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
         """Event ids not processed before by `consumer`, now marked processed."""
         return await inbox.claim(self.session, tables.inbox, consumer, event_ids)

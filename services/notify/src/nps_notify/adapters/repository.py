@@ -44,6 +44,27 @@ class NotifyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def erase_customer(self, customer_id: str) -> dict[str, int]:
+        """Delete the customer's dispatch ledger entries and their queued, unpublished results.
+        An action redelivered after this would be dispatched again: erase followup first, so
+        no action for the customer is planned any more (docs/operations.md)."""
+        theirs = select(tables.dispatches.c.action_id).where(
+            tables.dispatches.c.customer_id == customer_id
+        )
+        # A parked action holds the whole command (address, phone, name): it goes too.
+        parked = await self.session.execute(
+            tables.parked.delete().where(tables.parked.c.action_id.in_(theirs))
+        )
+        dispatches = await self.session.execute(
+            tables.dispatches.delete().where(tables.dispatches.c.customer_id == customer_id)
+        )
+        queued = await outbox.discard_for_key(self.session, tables.outbox, customer_id.encode())
+        return {
+            "dispatches": int(getattr(dispatches, "rowcount", 0) or 0),
+            "parked": int(getattr(parked, "rowcount", 0) or 0),
+            "outbox": queued,
+        }
+
     async def begin_dispatches(
         self, jobs: Sequence[Job], *, now: datetime
     ) -> dict[uuid.UUID, DispatchState | None]:

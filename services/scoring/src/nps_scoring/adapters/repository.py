@@ -145,6 +145,15 @@ class ScoringRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def erase_customer(self, customer_id: str) -> dict[str, int]:
+        """Delete the customer's responses and their queued, unpublished events. The figures
+        keep their counts: they are per segment and period, and hold nothing of the customer."""
+        responses = await self.session.execute(
+            tables.responses.delete().where(tables.responses.c.customer_id == customer_id)
+        )
+        queued = await outbox.discard_for_key(self.session, tables.outbox, customer_id.encode())
+        return {"responses": int(getattr(responses, "rowcount", 0) or 0), "outbox": queued}
+
     async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
         """Event ids not processed before by `consumer`, now marked processed."""
         return await inbox.claim(self.session, tables.inbox, consumer, event_ids)
