@@ -9,6 +9,7 @@ import pytest
 
 from nps_kit.devstack import free_port
 from nps_kit.devstack.services import SERVICES, ServiceProcess, start_all
+from tests.support.fake_collector import FakeCollector
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.fake_zendesk import FakeZendesk
 from tests.support.infra import Infra
@@ -62,10 +63,20 @@ def twilio() -> Iterator[tuple[FakeTwilio, str]]:
 
 
 @pytest.fixture(scope="session")
+def collector() -> Iterator[FakeCollector]:
+    """Where the e2e system's services export their traces (OTLP/HTTP)."""
+    fake = FakeCollector()
+    with served(fake.app()) as url:
+        fake.url = url
+        yield fake
+
+
+@pytest.fixture(scope="session")
 def system(
     infra: Infra,
     zendesk: tuple[FakeZendesk, str],
     twilio: tuple[FakeTwilio, str],
+    collector: FakeCollector,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[System]:
     logs: Path = tmp_path_factory.mktemp("logs")
@@ -89,6 +100,8 @@ def system(
         "TWILIO_AUTH_TOKEN": twilio[0].auth_token,
         "TWILIO_FROM_NUMBER": "+15005550006",
         "TWILIO_RATE_PER_SECOND": "1000",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
     services = start_all(
         common,

@@ -15,6 +15,7 @@ from nps_kit.logging import configure_logging, get_logger
 from nps_kit.migrations import upgrade
 from nps_kit.service import Runtime, serve
 from nps_kit.settings import LogSettings
+from nps_kit.tracing import configure_tracing, shutdown_tracing
 
 
 class Service(Protocol):
@@ -56,8 +57,12 @@ def main(
         built = build()
         return await serve(built.app, built.runtime, host=host, port=port)
 
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        code = runner.run(run())
+    configure_tracing(service)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            code = runner.run(run())
+    finally:
+        shutdown_tracing()
     raise SystemExit(code)
 
 

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nps_kit.logging import get_logger
+from nps_kit.tracing import serving
 
 log = get_logger(__name__)
 
@@ -322,6 +323,23 @@ class HotRoutes:
     ) -> None:
         started = time.perf_counter()
         status = 500
+        with serving(scope["method"], template, scope["headers"]) as span:
+            try:
+                status = await self._answer(scope, receive, send, match=match, handler=handler)
+            finally:
+                span.set_attribute("http.response.status_code", status)
+                observe_request(scope["method"], template, status, time.perf_counter() - started)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        match: re.Match[str],
+        handler: HotHandler,
+    ) -> int:
+        """Serve the request; return the status answered."""
         try:
             declared = _content_length(scope)
             body = (
@@ -330,9 +348,8 @@ class HotRoutes:
                 else await _read_body(receive, self.max_body_bytes)
             )
             if body is None:
-                status = 413
                 await _too_large(send, self.max_body_bytes)
-                return
+                return 413
             request = RawRequest(
                 method=scope["method"],
                 path=scope["path"],
@@ -344,23 +361,20 @@ class HotRoutes:
             try:
                 response = await handler(request)
             except Problem as problem:
-                status = problem.status
                 await problem_response(problem, instance=scope["path"])(scope, receive, send)
-                return
+                return problem.status
             except Exception as exc:  # answered 500 and logged, as the app does
                 log.exception("http.unhandled_error", path=scope["path"], error=repr(exc))
                 await problem_response(
                     Problem(500, "Internal error", "An unexpected error occurred; it was logged.")
                 )(scope, receive, send)
-                return
-            status = response.status
+                return 500
             await _send_raw(
                 send, response.status, response.body, response.media_type, response.headers
             )
         except _Disconnected:
-            status = 499
-        finally:
-            observe_request(scope["method"], template, status, time.perf_counter() - started)
+            return 499
+        return response.status
 
 
 def _template_pattern(template: str) -> re.Pattern[str]:

@@ -4,8 +4,20 @@ import logging
 import sys
 
 import structlog
+from opentelemetry import trace
 
 from nps_kit.settings import LogSettings
+
+
+def _trace_ids(
+    _logger: object, _method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """The current trace and span ids, when a span is recording (tracing on)."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
 
 
 def configure_logging(settings: LogSettings, *, service: str) -> None:
@@ -16,6 +28,7 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -39,6 +39,7 @@ from nps_kit.metrics import (
     HANDLER_SECONDS,
 )
 from nps_kit.settings import KafkaSettings
+from nps_kit.tracing import consuming, with_trace_context
 
 log = get_logger(__name__)
 
@@ -176,7 +177,9 @@ class Publisher:
             raise PublishError("the broker has not been reached yet")
         try:
             futures = [
-                await producer.send(m.topic, m.value, key=m.key, headers=m.headers)
+                await producer.send(
+                    m.topic, m.value, key=m.key, headers=with_trace_context(m.headers)
+                )
                 for m in messages
             ]
             for message, future in zip(messages, futures, strict=True):
@@ -328,10 +331,11 @@ class ConsumerRunner:
                 inbound.append(Inbound(record, decode(record.headers, record.value)))
             except EnvelopeError as exc:
                 rejections.append(Rejection(record, f"undecodable: {exc}"))
-        if inbound:
-            rejections.extend(await self._handle(inbound))
-        for rejection in rejections:
-            await self._dead_letter(rejection)
+        with consuming(tp.topic, self._group_id, [r.headers for r in records]):
+            if inbound:
+                rejections.extend(await self._handle(inbound))
+            for rejection in rejections:
+                await self._dead_letter(rejection)
         EVENTS_CONSUMED.labels(topic=tp.topic, outcome="processed").inc(
             len(records) - len(rejections)
         )

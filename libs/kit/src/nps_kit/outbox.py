@@ -36,6 +36,7 @@ from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.logging import get_logger
 from nps_kit.messaging import Outgoing
 from nps_kit.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from nps_kit.tracing import with_trace_context
 
 log = get_logger(__name__)
 
@@ -69,7 +70,10 @@ async def add(
                 "topic": event.topic.value,
                 "key": message.key,
                 "value": message.value,
-                "headers": json.dumps([[name, raw.decode()] for name, raw in message.headers]),
+                # The trace context it is written in goes with it (docs/observability.md).
+                "headers": json.dumps(
+                    [[name, raw.decode()] for name, raw in with_trace_context(message.headers)]
+                ),
             }
         )
     await session.execute(table.insert(), rows)
