@@ -45,6 +45,7 @@ from nps_events import (
     Event,
     NotifyStaff,
     OptOutScope,
+    QuietHours,
     RaiseTicketPriority,
     ResponseReceived,
     ResponseScored,
@@ -214,6 +215,9 @@ def _events(full: bool) -> list[Event]:
             template="detractor_acknowledgement",
             locale="fr-CA" if full else "en",
             requested_at=NOW,
+            quiet_hours=QuietHours(timezone="America/Toronto", start="21:00", end="08:00")
+            if full
+            else None,
         ),
         CreateTicket(
             action_id=action_id,
@@ -404,6 +408,7 @@ INVALID: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ("io.npsloop.action.result.v1", "unknown channel", _set("channel", "pigeon")),
     ("io.npsloop.action.result.v1", "no action_id", _drop("action_id")),
     ("io.npsloop.ticket.status-changed.v1", "empty status", _set("status", "")),
+    ("io.npsloop.action.send-sms.v1", "quiet hour 25:00", _set("quiet_hours.start", "25:00")),
     ("io.npsloop.ticket.status-changed.v1", "no ticket_id", _drop("ticket_id")),
 ]
 

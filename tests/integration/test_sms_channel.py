@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from nps_events import ActionResultReported, Customer, SendSms
+from nps_events import ActionResultReported, Customer, QuietHours, SendSms
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory
 from nps_notify.adapters import tables
@@ -189,3 +189,35 @@ async def test_a_deferred_sms_is_parked_and_sent_by_the_sweeper_later(
     [result] = [r for r in results if r.action_id == action.action_id]
     assert (result.channel.value, result.status.value) == ("sms", "sent")
     assert result.provider_message_id == fake.messages[0]["sid"]
+
+
+async def test_an_sms_due_in_the_customers_quiet_hours_waits_for_their_end(
+    sessions: SessionFactory,
+) -> None:
+    fake = FakeTwilio()
+    night = datetime(2026, 11, 25, 22, 30, tzinfo=UTC)  # 23:30 in Paris
+    clock = FrozenClock(night)
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        channels={"sms": _channel(fake)},
+        clock=clock,
+        concurrency=2,
+        case_url="http://cs.example.com/cases/{case_id}",
+    )
+    action = SendSms(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id="c-night", phone="+33612345678", name="Ada"),
+        template="detractor_acknowledgement",
+        requested_at=night,
+        quiet_hours=QuietHours(timezone="Europe/Paris", start="21:00", end="08:00"),
+    )
+    outcome = (await dispatcher.dispatch([action]))[action.action_id]
+    assert (outcome.state, outcome.reason) == (DispatchState.DEFERRED, "the customer's quiet hours")
+    assert fake.requests == 0
+    assert not dispatcher.breaker("sms").failures  # not the provider's fault
+    clock.advance(timedelta(hours=7))  # 06:30 in Paris: still quiet
+    assert await dispatcher.sweep_parked(limit=10, lease=timedelta(minutes=5)) == 0
+    clock.advance(timedelta(hours=2))  # 08:30
+    assert await dispatcher.sweep_parked(limit=10, lease=timedelta(minutes=5)) == 1
+    assert len(fake.messages) == 1

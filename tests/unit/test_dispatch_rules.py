@@ -9,6 +9,7 @@ from nps_notify.domain.dispatch import (
     decide,
     fit_sms,
     is_e164,
+    quiet_until,
     sms_segments,
     sms_units,
 )
@@ -91,3 +92,28 @@ def test_the_circuit_opens_after_repeated_deferrals_and_backs_off_longer_each_ti
     breaker.record(deferred=False, now=now + timedelta(seconds=90))
     assert not breaker.is_open(now + timedelta(seconds=90))
     assert breaker.failures == 0
+
+
+PARIS = "Europe/Paris"
+
+
+@pytest.mark.parametrize(
+    ("utc", "until"),
+    [
+        ("2026-11-25T19:59:00+00:00", None),  # 20:59 in Paris: not yet
+        ("2026-11-25T20:00:00+00:00", "2026-11-26T07:00:00+00:00"),  # 21:00: until 08:00
+        ("2026-11-26T03:30:00+00:00", "2026-11-26T07:00:00+00:00"),  # 04:30, after midnight
+        ("2026-11-26T07:00:00+00:00", None),  # 08:00: the day has begun
+        ("2026-07-01T19:30:00+00:00", "2026-07-02T06:00:00+00:00"),  # summer time: UTC+2
+    ],
+)
+def test_quiet_hours_cross_midnight_in_the_customers_zone(utc: str, until: str | None) -> None:
+    found = quiet_until(datetime.fromisoformat(utc), timezone=PARIS, start="21:00", end="08:00")
+    assert found == (datetime.fromisoformat(until) if until else None)
+
+
+def test_a_daytime_quiet_window_and_an_unknown_zone() -> None:
+    noon = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
+    assert quiet_until(noon, timezone="Mars/Olympus", start="12:00", end="14:00") == datetime(
+        2026, 11, 25, 14, 0, tzinfo=UTC
+    )

@@ -59,6 +59,7 @@ from nps_events.models import (
     Event,
     NotifyStaff,
     OptOutScope,
+    QuietHours,
     RaiseTicketPriority,
     ResponseReceived,
     ResponseScored,
@@ -281,6 +282,7 @@ def example_events() -> list[Event]:
             customer=_EXAMPLE_CUSTOMER,
             template="detractor_acknowledgement",
             requested_at=EXAMPLE_TIME,
+            quiet_hours=QuietHours(timezone="Europe/Paris", start="21:00", end="08:00"),
         ),
         CaseReminded(
             entry_id=_entry("reminded"),

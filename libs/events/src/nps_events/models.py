@@ -315,9 +315,21 @@ class SendEmail(_ActionCommand):
         return self.customer.id
 
 
+class QuietHours(_Model):
+    """Hours of the customer's local day when no message may reach them (21:00–08:00: the
+    window crosses midnight when `start` is after `end`)."""
+
+    timezone: str = Field(
+        min_length=1, max_length=64, description="The customer's IANA time zone, e.g. Europe/Paris."
+    )
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local.")
+    end: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local.")
+
+
 class SendSms(_ActionCommand):
     """Command to notify: send one templated SMS to a customer who consented to SMS. Followup
-    has already moved it out of the customer's quiet hours."""
+    has already moved it out of the customer's quiet hours; `quiet_hours` lets notify respect
+    them at send time too, when a delay (a provider's outage) pushes the send into them."""
 
     ce_type: ClassVar[str] = "io.npsloop.action.send-sms.v1"
 
@@ -327,6 +339,10 @@ class SendSms(_ActionCommand):
     template: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Template name.")
     locale: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     requested_at: AwareDatetime
+    quiet_hours: QuietHours | None = Field(
+        default=None,
+        description="Not sent inside these hours: an SMS that comes due then waits for their end.",
+    )
 
     def partition_key(self) -> str:
         return self.customer.id

@@ -22,6 +22,7 @@ from nps_events import (
     Customer,
     Event,
     NotifyStaff,
+    QuietHours,
     RaiseTicketPriority,
     ResponseScored,
     SendEmail,
@@ -553,6 +554,11 @@ def _dispatch(
                 template=row.template,
                 locale=customer.locale or "en",
                 requested_at=now,
+                quiet_hours=QuietHours(
+                    timezone=customer.timezone or policy.contact.default_customer_timezone,
+                    start=f"{policy.contact.quiet_hours.start:%H:%M}",
+                    end=f"{policy.contact.quiet_hours.end:%H:%M}",
+                ),
             )
         )
         return

@@ -34,6 +34,7 @@ from nps_notify.domain.dispatch import (
     TicketJob,
     WebhookJob,
     decide,
+    quiet_until,
 )
 from nps_notify.metrics import CIRCUIT_OPEN, DISPATCHES, PARKED
 
@@ -106,6 +107,11 @@ def sms_job(action: SendSms) -> SmsJob:
         to=action.customer.phone,
         template=action.template,
         context={"name": action.customer.name, "locale": action.locale},
+        quiet_hours=(
+            (action.quiet_hours.timezone, action.quiet_hours.start, action.quiet_hours.end)
+            if action.quiet_hours
+            else None
+        ),
     )
 
 
@@ -264,7 +270,25 @@ class Dispatcher:
                 outcomes[action_id] = Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)
             elif decision is Decision.SEND:
                 breaker = self.breaker(channel_of(action))
-                if breaker.is_open(now):
+                quiet = (
+                    quiet_until(
+                        now,
+                        timezone=job.quiet_hours[0],
+                        start=job.quiet_hours[1],
+                        end=job.quiet_hours[2],
+                    )
+                    if isinstance(job, SmsJob) and job.quiet_hours
+                    else None
+                )
+                if quiet is not None:
+                    # Due inside the customer's quiet hours (a delay pushed it there): it
+                    # waits for their end. Not the provider's fault: no breaker count.
+                    outcomes[action_id] = Outcome(
+                        DispatchState.DEFERRED,
+                        reason="the customer's quiet hours",
+                        retry_after=(quiet - now).total_seconds(),
+                    )
+                elif breaker.is_open(now):
                     outcomes[action_id] = Outcome(
                         DispatchState.DEFERRED,
                         reason=f"the {channel_of(action)} channel's circuit is open",

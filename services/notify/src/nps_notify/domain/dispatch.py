@@ -2,8 +2,9 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class DispatchState(StrEnum):
@@ -106,6 +107,8 @@ class SmsJob:
     to: str | None
     template: str
     context: Mapping[str, object] = field(default_factory=dict)
+    #: (time zone, start, end) of the customer's quiet hours, if the action gave them.
+    quiet_hours: tuple[str, str, str] | None = None
     channel: str = "sms"
 
 
@@ -145,6 +148,24 @@ class WebhookJob:
     data: Mapping[str, object] = field(default_factory=dict)
     channel: str = "staff"
     template: str = "webhook"
+
+
+def quiet_until(now: datetime, *, timezone: str, start: str, end: str) -> datetime | None:
+    """The end of the customer's quiet hours when `now` falls inside them, else None. A window
+    whose start is after its end crosses midnight (21:00–08:00). An unknown time zone counts
+    as UTC (the customer's zone is not validated upstream)."""
+    try:
+        zone: tzinfo = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    local = now.astimezone(zone)
+    begin, finish = time.fromisoformat(start), time.fromisoformat(end)
+    at = local.time()
+    inside = begin <= at < finish if begin <= finish else (at >= begin or at < finish)
+    if not inside:
+        return None
+    day = local.date() if at < finish else local.date() + timedelta(days=1)
+    return datetime.combine(day, finish, tzinfo=zone).astimezone(UTC)
 
 
 # --- SMS: numbers and segments ----------------------------------------------------------------
