@@ -36,15 +36,27 @@ def main(
     port: int,
     build: Callable[[], Service],
     migrations: tuple[str, SecretStr] | None,
+    erase: "Erase | None" = None,
 ) -> None:
     """Parse the command line and run it. `migrations` is (package, database URL), or None for
-    a service that keeps no state of its own."""
+    a service that keeps no state of its own; `erase`, for a service that keeps customer data,
+    gives it `erase-customer`."""
     parser = argparse.ArgumentParser(prog=f"nps-{service}", description=f"npsloop {service}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve the HTTP API and run the consumers until SIGTERM")
     sub.add_parser("migrate", help="bring this service's database schema up to date")
+    if erase is not None:
+        erasing = sub.add_parser(
+            "erase-customer",
+            help="erase one customer's data from this service's tables (GDPR; idempotent)",
+        )
+        erasing.add_argument("customer_id", help="the customer's id, as upstream sends it")
     args = parser.parse_args()
     configure_logging(log, service=service)
+    if args.command == "erase-customer" and erase is not None:
+        if not args.customer_id.strip():
+            parser.error("the customer id is empty")
+        raise SystemExit(erase_customer(service=service, customer_id=args.customer_id, erase=erase))
     if args.command == "migrate":
         if migrations is None:
             get_logger(__name__).info("migrate.nothing_to_do", reason=f"{service} keeps no state")
@@ -81,21 +93,12 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 Erase = Callable[[str], Coroutine[Any, Any, dict[str, int]]]
 
 
-def erase_customer(*, service: str, log: LogSettings, argv: list[str], erase: Erase) -> int:
+def erase_customer(*, service: str, customer_id: str, erase: Erase) -> int:
     """`nps-<service> erase-customer CUSTOMER_ID`: delete what this service keeps about one
     customer (GDPR art. 17), in one transaction; idempotent, so a second run erases nothing and
     succeeds. Prints what was erased as one JSON object. See docs/operations.md."""
-    parser = argparse.ArgumentParser(
-        prog=f"nps-{service} erase-customer",
-        description=f"Erase one customer's data from {service}'s tables (idempotent).",
-    )
-    parser.add_argument("customer_id", help="the customer's id, as upstream sends it")
-    args = parser.parse_args(argv)
-    if not args.customer_id.strip():
-        parser.error("the customer id is empty")
-    configure_logging(log, service=service)
-    erased = asyncio.run(erase(args.customer_id))
+    erased = asyncio.run(erase(customer_id))
     # The customer id is not logged (it is the key of their personal data); the counts are.
     get_logger(__name__).info("customer.erased", service=service, rows=erased)
-    sys.stdout.write(json.dumps({"customer_id": args.customer_id, "erased": erased}) + "\n")
+    sys.stdout.write(json.dumps({"customer_id": customer_id, "erased": erased}) + "\n")
     return 0

@@ -1,7 +1,8 @@
 """One async engine per process and a unit of work per handler call."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
@@ -12,6 +13,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from nps_kit.settings import DatabaseSettings
+
+T = TypeVar("T")
 
 
 def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
@@ -42,3 +45,19 @@ async def ping(engine: AsyncEngine) -> None:
     """Raise unless the database answers."""
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+async def in_one_transaction(
+    settings: DatabaseSettings,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    application_name: str,
+) -> T:
+    """`work` in one transaction on a connection of its own (a one-off command: an erasure,
+    a rebuild), the engine disposed of afterwards."""
+    engine = create_engine(settings, application_name=application_name)
+    try:
+        async with unit_of_work(session_factory(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()

@@ -33,15 +33,6 @@ def main() -> None:
     if sys.argv[1:2] == ["policy"]:
         raise SystemExit(check_policy(sys.argv[2:]))
     settings = FollowupSettings()
-    if sys.argv[1:2] == ["erase-customer"]:
-        raise SystemExit(
-            cli.erase_customer(
-                service="followup",
-                log=settings.log,
-                argv=sys.argv[2:],
-                erase=lambda customer_id: erase_customer(settings, customer_id),
-            )
-        )
     if sys.argv[1:2] == ["serve"]:
         # Refuse an invalid policy before connecting to anything, with the lines at fault.
         try:
@@ -56,6 +47,7 @@ def main() -> None:
         port=settings.port,
         build=lambda: build(settings),
         migrations=("nps_followup", settings.database.url),
+        erase=lambda customer_id: erase_customer(settings, customer_id),
     )
 
 

@@ -16,7 +16,7 @@ from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import PolicyInForce
 from nps_followup.metrics import CASES_ACTIVE, CASES_BREACHED
 from nps_kit.clock import Clock, SystemClock
-from nps_kit.db import create_engine, session_factory, unit_of_work
+from nps_kit.db import in_one_transaction, unit_of_work
 from nps_kit.http import create_app
 from nps_kit.loops import SweepLoop
 from nps_kit.runtime import Infrastructure
@@ -88,9 +88,8 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
 
 async def erase_customer(settings: FollowupSettings, customer_id: str) -> dict[str, int]:
     """Delete what followup keeps about one customer, in one transaction (GDPR erasure)."""
-    engine = create_engine(settings.database, application_name="npsloop-followup-erase")
-    try:
-        async with unit_of_work(session_factory(engine)) as session:
-            return await FollowupRepository(session).erase_customer(customer_id)
-    finally:
-        await engine.dispose()
+    return await in_one_transaction(
+        settings.database,
+        lambda session: FollowupRepository(session).erase_customer(customer_id),
+        application_name="npsloop-followup-erase",
+    )

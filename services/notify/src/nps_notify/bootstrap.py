@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
-from nps_kit.db import create_engine, session_factory, unit_of_work
+from nps_kit.db import in_one_transaction
 from nps_kit.http import create_app
 from nps_kit.loops import SweepLoop
 from nps_kit.runtime import Infrastructure
@@ -121,9 +121,8 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
 
 async def erase_customer(settings: NotifySettings, customer_id: str) -> dict[str, int]:
     """Delete what notify keeps about one customer, in one transaction (GDPR erasure)."""
-    engine = create_engine(settings.database, application_name="npsloop-notify-erase")
-    try:
-        async with unit_of_work(session_factory(engine)) as session:
-            return await NotifyRepository(session).erase_customer(customer_id)
-    finally:
-        await engine.dispose()
+    return await in_one_transaction(
+        settings.database,
+        lambda session: NotifyRepository(session).erase_customer(customer_id),
+        application_name="npsloop-notify-erase",
+    )

@@ -41,15 +41,6 @@ def check_taxonomy(settings: ScoringSettings) -> None:
 
 def main() -> None:
     settings = ScoringSettings()
-    if sys.argv[1:2] == ["erase-customer"]:
-        raise SystemExit(
-            cli.erase_customer(
-                service="scoring",
-                log=settings.log,
-                argv=sys.argv[2:],
-                erase=lambda customer_id: erase_customer(settings, customer_id),
-            )
-        )
     if sys.argv[1:2] == ["rebuild-figures"]:
         rebuild_figures(settings, sys.argv[2:])
         return
@@ -62,6 +53,7 @@ def main() -> None:
         port=settings.port,
         build=lambda: build(settings),
         migrations=("nps_scoring", settings.database.url),
+        erase=lambda customer_id: erase_customer(settings, customer_id),
     )
 
 

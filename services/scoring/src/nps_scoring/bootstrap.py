@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
-from nps_kit.db import create_engine, session_factory, unit_of_work
+from nps_kit.db import create_engine, in_one_transaction, session_factory, unit_of_work
 from nps_kit.http import create_app
 from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
@@ -84,9 +84,8 @@ async def rebuild(settings: ScoringSettings, *, reclassify: bool) -> int:
 
 async def erase_customer(settings: ScoringSettings, customer_id: str) -> dict[str, int]:
     """Delete what scoring keeps about one customer, in one transaction (GDPR erasure)."""
-    engine = create_engine(settings.database, application_name="npsloop-scoring-erase")
-    try:
-        async with unit_of_work(session_factory(engine)) as session:
-            return await ScoringRepository(session).erase_customer(customer_id)
-    finally:
-        await engine.dispose()
+    return await in_one_transaction(
+        settings.database,
+        lambda session: ScoringRepository(session).erase_customer(customer_id),
+        application_name="npsloop-scoring-erase",
+    )
