@@ -14,6 +14,7 @@ from nps_notify.config import JiraSettings
 from nps_notify.domain.dispatch import DispatchState
 from nps_notify.handlers import Dispatcher, ticket_job
 from tests.support.fake_jira import FakeJira
+from tests.support.waits import recorded_waits
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 CASE_URL = "https://cs.example.com/cases/{case_id}"
@@ -76,12 +77,7 @@ async def test_429_is_retried_after_the_retry_after_jira_asks_for() -> None:
     fake = FakeJira()
     fake.fail_next(429, retry_after=1)
     channel = _channel(fake)
-    waits: list[float] = []
-
-    async def record(seconds: float) -> None:
-        waits.append(seconds)
-
-    channel._client._sleep = record
+    waits = recorded_waits(channel)
     outcome = await channel.send(ticket_job(_create(), case_url=CASE_URL))
     assert outcome.state is DispatchState.SENT
     assert waits[0] >= 1.0

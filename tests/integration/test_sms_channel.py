@@ -20,6 +20,7 @@ from nps_notify.config import TwilioSettings
 from nps_notify.domain.dispatch import DispatchState, SmsJob, sms_segments
 from nps_notify.handlers import Dispatcher
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.waits import recorded_waits
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -108,13 +109,8 @@ async def test_wrong_credentials_fail_with_twilios_authentication_error() -> Non
 async def test_429_is_retried_after_the_retry_after_twilio_asks_for() -> None:
     fake = FakeTwilio()
     fake.fail_next(429, retry_after=1)
-    waits: list[float] = []
     channel = _channel(fake)
-
-    async def record(seconds: float) -> None:
-        waits.append(seconds)
-
-    channel._client._sleep = record
+    waits = recorded_waits(channel)
     outcome = await channel.send(_job())
     assert outcome.state is DispatchState.SENT
     assert fake.requests == 2

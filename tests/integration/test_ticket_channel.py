@@ -19,6 +19,7 @@ from nps_notify.config import ZendeskSettings
 from nps_notify.domain.dispatch import DispatchState
 from nps_notify.handlers import Dispatcher, ticket_job
 from tests.support.fake_zendesk import FakeZendesk
+from tests.support.waits import recorded_waits
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 CASE_URL = "http://cs.example.com/cases/{case_id}"
@@ -82,13 +83,8 @@ async def test_a_resent_create_is_recognised_by_its_idempotency_key() -> None:
 async def test_429_is_retried_after_the_retry_after_zendesk_asks_for() -> None:
     fake = FakeZendesk()
     fake.fail_next(429, retry_after=1)
-    waits: list[float] = []
     channel = _channel(fake)
-
-    async def record(seconds: float) -> None:
-        waits.append(seconds)
-
-    channel._client._sleep = record
+    waits = recorded_waits(channel)
     outcome = await channel.send(ticket_job(_create(), case_url=CASE_URL))
     assert outcome.state is DispatchState.SENT
     assert waits[0] >= 1.0

@@ -16,6 +16,7 @@ from nps_notify.config import WebhookEndpoint
 from nps_notify.domain.dispatch import DispatchState
 from nps_notify.handlers import Dispatcher, webhook_job
 from tests.support.fake_webhook_receiver import FakeReceiver
+from tests.support.waits import recorded_waits
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(b"a-team-tool-secret-of-32-bytes!!").decode()
@@ -95,12 +96,7 @@ async def test_429_is_retried_after_the_receivers_retry_after() -> None:
     receiver = FakeReceiver(secret=SECRET)
     receiver.fail_next(429, retry_after=1)
     channel = _channel(receiver, [SECRET])
-    waits: list[float] = []
-
-    async def record(seconds: float) -> None:
-        waits.append(seconds)
-
-    channel._client._sleep = record
+    waits = recorded_waits(channel)
     outcome = await channel.send(_job(_notice()))  # type: ignore[arg-type]
     assert outcome.state is DispatchState.SENT
     assert waits[0] >= 1.0
