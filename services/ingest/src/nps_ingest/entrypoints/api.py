@@ -48,6 +48,7 @@ from nps_kit.http import (
     create_app,
 )
 from nps_kit.logging import get_logger
+from nps_kit.metrics import labelled
 
 log = get_logger(__name__)
 
@@ -319,19 +320,11 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
     publisher: EventPublisher,
     clock: Clock,
     publish_timeout: float,
+    webhooks: "WebhookIntake",
     comment_limit: int = 10_000,
 ) -> APIRouter:
     api = APIRouter()
     tokens = sources_by_token(sources)
-    webhooks = WebhookIntake(
-        sources=sources,
-        adapters=adapters,
-        fetchers=fetchers,
-        publisher=publisher,
-        clock=clock,
-        publish_timeout=publish_timeout,
-        comment_limit=comment_limit,
-    )
 
     async def authenticated_source(authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization:
@@ -636,14 +629,8 @@ class WebhookIntake:
         return RawResponse(202, accepted.model_dump_json(exclude_none=True).encode())
 
 
-_webhook_counters: dict[tuple[str, str], Any] = {}
-
-
 def _count(source: str, outcome: str) -> None:
-    child = _webhook_counters.get((source, outcome))
-    if child is None:
-        child = _webhook_counters[source, outcome] = WEBHOOKS.labels(source=source, outcome=outcome)
-    child.inc()
+    labelled(WEBHOOKS, source, outcome).inc()
 
 
 def http_app(
@@ -682,8 +669,8 @@ def http_app(
         "publish_timeout": publish_timeout,
         "comment_limit": comment_limit,
     }
-    app.include_router(router(**dependencies))
     webhooks = WebhookIntake(**dependencies)
+    app.include_router(router(**dependencies, webhooks=webhooks))
     return HotRoutes(
         app, routes={("POST", "/v1/webhooks/{source}"): webhooks.hot}, max_body_bytes=max_body_bytes
     )
