@@ -71,16 +71,22 @@ def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
         channel=Channel_.STAFF.value,
         template="staff_notice",
         to_address=action.recipient if "@" in action.recipient.strip("@") else None,
-        context={
-            "reason": action.reason.value,
-            "role": action.role,
-            "level": action.level,
-            "due_at": action.due_at.isoformat() if action.due_at else None,
-            "segment": action.segment.value,
-            "score": action.score,
-            "case_url": case_url.format(case_id=action.case_id),
-        },
+        context=staff_notice(action, case_url=case_url),
     )
+
+
+def staff_notice(action: NotifyStaff, *, case_url: str) -> dict[str, object]:
+    """What a person of the team is told, by email or by webhook: why, the case's deadline,
+    segment and score, and its link. No customer PII."""
+    return {
+        "reason": action.reason.value,
+        "role": action.role,
+        "level": action.level,
+        "due_at": action.due_at.isoformat() if action.due_at else None,
+        "segment": action.segment.value,
+        "score": action.score,
+        "case_url": case_url.format(case_id=action.case_id),
+    }
 
 
 J_contra = TypeVar("J_contra", contravariant=True)
@@ -171,13 +177,7 @@ def webhook_job(action: NotifyStaff, *, case_url: str) -> WebhookJob:
         data={
             "case_id": str(action.case_id),
             "customer_id": action.customer_id,
-            "reason": action.reason.value,
-            "role": action.role,
-            "level": action.level,
-            "due_at": action.due_at.isoformat() if action.due_at else None,
-            "segment": action.segment.value,
-            "score": action.score,
-            "case_url": case_url.format(case_id=action.case_id),
+            **staff_notice(action, case_url=case_url),
         },
     )
 
