@@ -109,3 +109,24 @@ def test_a_replayed_response_has_the_same_event_id_and_an_update_a_new_one() -> 
     assert replay.event_id() == first.event_id()
     assert update.event_id() != first.event_id()
     assert update.response_id == first.response_id
+
+
+def test_event_id_is_kept_once_derived_and_never_outlives_a_change() -> None:
+    event = _response()
+    first = event.event_id()
+    assert event.event_id() is first  # derived once per event (a JSON dump and a UUIDv5)
+    assert first == event.derive_event_id()
+    assert event == _response()  # the kept id is not part of the event's value
+    assert "_event_id" not in event.model_dump()
+    changed = event.model_copy(update={"comment": "slow and rude"})
+    assert changed.event_id() != first
+    assert changed.event_id() == _response(comment="slow and rude").event_id()
+
+
+def test_event_ids_already_published_never_change() -> None:
+    # Golden values: a replayed delivery must keep the id it had when first accepted, across
+    # releases, or consumers would not recognise it.
+    assert str(_response().event_id()) == "028989c0-8b19-5168-80ef-c153ba6e8921"
+    assert (
+        str(_response(comment=None, score=10).event_id()) == "98f76485-f811-525f-a788-e4c996ed5e3a"
+    )

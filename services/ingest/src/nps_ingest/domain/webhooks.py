@@ -31,13 +31,25 @@ class InvalidResponseError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
 class WebhookRequest:
-    """A webhook delivery as received: header names lower-cased, the body untouched."""
+    """A webhook delivery as received: header names lower-cased, the body untouched, and the
+    URL it was posted to (only HubSpot's signature covers it: given as a function, it is
+    built on first use)."""
 
-    headers: Mapping[str, str]
-    body: bytes
-    url: str = ""
+    __slots__ = ("_url", "body", "headers")
+
+    def __init__(
+        self, *, headers: Mapping[str, str], body: bytes, url: str | Callable[[], str] = ""
+    ) -> None:
+        self.headers = headers
+        self.body = body
+        self._url = url
+
+    @property
+    def url(self) -> str:
+        if not isinstance(self._url, str):
+            self._url = self._url()
+        return self._url
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

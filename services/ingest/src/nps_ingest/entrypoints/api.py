@@ -568,7 +568,7 @@ class WebhookIntake:
         self.comment_limit = comment_limit
 
     async def answer(
-        self, source: str, *, headers: Mapping[str, str], body: bytes, url: str
+        self, source: str, *, headers: Mapping[str, str], body: bytes, url: str | Callable[[], str]
     ) -> WebhookAccepted:
         """What was published for the delivery; a `Problem` naming what is wrong otherwise."""
         found = self.sources.get(source)
@@ -624,7 +624,7 @@ class WebhookIntake:
             request.path_params["source"],
             headers=request.headers,
             body=request.body,
-            url=request.url,
+            url=lambda: request.url,
         )
         return RawResponse(202, accepted.model_dump_json(exclude_none=True).encode())
 
