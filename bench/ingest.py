@@ -202,14 +202,21 @@ def main() -> None:
     )
     bare_port = free_port()
     bare = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("bare.py")), str(bare_port)],
+        [
+            sys.executable,
+            str(Path(__file__).with_name("bare.py")),
+            str(bare_port),
+            broker.bootstrap_servers,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         asyncio.run(
             ensure_topics(
-                KafkaSettings(bootstrap_servers=broker.bootstrap_servers), ALL_TOPICS, partitions=3
+                KafkaSettings(bootstrap_servers=broker.bootstrap_servers),
+                [*ALL_TOPICS, "bench.floor"],
+                partitions=3,
             )
         )
         ingest.start()
@@ -249,6 +256,14 @@ def main() -> None:
                 script("asgi.lua", "/asgi"),
                 server=bare.pid,
                 broker=None,
+            ),
+            "plain ASGI POST + broker ack (the floor: aiokafka, acks=all, nothing else)": wrk(
+                args.connections,
+                args.seconds,
+                bare_url,
+                script("floor.lua", "/kafka"),
+                server=bare.pid,
+                broker=broker.pid,
             ),
             "ingest canonical POST /v1/responses": wrk(
                 args.connections, args.seconds, ingest.url, canonical, **on_ingest

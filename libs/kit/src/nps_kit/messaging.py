@@ -37,6 +37,7 @@ from nps_kit.metrics import (
     EVENTS_CONSUMED,
     EVENTS_PUBLISHED,
     HANDLER_SECONDS,
+    labelled,
 )
 from nps_kit.settings import KafkaSettings
 from nps_kit.tracing import consuming, with_trace_context
@@ -184,7 +185,7 @@ class Publisher:
             ]
             for message, future in zip(messages, futures, strict=True):
                 await future
-                EVENTS_PUBLISHED.labels(topic=message.topic).inc()
+                labelled(EVENTS_PUBLISHED, message.topic).inc()
         except KafkaError as exc:
             raise PublishError(f"broker did not acknowledge: {exc!r}") from exc
 

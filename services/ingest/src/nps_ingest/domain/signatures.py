@@ -9,6 +9,7 @@ import binascii
 import hmac
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 
 
 class SignatureError(Exception):
@@ -78,8 +79,10 @@ def check_timestamp(seconds: str, *, now: datetime, tolerance: int) -> None:
         raise StaleTimestampError(f"timestamp is more than {tolerance} s away from now")
 
 
+@lru_cache(maxsize=256)
 def standard_webhooks_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret: `whsec_` + base64, else the UTF-8 bytes."""
+    """The HMAC key of a Standard Webhooks secret: `whsec_` + base64, else the UTF-8 bytes.
+    Kept per secret: a source has a few, and every delivery needs them."""
     if secret.startswith("whsec_"):
         key = decode_base64(secret.removeprefix("whsec_"))
         if key is not None:
