@@ -86,6 +86,11 @@ class ActionStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+#: How a response's content is written for its event id: `json.dumps(content, sort_keys=True)`
+#: exactly (ids already published depend on it), with one encoder instead of one per call.
+_CONTENT = json.JSONEncoder(sort_keys=True)
+
+
 class _Model(BaseModel):
     # Consumers must accept events with fields added after they were built.
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -205,9 +210,7 @@ class ResponseReceived(Event):
         """Derived from the response id and its content: a replay has the same id, an update
         a new one."""
         content = self.model_dump(mode="json", exclude={"received_at"})
-        return derive_id(
-            "response-received", str(self.response_id), json.dumps(content, sort_keys=True)
-        )
+        return derive_id("response-received", str(self.response_id), _CONTENT.encode(content))
 
     def subject(self) -> str:
         return f"responses/{self.response_id}"

@@ -577,9 +577,6 @@ class WebhookIntake:
             _count("unknown", "unknown_source")
             raise Problem(404, "Unknown source", f"No webhook source is named {source[:100]!r}.")
 
-        def count(result: str) -> None:
-            _count(found.name, result)
-
         try:
             outcome = await receive_webhook(
                 WebhookRequest(headers=headers, body=body, url=url),
@@ -592,28 +589,28 @@ class WebhookIntake:
                 comment_limit=self.comment_limit,
             )
         except StaleTimestampError as exc:
-            count("stale")
+            _count(found.name, "stale")
             raise Problem(401, "Stale timestamp", f"{exc}.") from exc
         except SignatureError as exc:
-            count("bad_signature")
+            _count(found.name, "bad_signature")
             raise Problem(401, "Invalid signature", f"{exc}.") from exc
         except MalformedPayloadError as exc:
-            count("malformed")
+            _count(found.name, "malformed")
             raise Problem(400, "Malformed payload", f"{exc}.") from exc
         except InvalidResponseError as exc:
-            count("invalid")
+            _count(found.name, "invalid")
             raise _invalid(exc) from exc
         except VendorUnavailableError as exc:
-            count("vendor_unavailable")
+            _count(found.name, "vendor_unavailable")
             raise _unavailable("Provider API", exc, 30) from exc
         except BrokerUnavailableError as exc:
-            count("broker_unavailable")
+            _count(found.name, "broker_unavailable")
             raise _unavailable("Broker", exc, 5) from exc
         if outcome.ignored:
-            count("ignored")
+            _count(found.name, "ignored")
             log.info("webhook.ignored", source=found.name, reason=outcome.ignored)
         else:
-            count("accepted")
+            _count(found.name, "accepted")
         return WebhookAccepted(
             accepted=[_accepted(r) for r in outcome.received], ignored=outcome.ignored
         )
