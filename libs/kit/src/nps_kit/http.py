@@ -317,9 +317,12 @@ class HotRoutes:
     ) -> None:
         started = time.perf_counter()
         status = 500
-        with serving(scope["method"], template, scope["headers"]) as span:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        with serving(scope["method"], template, headers) as span:
             try:
-                status = await self._answer(scope, receive, send, match=match, handler=handler)
+                status = await self._answer(
+                    scope, receive, send, headers=headers, match=match, handler=handler
+                )
             finally:
                 span.set_attribute("http.response.status_code", status)
                 observe_request(scope["method"], template, status, time.perf_counter() - started)
@@ -330,6 +333,7 @@ class HotRoutes:
         receive: Receive,
         send: Send,
         *,
+        headers: Mapping[str, str],
         match: re.Match[str],
         handler: HotHandler,
     ) -> int:
@@ -348,7 +352,7 @@ class HotRoutes:
                 method=scope["method"],
                 path=scope["path"],
                 path_params=match.groupdict(),
-                headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
+                headers=headers,
                 body=body,
                 scope=scope,
             )
