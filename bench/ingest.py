@@ -210,6 +210,7 @@ def main() -> None:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "BENCH_WEBHOOK_SECRET": SECRET},
     )
     try:
         asyncio.run(
@@ -262,6 +263,14 @@ def main() -> None:
                 args.seconds,
                 bare_url,
                 script("floor.lua", "/kafka"),
+                server=bare.pid,
+                broker=broker.pid,
+            ),
+            "minimal signed webhook (ingest's work in plain ASGI, no structure)": wrk(
+                args.connections,
+                args.seconds,
+                bare_url,
+                script("minimal.lua", "/minimal"),
                 server=bare.pid,
                 broker=broker.pid,
             ),

@@ -24,6 +24,7 @@ from nps_ingest.domain.webhooks import (
 from nps_kit.clock import Clock
 from nps_kit.logging import get_logger
 from nps_kit.messaging import PublishError
+from nps_kit.timeouts import shared_timeout
 
 log = get_logger(__name__)
 
@@ -75,7 +76,7 @@ async def _publish_all(
 ) -> None:
     ce_source = f"/ingest/sources/{source}"
     try:
-        async with asyncio.timeout(ack_timeout):
+        async with shared_timeout(ack_timeout):
             if len(events) == 1:
                 # The common case, without gather's task per event (measured: ~15% of the
                 # handler's time).
