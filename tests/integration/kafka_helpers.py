@@ -7,6 +7,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from nps_events import Customer, ResponseReceived
+from nps_kit.messaging import client_options
 from nps_kit.settings import KafkaSettings
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -33,9 +34,7 @@ async def read_all(
     settings: KafkaSettings, topic: str, partitions: int = 1
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record currently on `topic`, read without a consumer group."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]

@@ -30,7 +30,7 @@ from aiokafka.structs import ConsumerRecord
 
 from nps_events import Topic, dlq
 from nps_kit.logging import configure_logging, get_logger
-from nps_kit.messaging import Outgoing, Publisher
+from nps_kit.messaging import Outgoing, Publisher, client_options
 from nps_kit.settings import KafkaSettings, LogSettings
 
 log = get_logger(__name__)
@@ -145,7 +145,7 @@ async def _read(
 
 def _consumer(settings: KafkaSettings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_options(settings),
         group_id=REDRIVE_GROUP,
         client_id=f"{settings.client_id_prefix}-dlq",
         enable_auto_commit=False,

@@ -9,11 +9,12 @@ Anything else is a bug and crashes the consumer loudly.
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -71,6 +72,31 @@ class Outgoing:
     headers: Headers
 
 
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """What every aiokafka client needs to reach the brokers: their address, TLS (verified
+    against `ssl_cafile` or the system's CAs, with a client certificate for mutual TLS) and
+    SASL."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        )
+        context.check_hostname = settings.ssl_check_hostname
+        if settings.ssl_certfile is not None and settings.ssl_keyfile is not None:
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+        options["ssl_context"] = context
+    if settings.sasl_mechanism is not None and settings.sasl_password is not None:
+        options |= {
+            "sasl_mechanism": settings.sasl_mechanism,
+            "sasl_plain_username": settings.sasl_username,
+            "sasl_plain_password": settings.sasl_password.get_secret_value(),
+        }
+    return options
+
+
 #: How long to wait between attempts to reach a broker that is not there (yet).
 RECONNECT_BACKOFF = wait_exponential_jitter(multiplier=0.5, max=30, jitter=0.5)
 
@@ -121,7 +147,7 @@ class Publisher:
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **client_options(self._settings),
             client_id=self._client_id,
             acks="all",
             enable_idempotence=self._settings.enable_idempotence,
@@ -192,7 +218,7 @@ class Publisher:
 
 async def ensure_topics(settings: KafkaSettings, topics: Sequence[str], *, partitions: int) -> None:
     """Create `topics` (each with `partitions`) unless they exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -269,7 +295,7 @@ class ConsumerRunner:
         self.processing = asyncio.Lock()
         self.ready = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **client_options(settings),
             group_id=group_id,
             client_id=f"{settings.client_id_prefix}-{group_id}",
             enable_auto_commit=False,

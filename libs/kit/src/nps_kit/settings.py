@@ -1,9 +1,9 @@
 """Settings shared by every service. Built once in `main`, passed down; nothing reads the
 environment at import time."""
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,54 @@ class KafkaSettings(BaseSettings):
     enable_idempotence: bool = False
     client_id_prefix: str = "npsloop"
     request_timeout_ms: int = Field(default=10_000, ge=1_000)
+    # How clients reach the brokers: PLAINTEXT for the embedded broker; SSL (TLS) or
+    # SASL_SSL (TLS and a user) for a managed or Strimzi cluster.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # The CA bundle that signed the brokers' certificates (default: the system's), and a client
+    # certificate and key for mutual TLS (Strimzi's `tls` authentication). Paths, checked at
+    # start-up: on Kubernetes, mount the Secret as files.
+    ssl_cafile: FilePath | None = None
+    ssl_certfile: FilePath | None = None
+    ssl_keyfile: FilePath | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _security_is_consistent(self) -> Self:
+        """Refuse, at start-up and by name, settings that would only fail at the first
+        connection (or, worse, be silently ignored)."""
+        sasl = self.security_protocol.startswith("SASL_")
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        given = [
+            name
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+            if getattr(self, name) is not None
+        ]
+        if sasl and len(given) < 3:
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_MECHANISM, "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and given:
+            raise ValueError(
+                f"KAFKA_{given[0].upper()} is set but KAFKA_SECURITY_PROTOCOL is "
+                f"{self.security_protocol}: use SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        files = [
+            name
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+            if getattr(self, name) is not None
+        ]
+        if files and not tls:
+            raise ValueError(
+                f"KAFKA_{files[0].upper()} is set but KAFKA_SECURITY_PROTOCOL is "
+                f"{self.security_protocol}: use SSL or SASL_SSL"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("mutual TLS needs both KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE")
+        return self
 
 
 class DatabaseSettings(BaseSettings):

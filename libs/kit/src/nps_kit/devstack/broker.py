@@ -15,9 +15,13 @@ from nps_kit.devstack.process import port_open, stop_process, wait_for_port
 
 
 class EmbeddedBroker:
-    def __init__(self, *, port: int, log_path: Path) -> None:
+    """`advertised`: the address clients are told to connect to, when it is not the broker's
+    own (a TLS-terminating proxy in front of it, in the TLS tests)."""
+
+    def __init__(self, *, port: int, log_path: Path, advertised: str | None = None) -> None:
         self.port = port
         self.log_path = log_path
+        self.advertised = advertised
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -45,7 +49,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                f"tcp://{self.advertised}" if self.advertised else url,
                 "--storage-engine",
                 "memory://tansu/",
             ],
