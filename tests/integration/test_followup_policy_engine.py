@@ -237,6 +237,65 @@ async def test_the_ladder_climbs_in_order_and_stops_at_first_contact(
     assert await timer_states(sessions, {contacted.case_id}) == Counter(fired=2, cancelled=3)
 
 
+async def test_a_case_reopened_before_anyone_reached_the_customer_gets_a_new_ladder(
+    sessions: SessionFactory,
+) -> None:
+    [opened] = await open_for(sessions, scored("reopen-1"))
+    assert opened.due_at is not None
+    async with unit_of_work(sessions) as session:
+        await resolve_case(
+            FollowupRepository(session),
+            opened.case_id,
+            root_cause="support_experience",
+            note="fixed by the ticket",
+            actor="kim",
+            now=NOW + timedelta(hours=1),
+            policy=POLICY,
+        )
+    # Weeks later the customer complains again: the old deadlines are long past.
+    back = NOW + timedelta(days=30)
+    async with unit_of_work(sessions) as session:
+        reopened = await reopen_case(
+            FollowupRepository(session),
+            opened.case_id,
+            reason="the bug is back",
+            actor="kim",
+            now=back,
+            policy=POLICY,
+        )
+    assert reopened.status.value == "open"
+    assert reopened.escalation_level == 0
+    assert reopened.due_at is not None
+    assert reopened.remind_at is not None
+    assert reopened.second_level_at is not None
+    assert back < reopened.remind_at < reopened.due_at < reopened.second_level_at
+    assert reopened.timeline[-1].details["due_at"] == reopened.due_at.isoformat()
+    # The opening ladder was cancelled at resolution; the new one waits.
+    assert await timer_states(sessions, {opened.case_id}) == Counter(
+        fired=2, cancelled=3, pending=3
+    )
+    steps = [
+        (reopened.remind_at, "reminded"),
+        (reopened.due_at, "escalated_1"),
+        (reopened.second_level_at, "escalated_2"),
+    ]
+    for at, kind in steps:
+        await drain(sweeper(sessions, at=at - timedelta(seconds=1), batch=50))
+        assert (await case(sessions, opened.case_id)).timeline[-1].kind != kind
+        await drain(sweeper(sessions, at=at, batch=50))
+        assert (await case(sessions, opened.case_id)).timeline[-1].kind == kind
+    assert (await case(sessions, opened.case_id)).escalation_level == 2
+    async with sessions() as session:
+        rows = (await session.execute(select(tables.outbox))).all()
+    [event] = [
+        json.loads(row.value)
+        for row in rows
+        if dict(json.loads(row.headers))["ce_type"] == "io.npsloop.case.reopened.v1"
+        and json.loads(row.value)["case_id"] == str(opened.case_id)
+    ]
+    assert datetime.fromisoformat(event["due_at"]) == reopened.due_at
+
+
 async def test_a_detractor_is_walked_through_the_whole_lifecycle(
     sessions: SessionFactory,
 ) -> None:
@@ -279,7 +338,9 @@ async def test_a_detractor_is_walked_through_the_whole_lifecycle(
                 )
             if action == "close":
                 return await close_case(repo, opened.case_id, actor="kim", now=at)
-            return await reopen_case(repo, opened.case_id, reason="came back", actor="kim", now=at)
+            return await reopen_case(
+                repo, opened.case_id, reason="came back", actor="kim", now=at, policy=POLICY
+            )
 
     assert (await step("no_answer")).status.value == "open"
     reached = await step("reached")
@@ -288,7 +349,10 @@ async def test_a_detractor_is_walked_through_the_whole_lifecycle(
     assert (await step("close")).status.value == "closed"
     with pytest.raises(LifecycleError, match="cannot close a case that is closed"):
         await step("close")
-    assert (await step("reopen")).status.value == "contacted"
+    reopened = await step("reopen")
+    assert reopened.status.value == "contacted"  # contacted already: no new contact deadline
+    assert reopened.due_at == opened.due_at
+    assert (await timer_states(sessions, {opened.case_id}))["pending"] == 0
     with pytest.raises(UnknownRootCause, match="not in the policy's taxonomy"):
         async with unit_of_work(sessions) as session:
             await resolve_case(

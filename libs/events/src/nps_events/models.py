@@ -592,6 +592,13 @@ class CaseReopened(_CaseEvent):
 
     ce_type: ClassVar[str] = "io.npsloop.case.reopened.v1"
 
+    due_at: AwareDatetime | None = Field(
+        default=None,
+        description="The new contact deadline when nobody had reached the customer yet (the "
+        "case is open again, with a new escalation ladder); none when it goes back to "
+        "contacted. Added in 1.3.0.",
+    )
+
 
 class CaseResponseAttached(_CaseEvent):
     """The customer answered again while the case was open (or later): the new response is

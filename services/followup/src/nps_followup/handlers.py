@@ -48,13 +48,15 @@ from nps_followup.domain.cases import (
     HolidaysFor,
     TimelineEntry,
     TimerKind,
+    calendar_for,
     choose_owner,
     contact_block,
     is_recovered,
     plan_case,
+    plan_ladder,
 )
 from nps_followup.domain.figures import Rates, rates
-from nps_followup.domain.policy import ActionKind, OwnerRule, Policy, TicketPriority
+from nps_followup.domain.policy import ActionKind, OwnerRule, Policy, Rule, TicketPriority
 from nps_kit.logging import get_logger
 
 CONSUMER = "followup"
@@ -918,7 +920,11 @@ async def reopen_case(
     reason: str | None,
     actor: str | None,
     now: datetime,
+    policy: PolicyInForce,
 ) -> Case:
+    """Back to work. A case whose customer nobody has reached yet is open again, with a new
+    contact deadline and escalation ladder from now (by its rule, or the rule that applies
+    today if the policy no longer has it): the old ladder was cancelled at resolution."""
     case = await _load(repo, case_id)
     other = await repo.active_case_of(case.customer_id)
     if other is not None and other.case_id != case.case_id:
@@ -927,12 +933,51 @@ async def reopen_case(
         )
     changed = lifecycle.reopen(case)
     entry_id = uuid.uuid4()
+    details: dict[str, object] = {"reason": reason}
+    if changed.status is CaseStatus.OPEN:
+        rule = _rule_of(case, policy.policy)
+        if rule is not None and rule.case is not None:
+            ladder = plan_ladder(
+                case.case_id,
+                rule,
+                now,
+                calendar_for(policy.policy, rule.case.team, policy.holidays_for),
+                round_=f"reopened:{entry_id}",
+            )
+            changed = replace(
+                changed,
+                due_at=ladder.due_at,
+                remind_at=ladder.remind_at,
+                second_level_at=ladder.second_level_at,
+                escalation_level=0,
+            )
+            await repo.add_timers(case.case_id, ladder.timers)
+            details["due_at"] = ladder.due_at.isoformat()
     return await _transition(
         repo,
         changed,
-        TimelineEntry(entry_id, "reopened", now, actor, {"reason": reason}),
-        CaseReopened(entry_id=entry_id, case_id=case.case_id, customer_id=case.customer_id, at=now),
+        TimelineEntry(entry_id, "reopened", now, actor, details),
+        CaseReopened(
+            entry_id=entry_id,
+            case_id=case.case_id,
+            customer_id=case.customer_id,
+            at=now,
+            due_at=changed.due_at if changed.status is CaseStatus.OPEN else None,
+        ),
         now=now,
+    )
+
+
+def _rule_of(case: Case, policy: Policy) -> Rule | None:
+    """The rule that opened the case, or, if the policy has dropped it, the one that would."""
+    named = next((rule for rule in policy.rules if rule.name == case.rule), None)
+    if named is not None:
+        return named
+    return policy.rule_for(
+        segment=case.segment,
+        source=case.source,
+        survey=case.survey_id,
+        attributes=_customer_of(case).attributes,
     )
 
 

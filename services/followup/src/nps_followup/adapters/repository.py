@@ -307,6 +307,9 @@ class FollowupRepository:
                 resolved_at=bindparam("b_resolved_at"),
                 closed_at=bindparam("b_closed_at"),
                 root_cause=bindparam("b_root_cause"),
+                due_at=bindparam("b_due_at"),
+                remind_at=bindparam("b_remind_at"),
+                second_level_at=bindparam("b_second_level_at"),
             )
             .execution_options(synchronize_session=False),
             [
@@ -319,6 +322,9 @@ class FollowupRepository:
                     "b_resolved_at": case.resolved_at,
                     "b_closed_at": case.closed_at,
                     "b_root_cause": case.root_cause,
+                    "b_due_at": case.due_at,
+                    "b_remind_at": case.remind_at,
+                    "b_second_level_at": case.second_level_at,
                 }
                 for case in cases
             ],
@@ -443,6 +449,25 @@ class FollowupRepository:
                 update(tables.timers)
                 .where(tables.timers.c.timer_id.in_(timer_ids))
                 .values(state="fired", fired_at=now)
+            )
+
+    async def add_timers(self, case_id: uuid.UUID, timers: Sequence[PlannedTimer]) -> None:
+        """Pending timers for an existing case (a reopened case's new ladder)."""
+        if timers:
+            await self.session.execute(
+                insert(tables.timers).on_conflict_do_nothing(),
+                [
+                    {
+                        "timer_id": t.timer_id,
+                        "case_id": case_id,
+                        "kind": t.kind.value,
+                        "action_id": t.action_id,
+                        "fire_at": t.fire_at,
+                        "state": "pending",
+                        "fired_at": None,
+                    }
+                    for t in timers
+                ],
             )
 
     async def cancel_ladder(self, case_id: uuid.UUID, now: datetime) -> None:

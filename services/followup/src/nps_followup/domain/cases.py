@@ -175,26 +175,9 @@ def plan_case(
     ]
     due_at = remind_at = second_level_at = None
     if rule.case is not None:
-        due_at, remind_at, second_level_at = deadlines(
-            rule, now, calendar_for(policy, rule.case.team, holidays_for)
-        )
-        if remind_at is not None:
-            timers.append(
-                PlannedTimer(
-                    timer_id_for(case_id, TimerKind.REMINDER), TimerKind.REMINDER, remind_at
-                )
-            )
-        timers.append(
-            PlannedTimer(timer_id_for(case_id, TimerKind.ESCALATION), TimerKind.ESCALATION, due_at)
-        )
-        if second_level_at is not None:
-            timers.append(
-                PlannedTimer(
-                    timer_id_for(case_id, TimerKind.SECOND_LEVEL),
-                    TimerKind.SECOND_LEVEL,
-                    second_level_at,
-                )
-            )
+        ladder = plan_ladder(case_id, rule, now, calendar_for(policy, rule.case.team, holidays_for))
+        due_at, remind_at, second_level_at = ladder.due_at, ladder.remind_at, ladder.second_level_at
+        timers.extend(ladder.timers)
     return CasePlan(
         case_id=case_id,
         rule=rule.name,
@@ -207,6 +190,47 @@ def plan_case(
         actions=actions,
         timers=tuple(timers),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    """A case's contact deadline, the owner's reminder before it and the second-level
+    escalation after it, with the timers that fire them."""
+
+    due_at: datetime
+    remind_at: datetime | None
+    second_level_at: datetime | None
+    timers: tuple[PlannedTimer, ...]
+
+
+def plan_ladder(
+    case_id: uuid.UUID, rule: Rule, now: datetime, calendar: BusinessCalendar, *, round_: str = ""
+) -> Ladder:
+    """The escalation ladder of a case that needs a person's contact from `now` on. `round_`
+    tells apart the timers of a later ladder (a reopened case) from the opening one's, whose
+    ids stay as they always were."""
+    due_at, remind_at, second_level_at = deadlines(rule, now, calendar)
+    timers = []
+    if remind_at is not None:
+        timers.append(
+            PlannedTimer(
+                timer_id_for(case_id, TimerKind.REMINDER, round_), TimerKind.REMINDER, remind_at
+            )
+        )
+    timers.append(
+        PlannedTimer(
+            timer_id_for(case_id, TimerKind.ESCALATION, round_), TimerKind.ESCALATION, due_at
+        )
+    )
+    if second_level_at is not None:
+        timers.append(
+            PlannedTimer(
+                timer_id_for(case_id, TimerKind.SECOND_LEVEL, round_),
+                TimerKind.SECOND_LEVEL,
+                second_level_at,
+            )
+        )
+    return Ladder(due_at, remind_at, second_level_at, tuple(timers))
 
 
 def deadlines(

@@ -58,8 +58,9 @@ def close(case: Case, now: datetime) -> Case:
 
 
 def reopen(case: Case) -> Case:
-    """Back to work: contacted again if a person had reached the customer, else open. The
-    deadlines stay those the case was given; its timers do not fire again."""
+    """Back to work: contacted again if a person had reached the customer, else open (and
+    then the caller gives it a new contact deadline and escalation ladder from now: the old
+    ones were cancelled when it was resolved)."""
     _require(case, (CaseStatus.RESOLVED, CaseStatus.CLOSED), "reopen")
     status = CaseStatus.CONTACTED if case.first_contact_at is not None else CaseStatus.OPEN
     return replace(case, status=status, resolved_at=None, closed_at=None, root_cause=None)

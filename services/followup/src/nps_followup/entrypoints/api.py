@@ -371,7 +371,7 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
     async def reopen(case_id: uuid.UUID, body: ReopenIn) -> CaseOut:
         return await transition(
             lambda repo: reopen_case(
-                repo, case_id, reason=body.reason, actor=body.actor, now=clock.now()
+                repo, case_id, reason=body.reason, actor=body.actor, now=clock.now(), policy=policy
             )
         )
 
