@@ -1,17 +1,24 @@
 """Tickets as Jira Cloud issues, against a local fake that checks every request against
 Jira's documented format (tests/support/fake_jira.py)."""
 
+import json
 import uuid
 from datetime import UTC, datetime
 
 import httpx
+from sqlalchemy import select
 
 from nps_events import CreateTicket, Customer, RaiseTicketPriority, Segment, TicketPriority
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory
+from nps_kit.http import create_app
+from nps_kit.outbox import OutboxRelay
+from nps_notify.adapters import tables as notify_tables
+from nps_notify.adapters.helpdesk_webhooks import sign_jira
 from nps_notify.adapters.jira import JiraTicketChannel
 from nps_notify.config import JiraSettings
 from nps_notify.domain.dispatch import DispatchState
+from nps_notify.entrypoints.api import helpdesk_router
 from nps_notify.handlers import Dispatcher, ticket_job
 from tests.support.fake_jira import FakeJira
 from tests.support.waits import recorded_waits
@@ -112,3 +119,112 @@ async def test_an_escalation_raises_the_issues_priority(sessions: SessionFactory
     outcome = (await dispatcher.dispatch([escalate]))[escalate.action_id]
     assert (outcome.state, outcome.provider_message_id) == (DispatchState.SENT, "CS-1")
     assert fake.issues["CS-1"]["priority"] == {"name": "Highest"}
+
+
+WEBHOOK_SECRET = "jira-webhook-secret"
+
+
+def _helpdesk(sessions: SessionFactory) -> httpx.AsyncClient:
+    """Notify's helpdesk routes, served in process over ASGI (as in the running service)."""
+
+    async def never(_messages: object) -> None:  # the relay is not started here
+        raise AssertionError("not relaying in this test")
+
+    app = create_app(title="notify", description="", version="test", readiness={})
+    app.include_router(
+        helpdesk_router(
+            sessions=sessions,
+            relay=OutboxRelay(sessions=sessions, table=notify_tables.outbox, send_many=never),
+            clock=FrozenClock(NOW),
+            zendesk_secrets=[],
+            jira_secrets=["an-old-secret", WEBHOOK_SECRET],
+        )
+    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
+
+
+async def _status_changes(sessions: SessionFactory) -> list[dict[str, object]]:
+    async with sessions() as session:
+        rows = (await session.execute(select(notify_tables.outbox))).all()
+    return [
+        json.loads(row.value)
+        for row in rows
+        if dict(json.loads(row.headers))["ce_type"] == "io.npsloop.ticket.status-changed.v1"
+    ]
+
+
+async def test_an_issue_moved_to_done_in_jira_reaches_its_case(sessions: SessionFactory) -> None:
+    fake = FakeJira(project="HD")  # keys of its own: the module's tests share one database
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        channels={"ticket": _channel(fake, project_key="HD")},
+        clock=FrozenClock(NOW),
+        concurrency=2,
+        case_url=CASE_URL,
+    )
+    create = _create()
+    [outcome] = (await dispatcher.dispatch([create])).values()
+    key = outcome.provider_message_id
+    assert key is not None
+    before = len(await _status_changes(sessions))
+    async with _helpdesk(sessions) as client:
+        body, headers = fake.transition(key, "Done", secret=WEBHOOK_SECRET)
+        forged = await client.post(
+            "/v1/helpdesk/jira",
+            content=body,
+            headers={**headers, **sign_jira(body, secret="not-the-secret")},
+        )
+        assert forged.status_code == 401
+        assert forged.headers["content-type"] == "application/problem+json"
+        assert forged.json()["detail"] == "the signature does not match"
+        tampered = await client.post(
+            "/v1/helpdesk/jira", content=body.replace(b'"Done"', b'"Closed"'), headers=headers
+        )
+        assert tampered.status_code == 401
+        unsigned = {k: v for k, v in headers.items() if k != "X-Hub-Signature"}
+        assert (
+            await client.post("/v1/helpdesk/jira", content=body, headers=unsigned)
+        ).status_code == 401
+
+        answer = await client.post("/v1/helpdesk/jira", content=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+        assert answer.json() == {"recorded": True}
+        # Jira retries a delivery it thinks failed: the same event, recorded once downstream.
+        again = await client.post("/v1/helpdesk/jira", content=body, headers=headers)
+        assert again.json() == {"recorded": True}
+
+        other = fake.transition(key, "In Progress", secret=WEBHOOK_SECRET)[0]
+        not_status = other.replace(b'"field": "status"', b'"field": "labels"').replace(
+            b'"fieldId": "status"', b'"fieldId": "labels"'
+        )
+        ignored = await client.post(
+            "/v1/helpdesk/jira",
+            content=not_status,
+            headers=sign_jira(not_status, secret=WEBHOOK_SECRET),
+        )
+        assert ignored.json() == {"recorded": False, "ignored": "not an issue status change"}
+
+    changes = (await _status_changes(sessions))[before:]
+    assert len(changes) == 2
+    first, replay = changes
+    assert first["helpdesk"] == "jira"
+    assert first["ticket_id"] == key
+    assert (first["status"], first["previous_status"]) == ("done", "to do")
+    assert first["case_id"] == str(create.case_id)
+    assert first["action_id"] == str(create.action_id)
+    assert replay["helpdesk_event_id"] == first["helpdesk_event_id"]  # one event id: deduped
+
+
+async def test_a_jira_issue_npsloop_did_not_open_is_acknowledged_and_ignored(
+    sessions: SessionFactory,
+) -> None:
+    fake = FakeJira()
+    fake.issues["OPS-7"] = {"summary": "someone else's"}
+    body, headers = fake.transition("OPS-7", "Done", secret=WEBHOOK_SECRET)
+    async with _helpdesk(sessions) as client:
+        answer = await client.post("/v1/helpdesk/jira", content=body, headers=headers)
+    assert answer.status_code == 202
+    assert answer.json() == {
+        "recorded": False,
+        "ignored": "ticket OPS-7 was not opened by npsloop",
+    }

@@ -8,10 +8,16 @@ format (https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-is
   site's priorities, `labels` without spaces; else 400 with `errorMessages` and `errors` per
   field. 201 with `id`, `key`, `self`;
 - `PUT /rest/api/3/issue/{key}`: 404 for an unknown issue, 204 otherwise;
-- scripted answers: `fail_next(429, retry_after=2)`, `fail_next(503)`.
+- scripted answers: `fail_next(429, retry_after=2)`, `fail_next(503)`;
+- `transition(key, "Done", secret=…)`: an agent moves an issue, and the admin webhook's
+  delivery Jira would post (https://developer.atlassian.com/cloud/jira/platform/webhooks/):
+  a `jira:issue_updated` event with the status item in its changelog, signed
+  `X-Hub-Signature: sha256=<hex>`, named by `X-Atlassian-Webhook-Identifier`.
 """
 
 import base64
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +25,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from nps_notify.adapters.helpdesk_webhooks import sign_jira
 
 PRIORITIES = {"Highest", "High", "Medium", "Low", "Lowest"}
 
@@ -31,11 +39,57 @@ class FakeJira:
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: int = 0
     _script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    _deliveries: int = 0
 
     def fail_next(self, status: int, *, retry_after: float | None = None) -> None:
         self._script.append(
             (status, {"Retry-After": str(retry_after)} if retry_after is not None else {})
         )
+
+    def transition(self, key: str, to: str, *, secret: str) -> tuple[bytes, dict[str, str]]:
+        """Move the issue to status `to`; the webhook delivery (body, headers) Jira sends."""
+        issue = self.issues[key]
+        previous = issue.get("status", {}).get("name", "To Do")
+        issue["status"] = {
+            "name": to,
+            "statusCategory": {"key": "done" if to == "Done" else "indeterminate"},
+        }
+        self._deliveries += 1
+        number = key.rsplit("-", 1)[1]
+        body = json.dumps(
+            {
+                "timestamp": int(time.time() * 1000),
+                "webhookEvent": "jira:issue_updated",
+                "issue_event_type_name": "issue_generic",
+                "user": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Kim Agent"},
+                "issue": {
+                    "id": str(10000 + int(number)),
+                    "self": f"https://acme.atlassian.net/rest/api/2/{10000 + int(number)}",
+                    "key": key,
+                    "fields": {"summary": issue.get("summary", ""), "status": issue["status"]},
+                },
+                "changelog": {
+                    "id": str(20000 + self._deliveries),
+                    "items": [
+                        {
+                            "field": "status",
+                            "fieldtype": "jira",
+                            "fieldId": "status",
+                            "from": "3",
+                            "fromString": previous,
+                            "to": "10002",
+                            "toString": to,
+                        }
+                    ],
+                },
+            }
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Atlassian-Webhook-Identifier": str(30000 + self._deliveries),
+            **sign_jira(body, secret=secret),
+        }
+        return body, headers
 
     def app(self) -> Starlette:
         return Starlette(

@@ -114,6 +114,7 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
             relay=relay,
             clock=clock,
             zendesk_secrets=[s.get_secret_value() for s in settings.zendesk.webhook_secrets],
+            jira_secrets=[s.get_secret_value() for s in settings.jira.webhook_secrets],
         )
     )
     return Notify(app=app, infra=infra)

@@ -109,6 +109,9 @@ class JiraSettings(BaseSettings):
     )
     timeout_seconds: float = Field(default=10.0, gt=0)
     rate_per_second: float = Field(default=3.0, gt=0)
+    #: Secrets of the admin webhook Jira calls back on issue transitions (several during a
+    #: rotation), a JSON list in the environment: `JIRA_WEBHOOK_SECRETS='["…"]'`.
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)
 
     @property
     def configured(self) -> bool:

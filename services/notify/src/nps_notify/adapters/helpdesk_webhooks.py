@@ -1,8 +1,17 @@
-"""The helpdesk's webhook back to npsloop: Zendesk signs each request with
-`X-Zendesk-Webhook-Signature` = base64(HMAC-SHA256(signing secret, timestamp + body)) and
-`X-Zendesk-Webhook-Signature-Timestamp` (https://developer.zendesk.com/documentation/webhooks/verifying/),
-and a ticket's status change arrives as the `zen:event-type:ticket.status_changed` event
-(https://developer.zendesk.com/api-reference/webhooks/event-types/ticket-events/)."""
+"""The helpdesk's webhook back to npsloop.
+
+Zendesk signs each request with `X-Zendesk-Webhook-Signature` = base64(HMAC-SHA256(signing
+secret, timestamp + body)) and `X-Zendesk-Webhook-Signature-Timestamp`
+(https://developer.zendesk.com/documentation/webhooks/verifying/), and a ticket's status change
+arrives as the `zen:event-type:ticket.status_changed` event
+(https://developer.zendesk.com/api-reference/webhooks/event-types/ticket-events/).
+
+Jira Cloud signs the webhooks an admin registers with a secret as `X-Hub-Signature:
+sha256=<hex HMAC-SHA256(secret, body)>` (WebSub), names each delivery in
+`X-Atlassian-Webhook-Identifier` (the same on a retry), and reports a transition as a
+`jira:issue_updated` event whose changelog has a `status` item
+(https://developer.atlassian.com/cloud/jira/platform/webhooks/). The scheme has no timestamp:
+a replayed delivery is the same event, which followup records once."""
 
 import base64
 import hashlib
@@ -10,7 +19,7 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 
 class WebhookRefused(Exception):  # noqa: N818 - an outcome, named for what it is
@@ -89,3 +98,53 @@ def parse_zendesk(body: bytes) -> TicketChange | None:
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WebhookRefused(400, f"not a Zendesk event: {type(exc).__name__} {exc}") from None
+
+
+def verify_jira(headers: Mapping[str, str], body: bytes, *, secrets: Sequence[str]) -> None:
+    """Raise `WebhookRefused(401)` unless one of `secrets` (several during a rotation) signed
+    this body."""
+    signature = headers.get("x-hub-signature", "")
+    method, _, digest = signature.partition("=")
+    if method != "sha256" or not digest:
+        raise WebhookRefused(401, "missing X-Hub-Signature: sha256=<hex>")
+    found = False
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        found |= hmac.compare_digest(expected, digest.lower())
+    if not found:
+        raise WebhookRefused(401, "the signature does not match")
+
+
+def sign_jira(body: bytes, *, secret: str) -> dict[str, str]:
+    """The signature header Jira sends with `body` (for fakes and tests)."""
+    return {
+        "X-Hub-Signature": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    }
+
+
+def parse_jira(headers: Mapping[str, str], body: bytes) -> TicketChange | None:
+    """The status transition the event reports; None for any other event or change. Raise
+    `WebhookRefused(400)` for a body that is not a Jira event."""
+    try:
+        event = json.loads(body)
+        if event["webhookEvent"] != "jira:issue_updated":
+            return None
+        items = (event.get("changelog") or {}).get("items") or []
+        moves = [i for i in items if i.get("fieldId", i.get("field")) == "status"]
+        if not moves:
+            return None
+        issue = event["issue"]
+        delivery = headers.get("x-atlassian-webhook-identifier")
+        at = datetime.fromtimestamp(int(event["timestamp"]) / 1000, tz=UTC)
+        move = moves[-1]
+        return TicketChange(
+            event_id=delivery or f"{issue['id']}:{event['timestamp']}",
+            ticket_id=str(issue["key"]),
+            status=str(move["toString"]).lower()[:40],
+            previous_status=str(move["fromString"]).lower()[:40]
+            if move.get("fromString")
+            else None,
+            at=at,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise WebhookRefused(400, f"not a Jira event: {type(exc).__name__} {exc}") from None
