@@ -128,6 +128,24 @@ async def drain(one: Sweeper) -> int:
     return total
 
 
+async def climbs_the_ladder(sessions: SessionFactory, climbing: Case) -> None:
+    """Each rung fires at its time and not a second before: reminder, escalation, second
+    level."""
+    assert climbing.remind_at is not None
+    assert climbing.due_at is not None
+    assert climbing.second_level_at is not None
+    steps = [
+        (climbing.remind_at, "reminded"),
+        (climbing.due_at, "escalated_1"),
+        (climbing.second_level_at, "escalated_2"),
+    ]
+    for at, kind in steps:
+        await drain(sweeper(sessions, at=at - timedelta(seconds=1), batch=50))
+        assert (await case(sessions, climbing.case_id)).timeline[-1].kind != kind
+        await drain(sweeper(sessions, at=at, batch=50))
+        assert (await case(sessions, climbing.case_id)).timeline[-1].kind == kind
+
+
 async def timer_states(sessions: SessionFactory, case_ids: set[uuid.UUID]) -> Counter[str]:
     async with sessions() as session:
         rows = await session.execute(
@@ -207,16 +225,7 @@ async def test_the_ladder_climbs_in_order_and_stops_at_first_contact(
             actor="alex@example.com",
             now=NOW + timedelta(hours=1),
         )
-    steps = [
-        (climbing.remind_at, "reminded"),
-        (climbing.due_at, "escalated_1"),
-        (climbing.second_level_at, "escalated_2"),
-    ]
-    for at, kind in steps:
-        await drain(sweeper(sessions, at=at - timedelta(seconds=1), batch=50))
-        assert (await case(sessions, climbing.case_id)).timeline[-1].kind != kind
-        await drain(sweeper(sessions, at=at, batch=50))
-        assert (await case(sessions, climbing.case_id)).timeline[-1].kind == kind
+    await climbs_the_ladder(sessions, climbing)
     worked = await case(sessions, climbing.case_id)
     assert worked.escalation_level == 2
     staff = [a for a in worked.actions if a.channel == "staff"]
@@ -274,16 +283,7 @@ async def test_a_case_reopened_before_anyone_reached_the_customer_gets_a_new_lad
     assert await timer_states(sessions, {opened.case_id}) == Counter(
         fired=2, cancelled=3, pending=3
     )
-    steps = [
-        (reopened.remind_at, "reminded"),
-        (reopened.due_at, "escalated_1"),
-        (reopened.second_level_at, "escalated_2"),
-    ]
-    for at, kind in steps:
-        await drain(sweeper(sessions, at=at - timedelta(seconds=1), batch=50))
-        assert (await case(sessions, opened.case_id)).timeline[-1].kind != kind
-        await drain(sweeper(sessions, at=at, batch=50))
-        assert (await case(sessions, opened.case_id)).timeline[-1].kind == kind
+    await climbs_the_ladder(sessions, reopened)
     assert (await case(sessions, opened.case_id)).escalation_level == 2
     async with sessions() as session:
         rows = (await session.execute(select(tables.outbox))).all()

@@ -202,7 +202,7 @@ async def test_an_issue_moved_to_done_in_jira_reaches_its_case(sessions: Session
             content=not_status,
             headers=sign_jira(not_status, secret=WEBHOOK_SECRET),
         )
-        assert ignored.json() == {"recorded": False, "ignored": "not an issue status change"}
+        assert ignored.json() == {"recorded": False, "ignored": "not a status change"}
 
     changes = (await _status_changes(sessions))[before:]
     assert len(changes) == 2

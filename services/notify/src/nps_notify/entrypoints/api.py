@@ -1,5 +1,7 @@
 """Notify's HTTP API: the helpdesk's webhook back to npsloop."""
 
+from collections.abc import Callable, Mapping
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
@@ -34,11 +36,27 @@ def helpdesk_router(
     api = APIRouter()
     jira_secrets = jira_secrets or []
 
-    async def record(change: TicketChange | None, helpdesk: str, other: str) -> HelpdeskAnswer:
+    async def receive(
+        request: Request,
+        helpdesk: str,
+        secrets: list[str],
+        read: Callable[[Mapping[str, str], bytes], TicketChange | None],
+    ) -> HelpdeskAnswer:
+        """Verify and read the helpdesk's delivery; put a status change of a ticket npsloop
+        opened on its case; acknowledge anything else (so that the helpdesk does not retry)."""
+        if not secrets:
+            raise Problem(404, "Not configured", f"No {helpdesk} webhook secret is configured.")
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            change = read(headers, body)
+        except WebhookRefused as exc:
+            title = "Invalid signature" if exc.status == 401 else "Malformed event"
+            raise Problem(exc.status, title, str(exc)) from exc
         if change is None:
-            return HelpdeskAnswer(recorded=False, ignored=other)
+            return HelpdeskAnswer(recorded=False, ignored="not a status change")
         ignored = await record_ticket_change(
-            change, helpdesk=helpdesk, sessions=sessions, clock=clock
+            change, helpdesk=helpdesk.lower(), sessions=sessions, clock=clock
         )
         if ignored is None:
             relay.wake()
@@ -62,16 +80,12 @@ def helpdesk_router(
         its case's timeline (an agent solved it: the owner sees the helpdesk side is done);
         other tickets and other events are acknowledged and ignored, so that Zendesk does
         not retry them."""
-        if not zendesk_secrets:
-            raise Problem(404, "Not configured", "No Zendesk webhook secret is configured.")
-        body = await request.body()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        try:
+
+        def read(headers: Mapping[str, str], body: bytes) -> TicketChange | None:
             verify_zendesk(headers, body, secrets=zendesk_secrets, now=clock.now())
-            change = parse_zendesk(body)
-        except WebhookRefused as exc:
-            raise _refused(exc) from exc
-        return await record(change, "zendesk", "not a ticket status change")
+            return parse_zendesk(body)
+
+        return await receive(request, "Zendesk", zendesk_secrets, read)
 
     @api.post(
         "/v1/helpdesk/jira",
@@ -90,20 +104,11 @@ def helpdesk_router(
         secret of `JIRA_WEBHOOK_SECRETS`) here. A transition of an issue npsloop opened lands
         on its case's timeline with the status's name (`done`, say); other issues, events
         and field changes are acknowledged and ignored, so that Jira does not retry them."""
-        if not jira_secrets:
-            raise Problem(404, "Not configured", "No Jira webhook secret is configured.")
-        body = await request.body()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        try:
+
+        def read(headers: Mapping[str, str], body: bytes) -> TicketChange | None:
             verify_jira(headers, body, secrets=jira_secrets)
-            change = parse_jira(headers, body)
-        except WebhookRefused as exc:
-            raise _refused(exc) from exc
-        return await record(change, "jira", "not an issue status change")
+            return parse_jira(headers, body)
+
+        return await receive(request, "Jira", jira_secrets, read)
 
     return api
-
-
-def _refused(exc: WebhookRefused) -> Problem:
-    title = "Invalid signature" if exc.status == 401 else "Malformed event"
-    return Problem(exc.status, title, str(exc))
