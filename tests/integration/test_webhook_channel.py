@@ -149,3 +149,82 @@ async def test_a_refused_destination_fails_the_notice_without_calling_it(
     assert outcome.reason is not None
     assert outcome.reason.startswith("refused: 127.0.0.1 resolves to 127.0.0.1")
     assert receiver.deliveries == 0
+
+
+class _Recording(httpx.AsyncBaseTransport):
+    """The receiver's transport, noting where each request was sent and for which name."""
+
+    def __init__(self, receiver: FakeReceiver) -> None:
+        self.inner = httpx.ASGITransport(app=receiver.app())
+        self.sent: list[tuple[str, str, object]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(
+            (request.url.host, request.headers["host"], request.extensions.get("sni_hostname"))
+        )
+        return await self.inner.handle_async_request(request)
+
+
+async def test_the_call_goes_to_the_address_that_was_checked_whatever_dns_says_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: the name is public when it is checked and points inside a moment later.
+    The channel resolves it once and connects to the address it checked, with the name in the
+    Host header and as the TLS server name (the certificate is verified for the name)."""
+    import socket  # noqa: PLC0415
+
+    answers = iter(["93.184.215.14", "127.0.0.1", "127.0.0.1"])
+    real = socket.getaddrinfo
+
+    def rebinding(host: str, *args: object, **kwargs: object) -> object:
+        if host == "rebind.example.com":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), 443))]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    transport = _Recording(FakeReceiver(secret=SECRET))
+    endpoint = {"url": "https://rebind.example.com/hooks/npsloop", "secrets": [SECRET]}
+    channel = WebhookChannel(
+        {"ops": WebhookEndpoint.model_validate(endpoint)}, attempts=1, transport=transport
+    )
+    outcome = await channel.send(_job(_notice()))  # type: ignore[arg-type]
+    assert outcome.state is DispatchState.SENT
+    assert transport.sent == [("93.184.215.14", "rebind.example.com", "rebind.example.com")]
+    assert next(answers) == "127.0.0.1"  # resolved once: the second answer was never asked for
+
+
+async def test_a_pinned_call_verifies_the_certificate_for_the_name() -> None:
+    """What the pinning relies on, over real TLS: a request sent to an address, with the name
+    as TLS server name, is accepted for a certificate of that name and refused for another."""
+    import ssl  # noqa: PLC0415
+
+    import trustme  # noqa: PLC0415
+
+    from nps_kit.devstack import free_port  # noqa: PLC0415
+    from nps_notify.adapters.webhooks import pinned  # noqa: PLC0415
+    from tests.support.serve import served  # noqa: PLC0415
+    from tests.support.tls_proxy import tls_proxy  # noqa: PLC0415
+
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.test").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    receiver = FakeReceiver(secret=SECRET)
+    with served(receiver.app()) as base:
+        port = free_port()
+        with tls_proxy(port=port, upstream=int(base.rsplit(":", 1)[1]), context=server):
+            # No keep-alive, as the channel: a connection verified for one name must not
+            # carry a request for another (pooled connections are keyed by address).
+            no_reuse = httpx.Limits(max_keepalive_connections=0)
+            async with httpx.AsyncClient(verify=client, limits=no_reuse) as http:
+                for name, accepted in (("hooks.test", True), ("other.test", False)):
+                    url, host, extensions = pinned(f"https://{name}:{port}/hook", "127.0.0.1")
+                    assert url == f"https://127.0.0.1:{port}/hook"
+                    assert host == {"host": f"{name}:{port}"}
+                    if accepted:
+                        answer = await http.get(url, headers=host, extensions=extensions)
+                        assert answer.status_code in (401, 404, 405)  # TLS passed; HTTP spoke
+                    else:
+                        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                            await http.get(url, headers=host, extensions=extensions)

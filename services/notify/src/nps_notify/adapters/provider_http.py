@@ -68,10 +68,15 @@ class ProviderClient:
         max_inline_wait: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        keep_alive: bool = True,
     ) -> None:
         self.name = name
         self._client = httpx.AsyncClient(
-            base_url=base_url, auth=auth, timeout=timeout, transport=transport
+            base_url=base_url,
+            auth=auth,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0),
         )
         self._attempts = attempts
         self._max_inline_wait = max_inline_wait

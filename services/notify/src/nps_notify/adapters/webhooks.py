@@ -5,8 +5,11 @@ for teams that plug npsloop into their own tools: a staff notice addressed to
 
 No SSRF: the endpoint's host is resolved before each call, and an address that is private,
 loopback, link-local, multicast, reserved or unspecified is refused unless the endpoint is
-configured with `allow_private` (an internal tool); plain `http://` likewise. Redirects are
-not followed (a redirect could point inside)."""
+configured with `allow_private` (an internal tool); plain `http://` likewise. The call then
+goes to the address that was checked, not to the name again: a DNS answer that changes between
+the check and the connection (DNS rebinding) cannot point it inside. TLS still verifies the
+certificate against the name (SNI), and the Host header carries it. Redirects are not
+followed (a redirect could point inside)."""
 
 import asyncio
 import base64
@@ -43,14 +46,15 @@ def sign(*, msg_id: str, timestamp: int, body: bytes, secrets: list[str]) -> str
     )
 
 
-async def check_destination(url: str, *, allow_private: bool) -> None:
+async def check_destination(url: str, *, allow_private: bool) -> str | None:
     """Raise `Refused` unless `url` may be called: https, and every address its host resolves
-    to public, unless `allow_private`."""
+    to public, unless `allow_private`. Return the checked address to connect to (None for an
+    internal endpoint, called by name)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise Refused(f"not an http(s) URL: {url!r}")
     if allow_private:
-        return
+        return None
     if parts.scheme != "https":
         raise Refused("plain http is refused (set allow_private for an internal endpoint)")
     try:
@@ -59,13 +63,29 @@ async def check_destination(url: str, *, allow_private: bool) -> None:
         )
     except socket.gaierror as exc:
         raise Refused(f"cannot resolve {parts.hostname}: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
         if not address.is_global or address.is_multicast:
             raise Refused(
                 f"{parts.hostname} resolves to {address}, a private or reserved address "
                 "(set allow_private for an internal endpoint)"
             )
+    if not addresses:
+        raise Refused(f"{parts.hostname} resolves to no address")
+    return str(addresses[0])
+
+
+def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, object]]:
+    """`url` with its host replaced by the checked `address`; the Host header and the TLS
+    server name that keep the request addressed to, and verified for, the original name."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return (
+        parts._replace(netloc=netloc).geturl(),
+        {"host": parts.netloc.rpartition("@")[2]},
+        {"sni_hostname": parts.hostname},
+    )
 
 
 def classify(response: httpx.Response) -> Outcome:
@@ -103,6 +123,10 @@ class WebhookChannel:
             attempts=attempts,
             rate_per_second=50,
             transport=transport,
+            # Calls go to the checked address (see `pinned`), so pooled connections would be
+            # keyed by address: a connection verified for one endpoint's name could carry
+            # another's request. Staff notices are few; each call opens its own.
+            keep_alive=False,
         )
 
     async def aclose(self) -> None:
@@ -113,9 +137,12 @@ class WebhookChannel:
         if endpoint is None:
             return Outcome(DispatchState.FAILED, reason=f"no webhook endpoint {job.endpoint!r}")
         try:
-            await check_destination(endpoint.url, allow_private=endpoint.allow_private)
+            address = await check_destination(endpoint.url, allow_private=endpoint.allow_private)
         except Refused as exc:
             return Outcome(DispatchState.FAILED, reason=f"refused: {exc}")
+        url, host, extensions = (
+            pinned(endpoint.url, address) if address is not None else (endpoint.url, {}, {})
+        )
         body = json.dumps(
             {"type": job.event_type, "timestamp": job.at.isoformat(), "data": dict(job.data)},
             separators=(",", ":"),
@@ -123,6 +150,7 @@ class WebhookChannel:
         msg_id = f"msg_{job.action_id}"
         now = int(time.time())
         headers = {
+            **host,
             "content-type": "application/json",
             "webhook-id": msg_id,
             "webhook-timestamp": str(now),
@@ -135,9 +163,10 @@ class WebhookChannel:
         }
         return await self._client.call(
             "POST",
-            endpoint.url,
+            url,
             content=body,
             headers=headers,
+            extensions=extensions,
             follow_redirects=False,
             classify=classify,
             idempotent=True,
