@@ -294,7 +294,7 @@ def _case_lifecycle(case_id: uuid.UUID, full: bool) -> list[Event]:
         CaseEscalated(entry_id=entry("e"), level=2 if full else 1, due_at=NOW, **common),
         CaseResolved(entry_id=entry("r"), root_cause="pricing_billing", **common),
         CaseClosed(entry_id=entry("x"), **common),
-        CaseReopened(entry_id=entry("o"), **common),
+        CaseReopened(entry_id=entry("o"), due_at=NOW if full else None, **common),
         CaseResponseAttached(
             entry_id=entry("t"),
             response_id=case_id,

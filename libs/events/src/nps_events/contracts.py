@@ -30,7 +30,7 @@ import re
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +347,7 @@ def example_events() -> list[Event]:
             case_id=_EXAMPLE_CASE_ID,
             customer_id=_EXAMPLE_CUSTOMER.id,
             at=_EXAMPLE_DUE,
+            due_at=_EXAMPLE_DUE + timedelta(days=2),
         ),
         CaseResponseAttached(
             entry_id=_entry("attached"),
