@@ -20,7 +20,7 @@ RESOLUTION = 0.05
 
 
 class _Scope:
-    __slots__ = ("_cancelling", "_deadline", "_expired", "_owner", "_task")
+    __slots__ = ("_cancelling", "_expired", "_owner", "_task")
 
     def __init__(self, owner: "_SharedTimeouts") -> None:
         self._owner = owner
