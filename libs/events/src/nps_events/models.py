@@ -596,7 +596,7 @@ class CaseReopened(_CaseEvent):
         default=None,
         description="The new contact deadline when nobody had reached the customer yet (the "
         "case is open again, with a new escalation ladder); none when it goes back to "
-        "contacted. Added in 1.3.0.",
+        "contacted, or when no rule of the policy applies to the case any more. Added in 1.3.0.",
     )
 
 

@@ -934,6 +934,7 @@ async def reopen_case(
     changed = lifecycle.reopen(case)
     entry_id = uuid.uuid4()
     details: dict[str, object] = {"reason": reason}
+    new_due_at = None
     if changed.status is CaseStatus.OPEN:
         rule = _rule_of(case, policy.policy)
         if rule is not None and rule.case is not None:
@@ -952,7 +953,8 @@ async def reopen_case(
                 escalation_level=0,
             )
             await repo.add_timers(case.case_id, ladder.timers)
-            details["due_at"] = ladder.due_at.isoformat()
+            new_due_at = ladder.due_at
+            details["due_at"] = new_due_at.isoformat()
     return await _transition(
         repo,
         changed,
@@ -962,7 +964,7 @@ async def reopen_case(
             case_id=case.case_id,
             customer_id=case.customer_id,
             at=now,
-            due_at=changed.due_at if changed.status is CaseStatus.OPEN else None,
+            due_at=new_due_at,
         ),
         now=now,
     )
