@@ -1,5 +1,6 @@
-"""The consumer runner against the real broker: commits after success, redelivers after a
-crash, dead-letters what it cannot process with the reason, retries what is transient."""
+"""The consumer runner against the real broker (and PostgreSQL where the fault is the
+database's): commits after success, redelivers after a crash, waits out an infrastructure
+fault without limit, and dead-letters only what can never succeed, with the reason."""
 
 import asyncio
 import uuid
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaError
+from sqlalchemy import make_url, text
 
 from nps_events import ResponseReceived, dlq, encode
+from nps_kit.db import create_engine
 from nps_kit.devstack import EmbeddedBroker, free_port
 from nps_kit.messaging import (
     ConsumerRunner,
@@ -20,10 +23,11 @@ from nps_kit.messaging import (
     Rejection,
     ensure_topics,
 )
-from nps_kit.settings import KafkaSettings
+from nps_kit.settings import DatabaseSettings, KafkaSettings
 from tests.integration.kafka_helpers import NOW, a_response, committed, read_all
 from tests.support.infra import Infra
 from tests.support.polling import eventually
+from tests.support.tls_proxy import tcp_proxy
 
 Handler = Callable[[list[Inbound]], Awaitable[list[Rejection]]]
 
@@ -112,15 +116,23 @@ async def test_offsets_are_committed_only_after_the_handler_succeeds(
 async def test_a_crash_before_commit_redelivers_the_batch(
     kafka: KafkaSettings, publisher: Publisher, topic: str
 ) -> None:
+    """The process dies in the middle of a batch (the task is cancelled, as SIGKILL would end
+    it): nothing was committed, so the next consumer of the group gets the whole batch."""
     events = [a_response() for _ in range(2)]
     await _produce(publisher, topic, events)
     group = f"g-{uuid.uuid4().hex[:8]}"
+    reached = asyncio.Event()
 
-    async def crashing(batch: list[Inbound]) -> list[Rejection]:
-        raise RuntimeError("a bug")
+    async def dying(batch: list[Inbound]) -> list[Rejection]:
+        reached.set()
+        await asyncio.Event().wait()  # never returns: the process dies here
+        return []
 
-    with pytest.raises(RuntimeError, match="a bug"):
-        await asyncio.wait_for(_runner(kafka, publisher, topic, crashing, group).run(), timeout=60)
+    dead = asyncio.create_task(_runner(kafka, publisher, topic, dying, group).run())
+    await asyncio.wait_for(reached.wait(), timeout=60)
+    dead.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await dead
     assert await committed(kafka, group, topic) is None
 
     seen: list[str] = []
@@ -194,58 +206,180 @@ async def test_message_the_handler_rejects_goes_to_the_dlq_with_the_handlers_rea
     assert dict(dead.headers)["dlq_reason"] == b"no promoters here"
 
 
-async def test_transient_failure_is_retried_and_nothing_is_dead_lettered(
+async def test_an_infrastructure_fault_is_retried_without_limit_and_nothing_is_dead_lettered(
     kafka: KafkaSettings, publisher: Publisher, topic: str
 ) -> None:
+    """Ten failures in a row (the old runner gave up after five, ~1.5 s, and dead-lettered):
+    the partition waits, says why, and the batch goes through once the fault is gone."""
     events = [a_response() for _ in range(3)]
     await _produce(publisher, topic, events)
     attempts = 0
     seen: list[str] = []
+    reasons: list[str | None] = []
+    runner: ConsumerRunner | None = None
 
     async def flaky(batch: list[Inbound]) -> list[Rejection]:
         nonlocal attempts
         attempts += 1
-        if attempts <= 2:
-            raise ConnectionError("database restarting")
+        assert runner is not None
+        reasons.append(runner.waiting())
+        if attempts <= 10:
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
         seen.extend(i.event.id for i in batch)
         return []
 
     group = f"g-{uuid.uuid4().hex[:8]}"
-    runner = _runner(kafka, publisher, topic, flaky, group, retry_max_wait=0.2)
+    runner = _runner(kafka, publisher, topic, flaky, group, retry_min_wait=0.05, retry_max_wait=0.2)
     task = asyncio.create_task(runner.run())
     await eventually(
         lambda: committed(kafka, group, topic), until=lambda o: o == 3, what="the commit"
     )
+    assert runner.waiting() is None  # resumed
     await _stop(runner, task)
     assert sorted(seen) == sorted(str(e.event_id()) for e in events)
     assert await read_all(kafka, dlq(topic)) == []
+    assert attempts == 11
+    # While it waited, it said which partition and why (what /readyz shows).
+    assert reasons[0] is None
+    assert reasons[-1] is not None
+    assert f"{topic}[0] paused" in reasons[-1]
+    assert "(10 tries): infrastructure fault: ConnectionRefusedError" in reasons[-1]
 
 
-async def test_persistent_failure_of_one_message_dead_letters_only_that_message(
+async def test_a_database_outage_pauses_the_partition_and_loses_nothing(
+    kafka: KafkaSettings, publisher: Publisher, topic: str, infra: Infra
+) -> None:
+    """The real thing: the handler writes to PostgreSQL through a proxy that is cut for
+    longer than the old retry budget (every connection reset, new ones refused). Nothing is
+    dead-lettered, nothing crashes, and every event is stored once the database is back."""
+    url = make_url(infra.database_url)
+    with tcp_proxy(port=free_port(), upstream=url.port or 5432) as proxy:
+        engine = create_engine(
+            DatabaseSettings(url=url.set(port=proxy.port).render_as_string(hide_password=False)),
+            application_name="test-outage",
+        )
+        table = f"outage_{uuid.uuid4().hex[:8]}"
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE {table} (id text PRIMARY KEY)"))
+        stored: list[str] = []
+
+        async def storing(batch: list[Inbound]) -> list[Rejection]:
+            async with engine.begin() as conn:
+                for i in batch:
+                    await conn.execute(
+                        text(f"INSERT INTO {table} VALUES (:id) ON CONFLICT DO NOTHING"),  # noqa: S608
+                        {"id": i.event.id},
+                    )
+            stored.extend(i.event.id for i in batch)
+            return []
+
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        runner = _runner(kafka, publisher, topic, storing, group, retry_max_wait=1.0)
+        task = asyncio.create_task(runner.run())
+        before = [a_response() for _ in range(3)]
+        await _produce(publisher, topic, before)
+        await eventually(
+            lambda: committed(kafka, group, topic), until=lambda o: o == 3, what="the first commit"
+        )
+        proxy.cut()
+        during = [a_response() for _ in range(5)]
+        await _produce(publisher, topic, during)
+        await eventually(
+            lambda: asyncio.sleep(0, runner.waiting()), until=bool, what="the partition paused"
+        )
+        await asyncio.sleep(5)  # well past the old budget of five tries (~1.5 s)
+        assert "infrastructure fault" in (runner.waiting() or "")
+        assert await committed(kafka, group, topic) == 3
+        proxy.restore()
+        await eventually(
+            lambda: committed(kafka, group, topic), until=lambda o: o == 8, what="the catch-up"
+        )
+        assert runner.waiting() is None
+        await _stop(runner, task)
+        async with engine.begin() as conn:
+            rows = set((await conn.execute(text(f"SELECT id FROM {table}"))).scalars())  # noqa: S608
+            await conn.execute(text(f"DROP TABLE {table}"))
+        await engine.dispose()
+    assert rows == {str(e.event_id()) for e in before + during}
+    assert await read_all(kafka, dlq(topic)) == []
+
+
+async def test_a_data_fault_dead_letters_only_that_record_with_its_reason(
+    kafka: KafkaSettings, publisher: Publisher, topic: str, infra: Infra
+) -> None:
+    """PostgreSQL refuses one record's value (a NUL byte in text): that record goes to the DLQ
+    with the SQLSTATE, at once, and the records around it are stored."""
+    engine = create_engine(DatabaseSettings(url=infra.database_url), application_name="test-data")
+    table = f"poison_{uuid.uuid4().hex[:8]}"
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE TABLE {table} (id text PRIMARY KEY, note text)"))
+    events = [a_response() for _ in range(5)]
+    bad = str(events[2].event_id())
+    await _produce(publisher, topic, events)
+    calls = 0
+
+    async def storing(batch: list[Inbound]) -> list[Rejection]:
+        nonlocal calls
+        calls += 1
+        async with engine.begin() as conn:
+            for i in batch:
+                await conn.execute(
+                    text(f"INSERT INTO {table} VALUES (:id, :note)"),  # noqa: S608
+                    {"id": i.event.id, "note": "bad\x00byte" if i.event.id == bad else "fine"},
+                )
+        return []
+
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    runner = _runner(kafka, publisher, topic, storing, group)
+    task = asyncio.create_task(runner.run())
+    await eventually(
+        lambda: committed(kafka, group, topic), until=lambda o: o == 5, what="the commit"
+    )
+    await _stop(runner, task)
+    async with engine.begin() as conn:
+        rows = set((await conn.execute(text(f"SELECT id FROM {table}"))).scalars())  # noqa: S608
+        await conn.execute(text(f"DROP TABLE {table}"))
+    await engine.dispose()
+    assert rows == {str(e.event_id()) for e in events} - {bad}
+    [dead] = await read_all(kafka, dlq(topic))
+    headers = dict(dead.headers)
+    assert headers["ce_id"] == bad.encode()
+    assert headers["dlq_reason"].startswith(b"data fault: ")
+    assert b"SQLSTATE 22021" in headers["dlq_reason"]  # character_not_in_repertoire
+    assert calls <= 6  # split in halves, not retried: 1 + 2 + 2 + 1 at most for 5 records
+
+
+async def test_a_bug_on_one_record_dead_letters_it_after_a_few_tries_and_the_rest_flows(
     kafka: KafkaSettings, publisher: Publisher, topic: str
 ) -> None:
     events = [a_response(), a_response(), a_response()]
     bad = str(events[1].event_id())
     await _produce(publisher, topic, events)
     seen: list[str] = []
+    tries_of_bad = 0
 
     async def handler(batch: list[Inbound]) -> list[Rejection]:
+        nonlocal tries_of_bad
         if any(i.event.id == bad for i in batch):
-            raise TimeoutError("this one always times out")
+            tries_of_bad += len(batch) == 1
+            raise KeyError("a bug of ours")
         seen.extend(i.event.id for i in batch)
         return []
 
     group = f"g-{uuid.uuid4().hex[:8]}"
-    runner = _runner(kafka, publisher, topic, handler, group, retry_attempts=2, retry_max_wait=0.1)
+    runner = _runner(kafka, publisher, topic, handler, group, retry_min_wait=0.05)
     task = asyncio.create_task(runner.run())
     await eventually(
         lambda: committed(kafka, group, topic), until=lambda o: o == 3, what="the commit"
     )
     await _stop(runner, task)
     assert sorted(seen) == sorted(str(e.event_id()) for e in events if str(e.event_id()) != bad)
+    assert tries_of_bad == 3
     [dead] = await read_all(kafka, dlq(topic))
     assert dict(dead.headers)["ce_id"] == bad.encode()
-    assert dict(dead.headers)["dlq_reason"].startswith(b"gave up after 2 attempts: TimeoutError")
+    assert dict(dead.headers)["dlq_reason"] == (
+        b"unexpected fault after 3 attempts: KeyError: 'a bug of ours'"
+    )
 
 
 async def test_a_service_started_before_the_broker_connects_once_it_is_there(

@@ -1,10 +1,10 @@
 """Kafka plumbing: a publisher, topic creation, and an at-least-once consumer runner with a DLQ.
 
 The runner commits a partition's offsets only after its handler's work is durable. A message
-that cannot be decoded, or that the handler rejects, goes to `<topic>.dlq` with the reason;
-transient failures (database or broker unavailable) are retried with bounded backoff, then the
-batch is split so that good messages still flow and only the failing ones are dead-lettered.
-Anything else is a bug and crashes the consumer loudly.
+that cannot be decoded, or that the handler rejects, goes to `<topic>.dlq` with the reason. An
+infrastructure fault (database or broker unavailable) pauses the partition and retries without
+limit; a data fault or a bug splits the batch so that only the record at fault is
+dead-lettered (`ConsumerRunner`, `nps_kit.faults`).
 """
 
 import asyncio
@@ -20,19 +20,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy.exc import InterfaceError, OperationalError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
 from nps_events import CloudEvent, EnvelopeError, Event, decode, dlq, encode
+from nps_kit.faults import Fault, InfrastructureFault, classify, describe, safe_traceback
 from nps_kit.logging import get_logger
 from nps_kit.metrics import (
+    CONSUMER_FAULTS,
     CONSUMER_LAG,
+    CONSUMER_PAUSED,
     CONSUMER_READY,
     DEAD_LETTERED,
     EVENTS_CONSUMED,
@@ -49,19 +45,8 @@ Headers = list[tuple[str, bytes]]
 E = TypeVar("E", bound=Event)
 
 
-class PublishError(Exception):
+class PublishError(InfrastructureFault):
     """The broker did not acknowledge a message."""
-
-
-#: Failures worth retrying: the database or the broker is unavailable for a while.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    ConnectionError,
-    TimeoutError,
-    KafkaError,
-    PublishError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,10 +230,15 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A record that cannot be processed, and why. It goes to the DLQ."""
+    """A record that cannot be processed, and why. It goes to the DLQ.
+
+    `reason` is logged, so it names what is wrong, never the record's data; `detail` (the
+    error's own message, which may quote the data) goes only into the dead letter, beside the
+    original bytes."""
 
     record: ConsumerRecord[bytes, bytes]
     reason: str
+    detail: str = ""
 
 
 BatchHandler = Callable[[list[Inbound]], Awaitable[list[Rejection]]]
@@ -261,7 +251,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Wait for the batch in flight to finish and commit before giving partitions away.
         async with self._runner.processing:
-            pass
+            self._runner.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info(
@@ -269,8 +259,35 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
+@dataclass
+class Pause:
+    """A partition whose batch met an infrastructure fault: not fetched until `resume_at`,
+    then the same records are tried again (from `offset`, the first one not committed)."""
+
+    offset: int
+    reason: str
+    since: float
+    resume_at: float
+    attempts: int = 1
+    #: Fetching again, the outcome of the next try not known yet.
+    resumed: bool = False
+
+
 class ConsumerRunner:
-    """Runs `handler` over batches from `topics`, at least once, committing after success."""
+    """Runs `handler` over batches from `topics`, at least once, committing after success.
+
+    What happens to a batch whose handler raises depends on the fault (`nps_kit.faults`):
+
+    - infrastructure (database or broker away, a lost connection, a timeout): the partition is
+      paused and the same batch tried again after a capped exponential backoff, for as long
+      as it takes; nothing is dead-lettered, the other partitions keep flowing, and `/readyz`
+      says which partition waits and why;
+    - data (a record that can never succeed): the batch is split in halves until the record
+      at fault is alone, and it goes to `<topic>.dlq` with the reason; the rest is processed;
+    - unexpected (a bug): the same splitting, then the record alone is tried
+      `unexpected_attempts` times in all, then dead-lettered with the exception's class, and
+      logged as an error. Never a crash loop that blocks the partition.
+    """
 
     def __init__(
         self,
@@ -281,8 +298,9 @@ class ConsumerRunner:
         handler: BatchHandler,
         publisher: Publisher,
         max_records: int = 500,
-        retry_attempts: int = 5,
-        retry_max_wait: float = 5.0,
+        unexpected_attempts: int = 3,
+        retry_min_wait: float = 0.5,
+        retry_max_wait: float = 30.0,
     ) -> None:
         self._settings = settings
         self._group_id = group_id
@@ -290,10 +308,13 @@ class ConsumerRunner:
         self._handler = handler
         self._publisher = publisher
         self._max_records = max_records
-        self._retry_attempts = retry_attempts
+        self._unexpected_attempts = unexpected_attempts
+        self._retry_min_wait = retry_min_wait
         self._retry_max_wait = retry_max_wait
         self.processing = asyncio.Lock()
         self.ready = asyncio.Event()
+        #: Partitions waiting for the infrastructure to come back.
+        self.paused: dict[TopicPartition, Pause] = {}
         self._consumer = AIOKafkaConsumer(
             **client_options(settings),
             group_id=group_id,
@@ -305,8 +326,12 @@ class ConsumerRunner:
         self._stopping = False
         self._stopped = asyncio.Event()
 
+    @property
+    def group_id(self) -> str:
+        return self._group_id
+
     async def run(self) -> None:
-        """Consume until `stop()`; raise on a bug so the process crashes loudly."""
+        """Consume until `stop()`."""
         self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
         started = await start_when_reachable(
             self._consumer.start, what=f"consumer {self._group_id}", stopping=self._stopped
@@ -315,8 +340,9 @@ class ConsumerRunner:
             return
         try:
             while not self._stopping:
+                self._resume_due()
                 batches = await self._consumer.getmany(
-                    timeout_ms=500, max_records=self._max_records
+                    timeout_ms=self._poll_timeout_ms(), max_records=self._max_records
                 )
                 if not self.ready.is_set():
                     self.ready.set()
@@ -324,11 +350,90 @@ class ConsumerRunner:
                     log.info("consumer.ready", group=self._group_id, topics=self._topics)
                 async with self.processing:
                     for tp, records in batches.items():
-                        await self._process(tp, records)
+                        if records:  # a paused partition returns none until resumed
+                            await self._process(tp, records)
                 await self._record_lag()
         finally:
             CONSUMER_READY.labels(group=self._group_id).set(0)
             await self._consumer.stop()
+
+    def waiting(self) -> str | None:
+        """Why this consumer is held back, if it is: the partitions paused on an
+        infrastructure fault, since when, and the last error."""
+        if not self.paused:
+            return None
+        now = time.monotonic()
+        return "; ".join(
+            f"{tp.topic}[{tp.partition}] paused {now - pause.since:.0f}s "
+            f"({pause.attempts} tries): {pause.reason}"
+            for tp, pause in sorted(self.paused.items())
+        )
+
+    def forget(self, revoked: set[TopicPartition]) -> None:
+        """Partitions given away in a rebalance: whoever gets them starts from the committed
+        offset, so their pauses end here."""
+        for tp in revoked:
+            if self.paused.pop(tp, None) is not None:
+                CONSUMER_PAUSED.labels(self._group_id, tp.topic, str(tp.partition)).set(0)
+
+    def _poll_timeout_ms(self) -> int:
+        waiting = [p.resume_at for p in self.paused.values() if not p.resumed]
+        if not waiting:
+            return 500
+        return int(min(500.0, max(0.0, min(waiting) - time.monotonic()) * 1000))
+
+    def _pause(self, tp: TopicPartition, offset: int, exc: BaseException) -> None:
+        if tp not in self._consumer.assignment():
+            return  # revoked meanwhile: its new owner starts from the committed offset
+        now = time.monotonic()
+        previous = self.paused.get(tp)
+        attempts = previous.attempts + 1 if previous else 1
+        wait = RECONNECT_BACKOFF(_attempt_state(attempts))
+        wait = min(self._retry_max_wait, max(self._retry_min_wait, wait))
+        fault = classify(exc)
+        reason = f"{fault.value} fault: {describe(exc)}"
+        self.paused[tp] = Pause(
+            offset=offset,
+            reason=reason,
+            since=previous.since if previous else now,
+            resume_at=now + wait,
+            attempts=attempts,
+        )
+        self._consumer.pause(tp)
+        self._consumer.seek(tp, offset)
+        CONSUMER_PAUSED.labels(self._group_id, tp.topic, str(tp.partition)).set(1)
+        CONSUMER_FAULTS.labels(self._group_id, fault.value).inc()
+        log.warning(
+            "consumer.paused",
+            group=self._group_id,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            attempt=attempts,
+            retry_in=round(wait, 2),
+            error=reason,
+        )
+
+    def _resume_due(self) -> None:
+        now = time.monotonic()
+        due = [tp for tp, p in self.paused.items() if not p.resumed and p.resume_at <= now]
+        for tp in due:
+            self.paused[tp].resumed = True
+        if due:
+            self._consumer.resume(*due)
+
+    def _recovered(self, tp: TopicPartition) -> None:
+        pause = self.paused.pop(tp, None)
+        if pause is not None:
+            CONSUMER_PAUSED.labels(self._group_id, tp.topic, str(tp.partition)).set(0)
+            log.info(
+                "consumer.resumed",
+                group=self._group_id,
+                topic=tp.topic,
+                partition=tp.partition,
+                paused_seconds=round(time.monotonic() - pause.since, 1),
+                attempts=pause.attempts,
+            )
 
     async def _record_lag(self) -> None:
         """Each assigned partition's lag, from the high watermark the last fetch reported and
@@ -358,51 +463,80 @@ class ConsumerRunner:
                 inbound.append(Inbound(record, decode(record.headers, record.value)))
             except EnvelopeError as exc:
                 rejections.append(Rejection(record, f"undecodable: {exc}"))
-        with consuming(tp.topic, self._group_id, [r.headers for r in records]):
-            if inbound:
-                rejections.extend(await self._handle(inbound))
-            for rejection in rejections:
-                await self._dead_letter(rejection)
+        try:
+            with consuming(tp.topic, self._group_id, [r.headers for r in records]):
+                if inbound:
+                    rejections.extend(await self._handle(inbound))
+                for rejection in rejections:
+                    await self._dead_letter(rejection)
+            await self._consumer.commit({tp: records[-1].offset + 1})
+        except Exception as exc:  # whatever it is, the partition waits
+            # An infrastructure fault (or a fault of this plumbing itself, say the DLQ
+            # refusing a message): nothing was committed, so the same records come again
+            # once the partition resumes; handlers are idempotent on the event id.
+            self._pause(tp, records[0].offset, exc)
+            return
+        self._recovered(tp)
         EVENTS_CONSUMED.labels(topic=tp.topic, outcome="processed").inc(
             len(records) - len(rejections)
         )
-        await self._consumer.commit({tp: records[-1].offset + 1})
         HANDLER_SECONDS.labels(topic=tp.topic).observe(time.perf_counter() - started)
 
     async def _handle(self, inbound: list[Inbound]) -> list[Rejection]:
+        """The handler over `inbound`; an infrastructure fault propagates (the partition
+        pauses); any other fault splits the batch until the record at fault is alone."""
         try:
-            return await self._with_retries(inbound)
-        except TRANSIENT_ERRORS as exc:
-            if len(inbound) == 1:
-                return [
-                    Rejection(
-                        inbound[0].record, f"gave up after {self._retry_attempts} attempts: {exc!r}"
-                    )
-                ]
-            log.warning("consumer.batch_failed_splitting", size=len(inbound), error=repr(exc))
-        rejections: list[Rejection] = []
-        for one in inbound:
-            rejections.extend(await self._handle([one]))
-        return rejections
+            return await self._handler(inbound)
+        except Exception as exc:
+            fault = classify(exc)
+            if fault is Fault.INFRASTRUCTURE:
+                raise
+            if len(inbound) > 1:
+                log.warning(
+                    "consumer.batch_failed_splitting",
+                    size=len(inbound),
+                    fault=fault.value,
+                    error=describe(exc),
+                )
+                half = len(inbound) // 2
+                return [*await self._handle(inbound[:half]), *await self._handle(inbound[half:])]
+            if fault is Fault.DATA:
+                return [_rejection(inbound[0].record, exc, fault)]
+            return await self._try_unexpected(inbound[0], exc)
 
-    async def _with_retries(self, inbound: list[Inbound]) -> list[Rejection]:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TRANSIENT_ERRORS),
-            stop=stop_after_attempt(self._retry_attempts),
-            wait=wait_exponential_jitter(multiplier=0.1, max=self._retry_max_wait, jitter=0.1),
-            reraise=True,
-        ):
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    log.warning("consumer.retrying", attempt=attempt.retry_state.attempt_number)
-                return await self._handler(inbound)
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _try_unexpected(self, one: Inbound, exc: Exception) -> list[Rejection]:
+        """One record whose handler failed in a way nobody foresaw: a few more tries (a race
+        may pass), then the DLQ, loudly."""
+        last = exc
+        for attempt in range(2, self._unexpected_attempts + 1):
+            await asyncio.sleep(self._retry_min_wait * 2 ** (attempt - 2))
+            try:
+                return await self._handler([one])
+            except Exception as again:
+                fault = classify(again)
+                if fault is Fault.INFRASTRUCTURE:
+                    raise
+                if fault is Fault.DATA:
+                    return [_rejection(one.record, again, fault)]
+                last = again
+        log.error(
+            "consumer.unexpected_error",
+            group=self._group_id,
+            topic=one.record.topic,
+            partition=one.record.partition,
+            offset=one.record.offset,
+            attempts=self._unexpected_attempts,
+            error=describe(last),
+            traceback=safe_traceback(last),
+        )
+        return [_rejection(one.record, last, Fault.UNEXPECTED, attempts=self._unexpected_attempts)]
 
     async def _dead_letter(self, rejection: Rejection) -> None:
         record = rejection.record
+        reason = f"{rejection.reason}: {rejection.detail}" if rejection.detail else rejection.reason
         headers: Headers = [
             *[(k, v) for k, v in record.headers if not k.startswith("dlq_")],
-            ("dlq_reason", rejection.reason[:4000].encode()),
+            ("dlq_reason", reason[:4000].encode()),
             ("dlq_topic", record.topic.encode()),
             ("dlq_partition", str(record.partition).encode()),
             ("dlq_offset", str(record.offset).encode()),
@@ -421,6 +555,13 @@ class ConsumerRunner:
             offset=record.offset,
             reason=rejection.reason,
         )
+
+
+def _rejection(
+    record: ConsumerRecord[bytes, bytes], exc: BaseException, fault: Fault, *, attempts: int = 1
+) -> Rejection:
+    tried = f" after {attempts} attempts" if attempts > 1 else ""
+    return Rejection(record, f"{fault.value} fault{tried}: {describe(exc)}", detail=str(exc)[:2000])
 
 
 def accept(

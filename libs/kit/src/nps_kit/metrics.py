@@ -49,6 +49,24 @@ CONSUMER_LAG = Gauge(
     "position), by group, topic and partition.",
     ["group", "topic", "partition"],
 )
+CONSUMER_PAUSED = Gauge(
+    "npsloop_consumer_paused",
+    "1 while a partition is paused on an infrastructure fault (database or broker away), "
+    "waiting to try its batch again; by group, topic and partition.",
+    ["group", "topic", "partition"],
+)
+CONSUMER_FAULTS = Counter(
+    "npsloop_consumer_faults_total",
+    "Batches that paused their partition, by group and fault (infrastructure, or a fault of "
+    "the consumer's own plumbing).",
+    ["group", "fault"],
+)
+LOOP_FAULTS = Counter(
+    "npsloop_loop_faults_total",
+    "Failed rounds of a background loop (timer sweeper, parked actions, outbox relay), by loop "
+    "and fault (infrastructure, data, unexpected); the loop goes on after a backoff.",
+    ["loop", "fault"],
+)
 OUTBOX_BACKLOG = Gauge(
     "npsloop_outbox_backlog",
     "Outbox rows waiting to be published, by outbox (0 once the relay has drained it).",

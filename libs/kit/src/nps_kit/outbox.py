@@ -33,9 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Event, encode
 from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.faults import classify, describe
 from nps_kit.logging import get_logger
 from nps_kit.messaging import Outgoing
-from nps_kit.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from nps_kit.metrics import LOOP_FAULTS, OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from nps_kit.tracing import with_trace_context
 
 log = get_logger(__name__)
@@ -164,7 +165,14 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("outbox.publish_failed", error=str(exc), retry_in=backoff)
+                fault = classify(exc)
+                LOOP_FAULTS.labels("outbox-relay", fault.value).inc()
+                log.warning(
+                    "outbox.publish_failed",
+                    fault=fault.value,
+                    error=describe(exc),
+                    retry_in=backoff,
+                )
                 if self._stopping:
                     return
                 await asyncio.sleep(backoff)

@@ -84,9 +84,12 @@ class Infrastructure:
         await ping(self.engine)
 
     async def check_consumers(self) -> None:
-        waiting = [c for c in self.consumers if not c.ready.is_set()]
-        if waiting:
-            raise RuntimeError(f"{len(waiting)} consumer(s) have not joined their group yet")
+        joining = [c for c in self.consumers if not c.ready.is_set()]
+        if joining:
+            raise RuntimeError(f"{len(joining)} consumer(s) have not joined their group yet")
+        paused = [f"{c.group_id}: {why}" for c in self.consumers if (why := c.waiting())]
+        if paused:
+            raise RuntimeError("waiting for the infrastructure: " + " | ".join(paused))
 
     async def start(self) -> None:
         await self.publisher.start()

@@ -1,0 +1,157 @@
+"""Telling faults apart: is it the infrastructure, the data, or our own code?
+
+Every loop that consumes, stores or sends asks `classify(exc)` and acts on the answer:
+
+- **infrastructure**: the database or the broker is unreachable, a connection was lost, the
+  server is starting or shutting down, a failover, a timeout, a serialization conflict, a
+  schema or grant the deployment has not put in place yet. Nothing is wrong with the work:
+  wait and try the same work again, without limit (capped backoff), and say why meanwhile.
+- **data**: the work can never succeed as it is: a value PostgreSQL refuses (a NUL byte, an
+  invalid encoding, a constraint), a record that does not decode or validate, a value our
+  rules reject (`DataFault`). Set that one item aside with the reason (the DLQ) and go on.
+- **unexpected**: anything else, i.e. a bug of ours. Try again a few times (it may be a race
+  that passes), then treat it as data, with the exception's class in the reason: loudly
+  logged and counted, but never a crash loop that blocks a partition for ever.
+
+PostgreSQL's errors are told apart by their SQLSTATE class (the first two characters), which
+is stable across versions and drivers: https://www.postgresql.org/docs/current/errcodes-appendix.html
+"""
+
+import traceback
+from collections.abc import Iterator
+from enum import StrEnum
+
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+from asyncpg.exceptions import DataError as DriverDataError
+from asyncpg.exceptions import InterfaceError as DriverInterfaceError
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+
+class Fault(StrEnum):
+    INFRASTRUCTURE = "infrastructure"
+    DATA = "data"
+    UNEXPECTED = "unexpected"
+
+
+class DataFault(Exception):  # noqa: N818 - named for what it is
+    """Raised by our code for a value that can never be processed as it is: the item goes to
+    the dead-letter topic with this message as the reason."""
+
+
+class InfrastructureFault(Exception):  # noqa: N818 - named for what it is
+    """Raised by our code when something it depends on is not there (a broker that did not
+    acknowledge, a server that is not ready): wait and try again."""
+
+
+#: SQLSTATE classes that say the server, the connection or the deployment is the problem:
+#: 08 connection exception, 40 transaction rollback (serialization failure, deadlock),
+#: 42 syntax error or access rule (a migration or grant not in place: an operator fixes it,
+#: and the same work then succeeds), 53 insufficient resources, 55 object not in
+#: prerequisite state (lock not available), 57 operator intervention (admin or crash
+#: shutdown, cannot connect now, statement timeout), 58 system error, 25 transaction state
+#: (a read-only server after a failover, an idle-in-transaction timeout), F0 configuration,
+#: XX internal error (data corruption: an operator's matter, not the record's).
+INFRASTRUCTURE_SQLSTATE_CLASSES = frozenset(
+    {"08", "25", "40", "42", "53", "55", "57", "58", "F0", "XX"}
+)
+#: SQLSTATE classes that say the data is the problem: 22 data exception (invalid byte
+#: sequence, NUL, value out of range), 23 integrity constraint violation.
+DATA_SQLSTATE_CLASSES = frozenset({"22", "23"})
+
+_DATA_ERRORS = (
+    DataFault,
+    ValidationError,
+    UnicodeError,
+    # asyncpg's DataError (a parameter its type cannot encode) is also an InterfaceError.
+    DriverDataError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+)
+_INFRASTRUCTURE_ERRORS = (
+    InfrastructureFault,
+    KafkaError,
+    # refused, reset and timed-out connections, DNS failures
+    OSError,
+    TimeoutError,
+    PoolTimeoutError,
+    # closed in the middle of an operation; another operation in progress on a connection
+    # a cancelled task left behind
+    DriverInterfaceError,
+    InterfaceError,
+    OperationalError,
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it says it wraps: SQLAlchemy's `orig`, `raise … from` causes. (Not
+    `__context__`: an exception handled earlier in an `except` block is no evidence.)"""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        pending.extend(e for e in (orig, current.__cause__) if isinstance(e, BaseException))
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE PostgreSQL answered with, anywhere in `exc`'s chain, if any."""
+    for link in _chain(exc):
+        code = getattr(link, "sqlstate", None)
+        if isinstance(code, str) and len(code) == 5:
+            return code
+    return None
+
+
+def classify(exc: BaseException) -> Fault:  # noqa: PLR0911 - one line per kind of evidence
+    """Which kind of fault `exc` is (see the module's docstring)."""
+    code = sqlstate(exc)
+    if code is not None:
+        if code[:2] in DATA_SQLSTATE_CLASSES:
+            return Fault.DATA
+        if code[:2] in INFRASTRUCTURE_SQLSTATE_CLASSES:
+            return Fault.INFRASTRUCTURE
+        return Fault.UNEXPECTED
+    chain = list(_chain(exc))
+    # Evidence of bad data anywhere in the chain wins: a publish error wrapping "message too
+    # large", SQLAlchemy's error wrapping asyncpg's DataError.
+    if any(isinstance(link, _DATA_ERRORS) for link in chain):
+        return Fault.DATA
+    for link in chain:
+        if isinstance(link, _INFRASTRUCTURE_ERRORS):
+            return Fault.INFRASTRUCTURE
+        if isinstance(link, DBAPIError) and link.connection_invalidated:
+            return Fault.INFRASTRUCTURE
+    return Fault.UNEXPECTED
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, fit for a log line or a dead letter's reason without carrying the
+    data it was about: the exception's class, the SQLSTATE if PostgreSQL answered, and for a
+    validation error the fields at fault (never their values)."""
+    name = type(exc).__qualname__
+    code = sqlstate(exc)
+    if code is not None:
+        return f"{name} (SQLSTATE {code})"
+    for link in _chain(exc):
+        if isinstance(link, ValidationError):
+            fields = ", ".join(
+                ".".join(str(part) for part in error["loc"]) or "(root)"
+                for error in link.errors()[:10]
+            )
+            return f"{name}: invalid {fields}"
+    return name
+
+
+def safe_traceback(exc: BaseException, *, limit: int = 12) -> str:
+    """Where `exc` was raised: the innermost `limit` frames (file, line, function) and the
+    classes along its chain, without any message or source line, which may quote customer
+    data."""
+    frames = traceback.extract_tb(exc.__traceback__)[-limit:]
+    where = "".join(f"{f.filename}:{f.lineno} in {f.name}\n" for f in frames)
+    return where + " <- ".join(describe(link) for link in _chain(exc))

@@ -1,0 +1,132 @@
+"""How the kit tells infrastructure, data and unexpected faults apart (`nps_kit.faults`),
+over the exceptions the drivers really raise, wrapped the way SQLAlchemy and our publisher
+wrap them."""
+
+import asyncpg.exceptions as pg
+import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, NodeNotReadyError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError
+
+from nps_events import EnvelopeError
+from nps_kit.faults import DataFault, Fault, classify, describe, safe_traceback
+from nps_kit.messaging import PublishError
+
+
+class _DriverError(Exception):
+    """What SQLAlchemy's asyncpg adapter raises: the driver's error as its cause, with the
+    SQLSTATE copied over."""
+
+    def __init__(self, orig: BaseException) -> None:
+        super().__init__(str(orig))
+        self.sqlstate = getattr(orig, "sqlstate", None)
+
+
+def _wrapped(orig: BaseException) -> DBAPIError:
+    """`orig` as it reaches our code from SQLAlchemy: DBAPIError(orig=adapter error) raised
+    from the adapter error, raised from the driver's."""
+    try:
+        try:
+            raise orig
+        except BaseException as driver:
+            raise _DriverError(driver) from driver
+    except _DriverError as adapted:
+        wrapped = DBAPIError.instance(
+            "INSERT INTO scoring.responses VALUES ($1)", ("secret@example.com",), adapted, Exception
+        )
+        wrapped.__cause__ = adapted
+        return wrapped
+
+
+class _Shape(BaseModel):
+    score: int
+
+
+def _validation_error() -> ValidationError:
+    try:
+        _Shape.model_validate({"score": "ten, said eve@example.com"})
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def _publish_error(cause: BaseException) -> PublishError:
+    try:
+        raise PublishError(f"broker did not acknowledge: {cause!r}") from cause
+    except PublishError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "fault"),
+    [
+        # The database is away, restarting, or shutting down.
+        (ConnectionRefusedError(111, "Connect call failed"), Fault.INFRASTRUCTURE),
+        (_wrapped(ConnectionResetError(104, "reset by peer")), Fault.INFRASTRUCTURE),
+        (_wrapped(pg.CannotConnectNowError("not yet accepting")), Fault.INFRASTRUCTURE),
+        (_wrapped(pg.AdminShutdownError("terminating connection")), Fault.INFRASTRUCTURE),
+        (_wrapped(pg.ConnectionDoesNotExistError("closed mid-operation")), Fault.INFRASTRUCTURE),
+        (_wrapped(pg.InterfaceError("another operation is in progress")), Fault.INFRASTRUCTURE),
+        (_wrapped(pg.SerializationError("could not serialize")), Fault.INFRASTRUCTURE),
+        (_wrapped(pg.DeadlockDetectedError("deadlock")), Fault.INFRASTRUCTURE),
+        (_wrapped(pg.ReadOnlySQLTransactionError("read-only")), Fault.INFRASTRUCTURE),
+        (_wrapped(pg.UndefinedTableError("no such table")), Fault.INFRASTRUCTURE),
+        (_wrapped(pg.QueryCanceledError("statement timeout")), Fault.INFRASTRUCTURE),
+        (TimeoutError(), Fault.INFRASTRUCTURE),
+        # The broker is away.
+        (KafkaConnectionError(), Fault.INFRASTRUCTURE),
+        (_publish_error(NodeNotReadyError()), Fault.INFRASTRUCTURE),
+        (PublishError("the broker has not been reached yet"), Fault.INFRASTRUCTURE),
+        # The data can never be stored or sent as it is.
+        (_wrapped(pg.CharacterNotInRepertoireError("0x00")), Fault.DATA),
+        (_wrapped(pg.UniqueViolationError("duplicate key")), Fault.DATA),
+        (_wrapped(pg.NumericValueOutOfRangeError("out of range")), Fault.DATA),
+        (_wrapped(pg.DataError("invalid input for query argument $1")), Fault.DATA),
+        (_publish_error(MessageSizeTooLargeError()), Fault.DATA),
+        (_validation_error(), Fault.DATA),
+        (EnvelopeError("missing CloudEvents header(s)"), Fault.UNEXPECTED),
+        (DataFault("no owner for team 'x'"), Fault.DATA),
+        (UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed"), Fault.DATA),
+        # Our own bugs.
+        (KeyError("missing"), Fault.UNEXPECTED),
+        (AttributeError("'NoneType' object has no attribute 'id'"), Fault.UNEXPECTED),
+        (_wrapped(pg.InternalClientError("confused")), Fault.UNEXPECTED),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_each_fault_is_told_apart(exc: BaseException, fault: Fault) -> None:
+    assert classify(exc) is fault
+
+
+def test_an_exception_handled_earlier_is_no_evidence() -> None:
+    """A bug raised while handling a connection error is a bug, not an outage."""
+    try:
+        try:
+            raise ConnectionResetError
+        except ConnectionResetError:
+            raise KeyError("bug") from None
+    except KeyError as exc:
+        assert classify(exc) is Fault.UNEXPECTED
+
+
+def test_description_names_the_fault_and_never_the_data() -> None:
+    sql = _wrapped(pg.CharacterNotInRepertoireError("invalid byte sequence: 0x00"))
+    assert describe(sql) == "DBAPIError (SQLSTATE 22021)"
+    assert "secret@example.com" in str(sql)  # SQLAlchemy's own message carries the parameters
+    validation = _validation_error()
+    assert describe(validation) == "ValidationError: invalid score"
+    assert "eve@example.com" in str(validation)
+    assert describe(KeyError("eve@example.com")) == "KeyError"
+
+
+def test_a_safe_traceback_says_where_and_not_what() -> None:
+    def failing() -> None:
+        raise ValueError("customer eve@example.com has no plan")
+
+    try:
+        failing()
+    except ValueError as exc:
+        rendered = safe_traceback(exc)
+    assert "in failing" in rendered
+    assert rendered.endswith("ValueError")
+    assert "eve@example.com" not in rendered
