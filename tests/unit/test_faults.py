@@ -25,17 +25,13 @@ class _DriverError(Exception):
 def _wrapped(orig: BaseException) -> DBAPIError:
     """`orig` as it reaches our code from SQLAlchemy: DBAPIError(orig=adapter error) raised
     from the adapter error, raised from the driver's."""
-    try:
-        try:
-            raise orig
-        except BaseException as driver:
-            raise _DriverError(driver) from driver
-    except _DriverError as adapted:
-        wrapped = DBAPIError.instance(
-            "INSERT INTO scoring.responses VALUES ($1)", ("secret@example.com",), adapted, Exception
-        )
-        wrapped.__cause__ = adapted
-        return wrapped
+    adapted = _DriverError(orig)
+    adapted.__cause__ = orig  # raise … from
+    wrapped = DBAPIError.instance(
+        "INSERT INTO scoring.responses VALUES ($1)", ("secret@example.com",), adapted, Exception
+    )
+    wrapped.__cause__ = adapted
+    return wrapped
 
 
 class _Shape(BaseModel):
@@ -51,10 +47,9 @@ def _validation_error() -> ValidationError:
 
 
 def _publish_error(cause: BaseException) -> PublishError:
-    try:
-        raise PublishError(f"broker did not acknowledge: {cause!r}") from cause
-    except PublishError as exc:
-        return exc
+    error = PublishError(f"broker did not acknowledge: {cause!r}")
+    error.__cause__ = cause  # raise … from, as Publisher.send_many does
+    return error
 
 
 @pytest.mark.parametrize(
@@ -100,13 +95,20 @@ def test_each_fault_is_told_apart(exc: BaseException, fault: Fault) -> None:
 
 def test_an_exception_handled_earlier_is_no_evidence() -> None:
     """A bug raised while handling a connection error is a bug, not an outage."""
-    try:
+
+    def reset() -> None:
+        raise ConnectionResetError
+
+    def buggy_handling() -> None:
         try:
-            raise ConnectionResetError
+            reset()
         except ConnectionResetError:
             raise KeyError("bug") from None
-    except KeyError as exc:
-        assert classify(exc) is Fault.UNEXPECTED
+
+    with pytest.raises(KeyError) as raised:
+        buggy_handling()
+    assert raised.value.__context__ is not None
+    assert classify(raised.value) is Fault.UNEXPECTED
 
 
 def test_description_names_the_fault_and_never_the_data() -> None:
