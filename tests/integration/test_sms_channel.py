@@ -3,16 +3,19 @@ against Twilio's documented format (tests/support/fake_twilio.py): what is sent,
 Twilio's documented errors ends, 429 with Retry-After, and the action's path through the
 dispatcher: ledger, parking, result."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import make_url, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from nps_events import ActionResultReported, Customer, QuietHours, SendSms
 from nps_kit.clock import FrozenClock
-from nps_kit.db import SessionFactory
+from nps_kit.db import SessionFactory, session_factory
+from nps_kit.devstack import free_port
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import TemplateRenderer
 from nps_notify.adapters.sms import TwilioSmsChannel
@@ -20,6 +23,7 @@ from nps_notify.config import TwilioSettings
 from nps_notify.domain.dispatch import DispatchState, SmsJob, sms_segments
 from nps_notify.handlers import Dispatcher
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.tls_proxy import tcp_proxy
 from tests.support.waits import recorded_waits
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -217,3 +221,61 @@ async def test_an_sms_due_in_the_customers_quiet_hours_waits_for_their_end(
     clock.advance(timedelta(hours=2))  # 08:30
     assert await dispatcher.sweep_parked(limit=10, lease=timedelta(minutes=5)) == 1
     assert len(fake.messages) == 1
+
+
+async def test_a_database_outage_after_twilio_took_the_sms_still_records_it_sent(
+    database_url: str,
+) -> None:
+    """The database disappears the moment Twilio takes the message (every connection reset,
+    new ones refused, for 3 s). The outcome exists only in notify's memory: it is written once
+    the database is back — `sent`, with Twilio's sid — never lost to `unknown`, and a
+    redelivery of the action sends nothing more."""
+    url = make_url(database_url)
+    with tcp_proxy(port=free_port(), upstream=url.port or 5432) as proxy:
+        engine = create_async_engine(
+            url.set(port=proxy.port).render_as_string(hide_password=False), pool_pre_ping=True
+        )
+        sessions = session_factory(engine)
+        loop = asyncio.get_running_loop()
+
+        def outage() -> None:
+            proxy.cut()
+            loop.call_later(3, proxy.restore)
+
+        fake = FakeTwilio(on_accept=outage)
+        dispatcher = Dispatcher(
+            sessions=sessions,
+            channels={"sms": _channel(fake)},
+            clock=FrozenClock(NOW),
+            concurrency=2,
+            case_url="http://cs.example.com/cases/{case_id}",
+        )
+        action = SendSms(
+            action_id=uuid.uuid4(),
+            case_id=uuid.uuid4(),
+            customer=Customer(id="c-outage", phone="+33612345678", name="Ada"),
+            template="detractor_acknowledgement",
+            requested_at=NOW,
+        )
+        outcome = await asyncio.wait_for(dispatcher.dispatch([action]), timeout=60)
+        assert outcome[action.action_id].state is DispatchState.SENT
+        fake.on_accept = None
+        assert await dispatcher.dispatch([action]) == {}  # already done: not sent again
+        async with sessions() as session:
+            state = (
+                await session.execute(
+                    select(tables.dispatches.c.state).where(
+                        tables.dispatches.c.action_id == action.action_id
+                    )
+                )
+            ).scalar_one()
+            results = [
+                ActionResultReported.model_validate_json(row.value)
+                for row in (await session.execute(select(tables.outbox))).all()
+            ]
+        await engine.dispose()
+    assert state == "sent"
+    assert len(fake.messages) == 1
+    [result] = [r for r in results if r.action_id == action.action_id]
+    assert result.status.value == "sent"
+    assert result.provider_message_id == fake.messages[0]["sid"]

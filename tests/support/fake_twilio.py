@@ -15,6 +15,7 @@ answer with Twilio's documented errors (https://www.twilio.com/docs/api/errors):
 import base64
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -35,6 +36,8 @@ class FakeTwilio:
     messages: list[dict[str, str]] = field(default_factory=list)
     requests: int = 0
     _script: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    #: Called as Twilio takes a message, before it answers (say, to cut the database).
+    on_accept: Callable[[], None] | None = None
 
     def fail_next(
         self, status: int, *, code: int | None = None, retry_after: float | None = None
@@ -75,6 +78,8 @@ class FakeTwilio:
             return JSONResponse(body, status_code=status, headers=headers)
         sid = "SM" + uuid.uuid4().hex
         self.messages.append({**form, "sid": sid})
+        if self.on_accept is not None:
+            self.on_accept()
         return JSONResponse(
             {
                 "sid": sid,

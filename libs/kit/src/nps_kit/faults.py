@@ -17,9 +17,11 @@ PostgreSQL's errors are told apart by their SQLSTATE class (the first two charac
 is stable across versions and drivers: https://www.postgresql.org/docs/current/errcodes-appendix.html
 """
 
+import asyncio
 import traceback
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from enum import StrEnum
+from typing import TypeVar
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 from asyncpg.exceptions import DataError as DriverDataError
@@ -27,6 +29,11 @@ from asyncpg.exceptions import InterfaceError as DriverInterfaceError
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from nps_kit.logging import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class Fault(StrEnum):
@@ -155,3 +162,23 @@ def safe_traceback(exc: BaseException, *, limit: int = 12) -> str:
     frames = traceback.extract_tb(exc.__traceback__)[-limit:]
     where = "".join(f"{f.filename}:{f.lineno} in {f.name}\n" for f in frames)
     return where + " <- ".join(describe(link) for link in _chain(exc))
+
+
+async def through_outages(
+    work: Callable[[], Awaitable[T]], *, what: str, max_wait: float = 10.0
+) -> T:
+    """`work()`, tried again for as long as it fails on an infrastructure fault (capped
+    exponential backoff); any other fault is raised at once. For work whose only record is in
+    memory, such as the outcome of a message already handed to a provider: losing it to a
+    database restart would turn a delivered message into an `unknown` one."""
+    failures = 0
+    while True:
+        try:
+            return await work()
+        except Exception as exc:
+            if classify(exc) is not Fault.INFRASTRUCTURE:
+                raise
+            failures += 1
+            wait = min(max_wait, 0.1 * 2**failures)
+            log.warning(f"{what}.waiting", error=describe(exc), failures=failures, retry_in=wait)
+            await asyncio.sleep(wait)

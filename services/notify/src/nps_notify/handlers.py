@@ -21,6 +21,7 @@ from nps_events import (
 from nps_events import Channel as Channel_
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.faults import through_outages
 from nps_kit.logging import get_logger
 from nps_notify.adapters.helpdesk_webhooks import TicketChange
 from nps_notify.adapters.repository import NotifyRepository
@@ -321,51 +322,62 @@ class Dispatcher:
         outcomes: dict[uuid.UUID, Outcome],
         attempts: Mapping[uuid.UUID, int],
     ) -> None:
+        """Write each outcome to the ledger (a deferral parks the action) and queue the
+        results, in one transaction. These outcomes exist only in memory once the providers
+        have answered: the transaction is tried again through a database outage rather than
+        given up, which would leave delivered messages `sending` and so `unknown`."""
         now = self.clock.now()
-        results: list[Event] = []
-        finished: list[uuid.UUID] = []
-        async with unit_of_work(self.sessions) as session:
-            repo = NotifyRepository(session)
-            for action_id, said in list(outcomes.items()):
-                action, job = jobs[action_id]
-                tried = attempts.get(action_id, 0) + 1
-                outcome = said
-                if said.state is DispatchState.DEFERRED and tried >= self.max_attempts:
-                    outcome = Outcome(
-                        DispatchState.FAILED,
-                        reason=f"gave up after {tried} tries; the last: {said.reason}",
-                    )
-                    outcomes[action_id] = outcome
-                if outcome.state is DispatchState.DEFERRED:
-                    wait = max(outcome.retry_after or 0.0, self.retry_delay)
+        for action_id, said in list(outcomes.items()):
+            tried = attempts.get(action_id, 0) + 1
+            if said.state is DispatchState.DEFERRED and tried >= self.max_attempts:
+                outcomes[action_id] = Outcome(
+                    DispatchState.FAILED,
+                    reason=f"gave up after {tried} tries; the last: {said.reason}",
+                )
+        deferred = {a: o for a, o in outcomes.items() if o.state is DispatchState.DEFERRED}
+        finished = {a: o for a, o in outcomes.items() if o.state is not DispatchState.DEFERRED}
+        results: list[Event] = [
+            ActionResultReported(
+                action_id=action_id,
+                case_id=jobs[action_id][1].case_id,
+                customer_id=jobs[action_id][1].customer_id,
+                channel=RESULT_CHANNEL[type(jobs[action_id][0])],
+                status=ActionStatus(outcome.state.value),
+                provider_message_id=outcome.provider_message_id,
+                reason=outcome.reason,
+                occurred_at=now,
+            )
+            for action_id, outcome in finished.items()
+        ]
+        waits = {a: max(o.retry_after or 0.0, self.retry_delay) for a, o in deferred.items()}
+
+        async def write() -> None:
+            async with unit_of_work(self.sessions) as session:
+                repo = NotifyRepository(session)
+                for action_id, outcome in deferred.items():
+                    action = jobs[action_id][0]
                     await repo.defer(
                         action,
                         channel=channel_of(action),
                         reason=outcome.reason or "deferred by the provider",
-                        not_before=now + timedelta(seconds=wait),
+                        not_before=now + timedelta(seconds=waits[action_id]),
                         now=now,
                     )
-                    log.info("dispatch.deferred", action_id=str(action_id), wait_seconds=wait)
-                    DISPATCHES.labels(RESULT_CHANNEL[type(action)].value, "deferred").inc()
-                    continue
-                await repo.finish_dispatch(action_id, outcome, now=now)
-                DISPATCHES.labels(RESULT_CHANNEL[type(action)].value, outcome.state.value).inc()
-                finished.append(action_id)
-                results.append(
-                    ActionResultReported(
-                        action_id=action_id,
-                        case_id=job.case_id,
-                        customer_id=job.customer_id,
-                        channel=RESULT_CHANNEL[type(action)],
-                        status=ActionStatus(outcome.state.value),
-                        provider_message_id=outcome.provider_message_id,
-                        reason=outcome.reason,
-                        occurred_at=now,
-                    )
+                for action_id, outcome in finished.items():
+                    await repo.finish_dispatch(action_id, outcome, now=now)
+                await repo.unpark(list(finished))
+                await repo.publish_later(results, now=now)
+
+        await through_outages(write, what="dispatch.record")
+        for action_id, outcome in outcomes.items():
+            channel = RESULT_CHANNEL[type(jobs[action_id][0])].value
+            DISPATCHES.labels(channel, outcome.state.value).inc()
+            if outcome.state is DispatchState.DEFERRED:
+                log.info(
+                    "dispatch.deferred", action_id=str(action_id), wait_seconds=waits[action_id]
                 )
+            else:
                 log.info("dispatch.finished", action_id=str(action_id), state=outcome.state.value)
-            await repo.unpark(finished)
-            await repo.publish_later(results, now=now)
 
     async def sweep_parked(self, *, limit: int, lease: timedelta) -> int:
         """Try again the parked actions now due; return how many were taken."""
