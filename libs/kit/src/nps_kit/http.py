@@ -15,6 +15,7 @@ from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nps_kit.faults import Fault, classify, describe, safe_traceback
 from nps_kit.logging import get_logger
 from nps_kit.metrics import labelled
 from nps_kit.tracing import serving
@@ -120,7 +121,24 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    log.error("http.unhandled_error", path=request.url.path, error=repr(exc), exc_info=exc)
+    if classify(exc) is Fault.INFRASTRUCTURE:
+        # The database or the broker is away (a restart, a failover): say so, and when to
+        # come back, rather than a 500 that reads as a bug.
+        log.warning("http.unavailable", path=request.url.path, error=describe(exc))
+        return problem_response(
+            Problem(
+                503,
+                "Service unavailable",
+                "A dependency (the database or the broker) is not answering; try again shortly.",
+                headers={"Retry-After": "5"},
+            )
+        )
+    log.error(
+        "http.unhandled_error",
+        path=request.url.path,
+        error=describe(exc),
+        traceback=safe_traceback(exc),
+    )
     return problem_response(
         Problem(500, "Internal error", "An unexpected error occurred; it was logged.")
     )

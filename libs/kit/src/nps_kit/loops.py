@@ -28,7 +28,7 @@ class SweepLoop:
         *,
         interval: float,
         batch_size: int,
-        max_backoff: float = 30.0,
+        max_backoff: float = 10.0,
     ) -> None:
         self.name = name
         self._sweep_once = sweep_once

@@ -300,7 +300,7 @@ class ConsumerRunner:
         max_records: int = 500,
         unexpected_attempts: int = 3,
         retry_min_wait: float = 0.5,
-        retry_max_wait: float = 30.0,
+        retry_max_wait: float = 10.0,
     ) -> None:
         self._settings = settings
         self._group_id = group_id
