@@ -71,18 +71,13 @@ def collector() -> Iterator[FakeCollector]:
         yield fake
 
 
-@pytest.fixture(scope="session")
-def system(
-    infra: Infra,
-    zendesk: tuple[FakeZendesk, str],
-    twilio: tuple[FakeTwilio, str],
-    collector: FakeCollector,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[System]:
-    logs: Path = tmp_path_factory.mktemp("logs")
+def system_env(
+    infra: Infra, *, zendesk: tuple[FakeZendesk, str], twilio: tuple[FakeTwilio, str], logs: Path
+) -> dict[str, str]:
+    """The environment of the e2e system's services (the chaos bench starts the same)."""
     sources = logs / "sources.yaml"
     sources.write_text(SOURCES_FILE)
-    common = {
+    return {
         **infra.env(),
         "INGEST_API_TOKENS": json.dumps({"e2e": TOKEN}),
         "INGEST_SOURCES_FILE": str(sources),
@@ -100,6 +95,20 @@ def system(
         "TWILIO_AUTH_TOKEN": twilio[0].auth_token,
         "TWILIO_FROM_NUMBER": "+15005550006",
         "TWILIO_RATE_PER_SECOND": "1000",
+    }
+
+
+@pytest.fixture(scope="session")
+def system(
+    infra: Infra,
+    zendesk: tuple[FakeZendesk, str],
+    twilio: tuple[FakeTwilio, str],
+    collector: FakeCollector,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[System]:
+    logs: Path = tmp_path_factory.mktemp("logs")
+    common = {
+        **system_env(infra, zendesk=zendesk, twilio=twilio, logs=logs),
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
     }

@@ -26,6 +26,10 @@ class Infra:
     database_url: str
     smtp_port: int
     mail: MailSink
+    #: The servers themselves, where the tests run them (the chaos suite kills and pauses
+    #: them); None with testcontainers.
+    postgres: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
 
     def env(self) -> dict[str, str]:
         """The environment a service process needs to use this infrastructure."""
@@ -38,14 +42,14 @@ class Infra:
 
 
 @contextlib.contextmanager
-def _embedded(tmp: Path) -> Iterator[tuple[str, str]]:
+def _embedded(tmp: Path) -> Iterator[tuple[str, str, EmbeddedPostgres, EmbeddedBroker]]:
     broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
     postgres = EmbeddedPostgres(data_dir=tmp / "postgres", port=free_port(), durable=False)
     broker.start()
     try:
         postgres.start()
         try:
-            yield broker.bootstrap_servers, postgres.url
+            yield broker.bootstrap_servers, postgres.url, postgres, broker
         finally:
             postgres.stop()
     finally:
@@ -53,7 +57,7 @@ def _embedded(tmp: Path) -> Iterator[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def _containers() -> Iterator[tuple[str, str]]:
+def _containers() -> Iterator[tuple[str, str, None, None]]:
     from testcontainers.kafka import KafkaContainer  # noqa: PLC0415 - only with Docker
     from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
 
@@ -61,14 +65,14 @@ def _containers() -> Iterator[tuple[str, str]]:
         KafkaContainer("apache/kafka:3.9.0").with_kraft() as kafka,
         PostgresContainer("postgres:17", driver="asyncpg") as postgres,
     ):
-        yield kafka.get_bootstrap_server(), postgres.get_connection_url()
+        yield kafka.get_bootstrap_server(), postgres.get_connection_url(), None, None
 
 
 @contextlib.contextmanager
 def running_infra(tmp: Path) -> Iterator[Infra]:
     mode = os.environ.get("NPSLOOP_TEST_INFRA", "embedded")
     servers = _containers() if mode == "containers" else _embedded(tmp)
-    with servers as (bootstrap, database_url):
+    with servers as (bootstrap, database_url, postgres, broker):
         asyncio.run(
             ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), ALL_TOPICS, partitions=3)
         )
@@ -77,6 +81,6 @@ def running_infra(tmp: Path) -> Iterator[Infra]:
         mail = MailSink(directory=tmp / "mail", port=free_port())
         mail.start()
         try:
-            yield Infra(bootstrap, database_url, mail.port, mail)
+            yield Infra(bootstrap, database_url, mail.port, mail, postgres, broker)
         finally:
             mail.stop()

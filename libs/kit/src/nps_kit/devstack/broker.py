@@ -59,6 +59,16 @@ class EmbeddedBroker:
         )
         wait_for_port(self.port, timeout=20, what="the embedded broker")
 
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open and nothing answers, as a broker in a
+        long GC pause or behind a network partition looks to its clients."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         stop_process(self._process, sig=signal.SIGTERM, timeout=10)
         self._process = None

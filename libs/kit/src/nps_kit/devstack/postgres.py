@@ -4,6 +4,7 @@ PostgreSQL refuses to run as root; when we are root (CI, containers) the server 
 unprivileged system user, created if needed, as the wheel's own launcher does.
 """
 
+import contextlib
 import importlib.util
 import os
 import pwd
@@ -178,6 +179,18 @@ class EmbeddedPostgres:
             subprocess.run(  # noqa: S603
                 [*psql, "-c", f'CREATE DATABASE "{self.database}"'], check=True, capture_output=True
             )
+
+    def kill(self) -> None:
+        """Crash it: SIGKILL to the postmaster and every backend (its process group), reaped
+        so that no zombie holds its PID. `start()` brings it back (crash recovery)."""
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait(timeout=30)
+            self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast shutdown": roll back sessions, checkpoint, exit.
