@@ -314,9 +314,10 @@ async def _post(
         score = 2 if i % 2 == 0 else 9
         if score <= 6:
             load.detractors.append(customer)
-        load.accepted += await _post_until_accepted(
+        accepted = await _post_until_accepted(
             client, target, _response_body(customer, score), deadline
         )
+        load.accepted += accepted  # after the await: `+= await` would lose concurrent counts
 
     try:
         started = time.monotonic()
@@ -379,18 +380,23 @@ def _count_cases(report: Report, final: Mapping[str, list[dict[str, Any]]], targ
 
 
 async def _count_dead_letters(report: Report, kafka: KafkaSettings, load: _Load) -> None:
+    """Poison records are counted once each, though every consumer group of the topic
+    dead-letters its own copy (`dlq_group`): followup reads nps.responses.v1 for opt-outs."""
     mark = f"chaos-{load.run_id}-".encode()
+    dead_poison: set[str] = set()
     for topic in Topic:
         for record in await read_all(kafka, dlq(topic.value), partitions=3):
             headers = dict(record.headers)
             event_id = headers.get("ce_id", b"").decode()
             if event_id in load.poison:
-                report.poison_in_dlq += 1
+                dead_poison.add(event_id)
                 report.poison_reasons.append(
                     f"{load.poison[event_id]}: {headers.get('dlq_reason', b'').decode()[:200]}"
+                    f" ({headers.get('dlq_group', b'').decode()})"
                 )
             elif mark in (record.key or b"") + (record.value or b""):
                 report.other_dlq += 1
+    report.poison_in_dlq = len(dead_poison)
 
 
 async def _after(lead: float, fault: Fault) -> float:
