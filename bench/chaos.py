@@ -69,8 +69,37 @@ def _need(value: T | None) -> T:
     return value
 
 
-async def main_async(args: argparse.Namespace) -> list[chaos.Report]:
+async def run_all(
+    target: chaos.Target,
+    infra: Infra,
+    services: dict[str, ServiceProcess],
+    args: argparse.Namespace,
+) -> list[chaos.Report]:
     reports: list[chaos.Report] = []
+    for key, (name, fault, poison_every) in scenarios().items():
+        if args.only and key not in args.only:
+            continue
+        report = await chaos.run(
+            target,
+            fault(infra, services),
+            name=name,
+            responses=args.responses,
+            rate=args.rate,
+            poison_every=poison_every,
+            settle_timeout=args.settle_timeout,
+        )
+        print(report.row(), flush=True)
+        reports.append(report)
+    return reports
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--responses", type=int, default=600, help="responses per fault")
+    parser.add_argument("--rate", type=float, default=20, help="responses posted per second")
+    parser.add_argument("--settle-timeout", type=float, default=300)
+    parser.add_argument("--only", nargs="*", choices=list(scenarios()), help="faults to run")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="npsloop-chaos-") as tmp_dir:
         tmp = Path(tmp_dir)
         zendesk, twilio = FakeZendesk(), FakeTwilio()
@@ -87,45 +116,25 @@ async def main_async(args: argparse.Namespace) -> list[chaos.Report]:
             services = start_all(
                 env, ports={n: free_port() for n in SERVICES}, log_dir=logs, ready_timeout=120
             )
+            target = chaos.Target(
+                ingest=services["ingest"].url,
+                followup=services["followup"].url,
+                bootstrap_servers=infra.bootstrap_servers,
+                token=TOKEN,
+                mail=infra.mail,
+                zendesk=zendesk,
+            )
+            print(chaos.Report.HEADER, flush=True)
             try:
-                target = chaos.Target(
-                    ingest=services["ingest"].url,
-                    followup=services["followup"].url,
-                    bootstrap_servers=infra.bootstrap_servers,
-                    token=TOKEN,
-                    mail=infra.mail,
-                    zendesk=zendesk,
-                )
-                for key, (name, fault, poison_every) in scenarios().items():
-                    if args.only and key not in args.only:
-                        continue
-                    report = await chaos.run(
-                        target,
-                        fault(infra, services),
-                        name=name,
-                        responses=args.responses,
-                        rate=args.rate,
-                        poison_every=poison_every,
-                        settle_timeout=args.settle_timeout,
-                    )
-                    print(report.row(), flush=True)
-                    reports.append(report)
+                reports = asyncio.run(run_all(target, infra, services, args))
             finally:
                 for service in services.values():
                     service.stop()
-    return reports
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--responses", type=int, default=600, help="responses per fault")
-    parser.add_argument("--rate", type=float, default=20, help="responses posted per second")
-    parser.add_argument("--settle-timeout", type=float, default=300)
-    parser.add_argument("--only", nargs="*", choices=list(scenarios()), help="faults to run")
-    args = parser.parse_args()
-    print(chaos.Report.HEADER, flush=True)
-    reports = asyncio.run(main_async(args))
     for report in reports:
+        if report.other_reasons:
+            print(f"\n{report.fault}: dead-lettered, not poison:")
+            for reason in sorted(set(report.other_reasons)):
+                print(f"- {reason}")
         if report.poison_reasons:
             print(f"\n{report.fault}: dead-letter reasons of the poison records:")
             for reason in sorted(set(report.poison_reasons)):

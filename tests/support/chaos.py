@@ -64,6 +64,7 @@ class Report:
     poison_in_dlq: int = 0
     poison_reasons: list[str] = field(default_factory=list)
     other_dlq: int = 0
+    other_reasons: list[str] = field(default_factory=list)
     recovery_seconds: float | None = None
 
     HEADER = (
@@ -396,6 +397,10 @@ async def _count_dead_letters(report: Report, kafka: KafkaSettings, load: _Load)
                 )
             elif mark in (record.key or b"") + (record.value or b""):
                 report.other_dlq += 1
+                report.other_reasons.append(
+                    f"{topic.value}: {headers.get('dlq_reason', b'').decode()[:300]}"
+                    f" ({headers.get('dlq_group', b'').decode()})"
+                )
     report.poison_in_dlq = len(dead_poison)
 
 
