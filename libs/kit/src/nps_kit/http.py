@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nps_kit.logging import get_logger
 from nps_kit.metrics import labelled
+from nps_kit.redact import safe_error
 from nps_kit.tracing import serving
 
 log = get_logger(__name__)
@@ -120,7 +121,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    log.error("http.unhandled_error", path=request.url.path, error=repr(exc), exc_info=exc)
+    log.error("http.unhandled_error", path=request.url.path, error=safe_error(exc), exc_info=exc)
     return problem_response(
         Problem(500, "Internal error", "An unexpected error occurred; it was logged.")
     )
@@ -362,7 +363,7 @@ class HotRoutes:
                 await problem_response(problem, instance=scope["path"])(scope, receive, send)
                 return problem.status
             except Exception as exc:  # answered 500 and logged, as the app does
-                log.exception("http.unhandled_error", path=scope["path"], error=repr(exc))
+                log.exception("http.unhandled_error", path=scope["path"], error=safe_error(exc))
                 await problem_response(
                     Problem(500, "Internal error", "An unexpected error occurred; it was logged.")
                 )(scope, receive, send)

@@ -16,6 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from nps_kit.logging import get_logger
+from nps_kit.redact import safe_error
 
 log = get_logger(__name__)
 
@@ -50,7 +51,7 @@ class Runtime:
             log.critical(
                 "service.background_loop_crashed",
                 loop=task.get_name(),
-                error=repr(exc),
+                error=safe_error(exc),
                 exc_info=exc,
             )
             self._on_failure()
