@@ -49,6 +49,7 @@ def main() -> None:
     cli.main(
         service="scoring",
         log=settings.log,
+        http=settings.http,
         host=settings.host,
         port=settings.port,
         build=lambda: build(settings),
