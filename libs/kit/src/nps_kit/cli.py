@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from nps_kit.logging import configure_logging, get_logger
 from nps_kit.migrations import upgrade
 from nps_kit.service import Runtime, serve
-from nps_kit.settings import LogSettings
+from nps_kit.settings import HttpServerSettings, LogSettings
 from nps_kit.tracing import configure_tracing, shutdown_tracing
 
 
@@ -32,6 +32,7 @@ def main(
     *,
     service: str,
     log: LogSettings,
+    http: HttpServerSettings,
     host: str,
     port: int,
     build: Callable[[], Service],
@@ -67,7 +68,7 @@ def main(
 
     async def run() -> int:
         built = build()
-        return await serve(built.app, built.runtime, host=host, port=port)
+        return await serve(built.app, built.runtime, host=host, port=port, http=http)
 
     configure_tracing(service)
     try:

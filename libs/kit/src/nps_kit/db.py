@@ -23,6 +23,9 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
         pool_size=settings.pool_size,
         pool_pre_ping=True,
         echo=settings.echo,
+        # Statements' parameters are customer data (emails, names, comments): never in an
+        # error's text, hence never in a log line.
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 

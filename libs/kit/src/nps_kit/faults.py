@@ -18,7 +18,6 @@ is stable across versions and drivers: https://www.postgresql.org/docs/current/e
 """
 
 import asyncio
-import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from enum import StrEnum
 from typing import TypeVar
@@ -31,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from nps_kit.logging import get_logger
+from nps_kit.redact import safe_error
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -137,33 +137,6 @@ def classify(exc: BaseException) -> Fault:  # noqa: PLR0911 - one line per kind 
     return Fault.UNEXPECTED
 
 
-def describe(exc: BaseException) -> str:
-    """What went wrong, fit for a log line or a dead letter's reason without carrying the
-    data it was about: the exception's class, the SQLSTATE if PostgreSQL answered, and for a
-    validation error the fields at fault (never their values)."""
-    name = type(exc).__qualname__
-    code = sqlstate(exc)
-    if code is not None:
-        return f"{name} (SQLSTATE {code})"
-    for link in _chain(exc):
-        if isinstance(link, ValidationError):
-            fields = ", ".join(
-                ".".join(str(part) for part in error["loc"]) or "(root)"
-                for error in link.errors()[:10]
-            )
-            return f"{name}: invalid {fields}"
-    return name
-
-
-def safe_traceback(exc: BaseException, *, limit: int = 12) -> str:
-    """Where `exc` was raised: the innermost `limit` frames (file, line, function) and the
-    classes along its chain, without any message or source line, which may quote customer
-    data."""
-    frames = traceback.extract_tb(exc.__traceback__)[-limit:]
-    where = "".join(f"{f.filename}:{f.lineno} in {f.name}\n" for f in frames)
-    return where + " <- ".join(describe(link) for link in _chain(exc))
-
-
 async def through_outages(
     work: Callable[[], Awaitable[T]], *, what: str, max_wait: float = 10.0
 ) -> T:
@@ -180,5 +153,5 @@ async def through_outages(
                 raise
             failures += 1
             wait = min(max_wait, 0.1 * 2**failures)
-            log.warning(f"{what}.waiting", error=describe(exc), failures=failures, retry_in=wait)
+            log.warning(f"{what}.waiting", error=safe_error(exc), failures=failures, retry_in=wait)
             await asyncio.sleep(wait)

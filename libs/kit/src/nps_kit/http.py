@@ -15,9 +15,10 @@ from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nps_kit.faults import Fault, classify, describe, safe_traceback
+from nps_kit.faults import Fault, classify
 from nps_kit.logging import get_logger
 from nps_kit.metrics import labelled
+from nps_kit.redact import safe_error
 from nps_kit.tracing import serving
 
 log = get_logger(__name__)
@@ -124,7 +125,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     if classify(exc) is Fault.INFRASTRUCTURE:
         # The database or the broker is away (a restart, a failover): say so, and when to
         # come back, rather than a 500 that reads as a bug.
-        log.warning("http.unavailable", path=request.url.path, error=describe(exc))
+        log.warning("http.unavailable", path=request.url.path, error=safe_error(exc))
         return problem_response(
             Problem(
                 503,
@@ -133,12 +134,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
                 headers={"Retry-After": "5"},
             )
         )
-    log.error(
-        "http.unhandled_error",
-        path=request.url.path,
-        error=describe(exc),
-        traceback=safe_traceback(exc),
-    )
+    log.error("http.unhandled_error", path=request.url.path, error=safe_error(exc), exc_info=exc)
     return problem_response(
         Problem(500, "Internal error", "An unexpected error occurred; it was logged.")
     )
@@ -380,7 +376,7 @@ class HotRoutes:
                 await problem_response(problem, instance=scope["path"])(scope, receive, send)
                 return problem.status
             except Exception as exc:  # answered 500 and logged, as the app does
-                log.exception("http.unhandled_error", path=scope["path"], error=repr(exc))
+                log.exception("http.unhandled_error", path=scope["path"], error=safe_error(exc))
                 await problem_response(
                     Problem(500, "Internal error", "An unexpected error occurred; it was logged.")
                 )(scope, receive, send)

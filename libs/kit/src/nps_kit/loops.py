@@ -4,9 +4,10 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from nps_kit.faults import Fault, classify, describe, safe_traceback
+from nps_kit.faults import Fault, classify
 from nps_kit.logging import get_logger
 from nps_kit.metrics import LOOP_FAULTS
+from nps_kit.redact import safe_error, safe_traceback
 
 log = get_logger(__name__)
 
@@ -63,13 +64,13 @@ class SweepLoop:
         LOOP_FAULTS.labels(self.name, fault.value).inc()
         if fault is Fault.INFRASTRUCTURE:
             log.warning(
-                f"{self.name}.unavailable", error=describe(exc), failures=failures, retry_in=wait
+                f"{self.name}.unavailable", error=safe_error(exc), failures=failures, retry_in=wait
             )
         else:
             log.error(
                 f"{self.name}.failed",
                 fault=fault.value,
-                error=describe(exc),
+                error=safe_error(exc),
                 traceback=safe_traceback(exc),
                 failures=failures,
                 retry_in=wait,

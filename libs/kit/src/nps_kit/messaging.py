@@ -23,7 +23,7 @@ from aiokafka.structs import ConsumerRecord
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
 from nps_events import CloudEvent, EnvelopeError, Event, decode, dlq, encode
-from nps_kit.faults import Fault, InfrastructureFault, classify, describe, safe_traceback
+from nps_kit.faults import Fault, InfrastructureFault, classify
 from nps_kit.logging import get_logger
 from nps_kit.metrics import (
     CONSUMER_FAULTS,
@@ -36,6 +36,7 @@ from nps_kit.metrics import (
     HANDLER_SECONDS,
     labelled,
 )
+from nps_kit.redact import safe_error, safe_traceback
 from nps_kit.settings import KafkaSettings
 from nps_kit.tracing import consuming, with_trace_context
 
@@ -391,7 +392,7 @@ class ConsumerRunner:
         wait = RECONNECT_BACKOFF(_attempt_state(attempts))
         wait = min(self._retry_max_wait, max(self._retry_min_wait, wait))
         fault = classify(exc)
-        reason = f"{fault.value} fault: {describe(exc)}"
+        reason = f"{fault.value} fault: {safe_error(exc)}"
         self.paused[tp] = Pause(
             offset=offset,
             reason=reason,
@@ -496,7 +497,7 @@ class ConsumerRunner:
                     "consumer.batch_failed_splitting",
                     size=len(inbound),
                     fault=fault.value,
-                    error=describe(exc),
+                    error=safe_error(exc),
                 )
                 half = len(inbound) // 2
                 return [*await self._handle(inbound[:half]), *await self._handle(inbound[half:])]
@@ -526,7 +527,7 @@ class ConsumerRunner:
             partition=one.record.partition,
             offset=one.record.offset,
             attempts=self._unexpected_attempts,
-            error=describe(last),
+            error=safe_error(last),
             traceback=safe_traceback(last),
         )
         return [_rejection(one.record, last, Fault.UNEXPECTED, attempts=self._unexpected_attempts)]
@@ -561,7 +562,9 @@ def _rejection(
     record: ConsumerRecord[bytes, bytes], exc: BaseException, fault: Fault, *, attempts: int = 1
 ) -> Rejection:
     tried = f" after {attempts} attempts" if attempts > 1 else ""
-    return Rejection(record, f"{fault.value} fault{tried}: {describe(exc)}", detail=str(exc)[:2000])
+    return Rejection(
+        record, f"{fault.value} fault{tried}: {safe_error(exc)}", detail=str(exc)[:2000]
+    )
 
 
 def accept(

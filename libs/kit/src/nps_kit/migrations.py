@@ -57,7 +57,7 @@ def run_env(metadata: MetaData) -> None:
             context.run_migrations()
 
     async def main() -> None:
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)
         try:
             async with engine.connect() as connection:
                 await connection.run_sync(online)

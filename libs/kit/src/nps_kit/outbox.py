@@ -33,10 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Event, encode
 from nps_kit.db import SessionFactory, unit_of_work
-from nps_kit.faults import classify, describe
+from nps_kit.faults import classify
 from nps_kit.logging import get_logger
 from nps_kit.messaging import Outgoing
 from nps_kit.metrics import LOOP_FAULTS, OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from nps_kit.redact import safe_error
 from nps_kit.tracing import with_trace_context
 
 log = get_logger(__name__)
@@ -170,7 +171,7 @@ class OutboxRelay:
                 log.warning(
                     "outbox.publish_failed",
                     fault=fault.value,
-                    error=describe(exc),
+                    error=safe_error(exc),
                     retry_in=backoff,
                 )
                 if self._stopping:

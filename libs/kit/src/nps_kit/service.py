@@ -3,6 +3,12 @@
 SIGTERM (Kubernetes) or Ctrl-C makes uvicorn stop accepting requests; the app's lifespan then
 stops the background loops, which finish their batch in flight and commit it. If a background
 loop crashes, the whole process exits non-zero, loudly, so that the orchestrator restarts it.
+
+The server closes connections that hold it without asking anything: an idle keep-alive one
+after `HTTP_KEEP_ALIVE_TIMEOUT_SECONDS` (uvicorn's own timer), and one whose request line and
+headers have not all arrived `HTTP_HEADER_TIMEOUT_SECONDS` after it opened, or after the
+request's first byte (our timer: uvicorn has none; its keep-alive timer stops at the first
+byte, so a client sending headers a byte at a time held a connection for ever).
 """
 
 import asyncio
@@ -14,8 +20,11 @@ from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from nps_kit.logging import get_logger
+from nps_kit.redact import safe_error
+from nps_kit.settings import HttpServerSettings
 
 log = get_logger(__name__)
 
@@ -50,7 +59,7 @@ class Runtime:
             log.critical(
                 "service.background_loop_crashed",
                 loop=task.get_name(),
-                error=repr(exc),
+                error=safe_error(exc),
                 exc_info=exc,
             )
             self._on_failure()
@@ -64,6 +73,61 @@ class Runtime:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
+
+
+class _HeaderDeadline(asyncio.Protocol):
+    """A deadline for a request's line and headers, over uvicorn's HTTP protocol (httptools
+    or h11, whichever it picked): armed when the connection opens and at the first byte of
+    each later request, disarmed once the protocol has parsed the headers (it then starts a
+    new request cycle), closing the connection when it fires. At the transport level, below
+    ASGI, so it covers what never becomes a request (Slowloris: headers a byte at a time).
+    Bodies are not timed: an upload may be slow."""
+
+    header_timeout: float = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+    _transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        before = getattr(self, "cycle", None)
+        super().data_received(data)
+        cycle = getattr(self, "cycle", None)
+        if cycle is not before:
+            self._disarm()  # a request's headers are in: the app has it
+        elif cycle is None or getattr(cycle, "response_complete", False):
+            self._arm()  # between requests: these bytes begin the next one's headers
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.call_later(self.header_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+
+
+def http_protocol(header_timeout: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol class with a header deadline of `header_timeout` seconds."""
+    return type(
+        f"HeaderDeadline{AutoHTTPProtocol.__name__}",
+        (_HeaderDeadline, AutoHTTPProtocol),
+        {"header_timeout": header_timeout},
+    )
 
 
 class _Server(uvicorn.Server):
@@ -82,12 +146,16 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-async def serve(app: ASGIApp, runtime: Runtime, *, host: str, port: int) -> int:
+async def serve(
+    app: ASGIApp, runtime: Runtime, *, host: str, port: int, http: HttpServerSettings
+) -> int:
     """Serve `app` until a signal or a crashed loop; return the process exit code."""
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=http_protocol(http.header_timeout_seconds),
+        timeout_keep_alive=http.keep_alive_timeout_seconds,
         log_config=None,
         access_log=False,
         lifespan="on",

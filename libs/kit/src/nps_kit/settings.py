@@ -85,3 +85,19 @@ class LogSettings(BaseSettings):
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "console"] = "json"
+
+
+class HttpServerSettings(BaseSettings):
+    """How long each service's HTTP server waits on a client. `HTTP_*` in the environment.
+
+    `keep_alive_timeout_seconds`: an idle keep-alive connection is closed after this long
+    (behind a load balancer that reuses connections, make it longer than the balancer's own
+    idle timeout). `header_timeout_seconds`: a request's line and headers must all arrive
+    within this long of its first byte (or of the connection opening): a client that sends
+    them slowly, or connects and sends nothing, is disconnected. Bodies are not limited by it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HTTP_", extra="ignore")
+
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -43,6 +43,7 @@ def main() -> None:
     cli.main(
         service="followup",
         log=settings.log,
+        http=settings.http,
         host=settings.host,
         port=settings.port,
         build=lambda: build(settings),

@@ -3,7 +3,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nps_kit.settings import DatabaseSettings, KafkaSettings, LogSettings
+from nps_kit.settings import DatabaseSettings, HttpServerSettings, KafkaSettings, LogSettings
 
 
 class FollowupSettings(BaseSettings):
@@ -24,3 +24,4 @@ class FollowupSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    http: HttpServerSettings = Field(default_factory=HttpServerSettings)

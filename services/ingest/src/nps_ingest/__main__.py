@@ -19,6 +19,7 @@ def main() -> None:
     cli.main(
         service="ingest",
         log=settings.log,
+        http=settings.http,
         host=settings.host,
         port=settings.port,
         build=lambda: build(settings, sources=sources),

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_ingest.domain.responses import MAX_COMMENT_CHARS
 from nps_ingest.domain.sources import FieldMapping, Provider, Source
-from nps_kit.settings import KafkaSettings, LogSettings
+from nps_kit.settings import HttpServerSettings, KafkaSettings, LogSettings
 
 SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
 
@@ -35,6 +35,7 @@ class IngestSettings(BaseSettings):
     vendor_timeout_seconds: float = Field(default=5.0, gt=0)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    http: HttpServerSettings = Field(default_factory=HttpServerSettings)
 
 
 # --- the sources file ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ def main() -> None:
     cli.main(
         service="notify",
         log=settings.log,
+        http=settings.http,
         host=settings.host,
         port=settings.port,
         build=lambda: build(settings),

@@ -3,7 +3,7 @@ import base64
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nps_kit.settings import DatabaseSettings, KafkaSettings, LogSettings
+from nps_kit.settings import DatabaseSettings, HttpServerSettings, KafkaSettings, LogSettings
 
 
 class SmtpSettings(BaseSettings):
@@ -169,3 +169,4 @@ class NotifySettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    http: HttpServerSettings = Field(default_factory=HttpServerSettings)

@@ -34,9 +34,14 @@ def check_taxonomy(settings: ScoringSettings) -> None:
     try:
         load_taxonomy(settings.themes_file)
     except TaxonomyError as error:
-        configure_logging(settings.log, service="scoring")
-        get_logger(__name__).error("themes.invalid", error=str(error))
-        raise SystemExit(2) from error
+        problem = str(error)
+    else:
+        return
+    # The operator's own file, no customer data: its text (file, line, key) is the message.
+    # Logged outside the `except`, where the logging safety net would keep only the class.
+    configure_logging(settings.log, service="scoring")
+    get_logger(__name__).error("themes.invalid", error=problem)
+    raise SystemExit(2)
 
 
 def main() -> None:
@@ -49,6 +54,7 @@ def main() -> None:
     cli.main(
         service="scoring",
         log=settings.log,
+        http=settings.http,
         host=settings.host,
         port=settings.port,
         build=lambda: build(settings),

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nps_kit.settings import DatabaseSettings, KafkaSettings, LogSettings
+from nps_kit.settings import DatabaseSettings, HttpServerSettings, KafkaSettings, LogSettings
 
 
 class ScoringSettings(BaseSettings):
@@ -27,6 +27,7 @@ class ScoringSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    http: HttpServerSettings = Field(default_factory=HttpServerSettings)
 
     @field_validator("figures_timezone")
     @classmethod

@@ -22,7 +22,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from nps_kit.devstack.broker import EmbeddedBroker
 from nps_kit.devstack.mailsink import MailSink
 from nps_kit.devstack.postgres import EmbeddedPostgres
-from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
+from nps_kit.devstack.services import (
+    SERVICES,
+    ServiceProcess,
+    create_topics,
+    prepare,
+    start_all,
+)
+from nps_kit.devstack.supervise import Supervisor
 
 
 class DevStackSettings(BaseSettings):
@@ -97,6 +104,24 @@ class DevStack:
             ).values()
         )
 
+    def supervisor(self) -> Supervisor:
+        """What `run` watches: each part it started, restarted if it dies."""
+        supervisor = Supervisor(say=_say)
+        if self.broker is not None:
+            broker = self.broker
+            supervisor.watch(
+                "broker",
+                broker,
+                after_restart=lambda: create_topics(
+                    broker.bootstrap_servers, partitions=self.settings.partitions
+                ),
+            )
+        if self.postgres is not None:
+            supervisor.watch("postgres", self.postgres)
+        for service in self.services:
+            supervisor.watch(f"{service.name} (log: {service.log_path})", service)
+        return supervisor
+
     def describe(self) -> str:
         s = self.settings
         lines = ["", "npsloop is running:"]
@@ -145,12 +170,9 @@ def _run(settings: DevStackSettings, *, ready_file: Path | None = None) -> int:
         if ready_file is not None:
             ready_file.write_text(str(os.getpid()))
         _say("Press Ctrl-C to stop.")
+        supervisor = stack.supervisor()
         while not stopping.wait(1.0):
-            for service in stack.services:
-                if not service.alive():
-                    _say(f"{service.name} exited; restarting it (log: {service.log_path})")
-                    service.stop()
-                    service.start()
+            supervisor.check()
     except Exception as exc:
         _say(f"npsloop failed to start: {exc}")
         return 1

@@ -57,7 +57,17 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for_port(self.port, timeout=20, what="the embedded broker")
+        wait_for_port(self.port, timeout=20, what="the embedded broker", process=self._process)
+
+    def alive(self) -> bool:
+        """Whether the broker process still runs; a dead one is reaped (no zombie)."""
+        return self._process is not None and self._process.poll() is None
+
+    def restart(self) -> None:
+        """Start again after the broker died. Memory storage: the new broker has no topics
+        and none of the records the old one held."""
+        self.stop()
+        self.start()
 
     def pause(self) -> None:
         """Freeze it (SIGSTOP): connections stay open and nothing answers, as a broker in a

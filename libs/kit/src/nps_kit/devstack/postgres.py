@@ -2,6 +2,11 @@
 
 PostgreSQL refuses to run as root; when we are root (CI, containers) the server runs as an
 unprivileged system user, created if needed, as the wheel's own launcher does.
+
+A server that died leaves `postmaster.pid` behind. PostgreSQL itself refuses to start while
+the PID in it is alive, and the PID may be alive for a wrong reason: a killed postmaster that
+nobody reaped (a zombie), or a reused PID. `start()` removes the file only when its PID is not
+a live PostgreSQL server; a live one is left alone and the start refused.
 """
 
 import contextlib
@@ -98,12 +103,22 @@ class EmbeddedPostgres:
             if result.returncode != 0:
                 raise RuntimeError(f"initdb failed for {self.data_dir}:\n{result.stderr}")
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def alive(self) -> bool:
+        """Whether the server process still runs; a dead one is reaped (no zombie)."""
+        return self._process is not None and self._process.poll() is None
+
     def start(self) -> None:
         if port_open(self.port):
             raise RuntimeError(
                 f"port {self.port} is in use: cannot start the embedded PostgreSQL there"
             )
         self._prepare()
+        clear_stale_lock(self.data_dir)
         log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self._log = log_path.open("ab")
         args = [
@@ -136,7 +151,7 @@ class EmbeddedPostgres:
             start_new_session=True,
             **self._run_kwargs(),
         )
-        wait_for_port(self.port, timeout=30, what="the embedded PostgreSQL")
+        wait_for_port(self.port, timeout=30, what="the embedded PostgreSQL", process=self._process)
         # The port opens a moment before logins are accepted ("FATAL: the database system is
         # starting up"), long enough to fail a loaded machine's first psql: retry for a while.
         deadline = time.monotonic() + 30
@@ -192,6 +207,11 @@ class EmbeddedPostgres:
             self._log.close()
             self._log = None
 
+    def restart(self) -> None:
+        """Start again after the server died (`alive()` false): the data directory is kept."""
+        self.stop()
+        self.start()
+
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast shutdown": roll back sessions, checkpoint, exit.
         stop_process(self._process, sig=signal.SIGINT, timeout=20)
@@ -199,3 +219,30 @@ class EmbeddedPostgres:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def _is_live_postgres(pid: int) -> bool:
+    """Whether `pid` is a running (not zombie) PostgreSQL process, from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    # "pid (comm) state …": comm may hold spaces or parentheses, so split at the last ')'.
+    comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+    state = stat[stat.rfind(")") + 2 :].split(" ", 1)[0]
+    return state not in ("Z", "X") and comm.startswith(("postgres", "postmaster"))
+
+
+def clear_stale_lock(data_dir: Path) -> bool:
+    """Remove `data_dir/postmaster.pid` if the PID in it is not a live PostgreSQL server;
+    True if it was removed. Raise if a live server holds the directory."""
+    lock = data_dir / "postmaster.pid"
+    try:
+        first = lock.read_text().split("\n", 1)[0].strip()
+    except FileNotFoundError:
+        return False
+    pid = int(first) if first.isdigit() else None
+    if pid is not None and _is_live_postgres(pid):
+        raise RuntimeError(f"PostgreSQL (pid {pid}) is already running on {data_dir}")
+    lock.unlink(missing_ok=True)
+    return True

@@ -17,11 +17,22 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def wait_for_port(port: int, *, timeout: float, what: str, host: str = "127.0.0.1") -> None:
+def wait_for_port(
+    port: int,
+    *,
+    timeout: float,
+    what: str,
+    host: str = "127.0.0.1",
+    process: "subprocess.Popen[bytes] | None" = None,
+) -> None:
+    """Return once `port` accepts connections; raise at `timeout`, or at once if `process`
+    (the server that should open it) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if port_open(port, host):
             return
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} before listening")
         time.sleep(0.05)
     raise TimeoutError(f"{what} did not open {host}:{port} within {timeout:.0f}s")
 

@@ -66,6 +66,11 @@ class ServiceProcess:
             f"{self.name} not ready within {timeout:.0f}s: {last} (see {self.log_path})"
         )
 
+    def restart(self) -> None:
+        """Start again after the process exited (the dev stack's supervisor)."""
+        self.stop()
+        self.start()
+
     def kill(self) -> None:
         """SIGKILL: the crash a test wants to survive."""
         if self.process is not None:
@@ -88,11 +93,16 @@ def migrate(name: str, env: dict[str, str]) -> None:
     )
 
 
+def create_topics(bootstrap_servers: str, *, partitions: int) -> None:
+    """Every topic and its DLQ (those that exist are left as they are)."""
+    kafka = KafkaSettings(bootstrap_servers=bootstrap_servers)
+    asyncio.run(ensure_topics(kafka, ALL_TOPICS, partitions=partitions))
+
+
 def prepare(env: Mapping[str, str], *, partitions: int) -> None:
     """Create every topic (with its DLQ) and bring every service's schema up to date, through
     each service's own `migrate` command."""
-    kafka = KafkaSettings(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
-    asyncio.run(ensure_topics(kafka, ALL_TOPICS, partitions=partitions))
+    create_topics(env["KAFKA_BOOTSTRAP_SERVERS"], partitions=partitions)
     for name in SERVICES:
         migrate(name, dict(env))
 
