@@ -37,36 +37,22 @@ def _nothing_lost_nothing_twice(report: chaos.Report) -> None:
     assert report.poison_in_dlq == report.poison, report
 
 
-async def test_a_database_crash_of_10_seconds_loses_nothing(
-    system: System, target: chaos.Target
+def _outage(system: System, which: str) -> tuple[str, chaos.Fault]:
+    if which == "database":
+        assert system.infra.postgres is not None
+        return "PostgreSQL killed for 10 s", chaos.database_outage(system.infra.postgres, 10)
+    assert system.infra.broker is not None
+    return "broker frozen for 15 s", chaos.broker_pause(system.infra.broker, 15)
+
+
+@pytest.mark.parametrize("which", ["database", "broker"])
+async def test_an_infrastructure_outage_loses_nothing_and_leaves_nothing_unknown(
+    system: System, target: chaos.Target, which: str
 ) -> None:
-    assert system.infra.postgres is not None
-    report = await chaos.run(
-        target,
-        chaos.database_outage(system.infra.postgres, 10),
-        name="PostgreSQL killed for 10 s",
-        responses=120,
-        rate=12,
-    )
+    name, fault = _outage(system, which)
+    report = await chaos.run(target, fault, name=name, responses=120, rate=12)
     _nothing_lost_nothing_twice(report)
     # Nothing was killed mid-send: every email and ticket is accounted for as sent.
-    assert report.unknown == 0, report
-    assert report.emails == report.detractors, report
-    assert report.tickets == report.detractors, report
-
-
-async def test_a_broker_frozen_for_15_seconds_loses_nothing(
-    system: System, target: chaos.Target
-) -> None:
-    assert system.infra.broker is not None
-    report = await chaos.run(
-        target,
-        chaos.broker_pause(system.infra.broker, 15),
-        name="broker frozen for 15 s",
-        responses=120,
-        rate=12,
-    )
-    _nothing_lost_nothing_twice(report)
     assert report.unknown == 0, report
     assert report.emails == report.detractors, report
     assert report.tickets == report.detractors, report

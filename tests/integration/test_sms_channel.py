@@ -141,6 +141,21 @@ async def test_a_long_text_is_cut_to_the_configured_segments() -> None:
     assert body.endswith("...")
 
 
+async def _ledger(
+    sessions: SessionFactory, action_id: uuid.UUID
+) -> tuple[str, list[ActionResultReported]]:
+    """The action's state in notify's ledger, and the results queued for it."""
+    async with sessions() as session:
+        state = (
+            await session.execute(
+                select(tables.dispatches.c.state).where(tables.dispatches.c.action_id == action_id)
+            )
+        ).scalar_one()
+        rows = (await session.execute(select(tables.outbox))).all()
+    results = [ActionResultReported.model_validate_json(row.value) for row in rows]
+    return state, [r for r in results if r.action_id == action_id]
+
+
 async def test_a_deferred_sms_is_parked_and_sent_by_the_sweeper_later(
     sessions: SessionFactory,
 ) -> None:
@@ -167,26 +182,16 @@ async def test_a_deferred_sms_is_parked_and_sent_by_the_sweeper_later(
     clock.advance(timedelta(seconds=61))
     assert await dispatcher.sweep_parked(limit=10, lease=timedelta(minutes=5)) == 1
     assert len(fake.messages) == 1
+    state, results = await _ledger(sessions, action.action_id)
     async with sessions() as session:
-        state = (
-            await session.execute(
-                select(tables.dispatches.c.state).where(
-                    tables.dispatches.c.action_id == action.action_id
-                )
-            )
-        ).scalar_one()
         parked = (
             await session.execute(
                 select(tables.parked).where(tables.parked.c.action_id == action.action_id)
             )
         ).all()
-        results = [
-            ActionResultReported.model_validate_json(row.value)
-            for row in (await session.execute(select(tables.outbox))).all()
-        ]
     assert state == "sent"
     assert parked == []
-    [result] = [r for r in results if r.action_id == action.action_id]
+    [result] = results
     assert (result.channel.value, result.status.value) == ("sms", "sent")
     assert result.provider_message_id == fake.messages[0]["sid"]
 
@@ -261,21 +266,10 @@ async def test_a_database_outage_after_twilio_took_the_sms_still_records_it_sent
         assert outcome[action.action_id].state is DispatchState.SENT
         fake.on_accept = None
         assert await dispatcher.dispatch([action]) == {}  # already done: not sent again
-        async with sessions() as session:
-            state = (
-                await session.execute(
-                    select(tables.dispatches.c.state).where(
-                        tables.dispatches.c.action_id == action.action_id
-                    )
-                )
-            ).scalar_one()
-            results = [
-                ActionResultReported.model_validate_json(row.value)
-                for row in (await session.execute(select(tables.outbox))).all()
-            ]
+        state, results = await _ledger(sessions, action.action_id)
         await engine.dispose()
     assert state == "sent"
     assert len(fake.messages) == 1
-    [result] = [r for r in results if r.action_id == action.action_id]
+    [result] = results
     assert result.status.value == "sent"
     assert result.provider_message_id == fake.messages[0]["sid"]
