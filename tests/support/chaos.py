@@ -66,23 +66,27 @@ class Report:
     other_dlq: int = 0
     other_reasons: list[str] = field(default_factory=list)
     recovery_seconds: float | None = None
+    #: From the last response accepted until caught up (the lag the load itself leaves).
+    after_load_seconds: float | None = None
 
     HEADER = (
         "| fault | responses (accepted) | detractors without a case | duplicate cases "
         "| emails (duplicates) | tickets (duplicates) | `unknown` | poison in DLQ "
-        "| other DLQ entries | recovered after the fault |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| other DLQ entries | caught up after the fault | after the last response |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
 
     def row(self) -> str:
-        recovered = (
-            f"{self.recovery_seconds:.1f} s" if self.recovery_seconds is not None else "never"
+        recovered, after_load = (
+            f"{seconds:.1f} s" if seconds is not None else "never"
+            for seconds in (self.recovery_seconds, self.after_load_seconds)
         )
         return (
             f"| {self.fault} | {self.responses} ({self.accepted}) | {self.without_case} "
             f"| {self.duplicate_cases} | {self.emails} ({self.duplicate_emails}) "
             f"| {self.tickets} ({self.duplicate_tickets}) | {self.unknown} "
-            f"| {self.poison_in_dlq}/{self.poison} | {self.other_dlq} | {recovered} |"
+            f"| {self.poison_in_dlq}/{self.poison} | {self.other_dlq} | {recovered} "
+            f"| {after_load} |"
         )
 
 
@@ -242,6 +246,7 @@ class _Load:
     detractors: list[str] = field(default_factory=list)
     poison: dict[str, str] = field(default_factory=dict)
     accepted: int = 0
+    last_accepted: float = 0.0
 
 
 async def run(
@@ -273,6 +278,7 @@ async def run(
             deadline=deadline,
         )
         fault_ended = await faulting
+        loaded = load.last_accepted
         recovered = await _caught_up(client, target, load.detractors, deadline)
         await asyncio.sleep(3)  # anything sent twice would arrive by now
         final = {c: await _cases(client, target, c) for c in load.detractors}
@@ -283,6 +289,7 @@ async def run(
         detractors=len(load.detractors),
         poison=len(load.poison),
         recovery_seconds=max(0.0, recovered - fault_ended) if recovered else None,
+        after_load_seconds=max(0.0, recovered - loaded) if recovered else None,
     )
     _count_cases(report, final, target)
     await _count_dead_letters(report, kafka, load)
@@ -319,6 +326,7 @@ async def _post(
             client, target, _response_body(customer, score), deadline
         )
         load.accepted += accepted  # after the await: `+= await` would lose concurrent counts
+        load.last_accepted = max(load.last_accepted, time.monotonic())
 
     try:
         started = time.monotonic()

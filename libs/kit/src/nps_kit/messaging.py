@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
+from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
 from nps_events import CloudEvent, EnvelopeError, Event, decode, dlq, encode
@@ -562,8 +563,10 @@ def _rejection(
     record: ConsumerRecord[bytes, bytes], exc: BaseException, fault: Fault, *, attempts: int = 1
 ) -> Rejection:
     tried = f" after {attempts} attempts" if attempts > 1 else ""
+    # The driver's own message, without SQLAlchemy's copy of the statement around it.
+    said = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     return Rejection(
-        record, f"{fault.value} fault{tried}: {safe_error(exc)}", detail=str(exc)[:2000]
+        record, f"{fault.value} fault{tried}: {safe_error(exc)}", detail=str(said)[:2000]
     )
 
 
