@@ -1,6 +1,7 @@
-"""Scoring's and followup's HTTP APIs refuse what they cannot store or keep with a
+"""Scoring's, followup's and notify's HTTP APIs refuse what they cannot store or keep with a
 problem naming the field, never a 500 (issue #12), against the real database."""
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,11 +18,17 @@ from nps_followup.handlers import PolicyInForce, get_case, open_cases
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.http import create_app
+from nps_kit.outbox import OutboxRelay
+from nps_notify.adapters import tables as notify_tables
+from nps_notify.adapters.helpdesk_webhooks import sign_jira, sign_zendesk
+from nps_notify.entrypoints.api import helpdesk_router
 from nps_scoring.entrypoints import api as scoring_api
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 _POLICY = parse_policy(default_policy_text())
 POLICY = PolicyInForce(policy=_POLICY, holidays_for=holidays_for(_POLICY))
+ZENDESK_SECRET = "bounds-zendesk-secret"
+JIRA_SECRET = "bounds-jira-secret"
 
 
 def _client(app: object, base: str) -> httpx.AsyncClient:
@@ -186,3 +193,92 @@ async def test_a_note_may_span_lines(followup: httpx.AsyncClient, sessions: Sess
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["timeline"][-1]["details"]["note"] == note
+
+
+# --- notify -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def notify(sessions: SessionFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async def never(_messages: object) -> None:  # the relay is not started here
+        raise AssertionError("not relaying in this test")
+
+    app = create_app(title="notify", description="", version="test", readiness={})
+    app.include_router(
+        helpdesk_router(
+            sessions=sessions,
+            relay=OutboxRelay(sessions=sessions, table=notify_tables.outbox, send_many=never),
+            clock=FrozenClock(NOW),
+            zendesk_secrets=[ZENDESK_SECRET],
+            jira_secrets=[JIRA_SECRET],
+        )
+    )
+    async with _client(app, "http://notify") as client:
+        yield client
+
+
+def _jira(**changes: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "timestamp": 1795514400000,
+        "webhookEvent": "jira:issue_updated",
+        "issue": {"id": "10004", "key": "CS-4"},
+        "changelog": {
+            "items": [
+                {"field": "status", "fieldId": "status", "fromString": "To Do", "toString": "Done"}
+            ]
+        },
+    }
+    event.update(changes)
+    return event
+
+
+async def _post_jira(notify: httpx.AsyncClient, body: bytes) -> httpx.Response:
+    headers = {"Content-Type": "application/json", **sign_jira(body, secret=JIRA_SECRET)}
+    return await notify.post("/v1/helpdesk/jira", content=body, headers=headers)
+
+
+@pytest.mark.parametrize("stamp", [b"1e999", b"1e300", b"-1e30", b"99999999999999999999999"])
+async def test_a_signed_jira_timestamp_that_is_no_time_is_422(
+    notify: httpx.AsyncClient, stamp: bytes
+) -> None:
+    body = json.dumps(_jira()).encode().replace(b"1795514400000", stamp)
+    _refused(await _post_jira(notify, body), 422, "timestamp")
+
+
+async def test_a_signed_jira_key_with_a_nul_is_422(notify: httpx.AsyncClient) -> None:
+    body = json.dumps(_jira(issue={"id": "10004", "key": "CS-4\x00"})).encode()
+    _refused(await _post_jira(notify, body), 422, "issue.key")
+
+
+async def test_a_signed_jira_body_nested_1000_deep_is_400(notify: httpx.AsyncClient) -> None:
+    body = b'{"webhookEvent": "jira:issue_updated", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    answer = await _post_jira(notify, body)
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [(("id",), "ev\x00t", "id"), (("detail", "id"), "35\x00436", "detail.id")],
+)
+async def test_a_signed_zendesk_id_with_a_nul_is_422(
+    notify: httpx.AsyncClient, path: tuple[str, ...], value: str, field: str
+) -> None:
+    event: dict[str, object] = {
+        "type": "zen:event-type:ticket.status_changed",
+        "id": "cbe4028c-7239-495d-b020-f22348516046",
+        "time": "2026-11-24T12:00:00Z",
+        "detail": {"id": "35436", "status": "SOLVED"},
+        "event": {"current": "SOLVED", "previous": "OPEN"},
+    }
+    target: dict[str, object] = event
+    for step in path[:-1]:
+        target = target[step]  # type: ignore[assignment]
+    target[path[-1]] = value
+    body = json.dumps(event).encode()
+    stamp = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    headers = {
+        "Content-Type": "application/json",
+        **sign_zendesk(body, secret=ZENDESK_SECRET, timestamp=stamp),
+    }
+    _refused(await notify.post("/v1/helpdesk/zendesk", content=body, headers=headers), 422, field)
