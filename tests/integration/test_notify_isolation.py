@@ -286,3 +286,42 @@ async def test_a_parked_action_that_no_longer_decodes_fails_and_the_others_are_s
     assert left == []
     assert len(_mails_to(infra, f"a-{tag}@example.com")) == 1
     assert _mails_to(infra, f"eve-{tag}@example.com") == []
+
+
+class _SmsThatAnswersOddly:
+    """An SMS channel (a fake of notify's own port) passing on a provider's odd answers."""
+
+    name = "sms"
+    dedupes_repeats = False
+
+    async def send(self, job: SmsJob) -> Outcome:
+        if job.to == "+14155550011":
+            return Outcome(DispatchState.FAILED, reason="Twilio 400: bad\x00body\x1b[0m")
+        if job.to == "+14155550012":
+            return Outcome(DispatchState.DEFERRED, reason="Twilio 503: \x00down")
+        return Outcome(DispatchState.SENT, provider_message_id="SM\x001\nX")
+
+
+async def test_a_providers_answer_no_table_can_hold_is_recorded_cleaned(
+    sessions: SessionFactory, infra: Infra
+) -> None:
+    actions = [_sms("+14155550011"), _sms("+14155550012"), _sms("+14155550013")]
+    ids = [a.action_id for a in actions]
+    await _dispatcher(sessions, infra, sms=_SmsThatAnswersOddly()).dispatch(actions)
+    assert await _ledger(sessions, ids) == {
+        ids[0]: "failed",
+        ids[1]: "deferred",
+        ids[2]: "sent",
+    }
+    results = await _results(sessions, ids)
+    assert results[ids[0]].reason == "Twilio 400: badbody[0m"
+    assert results[ids[2]].provider_message_id == "SM1 X"
+    async with sessions() as session:
+        parked = (
+            await session.execute(
+                select(notify_tables.parked.c.reason).where(
+                    notify_tables.parked.c.action_id == ids[1]
+                )
+            )
+        ).scalar_one()
+    assert parked == "Twilio 503: down"

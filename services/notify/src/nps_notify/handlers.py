@@ -374,6 +374,7 @@ class Dispatcher:
                         reason=f"gave up after {tried} tries; the last: {said.reason}",
                     )
                     outcomes[action_id] = outcome
+                outcome = _storable(outcome)
                 if outcome.state is DispatchState.DEFERRED:
                     wait = max(outcome.retry_after or 0.0, self.retry_delay)
                     await repo.defer(
@@ -386,7 +387,6 @@ class Dispatcher:
                     log.info("dispatch.deferred", action_id=str(action_id), wait_seconds=wait)
                     DISPATCHES.labels(RESULT_CHANNEL[type(action)].value, "deferred").inc()
                     continue
-                outcome = _storable(outcome)
                 await repo.finish_dispatch(action_id, outcome, now=now)
                 DISPATCHES.labels(RESULT_CHANNEL[type(action)].value, outcome.state.value).inc()
                 finished.append(action_id)
@@ -472,9 +472,9 @@ async def _send_one(channel: Channel[Any], job: Any) -> Outcome:
 
 
 def _storable(outcome: Outcome) -> Outcome:
-    """The outcome with the provider's words made fit for the result event: a provider's
-    error page may hold anything, and a result that cannot be published would hold up the
-    batch's other results."""
+    """The outcome with the provider's words made fit for the ledger and the result event: a
+    provider's error page may hold anything (PostgreSQL refuses a NUL), and an outcome that
+    cannot be recorded would hold up the slice's other outcomes."""
     reason = clean_text(outcome.reason)[:MAX_REASON] if outcome.reason else outcome.reason
     provider_id = (
         clean_line(outcome.provider_message_id)[:200] or None
