@@ -86,18 +86,20 @@ def text_error(value: str) -> str | None:
     )
 
 
+# The validators below check the common case first, inline: every event's strings pass
+# through them on every decode (measured: each Python call costs ~0.3 µs here).
+
+
 def _line(value: str) -> str:
-    error = line_error(value)
-    if error is not None:
-        raise ValueError(error)
-    return value
+    if _NOT_IN_LINE.search(value) is None:
+        return value
+    raise ValueError(line_error(value))
 
 
 def _text(value: str) -> str:
-    error = text_error(value)
-    if error is not None:
-        raise ValueError(error)
-    return value
+    if _NOT_IN_TEXT.search(value) is None:
+        return value
+    raise ValueError(text_error(value))
 
 
 #: The common address, ASCII `local@label.label.tld`, in a form email-validator always
@@ -110,19 +112,21 @@ _PLAIN_EMAIL = re.compile(
 )
 
 
+#: The last label of each special-use domain name email-validator refuses (`test`, `local`…).
+_SPECIAL_USE_TLDS = frozenset(name.rpartition(".")[2] for name in SPECIAL_USE_DOMAIN_NAMES)
+
+
 def _plain_email(value: str) -> bool:
     if len(value) > MAX_EMAIL_LENGTH or _PLAIN_EMAIL.fullmatch(value) is None:
         return False
     local, _, domain = value.rpartition("@")
-    domain = domain.lower()
+    # A special-use name ends the domain, so its last label is enough to leave it to
+    # email-validator (which then names the reason).
     return (
         len(local) <= 64
         and len(domain) <= 253
         and "--" not in domain
-        and not any(
-            domain == special or domain.endswith("." + special)
-            for special in SPECIAL_USE_DOMAIN_NAMES
-        )
+        and domain.rpartition(".")[2].lower() not in _SPECIAL_USE_TLDS
     )
 
 
@@ -143,6 +147,8 @@ def email_error(value: str) -> str | None:
 
 
 def _email(value: str) -> str:
+    if _plain_email(value):
+        return value
     error = email_error(value)
     if error is not None:
         raise ValueError(error)
