@@ -78,6 +78,29 @@ async def test_a_nul_in_a_scoring_query_is_422_naming_it(
     _refused(await scoring.get(path, params=params), 422, field)
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/nps", {"from": "0001-01-01", "to": "0001-01-31", "grain": "week"}),
+        ("/v1/nps", {"from": "9999-12-01", "to": "9999-12-31", "grain": "month"}),
+        ("/v1/themes", {"from": "0001-01-01", "grain": "day"}),
+        (
+            "/v1/nps/compare",
+            {
+                "a_from": "0001-01-01",
+                "a_to": "9999-12-31",
+                "b_from": "9999-12-31",
+                "b_to": "9999-12-31",
+            },
+        ),
+    ],
+)
+async def test_the_first_and_last_days_there_are_are_answered(
+    scoring: httpx.AsyncClient, path: str, params: dict[str, str]
+) -> None:
+    assert (await scoring.get(path, params=params)).status_code == 200
+
+
 # --- followup ---------------------------------------------------------------------------------
 
 
@@ -120,6 +143,20 @@ async def test_a_nul_in_a_followup_query_is_422_naming_it(
     followup: httpx.AsyncClient, params: dict[str, str], field: str
 ) -> None:
     _refused(await followup.get("/v1/cases", params=params), 422, field)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"start": "0001-01-01T00:00:00+14:00"}, "start"),
+        ({"end": "9999-12-31T23:59:59-14:00"}, "end"),
+        ({"start": "2026-11-01T00:00:00"}, "start"),
+    ],
+)
+async def test_a_time_no_database_holds_is_422_naming_it(
+    followup: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    _refused(await followup.get("/v1/figures", params=params), 422, field)
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
@@ -259,9 +296,13 @@ async def test_a_signed_jira_body_nested_1000_deep_is_400(notify: httpx.AsyncCli
 
 @pytest.mark.parametrize(
     ("path", "value", "field"),
-    [(("id",), "ev\x00t", "id"), (("detail", "id"), "35\x00436", "detail.id")],
+    [
+        (("id",), "ev\x00t", "id"),
+        (("detail", "id"), "35\x00436", "detail.id"),
+        (("time",), "0001-01-01T00:00:00+14:00", "time"),
+    ],
 )
-async def test_a_signed_zendesk_id_with_a_nul_is_422(
+async def test_a_signed_zendesk_id_with_a_nul_or_a_time_out_of_range_is_422(
     notify: httpx.AsyncClient, path: tuple[str, ...], value: str, field: str
 ) -> None:
     event: dict[str, object] = {

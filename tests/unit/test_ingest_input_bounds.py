@@ -51,6 +51,9 @@ def _with(change: dict[str, Any]) -> dict[str, Any]:
         ({"customer": {"id": "c-1", "attributes": {"plan": "pro\u0000"}}}, "customer.attributes"),
         ({"response_id": "r\n1"}, "response_id"),
         ({"survey_id": "s\u00001"}, "survey_id"),
+        # No time zone's clock reaches year 0 or 10000: no consumer could store it in UTC.
+        ({"responded_at": "0001-01-01T00:00:00+14:00"}, "responded_at"),
+        ({"responded_at": "9999-12-31T23:59:59-14:00"}, "responded_at"),
     ],
 )
 def test_what_cannot_be_stored_or_sent_is_422_naming_the_field_and_nothing_is_published(

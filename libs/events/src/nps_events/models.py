@@ -7,7 +7,7 @@ anything else is a new topic version. Consumers ignore fields they do not know.
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Self
@@ -22,6 +22,10 @@ from nps_events.topics import Topic
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must include a time zone offset, e.g. 2026-11-24T10:00:00Z")
+    try:
+        value.astimezone(UTC)  # what every consumer stores: 0001-01-01T00:00+14:00 has none
+    except OverflowError:
+        raise ValueError("must be within years 1–9999 in UTC") from None
     return value
 
 

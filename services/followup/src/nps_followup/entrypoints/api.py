@@ -4,7 +4,7 @@ do-not-contact list, and the policy in force."""
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -244,6 +244,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _in_utc_range(value: datetime) -> bool:
+    """Whether `value` is a time PostgreSQL and Python can hold once in UTC (0001-01-01T00:00
+    at +14:00 is not)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
 def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> APIRouter:
     api = APIRouter()
 
@@ -429,7 +439,19 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
     ) -> FiguresOut:
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
-                raise Problem(422, "Invalid request", f"{name} needs a time zone offset.")
+                raise Problem(
+                    422,
+                    "Invalid request",
+                    f"{name} needs a time zone offset.",
+                    errors=[{"field": name, "message": "needs a time zone offset"}],
+                )
+            if value is not None and not _in_utc_range(value):
+                raise Problem(
+                    422,
+                    "Invalid request",
+                    f"{name} is outside years 1–9999 in UTC.",
+                    errors=[{"field": name, "message": "is outside years 1–9999 in UTC"}],
+                )
         async with sessions() as session:
             groups = await figures(
                 FollowupRepository(session),

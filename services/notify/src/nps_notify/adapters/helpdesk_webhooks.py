@@ -130,6 +130,10 @@ def parse_zendesk(body: bytes) -> TicketChange | None:
         at = _aware(datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")))
     except _SHAPE_ERRORS as exc:
         raise WebhookRefused(400, f"not a Zendesk event: {type(exc).__name__} {exc}") from None
+    try:
+        at.astimezone(UTC)
+    except OverflowError:
+        raise WebhookRefused(422, "must be within years 1–9999 in UTC", field="time") from None
     return TicketChange(
         event_id=_line(event_id, "id", max_length=200),
         ticket_id=_line(ticket_id, "detail.id", max_length=200),
