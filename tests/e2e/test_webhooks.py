@@ -99,3 +99,47 @@ async def test_badly_signed_webhook_is_refused_by_the_running_service(system: Sy
         )
     assert answer.status_code == 401
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_detractor_whose_name_and_comment_hold_control_characters_is_not_lost(
+    system: System,
+) -> None:
+    """What a respondent typed is made to fit, not refused (issue #12): the case opens, and
+    the acknowledgement goes to that one address, its name on one line, with no header the
+    name could have added."""
+    person = f"p-{uuid.uuid4().hex[:8]}"
+    payload = json.loads(
+        delighted(
+            "survey_response.created",
+            person=person,
+            response=f"r-{uuid.uuid4().hex[:8]}",
+            comment="It broke\r\n\ttwice\u0000 \u001b[31mtoday\u001b[0m",
+        )
+    )
+    payload["event_data"]["person"]["name"] = "Eve\r\nBcc: intruder@example.com"
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await post_signed(client, system, json.dumps(payload).encode())
+        assert answer.status_code == 202, answer.text
+        [case] = await eventually(
+            lambda: cases_of(client, system, person),
+            until=lambda cases: (
+                bool(cases)
+                and any(
+                    a["channel"] == "email" and a["state"] == "sent" for a in cases[0]["actions"]
+                )
+            ),
+            what="the case, its acknowledgement sent",
+        )
+    assert case["customer"]["name"] == "Eve Bcc: intruder@example.com"
+    assert case["comment"] == "It broke\r\n\ttwice [31mtoday[0m"
+    [mail] = emails_to(system, person)
+    assert mail["Bcc"] is None
+    assert [a.addr_spec for a in mail["To"].addresses] == [f"{person}@example.com"]
+    recipients = {
+        a.addr_spec
+        for m in system.infra.mail.messages()
+        for header in ("To", "Cc", "Bcc")
+        if m[header] is not None
+        for a in m[header].addresses
+    }
+    assert "intruder@example.com" not in recipients

@@ -484,3 +484,59 @@ async def test_the_hand_written_migrations_build_exactly_the_tables_the_code_use
     async with second_sessions() as session:
         connection = await session.connection()
         assert await connection.run_sync(differences) == []
+
+
+async def test_cases_stored_before_inputs_were_checked_still_get_their_messages_and_notices(
+    sessions: SessionFactory,
+) -> None:
+    """A case stored before the events refused control characters and address lists (issue
+    #12) may hold what a command can no longer carry; its timers still fire, with the name
+    made one line, an address that no longer passes dropped (the email is then skipped, with
+    the reason on the case) and a reminder for an owner no notice can reach sent to the lead
+    — rather than every sweep stopping at that case."""
+    [named, listed] = await open_for(
+        sessions, scored("legacy-1", score=7), scored("legacy-3", score=8)
+    )
+    [detractor] = await open_for(sessions, scored("legacy-2", score=2))
+    async with unit_of_work(sessions) as session:
+        for case_id, customer in (
+            (named.case_id, {"id": "legacy-1", "name": "Eve\nBcc: x@example.com"}),
+            (listed.case_id, {"id": "legacy-3", "email": "x@y.z,bob"}),
+        ):
+            await session.execute(
+                tables.cases.update()
+                .where(tables.cases.c.case_id == case_id)
+                .values(
+                    customer={**customer, "email": customer.get("email", "eve@example.com")},
+                    comment="slow \x1b[1mvery\x1b[0m",
+                )
+            )
+        await session.execute(
+            tables.cases.update()
+            .where(tables.cases.c.case_id == detractor.case_id)
+            .values(owner="ok@team.example, outsider@example.org")
+        )
+    await drain(sweeper(sessions, at=LATER, batch=50))
+    async with sessions() as session:
+        rows = (await session.execute(select(tables.outbox).order_by(tables.outbox.c.id))).all()
+    commands = [(dict(json.loads(row.headers))["ce_type"], json.loads(row.value)) for row in rows]
+    [email] = [
+        d
+        for t, d in commands
+        if t == "io.npsloop.action.send-email.v1" and d["case_id"] == str(named.case_id)
+    ]
+    assert (email["customer"]["name"], email["customer"]["email"]) == (
+        "Eve Bcc: x@example.com",
+        "eve@example.com",
+    )
+    assert email["comment"] == "slow [1mvery[0m"
+    [skipped] = (await case(sessions, listed.case_id)).actions
+    assert (skipped.state.value, skipped.reason) == ("skipped", "the customer has no email address")
+    reminders = [
+        d["recipient"]
+        for t, d in commands
+        if t == "io.npsloop.action.notify-staff.v1"
+        and d["reason"] == "reminder"
+        and d["case_id"] == str(detractor.case_id)
+    ]
+    assert reminders == ["cs-lead@example.com"]

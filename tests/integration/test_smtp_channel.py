@@ -1,9 +1,12 @@
 """notify's SMTP channel against a real SMTP server: connections are kept open and reused,
-and a connection the server dropped is replaced without losing the message."""
+a connection the server dropped is replaced without losing the message, and no input adds a
+header or a recipient."""
 
 import contextlib
 import uuid
 from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -21,6 +24,7 @@ class _Counting:
     def __init__(self) -> None:
         self.connections = 0
         self.recipients: list[str] = []
+        self.messages: list[EmailMessage] = []
 
     async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
         self,
@@ -36,6 +40,8 @@ class _Counting:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         self.recipients.extend(envelope.rcpt_tos)
+        content = envelope.original_content or b""
+        self.messages.append(message_from_bytes(content, policy=policy.default))  # type: ignore[arg-type]
         return "250 OK"
 
 
@@ -50,7 +56,7 @@ def smtp_server() -> Iterator[tuple[Controller, _Counting]]:
         controller.stop()
 
 
-def _job(to: str) -> EmailJob:
+def _job(to: str, name: str = "Ada") -> EmailJob:
     return EmailJob(
         action_id=uuid.uuid4(),
         case_id=uuid.uuid4(),
@@ -58,8 +64,8 @@ def _job(to: str) -> EmailJob:
         channel="email",
         template="detractor_apology",
         to_address=to,
-        to_name="Ada",
-        context={"name": "Ada", "score": 2, "comment": None},
+        to_name=name,
+        context={"name": name, "score": 2, "comment": None},
     )
 
 
@@ -96,3 +102,64 @@ async def test_a_connection_the_server_dropped_is_replaced_and_the_message_sent(
     assert outcome.state is DispatchState.SENT
     assert handler.recipients == ["before@example.com", "after@example.com"]
     assert handler.connections == 2
+
+
+# --- no input adds a header or a recipient (issue #12) ----------------------------------------
+# The jobs below carry what the event models refuse; they stand for anything that reaches the
+# channel some other way.
+
+
+async def test_a_name_with_a_line_break_adds_no_header_and_no_recipient(
+    smtp_server: tuple[Controller, _Counting],
+) -> None:
+    controller, handler = smtp_server
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=controller.port), renderer=TemplateRenderer(), attempts=1
+    )
+    outcome = await channel.send(_job("eve@example.com", name="Eve\r\nBcc: x@example.com"))
+    await channel.aclose()
+    assert outcome.state is DispatchState.SENT, outcome.reason
+    assert handler.recipients == ["eve@example.com"]
+    [message] = handler.messages
+    assert message["Bcc"] is None
+    assert [str(a) for a in message["To"].addresses] == [
+        '"Eve Bcc: x@example.com" <eve@example.com>'
+    ]
+    assert message["Subject"].startswith("Eve Bcc: x@example.com, we are sorry")
+
+
+@pytest.mark.parametrize(
+    ("to", "said"),
+    [
+        ("x@y.z,bob", "the recipient address cannot be sent to"),
+        ("ok@team.example, outsider@example.org", "the recipient address cannot be sent to"),
+        ("Bob <bob@example.com>", "the recipient address cannot be sent to"),
+        ("zoë@example.com", "Internationalized characters before the @-sign are not supported"),
+    ],
+)
+async def test_anything_but_one_address_fails_that_email_with_its_reason(
+    smtp_server: tuple[Controller, _Counting], to: str, said: str
+) -> None:
+    controller, handler = smtp_server
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=controller.port), renderer=TemplateRenderer(), attempts=1
+    )
+    outcome = await channel.send(_job(to))
+    await channel.aclose()
+    assert outcome.state is DispatchState.FAILED
+    assert outcome.reason is not None
+    assert said in outcome.reason
+    assert handler.recipients == []
+
+
+async def test_an_internationalised_domain_is_sent_to_in_its_ascii_form(
+    smtp_server: tuple[Controller, _Counting],
+) -> None:
+    controller, handler = smtp_server
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=controller.port), renderer=TemplateRenderer(), attempts=1
+    )
+    outcome = await channel.send(_job("ada@exämple.com"))
+    await channel.aclose()
+    assert outcome.state is DispatchState.SENT, outcome.reason
+    assert handler.recipients == ["ada@xn--exmple-cua.com"]

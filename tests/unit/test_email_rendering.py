@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
+from pydantic import ValidationError
 
 from nps_events import Customer, NotifyStaff, Segment, SendEmail, StaffReason
 from nps_notify.adapters.email import (
@@ -128,11 +129,10 @@ def test_staff_notice_goes_to_the_recipient_address_and_reports_as_staff() -> No
     )
 
 
-def test_staff_notice_to_a_handle_has_no_address_to_send_to() -> None:
-    assert (
-        email_job(_notice(StaffReason.REMINDER, recipient="@sam"), case_url=CASE_URL).to_address
-        is None
-    )
+@pytest.mark.parametrize("recipient", ["@sam", "ok@team.example, outsider@example.org"])
+def test_a_staff_notice_goes_to_one_address_or_a_webhook_and_nothing_else(recipient: str) -> None:
+    with pytest.raises(ValidationError, match="one email address"):
+        _notice(StaffReason.REMINDER, recipient=recipient)
 
 
 def _message(action: SendEmail | NotifyStaff, **smtp: object) -> EmailMessage:
@@ -168,3 +168,27 @@ def test_a_message_is_multipart_text_and_html() -> None:
     html = message.get_body(("html",))
     assert html is not None
     assert "<script>" not in html.get_content()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"from_address": "npsloop <noreply@example.com>, other@example.org"},
+        {"from_address": "noreply@example.com\r\nBcc: x@example.org"},
+        {"from_address": "npsloop"},
+        {"unsubscribe_mailto": "Opt out <optout@shop.example>"},
+        {"unsubscribe_url": "https://shop.example/optout?c={customer_id}&x={other}"},
+        {"unsubscribe_url": "https://shop.example/optout?c={customer_id}\r\nX: y"},
+        {"message_id_domain": "npsloop.example>\r\nX: y"},
+    ],
+)
+def test_the_sender_settings_are_one_address_and_one_line_or_notify_does_not_start(
+    settings: dict[str, str],
+) -> None:
+    with pytest.raises(ValidationError):
+        SmtpSettings.model_validate(settings)
+
+
+def test_the_default_and_deployed_senders_are_accepted() -> None:
+    for sender in ("npsloop <noreply@npsloop.localhost>", "npsloop <noreply@example.invalid>"):
+        assert SmtpSettings(from_address=sender).from_address == sender

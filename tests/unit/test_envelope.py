@@ -87,6 +87,25 @@ def test_data_that_breaks_the_model_names_the_field() -> None:
         decode(message.headers, bad)
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "field"),
+    [
+        (b'"comment":"slow"', b'"comment":"bad\\u0000byte"', "comment"),
+        (b'"email":"ada@example.com"', b'"email":"x@y.z,bob"', "customer.email"),
+        (b'"name":null', b'"name":"Eve\\nBcc: x@example.com"', "customer.name"),
+    ],
+)
+def test_an_event_no_stage_could_store_or_send_does_not_decode(
+    before: bytes, after: bytes, field: str
+) -> None:
+    """Another producer's event with what npsloop's boundaries refuse is a data fault: the
+    consumer dead-letters it with this reason instead of failing at the database or SMTP."""
+    message = encode(_response(), source="/x", time=NOW)
+    assert before in message.value
+    with pytest.raises(EnvelopeError, match=f"{field}: Value error, must"):
+        decode(message.headers, message.value.replace(before, after))
+
+
 def test_consumers_ignore_fields_added_later() -> None:
     message = encode(_response(), source="/x", time=NOW)
     extended = message.value.replace(b'{"response_id"', b'{"added_in_v1_1":true,"response_id"')

@@ -178,6 +178,15 @@ def test_a_redelivered_response_plans_the_same_case_and_actions() -> None:
         (OwnerRule.ACCOUNT_OWNER, {}, 3, "sam@example.com"),
         (OwnerRule.ROUND_ROBIN, {"account_owner": "kim@example.com"}, 4, "alex@example.com"),
         (OwnerRule.UNASSIGNED, {}, 1, None),
+        # An account owner no notice could reach is no owner: the round-robin applies.
+        (
+            OwnerRule.ACCOUNT_OWNER,
+            {"account_owner": "ok@team.example, outsider@example.org"},
+            1,
+            "sam@example.com",
+        ),
+        (OwnerRule.ACCOUNT_OWNER, {"account_owner": "Kim Jones"}, 0, "alex@example.com"),
+        (OwnerRule.ACCOUNT_OWNER, {"account_owner": "webhook:ops"}, 0, "webhook:ops"),
     ],
 )
 def test_owner_by_rule(

@@ -132,6 +132,18 @@ def test_the_most_specific_matching_rule_applies(
             21,
             "not valid YAML",
         ),
+        (
+            "lead: cs-lead@example.com",
+            "lead: cs-lead@example.com, outsider@example.org",
+            17,
+            "must be one email address",
+        ),
+        (
+            "members: [alex@example.com, sam@example.com]",
+            "members: [alex@example.com, sam]",
+            19,
+            "must be one email address",
+        ),
     ],
 )
 def test_an_invalid_policy_is_refused_with_the_line_of_the_problem(

@@ -16,7 +16,7 @@ def _utc(text: str) -> datetime:
 
 
 def _calendar(zone: str, country: str | None) -> BusinessCalendar:
-    team = Team(timezone=zone, country=country, lead="l", members=("m",))
+    team = Team(timezone=zone, country=country, lead="l@x.io", members=("m@x.io",))
     return BusinessCalendar.of(team, holidays.country_holidays(country) if country else set())
 
 

@@ -1,7 +1,9 @@
-"""No input of any shape gets a 500 from ingest.
+"""No input of any shape gets a 500 from ingest, and every answer is as its OpenAPI says.
 
 Two generators: schemathesis, from ingest's own OpenAPI document, against every operation
-(with a valid bearer token, so the canonical API's validation is reached); and hypothesis,
+(with a valid bearer token, so the canonical API's validation is reached; half the requests
+get a NUL, a line break or another control character put into one of their values, as in
+tests/integration/test_api_fuzz.py for the other services); and hypothesis,
 sending arbitrary bodies to every provider's webhook CORRECTLY SIGNED, so that each adapter's
 parser (not just the signature check) sees the garbage.
 """
@@ -17,6 +19,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
@@ -26,6 +33,7 @@ from nps_ingest.domain.signatures import sign_standard_webhooks
 from nps_ingest.domain.sources import FieldMapping, Provider, Source
 from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
+from tests.support.fuzz import poison
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TOKEN = "fuzz-token-1"
@@ -86,8 +94,15 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
     suppress_health_check=list(HealthCheck),
 )
 def test_no_operation_answers_500(case: schemathesis.Case) -> None:
+    poison(case)
     case.call_and_validate(
-        headers={"Authorization": f"Bearer {TOKEN}"}, checks=[not_a_server_error]
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
     )
 
 

@@ -56,3 +56,36 @@ def test_a_body_that_is_not_a_jira_event_is_400(body: bytes) -> None:
     with pytest.raises(WebhookRefused) as refused:
         parse_jira({}, body)
     assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"timestamp": float("inf")}, "timestamp"),
+        ({"timestamp": 10**30}, "timestamp"),
+        ({"timestamp": "soon"}, "timestamp"),
+        ({"issue": {"id": "10004", "key": "CS-4\u0000"}}, "issue.key"),
+        ({"issue": {"id": "10004", "key": ""}}, "issue.key"),
+    ],
+)
+def test_a_value_npsloop_cannot_keep_is_422_naming_the_field(
+    change: dict[str, object], field: str
+) -> None:
+    body, headers = _delivery()
+    event = {**json.loads(body), **change}
+    with pytest.raises(WebhookRefused) as refused:
+        parse_jira(headers, json.dumps(event).encode())
+    assert (refused.value.status, refused.value.field) == (422, field)
+
+
+def test_a_delivery_id_with_a_control_character_is_422() -> None:
+    body, headers = _delivery()
+    with pytest.raises(WebhookRefused) as refused:
+        parse_jira({**headers, "x-atlassian-webhook-identifier": "30001\u0085"}, body)
+    assert (refused.value.status, refused.value.field) == (422, "X-Atlassian-Webhook-Identifier")
+
+
+def test_a_body_nested_too_deep_to_decode_is_400() -> None:
+    with pytest.raises(WebhookRefused) as refused:
+        parse_jira({}, b"[" * 5000 + b"]" * 5000)
+    assert refused.value.status == 400

@@ -1,7 +1,8 @@
 """npsloop's published language: the events its services exchange on Kafka.
 
-This package is the contract with downstream teams. It depends on pydantic only and does
-no I/O; `contracts/` is generated from it (see `nps_events.contracts`).
+This package is the contract with downstream teams. It depends on pydantic (and on
+email-validator, which checks its email addresses) and does no I/O; `contracts/` is
+generated from it (see `nps_events.contracts`).
 """
 
 from nps_events.envelope import CloudEvent, EnvelopeError, decode, encode
@@ -38,6 +39,7 @@ from nps_events.models import (
     TicketStatusChanged,
     Transition,
 )
+from nps_events.text import EmailAddress, Line, StaffRecipient, Text
 from nps_events.topics import Topic, dlq
 
 __all__ = [
@@ -59,8 +61,10 @@ __all__ = [
     "ContactOutcome",
     "CreateTicket",
     "Customer",
+    "EmailAddress",
     "EnvelopeError",
     "Event",
+    "Line",
     "NotifyStaff",
     "OptOutScope",
     "QuietHours",
@@ -71,6 +75,8 @@ __all__ = [
     "SendEmail",
     "SendSms",
     "StaffReason",
+    "StaffRecipient",
+    "Text",
     "TicketPriority",
     "TicketStatusChanged",
     "Topic",

@@ -14,9 +14,10 @@
   draft-07, which the pydantic schemas fit) rather than `$ref`s to the files above, so that
   AsyncAPI tooling needs no file resolution; both are generated from the same models.
 
-Why JSON and not YAML: AsyncAPI documents may be JSON, and this package must stay
-pydantic-only (PyYAML would be a runtime dependency of every consumer of `nps_events` for the
-sake of a build step). JSON is also valid YAML 1.2, so YAML-only tools read it as it is.
+Why JSON and not YAML: AsyncAPI documents may be JSON, and this package keeps its runtime
+dependencies to what the models need (PyYAML would be a runtime dependency of every consumer
+of `nps_events` for the sake of a build step). JSON is also valid YAML 1.2, so YAML-only
+tools read it as it is.
 
 Everything but `write_contracts` and `main` is pure: the builders return dicts, `render`
 turns one into text. Output is deterministic (sorted keys, two-space indent, trailing
@@ -82,7 +83,7 @@ KAFKA_BINDING_VERSION = "0.5.0"
 
 #: Version of the AsyncAPI document. Bump the minor version when adding an optional field;
 #: anything else is a new topic version (`.v2`), and a new major version here.
-API_VERSION = "1.3.0"
+API_VERSION = "1.4.0"
 
 SCHEMAS_DIR = "schemas"
 ASYNCAPI_FILE = "asyncapi.json"

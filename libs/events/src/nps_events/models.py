@@ -7,7 +7,7 @@ anything else is a new topic version. Consumers ignore fields they do not know.
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Self
@@ -15,12 +15,17 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nps_events.ids import derive_id
+from nps_events.text import EmailAddress, Line, StaffRecipient, Text
 from nps_events.topics import Topic
 
 
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must include a time zone offset, e.g. 2026-11-24T10:00:00Z")
+    try:
+        value.astimezone(UTC)  # what every consumer stores: 0001-01-01T00:00+14:00 has none
+    except OverflowError:
+        raise ValueError("must be within years 1–9999 in UTC") from None
     return value
 
 
@@ -99,21 +104,22 @@ class _Model(BaseModel):
 class Customer(_Model):
     """The customer who answered. PII: travels only in events that need it, never in logs."""
 
-    id: str = Field(
+    id: Line = Field(
         min_length=1, max_length=200, description="The customer's id in the upstream product."
     )
-    email: str | None = Field(
+    email: EmailAddress | None = Field(
         default=None,
-        max_length=320,
-        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        description="Email address to contact the customer at.",
+        description="Email address to contact the customer at: exactly one address, without "
+        "a display name.",
     )
     phone: str | None = Field(
         default=None,
         pattern=r"^\+[1-9][0-9]{6,14}$",
         description="Phone number in E.164 form, e.g. +14155550123.",
     )
-    name: str | None = Field(default=None, max_length=200, description="Display name.")
+    name: Line | None = Field(
+        default=None, max_length=200, description="Display name: one line, no control characters."
+    )
     locale: str | None = Field(
         default=None,
         pattern=r"^[a-z]{2}(-[A-Z]{2})?$",
@@ -127,7 +133,7 @@ class Customer(_Model):
     )
     attributes: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
-        Annotated[str, Field(max_length=200)],
+        Annotated[Line, Field(max_length=200)],
     ] = Field(
         default_factory=dict,
         max_length=20,
@@ -189,16 +195,21 @@ class ResponseReceived(Event):
     response_id: uuid.UUID = Field(
         description="npsloop's id of the response, from `source` and `provider_response_id`."
     )
-    source: str = Field(
+    source: Line = Field(
         min_length=1, max_length=100, description="The upstream source it came from."
     )
-    provider_response_id: str = Field(
+    provider_response_id: Line = Field(
         min_length=1, max_length=200, description="The response's id in the upstream product."
     )
-    survey_id: str = Field(min_length=1, max_length=200, description="The survey it answers.")
+    survey_id: Line = Field(min_length=1, max_length=200, description="The survey it answers.")
     customer: Customer
     score: Score
-    comment: str | None = Field(default=None, max_length=10_000, description="Free-text comment.")
+    comment: Text | None = Field(
+        default=None,
+        max_length=10_000,
+        description="Free-text comment; may span lines (tab and line breaks, no other control "
+        "character).",
+    )
     responded_at: AwareDatetime = Field(description="When the customer answered.")
     received_at: AwareDatetime = Field(description="When npsloop received it.")
 
@@ -227,12 +238,12 @@ class ResponseScored(Event):
     topic: ClassVar[Topic] = Topic.SCORED
 
     response_id: uuid.UUID
-    source: str
-    survey_id: str
+    source: Line
+    survey_id: Line
     customer: Customer
     score: Score
     segment: Segment = Field(description="promoter (9–10), passive (7–8) or detractor (0–6).")
-    comment: str | None = None
+    comment: Text | None = None
     responded_at: AwareDatetime
     scored_at: AwareDatetime
     received_event_id: uuid.UUID = Field(description="The id of the ResponseReceived event scored.")
@@ -281,7 +292,7 @@ class CaseOpened(Event):
 
     case_id: uuid.UUID
     response_id: uuid.UUID
-    customer_id: str
+    customer_id: Line
     segment: Segment
     score: Score
     opened_at: AwareDatetime
@@ -328,7 +339,7 @@ class SendEmail(_ActionCommand):
     )
     locale: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     score: Score
-    comment: str | None = None
+    comment: Text | None = None
     requested_at: AwareDatetime
 
     def partition_key(self) -> str:
@@ -339,7 +350,7 @@ class QuietHours(_Model):
     """Hours of the customer's local day when no message may reach them (21:00–08:00: the
     window crosses midnight when `start` is after `end`)."""
 
-    timezone: str = Field(
+    timezone: Line = Field(
         min_length=1, max_length=64, description="The customer's IANA time zone, e.g. Europe/Paris."
     )
     start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local.")
@@ -386,10 +397,10 @@ class CreateTicket(_ActionCommand):
     case_id: uuid.UUID
     customer: Customer
     priority: TicketPriority
-    title: str = Field(min_length=1, max_length=200, description="The ticket's title.")
+    title: Line = Field(min_length=1, max_length=200, description="The ticket's title.")
     score: Score
     segment: Segment
-    comment: str | None = Field(default=None, max_length=10_000, description="What they wrote.")
+    comment: Text | None = Field(default=None, max_length=10_000, description="What they wrote.")
     requested_at: AwareDatetime
 
     def partition_key(self) -> str:
@@ -404,7 +415,7 @@ class RaiseTicketPriority(_ActionCommand):
 
     action_id: uuid.UUID = Field(description="Unique per action.")
     case_id: uuid.UUID
-    customer_id: str
+    customer_id: Line
     ticket_action_id: uuid.UUID = Field(description="The action that created the ticket.")
     priority: TicketPriority
     requested_at: AwareDatetime
@@ -427,11 +438,12 @@ class NotifyStaff(_ActionCommand):
 
     action_id: uuid.UUID = Field(description="Unique per action.")
     case_id: uuid.UUID
-    customer_id: str
-    recipient: str = Field(
-        min_length=1, max_length=200, description="The staff member (an address or a handle)."
+    customer_id: Line
+    recipient: StaffRecipient = Field(
+        description="The staff member: one email address, or webhook:<name> for one of the "
+        "team's tools."
     )
-    role: str = Field(description="owner, lead or second_level.")
+    role: Line = Field(description="owner, lead or second_level.")
     reason: StaffReason
     level: int = Field(ge=0, le=2, description="Escalation level: 0 none, 1 lead, 2 second level.")
     due_at: AwareDatetime | None = Field(default=None, description="The case's contact deadline.")
@@ -451,14 +463,14 @@ class ActionResultReported(Event):
 
     action_id: uuid.UUID
     case_id: uuid.UUID
-    customer_id: str
+    customer_id: Line
     channel: Channel
     status: ActionStatus
-    provider_message_id: str | None = Field(
+    provider_message_id: Line | None = Field(
         default=None,
         description="The provider's id of what was sent (e.g. the email's Message-ID).",
     )
-    reason: str | None = Field(
+    reason: Text | None = Field(
         default=None, max_length=2_000, description="Why it failed, if it did."
     )
     occurred_at: AwareDatetime
@@ -480,22 +492,22 @@ class TicketStatusChanged(Event):
     ce_type: ClassVar[str] = "io.npsloop.ticket.status-changed.v1"
     topic: ClassVar[Topic] = Topic.ACTION_RESULTS
 
-    helpdesk: str = Field(min_length=1, max_length=40, description="zendesk, jira…")
-    helpdesk_event_id: str = Field(
+    helpdesk: Line = Field(min_length=1, max_length=40, description="zendesk, jira…")
+    helpdesk_event_id: Line = Field(
         min_length=1,
         max_length=200,
         description="The helpdesk's id of the change: its replay is the same event.",
     )
     action_id: uuid.UUID = Field(description="The `CreateTicket` action that opened the ticket.")
     case_id: uuid.UUID
-    customer_id: str
-    ticket_id: str = Field(min_length=1, max_length=200, description="The helpdesk's ticket id.")
-    status: str = Field(
+    customer_id: Line
+    ticket_id: Line = Field(min_length=1, max_length=200, description="The helpdesk's ticket id.")
+    status: Line = Field(
         min_length=1,
         max_length=40,
         description="The ticket's new status, lower case: open, pending, solved, closed…",
     )
-    previous_status: str | None = Field(default=None, max_length=40)
+    previous_status: Line | None = Field(default=None, max_length=40)
     occurred_at: AwareDatetime
 
     def derive_event_id(self) -> uuid.UUID:
@@ -515,7 +527,7 @@ class _CaseEvent(Event):
 
     entry_id: uuid.UUID = Field(description="The case timeline entry this event records.")
     case_id: uuid.UUID
-    customer_id: str
+    customer_id: Line
     at: AwareDatetime = Field(description="When it happened.")
 
     def derive_event_id(self) -> uuid.UUID:
@@ -533,7 +545,9 @@ class CaseAssigned(_CaseEvent):
 
     ce_type: ClassVar[str] = "io.npsloop.case.assigned.v1"
 
-    owner: str = Field(min_length=1, max_length=200)
+    owner: StaffRecipient = Field(
+        description="Who owns the case: one email address, or webhook:<name>."
+    )
     by_rule: bool = Field(description="True when the policy chose the owner.")
 
 
@@ -548,7 +562,7 @@ class CaseContactRecorded(_CaseEvent):
 
     ce_type: ClassVar[str] = "io.npsloop.case.contact-recorded.v1"
 
-    channel: str = Field(min_length=1, max_length=20, description="phone, email, meeting…")
+    channel: Line = Field(min_length=1, max_length=20, description="phone, email, meeting…")
     outcome: ContactOutcome
     within_sla: bool | None = Field(
         description="For the first `reached` contact: whether it met the deadline; else null."
@@ -578,7 +592,7 @@ class CaseResolved(_CaseEvent):
 
     ce_type: ClassVar[str] = "io.npsloop.case.resolved.v1"
 
-    root_cause: str = Field(min_length=1, max_length=100)
+    root_cause: Line = Field(min_length=1, max_length=100)
 
 
 class CaseClosed(_CaseEvent):
@@ -626,10 +640,10 @@ class ContactOptOut(Event):
     ce_type: ClassVar[str] = "io.npsloop.customer.opted-out.v1"
     topic: ClassVar[Topic] = Topic.RESPONSES
 
-    source: str = Field(min_length=1, max_length=100)
-    customer_id: str = Field(min_length=1, max_length=200)
+    source: Line = Field(min_length=1, max_length=100)
+    customer_id: Line = Field(min_length=1, max_length=200)
     scope: OptOutScope = OptOutScope.ALL
-    provider_event_id: str = Field(
+    provider_event_id: Line = Field(
         min_length=1, max_length=200, description="The provider's id of the opt-out."
     )
     occurred_at: AwareDatetime

@@ -398,6 +398,59 @@ def _template_pattern(template: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+#: What every error answer is (RFC 9457), as the OpenAPI documents say.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem: what went wrong, for people (`title`, `detail`) and "
+    "programs (`status`, `errors` naming each invalid field).",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """The app's OpenAPI document with its errors as they are answered: every 4xx and 5xx
+    response is problem+json (FastAPI documents its own JSON shape for 422, which the
+    exception handlers above never send), an operation that reads parameters or a body
+    documents 422, and one that reads a JSON body documents 400 (malformed JSON)."""
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses: dict[str, Any] = operation["responses"]
+            body = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in body:
+                responses.setdefault("400", {"description": "Malformed JSON (problem+json)."})
+            if operation.get("parameters") or body:
+                responses.setdefault(
+                    "422", {"description": "Invalid input; `errors` names each field."}
+                )
+            for status, response in responses.items():
+                if status[:1] in ("4", "5"):
+                    response["content"] = _PROBLEM_CONTENT
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    components["Problem"] = PROBLEM_SCHEMA
+    return schema
+
+
 def create_app(
     *,
     title: str,
@@ -409,6 +462,14 @@ def create_app(
     """A FastAPI app with `/livez`, `/readyz`, `/metrics` and problem+json error mapping."""
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.add_middleware(_MetricsMiddleware)
+    fastapi_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _document_problems(fastapi_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

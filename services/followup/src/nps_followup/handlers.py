@@ -32,6 +32,7 @@ from nps_events import (
 )
 from nps_events import TicketPriority as EventTicketPriority
 from nps_events.ids import derive_id
+from nps_events.text import is_staff_recipient
 from nps_followup.adapters.repository import (
     ActionRow,
     DueTimer,
@@ -48,6 +49,7 @@ from nps_followup.domain.cases import (
     HolidaysFor,
     TimelineEntry,
     TimerKind,
+    account_owner,
     calendar_for,
     choose_owner,
     contact_block,
@@ -258,7 +260,7 @@ class _Opening:
         needs_turn: dict[str, list[uuid.UUID]] = {}
         for case, plan, response in self.new.values():
             by_account = plan.owner_rule is OwnerRule.ACCOUNT_OWNER and bool(
-                response.customer.attributes.get("account_owner")
+                account_owner(response.customer.attributes)
             )
             takes_turn = plan.owner_rule not in (None, OwnerRule.UNASSIGNED) and not by_account
             if plan.team is not None and takes_turn:
@@ -592,7 +594,9 @@ def _climb(
     lead = team.lead if team is not None else None
     origin = str(timer.timer_id)
     if timer.kind is TimerKind.REMINDER:
-        recipient, role, level, reason = case.owner or lead, "owner", 0, StaffReason.REMINDER
+        # An owner stored before owners were checked may be no one a notice can reach.
+        owner = case.owner if case.owner and is_staff_recipient(case.owner) else None
+        recipient, role, level, reason = owner or lead, "owner", 0, StaffReason.REMINDER
     elif timer.kind is TimerKind.ESCALATION:
         recipient, role, level, reason = lead, "lead", 1, StaffReason.ESCALATION
     else:
@@ -799,7 +803,7 @@ async def assign_case(
         if team is None or case.team is None:
             raise lifecycle.LifecycleError("the case has no team to choose an owner from")
         attributes = _customer_of(case).attributes
-        turn = 0 if attributes.get("account_owner") else await repo.next_turn(case.team)
+        turn = 0 if account_owner(attributes) else await repo.next_turn(case.team)
         owner = choose_owner(
             OwnerRule.ACCOUNT_OWNER, members=team.members, attributes=attributes, turn=turn
         )

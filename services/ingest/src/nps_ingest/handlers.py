@@ -54,6 +54,21 @@ class Received:
     comment_truncated: bool = False
 
 
+def _opt_out_event(opt_out: OptOut, *, source: str) -> Received:
+    try:
+        event = opt_out_event(
+            source=source,
+            customer_id=opt_out.customer_id,
+            provider_event_id=opt_out.provider_event_id,
+            occurred_at=opt_out.occurred_at,
+            scope=opt_out.scope,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidResponseError(".".join(str(p) for p in first["loc"]), first["msg"]) from None
+    return Received(event=event)
+
+
 def _response_event(
     response: CanonicalResponse, *, source: str, now: datetime, comment_limit: int
 ) -> Received:
@@ -99,17 +114,11 @@ async def receive_opt_out(
 ) -> Received:
     """Publish a customer's request not to be contacted; followup adds them to its list."""
     now = clock.now()
-    event = opt_out_event(
-        source=source,
-        customer_id=opt_out.customer_id,
-        provider_event_id=opt_out.provider_event_id,
-        occurred_at=opt_out.occurred_at,
-        scope=opt_out.scope,
-    )
+    received = _opt_out_event(opt_out, source=source)
     await _publish_all(
-        [event], source=source, publisher=publisher, now=now, ack_timeout=ack_timeout
+        [received.event], source=source, publisher=publisher, now=now, ack_timeout=ack_timeout
     )
-    return Received(event=event)
+    return received
 
 
 async def receive_response(
@@ -247,18 +256,7 @@ async def receive_webhook(
         _response_event(r, source=source.name, now=now, comment_limit=comment_limit)
         for r in responses
     ]
-    received += [
-        Received(
-            event=opt_out_event(
-                source=source.name,
-                customer_id=o.customer_id,
-                provider_event_id=o.provider_event_id,
-                occurred_at=o.occurred_at,
-                scope=o.scope,
-            )
-        )
-        for o in parsed.opt_outs
-    ]
+    received += [_opt_out_event(o, source=source.name) for o in parsed.opt_outs]
     await _publish_all(
         [r.event for r in received],
         source=source.name,

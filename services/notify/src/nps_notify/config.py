@@ -1,9 +1,43 @@
 import base64
+from email import policy
+from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nps_events.text import line_error
 from nps_kit.settings import DatabaseSettings, HttpServerSettings, KafkaSettings, LogSettings
+
+
+def _mailbox(value: str, *, display_name: bool) -> str:
+    """Exactly one mailbox, parsed as a `From` header is (RFC 5322, by the stdlib's parser
+    that builds the headers): `Name <address>` when `display_name`, else a bare address. Not
+    email-validator, which checks customers' and staff addresses: an operator's own sender may
+    well use a reserved domain (`.localhost` in the dev stack, `.invalid` as a placeholder)."""
+    problem = line_error(value)
+    if problem is not None:
+        raise ValueError(problem)
+    header = policy.default.header_factory("From", value)
+    if header.defects or len(header.groups) != 1 or header.groups[0].display_name is not None:
+        raise ValueError(f"must be one address, e.g. 'npsloop <noreply@example.com>': {value!r}")
+    [address] = header.addresses
+    if not address.username or not address.domain:
+        raise ValueError(f"must be one address, e.g. 'npsloop <noreply@example.com>': {value!r}")
+    if address.display_name and not display_name:
+        raise ValueError(f"must be a bare address, without a name: {value!r}")
+    return value
+
+
+def _formats(value: str, field: str) -> str:
+    try:
+        value.format(**{field: "x"})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"may hold no placeholder but {{{field}}}: {exc!r}") from None
+    return value
+
+
+Sender = Annotated[str, AfterValidator(lambda v: _mailbox(v, display_name=True))]
+BareAddress = Annotated[str, AfterValidator(lambda v: _mailbox(v, display_name=False))]
 
 
 class SmtpSettings(BaseSettings):
@@ -18,14 +52,24 @@ class SmtpSettings(BaseSettings):
     #: "none" for a local sink, "starttls" (port 587) or "tls" (port 465) for a real relay.
     security: str = Field(default="none", pattern="^(none|starttls|tls)$")
     timeout_seconds: float = Field(default=10.0, gt=0)
-    from_address: str = "npsloop <noreply@npsloop.localhost>"
-    message_id_domain: str = "npsloop.localhost"
+    #: One mailbox, with or without a name: checked at start-up, never taken from input.
+    from_address: Sender = "npsloop <noreply@npsloop.localhost>"
+    message_id_domain: str = Field(
+        default="npsloop.localhost", pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$"
+    )
     #: `List-Unsubscribe` on every customer message (RFC 2369): a mailbox your team or your
     #: ESP watches, and, with `unsubscribe_url`, an RFC 8058 one-click URL (`{customer_id}`
     #: is filled in) — e.g. your product's own opt-out, which posts to ingest's
     #: `/v1/opt-outs`.
-    unsubscribe_mailto: str = "unsubscribe@npsloop.localhost"
-    unsubscribe_url: str | None = Field(default=None, pattern=r"^https://.*\{customer_id\}")
+    unsubscribe_mailto: BareAddress = "unsubscribe@npsloop.localhost"
+    unsubscribe_url: str | None = Field(
+        default=None, pattern=r"^https://[^\x00-\x20<>\"]*\{customer_id\}[^\x00-\x20<>\"]*$"
+    )
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _one_placeholder(cls, value: str | None) -> str | None:
+        return value if value is None else _formats(value, "customer_id")
 
 
 class TwilioSettings(BaseSettings):
@@ -158,8 +202,15 @@ class NotifySettings(BaseSettings):
     parked_batch_size: int = Field(default=100, ge=1, le=1000)
     #: Link to a case in staff notices: where your team opens it (followup's API by default).
     case_url: str = Field(
-        default="http://127.0.0.1:8003/v1/cases/{case_id}", pattern=r"\{case_id\}"
+        default="http://127.0.0.1:8003/v1/cases/{case_id}",
+        pattern=r"^[^\x00-\x20<>\"]*\{case_id\}[^\x00-\x20<>\"]*$",
     )
+
+    @field_validator("case_url")
+    @classmethod
+    def _case_placeholder(cls, value: str) -> str:
+        return _formats(value, "case_id")
+
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     zendesk: ZendeskSettings = Field(default_factory=ZendeskSettings)

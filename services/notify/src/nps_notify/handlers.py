@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from nps_events import (
+    EVENT_TYPES,
     ActionResultReported,
     ActionStatus,
     CreateTicket,
@@ -19,12 +20,13 @@ from nps_events import (
     TicketStatusChanged,
 )
 from nps_events import Channel as Channel_
+from nps_events.text import clean_line, clean_text
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.faults import through_outages
 from nps_kit.logging import get_logger
 from nps_notify.adapters.helpdesk_webhooks import TicketChange
-from nps_notify.adapters.repository import NotifyRepository
+from nps_notify.adapters.repository import NotifyRepository, ParkedAction, UnreadableParked
 from nps_notify.domain.dispatch import (
     CircuitBreaker,
     Decision,
@@ -45,6 +47,21 @@ INTERRUPTED = (
     "an earlier attempt was interrupted after the message was handed to the provider; "
     "it is not sent again (never twice): check whether the customer received it"
 )
+#: The longest reason a result carries (`ActionResultReported.reason`).
+MAX_REASON = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class Unbuildable:
+    """An action whose job could not even be built (a bug, or a value no channel can use): it
+    is recorded in the ledger like any other and fails with `reason`, without a provider."""
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+    customer_id: str
+    channel: str
+    template: str
+    reason: str
 
 
 def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
@@ -71,7 +88,9 @@ def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
         customer_id=action.customer_id,
         channel=Channel_.STAFF.value,
         template="staff_notice",
-        to_address=action.recipient if "@" in action.recipient.strip("@") else None,
+        # One email address: the command's model refuses anything else (a webhook recipient
+        # goes to the webhook channel instead).
+        to_address=action.recipient,
         context=staff_notice(action, case_url=case_url),
     )
 
@@ -210,6 +229,21 @@ class Dispatcher:
     max_attempts: int = 20
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
 
+    def _job_or_failure(self, action: Event) -> Any:
+        """The action's job; an `Unbuildable` naming the error if building it raised."""
+        try:
+            return self._job(action)
+        except Exception as exc:
+            log.exception("dispatch.unbuildable", action_id=str(_action_id(action)))
+            return Unbuildable(
+                action_id=_action_id(action),
+                case_id=getattr(action, "case_id"),  # noqa: B009 - every action command has one
+                customer_id=_customer_id(action),
+                channel=RESULT_CHANNEL[type(action)].value,
+                template=str(getattr(action, "template", "unknown")),
+                reason=f"notify could not prepare it: {type(exc).__name__}: {exc}",
+            )
+
     def _job(self, action: Event) -> Any:
         if isinstance(action, NotifyStaff) and channel_of(action) == "webhook":
             return webhook_job(action, case_url=self.case_url)
@@ -233,7 +267,9 @@ class Dispatcher:
         if unsupported:
             await report_unsupported(unsupported, sessions=self.sessions, clock=self.clock)
         jobs = [
-            (_action_id(a), (a, self._job(a))) for a in unique if channel_of(a) in self.channels
+            (_action_id(a), (a, self._job_or_failure(a)))
+            for a in unique
+            if channel_of(a) in self.channels
         ]
         # A slice at a time, `concurrency` actions: an action is marked `sending` only just
         # before its provider call, so a crash leaves at most one slice `unknown` (measured by
@@ -269,6 +305,8 @@ class Dispatcher:
             if decision is Decision.REPORT_UNKNOWN:
                 log.warning("dispatch.interrupted_earlier", action_id=str(action_id))
                 outcomes[action_id] = Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)
+            elif decision is Decision.SEND and isinstance(job, Unbuildable):
+                outcomes[action_id] = Outcome(DispatchState.FAILED, reason=job.reason)
             elif decision is Decision.SEND:
                 breaker = self.breaker(channel_of(action))
                 quiet = (
@@ -305,7 +343,7 @@ class Dispatcher:
         async def send(action: Event, job: Any) -> None:
             name = channel_of(action)
             async with gate:
-                outcome = await self.channels[name].send(job)
+                outcome = await _send_one(self.channels[name], job)
             breaker = self.breaker(name)
             breaker.record(deferred=outcome.state is DispatchState.DEFERRED, now=self.clock.now())
             CIRCUIT_OPEN.labels(name).set(1 if breaker.is_open(self.clock.now()) else 0)
@@ -329,11 +367,15 @@ class Dispatcher:
         now = self.clock.now()
         for action_id, said in list(outcomes.items()):
             tried = attempts.get(action_id, 0) + 1
-            if said.state is DispatchState.DEFERRED and tried >= self.max_attempts:
-                outcomes[action_id] = Outcome(
+            given_up = said.state is DispatchState.DEFERRED and tried >= self.max_attempts
+            outcomes[action_id] = _storable(
+                Outcome(
                     DispatchState.FAILED,
                     reason=f"gave up after {tried} tries; the last: {said.reason}",
                 )
+                if given_up
+                else said
+            )
         deferred = {a: o for a, o in outcomes.items() if o.state is DispatchState.DEFERRED}
         finished = {a: o for a, o in outcomes.items() if o.state is not DispatchState.DEFERRED}
         results: list[Event] = [
@@ -383,14 +425,80 @@ class Dispatcher:
         """Try again the parked actions now due; return how many were taken."""
         async with unit_of_work(self.sessions) as session:
             repo = NotifyRepository(session)
-            parked = await repo.claim_parked(now=self.clock.now(), lease=lease, limit=limit)
+            claimed = await repo.claim_parked(now=self.clock.now(), lease=lease, limit=limit)
             PARKED.set(await repo.parked_count())
+        parked = [p for p in claimed if isinstance(p, ParkedAction)]
+        unreadable = [p for p in claimed if isinstance(p, UnreadableParked)]
+        if unreadable:
+            await self._fail_unreadable(unreadable)
         if parked:
             await self.dispatch(
                 [p.action for p in parked],
                 attempts={_action_id(p.action): p.attempts for p in parked},
             )
-        return len(parked)
+        return len(claimed)
+
+    async def _fail_unreadable(self, unreadable: Sequence[UnreadableParked]) -> None:
+        """Fail, with the reason, each parked action that no longer decodes: it was parked
+        before its event type refused what it holds, and can never be sent."""
+        now = self.clock.now()
+        async with unit_of_work(self.sessions) as session:
+            repo = NotifyRepository(session)
+            ledger = await repo.ledger_entries([u.action_id for u in unreadable])
+            results: list[Event] = []
+            for item in unreadable:
+                log.warning("dispatch.unreadable_parked", action_id=str(item.action_id))
+                reason = f"it can no longer be read: {item.problem}"
+                outcome = _storable(Outcome(DispatchState.FAILED, reason=reason))
+                await repo.finish_dispatch(item.action_id, outcome, now=now)
+                model = EVENT_TYPES.get(item.ce_type)
+                if item.action_id in ledger and model in RESULT_CHANNEL:
+                    case_id, customer_id = ledger[item.action_id]
+                    results.append(
+                        ActionResultReported(
+                            action_id=item.action_id,
+                            case_id=case_id,
+                            customer_id=clean_line(customer_id) or "unknown",
+                            channel=RESULT_CHANNEL[model],
+                            status=ActionStatus.FAILED,
+                            reason=outcome.reason,
+                            occurred_at=now,
+                        )
+                    )
+            await repo.unpark([u.action_id for u in unreadable])
+            await repo.publish_later(results, now=now)
+
+
+async def _send_one(channel: Channel[Any], job: Any) -> Outcome:
+    """`channel.send(job)`, which answers every provider failure with an outcome. Should it
+    raise all the same (a bug), that one action is reported and the rest of the batch goes
+    on: `unknown`, because the error may have come after the provider took the message, and
+    at most once means it is not sent again. Channels fail what breaks before the provider is
+    called (an email that cannot be built) themselves, as `failed`."""
+    try:
+        return await channel.send(job)
+    except Exception as exc:
+        log.exception("dispatch.channel_error", action_id=str(job.action_id))
+        return Outcome(
+            DispatchState.UNKNOWN,
+            reason=f"notify failed while sending it ({type(exc).__name__}: {exc}); it may have "
+            "reached the provider, so it is not sent again (never twice): check by hand",
+        )
+
+
+def _storable(outcome: Outcome) -> Outcome:
+    """The outcome with the provider's words made fit for the ledger and the result event: a
+    provider's error page may hold anything (PostgreSQL refuses a NUL), and an outcome that
+    cannot be recorded would hold up the slice's other outcomes."""
+    reason = clean_text(outcome.reason)[:MAX_REASON] if outcome.reason else outcome.reason
+    provider_id = (
+        clean_line(outcome.provider_message_id)[:200] or None
+        if outcome.provider_message_id
+        else outcome.provider_message_id
+    )
+    if (reason, provider_id) == (outcome.reason, outcome.provider_message_id):
+        return outcome
+    return replace(outcome, reason=reason, provider_message_id=provider_id)
 
 
 def _action_id(action: Event) -> uuid.UUID:

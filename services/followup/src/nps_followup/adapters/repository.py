@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Row, Select, and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Customer, Event, Segment
+from nps_events.text import clean_line, clean_text, email_error
 from nps_followup.adapters import tables
 from nps_followup.domain.cases import (
     Action,
@@ -693,11 +695,13 @@ def _case(
         source=r.source,
         survey_id=r.survey_id,
         customer_id=r.customer_id,
-        customer_email=r.customer_email,
-        customer_name=r.customer_name,
+        customer_email=r.customer_email
+        if r.customer_email is None or email_error(r.customer_email) is None
+        else None,
+        customer_name=clean_line(r.customer_name) or None if r.customer_name else None,
         segment=Segment(r.segment),
         score=r.score,
-        comment=r.comment,
+        comment=clean_text(r.comment) if r.comment else r.comment,
         status=CaseStatus(r.status),
         opened_at=r.opened_at,
         due_at=r.due_at,
@@ -713,9 +717,33 @@ def _case(
         root_cause=r.root_cause,
         latest_score=r.latest_score,
         recovered=r.recovered,
-        customer=Customer.model_validate(r.customer) if r.customer is not None else None,
+        customer=_stored_customer(r.customer) if r.customer is not None else None,
         actions=actions,
         timeline=timeline,
+    )
+
+
+def _stored_customer(data: dict[str, Any]) -> Customer:
+    """The customer as stored with the case. One stored before the events refused control
+    characters and lists of addresses (issue #12) may hold what a `SendEmail` can no longer
+    carry: the name and attributes are made one line and an address that no longer passes is
+    dropped, so that the case's timers and actions still go out (an email to nobody fails
+    visibly on the case) instead of stopping every sweep at this case. Comments are cleaned
+    the same way on load."""
+    try:
+        return Customer.model_validate(data)
+    except ValidationError:
+        pass
+    name, email, attributes = data.get("name"), data.get("email"), data.get("attributes")
+    return Customer.model_validate(
+        {
+            **data,
+            "name": clean_line(name)[:200] or None if isinstance(name, str) else None,
+            "email": email if isinstance(email, str) and email_error(email) is None else None,
+            "attributes": {
+                k: clean_line(v)[:200] for k, v in (attributes or {}).items() if isinstance(v, str)
+            },
+        }
     )
 
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from nps_events import ActionStatus, Customer, Segment
 from nps_events.ids import derive_id
+from nps_events.text import is_staff_recipient
 from nps_followup.domain.calendar import BusinessCalendar, next_inside, next_outside
 from nps_followup.domain.policy import ActionKind, OwnerRule, Policy, Rule, TicketPriority
 
@@ -257,6 +258,14 @@ def deadlines(
     return due_at, remind_at, second_level_at
 
 
+def account_owner(attributes: dict[str, str]) -> str | None:
+    """The customer's `account_owner` attribute when it names someone a notice can reach (one
+    email address, or webhook:<name>); None otherwise. A source may send anything there, and
+    an owner who cannot be told of a case is no owner: the rule's round-robin applies."""
+    owner = attributes.get("account_owner")
+    return owner if owner and is_staff_recipient(owner) else None
+
+
 def choose_owner(
     rule: OwnerRule, *, members: tuple[str, ...], attributes: dict[str, str], turn: int
 ) -> str | None:
@@ -264,8 +273,10 @@ def choose_owner(
     member whose turn it is (round-robin)."""
     if rule is OwnerRule.UNASSIGNED:
         return None
-    if rule is OwnerRule.ACCOUNT_OWNER and attributes.get("account_owner"):
-        return attributes["account_owner"]
+    if rule is OwnerRule.ACCOUNT_OWNER:
+        owner = account_owner(attributes)
+        if owner is not None:
+            return owner
     return members[turn % len(members)]
 
 

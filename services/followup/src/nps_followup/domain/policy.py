@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from nps_events import Segment
+from nps_events import Segment, StaffRecipient
 
 
 class _Frozen(BaseModel):
@@ -130,11 +130,12 @@ class Team(_Frozen):
     subdivision: str | None = None
     business_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
     business_hours: Hours = Hours(start=time(9), end=time(17))
-    lead: str = Field(min_length=1, max_length=200, description="Who escalations go to.")
-    second_level: str | None = Field(
-        default=None, max_length=200, description="Who second-level escalations go to."
+    #: Each person is one email address, or `webhook:<name>` for one of the team's tools.
+    lead: StaffRecipient = Field(description="Who escalations go to.")
+    second_level: StaffRecipient | None = Field(
+        default=None, description="Who second-level escalations go to."
     )
-    members: tuple[str, ...] = Field(min_length=1)
+    members: tuple[StaffRecipient, ...] = Field(min_length=1)
 
     @field_validator("business_days")
     @classmethod

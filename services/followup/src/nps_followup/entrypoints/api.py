@@ -4,13 +4,13 @@ do-not-contact list, and the policy in force."""
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from nps_events import ContactOutcome, OptOutScope
+from nps_events import ContactOutcome, Line, OptOutScope, StaffRecipient, Text
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.domain.cases import Case, CaseStatus
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause
@@ -149,44 +149,43 @@ class CaseList(BaseModel):
     offset: int
 
 
-_Actor = Field(default=None, max_length=200, description="Who did it (for the timeline).")
+_Actor = Field(default=None, max_length=200, description="Who did it (for the timeline): one line.")
+_NOTE = "May span lines (tab and line breaks); no other control character."
 
 
 class AssignIn(BaseModel):
-    owner: str | None = Field(
+    owner: StaffRecipient | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
-        description="Who owns the case now; omit to let the rule choose (account owner, else "
-        "round-robin in the case's team).",
+        description="Who owns the case now: exactly one email address (or webhook:<name>); "
+        "omit to let the rule choose (account owner, else round-robin in the case's team).",
     )
-    actor: str | None = _Actor
+    actor: Line | None = _Actor
 
 
 class ContactIn(BaseModel):
-    channel: str = Field(min_length=1, max_length=20, description="phone, email, meeting…")
+    channel: Line = Field(min_length=1, max_length=20, description="phone, email, meeting…")
     outcome: ContactOutcome = Field(description="`reached` meets the contact deadline.")
-    note: str | None = Field(default=None, max_length=5000)
-    actor: str | None = _Actor
+    note: Text | None = Field(default=None, max_length=5000, description=_NOTE)
+    actor: Line | None = _Actor
 
 
 class ResolveIn(BaseModel):
-    root_cause: str = Field(min_length=1, max_length=100, description="From the policy's list.")
-    note: str | None = Field(default=None, max_length=5000)
-    actor: str | None = _Actor
+    root_cause: Line = Field(min_length=1, max_length=100, description="From the policy's list.")
+    note: Text | None = Field(default=None, max_length=5000, description=_NOTE)
+    actor: Line | None = _Actor
 
 
 class CloseIn(BaseModel):
-    actor: str | None = _Actor
+    actor: Line | None = _Actor
 
 
 class ReopenIn(BaseModel):
-    reason: str | None = Field(default=None, max_length=2000)
-    actor: str | None = _Actor
+    reason: Text | None = Field(default=None, max_length=2000, description=_NOTE)
+    actor: Line | None = _Actor
 
 
 class OptOutIn(BaseModel):
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Text | None = Field(default=None, max_length=2000, description=_NOTE)
 
 
 class OptOutOut(BaseModel):
@@ -234,11 +233,25 @@ class PolicyOut(BaseModel):
     root_causes: list[str]
 
 
+CustomerId = Annotated[
+    Line, Path(min_length=1, max_length=200, description="The customer's id: one line.")
+]
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such case (problem+json)."},
     409: {"description": "The case's state does not allow it (problem+json)."},
     422: {"description": "Invalid input, e.g. a root cause outside the taxonomy."},
 }
+
+
+def _in_utc_range(value: datetime) -> bool:
+    """Whether `value` is a time PostgreSQL and Python can hold once in UTC (0001-01-01T00:00
+    at +14:00 is not)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> APIRouter:
@@ -268,12 +281,12 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
     @api.get("/v1/cases", response_model=CaseList, summary="List follow-up cases, newest first")
     async def get_cases(
         *,
-        customer_id: str | None = Query(default=None, max_length=200),
+        customer_id: Annotated[Line | None, Query(max_length=200)] = None,
         status: CaseStatus | None = None,
-        owner: str | None = Query(default=None, max_length=200),
-        team: str | None = Query(default=None, max_length=100),
+        owner: Annotated[Line | None, Query(max_length=254)] = None,
+        team: Annotated[Line | None, Query(max_length=100)] = None,
         limit: int = Query(default=50, ge=1, le=500),
-        offset: int = Query(default=0, ge=0),
+        offset: int = Query(default=0, ge=0, le=1_000_000_000),
     ) -> CaseList:
         async with sessions() as session:
             cases = await list_cases(
@@ -380,7 +393,7 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         response_model=DoNotContact,
         summary="The customer's entries on the do-not-contact list",
     )
-    async def get_opt_outs(customer_id: str) -> DoNotContact:
+    async def get_opt_outs(customer_id: CustomerId) -> DoNotContact:
         async with sessions() as session:
             entries = await FollowupRepository(session).opt_outs_of(customer_id)
         return DoNotContact(
@@ -393,7 +406,7 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         status_code=204,
         summary="Put a customer on the do-not-contact list (email, sms or all)",
     )
-    async def put_opt_out(customer_id: str, scope: OptOutScope, body: OptOutIn) -> Response:
+    async def put_opt_out(customer_id: CustomerId, scope: OptOutScope, body: OptOutIn) -> Response:
         async with unit_of_work(sessions) as session:
             await FollowupRepository(session).add_opt_out(
                 customer_id, scope.value, source="api", reason=body.reason, at=clock.now()
@@ -406,7 +419,7 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         summary="Take a customer off the do-not-contact list for one scope",
         responses={404: {"description": "Not on the list for that scope (problem+json)."}},
     )
-    async def delete_opt_out(customer_id: str, scope: OptOutScope) -> Response:
+    async def delete_opt_out(customer_id: CustomerId, scope: OptOutScope) -> Response:
         async with unit_of_work(sessions) as session:
             removed = await FollowupRepository(session).remove_opt_out(customer_id, scope.value)
         if not removed:
@@ -426,7 +439,19 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
     ) -> FiguresOut:
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
-                raise Problem(422, "Invalid request", f"{name} needs a time zone offset.")
+                raise Problem(
+                    422,
+                    "Invalid request",
+                    f"{name} needs a time zone offset.",
+                    errors=[{"field": name, "message": "needs a time zone offset"}],
+                )
+            if value is not None and not _in_utc_range(value):
+                raise Problem(
+                    422,
+                    "Invalid request",
+                    f"{name} is outside years 1–9999 in UTC.",
+                    errors=[{"field": name, "message": "is outside years 1–9999 in UTC"}],
+                )
         async with sessions() as session:
             groups = await figures(
                 FollowupRepository(session),

@@ -2,6 +2,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nps_events import ContactOptOut, Customer, OptOutScope, ResponseReceived
+from nps_events.text import clean_text
 
 #: The longest comment a `ResponseReceived` carries (its contract's `maxLength`).
 MAX_COMMENT_CHARS = 10_000
@@ -22,8 +23,11 @@ class CanonicalResponse:
 
 def fit_comment(comment: str | None, limit: int = MAX_COMMENT_CHARS) -> tuple[str | None, bool]:
     """The comment, stripped and cut to `limit` characters (ending in "…" if it was cut), and
-    whether it was cut. A long comment is never dropped: its start is what a person reads."""
-    text = comment.strip() if comment else None
+    whether it was cut. A long comment is never dropped: its start is what a person reads.
+    Control characters other than tab and line breaks are dropped: a survey tool's comment is
+    what a customer typed, and no one can be asked to send it again (the canonical API has
+    refused them already, naming the field)."""
+    text = clean_text(comment).strip() if comment else None
     if not text:
         return None, False
     limit = min(limit, MAX_COMMENT_CHARS)

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from nps_events import Customer, OptOutScope
+from nps_events.text import clean_line, line_error
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.sources import Source
 
@@ -59,6 +60,9 @@ class WebhookRequest:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedPayloadError(f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            # The stdlib decoder stops near 1,000 levels; no provider nests a tenth as deep.
+            raise MalformedPayloadError("the body is not valid JSON: nested too deeply") from None
 
     def json_object(self) -> dict[str, Any]:
         data = self.json()
@@ -140,11 +144,16 @@ def text_or_none(value: object) -> str | None:
 
 
 def required_text(value: object, field: str) -> str:
+    """An id or a name that identifies something: one line, refused (never changed) when it
+    holds a control character, since a changed id would name something else."""
     text = text_or_none(value)
     if text is None:
         raise InvalidResponseError(field, "is required")
     if len(text) > 200:
         raise InvalidResponseError(field, "is longer than 200 characters")
+    error = line_error(text)
+    if error is not None:
+        raise InvalidResponseError(field, error)
     return text
 
 
@@ -185,13 +194,21 @@ def customer(
     *, id_: object, email: object = None, name: object = None, field: str = "customer"
 ) -> Customer:
     """A `Customer`, or InvalidResponseError naming what is wrong. Without an id, the email
-    stands in for it (many survey tools know a respondent only by their address)."""
+    stands in for it (many survey tools know a respondent only by their address). The name is
+    made one line (a line break or a tab becomes a space, other control characters are
+    dropped): it is only shown, and a survey tool's respondent cannot be asked to fix it. The
+    id and the email are refused instead when they hold what the event cannot carry."""
     email_text = text_or_none(email)
     customer_id = text_or_none(id_) or email_text
     if customer_id is None:
         raise InvalidResponseError(f"{field}.id", "no customer id (nor email) in the payload")
+    name_text = text_or_none(name)
     try:
-        return Customer(id=customer_id[:200], email=email_text, name=text_or_none(name))
+        return Customer(
+            id=customer_id[:200],
+            email=email_text,
+            name=(clean_line(name_text)[:200] or None) if name_text else None,
+        )
     except ValueError as exc:
         first = exc.errors()[0] if hasattr(exc, "errors") else None  # pydantic ValidationError
         where = ".".join(str(p) for p in first["loc"]) if first else "customer"

@@ -12,7 +12,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp
 
-from nps_events import ContactOptOut, Customer, OptOutScope
+from nps_events import ContactOptOut, Customer, Line, OptOutScope, Text
 from nps_ingest.domain.auth import source_for_token
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import SignatureError, StaleTimestampError
@@ -93,17 +93,18 @@ class ResponseIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
-    response_id: str = Field(
+    response_id: Line = Field(
         min_length=1, max_length=200, description="Your id for the response; re-posting it is safe."
     )
-    survey_id: str = Field(min_length=1, max_length=200)
+    survey_id: Line = Field(min_length=1, max_length=200)
     customer: Customer
     score: int = Field(ge=0, le=10, strict=True, description="0–10.")
-    comment: str | None = Field(
+    comment: Text | None = Field(
         default=None,
         max_length=100_000,
         description="Free text; longer than the configured limit (10,000 characters by default) "
-        "it is cut, and the answer says so with `comment_truncated`.",
+        "it is cut, and the answer says so with `comment_truncated`. It may span lines (tab "
+        "and line breaks), but a NUL or another control character is refused (422).",
     )
     responded_at: datetime = Field(description="RFC 3339 with a time zone offset.")
 
@@ -157,10 +158,10 @@ class OptOutIn(BaseModel):
         },
     )
 
-    opt_out_id: str = Field(
+    opt_out_id: Line = Field(
         min_length=1, max_length=200, description="Your id for it; re-posting it is safe."
     )
-    customer_id: str = Field(min_length=1, max_length=200)
+    customer_id: Line = Field(min_length=1, max_length=200)
     scope: OptOutScope = Field(default=OptOutScope.ALL, description="email, sms or all.")
     occurred_at: datetime = Field(description="RFC 3339 with a time zone offset.")
 
@@ -403,6 +404,8 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
                 clock=clock,
                 ack_timeout=publish_timeout,
             )
+        except InvalidResponseError as exc:
+            raise _invalid(exc) from exc
         except BrokerUnavailableError as exc:
             raise _unavailable("Broker", exc, 5) from exc
         return _accepted(received)

@@ -1,18 +1,25 @@
-"""Email over SMTP (aiosmtplib), rendered from Jinja2 templates."""
+"""Email over SMTP (aiosmtplib), rendered from Jinja2 templates.
+
+No input reaches a header as raw text: the recipient is an `Address` built from exactly one
+address (a list, a comment or a second address is refused: the action fails), the display
+name and the subject are made one line (a line break cannot start a new header such as
+`Bcc:`), and the sender comes from the settings, checked at start-up."""
 
 import asyncio
 import contextlib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr
 from urllib.parse import quote
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound, select_autoescape
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from nps_events.text import clean_line, email_error
 from nps_notify.config import SmtpSettings
 from nps_notify.domain.dispatch import DispatchState, EmailJob, Outcome
 
@@ -61,6 +68,26 @@ class TemplateRenderer:
             raise PermanentFailure(f"no SMS template {template!r}") from exc
 
 
+def recipient(name: str | None, address: str) -> Address:
+    """The `To` of an email: exactly one address, with the name as one line of display name.
+    The domain is written in ASCII (an internationalised domain as IDNA); an address whose
+    part before the @ is not ASCII needs SMTPUTF8, which notify does not use: it fails."""
+    ascii_address: str | None = address
+    if not address.isascii() or email_error(address) is not None:
+        try:
+            ascii_address = validate_email(
+                address, check_deliverability=False, allow_smtputf8=False
+            ).ascii_email
+        except EmailNotValidError as exc:
+            raise PermanentFailure(f"the recipient address cannot be sent to: {exc}") from None
+    if ascii_address is None:  # pragma: no cover - allow_smtputf8=False always sets it
+        raise PermanentFailure("the recipient address has no ASCII form")
+    try:
+        return Address(display_name=clean_line(name or ""), addr_spec=ascii_address)
+    except ValueError as exc:
+        raise PermanentFailure(f"the recipient address cannot be sent to: {exc}") from None
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return 400 <= exc.code < 500
@@ -103,8 +130,8 @@ class SmtpEmailChannel:
         rendered = self._renderer.render(job.template, job.context)
         message = EmailMessage()
         message["From"] = self._settings.from_address
-        message["To"] = formataddr((job.to_name or "", job.to_address))
-        message["Subject"] = rendered.subject
+        message["To"] = recipient(job.to_name, job.to_address)
+        message["Subject"] = clean_line(rendered.subject)
         message["Message-ID"] = f"<{job.action_id}@{self._settings.message_id_domain}>"
         if job.channel == "email":  # to a customer, not to a person of the team
             message["List-Unsubscribe"] = self._unsubscribe(job.customer_id)
@@ -160,6 +187,11 @@ class SmtpEmailChannel:
             message = self.message_for(job)
         except PermanentFailure as exc:
             return Outcome(DispatchState.FAILED, reason=str(exc))
+        except Exception as exc:  # nothing was handed to the server: it failed, for good
+            return Outcome(
+                DispatchState.FAILED,
+                reason=f"the email could not be built: {type(exc).__name__}: {exc}",
+            )
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_transient),

@@ -11,7 +11,12 @@ sha256=<hex HMAC-SHA256(secret, body)>` (WebSub), names each delivery in
 `X-Atlassian-Webhook-Identifier` (the same on a retry), and reports a transition as a
 `jira:issue_updated` event whose changelog has a `status` item
 (https://developer.atlassian.com/cloud/jira/platform/webhooks/). The scheme has no timestamp:
-a replayed delivery is the same event, which followup records once."""
+a replayed delivery is the same event, which followup records once.
+
+What a change carries on is checked here, after the signature: an id or a status is one line
+of at most its event field's length, and a time is a real time. A signed body that is not the
+helpdesk's shape is 400; one whose values npsloop cannot store or publish is 422 naming the
+field (neither is retried by the helpdesk to any avail)."""
 
 import base64
 import hashlib
@@ -21,13 +26,39 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from nps_events.text import line_error
+
 
 class WebhookRefused(Exception):  # noqa: N818 - an outcome, named for what it is
-    """The request is not the helpdesk's (401) or not what it sends (400); says why."""
+    """The request is not the helpdesk's (401), not what it sends (400), or carries a value
+    npsloop cannot keep (422, with the `field`); says why."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, status: int, reason: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
         self.status = status
+        self.field = field
+        self.reason = reason
+
+
+#: Errors of a body that is JSON of another shape, or too deep to decode.
+_SHAPE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
+
+
+def _line(value: object, field: str, *, max_length: int) -> str:
+    """`value` as one line of 1 to `max_length` characters, or `WebhookRefused(422)`."""
+    text = str(value)
+    problem = line_error(text)
+    if problem is None and not text:
+        problem = "must not be empty"
+    if problem is None and len(text) > max_length:
+        problem = f"is longer than {max_length} characters"
+    if problem is not None:
+        raise WebhookRefused(422, problem, field=field)
+    return text
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _mac(secret: str, message: bytes) -> bytes:
@@ -94,15 +125,22 @@ def parse_zendesk(body: bytes) -> TicketChange | None:
         status = current.get("status") if isinstance(current, dict) else current
         previous = change.get("previous")
         before = previous.get("status") if isinstance(previous, dict) else previous
-        return TicketChange(
-            event_id=str(event["id"]),
-            ticket_id=str(detail["id"]),
-            status=str(status or detail["status"]).lower(),
-            previous_status=str(before).lower() if before else None,
-            at=datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        event_id, ticket_id = event["id"], detail["id"]
+        status = status or detail["status"]
+        at = _aware(datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")))
+    except _SHAPE_ERRORS as exc:
         raise WebhookRefused(400, f"not a Zendesk event: {type(exc).__name__} {exc}") from None
+    try:
+        at.astimezone(UTC)
+    except OverflowError:
+        raise WebhookRefused(422, "must be within years 1–9999 in UTC", field="time") from None
+    return TicketChange(
+        event_id=_line(event_id, "id", max_length=200),
+        ticket_id=_line(ticket_id, "detail.id", max_length=200),
+        status=_line(status, "event.current", max_length=40).lower(),
+        previous_status=_line(before, "event.previous", max_length=40).lower() if before else None,
+        at=at,
+    )
 
 
 def verify_jira(headers: Mapping[str, str], body: bytes, *, secrets: Sequence[str]) -> None:
@@ -138,16 +176,34 @@ def parse_jira(headers: Mapping[str, str], body: bytes) -> TicketChange | None:
             return None
         issue = event["issue"]
         delivery = headers.get("x-atlassian-webhook-identifier")
-        at = datetime.fromtimestamp(int(event["timestamp"]) / 1000, tz=UTC)
+        stamp = event["timestamp"]
         move = moves[-1]
-        return TicketChange(
-            event_id=delivery or f"{issue['id']}:{event['timestamp']}",
-            ticket_id=str(issue["key"]),
-            status=str(move["toString"]).lower()[:40],
-            previous_status=str(move["fromString"]).lower()[:40]
-            if move.get("fromString")
-            else None,
-            at=at,
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        ticket_id, status, before = issue["key"], move["toString"], move.get("fromString")
+        event_id = delivery or f"{issue['id']}:{stamp}"
+    except _SHAPE_ERRORS as exc:
         raise WebhookRefused(400, f"not a Jira event: {type(exc).__name__} {exc}") from None
+    return TicketChange(
+        event_id=_line(
+            event_id,
+            "X-Atlassian-Webhook-Identifier" if delivery else "issue.id",
+            max_length=200,
+        ),
+        ticket_id=_line(ticket_id, "issue.key", max_length=200),
+        status=_line(status, "changelog.items.toString", max_length=200).lower()[:40],
+        previous_status=_line(before, "changelog.items.fromString", max_length=200).lower()[:40]
+        if before
+        else None,
+        at=_jira_time(stamp),
+    )
+
+
+def _jira_time(stamp: object) -> datetime:
+    """Jira's `timestamp`: milliseconds since the epoch, as a number."""
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float | str):
+        raise WebhookRefused(422, "must be milliseconds since the epoch", field="timestamp")
+    try:
+        return datetime.fromtimestamp(int(stamp) / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise WebhookRefused(
+            422, "must be milliseconds since the epoch, within years 1–9999", field="timestamp"
+        ) from None

@@ -4,9 +4,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, update
+from pydantic import ValidationError
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +38,30 @@ class ParkedAction:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableParked:
+    """A parked action that no longer decodes (parked before its event type was tightened):
+    it can never be sent, and fails with `problem`."""
+
+    action_id: uuid.UUID
+    ce_type: str
+    problem: str
+
+
 SOURCE = "/notify"
+
+
+def _parked(row: Row[Any]) -> ParkedAction | UnreadableParked:
+    model = EVENT_TYPES.get(row.ce_type)
+    if model is None:
+        return UnreadableParked(row.action_id, row.ce_type, f"unknown type {row.ce_type!r}")
+    try:
+        return ParkedAction(model.model_validate_json(row.action), row.attempts)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return UnreadableParked(row.action_id, row.ce_type, problems)
 
 
 class NotifyRepository:
@@ -163,7 +187,7 @@ class NotifyRepository:
 
     async def claim_parked(
         self, *, now: datetime, lease: timedelta, limit: int
-    ) -> list[ParkedAction]:
+    ) -> list[ParkedAction | UnreadableParked]:
         """Up to `limit` parked actions now due, leased for `lease`: another sweeper skips
         them meanwhile, and a sweeper that dies mid-way leaves them due again after it."""
         due = (
@@ -178,12 +202,29 @@ class NotifyRepository:
             update(tables.parked)
             .where(tables.parked.c.action_id.in_(due))
             .values(not_before=now + lease)
-            .returning(tables.parked.c.ce_type, tables.parked.c.action, tables.parked.c.attempts)
+            .returning(
+                tables.parked.c.action_id,
+                tables.parked.c.ce_type,
+                tables.parked.c.action,
+                tables.parked.c.attempts,
+            )
         )
-        return [
-            ParkedAction(EVENT_TYPES[row.ce_type].model_validate_json(row.action), row.attempts)
-            for row in rows
-        ]
+        return [_parked(row) for row in rows]
+
+    async def ledger_entries(
+        self, action_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[uuid.UUID, str]]:
+        """Each action's case and customer, as its ledger entry recorded them."""
+        if not action_ids:
+            return {}
+        rows = await self.session.execute(
+            select(
+                tables.dispatches.c.action_id,
+                tables.dispatches.c.case_id,
+                tables.dispatches.c.customer_id,
+            ).where(tables.dispatches.c.action_id.in_(action_ids))
+        )
+        return {row.action_id: (row.case_id, row.customer_id) for row in rows}
 
     async def unpark(self, action_ids: Sequence[uuid.UUID]) -> None:
         if action_ids:

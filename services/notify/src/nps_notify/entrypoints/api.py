@@ -1,6 +1,7 @@
 """Notify's HTTP API: the helpdesk's webhook back to npsloop."""
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -18,6 +19,96 @@ from nps_notify.adapters.helpdesk_webhooks import (
     verify_zendesk,
 )
 from nps_notify.handlers import record_ticket_change
+
+
+def _body(schema: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
+    """The request body a helpdesk sends, for the OpenAPI document (the route reads the raw
+    bytes, since the signature covers them)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema, "example": example}},
+        }
+    }
+
+
+def _one_of(value: str) -> dict[str, Any]:
+    """A string field: `value` is the one npsloop reads; others are acknowledged, ignored."""
+    return {"anyOf": [{"const": value}, {"type": "string"}]}
+
+
+ZENDESK_BODY = _body(
+    {
+        "type": "object",
+        "required": ["type", "id", "time", "detail", "event"],
+        "properties": {
+            "type": _one_of("zen:event-type:ticket.status_changed"),
+            "id": {"type": "string", "description": "The event's id."},
+            "time": {"type": "string", "format": "date-time"},
+            "detail": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {"id": {"type": "string"}, "status": {"type": "string"}},
+            },
+            "event": {
+                "type": "object",
+                "properties": {
+                    "current": {"type": "string"},
+                    "previous": {"type": "string"},
+                },
+            },
+        },
+    },
+    {
+        "type": "zen:event-type:ticket.status_changed",
+        "id": "cbe4028c-7239-495d-b020-f22348516046",
+        "time": "2026-11-24T10:00:00Z",
+        "detail": {"id": "35436", "status": "SOLVED"},
+        "event": {"current": "SOLVED", "previous": "OPEN"},
+    },
+)
+JIRA_BODY = _body(
+    {
+        "type": "object",
+        "required": ["webhookEvent", "timestamp", "issue"],
+        "properties": {
+            "webhookEvent": _one_of("jira:issue_updated"),
+            "timestamp": {"type": "integer", "description": "Milliseconds since the epoch."},
+            "issue": {
+                "type": "object",
+                "required": ["id", "key"],
+                "properties": {"id": {"type": "string"}, "key": {"type": "string"}},
+            },
+            "changelog": {
+                "type": "object",
+                "properties": {
+                    "items": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "field": _one_of("status"),
+                                "fieldId": _one_of("status"),
+                                "fromString": {"type": "string"},
+                                "toString": {"type": "string"},
+                            },
+                        },
+                    }
+                },
+            },
+        },
+    },
+    {
+        "webhookEvent": "jira:issue_updated",
+        "timestamp": 1795514400000,
+        "issue": {"id": "10002", "key": "CS-4"},
+        "changelog": {
+            "items": [
+                {"field": "status", "fieldId": "status", "fromString": "To Do", "toString": "Done"}
+            ]
+        },
+    },
+)
 
 
 class HelpdeskAnswer(BaseModel):
@@ -51,6 +142,13 @@ def helpdesk_router(
         try:
             change = read(headers, body)
         except WebhookRefused as exc:
+            if exc.field is not None:
+                raise Problem(
+                    exc.status,
+                    "Invalid event",
+                    str(exc),
+                    errors=[{"field": exc.field, "message": exc.reason}],
+                ) from exc
             title = "Invalid signature" if exc.status == 401 else "Malformed event"
             raise Problem(exc.status, title, str(exc)) from exc
         if change is None:
@@ -68,10 +166,15 @@ def helpdesk_router(
         response_model=HelpdeskAnswer,
         response_model_exclude_none=True,
         summary="Zendesk tells npsloop that a ticket changed status",
+        openapi_extra=ZENDESK_BODY,
         responses={
             400: {"description": "Not a Zendesk event (problem+json)."},
             401: {"description": "Missing or wrong signature, or a stale timestamp."},
             404: {"description": "No Zendesk webhook secret is configured."},
+            422: {
+                "description": "A value npsloop cannot keep: an id or status with a control "
+                "character, or too long; `errors` names the field (problem+json)."
+            },
         },
     )
     async def zendesk(request: Request) -> HelpdeskAnswer:
@@ -93,10 +196,15 @@ def helpdesk_router(
         response_model=HelpdeskAnswer,
         response_model_exclude_none=True,
         summary="Jira tells npsloop that an issue changed status",
+        openapi_extra=JIRA_BODY,
         responses={
             400: {"description": "Not a Jira event (problem+json)."},
             401: {"description": "Missing or wrong signature."},
             404: {"description": "No Jira webhook secret is configured."},
+            422: {
+                "description": "A value npsloop cannot keep: an id or status with a control "
+                "character, a `timestamp` that is no time; `errors` names the field."
+            },
         },
     )
     async def jira(request: Request) -> HelpdeskAnswer:

@@ -1,11 +1,12 @@
 """Scoring's read API: NPS figures with their margin of error, comparisons, themes."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from nps_events import Line
 from nps_kit.db import SessionFactory
 from nps_kit.http import Problem
 from nps_scoring.adapters.repository import ScoringRepository
@@ -18,7 +19,8 @@ RESPONSE_RATE = (
     "it is always null."
 )
 GROUP_BY = r"^(source|survey|theme|attribute:[a-z][a-z0-9_]{0,39})$"
-ATTRIBUTE = r"^[a-z][a-z0-9_]{0,39}:.{1,200}$"
+#: A value is one line: no control character (the same rule as `nps_events.Line`).
+ATTRIBUTE = r"^[a-z][a-z0-9_]{0,39}:[^\u0000-\u001f\u007f-\u009f\u2028\u2029]{1,200}$"
 
 
 class CountsOut(BaseModel):
@@ -163,12 +165,18 @@ def _range(start: date | None, end: date | None, *, name: str = "") -> None:
         raise Problem(400, "Invalid range", f"{name}from ({start}) is after {name}to ({end})")
 
 
+_RANGE: dict[int | str, dict[str, Any]] = {
+    400: {"description": "A range whose first day is after its last (problem+json)."}
+}
+
+
 def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -> APIRouter:
     api = APIRouter()
     labels = {**labels, UNMATCHED: "Comments that match no theme"}
 
     @api.get(
         "/v1/nps",
+        responses=_RANGE,
         response_model=NpsOut,
         response_model_by_alias=True,
         summary="NPS, counts and margin of error, per period and group",
@@ -185,9 +193,9 @@ def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -
                 description="source, survey, theme or attribute:<key> (e.g. attribute:plan).",
             ),
         ] = None,
-        source: Annotated[str | None, Query(max_length=100)] = None,
-        survey_id: Annotated[str | None, Query(max_length=200)] = None,
-        theme: Annotated[str | None, Query(max_length=40)] = None,
+        source: Annotated[Line | None, Query(max_length=100)] = None,
+        survey_id: Annotated[Line | None, Query(max_length=200)] = None,
+        theme: Annotated[Line | None, Query(max_length=40)] = None,
         attribute: Annotated[
             str | None,
             Query(pattern=ATTRIBUTE, description="<key>:<value> of a customer attribute."),
@@ -231,6 +239,7 @@ def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -
 
     @api.get(
         "/v1/nps/compare",
+        responses=_RANGE,
         response_model=CompareOut,
         response_model_by_alias=True,
         summary="Whether NPS changed significantly between two periods",
@@ -241,9 +250,9 @@ def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -
         a_to: Annotated[date, Query(description="Period a's last day.")],
         b_from: Annotated[date, Query(description="Period b's first day.")],
         b_to: Annotated[date, Query(description="Period b's last day.")],
-        source: Annotated[str | None, Query(max_length=100)] = None,
-        survey_id: Annotated[str | None, Query(max_length=200)] = None,
-        theme: Annotated[str | None, Query(max_length=40)] = None,
+        source: Annotated[Line | None, Query(max_length=100)] = None,
+        survey_id: Annotated[Line | None, Query(max_length=200)] = None,
+        theme: Annotated[Line | None, Query(max_length=40)] = None,
         attribute: Annotated[str | None, Query(pattern=ATTRIBUTE)] = None,
     ) -> CompareOut:
         _range(a_from, a_to, name="a_")
@@ -273,6 +282,7 @@ def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -
 
     @api.get(
         "/v1/themes",
+        responses=_RANGE,
         response_model=ThemesOut,
         response_model_by_alias=True,
         summary="Each theme's share among promoters, passives and detractors, and its trend",

@@ -80,7 +80,7 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
             scope = OptOutScope(scope_text)
         except ValueError:
             raise InvalidResponseError("data.scope", "must be email, sms or all") from None
-        msg_id = request.header("webhook-id") or customer_id
+        msg_id = required_text(request.header("webhook-id") or customer_id, "webhook-id")
         return Parsed(
             opt_outs=(
                 OptOut(
