@@ -69,5 +69,5 @@ format: install ## apply ruff's fixes and formatting
 contracts: install ## regenerate contracts/ from the event models
 	$(PY) -m nps_events.contracts contracts
 
-clean: down ## remove .venv, .tools and var/ (all local state)
-	rm -rf $(VENV) .tools var
+clean: down ## remove .venv, .tools, var/ and the fetched Apache Kafka (all local state)
+	rm -rf $(VENV) .tools var tools/kafka/target
