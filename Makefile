@@ -29,7 +29,7 @@ install: $(VENV)/.installed ## create .venv and install the workspace (uv, from 
 # only for NPSLOOP_BROKER=apache-kafka and NPSLOOP_TEST_INFRA=apache-kafka, which also fetch
 # them by themselves when they are missing (nps_kit.devstack.kafka.install).
 tools/kafka/target/lib/.installed: tools/kafka/pom.xml
-	rm -rf tools/kafka/target/lib
+	rm -rf tools/kafka/target/lib tools/kafka/target/cds
 	cd tools/kafka && mvn -B -q -Dstyle.color=never package
 	@touch $@
 
