@@ -7,7 +7,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install run up down test test-unit test-integration test-e2e lint format contracts clean
+.PHONY: help install kafka run up down test test-unit test-integration test-e2e lint format contracts clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -24,6 +24,16 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv and install the workspace (uv, from uv.lock)
+
+# Apache Kafka's jars from Maven Central into tools/kafka/target/lib (Java 17+ and Maven);
+# only for NPSLOOP_BROKER=apache-kafka and NPSLOOP_TEST_INFRA=apache-kafka, which also fetch
+# them by themselves when they are missing (nps_kit.devstack.kafka.install).
+tools/kafka/target/lib/.installed: tools/kafka/pom.xml
+	rm -rf tools/kafka/target/lib tools/kafka/target/cds
+	cd tools/kafka && mvn -B -q -Dstyle.color=never package
+	@touch $@
+
+kafka: tools/kafka/target/lib/.installed ## fetch Apache Kafka (Maven) for NPSLOOP_BROKER=apache-kafka
 
 run: install ## start everything in the foreground: broker, PostgreSQL, SMTP sink, four services
 	$(PY) -m nps_kit.devstack run
@@ -59,5 +69,5 @@ format: install ## apply ruff's fixes and formatting
 contracts: install ## regenerate contracts/ from the event models
 	$(PY) -m nps_events.contracts contracts
 
-clean: down ## remove .venv, .tools and var/ (all local state)
-	rm -rf $(VENV) .tools var
+clean: down ## remove .venv, .tools, var/ and the fetched Apache Kafka (all local state)
+	rm -rf $(VENV) .tools var tools/kafka/target

@@ -35,13 +35,14 @@ from nps_events import (
     decode,
     encode,
 )
-from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from nps_kit.devstack import EmbeddedPostgres, free_port
 from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 from nps_kit.messaging import Outgoing, Publisher
 from nps_kit.settings import KafkaSettings
 from tests.integration.kafka_helpers import read_all
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.fake_zendesk import FakeZendesk
+from tests.support.infra import new_broker
 from tests.support.polling import eventually
 from tests.support.serve import served
 
@@ -85,7 +86,7 @@ class Isolated:
 def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
     tmp = tmp_path_factory.mktemp("pii")
     logs = tmp / "logs"
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+    broker = new_broker(tmp)
     postgres = EmbeddedPostgres(data_dir=tmp / "postgres", port=free_port(), durable=False)
     smtp = Controller(_RefuseRecipients(), hostname="127.0.0.1", port=free_port())
     twilio, zendesk = FakeTwilio(), FakeZendesk()

@@ -13,7 +13,13 @@ from tests.e2e.test_webhooks import delighted, post_signed
 from tests.support.fake_collector import FakeCollector
 from tests.support.polling import eventually
 
-SERVICES = {"npsloop-ingest", "npsloop-scoring", "npsloop-followup", "npsloop-notify"}
+#: A span each service must export for the response (each may export others too).
+EXPECTED = {
+    "npsloop-ingest": "POST /v1/webhooks/{source}",
+    "npsloop-scoring": "nps.responses.v1 process",
+    "npsloop-followup": "nps.scored.v1 process",
+    "npsloop-notify": "nps.actions.v1 process",
+}
 
 
 async def test_a_response_is_one_trace_from_the_webhook_to_notify(
@@ -46,13 +52,12 @@ async def test_a_response_is_one_trace_from_the_webhook_to_notify(
     async def probe() -> dict[str, set[str]]:
         return ours()
 
-    spans = await eventually(
+    # Wait for the spans named, not for any span of each service: followup also consumes
+    # nps.responses.v1 (for opt-outs), and that span may be exported in an earlier batch than
+    # its nps.scored.v1 one (seen on Apache Kafka, where no consumer waits to join its group).
+    await eventually(
         probe,
-        until=lambda found: set(found) >= SERVICES,
+        until=lambda found: all(name in found.get(svc, set()) for svc, name in EXPECTED.items()),
         timeout=30,
-        what="spans of the trace from all four services",
+        what="the spans of the trace from all four services",
     )
-    assert "POST /v1/webhooks/{source}" in spans["npsloop-ingest"]
-    assert "nps.responses.v1 process" in spans["npsloop-scoring"]
-    assert "nps.scored.v1 process" in spans["npsloop-followup"]
-    assert "nps.actions.v1 process" in spans["npsloop-notify"]

@@ -13,7 +13,7 @@ from sqlalchemy import make_url, text
 
 from nps_events import ResponseReceived, dlq, encode
 from nps_kit.db import create_engine
-from nps_kit.devstack import EmbeddedBroker, free_port
+from nps_kit.devstack import free_port
 from nps_kit.messaging import (
     ConsumerRunner,
     Inbound,
@@ -25,7 +25,7 @@ from nps_kit.messaging import (
 )
 from nps_kit.settings import DatabaseSettings, KafkaSettings
 from tests.integration.kafka_helpers import NOW, a_response, committed, read_all
-from tests.support.infra import Infra
+from tests.support.infra import Infra, new_broker
 from tests.support.polling import eventually
 from tests.support.tls_proxy import tcp_proxy
 
@@ -406,7 +406,7 @@ async def test_a_service_started_before_the_broker_connects_once_it_is_there(
             await publisher.check()
         with pytest.raises(PublishError):
             await _produce(publisher, "late.topic", [a_response("late-0")])
-        broker = EmbeddedBroker(port=port, log_path=tmp_path / "broker.log")
+        broker = new_broker(tmp_path, port=port)
         broker.start()
         try:
             await ensure_topics(kafka, ["late.topic", dlq("late.topic")], partitions=1)

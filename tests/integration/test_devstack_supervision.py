@@ -19,12 +19,13 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from nps_events.topics import ALL_TOPICS
-from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from nps_kit.devstack import EmbeddedPostgres, free_port
 from nps_kit.devstack.postgres import clear_stale_lock
 from nps_kit.devstack.services import create_topics
 from nps_kit.devstack.supervise import Supervisor
 from nps_kit.messaging import client_options
 from nps_kit.settings import KafkaSettings
+from tests.support.infra import new_broker
 from tests.support.polling import eventually
 
 DEADLINE = 60.0
@@ -126,7 +127,7 @@ async def _topics(bootstrap_servers: str) -> set[str]:
 async def test_a_killed_broker_is_reaped_restarted_and_has_its_topics_again(
     tmp_path: Path,
 ) -> None:
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
+    broker = new_broker(tmp_path)
     broker.start()
     said: list[str] = []
     supervisor = Supervisor(say=said.append, initial_backoff=0.2)

@@ -12,10 +12,11 @@ import pytest
 import trustme
 
 from nps_events import encode
-from nps_kit.devstack import EmbeddedBroker, free_port
+from nps_kit.devstack import free_port
 from nps_kit.messaging import Outgoing, Publisher, PublishError, ensure_topics
 from nps_kit.settings import KafkaSettings
 from tests.integration.kafka_helpers import NOW, a_response, read_all
+from tests.support.infra import new_broker
 from tests.support.tls_proxy import tls_proxy
 
 CA = trustme.CA()
@@ -42,9 +43,7 @@ class Listener:
 
 def _listener(tmp: Path, *, client_certificates: bool) -> Iterator[Listener]:
     port, broker_port = free_port(), free_port()
-    broker = EmbeddedBroker(
-        port=broker_port, log_path=tmp / "broker.log", advertised=f"127.0.0.1:{port}"
-    )
+    broker = new_broker(tmp, port=broker_port, advertised=f"127.0.0.1:{port}")
     CA.cert_pem.write_to_path(str(tmp / "ca.pem"))
     CLIENT_CERT.cert_chain_pems[0].write_to_path(str(tmp / "client.pem"))
     CLIENT_CERT.private_key_pem.write_to_path(str(tmp / "client.key"))

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from nps_events import ResponseReceived, Topic, dlq, encode
-from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, MailSink
+from nps_kit.devstack import ApacheKafka, EmbeddedBroker, EmbeddedPostgres, MailSink
 from nps_kit.devstack.services import ServiceProcess
 from nps_kit.messaging import Outgoing, Publisher, PublishError
 from nps_kit.settings import KafkaSettings
@@ -112,7 +112,7 @@ def database_outage(postgres: EmbeddedPostgres, seconds: float) -> Fault:
     return fault
 
 
-def broker_pause(broker: EmbeddedBroker, seconds: float) -> Fault:
+def broker_pause(broker: EmbeddedBroker | ApacheKafka, seconds: float) -> Fault:
     """The broker freezes (SIGSTOP) for `seconds`: open connections, no answers."""
 
     async def fault() -> float:

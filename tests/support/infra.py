@@ -1,7 +1,10 @@
 """Real infrastructure for the tests: a Kafka-protocol broker, PostgreSQL and an SMTP sink.
 
-By default they are the embedded dev stack's (no Docker needed). With a Docker engine and
-`NPSLOOP_TEST_INFRA=containers`, Apache Kafka and PostgreSQL run in testcontainers instead.
+By default they are the embedded dev stack's (no Docker needed). `NPSLOOP_TEST_INFRA`:
+- `apache-kafka`: the broker is Apache Kafka, one KRaft node run by the dev stack's
+  launcher (Java and Maven; `make kafka` fetches it), with idempotent producers on; the rest
+  is the embedded stack's;
+- `containers` (with a Docker engine): Apache Kafka and PostgreSQL in testcontainers.
 """
 
 import asyncio
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nps_events.topics import ALL_TOPICS
-from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
+from nps_kit.devstack import ApacheKafka, EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
 from nps_kit.messaging import ensure_topics
 from nps_kit.migrations import upgrade
 from nps_kit.settings import KafkaSettings
@@ -29,21 +32,52 @@ class Infra:
     #: The servers themselves, where the tests run them (the chaos suite kills and pauses
     #: them); None with testcontainers.
     postgres: EmbeddedPostgres | None = None
-    broker: EmbeddedBroker | None = None
+    broker: EmbeddedBroker | ApacheKafka | None = None
+    #: Producer idempotence (`KAFKA_ENABLE_IDEMPOTENCE`): Apache Kafka has it, Tansu not.
+    idempotence: bool = False
 
     def env(self) -> dict[str, str]:
         """The environment a service process needs to use this infrastructure."""
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "KAFKA_ENABLE_IDEMPOTENCE": "true" if self.idempotence else "false",
             "DATABASE_URL": self.database_url,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp_port),
         }
 
 
+def _mode() -> str:
+    mode = os.environ.get("NPSLOOP_TEST_INFRA", "embedded")
+    if mode not in ("embedded", "apache-kafka", "containers"):
+        raise ValueError(
+            f"NPSLOOP_TEST_INFRA={mode!r}: use embedded (default), apache-kafka or containers"
+        )
+    return mode
+
+
+def new_broker(
+    tmp: Path, *, port: int | None = None, advertised: str | None = None
+) -> EmbeddedBroker | ApacheKafka:
+    """A broker of the session's kind, not started, for a test that needs one of its own
+    (started late, behind a proxy, with other settings): Apache Kafka with
+    `NPSLOOP_TEST_INFRA=apache-kafka`, else Tansu."""
+    port = port or free_port()
+    if _mode() == "apache-kafka":
+        return ApacheKafka(
+            port=port,
+            data_dir=tmp / "kafka",
+            log_path=tmp / "kafka" / "server.log",
+            advertised=advertised,
+        )
+    return EmbeddedBroker(port=port, log_path=tmp / "broker.log", advertised=advertised)
+
+
 @contextlib.contextmanager
-def _embedded(tmp: Path) -> Iterator[tuple[str, str, EmbeddedPostgres, EmbeddedBroker]]:
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+def _embedded(
+    tmp: Path,
+) -> Iterator[tuple[str, str, EmbeddedPostgres, EmbeddedBroker | ApacheKafka]]:
+    broker = new_broker(tmp)
     postgres = EmbeddedPostgres(data_dir=tmp / "postgres", port=free_port(), durable=False)
     broker.start()
     try:
@@ -69,10 +103,28 @@ def _containers() -> Iterator[tuple[str, str, None, None]]:
 
 
 @contextlib.contextmanager
+def _idempotence(on: bool) -> Iterator[None]:
+    """Producer idempotence for every `KafkaSettings` the session builds (they read
+    `KAFKA_ENABLE_IDEMPOTENCE`) and every service process it starts (`Infra.env`): on with
+    `apache-kafka`, off on Tansu, which has no idempotent producer (and as it was with
+    `containers`)."""
+    before = os.environ.get("KAFKA_ENABLE_IDEMPOTENCE")
+    os.environ["KAFKA_ENABLE_IDEMPOTENCE"] = "true" if on else "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["KAFKA_ENABLE_IDEMPOTENCE"]
+        else:
+            os.environ["KAFKA_ENABLE_IDEMPOTENCE"] = before
+
+
+@contextlib.contextmanager
 def running_infra(tmp: Path) -> Iterator[Infra]:
-    mode = os.environ.get("NPSLOOP_TEST_INFRA", "embedded")
+    mode = _mode()
     servers = _containers() if mode == "containers" else _embedded(tmp)
-    with servers as (bootstrap, database_url, postgres, broker):
+    idempotence = mode == "apache-kafka"
+    with _idempotence(idempotence), servers as (bootstrap, database_url, postgres, broker):
         asyncio.run(
             ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), ALL_TOPICS, partitions=3)
         )
@@ -81,6 +133,6 @@ def running_infra(tmp: Path) -> Iterator[Infra]:
         mail = MailSink(directory=tmp / "mail", port=free_port())
         mail.start()
         try:
-            yield Infra(bootstrap, database_url, mail.port, mail, postgres, broker)
+            yield Infra(bootstrap, database_url, mail.port, mail, postgres, broker, idempotence)
         finally:
             mail.stop()

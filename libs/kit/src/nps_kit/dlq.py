@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from nps_events import Topic, dlq
@@ -117,12 +118,25 @@ def _check_dlq(topic: str) -> None:
         raise ValueError(f"{topic!r} is not a dead-letter topic (<topic>{DLQ_SUFFIX})")
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    await consumer.topics()  # fetches the cluster's metadata
-    partitions = consumer.partitions_for_topic(topic)
+async def _partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, asked of the cluster. Not the consumer's
+    `partitions_for_topic`: it knows only the topics its client tracks, which on Apache Kafka
+    are those it assigned or subscribed to (Tansu's metadata answers list every topic)."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = sorted(
+        p["partition"]
+        for t in described
+        if t["topic"] == topic and t["error_code"] == 0
+        for p in t["partitions"]
+    )
     if not partitions:
         raise ValueError(f"no topic {topic!r} on the broker")
-    return [TopicPartition(topic, p) for p in sorted(partitions)]
+    return [TopicPartition(topic, p) for p in partitions]
 
 
 async def _read(
@@ -161,7 +175,7 @@ async def list_dead_letters(settings: KafkaSettings, topic: str) -> list[DeadLet
     await consumer.start()
     try:
         letters: list[DeadLetter] = []
-        tps = await _partitions(consumer, topic)
+        tps = await _partitions(settings, topic)
         begins = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
         for tp in tps:
@@ -190,7 +204,7 @@ async def redrive(
     sent: list[DeadLetter] = []
     left: list[DeadLetter] = []
     try:
-        tps = await _partitions(consumer, topic)
+        tps = await _partitions(settings, topic)
         begins = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
         for tp in tps:

@@ -4,6 +4,8 @@
 (Ctrl-C stops everything); `up` does the same in the background and returns once every
 service is ready; `down` stops what `up` started. Whatever is configured through
 `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL` or `SMTP_HOST` is used instead of the embedded one.
+The broker is Tansu (memory only) unless `NPSLOOP_BROKER=apache-kafka`: then it is Apache
+Kafka, one KRaft node with its data in `var/kafka/`, and the producers are idempotent.
 """
 
 import argparse
@@ -15,11 +17,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_kit.devstack.broker import EmbeddedBroker
+from nps_kit.devstack.kafka import ApacheKafka
 from nps_kit.devstack.mailsink import MailSink
 from nps_kit.devstack.postgres import EmbeddedPostgres
 from nps_kit.devstack.services import (
@@ -38,6 +42,9 @@ class DevStackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NPSLOOP_", extra="ignore")
 
     var_dir: Path = Path("var")
+    #: `tansu`: the embedded broker, memory only; `apache-kafka`: Apache Kafka from Maven
+    #: Central (Java 17+ and Maven; `make kafka`), data on disk in `var/kafka/`.
+    broker: Literal["tansu", "apache-kafka"] = "tansu"
     broker_port: int = 9092
     postgres_port: int = 55432
     smtp_port: int = 1025
@@ -58,7 +65,7 @@ class DevStack:
     def __init__(self, settings: DevStackSettings) -> None:
         self.settings = settings
         self.var = settings.var_dir.resolve()
-        self.broker: EmbeddedBroker | None = None
+        self.broker: EmbeddedBroker | ApacheKafka | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.mail: MailSink | None = None
         self.services: list[ServiceProcess] = []
@@ -67,10 +74,19 @@ class DevStack:
         s = self.settings
         (self.var / "log").mkdir(parents=True, exist_ok=True)
         kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        idempotence = os.environ.get("KAFKA_ENABLE_IDEMPOTENCE", "false")
         if not kafka:
-            self.broker = EmbeddedBroker(
-                port=s.broker_port, log_path=self.var / "log" / "broker.log"
-            )
+            if s.broker == "apache-kafka":
+                self.broker = ApacheKafka(
+                    port=s.broker_port,
+                    data_dir=self.var / "kafka",
+                    log_path=self.var / "log" / "broker.log",
+                )
+                idempotence = "true"
+            else:
+                self.broker = EmbeddedBroker(
+                    port=s.broker_port, log_path=self.var / "log" / "broker.log"
+                )
             self.broker.start()
             kafka = self.broker.bootstrap_servers
         database = os.environ.get("DATABASE_URL")
@@ -86,6 +102,7 @@ class DevStack:
             smtp_host, smtp_port = "127.0.0.1", str(s.smtp_port)
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "KAFKA_ENABLE_IDEMPOTENCE": idempotence,
             "DATABASE_URL": database,
             "SMTP_HOST": smtp_host,
             "SMTP_PORT": smtp_port,
@@ -132,6 +149,8 @@ class DevStack:
         broker = (
             self.broker.bootstrap_servers if self.broker else os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         )
+        if isinstance(self.broker, ApacheKafka):
+            broker += f"   (Apache Kafka, data in {self.broker.data_dir})"
         lines.append(f"  broker    {broker}")
         lines.append(f"  database  {self.postgres.url if self.postgres else '(DATABASE_URL)'}")
         if self.mail:
