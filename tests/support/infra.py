@@ -10,6 +10,8 @@ By default they are the embedded dev stack's (no Docker needed). `NPSLOOP_TEST_I
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +80,11 @@ def _embedded(
     tmp: Path,
 ) -> Iterator[tuple[str, str, EmbeddedPostgres, EmbeddedBroker | ApacheKafka]]:
     broker = new_broker(tmp)
-    postgres = EmbeddedPostgres(data_dir=tmp / "postgres", port=free_port(), durable=False)
+    # Not under pytest's own temporary folder: another pytest session on the machine makes
+    # that private to root again (0700) when it starts, and the unprivileged server user
+    # could then not restart in it (the chaos suite restarts it).
+    data = Path(tempfile.mkdtemp(prefix="npsloop-test-postgres-"))
+    postgres = EmbeddedPostgres(data_dir=data / "postgres", port=free_port(), durable=False)
     broker.start()
     try:
         postgres.start()
@@ -88,6 +94,7 @@ def _embedded(
             postgres.stop()
     finally:
         broker.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @contextlib.contextmanager
