@@ -7,7 +7,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install kafka run up down test test-unit test-integration test-e2e lint format contracts clean
+.PHONY: help install kafka run up down test test-kafka test-unit test-integration test-e2e lint format contracts clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ down: ## stop what `make up` started
 
 test: install ## the whole suite: unit, contract, integration, e2e (starts its own infrastructure)
 	$(PY) -m pytest
+
+test-kafka: install kafka ## the integration and e2e tests again, on Apache Kafka instead of Tansu (Java 17+, Maven)
+	NPSLOOP_TEST_INFRA=apache-kafka $(PY) -m pytest tests/integration tests/e2e
 
 test-unit: install ## unit and contract tests only (no infrastructure)
 	$(PY) -m pytest tests/unit tests/contract
