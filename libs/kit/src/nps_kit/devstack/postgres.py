@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from nps_kit.devstack.process import port_open, stop_process, wait_for_port
+from nps_kit.devstack.process import ServerProcess, port_open, stop_process, wait_for_port
 
 
 def _bin_path() -> Path:
@@ -56,7 +56,7 @@ def _open_up(path: Path) -> None:
             parent.chmod(mode | 0o005)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ServerProcess):
     def __init__(
         self, *, data_dir: Path, port: int, database: str = "npsloop", durable: bool = True
     ) -> None:
@@ -102,15 +102,6 @@ class EmbeddedPostgres:
             )
             if result.returncode != 0:
                 raise RuntimeError(f"initdb failed for {self.data_dir}:\n{result.stderr}")
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's process id while it runs."""
-        return self._process.pid if self._process is not None else None
-
-    def alive(self) -> bool:
-        """Whether the server process still runs; a dead one is reaped (no zombie)."""
-        return self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
         if port_open(self.port):
@@ -203,11 +194,6 @@ class EmbeddedPostgres:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def restart(self) -> None:
-        """Start again after the server died (`alive()` false): the data directory is kept."""
-        self.stop()
-        self.start()
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast shutdown": roll back sessions, checkpoint, exit.

@@ -1,5 +1,6 @@
 """Small helpers for child processes and ports."""
 
+import signal
 import socket
 import subprocess
 import time
@@ -50,3 +51,40 @@ def stop_process(
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+class ServerProcess:
+    """A server the dev stack runs as a child process (the broker, PostgreSQL): what
+    supervising it and the chaos suite need besides `start` and `stop`."""
+
+    _process: "subprocess.Popen[bytes] | None" = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (benchmarks account its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
+    def alive(self) -> bool:
+        """Whether the server process still runs; a dead one is reaped (no zombie)."""
+        return self._process is not None and self._process.poll() is None
+
+    def restart(self) -> None:
+        """Start again after the server died or was stopped."""
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open and nothing answers, as a server in a
+        long pause or behind a network partition looks to its clients."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
