@@ -18,11 +18,9 @@ from nps_followup.handlers import PolicyInForce, get_case, open_cases
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.http import create_app
-from nps_kit.outbox import OutboxRelay
-from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.helpdesk_webhooks import sign_jira, sign_zendesk
-from nps_notify.entrypoints.api import helpdesk_router
 from nps_scoring.entrypoints import api as scoring_api
+from tests.support.helpdesk import helpdesk_app
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 _POLICY = parse_policy(default_policy_text())
@@ -237,18 +235,8 @@ async def test_a_note_may_span_lines(followup: httpx.AsyncClient, sessions: Sess
 
 @pytest.fixture(scope="module")
 async def notify(sessions: SessionFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async def never(_messages: object) -> None:  # the relay is not started here
-        raise AssertionError("not relaying in this test")
-
-    app = create_app(title="notify", description="", version="test", readiness={})
-    app.include_router(
-        helpdesk_router(
-            sessions=sessions,
-            relay=OutboxRelay(sessions=sessions, table=notify_tables.outbox, send_many=never),
-            clock=FrozenClock(NOW),
-            zendesk_secrets=[ZENDESK_SECRET],
-            jira_secrets=[JIRA_SECRET],
-        )
+    app = helpdesk_app(
+        sessions, now=NOW, zendesk_secrets=[ZENDESK_SECRET], jira_secrets=[JIRA_SECRET]
     )
     async with _client(app, "http://notify") as client:
         yield client

@@ -39,13 +39,11 @@ from nps_followup.handlers import PolicyInForce, open_cases
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, session_factory, unit_of_work
 from nps_kit.http import create_app
-from nps_kit.outbox import OutboxRelay
-from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.helpdesk_webhooks import sign_jira, sign_zendesk
-from nps_notify.entrypoints.api import helpdesk_router
 from nps_scoring.adapters.taxonomy import load_taxonomy
 from nps_scoring.entrypoints import api as scoring_api
 from tests.support.fuzz import poison
+from tests.support.helpdesk import helpdesk_app
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ZENDESK_SECRET = "fuzz-zendesk-secret"
@@ -194,18 +192,11 @@ class _SignEveryBody:
 
 
 def _notify() -> ASGIApp:
-    async def never(_messages: object) -> None:  # the relay is not started here
-        raise AssertionError("not relaying in this test")
-
-    app = create_app(title="npsloop notify", description="-", version="fuzz", readiness={})
-    app.include_router(
-        helpdesk_router(
-            sessions=SESSIONS,  # type: ignore[arg-type]
-            relay=OutboxRelay(sessions=SESSIONS, table=notify_tables.outbox, send_many=never),  # type: ignore[arg-type]
-            clock=FrozenClock(NOW),
-            zendesk_secrets=[ZENDESK_SECRET],
-            jira_secrets=[JIRA_SECRET],
-        )
+    app = helpdesk_app(
+        SESSIONS,  # type: ignore[arg-type]
+        now=NOW,
+        zendesk_secrets=[ZENDESK_SECRET],
+        jira_secrets=[JIRA_SECRET],
     )
     return _SignEveryBody(app)
 

@@ -11,16 +11,14 @@ from sqlalchemy import select
 from nps_events import CreateTicket, Customer, RaiseTicketPriority, Segment, TicketPriority
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory
-from nps_kit.http import create_app
-from nps_kit.outbox import OutboxRelay
 from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.helpdesk_webhooks import sign_jira
 from nps_notify.adapters.jira import JiraTicketChannel
 from nps_notify.config import JiraSettings
 from nps_notify.domain.dispatch import DispatchState
-from nps_notify.entrypoints.api import helpdesk_router
 from nps_notify.handlers import Dispatcher, ticket_job
 from tests.support.fake_jira import FakeJira
+from tests.support.helpdesk import helpdesk_app
 from tests.support.waits import recorded_waits
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -127,18 +125,8 @@ WEBHOOK_SECRET = "jira-webhook-secret"
 def _helpdesk(sessions: SessionFactory) -> httpx.AsyncClient:
     """Notify's helpdesk routes, served in process over ASGI (as in the running service)."""
 
-    async def never(_messages: object) -> None:  # the relay is not started here
-        raise AssertionError("not relaying in this test")
-
-    app = create_app(title="notify", description="", version="test", readiness={})
-    app.include_router(
-        helpdesk_router(
-            sessions=sessions,
-            relay=OutboxRelay(sessions=sessions, table=notify_tables.outbox, send_many=never),
-            clock=FrozenClock(NOW),
-            zendesk_secrets=[],
-            jira_secrets=["an-old-secret", WEBHOOK_SECRET],
-        )
+    app = helpdesk_app(
+        sessions, now=NOW, zendesk_secrets=[], jira_secrets=["an-old-secret", WEBHOOK_SECRET]
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify")
 
