@@ -61,9 +61,12 @@ async def _closed_after(reader: asyncio.StreamReader, *, started: float, limit: 
 
 
 async def _slow_headers(port: int) -> float:
-    """A request whose headers come one byte every 0.2 s, never finished; until closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    """A request whose headers come one byte every 0.2 s, never finished; until closed.
+
+    The clock starts before the connection opens: the server's deadline starts when it
+    accepts, never earlier, so the lower bound holds however late this loop resumes."""
     started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     header = b"GET /livez HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 10_000
 
     async def trickle() -> None:
@@ -96,9 +99,10 @@ async def test_slow_header_connections_are_closed_within_the_header_timeout(
 async def test_a_connection_that_sends_nothing_is_closed_within_the_header_timeout(
     ingest: ServiceProcess,
 ) -> None:
+    started = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", ingest.port)
     try:
-        held = await _closed_after(reader, started=time.monotonic(), limit=HEADER_TIMEOUT + SLACK)
+        held = await _closed_after(reader, started=started, limit=HEADER_TIMEOUT + SLACK)
     finally:
         writer.close()
     assert held >= HEADER_TIMEOUT - 0.1
@@ -109,12 +113,12 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", ingest.port)
     try:
+        asked = time.monotonic()  # the server's idle clock starts after it answers, later
         writer.write(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
         await writer.drain()
         status = await asyncio.wait_for(reader.readline(), timeout=10)
         assert status.startswith(b"HTTP/1.1 200"), status
-        answered = time.monotonic()
-        held = await _closed_after(reader, started=answered, limit=KEEP_ALIVE + SLACK)
+        held = await _closed_after(reader, started=asked, limit=KEEP_ALIVE + SLACK)
     finally:
         writer.close()
     assert held >= KEEP_ALIVE - 0.1
