@@ -7,7 +7,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install kafka run up down test test-kafka test-unit test-integration test-e2e lint format contracts clean
+.PHONY: help install kafka run up down token test test-kafka test-unit test-integration test-e2e lint format contracts clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,11 @@ up: install ## start everything in the background; returns once every service is
 
 down: ## stop what `make up` started
 	@if [ -x $(PY) ]; then $(PY) -m nps_kit.devstack down; fi
+
+# `make -s token USER=alex@example.com [ROLE=agent]` or `make -s token CLIENT=bi-dashboard`:
+# an access token of the dev identity provider, and nothing else (for curl's Authorization).
+token: install ## print a dev access token: USER=<email> [ROLE=viewer|agent|lead|admin], or CLIENT=<id>
+	@$(PY) -m nps_kit.devstack token $(if $(CLIENT),--client "$(CLIENT)",--user "$(USER)" $(if $(ROLE),--role "$(ROLE)"))
 
 test: install ## the whole suite: unit, contract, integration, e2e (starts its own infrastructure)
 	$(PY) -m pytest

@@ -8,15 +8,20 @@ requests also get one put into a parameter or a body field: a NUL, a line break,
 control character (or a huge number in place of a number). Followup's case routes get a real
 case half the time, so the lifecycle handlers (and their writes) see the generated bodies;
 notify's helpdesk routes get every body correctly signed, so the parsers behind the signature
-check see them. ingest has its own in tests/unit/test_ingest_fuzz.py.
+check see them; scoring's and followup's routes get an admin's bearer token, so the requests
+reach the handlers (who may call what has its own tests: test_api_access.py). ingest has its
+own in tests/unit/test_ingest_fuzz.py.
 
 Bounded for CI: a fixed number of examples per operation, about a minute in all here.
 """
 
+import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -36,6 +41,8 @@ from nps_followup.adapters.policy_file import default_policy_text, parse_policy
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.entrypoints import api as followup_api
 from nps_followup.handlers import PolicyInForce, open_cases
+from nps_kit.access import Access
+from nps_kit.auth import AuthSettings, TokenVerifier
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, session_factory, unit_of_work
 from nps_kit.http import create_app
@@ -44,6 +51,7 @@ from nps_scoring.adapters.taxonomy import load_taxonomy
 from nps_scoring.entrypoints import api as scoring_api
 from tests.support.fuzz import poison
 from tests.support.helpdesk import helpdesk_app
+from tests.support.infra import Infra
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ZENDESK_SECRET = "fuzz-zendesk-secret"
@@ -70,13 +78,36 @@ class _Sessions:
 
 
 SESSIONS = _Sessions()
+#: The apps' token gate, trusting the session's identity provider once `bound` has run.
+ACCESS = Access(TokenVerifier(AuthSettings(), http=httpx.AsyncClient()), issuer="http://idp")
+
+
+class _Bearer:
+    """Adds an admin's bearer token to every request that has none."""
+
+    token = ""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not any(k == b"authorization" for k, _ in scope["headers"]):
+            token = f"Bearer {self.token}".encode()
+            scope = {**scope, "headers": [*scope["headers"], (b"authorization", token)]}
+        await self.app(scope, receive, send)
 
 
 @pytest.fixture(scope="module")
-def bound(database_url: str) -> None:
+def bound(database_url: str, infra: Infra) -> None:
     # Without a pool: schemathesis serves the apps on an event loop of its own, and a pooled
     # asyncpg connection belongs to the loop that opened it.
     SESSIONS.factory = session_factory(create_async_engine(database_url, poolclass=NullPool))
+    # The keys are fetched here, on a loop of their own, and then served from the cache.
+    verifier = TokenVerifier(infra.auth(), http=httpx.AsyncClient(timeout=5))
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, verifier.start()).result()
+    ACCESS.verifier = verifier
+    _Bearer.token = infra.token("admin@example.com")
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -85,8 +116,10 @@ def bound(database_url: str) -> None:
 def _scoring() -> ASGIApp:
     app = create_app(title="npsloop scoring", description="-", version="fuzz", readiness={})
     labels = {t.id: t.label for t in load_taxonomy().themes}
-    app.include_router(scoring_api.router(sessions=SESSIONS, timezone="UTC", labels=labels))  # type: ignore[arg-type]
-    return app
+    app.include_router(
+        scoring_api.router(sessions=SESSIONS, timezone="UTC", labels=labels, access=ACCESS)  # type: ignore[arg-type]
+    )
+    return _Bearer(app)
 
 
 scoring = schemathesis.openapi.from_asgi("/openapi.json", _scoring())
@@ -128,9 +161,14 @@ async def a_case(sessions: SessionFactory) -> uuid.UUID:
 def _followup() -> ASGIApp:
     app = create_app(title="npsloop followup", description="-", version="fuzz", readiness={})
     app.include_router(
-        followup_api.router(sessions=SESSIONS, clock=FrozenClock(NOW), policy=POLICY)  # type: ignore[arg-type]
+        followup_api.router(
+            sessions=SESSIONS,  # type: ignore[arg-type]
+            clock=FrozenClock(NOW),
+            policy=POLICY,
+            access=ACCESS,
+        )
     )
-    return app
+    return _Bearer(app)
 
 
 followup = schemathesis.openapi.from_asgi("/openapi.json", _followup())

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from nps_kit.access import Access
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.http import create_app
 from nps_scoring.adapters.repository import ScoringRepository
@@ -14,6 +15,7 @@ from nps_scoring.domain.themes import KeywordThemeClassifier
 from nps_scoring.entrypoints import api
 from nps_scoring.handlers import score_responses
 from tests.integration.test_scoring import response
+from tests.support.infra import Infra
 
 TAXONOMY = load_taxonomy()
 THEMES = KeywordThemeClassifier(TAXONOMY)
@@ -21,7 +23,9 @@ MARCH = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday
 
 
 @pytest.fixture(scope="module")
-async def client(sessions: SessionFactory) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    sessions: SessionFactory, access: Access, infra: Infra
+) -> AsyncIterator[httpx.AsyncClient]:
     # February: 2 promoters, 2 detractors (NPS 0); March: 4 promoters, 1 passive, 1 detractor.
     plan = [
         # (customer, score, day offset from 2 March, comment, source, plan)
@@ -52,9 +56,11 @@ async def client(sessions: SessionFactory) -> AsyncIterator[httpx.AsyncClient]:
         await score_responses(ScoringRepository(session), events, now=MARCH, classifier=THEMES)
     app = create_app(title="t", description="t", version="0", readiness={})
     labels = {t.id: t.label for t in TAXONOMY.themes}
-    app.include_router(api.router(sessions=sessions, timezone="UTC", labels=labels))
+    app.include_router(api.router(sessions=sessions, timezone="UTC", labels=labels, access=access))
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://scoring"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://scoring",
+        headers=infra.bearer("analyst@example.com"),  # a viewer: figures hold no PII
     ) as client:
         yield client
 

@@ -1,4 +1,5 @@
-"""Real infrastructure for the tests: a Kafka-protocol broker, PostgreSQL and an SMTP sink.
+"""Real infrastructure for the tests: a Kafka-protocol broker, PostgreSQL, an SMTP sink and
+the dev stack's OpenID Connect provider (real signatures, served over HTTP).
 
 By default they are the embedded dev stack's (no Docker needed). `NPSLOOP_TEST_INFRA`:
 - `apache-kafka`: the broker is Apache Kafka, one KRaft node run by the dev stack's
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nps_events.topics import ALL_TOPICS
+from nps_kit.auth import AuthSettings
 from nps_kit.devstack import ApacheKafka, EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
+from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.messaging import ensure_topics
 from nps_kit.migrations import upgrade
 from nps_kit.settings import KafkaSettings
@@ -37,10 +40,31 @@ class Infra:
     broker: EmbeddedBroker | ApacheKafka | None = None
     #: Producer idempotence (`KAFKA_ENABLE_IDEMPOTENCE`): Apache Kafka has it, Tansu not.
     idempotence: bool = False
+    #: The identity provider whose tokens the services accept.
+    idp: ServedIdentityProvider | None = None
+
+    @property
+    def issuer(self) -> str:
+        assert self.idp is not None
+        return self.idp.issuer
+
+    def auth(self) -> AuthSettings:
+        return AuthSettings(issuer=self.issuer)
+
+    def token(self, email: str, role: str | None = None) -> str:
+        """A person's access token, really signed by the provider (a dev user's own role
+        unless `role` is given)."""
+        assert self.idp is not None
+        return self.idp.provider.person_token(email, role=role)
+
+    def bearer(self, email: str, role: str | None = None) -> dict[str, str]:
+        """The `Authorization` header of a person's request."""
+        return {"Authorization": f"Bearer {self.token(email, role)}"}
 
     def env(self) -> dict[str, str]:
         """The environment a service process needs to use this infrastructure."""
         return {
+            "AUTH_ISSUER": self.issuer,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "KAFKA_ENABLE_IDEMPOTENCE": "true" if self.idempotence else "false",
             "DATABASE_URL": self.database_url,
@@ -139,7 +163,12 @@ def running_infra(tmp: Path) -> Iterator[Infra]:
             upgrade(package, database_url)
         mail = MailSink(directory=tmp / "mail", port=free_port())
         mail.start()
+        idp = ServedIdentityProvider(key_file=tmp / "idp" / "signing-key.pem", port=free_port())
+        idp.start()
         try:
-            yield Infra(bootstrap, database_url, mail.port, mail, postgres, broker, idempotence)
+            yield Infra(
+                bootstrap, database_url, mail.port, mail, postgres, broker, idempotence, idp
+            )
         finally:
+            idp.stop()
             mail.stop()

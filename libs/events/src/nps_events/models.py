@@ -284,6 +284,42 @@ class ResponseScored(Event):
         return self.customer.id
 
 
+class ActorKind(StrEnum):
+    PERSON = "person"  # a person signed in with the identity provider
+    PROGRAM = "program"  # a program with a client-credentials token
+    SYSTEM = "system"  # npsloop itself, applying a rule of the follow-up policy
+
+
+class Actor(_Model):
+    """Who caused a case event: a person or program (from their access token), or npsloop
+    itself applying a policy rule. Added in 1.5.0."""
+
+    kind: ActorKind
+    id: Line = Field(
+        min_length=1,
+        max_length=200,
+        description="The token's subject (a person), its client id (a program), or `system`.",
+    )
+    name: Line | None = Field(
+        default=None,
+        max_length=254,
+        description="What people read: the person's email address or display name.",
+    )
+    rule: Line | None = Field(
+        default=None,
+        max_length=100,
+        description="For `system`: the policy rule applied (the case's rule).",
+    )
+
+    @classmethod
+    def system(cls, rule: str | None) -> "Actor":
+        return cls(kind=ActorKind.SYSTEM, id="system", name="system", rule=rule)
+
+    def label(self) -> str:
+        """One line for a timeline: `alex@example.com`, `bi-dashboard`, `system`."""
+        return self.name or self.id
+
+
 class CaseOpened(Event):
     """A follow-up case was opened for a response."""
 
@@ -297,6 +333,9 @@ class CaseOpened(Event):
     score: Score
     opened_at: AwareDatetime
     due_at: AwareDatetime = Field(description="When a person must have contacted the customer.")
+    actor: Actor | None = Field(
+        default=None, description="Who opened it: `system`, with the rule. Added in 1.5.0."
+    )
 
     def derive_event_id(self) -> uuid.UUID:
         return derive_id("case-opened", str(self.case_id))
@@ -529,6 +568,11 @@ class _CaseEvent(Event):
     case_id: uuid.UUID
     customer_id: Line
     at: AwareDatetime = Field(description="When it happened.")
+    actor: Actor | None = Field(
+        default=None,
+        description="Who did it: the person or program whose token the request carried, or "
+        "`system` with the rule for automatic steps (reminders, escalations). Added in 1.5.0.",
+    )
 
     def derive_event_id(self) -> uuid.UUID:
         return self.entry_id

@@ -96,6 +96,11 @@ class Principal:
     groups: frozenset[str] = frozenset()
 
     @property
+    def is_program(self) -> bool:
+        """A client-credentials token: a client id and no person's name or email."""
+        return self.client_id is not None and self.email is None and self.name is None
+
+    @property
     def actor(self) -> str:
         """What a timeline entry and an event say did it."""
         return self.email or self.name or self.subject
@@ -123,7 +128,10 @@ class TokenVerifier:
         await self._refresh(force=True)
 
     async def check(self) -> None:
-        """Readiness: raise while no key has ever been fetched."""
+        """Readiness: raise while no key is known (trying the provider again first, at most
+        every `refresh_interval` seconds, so that readiness comes back by itself)."""
+        if not self._keys:
+            await self._refresh(force=False)
         if not self._keys:
             raise RuntimeError(
                 f"no signing keys from the identity provider {self._settings.issuer} yet"

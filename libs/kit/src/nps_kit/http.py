@@ -428,7 +428,8 @@ def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """The app's OpenAPI document with its errors as they are answered: every 4xx and 5xx
     response is problem+json (FastAPI documents its own JSON shape for 422, which the
     exception handlers above never send), an operation that reads parameters or a body
-    documents 422, and one that reads a JSON body documents 400 (malformed JSON)."""
+    documents 422, one that reads a JSON body documents 400 (malformed JSON), and one that
+    needs a bearer token documents 401 and 403."""
     for item in schema.get("paths", {}).values():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -440,6 +441,17 @@ def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             if operation.get("parameters") or body:
                 responses.setdefault(
                     "422", {"description": "Invalid input; `errors` names each field."}
+                )
+            if operation.get("security"):
+                responses.setdefault(
+                    "401",
+                    {
+                        "description": "No bearer token, or one that is not valid (expired, "
+                        "another issuer or audience, bad signature); `WWW-Authenticate` says why."
+                    },
+                )
+                responses.setdefault(
+                    "403", {"description": "The token's roles do not allow it (names the role)."}
                 )
             for status, response in responses.items():
                 if status[:1] in ("4", "5"):

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from nps_kit.access import Access
+from nps_kit.auth import AuthSettings
 from nps_kit.db import SessionFactory, create_engine, ping, session_factory
 from nps_kit.logging import get_logger
 from nps_kit.messaging import BatchHandler, ConsumerRunner, Publisher
@@ -36,6 +38,7 @@ class Infrastructure:
         default_factory=list
     )
     closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    access: Access | None = None
 
     @classmethod
     def connect(
@@ -55,6 +58,13 @@ class Infrastructure:
             sessions=self.sessions, table=table, send_many=self.publisher.send_many
         )
         return self.relay
+
+    def with_access(self, settings: AuthSettings) -> Access:
+        """The API's bearer-token gate: the identity provider's keys are fetched at start-up
+        (a provider that does not answer is retried, never fatal), its client closed at stop."""
+        self.access = Access.connect(settings)
+        self.on_stop(self.access.close)
+        return self.access
 
     def add_consumer(
         self, *, group_id: str, topics: Sequence[str], handler: BatchHandler
@@ -92,6 +102,8 @@ class Infrastructure:
             raise RuntimeError("waiting for the infrastructure: " + " | ".join(paused))
 
     async def start(self) -> None:
+        if self.access is not None:
+            await self.access.start()
         await self.publisher.start()
         if self.relay is not None:
             self.runtime.spawn("outbox-relay", self.relay.run(), stop=self.relay.stop)

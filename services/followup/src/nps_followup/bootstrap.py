@@ -73,16 +73,23 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
             CASES_BREACHED.labels(str(level)).set(breached.get(level, 0))
         return 0
 
+    access = infra.with_access(settings.auth)
     gauges = SweepLoop("case-gauges", refresh_gauges, interval=15.0, batch_size=1)
     infra.add_loop("case-gauges", gauges.run, stop=gauges.stop)
     app = create_app(
         title="npsloop followup",
         description="Follow-up cases for NPS responses: policy, deadlines, escalation, lifecycle.",
         version="0.2.0",
-        readiness={"database": infra.check_database, "consumer": infra.check_consumers},
+        readiness={
+            "database": infra.check_database,
+            "consumer": infra.check_consumers,
+            "identity_provider": access.check,
+        },
         lifespan=infra.lifespan(),
     )
-    app.include_router(api.router(sessions=infra.sessions, clock=clock, policy=policy))
+    app.include_router(
+        api.router(sessions=infra.sessions, clock=clock, policy=policy, access=access)
+    )
     return Followup(app=app, infra=infra, sweeper=sweeper, policy=policy)
 
 

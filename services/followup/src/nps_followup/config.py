@@ -3,11 +3,13 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nps_kit.auth import AuthSettings
 from nps_kit.settings import DatabaseSettings, HttpServerSettings, KafkaSettings, LogSettings
 
 
 class FollowupSettings(BaseSettings):
-    """`FOLLOWUP_*` in the environment, plus the shared `KAFKA_*`, `DATABASE_*` and `LOG_*`."""
+    """`FOLLOWUP_*` in the environment, plus the shared `KAFKA_*`, `DATABASE_*`, `LOG_*`,
+    `HTTP_*` and `AUTH_*`."""
 
     model_config = SettingsConfigDict(env_prefix="FOLLOWUP_", extra="ignore")
 
@@ -25,3 +27,5 @@ class FollowupSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     http: HttpServerSettings = Field(default_factory=HttpServerSettings)
+    #: The identity provider whose bearer tokens the API accepts (`AUTH_*`).
+    auth: AuthSettings = Field(default_factory=AuthSettings)

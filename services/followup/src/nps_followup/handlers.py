@@ -7,6 +7,8 @@ from typing import Any
 
 from nps_events import (
     ActionResultReported,
+    Actor,
+    ActorKind,
     CaseAssigned,
     CaseClosed,
     CaseContactRecorded,
@@ -40,6 +42,7 @@ from nps_followup.adapters.repository import (
     FollowupRepository,
 )
 from nps_followup.domain import lifecycle
+from nps_followup.domain.access import CaseScope
 from nps_followup.domain.cases import (
     Action,
     ActionState,
@@ -78,17 +81,40 @@ class CaseNotFound(LookupError):  # noqa: N818 - named for what it is
     pass
 
 
+class UnknownOwner(ValueError):  # noqa: N818 - named for what it is
+    """An owner who is not a member of the case's team: never emailed the case."""
+
+    def __init__(self, owner: str, team: str | None, members: frozenset[str]) -> None:
+        where = f"team {team!r}" if team else "any team"
+        super().__init__(f"{owner} is not a member of {where} in the follow-up policy")
+        self.owner = owner
+        self.team = team
+        self.members = members
+
+
+def team_members(policy: Policy, team: str | None) -> frozenset[str]:
+    """Who may own a case of `team` (every team's people when it has none): its members, its
+    lead and its second level, as the policy names them (lower-cased)."""
+    teams = [policy.teams[team]] if team in policy.teams else list(policy.teams.values())
+    return frozenset(
+        person.lower()
+        for t in teams
+        for person in (*t.members, t.lead, t.second_level)
+        if person is not None
+    )
+
+
 def _entry(
     case_id: uuid.UUID,
     kind: str,
     now: datetime,
     *,
     origin: str,
-    actor: str | None = None,
+    actor: Actor,
     **details: Any,
 ) -> TimelineEntry:
     """A timeline entry whose id derives from what caused it (`origin`), so a redelivered
-    cause records it once."""
+    cause records it once. An automatic step's `actor` is `Actor.system(rule)`."""
     return TimelineEntry(
         derive_id("timeline", str(case_id), kind, origin), kind, now, actor, details
     )
@@ -227,6 +253,7 @@ class _Opening:
             "response_attached",
             self.now,
             origin=str(response.event_id()),
+            actor=Actor.system(case.rule),
             response_id=str(response.response_id),
             previous_score=previous,
             score=response.score,
@@ -251,6 +278,7 @@ class _Opening:
                 score=response.score,
                 segment=response.segment,
                 recovered=recovered,
+                actor=entry.actor,
             )
         )
         return case
@@ -337,6 +365,7 @@ class _Opening:
             "opened",
             now,
             origin=origin,
+            actor=Actor.system(plan.rule),
             rule=plan.rule,
             status=plan.status.value,
             due_at=plan.due_at.isoformat() if plan.due_at else None,
@@ -352,11 +381,18 @@ class _Opening:
                     score=case.score,
                     opened_at=now,
                     due_at=case.due_at,
+                    actor=opened.actor,
                 )
             )
         if case.owner is not None:
             assigned = _entry(
-                case.case_id, "assigned", now, origin=origin, owner=case.owner, by_rule=True
+                case.case_id,
+                "assigned",
+                now,
+                origin=origin,
+                actor=Actor.system(plan.rule),
+                owner=case.owner,
+                by_rule=True,
             )
             self.timeline.append((case.case_id, assigned))
             self.events.append(
@@ -367,6 +403,7 @@ class _Opening:
                     at=now,
                     owner=case.owner,
                     by_rule=True,
+                    actor=assigned.actor,
                 )
             )
             if case.status is CaseStatus.OPEN:
@@ -520,6 +557,7 @@ def _dispatch(
             "action_skipped",
             now,
             origin=str(timer.timer_id),
+            actor=Actor.system(case.rule),
             action_id=str(row.action_id),
             channel=row.channel,
             reason=blocked,
@@ -608,6 +646,7 @@ def _climb(
         "reminded" if level == 0 else f"escalated_{level}",
         now,
         origin=origin,
+        actor=Actor.system(case.rule),
         recipient=recipient,
         level=level,
     )
@@ -620,6 +659,7 @@ def _climb(
                 customer_id=case.customer_id,
                 at=now,
                 due_at=due_at,
+                actor=entry.actor,
             )
         )
     else:
@@ -633,6 +673,7 @@ def _climb(
                 at=now,
                 level=level,
                 due_at=due_at,
+                actor=entry.actor,
             )
         )
     if recipient is not None:
@@ -738,6 +779,7 @@ async def record_ticket_changes(
                     "ticket_status",
                     change.occurred_at,
                     origin=str(change.event_id()),
+                    actor=Actor(kind=ActorKind.PROGRAM, id=change.helpdesk, name=change.helpdesk),
                     helpdesk=change.helpdesk,
                     ticket_id=change.ticket_id,
                     status=change.status,
@@ -791,13 +833,18 @@ async def assign_case(
     case_id: uuid.UUID,
     *,
     owner: str | None,
-    actor: str | None,
+    actor: Actor,
     now: datetime,
     policy: PolicyInForce,
 ) -> Case:
-    """Give the case an owner: the one named, or by the rule (account owner, round-robin)."""
+    """Give the case an owner: the one named, who must be a member of the case's team (any
+    team's when it has none: `UnknownOwner`), or by the rule (account owner, round-robin)."""
     case = await _load(repo, case_id)
     by_rule = owner is None
+    if owner is not None:
+        members = team_members(policy.policy, case.team)
+        if owner.lower() not in members:
+            raise UnknownOwner(owner, case.team, members)
     if owner is None:
         team = policy.policy.teams.get(case.team or "")
         if team is None or case.team is None:
@@ -811,7 +858,7 @@ async def assign_case(
     changed = lifecycle.assign(case, owner)
     entry_id = uuid.uuid4()
     entry = TimelineEntry(entry_id, "assigned", now, actor, {"owner": owner, "by_rule": by_rule})
-    if owner not in (case.owner, actor):
+    if owner not in (case.owner, actor.name):
         # A new owner who did not take the case themselves learns of it.
         action, notice = _assignment_notice(changed, owner, origin=str(entry_id), now=now)
         await repo.add_actions(
@@ -829,6 +876,7 @@ async def assign_case(
             at=now,
             owner=owner,
             by_rule=by_rule,
+            actor=actor,
         ),
         now=now,
     )
@@ -841,7 +889,7 @@ async def record_contact(
     channel: str,
     outcome: ContactOutcome,
     note: str | None,
-    actor: str | None,
+    actor: Actor,
     now: datetime,
 ) -> Case:
     """A person tried to reach the customer. The first `reached` stops the escalation ladder."""
@@ -868,6 +916,7 @@ async def record_contact(
             channel=channel,
             outcome=outcome,
             within_sla=within,
+            actor=actor,
         ),
         now=now,
     )
@@ -879,7 +928,7 @@ async def resolve_case(
     *,
     root_cause: str,
     note: str | None,
-    actor: str | None,
+    actor: Actor,
     now: datetime,
     policy: PolicyInForce,
 ) -> Case:
@@ -897,13 +946,14 @@ async def resolve_case(
             customer_id=case.customer_id,
             at=now,
             root_cause=root_cause,
+            actor=actor,
         ),
         now=now,
     )
 
 
 async def close_case(
-    repo: FollowupRepository, case_id: uuid.UUID, *, actor: str | None, now: datetime
+    repo: FollowupRepository, case_id: uuid.UUID, *, actor: Actor, now: datetime
 ) -> Case:
     case = await _load(repo, case_id)
     changed = lifecycle.close(case, now)
@@ -912,7 +962,13 @@ async def close_case(
         repo,
         changed,
         TimelineEntry(entry_id, "closed", now, actor, {}),
-        CaseClosed(entry_id=entry_id, case_id=case.case_id, customer_id=case.customer_id, at=now),
+        CaseClosed(
+            entry_id=entry_id,
+            case_id=case.case_id,
+            customer_id=case.customer_id,
+            at=now,
+            actor=actor,
+        ),
         now=now,
     )
 
@@ -922,7 +978,7 @@ async def reopen_case(
     case_id: uuid.UUID,
     *,
     reason: str | None,
-    actor: str | None,
+    actor: Actor,
     now: datetime,
     policy: PolicyInForce,
 ) -> Case:
@@ -969,6 +1025,7 @@ async def reopen_case(
             customer_id=case.customer_id,
             at=now,
             due_at=new_due_at,
+            actor=actor,
         ),
         now=now,
     )
@@ -999,9 +1056,16 @@ async def list_cases(
     offset: int,
     owner: str | None = None,
     team: str | None = None,
+    scope: CaseScope | None = None,
 ) -> list[Case]:
     return await repo.list_cases(
-        customer_id=customer_id, status=status, limit=limit, offset=offset, owner=owner, team=team
+        customer_id=customer_id,
+        status=status,
+        limit=limit,
+        offset=offset,
+        owner=owner,
+        team=team,
+        scope=scope,
     )
 
 

@@ -53,16 +53,26 @@ def build(
             timezone=settings.timezone,
         ),
     )
+    access = infra.with_access(settings.auth)
     app = create_app(
         title="npsloop scoring",
         description="Segments NPS responses and keeps NPS figures.",
         version="0.1.0",
-        readiness={"database": infra.check_database, "consumer": infra.check_consumers},
+        readiness={
+            "database": infra.check_database,
+            "consumer": infra.check_consumers,
+            "identity_provider": access.check,
+        },
         lifespan=infra.lifespan(),
     )
     labels = {theme.id: theme.label for theme in taxonomy.themes}
     app.include_router(
-        api.router(sessions=infra.sessions, timezone=settings.figures_timezone, labels=labels)
+        api.router(
+            sessions=infra.sessions,
+            timezone=settings.figures_timezone,
+            labels=labels,
+            access=access,
+        )
     )
     return Scoring(app=app, infra=infra)
 

@@ -4,11 +4,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nps_kit.auth import AuthSettings
 from nps_kit.settings import DatabaseSettings, HttpServerSettings, KafkaSettings, LogSettings
 
 
 class ScoringSettings(BaseSettings):
-    """`SCORING_*` in the environment, plus the shared `KAFKA_*`, `DATABASE_*` and `LOG_*`."""
+    """`SCORING_*` in the environment, plus the shared `KAFKA_*`, `DATABASE_*`, `LOG_*`,
+    `HTTP_*` and `AUTH_*`."""
 
     model_config = SettingsConfigDict(env_prefix="SCORING_", extra="ignore")
 
@@ -28,6 +30,8 @@ class ScoringSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     http: HttpServerSettings = Field(default_factory=HttpServerSettings)
+    #: The identity provider whose bearer tokens the API accepts (`AUTH_*`).
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @field_validator("figures_timezone")
     @classmethod

@@ -1,9 +1,11 @@
 """`python -m nps_kit.devstack run|up|down`: the whole system on one machine.
 
-`run` starts the broker, PostgreSQL, the SMTP sink and the four services in the foreground
-(Ctrl-C stops everything); `up` does the same in the background and returns once every
-service is ready; `down` stops what `up` started. Whatever is configured through
-`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL` or `SMTP_HOST` is used instead of the embedded one.
+`run` starts the broker, PostgreSQL, the SMTP sink, the dev identity provider and the four
+services in the foreground (Ctrl-C stops everything); `up` does the same in the background
+and returns once every service is ready; `down` stops what `up` started; `token` prints an
+access token of the dev identity provider. Whatever is configured through
+`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `SMTP_HOST` or `AUTH_ISSUER` is used instead of the
+embedded one.
 The broker is Tansu (memory only) unless `NPSLOOP_BROKER=apache-kafka`: then it is Apache
 Kafka, one KRaft node with its data in `var/kafka/`, and the producers are idempotent.
 """
@@ -23,6 +25,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_kit.devstack.broker import EmbeddedBroker
+from nps_kit.devstack.idp import DEV_CLIENTS, DEV_USERS, DevIdentityProvider, ServedIdentityProvider
 from nps_kit.devstack.kafka import ApacheKafka
 from nps_kit.devstack.mailsink import MailSink
 from nps_kit.devstack.postgres import EmbeddedPostgres
@@ -52,6 +55,8 @@ class DevStackSettings(BaseSettings):
     scoring_port: int = 8002
     followup_port: int = 8003
     notify_port: int = 8004
+    #: The dev identity provider (OpenID Connect); its signing key is in `var/idp/`.
+    idp_port: int = 8010
     partitions: int = Field(default=3, ge=1)
     ingest_token: str = "dev-token"  # noqa: S105 - the documented local-only token
 
@@ -68,6 +73,7 @@ class DevStack:
         self.broker: EmbeddedBroker | ApacheKafka | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.mail: MailSink | None = None
+        self.idp: ServedIdentityProvider | None = None
         self.services: list[ServiceProcess] = []
 
     def start(self) -> None:
@@ -100,7 +106,15 @@ class DevStack:
             self.mail = MailSink(directory=self.var / "mail", port=s.smtp_port)
             self.mail.start()
             smtp_host, smtp_port = "127.0.0.1", str(s.smtp_port)
+        issuer = os.environ.get("AUTH_ISSUER")
+        if not issuer:
+            self.idp = ServedIdentityProvider(key_file=_key_file(s), port=s.idp_port)
+            self.idp.start()
+            issuer = self.idp.issuer
         env = {
+            "AUTH_ISSUER": issuer,
+            # The API documents are for people trying npsloop here; production leaves them off.
+            "HTTP_DOCS_ENABLED": os.environ.get("HTTP_DOCS_ENABLED", "true"),
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "KAFKA_ENABLE_IDEMPOTENCE": idempotence,
             "DATABASE_URL": database,
@@ -155,6 +169,15 @@ class DevStack:
         lines.append(f"  database  {self.postgres.url if self.postgres else '(DATABASE_URL)'}")
         if self.mail:
             lines.append(f"  smtp sink 127.0.0.1:{s.smtp_port} -> {self.mail.directory}/*.eml")
+        if self.idp:
+            lines.append(f"  sign-in   {self.idp.issuer}   (dev OpenID Connect provider)")
+            lines.append(
+                "            people: " + ", ".join(f"{u.email} ({u.role})" for u in DEV_USERS)
+            )
+            lines.append(
+                "            programs (client credentials): "
+                + ", ".join(f"{c.client_id}:{c.secret} ({c.role})" for c in DEV_CLIENTS)
+            )
         lines += [
             "",
             "Try it:",
@@ -163,7 +186,8 @@ class DevStack:
             "    -H 'Content-Type: application/json' \\",
             '    -d \'{"response_id":"r-1","survey_id":"s-1","score":3,"comment":"Too slow",'
             '"responded_at":"2026-11-24T10:00:00Z","customer":{"id":"c-1","email":"ada@example.com"}}\'',
-            f"  curl 'http://127.0.0.1:{s.followup_port}/v1/cases?customer_id=c-1'",
+            f"  curl 'http://127.0.0.1:{s.followup_port}/v1/cases?customer_id=c-1' \\",
+            '    -H "Authorization: Bearer $(make -s token USER=alex@example.com)"',
             f"  ls {self.var / 'mail'}",
             "",
         ]
@@ -173,7 +197,7 @@ class DevStack:
         for service in reversed(self.services):
             service.stop()
         self.services.clear()
-        for part in (self.mail, self.postgres, self.broker):
+        for part in (self.idp, self.mail, self.postgres, self.broker):
             if part is not None:
                 part.stop()
 
@@ -254,6 +278,30 @@ def _down(settings: DevStackSettings) -> int:
     return 0
 
 
+def _key_file(settings: DevStackSettings) -> Path:
+    return settings.var_dir.resolve() / "idp" / "signing-key.pem"
+
+
+def _token(
+    settings: DevStackSettings, *, user: str | None, role: str | None, client: str | None
+) -> int:
+    """Print one access token of the dev identity provider, and nothing else."""
+    provider = DevIdentityProvider(
+        issuer=os.environ.get("AUTH_ISSUER", f"http://127.0.0.1:{settings.idp_port}"),
+        key_file=_key_file(settings),
+    )
+    try:
+        if client:
+            token = provider.program_token(client)
+        else:
+            token = provider.person_token(user or "", role=role or None)
+    except ValueError as exc:
+        sys.stderr.write(f"make token: {exc}\n")
+        return 2
+    sys.stdout.write(f"{token}\n")
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m nps_kit.devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -261,8 +309,14 @@ def main() -> None:
     run.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     sub.add_parser("up", help="start everything in the background")
     sub.add_parser("down", help="stop what `up` started")
+    token = sub.add_parser("token", help="print an access token of the dev identity provider")
+    token.add_argument("--user", help="a person's email address (a dev user, or any with --role)")
+    token.add_argument("--role", choices=["viewer", "agent", "lead", "admin"], default=None)
+    token.add_argument("--client", help="a program's client id (client credentials)")
     args = parser.parse_args()
     settings = DevStackSettings()
+    if args.command == "token":
+        raise SystemExit(_token(settings, user=args.user, role=args.role, client=args.client))
     if args.command == "run":
         raise SystemExit(_run(settings, ready_file=args.ready_file))
     if args.command == "up":

@@ -12,9 +12,10 @@ from sqlalchemy import Row, Select, and_, bindparam, func, literal_column, or_, 
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nps_events import Customer, Event, Segment
+from nps_events import Actor, ActorKind, Customer, Event, Segment
 from nps_events.text import clean_line, clean_text, email_error
 from nps_followup.adapters import tables
+from nps_followup.domain.access import CaseScope
 from nps_followup.domain.cases import (
     Action,
     ActionState,
@@ -377,7 +378,9 @@ class FollowupRepository:
         offset: int,
         owner: str | None = None,
         team: str | None = None,
+        scope: CaseScope | None = None,
     ) -> list[Case]:
+        """Newest first; with a `scope`, only its teams' cases and those its person owns."""
         query = select(tables.cases).order_by(
             tables.cases.c.opened_at.desc(), tables.cases.c.case_id
         )
@@ -389,6 +392,13 @@ class FollowupRepository:
             query = query.where(tables.cases.c.owner == owner)
         if team is not None:
             query = query.where(tables.cases.c.team == team)
+        if scope is not None:
+            query = query.where(
+                or_(
+                    tables.cases.c.team.in_(sorted(scope.teams)),
+                    func.lower(tables.cases.c.owner) == (scope.person or ""),
+                )
+            )
         rows = (await self.session.execute(query.limit(limit).offset(offset))).all()
         return await self._with_actions(rows, timeline=False)
 
@@ -428,7 +438,10 @@ class FollowupRepository:
                     "case_id": case_id,
                     "kind": e.kind,
                     "at": e.at,
-                    "actor": e.actor,
+                    "actor": e.actor.label() if e.actor else None,
+                    "actor_kind": e.actor.kind.value if e.actor else None,
+                    "actor_id": e.actor.id if e.actor else None,
+                    "actor_rule": e.actor.rule if e.actor else None,
                     "details": e.details,
                 }
                 for case_id, e in entries
@@ -678,12 +691,25 @@ class FollowupRepository:
             )
             for e in entry_rows:
                 entries[e.case_id].append(
-                    TimelineEntry(e.entry_id, e.kind, e.at, e.actor, dict(e.details))
+                    TimelineEntry(e.entry_id, e.kind, e.at, _actor(e), dict(e.details))
                 )
         return [
             _case(r, actions=tuple(actions[r.case_id]), timeline=tuple(entries[r.case_id]))
             for r in rows
         ]
+
+
+def _actor(e: Row[Any]) -> Actor | None:
+    """A timeline entry's actor; entries written before actors were known (0003) have at most
+    the free text a request gave, read as a person's name."""
+    if e.actor_kind is None:
+        return Actor(kind=ActorKind.PERSON, id=e.actor, name=e.actor) if e.actor else None
+    return Actor(
+        kind=ActorKind(e.actor_kind),
+        id=e.actor_id or e.actor_kind,
+        name=e.actor,
+        rule=e.actor_rule,
+    )
 
 
 def _case(

@@ -116,7 +116,13 @@ timeline = Table(
     Column("seq", BigInteger, Identity(always=True), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+    #: What people read (an email address, a client id, `system`)…
     Column("actor", String(200)),
+    #: …and who it is: person, program or system; the token's subject or client id; the
+    #: policy rule a system step applied.
+    Column("actor_kind", String(10)),
+    Column("actor_id", String(200)),
+    Column("actor_rule", String(100)),
     Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Index("ix_timeline_case_id_seq", "case_id", "seq"),
 )

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from nps_events import ActionStatus, Customer, Segment
+from nps_events import ActionStatus, Actor, Customer, Segment
 from nps_events.ids import derive_id
 from nps_events.text import is_staff_recipient
 from nps_followup.domain.calendar import BusinessCalendar, next_inside, next_outside
@@ -298,7 +298,7 @@ class TimelineEntry:
     entry_id: uuid.UUID
     kind: str
     at: datetime
-    actor: str | None
+    actor: Actor | None
     details: dict[str, object] = field(default_factory=dict)
 
 

@@ -10,13 +10,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from nps_events import ContactOutcome, Line, OptOutScope, StaffRecipient, Text
+from nps_events import Actor, ActorKind, ContactOutcome, Line, OptOutScope, StaffRecipient, Text
+from nps_events.text import clean_line
 from nps_followup.adapters.repository import FollowupRepository
+from nps_followup.domain.access import CaseScope, scope_of
 from nps_followup.domain.cases import Case, CaseStatus
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause
 from nps_followup.handlers import (
     CaseNotFound,
     PolicyInForce,
+    UnknownOwner,
     assign_case,
     close_case,
     figures,
@@ -26,6 +29,8 @@ from nps_followup.handlers import (
     reopen_case,
     resolve_case,
 )
+from nps_kit.access import Access, forbidden, has_role
+from nps_kit.auth import Principal, Role
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.http import Problem
@@ -52,14 +57,22 @@ class CustomerOut(BaseModel):
     name: str | None
 
 
+class ActorOut(BaseModel):
+    kind: str = Field(description="person, program or system.")
+    id: str = Field(description="The token's subject, the program's client id, or `system`.")
+    name: str | None = Field(description="The person's email address or name.")
+    rule: str | None = Field(description="For `system`: the policy rule it applied.")
+
+
 class TimelineEntryOut(BaseModel):
     entry_id: uuid.UUID
     kind: str = Field(
         description="opened, assigned, action_skipped, reminded, escalated_1, escalated_2, "
-        "contact, resolved, closed, reopened, response_attached."
+        "contact, resolved, closed, reopened, response_attached, ticket_status."
     )
     at: datetime
-    actor: str | None
+    actor: str | None = Field(description="Who did it, as people read it (`system` if npsloop).")
+    by: ActorOut | None = Field(description="Who did it, in full.")
     details: dict[str, Any]
 
 
@@ -136,7 +149,16 @@ class CaseOut(BaseModel):
             ],
             timeline=[
                 TimelineEntryOut(
-                    entry_id=e.entry_id, kind=e.kind, at=e.at, actor=e.actor, details=e.details
+                    entry_id=e.entry_id,
+                    kind=e.kind,
+                    at=e.at,
+                    actor=e.actor.label() if e.actor else None,
+                    by=ActorOut(
+                        kind=e.actor.kind.value, id=e.actor.id, name=e.actor.name, rule=e.actor.rule
+                    )
+                    if e.actor
+                    else None,
+                    details=e.details,
                 )
                 for e in case.timeline
             ],
@@ -149,7 +171,6 @@ class CaseList(BaseModel):
     offset: int
 
 
-_Actor = Field(default=None, max_length=200, description="Who did it (for the timeline): one line.")
 _NOTE = "May span lines (tab and line breaks); no other control character."
 
 
@@ -159,29 +180,25 @@ class AssignIn(BaseModel):
         description="Who owns the case now: exactly one email address (or webhook:<name>); "
         "omit to let the rule choose (account owner, else round-robin in the case's team).",
     )
-    actor: Line | None = _Actor
 
 
 class ContactIn(BaseModel):
     channel: Line = Field(min_length=1, max_length=20, description="phone, email, meeting…")
     outcome: ContactOutcome = Field(description="`reached` meets the contact deadline.")
     note: Text | None = Field(default=None, max_length=5000, description=_NOTE)
-    actor: Line | None = _Actor
 
 
 class ResolveIn(BaseModel):
     root_cause: Line = Field(min_length=1, max_length=100, description="From the policy's list.")
     note: Text | None = Field(default=None, max_length=5000, description=_NOTE)
-    actor: Line | None = _Actor
 
 
 class CloseIn(BaseModel):
-    actor: Line | None = _Actor
+    """Nothing to say: who closes it comes from the token."""
 
 
 class ReopenIn(BaseModel):
     reason: Text | None = Field(default=None, max_length=2000, description=_NOTE)
-    actor: Line | None = _Actor
 
 
 class OptOutIn(BaseModel):
@@ -254,32 +271,89 @@ def _in_utc_range(value: datetime) -> bool:
     return True
 
 
-def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> APIRouter:
+def actor_of(principal: Principal) -> Actor:
+    """The timeline's and the events' actor for the caller of a request."""
+    if principal.is_program:
+        client = clean_line(principal.client_id or principal.subject)[:200] or "program"
+        return Actor(kind=ActorKind.PROGRAM, id=client, name=client)
+    name = clean_line(principal.actor)[:254] or None
+    return Actor(kind=ActorKind.PERSON, id=clean_line(principal.subject)[:200] or "?", name=name)
+
+
+def _scope(policy: PolicyInForce, principal: Principal) -> CaseScope | None:
+    """The cases `principal` may see; None: every case (an admin)."""
+    if has_role(principal, Role.ADMIN):
+        return None
+    return scope_of(policy.policy, email=principal.email, groups=principal.groups)
+
+
+def _check_sees(policy: PolicyInForce, principal: Principal, case: Case) -> None:
+    visible = _scope(policy, principal)
+    if visible is not None and not visible.sees(case):
+        raise forbidden(
+            principal,
+            Role.AGENT,
+            f"Case {case.case_id} belongs to team {case.team or '(none)'}, which is not "
+            "yours, and you do not own it.",
+        )
+
+
+@asynccontextmanager
+async def _repository(
+    sessions: SessionFactory, policy: PolicyInForce
+) -> AsyncIterator[FollowupRepository]:
+    """A unit of work whose refusals become problems (404, 409, 422)."""
+    try:
+        async with unit_of_work(sessions) as session:
+            yield FollowupRepository(session)
+    except CaseNotFound as exc:
+        raise Problem(404, "Not found", str(exc)) from None
+    except LifecycleError as exc:
+        raise Problem(409, "Conflict", str(exc)) from None
+    except UnknownRootCause as exc:
+        raise Problem(
+            422, "Unknown root cause", str(exc), root_causes=list(policy.policy.root_causes)
+        ) from None
+    except UnknownOwner as exc:
+        raise Problem(
+            422,
+            "Unknown owner",
+            f"{exc}: an owner must be one of its people.",
+            errors=[{"field": "owner", "message": "is not a member of the case's team"}],
+            members=sorted(exc.members),
+        ) from None
+
+
+async def _transition(
+    sessions: SessionFactory,
+    policy: PolicyInForce,
+    principal: Principal,
+    case_id: uuid.UUID,
+    step: Callable[[FollowupRepository], Awaitable[Case]],
+) -> CaseOut:
+    """Run `step` on a case the caller may see: 404 if there is none, 403 if it is another
+    team's (and not theirs)."""
+    async with _repository(sessions, policy) as repo:
+        current = await get_case(repo, case_id)
+        if current is None:
+            raise CaseNotFound(f"No case {case_id}.")
+        _check_sees(policy, principal, current)
+        case = await step(repo)
+    return CaseOut.of(case)
+
+
+def router(
+    *, sessions: SessionFactory, clock: Clock, policy: PolicyInForce, access: Access
+) -> APIRouter:
+    """The routes, each behind `access`: agents work their teams' cases (and those they own),
+    leads also assign, close and reopen them, admins everything, viewers only the figures."""
     api = APIRouter()
-
-    @asynccontextmanager
-    async def repository() -> AsyncIterator[FollowupRepository]:
-        try:
-            async with unit_of_work(sessions) as session:
-                yield FollowupRepository(session)
-        except CaseNotFound as exc:
-            raise Problem(404, "Not found", str(exc)) from None
-        except LifecycleError as exc:
-            raise Problem(409, "Conflict", str(exc)) from None
-        except UnknownRootCause as exc:
-            raise Problem(
-                422, "Unknown root cause", str(exc), root_causes=list(policy.policy.root_causes)
-            ) from None
-
-    async def transition(
-        step: Callable[[FollowupRepository], Awaitable[Case]],
-    ) -> CaseOut:
-        async with repository() as repo:
-            case = await step(repo)
-        return CaseOut.of(case)
+    Agent = Annotated[Principal, access.require(Role.AGENT)]  # noqa: N806 - a type
+    Lead = Annotated[Principal, access.require(Role.LEAD)]  # noqa: N806 - a type
 
     @api.get("/v1/cases", response_model=CaseList, summary="List follow-up cases, newest first")
     async def get_cases(
+        principal: Agent,
         *,
         customer_id: Annotated[Line | None, Query(max_length=200)] = None,
         status: CaseStatus | None = None,
@@ -288,6 +362,10 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         limit: int = Query(default=50, ge=1, le=500),
         offset: int = Query(default=0, ge=0, le=1_000_000_000),
     ) -> CaseList:
+        """An agent or lead sees their teams' cases and those they own; an admin, all."""
+        visible = _scope(policy, principal)
+        if visible is not None and team is not None and team not in visible.teams:
+            raise forbidden(principal, Role.AGENT, f"Team {team} is not one of yours.")
         async with sessions() as session:
             cases = await list_cases(
                 FollowupRepository(session),
@@ -297,6 +375,7 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
                 team=team,
                 limit=limit,
                 offset=offset,
+                scope=visible,
             )
         return CaseList(items=[CaseOut.of(c) for c in cases], limit=limit, offset=offset)
 
@@ -306,11 +385,12 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         summary="One case with its actions and timeline",
         responses={404: _ERRORS[404]},
     )
-    async def get_one(case_id: uuid.UUID) -> CaseOut:
+    async def get_one(principal: Agent, case_id: uuid.UUID) -> CaseOut:
         async with sessions() as session:
             case = await get_case(FollowupRepository(session), case_id)
         if case is None:
             raise Problem(404, "Not found", f"No case {case_id}.")
+        _check_sees(policy, principal, case)
         return CaseOut.of(case)
 
     @api.post(
@@ -319,11 +399,30 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         summary="Assign an owner, by hand or by the rule",
         responses=_ERRORS,
     )
-    async def assign(case_id: uuid.UUID, body: AssignIn) -> CaseOut:
-        return await transition(
-            lambda repo: assign_case(
-                repo, case_id, owner=body.owner, actor=body.actor, now=clock.now(), policy=policy
+    async def assign(principal: Agent, case_id: uuid.UUID, body: AssignIn) -> CaseOut:
+        """A lead (or admin) gives the case to any person of its team, or lets the rule
+        choose; an agent can only take a case of their queue themselves."""
+        lead = has_role(principal, Role.LEAD)
+        if not lead and (body.owner is None or body.owner.lower() != (principal.email or "")):
+            raise forbidden(
+                principal,
+                Role.LEAD,
+                "An agent can take a case themselves (owner: your own email address); "
+                "assigning it to someone else, or by the rule, needs the role lead.",
             )
+        return await _transition(
+            sessions,
+            policy,
+            principal,
+            case_id,
+            lambda repo: assign_case(
+                repo,
+                case_id,
+                owner=body.owner,
+                actor=actor_of(principal),
+                now=clock.now(),
+                policy=policy,
+            ),
         )
 
     @api.post(
@@ -332,17 +431,21 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         summary="Record a contact attempt (channel, outcome, note)",
         responses=_ERRORS,
     )
-    async def contact(case_id: uuid.UUID, body: ContactIn) -> CaseOut:
-        return await transition(
+    async def contact(principal: Agent, case_id: uuid.UUID, body: ContactIn) -> CaseOut:
+        return await _transition(
+            sessions,
+            policy,
+            principal,
+            case_id,
             lambda repo: record_contact(
                 repo,
                 case_id,
                 channel=body.channel,
                 outcome=body.outcome,
                 note=body.note,
-                actor=body.actor,
+                actor=actor_of(principal),
                 now=clock.now(),
-            )
+            ),
         )
 
     @api.post(
@@ -351,17 +454,21 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         summary="Resolve with a root cause from the policy's taxonomy",
         responses=_ERRORS,
     )
-    async def resolve(case_id: uuid.UUID, body: ResolveIn) -> CaseOut:
-        return await transition(
+    async def resolve(principal: Agent, case_id: uuid.UUID, body: ResolveIn) -> CaseOut:
+        return await _transition(
+            sessions,
+            policy,
+            principal,
+            case_id,
             lambda repo: resolve_case(
                 repo,
                 case_id,
                 root_cause=body.root_cause,
                 note=body.note,
-                actor=body.actor,
+                actor=actor_of(principal),
                 now=clock.now(),
                 policy=policy,
-            )
+            ),
         )
 
     @api.post(
@@ -370,9 +477,13 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         summary="Close a resolved case",
         responses=_ERRORS,
     )
-    async def close(case_id: uuid.UUID, body: CloseIn) -> CaseOut:
-        return await transition(
-            lambda repo: close_case(repo, case_id, actor=body.actor, now=clock.now())
+    async def close(principal: Lead, case_id: uuid.UUID, body: CloseIn) -> CaseOut:
+        return await _transition(
+            sessions,
+            policy,
+            principal,
+            case_id,
+            lambda repo: close_case(repo, case_id, actor=actor_of(principal), now=clock.now()),
         )
 
     @api.post(
@@ -381,19 +492,40 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         summary="Reopen a resolved or closed case",
         responses=_ERRORS,
     )
-    async def reopen(case_id: uuid.UUID, body: ReopenIn) -> CaseOut:
-        return await transition(
+    async def reopen(principal: Lead, case_id: uuid.UUID, body: ReopenIn) -> CaseOut:
+        return await _transition(
+            sessions,
+            policy,
+            principal,
+            case_id,
             lambda repo: reopen_case(
-                repo, case_id, reason=body.reason, actor=body.actor, now=clock.now(), policy=policy
-            )
+                repo,
+                case_id,
+                reason=body.reason,
+                actor=actor_of(principal),
+                now=clock.now(),
+                policy=policy,
+            ),
         )
+
+    _opt_out_routes(api, sessions=sessions, clock=clock, access=access)
+    _figure_routes(api, sessions=sessions, clock=clock, policy=policy, access=access)
+    return api
+
+
+def _opt_out_routes(
+    api: APIRouter, *, sessions: SessionFactory, clock: Clock, access: Access
+) -> None:
+    """The do-not-contact list: agents read it (before they call), admins change it."""
+    Agent = Annotated[Principal, access.require(Role.AGENT)]  # noqa: N806 - a type
+    Admin = Annotated[Principal, access.require(Role.ADMIN)]  # noqa: N806 - a type
 
     @api.get(
         "/v1/do-not-contact/{customer_id}",
         response_model=DoNotContact,
         summary="The customer's entries on the do-not-contact list",
     )
-    async def get_opt_outs(customer_id: CustomerId) -> DoNotContact:
+    async def get_opt_outs(_: Agent, customer_id: CustomerId) -> DoNotContact:
         async with sessions() as session:
             entries = await FollowupRepository(session).opt_outs_of(customer_id)
         return DoNotContact(
@@ -406,7 +538,9 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         status_code=204,
         summary="Put a customer on the do-not-contact list (email, sms or all)",
     )
-    async def put_opt_out(customer_id: CustomerId, scope: OptOutScope, body: OptOutIn) -> Response:
+    async def put_opt_out(
+        _: Admin, customer_id: CustomerId, scope: OptOutScope, body: OptOutIn
+    ) -> Response:
         async with unit_of_work(sessions) as session:
             await FollowupRepository(session).add_opt_out(
                 customer_id, scope.value, source="api", reason=body.reason, at=clock.now()
@@ -419,12 +553,19 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         summary="Take a customer off the do-not-contact list for one scope",
         responses={404: {"description": "Not on the list for that scope (problem+json)."}},
     )
-    async def delete_opt_out(customer_id: CustomerId, scope: OptOutScope) -> Response:
+    async def delete_opt_out(_: Admin, customer_id: CustomerId, scope: OptOutScope) -> Response:
         async with unit_of_work(sessions) as session:
             removed = await FollowupRepository(session).remove_opt_out(customer_id, scope.value)
         if not removed:
             raise Problem(404, "Not found", f"{customer_id} is not on the list for {scope.value}.")
         return Response(status_code=204)
+
+
+def _figure_routes(
+    api: APIRouter, *, sessions: SessionFactory, clock: Clock, policy: PolicyInForce, access: Access
+) -> None:
+    """Figures and the policy in short: no customer's data, any role (viewer and up)."""
+    Viewer = Annotated[Principal, access.require(Role.VIEWER)]  # noqa: N806 - a type
 
     @api.get(
         "/v1/figures",
@@ -432,6 +573,7 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         summary="Closed-loop figures: SLA compliance, time to contact and resolution, rates",
     )
     async def get_figures(
+        _: Viewer,
         *,
         group_by: Literal["all", "team", "owner", "segment", "day", "week", "month"] = "all",
         start: Annotated[datetime | None, Query(description="Cases opened at or after.")] = None,
@@ -485,10 +627,8 @@ def router(*, sessions: SessionFactory, clock: Clock, policy: PolicyInForce) -> 
         )
 
     @api.get("/v1/policy", response_model=PolicyOut, summary="The policy in force, in short")
-    async def get_policy() -> PolicyOut:
+    async def get_policy(_: Viewer) -> PolicyOut:
         p = policy.policy
         return PolicyOut(
             rules=[r.name for r in p.rules], teams=sorted(p.teams), root_causes=list(p.root_causes)
         )
-
-    return api

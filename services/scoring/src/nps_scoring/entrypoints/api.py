@@ -7,6 +7,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from nps_events import Line
+from nps_kit.access import Access
+from nps_kit.auth import Principal, Role
 from nps_kit.db import SessionFactory
 from nps_kit.http import Problem
 from nps_scoring.adapters.repository import ScoringRepository
@@ -170,8 +172,12 @@ _RANGE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -> APIRouter:
+def router(
+    *, sessions: SessionFactory, timezone: str, labels: dict[str, str], access: Access
+) -> APIRouter:
+    """Figures and themes hold no customer's data: any role may read them (viewer and up)."""
     api = APIRouter()
+    Viewer = Annotated[Principal, access.require(Role.VIEWER)]  # noqa: N806 - a type
     labels = {**labels, UNMATCHED: "Comments that match no theme"}
 
     @api.get(
@@ -182,6 +188,7 @@ def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -
         summary="NPS, counts and margin of error, per period and group",
     )
     async def get_nps(
+        _: Viewer,
         *,
         grain: GrainQ = Grain.MONTH,
         from_: From = None,
@@ -245,6 +252,7 @@ def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -
         summary="Whether NPS changed significantly between two periods",
     )
     async def compare_nps(
+        _: Viewer,
         *,
         a_from: Annotated[date, Query(description="Period a's first day.")],
         a_to: Annotated[date, Query(description="Period a's last day.")],
@@ -288,7 +296,7 @@ def router(*, sessions: SessionFactory, timezone: str, labels: dict[str, str]) -
         summary="Each theme's share among promoters, passives and detractors, and its trend",
     )
     async def get_themes(
-        grain: GrainQ = Grain.MONTH, from_: From = None, to: To = None
+        _: Viewer, grain: GrainQ = Grain.MONTH, from_: From = None, to: To = None
     ) -> ThemesOut:
         _range(from_, to)
         async with sessions() as session:
