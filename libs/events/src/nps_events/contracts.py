@@ -43,6 +43,8 @@ from nps_events.models import (
     EVENT_TYPES,
     ActionResultReported,
     ActionStatus,
+    Actor,
+    ActorKind,
     CaseAssigned,
     CaseClosed,
     CaseContactRecorded,
@@ -248,6 +250,7 @@ def example_events() -> list[Event]:
             score=3,
             opened_at=EXAMPLE_TIME,
             due_at=datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
+            actor=Actor.system("detractor"),
         ),
         SendEmail(
             action_id=_EXAMPLE_ACTION_ID,
@@ -265,6 +268,7 @@ def example_events() -> list[Event]:
             at=EXAMPLE_TIME,
             owner="alex@example.com",
             by_rule=True,
+            actor=Actor.system("detractor"),
         ),
         CreateTicket(
             action_id=_TICKET_ACTION_ID,
@@ -328,6 +332,11 @@ def example_events() -> list[Event]:
             at=_EXAMPLE_DUE,
             channel="phone",
             outcome=ContactOutcome.REACHED,
+            actor=Actor(
+                kind=ActorKind.PERSON,
+                id="46237bf2-5fb7-5c2e-aa3e-4c498b7c2cdd",
+                name="alex@example.com",
+            ),
             within_sla=False,
         ),
         CaseResolved(
