@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 import uvicorn
@@ -109,6 +110,7 @@ class DevIdentityProvider:
         clients: Iterable[DevClient] = DEV_CLIENTS,
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        self.key_file = key_file
         self._key = _load_or_create_key(key_file)
         public: dict[str, Any] = json.loads(
             jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key())
@@ -208,7 +210,9 @@ class DevIdentityProvider:
             return JSONResponse({"keys": [self._jwk]})
 
         async def token(request: Request) -> JSONResponse:
-            form = await request.form()
+            # application/x-www-form-urlencoded (RFC 6749 §4.4.2), read without a multipart
+            # parser: the one grant here has nothing else.
+            form = {k: v[0] for k, v in parse_qs((await request.body()).decode("latin-1")).items()}
             if form.get("grant_type") != "client_credentials":
                 return _oauth_error(400, "unsupported_grant_type", "only client_credentials")
             client_id, secret = _client_credentials(request.headers, form)
