@@ -123,6 +123,7 @@ def main() -> None:
                 token=TOKEN,
                 mail=infra.mail,
                 zendesk=zendesk,
+                staff_token=infra.token("admin@example.com"),
             )
             print(chaos.Report.HEADER, flush=True)
             try:

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
+from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 
 TOKEN = "bench-token"
@@ -109,16 +110,19 @@ def main() -> None:
     broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     mail = MailSink(directory=tmp / "mail", port=free_port())
+    idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())
     services: list[ServiceProcess] = []
     broker.start()
     postgres.start()
     mail.start()
+    idp.start()
     try:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "DATABASE_URL": postgres.url,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(mail.port),
+            "AUTH_ISSUER": idp.issuer,
             "INGEST_API_TOKENS": json.dumps({"bench": TOKEN}),
             "LOG_LEVEL": "WARNING",
         }
@@ -153,6 +157,7 @@ def main() -> None:
     finally:
         for service in services:
             service.stop()
+        idp.stop()
         mail.stop()
         postgres.stop()
         broker.stop()

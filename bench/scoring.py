@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 from nps_events import Customer, ResponseReceived, Topic, encode
 from nps_events.topics import ALL_TOPICS
 from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import ServiceProcess, migrate
 from nps_kit.messaging import ensure_topics
 from nps_kit.settings import KafkaSettings
@@ -221,8 +222,9 @@ QUERIES = {
 }
 
 
-def time_queries(url: str, repeat: int) -> None:
-    with httpx.Client(base_url=url, timeout=30) as client:
+def time_queries(url: str, repeat: int, token: str) -> None:
+    bearer = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, timeout=30, headers=bearer) as client:
         for name, (path, params) in QUERIES.items():
             client.get(path, params=params).raise_for_status()  # warm up
             latencies = []
@@ -262,7 +264,9 @@ def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int)
     print(f"published: every ResponseScored after {stages['published']:.1f} s")
 
 
-def figures(tmp: Path, env: dict[str, str], postgres_url: str, n: int, repeat: int) -> None:
+def figures(
+    tmp: Path, env: dict[str, str], postgres_url: str, n: int, repeat: int, *, token: str
+) -> None:
     dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
     year_db = "bench_year"
     asyncio.run(_execute(dsn, f"CREATE DATABASE {year_db}"))
@@ -293,7 +297,7 @@ def figures(tmp: Path, env: dict[str, str], postgres_url: str, n: int, repeat: i
     try:
         scoring.wait_ready(timeout=90)
         print(f"latency over a year of {n:,} responses ({repeat} sequential requests each):")
-        time_queries(scoring.url, repeat)
+        time_queries(scoring.url, repeat, token)
     finally:
         scoring.stop()
 
@@ -309,7 +313,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-scoring-"))
     broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
+    idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())
     broker.start()
+    idp.start()
     try:
         postgres.start()
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
@@ -317,6 +323,7 @@ def main() -> None:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "DATABASE_URL": postgres.url,
+            "AUTH_ISSUER": idp.issuer,
             "LOG_LEVEL": "WARNING",
         }
         migrate("scoring", env)
@@ -324,8 +331,10 @@ def main() -> None:
         if args.only in (None, "throughput"):
             throughput(tmp, env, dsn, broker.bootstrap_servers, args.events)
         if args.only in (None, "figures"):
-            figures(tmp, env, postgres.url, args.responses, args.repeat)
+            token = idp.provider.person_token("analyst@example.com")  # a viewer
+            figures(tmp, env, postgres.url, args.responses, args.repeat, token=token)
     finally:
+        idp.stop()
         postgres.stop()
         broker.stop()
 

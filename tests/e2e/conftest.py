@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from nps_kit.devstack import free_port
@@ -34,6 +35,12 @@ class System:
 
     def url(self, name: str) -> str:
         return self.services[name].url
+
+    def client(self, person: str = "admin@example.com") -> httpx.AsyncClient:
+        """An HTTP client whose requests carry `person`'s bearer token (an admin's by
+        default: every team's cases); a request's own `Authorization` (ingest's token)
+        replaces it."""
+        return httpx.AsyncClient(timeout=10, headers=self.infra.bearer(person))
 
     def restart(self, name: str) -> None:
         service = self.services[name]

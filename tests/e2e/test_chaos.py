@@ -23,6 +23,7 @@ def target(system: System, zendesk: tuple[FakeZendesk, str]) -> chaos.Target:
         token=TOKEN,
         mail=system.infra.mail,
         zendesk=zendesk[0],
+        staff_token=system.infra.token("admin@example.com"),
     )
 
 

@@ -54,7 +54,7 @@ async def post(client: httpx.AsyncClient, system: System, body: dict[str, Any]) 
 
 async def test_detractor_gets_an_email_and_a_case(system: System) -> None:
     customer = f"cust-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         answer = await post(client, system, a_response(customer))
         assert answer.status_code == 202, answer.text
 
@@ -86,7 +86,7 @@ async def test_detractor_gets_an_email_and_a_case(system: System) -> None:
     assert html is not None
     assert "It broke &lt;b&gt;twice&lt;/b&gt;" in html.get_content()
 
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         one = await client.get(f"{system.url('followup')}/v1/cases/{case['case_id']}")
         assert one.status_code == 200
         assert {**one.json(), "timeline": []} == case  # the list leaves timelines out
@@ -102,7 +102,7 @@ async def test_a_repost_yields_one_case_and_one_email_and_a_later_answer_joins_i
 ) -> None:
     customer = f"cust-{uuid.uuid4().hex[:8]}"
     first = a_response(customer)
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         answers = [await post(client, system, first) for _ in range(2)]
         assert [a.status_code for a in answers] == [202, 202]
         assert answers[0].json() == answers[1].json()
@@ -141,7 +141,7 @@ async def test_bad_input_gets_a_problem_and_reaches_no_one(
     system: System, body: bytes | None, headers: dict[str, str], status: int, title: str
 ) -> None:
     customer = f"cust-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         if body is None:
             payload = a_response(customer, score=11 if status == 422 else 2)
             answer = await client.post(

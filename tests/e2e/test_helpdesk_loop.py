@@ -7,8 +7,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import httpx
-
 from tests.e2e.conftest import ZENDESK_WEBHOOK_SECRET, System
 from tests.e2e.test_detractor_journey import a_response, cases_of, post
 from tests.support.fake_zendesk import FakeZendesk
@@ -25,7 +23,7 @@ async def test_a_ticket_solved_in_the_helpdesk_shows_on_the_case(
 ) -> None:
     fake, _ = zendesk
     customer = f"hd-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         assert (await post(client, system, a_response(customer))).status_code == 202
         [case] = await eventually(
             lambda: cases_of(client, system, customer),

@@ -36,6 +36,7 @@ from nps_events import (
     encode,
 )
 from nps_kit.devstack import EmbeddedPostgres, free_port
+from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 from nps_kit.messaging import Outgoing, Publisher
 from nps_kit.settings import KafkaSettings
@@ -77,9 +78,15 @@ class Isolated:
     twilio: FakeTwilio
     zendesk: FakeZendesk
     logs: Path
+    idp: ServedIdentityProvider
 
     def url(self, name: str) -> str:
         return self.services[name].url
+
+    def client(self) -> httpx.AsyncClient:
+        """A client with an admin's bearer token (ingest's requests bring their own)."""
+        token = self.idp.provider.person_token("admin@example.com")
+        return httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {token}"})
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +97,10 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
     postgres = EmbeddedPostgres(data_dir=tmp / "postgres", port=free_port(), durable=False)
     smtp = Controller(_RefuseRecipients(), hostname="127.0.0.1", port=free_port())
     twilio, zendesk = FakeTwilio(), FakeZendesk()
+    idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())
     broker.start()
     postgres.start()
+    idp.start()
     smtp.start()
     try:
         with served(twilio.app()) as twilio_url, served(zendesk.app()) as zendesk_url:
@@ -100,6 +109,7 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
                 "DATABASE_URL": postgres.url,
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(smtp.port),
+                "AUTH_ISSUER": idp.issuer,
                 "INGEST_API_TOKENS": json.dumps({"pii": TOKEN}),
                 "LOG_FORMAT": "json",
                 "LOG_LEVEL": "DEBUG",
@@ -121,11 +131,14 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
                 env, ports={n: free_port() for n in SERVICES}, log_dir=logs, ready_timeout=90
             )
             try:
-                yield Isolated(services, postgres, broker.bootstrap_servers, twilio, zendesk, logs)
+                yield Isolated(
+                    services, postgres, broker.bootstrap_servers, twilio, zendesk, logs, idp
+                )
             finally:
                 for service in services.values():
                     service.stop()
     finally:
+        idp.stop()
         smtp.stop()
         postgres.stop()
         broker.stop()
@@ -226,7 +239,7 @@ def _leaks(system: Isolated) -> list[str]:
 async def test_no_customer_data_in_any_log_line_whatever_fails(isolated: Isolated) -> None:
     system = isolated
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         # 1. A detractor through the whole pipeline; the mail server refuses their address.
         customer_id = f"pii-{uuid.uuid4().hex[:8]}"
         body = {
