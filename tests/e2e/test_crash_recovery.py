@@ -40,7 +40,7 @@ async def test_sigkill_loses_no_case_and_sends_no_email_twice(system: System, vi
     run = uuid.uuid4().hex[:6]
     customers = [f"kill-{victim}-{run}-{i}" for i in range(RESPONSES)]
     url = f"{system.url('ingest')}/v1/responses"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         first_half = customers[: RESPONSES // 2]
         await asyncio.gather(
             *(post_like_a_webhook_sender(client, url, a_response(c)) for c in first_half)

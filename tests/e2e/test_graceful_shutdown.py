@@ -3,7 +3,6 @@ and exits 0; started again, it picks up where it left off."""
 
 import uuid
 
-import httpx
 import pytest
 
 from nps_kit.devstack.services import SERVICES
@@ -19,7 +18,7 @@ async def test_sigterm_exits_cleanly_and_the_service_resumes(system: System, nam
     service.start()
     service.wait_ready(timeout=90)
     customer = f"term-{name}-{uuid.uuid4().hex[:6]}"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         answer = await client.post(
             f"{system.url('ingest')}/v1/responses", json=a_response(customer), headers=AUTH
         )

@@ -5,8 +5,6 @@ scoring, followup and notify, and each exports its spans to the (fake) collector
 import secrets
 import uuid
 
-import httpx
-
 from tests.e2e.conftest import System
 from tests.e2e.test_detractor_journey import cases_of
 from tests.e2e.test_webhooks import delighted, post_signed
@@ -28,7 +26,7 @@ async def test_a_response_is_one_trace_from_the_webhook_to_notify(
     trace_id = secrets.token_hex(16)
     person = f"tr-{uuid.uuid4().hex[:8]}"
     body = delighted("survey_response.created", person=person, response=person, comment=None)
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         # The sender's own trace (W3C traceparent): npsloop continues it.
         client.headers["traceparent"] = f"00-{trace_id}-{secrets.token_hex(8)}-01"
         answer = await post_signed(client, system, body)

@@ -57,7 +57,7 @@ async def test_delighted_score_then_late_comment_is_one_case_with_the_comment(
     updated = delighted(
         "survey_response.updated", person=person, response=response, comment="Billing is a mess"
     )
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         first = await post_signed(client, system, created)
         assert first.status_code == 202, first.text
         replay = await post_signed(client, system, created)
@@ -91,7 +91,7 @@ async def test_delighted_score_then_late_comment_is_one_case_with_the_comment(
 
 async def test_badly_signed_webhook_is_refused_by_the_running_service(system: System) -> None:
     body = delighted("survey_response.created", person="p-x", response="r-x", comment=None)
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         answer = await client.post(
             f"{system.url('ingest')}/v1/webhooks/e2e-delighted",
             content=body,
@@ -117,7 +117,7 @@ async def test_a_detractor_whose_name_and_comment_hold_control_characters_is_not
         )
     )
     payload["event_data"]["person"]["name"] = "Eve\r\nBcc: intruder@example.com"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with system.client() as client:
         answer = await post_signed(client, system, json.dumps(payload).encode())
         assert answer.status_code == 202, answer.text
         [case] = await eventually(
