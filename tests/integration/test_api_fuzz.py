@@ -83,7 +83,9 @@ def bound(database_url: str) -> None:
 
 
 def _scoring() -> ASGIApp:
-    app = create_app(title="npsloop scoring", description="-", version="fuzz", readiness={})
+    app = create_app(
+        title="npsloop scoring", description="-", version="fuzz", readiness={}, docs=True
+    )
     labels = {t.id: t.label for t in load_taxonomy().themes}
     app.include_router(scoring_api.router(sessions=SESSIONS, timezone="UTC", labels=labels))  # type: ignore[arg-type]
     return app
@@ -126,7 +128,9 @@ async def a_case(sessions: SessionFactory) -> uuid.UUID:
 
 
 def _followup() -> ASGIApp:
-    app = create_app(title="npsloop followup", description="-", version="fuzz", readiness={})
+    app = create_app(
+        title="npsloop followup", description="-", version="fuzz", readiness={}, docs=True
+    )
     app.include_router(
         followup_api.router(sessions=SESSIONS, clock=FrozenClock(NOW), policy=POLICY)  # type: ignore[arg-type]
     )
@@ -197,6 +201,7 @@ def _notify() -> ASGIApp:
         now=NOW,
         zendesk_secrets=[ZENDESK_SECRET],
         jira_secrets=[JIRA_SECRET],
+        docs=True,
     )
     return _SignEveryBody(app)
 

@@ -81,8 +81,11 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
         version="0.2.0",
         readiness={"database": infra.check_database, "consumer": infra.check_consumers},
         lifespan=infra.lifespan(),
+        docs=settings.http.docs_enabled,
     )
-    app.include_router(api.router(sessions=infra.sessions, clock=clock, policy=policy))
+    app.include_router(
+        api.router(sessions=infra.sessions, clock=clock, policy=policy), tags=["follow-up"]
+    )
     return Followup(app=app, infra=infra, sweeper=sweeper, policy=policy)
 
 

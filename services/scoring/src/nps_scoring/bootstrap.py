@@ -59,10 +59,12 @@ def build(
         version="0.1.0",
         readiness={"database": infra.check_database, "consumer": infra.check_consumers},
         lifespan=infra.lifespan(),
+        docs=settings.http.docs_enabled,
     )
     labels = {theme.id: theme.label for theme in taxonomy.themes}
     app.include_router(
-        api.router(sessions=infra.sessions, timezone=settings.figures_timezone, labels=labels)
+        api.router(sessions=infra.sessions, timezone=settings.figures_timezone, labels=labels),
+        tags=["NPS figures"],
     )
     return Scoring(app=app, infra=infra)
 
