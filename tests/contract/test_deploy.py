@@ -17,7 +17,9 @@
 - The components keep their promises: every topic and DLQ has a KafkaTopic with partitions and
   a retention under a month; each consumer scales with KEDA on its own group's lag over exactly
   the topics it reads, never beyond their partitions; ingest has an HPA; network policies deny by
-  default and open what each service needs; the migration Job and what it needs apply first.
+  default, open the egress each service needs, and let in exactly what must reach it (the APIs
+  from the ingress controller, the metrics port from Prometheus); the migration Job and what it
+  needs apply first.
 - The invariants ops rely on: probes, non-root, read-only root filesystem, resources, service
   accounts, one image everywhere, secrets only from `npsloop-secrets`, and environment variables
   that the services' settings really read (a misspelt one would be ignored silently).
