@@ -110,7 +110,10 @@ async def test_every_operation_carries_its_service_tag(service: str) -> None:
 
 
 @SERVICES
-async def test_docs_and_the_openapi_document_are_not_served_by_default(service: str) -> None:
+async def test_docs_and_the_openapi_document_are_not_served_by_default(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HTTP_DOCS_ENABLED", raising=False)
     app = BUILDERS[service](HttpServerSettings())
     client = TestClient(app)  # no `with`: the lifespan (connections) does not start
     for path in ("/docs", "/redoc", "/openapi.json"):
