@@ -84,8 +84,9 @@ ENV PATH=/opt/npsloop/bin:$PATH \
 
 USER 10001:10001
 WORKDIR /tmp
-# Default ports: ingest 8001, scoring 8002, followup 8003, notify 8004 (<NAME>_PORT overrides).
-EXPOSE 8001 8002 8003 8004
+# Default ports: ingest 8001, scoring 8002, followup 8003, notify 8004 (<NAME>_PORT overrides);
+# every service's Prometheus metrics on 9464 (HTTP_METRICS_PORT overrides).
+EXPOSE 8001 8002 8003 8004 9464
 
 # No HEALTHCHECK here: the port depends on the service chosen at run time, so compose and
 # Kubernetes each probe /readyz and /livez on the right port.

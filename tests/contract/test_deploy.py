@@ -17,7 +17,9 @@
 - The components keep their promises: every topic and DLQ has a KafkaTopic with partitions and
   a retention under a month; each consumer scales with KEDA on its own group's lag over exactly
   the topics it reads, never beyond their partitions; ingest has an HPA; network policies deny by
-  default and open what each service needs; the migration Job and what it needs apply first.
+  default, open the egress each service needs, and let in exactly what must reach it (the APIs
+  from the ingress controller, the metrics port from Prometheus); the migration Job and what it
+  needs apply first.
 - The invariants ops rely on: probes, non-root, read-only root filesystem, resources, service
   accounts, one image everywhere, secrets only from `npsloop-secrets`, and environment variables
   that the services' settings really read (a misspelt one would be ignored silently).
@@ -100,6 +102,10 @@ def _port(service: str) -> int:
     default = SETTINGS[service].model_fields["port"].default
     assert isinstance(default, int)
     return default
+
+
+#: Where every service serves /metrics in a cluster (HTTP_METRICS_PORT in the ConfigMap).
+METRICS_PORT = 9464
 
 
 # --- environment variables the services read ----------------------------------------------
@@ -546,15 +552,15 @@ def deployment_problems(deployment: dict[str, Any], service_accounts: set[str]) 
     pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
     if pre_stop != ["sleep", str(PRE_STOP_SECONDS)]:
         problems.append("no preStop pause for the endpoint's removal")
-    [port] = container.get("ports", [{}])
+    ports = {port.get("name"): port.get("containerPort") for port in container.get("ports", [])}
     annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
     scrape = {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(port.get("containerPort")),
+        "prometheus.io/port": str(ports.get("metrics")),
         "prometheus.io/path": "/metrics",
     }
-    if any(annotations.get(key) != value for key, value in scrape.items()):
-        problems.append("no Prometheus scrape annotations for its port")
+    if "metrics" not in ports or any(annotations.get(k) != v for k, v in scrape.items()):
+        problems.append("no Prometheus scrape annotations for its metrics port")
     return problems
 
 
@@ -584,6 +590,11 @@ def test_every_deployment_is_fit_to_run(rendered: tuple[str, list[dict[str, Any]
         ("grace shorter than the drain", _set(f"{POD}/terminationGracePeriodSeconds", 30)),
         ("no preStop", _drop(f"{CONTAINER}/lifecycle")),
         ("not scraped", _drop("spec/template/metadata/annotations")),
+        (
+            "scraped on the API's port",
+            _set("spec/template/metadata/annotations/prometheus.io~1port", "8004"),
+        ),
+        ("no metrics port", _set(f"{CONTAINER}/ports/1/name", "prometheus")),
     ],
 )
 def test_invariants_catch_a_deployment_unfit_to_run(
@@ -629,12 +640,35 @@ def test_each_service_serves_on_its_port(
         [svc] = [o for o in objects if _is(o, "Service", f"npsloop-{service}")]
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["args"] == [f"nps_{service}", "serve"]
-        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
-        assert svc["spec"]["ports"][0]["port"] == port
+        assert container["ports"] == [
+            {"name": "http", "containerPort": port, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ]
+        assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [
+            ("http", port, "http"),
+            ("metrics", METRICS_PORT, "metrics"),
+        ]
         assert svc["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
         plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
         settings = settings_from(service, {**config, **plain})
         assert (settings.host, settings.port) == (ALL_INTERFACES, port)
+        # The service listens for the scrape where the manifests say, and keeps its API's
+        # description to itself.
+        assert settings.http.metrics_port == METRICS_PORT
+        assert settings.http.docs_enabled is False
+
+
+def test_prometheus_scrapes_the_metrics_port_of_every_service() -> None:
+    objects = render(K8S / "overlays" / "prod")
+    [monitor] = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [
+        ("metrics", "/metrics")
+    ]
+    services = [o for o in objects if o["kind"] == "Service"]
+    scraped = [
+        s for s in services if _selects(monitor["spec"]["selector"], s["metadata"]["labels"])
+    ]
+    assert {s["metadata"]["name"] for s in scraped} == {f"npsloop-{s}" for s in SERVICES}
 
 
 def _config_data(objects: list[dict[str, Any]]) -> dict[str, str]:
@@ -943,32 +977,143 @@ def test_network_policies_deny_by_default_and_allow_what_each_service_needs(
     [deny] = [p for p in policies if p["spec"]["podSelector"] == {}]
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     kafka, postgres, dns = 9092, 5432, 53
-    needs: dict[str, tuple[set[int | str], set[int | str]]] = {
-        # service: (ingress ports, egress ports) at least
-        "ingest": ({_port("ingest"), "http"}, {kafka, dns}),
-        "scoring": ({_port("scoring"), "http"}, {kafka, postgres, dns}),
-        "followup": ({_port("followup"), "http"}, {kafka, postgres, dns}),
-        "notify": ({"http"}, {kafka, postgres, dns, 587, 465, 443}),
-        "migrate": (set(), {postgres, dns}),
+    needs: dict[str, set[int | str]] = {
+        # service: egress ports, at least (what reaches each: test_network_policies_open_...)
+        "ingest": {kafka, dns},
+        "scoring": {kafka, postgres, dns},
+        "followup": {kafka, postgres, dns},
+        "notify": {kafka, postgres, dns, 587, 465, 443},
+        "migrate": {postgres, dns},
     }
     for obj in objects:
         if obj["kind"] not in {"Deployment", "Job"}:
             continue
         labels = _pod_labels(obj)
-        ingress, egress = needs[labels["app.kubernetes.io/name"]]
-        assert ingress <= _allowed(policies, labels, "ingress"), obj["metadata"]["name"]
+        egress = needs[labels["app.kubernetes.io/name"]]
         assert egress <= _allowed(policies, labels, "egress"), obj["metadata"]["name"]
         assert postgres not in _allowed(
             policies, {**labels, "app.kubernetes.io/name": "?"}, "egress"
         )
-    # Only the ingress controller's namespace reaches the HTTP APIs; nothing reaches notify's.
+
+
+#: Who may open a connection to a pod: (namespace or "anywhere", pod labels or "any pod").
+Peer = tuple[str, tuple[tuple[str, str], ...] | str]
+INGRESS_CONTROLLER: Peer = ("ingress-nginx", "any pod")
+PROMETHEUS: Peer = ("monitoring", (("app.kubernetes.io/name", "prometheus"),))
+#: Everything that reaches each workload's pods: (peer, port). The APIs from the ingress
+#: controller only (scoring's and followup's because people and programs call them with bearer
+#: tokens; notify's for the helpdesks' webhooks), the metrics port from Prometheus only.
+REACHABLE: dict[str, set[tuple[Peer, int | str]]] = {
+    "ingest": {(INGRESS_CONTROLLER, 8001), (PROMETHEUS, METRICS_PORT)},
+    "scoring": {(INGRESS_CONTROLLER, 8002), (PROMETHEUS, METRICS_PORT)},
+    "followup": {(INGRESS_CONTROLLER, 8003), (PROMETHEUS, METRICS_PORT)},
+    "notify": {(INGRESS_CONTROLLER, 8004), (PROMETHEUS, METRICS_PORT)},
+    "migrate": set(),
+}
+
+
+def _peer(source: dict[str, Any]) -> Peer:
+    assert set(source) <= {"namespaceSelector", "podSelector"}, "ipBlock is not evaluated here"
+    namespaces = source.get("namespaceSelector", {}).get("matchLabels", {})
+    namespace = namespaces.get("kubernetes.io/metadata.name", "anywhere" if namespaces else "?")
+    pods = source.get("podSelector", {}).get("matchLabels")
+    return namespace, tuple(sorted(pods.items())) if pods else "any pod"
+
+
+def reachable(policies: list[dict[str, Any]], workload: dict[str, Any]) -> set[Any]:
+    """What the policies let reach `workload`'s pods: (peer, port), with a named port resolved
+    against the pod's containers (a name the pod does not have opens nothing); a rule without
+    `from` is ("anywhere", ...), one without `ports` opens "every port"."""
+    labels = _pod_labels(workload)
+    named = {
+        p["name"]: p["containerPort"] for c in _containers(workload) for p in c.get("ports", [])
+    }
+    found: set[Any] = set()
     for policy in policies:
+        if not _selects(policy["spec"]["podSelector"], labels):
+            continue
         for rule in policy["spec"].get("ingress", []):
-            namespaces = {
-                p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-                for p in rule["from"]
-            }
-            assert namespaces <= {"ingress-nginx", "monitoring"}
+            peers = [_peer(source) for source in rule.get("from", [])] or [("anywhere", "any pod")]
+            ports = [named.get(p["port"], p["port"]) for p in rule.get("ports", [])]
+            for peer in peers:
+                found |= {(peer, port) for port in ports if isinstance(port, int)}
+                if not rule.get("ports"):
+                    found.add((peer, "every port"))
+    return found
+
+
+def _workloads(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        _pod_labels(o)["app.kubernetes.io/name"]: o
+        for o in objects
+        if o["kind"] in {"Deployment", "Job"}
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_open_each_service_to_its_callers_and_the_metrics_to_prometheus(
+    overlay: str,
+) -> None:
+    objects = render(K8S / overlay)
+    policies = _policies(objects)
+    workloads = _workloads(objects)
+    assert set(workloads) == set(REACHABLE)
+    for name, workload in workloads.items():
+        assert reachable(policies, workload) == REACHABLE[name], name
+
+
+def _allow_policies() -> list[dict[str, Any]]:
+    return _policies(render(K8S / "overlays" / "prod"))
+
+
+def _policy(policies: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    [policy] = [p for p in policies if p["metadata"]["name"] == name]
+    return policy
+
+
+def _scrape_from_the_whole_namespace(policies: list[dict[str, Any]]) -> None:
+    del _policy(policies, "npsloop-allow-metrics-scrape")["spec"]["ingress"][0]["from"][0][
+        "podSelector"
+    ]
+
+
+def _metrics_from_the_ingress_controller(policies: list[dict[str, Any]]) -> None:
+    rule = _policy(policies, "npsloop-scoring")["spec"]["ingress"][0]
+    rule["ports"].append({"protocol": "TCP", "port": "metrics"})
+
+
+def _notify_closed(policies: list[dict[str, Any]]) -> None:
+    spec = _policy(policies, "npsloop-notify")["spec"]
+    del spec["ingress"]
+    spec["policyTypes"] = ["Egress"]
+
+
+def _api_from_anywhere(policies: list[dict[str, Any]]) -> None:
+    del _policy(policies, "npsloop-followup")["spec"]["ingress"][0]["from"]
+
+
+def _every_port_to_prometheus(policies: list[dict[str, Any]]) -> None:
+    del _policy(policies, "npsloop-allow-metrics-scrape")["spec"]["ingress"][0]["ports"]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _scrape_from_the_whole_namespace,
+        _metrics_from_the_ingress_controller,
+        _notify_closed,
+        _api_from_anywhere,
+        _every_port_to_prometheus,
+    ],
+)
+def test_the_reachability_check_catches_a_policy_that_opens_too_much_or_too_little(
+    mutate: Callable[[list[dict[str, Any]]], None],
+) -> None:
+    objects = render(K8S / "overlays" / "prod")
+    policies = copy.deepcopy(_policies(objects))
+    mutate(policies)
+    workloads = _workloads(objects)
+    assert any(reachable(policies, w) != REACHABLE[n] for n, w in workloads.items())
 
 
 def test_prod_reaches_kafka_only_on_the_strimzi_brokers() -> None:

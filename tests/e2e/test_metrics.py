@@ -1,5 +1,6 @@
 """Every metric the alert rules and the Grafana dashboard use exists in a /metrics scrape of
-the four running services, and every expression in them is valid PromQL (promql-parser)."""
+the four running services (on each one's metrics port, where Prometheus scrapes them; the API's
+port has none), and every expression in them is valid PromQL (promql-parser)."""
 
 import json
 from pathlib import Path
@@ -73,9 +74,10 @@ async def test_every_metric_the_alerts_and_dashboard_use_is_scraped_from_the_ser
     exposed: set[str] = set()
     async with httpx.AsyncClient(timeout=10) as client:
         for name in ("ingest", "scoring", "followup", "notify"):
-            answer = await client.get(f"{system.url(name)}/metrics")
+            answer = await client.get(system.services[name].metrics_url)
             assert answer.status_code == 200
             exposed |= _exposed(answer.text)
+            assert (await client.get(f"{system.url(name)}/metrics")).status_code == 404
     missing = {
         name: expr for expr, names in _used().items() for name in names if name not in exposed
     }

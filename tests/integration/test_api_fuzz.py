@@ -114,7 +114,9 @@ def bound(database_url: str, infra: Infra) -> None:
 
 
 def _scoring() -> ASGIApp:
-    app = create_app(title="npsloop scoring", description="-", version="fuzz", readiness={})
+    app = create_app(
+        title="npsloop scoring", description="-", version="fuzz", readiness={}, docs=True
+    )
     labels = {t.id: t.label for t in load_taxonomy().themes}
     app.include_router(
         scoring_api.router(sessions=SESSIONS, timezone="UTC", labels=labels, access=ACCESS)  # type: ignore[arg-type]
@@ -159,7 +161,9 @@ async def a_case(sessions: SessionFactory) -> uuid.UUID:
 
 
 def _followup() -> ASGIApp:
-    app = create_app(title="npsloop followup", description="-", version="fuzz", readiness={})
+    app = create_app(
+        title="npsloop followup", description="-", version="fuzz", readiness={}, docs=True
+    )
     app.include_router(
         followup_api.router(
             sessions=SESSIONS,  # type: ignore[arg-type]
@@ -235,6 +239,7 @@ def _notify() -> ASGIApp:
         now=NOW,
         zendesk_secrets=[ZENDESK_SECRET],
         jira_secrets=[JIRA_SECRET],
+        docs=True,
     )
     return _SignEveryBody(app)
 

@@ -1,20 +1,26 @@
 """A service's HTTP server closes the connections that hold it without asking anything:
 headers sent slowly (Slowloris), a connection that sends nothing, an idle keep-alive
-connection; a request whose headers arrive in time is served as usual.
+connection; a request whose headers arrive in time is served as usual. The same server serves
+the Prometheus metrics on a port of its own, with the same deadlines, and nothing else there.
 
 ingest runs as a real process (`nps-ingest serve`) on the test broker, with short timeouts
 from its settings (`HTTP_HEADER_TIMEOUT_SECONDS`, `HTTP_KEEP_ALIVE_TIMEOUT_SECONDS`)."""
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from nps_kit.devstack import free_port
 from nps_kit.devstack.services import ServiceProcess
+from nps_kit.http import create_app
+from nps_kit.service import Runtime, serve
+from nps_kit.settings import HttpServerSettings
 from tests.support.infra import Infra
 
 HEADER_TIMEOUT = 2.0
@@ -106,6 +112,48 @@ async def test_a_connection_that_sends_nothing_is_closed_within_the_header_timeo
     finally:
         writer.close()
     assert held >= HEADER_TIMEOUT - 0.1
+
+
+async def test_slow_header_connections_to_the_metrics_port_are_closed_too(
+    ingest: ServiceProcess,
+) -> None:
+    held = await _slow_headers(ingest.metrics_port)
+    assert HEADER_TIMEOUT - 0.1 <= held < HEADER_TIMEOUT + SLACK
+
+
+async def test_metrics_are_served_on_the_metrics_port_only(ingest: ServiceProcess) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        await client.get(f"{ingest.url}/livez")
+        scrape = await client.get(ingest.metrics_url)
+        assert scrape.status_code == 200
+        assert 'npsloop_http_requests_total{method="GET",route="/livez",status="200"}' in (
+            scrape.text
+        )
+        assert (await client.get(f"{ingest.url}/metrics")).status_code == 404
+        metrics_port = f"http://127.0.0.1:{ingest.metrics_port}"
+        for path in ("/livez", "/v1/responses"):
+            assert (await client.get(f"{metrics_port}{path}")).status_code == 404, path
+
+
+async def test_a_metrics_port_already_taken_stops_the_start_with_a_failure() -> None:
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        code = await serve(
+            create_app(title="t", description="t", version="0", readiness={}),
+            Runtime(),
+            host="127.0.0.1",
+            port=free_port(),
+            http=HttpServerSettings(metrics_port=taken.getsockname()[1]),
+        )
+    finally:
+        taken.close()
+    assert code == 1
+
+
+async def test_the_api_description_is_not_served_unless_enabled(ingest: ServiceProcess) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (await client.get(f"{ingest.url}{path}")).status_code == 404, path
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(

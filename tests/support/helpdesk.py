@@ -20,11 +20,14 @@ def helpdesk_app(
     now: datetime,
     zendesk_secrets: Sequence[str],
     jira_secrets: Sequence[str],
+    docs: bool = False,
 ) -> FastAPI:
     async def never(_messages: object) -> None:
         raise AssertionError("the relay is not started in these tests")
 
-    app = create_app(title="npsloop notify", description="-", version="test", readiness={})
+    app = create_app(
+        title="npsloop notify", description="-", version="test", readiness={}, docs=docs
+    )
     app.include_router(
         helpdesk_router(
             sessions=sessions,

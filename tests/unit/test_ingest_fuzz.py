@@ -68,6 +68,7 @@ def _app() -> ASGIApp:
         clock=FrozenClock(NOW),
         publish_timeout=1.0,
         max_body_bytes=64 * 1024,
+        docs=True,  # schemathesis reads the document from /openapi.json
     )
 
 

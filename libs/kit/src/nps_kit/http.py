@@ -1,4 +1,5 @@
-"""The FastAPI app factory every service uses: probes, metrics and RFC 9457 problem+json."""
+"""The FastAPI app factory every service uses: probes, request metrics and RFC 9457
+problem+json; and the Prometheus exposition served on the metrics port."""
 
 import re
 import time
@@ -10,7 +11,8 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from fastapi.routing import APIRoute
+from prometheus_client import Counter, Histogram, make_asgi_app
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -463,6 +465,14 @@ def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operation id: the name of its route function (`get_cases`), which a
+    client generator turns into a method name. FastAPI's default appends the path and the
+    method (`get_cases_v1_cases_get`), so that every rename of a path renamed the clients'
+    methods too. Unique within a service: tests/unit/test_openapi.py checks the four."""
+    return route.name
+
+
 def create_app(
     *,
     title: str,
@@ -470,9 +480,22 @@ def create_app(
     version: str,
     readiness: Mapping[str, ReadinessCheck],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    docs: bool = False,
 ) -> FastAPI:
-    """A FastAPI app with `/livez`, `/readyz`, `/metrics` and problem+json error mapping."""
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    """A FastAPI app with `/livez`, `/readyz` and problem+json error mapping; with `docs`
+    (`HTTP_DOCS_ENABLED`), also `/docs`, `/redoc` and `/openapi.json`. `app.openapi()` gives
+    the document either way. Metrics are not here: `metrics_app` serves them on a port of
+    their own (see nps_kit.service.serve)."""
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        generate_unique_id_function=operation_id,
+    )
     app.add_middleware(_MetricsMiddleware)
     fastapi_openapi = app.openapi
 
@@ -506,8 +529,32 @@ def create_app(
             Problem(503, "Not ready", "A dependency is not ready.", checks=checks)
         )
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return app
+
+
+def metrics_app() -> ASGIApp:
+    """What the metrics port serves: `GET /metrics`, the process's Prometheus registry
+    (prometheus-client's exposition: text or OpenMetrics as the scraper asks, gzip when it
+    accepts it); any other path is a 404 problem. Nothing else of the service is reachable
+    there, and nothing of this on the API's port."""
+    exposition = make_asgi_app()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
+            return
+        if scope["path"] != "/metrics":
+            body = (
+                b'{"type":"about:blank","title":"Not found","status":404,'
+                b'"detail":"This port serves /metrics only."}'
+            )
+            await _send_raw(send, 404, body, PROBLEM_JSON, {})
+        elif scope["method"] not in ("GET", "HEAD"):
+            body = b'{"type":"about:blank","title":"Method not allowed","status":405}'
+            await _send_raw(send, 405, body, PROBLEM_JSON, {"allow": "GET, HEAD"})
+        else:
+            await exposition(scope, receive, send)
 
     return app

@@ -9,19 +9,31 @@ after `HTTP_KEEP_ALIVE_TIMEOUT_SECONDS` (uvicorn's own timer), and one whose req
 headers have not all arrived `HTTP_HEADER_TIMEOUT_SECONDS` after it opened, or after the
 request's first byte (our timer: uvicorn has none; its keep-alive timer stops at the first
 byte, so a client sending headers a byte at a time held a connection for ever).
+
+Prometheus scrapes `/metrics` on a second port (`HTTP_METRICS_PORT`), so that a network policy
+can open it to the scraper alone. The same uvicorn server listens on both ports and sends each
+request to the app of the port it arrived on (`by_port`). We chose that over
+prometheus-client's own `start_http_server` (a thread-per-connection server in a daemon
+thread, with neither our header deadline nor our keep-alive timeout, which does not stop with
+the service) and over a second uvicorn server on the loop (a second shutdown to order, a
+second set of signal handlers to keep out of the way): one server means one start, one
+graceful stop and the same timeouts on both ports, and a port that cannot be bound stops the
+start before anything connects.
 """
 
 import asyncio
 import contextlib
 import gc
 import signal
+import socket
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from nps_kit.http import metrics_app
 from nps_kit.logging import get_logger
 from nps_kit.redact import safe_error
 from nps_kit.settings import HttpServerSettings
@@ -146,12 +158,47 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
+def by_port(app: ASGIApp, *, metrics_port: int, metrics: ASGIApp) -> ASGIApp:
+    """`metrics` for the requests that arrive on `metrics_port`, `app` for every other one
+    (and for the lifespan: the metrics app has none)."""
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] != "lifespan" and server is not None and server[1] == metrics_port:
+            await metrics(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return dispatch
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host`:`port`, as uvicorn would open it (IPv6 when the host
+    is an IPv6 address; SO_REUSEADDR, so that a restart does not wait for TIME_WAIT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
 async def serve(
     app: ASGIApp, runtime: Runtime, *, host: str, port: int, http: HttpServerSettings
 ) -> int:
-    """Serve `app` until a signal or a crashed loop; return the process exit code."""
+    """Serve `app` on `port` and the Prometheus metrics on `http.metrics_port`, until a signal
+    or a crashed loop; return the process exit code."""
+    sockets: list[socket.socket] = []
+    for purpose, number in (("api", port), ("metrics", http.metrics_port)):
+        try:
+            sockets.append(_listen(host, number))
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            # Expected (the port is taken, or not ours to bind): one line, no traceback.
+            log.error(  # noqa: TRY400
+                "service.cannot_listen", purpose=purpose, host=host, port=number, error=str(exc)
+            )
+            return 1
+    log.info("service.listening", host=host, port=port, metrics_port=http.metrics_port)
     config = uvicorn.Config(
-        app,
+        by_port(app, metrics_port=http.metrics_port, metrics=metrics_app()),
         host=host,
         port=port,
         http=http_protocol(http.header_timeout_seconds),
@@ -173,7 +220,7 @@ async def serve(
         server.should_exit = True
 
     runtime.on_failure(_exit)
-    await server.serve()
+    await server.serve(sockets=sockets)
     if runtime.failure is not None:
         return 1
     return 0 if server.started else 1

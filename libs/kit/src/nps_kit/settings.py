@@ -88,7 +88,14 @@ class LogSettings(BaseSettings):
 
 
 class HttpServerSettings(BaseSettings):
-    """How long each service's HTTP server waits on a client. `HTTP_*` in the environment.
+    """Each service's HTTP server: its operational endpoints and how long it waits on a
+    client. `HTTP_*` in the environment.
+
+    `metrics_port`: Prometheus scrapes `GET /metrics` on this port, a listener of its own
+    beside the API's port, so that a network policy can open it to the scraper alone; the
+    API's port has no `/metrics`. `docs_enabled`: serve `/docs`, `/redoc` and `/openapi.json`
+    (off unless asked: in production the API's description is not published to whoever can
+    reach the port; the dev stack turns it on).
 
     `keep_alive_timeout_seconds`: an idle keep-alive connection is closed after this long
     (behind a load balancer that reuses connections, make it longer than the balancer's own
@@ -101,3 +108,8 @@ class HttpServerSettings(BaseSettings):
 
     keep_alive_timeout_seconds: int = Field(default=5, ge=1)
     header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # 9464 is the port OpenTelemetry's Prometheus exporters use by convention; on Kubernetes
+    # every pod has it to itself. Two services on one machine need one each (the dev stack
+    # gives each its own).
+    metrics_port: int = Field(default=9464, ge=1, le=65535)
+    docs_enabled: bool = False

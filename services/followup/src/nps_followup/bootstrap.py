@@ -86,9 +86,11 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
             "identity_provider": access.check,
         },
         lifespan=infra.lifespan(),
+        docs=settings.http.docs_enabled,
     )
     app.include_router(
-        api.router(sessions=infra.sessions, clock=clock, policy=policy, access=access)
+        api.router(sessions=infra.sessions, clock=clock, policy=policy, access=access),
+        tags=["follow-up"],
     )
     return Followup(app=app, infra=infra, sweeper=sweeper, policy=policy)
 

@@ -94,5 +94,6 @@ def build(
         max_body_bytes=settings.max_body_bytes,
         readiness={"broker": broker_answers},
         lifespan=lifespan,
+        docs=settings.http.docs_enabled,
     )
     return Ingest(app=app, publisher=publisher, runtime=runtime, sources=sources)

@@ -107,6 +107,7 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         version="0.1.0",
         readiness={"database": infra.check_database, "consumer": infra.check_consumers},
         lifespan=infra.lifespan(),
+        docs=settings.http.docs_enabled,
     )
     app.include_router(
         helpdesk_router(
@@ -115,7 +116,8 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
             clock=clock,
             zendesk_secrets=[s.get_secret_value() for s in settings.zendesk.webhook_secrets],
             jira_secrets=[s.get_secret_value() for s in settings.jira.webhook_secrets],
-        )
+        ),
+        tags=["helpdesk webhooks"],
     )
     return Notify(app=app, infra=infra)
 

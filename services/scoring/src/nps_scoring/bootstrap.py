@@ -64,6 +64,7 @@ def build(
             "identity_provider": access.check,
         },
         lifespan=infra.lifespan(),
+        docs=settings.http.docs_enabled,
     )
     labels = {theme.id: theme.label for theme in taxonomy.themes}
     app.include_router(
@@ -72,7 +73,8 @@ def build(
             timezone=settings.figures_timezone,
             labels=labels,
             access=access,
-        )
+        ),
+        tags=["NPS figures"],
     )
     return Scoring(app=app, infra=infra)
 

@@ -57,6 +57,12 @@ class DevStackSettings(BaseSettings):
     notify_port: int = 8004
     #: The dev identity provider (OpenID Connect); its signing key is in `var/idp/`.
     idp_port: int = 8010
+    #: Where each service serves its Prometheus metrics (`HTTP_METRICS_PORT`): its own port,
+    #: since the four share this machine.
+    ingest_metrics_port: int = 8101
+    scoring_metrics_port: int = 8102
+    followup_metrics_port: int = 8103
+    notify_metrics_port: int = 8104
     partitions: int = Field(default=3, ge=1)
     ingest_token: str = "dev-token"  # noqa: S105 - the documented local-only token
 
@@ -113,8 +119,6 @@ class DevStack:
             issuer = self.idp.issuer
         env = {
             "AUTH_ISSUER": issuer,
-            # The API documents are for people trying npsloop here; production leaves them off.
-            "HTTP_DOCS_ENABLED": os.environ.get("HTTP_DOCS_ENABLED", "true"),
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "KAFKA_ENABLE_IDEMPOTENCE": idempotence,
             "DATABASE_URL": database,
@@ -124,12 +128,15 @@ class DevStack:
                 "INGEST_API_TOKENS", json.dumps({"dev": s.ingest_token})
             ),
             "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+            # /docs, /redoc and /openapi.json: off by default (production), on here.
+            "HTTP_DOCS_ENABLED": os.environ.get("HTTP_DOCS_ENABLED", "true"),
         }
         prepare(env, partitions=s.partitions)
         self.services = list(
             start_all(
                 env,
                 ports={name: getattr(s, f"{name}_port") for name in SERVICES},
+                metrics_ports={name: getattr(s, f"{name}_metrics_port") for name in SERVICES},
                 log_dir=self.var / "log",
                 ready_timeout=60,
             ).values()
@@ -156,10 +163,9 @@ class DevStack:
     def describe(self) -> str:
         s = self.settings
         lines = ["", "npsloop is running:"]
-        lines += [
-            f"  {svc.name:<9} {svc.url}   (docs: {svc.url}/docs, log: {svc.log_path})"
-            for svc in self.services
-        ]
+        for svc in self.services:
+            lines.append(f"  {svc.name:<9} {svc.url}   (docs: {svc.url}/docs, log: {svc.log_path})")
+            lines.append(f"  {'':<9} metrics: {svc.metrics_url}")
         broker = (
             self.broker.bootstrap_servers if self.broker else os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         )

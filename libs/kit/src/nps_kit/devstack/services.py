@@ -7,14 +7,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import httpx
 
 from nps_events.topics import ALL_TOPICS
-from nps_kit.devstack.process import stop_process
+from nps_kit.devstack.process import free_port, stop_process
 from nps_kit.messaging import ensure_topics
 from nps_kit.settings import KafkaSettings
 
@@ -23,10 +23,15 @@ SERVICES = ("ingest", "scoring", "followup", "notify")
 
 @dataclass
 class ServiceProcess:
+    """One service as a child process: its API on `port`, its Prometheus metrics on
+    `metrics_port` (`HTTP_METRICS_PORT`; a free one unless given, so that two services, or
+    two test sessions, on one machine never ask for the same)."""
+
     name: str
     port: int
     env: dict[str, str]
     log_path: Path
+    metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -34,12 +39,17 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        """Where Prometheus would scrape this service."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - our own module
             [sys.executable, "-m", f"nps_{self.name}", "serve"],
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, "HTTP_METRICS_PORT": str(self.metrics_port)},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -108,16 +118,23 @@ def prepare(env: Mapping[str, str], *, partitions: int) -> None:
 
 
 def start_all(
-    env: Mapping[str, str], *, ports: Mapping[str, int], log_dir: Path, ready_timeout: float
+    env: Mapping[str, str],
+    *,
+    ports: Mapping[str, int],
+    log_dir: Path,
+    ready_timeout: float,
+    metrics_ports: Mapping[str, int] | None = None,
 ) -> dict[str, ServiceProcess]:
-    """Start the four services, each on its port, and return once every one is ready. If one
-    does not become ready, all are stopped again and the error is raised."""
+    """Start the four services, each on its port (and its metrics port: free ones unless
+    given), and return once every one is ready. If one does not become ready, all are
+    stopped again and the error is raised."""
     services = {
         name: ServiceProcess(
             name=name,
             port=ports[name],
             env={**env, f"{name.upper()}_PORT": str(ports[name])},
             log_path=log_dir / f"{name}.log",
+            metrics_port=metrics_ports[name] if metrics_ports else free_port(),
         )
         for name in SERVICES
     }

@@ -352,7 +352,7 @@ def router(
     Lead = Annotated[Principal, access.require(Role.LEAD)]  # noqa: N806 - a type
 
     @api.get("/v1/cases", response_model=CaseList, summary="List follow-up cases, newest first")
-    async def get_cases(
+    async def list_case_pages(
         principal: Agent,
         *,
         customer_id: Annotated[Line | None, Query(max_length=200)] = None,
@@ -385,7 +385,7 @@ def router(
         summary="One case with its actions and timeline",
         responses={404: _ERRORS[404]},
     )
-    async def get_one(principal: Agent, case_id: uuid.UUID) -> CaseOut:
+    async def get_case_with_timeline(principal: Agent, case_id: uuid.UUID) -> CaseOut:
         async with sessions() as session:
             case = await get_case(FollowupRepository(session), case_id)
         if case is None:
@@ -399,7 +399,7 @@ def router(
         summary="Assign an owner, by hand or by the rule",
         responses=_ERRORS,
     )
-    async def assign(principal: Agent, case_id: uuid.UUID, body: AssignIn) -> CaseOut:
+    async def assign_owner(principal: Agent, case_id: uuid.UUID, body: AssignIn) -> CaseOut:
         """A lead (or admin) gives the case to any person of its team, or lets the rule
         choose; an agent can only take a case of their queue themselves."""
         lead = has_role(principal, Role.LEAD)
@@ -431,7 +431,9 @@ def router(
         summary="Record a contact attempt (channel, outcome, note)",
         responses=_ERRORS,
     )
-    async def contact(principal: Agent, case_id: uuid.UUID, body: ContactIn) -> CaseOut:
+    async def record_contact_attempt(
+        principal: Agent, case_id: uuid.UUID, body: ContactIn
+    ) -> CaseOut:
         return await _transition(
             sessions,
             policy,
@@ -454,7 +456,9 @@ def router(
         summary="Resolve with a root cause from the policy's taxonomy",
         responses=_ERRORS,
     )
-    async def resolve(principal: Agent, case_id: uuid.UUID, body: ResolveIn) -> CaseOut:
+    async def resolve_with_root_cause(
+        principal: Agent, case_id: uuid.UUID, body: ResolveIn
+    ) -> CaseOut:
         return await _transition(
             sessions,
             policy,
@@ -477,7 +481,7 @@ def router(
         summary="Close a resolved case",
         responses=_ERRORS,
     )
-    async def close(principal: Lead, case_id: uuid.UUID, body: CloseIn) -> CaseOut:
+    async def close_resolved_case(principal: Lead, case_id: uuid.UUID, body: CloseIn) -> CaseOut:
         return await _transition(
             sessions,
             policy,
@@ -492,7 +496,7 @@ def router(
         summary="Reopen a resolved or closed case",
         responses=_ERRORS,
     )
-    async def reopen(principal: Lead, case_id: uuid.UUID, body: ReopenIn) -> CaseOut:
+    async def reopen_finished_case(principal: Lead, case_id: uuid.UUID, body: ReopenIn) -> CaseOut:
         return await _transition(
             sessions,
             policy,
@@ -525,7 +529,7 @@ def _opt_out_routes(
         response_model=DoNotContact,
         summary="The customer's entries on the do-not-contact list",
     )
-    async def get_opt_outs(_: Agent, customer_id: CustomerId) -> DoNotContact:
+    async def get_do_not_contact(_: Agent, customer_id: CustomerId) -> DoNotContact:
         async with sessions() as session:
             entries = await FollowupRepository(session).opt_outs_of(customer_id)
         return DoNotContact(
@@ -538,7 +542,7 @@ def _opt_out_routes(
         status_code=204,
         summary="Put a customer on the do-not-contact list (email, sms or all)",
     )
-    async def put_opt_out(
+    async def add_to_do_not_contact(
         _: Admin, customer_id: CustomerId, scope: OptOutScope, body: OptOutIn
     ) -> Response:
         async with unit_of_work(sessions) as session:
@@ -553,7 +557,9 @@ def _opt_out_routes(
         summary="Take a customer off the do-not-contact list for one scope",
         responses={404: {"description": "Not on the list for that scope (problem+json)."}},
     )
-    async def delete_opt_out(_: Admin, customer_id: CustomerId, scope: OptOutScope) -> Response:
+    async def remove_from_do_not_contact(
+        _: Admin, customer_id: CustomerId, scope: OptOutScope
+    ) -> Response:
         async with unit_of_work(sessions) as session:
             removed = await FollowupRepository(session).remove_opt_out(customer_id, scope.value)
         if not removed:

@@ -645,6 +645,7 @@ def http_app(
     max_body_bytes: int = 1024 * 1024,
     readiness: Mapping[str, ReadinessCheck] | None = None,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    docs: bool = False,
 ) -> ASGIApp:
     """Ingest's HTTP app, for production and tests alike: the kit's app (probes, metrics,
     problem+json) with the body limit and the API, behind the webhook route served hot —
@@ -658,6 +659,7 @@ def http_app(
         version="0.2.0",
         readiness=readiness or {},
         lifespan=lifespan,
+        docs=docs,
     )
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     dependencies: dict[str, Any] = {
@@ -670,7 +672,7 @@ def http_app(
         "comment_limit": comment_limit,
     }
     webhooks = WebhookIntake(**dependencies)
-    app.include_router(router(**dependencies, webhooks=webhooks))
+    app.include_router(router(**dependencies, webhooks=webhooks), tags=["intake"])
     return HotRoutes(
         app, routes={("POST", "/v1/webhooks/{source}"): webhooks.hot}, max_body_bytes=max_body_bytes
     )
