@@ -141,6 +141,15 @@ async def test_roles_come_from_the_configured_claim_and_mapping(
     assert (await verifier.verify(token)).roles == {Role.ADMIN}
 
 
+async def test_a_namespaced_claim_name_with_dots_is_read_as_a_name(
+    provider: Provider, http: httpx.AsyncClient
+) -> None:
+    """Auth0 puts custom claims under a URL, dots and all."""
+    verifier = _verifier(provider, http, roles_claim="https://npsloop.example.com/roles")
+    token = provider.token(roles=None, **{"https://npsloop.example.com/roles": ["lead"]})
+    assert (await verifier.verify(token)).roles == {Role.LEAD}
+
+
 def _hs256_with_the_public_key(provider: Provider) -> str:
     """The classic confusion attack: the RSA public key (which anyone can fetch) used as an
     HMAC secret. PyJWT refuses to sign with a PEM key as HMAC secret, so it is signed here."""

@@ -296,6 +296,11 @@ def _header(token: str) -> dict[str, Any]:
 
 
 def _claim(claims: Mapping[str, Any], path: str) -> Any:
+    """The claim named `path`, or (when there is none of that name) the one its dots lead to:
+    Auth0's namespaced `https://example.com/roles` is a name, Keycloak's `realm_access.roles`
+    a path."""
+    if path in claims:
+        return claims[path]
     value: Any = claims
     for part in path.split("."):
         if not isinstance(value, Mapping):
