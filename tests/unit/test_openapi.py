@@ -156,3 +156,35 @@ def test_the_metrics_app_serves_the_process_metrics_and_nothing_else() -> None:
     posted = metrics.post("/metrics")
     assert posted.status_code == 405
     assert posted.headers["allow"] == "GET, HEAD"
+
+
+def _notify_with_webhooks(http: HttpServerSettings) -> FastAPI:
+    settings = NotifySettings.model_validate(
+        {
+            "http": http,
+            "zendesk": {"webhook_secrets": ["zendesk-secret"]},
+            "jira": {"webhook_secrets": ["jira-secret"]},
+        }
+    )
+    return _fastapi(build_notify(settings).app)
+
+
+@pytest.mark.parametrize("service", ["scoring", "followup", "notify"])
+async def test_every_documented_route_of_the_composed_service_answers_401_without_a_credential(
+    service: str,
+) -> None:
+    """Walked from the service's own OpenAPI document as its composition root builds it, so a
+    route added anywhere cannot be forgotten: scoring's and followup's need a bearer token,
+    notify's webhooks their helpdesk's signature (ingest's have tests of their own). Nothing
+    connects: a request without a credential is refused before any work."""
+    builder = _notify_with_webhooks if service == "notify" else BUILDERS[service]
+    app = builder(HttpServerSettings())
+    client = TestClient(app)  # no `with`: the lifespan (connections) does not start
+    operations = _operations(app)
+    assert operations
+    values = {"case_id": "7b0c5a5e-8f52-4d6a-9a55-7f0c2a1d7c11", "scope": "email"}
+    for method, path in operations:
+        url = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), path)
+        answer = client.request(method, url, json={} if method in ("POST", "PUT") else None)
+        assert answer.status_code == 401, (service, method, path, answer.text)
+        assert answer.headers["content-type"] == PROBLEM_JSON
