@@ -14,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from nps_events import (
+    Actor,
+    ActorKind,
     ContactOptOut,
     ContactOutcome,
     Customer,
@@ -44,6 +46,9 @@ from tests.integration.kafka_helpers import NOW, a_response
 
 _POLICY = parse_policy(default_policy_text())
 POLICY = PolicyInForce(policy=_POLICY, holidays_for=holidays_for(_POLICY))
+#: People who work cases (from their tokens, in the API).
+KIM = Actor(kind=ActorKind.PERSON, id="kim-subject", name="kim@x.io")
+ALEX = Actor(kind=ActorKind.PERSON, id="alex-subject", name="alex@example.com")
 LATER = NOW + timedelta(days=14)  # every deadline of a case opened at NOW has passed
 
 
@@ -222,7 +227,7 @@ async def test_the_ladder_climbs_in_order_and_stops_at_first_contact(
             channel="phone",
             outcome=ContactOutcome.REACHED,
             note=None,
-            actor="alex@example.com",
+            actor=ALEX,
             now=NOW + timedelta(hours=1),
         )
     await climbs_the_ladder(sessions, climbing)
@@ -257,7 +262,7 @@ async def test_a_case_reopened_before_anyone_reached_the_customer_gets_a_new_lad
             opened.case_id,
             root_cause="support_experience",
             note="fixed by the ticket",
-            actor="kim",
+            actor=KIM,
             now=NOW + timedelta(hours=1),
             policy=POLICY,
         )
@@ -268,7 +273,7 @@ async def test_a_case_reopened_before_anyone_reached_the_customer_gets_a_new_lad
             FollowupRepository(session),
             opened.case_id,
             reason="the bug is back",
-            actor="kim",
+            actor=KIM,
             now=back,
             policy=POLICY,
         )
@@ -313,7 +318,7 @@ async def test_a_detractor_is_walked_through_the_whole_lifecycle(
                     channel="phone",
                     outcome=ContactOutcome.NO_ANSWER,
                     note="voicemail full",
-                    actor="kim",
+                    actor=KIM,
                     now=at,
                 )
             if action == "reached":
@@ -323,7 +328,7 @@ async def test_a_detractor_is_walked_through_the_whole_lifecycle(
                     channel="phone",
                     outcome=ContactOutcome.REACHED,
                     note="agreed a fix",
-                    actor="kim",
+                    actor=KIM,
                     now=at,
                 )
             if action == "resolve":
@@ -332,14 +337,14 @@ async def test_a_detractor_is_walked_through_the_whole_lifecycle(
                     opened.case_id,
                     root_cause="support_experience",
                     note=None,
-                    actor="kim",
+                    actor=KIM,
                     now=at,
                     policy=POLICY,
                 )
             if action == "close":
-                return await close_case(repo, opened.case_id, actor="kim", now=at)
+                return await close_case(repo, opened.case_id, actor=KIM, now=at)
             return await reopen_case(
-                repo, opened.case_id, reason="came back", actor="kim", now=at, policy=POLICY
+                repo, opened.case_id, reason="came back", actor=KIM, now=at, policy=POLICY
             )
 
     assert (await step("no_answer")).status.value == "open"
@@ -360,7 +365,7 @@ async def test_a_detractor_is_walked_through_the_whole_lifecycle(
                 opened.case_id,
                 root_cause="aliens",
                 note=None,
-                actor=None,
+                actor=KIM,
                 now=at,
                 policy=POLICY,
             )
@@ -403,7 +408,7 @@ async def test_a_new_response_joins_the_open_case_and_a_later_one_records_recove
                     channel="phone",
                     outcome=ContactOutcome.REACHED,
                     note=None,
-                    actor=None,
+                    actor=KIM,
                     now=NOW,
                 )
             elif do == "resolve":
@@ -412,12 +417,12 @@ async def test_a_new_response_joins_the_open_case_and_a_later_one_records_recove
                     first.case_id,
                     root_cause="other",
                     note=None,
-                    actor=None,
+                    actor=KIM,
                     now=NOW,
                     policy=POLICY,
                 )
             else:
-                await close_case(repo, first.case_id, actor=None, now=NOW)
+                await close_case(repo, first.case_id, actor=KIM, now=NOW)
     # A quarter later the customer scores 9: the old case records a recovered customer, and
     # the promoter gets a thank-you of their own.
     [thanks] = await open_for(sessions, scored("join-1", 9), now=NOW + timedelta(days=90))
