@@ -980,8 +980,9 @@ def test_network_policies_deny_by_default_and_allow_what_each_service_needs(
     needs: dict[str, set[int | str]] = {
         # service: egress ports, at least (what reaches each: test_network_policies_open_...)
         "ingest": {kafka, dns},
-        "scoring": {kafka, postgres, dns},
-        "followup": {kafka, postgres, dns},
+        # …and the identity provider's discovery document and keys (HTTPS), to verify tokens.
+        "scoring": {kafka, postgres, dns, 443},
+        "followup": {kafka, postgres, dns, 443},
         "notify": {kafka, postgres, dns, 587, 465, 443},
         "migrate": {postgres, dns},
     }
