@@ -28,19 +28,20 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
-from nps_events import Actor, ActorKind, Customer, ResponseScored, Segment, decode
+from nps_events import Actor, ActorKind, decode
 from nps_followup.adapters import tables as followup_tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.entrypoints import api as followup_api
-from nps_followup.handlers import PolicyInForce, get_case, open_cases, resolve_case
+from nps_followup.handlers import PolicyInForce, resolve_case
 from nps_kit.access import Access
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.devstack.idp import DevIdentityProvider, subject_of
 from nps_kit.http import create_app
 from nps_scoring.entrypoints import api as scoring_api
+from tests.support.cases import detractor_case, footprint
 from tests.support.helpdesk import helpdesk_app
 from tests.support.infra import Infra
 
@@ -120,26 +121,10 @@ def _client_of(apis: Apis, service: str) -> httpx.AsyncClient:
 
 async def _case(sessions: SessionFactory, *, team: str = "customer-success") -> uuid.UUID:
     """A detractor's open case of `team` (enterprise customers go to the enterprise team)."""
-    attributes = {"plan": "enterprise"} if team == "enterprise" else {"plan": "pro"}
-    scored = ResponseScored(
-        response_id=uuid.uuid4(),
-        source="access",
-        survey_id="s-1",
-        customer=Customer(
-            id=f"acc-{uuid.uuid4().hex[:8]}",
-            email="ada@example.com",
-            name="Ada",
-            attributes=attributes,
-        ),
-        score=2,
-        segment=Segment.DETRACTOR,
-        comment="Setup took far too long",
-        responded_at=NOW,
-        scored_at=NOW,
-        received_event_id=uuid.uuid4(),
+    plan = "enterprise" if team == "enterprise" else "pro"
+    case = await detractor_case(
+        sessions, POLICY, now=NOW, source="access", attributes={"plan": plan}, comment="Slow"
     )
-    async with unit_of_work(sessions) as session:
-        [case] = await open_cases(FollowupRepository(session), [scored], now=NOW, policy=POLICY)
     assert case.team == team
     return case.case_id
 
@@ -455,8 +440,7 @@ async def test_an_owner_who_is_not_a_member_is_422_and_nobody_is_emailed(
     apis: Apis, sessions: SessionFactory, infra: Infra
 ) -> None:
     case_id = await _case(sessions)
-    async with sessions() as session:
-        before = await get_case(FollowupRepository(session), case_id)
+    before = await footprint(sessions, case_id)
     answer = await apis.followup.post(
         f"/v1/cases/{case_id}/assign",
         json={"owner": "anyone@example.org"},
@@ -472,15 +456,7 @@ async def test_an_owner_who_is_not_a_member_is_422_and_nobody_is_emailed(
         f"/v1/cases/{case_id}/assign", json={"owner": OTHER_AGENT}, headers=infra.bearer(ADMIN)
     )
     assert other.status_code == 422
-    async with sessions() as session:
-        after = await get_case(FollowupRepository(session), case_id)
-    assert before is not None
-    assert after is not None
-    assert (after.owner, len(after.actions), len(after.timeline)) == (
-        before.owner,
-        len(before.actions),
-        len(before.timeline),
-    )
+    assert await footprint(sessions, case_id) == before
 
 
 # --- bad credentials --------------------------------------------------------------------------

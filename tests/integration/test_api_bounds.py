@@ -9,18 +9,17 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from nps_events import Customer, ResponseScored, Segment
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
-from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.entrypoints import api as followup_api
-from nps_followup.handlers import PolicyInForce, get_case, open_cases
+from nps_followup.handlers import PolicyInForce
 from nps_kit.access import Access
 from nps_kit.clock import FrozenClock
-from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.db import SessionFactory
 from nps_kit.http import create_app
 from nps_notify.adapters.helpdesk_webhooks import sign_jira, sign_zendesk
 from nps_scoring.entrypoints import api as scoring_api
+from tests.support.cases import detractor_case, footprint
 from tests.support.helpdesk import helpdesk_app
 from tests.support.infra import Infra
 
@@ -126,20 +125,7 @@ async def followup(
 
 
 async def _detractor_case(sessions: SessionFactory) -> uuid.UUID:
-    scored = ResponseScored(
-        response_id=uuid.uuid4(),
-        source="bounds",
-        survey_id="s-1",
-        customer=Customer(id=f"b-{uuid.uuid4().hex[:6]}", email="ada@example.com"),
-        score=2,
-        segment=Segment.DETRACTOR,
-        responded_at=NOW,
-        scored_at=NOW,
-        received_event_id=uuid.uuid4(),
-    )
-    async with unit_of_work(sessions) as session:
-        [case] = await open_cases(FollowupRepository(session), [scored], now=NOW, policy=POLICY)
-    return case.case_id
+    return (await detractor_case(sessions, POLICY, now=NOW, source="bounds")).case_id
 
 
 @pytest.mark.parametrize(
@@ -187,19 +173,10 @@ async def test_an_owner_is_one_address_and_a_list_changes_nothing(
     followup: httpx.AsyncClient, sessions: SessionFactory, owner: str
 ) -> None:
     case_id = await _detractor_case(sessions)
-    async with sessions() as session:
-        before = await get_case(FollowupRepository(session), case_id)
+    before = await footprint(sessions, case_id)
     answer = await followup.post(f"/v1/cases/{case_id}/assign", json={"owner": owner})
     _refused(answer, 422, "owner")
-    async with sessions() as session:
-        after = await get_case(FollowupRepository(session), case_id)
-    assert before is not None
-    assert after is not None
-    assert (after.owner, len(after.actions), len(after.timeline)) == (
-        before.owner,
-        len(before.actions),
-        len(before.timeline),
-    )
+    assert await footprint(sessions, case_id) == before
 
 
 async def test_an_owner_that_is_one_address_is_assigned(

@@ -35,20 +35,19 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nps_events import Customer, ResponseScored, Segment
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
-from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.entrypoints import api as followup_api
-from nps_followup.handlers import PolicyInForce, open_cases
+from nps_followup.handlers import PolicyInForce
 from nps_kit.access import Access
 from nps_kit.auth import AuthSettings, TokenVerifier
 from nps_kit.clock import FrozenClock
-from nps_kit.db import SessionFactory, session_factory, unit_of_work
+from nps_kit.db import SessionFactory, session_factory
 from nps_kit.http import create_app
 from nps_notify.adapters.helpdesk_webhooks import sign_jira, sign_zendesk
 from nps_scoring.adapters.taxonomy import load_taxonomy
 from nps_scoring.entrypoints import api as scoring_api
+from tests.support.cases import detractor_case
 from tests.support.fuzz import poison
 from tests.support.helpdesk import helpdesk_app
 from tests.support.infra import Infra
@@ -143,21 +142,7 @@ POLICY = PolicyInForce(policy=_POLICY, holidays_for=holidays_for(_POLICY))
 @pytest.fixture(scope="module")
 async def a_case(sessions: SessionFactory) -> uuid.UUID:
     """A detractor's open case, for the case routes to work on."""
-    scored = ResponseScored(
-        response_id=uuid.uuid4(),
-        source="fuzz",
-        survey_id="s-1",
-        customer=Customer(id=f"fuzz-{uuid.uuid4().hex[:6]}", email="ada@example.com", name="Ada"),
-        score=2,
-        segment=Segment.DETRACTOR,
-        comment="slow",
-        responded_at=NOW,
-        scored_at=NOW,
-        received_event_id=uuid.uuid4(),
-    )
-    async with unit_of_work(sessions) as session:
-        [case] = await open_cases(FollowupRepository(session), [scored], now=NOW, policy=POLICY)
-    return case.case_id
+    return (await detractor_case(sessions, POLICY, now=NOW, source="fuzz", comment="slow")).case_id
 
 
 def _followup() -> ASGIApp:

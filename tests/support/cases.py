@@ -1,0 +1,52 @@
+"""Followup's cases made and inspected straight through its handlers, for the API tests."""
+
+import uuid
+from datetime import datetime
+
+from nps_events import Customer, ResponseScored, Segment
+from nps_followup.adapters.repository import FollowupRepository
+from nps_followup.domain.cases import Case
+from nps_followup.handlers import PolicyInForce, get_case, open_cases
+from nps_kit.db import SessionFactory, unit_of_work
+
+
+async def detractor_case(
+    sessions: SessionFactory,
+    policy: PolicyInForce,
+    *,
+    now: datetime,
+    source: str,
+    attributes: dict[str, str] | None = None,
+    comment: str | None = None,
+) -> Case:
+    """A new customer's detractor response (score 2) opened by the policy, as the consumer
+    would: its case, with the owner, actions and timeline the rule gives it."""
+    scored = ResponseScored(
+        response_id=uuid.uuid4(),
+        source=source,
+        survey_id="s-1",
+        customer=Customer(
+            id=f"{source}-{uuid.uuid4().hex[:8]}",
+            email="ada@example.com",
+            name="Ada",
+            attributes=attributes or {},
+        ),
+        score=2,
+        segment=Segment.DETRACTOR,
+        comment=comment,
+        responded_at=now,
+        scored_at=now,
+        received_event_id=uuid.uuid4(),
+    )
+    async with unit_of_work(sessions) as session:
+        [case] = await open_cases(FollowupRepository(session), [scored], now=now, policy=policy)
+    return case
+
+
+async def footprint(sessions: SessionFactory, case_id: uuid.UUID) -> tuple[str | None, int, int]:
+    """What a refused request must not have changed: the owner, and how many actions and
+    timeline entries the case has."""
+    async with sessions() as session:
+        case = await get_case(FollowupRepository(session), case_id)
+    assert case is not None
+    return case.owner, len(case.actions), len(case.timeline)
