@@ -12,7 +12,10 @@ restarts. Its key id is the key's RFC 7638 thumbprint.
 import base64
 import hashlib
 import hmac
+import html
 import json
+import re
+import secrets
 import threading
 import time
 import uuid
@@ -20,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import jwt
 import uvicorn
@@ -28,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from nps_kit.devstack.process import wait_for_port
@@ -119,7 +122,8 @@ class DevIdentityProvider:
             {"e": public["e"], "kty": "RSA", "n": public["n"]}, separators=(",", ":")
         )
         self.kid = _b64(hashlib.sha256(thumbprint.encode()).digest())
-        self._jwk = {**public, "kid": self.kid, "use": "sig", "alg": "RS256"}
+        self.jwk = {**public, "kid": self.kid, "use": "sig", "alg": "RS256"}
+        self.public_key = self._key.public_key()
         self.users = {user.email: user for user in users}
         self.clients = {client.client_id: client for client in clients}
 
@@ -193,48 +197,208 @@ class DevIdentityProvider:
         return {
             "issuer": self.issuer,
             "jwks_uri": f"{self.issuer}/jwks",
+            "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
-            "grant_types_supported": ["client_credentials"],
+            "userinfo_endpoint": f"{self.issuer}/userinfo",
+            "end_session_endpoint": f"{self.issuer}/logout",
+            "grant_types_supported": ["authorization_code", "client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid", "email", "profile"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "claims_supported": ["sub", "email", "name", "roles", "groups", "client_id"],
         }
 
+    def id_token(self, user: DevUser, *, client_id: str, nonce: str | None) -> str:
+        """An ID token for a relying party (the console): audience its client id."""
+        claims: dict[str, Any] = {"azp": client_id}
+        if nonce:
+            claims["nonce"] = nonce
+        return self.token(
+            subject=subject_of(user.email),
+            roles=[user.role],
+            email=user.email,
+            name=user.name,
+            audience=client_id,
+            **claims,
+        )
+
     def app(self) -> Starlette:
-        async def discovery(_: Request) -> JSONResponse:
-            return JSONResponse(self.discovery())
+        return _Endpoints(self).app()
 
-        async def jwks(_: Request) -> JSONResponse:
-            return JSONResponse({"keys": [self._jwk]})
 
-        async def token(request: Request) -> JSONResponse:
-            # application/x-www-form-urlencoded (RFC 6749 §4.4.2), read without a multipart
-            # parser: the one grant here has nothing else.
-            form = {k: v[0] for k, v in parse_qs((await request.body()).decode("latin-1")).items()}
-            if form.get("grant_type") != "client_credentials":
-                return _oauth_error(400, "unsupported_grant_type", "only client_credentials")
-            client_id, secret = _client_credentials(request.headers, form)
-            issued = self.client_token(client_id or "", secret or "")
-            if issued is None:
-                return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
-            return JSONResponse(
-                {
-                    "access_token": issued,
-                    "token_type": "Bearer",
-                    "expires_in": TOKEN_LIFETIME_SECONDS,
-                },
-                headers={"Cache-Control": "no-store"},
-            )
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    """An authorization code waiting for its exchange (RFC 6749 §4.1, RFC 7636)."""
 
+    user: DevUser
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+    expires: float
+
+
+#: The relying parties of the dev stack: the console (authorization code + PKCE), with the
+#: redirect URIs of this machine.
+DEV_RELYING_PARTIES = {"npsloop-console": "npsloop-console-secret"}
+_LOCAL_REDIRECT = re.compile(r"^http://(127\.0\.0\.1|localhost)(:\d+)?/")
+
+
+class _Endpoints:
+    """The provider's HTTP face: discovery, keys, the sign-in page (pick a dev person; there
+    are no passwords), the token endpoint (authorization code with PKCE S256, client
+    credentials), userinfo and sign-out."""
+
+    def __init__(self, provider: DevIdentityProvider) -> None:
+        self.provider = provider
+        self.grants: dict[str, _Grant] = {}
+
+    def app(self) -> Starlette:
         return Starlette(
             routes=[
-                Route("/.well-known/openid-configuration", discovery),
-                Route("/jwks", jwks),
-                Route("/token", token, methods=["POST"]),
+                Route("/.well-known/openid-configuration", self.discovery),
+                Route("/jwks", self.jwks),
+                Route("/authorize", self.authorize, methods=["GET", "POST"]),
+                Route("/token", self.token, methods=["POST"]),
+                Route("/userinfo", self.userinfo),
+                Route("/logout", self.logout),
             ]
         )
+
+    async def discovery(self, _: Request) -> JSONResponse:
+        return JSONResponse(self.provider.discovery())
+
+    async def jwks(self, _: Request) -> JSONResponse:
+        return JSONResponse({"keys": [self.provider.jwk]})
+
+    async def authorize(self, request: Request) -> Response:
+        params = dict(request.query_params)
+        if request.method == "POST":
+            params |= await _form(request)
+        client_id = params.get("client_id", "")
+        redirect_uri = params.get("redirect_uri", "")
+        if client_id not in DEV_RELYING_PARTIES or not _LOCAL_REDIRECT.match(redirect_uri):
+            return HTMLResponse("<p>Unknown client or redirect URI.</p>", status_code=400)
+        if params.get("response_type") != "code" or params.get("code_challenge_method") != "S256":
+            return _redirect_error(redirect_uri, params, "invalid_request", "code with PKCE S256")
+        if not params.get("code_challenge"):
+            return _redirect_error(redirect_uri, params, "invalid_request", "code_challenge")
+        chosen = self.provider.users.get(params.get("user", ""))
+        if request.method == "GET" or chosen is None:
+            return HTMLResponse(_sign_in_page(self.provider.users.values(), params))
+        code = secrets.token_urlsafe(24)
+        self.grants[code] = _Grant(
+            user=chosen,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            code_challenge=params["code_challenge"],
+            nonce=params.get("nonce"),
+            expires=time.monotonic() + 60,
+        )
+        query = {"code": code} | ({"state": params["state"]} if params.get("state") else {})
+        return RedirectResponse(f"{redirect_uri}?{urlencode(query)}", status_code=303)
+
+    async def token(self, request: Request) -> JSONResponse:
+        form = await _form(request)
+        client_id, secret = _client_credentials(request.headers, form)
+        grant_type = form.get("grant_type")
+        if grant_type == "client_credentials":
+            issued = self.provider.client_token(client_id or "", secret or "")
+            if issued is None:
+                return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+            return _tokens({"access_token": issued})
+        if grant_type != "authorization_code":
+            return _oauth_error(
+                400, "unsupported_grant_type", "authorization_code or client_credentials"
+            )
+        expected = DEV_RELYING_PARTIES.get(client_id or "")
+        if expected is None or not secrets_equal(expected, secret or ""):
+            return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        grant = self.grants.pop(form.get("code", ""), None)
+        verifier = form.get("code_verifier", "")
+        challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+        if (
+            grant is None
+            or grant.expires < time.monotonic()
+            or grant.client_id != client_id
+            or grant.redirect_uri != form.get("redirect_uri")
+            or not secrets_equal(challenge, grant.code_challenge)
+        ):
+            return _oauth_error(
+                400, "invalid_grant", "unknown, used or expired code, or PKCE failed"
+            )
+        user = grant.user
+        return _tokens(
+            {
+                "access_token": self.provider.person_token(user.email),
+                "id_token": self.provider.id_token(
+                    user, client_id=grant.client_id, nonce=grant.nonce
+                ),
+                "scope": "openid email profile",
+            }
+        )
+
+    async def userinfo(self, request: Request) -> JSONResponse:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        try:
+            claims = jwt.decode(
+                token, self.provider.public_key, algorithms=["RS256"], audience=AUDIENCE
+            )
+        except jwt.InvalidTokenError:
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        keys = ("sub", "email", "name", "roles", "groups")
+        return JSONResponse({k: claims[k] for k in keys if k in claims})
+
+    async def logout(self, request: Request) -> Response:
+        target = request.query_params.get("post_logout_redirect_uri", "")
+        if _LOCAL_REDIRECT.match(target):
+            return RedirectResponse(target, status_code=303)
+        return HTMLResponse("<p>Signed out.</p>")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body, read without a multipart parser."""
+    return {k: v[0] for k, v in parse_qs((await request.body()).decode("latin-1")).items()}
+
+
+def _tokens(body: dict[str, str]) -> JSONResponse:
+    return JSONResponse(
+        {**body, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _redirect_error(
+    redirect_uri: str, params: Mapping[str, str], error: str, description: str
+) -> RedirectResponse:
+    query = {"error": error, "error_description": description}
+    if params.get("state"):
+        query["state"] = params["state"]
+    return RedirectResponse(f"{redirect_uri}?{urlencode(query)}", status_code=303)
+
+
+def _sign_in_page(users: Iterable[DevUser], params: Mapping[str, str]) -> str:
+    hidden = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+        for k, v in params.items()
+        if k != "user"
+    )
+    buttons = "".join(
+        f'<li><button type="submit" name="user" value="{html.escape(u.email)}">'
+        f"{html.escape(u.name)} — {html.escape(u.email)} ({html.escape(u.role)})</button></li>"
+        for u in users
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>Sign in — npsloop dev identity provider</title></head><body>"
+        "<main><h1>Sign in</h1><p>The dev stack's identity provider: choose who you are "
+        "(no password; not for production).</p>"
+        f'<form method="post" action="/authorize">{hidden}<ul>{buttons}</ul></form>'
+        "</main></body></html>"
+    )
 
 
 def secrets_equal(a: str, b: str) -> bool:

@@ -1,0 +1,137 @@
+"""The dev stack's identity provider speaks OpenID Connect as a relying party (the console)
+expects: authorization code with PKCE (S256), an ID token with the nonce, an access token the
+services accept, userinfo; and refuses a wrong verifier, a reused code, a foreign redirect."""
+
+import base64
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import pytest
+
+from nps_kit.auth import AuthSettings, Role, TokenVerifier
+from nps_kit.devstack.idp import DEV_RELYING_PARTIES, subject_of
+from tests.support.infra import Infra
+
+CLIENT = "npsloop-console"
+SECRET = DEV_RELYING_PARTIES[CLIENT]
+REDIRECT = "http://127.0.0.1:8000/auth/callback"
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        yield client
+
+
+async def _sign_in(
+    http: httpx.AsyncClient, infra: Infra, *, user: str, challenge: str, nonce: str = "n-1"
+) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": CLIENT,
+        "redirect_uri": REDIRECT,
+        "scope": "openid email profile",
+        "state": "s-1",
+        "nonce": nonce,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    page = await http.get(f"{infra.issuer}/authorize", params=params)
+    assert page.status_code == 200
+    assert user in page.text  # the people to choose from
+    chosen = await http.post(f"{infra.issuer}/authorize", data={**params, "user": user})
+    assert chosen.status_code == 303
+    location = urlsplit(chosen.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
+    query = parse_qs(location.query)
+    assert query["state"] == ["s-1"]
+    return query["code"][0]
+
+
+async def test_authorization_code_with_pkce_gives_tokens_the_services_accept(
+    http: httpx.AsyncClient, infra: Infra
+) -> None:
+    discovery = (await http.get(f"{infra.issuer}/.well-known/openid-configuration")).json()
+    assert discovery["code_challenge_methods_supported"] == ["S256"]
+    verifier, challenge = _pkce()
+    code = await _sign_in(http, infra, user="cs-lead@example.com", challenge=challenge)
+    answer = await http.post(
+        discovery["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        auth=(CLIENT, SECRET),
+    )
+    assert answer.status_code == 200, answer.text
+    tokens = answer.json()
+    identity = jwt.decode(
+        tokens["id_token"],
+        jwt.PyJWK((await http.get(discovery["jwks_uri"])).json()["keys"][0]).key,
+        algorithms=["RS256"],
+        audience=CLIENT,
+        issuer=infra.issuer,
+    )
+    assert (identity["nonce"], identity["email"]) == ("n-1", "cs-lead@example.com")
+    verifier_ = TokenVerifier(AuthSettings(issuer=infra.issuer), http=http)
+    await verifier_.start()
+    person = await verifier_.verify(tokens["access_token"])
+    assert (person.subject, person.roles) == (subject_of("cs-lead@example.com"), {Role.LEAD})
+    userinfo = await http.get(
+        discovery["userinfo_endpoint"],
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+    )
+    assert userinfo.json()["email"] == "cs-lead@example.com"
+    # A code is good once.
+    again = await http.post(
+        discovery["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        auth=(CLIENT, SECRET),
+    )
+    assert again.json()["error"] == "invalid_grant"
+
+
+async def test_a_wrong_verifier_a_wrong_secret_or_a_foreign_redirect_is_refused(
+    http: httpx.AsyncClient, infra: Infra
+) -> None:
+    _, challenge = _pkce()
+    code = await _sign_in(http, infra, user="alex@example.com", challenge=challenge)
+    stolen = await http.post(
+        f"{infra.issuer}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": _pkce()[0],  # not the one whose challenge was sent
+        },
+        auth=(CLIENT, SECRET),
+    )
+    assert (stolen.status_code, stolen.json()["error"]) == (400, "invalid_grant")
+    wrong = await http.post(
+        f"{infra.issuer}/token",
+        data={"grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT},
+        auth=(CLIENT, "guess"),
+    )
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
+    foreign = await http.get(
+        f"{infra.issuer}/authorize",
+        params={"client_id": CLIENT, "redirect_uri": "https://evil.example/cb"},
+    )
+    assert foreign.status_code == 400
