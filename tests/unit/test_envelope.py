@@ -149,3 +149,75 @@ def test_event_ids_already_published_never_change() -> None:
     assert (
         str(_response(comment=None, score=10).event_id()) == "98f76485-f811-525f-a788-e4c996ed5e3a"
     )
+
+
+# --- what the official CloudEvents SDK produces (the Kafka protocol binding) ----------------
+
+
+def _sdk_message(**attributes: object) -> tuple[list[tuple[str, bytes]], bytes]:
+    """An opt-out as a downstream team would produce it with the official Python SDK."""
+    from cloudevents.core.bindings import kafka  # noqa: PLC0415 - a test-only dependency
+    from cloudevents.core.v1.event import CloudEvent  # noqa: PLC0415
+
+    data = {
+        "source": "crm",
+        "customer_id": "c-1",
+        "scope": "email",
+        "provider_event_id": "unsub-42",
+        "occurred_at": "2026-11-24T10:00:00Z",
+    }
+    event = CloudEvent(
+        attributes={
+            "type": "io.npsloop.customer.opted-out.v1",
+            "source": "/crm/unsubscribes",
+            "datacontenttype": "application/json",
+            **attributes,
+        },
+        data=data,
+    )
+    message = kafka.to_binary_event(event)
+    return list(message.headers.items()), message.value
+
+
+def test_an_event_made_with_the_official_sdk_decodes() -> None:
+    headers, value = _sdk_message(id="crm-unsub-42", time=NOW)
+    decoded = decode(headers, value)
+    assert decoded.id == "crm-unsub-42"  # any non-empty string is an id
+    assert decoded.time == NOW
+    assert decoded.data.customer_id == "c-1"  # type: ignore[attr-defined]
+
+
+def test_an_sdk_event_without_a_time_decodes() -> None:
+    headers, value = _sdk_message(id="crm-unsub-43")
+    headers = [(k, v) for k, v in headers if k != "ce_time"]
+    assert decode(headers, value).time is None
+
+
+def test_header_names_are_read_in_any_case() -> None:
+    headers, value = _sdk_message(id="crm-unsub-44", time=NOW)
+    assert decode([(k.upper(), v) for k, v in headers], value).id == "crm-unsub-44"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-24T10:00:00Z", NOW),
+        ("2026-11-24t10:00:00z", NOW),  # RFC 3339 allows lower case
+        ("2026-11-24T11:00:00.250+01:00", NOW.replace(microsecond=250_000)),
+        ("2026-11-24T10:00:00.123456789Z", NOW.replace(microsecond=123_456)),
+    ],
+)
+def test_ce_time_is_any_rfc3339_time(text: str, expected: datetime) -> None:
+    message = encode(_response(), source="/x", time=NOW)
+    headers = [(k, text.encode() if k == "ce_time" else v) for k, v in message.headers]
+    assert decode(headers, message.value).time == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-24T10:00:00", "2026-11-24 10:00:00Z", "24/11/2026", "2026-11-24"]
+)
+def test_a_ce_time_that_is_not_rfc3339_is_refused(text: str) -> None:
+    message = encode(_response(), source="/x", time=NOW)
+    headers = [(k, text.encode() if k == "ce_time" else v) for k, v in message.headers]
+    with pytest.raises(EnvelopeError, match="is not an RFC 3339 time"):
+        decode(headers, message.value)

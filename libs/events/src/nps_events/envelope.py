@@ -1,6 +1,12 @@
-"""CloudEvents 1.0 in Kafka binary mode: attributes in `ce_*` headers, the data as the value."""
+"""CloudEvents 1.0 in Kafka binary mode: attributes in `ce_*` headers, the data as the value.
 
-import uuid
+Decoding follows the CloudEvents Kafka protocol binding, so that an event produced with the
+official SDKs (by a downstream team, onto a topic npsloop consumes) is read as npsloop's own:
+header names in any case; `ce_id` any non-empty string; `ce_time` optional, and when present an
+RFC 3339 time (an offset or `Z` required, `t` and `z` allowed in lower case). What npsloop
+produces is stricter than that (a UUID id derived from the event, always a time)."""
+
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +29,7 @@ class CloudEvent:
     id: str
     source: str
     type: str
-    time: datetime
+    time: datetime | None
     subject: str
     data: Event
 
@@ -58,13 +64,11 @@ def decode(headers: Headers | tuple[tuple[str, bytes], ...], value: bytes | None
     attrs: dict[str, str] = {}
     for name, raw in headers:
         try:
-            attrs[name] = raw.decode()
+            attrs[name.lower()] = raw.decode()
         except UnicodeDecodeError as exc:
             raise EnvelopeError(f"header {name!r} is not UTF-8") from exc
     missing = [
-        name
-        for name in ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
-        if not attrs.get(name)
+        name for name in ("ce_specversion", "ce_id", "ce_source", "ce_type") if not attrs.get(name)
     ]
     if missing:
         raise EnvelopeError(f"missing CloudEvents header(s): {', '.join(missing)}")
@@ -76,14 +80,7 @@ def decode(headers: Headers | tuple[tuple[str, bytes], ...], value: bytes | None
     model = EVENT_TYPES.get(attrs["ce_type"])
     if model is None:
         raise EnvelopeError(f"unknown ce_type {attrs['ce_type']!r}")
-    try:
-        time = datetime.fromisoformat(attrs["ce_time"])
-    except ValueError as exc:
-        raise EnvelopeError(f"ce_time {attrs['ce_time']!r} is not an RFC 3339 time") from exc
-    try:
-        uuid.UUID(attrs["ce_id"])
-    except ValueError as exc:
-        raise EnvelopeError(f"ce_id {attrs['ce_id']!r} is not a UUID") from exc
+    time = _rfc3339(attrs["ce_time"]) if attrs.get("ce_time") else None
     if value is None:
         raise EnvelopeError("message has no value (no event data)")
     try:
@@ -98,6 +95,21 @@ def decode(headers: Headers | tuple[tuple[str, bytes], ...], value: bytes | None
         subject=attrs.get("ce_subject", ""),
         data=data,
     )
+
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def _rfc3339(text: str) -> datetime:
+    """An RFC 3339 `date-time` (section 5.6): an offset is required; `t`/`z` may be lower case."""
+    if not _RFC3339.fullmatch(text):
+        raise EnvelopeError(f"ce_time {text!r} is not an RFC 3339 time (with an offset)")
+    try:
+        return datetime.fromisoformat(text.upper())
+    except ValueError as exc:
+        raise EnvelopeError(f"ce_time {text!r} is not an RFC 3339 time") from exc
 
 
 def _summarise(exc: ValidationError) -> str:
