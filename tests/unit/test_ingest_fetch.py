@@ -212,8 +212,10 @@ SUBMISSION = {
         "hs_content": "Onboarding was confusing",
         "hs_survey_id": "nps-2026",
         "hs_contact_email_rollup": "ravi@example.com",
+        "hs_submission_timestamp": "2026-11-24T11:48:30.000Z",
         "hs_createdate": "2026-11-24T11:50:00.000Z",
-        "hs_lastmodifieddate": "2026-11-24T11:50:00.000Z",
+        # Someone edited the record a week later: not when the customer answered.
+        "hs_lastmodifieddate": "2026-12-01T09:00:00.000Z",
     },
     "associations": {
         "contacts": {"results": [{"id": "901", "type": "feedback_submission_to_contact"}]}
@@ -283,6 +285,8 @@ def test_hubspot_feedback_submission_is_fetched_and_normalised() -> None:
     assert (event.provider_response_id, event.survey_id, event.score) == ("5551212", "nps-2026", 5)
     assert (event.customer.id, event.customer.email) == ("901", "ravi@example.com")
     assert event.comment == "Onboarding was confusing"
+    # When the customer answered (hs_submission_timestamp), not when the record last changed.
+    assert event.responded_at == datetime(2026, 11, 24, 11, 48, 30, tzinfo=UTC)
 
 
 def test_hubspot_stale_timestamp_is_401() -> None:

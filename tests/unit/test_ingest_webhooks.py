@@ -298,6 +298,7 @@ def asknicely_body(score: object = "10") -> bytes:
                 "responded": "1774990125",
                 "segment": "general",
                 "deliverymethod": "email",
+                "survey_template": "gym-members-nps",
             },
         }
     ).encode()
@@ -766,3 +767,18 @@ def test_webhook_route_is_documented_with_its_vendor_examples() -> None:
     operation = spec["paths"]["/v1/webhooks/{source}"]["post"]
     assert "delighted" in operation["requestBody"]["content"]["application/json"]["examples"]
     assert {"202", "401", "404", "413"} <= set(operation["responses"])
+
+
+def test_asknicely_survey_is_its_template_never_the_respondents_segment() -> None:
+    """AskNicely sends the survey template as `survey_template`; `segment` is who answered."""
+    publisher = FakePublisher()
+    body = asknicely_body()
+    answer = _client(publisher).post("/v1/webhooks/an", content=body, headers=sign_asknicely(body))
+    assert answer.status_code == 202, answer.text
+    [event] = publisher.published
+    assert event.survey_id == "asknicely-gym-members-nps"  # type: ignore[attr-defined]
+    without = json.loads(body)
+    del without["question"]["survey_template"]
+    raw = json.dumps(without).encode()
+    _client(publisher).post("/v1/webhooks/an", content=raw, headers=sign_asknicely(raw))
+    assert publisher.published[-1].survey_id == "asknicely-nps"  # type: ignore[attr-defined]

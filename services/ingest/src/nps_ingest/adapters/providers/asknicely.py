@@ -8,7 +8,9 @@ AskNicely does not sign its webhooks; it sends the custom headers configured in 
 Webhooks app. The source's secret is sent there as `Authorization: Bearer <secret>` (or in the
 header named by option `header`) and compared in constant time.
 
-Mapping: `customer_id` names a person field holding the customer id (else the person's id).
+Mapping: `customer_id` names a person field holding the customer id (else the person's id);
+`survey_id` a fixed survey id for the source (else `asknicely-<survey_template>`, or
+`asknicely-nps` when AskNicely sends no template).
 """
 
 import hmac
@@ -51,7 +53,11 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
     if not isinstance(person, dict) or not isinstance(question, dict):
         raise MalformedPayloadError("person and question must be JSON objects")
     key = source.mapping.customer_id
-    template = text_or_none(question.get("template")) or text_or_none(question.get("segment"))
+    # The survey is its template (`survey_template`); `segment` is the respondent's segment,
+    # not a survey, so it never names one.
+    template = text_or_none(question.get("survey_template")) or text_or_none(
+        body.get("survey_template")
+    )
     return Parsed(
         responses=(
             CanonicalResponse(

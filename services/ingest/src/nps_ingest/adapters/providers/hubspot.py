@@ -68,7 +68,7 @@ def properties_for(source: Source) -> list[str]:
     ]
     if m.customer_id:
         wanted.append(m.customer_id)
-    return [*wanted, "hs_createdate", "hs_lastmodifieddate"]
+    return [*wanted, "hs_submission_timestamp", "hs_createdate"]
 
 
 def verify(request: WebhookRequest, source: Source, now: datetime) -> None:
@@ -118,7 +118,9 @@ def from_fetched(record: Any, fetch: Fetch, source: Source) -> CanonicalResponse
     m = source.mapping
     contacts = dig(record, "associations.contacts.results")
     contact_id = as_dict(contacts[0]).get("id") if isinstance(contacts, list) and contacts else None
-    when = props.get("hs_lastmodifieddate") or props.get("hs_createdate")
+    # When the customer answered; the record's own creation time if HubSpot has none. Never
+    # `hs_lastmodifieddate`: that moves whenever anyone edits the record.
+    when = props.get("hs_submission_timestamp") or props.get("hs_createdate")
     return CanonicalResponse(
         response_id=fetch.response_id,
         survey_id=required_text(props.get(m.survey_id or SURVEY) or "hubspot-nps", "survey_id"),
