@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints,
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_ingest.domain.responses import MAX_COMMENT_CHARS
+from nps_ingest.domain.signatures import MalformedSecretError, standard_webhooks_key
 from nps_ingest.domain.sources import FieldMapping, Provider, Source
 from nps_kit.settings import HttpServerSettings, KafkaSettings, LogSettings
 
@@ -102,6 +103,8 @@ class SourcesFile(_Strict):
 
 #: Providers that need a field mapping to find the score at all.
 _NEEDS_SCORE_MAPPING = {Provider.FORMBRICKS, Provider.SURVEYMONKEY, Provider.QUALTRICS}
+#: Providers that sign with Standard Webhooks: their secrets must be the spec's base64.
+_STANDARD_WEBHOOKS = {Provider.STANDARD_WEBHOOKS, Provider.FORMBRICKS}
 #: Providers whose webhooks carry ids only: the response is fetched with `api_token`.
 _FETCHES = {Provider.SURVEYMONKEY, Provider.HUBSPOT, Provider.QUALTRICS}
 
@@ -118,6 +121,12 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
         raise SourcesError(f"{where}: a canonical source needs at least one token")
     if spec.provider is not Provider.CANONICAL and not secrets:
         raise SourcesError(f"{where}: a {spec.provider} source needs at least one secret")
+    if spec.provider in _STANDARD_WEBHOOKS:
+        for i, secret in enumerate(secrets):
+            try:
+                standard_webhooks_key(secret)
+            except MalformedSecretError as exc:
+                raise SourcesError(f"{where}.secrets[{i}]: {exc}") from None
     if spec.provider in _NEEDS_SCORE_MAPPING and not spec.mapping.score:
         raise SourcesError(f"{where}.mapping.score: {spec.provider} needs the score question's id")
     if spec.provider in _FETCHES and spec.api_token is None:

@@ -1,4 +1,3 @@
-import base64
 from email import policy
 from typing import Annotated
 
@@ -7,6 +6,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_events.text import line_error
 from nps_kit.settings import DatabaseSettings, HttpServerSettings, KafkaSettings, LogSettings
+from nps_notify.domain.webhook_secrets import standard_webhooks_key
 
 
 def _mailbox(value: str, *, display_name: bool) -> str:
@@ -175,10 +175,7 @@ class WebhookEndpoint(BaseModel):
     @classmethod
     def _base64_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
         for secret in secrets:
-            try:
-                base64.b64decode(secret.get_secret_value().removeprefix("whsec_"), validate=True)
-            except ValueError:
-                raise ValueError("a secret is whsec_ followed by base64") from None
+            standard_webhooks_key(secret.get_secret_value())  # raises, saying what is wrong
         return secrets
 
 

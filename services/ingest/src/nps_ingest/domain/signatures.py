@@ -79,15 +79,24 @@ def check_timestamp(seconds: str, *, now: datetime, tolerance: int) -> None:
         raise StaleTimestampError(f"timestamp is more than {tolerance} s away from now")
 
 
+class MalformedSecretError(ValueError):
+    """A Standard Webhooks secret that is not base64 (after an optional `whsec_`), or empty."""
+
+
 @lru_cache(maxsize=256)
 def standard_webhooks_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret: `whsec_` + base64, else the UTF-8 bytes.
-    Kept per secret: a source has a few, and every delivery needs them."""
-    if secret.startswith("whsec_"):
-        key = decode_base64(secret.removeprefix("whsec_"))
-        if key is not None:
-            return key
-    return secret.encode()
+    """The HMAC key of a Standard Webhooks secret, read as the official libraries read it: an
+    optional `whsec_` prefix, then base64 (padded or not) of the key bytes. Unlike them, a
+    secret that is not strictly base64, or is empty, is refused (`MalformedSecretError`), so
+    that a typo stops start-up instead of failing every delivery with a 401. Kept per secret:
+    a source has a few, and every delivery needs them."""
+    encoded = secret.removeprefix("whsec_")
+    key = decode_base64(encoded + "=" * (-len(encoded) % 4)) if len(encoded) % 4 != 1 else None
+    if not key:
+        raise MalformedSecretError(
+            "a Standard Webhooks secret is base64 (optionally after whsec_) of a non-empty key"
+        )
+    return key
 
 
 def verify_standard_webhooks(

@@ -26,6 +26,7 @@ import httpx
 from nps_notify.adapters.provider_http import ProviderClient, deferred
 from nps_notify.config import WebhookEndpoint
 from nps_notify.domain.dispatch import DispatchState, Outcome, WebhookJob
+from nps_notify.domain.webhook_secrets import standard_webhooks_key
 
 
 class Refused(Exception):  # noqa: N818 - an outcome, named for what it is
@@ -40,7 +41,7 @@ def sign(*, msg_id: str, timestamp: int, body: bytes, secrets: list[str]) -> str
     return " ".join(
         "v1,"
         + base64.b64encode(
-            hmac.new(base64.b64decode(s.removeprefix("whsec_")), signed, hashlib.sha256).digest()
+            hmac.new(standard_webhooks_key(s), signed, hashlib.sha256).digest()
         ).decode()
         for s in secrets
     )
