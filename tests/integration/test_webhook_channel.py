@@ -2,6 +2,7 @@
 them as the specification says (tests/support/fake_webhook_receiver.py), and the SSRF guard."""
 
 import base64
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -228,3 +229,24 @@ async def test_a_pinned_call_verifies_the_certificate_for_the_name() -> None:
                     else:
                         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                             await http.get(url, headers=host, extensions=extensions)
+
+
+async def test_each_attempt_is_signed_at_its_own_time_under_the_same_id() -> None:
+    """A retry after a 503 keeps `webhook-id` (the receiver dedupes on it) but carries its own
+    timestamp and signature: a strict receiver would refuse the first attempt's as stale."""
+    receiver = FakeReceiver(secret=SECRET)
+    receiver.fail_next(503)
+    moments = iter([time.time() - 200, time.time()])  # the retry comes 200 s later
+    channel = WebhookChannel(
+        {"ops": WebhookEndpoint.model_validate({"url": URL, "secrets": [SECRET]})},
+        attempts=3,
+        transport=httpx.ASGITransport(app=receiver.app()),
+        clock=lambda: next(moments),
+    )
+    recorded_waits(channel)
+    outcome = await channel.send(_job(_notice()))  # type: ignore[arg-type]
+    assert outcome.state is DispatchState.SENT, outcome
+    assert receiver.deliveries == 2
+    first, second = (int(s) for s in receiver.stamps)
+    assert second - first >= 199  # signed again, at the retry's own time (and verified)
+    assert len(receiver.received) == 1

@@ -23,6 +23,8 @@ class FakeReceiver:
     secret: str
     received: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: int = 0
+    #: Each delivery's `webhook-timestamp`, as received.
+    stamps: list[str] = field(default_factory=list)
     _script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
 
     def fail_next(self, status: int, *, retry_after: float | None = None) -> None:
@@ -38,6 +40,7 @@ class FakeReceiver:
         body = await request.body()
         msg_id = request.headers.get("webhook-id", "")
         stamp = request.headers.get("webhook-timestamp", "")
+        self.stamps.append(stamp)
         given = request.headers.get("webhook-signature", "").split()
         if not msg_id or not stamp.isdigit() or abs(time.time() - int(stamp)) > 300:
             return JSONResponse({"error": "missing or stale webhook headers"}, status_code=401)

@@ -6,6 +6,7 @@ import email.utils
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import cast
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -93,10 +94,16 @@ class ProviderClient:
         *,
         classify: Classify,
         idempotent: bool,
+        per_attempt: Callable[[], dict[str, str]] | None = None,
         **kwargs: object,
     ) -> Outcome:
+        """`per_attempt` gives headers made afresh for each attempt (a signature over the
+        attempt's own timestamp), added to `headers`."""
         outcome = deferred(f"{self.name}: no attempt made")
         for attempt in range(1, self._attempts + 1):
+            if per_attempt is not None:
+                fixed = cast("dict[str, str]", kwargs.get("headers") or {})
+                kwargs = {**kwargs, "headers": {**fixed, **per_attempt()}}
             async with self._limiter:
                 try:
                     response = await self._client.request(method, url, **kwargs)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ import ipaddress
 import json
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -114,8 +115,10 @@ class WebhookChannel:
         attempts: int,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._endpoints = endpoints
+        self._clock = clock
         self._client = ProviderClient(
             name="the webhook endpoint",
             base_url="",
@@ -149,24 +152,24 @@ class WebhookChannel:
             separators=(",", ":"),
         ).encode()
         msg_id = f"msg_{job.action_id}"
-        now = int(time.time())
-        headers = {
-            **host,
-            "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(now),
-            "webhook-signature": sign(
-                msg_id=msg_id,
-                timestamp=now,
-                body=body,
-                secrets=[s.get_secret_value() for s in endpoint.secrets],
-            ),
-        }
+        secrets = [s.get_secret_value() for s in endpoint.secrets]
+
+        def signed() -> dict[str, str]:
+            """Each attempt is signed at its own time (the id stays: receivers dedupe on it);
+            a retry with the first attempt's timestamp would be stale to a strict receiver."""
+            now = int(self._clock())
+            return {
+                "webhook-timestamp": str(now),
+                "webhook-signature": sign(msg_id=msg_id, timestamp=now, body=body, secrets=secrets),
+            }
+
+        headers = {**host, "content-type": "application/json", "webhook-id": msg_id}
         return await self._client.call(
             "POST",
             url,
             content=body,
             headers=headers,
+            per_attempt=signed,
             extensions=extensions,
             follow_redirects=False,
             classify=classify,
