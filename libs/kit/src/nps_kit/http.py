@@ -1,6 +1,7 @@
 """The FastAPI app factory every service uses: probes, request metrics and RFC 9457
 problem+json; and the Prometheus exposition served on the metrics port."""
 
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -89,8 +90,29 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", maxsplit=1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     errors = cast(RequestValidationError, exc).errors()
+    content_type = request.headers.get("content-type")
+    if (
+        content_type is not None
+        and not _is_json(content_type)
+        and any(err["loc"][:1] == ("body",) for err in errors)
+    ):
+        # A JSON route sent another media type: say so (RFC 9110 §15.5.16), not "invalid".
+        return problem_response(
+            Problem(
+                415,
+                "Unsupported media type",
+                f"The body must be application/json, not {content_type.split(';')[0].strip()}.",
+                headers={"Accept": "application/json"},
+            ),
+            instance=request.url.path,
+        )
     if any(err.get("type") == "json_invalid" for err in errors):
         message = next(
             err.get("ctx", {}).get("error", "")
@@ -184,7 +206,7 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None:
             if declared > self.max_bytes:
-                await _too_large(send, self.max_bytes)
+                await _too_large(send, self.max_bytes, scope["path"])
                 return
             # The server delivers no more than Content-Length bytes as this request's body.
             await self.app(scope, receive, send)
@@ -192,7 +214,7 @@ class BodyLimit:
         # No Content-Length (chunked): read the body, at most max_bytes, then replay it.
         body = await _read_body(receive, self.max_bytes)
         if body is None:
-            await _too_large(send, self.max_bytes)
+            await _too_large(send, self.max_bytes, scope["path"])
             return
         replayed = False
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
@@ -238,11 +260,17 @@ async def _read_body(receive: Receive, max_bytes: int) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _too_large(send: Send, max_bytes: int) -> None:
-    body = (
-        b'{"type":"about:blank","title":"Payload too large","status":413,'
-        b'"detail":"The body is larger than ' + str(max_bytes).encode() + b' bytes."}'
-    )
+async def _too_large(send: Send, max_bytes: int, path: str) -> None:
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": "Payload too large",
+            "status": 413,
+            "detail": f"The body is larger than {max_bytes} bytes.",
+            "instance": path,
+        },
+        separators=(",", ":"),
+    ).encode()
     await _send_raw(send, 413, body, PROBLEM_JSON, {"connection": "close"})
 
 
@@ -362,7 +390,7 @@ class HotRoutes:
                 else await _read_body(receive, self.max_body_bytes)
             )
             if body is None:
-                await _too_large(send, self.max_body_bytes)
+                await _too_large(send, self.max_body_bytes, scope["path"])
                 return 413
             request = RawRequest(
                 method=scope["method"],
@@ -440,6 +468,9 @@ def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             body = operation.get("requestBody", {}).get("content", {})
             if "application/json" in body:
                 responses.setdefault("400", {"description": "Malformed JSON (problem+json)."})
+                responses.setdefault(
+                    "415", {"description": "The body is not application/json (problem+json)."}
+                )
             if operation.get("parameters") or body:
                 responses.setdefault(
                     "422", {"description": "Invalid input; `errors` names each field."}
