@@ -2,6 +2,9 @@
 with its reason, sent back to its topic as it was, processed, and never sent twice."""
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -9,6 +12,7 @@ import pytest
 
 from nps_events import ResponseReceived, dlq, encode
 from nps_kit import dlq as dlq_tool
+from nps_kit.devstack import free_port
 from nps_kit.messaging import ConsumerRunner, Inbound, Outgoing, Publisher, Rejection, ensure_topics
 from nps_kit.settings import KafkaSettings
 from tests.integration.kafka_helpers import NOW, a_response, read_all
@@ -155,3 +159,21 @@ async def test_the_command_refuses_a_topic_that_is_not_a_dlq(
     assert "not a dead-letter topic" in capsys.readouterr().err
     assert await dlq_tool.run(["list", "--topic", dlq(topic)], kafka) == 0
     assert capsys.readouterr().out.startswith("dlq\tpartition\toffset\tkey\t")
+
+
+def test_nps_dlq_without_a_broker_says_so_in_one_line() -> None:
+    """No traceback and no "Unclosed AIOKafkaConsumer": one line naming the broker, exit 1."""
+    nowhere = f"127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [sys.executable, "-m", "nps_kit.dlq", "list"],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": nowhere},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"nps-dlq: cannot reach the broker at {nowhere}")

@@ -19,6 +19,7 @@ later run (harmless, see above).
 
 import argparse
 import asyncio
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -27,11 +28,13 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from nps_events import Topic, dlq
 from nps_kit.logging import configure_logging, get_logger
 from nps_kit.messaging import Outgoing, Publisher, client_options
+from nps_kit.redact import safe_error
 from nps_kit.settings import KafkaSettings, LogSettings
 
 log = get_logger(__name__)
@@ -172,8 +175,8 @@ async def list_dead_letters(settings: KafkaSettings, topic: str) -> list[DeadLet
     """Every dead letter `topic` retains, oldest first per partition."""
     _check_dlq(topic)
     consumer = _consumer(settings)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a consumer that failed to start is stopped too
         letters: list[DeadLetter] = []
         tps = await _partitions(settings, topic)
         begins = await consumer.beginning_offsets(tps)
@@ -199,11 +202,11 @@ async def redrive(
     selection = selection or Selection()
     consumer = _consumer(settings)
     publisher = Publisher(settings, client_id="dlq-redrive")
-    await consumer.start()
-    await publisher.start()
     sent: list[DeadLetter] = []
     left: list[DeadLetter] = []
     try:
+        await consumer.start()
+        await publisher.start()
         tps = await _partitions(settings, topic)
         begins = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
@@ -284,16 +287,24 @@ async def run(argv: Sequence[str], settings: KafkaSettings) -> int:
     out = sys.stdout
     try:
         if args.command == "list":
-            out.write(HEADER)
-            for topic in args.topic or all_dlqs():
-                for letter in await list_dead_letters(settings, topic):
-                    out.write(_row(letter))
+            letters = [
+                letter
+                for topic in args.topic or all_dlqs()
+                for letter in await list_dead_letters(settings, topic)
+            ]
+            out.write(HEADER + "".join(_row(letter) for letter in letters))
             return 0
         selection = Selection(since=args.since, until=args.until, reason_match=args.reason_match)
         result = await redrive(settings, args.topic, selection=selection, dry_run=args.dry_run)
     except ValueError as error:
         sys.stderr.write(f"nps-dlq: {error}\n")
         return 2
+    except (KafkaError, OSError) as error:
+        sys.stderr.write(
+            f"nps-dlq: cannot reach the broker at {settings.bootstrap_servers} "
+            f"({safe_error(error)}); check KAFKA_BOOTSTRAP_SERVERS\n"
+        )
+        return 1
     out.write(HEADER)
     for letter in result.sent:
         out.write(_row(letter))
@@ -304,6 +315,8 @@ async def run(argv: Sequence[str], settings: KafkaSettings) -> int:
 
 def main() -> None:
     configure_logging(LogSettings(), service="dlq")
+    # The client's own retries are noise here: an unreachable broker is one line (see `run`).
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     raise SystemExit(asyncio.run(run(sys.argv[1:], KafkaSettings())))
 
 
