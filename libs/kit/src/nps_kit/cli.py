@@ -5,7 +5,8 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import SecretStr
@@ -16,6 +17,18 @@ from nps_kit.migrations import upgrade
 from nps_kit.service import Runtime, serve
 from nps_kit.settings import HttpServerSettings, LogSettings
 from nps_kit.tracing import configure_tracing, shutdown_tracing
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A service's own subcommand (`nps-scoring rebuild-figures`, `nps-followup policy check`),
+    listed by `--help` with the shared ones: `configure` adds its arguments to its parser,
+    `run` does it and returns the exit code."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 class Service(Protocol):
@@ -38,6 +51,8 @@ def main(
     build: Callable[[], Service],
     migrations: tuple[str, SecretStr] | None,
     erase: "Erase | None" = None,
+    commands: Sequence[Command] = (),
+    argv: Sequence[str] | None = None,
 ) -> None:
     """Parse the command line and run it. `migrations` is (package, database URL), or None for
     a service that keeps no state of its own; `erase`, for a service that keeps customer data,
@@ -52,7 +67,12 @@ def main(
             help="erase one customer's data from this service's tables (GDPR; idempotent)",
         )
         erasing.add_argument("customer_id", help="the customer's id, as upstream sends it")
-    args = parser.parse_args()
+    own = {command.name: command for command in commands}
+    for command in commands:
+        command.configure(sub.add_parser(command.name, help=command.help, description=command.help))
+    args = parser.parse_args(argv)
+    if args.command in own:
+        raise SystemExit(own[args.command].run(args))
     configure_logging(log, service=service)
     if args.command == "erase-customer" and erase is not None:
         if not args.customer_id.strip():

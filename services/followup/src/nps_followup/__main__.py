@@ -1,5 +1,7 @@
-"""`nps-followup serve|migrate`, and `nps-followup policy check FILE` (offline, no settings)."""
+"""`nps-followup serve|migrate|erase-customer`, and `nps-followup policy check FILE` (offline:
+it reads the files given, nothing else)."""
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -9,13 +11,10 @@ from nps_followup.config import FollowupSettings
 from nps_kit import cli
 
 
-def check_policy(argv: list[str]) -> int:
+def check_policy(files: list[str]) -> int:
     """`policy check FILE...`: 0 if every file is a valid policy, 1 (with the lines) if not."""
-    if len(argv) < 2 or argv[0] != "check":
-        sys.stderr.write("usage: nps-followup policy check FILE [FILE...]\n")
-        return 2
     status = 0
-    for name in argv[1:]:
+    for name in files:
         try:
             policy = load_policy(Path(name))
         except PolicyError as exc:
@@ -29,9 +28,26 @@ def check_policy(argv: list[str]) -> int:
     return status
 
 
+def _configure_policy(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="policy_command", required=True)
+    check = actions.add_parser(
+        "check",
+        help="validate follow-up policy files offline",
+        description="Validate follow-up policy files offline: each valid one is summarised; an "
+        "invalid one is reported with its lines at fault (exit 1).",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="a policy file (YAML)")
+
+
+POLICY = cli.Command(
+    name="policy",
+    help="work with follow-up policy files (policy check FILE…)",
+    configure=_configure_policy,
+    run=lambda args: check_policy(args.files),
+)
+
+
 def main() -> None:
-    if sys.argv[1:2] == ["policy"]:
-        raise SystemExit(check_policy(sys.argv[2:]))
     settings = FollowupSettings()
     if sys.argv[1:2] == ["serve"]:
         # Refuse an invalid policy before connecting to anything, with the lines at fault.
@@ -49,6 +65,7 @@ def main() -> None:
         build=lambda: build(settings),
         migrations=("nps_followup", settings.database.url),
         erase=lambda customer_id: erase_customer(settings, customer_id),
+        commands=[POLICY],
     )
 
 

@@ -11,22 +11,29 @@ from nps_scoring.bootstrap import build, erase_customer, rebuild
 from nps_scoring.config import ScoringSettings
 
 
-def rebuild_figures(settings: ScoringSettings, argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
-        prog="nps-scoring rebuild-figures",
-        description="Recompute NPS figures from the stored responses (after changing "
-        "SCORING_FIGURES_TIMEZONE or the theme taxonomy), in one transaction; scoring waits "
-        "for it.",
+def rebuild_figures(settings: ScoringSettings) -> cli.Command:
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--reclassify",
+            action="store_true",
+            help="find every comment's themes again with the configured taxonomy",
+        )
+
+    def run(args: argparse.Namespace) -> int:
+        configure_logging(settings.log, service="scoring")
+        counted = asyncio.run(rebuild(settings, reclassify=args.reclassify))
+        get_logger(__name__).info(
+            "figures.rebuilt", responses=counted, reclassified=args.reclassify
+        )
+        return 0
+
+    return cli.Command(
+        name="rebuild-figures",
+        help="recompute NPS figures from the stored responses (after changing "
+        "SCORING_FIGURES_TIMEZONE or the theme taxonomy), in one transaction",
+        configure=configure,
+        run=run,
     )
-    parser.add_argument(
-        "--reclassify",
-        action="store_true",
-        help="find every comment's themes again with the configured taxonomy",
-    )
-    args = parser.parse_args(argv)
-    configure_logging(settings.log, service="scoring")
-    counted = asyncio.run(rebuild(settings, reclassify=args.reclassify))
-    get_logger(__name__).info("figures.rebuilt", responses=counted, reclassified=args.reclassify)
 
 
 def check_taxonomy(settings: ScoringSettings) -> None:
@@ -46,9 +53,6 @@ def check_taxonomy(settings: ScoringSettings) -> None:
 
 def main() -> None:
     settings = ScoringSettings()
-    if sys.argv[1:2] == ["rebuild-figures"]:
-        rebuild_figures(settings, sys.argv[2:])
-        return
     if sys.argv[1:2] == ["serve"]:
         check_taxonomy(settings)
     cli.main(
@@ -60,6 +64,7 @@ def main() -> None:
         build=lambda: build(settings),
         migrations=("nps_scoring", settings.database.url),
         erase=lambda customer_id: erase_customer(settings, customer_id),
+        commands=[rebuild_figures(settings)],
     )
 
 
