@@ -23,7 +23,6 @@ from nps_notify.bootstrap import build, erase_customer, templates
 from nps_notify.config import NotifySettings, SmtpSettings
 from nps_notify.domain.dispatch import EmailJob, sms_segments, sms_units
 
-
 _SAMPLE_CASE = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 
@@ -104,11 +103,11 @@ def preview(
         sys.stdout.write(f"wrote {out}\n")
         return 0
     if out is not None and out.suffix in (".html", ".htm"):
-        html = message.get_body(("html",))
-        return _write(html.get_content() if html is not None else "", out)
-    text = message.get_body(("plain",))
+        markup = message.get_body(("html",))
+        return _write(str(markup.get_content()) if markup is not None else "", out)
+    plain = message.get_body(("plain",))
     headers = "".join(f"{k}: {v}\n" for k, v in message.items() if k.lower() != "content-type")
-    return _write(f"{headers}\n{text.get_content() if text is not None else ''}", out)
+    return _write(f"{headers}\n{plain.get_content() if plain is not None else ''}", out)
 
 
 def _write(text: str, out: Path | None) -> int:

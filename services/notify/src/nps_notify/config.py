@@ -8,8 +8,8 @@ from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validato
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_events.text import Line, Text, line_error
-from nps_notify.domain.messages import LOCALE, Identity
 from nps_kit.settings import DatabaseSettings, HttpServerSettings, KafkaSettings, LogSettings
+from nps_notify.domain.messages import LOCALE, Identity
 
 
 def _mailbox(value: str, *, display_name: bool) -> str:

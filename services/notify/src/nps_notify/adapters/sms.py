@@ -1,9 +1,9 @@
 """SMS through the Twilio Messages API (form-encoded POST, basic auth with the account SID
 and auth token; https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource)."""
 
-import httpx
-
 from collections.abc import Mapping
+
+import httpx
 
 from nps_kit.clock import Clock, SystemClock
 from nps_notify.adapters.provider_http import ProviderClient, deferred
@@ -78,11 +78,11 @@ class TwilioSmsChannel:
             return Outcome(DispatchState.FAILED, reason="the customer has no phone number")
         if not is_e164(job.to):
             return Outcome(DispatchState.FAILED, reason="the phone number is not in E.164 form")
-        sender = identity_for(job.team, teams=self._teams, default=self._sender)
+        identity = identity_for(job.team, teams=self._teams, default=self._sender)
         try:
             text = self._renderer.render_sms(
                 job.template,
-                {"brand": sender.brand, "signature": sender.signature, **job.context},
+                {"brand": identity.brand, "signature": identity.signature, **job.context},
                 locale=job.locale,
                 now=self._clock.now(),
             )

@@ -57,10 +57,8 @@ COMMENT_IN_NOTICE = 280
 #: What every template receives, by name: docs/templates.md says the same to a person.
 COMMON_VARIABLES: dict[str, str] = {
     "brand": "the sender's brand name (NOTIFY_BRAND, or the team's in NOTIFY_SENDERS)",
-    "signature": "the closing lines of a message, may span lines (NOTIFY_SIGNATURE, or the "
-    "team's)",
-    "locale": "the language tag of the variant being rendered: '' for the default, else fr, "
-    "pt-BR…",
+    "signature": "the closing lines of a message, may span lines (NOTIFY_SIGNATURE, or the team's)",
+    "locale": "the language tag of the variant being rendered: '' for the default, else fr, pt-BR…",
 }
 #: What a text message to a customer receives (`sms.txt`).
 SMS_VARIABLES: dict[str, str] = {
@@ -113,7 +111,7 @@ class TemplateProblem:
         return f"{self.file}:{self.line if self.line is not None else '?'}: {self.message}"
 
 
-class TemplatesInvalid(Exception):
+class TemplatesInvalid(Exception):  # noqa: N818 - named for the state it reports
     """The templates cannot all be rendered; each problem names its file and line."""
 
     def __init__(self, problems: list[TemplateProblem]) -> None:
@@ -303,7 +301,9 @@ class TemplateRenderer:
         variant = self.variant(template, "sms.txt", locale)
         if variant is None:
             raise PermanentFailure(f"no SMS template {template!r}")
-        shown = present(template, context, locale=variant, timezone=None, now=now or datetime.now(UTC))
+        shown = present(
+            template, context, locale=variant, timezone=None, now=now or datetime.now(UTC)
+        )
         return self._render_part(_name(template, "sms", variant, "txt"), shown).strip()
 
     # --- checking -----------------------------------------------------------------------
@@ -333,8 +333,9 @@ class TemplateRenderer:
                         TemplateProblem(
                             file,
                             None,
-                            "not a template name notify knows: <message>/<part>[.<locale>].<ext>.j2 "
-                            "with part.ext one of subject.txt, body.txt, body.html, sms.txt "
+                            "not a template name notify knows: "
+                            "<message>/<part>[.<locale>].<ext>.j2 with part.ext one of "
+                            "subject.txt, body.txt, body.html, sms.txt "
                             "(or a file under _shared/)",
                         )
                     )
@@ -342,7 +343,11 @@ class TemplateRenderer:
                 part = f"{found['part']}.{found['ext']}"
                 if part not in EMAIL_PARTS + SMS_PARTS:
                     problems.append(
-                        TemplateProblem(file, None, f"{part} is not a part: use {', '.join(EMAIL_PARTS + SMS_PARTS)}")
+                        TemplateProblem(
+                            file,
+                            None,
+                            f"{part} is not a part: use {', '.join(EMAIL_PARTS + SMS_PARTS)}",
+                        )
                     )
                     continue
                 variants.setdefault((found["message"], found["locale"] or ""), set()).add(part)
@@ -374,9 +379,7 @@ class TemplateRenderer:
         unknown = sorted(meta.find_undeclared_variables(tree) - allowed)
         problems = []
         for variable in unknown:
-            line = next(
-                (n.lineno for n in tree.find_all(nodes.Name) if n.name == variable), None
-            )
+            line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == variable), None)
             problems.append(
                 TemplateProblem(
                     file,
