@@ -133,7 +133,7 @@ def _problems(tmp_path: Path) -> list[str]:
 def test_a_syntax_error_is_named_with_its_file_and_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "detractor_apology/body.txt.j2", "Hello,\n\n{{ name }\n{{ score }}\n")
     [problem] = _problems(tmp_path)
-    assert problem.startswith(f"{path}:3: syntax: unexpected '}'")
+    assert problem.startswith(f"{path}:3: syntax: unexpected '}}'")
 
 
 def test_an_unknown_variable_is_named_with_its_file_and_line(tmp_path: Path) -> None:
