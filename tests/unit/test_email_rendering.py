@@ -387,7 +387,9 @@ def test_a_staff_notice_says_who_what_by_when_how_far_up_and_where() -> None:
     assert quoted.endswith("…") and len(quoted) <= 280
     # In the team's time zone (17:00 in Paris), in words from now (NOW is 4 December, 15:30);
     # CLDR puts a narrow no-break space before PM.
-    assert "Monday, December 7, 2026, 5:00\u202fPM Central European Standard Time (in 3 days)" in body
+    assert (
+        "Monday, December 7, 2026, 5:00\u202fPM Central European Standard Time (in 3 days)" in body
+    )
     assert "Escalation level: none" in body
     assert "https://cs.example.com/cases/00000000-0000-4000-8000-0000000000c5" in body
     assert str(message["Subject"]) == "A new NPS detractor case is yours: Ada Lovelace (2/10)"

@@ -249,7 +249,11 @@ def test_docs_templates_md_documents_every_variable() -> None:
         ("Ada\u202eexe.gnp", "Adaexe.gnp", "Ada[U+202E]exe.gnp"),
         ("a\u2066b\u2069c", "abc", "a[U+2066]b[U+2069]c"),
         ("zero\u200bwidth\u2060joined\ufeff", "zerowidthjoined", "zerowidthjoined"),
-        ("👨\u200d👩\u200d👧", "👨👩👧", "👨\u200d👩\u200d👧"),  # the family emoji keeps its ZWJ in bodies
+        (
+            "👨\u200d👩\u200d👧",
+            "👨👩👧",
+            "👨\u200d👩\u200d👧",
+        ),  # the family emoji keeps its ZWJ in bodies
         ("\u05d3\u05e0\u05d4\u200f", "\u05d3\u05e0\u05d4", "\u05d3\u05e0\u05d4\u200f"),  # RLM mark
         ("two\nlines\tand\x07bell", "two lines andbell", "two\nlines\tandbell"),
         ("soft\u00adhyphen", "softhyphen", "softhyphen"),
