@@ -9,13 +9,13 @@ import pytest
 from pydantic import ValidationError
 
 from nps_events import Customer, NotifyStaff, Segment, SendEmail, StaffReason
+from nps_kit.clock import FrozenClock
 from nps_notify.adapters.email import (
     PermanentFailure,
     RenderedEmail,
     SmtpEmailChannel,
     TemplateRenderer,
 )
-from nps_kit.clock import FrozenClock
 from nps_notify.config import NotifySettings, SmtpSettings
 from nps_notify.domain.messages import Identity
 from nps_notify.handlers import email_job
@@ -303,7 +303,8 @@ def test_a_teams_messages_carry_its_sender_identity_and_signature() -> None:
     assert str(message["Message-ID"]).endswith("@acme.example>")
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     assert text.get_content().rstrip().endswith("Sam Rivera\nAcme customer success")
     assert "Sam Rivera<br>Acme customer success" in html.get_content()
 
@@ -384,7 +385,8 @@ def test_a_staff_notice_says_who_what_by_when_how_far_up_and_where() -> None:
     assert "Customer: Ada[U+202E] Lovelace" in body
     assert "Score: 2 out of 10 (detractor)" in body
     quoted = body.split('They wrote: "')[1].split('"')[0]
-    assert quoted.endswith("…") and len(quoted) <= 280
+    assert quoted.endswith("…")
+    assert len(quoted) <= 280
     # In the team's time zone (17:00 in Paris), in words from now (NOW is 4 December, 15:30);
     # CLDR puts a narrow no-break space before PM.
     assert (

@@ -221,7 +221,8 @@ def test_preview_of_an_sms_shows_its_segments_and_encoding(
     assert templates_command(["preview", "promoter_thank_you", "--channel", "sms"]) == 0
     out = capsys.readouterr().out
     assert "thank you for recommending us" in out
-    assert "GSM7" in out and "1 segment(s)" in out
+    assert "GSM7" in out
+    assert "1 segment(s)" in out
 
 
 def test_preview_writes_a_whole_email_to_a_file(tmp_path: Path) -> None:
@@ -284,4 +285,5 @@ def test_a_locale_falls_back_to_its_language_then_to_the_default(
 def test_a_long_comment_is_shortened_at_a_word_with_an_ellipsis() -> None:
     assert shorten("short\nand sweet", 280) == "short and sweet"
     cut = shorten("word " * 100, 50)
-    assert cut.endswith("word…") and len(cut) <= 50
+    assert cut.endswith("word…")
+    assert len(cut) <= 50
