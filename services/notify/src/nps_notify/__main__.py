@@ -22,6 +22,7 @@ from nps_notify.adapters.templates import (
 from nps_notify.bootstrap import build, erase_customer, templates
 from nps_notify.config import NotifySettings, SmtpSettings
 from nps_notify.domain.dispatch import EmailJob, sms_segments, sms_units
+from nps_notify.domain.messages import identity_for
 
 _SAMPLE_CASE = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
@@ -38,9 +39,10 @@ def check_templates(directory: Path) -> int:
         sys.stderr.write("".join(f"{p}\n" for p in problems))
         return 1
     overriding = renderer.overriding()
+    replaced = sum(1 for name in overriding if name in renderer.shipped)
     sys.stdout.write(
-        f"{directory}: ok ({len(overriding)} templates override or add to the shipped "
-        f"{len(renderer.names) - len(overriding)})\n"
+        f"{directory}: ok ({replaced} of the {len(renderer.shipped)} shipped templates "
+        f"replaced, {len(overriding) - replaced} added)\n"
     )
     return 0
 
@@ -53,11 +55,14 @@ def preview(
     directory: Path | None,
     out: Path | None,
     settings: NotifySettings,
+    team: str | None = None,
 ) -> int:
-    """Render `template` with a sample case, as the reader of `locale` would get it."""
+    """Render `template` with a sample case, as the reader of `locale` would get it from
+    `team` (its sender identity in `NOTIFY_SENDERS`)."""
     renderer = TemplateRenderer(directory)
     now = datetime.now(UTC).replace(microsecond=0)
-    sender = settings.identity()
+    teams = settings.identities()
+    sender = identity_for(team, teams=teams, default=settings.identity())
     context = sample_context(template, now=now)
     if "case_url" in context:
         context["case_url"] = settings.case_link.format(case_id=_SAMPLE_CASE)
@@ -81,7 +86,8 @@ def preview(
         renderer=renderer,
         attempts=1,
         clock=FrozenClock(now),
-        sender=sender,
+        sender=settings.identity(),
+        teams=teams,
         staff_timezone=settings.staff_timezone,
     )
     staff = template == STAFF_NOTICE
@@ -96,6 +102,7 @@ def preview(
         context={k: v for k, v in context.items() if k not in ("brand", "signature")},
         locale=locale,
         timezone=None if staff else "Europe/Paris",
+        team=team,
     )
     message = email.message_for(job)
     if out is not None and out.suffix == ".eml":
@@ -130,6 +137,7 @@ def templates_command(argv: list[str]) -> int:
     showing.add_argument("template", help="e.g. detractor_apology, staff_notice")
     showing.add_argument("--locale", help="the reader's locale, e.g. fr or pt-BR")
     showing.add_argument("--channel", choices=("email", "sms"), default="email")
+    showing.add_argument("--team", help="as a team of the policy sends it (NOTIFY_SENDERS)")
     showing.add_argument(
         "--dir", type=Path, help="a templates directory (default: NOTIFY_TEMPLATES_DIR)"
     )
@@ -152,6 +160,7 @@ def templates_command(argv: list[str]) -> int:
             directory=args.dir or settings.templates_dir,
             out=args.out,
             settings=settings,
+            team=args.team,
         )
     except PermanentFailure as exc:
         sys.stderr.write(f"{exc}\n")

@@ -239,6 +239,7 @@ class TemplateRenderer:
         )
         self._env.globals.clear()  # no range(), lipsum(), dict(): only the documented variables
         self._names = frozenset(n for n in self._env.list_templates() if _visible(n))
+        self._shipped = frozenset(n for n in loaders[-1].list_templates() if _visible(n))
         self._overridden = (
             frozenset(n for n in loaders[0].list_templates() if _visible(n))
             if directory is not None
@@ -427,6 +428,10 @@ class TemplateRenderer:
     def overriding(self) -> list[str]:
         """The names the templates directory provides, which replace shipped ones or add."""
         return sorted(self._overridden)
+
+    @property
+    def shipped(self) -> frozenset[str]:
+        return self._shipped
 
 
 def _name(message: str, part: str, locale: str, ext: str) -> str:
