@@ -411,3 +411,35 @@ def test_a_staff_notice_without_the_teams_zone_uses_the_staff_time_zone() -> Non
     assert "is due in 5 hours, by Friday, December 4, 2026, 3:30\u202fPM Eastern Standard Time" in (
         body.get_content()
     )
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "deadline"),
+    [
+        ("fr", "Rappel : un détracteur NPS attend votre appel", "vendredi 4 décembre 2026"),
+        ("es", "Recordatorio: un detractor de NPS espera su llamada", "4 de diciembre de 2026"),
+        ("pt", "Lembrete: um detrator do NPS aguarda sua ligação", "4 de dezembro de 2026"),
+        ("de", "Erinnerung: ein NPS-Kritiker wartet auf Ihren Anruf", "Freitag, 4. Dezember 2026"),
+    ],
+)
+def test_a_team_gets_its_staff_notices_in_its_language(
+    locale: str, subject: str, deadline: str
+) -> None:
+    notice = _notice(StaffReason.REMINDER).model_copy(
+        update={"team": "enterprise", "due_at": NOW + timedelta(hours=5)}
+    )
+    channel = SmtpEmailChannel(
+        SmtpSettings(),
+        renderer=TemplateRenderer(),
+        attempts=1,
+        clock=FrozenClock(NOW),
+        teams={"enterprise": Identity("a@acme.example", None, "Acme", "Acme", staff_locale=locale)},
+    )
+    message = _strictly_parsed(channel.message_for(email_job(notice, case_url=CASE_URL)))
+    # The stdlib folds a subject that does not fit after "Subject:" onto the next line whole,
+    # and its parser keeps that line's leading space (mail clients trim it).
+    assert str(message["Subject"]).strip().startswith(subject)
+    assert message["Content-Language"] == locale
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert deadline in body.get_content()
