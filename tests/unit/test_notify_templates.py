@@ -182,7 +182,8 @@ def test_templates_check_says_ok_or_lists_the_problems(
 ) -> None:
     _write(tmp_path, "detractor_apology/subject.txt.j2", "{{ brand }}: sorry")
     assert check_templates(tmp_path) == 0
-    assert "ok (1 of the 84 shipped templates replaced, 0 added)" in capsys.readouterr().out
+    shipped = len(TemplateRenderer().shipped)
+    assert f"ok (1 of the {shipped} shipped templates replaced, 0 added)" in capsys.readouterr().out
     _write(tmp_path, "detractor_apology/body.txt.j2", "{{ nme }}")
     assert check_templates(tmp_path) == 1
     assert "body.txt.j2:1: unknown variable 'nme'" in capsys.readouterr().err
