@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from nps_notify.__main__ import check_templates, templates_command
 from nps_notify.adapters.templates import (
@@ -18,6 +19,7 @@ from nps_notify.adapters.templates import (
     PermanentFailure,
     TemplateRenderer,
 )
+from nps_notify.config import NotifySettings
 from nps_notify.domain.messages import body_text, header_text, locale_chain, shorten
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,3 +290,29 @@ def test_a_long_comment_is_shortened_at_a_word_with_an_ellipsis() -> None:
     cut = shorten("word " * 100, 50)
     assert cut.endswith("word…")
     assert len(cut) <= 50
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_staff_notices_link_to_the_console_when_its_url_is_set() -> None:
+    settings = NotifySettings.model_validate({"console_url": "https://console.acme.example/"})
+    assert settings.case_link == "https://console.acme.example/cases/{case_id}"
+    assert NotifySettings().case_link == NotifySettings().case_url  # followup's API by default
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"console_url": "https://c.example", "case_url": "https://x.example/{case_id}"},
+        {"console_url": "javascript:alert(1)"},
+        {"templates_dir": "/nonexistent/templates"},
+        {"staff_timezone": "Mars/Olympus"},
+        {"staff_locale": "french"},
+        {"senders": {"enterprise": {"staff_locale": "xx_YY"}}},
+        {"senders": {"enterprise": {"colour": "red"}}},
+    ],
+)
+def test_notify_does_not_start_with_settings_it_cannot_use(values: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        NotifySettings.model_validate(values)
