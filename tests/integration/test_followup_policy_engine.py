@@ -566,3 +566,4 @@ async def test_notices_carry_who_the_customer_is_and_messages_carry_the_team(
         assert (notice["customer_name"], notice["comment"]) == ("Ada", opened.comment)
     [email] = [d for t, d in commands if t == "io.npsloop.action.send-email.v1"]
     assert email["team"] == opened.team is not None
+    assert email["owner"] == opened.owner is not None  # the default policy's owners are people

@@ -1,5 +1,6 @@
 import unicodedata
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -443,3 +444,27 @@ def test_a_team_gets_its_staff_notices_in_its_language(
     body = message.get_body(("plain",))
     assert body is not None
     assert deadline in body.get_content()
+
+
+def test_a_team_that_says_so_has_replies_reach_the_cases_owner_then_its_inbox() -> None:
+    action = _action(None).model_copy(update={"team": "enterprise", "owner": "kim@acme.example"})
+    owned = SmtpEmailChannel(
+        SmtpSettings(),
+        renderer=TemplateRenderer(),
+        attempts=1,
+        clock=FrozenClock(NOW),
+        teams={"enterprise": replace(ACME, reply_to_owner=True)},
+    )
+    message = _strictly_parsed(owned.message_for(email_job(action, case_url=CASE_URL)))
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == [
+        "kim@acme.example",
+        "cs@acme.example",
+    ]
+    # Without the setting, or without an owner, the team's inbox alone.
+    for channel, job in (
+        (_channel(), email_job(action, case_url=CASE_URL)),
+        (owned, email_job(action.model_copy(update={"owner": None}), case_url=CASE_URL)),
+    ):
+        assert str(channel.message_for(job)["Reply-To"]) == (
+            "Acme customer success <cs@acme.example>"
+        )

@@ -347,6 +347,12 @@ class SendEmail(_ActionCommand):
         description="The follow-up policy's team that owns the case: notify sends with that "
         "team's sender identity (from, reply-to, brand, signature). Added in 1.5.0.",
     )
+    owner: EmailAddress | None = Field(
+        default=None,
+        description="The email address of the person who owns the case when it is sent (none "
+        "when nobody does, or when the owner is a tool): with the team's reply_to_owner, the "
+        "customer's reply reaches them. Added in 1.5.0.",
+    )
 
     def partition_key(self) -> str:
         return self.customer.id

@@ -32,7 +32,7 @@ from nps_events import (
 )
 from nps_events import TicketPriority as EventTicketPriority
 from nps_events.ids import derive_id
-from nps_events.text import is_staff_recipient
+from nps_events.text import email_error, is_staff_recipient
 from nps_followup.adapters.repository import (
     ActionRow,
     DueTimer,
@@ -594,6 +594,9 @@ def _dispatch(
             comment=case.comment,
             requested_at=now,
             team=case.team,
+            # A tool (`webhook:<name>`) cannot be replied to; a stored owner checked before
+            # owners were is no one either.
+            owner=case.owner if case.owner and email_error(case.owner) is None else None,
         )
     )
 

@@ -223,6 +223,8 @@ class TeamSender(BaseModel):
     signature: Signature | None = None
     #: The language of the team's staff notices.
     staff_locale: Locale | None = None
+    #: A customer's reply goes to the person who owns their case (and to `reply_to` too).
+    reply_to_owner: bool | None = None
 
 
 class NotifySettings(BaseSettings):
@@ -263,6 +265,9 @@ class NotifySettings(BaseSettings):
     #: The default brand name and signature the templates show (a team's from `senders`).
     brand: Brand = "npsloop"
     signature: Signature = "The customer success team"
+    #: A customer's reply goes to the person who owns their case (`Reply-To`, with
+    #: `SMTP_REPLY_TO` too when set), so "reply to this email" reaches the one who will call.
+    reply_to_owner: bool = False
     #: The language and time zone of staff notices when the action names none.
     staff_locale: Locale = "en"
     staff_timezone: TimeZone = "UTC"
@@ -298,6 +303,7 @@ class NotifySettings(BaseSettings):
             brand=self.brand,
             signature=self.signature,
             staff_locale=self.staff_locale,
+            reply_to_owner=self.reply_to_owner,
         )
 
     def identities(self) -> dict[str, Identity]:
@@ -310,6 +316,9 @@ class NotifySettings(BaseSettings):
                 brand=own.brand or default.brand,
                 signature=own.signature or default.signature,
                 staff_locale=own.staff_locale or default.staff_locale,
+                reply_to_owner=(
+                    default.reply_to_owner if own.reply_to_owner is None else own.reply_to_owner
+                ),
             )
             for team, own in self.senders.items()
         }

@@ -84,6 +84,7 @@ def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
             locale=action.customer.locale or action.locale,
             timezone=action.customer.timezone,
             team=action.team,
+            owner=action.owner,
         )
     return EmailJob(
         action_id=action.action_id,

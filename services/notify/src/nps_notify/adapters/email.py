@@ -153,8 +153,9 @@ class SmtpEmailChannel:
         message["Date"] = format_datetime(now)
         message["From"] = sender.from_address
         message["To"] = recipient(job.to_name, job.to_address)
-        if sender.reply_to:
-            message["Reply-To"] = sender.reply_to
+        replies = self._reply_to(sender, job.owner if to_customer else None)
+        if replies:
+            message["Reply-To"] = replies
         message["Subject"] = header_text(rendered.subject)
         message["Message-ID"] = f"<{job.action_id}@{domain}>"
         # One thread per case and reader: every email names the same (never sent) root, which
@@ -173,6 +174,15 @@ class SmtpEmailChannel:
         if rendered.locale:  # after the parts: making them moves Content-* headers into one
             message["Content-Language"] = rendered.locale
         return message
+
+    @staticmethod
+    def _reply_to(sender: Identity, owner: str | None) -> str | None:
+        """Where a reply goes: the case's owner when the team says so, and the team's inbox."""
+        to = [sender.reply_to] if sender.reply_to else []
+        if sender.reply_to_owner and owner:
+            with contextlib.suppress(PermanentFailure):  # the team's inbox, then, if any
+                to.insert(0, str(recipient(None, owner)))
+        return ", ".join(to) or None
 
     def _unsubscribe(self, customer_id: str) -> str:
         subject = quote(f"unsubscribe {customer_id}")

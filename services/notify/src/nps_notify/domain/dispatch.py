@@ -100,6 +100,8 @@ class EmailJob:
     timezone: str | None = None
     #: The policy team the case belongs to: whose sender identity the email carries.
     team: str | None = None
+    #: The case owner's email address, for a team whose replies go to the owner.
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,8 @@ class Identity:
     brand: str
     signature: str
     staff_locale: str = "en"
+    #: A customer's reply goes to the case's owner (and to `reply_to` too, when set).
+    reply_to_owner: bool = False
 
 
 def identity_for(team: str | None, *, teams: Mapping[str, Identity], default: Identity) -> Identity:
