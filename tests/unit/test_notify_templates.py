@@ -157,6 +157,23 @@ def test_a_template_that_fails_with_a_sample_case_is_named_with_its_line(tmp_pat
     assert problem.startswith(f"{path}:2: fails with a sample case:")
 
 
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        # Only a reminder takes this branch; the sample case is an escalation.
+        ("staff_notice/body.txt.j2", '{% if reason == "reminder" %}\n{{ level.days }}{% endif %}'),
+        # Breaks only for a customer who gave no name.
+        ("detractor_apology/body.txt.j2", "Dear\n{{ name.upper() }}"),
+    ],
+)
+def test_a_branch_the_sample_case_does_not_take_is_checked_too(
+    tmp_path: Path, name: str, source: str
+) -> None:
+    path = _write(tmp_path, name, source)
+    [problem] = _problems(tmp_path)
+    assert problem.startswith(f"{path}:2: fails with a sample case:")
+
+
 def test_a_variant_missing_a_part_and_a_misnamed_file_are_problems(tmp_path: Path) -> None:
     _write(tmp_path, "detractor_apology/subject.fr-FR.txt.j2", "Bonjour")
     _write(tmp_path, "detractor_apology/subjet.txt.j2", "typo")

@@ -216,6 +216,32 @@ def sample_context(message: str, *, now: datetime) -> dict[str, object]:
     return {**common, "name": "Ada Lovelace", "comment": comment}
 
 
+def sample_contexts(message: str, *, now: datetime) -> list[dict[str, object]]:
+    """The sample case, and its variations that take a template's other branches: every
+    reason of a staff notice, a deadline ahead, and nothing optional set (no name, comment or
+    deadline). The start-up check renders each template with all of them."""
+    full = sample_context(message, now=now)
+    bare = {
+        k: (None if k in ("name", "customer_name", "comment", "due_at") else v)
+        for k, v in full.items()
+    }
+    if message != STAFF_NOTICE:
+        return [full, bare]
+    ahead = {**full, "due_at": now + timedelta(days=2)}
+    return [
+        full,
+        *(
+            {**ahead, "reason": reason, "level": level, "role": role}
+            for reason, level, role in (
+                ("assigned", 0, "owner"),
+                ("reminder", 0, "owner"),
+                ("escalation", 2, "second_level"),
+            )
+        ),
+        bare,
+    ]
+
+
 def _visible(name: str) -> bool:
     return not any(part.startswith(".") for part in name.split("/"))
 
@@ -397,26 +423,28 @@ class TemplateRenderer:
         problems = []
         for (message, locale), parts in sorted(variants.items()):
             for part in sorted(parts):
-                sample = sample_context(message, now=now)
-                allowed = variables_of(message, part)
-                shown = present(
-                    message,
-                    {k: v for k, v in sample.items() if k in allowed},
-                    locale=locale,
-                    timezone=None,
-                    now=now,
-                )
                 name = _part_name(message, part, locale)
-                try:
-                    self._env.get_template(name).render(shown)
-                except Exception as exc:  # any error of any template: report it, with its line
-                    problems.append(
-                        TemplateProblem(
-                            self._filename(name),
-                            _template_line(exc, self._filename(name)),
-                            f"fails with a sample case: {type(exc).__name__}: {exc}",
-                        )
+                allowed = variables_of(message, part)
+                for sample in sample_contexts(message, now=now):
+                    shown = present(
+                        message,
+                        {k: v for k, v in sample.items() if k in allowed},
+                        locale=locale,
+                        timezone=None,
+                        now=now,
                     )
+                    try:
+                        self._env.get_template(name).render(shown)
+                    except Exception as exc:  # any error of any template: report it, its line
+                        file = self._filename(name)
+                        problems.append(
+                            TemplateProblem(
+                                file,
+                                _template_line(exc, file),
+                                f"fails with a sample case: {type(exc).__name__}: {exc}",
+                            )
+                        )
+                        break  # one problem per file is enough to fix it
         return problems
 
     def verify(self) -> None:
