@@ -545,3 +545,30 @@ async def test_cases_stored_before_inputs_were_checked_still_get_their_messages_
         and d["case_id"] == str(detractor.case_id)
     ]
     assert reminders == ["cs-lead@example.com"]
+
+
+async def test_notices_carry_who_the_customer_is_and_messages_carry_the_team(
+    sessions: SessionFactory,
+) -> None:
+    """What notify needs for a staff notice a person can act on (the customer's name and
+    comment, the team's time zone) and for the team's sender identity."""
+    [opened] = await open_for(sessions, scored("carry-1", score=2))
+    assert opened.comment
+    assert opened.team
+    await drain(sweeper(sessions, at=LATER, batch=50))
+    async with sessions() as session:
+        rows = (await session.execute(select(tables.outbox).order_by(tables.outbox.c.id))).all()
+    commands = [
+        (dict(json.loads(row.headers))["ce_type"], json.loads(row.value))
+        for row in rows
+        if json.loads(row.value).get("case_id") == str(opened.case_id)
+    ]
+    team = POLICY.policy.teams[opened.team or ""]
+    notices = [d for t, d in commands if t == "io.npsloop.action.notify-staff.v1"]
+    assert {n["reason"] for n in notices} == {"assigned", "reminder", "escalation"}
+    for notice in notices:
+        assert (notice["team"], notice["timezone"]) == (opened.team, team.timezone)
+        assert (notice["customer_name"], notice["comment"]) == ("Ada", opened.comment)
+    [email] = [d for t, d in commands if t == "io.npsloop.action.send-email.v1"]
+    assert email["team"] == opened.team is not None
+    assert email["owner"] == opened.owner is not None  # the default policy's owners are people

@@ -5,7 +5,9 @@ dispatcher: ledger, parking, result."""
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,10 +19,11 @@ from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, session_factory
 from nps_kit.devstack import free_port
 from nps_notify.adapters import tables
-from nps_notify.adapters.email import TemplateRenderer
 from nps_notify.adapters.sms import TwilioSmsChannel
+from nps_notify.adapters.templates import TemplateRenderer
 from nps_notify.config import TwilioSettings
 from nps_notify.domain.dispatch import DispatchState, SmsJob, sms_segments
+from nps_notify.domain.messages import Identity
 from nps_notify.handlers import Dispatcher
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.tls_proxy import tcp_proxy
@@ -29,7 +32,9 @@ from tests.support.waits import recorded_waits
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
-def _channel(fake: FakeTwilio, **settings: object) -> TwilioSmsChannel:
+def _channel(
+    fake: FakeTwilio, templates: Path | None = None, **settings: object
+) -> TwilioSmsChannel:
     values: dict[str, object] = {
         "account_sid": fake.account_sid,
         "auth_token": fake.auth_token,
@@ -40,9 +45,10 @@ def _channel(fake: FakeTwilio, **settings: object) -> TwilioSmsChannel:
     }
     return TwilioSmsChannel(
         TwilioSettings.model_validate(values),
-        renderer=TemplateRenderer(),
+        renderer=TemplateRenderer(templates),
         attempts=3,
         transport=httpx.ASGITransport(app=fake.app()),
+        sender=Identity(from_address="", reply_to=None, brand="Example Shop", signature="The team"),
     )
 
 
@@ -64,7 +70,13 @@ async def test_an_sms_is_posted_as_twilio_documents_it_and_its_sid_reported() ->
     [message] = fake.messages
     assert outcome.provider_message_id == message["sid"]
     assert (message["To"], message["From"]) == ("+33612345678", "+15005550006")
-    assert message["Body"].startswith("Hi Ada, thank you for your answer.")
+    assert message["Body"].startswith("Example Shop: Hi Ada, thank you for your answer.")
+
+
+async def test_an_sms_speaks_the_customers_language() -> None:
+    fake = FakeTwilio()
+    await _channel(fake).send(replace(_job(), locale="pt-BR"))
+    assert fake.messages[0]["Body"].startswith("Example Shop: Olá Ada, obrigado")
 
 
 async def test_a_messaging_service_sends_instead_of_a_number() -> None:
@@ -131,10 +143,11 @@ async def test_a_long_retry_after_defers_the_message_instead_of_holding_the_batc
     assert fake.messages == []
 
 
-async def test_a_long_text_is_cut_to_the_configured_segments() -> None:
+async def test_a_long_text_is_cut_to_the_configured_segments(tmp_path: Path) -> None:
     fake = FakeTwilio()
-    channel = _channel(fake, max_segments=1)
-    channel._renderer.render_sms = lambda _t, _c: "Thank you! " * 40  # type: ignore[method-assign]
+    (tmp_path / "detractor_apology").mkdir()
+    (tmp_path / "detractor_apology" / "sms.txt.j2").write_text("{{ 'Thank you! ' * 40 }}")
+    channel = _channel(fake, tmp_path, max_segments=1)
     await channel.send(_job())
     body = fake.messages[0]["Body"]
     assert sms_segments(body) == 1

@@ -5,13 +5,17 @@ header or a recipient."""
 import contextlib
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from nps_kit.clock import FrozenClock
 from nps_kit.devstack import free_port
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.config import SmtpSettings
@@ -25,6 +29,7 @@ class _Counting:
         self.connections = 0
         self.recipients: list[str] = []
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []
 
     async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
         self,
@@ -41,6 +46,7 @@ class _Counting:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         self.recipients.extend(envelope.rcpt_tos)
         content = envelope.original_content or b""
+        self.raw.append(content)
         self.messages.append(message_from_bytes(content, policy=policy.default))  # type: ignore[arg-type]
         return "250 OK"
 
@@ -56,7 +62,7 @@ def smtp_server() -> Iterator[tuple[Controller, _Counting]]:
         controller.stop()
 
 
-def _job(to: str, name: str = "Ada") -> EmailJob:
+def _job(to: str, name: str = "Ada", **fields: Any) -> EmailJob:
     return EmailJob(
         action_id=uuid.uuid4(),
         case_id=uuid.uuid4(),
@@ -66,6 +72,7 @@ def _job(to: str, name: str = "Ada") -> EmailJob:
         to_address=to,
         to_name=name,
         context={"name": name, "score": 2, "comment": None},
+        **fields,
     )
 
 
@@ -163,3 +170,33 @@ async def test_an_internationalised_domain_is_sent_to_in_its_ascii_form(
     await channel.aclose()
     assert outcome.state is DispatchState.SENT, outcome.reason
     assert handler.recipients == ["ada@xn--exmple-cua.com"]
+
+
+async def test_what_the_server_receives_parses_strictly_with_the_headers_as_configured(
+    smtp_server: tuple[Controller, _Counting],
+) -> None:
+    controller, handler = smtp_server
+    now = datetime(2026, 12, 4, 15, 30, tzinfo=UTC)
+    channel = SmtpEmailChannel(
+        SmtpSettings(
+            port=controller.port,
+            from_address="Example Shop <noreply@shop.example>",
+            reply_to="Customer success <cs@shop.example>",
+        ),
+        renderer=TemplateRenderer(),
+        attempts=1,
+        clock=FrozenClock(now),
+    )
+    job = _job("ada@example.com", name="Ad\u202ea", locale="fr", timezone="Europe/Paris")
+    outcome = await channel.send(job)
+    await channel.aclose()
+    assert outcome.state is DispatchState.SENT, outcome.reason
+    [raw] = handler.raw
+    message = BytesParser(policy=policy.strict).parsebytes(raw)
+    assert message["Date"].datetime == now
+    assert str(message["From"]) == "Example Shop <noreply@shop.example>"
+    assert str(message["Reply-To"]) == "Customer success <cs@shop.example>"
+    assert message["Message-ID"] == f"<{job.action_id}@shop.example>" == outcome.provider_message_id
+    assert message["References"] == f"<case.{job.case_id}@shop.example>"
+    assert message["Content-Language"] == "fr"
+    assert str(message["Subject"]).startswith("Ada, nous sommes désolés")

@@ -380,6 +380,18 @@ class SendEmail(_ActionCommand):
     score: Score
     comment: Text | None = None
     requested_at: AwareDatetime
+    team: Line | None = Field(
+        default=None,
+        max_length=100,
+        description="The follow-up policy's team that owns the case: notify sends with that "
+        "team's sender identity (from, reply-to, brand, signature). Added in 1.5.0.",
+    )
+    owner: EmailAddress | None = Field(
+        default=None,
+        description="The email address of the person who owns the case when it is sent (none "
+        "when nobody does, or when the owner is a tool): with the team's reply_to_owner, the "
+        "customer's reply reaches them. Added in 1.5.0.",
+    )
 
     def partition_key(self) -> str:
         return self.customer.id
@@ -412,6 +424,12 @@ class SendSms(_ActionCommand):
     quiet_hours: QuietHours | None = Field(
         default=None,
         description="Not sent inside these hours: an SMS that comes due then waits for their end.",
+    )
+    team: Line | None = Field(
+        default=None,
+        max_length=100,
+        description="The follow-up policy's team that owns the case: notify sends with that "
+        "team's sender identity (from, reply-to, brand, signature). Added in 1.5.0.",
     )
 
     def partition_key(self) -> str:
@@ -471,7 +489,8 @@ class StaffReason(StrEnum):
 
 class NotifyStaff(_ActionCommand):
     """Command to notify: tell a person of the customer-success team about a case (assigned to
-    them, a deadline coming up, an escalation). No customer PII: the recipient opens the case."""
+    them, a deadline coming up, an escalation), with what they need to act on it: the
+    customer's name and comment (PII, for the person who must call them back)."""
 
     ce_type: ClassVar[str] = "io.npsloop.action.notify-staff.v1"
 
@@ -489,6 +508,28 @@ class NotifyStaff(_ActionCommand):
     segment: Segment
     score: Score
     requested_at: AwareDatetime
+    team: Line | None = Field(
+        default=None,
+        max_length=100,
+        description="The follow-up policy's team that owns the case: notify sends with that "
+        "team's sender identity (from, reply-to, brand, signature). Added in 1.5.0.",
+    )
+    timezone: Line | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+\-]+)*$",
+        description="The team's IANA time zone: the deadline is shown in it. Added in 1.5.0.",
+    )
+    customer_name: Line | None = Field(
+        default=None,
+        max_length=200,
+        description="The customer's name, for the person who must contact them. Added in 1.5.0.",
+    )
+    comment: Text | None = Field(
+        default=None,
+        max_length=10_000,
+        description="What the customer wrote (notify shows it shortened). Added in 1.5.0.",
+    )
 
     def partition_key(self) -> str:
         return self.customer_id

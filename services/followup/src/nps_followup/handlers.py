@@ -34,7 +34,7 @@ from nps_events import (
 )
 from nps_events import TicketPriority as EventTicketPriority
 from nps_events.ids import derive_id
-from nps_events.text import is_staff_recipient
+from nps_events.text import email_error, is_staff_recipient
 from nps_followup.adapters.repository import (
     ActionRow,
     DueTimer,
@@ -330,7 +330,7 @@ class _Opening:
             if case.case_id not in inserted:
                 continue
             opened.append(case)
-            self._opened(case, plan, origin=str(response.event_id()))
+            self._opened(case, plan, origin=str(response.event_id()), policy=policy)
             due_now += [
                 DueTimer(t.timer_id, case.case_id, t.kind, t.action_id, t.fire_at)
                 for t in plan.timers
@@ -358,7 +358,7 @@ class _Opening:
             await _fire(repo, due_now, now=self.now, policy=policy, opened=(cases, rows))
         return opened
 
-    def _opened(self, case: Case, plan: CasePlan, *, origin: str) -> None:
+    def _opened(self, case: Case, plan: CasePlan, *, origin: str, policy: Policy) -> None:
         now = self.now
         opened = _entry(
             case.case_id,
@@ -407,14 +407,16 @@ class _Opening:
                 )
             )
             if case.status is CaseStatus.OPEN:
-                action, notice = _assignment_notice(case, case.owner, origin=origin, now=now)
+                action, notice = _assignment_notice(
+                    case, case.owner, origin=origin, now=now, policy=policy
+                )
                 self.notices.append((case.case_id, action))
                 self.recipients[action.action_id] = case.owner
                 self.events.append(notice)
 
 
 def _assignment_notice(
-    case: Case, owner: str, *, origin: str, now: datetime
+    case: Case, owner: str, *, origin: str, now: datetime, policy: Policy
 ) -> tuple[Action, NotifyStaff]:
     """Tell a person that a case a person must work is now theirs, with its deadline. The
     action's id derives from what assigned it, so a redelivery asks once."""
@@ -434,8 +436,22 @@ def _assignment_notice(
             segment=case.segment,
             score=case.score,
             requested_at=now,
+            **_notice_details(case, policy),
         ),
     )
+
+
+def _notice_details(case: Case, policy: Policy) -> dict[str, str | None]:
+    """What a person told about a case needs to act on it: who the customer is and what they
+    wrote, and the team (whose sender identity notify uses, and whose time zone the deadline
+    is shown in)."""
+    team = policy.teams.get(case.team or "")
+    return {
+        "team": case.team,
+        "timezone": team.timezone if team is not None else None,
+        "customer_name": case.customer_name,
+        "comment": case.comment,
+    }
 
 
 # --- timers -------------------------------------------------------------------------------
@@ -596,6 +612,7 @@ def _dispatch(
                 template=row.template,
                 locale=customer.locale or "en",
                 requested_at=now,
+                team=case.team,
                 quiet_hours=QuietHours(
                     timezone=customer.timezone or policy.contact.default_customer_timezone,
                     start=f"{policy.contact.quiet_hours.start:%H:%M}",
@@ -614,6 +631,10 @@ def _dispatch(
             score=case.score,
             comment=case.comment,
             requested_at=now,
+            team=case.team,
+            # A tool (`webhook:<name>`) cannot be replied to; a stored owner checked before
+            # owners were is no one either.
+            owner=case.owner if case.owner and email_error(case.owner) is None else None,
         )
     )
 
@@ -695,6 +716,7 @@ def _climb(
                 segment=case.segment,
                 score=case.score,
                 requested_at=now,
+                **_notice_details(case, policy),
             )
         )
     if ticket is not None and level > 0:
@@ -860,7 +882,9 @@ async def assign_case(
     entry = TimelineEntry(entry_id, "assigned", now, actor, {"owner": owner, "by_rule": by_rule})
     if owner not in (case.owner, actor.name):
         # A new owner who did not take the case themselves learns of it.
-        action, notice = _assignment_notice(changed, owner, origin=str(entry_id), now=now)
+        action, notice = _assignment_notice(
+            changed, owner, origin=str(entry_id), now=now, policy=policy.policy
+        )
         await repo.add_actions(
             case.case_id, [action], exempt=set(), recipient={action.action_id: owner}
         )

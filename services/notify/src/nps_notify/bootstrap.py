@@ -14,10 +14,11 @@ from nps_kit.loops import SweepLoop
 from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
 from nps_notify.adapters import tables
-from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
+from nps_notify.adapters.email import SmtpEmailChannel
 from nps_notify.adapters.jira import JiraTicketChannel
 from nps_notify.adapters.repository import NotifyRepository
 from nps_notify.adapters.sms import TwilioSmsChannel
+from nps_notify.adapters.templates import TemplateRenderer
 from nps_notify.adapters.tickets import ZendeskTicketChannel
 from nps_notify.adapters.webhooks import WebhookChannel
 from nps_notify.config import NotifySettings
@@ -36,15 +37,29 @@ class Notify:
         return self.infra.runtime
 
 
+def templates(settings: NotifySettings) -> TemplateRenderer:
+    """The templates in force (`NOTIFY_TEMPLATES_DIR` over the shipped ones), every one
+    checked: raises `TemplatesInvalid` naming the file and line of each problem."""
+    renderer = TemplateRenderer(settings.templates_dir)
+    renderer.verify()
+    return renderer
+
+
 def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
     clock = clock or SystemClock()
+    renderer = templates(settings)  # before connecting to anything
+    sender, teams = settings.identity(), settings.identities()
     infra = Infrastructure.connect("notify", kafka=settings.kafka, database=settings.database)
     relay = infra.with_outbox(tables.outbox)
     channel = SmtpEmailChannel(
         settings.smtp,
-        renderer=TemplateRenderer(),
+        renderer=renderer,
         attempts=settings.send_attempts,
         pool_size=settings.send_concurrency,
+        clock=clock,
+        sender=sender,
+        teams=teams,
+        staff_timezone=settings.staff_timezone,
     )
     infra.on_stop(channel.aclose)
     #: Each channel notify has, by name (STYLE.md: a dict, no plugin machinery). A channel
@@ -52,7 +67,12 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
     channels: dict[str, Channel[Any]] = {"email": channel}
     if settings.twilio.configured:
         sms = TwilioSmsChannel(
-            settings.twilio, renderer=TemplateRenderer(), attempts=settings.send_attempts
+            settings.twilio,
+            renderer=renderer,
+            attempts=settings.send_attempts,
+            clock=clock,
+            sender=sender,
+            teams=teams,
         )
         infra.on_stop(sms.aclose)
         channels["sms"] = sms
@@ -73,7 +93,7 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         channels=channels,
         clock=clock,
         concurrency=settings.send_concurrency,
-        case_url=settings.case_url,
+        case_url=settings.case_link,
         retry_delay=settings.retry_delay_seconds,
         max_attempts=settings.max_attempts,
     )

@@ -1,11 +1,14 @@
 from email import policy
+from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nps_events.text import line_error
+from nps_events.text import Line, Text, line_error
 from nps_kit.settings import DatabaseSettings, HttpServerSettings, KafkaSettings, LogSettings
+from nps_notify.domain.messages import LOCALE, Identity
 from nps_notify.domain.webhook_secrets import standard_webhooks_key
 
 
@@ -52,10 +55,15 @@ class SmtpSettings(BaseSettings):
     #: "none" for a local sink, "starttls" (port 587) or "tls" (port 465) for a real relay.
     security: str = Field(default="none", pattern="^(none|starttls|tls)$")
     timeout_seconds: float = Field(default=10.0, gt=0)
-    #: One mailbox, with or without a name: checked at start-up, never taken from input.
+    #: One mailbox, with or without a name: checked at start-up, never taken from input. The
+    #: default sender; a team's own comes from `NOTIFY_SENDERS`.
     from_address: Sender = "npsloop <noreply@npsloop.localhost>"
-    message_id_domain: str = Field(
-        default="npsloop.localhost", pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$"
+    #: Where a customer's reply goes (`Reply-To`), e.g. `Customer success <cs@example.com>`:
+    #: set it when `from_address` is a no-reply address, since the messages invite replies.
+    reply_to: Sender | None = None
+    #: The domain of every `Message-ID`; by default the domain of the message's sender.
+    message_id_domain: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$"
     )
     #: `List-Unsubscribe` on every customer message (RFC 2369): a mailbox your team or your
     #: ESP watches, and, with `unsubscribe_url`, an RFC 8058 one-click URL (`{customer_id}`
@@ -179,6 +187,43 @@ class WebhookEndpoint(BaseModel):
         return secrets
 
 
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not an IANA time zone: {value!r} (e.g. Europe/Paris)") from None
+    return value
+
+
+def _locale(value: str) -> str:
+    if LOCALE.fullmatch(value) is None:
+        raise ValueError(f"not a locale: {value!r} (e.g. en, fr, pt-BR)")
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+Locale = Annotated[str, AfterValidator(_locale)]
+Brand = Annotated[Line, Field(min_length=1, max_length=100)]
+Signature = Annotated[Text, Field(min_length=1, max_length=1_000)]
+
+
+class TeamSender(BaseModel):
+    """How one team's messages present themselves (`NOTIFY_SENDERS`, by the policy's team
+    name); what is not set comes from the defaults (`SMTP_FROM_ADDRESS`, `SMTP_REPLY_TO`,
+    `NOTIFY_BRAND`, `NOTIFY_SIGNATURE`, `NOTIFY_STAFF_LOCALE`)."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    from_address: Sender | None = None
+    reply_to: Sender | None = None
+    brand: Brand | None = None
+    signature: Signature | None = None
+    #: The language of the team's staff notices.
+    staff_locale: Locale | None = None
+    #: A customer's reply goes to the person who owns their case (and to `reply_to` too).
+    reply_to_owner: bool | None = None
+
+
 class NotifySettings(BaseSettings):
     """`NOTIFY_*` in the environment, plus the shared `KAFKA_*`, `DATABASE_*`, `SMTP_*`, `LOG_*`."""
 
@@ -207,6 +252,73 @@ class NotifySettings(BaseSettings):
     @classmethod
     def _case_placeholder(cls, value: str) -> str:
         return _formats(value, "case_id")
+
+    #: The console's base URL, e.g. https://console.example.com: a staff notice links to
+    #: `<it>/cases/<case id>`. Replaces `case_url` when set.
+    console_url: str | None = Field(default=None, pattern=r"^https?://[^\x00-\x20<>\"{}]+$")
+    #: A directory of templates (a ConfigMap on Kubernetes) that override the shipped ones
+    #: file by file (docs/templates.md); checked whole at start-up.
+    templates_dir: Path | None = None
+    #: The default brand name and signature the templates show (a team's from `senders`).
+    brand: Brand = "npsloop"
+    signature: Signature = "The customer success team"
+    #: A customer's reply goes to the person who owns their case (`Reply-To`, with
+    #: `SMTP_REPLY_TO` too when set), so "reply to this email" reaches the one who will call.
+    reply_to_owner: bool = False
+    #: The language and time zone of staff notices when the action names none.
+    staff_locale: Locale = "en"
+    staff_timezone: TimeZone = "UTC"
+    #: Per team of the follow-up policy: `NOTIFY_SENDERS='{"enterprise": {"from_address":
+    #: "Acme <care@acme.example>", "brand": "Acme"}}'`.
+    senders: dict[str, TeamSender] = Field(default_factory=dict)
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _a_directory(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"not a directory: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_case_link(self) -> "NotifySettings":
+        if self.console_url and "case_url" in self.model_fields_set:
+            raise ValueError("set NOTIFY_CONSOLE_URL or NOTIFY_CASE_URL, not both")
+        return self
+
+    @property
+    def case_link(self) -> str:
+        """Where a staff notice links a case to, with `{case_id}` to fill in."""
+        if self.console_url:
+            return self.console_url.rstrip("/") + "/cases/{case_id}"
+        return self.case_url
+
+    def identity(self) -> Identity:
+        """The default sender identity."""
+        return Identity(
+            from_address=self.smtp.from_address,
+            reply_to=self.smtp.reply_to,
+            brand=self.brand,
+            signature=self.signature,
+            staff_locale=self.staff_locale,
+            reply_to_owner=self.reply_to_owner,
+        )
+
+    def identities(self) -> dict[str, Identity]:
+        """Each team's sender identity, the defaults filling what it does not set."""
+        default = self.identity()
+        return {
+            team: Identity(
+                from_address=own.from_address or default.from_address,
+                reply_to=own.reply_to or default.reply_to,
+                brand=own.brand or default.brand,
+                signature=own.signature or default.signature,
+                staff_locale=own.staff_locale or default.staff_locale,
+                reply_to_owner=(
+                    default.reply_to_owner if own.reply_to_owner is None else own.reply_to_owner
+                ),
+            )
+            for team, own in self.senders.items()
+        }
 
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)

@@ -65,8 +65,8 @@ class Unbuildable:
 
 
 def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
-    """The email an action asks for: to the customer, or to a person of the team (who gets the
-    case's link and no customer PII)."""
+    """The email an action asks for: to the customer, in their language and time zone, or to a
+    person of the team, with what they need to act (docs/templates.md lists the variables)."""
     if isinstance(action, SendEmail):
         return EmailJob(
             action_id=action.action_id,
@@ -81,6 +81,10 @@ def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
                 "score": action.score,
                 "comment": action.comment,
             },
+            locale=action.customer.locale or action.locale,
+            timezone=action.customer.timezone,
+            team=action.team,
+            owner=action.owner,
         )
     return EmailJob(
         action_id=action.action_id,
@@ -91,13 +95,25 @@ def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
         # One email address: the command's model refuses anything else (a webhook recipient
         # goes to the webhook channel instead).
         to_address=action.recipient,
-        context=staff_notice(action, case_url=case_url),
+        context={
+            "reason": action.reason.value,
+            "role": action.role,
+            "level": action.level,
+            "due_at": action.due_at,
+            "segment": action.segment.value,
+            "score": action.score,
+            "customer_name": action.customer_name,
+            "comment": action.comment,
+            "case_url": case_url.format(case_id=action.case_id),
+        },
+        timezone=action.timezone,
+        team=action.team,
     )
 
 
 def staff_notice(action: NotifyStaff, *, case_url: str) -> dict[str, object]:
-    """What a person of the team is told, by email or by webhook: why, the case's deadline,
-    segment and score, and its link. No customer PII."""
+    """What a team's tool is told by webhook: why, the case's deadline, segment and score, and
+    its link. No customer PII (the tool is not a person who calls the customer back)."""
     return {
         "reason": action.reason.value,
         "role": action.role,
@@ -132,12 +148,14 @@ def sms_job(action: SendSms) -> SmsJob:
         customer_id=action.customer.id,
         to=action.customer.phone,
         template=action.template,
-        context={"name": action.customer.name, "locale": action.locale},
+        context={"name": action.customer.name},
         quiet_hours=(
             (action.quiet_hours.timezone, action.quiet_hours.start, action.quiet_hours.end)
             if action.quiet_hours
             else None
         ),
+        locale=action.customer.locale or action.locale,
+        team=action.team,
     )
 
 

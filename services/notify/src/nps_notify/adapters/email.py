@@ -1,71 +1,64 @@
-"""Email over SMTP (aiosmtplib), rendered from Jinja2 templates.
+"""Email over SMTP (aiosmtplib), rendered from the templates (adapters/templates.py).
 
 No input reaches a header as raw text: the recipient is an `Address` built from exactly one
 address (a list, a comment or a second address is refused: the action fails), the display
-name and the subject are made one line (a line break cannot start a new header such as
-`Bcc:`), and the sender comes from the settings, checked at start-up."""
+name and the subject are made one line without invisible format characters (a line break
+cannot start a new header such as `Bcc:`, a right-to-left override cannot reorder the
+subject: domain/messages.py), and the sender comes from the settings, checked at start-up.
+
+Every message carries what a receiving mail system checks or uses (docs/notify.md, "Email
+headers"): `Date`; a `Message-ID` on the sender's domain, derived from the action id; `From`
+and `Reply-To` of the team's sender identity; `In-Reply-To` and `References` naming one thread
+per case and reader, so a case's emails to one customer show as one conversation;
+`List-Unsubscribe` (and `List-Unsubscribe-Post` with a one-click URL) on a customer's
+messages; `Auto-Submitted: auto-generated` on staff notices (RFC 3834: out-of-office replies
+are not sent back to an automated notice)."""
 
 import asyncio
 import contextlib
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
-from email.headerregistry import Address
+from email import policy
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.utils import format_datetime
 from urllib.parse import quote
 
 import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
-from jinja2 import Environment, PackageLoader, StrictUndefined, TemplateNotFound, select_autoescape
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from nps_events.text import clean_line, email_error
+from nps_events.text import email_error
+from nps_kit.clock import Clock, SystemClock
+from nps_notify.adapters.templates import PermanentFailure, RenderedEmail, TemplateRenderer
 from nps_notify.config import SmtpSettings
 from nps_notify.domain.dispatch import DispatchState, EmailJob, Outcome
+from nps_notify.domain.messages import Identity, header_text, identity_for
+
+__all__ = ["PermanentFailure", "RenderedEmail", "SmtpEmailChannel", "TemplateRenderer", "recipient"]
 
 
-class PermanentFailure(Exception):  # noqa: N818 - an outcome, named for what it is
-    """The message can never be sent as it is (unknown template, address refused, …)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedEmail:
-    subject: str
-    text: str
-    html: str
-
-
-class TemplateRenderer:
-    """Renders `templates/<name>/{subject.txt,body.txt,body.html}.j2`. HTML is autoescaped, so
-    a customer's comment full of markup or script stays inert."""
+class _KeptHeaderClasses(HeaderRegistry):
+    """The stdlib's header registry, keeping the class it makes for each header name (the
+    stdlib makes a new class, with `type(...)`, for every header of every message). Measured
+    on the 2-core machine, a message of 7 headers and two parts built and written to bytes:
+    1.65 ms with the stdlib's registry, 1.15 ms with this one (medians of 15 runs of 500);
+    the bytes are the same."""
 
     def __init__(self) -> None:
-        self._env = Environment(
-            loader=PackageLoader("nps_notify", "templates"),
-            autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-            undefined=StrictUndefined,
-            trim_blocks=False,
-            keep_trailing_newline=True,
-        )
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
 
-    def render(self, template: str, context: Mapping[str, object]) -> RenderedEmail:
-        try:
-            return RenderedEmail(
-                subject=self._env.get_template(f"{template}/subject.txt.j2")
-                .render(context)
-                .strip(),
-                text=self._env.get_template(f"{template}/body.txt.j2").render(context),
-                html=self._env.get_template(f"{template}/body.html.j2").render(context),
-            )
-        except TemplateNotFound as exc:
-            raise PermanentFailure(f"no email template {template!r}") from exc
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
 
-    def render_sms(self, template: str, context: Mapping[str, object]) -> str:
-        """`templates/<name>/sms.txt.j2`: plain text, no markup."""
-        try:
-            return self._env.get_template(f"{template}/sms.txt.j2").render(context).strip()
-        except TemplateNotFound as exc:
-            raise PermanentFailure(f"no SMS template {template!r}") from exc
+
+#: `email.policy.default` (RFC 5322, UTF-8 headers as RFC 2047 words) with the kept classes.
+POLICY = policy.default.clone(header_factory=_KeptHeaderClasses())
 
 
 def recipient(name: str | None, address: str) -> Address:
@@ -83,9 +76,14 @@ def recipient(name: str | None, address: str) -> Address:
     if ascii_address is None:  # pragma: no cover - allow_smtputf8=False always sets it
         raise PermanentFailure("the recipient address has no ASCII form")
     try:
-        return Address(display_name=clean_line(name or ""), addr_spec=ascii_address)
+        return Address(display_name=header_text(name or ""), addr_spec=ascii_address)
     except ValueError as exc:
         raise PermanentFailure(f"the recipient address cannot be sent to: {exc}") from None
+
+
+def _domain_of(mailbox: str) -> str:
+    """The domain of a `Name <user@domain>` or `user@domain` checked by the settings."""
+    return mailbox.rpartition("@")[2].rstrip(">").strip()
 
 
 def _transient(exc: BaseException) -> bool:
@@ -117,9 +115,22 @@ class SmtpEmailChannel:
         renderer: TemplateRenderer,
         attempts: int,
         pool_size: int = 4,
+        clock: Clock | None = None,
+        sender: Identity | None = None,
+        teams: Mapping[str, Identity] | None = None,
+        staff_timezone: str = "UTC",
     ) -> None:
         self._settings = settings
         self._renderer = renderer
+        self._clock = clock or SystemClock()
+        self._sender = sender or Identity(
+            from_address=settings.from_address,
+            reply_to=settings.reply_to,
+            brand="npsloop",
+            signature="The customer success team",
+        )
+        self._teams = dict(teams or {})
+        self._staff_timezone = staff_timezone
         self._attempts = attempts
         self._idle: list[aiosmtplib.SMTP] = []
         self._slots = asyncio.Semaphore(pool_size)
@@ -127,19 +138,51 @@ class SmtpEmailChannel:
     def message_for(self, job: EmailJob) -> EmailMessage:
         if job.to_address is None:
             raise PermanentFailure("the recipient has no email address")
-        rendered = self._renderer.render(job.template, job.context)
-        message = EmailMessage()
-        message["From"] = self._settings.from_address
+        sender = identity_for(job.team, teams=self._teams, default=self._sender)
+        to_customer = job.channel == "email"  # else to a person of the team
+        now = self._clock.now()
+        rendered = self._renderer.render(
+            job.template,
+            {"brand": sender.brand, "signature": sender.signature, **job.context},
+            locale=job.locale if to_customer else (job.locale or sender.staff_locale),
+            timezone=job.timezone if to_customer else (job.timezone or self._staff_timezone),
+            now=now,
+        )
+        domain = self._settings.message_id_domain or _domain_of(sender.from_address)
+        message = EmailMessage(policy=POLICY)
+        message["Date"] = format_datetime(now)
+        message["From"] = sender.from_address
         message["To"] = recipient(job.to_name, job.to_address)
-        message["Subject"] = clean_line(rendered.subject)
-        message["Message-ID"] = f"<{job.action_id}@{self._settings.message_id_domain}>"
-        if job.channel == "email":  # to a customer, not to a person of the team
+        replies = self._reply_to(sender, job.owner if to_customer else None)
+        if replies:
+            message["Reply-To"] = replies
+        message["Subject"] = header_text(rendered.subject)
+        message["Message-ID"] = f"<{job.action_id}@{domain}>"
+        # One thread per case and reader: every email names the same (never sent) root, which
+        # mail clients group by, as they group a conversation's replies.
+        thread = f"<case.{job.case_id}{'' if to_customer else '.staff'}@{domain}>"
+        message["In-Reply-To"] = thread
+        message["References"] = thread
+        if to_customer:
             message["List-Unsubscribe"] = self._unsubscribe(job.customer_id)
             if self._settings.unsubscribe_url:
                 message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        else:
+            message["Auto-Submitted"] = "auto-generated"
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
+        if rendered.locale:  # after the parts: making them moves Content-* headers into one
+            message["Content-Language"] = rendered.locale
         return message
+
+    @staticmethod
+    def _reply_to(sender: Identity, owner: str | None) -> str | None:
+        """Where a reply goes: the case's owner when the team says so, and the team's inbox."""
+        to = [sender.reply_to] if sender.reply_to else []
+        if sender.reply_to_owner and owner:
+            with contextlib.suppress(PermanentFailure):  # the team's inbox, then, if any
+                to.insert(0, str(recipient(None, owner)))
+        return ", ".join(to) or None
 
     def _unsubscribe(self, customer_id: str) -> str:
         subject = quote(f"unsubscribe {customer_id}")

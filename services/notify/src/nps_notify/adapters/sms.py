@@ -1,12 +1,16 @@
 """SMS through the Twilio Messages API (form-encoded POST, basic auth with the account SID
 and auth token; https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource)."""
 
+from collections.abc import Mapping
+
 import httpx
 
-from nps_notify.adapters.email import PermanentFailure, TemplateRenderer
+from nps_kit.clock import Clock, SystemClock
 from nps_notify.adapters.provider_http import ProviderClient, deferred
+from nps_notify.adapters.templates import PermanentFailure, TemplateRenderer
 from nps_notify.config import TwilioSettings
 from nps_notify.domain.dispatch import DispatchState, Outcome, SmsJob, fit_sms, is_e164
+from nps_notify.domain.messages import Identity, identity_for
 
 #: Twilio error codes that a retry cannot change: an invalid or unreachable `To`, a
 #: landline, a blocked or opted-out recipient (https://www.twilio.com/docs/api/errors).
@@ -45,9 +49,17 @@ class TwilioSmsChannel:
         renderer: TemplateRenderer,
         attempts: int,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        sender: Identity | None = None,
+        teams: Mapping[str, Identity] | None = None,
     ) -> None:
         self._settings = settings
         self._renderer = renderer
+        self._clock = clock or SystemClock()
+        self._sender = sender or Identity(
+            from_address="", reply_to=None, brand="npsloop", signature="The customer success team"
+        )
+        self._teams = dict(teams or {})
         self._client = ProviderClient(
             name="Twilio",
             base_url=settings.base_url,
@@ -66,10 +78,15 @@ class TwilioSmsChannel:
             return Outcome(DispatchState.FAILED, reason="the customer has no phone number")
         if not is_e164(job.to):
             return Outcome(DispatchState.FAILED, reason="the phone number is not in E.164 form")
+        identity = identity_for(job.team, teams=self._teams, default=self._sender)
         try:
-            body = fit_sms(
-                self._renderer.render_sms(job.template, job.context), self._settings.max_segments
+            text = self._renderer.render_sms(
+                job.template,
+                {"brand": identity.brand, "signature": identity.signature, **job.context},
+                locale=job.locale,
+                now=self._clock.now(),
             )
+            body = fit_sms(text, self._settings.max_segments)
         except PermanentFailure as exc:
             return Outcome(DispatchState.FAILED, reason=str(exc))
         sender = (

@@ -95,6 +95,13 @@ class EmailJob:
     to_address: str | None
     to_name: str | None = None
     context: Mapping[str, object] = field(default_factory=dict)
+    #: The reader's language (`fr`, `pt-BR`) and IANA time zone, when known.
+    locale: str | None = None
+    timezone: str | None = None
+    #: The policy team the case belongs to: whose sender identity the email carries.
+    team: str | None = None
+    #: The case owner's email address, for a team whose replies go to the owner.
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +117,8 @@ class SmsJob:
     #: (time zone, start, end) of the customer's quiet hours, if the action gave them.
     quiet_hours: tuple[str, str, str] | None = None
     channel: str = "sms"
+    locale: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
