@@ -38,6 +38,8 @@ from tests.integration.kafka_helpers import read_all
 from tests.support.fake_zendesk import FakeZendesk
 
 Fault = Callable[[], Awaitable[float]]
+#: Posts in flight at once (httpx's client keeps at most 100 connections).
+SENDING = 50
 #: The action states that say a dispatch has not happened yet.
 PENDING = {"planned"}
 
@@ -79,12 +81,14 @@ class Report:
     unavailable: int = 0
     #: Any other answer than 202 or those 503s (a 503 without Retry-After, a 500...).
     other_answers: list[str] = field(default_factory=list)
+    #: Posts that got no answer at all (connection refused or reset, timed out).
+    unanswered: int = 0
 
     HEADER = (
         "| fault | responses (accepted) | detractors without a case | duplicate cases "
         "| emails (duplicates) | tickets (duplicates) | `unknown` | poison in DLQ "
         "| other DLQ entries | caught up after the fault | after the last response "
-        "| 503 with Retry-After (other refusals) |\n"
+        "| ingest's 503s with Retry-After / other answers / no answer |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
 
@@ -98,7 +102,7 @@ class Report:
             f"| {self.duplicate_cases} | {self.emails} ({self.duplicate_emails}) "
             f"| {self.tickets} ({self.duplicate_tickets}) | {self.unknown} "
             f"| {self.poison_in_dlq}/{self.poison} | {self.other_dlq} | {recovered} "
-            f"| {after_load} | {self.unavailable} ({len(self.other_answers)}) |"
+            f"| {after_load} | {self.unavailable} / {len(self.other_answers)} / {self.unanswered} |"
         )
 
 
@@ -256,14 +260,20 @@ async def _post_until_accepted(
 ) -> bool:
     """As webhook senders do: retry until ingest acknowledges (202), the only recovery an
     outage of the broker ever needs. Every other answer is counted: a 503 with Retry-After is
-    what a broker that does not acknowledge must give; anything else is a fault."""
+    what a broker that does not acknowledge must give; anything else is a fault.
+
+    At most `SENDING` posts are in flight at once, fewer than the client's connections: while
+    ingest takes its 5 s to answer 503, hundreds of senders retrying at once would otherwise
+    queue for the pool, and httpx's pool, once its waiters time out, was seen to open no
+    connection again (every later request failed with PoolTimeout, the run counted nothing)."""
     while time.monotonic() < deadline:
         try:
-            answer = await client.post(
-                f"{target.ingest}/v1/responses",
-                json=body,
-                headers={"Authorization": f"Bearer {target.token}"},
-            )
+            async with load.sending:
+                answer = await client.post(
+                    f"{target.ingest}/v1/responses",
+                    json=body,
+                    headers={"Authorization": f"Bearer {target.token}"},
+                )
             if answer.status_code == 202:
                 return True
             if answer.status_code == 503 and answer.headers.get("Retry-After", "").isdigit():
@@ -271,7 +281,7 @@ async def _post_until_accepted(
             else:
                 load.other_answers.append(f"{answer.status_code}: {answer.text[:200]}")
         except httpx.TransportError:
-            pass
+            load.unanswered += 1
         await asyncio.sleep(0.5)
     return False
 
@@ -320,6 +330,8 @@ class _Load:
     last_accepted: float = 0.0
     unavailable: int = 0
     other_answers: list[str] = field(default_factory=list)
+    unanswered: int = 0
+    sending: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SENDING))
 
 
 async def run(
@@ -365,6 +377,7 @@ async def run(
         after_load_seconds=max(0.0, recovered - loaded) if recovered else None,
         unavailable=load.unavailable,
         other_answers=load.other_answers,
+        unanswered=load.unanswered,
     )
     _count_cases(report, final, target)
     await _count_dead_letters(report, kafka, load)
