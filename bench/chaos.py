@@ -9,25 +9,31 @@ the fault until every detractor had a case with its email and ticket dispatched.
 
     .venv/bin/python bench/chaos.py                      # every fault, ~12 minutes
     .venv/bin/python bench/chaos.py --only db-2m --responses 2000 --rate 50
+    .venv/bin/python bench/chaos.py --cluster            # brokers of a 3-node Apache Kafka
+
+`--cluster` runs the services on a three-node Apache Kafka cluster instead (topics with three
+replicas, `min.insync.replicas=2`; Java and Maven) and its faults: the broker leading ingest's
+partition SIGKILLed, then two brokers of three.
 """
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nps_kit.devstack import free_port
+from nps_kit.devstack import ApacheKafkaCluster, free_port
 from nps_kit.devstack.services import SERVICES, ServiceProcess, start_all
 from tests.e2e.conftest import TOKEN, system_env
 from tests.support import chaos
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.fake_zendesk import FakeZendesk
-from tests.support.infra import Infra, running_infra
+from tests.support.infra import Infra, running_cluster, running_infra
 from tests.support.serve import served
 
 Scenario = tuple[str, Callable[[Infra, dict[str, ServiceProcess]], chaos.Fault], int]
@@ -60,6 +66,33 @@ def scenarios() -> dict[str, Scenario]:
     }
 
 
+def cluster_scenarios() -> dict[str, Scenario]:
+    """The faults of a three-node Apache Kafka cluster (`--cluster`)."""
+    return {
+        "leader-15s": (
+            "the leader's broker SIGKILLed for 15 s",
+            lambda infra, _: chaos.leader_killed(_cluster(infra), 15),
+            0,
+        ),
+        "leader-2m": (
+            "the leader's broker SIGKILLed for 2 min",
+            lambda infra, _: chaos.leader_killed(_cluster(infra), 120),
+            0,
+        ),
+        "two-30s": (
+            "two brokers of three SIGKILLed for 30 s",
+            lambda infra, _: chaos.brokers_killed(_cluster(infra), 30, count=2),
+            0,
+        ),
+    }
+
+
+def _cluster(infra: Infra) -> ApacheKafkaCluster:
+    if not isinstance(infra.broker, ApacheKafkaCluster):
+        raise SystemExit("this fault needs the three-node cluster: --cluster")
+    return infra.broker
+
+
 T = TypeVar("T")
 
 
@@ -76,7 +109,8 @@ async def run_all(
     args: argparse.Namespace,
 ) -> list[chaos.Report]:
     reports: list[chaos.Report] = []
-    for key, (name, fault, poison_every) in scenarios().items():
+    chosen = cluster_scenarios() if args.cluster else scenarios()
+    for key, (name, fault, poison_every) in chosen.items():
         if args.only and key not in args.only:
             continue
         report = await chaos.run(
@@ -93,18 +127,33 @@ async def run_all(
     return reports
 
 
+@contextlib.contextmanager
+def _infra(tmp: Path, *, cluster: bool) -> Iterator[Infra]:
+    with running_infra(tmp) as infra:
+        if not cluster:
+            yield infra
+            return
+        with running_cluster(infra, tmp / "cluster") as on_cluster:
+            yield on_cluster
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--responses", type=int, default=600, help="responses per fault")
     parser.add_argument("--rate", type=float, default=20, help="responses posted per second")
     parser.add_argument("--settle-timeout", type=float, default=300)
-    parser.add_argument("--only", nargs="*", choices=list(scenarios()), help="faults to run")
+    parser.add_argument(
+        "--only", nargs="*", choices=[*scenarios(), *cluster_scenarios()], help="faults to run"
+    )
+    parser.add_argument(
+        "--cluster", action="store_true", help="on a three-node Apache Kafka cluster"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="npsloop-chaos-") as tmp_dir:
         tmp = Path(tmp_dir)
         zendesk, twilio = FakeZendesk(), FakeTwilio()
         with (
-            running_infra(tmp) as infra,
+            _infra(tmp, cluster=args.cluster) as infra,
             served(zendesk.app()) as zendesk_url,
             served(twilio.app()) as twilio_url,
         ):

@@ -6,6 +6,10 @@ posts N detractor responses to ingest with C concurrent senders, and measures
 - the pipeline: seconds until every response has its email in the SMTP sink.
 
     .venv/bin/python bench/pipeline.py --responses 2000 --concurrency 32
+    .venv/bin/python bench/pipeline.py --broker apache-kafka     # one Apache Kafka node instead
+
+`--broker apache-kafka` runs the broker as the dev stack's `NPSLOOP_BROKER=apache-kafka` does
+(one KRaft node, idempotent producers; Java and Maven) instead of the embedded Tansu.
 """
 
 import argparse
@@ -20,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
+from nps_kit.devstack import ApacheKafka, EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 
@@ -104,10 +108,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--responses", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--broker", choices=["tansu", "apache-kafka"], default="tansu")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-"))
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+    broker: EmbeddedBroker | ApacheKafka = (
+        ApacheKafka(port=free_port(), data_dir=tmp / "kafka", log_path=tmp / "kafka.log")
+        if args.broker == "apache-kafka"
+        else EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+    )
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     mail = MailSink(directory=tmp / "mail", port=free_port())
     idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())
@@ -119,6 +128,7 @@ def main() -> None:
     try:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "KAFKA_ENABLE_IDEMPOTENCE": "true" if args.broker == "apache-kafka" else "false",
             "DATABASE_URL": postgres.url,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(mail.port),
@@ -146,7 +156,9 @@ def main() -> None:
         stages = asyncio.run(wait_for_stages(postgres.url, mail.directory, args.responses, started))
         done = stages["emailed"]
         q = statistics.quantiles(latencies, n=100)
-        print(f"responses:           {args.responses} (concurrency {args.concurrency})")
+        print(
+            f"responses:           {args.responses} (concurrency {args.concurrency}, {args.broker})"
+        )
         print(
             f"ingest:              {args.responses / posted:,.0f} req/s accepted; "
             f"latency p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms"

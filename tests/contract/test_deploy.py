@@ -54,6 +54,7 @@ from nps_followup.config import FollowupSettings
 from nps_followup.entrypoints.consumer import TOPICS as FOLLOWUP_TOPICS
 from nps_ingest.config import IngestSettings
 from nps_kit import service as kit_service
+from nps_kit.devstack import ApacheKafkaCluster
 from nps_notify.config import NotifySettings
 from nps_scoring.config import ScoringSettings
 
@@ -904,6 +905,18 @@ def test_prod_declares_every_topic_and_its_dlq_with_partitions_and_retention() -
         # A dead letter outlives the record it copies, so there is time to re-drive it.
         main, dead = topics[topic.value]["spec"], topics[dlq(topic.value)]["spec"]
         assert dead["config"]["retention.ms"] >= main["config"]["retention.ms"]
+
+
+def test_the_three_broker_test_tier_creates_topics_replicated_as_prod_declares(
+    tmp_path: Path,
+) -> None:
+    """The failover tests on Apache Kafka prove what prod runs: their topics have the
+    replicas and min.insync.replicas of the KafkaTopics (ensure_topics, from the settings)."""
+    settings = ApacheKafkaCluster(base_dir=tmp_path).settings()
+    for name, topic in _topics(render(K8S / "overlays" / "prod")).items():
+        spec = topic["spec"]
+        assert spec["replicas"] == settings.topic_replication_factor, name
+        assert spec["config"]["min.insync.replicas"] == settings.topic_min_insync_replicas, name
 
 
 def test_every_consumer_scales_on_its_groups_lag_up_to_the_partition_count(

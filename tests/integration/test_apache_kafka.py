@@ -9,10 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from nps_events import encode
 from nps_kit.devstack import ApacheKafkaCluster
-from nps_kit.messaging import Outgoing, Publisher, PublishError, client_options
+from nps_kit.messaging import (
+    Outgoing,
+    Publisher,
+    PublishError,
+    TopicsNotCreatedError,
+    client_options,
+    ensure_topics,
+)
 from nps_kit.settings import KafkaSettings
 from tests.integration.kafka_helpers import NOW, a_response, read_all
 from tests.support.polling import eventually
@@ -59,6 +67,46 @@ async def _published(publisher: Publisher, count: int) -> bool:
     except PublishError:
         return False
     return True
+
+
+async def _described(settings: KafkaSettings, topic: str) -> tuple[list[int], dict[str, str]]:
+    """Each partition's number of replicas and in-sync replicas (smaller of the two), and
+    the topic's configuration, as the brokers describe them."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    replicas = [
+        min(len(p["replicas"]), len(p["isr"]))
+        for p in sorted(described["partitions"], key=lambda p: p["partition"])
+    ]
+    [(error_code, _, _, name, entries)] = [r[:5] for r in response.resources]
+    assert (error_code, name) == (0, topic)
+    return replicas, {entry[0]: entry[1] for entry in entries}
+
+
+async def test_topics_are_created_with_three_replicas_and_two_in_sync(
+    cluster: ApacheKafkaCluster,
+) -> None:
+    settings = cluster.settings()
+    await ensure_topics(settings, ["test.replicated"], partitions=3)
+    _, config = await eventually(
+        lambda: _described(settings, "test.replicated"),
+        until=lambda described: described[0] == [3, 3, 3],
+        what="three partitions, each with three replicas in sync",
+    )
+    assert config["min.insync.replicas"] == "2"
+
+
+async def test_a_replication_factor_the_cluster_cannot_give_is_refused_by_name(
+    cluster: ApacheKafkaCluster,
+) -> None:
+    settings = cluster.settings().model_copy(update={"topic_replication_factor": 4})
+    with pytest.raises(TopicsNotCreatedError, match=r"test\.too-many: InvalidReplicationFactor"):
+        await ensure_topics(settings, ["test.too-many"], partitions=1)
 
 
 async def test_a_cluster_of_three_serves_through_the_loss_of_a_node(

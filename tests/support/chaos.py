@@ -6,8 +6,10 @@ Used by `tests/e2e/test_chaos.py` (the short version CI runs) and `bench/chaos.p
 table in docs/reliability.md, 2-minute outages included).
 
 A fault is an async function that injects itself, waits it out, ends it, and returns the
-moment it ended (`time.monotonic()`); recovery is counted from there until every detractor
-posted so far has its case with its email and ticket dispatched.
+moment it ended (`time.monotonic()`). Once the load is posted, the suite watches until every
+detractor has its case with its email and ticket dispatched, while the fault may still last;
+recovery is counted from the fault's end until then (0 if the system caught up during the
+fault), and from the last response accepted.
 """
 
 import asyncio
@@ -21,16 +23,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from nps_events import ResponseReceived, Topic, dlq, encode
-from nps_kit.devstack import ApacheKafka, EmbeddedBroker, EmbeddedPostgres, MailSink
+from nps_kit.devstack import (
+    ApacheKafka,
+    ApacheKafkaCluster,
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    MailSink,
+)
 from nps_kit.devstack.services import ServiceProcess
-from nps_kit.messaging import Outgoing, Publisher, PublishError
+from nps_kit.messaging import Outgoing, Publisher, PublishError, client_options
 from nps_kit.settings import KafkaSettings
 from tests.integration.kafka_helpers import read_all
 from tests.support.fake_zendesk import FakeZendesk
 
 Fault = Callable[[], Awaitable[float]]
+#: Posts in flight at once (httpx's client keeps at most 100 connections).
+SENDING = 50
 #: The action states that say a dispatch has not happened yet.
 PENDING = {"planned"}
 
@@ -70,12 +81,19 @@ class Report:
     recovery_seconds: float | None = None
     #: From the last response accepted until caught up (the lag the load itself leaves).
     after_load_seconds: float | None = None
+    #: ingest's 503s with a Retry-After (the broker did not acknowledge: the sender retries).
+    unavailable: int = 0
+    #: Any other answer than 202 or those 503s (a 503 without Retry-After, a 500...).
+    other_answers: list[str] = field(default_factory=list)
+    #: Posts that got no answer at all (connection refused or reset, timed out).
+    unanswered: int = 0
 
     HEADER = (
         "| fault | responses (accepted) | detractors without a case | duplicate cases "
         "| emails (duplicates) | tickets (duplicates) | `unknown` | poison in DLQ "
-        "| other DLQ entries | caught up after the fault | after the last response |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| other DLQ entries | caught up after the fault | after the last response "
+        "| ingest's 503s with Retry-After / other answers / no answer |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
 
     def row(self) -> str:
@@ -88,7 +106,7 @@ class Report:
             f"| {self.duplicate_cases} | {self.emails} ({self.duplicate_emails}) "
             f"| {self.tickets} ({self.duplicate_tickets}) | {self.unknown} "
             f"| {self.poison_in_dlq}/{self.poison} | {self.other_dlq} | {recovered} "
-            f"| {after_load} |"
+            f"| {after_load} | {self.unavailable} / {len(self.other_answers)} / {self.unanswered} |"
         )
 
 
@@ -142,12 +160,64 @@ def kill_each(services: Mapping[str, ServiceProcess], *, every: float = 3.0) -> 
     return fault
 
 
+async def _leader(cluster: ApacheKafkaCluster, topic: str, partition: int) -> ApacheKafka:
+    """The node that leads `partition` of `topic` now."""
+    admin = AIOKafkaAdminClient(**client_options(cluster.settings()))
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    [leader] = [p["leader"] for p in described["partitions"] if p["partition"] == partition]
+    return next(node for node in cluster.nodes if node.node_id == leader)
+
+
+def leader_killed(
+    cluster: ApacheKafkaCluster, seconds: float, *, topic: str = Topic.RESPONSES.value
+) -> Fault:
+    """The broker leading partition 0 of `topic` (where ingest writes) is SIGKILLed, and
+    started again after `seconds`; the fault ends once it serves again."""
+
+    async def fault() -> float:
+        node = await _leader(cluster, topic, 0)
+        node.kill()
+        await asyncio.sleep(seconds)
+        await asyncio.to_thread(cluster.restart)
+        return time.monotonic()
+
+    return fault
+
+
+def brokers_killed(
+    cluster: ApacheKafkaCluster,
+    seconds: float,
+    *,
+    count: int = 2,
+    topic: str = Topic.RESPONSES.value,
+) -> Fault:
+    """`count` brokers SIGKILLed at once, the leader of partition 0 of `topic` among them,
+    started again after `seconds`. With two of three gone no write can have the two in-sync
+    replicas that `min.insync.replicas=2` asks for (nor does the controllers' quorum stand):
+    ingest must answer 503 and acknowledge nothing it did not store."""
+
+    async def fault() -> float:
+        leader = await _leader(cluster, topic, 0)
+        others = [node for node in cluster.nodes if node is not leader]
+        for node in [leader, *others][:count]:
+            node.kill()
+        await asyncio.sleep(seconds)
+        await asyncio.to_thread(cluster.restart)
+        return time.monotonic()
+
+    return fault
+
+
 # --- load ------------------------------------------------------------------------------------
 
 POISON_KINDS = ("nul-byte", "oversized", "wrong-type")
 
 
-def _response_body(customer: str, score: int) -> dict[str, Any]:
+def response_body(customer: str, score: int) -> dict[str, Any]:
     return {
         "response_id": f"r-{customer}",
         "survey_id": "chaos",
@@ -190,21 +260,32 @@ def poison_record(customer: str, kind: str) -> tuple[str, Outgoing]:
 
 
 async def _post_until_accepted(
-    client: httpx.AsyncClient, target: Target, body: dict[str, Any], deadline: float
+    client: httpx.AsyncClient, target: Target, load: "_Load", body: dict[str, Any], deadline: float
 ) -> bool:
     """As webhook senders do: retry until ingest acknowledges (202), the only recovery an
-    outage of the broker ever needs."""
+    outage of the broker ever needs. Every other answer is counted: a 503 with Retry-After is
+    what a broker that does not acknowledge must give; anything else is a fault.
+
+    At most `SENDING` posts are in flight at once, fewer than the client's connections: while
+    ingest takes its 5 s to answer 503, hundreds of senders retrying at once would otherwise
+    queue for the pool, and httpx's pool, once its waiters time out, was seen to open no
+    connection again (every later request failed with PoolTimeout, the run counted nothing)."""
     while time.monotonic() < deadline:
         try:
-            answer = await client.post(
-                f"{target.ingest}/v1/responses",
-                json=body,
-                headers={"Authorization": f"Bearer {target.token}"},
-            )
+            async with load.sending:
+                answer = await client.post(
+                    f"{target.ingest}/v1/responses",
+                    json=body,
+                    headers={"Authorization": f"Bearer {target.token}"},
+                )
             if answer.status_code == 202:
                 return True
+            if answer.status_code == 503 and answer.headers.get("Retry-After", "").isdigit():
+                load.unavailable += 1
+            else:
+                load.other_answers.append(f"{answer.status_code}: {answer.text[:200]}")
         except httpx.TransportError:
-            pass
+            load.unanswered += 1
         await asyncio.sleep(0.5)
     return False
 
@@ -226,7 +307,9 @@ async def _publish_until_acknowledged(
 # --- counting --------------------------------------------------------------------------------
 
 
-async def _cases(client: httpx.AsyncClient, target: Target, customer: str) -> list[dict[str, Any]]:
+async def customer_cases(
+    client: httpx.AsyncClient, target: Target, customer: str
+) -> list[dict[str, Any]]:
     answer = await client.get(
         f"{target.followup}/v1/cases",
         params={"customer_id": customer},
@@ -237,7 +320,7 @@ async def _cases(client: httpx.AsyncClient, target: Target, customer: str) -> li
     return items
 
 
-def _settled(cases: list[dict[str, Any]]) -> bool:
+def is_settled(cases: list[dict[str, Any]]) -> bool:
     return bool(cases) and all(
         action["state"] not in PENDING
         for case in cases
@@ -253,6 +336,10 @@ class _Load:
     poison: dict[str, str] = field(default_factory=dict)
     accepted: int = 0
     last_accepted: float = 0.0
+    unavailable: int = 0
+    other_answers: list[str] = field(default_factory=list)
+    unanswered: int = 0
+    sending: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SENDING))
 
 
 async def run(
@@ -283,11 +370,14 @@ async def run(
             poison_every=poison_every,
             deadline=deadline,
         )
-        fault_ended = await faulting
         loaded = load.last_accepted
-        recovered = await _caught_up(client, target, load.detractors, deadline)
+        # Counted from the end of the load, not of the fault: a fault the system rides out
+        # (a broker of three lost) may last longer than the backlog does.
+        catching_up = asyncio.create_task(_caught_up(client, target, load.detractors, deadline))
+        fault_ended = await faulting
+        recovered = await catching_up
         await asyncio.sleep(3)  # anything sent twice would arrive by now
-        final = {c: await _cases(client, target, c) for c in load.detractors}
+        final = {c: await customer_cases(client, target, c) for c in load.detractors}
     report = Report(
         fault=name,
         responses=responses,
@@ -296,6 +386,9 @@ async def run(
         poison=len(load.poison),
         recovery_seconds=max(0.0, recovered - fault_ended) if recovered else None,
         after_load_seconds=max(0.0, recovered - loaded) if recovered else None,
+        unavailable=load.unavailable,
+        other_answers=load.other_answers,
+        unanswered=load.unanswered,
     )
     _count_cases(report, final, target)
     await _count_dead_letters(report, kafka, load)
@@ -329,7 +422,7 @@ async def _post(
         if score <= 6:
             load.detractors.append(customer)
         accepted = await _post_until_accepted(
-            client, target, _response_body(customer, score), deadline
+            client, target, load, response_body(customer, score), deadline
         )
         load.accepted += accepted  # after the await: `+= await` would lose concurrent counts
         load.last_accepted = max(load.last_accepted, time.monotonic())
@@ -354,10 +447,10 @@ async def _caught_up(
     while time.monotonic() < deadline:
         for customer in [c for c in detractors if c not in settled]:
             try:
-                cases = await _cases(client, target, customer)
+                cases = await customer_cases(client, target, customer)
             except httpx.HTTPError:
                 break  # followup not ready yet
-            if _settled(cases):
+            if is_settled(cases):
                 settled.add(customer)
         if len(settled) == len(detractors):
             return time.monotonic()

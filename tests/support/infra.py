@@ -6,20 +6,35 @@ By default they are the embedded dev stack's (no Docker needed). `NPSLOOP_TEST_I
   launcher (Java and Maven; `make kafka` fetches it), with idempotent producers on; the rest
   is the embedded stack's;
 - `containers` (with a Docker engine): Apache Kafka and PostgreSQL in testcontainers.
+
+`running_cluster` adds a three-node Apache Kafka cluster beside the session's infrastructure,
+for the failover tests and bench (Java and Maven).
 """
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from nps_events.topics import ALL_TOPICS
 from nps_kit.auth import AuthSettings
-from nps_kit.devstack import ApacheKafka, EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
+from nps_kit.devstack import (
+    ApacheKafka,
+    ApacheKafkaCluster,
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    MailSink,
+    free_port,
+)
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.messaging import ensure_topics
 from nps_kit.migrations import upgrade
@@ -37,7 +52,7 @@ class Infra:
     #: The servers themselves, where the tests run them (the chaos suite kills and pauses
     #: them); None with testcontainers.
     postgres: EmbeddedPostgres | None = None
-    broker: EmbeddedBroker | ApacheKafka | None = None
+    broker: EmbeddedBroker | ApacheKafka | ApacheKafkaCluster | None = None
     #: Producer idempotence (`KAFKA_ENABLE_IDEMPOTENCE`): Apache Kafka has it, Tansu not.
     idempotence: bool = False
     #: The identity provider whose tokens the services accept.
@@ -63,9 +78,14 @@ class Infra:
 
     def env(self) -> dict[str, str]:
         """The environment a service process needs to use this infrastructure."""
+        kafka = (
+            self.broker.env()
+            if isinstance(self.broker, ApacheKafkaCluster)
+            else {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
+        )
         return {
             "AUTH_ISSUER": self.issuer,
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            **kafka,
             "KAFKA_ENABLE_IDEMPOTENCE": "true" if self.idempotence else "false",
             "DATABASE_URL": self.database_url,
             "SMTP_HOST": "127.0.0.1",
@@ -172,3 +192,36 @@ def running_infra(tmp: Path) -> Iterator[Infra]:
         finally:
             idp.stop()
             mail.stop()
+
+
+async def _fresh_database(server_url: str, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def running_cluster(infra: Infra, base_dir: Path) -> Iterator[Infra]:
+    """`infra` with a three-node Apache Kafka cluster for its broker (every topic created with
+    three replicas and `min.insync.replicas=2`) and a database of its own on the same
+    PostgreSQL (services on the cluster must not share outbox tables with services on the
+    session's broker); the SMTP sink is shared (the chaos suite counts by customer)."""
+    cluster = ApacheKafkaCluster(base_dir=base_dir)
+    cluster.start()
+    try:
+        asyncio.run(ensure_topics(cluster.settings(), ALL_TOPICS, partitions=3))
+        database_url = asyncio.run(_fresh_database(infra.database_url, "cluster"))
+        for package in MIGRATED:
+            upgrade(package, database_url)
+        yield dataclasses.replace(
+            infra,
+            bootstrap_servers=cluster.bootstrap_servers,
+            database_url=database_url,
+            broker=cluster,
+            idempotence=True,
+        )
+    finally:
+        cluster.stop()

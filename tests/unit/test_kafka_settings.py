@@ -21,7 +21,11 @@ def ca_file(tmp_path: Path) -> Path:
 
 def test_the_default_is_plaintext_to_the_embedded_broker() -> None:
     options = client_options(KafkaSettings())
-    assert options == {"bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"}
+    assert options == {
+        "bootstrap_servers": "127.0.0.1:9092",
+        "security_protocol": "PLAINTEXT",
+        "metadata_max_age_ms": 300_000,
+    }
 
 
 def test_sasl_ssl_reaches_the_client_with_a_verifying_tls_context(ca_file: Path) -> None:
@@ -63,6 +67,11 @@ def test_sasl_ssl_reaches_the_client_with_a_verifying_tls_context(ca_file: Path)
         ),
         ({"security_protocol": "SSL", "ssl_cafile": "/nowhere/ca.pem"}, "ssl_cafile"),
         ({"security_protocol": "TLS"}, "security_protocol"),
+        (
+            {"topic_replication_factor": "2", "topic_min_insync_replicas": "3"},
+            "KAFKA_TOPIC_MIN_INSYNC_REPLICAS=3 is more than KAFKA_TOPIC_REPLICATION_FACTOR=2",
+        ),
+        ({"topic_replication_factor": "0"}, "topic_replication_factor"),
     ],
 )
 def test_inconsistent_settings_are_refused_by_name(
@@ -79,3 +88,12 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, ca_
     settings = KafkaSettings()
     assert settings.security_protocol == "SSL"
     assert settings.ssl_cafile == ca_file
+
+
+def test_topics_are_created_as_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_TOPIC_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "2")
+    monkeypatch.setenv("KAFKA_METADATA_MAX_AGE_MS", "30000")
+    settings = KafkaSettings()
+    assert (settings.topic_replication_factor, settings.topic_min_insync_replicas) == (3, 2)
+    assert client_options(settings)["metadata_max_age_ms"] == 30_000

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
@@ -62,10 +62,12 @@ class Outgoing:
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
     """What every aiokafka client needs to reach the brokers: their address, TLS (verified
     against `ssl_cafile` or the system's CAs, with a client certificate for mutual TLS) and
-    SASL."""
+    SASL; and how often to refresh the cluster's metadata (partitions added to a topic are
+    seen then)."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "security_protocol": settings.security_protocol,
+        "metadata_max_age_ms": settings.metadata_max_age_ms,
     }
     if settings.security_protocol in ("SSL", "SASL_SSL"):
         context = ssl.create_default_context(
@@ -204,7 +206,9 @@ class Publisher:
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Sequence[str], *, partitions: int) -> None:
-    """Create `topics` (each with `partitions`) unless they exist."""
+    """Create `topics` (each with `partitions`) unless they exist, replicated
+    `topic_replication_factor` times with `min.insync.replicas` `topic_min_insync_replicas`
+    (`KafkaSettings`). A topic that exists is left as it is, whatever its settings."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
@@ -212,14 +216,40 @@ async def ensure_topics(settings: KafkaSettings, topics: Sequence[str], *, parti
         missing = [t for t in topics if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [
-                        NewTopic(name=t, num_partitions=partitions, replication_factor=1)
+                        NewTopic(
+                            name=t,
+                            num_partitions=partitions,
+                            replication_factor=settings.topic_replication_factor,
+                            topic_configs={
+                                "min.insync.replicas": str(settings.topic_min_insync_replicas)
+                            },
+                        )
                         for t in missing
                     ]
                 )
+                _raise_for_topic_errors(response.topic_errors)
     finally:
         await admin.close()
+
+
+class TopicsNotCreatedError(KafkaError):  # type: ignore[misc]
+    """The broker refused to create topics (say, a replication factor larger than the number
+    of brokers): the reason for each, in the broker's words."""
+
+
+def _raise_for_topic_errors(topic_errors: Sequence[tuple[Any, ...]]) -> None:
+    """aiokafka returns CreateTopics' answer as it is, errors included: a topic the broker
+    refused would otherwise look created. One that exists already is no error here (another
+    process created it first)."""
+    refused = [
+        f"{topic}: {for_code(code).__name__}" + (f" ({rest[0]})" if rest and rest[0] else "")
+        for topic, code, *rest in topic_errors
+        if code not in (0, TopicAlreadyExistsError.errno)
+    ]
+    if refused:
+        raise TopicsNotCreatedError("; ".join(refused))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,17 @@ class KafkaSettings(BaseSettings):
     # Tansu broker, which has none. Correctness never depends on it (consumers dedupe).
     enable_idempotence: bool = False
     client_id_prefix: str = "npsloop"
+    # How `ensure_topics` creates a topic that does not exist yet: copies of each partition,
+    # and how many must have a write before it is acknowledged (producers use acks=all). 1 and
+    # 1 for a single broker (the dev stack); 3 and 2 on a cluster, as deploy/k8s's KafkaTopics
+    # declare: an acknowledged event is on two brokers, and one broker can be lost without
+    # stopping writes. Topics that exist are left as they are.
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    # How often clients refresh the cluster's metadata even when nothing failed: a consumer
+    # sees partitions added to a topic it reads (and a producer starts writing to them) only
+    # then. Kafka's and aiokafka's default is 5 minutes (docs/operations.md, "Scale out").
+    metadata_max_age_ms: int = Field(default=300_000, ge=1_000)
     request_timeout_ms: int = Field(default=10_000, ge=1_000)
     # How clients reach the brokers: PLAINTEXT for the embedded broker; SSL (TLS) or
     # SASL_SSL (TLS and a user) for a managed or Strimzi cluster.
@@ -33,7 +44,7 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = None
 
     @model_validator(mode="after")
-    def _security_is_consistent(self) -> Self:
+    def _settings_are_consistent(self) -> Self:
         """Refuse, at start-up and by name, settings that would only fail at the first
         connection (or, worse, be silently ignored)."""
         sasl = self.security_protocol.startswith("SASL_")
@@ -62,6 +73,12 @@ class KafkaSettings(BaseSettings):
             raise ValueError(
                 f"KAFKA_{files[0].upper()} is set but KAFKA_SECURITY_PROTOCOL is "
                 f"{self.security_protocol}: use SSL or SASL_SSL"
+            )
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"KAFKA_TOPIC_MIN_INSYNC_REPLICAS={self.topic_min_insync_replicas} is more than "
+                f"KAFKA_TOPIC_REPLICATION_FACTOR={self.topic_replication_factor}: no write "
+                "could ever be acknowledged"
             )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("mutual TLS needs both KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE")

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from nps_kit.devstack.process import ServerProcess, free_port, port_open, stop_process
+from nps_kit.settings import KafkaSettings
 
 #: The Maven project that fetches Kafka; the repository's, when the kit is installed from it.
 TOOLS_DIR = Path(__file__).resolve().parents[5] / "tools" / "kafka"
@@ -371,6 +372,28 @@ class ApacheKafkaCluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    def settings(self) -> KafkaSettings:
+        """How clients use this cluster: idempotent producers, and topics created with three
+        replicas and `min.insync.replicas=2` (as deploy/k8s's KafkaTopics declare; fewer
+        replicas when the cluster is smaller)."""
+        replication = self.nodes[0].replication
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_idempotence=True,
+            topic_replication_factor=replication,
+            topic_min_insync_replicas=min(2, replication),
+        )
+
+    def env(self) -> dict[str, str]:
+        """The same, as the environment of a service process (`KAFKA_*`)."""
+        settings = self.settings()
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "KAFKA_ENABLE_IDEMPOTENCE": "true",
+            "KAFKA_TOPIC_REPLICATION_FACTOR": str(settings.topic_replication_factor),
+            "KAFKA_TOPIC_MIN_INSYNC_REPLICAS": str(settings.topic_min_insync_replicas),
+        }
 
     @property
     def pid(self) -> int | None:
