@@ -111,10 +111,25 @@ def create_topics(bootstrap_servers: str, *, partitions: int) -> None:
 
 def prepare(env: Mapping[str, str], *, partitions: int) -> None:
     """Create every topic (with its DLQ) and bring every service's schema up to date, through
-    each service's own `migrate` command."""
+    each service's own `migrate` command, all at once: each is mostly its interpreter
+    starting, and one after another they were a third of `make up`'s time."""
     create_topics(env["KAFKA_BOOTSTRAP_SERVERS"], partitions=partitions)
-    for name in SERVICES:
-        migrate(name, dict(env))
+    running = {
+        name: subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", f"nps_{name}", "migrate"],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for name in SERVICES
+    }
+    failed = []
+    for name, process in running.items():
+        output, _ = process.communicate()
+        if process.returncode != 0:
+            failed.append(f"{name} (exit {process.returncode}):\n{output.decode(errors='replace')}")
+    if failed:
+        raise RuntimeError("migrations failed: " + "\n".join(failed))
 
 
 def start_all(
