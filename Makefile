@@ -84,5 +84,5 @@ format: install ## apply ruff's fixes and formatting
 contracts: install ## regenerate contracts/ from the event models
 	$(PY) -m nps_events.contracts contracts
 
-clean: down ## remove .venv, .tools, var/ and the fetched Apache Kafka (all local state)
-	rm -rf $(VENV) .tools var tools/kafka/target
+clean: down ## remove var/ and everything installed in the project's folder (.venv, .tools, checkov's, Apache Kafka)
+	rm -rf $(VENV) .tools var tools/kafka/target tools/checkov/.venv
