@@ -10,6 +10,7 @@ import pytest
 
 from nps_kit.devstack import free_port
 from nps_kit.devstack.services import SERVICES, ServiceProcess, start_all
+from tests.support import chaos
 from tests.support.fake_collector import FakeCollector
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.fake_zendesk import FakeZendesk
@@ -41,6 +42,18 @@ class System:
         default: every team's cases); a request's own `Authorization` (ingest's token)
         replaces it."""
         return httpx.AsyncClient(timeout=10, headers=self.infra.bearer(person))
+
+    def chaos_target(self, zendesk: FakeZendesk) -> "chaos.Target":
+        """This system as the chaos suite reaches it from the outside."""
+        return chaos.Target(
+            ingest=self.url("ingest"),
+            followup=self.url("followup"),
+            bootstrap_servers=self.infra.bootstrap_servers,
+            token=TOKEN,
+            mail=self.infra.mail,
+            zendesk=zendesk,
+            staff_token=self.infra.token("admin@example.com"),
+        )
 
     def restart(self, name: str) -> None:
         service = self.services[name]

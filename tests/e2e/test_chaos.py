@@ -9,22 +9,14 @@ and is in docs/reliability.md; timing goals live there, not here."""
 
 import pytest
 
-from tests.e2e.conftest import TOKEN, System
+from tests.e2e.conftest import System
 from tests.support import chaos
 from tests.support.fake_zendesk import FakeZendesk
 
 
 @pytest.fixture
 def target(system: System, zendesk: tuple[FakeZendesk, str]) -> chaos.Target:
-    return chaos.Target(
-        ingest=system.url("ingest"),
-        followup=system.url("followup"),
-        bootstrap_servers=system.infra.bootstrap_servers,
-        token=TOKEN,
-        mail=system.infra.mail,
-        zendesk=zendesk[0],
-        staff_token=system.infra.token("admin@example.com"),
-    )
+    return system.chaos_target(zendesk[0])
 
 
 def _nothing_lost_nothing_twice(report: chaos.Report) -> None:

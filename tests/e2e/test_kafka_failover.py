@@ -68,15 +68,7 @@ def cluster_system(
 
 @pytest.fixture
 def target(cluster_system: System, zendesk: tuple[FakeZendesk, str]) -> chaos.Target:
-    return chaos.Target(
-        ingest=cluster_system.url("ingest"),
-        followup=cluster_system.url("followup"),
-        bootstrap_servers=cluster_system.infra.bootstrap_servers,
-        token=TOKEN,
-        mail=cluster_system.infra.mail,
-        zendesk=zendesk[0],
-        staff_token=cluster_system.infra.token("admin@example.com"),
-    )
+    return cluster_system.chaos_target(zendesk[0])
 
 
 def _cluster(system: System) -> ApacheKafkaCluster:

@@ -58,15 +58,12 @@ async def _sign_in(
     return query["code"][0]
 
 
-async def test_authorization_code_with_pkce_gives_tokens_the_services_accept(
-    http: httpx.AsyncClient, infra: Infra
-) -> None:
-    discovery = (await http.get(f"{infra.issuer}/.well-known/openid-configuration")).json()
-    assert discovery["code_challenge_methods_supported"] == ["S256"]
-    verifier, challenge = _pkce()
-    code = await _sign_in(http, infra, user="cs-lead@example.com", challenge=challenge)
-    answer = await http.post(
-        discovery["token_endpoint"],
+async def _exchange(
+    http: httpx.AsyncClient, infra: Infra, code: str, verifier: str
+) -> httpx.Response:
+    """The relying party's back-channel call: the code and its PKCE verifier for tokens."""
+    return await http.post(
+        f"{infra.issuer}/token",
         data={
             "grant_type": "authorization_code",
             "code": code,
@@ -75,6 +72,16 @@ async def test_authorization_code_with_pkce_gives_tokens_the_services_accept(
         },
         auth=(CLIENT, SECRET),
     )
+
+
+async def test_authorization_code_with_pkce_gives_tokens_the_services_accept(
+    http: httpx.AsyncClient, infra: Infra
+) -> None:
+    discovery = (await http.get(f"{infra.issuer}/.well-known/openid-configuration")).json()
+    assert discovery["code_challenge_methods_supported"] == ["S256"]
+    verifier, challenge = _pkce()
+    code = await _sign_in(http, infra, user="cs-lead@example.com", challenge=challenge)
+    answer = await _exchange(http, infra, code, verifier)
     assert answer.status_code == 200, answer.text
     tokens = answer.json()
     identity = jwt.decode(
@@ -95,16 +102,7 @@ async def test_authorization_code_with_pkce_gives_tokens_the_services_accept(
     )
     assert userinfo.json()["email"] == "cs-lead@example.com"
     # A code is good once.
-    again = await http.post(
-        discovery["token_endpoint"],
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-        },
-        auth=(CLIENT, SECRET),
-    )
+    again = await _exchange(http, infra, code, verifier)
     assert again.json()["error"] == "invalid_grant"
 
 
