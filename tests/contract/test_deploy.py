@@ -37,6 +37,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -643,6 +644,118 @@ def test_the_migration_job_is_fit_to_run(rendered: tuple[str, list[dict[str, Any
     # Init containers run one at a time, in order, each only if the one before succeeded.
     steps = [c["args"] for c in [*spec["initContainers"], *spec["containers"]]]
     assert steps == [[f"nps_{s}", "migrate"] for s in (*MIGRATED, "ingest")]
+
+
+# --- recommended labels --------------------------------------------------------------------
+
+#: Kubernetes's recommended labels (app.kubernetes.io/*), on every object and every pod.
+RECOMMENDED_LABELS = tuple(
+    f"app.kubernetes.io/{label}"
+    for label in ("name", "instance", "version", "component", "part-of", "managed-by")
+)
+#: The workspace's version, which the `version` label and the base's image tag must say.
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+#: Who each workload is: its `component`, carried by everything named after it.
+COMPONENTS = {
+    "ingest": "api",
+    "scoring": "consumer",
+    "followup": "consumer",
+    "notify": "consumer",
+    "migrate": "migration",
+}
+#: What the services share is named `npsloop`, with one of these roles.
+SHARED_COMPONENTS = {"config", "topics", "monitoring", "network-policy"}
+
+
+def label_problems(obj: dict[str, Any]) -> list[str]:
+    """What `obj` (and its pods) lack of the recommended labels, or says wrong."""
+    problems = []
+    carriers = {"object": obj["metadata"].get("labels", {})}
+    if "template" in obj.get("spec", {}):
+        carriers["pods"] = obj["spec"]["template"]["metadata"].get("labels", {})
+    for where, labels in carriers.items():
+        problems += [
+            f"{where}: no {label}" for label in RECOMMENDED_LABELS if not labels.get(label)
+        ]
+        name = labels.get("app.kubernetes.io/name")
+        component = labels.get("app.kubernetes.io/component")
+        expected = {
+            "app.kubernetes.io/part-of": "npsloop",
+            "app.kubernetes.io/version": VERSION,
+            "app.kubernetes.io/managed-by": "kustomize",
+        }
+        problems += [
+            f"{where}: {label} is {labels.get(label)!r}, not {value!r}"
+            for label, value in expected.items()
+            if labels.get(label) != value
+        ]
+        if name in COMPONENTS and component != COMPONENTS[name]:
+            problems.append(f"{where}: component {component!r} is not {name}'s")
+        if name == "npsloop" and component not in SHARED_COMPONENTS:
+            problems.append(f"{where}: component {component!r} of a shared object")
+        if name not in {*COMPONENTS, "npsloop"}:
+            problems.append(f"{where}: name {name!r} is neither a workload nor npsloop")
+    return problems
+
+
+def test_every_object_and_pod_carries_the_recommended_labels(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    for obj in objects:
+        assert label_problems(obj) == [], _key(obj)
+    # One installation per rendering.
+    instances = {o["metadata"]["labels"]["app.kubernetes.io/instance"] for o in objects}
+    assert instances == {"npsloop"}
+
+
+def test_the_version_label_is_the_version_the_base_deploys() -> None:
+    images = {c["image"] for o in render(K8S / "base") for c in _containers(o)}
+    assert images == {f"npsloop:{VERSION}"}
+
+
+def test_the_labels_stay_out_of_the_selectors(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """A Deployment's selector is immutable: a version in it would make every upgrade fail."""
+    _, objects = rendered
+    for obj in objects:
+        selector = obj.get("spec", {}).get("selector", {})
+        selector = selector.get("matchLabels", selector) if obj["kind"] != "Service" else selector
+        assert set(selector) <= {"app.kubernetes.io/name", "app.kubernetes.io/part-of"}, _key(obj)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "mutate"),
+    [
+        ("KafkaTopic", "nps.cases.v1", _drop("metadata/labels/app.kubernetes.io~1name")),
+        ("ServiceMonitor", "npsloop", _drop("metadata/labels/app.kubernetes.io~1instance")),
+        ("Deployment", "npsloop-notify", _set("metadata/labels/app.kubernetes.io~1version", "0")),
+        (
+            "Deployment",
+            "npsloop-notify",
+            _drop("spec/template/metadata/labels/app.kubernetes.io~1managed-by"),
+        ),
+        ("Service", "npsloop-ingest", _set("metadata/labels/app.kubernetes.io~1component", "x")),
+        (
+            "NetworkPolicy",
+            "npsloop-default-deny",
+            _set("metadata/labels/app.kubernetes.io~1name", ""),
+        ),
+        (
+            "ConfigMap",
+            "npsloop-config",
+            _set("metadata/labels/app.kubernetes.io~1component", "api"),
+        ),
+    ],
+)
+def test_the_label_check_catches_a_missing_or_wrong_label(
+    kind: str, name: str, mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    obj = copy.deepcopy(_prod(kind, name))
+    assert label_problems(obj) == []
+    mutate(obj)
+    assert label_problems(obj)
 
 
 def test_every_container_runs_the_one_image(rendered: tuple[str, list[dict[str, Any]]]) -> None:
