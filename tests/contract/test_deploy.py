@@ -204,7 +204,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 def _drop(path: str) -> Callable[[dict[str, Any]], None]:
     def mutate(document: dict[str, Any]) -> None:
         node, last = _parent(document, path)
-        del node[last]
+        del node[int(last) if isinstance(node, list) else last]
 
     return mutate
 
@@ -569,10 +569,43 @@ def _pod_problems(spec: dict[str, Any], service_accounts: set[str]) -> list[str]
     return problems
 
 
+#: How the replicas of each Deployment spread: (topologyKey, whenUnsatisfiable). Never two on
+#: one node (a PDB of maxUnavailable: 1 protects nothing when a node holds two), so hostname
+#: refuses to schedule; zones only as far as the cluster has them, so zone prefers.
+SPREAD = {
+    ("kubernetes.io/hostname", "DoNotSchedule"),
+    ("topology.kubernetes.io/zone", "ScheduleAnyway"),
+}
+
+
+def _spread_problems(deployment: dict[str, Any]) -> list[str]:
+    constraints = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    problems = []
+    if {(c["topologyKey"], c["whenUnsatisfiable"]) for c in constraints} != SPREAD or len(
+        constraints
+    ) != len(SPREAD):
+        problems.append("replicas not spread over nodes (DoNotSchedule) and zones (ScheduleAnyway)")
+    own = deployment["spec"]["selector"]
+    for c in constraints:
+        where = c["topologyKey"]
+        # Its own pods, all of them and no others: a selector of every npsloop pod would let
+        # two of one service share a node as long as the node count stays even.
+        if c.get("labelSelector") != own:
+            problems.append(f"{where}: does not count exactly this Deployment's pods")
+        if c.get("maxSkew") != 1:
+            problems.append(f"{where}: maxSkew is not 1")
+        if "pod-template-hash" not in c.get("matchLabelKeys", []):
+            problems.append(f"{where}: a rolling update's new pods are not spread by themselves")
+        if c["whenUnsatisfiable"] == "DoNotSchedule" and c.get("nodeTaintsPolicy") != "Honor":
+            problems.append(f"{where}: a cordoned or tainted node would hold replicas Pending")
+    return problems
+
+
 def deployment_problems(deployment: dict[str, Any], service_accounts: set[str]) -> list[str]:
     """What a Deployment lacks of what ops rely on; empty when it is fit to run."""
     spec = deployment["spec"]["template"]["spec"]
     problems = _pod_problems(spec, service_accounts)
+    problems += _spread_problems(deployment)
     # preStop pause + HTTP drain + the consumers' batch in flight (nps_kit.service), plus margin.
     drain = PRE_STOP_SECONDS + HTTP_DRAIN_SECONDS + BATCH_DRAIN_SECONDS
     if not drain < spec.get("terminationGracePeriodSeconds", 30) <= drain + 10:
@@ -625,6 +658,25 @@ def test_every_deployment_is_fit_to_run(rendered: tuple[str, list[dict[str, Any]
             _set("spec/template/metadata/annotations/prometheus.io~1port", "8004"),
         ),
         ("no metrics port", _set(f"{CONTAINER}/ports/1/name", "prometheus")),
+        ("not spread", _drop(f"{POD}/topologySpreadConstraints")),
+        ("no node spread", _drop(f"{POD}/topologySpreadConstraints/0")),
+        (
+            "nodes only preferred",
+            _set(f"{POD}/topologySpreadConstraints/0/whenUnsatisfiable", "ScheduleAnyway"),
+        ),
+        (
+            "zones required",
+            _set(f"{POD}/topologySpreadConstraints/1/whenUnsatisfiable", "DoNotSchedule"),
+        ),
+        ("skew of 2", _set(f"{POD}/topologySpreadConstraints/0/maxSkew", 2)),
+        (
+            "spread among every npsloop pod",
+            _drop(
+                f"{POD}/topologySpreadConstraints/0/labelSelector/matchLabels/app.kubernetes.io~1name"
+            ),
+        ),
+        ("old pods counted", _drop(f"{POD}/topologySpreadConstraints/0/matchLabelKeys")),
+        ("tainted nodes counted", _drop(f"{POD}/topologySpreadConstraints/0/nodeTaintsPolicy")),
     ],
 )
 def test_invariants_catch_a_deployment_unfit_to_run(
