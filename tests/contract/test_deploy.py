@@ -466,6 +466,7 @@ def _prod(kind: str, name: str) -> dict[str, Any]:
         ("PrometheusRule", "npsloop", _set("spec/groups/0/rules/0/for", "half an hour")),
         ("PrometheusRule", "npsloop", _drop("spec/groups/0/name")),
         ("PrometheusRule", "npsloop", _set("spec/groups/0/rules/0/severity", "warning")),
+        ("PrometheusRule", "npsloop", _set("spec/groups/0/partial_response_strategy", "ignore")),
     ],
 )
 def test_the_upstream_crds_reject_a_broken_resource(
@@ -475,6 +476,28 @@ def test_the_upstream_crds_reject_a_broken_resource(
     assert crds.custom_resource_errors(obj, K8S_VERSIONS[-1]) == []
     mutate(obj)
     assert crds.custom_resource_errors(obj, K8S_VERSIONS[-1])
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "mutate"),
+    [
+        # Go's regexp takes `(?i)` after `^` (the CRD's pattern is `^(?i)(abort|warn)?$`).
+        ("PrometheusRule", "npsloop", _set("spec/groups/0/partial_response_strategy", "WARN")),
+        # x-kubernetes-int-or-string: a number or a name.
+        ("ServiceMonitor", "npsloop", _set("spec/endpoints/0/targetPort", 9464)),
+        ("ServiceMonitor", "npsloop", _set("spec/endpoints/0/targetPort", "metrics")),
+        # x-kubernetes-preserve-unknown-fields: any topic configuration the broker knows.
+        ("KafkaTopic", "nps.cases.v1", _set("spec/config/segment.bytes", 1073741824)),
+        ("ScaledObject", "npsloop-notify", _set("spec/idleReplicaCount", 0)),
+    ],
+)
+def test_the_upstream_crds_accept_what_their_operators_accept(
+    kind: str, name: str, mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    """The schema as read here is not stricter than an API server: each of these is valid."""
+    obj = copy.deepcopy(_prod(kind, name))
+    mutate(obj)
+    assert crds.custom_resource_errors(obj, K8S_VERSIONS[-1]) == []
 
 
 def test_an_unknown_custom_resource_is_not_waved_through() -> None:
