@@ -1140,7 +1140,8 @@ def test_the_three_broker_test_tier_creates_topics_replicated_as_prod_declares(
         assert spec["config"]["min.insync.replicas"] == settings.topic_min_insync_replicas, name
 
 
-#: The kafka trigger's parameters we set (KEDA's documentation of the Apache Kafka scaler).
+#: The kafka trigger's parameters we set, each one KEDA's kafka scaler reads (its `keda:"name=…"`
+#: tags in pkg/scalers/kafka_scaler.go at v2.20.2, the release of the vendored CRD).
 KAFKA_TRIGGER_KEYS = {
     "bootstrapServers",
     "consumerGroup",
