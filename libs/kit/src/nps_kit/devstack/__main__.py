@@ -170,7 +170,8 @@ class DevStack:
         if console is not None:
             lines.append(f"  console   {console.url}/cases   (sign in as a dev person below)")
         for svc in self.services:
-            lines.append(f"  {svc.name:<9} {svc.url}   (docs: {svc.url}/docs, log: {svc.log_path})")
+            docs = "" if svc.name == "console" else f"docs: {svc.url}/docs, "
+            lines.append(f"  {svc.name:<9} {svc.url}   ({docs}log: {svc.log_path})")
             lines.append(f"  {'':<9} metrics: {svc.metrics_url}")
         broker = (
             self.broker.bootstrap_servers if self.broker else os.environ["KAFKA_BOOTSTRAP_SERVERS"]
