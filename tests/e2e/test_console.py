@@ -7,11 +7,10 @@ in its tmp folder (pytest prints the path).
   cause, and sees both on the timeline under their email address;
 - a lead reassigns a case, and an owner outside the team is refused with the API's reason;
 - a viewer is refused the queue with a clear message and sees no customer's email, but the
-  dashboard;
+  dashboard (NPS by month, as a chart and a table);
 - signing out ends the session: the next page asks to sign in again.
 """
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -40,7 +39,9 @@ VIEWER = "analyst@example.com"
 
 
 @pytest.fixture
-def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebDriver]:
+def browser(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WebDriver]:
     if CHROMIUM is None or CHROMEDRIVER is None:
         pytest.fail("Chromium and chromedriver are needed: `make browser` installs them")
     options = Options()
@@ -52,7 +53,7 @@ def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebDrive
         "--window-size=1280,1000",
     ):
         options.add_argument(argument)
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download
+    monkeypatch.setenv("SE_OFFLINE", "true")  # never let Selenium Manager download
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         yield driver
@@ -200,6 +201,9 @@ def test_a_viewer_is_refused_the_queue_and_sees_no_customer_email(
 
     browser.get(f"{system.url('console')}/dashboard")
     _wait(browser).until(ec.presence_of_element_located((By.ID, "nps-title")))
+    # The figures count the responses scored so far: a point per month, and its value.
+    assert browser.find_elements(By.CSS_SELECTOR, "#nps-chart circle")
+    assert browser.find_elements(By.CSS_SELECTOR, "#nps tbody tr")
     assert "@example.com" not in browser.find_element(By.TAG_NAME, "main").text
 
 

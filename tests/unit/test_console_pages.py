@@ -10,6 +10,7 @@ import pytest
 
 from nps_console import catalog
 from nps_console.config import ConsoleSettings
+from nps_console.domain.chart import nps_chart
 from nps_console.domain.deadline import due_label
 from nps_console.entrypoints import web
 from nps_console.handlers import safe_return_to
@@ -91,3 +92,21 @@ def test_every_string_a_template_asks_for_is_in_the_catalog() -> None:
     built = [f"status.{s}" for s in web.STATUSES] + [f"outcome.{o}" for o in web.OUTCOMES]
     built += [f"done.{step}" for step in web.STEPS]
     assert sorted(set(built) - set(catalog.EN)) == []
+
+
+def test_the_nps_chart_puts_higher_nps_higher_and_skips_empty_periods() -> None:
+    chart = nps_chart(
+        [("2026-09-01", -20.0, 10.0), ("2026-10-01", None, None), ("2026-11-01", 40.0, 5.0)]
+    )
+    assert [p.label for p in chart.points] == ["2026-09-01", "2026-11-01"]
+    low, high = chart.points
+    assert high.y < chart.zero < low.y  # SVG's y grows downwards
+    assert low.band_top < low.y < low.band_bottom
+    assert high.band_bottom - high.band_top < low.band_bottom - low.band_top
+    assert low.x < high.x
+    assert nps_chart([]).points == []
+
+
+def test_the_nps_chart_keeps_a_band_beyond_the_scale_on_the_chart() -> None:
+    [point] = nps_chart([("2026-11-01", 95.0, 30.0)]).points
+    assert point.band_top == nps_chart([("x", 100.0, 0.0)]).points[0].y

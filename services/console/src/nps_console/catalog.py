@@ -118,6 +118,8 @@ EN: Mapping[str, str] = {
     "dashboard.title": "Dashboard",
     "dashboard.nps": "NPS by month",
     "dashboard.period": "Month",
+    "dashboard.chart_desc": "NPS of each month, from −100 to 100, with a bar for its margin of "
+    "error; the table below has the same figures.",
     "dashboard.responses": "Responses",
     "dashboard.nps_value": "NPS",
     "dashboard.margin": "Margin of error (±)",

@@ -23,6 +23,7 @@ from nps_console.adapters.apis import ApiRefused, Apis, ApiUnavailable, TokenRef
 from nps_console.adapters.oidc import IdentityProvider, SignInFailed
 from nps_console.adapters.sessions import Session, SessionStore
 from nps_console.config import ConsoleSettings
+from nps_console.domain.chart import nps_chart
 from nps_console.domain.deadline import due_label
 from nps_console.handlers import begin_sign_in, finish_sign_in, sign_out
 from nps_events import ContactOutcome
@@ -390,7 +391,12 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
             return await console.token_refused(session, "/dashboard")
         except (ApiRefused, ApiUnavailable) as exc:
             return console.refused(session, exc)
-        return console.page("dashboard.html", session=session, nps=nps, teams=teams["groups"])
+        chart = nps_chart(
+            [(str(p["period_start"]), p["nps"], p["margin_of_error"]) for p in nps["series"]]
+        )
+        return console.page(
+            "dashboard.html", session=session, nps=nps, chart=chart, teams=teams["groups"]
+        )
 
     @api.get("/policy")
     async def policy_page(request: Request) -> Response:
