@@ -202,3 +202,19 @@ async def test_signing_out_deletes_the_session_and_ends_it_at_the_provider(
     again = await console.get("/cases")
     assert again.status_code == 303
     assert again.headers["location"].startswith("/sign-in")
+
+
+async def test_a_case_id_that_is_not_one_never_reaches_followup(
+    console: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    """Followup is unreachable here: a 404 page (not the 503 of a call) shows nothing was asked."""
+    cookie = await _sign_in(console, "alex@example.com")
+    for path in ("/cases/not-a-case", "/cases/%2E%2E", "/cases/1%3B2"):
+        answer = await console.get(path)
+        assert answer.status_code == 404, (path, answer.text[:200])
+        assert "There is no such case." in answer.text
+    token = await _csrf(sessions, cookie)
+    posted = await console.post(
+        "/cases/not-a-case/close", data={"csrf_token": token}, headers={"Origin": CONSOLE}
+    )
+    assert posted.status_code == 404

@@ -7,6 +7,7 @@ Every form carries the session's CSRF token and must come from the console's own
 the console is served over plain HTTP on this machine."""
 
 import secrets
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -133,8 +134,7 @@ class Console:
         session = await self.session_of(request)
         if session is not None and session.signed_in(self.clock.now()):
             return session
-        here = back_to or request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise _Redirect("/sign-in?" + urlencode({"next": here}))
+        raise _Redirect("/sign-in?" + urlencode({"next": back_to or _here(request)}))
 
     async def token_refused(self, session: Session, back_to: str) -> RedirectResponse:
         """The API refused the token (expired, revoked): sign in again."""
@@ -312,7 +312,7 @@ def _case_routes(api: APIRouter, console: Console) -> None:
         try:
             found = await console.apis.cases(token, params)
         except TokenRefused:
-            return await console.token_refused(session, str(request.url.path))
+            return await console.token_refused(session, _here(request))
         except (ApiRefused, ApiUnavailable) as exc:
             return console.refused(session, exc)
         now = console.clock.now()
@@ -350,6 +350,8 @@ def _case_routes(api: APIRouter, console: Console) -> None:
             session = await console.signed_in(request)
         except _Redirect as go:
             return RedirectResponse(go.location, status_code=303)
+        if not _is_case_id(case_id):
+            return _not_found(console, session)
         return await _render_case(console, session, case_id, done=done)
 
     @api.post("/cases/{case_id}/{step}")
@@ -363,15 +365,13 @@ def _case_routes(api: APIRouter, console: Console) -> None:
             fields = await console.form(request, session)
         except _Forbidden:
             return _csrf_page(console, session)
+        if not _is_case_id(case_id):
+            return _not_found(console, session)
         body = _body(step, fields, session)
         try:
             await console.apis.act(session.access_token or "", case_id, STEPS[step], body)
-        except TokenRefused:
-            return await console.token_refused(session, back)
-        except ApiRefused as exc:
-            return await _render_case(console, session, case_id, failed=exc, form=fields)
-        except ApiUnavailable as exc:
-            return console.refused(session, exc)
+        except (TokenRefused, ApiRefused, ApiUnavailable) as exc:
+            return await _step_refused(console, session, case_id, exc, fields)
         log.info("console.case_step", step=step)
         return RedirectResponse(f"{back}?{urlencode({'done': step})}", status_code=303)
 
@@ -421,6 +421,41 @@ def _sign_in_failed(console: Console, why: str) -> HTMLResponse:
         status=400,
         message=catalog.t("error.sign_in", detail=why),
         detail="",
+    )
+
+
+async def _step_refused(
+    console: Console,
+    session: Session,
+    case_id: str,
+    error: TokenRefused | ApiRefused | ApiUnavailable,
+    fields: Mapping[str, str],
+) -> Response:
+    """A step followup did not take: sign in again (401), the case page with the reason and
+    what was typed (403, 404, 409, 422), or the service's absence."""
+    if isinstance(error, TokenRefused):
+        return await console.token_refused(session, f"/cases/{case_id}")
+    if isinstance(error, ApiRefused):
+        return await _render_case(console, session, case_id, failed=error, form=fields)
+    return console.refused(session, error)
+
+
+def _here(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _is_case_id(value: str) -> bool:
+    """A case id is a UUID: anything else never reaches followup's URL."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_found(console: Console, session: Session) -> HTMLResponse:
+    return console.page(
+        "error.html", session=session, status=404, message=catalog.t("error.404"), detail=""
     )
 
 
