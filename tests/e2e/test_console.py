@@ -6,6 +6,7 @@ in its tmp folder (pytest prints the path).
 - an agent signs in, finds the newest detractor case, logs a contact, resolves it with a root
   cause, and sees both on the timeline under their email address;
 - a lead reassigns a case, and an owner outside the team is refused with the API's reason;
+  a lead assigns the cases selected in the queue at once;
 - a viewer is refused the queue with a clear message and sees no customer's email, but the
   dashboard (NPS by month, as a chart and a table);
 - signing out ends the session: the next page asks to sign in again.
@@ -214,3 +215,29 @@ def test_signing_out_ends_the_session(system: System, browser: WebDriver) -> Non
     browser.get(f"{system.url('console')}/cases")
     _wait(browser).until(ec.url_contains(system.infra.issuer))
     assert browser.find_elements(By.CSS_SELECTOR, 'button[name="user"]')
+
+
+def test_a_lead_assigns_the_selected_cases_of_the_queue(system: System, browser: WebDriver) -> None:
+    case_id, customer = _detractor_case(system)
+    _sign_in(browser, system, LEAD, path=f"/cases?customer={customer}")
+
+    def assign_selected(owner: str) -> str:
+        browser.get(f"{system.url('console')}/cases?customer={customer}")
+        row = _wait(browser).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-case-id="{case_id}"]'))
+        )
+        row.find_element(By.CSS_SELECTOR, 'input[type="checkbox"]').click()
+        browser.find_element(By.ID, "bulk-owner").send_keys(owner)
+        _submit(browser, "bulk-assign")
+        summary = _wait(browser).until(ec.presence_of_element_located((By.ID, "assigned-summary")))
+        return summary.text
+
+    refused = assign_selected("stranger@example.org")
+    assert refused.startswith("0 of 1 selected cases")
+    assert "not a member" in browser.find_element(By.ID, "assigned").text
+
+    assert (
+        assign_selected("sam@example.com") == "1 of 1 selected cases now belong to sam@example.com."
+    )
+    browser.get(f"{system.url('console')}/cases/{case_id}")
+    assert browser.find_element(By.ID, "owner").text == "sam@example.com"

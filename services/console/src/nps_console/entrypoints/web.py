@@ -154,14 +154,20 @@ class Console:
         )
 
     async def form(self, request: Request, session: Session) -> dict[str, str]:
-        """The form's fields, once its origin and CSRF token are checked."""
+        """The form's fields (the first value of each), once its origin and CSRF token are
+        checked."""
+        return {k: v[0] for k, v in (await self.form_values(request, session)).items()}
+
+    async def form_values(self, request: Request, session: Session) -> dict[str, list[str]]:
+        """Every value of each of the form's fields, once its origin and CSRF token are
+        checked."""
         origin = request.headers.get("origin")
         if origin is None:
             referer = urlsplit(request.headers.get("referer", ""))
             origin = f"{referer.scheme}://{referer.netloc}" if referer.netloc else None
         body = (await request.body()).decode("utf-8", errors="replace")
-        fields = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
-        token = fields.pop("csrf_token", "")
+        fields = parse_qs(body, keep_blank_values=True)
+        token = fields.pop("csrf_token", [""])[0]
         if origin != self.settings.origin or not secrets.compare_digest(
             token.encode(), session.csrf_token.encode()
         ):
@@ -212,6 +218,7 @@ def router(console: Console) -> APIRouter:
     api = APIRouter(include_in_schema=False)
     _sign_in_routes(api, console)
     _case_routes(api, console)
+    _bulk_routes(api, console)
     _figure_routes(api, console)
     return api
 
@@ -374,6 +381,41 @@ def _case_routes(api: APIRouter, console: Console) -> None:
             return await _step_refused(console, session, case_id, exc, fields)
         log.info("console.case_step", step=step)
         return RedirectResponse(f"{back}?{urlencode({'done': step})}", status_code=303)
+
+
+def _bulk_routes(api: APIRouter, console: Console) -> None:
+    settings = console.settings
+
+    @api.post("/cases/assign")
+    async def assign_many(request: Request) -> Response:
+        """A lead gives the selected cases of the queue to one person: one call per case,
+        each answered on its own (a refusal of one does not stop the others)."""
+        try:
+            session = await console.signed_in(request, back_to="/cases")
+        except _Redirect as go:
+            return RedirectResponse(go.location, status_code=303)
+        try:
+            fields = await console.form_values(request, session)
+        except _Forbidden:
+            return _csrf_page(console, session)
+        owner = (fields.get("owner") or [""])[0].strip()
+        chosen = [c for c in fields.get("case_id", []) if _is_case_id(c)][: settings.page_size]
+        results = []
+        for case_id in chosen:
+            try:
+                await console.apis.act(
+                    session.access_token or "", case_id, "assign", {"owner": owner or None}
+                )
+            except TokenRefused:
+                return await console.token_refused(session, "/cases")
+            except ApiRefused as exc:
+                results.append({"case_id": case_id, "done": False, "why": exc.detail})
+            except ApiUnavailable as exc:
+                results.append({"case_id": case_id, "done": False, "why": str(exc)})
+            else:
+                results.append({"case_id": case_id, "done": True, "why": ""})
+        log.info("console.cases_assigned", cases=len(results))
+        return console.page("assigned.html", session=session, owner=owner, results=results)
 
 
 def _figure_routes(api: APIRouter, console: Console) -> None:
