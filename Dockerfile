@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# One image for the four npsloop services. The arguments choose the service and the command:
+# One image for the four npsloop services and the console. The arguments choose the service and the command:
 #
 #   docker build -t npsloop .
 #   docker run npsloop nps_scoring serve       # HTTP + Kafka consumers (the default: ingest)
@@ -47,21 +47,24 @@ COPY services/ingest/pyproject.toml services/ingest/
 COPY services/scoring/pyproject.toml services/scoring/
 COPY services/followup/pyproject.toml services/followup/
 COPY services/notify/pyproject.toml services/notify/
+COPY services/console/pyproject.toml services/console/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --no-install-workspace \
-        --package nps-ingest --package nps-scoring --package nps-followup --package nps-notify
+        --package nps-ingest --package nps-scoring --package nps-followup --package nps-notify \
+        --package nps-console
 
 # Then our own packages, installed as wheels (--no-editable): the virtualenv needs no /src.
 COPY libs libs
 COPY services services
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable \
-        --package nps-ingest --package nps-scoring --package nps-followup --package nps-notify
+        --package nps-ingest --package nps-scoring --package nps-followup --package nps-notify \
+        --package nps-console
 
 # --- runtime: the same Python, the virtualenv, a non-root user, nothing else ------------------
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="npsloop" \
-      org.opencontainers.image.description="npsloop services: ingest, scoring, followup, notify" \
+      org.opencontainers.image.description="npsloop services: ingest, scoring, followup, notify, console" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # A numeric UID/GID so that Kubernetes' runAsNonRoot can verify it without /etc/passwd.
@@ -80,13 +83,15 @@ ENV PATH=/opt/npsloop/bin:$PATH \
     INGEST_HOST=0.0.0.0 \
     SCORING_HOST=0.0.0.0 \
     FOLLOWUP_HOST=0.0.0.0 \
-    NOTIFY_HOST=0.0.0.0
+    NOTIFY_HOST=0.0.0.0 \
+    CONSOLE_HOST=0.0.0.0
 
 USER 10001:10001
 WORKDIR /tmp
-# Default ports: ingest 8001, scoring 8002, followup 8003, notify 8004 (<NAME>_PORT overrides);
+# Default ports: ingest 8001, scoring 8002, followup 8003, notify 8004, console 8000
+# (<NAME>_PORT overrides);
 # every service's Prometheus metrics on 9464 (HTTP_METRICS_PORT overrides).
-EXPOSE 8001 8002 8003 8004 9464
+EXPOSE 8000 8001 8002 8003 8004 9464
 
 # No HEALTHCHECK here: the port depends on the service chosen at run time, so compose and
 # Kubernetes each probe /readyz and /livez on the right port.

@@ -7,7 +7,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install kafka run up down token test test-kafka test-unit test-integration test-e2e lint format contracts clean
+.PHONY: help install browser kafka run up down token test test-kafka test-unit test-integration test-e2e lint format contracts clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ tools/kafka/target/lib/.installed: tools/kafka/pom.xml
 
 kafka: tools/kafka/target/lib/.installed ## fetch Apache Kafka (Maven) for NPSLOOP_BROKER=apache-kafka
 
-run: $(VENV)/.runtime ## start everything in the foreground: broker, PostgreSQL, SMTP sink, four services
+run: $(VENV)/.runtime ## start everything in the foreground: broker, PostgreSQL, SMTP sink, identity provider, four services and the console
 	$(PY) -m nps_kit.devstack run
 
 up: $(VENV)/.runtime ## start everything in the background; returns once every service is ready
@@ -56,10 +56,13 @@ down: ## stop what `make up` started
 token: $(VENV)/.runtime ## print a dev access token: USER=<email> [ROLE=viewer|agent|lead|admin], or CLIENT=<id>
 	@$(PY) -m nps_kit.devstack token $(if $(CLIENT),--client "$(CLIENT)",--user "$(USER)" $(if $(ROLE),--role "$(ROLE)"))
 
-test: install ## the whole suite: unit, contract, integration, e2e (starts its own infrastructure)
+browser: ## Chromium and chromedriver for the console's browser tests (apt-get, when missing)
+	@tools/browser.sh
+
+test: install browser ## the whole suite: unit, contract, integration, e2e (starts its own infrastructure)
 	$(PY) -m pytest
 
-test-kafka: install kafka ## the integration and e2e tests again, on Apache Kafka instead of Tansu (Java 17+, Maven)
+test-kafka: install kafka browser ## the integration and e2e tests again, on Apache Kafka instead of Tansu (Java 17+, Maven)
 	NPSLOOP_TEST_INFRA=apache-kafka $(PY) -m pytest tests/integration tests/e2e
 
 test-unit: install ## unit and contract tests only (no infrastructure)
@@ -68,7 +71,7 @@ test-unit: install ## unit and contract tests only (no infrastructure)
 test-integration: install
 	$(PY) -m pytest tests/integration
 
-test-e2e: install
+test-e2e: install browser
 	$(PY) -m pytest tests/e2e
 
 lint: install ## ruff, mypy (strict) and import-linter contracts

@@ -31,6 +31,8 @@ from nps_events import Customer, ResponseScored, Segment
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import load_policy
 from nps_followup.adapters.repository import FollowupRepository, due_timers_query
+from nps_followup.domain.access import CaseScope
+from nps_followup.domain.cases import CaseStatus
 from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import PolicyInForce, figures, get_case, list_cases, open_cases
 from nps_kit.clock import SystemClock
@@ -208,6 +210,34 @@ async def api(engine: Any) -> None:
             limit=50,
             offset=0,
             owner=f"member{i % 20}@example.com",
+        ),
+        100,
+    )
+    active = [CaseStatus.OPEN, CaseStatus.CONTACTED]
+    for page in (1, 20):
+        await latency(
+            f"GET /v1/cases?sort=urgency&status=open&status=contacted (the console's queue, "
+            f"page {page} of 26)",
+            lambda repo, i, page=page: list_cases(
+                repo,
+                customer_id=None,
+                status=active,
+                limit=26,
+                offset=(page - 1) * 25,
+                urgent_first_at=datetime.now(UTC),
+            ),
+            100,
+        )
+    await latency(
+        "the same, an agent's team scope",
+        lambda repo, i: list_cases(
+            repo,
+            customer_id=None,
+            status=active,
+            limit=26,
+            offset=0,
+            scope=CaseScope(teams=frozenset({"customer-success"}), person="member1@example.com"),
+            urgent_first_at=datetime.now(UTC),
         ),
         100,
     )

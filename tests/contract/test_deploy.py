@@ -51,6 +51,7 @@ from jsonschema import Draft7Validator
 from pydantic_settings import BaseSettings
 from referencing import Registry
 
+from nps_console.config import ConsoleSettings
 from nps_events.topics import ALL_TOPICS, Topic, dlq
 from nps_followup.config import FollowupSettings
 from nps_followup.entrypoints.consumer import TOPICS as FOLLOWUP_TOPICS
@@ -86,11 +87,12 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "scoring": ScoringSettings,
     "followup": FollowupSettings,
     "notify": NotifySettings,
+    "console": ConsoleSettings,
 }
 SERVICES = tuple(SETTINGS)
 #: Services with a schema of their own, in the order the migrations run.
-MIGRATED = ("scoring", "followup", "notify")
-SECRET_KEYS = {"DATABASE_URL", "INGEST_API_TOKENS", "SMTP_PASSWORD"}
+MIGRATED = ("scoring", "followup", "notify", "console")
+SECRET_KEYS = {"DATABASE_URL", "INGEST_API_TOKENS", "SMTP_PASSWORD", "CONSOLE_CLIENT_SECRET"}
 #: In a container a service must listen on every interface, not on its default 127.0.0.1.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 #: What SIGTERM takes at worst (nps_kit.service): the pause before it, uvicorn's graceful
@@ -271,7 +273,8 @@ def test_compose_runs_each_service_ready_checked_after_topics_and_migrations(
     settings = settings_from(service, environment)
     assert settings.host == ALL_INTERFACES
     assert settings.port == port
-    assert settings.kafka.enable_idempotence is True
+    if "kafka" in type(settings).model_fields:  # the console uses no Kafka
+        assert settings.kafka.enable_idempotence is True
 
 
 def test_compose_one_shot_services_are_awaited_by_a_long_running_one() -> None:
@@ -1233,6 +1236,8 @@ def test_network_policies_deny_by_default_and_allow_what_each_service_needs(
         "scoring": {kafka, postgres, dns, 443},
         "followup": {kafka, postgres, dns, 443},
         "notify": {kafka, postgres, dns, 587, 465, 443},
+        # The console: its sessions, scoring's and followup's APIs, the identity provider.
+        "console": {postgres, dns, 443, 8002, 8003},
         "migrate": {postgres, dns},
     }
     for obj in objects:
@@ -1250,14 +1255,21 @@ def test_network_policies_deny_by_default_and_allow_what_each_service_needs(
 Peer = tuple[str, tuple[tuple[str, str], ...] | str]
 INGRESS_CONTROLLER: Peer = ("ingress-nginx", "any pod")
 PROMETHEUS: Peer = ("monitoring", (("app.kubernetes.io/name", "prometheus"),))
+#: The console's pods, in the policy's own namespace (a podSelector alone: `_peer` says "?").
+CONSOLE: Peer = (
+    "?",
+    (("app.kubernetes.io/name", "console"), ("app.kubernetes.io/part-of", "npsloop")),
+)
 #: Everything that reaches each workload's pods: (peer, port). The APIs from the ingress
-#: controller only (scoring's and followup's because people and programs call them with bearer
+#: controller, and scoring's and followup's from the console's pods too, which call them with
+#: each person's token (scoring's and followup's because people and programs call them with bearer
 #: tokens; notify's for the helpdesks' webhooks), the metrics port from Prometheus only.
 REACHABLE: dict[str, set[tuple[Peer, int | str]]] = {
     "ingest": {(INGRESS_CONTROLLER, 8001), (PROMETHEUS, METRICS_PORT)},
-    "scoring": {(INGRESS_CONTROLLER, 8002), (PROMETHEUS, METRICS_PORT)},
-    "followup": {(INGRESS_CONTROLLER, 8003), (PROMETHEUS, METRICS_PORT)},
+    "scoring": {(INGRESS_CONTROLLER, 8002), (CONSOLE, 8002), (PROMETHEUS, METRICS_PORT)},
+    "followup": {(INGRESS_CONTROLLER, 8003), (CONSOLE, 8003), (PROMETHEUS, METRICS_PORT)},
     "notify": {(INGRESS_CONTROLLER, 8004), (PROMETHEUS, METRICS_PORT)},
+    "console": {(INGRESS_CONTROLLER, 8000), (PROMETHEUS, METRICS_PORT)},
     "migrate": set(),
 }
 

@@ -1,4 +1,4 @@
-"""The four services as real processes on the shared test infrastructure."""
+"""The four services and the console as real processes on the shared test infrastructure."""
 
 import json
 from collections.abc import Iterator
@@ -18,6 +18,19 @@ from tests.support.infra import Infra
 from tests.support.serve import served
 
 TOKEN = "e2e-token"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the test item (`item.rep_call`), so that a fixture can see
+    whether its test failed (the browser tests save a screenshot then)."""
+    report: pytest.TestReport = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 #: The Delighted source of the e2e system: its webhooks are signed with this API key.
 DELIGHTED_KEY = "e2e-delighted-api-key"
 SOURCES_FILE = """

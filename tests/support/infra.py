@@ -40,7 +40,7 @@ from nps_kit.messaging import ensure_topics
 from nps_kit.migrations import upgrade
 from nps_kit.settings import KafkaSettings
 
-MIGRATED = ("nps_scoring", "nps_followup", "nps_notify")
+MIGRATED = ("nps_scoring", "nps_followup", "nps_notify", "nps_console")
 
 
 @dataclass(frozen=True)

@@ -86,3 +86,9 @@ def test_a_root_cause_must_come_from_the_taxonomy() -> None:
 def test_a_case_reopened_before_anyone_reached_the_customer_is_open_again() -> None:
     resolved = lifecycle.resolve(CASE, "other", TAXONOMY, NOW)
     assert lifecycle.reopen(resolved).status is CaseStatus.OPEN
+
+
+@pytest.mark.parametrize("status", list(CaseStatus))
+def test_the_transitions_offered_are_exactly_those_the_status_allows(status: CaseStatus) -> None:
+    """What the API tells the console to offer is what the steps accept."""
+    assert lifecycle.transitions_from(status) == list(ALLOWED[status])

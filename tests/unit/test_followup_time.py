@@ -55,6 +55,26 @@ def test_deadlines_count_business_time_of_the_team(
     assert calendar.add(_utc(start), Duration.parse(duration)) == _utc(expected), why
 
 
+@pytest.mark.parametrize(
+    ("calendar", "now", "due", "hours", "why"),
+    [
+        (LONDON, "2026-11-24 10:00", "2026-11-24 15:00", 5, "the same day"),
+        (LONDON, "2026-11-27 16:00", "2026-12-01 16:00", 16, "over a weekend"),
+        (LONDON, "2026-11-24 20:00", "2026-11-25 11:00", 2, "from the evening before"),
+        (LONDON, "2026-12-23 10:00", "2026-12-29 10:00", 16, "Christmas, Boxing Day"),
+        (NEW_YORK, "2026-11-24 22:00", "2026-11-25 18:00", 4, "New York evening"),
+        (LONDON, "2026-11-24 15:00", "2026-11-24 10:00", 0, "past its deadline"),
+    ],
+)
+def test_business_time_left_is_what_the_deadline_added(
+    calendar: BusinessCalendar, now: str, due: str, hours: int, why: str
+) -> None:
+    left = calendar.business_time_between(_utc(now), _utc(due))
+    assert left.total_seconds() == hours * 3600, why
+    if hours:
+        assert calendar.add_business_time(_utc(now), left) == _utc(due), why
+
+
 DAYTIME = Hours(start=time(9), end=time(18))
 NIGHT = Hours(start=time(21), end=time(8))
 

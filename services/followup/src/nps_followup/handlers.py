@@ -1,8 +1,9 @@
 """Followup's use cases. Each runs inside the caller's unit of work."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from nps_events import (
@@ -1075,12 +1076,13 @@ async def list_cases(
     repo: FollowupRepository,
     *,
     customer_id: str | None,
-    status: CaseStatus | None,
+    status: CaseStatus | Sequence[CaseStatus] | None,
     limit: int,
     offset: int,
     owner: str | None = None,
     team: str | None = None,
     scope: CaseScope | None = None,
+    urgent_first_at: datetime | None = None,
 ) -> list[Case]:
     return await repo.list_cases(
         customer_id=customer_id,
@@ -1090,7 +1092,17 @@ async def list_cases(
         owner=owner,
         team=team,
         scope=scope,
+        urgent_first_at=urgent_first_at,
     )
+
+
+def business_time_left(case: Case, *, policy: PolicyInForce, now: datetime) -> timedelta | None:
+    """Business time of the case's team until its contact deadline (zero once it has passed);
+    None without a deadline or a team of the policy."""
+    if case.due_at is None or case.team not in policy.policy.teams:
+        return None
+    calendar = calendar_for(policy.policy, case.team, policy.holidays_for)
+    return calendar.business_time_between(now, case.due_at)
 
 
 async def get_case(repo: FollowupRepository, case_id: uuid.UUID) -> Case | None:

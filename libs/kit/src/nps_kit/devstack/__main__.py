@@ -1,9 +1,9 @@
 """`python -m nps_kit.devstack run|up|down`: the whole system on one machine.
 
-`run` starts the broker, PostgreSQL, the SMTP sink, the dev identity provider and the four
-services in the foreground (Ctrl-C stops everything); `up` does the same in the background
-and returns once every service is ready; `down` stops what `up` started; `token` prints an
-access token of the dev identity provider. Whatever is configured through
+`run` starts the broker, PostgreSQL, the SMTP sink, the dev identity provider, the four
+services and the console in the foreground (Ctrl-C stops everything); `up` does the same in
+the background and returns once every service is ready; `down` stops what `up` started;
+`token` prints an access token of the dev identity provider. Whatever is configured through
 `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `SMTP_HOST` or `AUTH_ISSUER` is used instead of the
 embedded one.
 The broker is Tansu (memory only) unless `NPSLOOP_BROKER=apache-kafka`: then it is Apache
@@ -55,6 +55,8 @@ class DevStackSettings(BaseSettings):
     scoring_port: int = 8002
     followup_port: int = 8003
     notify_port: int = 8004
+    #: The console: where people sign in and work their cases.
+    console_port: int = 8000
     #: The dev identity provider (OpenID Connect); its signing key is in `var/idp/`.
     idp_port: int = 8010
     #: Where each service serves its Prometheus metrics (`HTTP_METRICS_PORT`): its own port,
@@ -63,6 +65,7 @@ class DevStackSettings(BaseSettings):
     scoring_metrics_port: int = 8102
     followup_metrics_port: int = 8103
     notify_metrics_port: int = 8104
+    console_metrics_port: int = 8100
     partitions: int = Field(default=3, ge=1)
     ingest_token: str = "dev-token"  # noqa: S105 - the documented local-only token
 
@@ -163,8 +166,12 @@ class DevStack:
     def describe(self) -> str:
         s = self.settings
         lines = ["", "npsloop is running:"]
+        console = next((svc for svc in self.services if svc.name == "console"), None)
+        if console is not None:
+            lines.append(f"  console   {console.url}/cases   (sign in as a dev person below)")
         for svc in self.services:
-            lines.append(f"  {svc.name:<9} {svc.url}   (docs: {svc.url}/docs, log: {svc.log_path})")
+            docs = "" if svc.name == "console" else f"docs: {svc.url}/docs, "
+            lines.append(f"  {svc.name:<9} {svc.url}   ({docs}log: {svc.log_path})")
             lines.append(f"  {'':<9} metrics: {svc.metrics_url}")
         broker = (
             self.broker.bootstrap_servers if self.broker else os.environ["KAFKA_BOOTSTRAP_SERVERS"]

@@ -1,4 +1,5 @@
-"""The four npsloop services as child processes (`python -m nps_<name> serve`)."""
+"""The npsloop services as child processes (`python -m nps_<name> serve`): the four of the
+pipeline and the console."""
 
 import asyncio
 import os
@@ -18,7 +19,7 @@ from nps_kit.devstack.process import free_port, stop_process
 from nps_kit.messaging import ensure_topics
 from nps_kit.settings import KafkaSettings
 
-SERVICES = ("ingest", "scoring", "followup", "notify")
+SERVICES = ("ingest", "scoring", "followup", "notify", "console")
 
 
 @dataclass
@@ -132,6 +133,20 @@ def prepare(env: Mapping[str, str], *, partitions: int) -> None:
         raise RuntimeError("migrations failed: " + "\n".join(failed))
 
 
+def links(ports: Mapping[str, int]) -> dict[str, str]:
+    """What the services must know of each other's addresses on this machine: the console
+    calls followup and scoring, and the staff emails notify sends link to the console's case
+    page. A variable already set in the environment wins."""
+    console = f"http://127.0.0.1:{ports['console']}"
+    found = {
+        "CONSOLE_PUBLIC_URL": console,
+        "CONSOLE_FOLLOWUP_URL": f"http://127.0.0.1:{ports['followup']}",
+        "CONSOLE_SCORING_URL": f"http://127.0.0.1:{ports['scoring']}",
+        "NOTIFY_CASE_URL": f"{console}/cases/{{case_id}}",
+    }
+    return {name: value for name, value in found.items() if name not in os.environ}
+
+
 def start_all(
     env: Mapping[str, str],
     *,
@@ -140,14 +155,14 @@ def start_all(
     ready_timeout: float,
     metrics_ports: Mapping[str, int] | None = None,
 ) -> dict[str, ServiceProcess]:
-    """Start the four services, each on its port (and its metrics port: free ones unless
+    """Start the services, each on its port (and its metrics port: free ones unless
     given), and return once every one is ready. If one does not become ready, all are
     stopped again and the error is raised."""
     services = {
         name: ServiceProcess(
             name=name,
             port=ports[name],
-            env={**env, f"{name.upper()}_PORT": str(ports[name])},
+            env={**links(ports), **env, f"{name.upper()}_PORT": str(ports[name])},
             log_path=log_dir / f"{name}.log",
             metrics_port=metrics_ports[name] if metrics_ports else free_port(),
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Row, Select, and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -373,21 +374,36 @@ class FollowupRepository:
         self,
         *,
         customer_id: str | None,
-        status: CaseStatus | None,
+        status: CaseStatus | Sequence[CaseStatus] | None,
         limit: int,
         offset: int,
         owner: str | None = None,
         team: str | None = None,
         scope: CaseScope | None = None,
+        urgent_first_at: datetime | None = None,
     ) -> list[Case]:
-        """Newest first; with a `scope`, only its teams' cases and those its person owns."""
-        query = select(tables.cases).order_by(
-            tables.cases.c.opened_at.desc(), tables.cases.c.case_id
-        )
+        """Newest first; with `urgent_first_at` (now), most urgent first: breached (open, past
+        its contact deadline, nobody reached yet) first, then by deadline, soonest first,
+        cases without one last. With a `scope`, only its teams' cases and those its person
+        owns."""
+        c = tables.cases.c
+        if urgent_first_at is None:
+            query = select(tables.cases).order_by(c.opened_at.desc(), c.case_id)
+        else:
+            breached = and_(
+                c.status == CaseStatus.OPEN.value,
+                c.due_at < urgent_first_at,
+                c.first_contact_at.is_(None),
+            )
+            query = select(tables.cases).order_by(
+                sql_case((breached, 0), else_=1), c.due_at.asc().nulls_last(), c.case_id
+            )
         if customer_id is not None:
             query = query.where(tables.cases.c.customer_id == customer_id)
-        if status is not None:
-            query = query.where(tables.cases.c.status == status.value)
+        if isinstance(status, CaseStatus):
+            query = query.where(c.status == status.value)
+        elif status:
+            query = query.where(c.status.in_([s.value for s in status]))
         if owner is not None:
             query = query.where(tables.cases.c.owner == owner)
         if team is not None:

@@ -84,6 +84,23 @@ class BusinessCalendar:
             day += timedelta(days=1)
         raise ValueError("no business time within three years: check the team's calendar")
 
+    def business_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """How much business time lies from `start` to `end` (zero if `end` is not later):
+        the inverse of `add_business_time`, for "due in 5 business hours"."""
+        if end <= start:
+            return timedelta(0)
+        total = timedelta(0)
+        day = start.astimezone(self.zone).date()
+        last = end.astimezone(self.zone).date()
+        while day <= last:
+            if self.is_business_day(day):
+                opens = max(_at(day, self.opens, self.zone), start)
+                closes = min(_at(day, self.closes, self.zone), end)
+                if opens < closes:
+                    total += closes.astimezone(UTC) - opens.astimezone(UTC)
+            day += timedelta(days=1)
+        return total
+
 
 def _at(day: date, moment: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, moment, tzinfo=zone)

@@ -15,12 +15,13 @@ from nps_events.text import clean_line
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.domain.access import CaseScope, scope_of
 from nps_followup.domain.cases import Case, CaseStatus
-from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause
+from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause, transitions_from
 from nps_followup.handlers import (
     CaseNotFound,
     PolicyInForce,
     UnknownOwner,
     assign_case,
+    business_time_left,
     close_case,
     figures,
     get_case,
@@ -104,10 +105,22 @@ class CaseOut(BaseModel):
     timeline: list[TimelineEntryOut] = Field(
         default_factory=list, description="Only on GET /v1/cases/{case_id}."
     )
+    transitions: list[str] = Field(
+        default_factory=list,
+        description="What the case's status allows now, of assign, contact, resolve, close and "
+        "reopen (the caller's role may still refuse it).",
+    )
+    business_hours_left: float | None = Field(
+        default=None,
+        description="Business hours of the case's team until `due_at` (0 once it has passed); "
+        "null without a deadline or a team.",
+    )
 
     @classmethod
-    def of(cls, case: Case) -> "CaseOut":
+    def of(cls, case: Case, *, business_hours_left: float | None = None) -> "CaseOut":
         return cls(
+            transitions=transitions_from(case.status),
+            business_hours_left=business_hours_left,
             case_id=case.case_id,
             response_id=case.response_id,
             source=case.source,
@@ -169,6 +182,16 @@ class CaseList(BaseModel):
     items: list[CaseOut]
     limit: int
     offset: int
+    sort: str
+
+
+def _case_out(case: Case, *, policy: PolicyInForce, now: datetime) -> CaseOut:
+    """The case as the API shows it, with the business time left to its deadline, counted in
+    its team's calendar."""
+    left = business_time_left(case, policy=policy, now=now)
+    return CaseOut.of(
+        case, business_hours_left=None if left is None else round(left.total_seconds() / 3600, 1)
+    )
 
 
 _NOTE = "May span lines (tab and line breaks); no other control character."
@@ -330,6 +353,8 @@ async def _transition(
     principal: Principal,
     case_id: uuid.UUID,
     step: Callable[[FollowupRepository], Awaitable[Case]],
+    *,
+    now: datetime,
 ) -> CaseOut:
     """Run `step` on a case the caller may see: 404 if there is none, 403 if it is another
     team's (and not theirs)."""
@@ -339,7 +364,7 @@ async def _transition(
             raise CaseNotFound(f"No case {case_id}.")
         _check_sees(policy, principal, current)
         case = await step(repo)
-    return CaseOut.of(case)
+    return _case_out(case, policy=policy, now=now)
 
 
 def router(
@@ -351,12 +376,26 @@ def router(
     Agent = Annotated[Principal, access.require(Role.AGENT)]  # noqa: N806 - a type
     Lead = Annotated[Principal, access.require(Role.LEAD)]  # noqa: N806 - a type
 
-    @api.get("/v1/cases", response_model=CaseList, summary="List follow-up cases, newest first")
+    @api.get(
+        "/v1/cases",
+        response_model=CaseList,
+        summary="List follow-up cases, newest or most urgent first",
+    )
     async def list_case_pages(
         principal: Agent,
         *,
         customer_id: Annotated[Line | None, Query(max_length=200)] = None,
-        status: CaseStatus | None = None,
+        status: Annotated[
+            list[CaseStatus] | None,
+            Query(description="Repeat it for several (status=open&status=contacted)."),
+        ] = None,
+        sort: Annotated[
+            Literal["newest", "urgency"],
+            Query(
+                description="newest: by opening, newest first; urgency: breached first (open, "
+                "past the contact deadline), then by deadline, soonest first."
+            ),
+        ] = "newest",
         owner: Annotated[Line | None, Query(max_length=254)] = None,
         team: Annotated[Line | None, Query(max_length=100)] = None,
         limit: int = Query(default=50, ge=1, le=500),
@@ -366,6 +405,7 @@ def router(
         visible = _scope(policy, principal)
         if visible is not None and team is not None and team not in visible.teams:
             raise forbidden(principal, Role.AGENT, f"Team {team} is not one of yours.")
+        now = clock.now()
         async with sessions() as session:
             cases = await list_cases(
                 FollowupRepository(session),
@@ -376,8 +416,14 @@ def router(
                 limit=limit,
                 offset=offset,
                 scope=visible,
+                urgent_first_at=now if sort == "urgency" else None,
             )
-        return CaseList(items=[CaseOut.of(c) for c in cases], limit=limit, offset=offset)
+        return CaseList(
+            items=[_case_out(c, policy=policy, now=now) for c in cases],
+            limit=limit,
+            offset=offset,
+            sort=sort,
+        )
 
     @api.get(
         "/v1/cases/{case_id}",
@@ -391,7 +437,7 @@ def router(
         if case is None:
             raise Problem(404, "Not found", f"No case {case_id}.")
         _check_sees(policy, principal, case)
-        return CaseOut.of(case)
+        return _case_out(case, policy=policy, now=clock.now())
 
     @api.post(
         "/v1/cases/{case_id}/assign",
@@ -423,6 +469,7 @@ def router(
                 now=clock.now(),
                 policy=policy,
             ),
+            now=clock.now(),
         )
 
     @api.post(
@@ -448,6 +495,7 @@ def router(
                 actor=actor_of(principal),
                 now=clock.now(),
             ),
+            now=clock.now(),
         )
 
     @api.post(
@@ -473,6 +521,7 @@ def router(
                 now=clock.now(),
                 policy=policy,
             ),
+            now=clock.now(),
         )
 
     @api.post(
@@ -488,6 +537,7 @@ def router(
             principal,
             case_id,
             lambda repo: close_case(repo, case_id, actor=actor_of(principal), now=clock.now()),
+            now=clock.now(),
         )
 
     @api.post(
@@ -510,6 +560,7 @@ def router(
                 now=clock.now(),
                 policy=policy,
             ),
+            now=clock.now(),
         )
 
     _opt_out_routes(api, sessions=sessions, clock=clock, access=access)

@@ -1,0 +1,118 @@
+"""The console's pages with many open cases, against a running dev stack (`make up`):
+signs in as an agent through the dev identity provider, adds N open detractor cases to
+followup's table (server-side, source `bench-console`, removed afterwards), and times the
+queue (first and a later page), a case page and the dashboard, each a whole request as a
+browser makes it: console → followup (and scoring) → PostgreSQL, over loopback.
+
+    make up
+    .venv/bin/python bench/console.py --cases 50000
+"""
+
+import argparse
+import asyncio
+import statistics
+import time
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+GENERATE = """
+INSERT INTO followup.cases (case_id, response_id, source, survey_id, customer_id, customer_email,
+    customer_name, segment, score, comment, status, opened_at, due_at, remind_at, second_level_at,
+    rule, team, owner)
+SELECT gen_random_uuid(), gen_random_uuid(), 'bench-console', 'bench', 'bc' || i,
+    'bc' || i || '@example.com', 'Customer ' || i, 'detractor', i % 7, 'Slow exports',
+    CASE WHEN i % 5 = 0 THEN 'contacted' ELSE 'open' END,
+    CAST(:now AS timestamptz) - make_interval(mins => i % 4320),
+    CAST(:now AS timestamptz) + make_interval(hours => i % 96 - 24),
+    CAST(:now AS timestamptz) + make_interval(hours => i % 96 - 28),
+    CAST(:now AS timestamptz) + make_interval(hours => i % 96 + 8), 'detractor',
+    'customer-success', CASE WHEN i % 2 = 0 THEN 'alex@example.com' ELSE 'sam@example.com' END
+FROM generate_series(1, CAST(:n AS integer)) AS i
+"""
+REMOVE = "DELETE FROM followup.cases WHERE source = 'bench-console'"
+
+
+async def sign_in(client: httpx.AsyncClient, person: str) -> None:
+    started = await client.get("/sign-in")
+    authorize = urlsplit(started.headers["location"])
+    params = {k: v[0] for k, v in parse_qs(authorize.query).items()}
+    async with httpx.AsyncClient() as browser:
+        chosen = await browser.post(
+            f"{authorize.scheme}://{authorize.netloc}{authorize.path}",
+            data={**params, "user": person},
+        )
+    back = urlsplit(chosen.headers["location"])
+    done = await client.get(f"{back.path}?{back.query}")
+    assert done.status_code == 303, done.text
+
+
+async def timed(client: httpx.AsyncClient, what: str, path: str, repeat: int) -> None:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        answer = await client.get(path)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
+    samples.sort()
+    p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
+    print(
+        f"  {what}: p50 {statistics.median(samples):.1f} ms, p95 {p95:.1f} ms ({repeat} requests)"
+    )
+
+
+async def run(args: argparse.Namespace) -> None:
+    engine = create_async_engine(args.database)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(REMOVE))
+            started = time.perf_counter()
+            await conn.execute(text(GENERATE), {"now": datetime.now(UTC), "n": args.cases})
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE followup.cases"))
+            active = await conn.scalar(
+                text("SELECT count(*) FROM followup.cases WHERE status IN ('open', 'contacted')")
+            )
+            some = await conn.scalar(
+                text("SELECT case_id FROM followup.cases WHERE source = 'bench-console' LIMIT 1")
+            )
+        print(
+            f"{args.cases:,} cases added in {time.perf_counter() - started:.1f} s; {active:,} open or contacted"
+        )
+        async with httpx.AsyncClient(base_url=args.console, timeout=30) as client:
+            await sign_in(client, args.person)
+            print(f"as {args.person}:")
+            await timed(client, "GET /cases (the queue, page 1)", "/cases", args.requests)
+            await timed(client, "GET /cases?page=20", "/cases?page=20", args.requests)
+            await timed(
+                client,
+                "GET /cases?owner=… (filtered)",
+                "/cases?owner=alex%40example.com",
+                args.requests,
+            )
+            await timed(client, "GET /cases/{id}", f"/cases/{some}", args.requests)
+            await timed(client, "GET /dashboard", "/dashboard", max(5, args.requests // 10))
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(REMOVE))
+        await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--console", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--database", default="postgresql+asyncpg://postgres@127.0.0.1:55432/npsloop"
+    )
+    parser.add_argument("--cases", type=int, default=50_000)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--person", default="alex@example.com")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

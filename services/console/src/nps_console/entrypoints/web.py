@@ -1,0 +1,579 @@
+"""The console's pages: server-rendered HTML (Jinja2), no JavaScript build. Each route reads
+the session, asks followup or scoring with the person's token, and renders what they said;
+refusals (403, 404, 409, 422) are shown to the person with the API's own reason.
+
+Every form carries the session's CSRF token and must come from the console's own origin
+(`Origin`, else `Referer`); the session cookie is HttpOnly, SameSite=Lax, and Secure unless
+the console is served over plain HTTP on this machine."""
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from nps_console import catalog
+from nps_console.adapters.apis import ApiRefused, Apis, ApiUnavailable, TokenRefused
+from nps_console.adapters.oidc import IdentityProvider, SignInFailed
+from nps_console.adapters.sessions import Session, SessionStore
+from nps_console.config import ConsoleSettings
+from nps_console.domain.chart import nps_chart
+from nps_console.domain.deadline import due_label
+from nps_console.handlers import begin_sign_in, finish_sign_in, sign_out
+from nps_events import ContactOutcome
+from nps_kit.auth import TokenVerifier
+from nps_kit.clock import Clock
+from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.logging import get_logger
+
+log = get_logger(__name__)
+
+STATUSES = ("open", "contacted", "resolved", "closed", "automated")
+#: The queue's default: the cases people still work.
+ACTIVE = ("open", "contacted")
+#: The console's step → followup's route and what the form sends.
+STEPS = {
+    "contact": "contacts",
+    "resolve": "resolve",
+    "assign": "assign",
+    "close": "close",
+    "reopen": "reopen",
+}
+Step = Literal["contact", "resolve", "assign", "close", "reopen"]
+OUTCOMES = tuple(outcome.value for outcome in ContactOutcome)
+LEAD_ROLES = frozenset({"lead", "admin"})
+
+
+class _Redirect(Exception):  # noqa: N818 - control flow: answer with a redirect
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+
+@dataclass
+class Console:
+    settings: ConsoleSettings
+    sessions: SessionFactory
+    provider: IdentityProvider
+    verifier: TokenVerifier
+    apis: Apis
+    clock: Clock
+
+    def __post_init__(self) -> None:
+        self.templates = Environment(
+            loader=PackageLoader("nps_console", "templates"),
+            autoescape=select_autoescape(default=True),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.templates.globals["t"] = catalog.t
+        self.templates.filters["when"] = _when
+        self.cookie = "__Host-npsloop" if self.settings.secure_cookies else "npsloop_session"
+        issuer = urlsplit(self.settings.auth.issuer)
+        self.csp = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            f"form-action 'self' {issuer.scheme}://{issuer.netloc}; frame-ancestors 'none'; "
+            "base-uri 'none'"
+        )
+
+    # --- rendering ----------------------------------------------------------------------
+
+    def page(
+        self, name: str, *, session: Session | None, status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        roles = set(session.roles) if session else set()
+        html = self.templates.get_template(name).render(
+            session=session,
+            role=_highest(roles),
+            is_lead=bool(roles & LEAD_ROLES),
+            **context,
+        )
+        return HTMLResponse(html, status_code=status, headers=self._headers())
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Content-Security-Policy": self.csp,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-store",
+        }
+
+    def refused(self, session: Session | None, error: ApiRefused | ApiUnavailable) -> HTMLResponse:
+        if isinstance(error, ApiUnavailable):
+            message = catalog.t("error.api", detail=str(error))
+            return self.page("error.html", session=session, status=503, message=message, detail="")
+        key = f"error.{error.status}"
+        message = catalog.t(key) if key in catalog.EN else error.title
+        return self.page(
+            "error.html",
+            session=session,
+            status=error.status,
+            message=message,
+            detail=error.detail,
+        )
+
+    # --- sessions -----------------------------------------------------------------------
+
+    async def session_of(self, request: Request) -> Session | None:
+        cookie = request.cookies.get(self.cookie)
+        if not cookie:
+            return None
+        async with self.sessions() as db:
+            return await SessionStore(db).get(cookie, now=self.clock.now())
+
+    async def signed_in(self, request: Request, *, back_to: str | None = None) -> Session:
+        """The signed-in session, or a redirect to sign in (and back here afterwards). An
+        expired access token counts as signed out."""
+        session = await self.session_of(request)
+        if session is not None and session.signed_in(self.clock.now()):
+            return session
+        raise _Redirect("/sign-in?" + urlencode({"next": back_to or _here(request)}))
+
+    async def token_refused(self, session: Session, back_to: str) -> RedirectResponse:
+        """The API refused the token (expired, revoked): sign in again."""
+        async with unit_of_work(self.sessions) as db:
+            await SessionStore(db).forget_tokens(session.id_hash)
+        return RedirectResponse("/sign-in?" + urlencode({"next": back_to}), status_code=303)
+
+    def set_cookie(self, response: Response, value: str, *, max_age: int) -> None:
+        response.set_cookie(
+            self.cookie,
+            value,
+            max_age=max_age,
+            path="/",
+            httponly=True,
+            secure=self.settings.secure_cookies,
+            samesite="lax",
+        )
+
+    async def form(self, request: Request, session: Session) -> dict[str, str]:
+        """The form's fields (the first value of each), once its origin and CSRF token are
+        checked."""
+        return {k: v[0] for k, v in (await self.form_values(request, session)).items()}
+
+    async def form_values(self, request: Request, session: Session) -> dict[str, list[str]]:
+        """Every value of each of the form's fields, once its origin and CSRF token are
+        checked."""
+        origin = request.headers.get("origin")
+        if origin is None:
+            referer = urlsplit(request.headers.get("referer", ""))
+            origin = f"{referer.scheme}://{referer.netloc}" if referer.netloc else None
+        body = (await request.body()).decode("utf-8", errors="replace")
+        fields = parse_qs(body, keep_blank_values=True)
+        token = fields.pop("csrf_token", [""])[0]
+        if origin != self.settings.origin or not secrets.compare_digest(
+            token.encode(), session.csrf_token.encode()
+        ):
+            log.warning("console.csrf_refused", origin=origin, path=request.url.path)
+            raise _Forbidden
+        return fields
+
+
+class _Forbidden(Exception):  # noqa: N818 - a form that failed the CSRF check
+    pass
+
+
+def _when(value: str | datetime | None) -> str:
+    if value is None:
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _highest(roles: set[str]) -> str:
+    for role in ("admin", "lead", "agent", "viewer"):
+        if role in roles:
+            return role
+    return "none"
+
+
+def _queue_params(query: Mapping[str, str], *, page_size: int) -> tuple[dict[str, Any], int]:
+    """followup's list parameters for the queue's filters, and the page number."""
+    status = query.get("status", "")
+    params: dict[str, Any] = {
+        "sort": "urgency",
+        "status": [status] if status in STATUSES else list(ACTIVE),
+    }
+    for name, api_name in (("owner", "owner"), ("team", "team"), ("customer", "customer_id")):
+        value = query.get(name, "").strip()
+        if value:
+            params[api_name] = value
+    try:
+        page = max(1, min(int(query.get("page", "1")), 100_000))
+    except ValueError:
+        page = 1
+    params["limit"] = page_size + 1  # one more: is there a next page?
+    params["offset"] = (page - 1) * page_size
+    return params, page
+
+
+def router(console: Console) -> APIRouter:
+    api = APIRouter(include_in_schema=False)
+    _sign_in_routes(api, console)
+    _case_routes(api, console)
+    _bulk_routes(api, console)
+    _figure_routes(api, console)
+    return api
+
+
+def _sign_in_routes(api: APIRouter, console: Console) -> None:
+    settings = console.settings
+
+    @api.get("/")
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/cases", status_code=303)
+
+    @api.get("/static/console.css")
+    async def stylesheet() -> Response:
+        css = resources.files("nps_console").joinpath("static/console.css").read_bytes()
+        return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+    @api.get("/sign-in")
+    async def sign_in(request: Request, next: str | None = None) -> Response:  # noqa: A002
+        try:
+            async with unit_of_work(console.sessions) as db:
+                started = await begin_sign_in(
+                    SessionStore(db), console.provider, return_to=next, now=console.clock.now()
+                )
+        except SignInFailed as exc:
+            return console.page(
+                "error.html",
+                session=None,
+                status=503,
+                message=catalog.t("error.sign_in", detail=str(exc)),
+                detail="",
+            )
+        response = RedirectResponse(started.location, status_code=303)
+        console.set_cookie(response, started.session_id, max_age=600)
+        return response
+
+    @api.get("/auth/callback")
+    async def callback(
+        request: Request,
+        code: str = "",
+        state: str = "",
+        error: str | None = None,
+        error_description: str | None = None,
+    ) -> Response:
+        if error is not None:
+            return _sign_in_failed(console, error_description or error)
+        pending = await console.session_of(request)
+        try:
+            async with unit_of_work(console.sessions) as db:
+                done = await finish_sign_in(
+                    SessionStore(db),
+                    console.provider,
+                    console.verifier,
+                    pending=pending,
+                    state=state,
+                    code=code,
+                    now=console.clock.now(),
+                    lifetime=timedelta(hours=settings.session_hours),
+                )
+        except SignInFailed as exc:
+            return _sign_in_failed(console, str(exc))
+        response = RedirectResponse(done.location, status_code=303)
+        console.set_cookie(response, done.session_id, max_age=int(settings.session_hours * 3600))
+        log.info("console.signed_in")
+        return response
+
+    @api.post("/sign-out")
+    async def sign_out_route(request: Request) -> Response:
+        session = await console.session_of(request)
+        if session is None:
+            return RedirectResponse("/signed-out", status_code=303)
+        try:
+            await console.form(request, session)
+        except _Forbidden:
+            return _csrf_page(console, session)
+        async with unit_of_work(console.sessions) as db:
+            location = await sign_out(SessionStore(db), console.provider, session)
+        response = RedirectResponse(location, status_code=303)
+        response.delete_cookie(console.cookie, path="/", secure=settings.secure_cookies)
+        return response
+
+    @api.get("/signed-out")
+    async def signed_out() -> HTMLResponse:
+        return console.page("signed_out.html", session=None)
+
+
+def _case_routes(api: APIRouter, console: Console) -> None:
+    settings = console.settings
+
+    @api.get("/cases")
+    async def queue(request: Request) -> Response:
+        try:
+            session = await console.signed_in(request)
+        except _Redirect as go:
+            return RedirectResponse(go.location, status_code=303)
+        query = dict(request.query_params)
+        params, page = _queue_params(query, page_size=settings.page_size)
+        token = session.access_token or ""
+        try:
+            found = await console.apis.cases(token, params)
+        except TokenRefused:
+            return await console.token_refused(session, _here(request))
+        except (ApiRefused, ApiUnavailable) as exc:
+            return console.refused(session, exc)
+        now = console.clock.now()
+        items = found["items"]
+        rows = [
+            {
+                **case,
+                "due": due_label(
+                    status=case["status"],
+                    due_at=datetime.fromisoformat(case["due_at"]) if case["due_at"] else None,
+                    business_hours_left=case.get("business_hours_left"),
+                    now=now,
+                ),
+            }
+            for case in items[: settings.page_size]
+        ]
+        filters = {k: query.get(k, "") for k in ("status", "owner", "team", "customer")}
+        kept = {k: v for k, v in filters.items() if v}
+        return console.page(
+            "queue.html",
+            session=session,
+            rows=rows,
+            filters=filters,
+            statuses=STATUSES,
+            page=page,
+            previous=("/cases?" + urlencode({**kept, "page": page - 1})) if page > 1 else None,
+            next=("/cases?" + urlencode({**kept, "page": page + 1}))
+            if len(items) > settings.page_size
+            else None,
+        )
+
+    @api.get("/cases/{case_id}")
+    async def case_page(request: Request, case_id: str, done: str | None = None) -> Response:
+        try:
+            session = await console.signed_in(request)
+        except _Redirect as go:
+            return RedirectResponse(go.location, status_code=303)
+        if not _is_case_id(case_id):
+            return _not_found(console, session)
+        return await _render_case(console, session, case_id, done=done)
+
+    @api.post("/cases/{case_id}/{step}")
+    async def act(request: Request, case_id: str, step: Step) -> Response:
+        back = f"/cases/{case_id}"
+        try:
+            session = await console.signed_in(request, back_to=back)
+        except _Redirect as go:
+            return RedirectResponse(go.location, status_code=303)
+        try:
+            fields = await console.form(request, session)
+        except _Forbidden:
+            return _csrf_page(console, session)
+        if not _is_case_id(case_id):
+            return _not_found(console, session)
+        body = _body(step, fields, session)
+        try:
+            await console.apis.act(session.access_token or "", case_id, STEPS[step], body)
+        except (TokenRefused, ApiRefused, ApiUnavailable) as exc:
+            return await _step_refused(console, session, case_id, exc, fields)
+        log.info("console.case_step", step=step)
+        return RedirectResponse(f"{back}?{urlencode({'done': step})}", status_code=303)
+
+
+def _bulk_routes(api: APIRouter, console: Console) -> None:
+    settings = console.settings
+
+    @api.post("/cases/assign")
+    async def assign_many(request: Request) -> Response:
+        """A lead gives the selected cases of the queue to one person: one call per case,
+        each answered on its own (a refusal of one does not stop the others)."""
+        try:
+            session = await console.signed_in(request, back_to="/cases")
+        except _Redirect as go:
+            return RedirectResponse(go.location, status_code=303)
+        try:
+            fields = await console.form_values(request, session)
+        except _Forbidden:
+            return _csrf_page(console, session)
+        owner = (fields.get("owner") or [""])[0].strip()
+        chosen = [c for c in fields.get("case_id", []) if _is_case_id(c)][: settings.page_size]
+        results = []
+        for case_id in chosen:
+            try:
+                await console.apis.act(
+                    session.access_token or "", case_id, "assign", {"owner": owner or None}
+                )
+            except TokenRefused:
+                return await console.token_refused(session, "/cases")
+            except ApiRefused as exc:
+                results.append({"case_id": case_id, "done": False, "why": exc.detail})
+            except ApiUnavailable as exc:
+                results.append({"case_id": case_id, "done": False, "why": str(exc)})
+            else:
+                results.append({"case_id": case_id, "done": True, "why": ""})
+        log.info("console.cases_assigned", cases=len(results))
+        return console.page("assigned.html", session=session, owner=owner, results=results)
+
+
+def _figure_routes(api: APIRouter, console: Console) -> None:
+    @api.get("/dashboard")
+    async def dashboard(request: Request) -> Response:
+        try:
+            session = await console.signed_in(request)
+        except _Redirect as go:
+            return RedirectResponse(go.location, status_code=303)
+        token = session.access_token or ""
+        try:
+            nps = await console.apis.nps(token, grain="month")
+            teams = await console.apis.figures(token, group_by="team")
+        except TokenRefused:
+            return await console.token_refused(session, "/dashboard")
+        except (ApiRefused, ApiUnavailable) as exc:
+            return console.refused(session, exc)
+        chart = nps_chart(
+            [(str(p["period_start"]), p["nps"], p["margin_of_error"]) for p in nps["series"]]
+        )
+        return console.page(
+            "dashboard.html", session=session, nps=nps, chart=chart, teams=teams["groups"]
+        )
+
+    @api.get("/policy")
+    async def policy_page(request: Request) -> Response:
+        try:
+            session = await console.signed_in(request)
+        except _Redirect as go:
+            return RedirectResponse(go.location, status_code=303)
+        try:
+            policy = await console.apis.policy(session.access_token or "")
+        except TokenRefused:
+            return await console.token_refused(session, "/policy")
+        except (ApiRefused, ApiUnavailable) as exc:
+            return console.refused(session, exc)
+        return console.page("policy.html", session=session, policy=policy)
+
+
+def _sign_in_failed(console: Console, why: str) -> HTMLResponse:
+    log.info("console.sign_in_failed", reason=why)
+    return console.page(
+        "error.html",
+        session=None,
+        status=400,
+        message=catalog.t("error.sign_in", detail=why),
+        detail="",
+    )
+
+
+async def _step_refused(
+    console: Console,
+    session: Session,
+    case_id: str,
+    error: TokenRefused | ApiRefused | ApiUnavailable,
+    fields: Mapping[str, str],
+) -> Response:
+    """A step followup did not take: sign in again (401), the case page with the reason and
+    what was typed (403, 404, 409, 422), or the service's absence."""
+    if isinstance(error, TokenRefused):
+        return await console.token_refused(session, f"/cases/{case_id}")
+    if isinstance(error, ApiRefused):
+        return await _render_case(console, session, case_id, failed=error, form=fields)
+    return console.refused(session, error)
+
+
+def _here(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _is_case_id(value: str) -> bool:
+    """A case id is a UUID: anything else never reaches followup's URL."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_found(console: Console, session: Session) -> HTMLResponse:
+    return console.page(
+        "error.html", session=session, status=404, message=catalog.t("error.404"), detail=""
+    )
+
+
+def _csrf_page(console: Console, session: Session | None) -> HTMLResponse:
+    return console.page(
+        "error.html", session=session, status=403, message=catalog.t("error.csrf"), detail=""
+    )
+
+
+def _body(step: str, fields: Mapping[str, str], session: Session) -> dict[str, Any]:
+    """What followup's route takes, from the form. Empty optional fields are left out; the
+    API validates the rest and says what it refuses (422)."""
+
+    def text(name: str) -> str | None:
+        value = fields.get(name, "").strip()
+        return value or None
+
+    if step == "contact":
+        return {
+            "channel": fields.get("channel", ""),
+            "outcome": fields.get("outcome", ""),
+            "note": text("note"),
+        }
+    if step == "resolve":
+        return {"root_cause": fields.get("root_cause", ""), "note": text("note")}
+    if step == "assign":
+        owner = text("owner")
+        if fields.get("take") == "me":
+            owner = session.email
+        return {"owner": owner}
+    if step == "reopen":
+        return {"reason": text("reason")}
+    return {}
+
+
+async def _render_case(
+    console: Console,
+    session: Session,
+    case_id: str,
+    *,
+    done: str | None = None,
+    failed: ApiRefused | None = None,
+    form: Mapping[str, str] | None = None,
+) -> Response:
+    token = session.access_token or ""
+    try:
+        case = await console.apis.case(token, case_id)
+        root_causes = (await console.apis.policy(token))["root_causes"]
+    except TokenRefused:
+        return await console.token_refused(session, f"/cases/{case_id}")
+    except (ApiRefused, ApiUnavailable) as exc:
+        return console.refused(session, exc)
+    now = console.clock.now()
+    due = due_label(
+        status=case["status"],
+        due_at=datetime.fromisoformat(case["due_at"]) if case["due_at"] else None,
+        business_hours_left=case.get("business_hours_left"),
+        now=now,
+    )
+    error = None
+    if failed is not None:
+        key = f"error.{failed.status}"
+        error = {
+            "message": catalog.t(key) if key in catalog.EN else failed.title,
+            "detail": failed.detail,
+            "errors": failed.errors,
+        }
+    return console.page(
+        "case.html",
+        session=session,
+        status=failed.status if failed is not None else 200,
+        case=case,
+        due=due,
+        root_causes=root_causes,
+        outcomes=OUTCOMES,
+        done=f"done.{done}" if done in STEPS else None,
+        error=error,
+        form=form or {},
+    )

@@ -1,0 +1,243 @@
+"""The console in a real browser: headless Chromium driven by Selenium through the system's
+chromedriver (`make browser` installs both), against the e2e system's processes and the dev
+identity provider's own sign-in page. A failing test leaves `failure.png` and `failure.html`
+in its tmp folder (pytest prints the path).
+
+- an agent signs in, finds the newest detractor case, logs a contact, resolves it with a root
+  cause, and sees both on the timeline under their email address;
+- a lead reassigns a case, and an owner outside the team is refused with the API's reason;
+  a lead assigns the cases selected in the queue at once;
+- a viewer is refused the queue with a clear message and sees no customer's email, but the
+  dashboard (NPS by month, as a chart and a table);
+- signing out ends the session: the next page asks to sign in again.
+"""
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
+
+from tests.e2e.conftest import TOKEN, System
+from tests.e2e.test_detractor_journey import a_response
+from tests.support.polling import eventually_sync
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+AGENT = "alex@example.com"
+LEAD = "cs-lead@example.com"
+VIEWER = "analyst@example.com"
+
+
+@pytest.fixture
+def browser(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WebDriver]:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.fail("Chromium and chromedriver are needed: `make browser` installs them")
+    options = Options()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # root in a container has no user namespace for the sandbox
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+    ):
+        options.add_argument(argument)
+    monkeypatch.setenv("SE_OFFLINE", "true")  # never let Selenium Manager download
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            driver.save_screenshot(str(tmp_path / "failure.png"))
+            (tmp_path / "failure.html").write_text(driver.page_source)
+        driver.quit()
+
+
+def _wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
+    return WebDriverWait(driver, 30, poll_frequency=0.1)
+
+
+def _sign_in(driver: WebDriver, system: System, person: str, *, path: str = "/cases") -> None:
+    """Open `path` on the console, choose `person` on the dev provider's sign-in page, and
+    come back to `path`."""
+    console = system.url("console")
+    driver.get(f"{console}{path}")
+    button = _wait(driver).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f'button[name="user"][value="{person}"]'))
+    )
+    button.click()
+    _wait(driver).until(ec.url_contains(f"{console}{path.split('?', maxsplit=1)[0]}"))
+    _wait(driver).until(ec.presence_of_element_located((By.ID, "signed-in-as")))
+
+
+def _detractor_case(system: System) -> tuple[str, str]:
+    """A new customer's detractor response, through ingest; its case id once followup has
+    opened it, and the customer's id."""
+    customer = f"console-{uuid.uuid4().hex[:8]}"
+    answer = httpx.post(
+        f"{system.url('ingest')}/v1/responses",
+        json=a_response(customer),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 202, answer.text
+
+    def cases() -> list[str]:
+        found = httpx.get(
+            f"{system.url('followup')}/v1/cases",
+            params={"customer_id": customer},
+            headers=system.infra.bearer("admin@example.com"),
+            timeout=10,
+        )
+        found.raise_for_status()
+        return [item["case_id"] for item in found.json()["items"]]
+
+    [case_id] = eventually_sync(cases, until=bool, what="the detractor's case")
+    return case_id, customer
+
+
+def _submit(driver: WebDriver, form_id: str) -> None:
+    driver.find_element(By.CSS_SELECTOR, f"#{form_id} button[type=submit]").click()
+
+
+def _timeline(driver: WebDriver) -> list[tuple[str, str]]:
+    """(kind, who) of each timeline entry."""
+    rows = driver.find_elements(By.CSS_SELECTOR, "#timeline tbody tr")
+    return [
+        (row.get_attribute("data-kind") or "", row.find_element(By.CSS_SELECTOR, ".actor").text)
+        for row in rows
+    ]
+
+
+def test_an_agent_logs_a_contact_and_resolves_the_newest_detractor_case(
+    system: System, browser: WebDriver
+) -> None:
+    case_id, customer = _detractor_case(system)
+    _sign_in(browser, system, AGENT)
+    assert "Alex Agent (agent)" in browser.find_element(By.ID, "signed-in-as").text
+
+    # The queue, filtered to the customer (the filters live in the URL).
+    browser.find_element(By.ID, "filter-customer").send_keys(customer)
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    _wait(browser).until(ec.url_contains(f"customer={customer}"))
+    row = browser.find_element(By.CSS_SELECTOR, f'#queue tr[data-case-id="{case_id}"]')
+    assert row.find_elements(By.TAG_NAME, "td")[0].text.startswith(("Due in", "Overdue"))
+    row.find_element(By.TAG_NAME, "a").click()
+    _wait(browser).until(ec.url_contains(f"/cases/{case_id}"))
+    assert browser.find_element(By.ID, "customer-email").text == f"{customer}@example.com"
+    assert browser.find_element(By.ID, "status").text == "Open"
+    # An agent is not offered a lead's steps.
+    assert not browser.find_elements(By.ID, "form-close")
+
+    browser.find_element(By.ID, "contact-channel").clear()
+    browser.find_element(By.ID, "contact-channel").send_keys("phone")
+    Select(browser.find_element(By.ID, "contact-outcome")).select_by_value("reached")
+    browser.find_element(By.ID, "contact-note").send_keys("Called; the export fix is coming.")
+    _submit(browser, "form-contact")
+    _wait(browser).until(ec.text_to_be_present_in_element((By.ID, "done"), "contact is logged"))
+    assert browser.find_element(By.ID, "status").text == "Contacted"
+
+    Select(browser.find_element(By.ID, "resolve-root-cause")).select_by_value("product_defect")
+    _submit(browser, "form-resolve")
+    _wait(browser).until(ec.text_to_be_present_in_element((By.ID, "done"), "resolved"))
+    assert browser.find_element(By.ID, "status").text == "Resolved"
+    assert browser.find_element(By.ID, "root-cause").text == "product_defect"
+    # A resolved case offers no contact or resolution any more.
+    assert not browser.find_elements(By.ID, "form-contact")
+    assert not browser.find_elements(By.ID, "form-resolve")
+
+    timeline = _timeline(browser)
+    assert ("contact", AGENT) in timeline
+    assert ("resolved", AGENT) in timeline
+    opened = next(who for kind, who in timeline if kind == "opened")
+    assert opened.startswith("system (rule ")
+
+
+def test_a_lead_reassigns_a_case_and_sees_why_an_outsider_cannot_own_it(
+    system: System, browser: WebDriver
+) -> None:
+    case_id, _ = _detractor_case(system)
+    _sign_in(browser, system, LEAD, path=f"/cases/{case_id}")
+    first = browser.find_element(By.ID, "owner").text
+    other = "sam@example.com" if first == AGENT else AGENT
+
+    browser.find_element(By.ID, "assign-owner").send_keys("stranger@example.org")
+    _submit(browser, "form-assign")
+    _wait(browser).until(ec.presence_of_element_located((By.ID, "error-message")))
+    assert "not accepted" in browser.find_element(By.ID, "error-message").text
+    assert "not a member" in browser.find_element(By.ID, "error-detail").text
+    assert browser.find_element(By.ID, "owner").text == first
+
+    browser.find_element(By.ID, "assign-owner").send_keys(other)
+    _submit(browser, "form-assign")
+    _wait(browser).until(ec.text_to_be_present_in_element((By.ID, "done"), "assigned"))
+    assert browser.find_element(By.ID, "owner").text == other
+    assert ("assigned", LEAD) in _timeline(browser)
+
+
+def test_a_viewer_is_refused_the_queue_and_sees_no_customer_email(
+    system: System, browser: WebDriver
+) -> None:
+    _, customer = _detractor_case(system)
+    _sign_in(browser, system, VIEWER)
+    message = browser.find_element(By.ID, "error-message").text
+    assert message == "Your role does not allow this."
+    assert "role agent" in browser.find_element(By.ID, "error-detail").text
+    assert not browser.find_elements(By.ID, "queue")
+    assert f"{customer}@example.com" not in browser.page_source
+    assert "@example.com" not in browser.find_element(By.TAG_NAME, "main").text
+
+    browser.get(f"{system.url('console')}/dashboard")
+    _wait(browser).until(ec.presence_of_element_located((By.ID, "nps-title")))
+    # The figures count the responses scored so far: a point per month, and its value.
+    assert browser.find_elements(By.CSS_SELECTOR, "#nps-chart circle")
+    assert browser.find_elements(By.CSS_SELECTOR, "#nps tbody tr")
+    assert "@example.com" not in browser.find_element(By.TAG_NAME, "main").text
+
+
+def test_signing_out_ends_the_session(system: System, browser: WebDriver) -> None:
+    _sign_in(browser, system, AGENT)
+    browser.find_element(By.ID, "sign-out").click()
+    _wait(browser).until(ec.url_contains("/signed-out"))
+    browser.get(f"{system.url('console')}/cases")
+    _wait(browser).until(ec.url_contains(system.infra.issuer))
+    assert browser.find_elements(By.CSS_SELECTOR, 'button[name="user"]')
+
+
+def test_a_lead_assigns_the_selected_cases_of_the_queue(system: System, browser: WebDriver) -> None:
+    case_id, customer = _detractor_case(system)
+    _sign_in(browser, system, LEAD, path=f"/cases?customer={customer}")
+
+    def assign_selected(owner: str) -> str:
+        browser.get(f"{system.url('console')}/cases?customer={customer}")
+        row = _wait(browser).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-case-id="{case_id}"]'))
+        )
+        row.find_element(By.CSS_SELECTOR, 'input[type="checkbox"]').click()
+        browser.find_element(By.ID, "bulk-owner").send_keys(owner)
+        _submit(browser, "bulk-assign")
+        summary = _wait(browser).until(ec.presence_of_element_located((By.ID, "assigned-summary")))
+        return summary.text
+
+    refused = assign_selected("stranger@example.org")
+    assert refused.startswith("0 of 1 selected cases")
+    assert "not a member" in browser.find_element(By.ID, "assigned").text
+
+    assert (
+        assign_selected("sam@example.com") == "1 of 1 selected cases now belong to sam@example.com."
+    )
+    browser.get(f"{system.url('console')}/cases/{case_id}")
+    assert browser.find_element(By.ID, "owner").text == "sam@example.com"

@@ -1,0 +1,112 @@
+"""The console's pure parts: how a deadline reads in the queue, which pages sign-in may
+return to, when cookies are Secure, and that every string a template asks for is in the
+catalog."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from nps_console import catalog
+from nps_console.config import ConsoleSettings
+from nps_console.domain.chart import nps_chart
+from nps_console.domain.deadline import due_label
+from nps_console.entrypoints import web
+from nps_console.handlers import safe_return_to
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+TEMPLATES = Path(catalog.__file__).with_name("templates")
+
+
+@pytest.mark.parametrize(
+    ("status", "due_in", "business_hours", "expected", "why"),
+    [
+        ("open", timedelta(hours=-1), 0.0, "Overdue", "past its deadline"),
+        ("open", timedelta(0), 0.0, "Overdue", "the deadline is now"),
+        ("open", timedelta(days=2), 5.0, "Due in 5 business hours", "business time, not wall"),
+        ("open", timedelta(days=2), 4.2, "Due in 5 business hours", "hours round up"),
+        ("open", timedelta(hours=1), 1.0, "Due in 1 business hour", "one"),
+        ("open", timedelta(minutes=20), 0.3, "Due within the hour", "less than one"),
+        ("open", timedelta(hours=3), None, "Due in 3 business hours", "no team: wall time"),
+        ("open", None, None, "No deadline", "no deadline"),
+        ("contacted", timedelta(hours=-5), 0.0, "Contacted", "reached: the clock stopped"),
+        ("resolved", timedelta(hours=5), 5.0, "Contacted", "finished"),
+    ],
+)
+def test_the_queue_says_how_long_is_left_in_business_hours(
+    status: str, due_in: timedelta | None, business_hours: float | None, expected: str, why: str
+) -> None:
+    label = due_label(
+        status=status,
+        due_at=None if due_in is None else NOW + due_in,
+        business_hours_left=business_hours,
+        now=NOW,
+    )
+    assert catalog.t(label.key, **label.values) == expected, why
+    assert label.overdue == (expected == "Overdue"), why
+
+
+@pytest.mark.parametrize(
+    ("asked", "returned"),
+    [
+        ("/cases/42?done=contact", "/cases/42?done=contact"),
+        (None, "/cases"),
+        ("", "/cases"),
+        ("https://evil.example/", "/cases"),
+        ("//evil.example/", "/cases"),
+        ("/\\evil.example", "/cases"),
+        ("cases", "/cases"),
+    ],
+)
+def test_sign_in_returns_only_to_a_page_of_the_console(asked: str | None, returned: str) -> None:
+    assert safe_return_to(asked) == returned
+
+
+@pytest.mark.parametrize(
+    ("public_url", "secure"),
+    [
+        ("http://127.0.0.1:8000", False),
+        ("http://localhost:8000", False),
+        ("https://console.example.com", True),
+        ("http://console.example.com", True),  # a browser will drop it: misconfigured, not weak
+    ],
+)
+def test_cookies_are_secure_unless_served_over_http_on_this_machine(
+    public_url: str, secure: bool
+) -> None:
+    assert ConsoleSettings(public_url=public_url).secure_cookies is secure
+
+
+def test_every_string_a_template_asks_for_is_in_the_catalog() -> None:
+    asked = {
+        key
+        for page in TEMPLATES.glob("*.html")
+        for key in re.findall(r"""\bt\(\s*["']([a-z_.0-9]+)["']""", page.read_text())
+    }
+    assert asked, "no t(…) call found: the pattern is wrong"
+    whole = {k for k in asked if not k.endswith(".")}
+    assert sorted(whole - set(catalog.EN)) == []
+    # Keys built from a value ("status." ~ case.status): one for every value there is.
+    assert {k for k in asked if k.endswith(".")} == {"status.", "outcome."}
+    built = [f"status.{s}" for s in web.STATUSES] + [f"outcome.{o}" for o in web.OUTCOMES]
+    built += [f"done.{step}" for step in web.STEPS]
+    assert sorted(set(built) - set(catalog.EN)) == []
+
+
+def test_the_nps_chart_puts_higher_nps_higher_and_skips_empty_periods() -> None:
+    chart = nps_chart(
+        [("2026-09-01", -20.0, 10.0), ("2026-10-01", None, None), ("2026-11-01", 40.0, 5.0)]
+    )
+    assert [p.label for p in chart.points] == ["2026-09-01", "2026-11-01"]
+    low, high = chart.points
+    assert high.y < chart.zero < low.y  # SVG's y grows downwards
+    assert low.band_top < low.y < low.band_bottom
+    assert high.band_bottom - high.band_top < low.band_bottom - low.band_top
+    assert low.x < high.x
+    assert nps_chart([]).points == []
+
+
+def test_the_nps_chart_keeps_a_band_beyond_the_scale_on_the_chart() -> None:
+    [point] = nps_chart([("2026-11-01", 95.0, 30.0)]).points
+    assert point.band_top == nps_chart([("x", 100.0, 0.0)]).points[0].y
