@@ -740,6 +740,7 @@ COMPONENTS = {
     "followup": "consumer",
     "notify": "consumer",
     "migrate": "migration",
+    "console": "web",
 }
 #: What the services share is named `npsloop`, with one of these roles.
 SHARED_COMPONENTS = {"config", "topics", "monitoring", "network-policy"}
