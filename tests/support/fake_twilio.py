@@ -9,7 +9,8 @@ answer with Twilio's documented errors (https://www.twilio.com/docs/api/errors):
   characters (else 400, error 21602 / 21617);
 - 201 with the Message resource (`sid` `SM` + 32 hex, `status` `queued`, `num_segments`);
 - scripted answers for the next requests: `fail_next(429, retry_after=2)` (error 20429),
-  `fail_next(503)`, `fail_next(400, code=21614)` (not a mobile number) ...
+  `fail_next(503)`, `fail_next(400, code=21614)` (not a mobile number), `fail_next(400,
+  code=21610)` (the recipient texted STOP) ...
 """
 
 import base64
@@ -24,6 +25,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+#: Twilio's own words for the errors whose meaning matters to notify.
+DOCUMENTED = {21610: "Attempt to send to unsubscribed recipient"}
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MESSAGING_SERVICE = re.compile(r"^MG[0-9a-fA-F]{32}$")
@@ -44,7 +48,8 @@ class FakeTwilio:
     ) -> None:
         code = code or {429: 20429, 503: 20503, 500: 20500}.get(status, 21211)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        self._script.append((status, _error(status, code, f"scripted {status}"), headers))
+        message = DOCUMENTED.get(code, f"scripted {status}")
+        self._script.append((status, _error(status, code, message), headers))
 
     def app(self) -> Starlette:
         return Starlette(
