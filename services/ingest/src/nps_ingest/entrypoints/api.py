@@ -1,7 +1,5 @@
 """Ingest's HTTP API: translate the request, call one handler, map the result."""
 
-import csv
-import io
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -13,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp
 
 from nps_events import ContactOptOut, Customer, Line, OptOutScope, Text
+from nps_ingest.adapters.csv_rows import CsvHeaderError, read_csv
 from nps_ingest.domain.auth import source_for_token
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import SignatureError, StaleTimestampError
@@ -185,6 +184,10 @@ class ItemResult(BaseModel):
     response_id: str | None = None
     comment_truncated: bool = False
     error: str | None = Field(default=None, description="What is wrong with this item.")
+    line: int | None = Field(
+        default=None,
+        description="CSV import: the line the row starts on (the header is line 1).",
+    )
 
 
 class BatchResult(BaseModel):
@@ -239,7 +242,7 @@ def _item_error(exc: ValidationError | InvalidResponseError) -> str:
     )
 
 
-def _csv_item(row: dict[str | Any, str | Any]) -> dict[str, Any]:
+def _csv_item(row: Mapping[str, str]) -> dict[str, Any]:
     def cell(name: str) -> str | None:
         value = row.get(name)
         return value.strip() or None if isinstance(value, str) else None
@@ -490,30 +493,48 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
         request: Request, source: Annotated[str, Depends(authenticated_source)]
     ) -> BatchResult:
         """A header row, then one response per row. Columns: response_id, survey_id,
-        customer_id, customer_email, customer_name, score, comment, responded_at. One result
-        per row, as for a batch (`index` 0 is the first row after the header)."""
+        customer_id, customer_email, customer_name, score, comment, responded_at (a header
+        with any other column is refused). One result per row, as for a batch (`index` 0 is
+        the first row after the header, `line` the line it starts on): a row with more or
+        fewer fields than the header, or with a quote left open (which would swallow the rows
+        after it), is an `error` of its own, and the rows after it are read as usual."""
         try:
             text = (await request.body()).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise Problem(400, "Malformed CSV", "The body is not UTF-8 text.") from exc
         try:
-            rows = list(csv.DictReader(io.StringIO(text)))
-        except csv.Error as exc:
-            raise Problem(400, "Malformed CSV", f"The body is not CSV: {exc}") from exc
-        missing = {"response_id", "survey_id", "score", "responded_at"} - set(
-            csv.DictReader(io.StringIO(text)).fieldnames or ()
-        )
+            header, rows = read_csv(text)
+        except CsvHeaderError as exc:
+            raise Problem(400, "Malformed CSV", str(exc)) from exc
+        missing = {"response_id", "survey_id", "score", "responded_at"} - set(header)
         if missing:
             raise Problem(400, "Malformed CSV", f"Missing columns: {', '.join(sorted(missing))}.")
+        unknown = [name for name in header if name not in CSV_COLUMNS]
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if unknown or twice:
+            said = (f"Unknown columns: {', '.join(unknown)}. " if unknown else "") + (
+                f"Columns named twice: {', '.join(twice)}. " if twice else ""
+            )
+            raise Problem(
+                400,
+                "Malformed CSV",
+                f"{said}The columns are {', '.join(CSV_COLUMNS)}; nothing is left out silently.",
+            )
         if not rows or len(rows) > MAX_CSV_ROWS:
             raise Problem(400, "Malformed CSV", f"Send 1 to {MAX_CSV_ROWS} rows after the header.")
         items: list[dict[str, Any] | str] = []
         for row in rows:
+            if row.cells is None:
+                items.append(row.error or f"line {row.line} cannot be read")
+                continue
             try:
-                items.append(_csv_item(row))
+                items.append(_csv_item(row.cells))
             except InvalidResponseError as exc:
                 items.append(str(exc))
-        return await batch(items, source)
+        answer = await batch(items, source)
+        for result, row in zip(answer.results, rows, strict=True):
+            result.line = row.line
+        return answer
 
     @api.post(
         "/v1/webhooks/{source}",
