@@ -108,6 +108,9 @@ class Parsed:
     fetches: tuple[Fetch, ...] = ()
     #: Why the delivery carries nothing for npsloop (an event type it does not use), if so.
     ignored: str | None = None
+    #: An event type the source did not declare (Standard Webhooks with its own names): why
+    #: nothing was published. Answered as a `warning` and counted, never silently dropped.
+    undeclared: str | None = None
 
 
 # --- helpers every adapter uses -------------------------------------------------------------

@@ -54,8 +54,8 @@ log = get_logger(__name__)
 WEBHOOKS = Counter(
     "npsloop_ingest_webhooks_total",
     "Webhook deliveries by source (`unknown` for no such source) and outcome: accepted, "
-    "ignored, bad_signature, stale, malformed, invalid, vendor_unavailable, broker_unavailable,"
-    " unknown_source.",
+    "ignored, undeclared_type, bad_signature, stale, malformed, invalid, vendor_unavailable, "
+    "broker_unavailable, unknown_source.",
     ["source", "outcome"],
 )
 COMMENTS_TRUNCATED = Counter(
@@ -137,6 +137,11 @@ class WebhookAccepted(BaseModel):
     accepted: list[Accepted] = Field(description="What was published, one per response.")
     ignored: str | None = Field(
         default=None, description="Why the delivery carried nothing for npsloop, if so."
+    )
+    warning: str | None = Field(
+        default=None,
+        description="Nothing was published because the event type is not declared for this "
+        "source (Standard Webhooks with its own event names): declare it, or fix the sender.",
     )
 
 
@@ -630,13 +635,18 @@ class WebhookIntake:
         except BrokerUnavailableError as exc:
             _count(found.name, "broker_unavailable")
             raise _unavailable("Broker", exc, 5) from exc
-        if outcome.ignored:
+        if outcome.undeclared:
+            _count(found.name, "undeclared_type")
+            log.warning("webhook.undeclared_type", source=found.name, reason=outcome.undeclared)
+        elif outcome.ignored:
             _count(found.name, "ignored")
             log.info("webhook.ignored", source=found.name, reason=outcome.ignored)
         else:
             _count(found.name, "accepted")
         return WebhookAccepted(
-            accepted=[_accepted(r) for r in outcome.received], ignored=outcome.ignored
+            accepted=[_accepted(r) for r in outcome.received],
+            ignored=outcome.ignored,
+            warning=outcome.undeclared,
         )
 
     async def hot(self, request: RawRequest) -> RawResponse:
