@@ -11,7 +11,7 @@ import yaml
 from pydantic import SecretStr
 
 from nps_ingest.config import IngestSettings, SourcesError, load_sources, parse_sources
-from nps_ingest.domain.sources import Provider
+from nps_ingest.domain.sources import Proof, Provider
 
 ENV = {"DELIGHTED_KEY": "delighted-api-key-1", "DELIGHTED_KEY_OLD": "delighted-api-key-0"}
 
@@ -204,3 +204,35 @@ def test_a_wrong_standard_webhooks_mapping_is_refused_naming_it(
         text = text.replace("updated: [nps.answer_edited]", "updated: []")
     with pytest.raises(SourcesError, match=re.escape(message)):
         parse_sources(text, {})
+
+
+QUALTRICS_UNSIGNED = """
+sources:
+  acme-qualtrics:
+    provider: qualtrics
+    proof: path_secret              # POST /v1/webhooks/acme-qualtrics/<the secret>
+    secrets: [{value: "kq3Yb0-pW7sXr2_LmN8vTz4cA6dE9fGh1JiKoUqR"}]
+    api_token: {value: "qualtrics-api-token-1"}
+    mapping: {score: QID1}
+"""
+
+
+def test_a_qualtrics_source_without_a_shared_key_is_proven_by_a_secret_path_segment() -> None:
+    source = parse_sources(QUALTRICS_UNSIGNED, {})["acme-qualtrics"]
+    assert source.proof is Proof.PATH_SECRET
+    assert source.secrets == ("kq3Yb0-pW7sXr2_LmN8vTz4cA6dE9fGh1JiKoUqR",)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("provider: qualtrics", "provider: delighted"), "delighted deliveries are proven by"),
+        (("kq3Yb0-pW7sXr2_LmN8vTz4cA6dE9fGh1JiKoUqR", "short-secret-1"), "32 or more"),
+        (("kq3Yb0-pW7sXr2_LmN8vTz4cA6dE9fGh1JiKoUqR", "a/b" * 12), "32 or more"),
+    ],
+)
+def test_a_wrong_path_secret_source_is_refused_naming_it(
+    change: tuple[str, str], message: str
+) -> None:
+    with pytest.raises(SourcesError, match=message):
+        parse_sources(QUALTRICS_UNSIGNED.replace(*change), {})

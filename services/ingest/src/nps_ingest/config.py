@@ -14,6 +14,7 @@ from nps_ingest.domain.sources import (
     STANDARD_WEBHOOKS_ONLY,
     EventTypes,
     FieldMapping,
+    Proof,
     Provider,
     Source,
 )
@@ -170,6 +171,9 @@ class SourceSpec(_Strict):
     mapping: MappingSpec = Field(default_factory=MappingSpec)
     timestamp_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     options: dict[str, str] = Field(default_factory=dict)
+    #: How deliveries prove their origin: the provider's signature (default) or, where the
+    #: provider can do neither signature nor header, a secret last segment of the URL.
+    proof: Proof = Proof.SIGNATURE
 
 
 class SourcesFile(_Strict):
@@ -182,6 +186,13 @@ _NEEDS_SCORE_MAPPING = {Provider.FORMBRICKS, Provider.SURVEYMONKEY, Provider.QUA
 _STANDARD_WEBHOOKS = {Provider.STANDARD_WEBHOOKS, Provider.FORMBRICKS}
 #: Providers whose webhooks carry ids only: the response is fetched with `api_token`.
 _FETCHES = {Provider.SURVEYMONKEY, Provider.HUBSPOT, Provider.QUALTRICS}
+#: Providers whose deliveries may be proven by a secret URL segment instead of a signature:
+#: those that can send unsigned and carry ids only, so that nothing is published before the
+#: provider's API, with the source's own token, returns the response.
+_PATH_SECRET_OK = {Provider.QUALTRICS}
+#: A secret that goes in a URL: URL-safe, and long enough not to be guessed (e.g.
+#: `python -c 'import secrets; print(secrets.token_urlsafe(32))'`).
+_PATH_SECRET = re.compile(r"^[A-Za-z0-9_-]{32,200}$")
 
 
 def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
@@ -203,6 +214,17 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
             except MalformedSecretError as exc:
                 raise SourcesError(f"{where}.secrets[{i}]: {exc}") from None
     _check_standard_webhooks_mapping(where, spec)
+    if spec.proof is Proof.PATH_SECRET:
+        if spec.provider not in _PATH_SECRET_OK:
+            raise SourcesError(
+                f"{where}.proof: {spec.provider} deliveries are proven by their signature"
+            )
+        for i, secret in enumerate(secrets):
+            if not _PATH_SECRET.fullmatch(secret):
+                raise SourcesError(
+                    f"{where}.secrets[{i}]: a secret path segment needs 32 or more of "
+                    "A-Z a-z 0-9 _ - (e.g. secrets.token_urlsafe(32))"
+                )
     if spec.provider in _NEEDS_SCORE_MAPPING and not spec.mapping.score:
         raise SourcesError(f"{where}.mapping.score: {spec.provider} needs the score question's id")
     if spec.provider in _FETCHES and spec.api_token is None:
@@ -216,6 +238,7 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
         timestamp_tolerance_seconds=spec.timestamp_tolerance_seconds,
         options=dict(spec.options),
         api_token=spec.api_token.resolve(environ, f"{where}.api_token") if spec.api_token else None,
+        proof=spec.proof,
     )
 
 

@@ -20,6 +20,16 @@ class Provider(StrEnum):
     QUALTRICS = "qualtrics"
 
 
+class Proof(StrEnum):
+    """How a source's deliveries prove where they come from."""
+
+    #: The provider's own signature (or header) scheme, with the source's secrets.
+    SIGNATURE = "signature"
+    #: A secret last segment of the URL the provider posts to (`/v1/webhooks/{source}/{secret}`),
+    #: for a sender that can neither sign nor add a header: Qualtrics without a shared key.
+    PATH_SECRET = "path_secret"  # noqa: S105 - the name of a proof, not a secret
+
+
 @dataclass(frozen=True, slots=True)
 class EventTypes:
     """A Standard Webhooks sender's own event type names (the envelope's `type`), by meaning.
@@ -84,3 +94,4 @@ class Source:
     options: Mapping[str, str] = field(default_factory=dict)
     #: Provider API credentials for fetching thin payloads (SurveyMonkey access token…).
     api_token: str | None = None
+    proof: Proof = Proof.SIGNATURE

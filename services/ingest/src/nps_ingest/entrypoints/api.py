@@ -15,7 +15,7 @@ from nps_ingest.adapters.csv_rows import CsvHeaderError, read_csv
 from nps_ingest.domain.auth import source_for_token
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import SignatureError, StaleTimestampError
-from nps_ingest.domain.sources import Provider, Source
+from nps_ingest.domain.sources import Proof, Provider, Source
 from nps_ingest.domain.webhooks import (
     InvalidResponseError,
     MalformedPayloadError,
@@ -571,6 +571,35 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
             url=str(request.url),
         )
 
+    @api.post(
+        "/v1/webhooks/{source}/{secret}",
+        status_code=202,
+        response_model=WebhookAccepted,
+        response_model_exclude_none=True,
+        summary="Receive the webhook of a provider that can neither sign nor add a header",
+        responses={
+            400: {"description": "The body is not the provider's format (problem+json)."},
+            401: {"description": "The secret segment matches none of the source's secrets."},
+            404: {"description": "No such source, or the source is not proven by its URL."},
+            413: {"description": "The body is larger than the limit (problem+json)."},
+            422: {"description": "A value is wrong, e.g. an id of the wrong form (problem+json)."},
+            503: {"description": "The broker or the provider's API is unavailable; retry."},
+        },
+    )
+    async def post_webhook_with_secret(
+        source: str, secret: str, request: Request
+    ) -> WebhookAccepted:
+        """For a source whose `proof` is `path_secret` (a Qualtrics subscription without a
+        shared key): the last segment is one of its secrets. The delivery's ids are trusted
+        only once the provider's API returns the response they name (docs/sources.md)."""
+        return await webhooks.answer(
+            source,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=await request.body(),
+            url=str(request.url),
+            path_secret=secret,
+        )
+
     return api
 
 
@@ -597,18 +626,31 @@ class WebhookIntake:
         self.comment_limit = comment_limit
 
     async def answer(
-        self, source: str, *, headers: Mapping[str, str], body: bytes, url: str | Callable[[], str]
+        self,
+        source: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        url: str | Callable[[], str],
+        path_secret: str | None = None,
     ) -> WebhookAccepted:
-        """What was published for the delivery; a `Problem` naming what is wrong otherwise."""
+        """What was published for the delivery; a `Problem` naming what is wrong otherwise.
+        `path_secret`: the last segment of `/v1/webhooks/{source}/{secret}`, if so posted."""
         found = self.sources.get(source)
         adapter = self.adapters.get(found.provider) if found else None
         if found is None or adapter is None:
             _count("unknown", "unknown_source")
             raise Problem(404, "Unknown source", f"No webhook source is named {source[:100]!r}.")
+        if path_secret is not None and found.proof is not Proof.PATH_SECRET:
+            # Only a source proven by its URL has one; the secret is never echoed back.
+            _count("unknown", "unknown_source")
+            raise Problem(
+                404, "Unknown source", f"Source {source[:100]!r} has no URL with a secret segment."
+            )
 
         try:
             outcome = await receive_webhook(
-                WebhookRequest(headers=headers, body=body, url=url),
+                WebhookRequest(headers=headers, body=body, url=url, path_secret=path_secret),
                 source=found,
                 adapter=adapter,
                 fetcher=self.fetchers.get(found.provider),
@@ -656,6 +698,7 @@ class WebhookIntake:
             headers=request.headers,
             body=request.body,
             url=lambda: request.url,
+            path_secret=request.path_params.get("secret"),
         )
         return RawResponse(202, accepted.model_dump_json(exclude_none=True).encode())
 
@@ -705,5 +748,10 @@ def http_app(
     webhooks = WebhookIntake(**dependencies)
     app.include_router(router(**dependencies, webhooks=webhooks), tags=["intake"])
     return HotRoutes(
-        app, routes={("POST", "/v1/webhooks/{source}"): webhooks.hot}, max_body_bytes=max_body_bytes
+        app,
+        routes={
+            ("POST", "/v1/webhooks/{source}"): webhooks.hot,
+            ("POST", "/v1/webhooks/{source}/{secret}"): webhooks.hot,
+        },
+        max_body_bytes=max_body_bytes,
     )
