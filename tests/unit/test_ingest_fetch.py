@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from nps_events import Event, ResponseReceived
@@ -552,3 +553,38 @@ def test_a_record_for_another_response_than_the_one_asked_is_refused() -> None:
     )
     assert answer.status_code == 400
     assert publisher.published == []
+
+
+def test_the_secret_path_segment_is_never_logged() -> None:
+    """Even the log of an unexpected error names the route's template, not the path (the
+    exception itself goes through the kit's redaction, tested in test_redact.py)."""
+
+    class BrokenPublisher(FakePublisher):
+        async def publish(self, event: Event, *, source: str, now: datetime) -> None:
+            raise RuntimeError("a bug")
+
+    app = http_app(
+        sources={"qu": QUALTRICS_UNSIGNED},
+        adapters=ADAPTERS,
+        fetchers={
+            Provider.QUALTRICS: QualtricsClient(
+                attempts=1, transport=httpx.MockTransport(FakeQualtrics())
+            )
+        },
+        publisher=BrokenPublisher(),
+        clock=FrozenClock(NOW),
+        publish_timeout=5.0,
+    )
+    with structlog.testing.capture_logs() as logged:
+        answer = TestClient(app, raise_server_exceptions=False).post(
+            f"/v1/webhooks/qu/{PATH_SECRET}", content=_unsigned_form(), headers=FORM
+        )
+    assert answer.status_code == 500
+    [error] = [e for e in logged if e["event"] == "http.unhandled_error"]
+    assert error["route"] == "/v1/webhooks/{source}/{secret}"
+    assert not [
+        (e["event"], key)
+        for e in logged
+        for key, value in e.items()
+        if key != "exc_info" and PATH_SECRET in str(value)
+    ]
