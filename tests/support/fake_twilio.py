@@ -11,6 +11,8 @@ answer with Twilio's documented errors (https://www.twilio.com/docs/api/errors):
 - scripted answers for the next requests: `fail_next(429, retry_after=2)` (error 20429),
   `fail_next(503)`, `fail_next(400, code=21614)` (not a mobile number), `fail_next(400,
   code=21610)` (the recipient texted STOP) ...
+- numbers in `unsubscribed` (they texted STOP to the sender) refused every time, as Twilio does
+  until they text START: 400, error 21610.
 """
 
 import base64
@@ -39,6 +41,7 @@ class FakeTwilio:
     auth_token: str = "twilio-auth-token"
     messages: list[dict[str, str]] = field(default_factory=list)
     requests: int = 0
+    unsubscribed: set[str] = field(default_factory=set)
     _script: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     #: Called as Twilio takes a message, before it answers (say, to cut the database).
     on_accept: Callable[[], None] | None = None
@@ -78,6 +81,8 @@ class FakeTwilio:
         problem = _check(form)
         if problem is not None:
             return JSONResponse(_error(400, *problem), status_code=400)
+        if form["To"] in self.unsubscribed:
+            return JSONResponse(_error(400, 21610, DOCUMENTED[21610]), status_code=400)
         if self._script:
             status, body, headers = self._script.pop(0)
             return JSONResponse(body, status_code=status, headers=headers)
