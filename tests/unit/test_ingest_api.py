@@ -382,6 +382,16 @@ def test_a_row_with_more_or_fewer_fields_than_the_header_is_an_error_of_its_own(
     assert [e.provider_response_id for e in publisher.published] == ["ok-2"]  # type: ignore[attr-defined]
 
 
+def test_rows_refused_one_by_one_still_count_against_the_row_limit() -> None:
+    """Each line opens a quote that the next one closes: every row is an error of its own,
+    and 5,001 of them are too many, as 5,001 good rows are."""
+    publisher = FakePublisher()
+    answer = _import(publisher, CSV_HEADER + 'a,"b\n' * 5_001)
+    assert answer.status_code == 400
+    assert "1 to 5000 rows" in answer.json()["detail"]
+    assert publisher.published == []
+
+
 def test_a_header_with_a_column_ingest_does_not_know_is_400() -> None:
     answer = _import(
         FakePublisher(),

@@ -508,7 +508,7 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
         except UnicodeDecodeError as exc:
             raise Problem(400, "Malformed CSV", "The body is not UTF-8 text.") from exc
         try:
-            header, rows = read_csv(text)
+            header, rows = read_csv(text, max_rows=MAX_CSV_ROWS)
         except CsvHeaderError as exc:
             raise Problem(400, "Malformed CSV", str(exc)) from exc
         missing = {"response_id", "survey_id", "score", "responded_at"} - set(header)
