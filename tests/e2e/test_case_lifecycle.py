@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 
-from nps_events import ContactOptOut, OptOutScope, Topic, dlq
-from nps_kit.messaging import Publisher
+from nps_events import ContactOptOut, Customer, OptOutScope, SendSms, Topic, dlq, encode
+from nps_kit.messaging import Outgoing, Publisher
 from nps_kit.settings import KafkaSettings
 from tests.e2e.conftest import System
 from tests.e2e.test_detractor_journey import a_response, cases_of, post
 from tests.integration.kafka_helpers import read_all
+from tests.support.fake_twilio import FakeTwilio
 from tests.support.polling import eventually
 
 
@@ -251,3 +252,41 @@ async def test_an_opt_out_on_the_responses_topic_reaches_the_do_not_contact_list
     # dead-letters none of them.
     dead = await read_all(kafka, dlq(Topic.RESPONSES.value), partitions=3)
     assert not [r for r in dead if dict(r.headers).get("dlq_group") == b"npsloop-followup"]
+
+
+async def test_a_customer_who_texted_stop_reaches_the_do_not_contact_list_for_sms(
+    system: System, twilio: tuple[FakeTwilio, str]
+) -> None:
+    """An SMS action to a number that texted STOP: Twilio refuses it (21610), notify publishes
+    the opt-out, and followup's do-not-contact list shows it for SMS with Twilio's words."""
+    customer = f"stop-{uuid.uuid4().hex[:8]}"
+    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    twilio[0].unsubscribed.add(phone)
+    action = SendSms(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id=customer, phone=phone, name="Ada"),
+        template="detractor_apology",
+        requested_at=datetime.now(UTC),
+    )
+    message = encode(action, source="/followup", time=datetime.now(UTC))
+    publisher = Publisher(
+        KafkaSettings(bootstrap_servers=system.infra.bootstrap_servers), client_id="e2e-stop"
+    )
+    await publisher.start()
+    try:
+        await publisher.send_many(
+            [Outgoing(Topic.ACTIONS.value, message.key, message.value, message.headers)]
+        )
+    finally:
+        await publisher.stop()
+    async with system.client() as client:
+        listed = await eventually(
+            lambda: client.get(f"{system.url('followup')}/v1/do-not-contact/{customer}"),
+            until=lambda answer: bool(answer.json()["entries"]),
+            what="the customer on the do-not-contact list for SMS",
+        )
+    [entry] = listed.json()["entries"]
+    assert (entry["scope"], entry["source"]) == ("sms", "notify")
+    assert "error 21610" in entry["reason"]
+    assert [m for m in twilio[0].messages if m["To"] == phone] == []

@@ -46,6 +46,13 @@ from tests.integration.kafka_helpers import NOW, a_response
 
 _POLICY = parse_policy(default_policy_text())
 POLICY = PolicyInForce(policy=_POLICY, holidays_for=holidays_for(_POLICY))
+#: The default policy with an SMS to every detractor, before the ticket.
+SMS_POLICY = parse_policy(
+    default_policy_text().replace(
+        "      - kind: ticket\n",
+        "      - kind: sms\n        template: detractor_acknowledgement\n      - kind: ticket\n",
+    )
+)
 #: People who work cases (from their tokens, in the API).
 KIM = Actor(kind=ActorKind.PERSON, id="kim-subject", name="kim@x.io")
 ALEX = Actor(kind=ActorKind.PERSON, id="alex-subject", name="alex@example.com")
@@ -466,6 +473,61 @@ async def test_contact_rules_skip_messages_and_say_why(sessions: SessionFactory)
     assert "do-not-contact list (email)" in str(outcomes["rules-optout"][1])
     assert outcomes["rules-capped"][0] == "skipped"
     assert "frequency cap" in str(outcomes["rules-capped"][1])
+
+
+async def test_a_customer_who_texted_stop_gets_no_more_sms_and_the_list_says_why(
+    sessions: SessionFactory,
+) -> None:
+    """Notify's opt-out after Twilio's 21610 (scope sms, its reason): followup's list keeps
+    the reason, and the customer's next case holds its SMS back as `skipped`; email goes on."""
+    said = (
+        "the sms provider refused action 6f1c…: Twilio 400 (error 21610): Attempt to send to "
+        "unsubscribed recipient"
+    )
+    async with unit_of_work(sessions) as session:
+        await record_opt_outs(
+            FollowupRepository(session),
+            [
+                ContactOptOut(
+                    source="notify",
+                    customer_id="stop-sms",
+                    scope=OptOutScope.SMS,
+                    provider_event_id=f"unsubscribed:{uuid.uuid4()}",
+                    occurred_at=NOW,
+                    reason=said,
+                )
+            ],
+            now=NOW,
+        )
+    response = scored("stop-sms", 2)
+    texting = response.customer.model_copy(
+        update={"phone": "+33612345678", "attributes": {"sms_consent": "yes"}}
+    )
+    with_sms = PolicyInForce(policy=SMS_POLICY, holidays_for=holidays_for(SMS_POLICY))
+    async with unit_of_work(sessions) as session:
+        [opened] = await open_cases(
+            FollowupRepository(session),
+            [response.model_copy(update={"customer": texting})],
+            now=NOW + timedelta(hours=1),
+            policy=with_sms,
+        )
+    await drain(
+        Sweeper(
+            sessions=sessions,
+            relay=None,
+            clock=FrozenClock(NOW + timedelta(hours=2)),
+            policy=with_sms,
+            interval=0.01,
+            batch_size=50,
+        )
+    )
+    actions = {a.channel: a for a in (await case(sessions, opened.case_id)).actions}
+    assert actions["sms"].state.value == "skipped"
+    assert actions["sms"].reason == "the customer is on the do-not-contact list (sms)"
+    assert actions["email"].state.value != "skipped"
+    async with sessions() as session:
+        entries = await FollowupRepository(session).opt_outs_of("stop-sms")
+    assert entries == [("sms", "notify", said, NOW)]
 
 
 async def test_the_hand_written_migrations_build_exactly_the_tables_the_code_uses(

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nps_events import ActionResultReported, Customer, QuietHours, SendSms
+from nps_events import ActionResultReported, ContactOptOut, Customer, QuietHours, SendSms
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, session_factory
 from nps_kit.devstack import free_port
@@ -164,7 +164,11 @@ async def _ledger(
                 select(tables.dispatches.c.state).where(tables.dispatches.c.action_id == action_id)
             )
         ).scalar_one()
-        rows = (await session.execute(select(tables.outbox))).all()
+        rows = (
+            await session.execute(
+                select(tables.outbox).where(tables.outbox.c.topic == "nps.action-results.v1")
+            )
+        ).all()
     results = [ActionResultReported.model_validate_json(row.value) for row in rows]
     return state, [r for r in results if r.action_id == action_id]
 
@@ -286,3 +290,77 @@ async def test_a_database_outage_after_twilio_took_the_sms_still_records_it_sent
     [result] = results
     assert result.status.value == "sent"
     assert result.provider_message_id == fake.messages[0]["sid"]
+
+
+async def test_a_customer_who_texted_stop_is_put_on_the_do_not_contact_list_for_sms(
+    sessions: SessionFactory,
+) -> None:
+    """Twilio answers 400 with error 21610: the action fails with Twilio's words, and notify
+    publishes, in the same transaction, a `ContactOptOut` of scope `sms` for that customer
+    (followup's do-not-contact list), whose id a redelivery cannot change."""
+    fake = FakeTwilio()
+    fake.fail_next(400, code=21610)
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        channels={"sms": _channel(fake)},
+        clock=FrozenClock(NOW),
+        concurrency=2,
+        case_url="http://cs.example.com/cases/{case_id}",
+    )
+    action = SendSms(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id="c-stop", phone="+33612345678", name="Ada"),
+        template="detractor_acknowledgement",
+        requested_at=NOW,
+    )
+    outcome = (await dispatcher.dispatch([action]))[action.action_id]
+    assert outcome.state is DispatchState.FAILED
+    state, [result] = await _ledger(sessions, action.action_id)
+    assert (state, result.status.value) == ("failed", "failed")
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(tables.outbox).where(tables.outbox.c.topic == "nps.responses.v1")
+            )
+        ).all()
+    opt_outs = [ContactOptOut.model_validate_json(row.value) for row in rows]
+    [opt_out] = [o for o in opt_outs if o.customer_id == "c-stop"]
+    assert (opt_out.scope.value, opt_out.source) == ("sms", "notify")
+    assert opt_out.occurred_at == NOW
+    assert opt_out.reason is not None
+    assert "error 21610" in opt_out.reason
+    assert "unsubscribed recipient" in opt_out.reason
+    assert str(action.action_id) in opt_out.reason
+    assert fake.messages == []
+
+
+async def test_other_permanent_sms_errors_put_nobody_on_the_do_not_contact_list(
+    sessions: SessionFactory,
+) -> None:
+    fake = FakeTwilio()
+    fake.fail_next(400, code=21614)  # not a mobile number: nothing the customer asked for
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        channels={"sms": _channel(fake)},
+        clock=FrozenClock(NOW),
+        concurrency=2,
+        case_url="http://cs.example.com/cases/{case_id}",
+    )
+    action = SendSms(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id="c-landline", phone="+33612345678", name="Ada"),
+        template="detractor_acknowledgement",
+        requested_at=NOW,
+    )
+    outcome = (await dispatcher.dispatch([action]))[action.action_id]
+    assert outcome.state is DispatchState.FAILED
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(tables.outbox).where(tables.outbox.c.topic == "nps.responses.v1")
+            )
+        ).all()
+    opt_outs = [ContactOptOut.model_validate_json(row.value) for row in rows]
+    assert [o for o in opt_outs if o.customer_id == "c-landline"] == []

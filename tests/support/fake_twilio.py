@@ -9,7 +9,10 @@ answer with Twilio's documented errors (https://www.twilio.com/docs/api/errors):
   characters (else 400, error 21602 / 21617);
 - 201 with the Message resource (`sid` `SM` + 32 hex, `status` `queued`, `num_segments`);
 - scripted answers for the next requests: `fail_next(429, retry_after=2)` (error 20429),
-  `fail_next(503)`, `fail_next(400, code=21614)` (not a mobile number) ...
+  `fail_next(503)`, `fail_next(400, code=21614)` (not a mobile number), `fail_next(400,
+  code=21610)` (the recipient texted STOP) ...
+- numbers in `unsubscribed` (they texted STOP to the sender) refused every time, as Twilio does
+  until they text START: 400, error 21610.
 """
 
 import base64
@@ -25,6 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+#: Twilio's own words for the errors whose meaning matters to notify.
+DOCUMENTED = {21610: "Attempt to send to unsubscribed recipient"}
+
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MESSAGING_SERVICE = re.compile(r"^MG[0-9a-fA-F]{32}$")
 
@@ -35,6 +41,7 @@ class FakeTwilio:
     auth_token: str = "twilio-auth-token"
     messages: list[dict[str, str]] = field(default_factory=list)
     requests: int = 0
+    unsubscribed: set[str] = field(default_factory=set)
     _script: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     #: Called as Twilio takes a message, before it answers (say, to cut the database).
     on_accept: Callable[[], None] | None = None
@@ -44,7 +51,8 @@ class FakeTwilio:
     ) -> None:
         code = code or {429: 20429, 503: 20503, 500: 20500}.get(status, 21211)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        self._script.append((status, _error(status, code, f"scripted {status}"), headers))
+        message = DOCUMENTED.get(code, f"scripted {status}")
+        self._script.append((status, _error(status, code, message), headers))
 
     def app(self) -> Starlette:
         return Starlette(
@@ -73,6 +81,8 @@ class FakeTwilio:
         problem = _check(form)
         if problem is not None:
             return JSONResponse(_error(400, *problem), status_code=400)
+        if form["To"] in self.unsubscribed:
+            return JSONResponse(_error(400, 21610, DOCUMENTED[21610]), status_code=400)
         if self._script:
             status, body, headers = self._script.pop(0)
             return JSONResponse(body, status_code=status, headers=headers)

@@ -298,6 +298,109 @@ def test_csv_import_backfills_rows_and_reports_each() -> None:
     assert "slow, and rude" in comments
 
 
+CSV_HEADER = (
+    "response_id,survey_id,customer_id,customer_email,customer_name,score,comment,responded_at\n"
+)
+
+
+def _import(publisher: FakePublisher, csv_text: str) -> Any:
+    return _client(publisher).post(
+        "/v1/responses/import",
+        content=csv_text.encode(),
+        headers={**AUTH, "Content-Type": "text/csv"},
+    )
+
+
+def test_an_unbalanced_quote_is_reported_on_its_row_and_the_rows_after_it_are_imported() -> None:
+    """11 rows, one with a quote left open: 11 results, that row an error naming its line,
+    the 10 others accepted (the open quote used to swallow the rest of the file)."""
+    publisher = FakePublisher()
+    rows = [f"q-{n},legacy,c-{n},,,{n % 11},fine,2025-01-05T10:00:00Z\n" for n in range(11)]
+    rows[4] = 'q-4,legacy,c-4,,,4,"Too slow,2025-01-05T10:00:00Z\n'
+    answer = _import(publisher, CSV_HEADER + "".join(rows))
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert len(results) == 11
+    assert [r["status"] for r in results] == ["accepted"] * 4 + ["error"] + ["accepted"] * 6
+    assert [r["line"] for r in results] == list(range(2, 13))
+    assert "line 6" in results[4]["error"]
+    assert "quote" in results[4]["error"]
+    imported = sorted(e.provider_response_id for e in publisher.published)  # type: ignore[attr-defined]
+    assert imported == sorted(f"q-{n}" for n in range(11) if n != 4)
+
+
+def test_an_open_quote_closed_by_a_later_row_does_not_merge_the_rows() -> None:
+    """The stray quote meets another quote two rows down: the reader would make one record of
+    the three lines, with the header's number of fields."""
+    publisher = FakePublisher()
+    csv_text = (
+        CSV_HEADER
+        + 'm-1,legacy,c-1,,,3,"Too slow,2025-01-05T10:00:00Z\n'
+        + "m-2,legacy,c-2,,,5,fine,2025-01-05T10:00:00Z\n"
+        + 'm-3,legacy,c-3,,,9,"Great, thanks",2025-01-05T10:00:00Z\n'
+    )
+    results = _import(publisher, csv_text).json()["results"]
+    assert [(r["status"], r["line"]) for r in results] == [
+        ("error", 2),
+        ("accepted", 3),
+        ("accepted", 4),
+    ]
+    comments = {e.comment for e in publisher.published}  # type: ignore[attr-defined]
+    assert comments == {"fine", "Great, thanks"}
+
+
+def test_a_comment_on_two_lines_is_one_row() -> None:
+    publisher = FakePublisher()
+    csv_text = (
+        CSV_HEADER
+        + 'p-1,legacy,c-1,,,3,"Too slow.\nAnd rude.",2025-01-05T10:00:00Z\n'
+        + "p-2,legacy,c-2,,,5,fine,2025-01-05T10:00:00Z\n"
+    )
+    results = _import(publisher, csv_text).json()["results"]
+    assert [(r["status"], r["line"]) for r in results] == [("accepted", 2), ("accepted", 4)]
+    comments = {e.comment for e in publisher.published}  # type: ignore[attr-defined]
+    assert comments == {"Too slow.\nAnd rude.", "fine"}
+
+
+@pytest.mark.parametrize(
+    ("row", "said"),
+    [
+        ("x-1,legacy,c-1,,,3,Slow, and rude,2025-01-05T10:00:00Z,\n", "10 fields"),
+        ("x-1,legacy,c-1,,,3,fine,2025-01-05T10:00:00Z,extra\n", "9 fields"),
+        ("x-1,legacy,c-1,,,3,fine\n", "7 fields"),
+    ],
+)
+def test_a_row_with_more_or_fewer_fields_than_the_header_is_an_error_of_its_own(
+    row: str, said: str
+) -> None:
+    publisher = FakePublisher()
+    answer = _import(publisher, CSV_HEADER + row + "ok-2,legacy,c-2,,,5,,2025-01-05T10:00:00Z\n")
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == ["error", "accepted"]
+    assert said in results[0]["error"]
+    assert "header 8" in results[0]["error"]
+    assert [e.provider_response_id for e in publisher.published] == ["ok-2"]  # type: ignore[attr-defined]
+
+
+def test_rows_refused_one_by_one_still_count_against_the_row_limit() -> None:
+    """Each line opens a quote that the next one closes: every row is an error of its own,
+    and 5,001 of them are too many, as 5,001 good rows are."""
+    publisher = FakePublisher()
+    answer = _import(publisher, CSV_HEADER + 'a,"b\n' * 5_001)
+    assert answer.status_code == 400
+    assert "1 to 5000 rows" in answer.json()["detail"]
+    assert publisher.published == []
+
+
+def test_a_header_with_a_column_ingest_does_not_know_is_400() -> None:
+    answer = _import(
+        FakePublisher(),
+        CSV_HEADER.replace("\n", ",channel\n") + "u-1,legacy,c-1,,,3,,2025-01-05T10:00:00Z,web\n",
+    )
+    assert answer.status_code == 400
+    assert "Unknown columns: channel" in answer.json()["detail"]
+
+
 def test_csv_without_required_columns_is_400() -> None:
     answer = _client(FakePublisher()).post(
         "/v1/responses/import",

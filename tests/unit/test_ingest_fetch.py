@@ -16,12 +16,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from nps_events import Event, ResponseReceived
 from nps_ingest.adapters.vendor_api import HubSpotClient, QualtricsClient, SurveyMonkeyClient
 from nps_ingest.bootstrap import ADAPTERS
-from nps_ingest.domain.sources import FieldMapping, Provider, Source
+from nps_ingest.domain.sources import FieldMapping, Proof, Provider, Source
 from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
 
@@ -326,6 +328,17 @@ QUALTRICS = Source(
     mapping=FieldMapping(score="QID1", comment="QID2_TEXT", customer_id="customer_id"),
     options={"datacenter": "fra1"},
 )
+#: A source for a subscription created without `sharedKey`: proven by its URL's last segment.
+PATH_SECRET = "kq3Yb0-pW7sXr2_LmN8vTz4cA6dE9fGh1JiKoUqR"
+QUALTRICS_UNSIGNED = Source(
+    name="qu",
+    provider=Provider.QUALTRICS,
+    secrets=(PATH_SECRET,),
+    api_token=QUALTRICS_TOKEN,
+    mapping=QUALTRICS.mapping,
+    options={"datacenter": "fra1"},
+    proof=Proof.PATH_SECRET,
+)
 QUALTRICS_MSG = json.dumps(
     {
         "Status": "Complete",
@@ -385,7 +398,7 @@ def _qualtrics_form(msg: str = QUALTRICS_MSG, key: str = QUALTRICS_KEY) -> bytes
 
 def _qualtrics_client(api: FakeQualtrics, publisher: FakePublisher) -> TestClient:
     app = http_app(
-        sources={"qx": QUALTRICS},
+        sources={"qx": QUALTRICS, "qu": QUALTRICS_UNSIGNED},
         adapters=ADAPTERS,
         fetchers={
             Provider.QUALTRICS: QualtricsClient(attempts=2, transport=httpx.MockTransport(api))
@@ -424,3 +437,154 @@ def test_qualtrics_wrong_hmac_or_tampered_msg_is_401() -> None:
     tampered = _qualtrics_form().replace(b"R_1LZ2Pw5hyQZk3Vn", b"R_somebodyElse000", 1)
     assert client.post("/v1/webhooks/qx", content=tampered, headers=FORM).status_code == 401
     assert api.calls == 0
+
+
+def _unsigned_form(**fields: str) -> bytes:
+    """What a subscription without `sharedKey` posts: the event's fields as plain form fields,
+    no `MSG`, no `HMAC`."""
+    return urlencode(
+        {
+            "Topic": "acme.surveyengine.completedResponse.SV_ebdf20QralHTzQF",
+            "Status": "Complete",
+            "SurveyID": "SV_ebdf20QralHTzQF",
+            "ResponseID": "R_1LZ2Pw5hyQZk3Vn",
+            "BrandID": "acme",
+            "CompletedDate": "2026-11-24 11:58:00",
+            **fields,
+        }
+    ).encode()
+
+
+def test_qualtrics_without_a_shared_key_is_accepted_at_its_secret_url_and_fetched() -> None:
+    api, publisher = FakeQualtrics(), FakePublisher()
+    answer = _qualtrics_client(api, publisher).post(
+        f"/v1/webhooks/qu/{PATH_SECRET}", content=_unsigned_form(), headers=FORM
+    )
+    assert answer.status_code == 202, answer.text
+    assert api.calls == 1
+    [event] = publisher.published
+    assert isinstance(event, ResponseReceived)
+    assert (event.provider_response_id, event.survey_id) == (
+        "R_1LZ2Pw5hyQZk3Vn",
+        "SV_ebdf20QralHTzQF",
+    )
+    # Everything published comes from the API's answer, none from the delivery.
+    assert (event.score, event.comment, event.customer.id) == (0, "Cancelled", "cus_qx_1")
+
+
+def test_qualtrics_without_its_secret_segment_or_with_a_wrong_one_is_401() -> None:
+    api, publisher = FakeQualtrics(), FakePublisher()
+    client = _qualtrics_client(api, publisher)
+    bare = client.post("/v1/webhooks/qu", content=_unsigned_form(), headers=FORM)
+    wrong = client.post(
+        "/v1/webhooks/qu/" + "x" * len(PATH_SECRET), content=_unsigned_form(), headers=FORM
+    )
+    assert (bare.status_code, wrong.status_code) == (401, 401)
+    assert "secret path segment" in bare.json()["detail"]
+    assert PATH_SECRET not in wrong.text
+    assert (api.calls, publisher.published) == (0, [])
+
+
+def test_a_signed_qualtrics_source_has_no_url_with_a_secret_segment() -> None:
+    api = FakeQualtrics()
+    answer = _qualtrics_client(api, FakePublisher()).post(
+        f"/v1/webhooks/qx/{PATH_SECRET}", content=_qualtrics_form(), headers=FORM
+    )
+    assert answer.status_code == 404
+    assert api.calls == 0
+
+
+def test_the_unsigned_form_without_a_path_secret_source_still_needs_the_hmac() -> None:
+    api = FakeQualtrics()
+    answer = _qualtrics_client(api, FakePublisher()).post(
+        "/v1/webhooks/qx", content=_unsigned_form(), headers=FORM
+    )
+    assert answer.status_code == 401
+    assert api.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"ResponseID": "../../users/UR_admin"}, "ResponseID"),
+        ({"SurveyID": "SV_x/responses/R_1"}, "SurveyID"),
+        ({"SurveyID": "SV_anotherSurvey1"}, "Topic"),
+    ],
+)
+def test_qualtrics_ids_are_untrusted_until_the_api_returns_the_response(
+    fields: dict[str, str], field: str
+) -> None:
+    """An id of the wrong form never reaches the API's URL; a delivery whose topic names
+    another survey is refused."""
+    api, publisher = FakeQualtrics(), FakePublisher()
+    answer = _qualtrics_client(api, publisher).post(
+        f"/v1/webhooks/qu/{PATH_SECRET}", content=_unsigned_form(**fields), headers=FORM
+    )
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == field
+    assert (api.calls, publisher.published) == (0, [])
+
+
+def test_an_unsigned_delivery_of_a_response_qualtrics_lacks_publishes_nothing() -> None:
+    api, publisher = FakeQualtrics(), FakePublisher()
+    answer = _qualtrics_client(api, publisher).post(
+        f"/v1/webhooks/qu/{PATH_SECRET}",
+        content=_unsigned_form(ResponseID="R_notAResponse01"),
+        headers=FORM,
+    )
+    assert answer.status_code == 503  # Qualtrics answered 404: perhaps not yet, never invented
+    assert api.calls >= 1
+    assert publisher.published == []
+
+
+def test_a_record_for_another_response_than_the_one_asked_is_refused() -> None:
+    """Should the API (or something in between) answer with another response than the one the
+    delivery named, nothing is published."""
+
+    class Elsewhere(FakeQualtrics):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            self.calls += 1
+            other = {**QUALTRICS_RESPONSE["result"], "responseId": "R_someoneElse001"}
+            return httpx.Response(200, json={**QUALTRICS_RESPONSE, "result": other})
+
+    api, publisher = Elsewhere(), FakePublisher()
+    answer = _qualtrics_client(api, publisher).post(
+        f"/v1/webhooks/qu/{PATH_SECRET}", content=_unsigned_form(), headers=FORM
+    )
+    assert answer.status_code == 400
+    assert publisher.published == []
+
+
+def test_the_secret_path_segment_is_never_logged() -> None:
+    """Even the log of an unexpected error names the route's template, not the path (the
+    exception itself goes through the kit's redaction, tested in test_redact.py)."""
+
+    class BrokenPublisher(FakePublisher):
+        async def publish(self, event: Event, *, source: str, now: datetime) -> None:
+            raise RuntimeError("a bug")
+
+    app = http_app(
+        sources={"qu": QUALTRICS_UNSIGNED},
+        adapters=ADAPTERS,
+        fetchers={
+            Provider.QUALTRICS: QualtricsClient(
+                attempts=1, transport=httpx.MockTransport(FakeQualtrics())
+            )
+        },
+        publisher=BrokenPublisher(),
+        clock=FrozenClock(NOW),
+        publish_timeout=5.0,
+    )
+    with structlog.testing.capture_logs() as logged:
+        answer = TestClient(app, raise_server_exceptions=False).post(
+            f"/v1/webhooks/qu/{PATH_SECRET}", content=_unsigned_form(), headers=FORM
+        )
+    assert answer.status_code == 500
+    [error] = [e for e in logged if e["event"] == "http.unhandled_error"]
+    assert error["route"] == "/v1/webhooks/{source}/{secret}"
+    assert not [
+        (e["event"], key)
+        for e in logged
+        for key, value in e.items()
+        if key != "exc_info" and PATH_SECRET in str(value)
+    ]

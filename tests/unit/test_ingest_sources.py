@@ -1,6 +1,7 @@
 """The sources file: validated at start-up, with errors that say where and why."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import yaml
 from pydantic import SecretStr
 
 from nps_ingest.config import IngestSettings, SourcesError, load_sources, parse_sources
-from nps_ingest.domain.sources import Provider
+from nps_ingest.domain.sources import Proof, Provider
 
 ENV = {"DELIGHTED_KEY": "delighted-api-key-1", "DELIGHTED_KEY_OLD": "delighted-api-key-0"}
 
@@ -137,3 +138,101 @@ def test_ingest_refuses_to_start_with_a_wrong_sources_file(tmp_path: Path) -> No
         done.stderr
     )
     assert "Traceback" not in done.stderr
+
+
+OWN_NAMES = """
+sources:
+  members-app:
+    provider: standard-webhooks
+    secrets: [{value: "whsec_c3RhbmRhcmQtd2ViaG9va3Mta2V5LTMyLWJ5dGVzISE="}]
+    mapping:
+      events:
+        created: [nps.answer_submitted]
+        updated: [nps.answer_edited]
+        opted_out: [member.unsubscribed]
+        ignored: [campaign.sent]
+      response_id: data.answer_id
+      survey_id: data.campaign.key
+      customer: data.member
+      customer_id: data.member.uid
+      attributes: data.member.traits
+      score: data.rating
+      comment: data.feedback
+      responded_at: data.submitted_at
+      scope: data.channel
+"""
+
+
+def test_a_standard_webhooks_source_declares_its_own_event_types_and_field_paths() -> None:
+    mapping = parse_sources(OWN_NAMES, {})["members-app"].mapping
+    assert mapping.events is not None
+    assert mapping.events.created == ("nps.answer_submitted",)
+    assert mapping.events.opted_out == ("member.unsubscribed",)
+    assert mapping.events.ignored == ("campaign.sent",)
+    assert (mapping.response_id, mapping.customer, mapping.responded_at) == (
+        "data.answer_id",
+        "data.member",
+        "data.submitted_at",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("provider: standard-webhooks", "provider: delighted"),
+            "sources.members-app.mapping.response_id: only a standard-webhooks source reads it",
+        ),
+        (
+            ("ignored: [campaign.sent]", "ignored: [nps.answer_edited]"),
+            "'nps.answer_edited' is in both updated and ignored",
+        ),
+        (("score: data.rating", "score: data..rating"), "mapping.score"),
+        (("customer: data.member", "customer: 'data member'"), "mapping.customer"),
+        (
+            ("created: [nps.answer_submitted]", "created: []"),
+            "no event type means a response",
+        ),
+    ],
+)
+def test_a_wrong_standard_webhooks_mapping_is_refused_naming_it(
+    change: tuple[str, str], message: str
+) -> None:
+    old, new = change
+    text = OWN_NAMES.replace(old, new)
+    if "no event type" in message:
+        text = text.replace("updated: [nps.answer_edited]", "updated: []")
+    with pytest.raises(SourcesError, match=re.escape(message)):
+        parse_sources(text, {})
+
+
+QUALTRICS_UNSIGNED = """
+sources:
+  acme-qualtrics:
+    provider: qualtrics
+    proof: path_secret              # POST /v1/webhooks/acme-qualtrics/<the secret>
+    secrets: [{value: "kq3Yb0-pW7sXr2_LmN8vTz4cA6dE9fGh1JiKoUqR"}]
+    api_token: {value: "qualtrics-api-token-1"}
+    mapping: {score: QID1}
+"""
+
+
+def test_a_qualtrics_source_without_a_shared_key_is_proven_by_a_secret_path_segment() -> None:
+    source = parse_sources(QUALTRICS_UNSIGNED, {})["acme-qualtrics"]
+    assert source.proof is Proof.PATH_SECRET
+    assert source.secrets == ("kq3Yb0-pW7sXr2_LmN8vTz4cA6dE9fGh1JiKoUqR",)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("provider: qualtrics", "provider: delighted"), "delighted deliveries are proven by"),
+        (("kq3Yb0-pW7sXr2_LmN8vTz4cA6dE9fGh1JiKoUqR", "short-secret-1"), "32 or more"),
+        (("kq3Yb0-pW7sXr2_LmN8vTz4cA6dE9fGh1JiKoUqR", "a/b" * 12), "32 or more"),
+    ],
+)
+def test_a_wrong_path_secret_source_is_refused_naming_it(
+    change: tuple[str, str], message: str
+) -> None:
+    with pytest.raises(SourcesError, match=message):
+        parse_sources(QUALTRICS_UNSIGNED.replace(*change), {})

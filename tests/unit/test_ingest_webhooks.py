@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from nps_events import ContactOptOut, Event, ResponseReceived
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.signatures import sign_standard_webhooks
-from nps_ingest.domain.sources import FieldMapping, Provider, Source
+from nps_ingest.domain.sources import EventTypes, FieldMapping, Provider, Source
 from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
 from nps_kit.http import metrics_app
@@ -61,6 +61,30 @@ SOURCES = {
     "wt": Source(name="wt", provider=Provider.WOOTRIC, secrets=(SECRET,)),
     "an": Source(name="an", provider=Provider.ASKNICELY, secrets=(SECRET,)),
     "shop": Source(name="shop", provider=Provider.CANONICAL, tokens=("t0ken-shop",)),
+    # A Standard Webhooks sender with its own event names and field names.
+    "swx": Source(
+        name="swx",
+        provider=Provider.STANDARD_WEBHOOKS,
+        secrets=(WHSEC,),
+        mapping=FieldMapping(
+            events=EventTypes(
+                created=("nps.answer_submitted",),
+                updated=("nps.answer_edited",),
+                opted_out=("member.unsubscribed",),
+                ignored=("campaign.sent",),
+            ),
+            response_id="data.answer_id",
+            survey_id="data.campaign.key",
+            customer="data.member",
+            customer_id="data.member.uid",
+            customer_email="data.member.mail",
+            attributes="data.member.traits",
+            score="data.rating",
+            comment="data.feedback",
+            responded_at="data.submitted_at",
+            scope="data.channel",
+        ),
+    ),
 }
 
 
@@ -639,7 +663,7 @@ def test_standard_webhooks_opt_out_becomes_a_contact_opt_out() -> None:
             json.dumps({"event_type": "form_partial", "form_response": {}}).encode(),
             sign_typeform,
         ),
-        ("sw", json.dumps({"type": "survey.published", "data": {}}).encode(), sign_standard),
+        ("swx", json.dumps({"type": "campaign.sent", "data": {}}).encode(), sign_standard),
         (
             "wt",
             urlencode(
@@ -782,3 +806,115 @@ def test_asknicely_survey_is_its_template_never_the_respondents_segment() -> Non
     raw = json.dumps(without).encode()
     _client(publisher).post("/v1/webhooks/an", content=raw, headers=sign_asknicely(raw))
     assert publisher.published[-1].survey_id == "asknicely-nps"  # type: ignore[attr-defined]
+
+
+# --- Standard Webhooks senders with their own event names and fields ---------------------------
+
+
+def own_names_body(kind: str = "nps.answer_submitted", rating: object = 2) -> bytes:
+    """A sender signing with Standard Webhooks, its envelope as the spec recommends
+    (`type`, `timestamp`, `data`), everything inside in its own words."""
+    return json.dumps(
+        {
+            "type": kind,
+            "timestamp": "2026-11-24T11:59:00Z",
+            "data": {
+                "answer_id": "ans_901",
+                "campaign": {"key": "relationship-q4"},
+                "member": {
+                    "uid": "mem_42",
+                    "mail": "ada@example.com",
+                    "name": "Ada",
+                    "traits": {"plan": "pro", "seats": 12, "region": "eu"},
+                },
+                "rating": rating,
+                "feedback": "Exports keep failing",
+                "submitted_at": 1795521480,  # 2026-11-24T11:58:00Z, in Unix seconds
+            },
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize("kind", ["nps.answer_submitted", "nps.answer_edited"])
+def test_a_standard_webhooks_sender_with_its_own_names_is_read_through_its_mapping(
+    kind: str,
+) -> None:
+    publisher = FakePublisher()
+    body = own_names_body(kind)
+    answer = _client(publisher).post("/v1/webhooks/swx", content=body, headers=sign_standard(body))
+    assert answer.status_code == 202
+    assert "warning" not in answer.json()
+    [event] = publisher.published
+    assert isinstance(event, ResponseReceived)
+    assert (event.provider_response_id, event.survey_id) == ("ans_901", "relationship-q4")
+    assert (event.customer.id, event.customer.email, event.customer.name) == (
+        "mem_42",
+        "ada@example.com",
+        "Ada",
+    )
+    assert event.customer.attributes == {"plan": "pro", "seats": "12", "region": "eu"}
+    assert (event.score, event.comment) == (2, "Exports keep failing")
+    assert event.responded_at == datetime(2026, 11, 24, 11, 58, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("rating", [-1, 11, "nine", None])
+def test_a_mapped_score_outside_0_to_10_is_refused_naming_the_senders_field(rating: object) -> None:
+    publisher = FakePublisher()
+    body = own_names_body(rating=rating)
+    answer = _client(publisher).post("/v1/webhooks/swx", content=body, headers=sign_standard(body))
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "data.rating"
+    assert publisher.published == []
+
+
+def test_the_canonical_standard_webhooks_shape_refuses_a_score_of_minus_one() -> None:
+    publisher = FakePublisher()
+    body = standard_body(score=-1)
+    answer = _client(publisher).post("/v1/webhooks/sw", content=body, headers=sign_standard(body))
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "data.score"
+
+
+def test_an_undeclared_event_type_is_counted_and_answered_with_a_warning() -> None:
+    """The sender's `response.created`-like type that the source did not declare: nothing is
+    published (npsloop cannot know what it means), but the sender is told and ops can see it."""
+    publisher = FakePublisher()
+    counted = 'npsloop_ingest_webhooks_total{outcome="undeclared_type",source="swx"}'
+    before = _metric(counted)
+    body = own_names_body("nps.answer_created")  # not declared: a typo, or a new type
+    answer = _client(publisher).post("/v1/webhooks/swx", content=body, headers=sign_standard(body))
+    assert answer.status_code == 202
+    assert answer.json()["accepted"] == []
+    assert "nps.answer_created" in answer.json()["warning"]
+    assert "mapping.events" in answer.json()["warning"]
+    assert "ignored" not in answer.json()
+    assert publisher.published == []
+    assert _metric(counted) == before + 1
+
+
+def test_the_canonical_source_warns_of_an_event_type_it_does_not_know() -> None:
+    publisher = FakePublisher()
+    body = json.dumps({"type": "survey.published", "data": {}}).encode()
+    answer = _client(publisher).post("/v1/webhooks/sw", content=body, headers=sign_standard(body))
+    assert answer.status_code == 202
+    assert "survey.published" in answer.json()["warning"]
+
+
+def test_a_mapped_opt_out_names_the_customer_and_the_channel_in_the_senders_words() -> None:
+    publisher = FakePublisher()
+    body = json.dumps(
+        {
+            "type": "member.unsubscribed",
+            "timestamp": "2026-11-24T11:59:00Z",
+            "data": {"member": {"uid": "mem_42"}, "channel": "SMS"},
+        }
+    ).encode()
+    headers = sign_standard(body)
+    client = _client(publisher)
+    assert client.post("/v1/webhooks/swx", content=body, headers=headers).status_code == 202
+    assert client.post("/v1/webhooks/swx", content=body, headers=headers).status_code == 202
+    first, replayed = publisher.published
+    assert isinstance(first, ContactOptOut)
+    assert (first.customer_id, first.scope.value) == ("mem_42", "sms")
+    assert first.provider_event_id == headers["webhook-id"]
+    assert replayed.event_id() == first.event_id()  # a replayed webhook-id is the same event

@@ -85,7 +85,7 @@ KAFKA_BINDING_VERSION = "0.5.0"
 
 #: Version of the AsyncAPI document. Bump the minor version when adding an optional field;
 #: anything else is a new topic version (`.v2`), and a new major version here.
-API_VERSION = "1.5.0"
+API_VERSION = "1.6.0"
 
 SCHEMAS_DIR = "schemas"
 ASYNCAPI_FILE = "asyncapi.json"
@@ -98,6 +98,10 @@ PRODUCERS: dict[Topic, str] = {
     Topic.ACTIONS: "followup",
     Topic.ACTION_RESULTS: "notify",
 }
+
+#: Event types that another service publishes too, onto their topic: notify's opt-out of a
+#: customer who unsubscribed from a channel (Twilio's error 21610).
+ALSO_PUBLISHED_BY: dict[type[Event], tuple[str, ...]] = {ContactOptOut: ("notify",)}
 
 #: The services that consume each topic (and dead-letter what they cannot process).
 CONSUMERS: dict[Topic, tuple[str, ...]] = {
@@ -419,6 +423,18 @@ def _producer(topic: Topic) -> str:
         raise LookupError(f"topic {topic.value} has no producer in nps_events.contracts") from None
 
 
+def _publishers(model: type[Event]) -> str:
+    """Who publishes `model`, in words: its topic's producer and any other."""
+    return " and ".join((_producer(model.topic), *ALSO_PUBLISHED_BY.get(model, ())))
+
+
+def _sources(model: type[Event]) -> str:
+    return ", ".join(
+        f"`{SOURCES[service]}` ({service})"
+        for service in (_producer(model.topic), *ALSO_PUBLISHED_BY.get(model, ()))
+    )
+
+
 def _consumers(topic: Topic) -> tuple[str, ...]:
     try:
         return CONSUMERS[topic]
@@ -466,9 +482,7 @@ def _key_schema() -> JSONObject:
 
 
 def _cloudevents_headers(model: type[Event], example: Event) -> JSONObject:
-    producer = _producer(model.topic)
     subject = _UUID.sub("<uuid>", example.subject())
-    source = SOURCES[producer]
     return {
         "type": "object",
         "description": (
@@ -497,7 +511,7 @@ def _cloudevents_headers(model: type[Event], example: Event) -> JSONObject:
             "ce_source": {
                 "type": "string",
                 "format": "uri-reference",
-                "description": f"Who produced the event: `{source}` ({producer}).",
+                "description": f"Who produced the event: {_sources(model)}.",
             },
             "ce_type": {"type": "string", "const": model.ce_type},
             "ce_time": {
@@ -518,7 +532,7 @@ def _event_message(model: type[Event], example: Event) -> JSONObject:
     summary, rest = _docstring(model)
     description = (
         f"CloudEvents type `{model.ce_type}` on `{model.topic.value}`, published by "
-        f"{_producer(model.topic)}. JSON Schema: `{schema_path(model.ce_type)}` "
+        f"{_publishers(model)}. JSON Schema: `{schema_path(model.ce_type)}` "
         f"(`$id` {schema_id(model.ce_type)})."
     )
     return {
@@ -573,12 +587,17 @@ def _channels() -> JSONObject:
         models = _models_on(topic)
         consumers = _consumers(topic)
         read_by = ", ".join(consumers) if consumers else "no npsloop service (downstream teams)"
+        also = "".join(
+            f" ({model.__name__} also by {', '.join(ALSO_PUBLISHED_BY[model])})"
+            for model in models
+            if model in ALSO_PUBLISHED_BY
+        )
         channels[topic.value] = {
             "address": topic.value,
             "title": topic.value,
             "description": (
-                f"Published by {_producer(topic)}; consumed by {read_by}. Key: the customer's "
-                "id, so one customer's events are in order on one partition."
+                f"Published by {_producer(topic)}{also}; consumed by {read_by}. Key: the "
+                "customer's id, so one customer's events are in order on one partition."
             ),
             "messages": {
                 model.__name__: {"$ref": f"#/components/messages/{model.__name__}"}
@@ -625,6 +644,11 @@ def _operations() -> JSONObject:
         operations[f"{producer}Send{_pascal(topic)}"] = _operation(
             producer, "send", topic.value, names
         )
+        for model in _models_on(topic):
+            for service in ALSO_PUBLISHED_BY.get(model, ()):
+                operations[f"{service}Send{_pascal(topic)}"] = _operation(
+                    service, "send", topic.value, [model.__name__]
+                )
         for consumer in _consumers(topic):
             operations[f"{consumer}Receive{_pascal(topic)}"] = _operation(
                 consumer, "receive", topic.value, names
@@ -779,6 +803,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
+    "ALSO_PUBLISHED_BY",
     "API_VERSION",
     "CONSUMERS",
     "PRODUCERS",

@@ -720,7 +720,11 @@ class OptOutScope(StrEnum):
 
 class ContactOptOut(Event):
     """A customer asked not to be contacted (a provider's unsubscribe event, or the API).
-    Followup adds them to its do-not-contact list."""
+    Followup adds them to its do-not-contact list.
+
+    Ingest publishes the survey tools' opt-outs; notify publishes one when a channel's provider
+    refuses a message because the customer unsubscribed (Twilio's error 21610: they texted
+    STOP), with `source` `notify` and the provider's words as `reason`."""
 
     ce_type: ClassVar[str] = "io.npsloop.customer.opted-out.v1"
     topic: ClassVar[Topic] = Topic.RESPONSES
@@ -732,6 +736,12 @@ class ContactOptOut(Event):
         min_length=1, max_length=200, description="The provider's id of the opt-out."
     )
     occurred_at: AwareDatetime
+    reason: Text | None = Field(
+        default=None,
+        max_length=2_000,
+        description="Why the customer is on the list, in the provider's words when it said "
+        "(notify: the SMS provider's refusal). Added in 1.6.0.",
+    )
 
     def derive_event_id(self) -> uuid.UUID:
         return derive_id("opted-out", self.source, self.provider_event_id)

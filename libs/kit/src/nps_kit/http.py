@@ -365,7 +365,13 @@ class HotRoutes:
         with serving(scope["method"], template, headers) as span:
             try:
                 status = await self._answer(
-                    scope, receive, send, headers=headers, match=match, handler=handler
+                    scope,
+                    receive,
+                    send,
+                    headers=headers,
+                    template=template,
+                    match=match,
+                    handler=handler,
                 )
             finally:
                 span.set_attribute("http.response.status_code", status)
@@ -378,6 +384,7 @@ class HotRoutes:
         send: Send,
         *,
         headers: Mapping[str, str],
+        template: str,
         match: re.Match[str],
         handler: HotHandler,
     ) -> int:
@@ -406,7 +413,9 @@ class HotRoutes:
                 await problem_response(problem, instance=scope["path"])(scope, receive, send)
                 return problem.status
             except Exception as exc:  # answered 500 and logged, as the app does
-                log.exception("http.unhandled_error", path=scope["path"], error=safe_error(exc))
+                # The route's template, not the path: a path segment may be a secret
+                # (`/v1/webhooks/{source}/{secret}`), and logs are read by many.
+                log.exception("http.unhandled_error", route=template, error=safe_error(exc))
                 await problem_response(
                     Problem(500, "Internal error", "An unexpected error occurred; it was logged.")
                 )(scope, receive, send)

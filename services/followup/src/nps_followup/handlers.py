@@ -825,7 +825,7 @@ async def record_opt_outs(
                 opt_out.customer_id,
                 opt_out.scope.value,
                 source=opt_out.source,
-                reason=f"provider event {opt_out.provider_event_id}",
+                reason=opt_out.reason or f"provider event {opt_out.provider_event_id}",
                 at=opt_out.occurred_at,
             )
 

@@ -1,4 +1,5 @@
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,9 +10,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_ingest.domain.responses import MAX_COMMENT_CHARS
 from nps_ingest.domain.signatures import MalformedSecretError, standard_webhooks_key
-from nps_ingest.domain.sources import FieldMapping, Provider, Source
+from nps_ingest.domain.sources import (
+    STANDARD_WEBHOOKS_ONLY,
+    EventTypes,
+    FieldMapping,
+    Proof,
+    Provider,
+    Source,
+)
 from nps_kit.settings import HttpServerSettings, KafkaSettings, LogSettings
 
+_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
 
 
@@ -78,6 +87,21 @@ class SecretRef(_Strict):
         return secret
 
 
+#: A dotted path from a body's root (`data.member.id`); Standard Webhooks mappings use them.
+FieldPath = Annotated[str, StringConstraints(pattern=r"^[^.\s]+(\.[^.\s]+)*$", max_length=200)]
+EventType = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class EventTypesSpec(_Strict):
+    """A Standard Webhooks sender's event types by meaning (given, they replace the canonical
+    `response.created`, `response.updated`, `contact.opted_out`)."""
+
+    created: list[EventType] = Field(default_factory=list)
+    updated: list[EventType] = Field(default_factory=list)
+    opted_out: list[EventType] = Field(default_factory=list)
+    ignored: list[EventType] = Field(default_factory=list)
+
+
 class MappingSpec(_Strict):
     score: str | None = None
     comment: str | None = None
@@ -85,6 +109,58 @@ class MappingSpec(_Strict):
     customer_email: str | None = None
     customer_name: str | None = None
     survey_id: str | None = None
+    # Standard Webhooks only: paths in the body, and the sender's event types.
+    response_id: FieldPath | None = None
+    responded_at: FieldPath | None = None
+    customer: FieldPath | None = None
+    attributes: FieldPath | None = None
+    scope: FieldPath | None = None
+    events: EventTypesSpec | None = None
+
+    def to_domain(self) -> FieldMapping:
+        values = self.model_dump(exclude={"events"})
+        events = (
+            EventTypes(
+                created=tuple(self.events.created),
+                updated=tuple(self.events.updated),
+                opted_out=tuple(self.events.opted_out),
+                ignored=tuple(self.events.ignored),
+            )
+            if self.events is not None
+            else None
+        )
+        return FieldMapping(**values, events=events)
+
+
+def _check_standard_webhooks_mapping(where: str, spec: "SourceSpec") -> None:
+    """The keys only Standard Webhooks reads are refused elsewhere (they would do nothing);
+    its paths must be paths, and an event type may mean one thing only."""
+    mapping = spec.mapping
+    if spec.provider is not Provider.STANDARD_WEBHOOKS:
+        for key in STANDARD_WEBHOOKS_ONLY:
+            if getattr(mapping, key) is not None:
+                raise SourcesError(
+                    f"{where}.mapping.{key}: only a standard-webhooks source reads it"
+                )
+        return
+    for key in ("score", "comment", "customer_id", "customer_email", "customer_name", "survey_id"):
+        value = getattr(mapping, key)
+        if value is not None and not _PATH.fullmatch(value):
+            raise SourcesError(f"{where}.mapping.{key}: {value!r} is not a dotted path")
+    if mapping.events is None:
+        return
+    seen: dict[str, str] = {}
+    for meaning in ("created", "updated", "opted_out", "ignored"):
+        for kind in getattr(mapping.events, meaning):
+            if kind in seen:
+                raise SourcesError(
+                    f"{where}.mapping.events: {kind!r} is in both {seen[kind]} and {meaning}"
+                )
+            seen[kind] = meaning
+    if not (mapping.events.created or mapping.events.updated):
+        raise SourcesError(
+            f"{where}.mapping.events: no event type means a response (created or updated)"
+        )
 
 
 class SourceSpec(_Strict):
@@ -95,6 +171,9 @@ class SourceSpec(_Strict):
     mapping: MappingSpec = Field(default_factory=MappingSpec)
     timestamp_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     options: dict[str, str] = Field(default_factory=dict)
+    #: How deliveries prove their origin: the provider's signature (default) or, where the
+    #: provider can do neither signature nor header, a secret last segment of the URL.
+    proof: Proof = Proof.SIGNATURE
 
 
 class SourcesFile(_Strict):
@@ -107,6 +186,13 @@ _NEEDS_SCORE_MAPPING = {Provider.FORMBRICKS, Provider.SURVEYMONKEY, Provider.QUA
 _STANDARD_WEBHOOKS = {Provider.STANDARD_WEBHOOKS, Provider.FORMBRICKS}
 #: Providers whose webhooks carry ids only: the response is fetched with `api_token`.
 _FETCHES = {Provider.SURVEYMONKEY, Provider.HUBSPOT, Provider.QUALTRICS}
+#: Providers whose deliveries may be proven by a secret URL segment instead of a signature:
+#: those that can send unsigned and carry ids only, so that nothing is published before the
+#: provider's API, with the source's own token, returns the response.
+_PATH_SECRET_OK = {Provider.QUALTRICS}
+#: A secret that goes in a URL: URL-safe, and long enough not to be guessed (e.g.
+#: `python -c 'import secrets; print(secrets.token_urlsafe(32))'`).
+_PATH_SECRET = re.compile(r"^[A-Za-z0-9_-]{32,200}$")
 
 
 def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
@@ -127,6 +213,18 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
                 standard_webhooks_key(secret)
             except MalformedSecretError as exc:
                 raise SourcesError(f"{where}.secrets[{i}]: {exc}") from None
+    _check_standard_webhooks_mapping(where, spec)
+    if spec.proof is Proof.PATH_SECRET:
+        if spec.provider not in _PATH_SECRET_OK:
+            raise SourcesError(
+                f"{where}.proof: {spec.provider} deliveries are proven by their signature"
+            )
+        for i, secret in enumerate(secrets):
+            if not _PATH_SECRET.fullmatch(secret):
+                raise SourcesError(
+                    f"{where}.secrets[{i}]: a secret path segment needs 32 or more of "
+                    "A-Z a-z 0-9 _ - (e.g. secrets.token_urlsafe(32))"
+                )
     if spec.provider in _NEEDS_SCORE_MAPPING and not spec.mapping.score:
         raise SourcesError(f"{where}.mapping.score: {spec.provider} needs the score question's id")
     if spec.provider in _FETCHES and spec.api_token is None:
@@ -136,10 +234,11 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
         provider=spec.provider,
         secrets=secrets,
         tokens=tokens,
-        mapping=FieldMapping(**spec.mapping.model_dump()),
+        mapping=spec.mapping.to_domain(),
         timestamp_tolerance_seconds=spec.timestamp_tolerance_seconds,
         options=dict(spec.options),
         api_token=spec.api_token.resolve(environ, f"{where}.api_token") if spec.api_token else None,
+        proof=spec.proof,
     )
 
 

@@ -203,6 +203,8 @@ async def receive_batch(
 class WebhookOutcome:
     received: tuple[Received, ...]
     ignored: str | None
+    #: An undeclared event type: the `warning` of the answer.
+    undeclared: str | None = None
 
 
 def _parse(
@@ -264,7 +266,9 @@ async def receive_webhook(
         now=now,
         ack_timeout=ack_timeout,
     )
-    return WebhookOutcome(received=tuple(received), ignored=parsed.ignored)
+    return WebhookOutcome(
+        received=tuple(received), ignored=parsed.ignored, undeclared=parsed.undeclared
+    )
 
 
 def sources_by_token(sources: Mapping[str, Source]) -> dict[str, tuple[str, ...]]:

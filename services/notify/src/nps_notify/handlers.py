@@ -4,16 +4,18 @@ import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from nps_events import (
     EVENT_TYPES,
     ActionResultReported,
     ActionStatus,
+    ContactOptOut,
     CreateTicket,
     Event,
     NotifyStaff,
+    OptOutScope,
     RaiseTicketPriority,
     SendEmail,
     SendSms,
@@ -409,6 +411,7 @@ class Dispatcher:
             )
             for action_id, outcome in finished.items()
         ]
+        results += unsubscribed(jobs, finished, now=now)
         waits = {a: max(o.retry_after or 0.0, self.retry_delay) for a, o in deferred.items()}
 
         async def write() -> None:
@@ -485,6 +488,43 @@ class Dispatcher:
                     )
             await repo.unpark([u.action_id for u in unreadable])
             await repo.publish_later(results, now=now)
+
+
+#: The do-not-contact scope of a channel whose provider can say "unsubscribed".
+OPT_OUT_SCOPE: dict[type[Event], OptOutScope] = {SendSms: OptOutScope.SMS}
+
+
+def unsubscribed(
+    jobs: Mapping[uuid.UUID, tuple[Event, Any]],
+    outcomes: Mapping[uuid.UUID, Outcome],
+    *,
+    now: datetime,
+) -> list[Event]:
+    """A `ContactOptOut` for each customer whose provider refused a message because they
+    unsubscribed (Twilio's 21610: they texted STOP), published on the responses topic like a
+    survey tool's opt-out, so followup puts them on its do-not-contact list for that channel
+    and holds their later messages back as `skipped` instead of failing each one again. Its
+    id derives from the action's, so a redelivered outcome adds nothing."""
+    events: list[Event] = []
+    for action_id, outcome in outcomes.items():
+        action, job = jobs[action_id]
+        scope = OPT_OUT_SCOPE.get(type(action))
+        if not outcome.unsubscribed or scope is None:
+            continue
+        events.append(
+            ContactOptOut(
+                source="notify",
+                customer_id=job.customer_id,
+                scope=scope,
+                provider_event_id=f"unsubscribed:{action_id}",
+                occurred_at=now,
+                reason=f"the {scope.value} provider refused action {action_id}: {outcome.reason}"[
+                    :MAX_REASON
+                ],
+            )
+        )
+        log.info("dispatch.customer_unsubscribed", action_id=str(action_id), scope=scope.value)
+    return events
 
 
 async def _send_one(channel: Channel[Any], job: Any) -> Outcome:

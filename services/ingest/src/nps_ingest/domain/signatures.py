@@ -39,6 +39,21 @@ def require(header: str | None, name: str) -> str:
     return header.strip()
 
 
+def verify_path_secret(offered: str | None, secrets: Sequence[str]) -> None:
+    """Raise unless the URL's secret segment (`/v1/webhooks/{source}/{secret}`) is one of the
+    source's secrets, compared in constant time: the proof of a sender that can neither sign
+    nor add a header (a Qualtrics subscription without a shared key)."""
+    if not secrets:
+        raise SignatureError("the source has no secret configured")
+    if not offered:
+        raise SignatureError(
+            "missing the secret path segment: this source is posted to "
+            "/v1/webhooks/{source}/{secret}"
+        )
+    if not _any_equal((s.encode() for s in secrets), [offered.encode()]):
+        raise SignatureError("the secret path segment does not match")
+
+
 def verify_hmac(
     *,
     message: bytes,

@@ -37,14 +37,21 @@ class WebhookRequest:
     URL it was posted to (only HubSpot's signature covers it: given as a function, it is
     built on first use)."""
 
-    __slots__ = ("_url", "body", "headers")
+    __slots__ = ("_url", "body", "headers", "path_secret")
 
     def __init__(
-        self, *, headers: Mapping[str, str], body: bytes, url: str | Callable[[], str] = ""
+        self,
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        url: str | Callable[[], str] = "",
+        path_secret: str | None = None,
     ) -> None:
         self.headers = headers
         self.body = body
         self._url = url
+        #: The secret last segment of the URL, for a source whose proof is `path_secret`.
+        self.path_secret = path_secret
 
     @property
     def url(self) -> str:
@@ -108,6 +115,9 @@ class Parsed:
     fetches: tuple[Fetch, ...] = ()
     #: Why the delivery carries nothing for npsloop (an event type it does not use), if so.
     ignored: str | None = None
+    #: An event type the source did not declare (Standard Webhooks with its own names): why
+    #: nothing was published. Answered as a `warning` and counted, never silently dropped.
+    undeclared: str | None = None
 
 
 # --- helpers every adapter uses -------------------------------------------------------------

@@ -1,7 +1,5 @@
 """Ingest's HTTP API: translate the request, call one handler, map the result."""
 
-import csv
-import io
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -13,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp
 
 from nps_events import ContactOptOut, Customer, Line, OptOutScope, Text
+from nps_ingest.adapters.csv_rows import CsvHeaderError, read_csv
 from nps_ingest.domain.auth import source_for_token
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import SignatureError, StaleTimestampError
-from nps_ingest.domain.sources import Provider, Source
+from nps_ingest.domain.sources import Proof, Provider, Source
 from nps_ingest.domain.webhooks import (
     InvalidResponseError,
     MalformedPayloadError,
@@ -55,8 +54,8 @@ log = get_logger(__name__)
 WEBHOOKS = Counter(
     "npsloop_ingest_webhooks_total",
     "Webhook deliveries by source (`unknown` for no such source) and outcome: accepted, "
-    "ignored, bad_signature, stale, malformed, invalid, vendor_unavailable, broker_unavailable,"
-    " unknown_source.",
+    "ignored, undeclared_type, bad_signature, stale, malformed, invalid, vendor_unavailable, "
+    "broker_unavailable, unknown_source.",
     ["source", "outcome"],
 )
 COMMENTS_TRUNCATED = Counter(
@@ -139,6 +138,11 @@ class WebhookAccepted(BaseModel):
     ignored: str | None = Field(
         default=None, description="Why the delivery carried nothing for npsloop, if so."
     )
+    warning: str | None = Field(
+        default=None,
+        description="Nothing was published because the event type is not declared for this "
+        "source (Standard Webhooks with its own event names): declare it, or fix the sender.",
+    )
 
 
 class OptOutIn(BaseModel):
@@ -185,6 +189,10 @@ class ItemResult(BaseModel):
     response_id: str | None = None
     comment_truncated: bool = False
     error: str | None = Field(default=None, description="What is wrong with this item.")
+    line: int | None = Field(
+        default=None,
+        description="CSV import: the line the row starts on (the header is line 1).",
+    )
 
 
 class BatchResult(BaseModel):
@@ -239,7 +247,7 @@ def _item_error(exc: ValidationError | InvalidResponseError) -> str:
     )
 
 
-def _csv_item(row: dict[str | Any, str | Any]) -> dict[str, Any]:
+def _csv_item(row: Mapping[str, str]) -> dict[str, Any]:
     def cell(name: str) -> str | None:
         value = row.get(name)
         return value.strip() or None if isinstance(value, str) else None
@@ -490,30 +498,48 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
         request: Request, source: Annotated[str, Depends(authenticated_source)]
     ) -> BatchResult:
         """A header row, then one response per row. Columns: response_id, survey_id,
-        customer_id, customer_email, customer_name, score, comment, responded_at. One result
-        per row, as for a batch (`index` 0 is the first row after the header)."""
+        customer_id, customer_email, customer_name, score, comment, responded_at (a header
+        with any other column is refused). One result per row, as for a batch (`index` 0 is
+        the first row after the header, `line` the line it starts on): a row with more or
+        fewer fields than the header, or with a quote left open (which would swallow the rows
+        after it), is an `error` of its own, and the rows after it are read as usual."""
         try:
             text = (await request.body()).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise Problem(400, "Malformed CSV", "The body is not UTF-8 text.") from exc
         try:
-            rows = list(csv.DictReader(io.StringIO(text)))
-        except csv.Error as exc:
-            raise Problem(400, "Malformed CSV", f"The body is not CSV: {exc}") from exc
-        missing = {"response_id", "survey_id", "score", "responded_at"} - set(
-            csv.DictReader(io.StringIO(text)).fieldnames or ()
-        )
+            header, rows = read_csv(text, max_rows=MAX_CSV_ROWS)
+        except CsvHeaderError as exc:
+            raise Problem(400, "Malformed CSV", str(exc)) from exc
+        missing = {"response_id", "survey_id", "score", "responded_at"} - set(header)
         if missing:
             raise Problem(400, "Malformed CSV", f"Missing columns: {', '.join(sorted(missing))}.")
+        unknown = [name for name in header if name not in CSV_COLUMNS]
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if unknown or twice:
+            said = (f"Unknown columns: {', '.join(unknown)}. " if unknown else "") + (
+                f"Columns named twice: {', '.join(twice)}. " if twice else ""
+            )
+            raise Problem(
+                400,
+                "Malformed CSV",
+                f"{said}The columns are {', '.join(CSV_COLUMNS)}; nothing is left out silently.",
+            )
         if not rows or len(rows) > MAX_CSV_ROWS:
             raise Problem(400, "Malformed CSV", f"Send 1 to {MAX_CSV_ROWS} rows after the header.")
         items: list[dict[str, Any] | str] = []
         for row in rows:
+            if row.cells is None:
+                items.append(row.error or f"line {row.line} cannot be read")
+                continue
             try:
-                items.append(_csv_item(row))
+                items.append(_csv_item(row.cells))
             except InvalidResponseError as exc:
                 items.append(str(exc))
-        return await batch(items, source)
+        answer = await batch(items, source)
+        for result, row in zip(answer.results, rows, strict=True):
+            result.line = row.line
+        return answer
 
     @api.post(
         "/v1/webhooks/{source}",
@@ -545,6 +571,35 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
             url=str(request.url),
         )
 
+    @api.post(
+        "/v1/webhooks/{source}/{secret}",
+        status_code=202,
+        response_model=WebhookAccepted,
+        response_model_exclude_none=True,
+        summary="Receive the webhook of a provider that can neither sign nor add a header",
+        responses={
+            400: {"description": "The body is not the provider's format (problem+json)."},
+            401: {"description": "The secret segment matches none of the source's secrets."},
+            404: {"description": "No such source, or the source is not proven by its URL."},
+            413: {"description": "The body is larger than the limit (problem+json)."},
+            422: {"description": "A value is wrong, e.g. an id of the wrong form (problem+json)."},
+            503: {"description": "The broker or the provider's API is unavailable; retry."},
+        },
+    )
+    async def post_webhook_with_secret(
+        source: str, secret: str, request: Request
+    ) -> WebhookAccepted:
+        """For a source whose `proof` is `path_secret` (a Qualtrics subscription without a
+        shared key): the last segment is one of its secrets. The delivery's ids are trusted
+        only once the provider's API returns the response they name (docs/sources.md)."""
+        return await webhooks.answer(
+            source,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=await request.body(),
+            url=str(request.url),
+            path_secret=secret,
+        )
+
     return api
 
 
@@ -571,18 +626,31 @@ class WebhookIntake:
         self.comment_limit = comment_limit
 
     async def answer(
-        self, source: str, *, headers: Mapping[str, str], body: bytes, url: str | Callable[[], str]
+        self,
+        source: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        url: str | Callable[[], str],
+        path_secret: str | None = None,
     ) -> WebhookAccepted:
-        """What was published for the delivery; a `Problem` naming what is wrong otherwise."""
+        """What was published for the delivery; a `Problem` naming what is wrong otherwise.
+        `path_secret`: the last segment of `/v1/webhooks/{source}/{secret}`, if so posted."""
         found = self.sources.get(source)
         adapter = self.adapters.get(found.provider) if found else None
         if found is None or adapter is None:
             _count("unknown", "unknown_source")
             raise Problem(404, "Unknown source", f"No webhook source is named {source[:100]!r}.")
+        if path_secret is not None and found.proof is not Proof.PATH_SECRET:
+            # Only a source proven by its URL has one; the secret is never echoed back.
+            _count("unknown", "unknown_source")
+            raise Problem(
+                404, "Unknown source", f"Source {source[:100]!r} has no URL with a secret segment."
+            )
 
         try:
             outcome = await receive_webhook(
-                WebhookRequest(headers=headers, body=body, url=url),
+                WebhookRequest(headers=headers, body=body, url=url, path_secret=path_secret),
                 source=found,
                 adapter=adapter,
                 fetcher=self.fetchers.get(found.provider),
@@ -609,13 +677,18 @@ class WebhookIntake:
         except BrokerUnavailableError as exc:
             _count(found.name, "broker_unavailable")
             raise _unavailable("Broker", exc, 5) from exc
-        if outcome.ignored:
+        if outcome.undeclared:
+            _count(found.name, "undeclared_type")
+            log.warning("webhook.undeclared_type", source=found.name, reason=outcome.undeclared)
+        elif outcome.ignored:
             _count(found.name, "ignored")
             log.info("webhook.ignored", source=found.name, reason=outcome.ignored)
         else:
             _count(found.name, "accepted")
         return WebhookAccepted(
-            accepted=[_accepted(r) for r in outcome.received], ignored=outcome.ignored
+            accepted=[_accepted(r) for r in outcome.received],
+            ignored=outcome.ignored,
+            warning=outcome.undeclared,
         )
 
     async def hot(self, request: RawRequest) -> RawResponse:
@@ -625,6 +698,7 @@ class WebhookIntake:
             headers=request.headers,
             body=request.body,
             url=lambda: request.url,
+            path_secret=request.path_params.get("secret"),
         )
         return RawResponse(202, accepted.model_dump_json(exclude_none=True).encode())
 
@@ -674,5 +748,10 @@ def http_app(
     webhooks = WebhookIntake(**dependencies)
     app.include_router(router(**dependencies, webhooks=webhooks), tags=["intake"])
     return HotRoutes(
-        app, routes={("POST", "/v1/webhooks/{source}"): webhooks.hot}, max_body_bytes=max_body_bytes
+        app,
+        routes={
+            ("POST", "/v1/webhooks/{source}"): webhooks.hot,
+            ("POST", "/v1/webhooks/{source}/{secret}"): webhooks.hot,
+        },
+        max_body_bytes=max_body_bytes,
     )

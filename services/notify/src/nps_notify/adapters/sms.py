@@ -15,6 +15,10 @@ from nps_notify.domain.messages import Identity, identity_for
 #: Twilio error codes that a retry cannot change: an invalid or unreachable `To`, a
 #: landline, a blocked or opted-out recipient (https://www.twilio.com/docs/api/errors).
 PERMANENT_CODES = {21211, 21214, 21408, 21610, 21612, 21614, 21617, 30004, 30005, 30006}
+#: "Attempt to send to unsubscribed recipient": the customer texted STOP to this sender
+#: (https://www.twilio.com/docs/api/errors/21610). Twilio refuses every later message until
+#: they text START, so the customer goes on the do-not-contact list for SMS.
+UNSUBSCRIBED = 21610
 
 
 def classify(response: httpx.Response) -> Outcome:
@@ -30,7 +34,7 @@ def classify(response: httpx.Response) -> Outcome:
     said = f"Twilio {response.status_code}" + (f" (error {code})" if code else "") + f": {message}"
     if response.status_code == 429 or response.status_code >= 500:
         return deferred(said, response)
-    return Outcome(DispatchState.FAILED, reason=said)
+    return Outcome(DispatchState.FAILED, reason=said, unsubscribed=code == UNSUBSCRIBED)
 
 
 class TwilioSmsChannel:

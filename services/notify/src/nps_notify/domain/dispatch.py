@@ -47,12 +47,14 @@ def decide(previous: DispatchState | None, *, provider_dedupes: bool = False) ->
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What a channel says of one send. `deferred` carries how long the provider asked us to
-    wait (`Retry-After`), if it said."""
+    wait (`Retry-After`), if it said. `unsubscribed`: the provider refused it because the
+    customer unsubscribed from the channel (texted STOP): they go on the do-not-contact list."""
 
     state: DispatchState
     provider_message_id: str | None = None
     reason: str | None = None
     retry_after: float | None = None
+    unsubscribed: bool = False
 
 
 @dataclass
