@@ -253,13 +253,13 @@ class _Opening:
         if due_now:
             rows = {
                 a.action_id: ActionRow(
-                    a.action_id,
-                    case.case_id,
-                    a.kind.value,
-                    a.template,
-                    a.priority.value,
-                    ActionState.SCHEDULED,
-                    a.exempt_from_frequency_cap,
+                    action_id=a.action_id,
+                    case_id=case.case_id,
+                    channel=a.kind.value,
+                    template=a.template,
+                    priority=a.priority.value,
+                    state=ActionState.SCHEDULED,
+                    exempt_from_cap=a.exempt_from_frequency_cap,
                 )
                 for case, plan, _ in new
                 for a in plan.actions
