@@ -1,18 +1,18 @@
 """The ingest API's contract with senders, against a fake of our own publisher port."""
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from nps_events import ContactOptOut, Event, ResponseReceived
+from nps_events import ContactOptOut, ResponseReceived
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.sources import Provider, Source
 from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
 from nps_kit.messaging import PublishError
+from tests.support.fake_publisher import FakePublisher
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 AUTH = {"Authorization": "Bearer t0ken"}
@@ -24,19 +24,6 @@ BODY: dict[str, Any] = {
     "comment": "slow",
     "responded_at": "2026-11-24T10:00:00Z",
 }
-
-
-class FakePublisher:
-    def __init__(self, failure: Exception | None = None, delay: float = 0.0) -> None:
-        self.published: list[Event] = []
-        self.failure = failure
-        self.delay = delay
-
-    async def publish(self, event: Event, *, source: str, now: datetime) -> None:
-        await asyncio.sleep(self.delay)
-        if self.failure:
-            raise self.failure
-        self.published.append(event)
 
 
 SOURCES = {

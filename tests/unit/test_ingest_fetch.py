@@ -20,12 +20,13 @@ import pytest
 import structlog
 from fastapi.testclient import TestClient
 
-from nps_events import Event, ResponseReceived
+from nps_events import ResponseReceived
 from nps_ingest.adapters.vendor_api import HubSpotClient, QualtricsClient, SurveyMonkeyClient
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.sources import FieldMapping, Proof, Provider, Source
 from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
+from tests.support.fake_publisher import FakePublisher
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 KEY = "sm-client-id&sm-client-secret"
@@ -99,14 +100,6 @@ class FakeSurveyMonkey:
             self.failures -= 1
             return httpx.Response(503, json={"error": {"name": "Service Unavailable"}})
         return httpx.Response(200, json=DETAILS)
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.published: list[Event] = []
-
-    async def publish(self, event: Event, *, source: str, now: datetime) -> None:
-        self.published.append(event)
 
 
 def _client(api: FakeSurveyMonkey, publisher: FakePublisher) -> TestClient:

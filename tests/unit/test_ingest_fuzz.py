@@ -27,23 +27,18 @@ from schemathesis.specs.openapi.checks import (
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
-from nps_events import Event
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.signatures import sign_standard_webhooks
 from nps_ingest.domain.sources import FieldMapping, Provider, Source
 from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
+from tests.support.fake_publisher import FakePublisher
 from tests.support.fuzz import poison
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TOKEN = "fuzz-token-1"
 SECRET = "fuzz-secret-0123456789"
 WHSEC = "whsec_" + base64.b64encode(b"fuzz-key-fuzz-key-fuzz-key-32by").decode()
-
-
-class FakePublisher:
-    async def publish(self, event: Event, *, source: str, now: datetime) -> None:
-        return None
 
 
 SOURCES = {

@@ -27,20 +27,13 @@ from nps_ingest.domain.sources import EventTypes, FieldMapping, Provider, Source
 from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
 from nps_kit.http import metrics_app
+from tests.support.fake_publisher import FakePublisher
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 OLD_SECRET = "old-secret-0123456789"
 SECRET = "current-secret-0123456789"
 WHSEC = "whsec_" + base64.b64encode(b"standard-webhooks-key-32-bytes!!").decode()
 WHSEC_OLD = "whsec_" + base64.b64encode(b"the-previous-key-before-rotation").decode()
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.published: list[Event] = []
-
-    async def publish(self, event: Event, *, source: str, now: datetime) -> None:
-        self.published.append(event)
 
 
 SOURCES = {

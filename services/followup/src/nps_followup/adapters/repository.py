@@ -8,7 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Row, Select, and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +62,16 @@ class ActionRow:
     priority: str | None
     state: ActionState
     exempt_from_cap: bool
+
+
+def breached(now: datetime) -> ColumnElement[bool]:
+    """`domain.cases.is_breached` as a condition on the cases table, for the counts that must
+    not load each case (tests/integration/test_followup_breached.py checks that they agree)."""
+    c = tables.cases.c
+    return or_(
+        and_(c.first_contact_at.is_(None), c.due_at.is_not(None), c.due_at < now),
+        c.first_contact_at > c.due_at,
+    )
 
 
 def due_timers_query(now: datetime, limit: int) -> Select[Any]:
@@ -429,14 +450,14 @@ class FollowupRepository:
             .where(c.status.in_(["open", "contacted"]))
             .group_by(c.segment, c.status)
         )
-        breached = await self.session.execute(
+        breaching = await self.session.execute(
             select(c.escalation_level, func.count())
-            .where(c.status == "open", c.due_at < now, c.first_contact_at.is_(None))
+            .where(c.status == CaseStatus.OPEN.value, breached(now))
             .group_by(c.escalation_level)
         )
         return (
             {(row[0], row[1]): int(row[2]) for row in active},
-            {int(row[0]): int(row[1]) for row in breached},
+            {int(row[0]): int(row[1]) for row in breaching},
         )
 
     async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
@@ -854,11 +875,6 @@ async def closed_loop_figures(
         )
     else:
         group = literal_column("'all'")  # one group: no GROUP BY (PostgreSQL refuses a constant)
-    due_passed = and_(c.c.due_at.is_not(None), c.c.due_at < now)
-    late = or_(
-        and_(c.c.first_contact_at.is_(None), due_passed),
-        c.c.first_contact_at > c.c.due_at,
-    )
     on_time = and_(c.c.first_contact_at.is_not(None), c.c.first_contact_at <= c.c.due_at)
     to_contact = func.extract("epoch", c.c.first_contact_at - c.c.opened_at)
     to_resolve = func.extract("epoch", c.c.resolved_at - c.c.opened_at)
@@ -873,7 +889,7 @@ async def closed_loop_figures(
         group.label("grp"),
         func.count().label("cases"),
         count_if(c.c.status.in_(tables.ACTIVE)).label("open"),
-        count_if(late).label("breached"),
+        count_if(breached(now)).label("breached"),
         count_if(on_time).label("on_time"),
         count_if(c.c.first_contact_at.is_not(None)).label("contacted"),
         count_if(c.c.status == CaseStatus.CLOSED.value).label("closed"),

@@ -334,6 +334,19 @@ class Case:
     timeline: tuple[TimelineEntry, ...] = ()
 
 
+def is_breached(case: Case, now: datetime) -> bool:
+    """The case missed its contact deadline: nobody reached the customer by `due_at`, either
+    because the first contact came late or because there is none yet and `due_at` has passed.
+    A case without a deadline (automated) never breaches. The figures count these; the
+    breached-cases gauge counts those still open. The repository's SQL says the same
+    (`adapters.repository.breached`), and a test checks that the two agree."""
+    if case.due_at is None:
+        return False
+    if case.first_contact_at is None:
+        return case.due_at < now
+    return case.first_contact_at > case.due_at
+
+
 def is_recovered(first: Segment, latest: Segment) -> bool:
     """A detractor who later scores as a promoter is a recovered customer."""
     return first is Segment.DETRACTOR and latest is Segment.PROMOTER

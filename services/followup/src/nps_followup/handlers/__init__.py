@@ -1,0 +1,58 @@
+"""Followup's use cases, one module per use case. Each runs inside the caller's unit of work.
+
+- `opening`: scored responses open cases (owners, actions, timers, the first notices);
+- `timers`: the sweeper fires due timers: scheduled actions and the escalation ladder;
+- `transitions`: people drive the lifecycle: assign, contact, resolve, close, reopen;
+- `results`: action outcomes from notify and ticket changes from the helpdesks;
+- `opt_outs`: the do-not-contact list fed by providers' opt-out events;
+- `reading`: cases and the closed-loop figures.
+"""
+
+from nps_followup.handlers.common import (
+    CONSUMER,
+    CaseNotFound,
+    PolicyInForce,
+    UnknownOwner,
+    team_members,
+)
+from nps_followup.handlers.opening import open_cases
+from nps_followup.handlers.opt_outs import record_opt_outs
+from nps_followup.handlers.reading import (
+    GroupFigures,
+    business_time_left,
+    figures,
+    get_case,
+    list_cases,
+)
+from nps_followup.handlers.results import record_action_results, record_ticket_changes
+from nps_followup.handlers.timers import sweep_due_timers
+from nps_followup.handlers.transitions import (
+    assign_case,
+    close_case,
+    record_contact,
+    reopen_case,
+    resolve_case,
+)
+
+__all__ = [
+    "CONSUMER",
+    "CaseNotFound",
+    "GroupFigures",
+    "PolicyInForce",
+    "UnknownOwner",
+    "assign_case",
+    "business_time_left",
+    "close_case",
+    "figures",
+    "get_case",
+    "list_cases",
+    "open_cases",
+    "record_action_results",
+    "record_contact",
+    "record_opt_outs",
+    "record_ticket_changes",
+    "reopen_case",
+    "resolve_case",
+    "sweep_due_timers",
+    "team_members",
+]

@@ -1,0 +1,325 @@
+"""Opening cases from scored responses: one batch, a fixed number of statements."""
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from nps_events import (
+    Actor,
+    CaseAssigned,
+    CaseOpened,
+    CaseResponseAttached,
+    Event,
+    ResponseScored,
+)
+from nps_followup.adapters.repository import (
+    ActionRow,
+    DueTimer,
+)
+from nps_followup.domain.cases import (
+    Action,
+    ActionState,
+    Case,
+    CasePlan,
+    CaseStatus,
+    TimelineEntry,
+    account_owner,
+    choose_owner,
+    is_recovered,
+    plan_case,
+)
+from nps_followup.domain.policy import ActionKind, OwnerRule, Policy
+from nps_followup.handlers.common import (
+    CONSUMER,
+    PolicyInForce,
+    assignment_notice,
+    timeline_entry,
+)
+from nps_followup.handlers.ports import CaseOpening
+from nps_followup.handlers.timers import fire_timers
+
+
+async def open_cases(
+    repo: CaseOpening,
+    scored: list[ResponseScored],
+    *,
+    now: datetime,
+    policy: PolicyInForce,
+) -> list[Case]:
+    """Apply the policy to each new response: open its case with the deadlines of the rule in
+    force, assign its owner, schedule its actions (those due now are requested at once).
+
+    An update of a response that already has a case (a late comment, a changed score) is
+    recorded on that case. A response of a customer who has a case a person still works is
+    attached to it instead of opening a second one. A later answer of a customer whose earlier
+    case is done is recorded on that case too (the score change: a recovered detractor).
+
+    The whole batch takes a fixed number of statements, whatever its size."""
+    fresh = await repo.claim(CONSUMER, (str(s.event_id()) for s in scored))
+    existing = await repo.cases_for_responses(s.response_id for s in scored)
+    todo: list[ResponseScored] = []
+    for response in scored:
+        if str(response.event_id()) not in fresh:
+            continue
+        fresh.discard(str(response.event_id()))
+        if response.response_id in existing:
+            await repo.update_case_response(
+                existing[response.response_id],
+                score=response.score,
+                segment=response.segment,
+                comment=response.comment,
+            )
+        else:
+            todo.append(response)
+    customers = {r.customer.id for r in todo}
+    active = await repo.active_cases_of(customers)
+    earlier = await repo.latest_worked_cases_of(customers - active.keys())
+    batch = _Opening(now=now)
+    for response in todo:
+        customer = response.customer.id
+        if response.response_id in batch.response_ids:
+            continue  # two versions of a new response in one batch: the first opens the case
+        if customer in active:
+            active[customer] = batch.attach(active[customer], response)
+            continue
+        if customer in earlier:
+            earlier[customer] = batch.attach(earlier[customer], response)
+        plan = plan_case(
+            response_id=response.response_id,
+            segment=response.segment,
+            source=response.source,
+            survey_id=response.survey_id,
+            customer=response.customer,
+            now=now,
+            policy=policy.policy,
+            holidays_for=policy.holidays_for,
+        )
+        if plan is not None:
+            case = batch.add(response, plan)
+            if case.status.is_active:
+                active[customer] = case
+    await batch.assign_owners(repo, policy.policy)
+    return await batch.write(repo, policy.policy)
+
+
+@dataclass
+class _Opening:
+    """The cases one batch of responses opens, and what it records on existing cases."""
+
+    now: datetime
+    new: dict[uuid.UUID, tuple[Case, CasePlan, ResponseScored]] = field(default_factory=dict)
+    response_ids: set[uuid.UUID] = field(default_factory=set)
+    scores: dict[uuid.UUID, Case] = field(default_factory=dict)
+    timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    notices: list[tuple[uuid.UUID, Action]] = field(default_factory=list)
+    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    def add(self, response: ResponseScored, plan: CasePlan) -> Case:
+        case = Case(
+            case_id=plan.case_id,
+            response_id=response.response_id,
+            source=response.source,
+            survey_id=response.survey_id,
+            customer_id=response.customer.id,
+            customer_email=response.customer.email,
+            customer_name=response.customer.name,
+            customer=response.customer,
+            segment=response.segment,
+            score=response.score,
+            comment=response.comment,
+            status=plan.status,
+            opened_at=self.now,
+            due_at=plan.due_at,
+            remind_at=plan.remind_at,
+            second_level_at=plan.second_level_at,
+            rule=plan.rule,
+            team=plan.team,
+            actions=tuple(
+                Action(
+                    action_id=a.action_id,
+                    channel=a.kind.value,
+                    template=a.template,
+                    state=ActionState.SCHEDULED,
+                    provider_message_id=None,
+                    reason=None,
+                    requested_at=self.now,
+                    updated_at=self.now,
+                    scheduled_for=a.at,
+                )
+                for a in plan.actions
+            ),
+        )
+        self.new[case.case_id] = (case, plan, response)
+        self.response_ids.add(response.response_id)
+        return case
+
+    def attach(self, case: Case, response: ResponseScored) -> Case:
+        """Record a later answer of the customer on `case`; return the case as it becomes."""
+        previous = case.latest_score if case.latest_score is not None else case.score
+        recovered = is_recovered(case.segment, response.segment)
+        entry = timeline_entry(
+            case.case_id,
+            "response_attached",
+            self.now,
+            origin=str(response.event_id()),
+            actor=Actor.system(case.rule),
+            response_id=str(response.response_id),
+            previous_score=previous,
+            score=response.score,
+            segment=response.segment.value,
+            recovered=recovered,
+        )
+        case = replace(case, latest_score=response.score, recovered=recovered)
+        if case.case_id in self.new:
+            _, plan, opening = self.new[case.case_id]
+            self.new[case.case_id] = (case, plan, opening)
+        else:
+            self.scores[case.case_id] = case
+        self.timeline.append((case.case_id, entry))
+        self.events.append(
+            CaseResponseAttached(
+                entry_id=entry.entry_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                at=self.now,
+                response_id=response.response_id,
+                previous_score=previous,
+                score=response.score,
+                segment=response.segment,
+                recovered=recovered,
+                actor=entry.actor,
+            )
+        )
+        return case
+
+    async def assign_owners(self, repo: CaseOpening, policy: Policy) -> None:
+        """Owners by rule; round-robin turns reserved per team in one statement each."""
+        needs_turn: dict[str, list[uuid.UUID]] = {}
+        for case, plan, response in self.new.values():
+            by_account = plan.owner_rule is OwnerRule.ACCOUNT_OWNER and bool(
+                account_owner(response.customer.attributes)
+            )
+            takes_turn = plan.owner_rule not in (None, OwnerRule.UNASSIGNED) and not by_account
+            if plan.team is not None and takes_turn:
+                needs_turn.setdefault(plan.team, []).append(case.case_id)
+        turns: dict[uuid.UUID, int] = {}
+        for team, case_ids in sorted(needs_turn.items()):
+            first = await repo.reserve_turns(team, len(case_ids))
+            turns.update({case_id: first + i for i, case_id in enumerate(case_ids)})
+        for case_id, (case, plan, response) in list(self.new.items()):
+            if plan.team is None or plan.owner_rule is None:
+                continue
+            owner = choose_owner(
+                plan.owner_rule,
+                members=policy.teams[plan.team].members,
+                attributes=response.customer.attributes,
+                turn=turns.get(case_id, 0),
+            )
+            self.new[case_id] = (replace(case, owner=owner), plan, response)
+
+    async def write(self, repo: CaseOpening, policy: Policy) -> list[Case]:
+        new = list(self.new.values())
+        inserted = await repo.add_cases(
+            [case for case, _, _ in new],
+            [(case.case_id, t) for case, plan, _ in new for t in plan.timers],
+            fired={t.timer_id for _, plan, _ in new for t in plan.timers if t.fire_at <= self.now},
+            exempt={
+                a.action_id for _, p, _ in new for a in p.actions if a.exempt_from_frequency_cap
+            },
+            priority={
+                a.action_id: a.priority.value
+                for _, p, _ in new
+                for a in p.actions
+                if a.kind is ActionKind.TICKET
+            },
+        )
+        opened: list[Case] = []
+        due_now: list[DueTimer] = []
+        for case, plan, response in new:
+            if case.case_id not in inserted:
+                continue
+            opened.append(case)
+            self._opened(case, plan, origin=str(response.event_id()), policy=policy)
+            due_now += [
+                DueTimer(t.timer_id, case.case_id, t.kind, t.action_id, t.fire_at)
+                for t in plan.timers
+                if t.fire_at <= self.now
+            ]
+        await repo.record_latest_scores(list(self.scores.values()))
+        await repo.add_timelines(self.timeline)
+        await repo.add_actions_of(self.notices, exempt=set(), recipient=self.recipients)
+        await repo.publish_later(self.events, now=self.now)
+        if due_now:
+            rows = {
+                a.action_id: ActionRow(
+                    action_id=a.action_id,
+                    case_id=case.case_id,
+                    channel=a.kind.value,
+                    template=a.template,
+                    priority=a.priority.value,
+                    state=ActionState.SCHEDULED,
+                    exempt_from_cap=a.exempt_from_frequency_cap,
+                )
+                for case, plan, _ in new
+                for a in plan.actions
+            }
+            cases = {case.case_id: case for case in opened}
+            await fire_timers(repo, due_now, cases=cases, actions=rows, now=self.now, policy=policy)
+        return opened
+
+    def _opened(self, case: Case, plan: CasePlan, *, origin: str, policy: Policy) -> None:
+        now = self.now
+        opened = timeline_entry(
+            case.case_id,
+            "opened",
+            now,
+            origin=origin,
+            actor=Actor.system(plan.rule),
+            rule=plan.rule,
+            status=plan.status.value,
+            due_at=plan.due_at.isoformat() if plan.due_at else None,
+        )
+        self.timeline.append((case.case_id, opened))
+        if case.status is CaseStatus.OPEN and case.due_at is not None:
+            self.events.append(
+                CaseOpened(
+                    case_id=case.case_id,
+                    response_id=case.response_id,
+                    customer_id=case.customer_id,
+                    segment=case.segment,
+                    score=case.score,
+                    opened_at=now,
+                    due_at=case.due_at,
+                    actor=opened.actor,
+                )
+            )
+        if case.owner is not None:
+            assigned = timeline_entry(
+                case.case_id,
+                "assigned",
+                now,
+                origin=origin,
+                actor=Actor.system(plan.rule),
+                owner=case.owner,
+                by_rule=True,
+            )
+            self.timeline.append((case.case_id, assigned))
+            self.events.append(
+                CaseAssigned(
+                    entry_id=assigned.entry_id,
+                    case_id=case.case_id,
+                    customer_id=case.customer_id,
+                    at=now,
+                    owner=case.owner,
+                    by_rule=True,
+                    actor=assigned.actor,
+                )
+            )
+            if case.status is CaseStatus.OPEN:
+                action, notice = assignment_notice(
+                    case, case.owner, origin=origin, now=now, policy=policy
+                )
+                self.notices.append((case.case_id, action))
+                self.recipients[action.action_id] = case.owner
+                self.events.append(notice)

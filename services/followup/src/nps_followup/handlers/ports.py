@@ -1,0 +1,211 @@
+"""What each group of use cases needs of followup's storage: narrow ports, so that a use case
+can be tested against an in-memory fake (tests/support/followup_fakes.py) and the SQL against
+PostgreSQL. `adapters.repository.FollowupRepository` implements them all; every method runs
+inside the caller's unit of work."""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from nps_events import Event, Segment
+from nps_followup.adapters.repository import ActionRow, DueTimer
+from nps_followup.domain.cases import Action, ActionState, Case, PlannedTimer, TimelineEntry
+
+
+class Inbox(Protocol):
+    async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
+        """Event ids not processed before by `consumer`, now marked processed."""
+        ...
+
+
+class Outbox(Protocol):
+    async def publish_later(self, events: list[Event], *, now: datetime) -> None:
+        """Queue `events` for the relay, in the same transaction as the state they describe."""
+        ...
+
+
+class CaseLifecycle(Outbox, Protocol):
+    """What people's transitions of a case need: assign, contact, resolve, close, reopen."""
+
+    async def get_case(self, case_id: uuid.UUID, *, for_update: bool = False) -> Case | None:
+        """The case with its actions and timeline; `for_update` locks it."""
+        ...
+
+    async def active_case_of(self, customer_id: str) -> Case | None:
+        """The case a person still works for this customer, locked for update."""
+        ...
+
+    async def save_case(self, case: Case) -> None:
+        """Write the case's lifecycle fields (the response fields never change here)."""
+        ...
+
+    async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
+        """Record entries on the case's timeline (an entry already recorded is kept)."""
+        ...
+
+    async def add_actions(
+        self,
+        case_id: uuid.UUID,
+        actions: Sequence[Action],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str] | None = None,
+        recipient: dict[uuid.UUID, str] | None = None,
+    ) -> None:
+        """Record requested actions of the case (staff notices name their `recipient`)."""
+        ...
+
+    async def next_turn(self, team: str) -> int:
+        """The team's next round-robin turn (0, 1, 2…), shared by every replica."""
+        ...
+
+    async def add_timers(self, case_id: uuid.UUID, timers: Sequence[PlannedTimer]) -> None:
+        """Pending timers for an existing case (a reopened case's new ladder)."""
+        ...
+
+    async def cancel_ladder(self, case_id: uuid.UUID, now: datetime) -> None:
+        """A person reached the customer, or resolved the case: no reminder or escalation."""
+        ...
+
+
+class TimerEffects(Outbox, Protocol):
+    """What firing due timers reads and writes, for a batch in a handful of statements."""
+
+    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
+        """The channels (or `all`) each customer opted out of."""
+        ...
+
+    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each customer was last messaged (for the frequency cap)."""
+        ...
+
+    async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """The action that asked for each case's helpdesk ticket, where one was requested."""
+        ...
+
+    async def set_action_states(
+        self, states: Sequence[tuple[uuid.UUID, ActionState, str | None]], *, at: datetime
+    ) -> None:
+        """(action, state, reason) for any number of actions."""
+        ...
+
+    async def add_actions_of(
+        self,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str] | None = None,
+        recipient: dict[uuid.UUID, str] | None = None,
+    ) -> None:
+        """Actions of any number of cases."""
+        ...
+
+    async def save_cases(self, cases: Sequence[Case]) -> None:
+        """Write the lifecycle fields of any number of cases."""
+        ...
+
+    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
+        """Timeline entries of any number of cases."""
+        ...
+
+    async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
+        """The customers were messaged at `at`."""
+        ...
+
+
+class TimerSweep(TimerEffects, Protocol):
+    """What the sweeper needs to claim due timers and their cases."""
+
+    async def claim_due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
+        """Pending timers due at `now`, locked so that another sweeper skips them."""
+        ...
+
+    async def cases_by_id(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
+        """Cases (without actions), locked for update in id order."""
+        ...
+
+    async def actions_by_id(self, action_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, ActionRow]:
+        """The actions as dispatching needs them."""
+        ...
+
+    async def finish_timers(self, timer_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        """Record the timers as fired."""
+        ...
+
+
+class CaseOpening(Inbox, TimerEffects, Protocol):
+    """What opening cases from a batch of scored responses needs (it fires the timers due at
+    once itself)."""
+
+    async def cases_for_responses(
+        self, response_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """The case id of each response that has a case, by response id."""
+        ...
+
+    async def update_case_response(
+        self, case_id: uuid.UUID, *, score: int, segment: Segment, comment: str | None
+    ) -> None:
+        """The customer updated the response the case is about."""
+        ...
+
+    async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
+        """The case a person still works for each of these customers, locked for update."""
+        ...
+
+    async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
+        """Each customer's most recent case that a person worked (not automated)."""
+        ...
+
+    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
+        """The customer's latest score on each case (and whether it means recovery)."""
+        ...
+
+    async def reserve_turns(self, team: str, count: int) -> int:
+        """Reserve `count` consecutive round-robin turns of the team; return the first."""
+        ...
+
+    async def add_cases(
+        self,
+        cases: Sequence[Case],
+        timers: Sequence[tuple[uuid.UUID, PlannedTimer]],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str],
+        fired: set[uuid.UUID],
+    ) -> set[uuid.UUID]:
+        """Insert the cases with their actions and timers; return the ids inserted."""
+        ...
+
+
+class Results(Inbox, Protocol):
+    """What recording action outcomes and helpdesk ticket changes needs."""
+
+    async def record_action_outcome(
+        self,
+        action_id: uuid.UUID,
+        *,
+        state: ActionState,
+        provider_message_id: str | None,
+        reason: str | None,
+        at: datetime,
+    ) -> bool:
+        """Record what happened to an action; False if there is no such action."""
+        ...
+
+    async def cases_by_id(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
+        """Cases (without actions), locked for update in id order."""
+        ...
+
+    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
+        """Timeline entries of any number of cases."""
+        ...
+
+
+class OptOuts(Inbox, Protocol):
+    async def add_opt_out(
+        self, customer_id: str, scope: str, *, source: str, reason: str | None, at: datetime
+    ) -> None:
+        """Put the customer on the do-not-contact list for `scope` (a channel, or `all`)."""
+        ...

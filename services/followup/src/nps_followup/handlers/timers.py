@@ -1,0 +1,318 @@
+"""Sweeping due timers: scheduled actions dispatched (or skipped by a contact rule), and
+the escalation ladder climbed for cases nobody has contacted yet."""
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from nps_events import (
+    Actor,
+    CaseEscalated,
+    CaseReminded,
+    CreateTicket,
+    Event,
+    NotifyStaff,
+    QuietHours,
+    RaiseTicketPriority,
+    SendEmail,
+    SendSms,
+)
+from nps_events import TicketPriority as EventTicketPriority
+from nps_events.ids import derive_id
+from nps_events.text import email_error
+from nps_followup.adapters.repository import (
+    ActionRow,
+    DueTimer,
+)
+from nps_followup.domain.cases import (
+    Action,
+    ActionState,
+    Case,
+    CaseStatus,
+    TimelineEntry,
+    TimerKind,
+    contact_block,
+)
+from nps_followup.domain.escalation import LADDER, ladder_step
+from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
+from nps_followup.handlers.common import (
+    PolicyInForce,
+    customer_of,
+    log,
+    notice_details,
+    requested_action,
+    timeline_entry,
+)
+from nps_followup.handlers.ports import TimerEffects, TimerSweep
+
+
+async def sweep_due_timers(
+    repo: TimerSweep, *, now: datetime, policy: PolicyInForce, limit: int
+) -> int:
+    """Fire up to `limit` due timers; return how many fired. Safe with any number of
+    sweepers: each claims its timers with SKIP LOCKED, in one transaction with their effects."""
+    due = await repo.claim_due_timers(now, limit)
+    if due:
+        cases = await repo.cases_by_id(t.case_id for t in due)
+        actions = await repo.actions_by_id(t.action_id for t in due if t.action_id is not None)
+        await repo.finish_timers([t.timer_id for t in due], now)
+        await fire_timers(repo, due, cases=cases, actions=actions, now=now, policy=policy.policy)
+    return len(due)
+
+
+@dataclass
+class _Writes:
+    """What one sweep writes, gathered so that it takes a handful of statements, not a few per
+    timer (10,000 escalations must take seconds)."""
+
+    timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
+    actions: list[tuple[uuid.UUID, Action]] = field(default_factory=list)
+    priorities: dict[uuid.UUID, str] = field(default_factory=dict)
+    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
+    states: list[tuple[uuid.UUID, ActionState, str | None]] = field(default_factory=list)
+    cases: dict[uuid.UUID, Case] = field(default_factory=dict)
+    messaged: set[str] = field(default_factory=set)
+    events: list[Event] = field(default_factory=list)
+
+    async def flush(self, repo: TimerEffects, now: datetime) -> None:
+        await repo.set_action_states(self.states, at=now)
+        await repo.add_actions_of(
+            self.actions, exempt=set(), priority=self.priorities, recipient=self.recipients
+        )
+        await repo.save_cases(list(self.cases.values()))
+        await repo.add_timelines(self.timeline)
+        await repo.set_last_messages(self.messaged, now)
+        await repo.publish_later(self.events, now=now)
+
+
+async def fire_timers(
+    repo: TimerEffects,
+    due: list[DueTimer],
+    *,
+    cases: dict[uuid.UUID, Case],
+    actions: dict[uuid.UUID, ActionRow],
+    now: datetime,
+    policy: Policy,
+) -> None:
+    """Fire `due` timers, which the caller has already recorded as fired (the sweeper claimed
+    them; a batch of new cases inserted them so): `cases` are their cases, locked or just
+    inserted by this transaction, and `actions` the scheduled actions they name."""
+    cases = dict(cases)  # a step of the ladder updates its case here, not in the caller's map
+    customer_ids = [c.customer_id for c in cases.values()]
+    opted_out = await repo.opted_out(customer_ids)
+    last = await repo.last_messages(customer_ids)
+    escalating = {
+        t.case_id
+        for t in due
+        if t.kind in (TimerKind.ESCALATION, TimerKind.SECOND_LEVEL)
+        and cases[t.case_id].status is CaseStatus.OPEN
+    }
+    tickets = await repo.tickets_of(escalating)
+    writes = _Writes()
+    for timer in due:
+        case = cases[timer.case_id]
+        if timer.kind is TimerKind.ACTION and timer.action_id is not None:
+            row = actions.get(timer.action_id)
+            if row is None or row.state is not ActionState.SCHEDULED:
+                continue
+            _dispatch(
+                case,
+                row,
+                timer,
+                now=now,
+                policy=policy,
+                opted_out=opted_out,
+                last=last,
+                into=writes,
+            )
+        elif timer.kind in LADDER and case.status is CaseStatus.OPEN:
+            cases[case.case_id] = _climb(
+                case, timer, now=now, policy=policy, ticket=tickets.get(case.case_id), into=writes
+            )
+    await writes.flush(repo, now)
+
+
+def _dispatch(
+    case: Case,
+    row: ActionRow,
+    timer: DueTimer,
+    *,
+    now: datetime,
+    policy: Policy,
+    opted_out: dict[str, set[str]],
+    last: dict[str, datetime],
+    into: _Writes,
+) -> None:
+    kind = ActionKind(row.channel)
+    customer = customer_of(case)
+    blocked = contact_block(
+        kind=kind,
+        customer=customer,
+        opted_out=opted_out.get(case.customer_id, set()),
+        last_message_at=last.get(case.customer_id),
+        exempt=row.exempt_from_cap,
+        cap=policy.contact.frequency_cap.calendar(),
+        now=now,
+    )
+    if blocked is not None:
+        into.states.append((row.action_id, ActionState.SKIPPED, blocked))
+        entry = timeline_entry(
+            case.case_id,
+            "action_skipped",
+            now,
+            origin=str(timer.timer_id),
+            actor=Actor.system(case.rule),
+            action_id=str(row.action_id),
+            channel=row.channel,
+            reason=blocked,
+        )
+        into.timeline.append((case.case_id, entry))
+        log.info("action.skipped", case_id=str(case.case_id), channel=row.channel)
+        return
+    into.states.append((row.action_id, ActionState.REQUESTED, None))
+    if kind is ActionKind.TICKET:
+        into.events.append(
+            CreateTicket(
+                action_id=row.action_id,
+                case_id=case.case_id,
+                customer=customer,
+                priority=EventTicketPriority(row.priority or TicketPriority.NORMAL.value),
+                title=(
+                    f"NPS {case.segment.value} ({case.score}/10)"
+                    + (f": contact by {case.due_at:%Y-%m-%d %H:%M} UTC" if case.due_at else "")
+                ),
+                score=case.score,
+                segment=case.segment,
+                comment=case.comment,
+                requested_at=now,
+            )
+        )
+        return
+    last[case.customer_id] = now
+    into.messaged.add(case.customer_id)
+    assert row.template is not None  # noqa: S101 - the policy requires one for messages
+    if kind is ActionKind.SMS:
+        into.events.append(
+            SendSms(
+                action_id=row.action_id,
+                case_id=case.case_id,
+                customer=customer,
+                template=row.template,
+                locale=customer.locale or "en",
+                requested_at=now,
+                team=case.team,
+                quiet_hours=QuietHours(
+                    timezone=customer.timezone or policy.contact.default_customer_timezone,
+                    start=f"{policy.contact.quiet_hours.start:%H:%M}",
+                    end=f"{policy.contact.quiet_hours.end:%H:%M}",
+                ),
+            )
+        )
+        return
+    into.events.append(
+        SendEmail(
+            action_id=row.action_id,
+            case_id=case.case_id,
+            customer=customer,
+            template=row.template,
+            locale=customer.locale or "en",
+            score=case.score,
+            comment=case.comment,
+            requested_at=now,
+            team=case.team,
+            # A tool (`webhook:<name>`) cannot be replied to; a stored owner checked before
+            # owners were is no one either.
+            owner=case.owner if case.owner and email_error(case.owner) is None else None,
+        )
+    )
+
+
+def _climb(
+    case: Case,
+    timer: DueTimer,
+    *,
+    now: datetime,
+    policy: Policy,
+    ticket: uuid.UUID | None,
+    into: _Writes,
+) -> Case:
+    """One step of the escalation ladder for a case nobody has contacted yet."""
+    step = ladder_step(timer.kind, owner=case.owner, team=policy.teams.get(case.team or ""))
+    recipient, level = step.recipient, step.level
+    origin = str(timer.timer_id)
+    due_at = case.due_at or now
+    entry = timeline_entry(
+        case.case_id,
+        "reminded" if not step.escalates else f"escalated_{level}",
+        now,
+        origin=origin,
+        actor=Actor.system(case.rule),
+        recipient=recipient,
+        level=level,
+    )
+    into.timeline.append((case.case_id, entry))
+    if not step.escalates:
+        into.events.append(
+            CaseReminded(
+                entry_id=entry.entry_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                at=now,
+                due_at=due_at,
+                actor=entry.actor,
+            )
+        )
+    else:
+        case = replace(case, escalation_level=max(case.escalation_level, level))
+        into.cases[case.case_id] = case
+        into.events.append(
+            CaseEscalated(
+                entry_id=entry.entry_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                at=now,
+                level=level,
+                due_at=due_at,
+                actor=entry.actor,
+            )
+        )
+    if recipient is not None:
+        action_id = derive_id("staff", origin)
+        into.actions.append(
+            (case.case_id, requested_action(action_id, "staff", f"case_{step.reason.value}", now))
+        )
+        into.recipients[action_id] = recipient
+        into.events.append(
+            NotifyStaff(
+                action_id=action_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                recipient=recipient,
+                role=step.role,
+                reason=step.reason,
+                level=level,
+                due_at=case.due_at,
+                segment=case.segment,
+                score=case.score,
+                requested_at=now,
+                **notice_details(case, policy),
+            )
+        )
+    if ticket is not None and step.escalates:
+        action_id = derive_id("raise-ticket", origin)
+        priority = EventTicketPriority.URGENT
+        into.actions.append(
+            (case.case_id, requested_action(action_id, "ticket", "raise_priority", now))
+        )
+        into.priorities[action_id] = priority.value
+        into.events.append(
+            RaiseTicketPriority(
+                action_id=action_id,
+                case_id=case.case_id,
+                customer_id=case.customer_id,
+                ticket_action_id=ticket,
+                priority=priority,
+                requested_at=now,
+            )
+        )
+    return case

@@ -1,0 +1,220 @@
+"""In-memory fakes of followup's repository ports (`nps_followup.handlers.ports`), for unit
+tests of its use cases without PostgreSQL. Each keeps what the SQL keeps, as the port's
+docstrings describe it; the PostgreSQL tests (tests/integration) cover the SQL itself."""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from nps_events import Event
+from nps_followup.adapters.repository import ActionRow, DueTimer
+from nps_followup.domain.cases import (
+    Action,
+    ActionState,
+    Case,
+    PlannedTimer,
+    TimelineEntry,
+    TimerKind,
+)
+
+#: The lifecycle fields `save_case` writes; a case's response fields never change there.
+_LIFECYCLE_FIELDS = (
+    "status",
+    "owner",
+    "escalation_level",
+    "first_contact_at",
+    "resolved_at",
+    "closed_at",
+    "root_cause",
+    "due_at",
+    "remind_at",
+    "second_level_at",
+)
+
+
+@dataclass
+class FakeTimer:
+    timer: PlannedTimer
+    state: str = "pending"
+
+
+@dataclass
+class InMemoryCaseLifecycle:
+    """The `CaseLifecycle` port over dicts. `published` is the outbox; `recipients` the staff
+    notices' recipients by action id; `timers` each case's timers with their state."""
+
+    cases: dict[uuid.UUID, Case] = field(default_factory=dict)
+    timeline: dict[uuid.UUID, list[TimelineEntry]] = field(default_factory=dict)
+    actions: dict[uuid.UUID, list[Action]] = field(default_factory=dict)
+    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
+    timers: dict[uuid.UUID, list[FakeTimer]] = field(default_factory=dict)
+    turns: dict[str, int] = field(default_factory=dict)
+    published: list[Event] = field(default_factory=list)
+
+    def add(self, case: Case, *, ladder: Sequence[PlannedTimer] = ()) -> Case:
+        """A case as opening it would have stored it, with its pending ladder timers."""
+        self.cases[case.case_id] = replace(case, actions=(), timeline=())
+        self.timeline.setdefault(case.case_id, [])
+        self.actions.setdefault(case.case_id, list(case.actions))
+        self.timers[case.case_id] = [FakeTimer(t) for t in ladder]
+        return case
+
+    def pending(self, case_id: uuid.UUID) -> list[PlannedTimer]:
+        return [t.timer for t in self.timers.get(case_id, []) if t.state == "pending"]
+
+    async def get_case(self, case_id: uuid.UUID, *, for_update: bool = False) -> Case | None:
+        case = self.cases.get(case_id)
+        if case is None:
+            return None
+        return replace(
+            case,
+            actions=tuple(self.actions.get(case_id, ())),
+            timeline=tuple(self.timeline.get(case_id, ())),
+        )
+
+    async def active_case_of(self, customer_id: str) -> Case | None:
+        active = [
+            c for c in self.cases.values() if c.customer_id == customer_id and c.status.is_active
+        ]
+        return max(active, key=lambda c: c.opened_at) if active else None
+
+    async def save_case(self, case: Case) -> None:
+        stored = self.cases[case.case_id]
+        self.cases[case.case_id] = replace(
+            stored, **{name: getattr(case, name) for name in _LIFECYCLE_FIELDS}
+        )
+
+    async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
+        recorded = self.timeline.setdefault(case_id, [])
+        known = {e.entry_id for e in recorded}
+        recorded += [e for e in entries if e.entry_id not in known]
+
+    async def add_actions(
+        self,
+        case_id: uuid.UUID,
+        actions: Sequence[Action],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str] | None = None,
+        recipient: dict[uuid.UUID, str] | None = None,
+    ) -> None:
+        self.actions.setdefault(case_id, []).extend(actions)
+        self.recipients.update(recipient or {})
+
+    async def next_turn(self, team: str) -> int:
+        turn = self.turns.get(team, -1) + 1
+        self.turns[team] = turn
+        return turn
+
+    async def add_timers(self, case_id: uuid.UUID, timers: Sequence[PlannedTimer]) -> None:
+        self.timers.setdefault(case_id, []).extend(FakeTimer(t) for t in timers)
+
+    async def cancel_ladder(self, case_id: uuid.UUID, now: datetime) -> None:
+        for timer in self.timers.get(case_id, []):
+            if timer.state == "pending" and timer.timer.kind is not TimerKind.ACTION:
+                timer.state = "cancelled"
+
+    async def publish_later(self, events: list[Event], *, now: datetime) -> None:
+        self.published += events
+
+
+#: The states in which a case's ticket exists or is on its way (`tickets_of`).
+_TICKET_ASKED = (ActionState.REQUESTED, ActionState.SENT, ActionState.UNKNOWN)
+
+
+@dataclass
+class InMemoryTimers:
+    """The `TimerSweep` port over dicts: cases, their actions (as the sweeper reads them, with
+    `reasons` for skipped ones), timers with their state, the do-not-contact list and the
+    customers' last-message times; `published` is the outbox; `requested` the actions added
+    (staff notices, ticket raises) with `recipients` and `priorities` by action id."""
+
+    cases: dict[uuid.UUID, Case] = field(default_factory=dict)
+    actions: dict[uuid.UUID, ActionRow] = field(default_factory=dict)
+    reasons: dict[uuid.UUID, str | None] = field(default_factory=dict)
+    timers: dict[uuid.UUID, tuple[DueTimer, str]] = field(default_factory=dict)
+    do_not_contact: dict[str, set[str]] = field(default_factory=dict)
+    last_message: dict[str, datetime] = field(default_factory=dict)
+    timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
+    requested: list[tuple[uuid.UUID, Action]] = field(default_factory=list)
+    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
+    priorities: dict[uuid.UUID, str] = field(default_factory=dict)
+    published: list[Event] = field(default_factory=list)
+
+    def add(
+        self, case: Case, timers: Sequence[DueTimer], actions: Sequence[ActionRow] = ()
+    ) -> None:
+        self.cases[case.case_id] = replace(case, actions=(), timeline=())
+        self.timers.update({t.timer_id: (t, "pending") for t in timers})
+        self.actions.update({a.action_id: a for a in actions})
+
+    def state_of(self, timer_id: uuid.UUID) -> str:
+        return self.timers[timer_id][1]
+
+    async def claim_due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
+        due = [t for t, state in self.timers.values() if state == "pending" and t.fire_at <= now]
+        return sorted(due, key=lambda t: t.fire_at)[:limit]
+
+    async def cases_by_id(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
+        return {i: self.cases[i] for i in sorted(set(case_ids)) if i in self.cases}
+
+    async def actions_by_id(self, action_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, ActionRow]:
+        return {i: self.actions[i] for i in set(action_ids) if i in self.actions}
+
+    async def finish_timers(self, timer_ids: Sequence[uuid.UUID], now: datetime) -> None:
+        for timer_id in timer_ids:
+            self.timers[timer_id] = (self.timers[timer_id][0], "fired")
+
+    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
+        return {c: set(self.do_not_contact[c]) for c in customer_ids if c in self.do_not_contact}
+
+    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        return {c: self.last_message[c] for c in customer_ids if c in self.last_message}
+
+    async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        wanted = set(case_ids)
+        return {
+            a.case_id: a.action_id
+            for a in self.actions.values()
+            if a.case_id in wanted
+            and a.channel == "ticket"
+            and a.template is None
+            and a.state in _TICKET_ASKED
+        }
+
+    async def set_action_states(
+        self, states: Sequence[tuple[uuid.UUID, ActionState, str | None]], *, at: datetime
+    ) -> None:
+        for action_id, state, reason in states:
+            self.actions[action_id] = replace(self.actions[action_id], state=state)
+            self.reasons[action_id] = reason
+
+    async def add_actions_of(
+        self,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str] | None = None,
+        recipient: dict[uuid.UUID, str] | None = None,
+    ) -> None:
+        self.requested += actions
+        self.priorities.update(priority or {})
+        self.recipients.update(recipient or {})
+
+    async def save_cases(self, cases: Sequence[Case]) -> None:
+        for case in cases:
+            stored = self.cases[case.case_id]
+            self.cases[case.case_id] = replace(
+                stored, **{name: getattr(case, name) for name in _LIFECYCLE_FIELDS}
+            )
+
+    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
+        known = {e.entry_id for _, e in self.timeline}
+        self.timeline += [(c, e) for c, e in entries if e.entry_id not in known]
+
+    async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
+        self.last_message.update(dict.fromkeys(customer_ids, at))
+
+    async def publish_later(self, events: list[Event], *, now: datetime) -> None:
+        self.published += events
