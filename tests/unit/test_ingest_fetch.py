@@ -20,7 +20,7 @@ import pytest
 import structlog
 from fastapi.testclient import TestClient
 
-from nps_events import ResponseReceived
+from nps_events import Event, ResponseReceived
 from nps_ingest.adapters.vendor_api import HubSpotClient, QualtricsClient, SurveyMonkeyClient
 from nps_ingest.bootstrap import ADAPTERS
 from nps_ingest.domain.sources import FieldMapping, Proof, Provider, Source
