@@ -2,7 +2,7 @@
 refusal names the request it refuses (issue #18)."""
 
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from nps_kit.http import PROBLEM_JSON, BodyLimit, create_app
 
@@ -61,3 +61,22 @@ def test_a_body_too_large_is_413_naming_the_request() -> None:
     )
     assert answer.status_code == 413
     assert answer.json()["instance"] == "/v1/things"
+
+
+def test_a_pattern_mismatch_names_the_field_without_echoing_the_regex() -> None:
+    class Contact(BaseModel):
+        phone: str = Field(pattern=r"^\+[1-9][0-9]{6,14}$")
+
+    app = create_app(title="t", description="t", version="0", readiness={})
+
+    @app.post("/v1/contacts")
+    async def add_contact(body: Contact) -> dict[str, str]:
+        return {"phone": body.phone}
+
+    answer = TestClient(app).post("/v1/contacts", json={"phone": "call me"})
+    assert answer.status_code == 422
+    [error] = answer.json()["errors"]
+    assert error["field"] == "phone"
+    assert "[0-9]" not in error["message"]
+    assert "[0-9]" not in answer.json()["detail"]
+    assert error["message"].startswith("is not in the expected format")

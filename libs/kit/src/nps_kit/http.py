@@ -95,6 +95,15 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+def field_message(error: Mapping[str, Any]) -> str:
+    """What a person is told of one invalid field: pydantic's words, except for a pattern
+    mismatch, whose message is the regular expression itself (noise to a person, and a map
+    of the rule to anyone probing it); the OpenAPI document has the pattern for programs."""
+    if error.get("type") == "string_pattern_mismatch":
+        return "is not in the expected format (the API documentation describes it)"
+    return str(error["msg"])
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     errors = cast(RequestValidationError, exc).errors()
     content_type = request.headers.get("content-type")
@@ -125,7 +134,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
             ),
             instance=request.url.path,
         )
-    fields = [{"field": _field(tuple(err["loc"])), "message": err["msg"]} for err in errors]
+    fields = [{"field": _field(tuple(err["loc"])), "message": field_message(err)} for err in errors]
     detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return problem_response(
         Problem(422, "Invalid request", detail, errors=fields), instance=request.url.path

@@ -22,6 +22,7 @@ from nps_ingest.domain.webhooks import (
     WebhookRequest,
 )
 from nps_kit.clock import Clock
+from nps_kit.http import field_message
 from nps_kit.logging import get_logger
 from nps_kit.messaging import PublishError
 from nps_kit.timeouts import shared_timeout
@@ -65,7 +66,9 @@ def _opt_out_event(opt_out: OptOut, *, source: str) -> Received:
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise InvalidResponseError(".".join(str(p) for p in first["loc"]), first["msg"]) from None
+        raise InvalidResponseError(
+            ".".join(str(p) for p in first["loc"]), field_message(first)
+        ) from None
     return Received(event=event)
 
 
@@ -76,7 +79,9 @@ def _response_event(
         event = normalise(response, source=source, now=now, comment_limit=comment_limit)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise InvalidResponseError(".".join(str(p) for p in first["loc"]), first["msg"]) from None
+        raise InvalidResponseError(
+            ".".join(str(p) for p in first["loc"]), field_message(first)
+        ) from None
     _, truncated = fit_comment(response.comment, comment_limit)
     return Received(event=event, comment_truncated=truncated)
 

@@ -45,6 +45,7 @@ from nps_kit.http import (
     RawResponse,
     ReadinessCheck,
     create_app,
+    field_message,
 )
 from nps_kit.logging import get_logger
 from nps_kit.metrics import labelled
@@ -243,7 +244,8 @@ def _item_error(exc: ValidationError | InvalidResponseError) -> str:
     if isinstance(exc, InvalidResponseError):
         return str(exc)
     return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'item'}: {err['msg']}" for err in exc.errors()
+        f"{'.'.join(str(p) for p in err['loc']) or 'item'}: {field_message(err)}"
+        for err in exc.errors()
     )
 
 
