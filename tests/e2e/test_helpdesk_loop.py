@@ -35,7 +35,8 @@ async def test_a_ticket_solved_in_the_helpdesk_shows_on_the_case(
         assert ticket["requester"] == {"email": f"{customer}@example.com", "name": "Grace"}
         assert ticket["priority"] in ("high", "urgent")
         assert "It broke <b>twice</b>" in ticket["description"]  # plain text, kept as written
-        assert f"/v1/cases/{case['case_id']}" in ticket["description"]
+        # The case's link: the console's case page (the e2e system's NOTIFY_CASE_URL).
+        assert f"{system.url('console')}/cases/{case['case_id']}" in ticket["description"]
 
         webhook = f"{system.url('notify')}/v1/helpdesk/zendesk"
         forged = await asyncio.to_thread(
