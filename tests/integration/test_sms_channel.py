@@ -292,14 +292,12 @@ async def test_a_database_outage_after_twilio_took_the_sms_still_records_it_sent
     assert result.provider_message_id == fake.messages[0]["sid"]
 
 
-async def test_a_customer_who_texted_stop_is_put_on_the_do_not_contact_list_for_sms(
-    sessions: SessionFactory,
-) -> None:
-    """Twilio answers 400 with error 21610: the action fails with Twilio's words, and notify
-    publishes, in the same transaction, a `ContactOptOut` of scope `sms` for that customer
-    (followup's do-not-contact list), whose id a redelivery cannot change."""
+async def _refused_send(
+    sessions: SessionFactory, *, code: int, customer_id: str
+) -> tuple[SendSms, DispatchState, FakeTwilio]:
+    """An SMS to `customer_id` that Twilio refuses with its error `code` (HTTP 400)."""
     fake = FakeTwilio()
-    fake.fail_next(400, code=21610)
+    fake.fail_next(400, code=code)
     dispatcher = Dispatcher(
         sessions=sessions,
         channels={"sms": _channel(fake)},
@@ -310,22 +308,36 @@ async def test_a_customer_who_texted_stop_is_put_on_the_do_not_contact_list_for_
     action = SendSms(
         action_id=uuid.uuid4(),
         case_id=uuid.uuid4(),
-        customer=Customer(id="c-stop", phone="+33612345678", name="Ada"),
+        customer=Customer(id=customer_id, phone="+33612345678", name="Ada"),
         template="detractor_acknowledgement",
         requested_at=NOW,
     )
     outcome = (await dispatcher.dispatch([action]))[action.action_id]
-    assert outcome.state is DispatchState.FAILED
-    state, [result] = await _ledger(sessions, action.action_id)
-    assert (state, result.status.value) == ("failed", "failed")
+    return action, outcome.state, fake
+
+
+async def _published_opt_outs(sessions: SessionFactory) -> list[ContactOptOut]:
+    """The opt-outs notify's outbox holds for `nps.responses.v1`."""
     async with sessions() as session:
         rows = (
             await session.execute(
                 select(tables.outbox).where(tables.outbox.c.topic == "nps.responses.v1")
             )
         ).all()
-    opt_outs = [ContactOptOut.model_validate_json(row.value) for row in rows]
-    [opt_out] = [o for o in opt_outs if o.customer_id == "c-stop"]
+    return [ContactOptOut.model_validate_json(row.value) for row in rows]
+
+
+async def test_a_customer_who_texted_stop_is_put_on_the_do_not_contact_list_for_sms(
+    sessions: SessionFactory,
+) -> None:
+    """Twilio answers 400 with error 21610: the action fails with Twilio's words, and notify
+    publishes, in the same transaction, a `ContactOptOut` of scope `sms` for that customer
+    (followup's do-not-contact list), whose id a redelivery cannot change."""
+    action, state_, fake = await _refused_send(sessions, code=21610, customer_id="c-stop")
+    assert state_ is DispatchState.FAILED
+    state, [result] = await _ledger(sessions, action.action_id)
+    assert (state, result.status.value) == ("failed", "failed")
+    [opt_out] = [o for o in await _published_opt_outs(sessions) if o.customer_id == "c-stop"]
     assert (opt_out.scope.value, opt_out.source) == ("sms", "notify")
     assert opt_out.occurred_at == NOW
     assert opt_out.reason is not None
@@ -338,29 +350,8 @@ async def test_a_customer_who_texted_stop_is_put_on_the_do_not_contact_list_for_
 async def test_other_permanent_sms_errors_put_nobody_on_the_do_not_contact_list(
     sessions: SessionFactory,
 ) -> None:
-    fake = FakeTwilio()
-    fake.fail_next(400, code=21614)  # not a mobile number: nothing the customer asked for
-    dispatcher = Dispatcher(
-        sessions=sessions,
-        channels={"sms": _channel(fake)},
-        clock=FrozenClock(NOW),
-        concurrency=2,
-        case_url="http://cs.example.com/cases/{case_id}",
-    )
-    action = SendSms(
-        action_id=uuid.uuid4(),
-        case_id=uuid.uuid4(),
-        customer=Customer(id="c-landline", phone="+33612345678", name="Ada"),
-        template="detractor_acknowledgement",
-        requested_at=NOW,
-    )
-    outcome = (await dispatcher.dispatch([action]))[action.action_id]
-    assert outcome.state is DispatchState.FAILED
-    async with sessions() as session:
-        rows = (
-            await session.execute(
-                select(tables.outbox).where(tables.outbox.c.topic == "nps.responses.v1")
-            )
-        ).all()
-    opt_outs = [ContactOptOut.model_validate_json(row.value) for row in rows]
+    # 21614, not a mobile number: nothing the customer asked for.
+    _, state, _ = await _refused_send(sessions, code=21614, customer_id="c-landline")
+    assert state is DispatchState.FAILED
+    opt_outs = await _published_opt_outs(sessions)
     assert [o for o in opt_outs if o.customer_id == "c-landline"] == []
