@@ -68,6 +68,28 @@ class System:
             staff_token=self.infra.token("admin@example.com"),
         )
 
+    def diagnosis(self, *, lines: int = 12) -> str:
+        """What each service says about itself, for a failure's message: alive or its exit
+        code, its /readyz answer, and the last warnings and errors in its log."""
+        parts = []
+        for name, service in self.services.items():
+            process = service.process
+            state = "running" if service.alive() else f"exited ({process and process.poll()})"
+            try:
+                ready = httpx.get(f"{service.url}/readyz", timeout=2).text
+            except httpx.HTTPError as exc:
+                ready = repr(exc)
+            log = service.log_path.read_text(errors="replace").splitlines()
+            trouble = [
+                line[:400]
+                for line in log
+                if any(w in line for w in ("WARNING", "ERROR", "Traceback", '"warning"', '"error"'))
+            ]
+            parts.append(
+                f"--- {name}: {state}; readyz: {ready[:600]}\n" + "\n".join(trouble[-lines:])
+            )
+        return "\n".join(parts)
+
     def restart(self, name: str) -> None:
         service = self.services[name]
         service.stop()

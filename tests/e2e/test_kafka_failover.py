@@ -76,9 +76,9 @@ def _cluster(system: System) -> ApacheKafkaCluster:
     return system.infra.broker
 
 
-def _nothing_lost_nothing_twice(report: chaos.Report) -> None:
+def _nothing_lost_nothing_twice(report: chaos.Report, system: System) -> None:
     assert report.accepted == report.responses, report
-    assert report.recovery_seconds is not None, f"never caught up: {report}"
+    assert report.recovery_seconds is not None, f"never caught up: {report}\n{system.diagnosis()}"
     assert report.without_case == 0, report
     assert report.duplicate_cases == 0, report
     assert report.emails == report.detractors, report
@@ -99,7 +99,7 @@ async def test_the_leaders_broker_killed_loses_nothing_and_sends_nothing_twice(
     report = await chaos.run(
         target, fault, name="leader's broker SIGKILLed for 10 s", responses=100, rate=10
     )
-    _nothing_lost_nothing_twice(report)
+    _nothing_lost_nothing_twice(report, cluster_system)
 
 
 async def test_two_brokers_of_three_killed_refuse_writes_and_lose_nothing_acknowledged(
@@ -109,7 +109,7 @@ async def test_two_brokers_of_three_killed_refuse_writes_and_lose_nothing_acknow
     report = await chaos.run(
         target, fault, name="two brokers of three SIGKILLed for 15 s", responses=100, rate=10
     )
-    _nothing_lost_nothing_twice(report)
+    _nothing_lost_nothing_twice(report, cluster_system)
     # Writes could not be acknowledged for a while: ingest said so, and the senders' retries
     # (chaos._post_until_accepted) are what got every response in.
     assert report.unavailable > 0, report
@@ -174,5 +174,6 @@ async def test_partitions_added_to_a_live_topic_are_consumed(
             until=lambda found: all(chaos.is_settled(cases) for cases in found),
             timeout=60,
             what="a case with its email and ticket for each customer on a new partition",
+            diagnose=cluster_system.diagnosis,
         )
     assert [len(cases) for cases in found] == [1, 1, 1]

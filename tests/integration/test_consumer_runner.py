@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaError
+from prometheus_client import REGISTRY
 from sqlalchemy import make_url, text
 
 from nps_events import ResponseReceived, dlq, encode
@@ -438,3 +439,56 @@ def _answers(publisher: Publisher) -> Callable[[], Awaitable[bool]]:
         return True
 
     return probe
+
+
+async def test_a_send_the_broker_never_acknowledges_fails_and_a_new_producer_delivers(
+    tmp_path: Path,
+) -> None:
+    """A frozen broker (SIGSTOP: connections open, no answers) never acknowledges: the send
+    fails after KAFKA_DELIVERY_TIMEOUT_MS as a broker fault (the caller's retry path) rather
+    than hanging, the producer is replaced, and once the broker answers again the new one
+    delivers."""
+    broker = new_broker(tmp_path)
+    broker.start()
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{broker.port}", delivery_timeout_ms=1500)
+    topic = "frozen.topic"
+    publisher = Publisher(kafka, client_id="frozen")
+    replaced = REGISTRY.get_sample_value(
+        "npsloop_producers_replaced_total", {"client_id": "npsloop-frozen"}
+    )
+    try:
+        await ensure_topics(kafka, [topic], partitions=1)
+        await publisher.start()
+        await eventually(_answers(publisher), until=bool, timeout=60, what="the publisher up")
+        await _produce(publisher, topic, [a_response("before")])
+        broker.pause()
+        try:
+            with pytest.raises(PublishError, match=r"did not acknowledge within 1\.5s"):
+                await asyncio.wait_for(
+                    _produce(publisher, topic, [a_response("frozen")]), timeout=30
+                )
+            with pytest.raises(PublishError, match="not been reached"):
+                await _produce(publisher, topic, [a_response("meanwhile")])
+        finally:
+            broker.resume()
+        assert (
+            REGISTRY.get_sample_value(
+                "npsloop_producers_replaced_total", {"client_id": "npsloop-frozen"}
+            )
+            == (replaced or 0) + 1
+        )
+
+        async def delivered() -> bool:
+            try:
+                await _produce(publisher, topic, [a_response("after")])
+            except PublishError:
+                return False
+            return True
+
+        await eventually(delivered, until=bool, timeout=60, what="a send by the new producer")
+        keys = [record.key for record in await read_all(kafka, topic)]
+        assert keys.count(b"before") == 1
+        assert b"after" in keys
+    finally:
+        await publisher.stop()
+        broker.stop()

@@ -14,13 +14,17 @@ async def eventually(
     until: Callable[[T], bool],
     timeout: float = 30.0,
     what: str,
+    diagnose: Callable[[], str] | None = None,
 ) -> T:
+    """`probe()` until `until` holds of its value; on timeout, an AssertionError with the
+    last value and, if given, what `diagnose()` says (say, the services' own account)."""
     deadline = time.monotonic() + timeout
     value = await probe()
     while not until(value):
         if time.monotonic() > deadline:
             raise AssertionError(
                 f"timed out after {timeout:.0f}s waiting for {what}; last value: {value!r}"
+                + (f"\n{diagnose()}" if diagnose else "")
             )
         await asyncio.sleep(0.1)
         value = await probe()

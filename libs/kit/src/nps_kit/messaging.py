@@ -35,6 +35,7 @@ from nps_kit.metrics import (
     EVENTS_CONSUMED,
     EVENTS_PUBLISHED,
     HANDLER_SECONDS,
+    PRODUCERS_REPLACED,
     labelled,
 )
 from nps_kit.redact import safe_error, safe_traceback
@@ -125,13 +126,22 @@ class Publisher:
 
     `start()` returns at once: the producer connects in the background, and until it has,
     `check()` fails (not ready) and `send_many` raises `PublishError` (the caller's
-    transient-failure path: 503 for ingest, a later retry for the outbox relay)."""
+    transient-failure path: 503 for ingest, a later retry for the outbox relay).
+
+    A producer that cannot deliver is replaced, never waited on for ever: aiokafka's
+    idempotent producer retries a batch without end, and a fatal error in its sender (say
+    `OutOfOrderSequenceNumber` after a leader's loss) leaves it failing every later send. So a
+    send not acknowledged within `KAFKA_DELIVERY_TIMEOUT_MS`, or one that finds the
+    producer's sender stopped, raises `PublishError`, and a new producer (a new producer id)
+    connects in the background. The caller retries as for any broker fault; a record the old
+    producer did write comes again, and consumers dedupe on the event id."""
 
     def __init__(self, settings: KafkaSettings, *, client_id: str) -> None:
         self._settings = settings
         self._client_id = f"{settings.client_id_prefix}-{client_id}"
         self._producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task[bool] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -154,14 +164,17 @@ class Publisher:
 
     async def start(self) -> None:
         self._stopping.clear()
+        # Most starts find the broker at once: give that a moment, so that a service is
+        # ready on its first probe.
+        await asyncio.wait({self._connect()}, timeout=2)
+
+    def _connect(self) -> asyncio.Task[bool]:
         self._connecting = asyncio.create_task(
             start_when_reachable(
                 self._start_once, what=f"producer {self._client_id}", stopping=self._stopping
             )
         )
-        # Most starts find the broker at once: give that a moment, so that a service is
-        # ready on its first probe.
-        await asyncio.wait({self._connecting}, timeout=2)
+        return self._connecting
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -169,15 +182,33 @@ class Publisher:
             self._connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting
+        if self._retiring:
+            await asyncio.wait(self._retiring)
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
 
+    def _replace(self, producer: AIOKafkaProducer, why: str) -> None:
+        """Retire `producer` (unless it was replaced already) and connect a new one."""
+        if self._producer is not producer or self._stopping.is_set():
+            return
+        self._producer = None
+        log.warning("producer.replaced", client_id=self._client_id, reason=why)
+        PRODUCERS_REPLACED.labels(client_id=self._client_id).inc()
+        retiring = asyncio.create_task(_retire(producer))
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+        self._connect()
+
     async def check(self) -> None:
         """Raise unless the broker answers a metadata request."""
-        if self._producer is None:
+        producer = self._producer
+        if producer is None:
             raise PublishError("the broker has not been reached yet")
-        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
+        if _sender_stopped(producer):
+            self._replace(producer, "its sender stopped")
+            raise PublishError("the producer's sender stopped; a new producer is connecting")
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=3)
 
     async def publish(self, event: Event, *, source: str, now: datetime) -> None:
         """Publish one event and return once the broker has acknowledged it."""
@@ -191,18 +222,42 @@ class Publisher:
         producer = self._producer
         if producer is None:
             raise PublishError("the broker has not been reached yet")
+        timeout = self._settings.delivery_timeout_ms / 1000
         try:
-            futures = [
-                await producer.send(
-                    m.topic, m.value, key=m.key, headers=with_trace_context(m.headers)
-                )
-                for m in messages
-            ]
-            for message, future in zip(messages, futures, strict=True):
-                await future
-                labelled(EVENTS_PUBLISHED, message.topic).inc()
+            async with asyncio.timeout(timeout):
+                futures = [
+                    await producer.send(
+                        m.topic, m.value, key=m.key, headers=with_trace_context(m.headers)
+                    )
+                    for m in messages
+                ]
+                for message, future in zip(messages, futures, strict=True):
+                    await future
+                    labelled(EVENTS_PUBLISHED, message.topic).inc()
+        except TimeoutError as exc:
+            self._replace(producer, f"no acknowledgement within {timeout:g}s")
+            raise PublishError(f"broker did not acknowledge within {timeout:g}s") from exc
         except KafkaError as exc:
+            if _sender_stopped(producer):
+                self._replace(producer, f"its sender stopped: {exc!r}")
             raise PublishError(f"broker did not acknowledge: {exc!r}") from exc
+
+
+def _sender_stopped(producer: AIOKafkaProducer) -> bool:
+    """Whether `producer`'s background sender has ended (after a fatal error: every later
+    send fails with it). aiokafka has no public way to ask."""
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    return isinstance(task, asyncio.Task) and task.done()
+
+
+async def _retire(producer: AIOKafkaProducer) -> None:
+    """Stop a replaced producer without waiting on its undeliverable batches: a clean stop
+    flushes them, which is what could not happen."""
+    try:
+        await asyncio.wait_for(producer.stop(), timeout=5)
+    except (TimeoutError, KafkaError) as exc:
+        log.info("producer.retired_uncleanly", error=repr(exc))
 
 
 async def ensure_topics(settings: KafkaSettings, topics: Sequence[str], *, partitions: int) -> None:

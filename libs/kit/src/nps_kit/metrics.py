@@ -26,6 +26,12 @@ EVENTS_CONSUMED = Counter(
 EVENTS_PUBLISHED = Counter(
     "npsloop_events_published_total", "Events acknowledged by the broker, by topic.", ["topic"]
 )
+PRODUCERS_REPLACED = Counter(
+    "npsloop_producers_replaced_total",
+    "Producers given up and replaced: a send not acknowledged within KAFKA_DELIVERY_TIMEOUT_MS, "
+    "or the producer's sender stopped by a fatal error.",
+    ["client_id"],
+)
 OUTBOX_PUBLISHED = Counter(
     "npsloop_outbox_published_total", "Outbox rows published by the relay, by topic.", ["topic"]
 )

@@ -29,6 +29,10 @@ class KafkaSettings(BaseSettings):
     # then. Kafka's and aiokafka's default is 5 minutes (docs/operations.md, "Scale out").
     metadata_max_age_ms: int = Field(default=300_000, ge=1_000)
     request_timeout_ms: int = Field(default=10_000, ge=1_000)
+    # How long a producer may take to have a send acknowledged before it is given up and the
+    # producer replaced (a new connection and producer id; the caller retries). Kafka's own
+    # `delivery.timeout.ms`, 2 minutes: a leader's failover takes seconds.
+    delivery_timeout_ms: int = Field(default=120_000, ge=1_000)
     # How clients reach the brokers: PLAINTEXT for the embedded broker; SSL (TLS) or
     # SASL_SSL (TLS and a user) for a managed or Strimzi cluster.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
