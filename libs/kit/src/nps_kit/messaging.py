@@ -428,9 +428,16 @@ class ConsumerRunner:
         try:
             while not self._stopping:
                 self._resume_due()
-                batches = await self._consumer.getmany(
-                    timeout_ms=self._poll_timeout_ms(), max_records=self._max_records
-                )
+                try:
+                    batches = await self._consumer.getmany(
+                        timeout_ms=self._poll_timeout_ms(), max_records=self._max_records
+                    )
+                except KafkaError as exc:
+                    if not exc.retriable:
+                        raise  # the consumer itself is broken: the orchestrator restarts us
+                    log.warning("consumer.poll_failed", group=self._group_id, error=repr(exc))
+                    await asyncio.sleep(self._retry_min_wait)
+                    continue
                 if not self.ready.is_set():
                     self.ready.set()
                     CONSUMER_READY.labels(group=self._group_id).set(1)
@@ -458,10 +465,12 @@ class ConsumerRunner:
 
     def forget(self, revoked: set[TopicPartition]) -> None:
         """Partitions given away in a rebalance: whoever gets them starts from the committed
-        offset, so their pauses end here."""
+        offset, so their pauses end here, and so does this member's report of their lag."""
         for tp in revoked:
             if self.paused.pop(tp, None) is not None:
                 CONSUMER_PAUSED.labels(self._group_id, tp.topic, str(tp.partition)).set(0)
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(self._group_id, tp.topic, str(tp.partition))
 
     def _poll_timeout_ms(self) -> int:
         waiting = [p.resume_at for p in self.paused.values() if not p.resumed]
@@ -503,7 +512,12 @@ class ConsumerRunner:
 
     def _resume_due(self) -> None:
         now = time.monotonic()
+        assigned = self._consumer.assignment()
         due = [tp for tp, p in self.paused.items() if not p.resumed and p.resume_at <= now]
+        # aiokafka refuses to resume a partition this member no longer holds: its new owner
+        # starts from the committed offset.
+        self.forget({tp for tp in due if tp not in assigned})
+        due = [tp for tp in due if tp in assigned]
         for tp in due:
             self.paused[tp].resumed = True
         if due:
@@ -524,12 +538,23 @@ class ConsumerRunner:
 
     async def _record_lag(self) -> None:
         """Each assigned partition's lag, from the high watermark the last fetch reported and
-        the consumer's position (both known locally: no request to the broker)."""
+        the consumer's position (both known locally: no request to the broker).
+
+        Never fatal: a rebalance can take a partition away while this waits (`position` waits
+        for a newly assigned partition's committed offset, which a broker's failover delays),
+        and aiokafka then raises `IllegalStateError`; that partition's lag is its new owner's
+        to report. Before this was caught, a leader's loss on a cluster could end the runner,
+        and with it the process."""
         for tp in self._consumer.assignment():
+            if tp not in self._consumer.assignment():
+                continue  # given away while an earlier partition's position was awaited
             highwater = self._consumer.highwater(tp)
             if highwater is None:
                 continue
-            position = await self._consumer.position(tp)
+            try:
+                position = await asyncio.wait_for(self._consumer.position(tp), timeout=1)
+            except (KafkaError, TimeoutError):
+                continue  # reassigned meanwhile, or its position not known yet
             CONSUMER_LAG.labels(self._group_id, tp.topic, str(tp.partition)).set(
                 max(0, highwater - position)
             )
