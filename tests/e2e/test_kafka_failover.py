@@ -17,14 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
-from aiokafka.partitioner import murmur2
 
 from nps_events import Topic
 from nps_kit.devstack import ApacheKafkaCluster, free_port
 from nps_kit.devstack.services import SERVICES, start_all
 from nps_kit.messaging import client_options
 from tests.e2e.conftest import TOKEN, System, system_env
-from tests.integration.kafka_helpers import read_all
+from tests.integration.kafka_helpers import key_on, read_all
 from tests.support import chaos
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.fake_zendesk import FakeZendesk
@@ -115,16 +114,6 @@ async def test_two_brokers_of_three_killed_refuse_writes_and_lose_nothing_acknow
     assert report.unavailable > 0, report
 
 
-def _customer_on(partition: int, partitions: int, prefix: str) -> str:
-    """A customer id whose key lands on `partition` of `partitions` (the producers' default
-    partitioner: murmur2 of the key)."""
-    for i in range(10_000):
-        customer = f"{prefix}-{i}"
-        if (murmur2(customer.encode()) & 0x7FFFFFFF) % partitions == partition:
-            return customer
-    raise AssertionError(f"no customer for partition {partition}")
-
-
 async def test_partitions_added_to_a_live_topic_are_consumed(
     cluster_system: System, target: chaos.Target
 ) -> None:
@@ -145,7 +134,7 @@ async def test_partitions_added_to_a_live_topic_are_consumed(
 
     async def post_round() -> dict[int, str]:
         prefix = f"scale-{os.getpid()}-{next(rounds)}"
-        posted = {p: _customer_on(p, 6, f"{prefix}-{p}") for p in (3, 4, 5) if p not in landed}
+        posted = {p: key_on(p, 6, f"{prefix}-{p}") for p in (3, 4, 5) if p not in landed}
         async with httpx.AsyncClient(timeout=10) as client:
             for customer in posted.values():
                 answer = await client.post(

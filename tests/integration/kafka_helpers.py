@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import murmur2
 from aiokafka.structs import ConsumerRecord
 
 from nps_events import Customer, ResponseReceived
@@ -28,6 +29,16 @@ def a_response(
         responded_at=NOW,
         received_at=NOW,
     )
+
+
+def key_on(partition: int, partitions: int, prefix: str) -> str:
+    """A key that lands on `partition` of `partitions` (the producers' default partitioner:
+    murmur2 of the key)."""
+    for i in range(10_000):
+        key = f"{prefix}-{i}"
+        if (murmur2(key.encode()) & 0x7FFFFFFF) % partitions == partition:
+            return key
+    raise AssertionError(f"no key for partition {partition}")
 
 
 async def read_all(

@@ -9,13 +9,22 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from nps_events import ResponseReceived, dlq, encode
 from nps_kit import dlq as dlq_tool
 from nps_kit.devstack import free_port
-from nps_kit.messaging import ConsumerRunner, Inbound, Outgoing, Publisher, Rejection, ensure_topics
+from nps_kit.messaging import (
+    ConsumerRunner,
+    Inbound,
+    Outgoing,
+    Publisher,
+    Rejection,
+    client_options,
+    ensure_topics,
+)
 from nps_kit.settings import KafkaSettings
-from tests.integration.kafka_helpers import NOW, a_response, read_all
+from tests.integration.kafka_helpers import NOW, a_response, key_on, read_all
 from tests.support.infra import Infra
 from tests.support.polling import eventually
 
@@ -150,6 +159,55 @@ async def test_a_selective_redrive_leaves_the_rest_for_later(
     second = await dlq_tool.redrive(kafka, dlq(topic))
     assert [x.key for x in second.sent] == ["c-1", "c-2"]
     assert (await dlq_tool.redrive(kafka, dlq(topic))).sent == []
+
+
+def _letter(topic: str, key: str, reason: str) -> Outgoing:
+    m = encode(a_response(key), source="/test", time=NOW)
+    headers = [*m.headers, ("dlq_reason", reason.encode()), ("dlq_topic", topic.encode())]
+    return Outgoing(dlq(topic), m.key, m.value, headers)
+
+
+@pytest.mark.skipif(
+    os.environ.get("NPSLOOP_TEST_INFRA") != "apache-kafka",
+    reason="Tansu cannot add partitions to a topic (CreatePartitions)",
+)
+async def test_a_dlq_grown_with_partitions_is_listed_and_redriven_from_every_partition(
+    kafka: KafkaSettings, publisher: Publisher, topic: str
+) -> None:
+    """The runbook's "Scale out" adds partitions to the DLQs too: letters written before and
+    after, on the old partition and the new ones, are all listed and all re-driven, once."""
+    await publisher.send_many([_letter(topic, "c-before", "bug #7")])
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    await admin.start()
+    try:
+        await admin.create_partitions({dlq(topic): NewPartitions(total_count=3)})
+
+        async def partitions() -> int:
+            [described] = await admin.describe_topics([dlq(topic)])
+            return len(described["partitions"])
+
+        # The broker's metadata follows the controller's a moment later.
+        await eventually(partitions, until=lambda n: n == 3, what="the DLQ's new partitions")
+    finally:
+        await admin.close()
+    keys = {"c-before": 0} | {key_on(p, 3, f"c-after-{p}"): p for p in (1, 2)}
+    # A producer started now sees the three partitions (the session's, at its next refresh).
+    grown = Publisher(kafka, client_id="test-grown")
+    await grown.start()
+    try:
+        await grown.send_many([_letter(topic, k, "bug #7") for k in keys if k != "c-before"])
+    finally:
+        await grown.stop()
+    on = {r.key.decode(): r.partition for r in await read_all(kafka, dlq(topic), partitions=3)}
+    assert on == keys
+
+    listed = await dlq_tool.list_dead_letters(kafka, dlq(topic))
+    assert {(x.key, x.partition) for x in listed} == set(keys.items())
+    done = await dlq_tool.redrive(kafka, dlq(topic))
+    assert sorted(x.key for x in done.sent) == sorted(keys)
+    assert sorted(r.key.decode() for r in await read_all(kafka, topic)) == sorted(keys)
+    assert (await dlq_tool.redrive(kafka, dlq(topic))).sent == []
+    assert all(x.redriven for x in await dlq_tool.list_dead_letters(kafka, dlq(topic)))
 
 
 async def test_the_command_refuses_a_topic_that_is_not_a_dlq(
