@@ -9,6 +9,7 @@ throughput (wrk's `delay()` paces each connection) for the latency there.
 
     apt-get install wrk
     .venv/bin/python bench/ingest.py --connections 32 --seconds 10
+    .venv/bin/python bench/ingest.py --broker apache-kafka   # one Apache Kafka node instead
 """
 
 import argparse
@@ -28,7 +29,7 @@ import httpx
 
 from nps_events.topics import ALL_TOPICS
 from nps_ingest.domain.signatures import sign_standard_webhooks
-from nps_kit.devstack import EmbeddedBroker, free_port
+from nps_kit.devstack import free_port, new_broker
 from nps_kit.devstack.services import ServiceProcess
 from nps_kit.messaging import ensure_topics
 from nps_kit.settings import KafkaSettings
@@ -176,12 +177,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--broker", choices=["tansu", "apache-kafka"], default="tansu")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("needs wrk: apt-get install wrk")
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-"))
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+    broker = new_broker(args.broker, tmp)
     broker.start()
+    idempotence = "true" if args.broker == "apache-kafka" else "false"
     (tmp / "sources.yaml").write_text(SOURCES)
     port = free_port()
     ingest = ServiceProcess(
@@ -189,6 +192,7 @@ def main() -> None:
         port=port,
         env={
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "KAFKA_ENABLE_IDEMPOTENCE": idempotence,
             "INGEST_SOURCES_FILE": str(tmp / "sources.yaml"),
             "INGEST_PORT": str(port),
             "LOG_LEVEL": "WARNING",

@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nps_kit.devstack import ApacheKafka, EmbeddedBroker, EmbeddedPostgres, MailSink, free_port
+from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port, new_broker
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 
@@ -112,11 +112,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-"))
-    broker: EmbeddedBroker | ApacheKafka = (
-        ApacheKafka(port=free_port(), data_dir=tmp / "kafka", log_path=tmp / "kafka.log")
-        if args.broker == "apache-kafka"
-        else EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
-    )
+    broker = new_broker(args.broker, tmp)
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     mail = MailSink(directory=tmp / "mail", port=free_port())
     idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())

@@ -11,6 +11,7 @@ answer over a year of data.
    on that database and times each kind of `GET` a dashboard makes.
 
     .venv/bin/python bench/scoring.py --events 20000 --responses 1000000
+    .venv/bin/python bench/scoring.py --only throughput --broker apache-kafka
 """
 
 import argparse
@@ -33,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 
 from nps_events import Customer, ResponseReceived, Topic, encode
 from nps_events.topics import ALL_TOPICS
-from nps_kit.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from nps_kit.devstack import EmbeddedPostgres, free_port, new_broker
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import ServiceProcess, migrate
 from nps_kit.messaging import ensure_topics
@@ -308,20 +309,25 @@ def main() -> None:
     parser.add_argument("--responses", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--only", choices=["throughput", "figures"], help="run one part only")
+    parser.add_argument("--broker", choices=["tansu", "apache-kafka"], default="tansu")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-scoring-"))
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+    broker = new_broker(args.broker, tmp)
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())
     broker.start()
     idp.start()
     try:
         postgres.start()
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        idempotence = args.broker == "apache-kafka"
+        kafka = KafkaSettings(
+            bootstrap_servers=broker.bootstrap_servers, enable_idempotence=idempotence
+        )
         asyncio.run(ensure_topics(kafka, ALL_TOPICS, partitions=3))
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "KAFKA_ENABLE_IDEMPOTENCE": str(idempotence).lower(),
             "DATABASE_URL": postgres.url,
             "AUTH_ISSUER": idp.issuer,
             "LOG_LEVEL": "WARNING",

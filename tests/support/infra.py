@@ -30,11 +30,13 @@ from nps_kit.auth import AuthSettings
 from nps_kit.devstack import (
     ApacheKafka,
     ApacheKafkaCluster,
+    BrokerKind,
     EmbeddedBroker,
     EmbeddedPostgres,
     MailSink,
     free_port,
 )
+from nps_kit.devstack import new_broker as devstack_broker
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.messaging import ensure_topics
 from nps_kit.migrations import upgrade
@@ -108,15 +110,8 @@ def new_broker(
     """A broker of the session's kind, not started, for a test that needs one of its own
     (started late, behind a proxy, with other settings): Apache Kafka with
     `NPSLOOP_TEST_INFRA=apache-kafka`, else Tansu."""
-    port = port or free_port()
-    if _mode() == "apache-kafka":
-        return ApacheKafka(
-            port=port,
-            data_dir=tmp / "kafka",
-            log_path=tmp / "kafka" / "server.log",
-            advertised=advertised,
-        )
-    return EmbeddedBroker(port=port, log_path=tmp / "broker.log", advertised=advertised)
+    kind: BrokerKind = "apache-kafka" if _mode() == "apache-kafka" else "tansu"
+    return devstack_broker(kind, tmp, port=port, advertised=advertised)
 
 
 @contextlib.contextmanager
