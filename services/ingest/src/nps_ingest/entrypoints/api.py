@@ -59,6 +59,11 @@ WEBHOOKS = Counter(
     "broker_unavailable, unknown_source.",
     ["source", "outcome"],
 )
+ATTRIBUTES_SET_ASIDE = Counter(
+    "npsloop_ingest_attributes_set_aside_total",
+    "Customer fields from a survey tool that could not become attributes, by source.",
+    ["source"],
+)
 COMMENTS_TRUNCATED = Counter(
     "npsloop_ingest_comments_truncated_total",
     "Comments cut to the configured limit, by source.",
@@ -131,6 +136,13 @@ class Accepted(BaseModel):
     type: str = Field(default="response", description="`response` or `opt_out`.")
     comment_truncated: bool = Field(
         default=False, description="The comment was longer than the limit and was cut."
+    )
+    attributes_set_aside: list[str] = Field(
+        default_factory=list,
+        description="The survey tool's customer fields that could not become the customer's "
+        "attributes, each with why (a value with a control character, over the limits, a "
+        "phone without its country code…); the response was published without them. Names "
+        "the fields, never their values.",
     )
 
 
@@ -209,10 +221,19 @@ def _accepted(received: Received) -> Accepted:
         return Accepted(event_id=str(event.event_id()), type="opt_out")
     if received.comment_truncated:
         COMMENTS_TRUNCATED.labels(source=event.source).inc()
+    if received.attributes_set_aside:
+        ATTRIBUTES_SET_ASIDE.labels(source=event.source).inc(len(received.attributes_set_aside))
+        # Field names and reasons only: the values are the customer's data.
+        log.info(
+            "webhook.attributes_set_aside",
+            source=event.source,
+            fields=list(received.attributes_set_aside),
+        )
     return Accepted(
         event_id=str(event.event_id()),
         response_id=str(event.response_id),
         comment_truncated=received.comment_truncated,
+        attributes_set_aside=list(received.attributes_set_aside),
     )
 
 
