@@ -405,6 +405,7 @@ def test_signed_vendor_payload_becomes_one_normalised_event(case: Case) -> None:
             "response_id": str(event.response_id),
             "type": "response",
             "comment_truncated": False,
+            "attributes_set_aside": [],
         }
     ]
 

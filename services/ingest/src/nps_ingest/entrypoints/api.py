@@ -137,6 +137,11 @@ class Accepted(BaseModel):
     comment_truncated: bool = Field(
         default=False, description="The comment was longer than the limit and was cut."
     )
+
+
+class WebhookItem(Accepted):
+    """One event a webhook delivery published."""
+
     attributes_set_aside: list[str] = Field(
         default_factory=list,
         description="The survey tool's customer fields that could not become the customer's "
@@ -147,7 +152,7 @@ class Accepted(BaseModel):
 
 
 class WebhookAccepted(BaseModel):
-    accepted: list[Accepted] = Field(description="What was published, one per response.")
+    accepted: list[WebhookItem] = Field(description="What was published, one per response.")
     ignored: str | None = Field(
         default=None, description="Why the delivery carried nothing for npsloop, if so."
     )
@@ -221,20 +226,27 @@ def _accepted(received: Received) -> Accepted:
         return Accepted(event_id=str(event.event_id()), type="opt_out")
     if received.comment_truncated:
         COMMENTS_TRUNCATED.labels(source=event.source).inc()
-    if received.attributes_set_aside:
-        ATTRIBUTES_SET_ASIDE.labels(source=event.source).inc(len(received.attributes_set_aside))
-        # Field names and reasons only: the values are the customer's data.
-        log.info(
-            "webhook.attributes_set_aside",
-            source=event.source,
-            fields=list(received.attributes_set_aside),
-        )
     return Accepted(
         event_id=str(event.event_id()),
         response_id=str(event.response_id),
         comment_truncated=received.comment_truncated,
-        attributes_set_aside=list(received.attributes_set_aside),
     )
+
+
+def _webhook_item(received: Received) -> WebhookItem:
+    item = WebhookItem(**_accepted(received).model_dump())
+    if received.attributes_set_aside:
+        ATTRIBUTES_SET_ASIDE.labels(source=received.event.source).inc(
+            len(received.attributes_set_aside)
+        )
+        # Field names and reasons only: the values are the customer's data.
+        log.info(
+            "webhook.attributes_set_aside",
+            source=received.event.source,
+            fields=list(received.attributes_set_aside),
+        )
+        item.attributes_set_aside = list(received.attributes_set_aside)
+    return item
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -709,7 +721,7 @@ class WebhookIntake:
         else:
             _count(found.name, "accepted")
         return WebhookAccepted(
-            accepted=[_accepted(r) for r in outcome.received],
+            accepted=[_webhook_item(r) for r in outcome.received],
             ignored=outcome.ignored,
             warning=outcome.undeclared,
         )
