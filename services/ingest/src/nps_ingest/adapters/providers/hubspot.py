@@ -23,7 +23,8 @@ for, so ingest asks for `hs_language` (the locale), `hs_timezone`, `phone`, `mob
 `lifecyclestage` and `country`, plus every property the source's `attributes` maps or
 includes (`plan__c`, `region`), read by the source's rules. HubSpot's own record fields
 (`hs_object_id`, `createdate`, `lastmodifieddate`) are not attributes: they would change the
-event at each redelivery.
+event at each redelivery. `hs_timezone` holds HubSpot's spelling of an IANA zone
+(`america_slash_sao_paulo`), read as `America/Sao_Paulo`.
 """
 
 import re
@@ -87,6 +88,15 @@ def contact_id(record: object) -> str | None:
     found = as_dict(contacts[0]).get("id") if isinstance(contacts, list) and contacts else None
     text = str(found) if isinstance(found, int | str) else ""
     return text if text.isdigit() else None
+
+
+def _iana(value: object) -> object:
+    """`America/Sao_Paulo` from HubSpot's `america_slash_sao_paulo`; other values as they are."""
+    if not isinstance(value, str) or "_slash_" not in value:
+        return value
+    return "/".join(
+        "_".join(word.capitalize() for word in part.split("_")) for part in value.split("_slash_")
+    )
 
 
 def contact_properties_for(source: Source) -> list[str]:
@@ -158,6 +168,8 @@ def from_fetched(record: Any, fetch: Fetch, source: Source) -> CanonicalResponse
     props = as_dict(record.get("properties"))
     m = source.mapping
     contact = as_dict(as_dict(record.get(CONTACT)).get("properties"))
+    if "hs_timezone" in contact:
+        contact = {**contact, "hs_timezone": _iana(contact["hs_timezone"])}
     profile = read_profile(
         object_fields(contact),
         source.attributes,
