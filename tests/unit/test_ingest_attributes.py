@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nps_events import Customer
 from nps_ingest.bootstrap import ADAPTERS
@@ -415,3 +417,29 @@ def test_wrong_attribute_rules_stop_ingest_naming_the_line(
 ) -> None:
     with pytest.raises(SourcesError, match=message):
         parse_sources(SOURCES.replace(*change), {}, origin="sources.yaml")
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=250),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.lists(st.tuples(st.text(max_size=60), _VALUES), max_size=40))
+def test_whatever_a_vendor_sends_the_customer_is_one_the_event_can_carry(
+    fields: list[tuple[str, object]],
+) -> None:
+    found = read_profile(fields, DEFAULT)
+    Customer(
+        id="c",
+        attributes=found.attributes,
+        locale=found.locale,
+        timezone=found.timezone,
+        phone=found.phone,
+    )
+    assert len(found.set_aside) <= 21
