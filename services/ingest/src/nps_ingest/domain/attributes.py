@@ -129,6 +129,7 @@ class Profile:
     set_aside: tuple[str, ...] = ()
 
 
+@lru_cache(maxsize=4096)
 def normalise_key(name: str) -> str | None:
     """The attribute key for a vendor field name ("Pricing Plan" → `pricing_plan`), or None
     when no key can be made of it (nothing but punctuation, or a leading digit)."""
@@ -209,6 +210,7 @@ class _Reader:
         self.found: dict[str, str] = {}
         self.taken_from: dict[str, str] = {}
         self.set_aside: list[str] = []
+        self.attribute_count = 0
 
     def named(self, name: str, names: Iterable[str]) -> bool:
         key = normalise_key(name)
@@ -218,14 +220,10 @@ class _Reader:
         key = normalise_key(name)
         return self.rules.map.get(name) or (self.rules.map.get(key) if key else None)
 
-    def priority(self, name: str) -> int:
-        if self.explicit_target(name) is not None:
-            return 0
-        return 1 if self.rules.include and self.named(name, self.rules.include) else 2
-
-    def target(self, name: str) -> tuple[str | None, bool] | None:
-        """What the field becomes (None: no name can be made of it) and whether the source
-        asked for it by name; None when it is not to be taken at all."""
+    def target(self, name: str) -> tuple[int, str | None, bool] | None:
+        """When the field is read (mapped fields first, then included ones, then the rest),
+        what it becomes (None: no name can be made of it) and whether the source asked for it
+        by name; None when it is not to be taken at all."""
         if name in self.skip or self.named(name, self.rules.exclude):
             return None
         explicit = self.explicit_target(name)
@@ -237,13 +235,9 @@ class _Reader:
         asked = explicit is not None or included
         if not asked and target in PERSONAL:
             return None
-        return target, asked
+        return (0 if explicit is not None else 1 if included else 2), target, asked
 
-    def take(self, name: str, value: object) -> None:
-        found = self.target(name)
-        if found is None:
-            return
-        target, asked = found
+    def take(self, name: str, value: object, target: str | None, *, asked: bool) -> None:
         text = _scalar(value)
         if text is None:
             asked_for = asked and value is not None
@@ -280,9 +274,9 @@ class _Reader:
             value = normalise_consent(text)
             problem = "is not a yes or a no"
         else:
-            attributes = sum(1 for t in self.found if t not in CUSTOMER_FIELDS)
-            if attributes >= MAX_ATTRIBUTES:
+            if self.attribute_count >= MAX_ATTRIBUTES:
                 return f"the customer has {MAX_ATTRIBUTES} attributes already (an event's most)"
+            self.attribute_count += 1
             value, problem = text, ""
         if value is None:
             return problem
@@ -298,9 +292,14 @@ def read_profile(
     as the customer's id, email or name. Fields the source maps are read first, then those it
     includes, so a bound reached sets aside only fields taken by default."""
     reader = _Reader(rules, skip)
-    pairs = [(str(name), value) for name, value in fields]
-    for name, value in sorted(pairs, key=lambda pair: reader.priority(pair[0])):
-        reader.take(name, value)
+    planned = []
+    for raw_name, value in fields:
+        name = str(raw_name)
+        plan = reader.target(name)
+        if plan is not None:
+            planned.append((plan, name, value))
+    for (_, target, asked), name, value in sorted(planned, key=lambda item: item[0][0]):
+        reader.take(name, value, target, asked=asked)
     found = reader.found
     reported = reader.set_aside[:MAX_REPORTED]
     if len(reader.set_aside) > MAX_REPORTED:
