@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +24,7 @@ from fastapi.testclient import TestClient
 from nps_events import Event, ResponseReceived
 from nps_ingest.adapters.vendor_api import HubSpotClient, QualtricsClient, SurveyMonkeyClient
 from nps_ingest.bootstrap import ADAPTERS
+from nps_ingest.domain.attributes import AttributeRules
 from nps_ingest.domain.sources import FieldMapping, Proof, Provider, Source
 from nps_ingest.entrypoints.api import http_app
 from nps_kit.clock import FrozenClock
@@ -221,9 +223,29 @@ SUBMISSION = {
 }
 
 
+#: `GET /crm/v3/objects/contacts/901?properties=…`: HubSpot returns the properties asked for
+#: (those it has), plus the record's own `createdate`, `email`, `firstname`, `lastname`,
+#: `hs_object_id` and `lastmodifieddate`.
+CONTACT_PROPERTIES = {
+    "createdate": "2025-01-02T10:00:00.000Z",
+    "email": "ravi@example.com",
+    "firstname": "Ravi",
+    "lastname": "Patel",
+    "hs_object_id": "901",
+    "lastmodifieddate": "2026-11-20T10:00:00.000Z",
+    "hs_language": "en",
+    "hs_timezone": "europe_slash_london",
+    "lifecyclestage": "customer",
+    "plan": "enterprise",
+}
+
+
 class FakeHubSpot:
-    def __init__(self) -> None:
+    def __init__(self, *, contact: bool = False) -> None:
         self.calls = 0
+        #: Whether HubSpot still has the submission's contact (else 404, as for a deleted one).
+        self.contact = contact
+        self.contact_properties_asked: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
@@ -231,6 +253,11 @@ class FakeHubSpot:
             return httpx.Response(
                 401, json={"status": "error", "category": "INVALID_AUTHENTICATION"}
             )
+        if self.contact and request.url.path == "/crm/v3/objects/contacts/901":
+            self.contact_properties_asked = (request.url.params.get("properties") or "").split(",")
+            asked = {*self.contact_properties_asked, *list(CONTACT_PROPERTIES)[:6]}
+            properties = {k: v for k, v in CONTACT_PROPERTIES.items() if k in asked}
+            return httpx.Response(200, json={"id": "901", "properties": properties})
         if (
             request.method != "GET"
             or request.url.path != "/crm/v3/objects/feedback_submissions/5551212"
@@ -279,9 +306,34 @@ def test_hubspot_feedback_submission_is_fetched_and_normalised() -> None:
     assert isinstance(event, ResponseReceived)
     assert (event.provider_response_id, event.survey_id, event.score) == ("5551212", "nps-2026", 5)
     assert (event.customer.id, event.customer.email) == ("901", "ravi@example.com")
+    # HubSpot no longer has the contact (404): no attributes, and the response is not held back.
+    assert event.customer.attributes == {}
     assert event.comment == "Onboarding was confusing"
     # When the customer answered (hs_submission_timestamp), not when the record last changed.
     assert event.responded_at == datetime(2026, 11, 24, 11, 48, 30, tzinfo=UTC)
+
+
+def test_hubspot_contact_properties_become_the_customers_attributes() -> None:
+    api, publisher = FakeHubSpot(contact=True), FakePublisher()
+    source = replace(
+        HUBSPOT, attributes=AttributeRules(include=("plan", "hs_language", "hs_timezone"))
+    )
+    app = http_app(
+        sources={"hs": source},
+        adapters=ADAPTERS,
+        fetchers={Provider.HUBSPOT: HubSpotClient(attempts=2, transport=httpx.MockTransport(api))},
+        publisher=publisher,
+        clock=FrozenClock(NOW),
+        publish_timeout=5.0,
+    )
+    body = json.dumps(HUBSPOT_EVENTS).encode()
+    answer = TestClient(app).post("/v1/webhooks/hs", content=body, headers=_hubspot_signed(body))
+    assert answer.status_code == 202, answer.text
+    assert "plan" in api.contact_properties_asked
+    [event] = publisher.published
+    assert isinstance(event, ResponseReceived)
+    assert event.customer.attributes == {"plan": "enterprise"}
+    assert (event.customer.locale, event.customer.timezone) == ("en", "Europe/London")
 
 
 def test_hubspot_stale_timestamp_is_401() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from nps_events import ContactOptOut, Event, ResponseReceived
@@ -405,6 +406,7 @@ def test_signed_vendor_payload_becomes_one_normalised_event(case: Case) -> None:
             "response_id": str(event.response_id),
             "type": "response",
             "comment_truncated": False,
+            "attributes_set_aside": [],
         }
     ]
 
@@ -911,3 +913,25 @@ def test_a_mapped_opt_out_names_the_customer_and_the_channel_in_the_senders_word
     assert (first.customer_id, first.scope.value) == ("mem_42", "sms")
     assert first.provider_event_id == headers["webhook-id"]
     assert replayed.event_id() == first.event_id()  # a replayed webhook-id is the same event
+
+
+def test_customer_fields_that_cannot_be_attributes_are_named_in_the_answer_never_valued() -> None:
+    publisher = FakePublisher()
+    body = json.loads(typeform_body())
+    body["form_response"]["hidden"] |= {"plan": "pro", "phone": "06 12 34 56 78"}
+    raw = json.dumps(body).encode()
+    counted = 'npsloop_ingest_attributes_set_aside_total{source="tf"}'
+    before = _metric(counted)
+    with structlog.testing.capture_logs() as logged:
+        answer = _client(publisher).post("/v1/webhooks/tf", content=raw, headers=sign_typeform(raw))
+    assert answer.status_code == 202, answer.text
+    [aside] = answer.json()["accepted"][0]["attributes_set_aside"]
+    assert aside.startswith("'phone': is not a phone number with its country code")
+    assert _metric(counted) == before + 1
+    [event] = publisher.published
+    assert isinstance(event, ResponseReceived)
+    assert (event.customer.attributes, event.customer.phone) == ({"plan": "pro"}, None)
+    assert "06 12" not in aside + json.dumps(logged)
+    assert [e["fields"] for e in logged if e["event"] == "webhook.attributes_set_aside"] == [
+        [aside]
+    ]

@@ -5,9 +5,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nps_ingest.domain.attributes import AttributeRules, target_error
 from nps_ingest.domain.responses import MAX_COMMENT_CHARS
 from nps_ingest.domain.signatures import MalformedSecretError, standard_webhooks_key
 from nps_ingest.domain.sources import (
@@ -132,6 +142,47 @@ class MappingSpec(_Strict):
         return FieldMapping(**values, events=events)
 
 
+#: A vendor's field name, as it names it ("Plan Tier", `plan`, `QID_plan`).
+VendorField = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class AttributesSpec(_Strict):
+    """Which of the vendor's fields about the customer become what. Without it, every scalar
+    field becomes an attribute under its normalised key, and the well-known names (language,
+    timezone, phone…) the customer's locale, time zone and phone."""
+
+    #: vendor field → `locale`, `timezone`, `phone`, or an attribute name (`plan`).
+    map: dict[VendorField, str] = Field(default_factory=dict)
+    #: Only these vendor fields (and those in `map`) are taken.
+    include: list[VendorField] | None = None
+    #: These vendor fields are never taken.
+    exclude: list[VendorField] = Field(default_factory=list)
+
+    @field_validator("map")
+    @classmethod
+    def _targets(cls, value: dict[str, str]) -> dict[str, str]:
+        for vendor_field, target in value.items():
+            problem = target_error(target)
+            if problem is not None:
+                raise ValueError(f"{vendor_field!r} → {target!r}: {problem}")
+        return value
+
+    @model_validator(mode="after")
+    def _not_both(self) -> "AttributesSpec":
+        taken = set(self.map) | set(self.include or ())
+        both = sorted(taken & set(self.exclude))
+        if both:
+            raise ValueError(f"{both[0]!r} is both excluded and mapped or included")
+        return self
+
+    def to_domain(self) -> AttributeRules:
+        return AttributeRules(
+            map=dict(self.map),
+            include=tuple(self.include) if self.include is not None else None,
+            exclude=tuple(self.exclude),
+        )
+
+
 def _check_standard_webhooks_mapping(where: str, spec: "SourceSpec") -> None:
     """The keys only Standard Webhooks reads are refused elsewhere (they would do nothing);
     its paths must be paths, and an event type may mean one thing only."""
@@ -174,6 +225,8 @@ class SourceSpec(_Strict):
     #: How deliveries prove their origin: the provider's signature (default) or, where the
     #: provider can do neither signature nor header, a secret last segment of the URL.
     proof: Proof = Proof.SIGNATURE
+    #: Which vendor fields become the customer's attributes (survey tools' providers only).
+    attributes: AttributesSpec | None = None
 
 
 class SourcesFile(_Strict):
@@ -182,6 +235,8 @@ class SourcesFile(_Strict):
 
 #: Providers that need a field mapping to find the score at all.
 _NEEDS_SCORE_MAPPING = {Provider.FORMBRICKS, Provider.SURVEYMONKEY, Provider.QUALTRICS}
+#: Providers whose customer comes with its attributes in npsloop's shape: no vendor fields.
+_OWN_ATTRIBUTES = {Provider.CANONICAL, Provider.STANDARD_WEBHOOKS}
 #: Providers that sign with Standard Webhooks: their secrets must be the spec's base64.
 _STANDARD_WEBHOOKS = {Provider.STANDARD_WEBHOOKS, Provider.FORMBRICKS}
 #: Providers whose webhooks carry ids only: the response is fetched with `api_token`.
@@ -225,6 +280,11 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
                     f"{where}.secrets[{i}]: a secret path segment needs 32 or more of "
                     "A-Z a-z 0-9 _ - (e.g. secrets.token_urlsafe(32))"
                 )
+    if spec.attributes is not None and spec.provider in _OWN_ATTRIBUTES:
+        raise SourcesError(
+            f"{where}.attributes: a {spec.provider} source sends the customer's attributes in "
+            "npsloop's own shape (standard-webhooks: where mapping.attributes says)"
+        )
     if spec.provider in _NEEDS_SCORE_MAPPING and not spec.mapping.score:
         raise SourcesError(f"{where}.mapping.score: {spec.provider} needs the score question's id")
     if spec.provider in _FETCHES and spec.api_token is None:
@@ -239,25 +299,73 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
         options=dict(spec.options),
         api_token=spec.api_token.resolve(environ, f"{where}.api_token") if spec.api_token else None,
         proof=spec.proof,
+        attributes=spec.attributes.to_domain() if spec.attributes else AttributeRules(),
+    )
+
+
+Location = tuple[str | int, ...]
+
+
+def _lines(node: yaml.Node | None, here: Location, into: dict[Location, int]) -> None:
+    """The line of every key and item in a composed YAML document, by its path."""
+    if node is None:
+        return
+    into.setdefault(here, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*here, str(key.value))
+            into[path] = key.start_mark.line + 1
+            _lines(value, path, into)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            path = (*here, index)
+            into[path] = item.start_mark.line + 1
+            _lines(item, path, into)
+
+
+def _line_of(loc: Location, lines: Mapping[Location, int]) -> str:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return f":{lines[loc[:end]]}"
+    return ""
+
+
+def _loc_of(message: str) -> Location:
+    """The path a `_build` message starts with (`sources.acme.secrets[0]: …`)."""
+    where = message.partition(": ")[0]
+    return tuple(
+        int(part[1:-1]) if part.startswith("[") else part
+        for part in re.findall(r"\[\d+\]|[^.\[\]]+", where)
     )
 
 
 def parse_sources(
     text: str, environ: Mapping[str, str], *, origin: str = "sources"
 ) -> dict[str, Source]:
-    """The sources a YAML document defines, or `SourcesError` naming each problem."""
+    """The sources a YAML document defines, or `SourcesError` naming each problem and its line
+    (`sources.yaml:12: sources.acme.attributes.map: …`)."""
     try:
         raw: Any = yaml.safe_load(text)
+        lines: dict[Location, int] = {}
+        _lines(yaml.compose(text, Loader=yaml.SafeLoader), (), lines)
     except yaml.YAMLError as exc:
         raise SourcesError(f"{origin}: not valid YAML: {exc}") from None
     try:
         parsed = SourcesFile.model_validate(raw if raw is not None else {})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{origin}{_line_of(tuple(err['loc']), lines)}: "
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
-        raise SourcesError(f"{origin}: {problems}") from None
-    return {name: _build(name, spec, environ) for name, spec in parsed.sources.items()}
+        raise SourcesError(problems) from None
+    sources = {}
+    for name, spec in parsed.sources.items():
+        try:
+            sources[name] = _build(name, spec, environ)
+        except SourcesError as exc:
+            raise SourcesError(f"{origin}{_line_of(_loc_of(str(exc)), lines)}: {exc}") from None
+    return sources
 
 
 def load_sources(

@@ -53,6 +53,8 @@ class Received:
 
     event: ResponseReceived | ContactOptOut
     comment_truncated: bool = False
+    #: The customer's vendor fields that could not become attributes, and why (names only).
+    attributes_set_aside: tuple[str, ...] = ()
 
 
 def _opt_out_event(opt_out: OptOut, *, source: str) -> Received:
@@ -83,7 +85,11 @@ def _response_event(
             ".".join(str(p) for p in first["loc"]), field_message(first)
         ) from None
     _, truncated = fit_comment(response.comment, comment_limit)
-    return Received(event=event, comment_truncated=truncated)
+    return Received(
+        event=event,
+        comment_truncated=truncated,
+        attributes_set_aside=response.attributes_set_aside,
+    )
 
 
 async def _publish_all(

@@ -43,13 +43,17 @@ class _JsonApi:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _get_once(self, url: str, params: dict[str, str], headers: dict[str, str]) -> Any:
+    async def _get_once(
+        self, url: str, params: dict[str, str], headers: dict[str, str], *, missing_ok: bool
+    ) -> Any:
         try:
             answer = await self._client.get(url, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise _RetryableError(f"{type(exc).__name__}") from exc
         if answer.status_code == 429 or answer.status_code >= 500:
             raise _RetryableError(f"{self.vendor} answered {answer.status_code}")
+        if answer.status_code == 404 and missing_ok:
+            return None
         if answer.status_code != 200:
             raise VendorUnavailableError(f"{self.vendor} answered {answer.status_code}")
         try:
@@ -57,7 +61,15 @@ class _JsonApi:
         except ValueError as exc:
             raise VendorUnavailableError(f"{self.vendor} answered with invalid JSON") from exc
 
-    async def get(self, url: str, params: dict[str, str], headers: dict[str, str]) -> Any:
+    async def get(
+        self,
+        url: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        *,
+        missing_ok: bool = False,
+    ) -> Any:
+        """The document, or None for a 404 when `missing_ok`."""
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._attempts),
@@ -66,7 +78,7 @@ class _JsonApi:
                 reraise=True,
             ):
                 with attempt:
-                    return await self._get_once(url, params, headers)
+                    return await self._get_once(url, params, headers, missing_ok=missing_ok)
         except _RetryableError as exc:
             raise VendorUnavailableError(f"{exc} after {self._attempts} attempts") from exc
         raise VendorUnavailableError("no attempt was made")  # pragma: no cover
@@ -75,18 +87,35 @@ class _JsonApi:
 class HubSpotClient(_JsonApi):
     """`GET /crm/v3/objects/feedback_submissions/{id}?properties=…&associations=contacts` with
     the app's access token as `Authorization: Bearer` (option `api_url`, default
-    https://api.hubapi.com)."""
+    https://api.hubapi.com), then the associated contact's properties for the customer's
+    attributes: `GET /crm/v3/objects/contacts/{id}?properties=…`, kept in the record as
+    `hubspot.CONTACT`. A contact HubSpot no longer has (404) gives no attributes; it never
+    holds the response back."""
 
     vendor = "HubSpot"
     DEFAULT_BASE = "https://api.hubapi.com"
 
     async def fetch(self, source: Source, fetch: Fetch) -> Any:
         base = source.options.get("api_url", self.DEFAULT_BASE).rstrip("/")
-        return await self.get(
+        headers = {
+            "Authorization": f"Bearer {source.api_token or ''}",
+            "Accept": "application/json",
+        }
+        record = await self.get(
             f"{base}/crm/v3/objects/feedback_submissions/{fetch.response_id}",
             {"properties": ",".join(hubspot.properties_for(source)), "associations": "contacts"},
-            {"Authorization": f"Bearer {source.api_token or ''}", "Accept": "application/json"},
+            headers,
         )
+        contact_id = hubspot.contact_id(record)
+        if contact_id is None:
+            return record
+        contact = await self.get(
+            f"{base}/crm/v3/objects/contacts/{contact_id}",
+            {"properties": ",".join(hubspot.contact_properties_for(source))},
+            headers,
+            missing_ok=True,
+        )
+        return {**record, hubspot.CONTACT: contact} if isinstance(record, dict) else record
 
 
 class SurveyMonkeyClient(_JsonApi):

@@ -19,6 +19,8 @@ class CanonicalResponse:
     score: int
     comment: str | None
     responded_at: datetime
+    #: The customer's vendor fields that could not become attributes, and why (names only).
+    attributes_set_aside: tuple[str, ...] = ()
 
 
 def fit_comment(comment: str | None, limit: int = MAX_COMMENT_CHARS) -> tuple[str | None, bool]:

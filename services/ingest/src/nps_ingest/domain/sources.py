@@ -4,6 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from nps_ingest.domain.attributes import AttributeRules
+
 
 class Provider(StrEnum):
     """The upstream products ingest understands, by the name a sources file uses."""
@@ -95,3 +97,6 @@ class Source:
     #: Provider API credentials for fetching thin payloads (SurveyMonkey access token…).
     api_token: str | None = None
     proof: Proof = Proof.SIGNATURE
+    #: Which of the vendor's fields about the customer become which attributes (plan,
+    #: region…) and customer fields (locale, timezone, phone); every scalar by default.
+    attributes: AttributeRules = field(default_factory=AttributeRules)

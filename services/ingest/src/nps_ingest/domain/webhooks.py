@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from nps_events import Customer, OptOutScope
 from nps_events.text import clean_line, line_error
+from nps_ingest.domain.attributes import Profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.sources import Source
 
@@ -201,23 +202,35 @@ def from_iso(value: object, field: str) -> datetime:
 
 
 def customer(
-    *, id_: object, email: object = None, name: object = None, field: str = "customer"
+    *,
+    id_: object,
+    email: object = None,
+    name: object = None,
+    field: str = "customer",
+    profile: Profile | None = None,
 ) -> Customer:
     """A `Customer`, or InvalidResponseError naming what is wrong. Without an id, the email
     stands in for it (many survey tools know a respondent only by their address). The name is
     made one line (a line break or a tab becomes a space, other control characters are
     dropped): it is only shown, and a survey tool's respondent cannot be asked to fix it. The
-    id and the email are refused instead when they hold what the event cannot carry."""
+    id and the email are refused instead when they hold what the event cannot carry. The
+    `profile` (see `domain.attributes`) brings attributes, locale, time zone and phone, already
+    made to fit."""
     email_text = text_or_none(email)
     customer_id = text_or_none(id_) or email_text
     if customer_id is None:
         raise InvalidResponseError(f"{field}.id", "no customer id (nor email) in the payload")
     name_text = text_or_none(name)
+    known = profile or Profile()
     try:
         return Customer(
             id=customer_id[:200],
             email=email_text,
             name=(clean_line(name_text)[:200] or None) if name_text else None,
+            attributes=known.attributes,
+            locale=known.locale,
+            timezone=known.timezone,
+            phone=known.phone,
         )
     except ValueError as exc:
         first = exc.errors()[0] if hasattr(exc, "errors") else None  # pydantic ValidationError

@@ -59,6 +59,11 @@ WEBHOOKS = Counter(
     "broker_unavailable, unknown_source.",
     ["source", "outcome"],
 )
+ATTRIBUTES_SET_ASIDE = Counter(
+    "npsloop_ingest_attributes_set_aside_total",
+    "Customer fields from a survey tool that could not become attributes, by source.",
+    ["source"],
+)
 COMMENTS_TRUNCATED = Counter(
     "npsloop_ingest_comments_truncated_total",
     "Comments cut to the configured limit, by source.",
@@ -134,8 +139,20 @@ class Accepted(BaseModel):
     )
 
 
+class WebhookItem(Accepted):
+    """One event a webhook delivery published."""
+
+    attributes_set_aside: list[str] = Field(
+        default_factory=list,
+        description="The survey tool's customer fields that could not become the customer's "
+        "attributes, each with why (a value with a control character, over the limits, a "
+        "phone without its country code…); the response was published without them. Names "
+        "the fields, never their values.",
+    )
+
+
 class WebhookAccepted(BaseModel):
-    accepted: list[Accepted] = Field(description="What was published, one per response.")
+    accepted: list[WebhookItem] = Field(description="What was published, one per response.")
     ignored: str | None = Field(
         default=None, description="Why the delivery carried nothing for npsloop, if so."
     )
@@ -214,6 +231,22 @@ def _accepted(received: Received) -> Accepted:
         response_id=str(event.response_id),
         comment_truncated=received.comment_truncated,
     )
+
+
+def _webhook_item(received: Received) -> WebhookItem:
+    item = WebhookItem(**_accepted(received).model_dump())
+    if received.attributes_set_aside:
+        ATTRIBUTES_SET_ASIDE.labels(source=received.event.source).inc(
+            len(received.attributes_set_aside)
+        )
+        # Field names and reasons only: the values are the customer's data.
+        log.info(
+            "webhook.attributes_set_aside",
+            source=received.event.source,
+            fields=list(received.attributes_set_aside),
+        )
+        item.attributes_set_aside = list(received.attributes_set_aside)
+    return item
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -688,7 +721,7 @@ class WebhookIntake:
         else:
             _count(found.name, "accepted")
         return WebhookAccepted(
-            accepted=[_accepted(r) for r in outcome.received],
+            accepted=[_webhook_item(r) for r in outcome.received],
             ignored=outcome.ignored,
             warning=outcome.undeclared,
         )

@@ -11,11 +11,16 @@ header named by option `header`) and compared in constant time.
 Mapping: `customer_id` names a person field holding the customer id (else the person's id);
 `survey_id` a fixed survey id for the source (else `asknicely-<survey_template>`, or
 `asknicely-nps` when AskNicely sends no template).
+
+Attributes: the person's other fields, which hold the account's custom contact fields
+(`segment`, `plan`…), read by the source's rules; AskNicely's own `id`, `name`, `firstname`,
+`lastname`, `email` and `created` are not attributes.
 """
 
 import hmac
 from datetime import datetime
 
+from nps_ingest.domain.attributes import object_fields, read_profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import SignatureError, require
 from nps_ingest.domain.sources import Source
@@ -30,6 +35,9 @@ from nps_ingest.domain.webhooks import (
     required_text,
     text_or_none,
 )
+
+#: The person's own fields in AskNicely's payload: everything else is a custom field.
+PERSON_FIELDS = ("id", "name", "firstname", "lastname", "email", "created")
 
 
 def verify(request: WebhookRequest, source: Source, now: datetime) -> None:
@@ -53,6 +61,11 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
     if not isinstance(person, dict) or not isinstance(question, dict):
         raise MalformedPayloadError("person and question must be JSON objects")
     key = source.mapping.customer_id
+    profile = read_profile(
+        object_fields(person),
+        source.attributes,
+        skip={*PERSON_FIELDS, *([key] if key else [])},
+    )
     # The survey is its template (`survey_template`); `segment` is the respondent's segment,
     # not a survey, so it never names one.
     template = text_or_none(question.get("survey_template")) or text_or_none(
@@ -68,10 +81,12 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
                     email=person.get("email"),
                     name=person.get("name"),
                     field="person",
+                    profile=profile,
                 ),
                 score=parse_score(question.get("score"), "question.score"),
                 comment=text_or_none(question.get("comment")),
                 responded_at=from_unix(question.get("responded"), "question.responded"),
+                attributes_set_aside=profile.set_aside,
             ),
         )
     )

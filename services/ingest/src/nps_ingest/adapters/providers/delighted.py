@@ -11,10 +11,14 @@ the account's API key (the source's secret). Delighted signs no timestamp.
 
 Mapping: `customer_id` names a person property holding the customer id (else Delighted's
 person id); `survey_id` is a fixed survey id (else `delighted-<survey_type>`).
+
+Attributes: the response's `person_properties` (`{"Plan": "Pro", "locale": "de"}`, including
+Delighted's own `Delighted Source`, `Delighted Device Type`…), read by the source's rules.
 """
 
 from datetime import datetime
 
+from nps_ingest.domain.attributes import object_fields, read_profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import decode_hex, require, verify_hmac
 from nps_ingest.domain.sources import Source
@@ -83,6 +87,8 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
     survey_type = text_or_none(data.get("survey_type")) or "nps"
     if survey_type != "nps":
         return Parsed(ignored=f"a {survey_type[:20]} survey is not an NPS survey")
+    skip = {source.mapping.customer_id} if source.mapping.customer_id else set()
+    profile = read_profile(object_fields(properties), source.attributes, skip=skip)
     return Parsed(
         responses=(
             CanonicalResponse(
@@ -93,10 +99,12 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
                     email=person.get("email"),
                     name=person.get("name"),
                     field="event_data.person",
+                    profile=profile,
                 ),
                 score=parse_score(data.get("score"), "event_data.score"),
                 comment=text_or_none(data.get("comment")),
                 responded_at=from_unix(data.get("created_at"), "event_data.created_at"),
+                attributes_set_aside=profile.set_aside,
             ),
         )
     )

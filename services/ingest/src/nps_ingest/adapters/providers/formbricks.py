@@ -5,11 +5,15 @@ The response is `data`: `id`, `surveyId`, `createdAt`/`updatedAt`, `finished`, `
 keyed by question id, hidden fields by their id), `contact` and `contactAttributes`. The
 source's mapping names the question ids holding the score and the comment, and the hidden
 field (or contact attribute) holding the customer id and email.
+
+Attributes: `contactAttributes` (`{"plan": "pro", "language": "de"}`), and the response's
+`language` (unless `default`) as the locale, read by the source's rules.
 """
 
 from datetime import datetime
 
 from nps_ingest.adapters.providers.standard_webhooks import verify
+from nps_ingest.domain.attributes import object_fields, read_profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.sources import Source
 from nps_ingest.domain.webhooks import (
@@ -52,6 +56,15 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
     id_key = mapping.customer_id or "userId"
     email_key = mapping.customer_email or "email"
     when = _first(response.get("updatedAt"), response.get("createdAt"))
+    language = response.get("language")
+    profile = read_profile(
+        [
+            *object_fields(attributes),
+            *([("language", language)] if language not in (None, "", "default") else []),
+        ],
+        source.attributes,
+        skip={id_key, email_key},
+    )
     return Parsed(
         responses=(
             CanonicalResponse(
@@ -67,10 +80,12 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
                     email=_first(answers.get(email_key), attributes.get(email_key)),
                     name=answers.get(mapping.customer_name) if mapping.customer_name else None,
                     field="data.contact",
+                    profile=profile,
                 ),
                 score=parse_score(answers.get(mapping.score), f"data.data.{mapping.score}"),
                 comment=text_or_none(answers.get(mapping.comment)) if mapping.comment else None,
                 responded_at=from_iso(when, "data.createdAt") if when else now,
+                attributes_set_aside=profile.set_aside,
             ),
         )
     )

@@ -16,12 +16,23 @@ sits behind a proxy that rewrites it.
 Mapping: `score`, `comment`, `survey_id`, `customer_email` name submission properties
 (defaults `hs_response_value`, `hs_content`, `hs_survey_id`, `hs_contact_email_rollup`); the
 customer is the submission's associated contact (mapping `customer_id` may name a property).
+
+Attributes: the associated contact's properties, fetched with
+`GET /crm/v3/objects/contacts/{id}?properties=…`. HubSpot returns only the properties asked
+for, so ingest asks for `hs_language` (the locale), `hs_timezone`, `phone`, `mobilephone`,
+`lifecyclestage` and `country`, plus every property the source's `attributes` maps or
+includes (`plan__c`, `region`), read by the source's rules. HubSpot's own record fields
+(`hs_object_id`, `createdate`, `lastmodifieddate`) are not attributes: they would change the
+event at each redelivery. `hs_timezone` holds HubSpot's spelling of an IANA zone
+(`america_slash_sao_paulo`), read as `America/Sao_Paulo`.
 """
 
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
+from nps_ingest.domain.attributes import object_fields, read_profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import (
     StaleTimestampError,
@@ -55,6 +66,46 @@ SCORE = "hs_response_value"
 COMMENT = "hs_content"
 SURVEY = "hs_survey_id"
 EMAIL = "hs_contact_email_rollup"
+#: Where `HubSpotClient` keeps the associated contact in the fetched record.
+CONTACT = "npsloop_contact"
+#: Contact properties asked for by default: what a company segments and contacts by.
+CONTACT_PROPERTIES = (
+    "hs_language",
+    "hs_timezone",
+    "phone",
+    "mobilephone",
+    "lifecyclestage",
+    "country",
+)
+#: The contact record's own fields, which HubSpot always returns: never attributes.
+CONTACT_RECORD_FIELDS = frozenset({"hs_object_id", "createdate", "lastmodifieddate", "email"})
+_PROPERTY_NAME = re.compile(r"^[a-z0-9_]{1,100}$")
+
+
+def contact_id(record: object) -> str | None:
+    """The submission's associated contact's id, if it is one (digits: it goes in a URL)."""
+    contacts = dig(record, "associations.contacts.results")
+    found = as_dict(contacts[0]).get("id") if isinstance(contacts, list) and contacts else None
+    text = str(found) if isinstance(found, int | str) else ""
+    return text if text.isdigit() else None
+
+
+def _iana(value: object) -> object:
+    """`America/Sao_Paulo` from HubSpot's `america_slash_sao_paulo`; other values as they are."""
+    if not isinstance(value, str) or "_slash_" not in value:
+        return value
+    return "/".join(
+        "_".join(word.capitalize() for word in part.split("_")) for part in value.split("_slash_")
+    )
+
+
+def contact_properties_for(source: Source) -> list[str]:
+    """The contact properties to ask the CRM API for: the defaults and those the source's
+    attributes name (HubSpot's internal names: lower case, digits, `_`)."""
+    rules = source.attributes
+    named = [*rules.map, *(rules.include or ())]
+    wanted = [*CONTACT_PROPERTIES, *(n for n in named if _PROPERTY_NAME.fullmatch(n))]
+    return list(dict.fromkeys(wanted))
 
 
 def properties_for(source: Source) -> list[str]:
@@ -116,8 +167,14 @@ def from_fetched(record: Any, fetch: Fetch, source: Source) -> CanonicalResponse
     record = as_dict(record)
     props = as_dict(record.get("properties"))
     m = source.mapping
-    contacts = dig(record, "associations.contacts.results")
-    contact_id = as_dict(contacts[0]).get("id") if isinstance(contacts, list) and contacts else None
+    contact = as_dict(as_dict(record.get(CONTACT)).get("properties"))
+    if "hs_timezone" in contact:
+        contact = {**contact, "hs_timezone": _iana(contact["hs_timezone"])}
+    profile = read_profile(
+        object_fields(contact),
+        source.attributes,
+        skip=CONTACT_RECORD_FIELDS | ({m.customer_id} if m.customer_id else set()),
+    )
     # When the customer answered; the record's own creation time if HubSpot has none. Never
     # `hs_lastmodifieddate`: that moves whenever anyone edits the record.
     when = props.get("hs_submission_timestamp") or props.get("hs_createdate")
@@ -125,13 +182,15 @@ def from_fetched(record: Any, fetch: Fetch, source: Source) -> CanonicalResponse
         response_id=fetch.response_id,
         survey_id=required_text(props.get(m.survey_id or SURVEY) or "hubspot-nps", "survey_id"),
         customer=customer(
-            id_=(props.get(m.customer_id) if m.customer_id else None) or contact_id,
+            id_=(props.get(m.customer_id) if m.customer_id else None) or contact_id(record),
             email=props.get(m.customer_email or EMAIL),
             field="associations.contacts",
+            profile=profile,
         ),
         score=parse_score(props.get(m.score or SCORE), f"properties.{m.score or SCORE}"),
         comment=text_or_none(props.get(m.comment or COMMENT)),
         responded_at=from_iso(when, "properties.hs_createdate"),
+        attributes_set_aside=profile.set_aside,
     )
 
 

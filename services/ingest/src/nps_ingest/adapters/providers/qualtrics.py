@@ -20,6 +20,11 @@ question id (`QID1`, `QID2_TEXT`…) and embedded data: everything published com
 Mapping: `score` and `comment` are keys of `values` (score required); `customer_id` an
 embedded-data field (else `externalDataReference`, else the recipient's email);
 `customer_email` (default `recipientEmail`).
+
+Attributes: the embedded data in `values` (`"plan": "pro"`), and `userLanguage` (`EN`,
+`PT-BR`) as the locale, read by the source's rules. Answers (`QID…`), scoring (`SC_…`) and
+Qualtrics' own response metadata (dates, progress, IP address, location, recipient's
+name…) are not attributes.
 """
 
 import json
@@ -27,6 +32,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from nps_ingest.domain.attributes import read_profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import decode_hex, require, verify_hmac, verify_path_secret
 from nps_ingest.domain.sources import Proof, Source
@@ -49,6 +55,29 @@ COMPLETED = ".completedResponse."
 #: Qualtrics' ids: `SV_` / `R_` and letters and digits. Anything else never reaches a URL.
 SURVEY_ID = re.compile(r"^SV_[A-Za-z0-9]{1,40}$")
 RESPONSE_ID = re.compile(r"^R_[A-Za-z0-9]{1,40}$")
+#: Keys of `values` that are answers (`QID1`, `QID2_TEXT`) or scoring (`SC_…`), not embedded data.
+_NOT_EMBEDDED = re.compile(r"^(QID|SC_)")
+#: Qualtrics' own keys of `values`: the response's metadata, never attributes.
+RESPONSE_METADATA = frozenset(
+    {
+        "startDate",
+        "endDate",
+        "status",
+        "ipAddress",
+        "progress",
+        "duration",
+        "finished",
+        "recordedDate",
+        "_recordId",
+        "locationLatitude",
+        "locationLongitude",
+        "distributionChannel",
+        "recipientEmail",
+        "recipientFirstName",
+        "recipientLastName",
+        "externalDataReference",
+    }
+)
 
 
 def verify(request: WebhookRequest, source: Source, now: datetime) -> None:
@@ -112,6 +141,12 @@ def from_fetched(document: Any, fetch: Fetch, source: Source) -> CanonicalRespon
     if not m.score or values.get(m.score) in (None, ""):
         raise InvalidResponseError(f"values.{m.score}", "the response has no score")
     email = values.get(m.customer_email or "recipientEmail")
+    used = {m.customer_id, m.customer_email, m.score, m.comment} - {None}
+    profile = read_profile(
+        [(k, v) for k, v in values.items() if not _NOT_EMBEDDED.match(k)],
+        source.attributes,
+        skip={str(k) for k in used} | RESPONSE_METADATA,
+    )
     return CanonicalResponse(
         response_id=fetch.response_id,
         survey_id=m.survey_id or fetch.survey_id,
@@ -120,10 +155,12 @@ def from_fetched(document: Any, fetch: Fetch, source: Source) -> CanonicalRespon
             or values.get("externalDataReference"),
             email=email,
             field="values",
+            profile=profile,
         ),
         score=parse_score(values.get(m.score), f"values.{m.score}"),
         comment=text_or_none(values.get(m.comment)) if m.comment else None,
         responded_at=from_iso(values.get("recordedDate") or values.get("endDate"), "recordedDate"),
+        attributes_set_aside=profile.set_aside,
     )
 
 

@@ -11,11 +11,15 @@ Signature: `Sm-Signature`, the base64 HMAC-SHA1 of the raw body with the key
 
 Mapping: `score` and `comment` are question ids; `customer_id` names a custom variable (else
 the contact's email is the customer).
+
+Attributes: the response's `custom_variables` (`{"plan": "pro"}`, set on the collector's
+link), read by the source's rules.
 """
 
 from datetime import datetime
 from typing import Any
 
+from nps_ingest.domain.attributes import object_fields, read_profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import decode_base64, require, verify_hmac
 from nps_ingest.domain.sources import Source
@@ -89,6 +93,11 @@ def from_fetched(details: Any, fetch: Fetch, source: Source) -> CanonicalRespons
         raise InvalidResponseError("pages.questions", f"no answer to question {mapping.score}")
     variables = as_dict(details.get("custom_variables"))
     email = dig(details, "metadata.contact.email.value")
+    profile = read_profile(
+        object_fields(variables),
+        source.attributes,
+        skip={mapping.customer_id} if mapping.customer_id else set(),
+    )
     return CanonicalResponse(
         response_id=fetch.response_id,
         survey_id=mapping.survey_id or fetch.survey_id,
@@ -96,12 +105,14 @@ def from_fetched(details: Any, fetch: Fetch, source: Source) -> CanonicalRespons
             id_=variables.get(mapping.customer_id) if mapping.customer_id else None,
             email=email,
             field="custom_variables",
+            profile=profile,
         ),
         score=parse_score(score, f"question {mapping.score}"),
         comment=_answer_text(details, mapping.comment),
         responded_at=from_iso(
             details.get("date_modified") or details.get("date_created"), "date_modified"
         ),
+        attributes_set_aside=profile.set_aside,
     )
 
 

@@ -12,11 +12,16 @@ Mapping: `score` and `comment` are field refs (or ids); without them, the first 
 `opinion_scale` field holds the score and the first `long_text` the comment. `customer_id`,
 `customer_email`, `customer_name` name hidden fields (defaults `customer_id`, `email`, `name`);
 an `email` answer stands in for the email.
+
+Attributes: the other hidden fields (`"hidden": {"plan": "pro"}`), then the form's
+`variables` (`[{"key": "tier", "type": "text", "text": "gold"}]`, a number variable's
+`number`), read by the source's rules.
 """
 
 from datetime import datetime
 from typing import Any
 
+from nps_ingest.domain.attributes import object_fields, read_profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import decode_base64, require, verify_hmac
 from nps_ingest.domain.sources import Source
@@ -67,6 +72,17 @@ def _find(answers: list[dict[str, Any]], key: str | None, types: set[str]) -> di
     return None
 
 
+def _variables(value: object) -> list[tuple[str, object]]:
+    """Typeform's `variables`: `[{"key", "type": "number"|"text", "number"|"text": value}]`."""
+    found: list[tuple[str, object]] = []
+    for item in value if isinstance(value, list) else []:
+        variable = as_dict(item)
+        key, kind = variable.get("key"), variable.get("type")
+        if isinstance(key, str) and isinstance(kind, str):
+            found.append((key, variable.get(kind)))
+    return found
+
+
 def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
     body = request.json_object()
     if body.get("event_type") != "form_response":
@@ -89,6 +105,14 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
     commented = _find(answers, mapping.comment, {"long_text"})
     emailed = _find(answers, None, {"email"})
     hidden = as_dict(response.get("hidden"))
+    id_key = mapping.customer_id or "customer_id"
+    email_key = mapping.customer_email or "email"
+    name_key = mapping.customer_name or "name"
+    profile = read_profile(
+        [*object_fields(hidden), *_variables(response.get("variables"))],
+        source.attributes,
+        skip={id_key, email_key, name_key},
+    )
     return Parsed(
         responses=(
             CanonicalResponse(
@@ -96,15 +120,16 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
                 survey_id=mapping.survey_id
                 or required_text(response.get("form_id"), "form_response.form_id"),
                 customer=customer(
-                    id_=hidden.get(mapping.customer_id or "customer_id"),
-                    email=hidden.get(mapping.customer_email or "email")
-                    or (_value(emailed) if emailed else None),
-                    name=hidden.get(mapping.customer_name or "name"),
+                    id_=hidden.get(id_key),
+                    email=hidden.get(email_key) or (_value(emailed) if emailed else None),
+                    name=hidden.get(name_key),
                     field="form_response.hidden",
+                    profile=profile,
                 ),
                 score=parse_score(_value(scored), "form_response.answers.score"),
                 comment=text_or_none(_value(commented)) if commented else None,
                 responded_at=from_iso(response.get("submitted_at"), "form_response.submitted_at"),
+                attributes_set_aside=profile.set_aside,
             ),
         )
     )

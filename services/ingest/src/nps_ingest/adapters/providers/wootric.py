@@ -9,11 +9,15 @@ account's webhook secret. No timestamp is signed.
 
 The customer is `external_id` (mapping `customer_id` may name an end-user property instead),
 else the email. A decline carries no score: it is acknowledged and ignored.
+
+Attributes: `end_user_properties` (`response[end_user_properties][pricing_plan]=Enterprise`),
+read by the source's rules.
 """
 
 from datetime import datetime
 from typing import Any
 
+from nps_ingest.domain.attributes import object_fields, read_profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import decode_hex, require, verify_hmac
 from nps_ingest.domain.sources import Source
@@ -83,6 +87,9 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
     properties = response.get("end_user_properties")
     properties = properties if isinstance(properties, dict) else {}
     key = source.mapping.customer_id
+    profile = read_profile(
+        object_fields(properties), source.attributes, skip={key} if key else set()
+    )
     return Parsed(
         responses=(
             CanonicalResponse(
@@ -93,10 +100,12 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
                     id_=(properties.get(key) if key else None) or response.get("external_id"),
                     email=response.get("email"),
                     field="response",
+                    profile=profile,
                 ),
                 score=parse_score(response.get("score"), "response.score"),
                 comment=text_or_none(response.get("text")),
                 responded_at=_wootric_time(response.get("created_at")),
+                attributes_set_aside=profile.set_aside,
             ),
         )
     )
