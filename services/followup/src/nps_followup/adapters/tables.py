@@ -162,7 +162,8 @@ responses_not_acted_on = Table(
     "responses_not_acted_on",
     metadata,
     Column("response_id", Uuid, primary_key=True),
-    Column("customer_id", String(200), nullable=False, index=True),
+    #: For erasure.
+    Column("customer_id", String(200), nullable=False),
     Column("source", String(100), nullable=False),
     Column("survey_id", String(200), nullable=False),
     Column("segment", String(20), nullable=False),
@@ -173,6 +174,7 @@ responses_not_acted_on = Table(
     Column("rule", String(100)),
     Column("window", String(40), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_responses_not_acted_on_customer_id", "customer_id"),
 )
 
 inbox = inbox_table(metadata)
