@@ -63,16 +63,16 @@ def test_durations_may_be_written_short(text: str, amount: int, unit: DurationUn
 
 def test_the_default_acts_on_responses_of_the_last_seven_days() -> None:
     policy = parse_policy(default_policy_text())
-    assert policy.response_window(policy.rules[0]) == timedelta(days=7)
-    assert policy.response_window(None) == timedelta(days=7)
+    assert policy.response_window(policy.rules[0]).calendar() == timedelta(days=7)
+    assert policy.response_window(None).calendar() == timedelta(days=7)
 
 
 def test_a_rule_s_own_window_wins_over_the_policy_s() -> None:
     policy = parse_policy(WINDOWS)
     by_name = {rule.name: rule for rule in policy.rules}
-    assert policy.response_window(by_name["detractor"]) == timedelta(days=3)
-    assert policy.response_window(by_name["detractor-enterprise"]) == timedelta(days=30)
-    assert policy.response_window(None) == timedelta(days=3)
+    assert policy.response_window(by_name["detractor"]).calendar() == timedelta(days=3)
+    assert policy.response_window(by_name["detractor-enterprise"]).calendar() == timedelta(days=30)
+    assert str(policy.response_window(None)) == "3 days"
 
 
 @pytest.mark.parametrize(

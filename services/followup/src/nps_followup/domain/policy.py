@@ -340,10 +340,10 @@ class Policy(_Frozen):
         "case or send anything, for rules that do not say.",
     )
 
-    def response_window(self, rule: Rule | None) -> timedelta:
-        """How old a response under `rule` may be and still be acted on."""
+    def response_window(self, rule: Rule | None) -> Duration:
+        """How old a response under `rule` may be and still be acted on (calendar time)."""
         within = rule.act_on_responses_within if rule is not None else None
-        return (within or self.act_on_responses_within).calendar()
+        return within or self.act_on_responses_within
 
     def inconsistencies(self) -> list[tuple[tuple[str | int, ...], str]]:
         """What is wrong across sections (a rule naming an unknown team…), each with where."""

@@ -2,7 +2,7 @@
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from nps_events import (
     Actor,
@@ -115,7 +115,10 @@ async def apply_policy(
         )
         window = policy.policy.response_window(rule)
         reason = not_acted_on(
-            backfill=response.backfill, responded_at=response.responded_at, now=now, window=window
+            backfill=response.backfill,
+            responded_at=response.responded_at,
+            now=now,
+            window=window.calendar(),
         )
         if reason is not None:
             if rule is not None or customer in active or customer in earlier:
@@ -129,7 +132,7 @@ async def apply_policy(
                     responded_at=response.responded_at,
                     reason=reason,
                     rule=None if rule is None else rule.name,
-                    window=_said(window),
+                    window=str(window),
                     recorded_at=now,
                 )
             continue
@@ -156,15 +159,6 @@ async def apply_policy(
     opened = await batch.write(repo, policy.policy)
     await repo.set_aside(list(set_aside.values()))
     return Applied(opened, list(set_aside.values()))
-
-
-def _said(window: timedelta) -> str:
-    """`7 days`, `36 hours`, `90 minutes`: the window as a policy would write it."""
-    seconds = int(window.total_seconds())
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds % size == 0 and seconds:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} seconds"
 
 
 @dataclass
