@@ -19,6 +19,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
@@ -35,6 +36,8 @@ async def post_all(host: str, port: int, n: int, concurrency: int, run: str) -> 
     """POST n responses over `concurrency` keep-alive connections. A minimal HTTP/1.1 client:
     httpx's async pool tops out near 150 req/s here and would measure itself, not ingest."""
     latencies: list[float] = []
+    # Answered now: followup does not act on answers older than its window.
+    answered = datetime.now(UTC).isoformat()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
         queue.put_nowait(i)
@@ -51,7 +54,7 @@ async def post_all(host: str, port: int, n: int, concurrency: int, run: str) -> 
                         "customer": {"id": f"{run}-c{i}", "email": f"{run}-c{i}@example.com"},
                         "score": i % 7,
                         "comment": "bench",
-                        "responded_at": "2026-11-24T10:00:00Z",
+                        "responded_at": answered,
                     }
                 ).encode()
                 request = (

@@ -3,6 +3,7 @@ interfaces only: HTTP in, the SMTP sink and the followup API out."""
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -13,6 +14,9 @@ from tests.e2e.conftest import TOKEN, System
 from tests.support.polling import eventually
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: When the customers answered: at the start of the session (a re-post is the same event) and
+#: recent, since followup does not act on answers older than its window.
+ANSWERED = datetime.now(UTC).isoformat()
 
 
 def a_response(
@@ -24,7 +28,7 @@ def a_response(
         "customer": {"id": customer_id, "email": f"{customer_id}@example.com", "name": "Grace"},
         "score": score,
         "comment": "It broke <b>twice</b>",
-        "responded_at": "2026-11-24T10:00:00Z",
+        "responded_at": ANSWERED,
     }
 
 
@@ -46,6 +50,14 @@ async def cases_of(
     answer.raise_for_status()
     items: list[dict[str, Any]] = answer.json()["items"]
     return items
+
+
+async def _timeline(system: System, case_id: str) -> list[dict[str, Any]]:
+    async with system.client() as client:
+        answer = await client.get(f"{system.url('followup')}/v1/cases/{case_id}")
+    answer.raise_for_status()
+    entries: list[dict[str, Any]] = answer.json()["timeline"]
+    return entries
 
 
 async def post(client: httpx.AsyncClient, system: System, body: dict[str, Any]) -> httpx.Response:
@@ -82,6 +94,30 @@ async def test_detractor_gets_an_email_and_a_case(system: System) -> None:
     assert action["provider_message_id"] == mail["Message-ID"]
     [ticket] = [a for a in case["actions"] if a["channel"] == "ticket"]
     assert ticket["provider_message_id"]  # the helpdesk's ticket id
+    # Why: the rule that matched, the other detractor rule and why it did not, the calendar
+    # the deadline was counted in.
+    opened = (await _timeline(system, case["case_id"]))[0]
+    assert (opened["kind"], opened["by"]["rule"], opened["details"]["rule"]) == (
+        "opened",
+        "detractor",
+        "detractor",
+    )
+    assert opened["details"]["rule_index"] == 0
+    assert opened["details"]["considered"] == [
+        {
+            "rule": "detractor-breach-drill",
+            "index": 3,
+            "outcome": "survey is 'e2e', not one of ['e2e-breach']",
+        }
+    ]
+    assert opened["details"]["deadline"] == {
+        "contact_within": "2 business days",
+        "team": "customer-success",
+        "timezone": "Europe/London",
+        "business_days": ["mon", "tue", "wed", "thu", "fri"],
+        "business_hours": "09:00-17:00",
+        "holidays": "GB",
+    }
     html = mail.get_body(preferencelist=("html",))
     assert html is not None
     assert "It broke &lt;b&gt;twice&lt;/b&gt;" in html.get_content()
@@ -91,6 +127,12 @@ async def test_detractor_gets_an_email_and_a_case(system: System) -> None:
         assert one.status_code == 200
         assert {**one.json(), "timeline": []} == case  # the list leaves timelines out
         assert [e["kind"] for e in one.json()["timeline"]] == ["opened", "assigned"]
+        decision = await client.get(f"{system.url('followup')}/v1/responses/{case['response_id']}")
+        assert decision.json() == {
+            "response_id": case["response_id"],
+            "acted_on": True,
+            "case_id": case["case_id"],
+        }
         nps = (
             await client.get(f"{system.url('scoring')}/v1/nps", params={"survey_id": "e2e"})
         ).json()

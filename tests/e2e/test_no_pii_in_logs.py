@@ -248,7 +248,7 @@ async def test_no_customer_data_in_any_log_line_whatever_fails(isolated: Isolate
             "customer": {"id": customer_id, "email": EMAIL, "name": NAME, "phone": PHONE},
             "score": 2,
             "comment": COMMENT,
-            "responded_at": "2026-11-24T10:00:00Z",
+            "responded_at": datetime.now(UTC).isoformat(),
         }
         answer = await client.post(f"{system.url('ingest')}/v1/responses", json=body, headers=auth)
         assert answer.status_code == 202, answer.text

@@ -4,6 +4,7 @@ the comment later; a redelivery changes nothing; the late comment lands on the e
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from typing import Any
 
@@ -12,6 +13,8 @@ import httpx
 from tests.e2e.conftest import DELIGHTED_KEY, System
 from tests.e2e.test_detractor_journey import cases_of, emails_to
 from tests.support.polling import eventually
+
+ANSWERED = int(time.time())
 
 
 def delighted(event_type: str, *, person: str, response: str, comment: str | None) -> bytes:
@@ -25,8 +28,9 @@ def delighted(event_type: str, *, person: str, response: str, comment: str | Non
                 "survey_type": "nps",
                 "score": 3,
                 "comment": comment,
-                "created_at": 1764000000,
-                "updated_at": 1764000600,
+                # Answered just now: followup does not act on an answer older than its window.
+                "created_at": ANSWERED,
+                "updated_at": ANSWERED + 600,
                 "person_properties": None,
                 "notes": [],
                 "tags": [],

@@ -64,7 +64,7 @@ def _database(url: str) -> DatabaseSettings:
     return DatabaseSettings(url=SecretStr(url))
 
 
-def _scored(customer: str) -> ResponseScored:
+def _scored(customer: str, *, backfill: bool = False) -> ResponseScored:
     response = a_response(customer_id=customer, score=2)
     return ResponseScored(
         response_id=response.response_id,
@@ -77,6 +77,7 @@ def _scored(customer: str) -> ResponseScored:
         responded_at=NOW,
         scored_at=NOW,
         received_event_id=response.event_id(),
+        backfill=backfill,
     )
 
 
@@ -112,7 +113,11 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
     gone, kept = _customers()
     async with unit_of_work(sessions) as session:
         await open_cases(
-            FollowupRepository(session), [_scored(gone), _scored(kept)], now=NOW, policy=POLICY
+            FollowupRepository(session),
+            # An imported answer of history too: set aside, with the customer's id.
+            [_scored(gone), _scored(kept), _scored(gone, backfill=True)],
+            now=NOW,
+            policy=POLICY,
         )
     async with unit_of_work(sessions) as session:
         await session.execute(
@@ -127,6 +132,7 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
         followup_tables.timeline,
         followup_tables.do_not_contact,
         followup_tables.last_messages,
+        followup_tables.responses_not_acted_on,
         followup_tables.outbox,
     ]
     before = {t.name: await _rows(sessions, t, kept) for t in tables}
@@ -139,6 +145,7 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
     assert erased["timeline"] >= 1
     assert erased["outbox"] >= 1
     assert (erased["do_not_contact"], erased["last_messages"]) == (1, 1)
+    assert erased["responses_not_acted_on"] == 1
     for table in tables:
         assert await _rows(sessions, table, gone) == 0, table.name
     assert {t.name: await _rows(sessions, t, kept) for t in tables} == before

@@ -60,7 +60,12 @@ LATER = NOW + timedelta(days=14)  # every deadline of a case opened at NOW has p
 
 
 def scored(
-    customer: str, score: int = 2, *, attributes: dict[str, str] | None = None
+    customer: str,
+    score: int = 2,
+    *,
+    attributes: dict[str, str] | None = None,
+    answered: datetime = NOW,
+    backfill: bool = False,
 ) -> ResponseScored:
     response = a_response(customer_id=customer, score=score)
     segment = (
@@ -79,9 +84,10 @@ def scored(
         score=score,
         segment=segment,
         comment=response.comment,
-        responded_at=NOW,
+        responded_at=answered,
         scored_at=NOW,
         received_event_id=response.event_id(),
+        backfill=backfill,
     )
 
 
@@ -432,7 +438,8 @@ async def test_a_new_response_joins_the_open_case_and_a_later_one_records_recove
                 await close_case(repo, first.case_id, actor=KIM, now=NOW)
     # A quarter later the customer scores 9: the old case records a recovered customer, and
     # the promoter gets a thank-you of their own.
-    [thanks] = await open_for(sessions, scored("join-1", 9), now=NOW + timedelta(days=90))
+    quarter = NOW + timedelta(days=90)
+    [thanks] = await open_for(sessions, scored("join-1", 9, answered=quarter), now=quarter)
     recovered = await case(sessions, first.case_id)
     assert (recovered.latest_score, recovered.recovered) == (9, True)
     assert [e.kind for e in recovered.timeline].count("response_attached") == 2
@@ -473,6 +480,44 @@ async def test_contact_rules_skip_messages_and_say_why(sessions: SessionFactory)
     assert "do-not-contact list (email)" in str(outcomes["rules-optout"][1])
     assert outcomes["rules-capped"][0] == "skipped"
     assert "frequency cap" in str(outcomes["rules-capped"][1])
+    # The timeline names the contact rule that held each back.
+    held = {}
+    for c in (opted_out, capped):
+        [entry] = [
+            e for e in (await case(sessions, c.case_id)).timeline if e.kind == "action_skipped"
+        ]
+        held[c.customer_id] = entry.details["contact_rule"]
+    assert held == {"rules-optout": "do_not_contact", "rules-capped": "frequency_cap"}
+
+
+async def test_history_is_set_aside_once_and_the_customer_s_next_live_answer_opens_a_case(
+    sessions: SessionFactory,
+) -> None:
+    old = scored("hist-1", 2, answered=NOW - timedelta(days=400))
+    imported = scored("hist-2", 9, backfill=True)
+    assert await open_for(sessions, old, imported) == []
+    # An update of the old answer (a comment added later) is still not acted on: one record,
+    # of its latest version.
+    update = old.model_copy(update={"score": 3, "received_event_id": uuid.uuid4()})
+    assert await open_for(sessions, update, now=NOW + timedelta(minutes=5)) == []
+    async with sessions() as session:
+        rows = {
+            row.response_id: (row.customer_id, row.score, row.reason, row.rule, row.window)
+            for row in (
+                await session.execute(
+                    select(tables.responses_not_acted_on).where(
+                        tables.responses_not_acted_on.c.customer_id.in_(["hist-1", "hist-2"])
+                    )
+                )
+            ).all()
+        }
+    assert rows == {
+        old.response_id: ("hist-1", 3, "older_than_window", "detractor", "7 days"),
+        imported.response_id: ("hist-2", 9, "backfill", "promoter", "7 days"),
+    }
+    # History does not stand in the way of today's answer.
+    [today] = await open_for(sessions, scored("hist-1", 1), now=NOW + timedelta(hours=1))
+    assert today.status.value == "open"
 
 
 async def test_a_customer_who_texted_stop_gets_no_more_sms_and_the_list_says_why(

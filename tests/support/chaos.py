@@ -216,6 +216,10 @@ def brokers_killed(
 
 POISON_KINDS = ("nul-byte", "oversized", "wrong-type")
 
+#: When the chaos load's customers answered: at the start of the session, so that a re-post is
+#: the same event, and recent, since followup does not act on answers older than its window.
+ANSWERED = datetime.now(UTC).isoformat()
+
 
 def response_body(customer: str, score: int) -> dict[str, Any]:
     return {
@@ -224,7 +228,7 @@ def response_body(customer: str, score: int) -> dict[str, Any]:
         "customer": {"id": customer, "email": f"{customer}@example.com", "name": "Grace"},
         "score": score,
         "comment": "The export broke twice",
-        "responded_at": "2026-11-24T10:00:00Z",
+        "responded_at": ANSWERED,
     }
 
 

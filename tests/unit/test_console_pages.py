@@ -110,3 +110,29 @@ def test_the_nps_chart_puts_higher_nps_higher_and_skips_empty_periods() -> None:
 def test_the_nps_chart_keeps_a_band_beyond_the_scale_on_the_chart() -> None:
     [point] = nps_chart([("2026-11-01", 95.0, 30.0)]).points
     assert point.band_top == nps_chart([("x", 100.0, 0.0)]).points[0].y
+
+
+@pytest.mark.parametrize(
+    ("value", "reads"),
+    [
+        (
+            [
+                {
+                    "rule": "detractor-web",
+                    "index": 2,
+                    "outcome": "source is 'app', not one of ['web']",
+                }
+            ],
+            "rule: detractor-web, index: 2, outcome: source is 'app', not one of ['web']",
+        ),
+        (
+            {"timezone": "Europe/London", "business_days": ["mon", "tue"], "holidays": None},
+            "timezone: Europe/London, business_days: mon; tue, holidays: —",
+        ),
+        ([], "—"),
+        (None, "—"),
+        ("detractor", "detractor"),
+    ],
+)
+def test_why_a_case_opened_reads_as_words_on_its_timeline(value: object, reads: str) -> None:
+    assert web._detail(value) == reads

@@ -435,3 +435,36 @@ def test_opt_out_needs_a_token_and_a_valid_scope() -> None:
     assert client.post("/v1/opt-outs", json=body).status_code == 401
     answer = client.post("/v1/opt-outs", json={**body, "scope": "fax"}, headers=AUTH)
     assert answer.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("query", "marked"), [("?backfill=true", True), ("?backfill=false", False), ("", False)]
+)
+def test_an_import_marked_as_backfill_says_so_on_every_event_with_the_same_id(
+    query: str, marked: bool
+) -> None:
+    publisher = FakePublisher()
+    answer = _client(publisher).post(
+        f"/v1/responses/import{query}",
+        content=(CSV_HEADER + "h-1,legacy,c-1,,,2,,2025-01-05T10:00:00Z\n").encode(),
+        headers={**AUTH, "Content-Type": "text/csv"},
+    )
+    batch = _client(publisher).post(
+        f"/v1/responses/batch{query}", json={"responses": [BODY]}, headers=AUTH
+    )
+    assert (answer.status_code, batch.status_code) == (200, 200)
+    assert [e.backfill for e in publisher.published] == [marked, marked]  # type: ignore[attr-defined]
+    # How it arrived is not what it says: live or imported, one response is one event.
+    live = _client(FakePublisher()).post("/v1/responses", json=BODY, headers=AUTH)
+    assert batch.json()["results"][0]["event_id"] == live.json()["event_id"]
+
+
+def test_a_backfill_flag_that_is_not_a_boolean_is_422_and_nothing_is_published() -> None:
+    publisher = FakePublisher()
+    answer = _client(publisher).post(
+        "/v1/responses/batch?backfill=maybe", json={"responses": [BODY]}, headers=AUTH
+    )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "backfill" in answer.text
+    assert publisher.published == []

@@ -212,6 +212,13 @@ class ResponseReceived(Event):
     )
     responded_at: AwareDatetime = Field(description="When the customer answered.")
     received_at: AwareDatetime = Field(description="When npsloop received it.")
+    backfill: bool = Field(
+        default=False,
+        description="True when the response was imported as history (ingest's batch or CSV "
+        "import with `?backfill=true`): it is scored and counted in the figures, but followup "
+        "opens no case and contacts nobody for it. Not part of the event id: the same answer "
+        "sent live and imported again is the same event. Added in 1.7.0.",
+    )
 
     @staticmethod
     def derive_response_id(source: str, provider_response_id: str) -> uuid.UUID:
@@ -220,7 +227,9 @@ class ResponseReceived(Event):
     def derive_event_id(self) -> uuid.UUID:
         """Derived from the response id and its content: a replay has the same id, an update
         a new one."""
-        content = self.model_dump(mode="json", exclude={"received_at"})
+        # `backfill` says how the answer arrived, not what it is: ids published before the
+        # field existed stay as they were.
+        content = self.model_dump(mode="json", exclude={"received_at", "backfill"})
         return derive_id("response-received", str(self.response_id), _CONTENT.encode(content))
 
     def subject(self) -> str:
@@ -272,6 +281,12 @@ class ResponseScored(Event):
         max_length=50,
         description="Themes of the comment (ids of scoring's taxonomy, e.g. delivery, "
         "price), sorted; [] when the comment matched no theme; null when there is no comment.",
+    )
+    backfill: bool = Field(
+        default=False,
+        description="Copied from the ResponseReceived scored: history imported as back-fill. "
+        "Counted in the figures; followup opens no case and contacts nobody for it. Added in "
+        "1.7.0.",
     )
 
     def derive_event_id(self) -> uuid.UUID:

@@ -1,6 +1,6 @@
 """followup's Prometheus metrics: the cases people work, and those past their deadline."""
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 CASES_ACTIVE = Gauge(
     "npsloop_cases_active",
@@ -12,3 +12,12 @@ CASES_BREACHED = Gauge(
     "Open cases whose contact deadline has passed without a contact, by escalation level.",
     ["level"],
 )
+RESPONSES_NOT_ACTED_ON = Counter(
+    "npsloop_responses_not_acted_on",
+    "Responses a rule would have acted on that opened no case and sent nothing, by reason: "
+    "backfill (imported as history) or older_than_window (answered longer ago than the rule's "
+    "act_on_responses_within).",
+    ["reason"],
+)
+for _reason in ("backfill", "older_than_window"):  # present at 0 from the start, for alerts
+    RESPONSES_NOT_ACTED_ON.labels(reason=_reason)

@@ -75,10 +75,17 @@ def _opt_out_event(opt_out: OptOut, *, source: str) -> Received:
 
 
 def _response_event(
-    response: CanonicalResponse, *, source: str, now: datetime, comment_limit: int
+    response: CanonicalResponse,
+    *,
+    source: str,
+    now: datetime,
+    comment_limit: int,
+    backfill: bool = False,
 ) -> Received:
     try:
-        event = normalise(response, source=source, now=now, comment_limit=comment_limit)
+        event = normalise(
+            response, source=source, now=now, comment_limit=comment_limit, backfill=backfill
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InvalidResponseError(
@@ -168,9 +175,11 @@ async def receive_batch(
     clock: Clock,
     ack_timeout: float,
     comment_limit: int = 10_000,
+    backfill: bool = False,
 ) -> list[BatchItem | None]:
     """Publish every response (None marks an item the edge already refused); one outcome
-    each, so one bad item never sinks the rest."""
+    each, so one bad item never sinks the rest. `backfill`: the batch is history, marked so on
+    each event: scored and counted, never followed up."""
     now = clock.now()
     outcomes: list[BatchItem | None] = [None] * len(responses)
     seen: set[str] = set()
@@ -180,7 +189,11 @@ async def receive_batch(
             continue
         try:
             received = _response_event(
-                response, source=source, now=now, comment_limit=comment_limit
+                response,
+                source=source,
+                now=now,
+                comment_limit=comment_limit,
+                backfill=backfill,
             )
         except InvalidResponseError as exc:
             outcomes[index] = BatchItem(status="error", error=str(exc))

@@ -89,6 +89,7 @@ async def score_responses(
                 previous_segment=previous_segment,
                 transition=transition_between(previous_segment, segment),
                 themes=themes_of(response, classifier),
+                backfill=response.backfill,
             )
         )
     if not scored:

@@ -75,6 +75,7 @@ class Console:
         )
         self.templates.globals["t"] = catalog.t
         self.templates.filters["when"] = _when
+        self.templates.filters["detail"] = _detail
         self.cookie = "__Host-npsloop" if self.settings.secure_cookies else "npsloop_session"
         issuer = urlsplit(self.settings.auth.issuer)
         self.csp = (
@@ -185,6 +186,18 @@ def _when(value: str | datetime | None) -> str:
         return "—"
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _detail(value: object) -> str:
+    """A timeline detail as people read it: the rules an opening considered, or its deadline's
+    calendar, as `key: value` pairs, not a Python literal."""
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_detail(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_detail(v) for v in value) or "—"
+    return str(value)
 
 
 def _highest(roles: set[str]) -> str:

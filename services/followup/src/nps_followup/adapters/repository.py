@@ -33,7 +33,9 @@ from nps_followup.domain.cases import (
     ActionState,
     Case,
     CaseStatus,
+    NotActedOn,
     PlannedTimer,
+    SetAside,
     TimelineEntry,
     TimerKind,
 )
@@ -105,6 +107,7 @@ class FollowupRepository:
             erased[name] = int(getattr(result, "rowcount", 0) or 0)
         for name, table in (
             ("cases", tables.cases),
+            ("responses_not_acted_on", tables.responses_not_acted_on),
             ("do_not_contact", tables.do_not_contact),
             ("last_messages", tables.last_messages),
         ):
@@ -136,6 +139,67 @@ class FollowupRepository:
             )
         )
         return {row.response_id: row.case_id for row in rows}
+
+    async def set_aside(self, responses: Sequence[SetAside]) -> None:
+        """Record responses not acted on; a later version of one replaces what is recorded."""
+        if not responses:
+            return
+        t = tables.responses_not_acted_on
+        statement = insert(t).values(
+            [
+                {
+                    "response_id": r.response_id,
+                    "customer_id": r.customer_id,
+                    "source": r.source,
+                    "survey_id": r.survey_id,
+                    "segment": r.segment.value,
+                    "score": r.score,
+                    "responded_at": r.responded_at,
+                    "reason": r.reason.value,
+                    "rule": r.rule,
+                    "window": r.window,
+                    "recorded_at": r.recorded_at,
+                }
+                for r in responses
+            ]
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[t.c.response_id],
+                set_={
+                    name: statement.excluded[name]
+                    for name in (
+                        "segment",
+                        "score",
+                        "responded_at",
+                        "reason",
+                        "rule",
+                        "window",
+                        "recorded_at",
+                    )
+                },
+            )
+        )
+
+    async def set_aside_response(self, response_id: uuid.UUID) -> SetAside | None:
+        """What followup recorded of a response it did not act on, if it did not."""
+        t = tables.responses_not_acted_on
+        row = (await self.session.execute(select(t).where(t.c.response_id == response_id))).first()
+        if row is None:
+            return None
+        return SetAside(
+            response_id=row.response_id,
+            customer_id=row.customer_id,
+            source=row.source,
+            survey_id=row.survey_id,
+            segment=Segment(row.segment),
+            score=row.score,
+            responded_at=row.responded_at,
+            reason=NotActedOn(row.reason),
+            rule=row.rule,
+            window=row.window,
+            recorded_at=row.recorded_at,
+        )
 
     async def update_case_response(
         self, case_id: uuid.UUID, *, score: int, segment: Segment, comment: str | None

@@ -155,5 +155,27 @@ team_turns = Table(
     Column("turn", Integer, nullable=False),
 )
 
+#: Responses a rule would have acted on but followup did not, and why (`backfill`: imported
+#: as history; `older_than_window`: answered longer ago than the rule's
+#: `act_on_responses_within`). One row per response, the latest version's; no PII.
+responses_not_acted_on = Table(
+    "responses_not_acted_on",
+    metadata,
+    Column("response_id", Uuid, primary_key=True),
+    #: For erasure.
+    Column("customer_id", String(200), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("survey_id", String(200), nullable=False),
+    Column("segment", String(20), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("responded_at", DateTime(timezone=True), nullable=False),
+    Column("reason", String(40), nullable=False),
+    #: The rule that would have applied (none: only a case of the customer's would have).
+    Column("rule", String(100)),
+    Column("window", String(40), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_responses_not_acted_on_customer_id", "customer_id"),
+)
+
 inbox = inbox_table(metadata)
 outbox = outbox_table(metadata)

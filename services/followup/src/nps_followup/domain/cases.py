@@ -13,7 +13,14 @@ from nps_events import ActionStatus, Actor, Customer, Segment
 from nps_events.ids import derive_id
 from nps_events.text import is_staff_recipient
 from nps_followup.domain.calendar import BusinessCalendar, next_inside, next_outside
-from nps_followup.domain.policy import ActionKind, OwnerRule, Policy, Rule, TicketPriority
+from nps_followup.domain.policy import (
+    ActionKind,
+    Considered,
+    OwnerRule,
+    Policy,
+    Rule,
+    TicketPriority,
+)
 
 
 class CaseStatus(StrEnum):
@@ -64,6 +71,9 @@ class PlannedAction:
     priority: TicketPriority
     at: datetime
     exempt_from_frequency_cap: bool
+    #: The contact rule that moved it from when the policy planned it (`delivery_hours`,
+    #: `quiet_hours`), or None.
+    held_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,80 @@ class CasePlan:
     second_level_at: datetime | None
     actions: tuple[PlannedAction, ...]
     timers: tuple[PlannedTimer, ...]
+    #: Where the rule is in the policy's `rules`, and the other rules of the segment.
+    rule_index: int = 0
+    considered: tuple[Considered, ...] = ()
+
+    def why(self, policy: Policy) -> dict[str, object]:
+        """Why the case is as it is, for its `opened` timeline entry: the rule and the others
+        considered, the calendar and time zone its deadline was counted in, and the contact
+        rules that moved an action."""
+        rule = policy.rules[self.rule_index]
+        deadline: dict[str, object] | None = None
+        if rule.case is not None:
+            team = policy.teams[rule.case.team]
+            deadline = {
+                "contact_within": str(rule.case.contact_within),
+                "team": rule.case.team,
+                "timezone": team.timezone,
+                "business_days": list(team.business_days),
+                "business_hours": f"{team.business_hours.start:%H:%M}-"
+                f"{team.business_hours.end:%H:%M}",
+                "holidays": "-".join(p for p in (team.country, team.subdivision) if p) or None,
+            }
+        return {
+            "rule_index": self.rule_index,
+            "considered": [
+                {"rule": c.rule, "index": c.index, "outcome": c.outcome} for c in self.considered
+            ],
+            "deadline": deadline,
+            "held_back": [
+                {"action_id": str(a.action_id), "channel": a.kind.value, "contact_rule": a.held_by}
+                for a in self.actions
+                if a.held_by is not None
+            ],
+        }
+
+
+class NotActedOn(StrEnum):
+    """Why followup did not act on a response a rule would have acted on."""
+
+    #: Imported as history (`backfill` on the event).
+    BACKFILL = "backfill"
+    #: Answered longer ago than the rule's `act_on_responses_within`.
+    OLDER_THAN_WINDOW = "older_than_window"
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A response followup did not act on, and why: what an operator reads."""
+
+    response_id: uuid.UUID
+    customer_id: str
+    source: str
+    survey_id: str
+    segment: Segment
+    score: int
+    responded_at: datetime
+    reason: NotActedOn
+    #: The rule that would have applied; None when only the customer's case would have.
+    rule: str | None
+    #: The rule's `act_on_responses_within` (e.g. `7 days`).
+    window: str
+    recorded_at: datetime
+
+
+def not_acted_on(
+    *, backfill: bool, responded_at: datetime, now: datetime, window: timedelta
+) -> NotActedOn | None:
+    """Why a response must open no case and send nothing, or None if it may: history imported
+    as back-fill never does, nor a response answered more than `window` before `now` (a
+    customer who answered long ago is not told "we will be in touch within two days")."""
+    if backfill:
+        return NotActedOn.BACKFILL
+    if now - responded_at > window:
+        return NotActedOn.OLDER_THAN_WINDOW
+    return None
 
 
 def case_id_for(response_id: uuid.UUID) -> uuid.UUID:
@@ -119,14 +203,25 @@ def delivery_time(
 ) -> datetime:
     """When a customer message may go out: a scheduled one lands inside the customer's
     delivery hours; an SMS never inside their quiet hours. Tickets go when planned."""
-    at = planned
+    return scheduled_delivery(kind, planned=planned, delayed=delayed, zone=zone, policy=policy)[0]
+
+
+def scheduled_delivery(
+    kind: ActionKind, *, planned: datetime, delayed: bool, zone: ZoneInfo, policy: Policy
+) -> tuple[datetime, str | None]:
+    """`delivery_time`, and the contact rule that moved it (`quiet_hours` when both did: it is
+    the last word), or None."""
+    at, moved_by = planned, None
     if kind is ActionKind.TICKET:
-        return at
+        return at, None
     if delayed:
         at = next_inside(at, zone, policy.contact.delivery_hours)
+        moved_by = "delivery_hours" if at != planned else None
     if kind is ActionKind.SMS:
+        before = at
         at = next_outside(at, zone, policy.contact.quiet_hours)
-    return at
+        moved_by = "quiet_hours" if at != before else moved_by
+    return at, moved_by
 
 
 def plan_case(
@@ -141,30 +236,35 @@ def plan_case(
     holidays_for: HolidaysFor,
 ) -> CasePlan | None:
     """The case the policy opens for this response, or None if no rule applies."""
-    rule = policy.rule_for(
+    choice = policy.choose(
         segment=segment, source=source, survey=survey_id, attributes=customer.attributes
     )
-    if rule is None:
+    rule = choice.rule
+    if rule is None or choice.index is None:
         return None
     case_id = case_id_for(response_id)
     zone = customer_zone(customer, policy)
-    actions = tuple(
-        PlannedAction(
-            action_id=action_id_for(case_id, index, a.kind.value, a.template),
-            kind=a.kind,
-            template=a.template,
-            priority=a.priority,
-            at=delivery_time(
-                a.kind,
-                planned=now + a.after.calendar(),
-                delayed=a.after.amount > 0,
-                zone=zone,
-                policy=policy,
-            ),
-            exempt_from_frequency_cap=a.exempt_from_frequency_cap,
+    planned = []
+    for index, a in enumerate(rule.actions):
+        at, held_by = scheduled_delivery(
+            a.kind,
+            planned=now + a.after.calendar(),
+            delayed=a.after.amount > 0,
+            zone=zone,
+            policy=policy,
         )
-        for index, a in enumerate(rule.actions)
-    )
+        planned.append(
+            PlannedAction(
+                action_id=action_id_for(case_id, index, a.kind.value, a.template),
+                kind=a.kind,
+                template=a.template,
+                priority=a.priority,
+                at=at,
+                exempt_from_frequency_cap=a.exempt_from_frequency_cap,
+                held_by=held_by,
+            )
+        )
+    actions = tuple(planned)
     timers = [
         PlannedTimer(
             timer_id_for(case_id, TimerKind.ACTION, str(a.action_id)),
@@ -190,6 +290,8 @@ def plan_case(
         second_level_at=second_level_at,
         actions=actions,
         timers=tuple(timers),
+        rule_index=choice.index,
+        considered=choice.considered,
     )
 
 
@@ -363,20 +465,49 @@ def contact_block(
     now: datetime,
 ) -> str | None:
     """Why a customer message must not go out now, or None if it may. Tickets always may."""
+    held = held_back(
+        kind=kind,
+        customer=customer,
+        opted_out=opted_out,
+        last_message_at=last_message_at,
+        exempt=exempt,
+        cap=cap,
+        now=now,
+    )
+    return None if held is None else held[1]
+
+
+def held_back(
+    *,
+    kind: ActionKind,
+    customer: Customer,
+    opted_out: set[str],
+    last_message_at: datetime | None,
+    exempt: bool,
+    cap: timedelta,
+    now: datetime,
+) -> tuple[str, str] | None:
+    """(the contact rule, why in words) that holds a customer message back now, or None if
+    none does. The rules: `do_not_contact`, `no_address` (no email address or phone number),
+    `sms_consent`, `frequency_cap`. Tickets are never held back."""
     if kind is ActionKind.TICKET:
         return None
     reasons = [
         ("all" in opted_out or kind.value in opted_out)
-        and f"the customer is on the do-not-contact list ({kind.value})",
+        and ("do_not_contact", f"the customer is on the do-not-contact list ({kind.value})"),
         (kind is ActionKind.EMAIL and customer.email is None)
-        and "the customer has no email address",
-        (kind is ActionKind.SMS and customer.phone is None) and "the customer has no phone number",
+        and ("no_address", "the customer has no email address"),
+        (kind is ActionKind.SMS and customer.phone is None)
+        and ("no_address", "the customer has no phone number"),
         (
             kind is ActionKind.SMS
             and customer.attributes.get("sms_consent", "").lower() not in ("yes", "true")
         )
-        and "the customer has not consented to SMS (attribute sms_consent)",
+        and ("sms_consent", "the customer has not consented to SMS (attribute sms_consent)"),
         (not exempt and last_message_at is not None and now - last_message_at < cap)
-        and f"frequency cap: the customer was messaged at {last_message_at}, less than {cap} ago",
+        and (
+            "frequency_cap",
+            f"frequency cap: the customer was messaged at {last_message_at}, less than {cap} ago",
+        ),
     ]
-    return next((r for r in reasons if isinstance(r, str)), None)
+    return next((r for r in reasons if isinstance(r, tuple)), None)

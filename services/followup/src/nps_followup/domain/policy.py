@@ -4,6 +4,7 @@ frozen models; a policy change applies to new cases only, because each case stor
 deadlines when it opens."""
 
 import re
+from dataclasses import dataclass
 from datetime import time, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -36,13 +37,15 @@ class DurationUnit(StrEnum):
 
 
 _DURATION = re.compile(
-    r"^\s*(\d+)\s*(seconds?|minutes?|hours?|days?|business\s+hours?|business\s+days?)\s*$"
+    r"^\s*(\d+)\s*(seconds?|minutes?|hours?|days?|business\s+hours?|business\s+days?|[smhd])\s*$"
 )
+_SHORT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class Duration(_Frozen):
-    """`30 minutes`, `1 hour`, `1 day` (calendar time) or `4 business hours`, `2 business days`
-    (counted in the team's business hours). `seconds` exist for tests and demonstrations."""
+    """`30 minutes`, `1 hour`, `1 day` (calendar time; also written `30m`, `1h`, `7d`) or
+    `4 business hours`, `2 business days` (counted in the team's business hours). `seconds`
+    exist for tests and demonstrations."""
 
     amount: int = Field(ge=0)
     unit: DurationUnit
@@ -53,9 +56,9 @@ class Duration(_Frozen):
         if match is None:
             raise ValueError(
                 f"{text!r} is not a duration: write e.g. '30 minutes', '1 hour', '1 day', "
-                "'4 business hours' or '2 business days'"
+                "'7d', '4 business hours' or '2 business days'"
             )
-        unit = " ".join(match.group(2).split())
+        unit = _SHORT.get(match.group(2)) or " ".join(match.group(2).split())
         unit = unit if unit.endswith("s") else f"{unit}s"
         return cls(amount=int(match.group(1)), unit=DurationUnit(unit))
 
@@ -86,6 +89,22 @@ def _duration(value: object) -> object:
 
 
 DurationField = Annotated[Duration, BeforeValidator(_duration)]
+
+
+def _calendar_only(value: Duration) -> Duration:
+    if value.is_business:
+        raise ValueError(
+            "how old a response may be is calendar time (when the customer answered), "
+            "not a team's business hours: write e.g. '7 days' or '7d'"
+        )
+    return value
+
+
+#: How old a response may be and still be acted on: calendar time only.
+AgeField = Annotated[DurationField, AfterValidator(_calendar_only)]
+
+#: The default of `act_on_responses_within`: a response older than a week is history.
+DEFAULT_RESPONSE_WINDOW = Duration(amount=7, unit=DurationUnit.DAYS)
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -251,6 +270,20 @@ class Match(_Frozen):
             and all(attributes.get(k) in allowed for k, allowed in self.attributes.items())
         )
 
+    def mismatch(self, *, source: str, survey: str, attributes: dict[str, str]) -> str | None:
+        """The first condition (besides the segment) a response does not meet, in words; None
+        if it meets them all."""
+        if self.source is not None and source not in self.source:
+            return f"source is {source!r}, not one of {list(self.source)}"
+        if self.survey is not None and survey not in self.survey:
+            return f"survey is {survey!r}, not one of {list(self.survey)}"
+        for key, allowed in self.attributes.items():
+            if attributes.get(key) not in allowed:
+                value = attributes.get(key)
+                said = "missing" if value is None else repr(value)
+                return f"attribute {key} is {said}, not one of {list(allowed)}"
+        return None
+
     @property
     def specificity(self) -> int:
         return (self.source is not None) + (self.survey is not None) + len(self.attributes)
@@ -263,6 +296,11 @@ class Rule(_Frozen):
         default=None, description="A case for a person to work; none: the actions alone."
     )
     actions: tuple[ActionRule, ...] = ()
+    act_on_responses_within: AgeField | None = Field(
+        default=None,
+        description="A response answered longer ago than this opens no case and sends "
+        "nothing (it is recorded as not acted on); none: the policy's own setting.",
+    )
 
 
 class ContactRules(_Frozen):
@@ -296,6 +334,16 @@ class Policy(_Frozen):
         min_length=1, description="The taxonomy a resolved case's root cause is chosen from."
     )
     rules: tuple[Rule, ...] = Field(min_length=1)
+    act_on_responses_within: AgeField = Field(
+        default=DEFAULT_RESPONSE_WINDOW,
+        description="How old a response may be (since the customer answered) and still open a "
+        "case or send anything, for rules that do not say.",
+    )
+
+    def response_window(self, rule: Rule | None) -> Duration:
+        """How old a response under `rule` may be and still be acted on (calendar time)."""
+        within = rule.act_on_responses_within if rule is not None else None
+        return within or self.act_on_responses_within
 
     def inconsistencies(self) -> list[tuple[tuple[str | int, ...], str]]:
         """What is wrong across sections (a rule naming an unknown team…), each with where."""
@@ -331,10 +379,51 @@ class Policy(_Frozen):
         self, *, segment: Segment, source: str, survey: str, attributes: dict[str, str]
     ) -> Rule | None:
         """The most specific matching rule; among equally specific ones, the first listed."""
-        best: Rule | None = None
-        for rule in self.rules:
+        return self.choose(
+            segment=segment, source=source, survey=survey, attributes=attributes
+        ).rule
+
+    def choose(
+        self, *, segment: Segment, source: str, survey: str, attributes: dict[str, str]
+    ) -> "RuleChoice":
+        """The rule that applies (as `rule_for`) and why: every other rule of the segment, with
+        the reason it lost (less specific, listed later, or the condition it does not meet)."""
+        best: int | None = None
+        for index, rule in enumerate(self.rules):
             if rule.when.matches(
                 segment=segment, source=source, survey=survey, attributes=attributes
-            ) and (best is None or rule.when.specificity > best.when.specificity):
-                best = rule
-        return best
+            ) and (best is None or rule.when.specificity > self.rules[best].when.specificity):
+                best = index
+        considered = []
+        for index, rule in enumerate(self.rules):
+            if index == best or rule.when.segment is not segment:
+                continue
+            miss = rule.when.mismatch(source=source, survey=survey, attributes=attributes)
+            if miss is None:
+                assert best is not None  # noqa: S101 - a matching rule means a best one
+                miss = (
+                    "matches too, but is less specific"
+                    if rule.when.specificity < self.rules[best].when.specificity
+                    else "matches too, as specifically, but is listed after"
+                )
+            considered.append(Considered(rule.name, index, miss))
+        return RuleChoice(None if best is None else self.rules[best], best, tuple(considered))
+
+
+@dataclass(frozen=True, slots=True)
+class Considered:
+    """A rule of the response's segment that did not apply, and why."""
+
+    rule: str
+    index: int
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChoice:
+    """The rule that applies to a response (None: none does), its position in the policy's
+    `rules`, and the other rules of the segment that were considered."""
+
+    rule: Rule | None
+    index: int | None
+    considered: tuple[Considered, ...]

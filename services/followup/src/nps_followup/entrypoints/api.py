@@ -24,6 +24,7 @@ from nps_followup.handlers import (
     business_time_left,
     close_case,
     figures,
+    follow_up_of,
     get_case,
     list_cases,
     record_contact,
@@ -176,6 +177,36 @@ class CaseOut(BaseModel):
                 for e in case.timeline
             ],
         )
+
+
+class ResponseFollowUpOut(BaseModel):
+    """What followup did with a response."""
+
+    response_id: uuid.UUID
+    acted_on: bool = Field(
+        description="true: a case was opened for it (`case_id`); false: it was set aside "
+        "(`reason`): it opened no case and sent nothing."
+    )
+    case_id: uuid.UUID | None = None
+    reason: Literal["backfill", "older_than_window"] | None = Field(
+        default=None,
+        description="Why it was not acted on: backfill (imported as history with "
+        "?backfill=true) or older_than_window (answered longer ago than the rule's "
+        "act_on_responses_within).",
+    )
+    rule: str | None = Field(
+        default=None,
+        description="The policy rule that would have applied (null: none; only the "
+        "customer's case would have recorded it).",
+    )
+    window: str | None = Field(
+        default=None, description="The rule's act_on_responses_within, e.g. `7 days`."
+    )
+    customer_id: str | None = None
+    segment: str | None = None
+    score: int | None = None
+    responded_at: datetime | None = None
+    recorded_at: datetime | None = Field(default=None, description="When followup set it aside.")
 
 
 class CaseList(BaseModel):
@@ -438,6 +469,50 @@ def router(
             raise Problem(404, "Not found", f"No case {case_id}.")
         _check_sees(policy, principal, case)
         return _case_out(case, policy=policy, now=clock.now())
+
+    @api.get(
+        "/v1/responses/{response_id}",
+        response_model=ResponseFollowUpOut,
+        response_model_exclude_none=True,
+        summary="What followup did with a response: its case, or why it did not act on it",
+        responses={
+            404: {
+                "description": "followup opened no case from it and did not set it aside: not "
+                "received yet, no rule applies to it, or it joined the customer's case "
+                "(problem+json)."
+            }
+        },
+    )
+    async def get_response_follow_up(
+        principal: Agent, response_id: uuid.UUID
+    ) -> ResponseFollowUpOut:
+        async with sessions() as session:
+            found = await follow_up_of(FollowupRepository(session), response_id)
+        if found is None:
+            raise Problem(
+                404,
+                "Not found",
+                f"followup opened no case for response {response_id} and did not set it aside.",
+            )
+        if found.case is not None:
+            _check_sees(policy, principal, found.case)
+            return ResponseFollowUpOut(
+                response_id=response_id, acted_on=True, case_id=found.case.case_id
+            )
+        held = found.set_aside
+        assert held is not None  # noqa: S101 - one of the two is set
+        return ResponseFollowUpOut(
+            response_id=response_id,
+            acted_on=False,
+            reason=held.reason.value,
+            rule=held.rule,
+            window=held.window,
+            customer_id=held.customer_id,
+            segment=held.segment.value,
+            score=held.score,
+            responded_at=held.responded_at,
+            recorded_at=held.recorded_at,
+        )
 
     @api.post(
         "/v1/cases/{case_id}/assign",

@@ -12,11 +12,12 @@ from nps_events import (
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.handlers import (
     PolicyInForce,
-    open_cases,
+    apply_policy,
     record_action_results,
     record_opt_outs,
     record_ticket_changes,
 )
+from nps_followup.metrics import RESPONSES_NOT_ACTED_ON
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.messaging import BatchHandler, Inbound, Rejection, accept
@@ -34,9 +35,11 @@ def followup_handler(
             scored, rejections = accept(batch, ResponseScored)
             if scored:
                 async with unit_of_work(sessions) as session:
-                    await open_cases(
+                    applied = await apply_policy(
                         FollowupRepository(session), scored, now=clock.now(), policy=policy
                     )
+                for held in applied.not_acted_on:  # counted once committed
+                    RESPONSES_NOT_ACTED_ON.labels(reason=held.reason.value).inc()
                 relay.wake()
             return rejections
         if topic == Topic.RESPONSES.value:

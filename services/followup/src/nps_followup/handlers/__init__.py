@@ -15,12 +15,14 @@ from nps_followup.handlers.common import (
     UnknownOwner,
     team_members,
 )
-from nps_followup.handlers.opening import open_cases
+from nps_followup.handlers.opening import Applied, apply_policy, open_cases
 from nps_followup.handlers.opt_outs import record_opt_outs
 from nps_followup.handlers.reading import (
+    FollowUp,
     GroupFigures,
     business_time_left,
     figures,
+    follow_up_of,
     get_case,
     list_cases,
 )
@@ -36,14 +38,18 @@ from nps_followup.handlers.transitions import (
 
 __all__ = [
     "CONSUMER",
+    "Applied",
     "CaseNotFound",
+    "FollowUp",
     "GroupFigures",
     "PolicyInForce",
     "UnknownOwner",
+    "apply_policy",
     "assign_case",
     "business_time_left",
     "close_case",
     "figures",
+    "follow_up_of",
     "get_case",
     "list_cases",
     "open_cases",

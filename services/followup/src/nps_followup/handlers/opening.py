@@ -22,10 +22,12 @@ from nps_followup.domain.cases import (
     Case,
     CasePlan,
     CaseStatus,
+    SetAside,
     TimelineEntry,
     account_owner,
     choose_owner,
     is_recovered,
+    not_acted_on,
     plan_case,
 )
 from nps_followup.domain.policy import ActionKind, OwnerRule, Policy
@@ -39,6 +41,15 @@ from nps_followup.handlers.ports import CaseOpening
 from nps_followup.handlers.timers import fire_timers
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What applying the policy to a batch did: the cases it opened, and the responses it did
+    not act on (with why)."""
+
+    opened: list[Case]
+    not_acted_on: list[SetAside]
+
+
 async def open_cases(
     repo: CaseOpening,
     scored: list[ResponseScored],
@@ -46,8 +57,24 @@ async def open_cases(
     now: datetime,
     policy: PolicyInForce,
 ) -> list[Case]:
+    """`apply_policy`, for callers that want the cases it opened."""
+    return (await apply_policy(repo, scored, now=now, policy=policy)).opened
+
+
+async def apply_policy(
+    repo: CaseOpening,
+    scored: list[ResponseScored],
+    *,
+    now: datetime,
+    policy: PolicyInForce,
+) -> Applied:
     """Apply the policy to each new response: open its case with the deadlines of the rule in
     force, assign its owner, schedule its actions (those due now are requested at once).
+
+    A response imported as history (`backfill`), or answered longer ago than its rule's
+    `act_on_responses_within`, is not acted on: no case, no message, nothing recorded on the
+    customer's cases; it is recorded as set aside, with the reason, when the policy would
+    otherwise have acted on it (a rule applies, or the customer has a case it would join).
 
     An update of a response that already has a case (a late comment, a changed score) is
     recorded on that case. A response of a customer who has a case a person still works is
@@ -75,10 +102,40 @@ async def open_cases(
     active = await repo.active_cases_of(customers)
     earlier = await repo.latest_worked_cases_of(customers - active.keys())
     batch = _Opening(now=now)
+    set_aside: dict[uuid.UUID, SetAside] = {}
     for response in todo:
         customer = response.customer.id
         if response.response_id in batch.response_ids:
             continue  # two versions of a new response in one batch: the first opens the case
+        rule = policy.policy.rule_for(
+            segment=response.segment,
+            source=response.source,
+            survey=response.survey_id,
+            attributes=response.customer.attributes,
+        )
+        window = policy.policy.response_window(rule)
+        reason = not_acted_on(
+            backfill=response.backfill,
+            responded_at=response.responded_at,
+            now=now,
+            window=window.calendar(),
+        )
+        if reason is not None:
+            if rule is not None or customer in active or customer in earlier:
+                set_aside[response.response_id] = SetAside(
+                    response_id=response.response_id,
+                    customer_id=customer,
+                    source=response.source,
+                    survey_id=response.survey_id,
+                    segment=response.segment,
+                    score=response.score,
+                    responded_at=response.responded_at,
+                    reason=reason,
+                    rule=None if rule is None else rule.name,
+                    window=str(window),
+                    recorded_at=now,
+                )
+            continue
         if customer in active:
             active[customer] = batch.attach(active[customer], response)
             continue
@@ -99,7 +156,9 @@ async def open_cases(
             if case.status.is_active:
                 active[customer] = case
     await batch.assign_owners(repo, policy.policy)
-    return await batch.write(repo, policy.policy)
+    opened = await batch.write(repo, policy.policy)
+    await repo.set_aside(list(set_aside.values()))
+    return Applied(opened, list(set_aside.values()))
 
 
 @dataclass
@@ -279,6 +338,7 @@ class _Opening:
             rule=plan.rule,
             status=plan.status.value,
             due_at=plan.due_at.isoformat() if plan.due_at else None,
+            **plan.why(policy),
         )
         self.timeline.append((case.case_id, opened))
         if case.status is CaseStatus.OPEN and case.due_at is not None:

@@ -10,7 +10,14 @@ from typing import Protocol
 
 from nps_events import Event, Segment
 from nps_followup.adapters.repository import ActionRow, DueTimer
-from nps_followup.domain.cases import Action, ActionState, Case, PlannedTimer, TimelineEntry
+from nps_followup.domain.cases import (
+    Action,
+    ActionState,
+    Case,
+    PlannedTimer,
+    SetAside,
+    TimelineEntry,
+)
 
 
 class Inbox(Protocol):
@@ -148,6 +155,10 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
         self, case_id: uuid.UUID, *, score: int, segment: Segment, comment: str | None
     ) -> None:
         """The customer updated the response the case is about."""
+        ...
+
+    async def set_aside(self, responses: Sequence[SetAside]) -> None:
+        """Record responses not acted on (back-fill, older than the window), with why."""
         ...
 
     async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:

@@ -13,10 +13,28 @@ from nps_followup.domain.access import CaseScope
 from nps_followup.domain.cases import (
     Case,
     CaseStatus,
+    SetAside,
     calendar_for,
 )
 from nps_followup.domain.figures import Rates, rates
 from nps_followup.handlers.common import PolicyInForce
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """What followup did with one response: the case it opened, or why it did not act on it."""
+
+    case: Case | None
+    set_aside: SetAside | None
+
+
+async def follow_up_of(repo: FollowupRepository, response_id: uuid.UUID) -> FollowUp | None:
+    """The case opened from the response, or its record as set aside; None if neither."""
+    case_id = (await repo.cases_for_responses([response_id])).get(response_id)
+    if case_id is not None:
+        return FollowUp(await repo.get_case(case_id), None)
+    held = await repo.set_aside_response(response_id)
+    return None if held is None else FollowUp(None, held)
 
 
 async def list_cases(

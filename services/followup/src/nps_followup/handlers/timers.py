@@ -31,7 +31,7 @@ from nps_followup.domain.cases import (
     CaseStatus,
     TimelineEntry,
     TimerKind,
-    contact_block,
+    held_back,
 )
 from nps_followup.domain.escalation import LADDER, ladder_step
 from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
@@ -145,7 +145,7 @@ def _dispatch(
 ) -> None:
     kind = ActionKind(row.channel)
     customer = customer_of(case)
-    blocked = contact_block(
+    blocked = held_back(
         kind=kind,
         customer=customer,
         opted_out=opted_out.get(case.customer_id, set()),
@@ -155,7 +155,8 @@ def _dispatch(
         now=now,
     )
     if blocked is not None:
-        into.states.append((row.action_id, ActionState.SKIPPED, blocked))
+        contact_rule, reason = blocked
+        into.states.append((row.action_id, ActionState.SKIPPED, reason))
         entry = timeline_entry(
             case.case_id,
             "action_skipped",
@@ -164,7 +165,8 @@ def _dispatch(
             actor=Actor.system(case.rule),
             action_id=str(row.action_id),
             channel=row.channel,
-            reason=blocked,
+            contact_rule=contact_rule,
+            reason=reason,
         )
         into.timeline.append((case.case_id, entry))
         log.info("action.skipped", case_id=str(case.case_id), channel=row.channel)

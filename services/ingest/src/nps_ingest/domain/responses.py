@@ -44,9 +44,11 @@ def normalise(
     source: str,
     now: datetime,
     comment_limit: int = MAX_COMMENT_CHARS,
+    backfill: bool = False,
 ) -> ResponseReceived:
     """The event for `response`; its `response_id` depends only on `source` and the provider's
-    id, its event id on that and the content (a replay is the same event, an update a new one)."""
+    id, its event id on that and the content (a replay is the same event, an update a new one).
+    `backfill`: imported history, scored and counted but never followed up."""
     comment, _ = fit_comment(response.comment, comment_limit)
     return ResponseReceived(
         response_id=ResponseReceived.derive_response_id(source, response.response_id),
@@ -58,6 +60,7 @@ def normalise(
         comment=comment,
         responded_at=response.responded_at,
         received_at=now,
+        backfill=backfill,
     )
 
 

@@ -5,7 +5,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp
@@ -72,6 +72,10 @@ COMMENTS_TRUNCATED = Counter(
 
 MAX_BATCH = 1000
 MAX_CSV_ROWS = 5000
+BACKFILL = (
+    "true: the responses are history (a migration from another survey tool). They are scored "
+    "and counted in the figures, and followup opens no case and contacts nobody for them."
+)
 CSV_COLUMNS = (
     "response_id",
     "survey_id",
@@ -453,7 +457,9 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
             raise _unavailable("Broker", exc, 5) from exc
         return _accepted(received)
 
-    async def batch(items: list[dict[str, Any] | str], source: str) -> BatchResult:
+    async def batch(
+        items: list[dict[str, Any] | str], source: str, *, backfill: bool
+    ) -> BatchResult:
         """`items` are decoded responses, or the error that already refused one."""
         domain: list[CanonicalResponse | None] = []
         refused: dict[int, str] = {}
@@ -474,6 +480,7 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
             clock=clock,
             ack_timeout=publish_timeout,
             comment_limit=comment_limit,
+            backfill=backfill,
         )
         results = []
         for index, outcome in enumerate(outcomes):
@@ -510,12 +517,14 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
         },
     )
     async def post_batch(
-        body: BatchIn, source: Annotated[str, Depends(authenticated_source)]
+        body: BatchIn,
+        source: Annotated[str, Depends(authenticated_source)],
+        backfill: Annotated[bool, Query(description=BACKFILL)] = False,
     ) -> BatchResult:
         """Each item is validated and published on its own: one bad item never sinks the
         rest. `duplicate` marks an item identical to an earlier one in the same batch; an
         `error` item may be re-posted alone once fixed."""
-        return await batch(list(body.responses), source)
+        return await batch(list(body.responses), source, backfill=backfill)
 
     @api.post(
         "/v1/responses/import",
@@ -530,7 +539,9 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
         },
     )
     async def post_csv(
-        request: Request, source: Annotated[str, Depends(authenticated_source)]
+        request: Request,
+        source: Annotated[str, Depends(authenticated_source)],
+        backfill: Annotated[bool, Query(description=BACKFILL)] = False,
     ) -> BatchResult:
         """A header row, then one response per row. Columns: response_id, survey_id,
         customer_id, customer_email, customer_name, score, comment, responded_at (a header
@@ -571,7 +582,7 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
                 items.append(_csv_item(row.cells))
             except InvalidResponseError as exc:
                 items.append(str(exc))
-        answer = await batch(items, source)
+        answer = await batch(items, source, backfill=backfill)
         for result, row in zip(answer.results, rows, strict=True):
             result.line = row.line
         return answer
