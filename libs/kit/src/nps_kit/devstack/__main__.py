@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from cryptography.fernet import Fernet
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -127,6 +128,8 @@ class DevStack:
             "DATABASE_URL": database,
             "SMTP_HOST": smtp_host,
             "SMTP_PORT": smtp_port,
+            "CONSOLE_SESSION_KEYS": os.environ.get("CONSOLE_SESSION_KEYS")
+            or session_key(self.var / "console" / "session-key"),
             "INGEST_API_TOKENS": os.environ.get(
                 "INGEST_API_TOKENS", json.dumps({"dev": s.ingest_token})
             ),
@@ -289,6 +292,19 @@ def _down(settings: DevStackSettings) -> int:
         time.sleep(0.3)
     _say("npsloop stopped.")
     return 0
+
+
+def session_key(path: Path) -> str:
+    """The console's key for the tokens it keeps, made once and kept in `path` (0600), so
+    that people stay signed in across restarts of the dev stack."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(Fernet.generate_key().decode())
+    tmp.rename(path)
+    return path.read_text().strip()
 
 
 def _key_file(settings: DevStackSettings) -> Path:
