@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
+import uvicorn
 from cryptography.fernet import Fernet
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -331,6 +332,14 @@ def _token(
     return 0
 
 
+def _idp(*, host: str, port: int, issuer: str, key_file: Path) -> int:
+    """The provider served by uvicorn in this process until it is stopped (SIGTERM)."""
+    provider = DevIdentityProvider(issuer=issuer, key_file=key_file)
+    _say(f"dev identity provider {issuer} on {host}:{port}")
+    uvicorn.run(provider.app(), host=host, port=port, log_level="warning", lifespan="off")
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m nps_kit.devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -342,8 +351,24 @@ def main() -> None:
     token.add_argument("--user", help="a person's email address (a dev user, or any with --role)")
     token.add_argument("--role", choices=["viewer", "agent", "lead", "admin"], default=None)
     token.add_argument("--client", help="a program's client id (client credentials)")
+    idp = sub.add_parser(
+        "idp", help="serve the dev identity provider alone, in the foreground (docker compose)"
+    )
+    idp.add_argument("--host", default="127.0.0.1")
+    idp.add_argument("--port", type=int, default=8010)
+    idp.add_argument("--issuer", help="its issuer URL (default http://<host>:<port>)")
+    idp.add_argument("--key-file", type=Path, help="its signing key (PEM), made when missing")
     args = parser.parse_args()
     settings = DevStackSettings()
+    if args.command == "idp":
+        raise SystemExit(
+            _idp(
+                host=args.host,
+                port=args.port,
+                issuer=args.issuer or f"http://{args.host}:{args.port}",
+                key_file=args.key_file or _key_file(settings),
+            )
+        )
     if args.command == "token":
         raise SystemExit(_token(settings, user=args.user, role=args.role, client=args.client))
     if args.command == "run":
