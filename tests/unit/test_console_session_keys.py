@@ -1,6 +1,7 @@
 """The console's key for the tokens it keeps: it will not start without one, a key that is
 not a Fernet key is named in the error, and a new key put first still opens what the old one
-sealed (rotation), while a key taken out opens nothing."""
+sealed (rotation), while a key taken out opens nothing. And its OpenID Connect client runs
+on the HTTP client Authlib supports."""
 
 import sys
 
@@ -48,3 +49,12 @@ def test_a_new_key_first_opens_what_the_old_one_sealed_until_the_old_one_is_remo
     assert TokenCipher([new]).open(resealed) == "an access token", "sealed with the first key"
     with pytest.raises(InvalidToken):
         TokenCipher([new]).open(sealed)
+
+
+def test_authlib_runs_on_httpx2_not_on_its_deprecated_httpx_fallback() -> None:
+    # Authlib (1.8+) picks httpx2 when it can import it, else falls back to httpx with an
+    # AuthlibDeprecationWarning that it forces to "always" show (so a warnings filter cannot
+    # guard this): the module it picked is the one to look at.
+    from authlib.integrations.httpx_client import _compat  # noqa: PLC0415
+
+    assert _compat.httpx2.__name__ == "httpx2"
