@@ -195,3 +195,28 @@ async def test_a_revoked_refresh_token_is_refused(http: httpx.AsyncClient, infra
     )
     assert revoked.status_code == 200
     assert (await _refresh(http, infra, token)).json()["error"] == "invalid_grant"
+
+
+async def test_signing_out_at_the_provider_ends_that_persons_refresh_tokens(
+    http: httpx.AsyncClient, infra: Infra
+) -> None:
+    verifier, challenge = _pkce()
+    tokens = {}
+    for person in ("alex@example.com", "sam@example.com"):
+        code = await _sign_in(
+            http, infra, user=person, challenge=challenge, scope="openid offline_access"
+        )
+        tokens[person] = (await _exchange(http, infra, code, verifier)).json()
+    back = "http://127.0.0.1:8000/signed-out"
+    answer = await http.get(
+        f"{infra.issuer}/logout",
+        params={
+            "id_token_hint": tokens["alex@example.com"]["id_token"],
+            "post_logout_redirect_uri": back,
+        },
+    )
+    assert (answer.status_code, answer.headers["location"]) == (303, back)
+    ended = await _refresh(http, infra, tokens["alex@example.com"]["refresh_token"])
+    assert ended.json()["error"] == "invalid_grant"
+    kept = await _refresh(http, infra, tokens["sam@example.com"]["refresh_token"])
+    assert kept.status_code == 200, "another person's sign-in ended too"

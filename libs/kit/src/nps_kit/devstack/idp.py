@@ -437,6 +437,29 @@ class _Endpoints:
         return JSONResponse({k: claims[k] for k in keys if k in claims})
 
     async def logout(self, request: Request) -> Response:
+        """RP-initiated logout: this provider keeps no browser session, so what it ends are
+        the refresh tokens it gave that person's client (the ID token hint says whose; an
+        expired hint is still a hint)."""
+        hint = request.query_params.get("id_token_hint", "")
+        try:
+            claims = jwt.decode(
+                hint,
+                self.provider.public_key,
+                algorithms=["RS256"],
+                audience=list(DEV_RELYING_PARTIES),
+                issuer=self.provider.issuer,
+                options={"verify_exp": False},
+            )
+        except jwt.InvalidTokenError:
+            claims = {}
+        if claims:
+            ended = {
+                r.family
+                for r in self.refresh_tokens.values()
+                if subject_of(r.user.email) == claims.get("sub") and r.client_id == claims["aud"]
+            }
+            for family in ended:
+                self._end_family(family)
         target = request.query_params.get("post_logout_redirect_uri", "")
         if _LOCAL_REDIRECT.match(target):
             return RedirectResponse(target, status_code=303)
