@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -147,6 +148,11 @@ async def _work_until(
         assert (await console.get("/cases")).status_code == 503, clock.ahead
     clock.ahead += until - clock.now()
     assert (await console.get("/cases")).status_code == 503, clock.ahead
+
+
+def _refreshes(outcome: str) -> float:
+    found = REGISTRY.get_sample_value("npsloop_console_token_refreshes_total", {"outcome": outcome})
+    return found or 0.0
 
 
 async def _refresh_at_provider(infra: Infra, refresh_token: str) -> httpx.Response:
@@ -326,6 +332,7 @@ async def test_an_access_token_about_to_end_is_refreshed_and_a_replayed_refresh_
 ) -> None:
     cookie = await _sign_in(console, "alex@example.com")
     before = await _session(sessions, infra, cookie)
+    counted = {o: _refreshes(o) for o in ("refreshed", "refused")}
     assert before.access_token_expires_at is not None
     assert before.refresh_token is not None
     # Until 30 s before the access token ends (the console refreshes 60 s before).
@@ -337,6 +344,7 @@ async def test_an_access_token_about_to_end_is_refreshed_and_a_replayed_refresh_
     assert after.access_token_expires_at is not None
     assert after.access_token_expires_at > before.access_token_expires_at
     assert after.refresh_token not in (None, before.refresh_token), "not rotated"
+    assert _refreshes("refreshed") == counted["refreshed"] + 1
     # The spent refresh token, presented again, is a replay: the provider refuses it and
     # ends the rotation it belongs to, so the console's own refresh fails next time.
     replayed = await _refresh_at_provider(infra, before.refresh_token)
@@ -353,6 +361,7 @@ async def test_an_access_token_about_to_end_is_refreshed_and_a_replayed_refresh_
             select(tables.sessions.c.id_hash).where(tables.sessions.c.id_hash == after.id_hash)
         )
         assert rows.first() is None, "the session outlived a refused refresh"
+    assert _refreshes("refused") == counted["refused"] + 1
 
 
 async def test_a_session_ends_when_idle_and_at_its_lifetime_and_is_purged(

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from nps_console.adapters.oidc import IdentityProvider, SignInFailed
 from nps_console.adapters.sessions import Session, SessionStore, new_id
+from nps_console.metrics import TOKEN_REFRESHES
 from nps_kit.auth import Principal, TokenError, TokenVerifier
 from nps_kit.logging import get_logger
 
@@ -125,6 +126,7 @@ async def refresh(
         principal: Principal = await verifier.verify(tokens.access_token)
     except (SignInFailed, TokenError) as exc:
         log.info("console.refresh_refused", reason=str(exc))
+        TOKEN_REFRESHES.labels("refused").inc()
         await store.remove(id_hash)
         return None
     roles = sorted(role.value for role in principal.roles)
@@ -140,6 +142,7 @@ async def refresh(
         roles=roles,
     )
     log.info("console.tokens_refreshed")
+    TOKEN_REFRESHES.labels("refreshed").inc()
     return replace(
         session,
         access_token=tokens.access_token,
