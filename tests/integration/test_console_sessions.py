@@ -9,6 +9,7 @@ token and goes to the provider's end-session endpoint.
 The console's clock is the real one shifted by `clock.ahead`: hours pass without a sleep,
 while the tokens the provider signs stay valid for the APIs' verifier."""
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +30,7 @@ from nps_console.adapters.sessions import Session, SessionStore, TokenCipher
 from nps_console.config import ConsoleSettings
 from nps_console.entrypoints import web
 from nps_kit.access import Access
+from nps_kit.auth import AuthSettings
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.devstack import free_port
 from nps_kit.devstack.idp import DEV_RELYING_PARTIES
@@ -67,10 +69,16 @@ def _store(db: AsyncSession, infra: Infra) -> SessionStore:
     return SessionStore(db, cipher=TokenCipher([infra.session_key]), idle=IDLE)
 
 
-@pytest.fixture(scope="module")
-async def console(
-    sessions: SessionFactory, access: Access, infra: Infra, module_clock: AheadClock
+@contextlib.asynccontextmanager
+async def _console(
+    sessions: SessionFactory,
+    access: Access,
+    infra: Infra,
+    clock: AheadClock,
+    *,
+    issuer: str | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """The console's pages, signing in with `issuer` (the dev provider's unless given)."""
     nowhere = (
         f"http://127.0.0.1:{free_port()}"  # the APIs: a form that passes the checks fails here
     )
@@ -78,7 +86,7 @@ async def console(
         public_url=CONSOLE,
         followup_url=nowhere,
         scoring_url=nowhere,
-        auth=infra.auth(),
+        auth=AuthSettings(issuer=issuer) if issuer else infra.auth(),
         api_timeout_seconds=2,
         session_keys=infra.session_key,
         session_idle_minutes=IDLE.total_seconds() / 60,
@@ -94,7 +102,7 @@ async def console(
                 provider=IdentityProvider(settings),
                 verifier=access.verifier,
                 apis=apis,
-                clock=module_clock,
+                clock=clock,
             )
         )
     )
@@ -102,6 +110,14 @@ async def console(
         yield httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=CONSOLE)
     finally:
         await apis.close()
+
+
+@pytest.fixture(scope="module")
+async def console(
+    sessions: SessionFactory, access: Access, infra: Infra, module_clock: AheadClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with _console(sessions, access, infra, module_clock) as client:
+        yield client
 
 
 async def _sign_in(client: httpx.AsyncClient, person: str, *, next_page: str = "/cases") -> str:
@@ -385,3 +401,34 @@ async def test_a_session_ends_when_idle_and_at_its_lifetime_and_is_purged(
             select(tables.sessions.c.id_hash).where(tables.sessions.c.id_hash.in_(hashes))
         )
         assert left.all() == []
+
+
+async def test_a_provider_that_does_not_answer_ends_the_session_only_once_its_token_has_ended(
+    sessions: SessionFactory, access: Access, infra: Infra
+) -> None:
+    clock = AheadClock()
+    gone = f"http://127.0.0.1:{free_port()}"
+    cookie = "a-session-" + uuid.uuid4().hex
+    now = datetime.now(UTC)
+    async with unit_of_work(sessions) as db:
+        await _store(db, infra).add(
+            cookie,
+            created_at=now,
+            expires_at=now + LIFETIME,
+            subject="s",
+            email="alex@example.com",
+            roles=["agent"],
+            access_token=infra.token("alex@example.com"),
+            access_token_expires_at=now + timedelta(seconds=50),
+            refresh_token="a-refresh-token",
+        )
+    async with _console(sessions, access, infra, clock, issuer=gone) as console:
+        console.cookies.set(COOKIE, cookie)
+        kept = await console.get("/cases")
+        assert kept.status_code == 503, "signed out while the access token still held"
+        clock.ahead = timedelta(seconds=51)
+        ended = await console.get("/cases")
+        assert ended.status_code == 303
+        assert ended.headers["location"].startswith("/sign-in")
+    async with sessions() as db:
+        assert await _store(db, infra).get(cookie, now=datetime.now(UTC)) is None

@@ -5,7 +5,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from nps_console.adapters.oidc import IdentityProvider, SignInFailed
+from nps_console.adapters.oidc import IdentityProvider, RefreshRefused, SignInFailed
 from nps_console.adapters.sessions import Session, SessionStore, new_id
 from nps_console.metrics import TOKEN_REFRESHES
 from nps_kit.auth import Principal, TokenError, TokenVerifier
@@ -109,7 +109,8 @@ async def refresh(
 ) -> Session | None:
     """New tokens for a session whose access token ends within `before`, or None when the
     session has ended: the provider refused the refresh token (revoked, expired, or the
-    person's provider session ended), and the session is deleted.
+    person's provider session ended), and the session is deleted. A provider that does not
+    answer ends nothing while the access token still holds: the next page tries again.
 
     The row stays locked from the read to the write: with rotating refresh tokens, two pages
     asked for at once would otherwise spend the same token twice, and the provider would
@@ -125,6 +126,10 @@ async def refresh(
         tokens = await provider.refresh(session.refresh_token)
         principal: Principal = await verifier.verify(tokens.access_token)
     except (SignInFailed, TokenError) as exc:
+        if not isinstance(exc, (RefreshRefused, TokenError)) and session.signed_in(now):
+            log.warning("console.refresh_unavailable", reason=str(exc))
+            TOKEN_REFRESHES.labels("unavailable").inc()
+            return session
         log.info("console.refresh_refused", reason=str(exc))
         TOKEN_REFRESHES.labels("refused").inc()
         await store.remove(id_hash)

@@ -4,7 +4,8 @@ from prometheus_client import Counter
 
 TOKEN_REFRESHES = Counter(
     "npsloop_console_token_refreshes_total",
-    "Access tokens the console renewed with a refresh token, by outcome: refreshed, or "
-    "refused (the provider said no or did not answer, and the session ended).",
+    "Access tokens the console renewed with a refresh token, by outcome: refreshed, "
+    "unavailable (the provider did not answer; the access token still held, tried again on "
+    "the next page) or refused (the session ended).",
     ["outcome"],
 )

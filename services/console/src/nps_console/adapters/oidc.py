@@ -21,6 +21,11 @@ class SignInFailed(Exception):  # noqa: N818 - named for what it is
     """The provider refused, or what it sent back does not check out."""
 
 
+class RefreshRefused(SignInFailed):
+    """The provider answered a refresh with an error (RFC 6749 §5.2: the refresh token is
+    revoked, expired or spent), as opposed to not answering at all."""
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
     """Where to send the browser, and what to keep until it comes back."""
@@ -117,7 +122,7 @@ class IdentityProvider:
                     metadata["token_endpoint"], refresh_token=refresh_token
                 )
         except OAuthError as exc:
-            raise SignInFailed(exc.description or exc.error or "refused") from exc
+            raise RefreshRefused(exc.description or exc.error or "refused") from exc
         except Exception as exc:
             raise SignInFailed(f"the refresh did not succeed ({type(exc).__name__})") from exc
         if "access_token" not in token:
