@@ -9,7 +9,7 @@ from nps_kit import cli
 
 def main() -> None:
     settings = ConsoleSettings()
-    if not settings.session_key_list and sys.argv[1:2] != ["migrate"]:
+    if not settings.session_key_list and sys.argv[1:2] == ["serve"] and "--help" not in sys.argv:
         raise SystemExit(MISSING_KEY)
     cli.main(
         service="console",
