@@ -30,7 +30,7 @@ def test_its_command_says_what_is_missing_and_how_to_make_one(
     assert isinstance(exited.value.code, str), "a message, not a traceback"
     assert "CONSOLE_SESSION_KEYS is not set" in exited.value.code
     assert "Fernet.generate_key()" in exited.value.code
-    # Its help, and its migrations, need no key.
+    # Its help needs no key.
     monkeypatch.setattr(sys, "argv", ["nps-console", "--help"])
     with pytest.raises(SystemExit) as helped:
         console_command.main()
