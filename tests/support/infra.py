@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -59,6 +60,8 @@ class Infra:
     idempotence: bool = False
     #: The identity provider whose tokens the services accept.
     idp: ServedIdentityProvider | None = None
+    #: The console's key for the tokens it keeps (`CONSOLE_SESSION_KEYS`), new each session.
+    session_key: str = dataclasses.field(default_factory=lambda: Fernet.generate_key().decode())
 
     @property
     def issuer(self) -> str:
@@ -92,6 +95,7 @@ class Infra:
             "DATABASE_URL": self.database_url,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp_port),
+            "CONSOLE_SESSION_KEYS": self.session_key,
         }
 
 

@@ -1,12 +1,16 @@
 """`nps-console serve|migrate`."""
 
-from nps_console.bootstrap import build
+import sys
+
+from nps_console.bootstrap import MISSING_KEY, build
 from nps_console.config import ConsoleSettings
 from nps_kit import cli
 
 
 def main() -> None:
     settings = ConsoleSettings()
+    if not settings.session_key_list and sys.argv[1:2] == ["serve"] and "--help" not in sys.argv:
+        raise SystemExit(MISSING_KEY)
     cli.main(
         service="console",
         log=settings.log,

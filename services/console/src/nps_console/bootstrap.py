@@ -9,7 +9,6 @@ from fastapi import FastAPI
 
 from nps_console.adapters.apis import Apis
 from nps_console.adapters.oidc import IdentityProvider
-from nps_console.adapters.sessions import SessionStore
 from nps_console.config import ConsoleSettings
 from nps_console.entrypoints import web
 from nps_kit.access import Access
@@ -31,7 +30,21 @@ class Console:
     runtime: Runtime
 
 
+class MissingSessionKey(Exception):  # noqa: N818 - named for what it is
+    """The console was started without CONSOLE_SESSION_KEYS."""
+
+
+MISSING_KEY = (
+    "CONSOLE_SESSION_KEYS is not set: the console keeps people's tokens encrypted and needs "
+    "a key to do it. Make one with\n"
+    "  python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'\n"
+    "and give it to the console as a secret (`make run` makes its own under var/console/)."
+)
+
+
 def build(settings: ConsoleSettings, *, clock: Clock | None = None) -> Console:
+    if not settings.session_key_list:
+        raise MissingSessionKey(MISSING_KEY)
     clock = clock or SystemClock()
     engine = create_engine(settings.database, application_name="npsloop-console")
     sessions = session_factory(engine)
@@ -49,7 +62,7 @@ def build(settings: ConsoleSettings, *, clock: Clock | None = None) -> Console:
         while not stopping.is_set():
             try:
                 async with unit_of_work(sessions) as db:
-                    removed = await SessionStore(db).remove_expired(clock.now())
+                    removed = await console.store(db).remove_expired(clock.now())
                 if removed:
                     log.info("console.sessions_pruned", sessions=removed)
             except Exception as exc:

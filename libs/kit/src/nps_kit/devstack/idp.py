@@ -1,6 +1,7 @@
 """A small OpenID Connect provider for the dev stack and the tests: real RS256 signatures,
-a discovery document, a key set, the client-credentials grant for programs, and tokens for
-the documented people (`make token USER=… ROLE=…`). Nothing here is used in production:
+a discovery document, a key set, the client-credentials grant for programs, the authorization
+code grant (PKCE) with rotating refresh tokens for the console, and tokens for the documented
+people (`make token USER=… ROLE=…`). Nothing here is used in production:
 there the services trust the company's own provider (`AUTH_ISSUER`).
 
 Built on PyJWT and cryptography (the verifier's own libraries) and Starlette; its signing key
@@ -38,6 +39,8 @@ from nps_kit.devstack.process import wait_for_port
 
 AUDIENCE = "npsloop"
 TOKEN_LIFETIME_SECONDS = 3600
+#: How long a refresh token may wait for its one use (each use gives a new one).
+REFRESH_TOKEN_LIFETIME_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +204,12 @@ class DevIdentityProvider:
             "token_endpoint": f"{self.issuer}/token",
             "userinfo_endpoint": f"{self.issuer}/userinfo",
             "end_session_endpoint": f"{self.issuer}/logout",
-            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "revocation_endpoint": f"{self.issuer}/revoke",
+            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
-            "scopes_supported": ["openid", "email", "profile"],
+            "scopes_supported": ["openid", "email", "profile", "offline_access"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "claims_supported": ["sub", "email", "name", "roles", "groups", "client_id"],
@@ -238,6 +242,20 @@ class _Grant:
     redirect_uri: str
     code_challenge: str
     nonce: str | None
+    scope: str
+    expires: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Refresh:
+    """A refresh token's grant (RFC 6749 §6). Each use spends it and gives a new one of the
+    same `family`; a spent one presented again means it was stolen or replayed, and ends the
+    whole family (rotation with reuse detection, as the OAuth security BCP describes)."""
+
+    user: DevUser
+    client_id: str
+    scope: str
+    family: str
     expires: float
 
 
@@ -250,11 +268,14 @@ _LOCAL_REDIRECT = re.compile(r"^http://(127\.0\.0\.1|localhost)(:\d+)?/")
 class _Endpoints:
     """The provider's HTTP face: discovery, keys, the sign-in page (pick a dev person; there
     are no passwords), the token endpoint (authorization code with PKCE S256, client
-    credentials), userinfo and sign-out."""
+    credentials, refresh token), revocation, userinfo and sign-out."""
 
     def __init__(self, provider: DevIdentityProvider) -> None:
         self.provider = provider
         self.grants: dict[str, _Grant] = {}
+        self.refresh_tokens: dict[str, _Refresh] = {}
+        #: Spent refresh token → its family, to notice a replay.
+        self.spent: dict[str, str] = {}
 
     def app(self) -> Starlette:
         return Starlette(
@@ -263,6 +284,7 @@ class _Endpoints:
                 Route("/jwks", self.jwks),
                 Route("/authorize", self.authorize, methods=["GET", "POST"]),
                 Route("/token", self.token, methods=["POST"]),
+                Route("/revoke", self.revoke, methods=["POST"]),
                 Route("/userinfo", self.userinfo),
                 Route("/logout", self.logout),
             ]
@@ -296,6 +318,7 @@ class _Endpoints:
             redirect_uri=redirect_uri,
             code_challenge=params["code_challenge"],
             nonce=params.get("nonce"),
+            scope=params.get("scope", "openid"),
             expires=time.monotonic() + 60,
         )
         query = {"code": code} | ({"state": params["state"]} if params.get("state") else {})
@@ -310,13 +333,21 @@ class _Endpoints:
             if issued is None:
                 return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
             return _tokens({"access_token": issued})
-        if grant_type != "authorization_code":
+        if grant_type not in ("authorization_code", "refresh_token"):
             return _oauth_error(
-                400, "unsupported_grant_type", "authorization_code or client_credentials"
+                400,
+                "unsupported_grant_type",
+                "authorization_code, refresh_token or client_credentials",
             )
         expected = DEV_RELYING_PARTIES.get(client_id or "")
         if expected is None or not secrets_equal(expected, secret or ""):
             return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        if grant_type == "refresh_token":
+            return self._refresh(client_id or "", form.get("refresh_token", ""))
+        return self._exchange(client_id or "", form)
+
+    def _exchange(self, client_id: str, form: Mapping[str, str]) -> JSONResponse:
+        """RFC 6749 §4.1.3 with RFC 7636: an authorization code for tokens."""
         grant = self.grants.pop(form.get("code", ""), None)
         verifier = form.get("code_verifier", "")
         challenge = _b64(hashlib.sha256(verifier.encode()).digest())
@@ -330,16 +361,69 @@ class _Endpoints:
             return _oauth_error(
                 400, "invalid_grant", "unknown, used or expired code, or PKCE failed"
             )
-        user = grant.user
-        return _tokens(
-            {
-                "access_token": self.provider.person_token(user.email),
-                "id_token": self.provider.id_token(
-                    user, client_id=grant.client_id, nonce=grant.nonce
-                ),
-                "scope": "openid email profile",
-            }
+        return self._issue(
+            grant.user, client_id=grant.client_id, scope=grant.scope, nonce=grant.nonce
         )
+
+    def _issue(
+        self,
+        user: DevUser,
+        *,
+        client_id: str,
+        scope: str,
+        nonce: str | None = None,
+        family: str | None = None,
+    ) -> JSONResponse:
+        """Access and ID tokens, and a refresh token when `offline_access` was granted."""
+        granted = [s for s in scope.split() if s in self.provider.discovery()["scopes_supported"]]
+        body = {
+            "access_token": self.provider.person_token(user.email),
+            "id_token": self.provider.id_token(user, client_id=client_id, nonce=nonce),
+            "scope": " ".join(granted),
+        }
+        if "offline_access" in granted:
+            refresh = secrets.token_urlsafe(32)
+            self.refresh_tokens[refresh] = _Refresh(
+                user=user,
+                client_id=client_id,
+                scope=" ".join(granted),
+                family=family or secrets.token_urlsafe(8),
+                expires=time.monotonic() + REFRESH_TOKEN_LIFETIME_SECONDS,
+            )
+            body["refresh_token"] = refresh
+        return _tokens(body)
+
+    def _refresh(self, client_id: str, token: str) -> JSONResponse:
+        """RFC 6749 §6: a new access token (and ID token) for a refresh token, which is spent
+        and replaced by a new one (rotation)."""
+        found = self.refresh_tokens.pop(token, None)
+        if found is None:
+            replayed = self.spent.get(token)
+            if replayed is not None:
+                self._end_family(replayed)
+            return _oauth_error(400, "invalid_grant", "unknown, used or revoked refresh token")
+        if found.client_id != client_id or found.expires < time.monotonic():
+            return _oauth_error(400, "invalid_grant", "expired or another client's refresh token")
+        self.spent[token] = found.family
+        return self._issue(found.user, client_id=client_id, scope=found.scope, family=found.family)
+
+    def _end_family(self, family: str) -> None:
+        for token in [t for t, r in self.refresh_tokens.items() if r.family == family]:
+            self.spent[token] = family
+            del self.refresh_tokens[token]
+
+    async def revoke(self, request: Request) -> Response:
+        """RFC 7009: a client revokes its refresh token (and so its whole family). Unknown
+        tokens are answered 200 too, as the RFC asks."""
+        form = await _form(request)
+        client_id, secret = _client_credentials(request.headers, form)
+        expected = DEV_RELYING_PARTIES.get(client_id or "")
+        if expected is None or not secrets_equal(expected, secret or ""):
+            return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+        found = self.refresh_tokens.get(form.get("token", ""))
+        if found is not None and found.client_id == client_id:
+            self._end_family(found.family)
+        return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
     async def userinfo(self, request: Request) -> JSONResponse:
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -353,6 +437,29 @@ class _Endpoints:
         return JSONResponse({k: claims[k] for k in keys if k in claims})
 
     async def logout(self, request: Request) -> Response:
+        """RP-initiated logout: this provider keeps no browser session, so what it ends are
+        the refresh tokens it gave that person's client (the ID token hint says whose; an
+        expired hint is still a hint)."""
+        hint = request.query_params.get("id_token_hint", "")
+        try:
+            claims = jwt.decode(
+                hint,
+                self.provider.public_key,
+                algorithms=["RS256"],
+                audience=list(DEV_RELYING_PARTIES),
+                issuer=self.provider.issuer,
+                options={"verify_exp": False},
+            )
+        except jwt.InvalidTokenError:
+            claims = {}
+        if claims:
+            ended = {
+                r.family
+                for r in self.refresh_tokens.values()
+                if subject_of(r.user.email) == claims.get("sub") and r.client_id == claims["aud"]
+            }
+            for family in ended:
+                self._end_family(family)
         target = request.query_params.get("post_logout_redirect_uri", "")
         if _LOCAL_REDIRECT.match(target):
             return RedirectResponse(target, status_code=303)

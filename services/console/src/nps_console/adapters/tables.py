@@ -21,7 +21,11 @@ sessions = Table(
     Column("email", String(254), nullable=True),
     Column("name", String(200), nullable=True),
     Column("roles", JSON, nullable=True),
+    #: The provider's tokens, each encrypted (Fernet, CONSOLE_SESSION_KEYS).
     Column("access_token", Text, nullable=True),
     Column("access_token_expires_at", DateTime(timezone=True), nullable=True),
     Column("id_token", Text, nullable=True),
+    Column("refresh_token", Text, nullable=True),
+    #: The last page asked for: the session ends CONSOLE_SESSION_IDLE_MINUTES later.
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, index=True),
 )

@@ -18,15 +18,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_console import catalog
 from nps_console.adapters.apis import ApiRefused, Apis, ApiUnavailable, TokenRefused
 from nps_console.adapters.oidc import IdentityProvider, SignInFailed
-from nps_console.adapters.sessions import Session, SessionStore
+from nps_console.adapters.sessions import Session, SessionStore, TokenCipher
 from nps_console.config import ConsoleSettings
 from nps_console.domain.chart import nps_chart
 from nps_console.domain.deadline import due_label
-from nps_console.handlers import begin_sign_in, finish_sign_in, sign_out
+from nps_console.handlers import begin_sign_in, finish_sign_in, refresh, sign_out
 from nps_events import ContactOutcome
 from nps_kit.auth import TokenVerifier
 from nps_kit.clock import Clock
@@ -49,6 +50,8 @@ STEPS = {
 Step = Literal["contact", "resolve", "assign", "close", "reopen"]
 OUTCOMES = tuple(outcome.value for outcome in ContactOutcome)
 LEAD_ROLES = frozenset({"lead", "admin"})
+#: A session's last page is written at most this often (its idle lifetime counts from it).
+SEEN_EVERY = timedelta(seconds=30)
 
 
 class _Redirect(Exception):  # noqa: N818 - control flow: answer with a redirect
@@ -77,6 +80,7 @@ class Console:
         self.templates.filters["when"] = _when
         self.templates.filters["detail"] = _detail
         self.cookie = "__Host-npsloop" if self.settings.secure_cookies else "npsloop_session"
+        self.cipher = TokenCipher(self.settings.session_key_list)
         issuer = urlsplit(self.settings.auth.issuer)
         self.csp = (
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -122,25 +126,49 @@ class Console:
 
     # --- sessions -----------------------------------------------------------------------
 
+    def store(self, db: AsyncSession) -> SessionStore:
+        return SessionStore(
+            db,
+            cipher=self.cipher,
+            idle=timedelta(minutes=self.settings.session_idle_minutes),
+        )
+
     async def session_of(self, request: Request) -> Session | None:
         cookie = request.cookies.get(self.cookie)
         if not cookie:
             return None
         async with self.sessions() as db:
-            return await SessionStore(db).get(cookie, now=self.clock.now())
+            return await self.store(db).get(cookie, now=self.clock.now())
 
     async def signed_in(self, request: Request, *, back_to: str | None = None) -> Session:
         """The signed-in session, or a redirect to sign in (and back here afterwards). An
-        expired access token counts as signed out."""
+        access token about to end is refreshed first (where the provider gave a refresh
+        token); one that has ended, or a refresh the provider refuses, counts as signed
+        out. Each page counts as activity for the idle lifetime."""
+        now = self.clock.now()
         session = await self.session_of(request)
-        if session is not None and session.signed_in(self.clock.now()):
+        before = timedelta(seconds=self.settings.refresh_before_seconds)
+        if session is not None and session.due_for_refresh(now, before=before):
+            async with unit_of_work(self.sessions) as db:
+                session = await refresh(
+                    self.store(db),
+                    self.provider,
+                    self.verifier,
+                    id_hash=session.id_hash,
+                    now=now,
+                    before=before,
+                )
+        if session is not None and session.signed_in(now):
+            if session.last_seen_at is None or now - session.last_seen_at >= SEEN_EVERY:
+                async with unit_of_work(self.sessions) as db:
+                    await self.store(db).seen(session.id_hash, now)
             return session
         raise _Redirect("/sign-in?" + urlencode({"next": back_to or _here(request)}))
 
     async def token_refused(self, session: Session, back_to: str) -> RedirectResponse:
         """The API refused the token (expired, revoked): sign in again."""
         async with unit_of_work(self.sessions) as db:
-            await SessionStore(db).forget_tokens(session.id_hash)
+            await self.store(db).forget_tokens(session.id_hash)
         return RedirectResponse("/sign-in?" + urlencode({"next": back_to}), status_code=303)
 
     def set_cookie(self, response: Response, value: str, *, max_age: int) -> None:
@@ -253,7 +281,7 @@ def _sign_in_routes(api: APIRouter, console: Console) -> None:
         try:
             async with unit_of_work(console.sessions) as db:
                 started = await begin_sign_in(
-                    SessionStore(db), console.provider, return_to=next, now=console.clock.now()
+                    console.store(db), console.provider, return_to=next, now=console.clock.now()
                 )
         except SignInFailed as exc:
             return console.page(
@@ -281,7 +309,7 @@ def _sign_in_routes(api: APIRouter, console: Console) -> None:
         try:
             async with unit_of_work(console.sessions) as db:
                 done = await finish_sign_in(
-                    SessionStore(db),
+                    console.store(db),
                     console.provider,
                     console.verifier,
                     pending=pending,
@@ -307,7 +335,7 @@ def _sign_in_routes(api: APIRouter, console: Console) -> None:
         except _Forbidden:
             return _csrf_page(console, session)
         async with unit_of_work(console.sessions) as db:
-            location = await sign_out(SessionStore(db), console.provider, session)
+            location = await sign_out(console.store(db), console.provider, session)
         response = RedirectResponse(location, status_code=303)
         response.delete_cookie(console.cookie, path="/", secure=settings.secure_cookies)
         return response
