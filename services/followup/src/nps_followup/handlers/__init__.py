@@ -19,10 +19,13 @@ from nps_followup.handlers.opening import open_cases
 from nps_followup.handlers.opt_outs import record_opt_outs
 from nps_followup.handlers.reading import (
     GroupFigures,
+    QueuePage,
     business_time_left,
+    business_time_runs_until,
     figures,
     get_case,
     list_cases,
+    queue_page,
 )
 from nps_followup.handlers.results import record_action_results, record_ticket_changes
 from nps_followup.handlers.timers import sweep_due_timers
@@ -39,14 +42,17 @@ __all__ = [
     "CaseNotFound",
     "GroupFigures",
     "PolicyInForce",
+    "QueuePage",
     "UnknownOwner",
     "assign_case",
     "business_time_left",
+    "business_time_runs_until",
     "close_case",
     "figures",
     "get_case",
     "list_cases",
     "open_cases",
+    "queue_page",
     "record_action_results",
     "record_contact",
     "record_opt_outs",
