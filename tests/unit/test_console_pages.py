@@ -88,8 +88,9 @@ def test_every_string_a_template_asks_for_is_in_the_catalog() -> None:
     whole = {k for k in asked if not k.endswith(".")}
     assert sorted(whole - set(catalog.EN)) == []
     # Keys built from a value ("status." ~ case.status): one for every value there is.
-    assert {k for k in asked if k.endswith(".")} == {"status.", "outcome."}
+    assert {k for k in asked if k.endswith(".")} == {"status.", "outcome.", "segment."}
     built = [f"status.{s}" for s in web.STATUSES] + [f"outcome.{o}" for o in web.OUTCOMES]
+    built += [f"segment.{s}" for s in web.SEGMENTS]
     built += [f"done.{step}" for step in web.STEPS]
     assert sorted(set(built) - set(catalog.EN)) == []
 
