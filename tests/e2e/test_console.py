@@ -295,20 +295,20 @@ def test_the_queue_filters_in_the_url_and_counts_deadlines_down(
     browser.execute_script(
         "var cell = arguments[0], table = document.getElementById('queue');"
         "var base = Date.parse(table.dataset.now);"
-        "window.__skew = 0; window.__skew = base - Date.now() + 30 * 60000;"
+        "window.__skew = 0; window.__skew = base - Date.now() + 75 * 60000;"
         "cell.dataset.dueAt = new Date(base + 86400000).toISOString();"
-        "cell.dataset.left = '9000';"  # 2.5 business hours at the page's load
-        "cell.dataset.runsUntil = new Date(base + 3600000).toISOString();"
+        "cell.dataset.left = '18000';"  # 5 business hours at the page's load
+        "cell.dataset.runsUntil = new Date(base + 135 * 60000).toISOString();"
         "window.__ticks.forEach(function (f) { f(); });",
         cell,
     )
-    assert cell.text == "Due in 2 business hours"  # 2.5 h - 30 min
+    assert cell.text == "Due in 4 business hours"  # 5 h - 1 h 15 min
     browser.execute_script(
         "var base = Date.parse(document.getElementById('queue').dataset.now);"
         "window.__skew = 0; window.__skew = base - Date.now() + 5 * 3600000;"
         "window.__ticks.forEach(function (f) { f(); });"
     )
-    assert cell.text == "Due in 2 business hours"  # 2.5 h - 1 h (then the day ended)
+    assert cell.text == "Due in 3 business hours"  # 5 h - 2 h 15 min (then the day ended)
 
     # A score range upside down: followup refuses it, and the form says why.
     browser.find_element(By.ID, "filter-score-min").send_keys("9")
