@@ -114,6 +114,10 @@ async def test_the_queue_puts_breached_cases_first_then_the_soonest_deadline(
     by_id = {i["case_id"]: i for i in items}
     assert by_id[str(breached)]["business_hours_left"] == 0
     assert by_id[str(later)]["business_hours_left"] == 15  # 16, of which one has gone
+    assert by_id[str(later)]["business_seconds_left"] == 15 * 3600
+    # Tuesday noon in London: the team's clock runs until 17:00, and a page may count down.
+    assert by_id[str(later)]["business_time_runs_until"] == "2026-11-24T17:00:00Z"
+    assert by_id[str(breached)]["business_time_runs_until"] is None
     assert by_id[str(later)]["transitions"] == ["assign", "contact", "resolve"]
     breached_first = [i for i in items if i["status"] == "open" and i["business_hours_left"] == 0]
     assert order[: len(breached_first)] == [i["case_id"] for i in breached_first]
