@@ -17,6 +17,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    cast,
     func,
     literal,
     literal_column,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Actor, ActorKind, Customer, Event, Segment
@@ -827,7 +828,8 @@ def _filter_conditions(filters: QueueFilter, scope: CaseScope | None) -> list[Co
     if filters.sources:
         conditions.append(c.source.in_(sorted(filters.sources)))
     if filters.themes:
-        conditions.append(c.themes.overlap(sorted(filters.themes)))
+        themes = cast(sorted(filters.themes), ARRAY(String(40)))
+        conditions.append(c.themes.overlap(themes))
     if filters.score_min is not None:
         conditions.append(c.score >= filters.score_min)
     if filters.score_max is not None:
