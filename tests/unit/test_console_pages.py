@@ -111,3 +111,21 @@ def test_the_nps_chart_puts_higher_nps_higher_and_skips_empty_periods() -> None:
 def test_the_nps_chart_keeps_a_band_beyond_the_scale_on_the_chart() -> None:
     [point] = nps_chart([("2026-11-01", 95.0, 30.0)]).points
     assert point.band_top == nps_chart([("x", 100.0, 0.0)]).points[0].y
+
+
+def test_the_queue_form_asks_followup_for_the_filters_given_and_the_active_cases() -> None:
+    filters = web._queue_filters(
+        {"customer": " Ada ", "segment": "detractor", "score_max": "3", "owner": "", "x": "y"}
+    )
+    assert web._queue_params(filters, cursor="", page_size=25) == {
+        "sort": "urgency",
+        "status": ["open", "contacted"],
+        "limit": 25,
+        "customer": "Ada",
+        "segment": "detractor",
+        "score_max": "3",
+    }
+    chosen = web._queue_filters({"status": "resolved"})
+    params = web._queue_params(chosen, cursor="abc", page_size=25)
+    assert params["status"] == ["resolved"]
+    assert params["cursor"] == "abc"
