@@ -205,6 +205,10 @@ async def test_the_queue_filters_by_segment_score_theme_and_customer(
     assert await found(customer="%") == {percent}
     assert await found(customer="ring grace") == set()  # never across name and email
     assert await found(segment="detractor", theme="price", customer="grace") == {low}
+    answer = await followup.get(
+        "/v1/cases", params={"sort": "urgency", "customer_id": source}, headers=headers
+    )
+    assert answer.json()["items"] == [], "customer_id is an exact id, not a search"
 
 
 @pytest.mark.parametrize(

@@ -823,6 +823,8 @@ def _filter_conditions(filters: QueueFilter, scope: CaseScope | None) -> list[Co
     """The queue's filters, and the caller's scope, as conditions on the cases table."""
     c = tables.cases.c
     conditions: list[ColumnElement[bool]] = []
+    if filters.customer_id is not None:
+        conditions.append(c.customer_id == filters.customer_id)
     if filters.segments:
         conditions.append(c.segment.in_(sorted(filters.segments)))
     if filters.sources:

@@ -47,6 +47,8 @@ class QueueFilter:
     team: str | None = None
     #: Part of the customer's name, email address or id, any case.
     customer: str | None = None
+    #: One customer's cases, by their exact id.
+    customer_id: str | None = None
 
     def fingerprint(self) -> str:
         """A short digest of the filters: a cursor only continues the walk it began."""
@@ -61,6 +63,7 @@ class QueueFilter:
                 self.owner,
                 self.team,
                 (self.customer or "").lower() or None,
+                self.customer_id,
             ]
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]

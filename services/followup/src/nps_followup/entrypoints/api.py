@@ -518,6 +518,7 @@ def router(
             owner=owner,
             team=team,
             customer=customer,
+            customer_id=customer_id,
         )
         now = clock.now()
         async with sessions() as session:
@@ -540,7 +541,7 @@ def router(
                 page = None
                 cases = await list_cases(
                     repo,
-                    customer_id=customer_id,
+                    customer_id=None,  # in `filters`
                     status=status,
                     filters=filters,
                     limit=limit,
