@@ -14,6 +14,7 @@ from nps_events import Actor, ContactOutcome
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
 from nps_followup.adapters.repository import FollowupRepository
+from nps_followup.domain.queue import QueueFilter, Urgency, place_of
 from nps_followup.entrypoints import api as followup_api
 from nps_followup.handlers import PolicyInForce, record_contact
 from nps_kit.access import Access
@@ -304,6 +305,18 @@ async def test_cursor_pages_skip_no_case_and_show_none_twice_while_cases_change(
     again = _flat(await _walk(followup, headers, **params))
     assert again[0] == str(late_comer[0]), "a new walk sees the new breached case first"
     assert len(again) == len(set(again)) == len(ids) + 1
+
+    # The query's places are the domain's rule (`place_of`), before and after the contacts.
+    for as_of in (NOW, NOW + timedelta(minutes=2)):
+        async with sessions() as session:
+            placed = await FollowupRepository(session).case_queue(
+                filters=QueueFilter(sources=(source,)), scope=None, as_of=as_of, limit=50
+            )
+        assert len(placed) == len(ids) + 1
+        assert [place for _, place in placed] == [place_of(case, as_of) for case, _ in placed]
+        urgencies = [place.urgency for _, place in placed]
+        assert urgencies == sorted(urgencies)
+    assert [p.urgency for _, p in placed].count(Urgency.BREACHED) == 3, "two were reached"
 
 
 async def test_previous_cursor_goes_back_to_the_same_page(

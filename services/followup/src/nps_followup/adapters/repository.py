@@ -439,9 +439,10 @@ class FollowupRepository:
         backwards: bool = False,
         limit: int,
         offset: int = 0,
-    ) -> list[Case]:
+    ) -> list[tuple[Case, Place]]:
         """Cases in urgency order as of `as_of` (see `domain.queue`), those after `after`
-        (before it, nearest first, when `backwards`), at most `limit`.
+        (before it, nearest first, when `backwards`), at most `limit`, each with its place
+        (`domain.queue.place_of` says the same; a test checks that they agree).
 
         One UNION ALL of a range scan per status and urgency group, each in (due_at,
         case_id) order and limited, then merged: on the partial index of active cases, a page
@@ -504,7 +505,11 @@ class FollowupRepository:
         rows = (await self.session.execute(query)).all()
         if backwards:
             rows = rows[::-1]
-        return await self._with_actions(rows, timeline=False)
+        cases = await self._with_actions(rows, timeline=False)
+        return [
+            (case, Place(Urgency(row.urgency), row.due_at, row.case_id))
+            for case, row in zip(cases, rows, strict=True)
+        ]
 
     # --- timeline -------------------------------------------------------------------------
 

@@ -18,10 +18,10 @@ from nps_followup.domain.cases import (
 from nps_followup.domain.figures import Rates, rates
 from nps_followup.domain.queue import (
     Cursor,
+    Place,
     QueueFilter,
     decode_cursor,
     encode_cursor,
-    place_of,
 )
 from nps_followup.handlers.common import PolicyInForce
 
@@ -84,21 +84,20 @@ async def queue_page(
         offset=offset,
     )
     more = len(found) > limit
-    cases = (found[1:] if more else found) if backwards else found[:limit]
+    shown = (found[1:] if more else found) if backwards else found[:limit]
 
-    def boundary(case: Case, *, back: bool) -> str:
-        place = place_of(case, as_of)
+    def boundary(place: Place, *, back: bool) -> str:
         return encode_cursor(Cursor(as_of=as_of, place=place, backwards=back, filters=fingerprint))
 
-    if not cases:
+    if not shown:
         return QueuePage(cases=[], as_of=as_of, next_cursor=None, previous_cursor=None)
     later = more if not backwards else True
     earlier = more if backwards else at is not None or offset > 0
     return QueuePage(
-        cases=cases,
+        cases=[case for case, _ in shown],
         as_of=as_of,
-        next_cursor=boundary(cases[-1], back=False) if later else None,
-        previous_cursor=boundary(cases[0], back=True) if earlier else None,
+        next_cursor=boundary(shown[-1][1], back=False) if later else None,
+        previous_cursor=boundary(shown[0][1], back=True) if earlier else None,
     )
 
 
