@@ -10,6 +10,8 @@ browser makes it: console → followup (and scoring) → PostgreSQL, over loopba
 
 import argparse
 import asyncio
+import html
+import re
 import statistics
 import time
 from datetime import UTC, datetime
@@ -87,11 +89,22 @@ async def run(args: argparse.Namespace) -> None:
             await sign_in(client, args.person)
             print(f"as {args.person}:")
             await timed(client, "GET /cases (the queue, page 1)", "/cases", args.requests)
-            await timed(client, "GET /cases?page=20", "/cases?page=20", args.requests)
+            page = "/cases"
+            for _ in range(19):  # the "Next page" links, as a person follows them
+                found = re.search(r'<a href="([^"]+)" rel="next"', (await client.get(page)).text)
+                assert found, "no next page"
+                page = html.unescape(found.group(1))
+            await timed(client, "GET /cases?cursor=…&page=20", page, args.requests)
             await timed(
                 client,
                 "GET /cases?owner=… (filtered)",
                 "/cases?owner=alex%40example.com",
+                args.requests,
+            )
+            await timed(
+                client,
+                "GET /cases?customer=…&score_max=3 (search)",
+                "/cases?customer=customer+4242&score_max=3",
                 args.requests,
             )
             await timed(client, "GET /cases/{id}", f"/cases/{some}", args.requests)

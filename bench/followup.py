@@ -11,10 +11,16 @@ escalation is due now. Then it measures:
   closed-loop figures by team.
 
     .venv/bin/python bench/followup.py --cases 1000000 --due 10000
+
+`--only queue` measures the console's queue instead (pages by cursor and by offset, filters,
+the customer search, and page 20's plan) at N open or contacted cases:
+
+    .venv/bin/python bench/followup.py --only queue --cases 50000
 """
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
@@ -33,8 +39,18 @@ from nps_followup.adapters.policy_file import load_policy
 from nps_followup.adapters.repository import FollowupRepository, due_timers_query
 from nps_followup.domain.access import CaseScope
 from nps_followup.domain.cases import CaseStatus
+from nps_followup.domain.queue import QueueFilter
 from nps_followup.entrypoints.sweeper import Sweeper
-from nps_followup.handlers import PolicyInForce, figures, get_case, list_cases, open_cases
+from nps_followup.handlers import (
+    PolicyInForce,
+    business_time_left,
+    business_time_runs_until,
+    figures,
+    get_case,
+    list_cases,
+    open_cases,
+    queue_page,
+)
 from nps_kit.clock import SystemClock
 from nps_kit.db import session_factory, unit_of_work
 from nps_kit.devstack import EmbeddedPostgres, free_port
@@ -209,35 +225,35 @@ async def api(engine: Any) -> None:
             status=None,
             limit=50,
             offset=0,
-            owner=f"member{i % 20}@example.com",
+            filters=QueueFilter(owner=f"member{i % 20}@example.com"),
         ),
         100,
     )
-    active = [CaseStatus.OPEN, CaseStatus.CONTACTED]
+    active = QueueFilter(statuses=(CaseStatus.OPEN, CaseStatus.CONTACTED))
     for page in (1, 20):
         await latency(
             f"GET /v1/cases?sort=urgency&status=open&status=contacted (the console's queue, "
-            f"page {page} of 26)",
-            lambda repo, i, page=page: list_cases(
+            f"page {page} of 25, by offset)",
+            lambda repo, i, page=page: queue_page(
                 repo,
-                customer_id=None,
-                status=active,
-                limit=26,
+                filters=active,
+                scope=None,
+                cursor=None,
+                limit=25,
                 offset=(page - 1) * 25,
-                urgent_first_at=datetime.now(UTC),
+                now=datetime.now(UTC),
             ),
             100,
         )
     await latency(
-        "the same, an agent's team scope",
-        lambda repo, i: list_cases(
+        "the same, page 1, an agent's team scope",
+        lambda repo, i: queue_page(
             repo,
-            customer_id=None,
-            status=active,
-            limit=26,
-            offset=0,
+            filters=active,
             scope=CaseScope(teams=frozenset({"customer-success"}), person="member1@example.com"),
-            urgent_first_at=datetime.now(UTC),
+            cursor=None,
+            limit=25,
+            now=datetime.now(UTC),
         ),
         100,
     )
@@ -292,10 +308,158 @@ async def opening(engine: Any, policy: PolicyInForce) -> None:
         print(f"  batches of {size}: {rate:,.0f} responses/s")
 
 
+QUEUE_CASES = """
+INSERT INTO followup.cases (case_id, response_id, source, survey_id, customer_id, customer_email,
+    customer_name, segment, score, comment, themes, status, opened_at, due_at, first_contact_at,
+    resolved_at, closed_at, rule, team, owner)
+SELECT gen_random_uuid(), gen_random_uuid(),
+    (ARRAY['delighted', 'typeform', 'hubspot', 'api', 'qualtrics'])[1 + i % 5], 'bench',
+    'q' || i, 'q' || i || '@example.com', 'Customer ' || i,
+    CASE WHEN i % 10 < 8 THEN 'detractor' ELSE 'passive' END,
+    CASE WHEN i % 10 < 8 THEN i % 7 ELSE 7 + i % 2 END, 'bench',
+    CASE i % 4 WHEN 0 THEN ARRAY['price'] WHEN 1 THEN ARRAY['delivery', 'support']
+        WHEN 2 THEN ARRAY[]::varchar[] ELSE ARRAY['onboarding'] END,
+    s.status, CAST(:now AS timestamptz) - make_interval(mins => i % 4320),
+    CAST(:now AS timestamptz) + make_interval(hours => i % 96 - 24),
+    CASE WHEN s.status <> 'open' THEN CAST(:now AS timestamptz) - interval '1 hour' END,
+    CASE WHEN s.status = 'closed' THEN CAST(:now AS timestamptz) - interval '1 hour' END,
+    CASE WHEN s.status = 'closed' THEN CAST(:now AS timestamptz) - interval '1 hour' END,
+    'detractor', 'customer-success', 'member' || (i % 20) || '@example.com'
+FROM generate_series(1, CAST(:n AS integer)) AS i,
+    LATERAL (SELECT CASE WHEN i <= CAST(:active AS integer)
+        THEN (CASE WHEN i % 5 = 0 THEN 'contacted' ELSE 'open' END) ELSE 'closed' END AS status) s
+"""
+
+
+async def queue(url: str, active: int, closed: int, repeat: int, policy: PolicyInForce) -> None:
+    """The console's queue at `active` open or contacted cases (and `closed` finished ones):
+    page 1, page 20 by cursor and by offset, filtered pages, the customer search; each the
+    handler and the API's rendering of the 25 cases (business time left in the team's
+    calendar), no HTTP."""
+    engine = create_async_engine(url, pool_size=4)
+    now = datetime.now(UTC)
+    print(f"generating {active:,} open or contacted cases and {closed:,} closed ones …")
+    await timed("cases", QUEUE_CASES, engine, now=now, n=active + closed, active=active)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE followup.cases"))
+    sessions = session_factory(engine)
+    statuses = (CaseStatus.OPEN, CaseStatus.CONTACTED)
+
+    async def page(filters: QueueFilter, cursor: str | None, offset: int = 0) -> Any:
+        async with sessions() as session:
+            found = await queue_page(
+                FollowupRepository(session),
+                filters=filters,
+                scope=None,
+                cursor=cursor,
+                limit=25,
+                offset=offset,
+                now=datetime.now(UTC),
+            )
+        for case in found.cases:  # what the API adds to each case
+            business_time_left(case, policy=policy, now=now)
+            business_time_runs_until(case, policy=policy, now=now)
+        return found
+
+    async def cursor_of(filters: QueueFilter, number: int) -> str | None:
+        cursor = None
+        for _ in range(number - 1):
+            cursor = (await page(filters, cursor)).next_cursor
+        return cursor
+
+    async def latency(what: str, filters: QueueFilter, number: int, *, by: str = "cursor") -> None:
+        cursor = await cursor_of(filters, number) if by == "cursor" else None
+        offset = (number - 1) * 25 if by == "offset" else 0
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            found = await page(filters, cursor, offset)
+            samples.append((time.perf_counter() - started) * 1000)
+        samples.sort()
+        p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
+        print(
+            f"  | {what} | {len(found.cases)} | {statistics.median(samples):.1f} ms "
+            f"| {p95:.1f} ms |"
+        )
+
+    everything = QueueFilter(statuses=statuses)
+    print(f"\nthe queue, 25 a page ({repeat} calls each):")
+    print("  | page | cases | p50 | p95 |\n  |---|---:|---:|---:|")
+    await latency("page 1", everything, 1)
+    await latency("page 20, by cursor", everything, 20)
+    await latency("page 20, by offset (before the cursor)", everything, 20, by="offset")
+    await latency("page 200, by cursor", everything, 200)
+    narrow = QueueFilter(statuses=statuses, segments=("detractor",), score_max=3, themes=("price",))
+    await latency("detractor, score 0–3, theme price: page 1", narrow, 1)
+    await latency("the same, page 20", narrow, 20)
+    await latency(
+        "source typeform, owner member3: page 1",
+        QueueFilter(statuses=statuses, sources=("typeform",), owner="member3@example.com"),
+        1,
+    )
+    await latency(
+        "customer search `customer 4242`",
+        QueueFilter(statuses=statuses, customer="customer 4242"),
+        1,
+    )
+    await latency("customer search `q123@`", QueueFilter(statuses=statuses, customer="q123@"), 1)
+
+    await explain_page(engine, everything, await cursor_of(everything, 20), full=True)
+    await explain_page(engine, narrow, None)
+    await explain_page(
+        engine,
+        QueueFilter(statuses=statuses, sources=("typeform",), owner="member3@example.com"),
+        None,
+    )
+    await explain_page(engine, QueueFilter(statuses=statuses, customer="customer 4242"), None)
+    await engine.dispose()
+
+
+async def explain_page(
+    engine: Any, filters: QueueFilter, cursor: str | None, *, full: bool = False
+) -> None:
+    """The plan of a page after `cursor`: range scans of the partial index of active cases,
+    no sort of the whole queue."""
+    captured: list[Any] = []
+
+    class Capture:
+        async def execute(self, statement: Any) -> Any:
+            captured.append(statement)
+            raise LookupError
+
+    with contextlib.suppress(LookupError):
+        await queue_page(
+            FollowupRepository(Capture()),  # type: ignore[arg-type]
+            filters=filters,
+            scope=None,
+            cursor=cursor,
+            limit=25,
+            now=datetime.now(UTC),
+        )
+    sql = captured[0].compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    async with engine.connect() as conn:
+        plan = (await conn.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"))).scalars().all()
+    if full:
+        print("\npage 20's plan:\n  " + "\n  ".join(plan))
+        assert any("ix_cases_active_queue" in line for line in plan), plan
+        assert not any("Seq Scan" in line for line in plan), plan
+        return
+    shown = [line.strip() for line in plan if "Scan" in line or "Execution Time" in line]
+    print(f"\n{filters}, first page's plan:\n  " + "\n  ".join(shown))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=10_000)
+    parser.add_argument(
+        "--only",
+        choices=["queue"],
+        help="queue: only the console's queue, at --cases open or contacted cases",
+    )
+    parser.add_argument("--closed", type=int, default=100_000, help="--only queue: finished")
+    parser.add_argument("--repeat", type=int, default=100)
     args = parser.parse_args()
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
     policy_model = load_policy(None)
@@ -305,7 +469,10 @@ def main() -> None:
     postgres.start()
     try:
         upgrade("nps_followup", postgres.url)
-        asyncio.run(run(postgres.url, args.cases, args.due, policy))
+        if args.only == "queue":
+            asyncio.run(queue(postgres.url, args.cases, args.closed, args.repeat, policy))
+        else:
+            asyncio.run(run(postgres.url, args.cases, args.due, policy))
     finally:
         postgres.stop()
     print(f"\n(run id {uuid.uuid4().hex[:6]}, data in {tmp})")

@@ -9,7 +9,11 @@ in its tmp folder (pytest prints the path).
   a lead assigns the cases selected in the queue at once;
 - a viewer is refused the queue with a clear message and sees no customer's email, but the
   dashboard (NPS by month, as a chart and a table);
-- signing out ends the session: the next page asks to sign in again.
+- signing out ends the session: the next page asks to sign in again;
+- the queue's filter form keeps its filters in the URL, a filter followup refuses is shown
+  with its reason, and each open case's deadline counts down in the page (a small script
+  over the deadline instants and business time the server gave, driven here by a clock the
+  test moves).
 """
 
 import shutil
@@ -64,6 +68,20 @@ def browser(
             driver.save_screenshot(str(tmp_path / "failure.png"))
             (tmp_path / "failure.html").write_text(driver.page_source)
         driver.quit()
+
+
+#: Lets a test move the page's clock: `Date.now()` plus `window.__skew`, and the page's
+#: interval callbacks kept in `window.__ticks` so the test can run them at once.
+MOVABLE_CLOCK = """
+(function () {
+  var now = Date.now.bind(Date);
+  window.__skew = 0;
+  Date.now = function () { return now() + window.__skew; };
+  window.__ticks = [];
+  var every = window.setInterval.bind(window);
+  window.setInterval = function (f, ms) { window.__ticks.push(f); return every(f, ms); };
+})();
+"""
 
 
 def _wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
@@ -241,3 +259,61 @@ def test_a_lead_assigns_the_selected_cases_of_the_queue(system: System, browser:
     )
     browser.get(f"{system.url('console')}/cases/{case_id}")
     assert browser.find_element(By.ID, "owner").text == "sam@example.com"
+
+
+def test_the_queue_filters_in_the_url_and_counts_deadlines_down(
+    system: System, browser: WebDriver
+) -> None:
+    case_id, customer = _detractor_case(system)
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": MOVABLE_CLOCK})
+    _sign_in(browser, system, AGENT)
+
+    # Search by part of the customer's id, in other letters, with a segment and score range.
+    browser.find_element(By.ID, "filter-customer").send_keys(customer[-6:].upper())
+    Select(browser.find_element(By.ID, "filter-segment")).select_by_value("detractor")
+    browser.find_element(By.ID, "filter-score-max").send_keys("6")
+    browser.find_element(By.CSS_SELECTOR, "#queue-filters button[type=submit]").click()
+    _wait(browser).until(ec.url_contains("score_max=6"))
+    assert "segment=detractor" in browser.current_url
+    row = browser.find_element(By.CSS_SELECTOR, f'#queue tr[data-case-id="{case_id}"]')
+    assert browser.find_element(By.ID, "filter-score-max").get_attribute("value") == "6"
+
+    # The countdown: the deadline followup gave, then the page's clock moved past it.
+    cell = row.find_element(By.CSS_SELECTOR, "td.due")
+    due_at = cell.get_attribute("data-due-at")
+    assert due_at
+    assert cell.text.startswith("Due in")
+    browser.execute_script(
+        "window.__skew = Date.parse(arguments[0]) - Date.now() + 60000;"
+        "window.__ticks.forEach(function (f) { f(); });",
+        due_at,
+    )
+    assert cell.text == "Overdue"
+    assert "overdue" in (cell.get_attribute("class") or "")
+    # While the team is at work, the business time left runs down with the clock, until
+    # the end of its working day.
+    browser.execute_script(
+        "var cell = arguments[0], table = document.getElementById('queue');"
+        "var base = Date.parse(table.dataset.now);"
+        "window.__skew = 0; window.__skew = base - Date.now() + 75 * 60000;"
+        "cell.dataset.dueAt = new Date(base + 86400000).toISOString();"
+        "cell.dataset.left = '18000';"  # 5 business hours at the page's load
+        "cell.dataset.runsUntil = new Date(base + 135 * 60000).toISOString();"
+        "window.__ticks.forEach(function (f) { f(); });",
+        cell,
+    )
+    assert cell.text == "Due in 4 business hours"  # 5 h - 1 h 15 min
+    browser.execute_script(
+        "var base = Date.parse(document.getElementById('queue').dataset.now);"
+        "window.__skew = 0; window.__skew = base - Date.now() + 5 * 3600000;"
+        "window.__ticks.forEach(function (f) { f(); });"
+    )
+    assert cell.text == "Due in 3 business hours"  # 5 h - 2 h 15 min (then the day ended)
+
+    # A score range upside down: followup refuses it, and the form says why.
+    browser.find_element(By.ID, "filter-score-min").send_keys("9")
+    browser.find_element(By.CSS_SELECTOR, "#queue-filters button[type=submit]").click()
+    refused = _wait(browser).until(ec.presence_of_element_located((By.ID, "filter-refused")))
+    assert "score_min" in refused.text
+    assert not browser.find_elements(By.ID, "queue")
+    assert browser.find_element(By.ID, "filter-score-min").get_attribute("value") == "9"

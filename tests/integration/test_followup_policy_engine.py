@@ -586,8 +586,12 @@ async def test_the_hand_written_migrations_build_exactly_the_tables_the_code_use
             connection,
             opts={
                 "include_schemas": True,
+                # The trigram index on customers is made only where PostgreSQL has pg_trgm
+                # (migration 0005), so the tables' metadata leaves it out.
                 "include_name": lambda name, kind, _parent: (
-                    name == "followup" if kind == "schema" else name != "alembic_version"
+                    name == "followup"
+                    if kind == "schema"
+                    else name not in {"alembic_version", "ix_cases_customer_search"}
                 ),
             },
         )

@@ -265,7 +265,12 @@ async def test_scoring_stores_an_update_as_the_next_revision_of_the_response(
 async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactory) -> None:
     scored = _scored("c-late").model_copy(update={"comment": None})
     late = scored.model_copy(
-        update={"comment": "it crashed on login", "revision": 2, "received_event_id": uuid.uuid4()}
+        update={
+            "comment": "it crashed on login",
+            "themes": ["reliability"],
+            "revision": 2,
+            "received_event_id": uuid.uuid4(),
+        }
     )
     policy = POLICY
     async with unit_of_work(sessions) as session:
@@ -277,8 +282,8 @@ async def test_a_late_comment_lands_on_the_existing_case(sessions: SessionFactor
         cases = await FollowupRepository(session).list_cases(
             customer_id="c-late", status=None, limit=10, offset=0
         )
-    assert [(c.case_id, c.comment, len(c.actions)) for c in cases] == [
-        (case.case_id, "it crashed on login", 3)  # email, ticket, the owner's notice
+    assert [(c.case_id, c.comment, c.themes, len(c.actions)) for c in cases] == [
+        (case.case_id, "it crashed on login", ("reliability",), 3)  # email, ticket, notice
     ]
 
 

@@ -18,22 +18,30 @@ async def detractor_case(
     source: str,
     attributes: dict[str, str] | None = None,
     comment: str | None = None,
+    score: int = 2,
+    name: str = "Ada",
+    email: str = "ada@example.com",
+    themes: list[str] | None = None,
 ) -> Case:
-    """A new customer's detractor response (score 2) opened by the policy, as the consumer
-    would: its case, with the owner, actions and timeline the rule gives it."""
+    """A new customer's response (a detractor's 2 unless told) opened by the policy, as the
+    consumer would: its case, with the owner, actions and timeline the rule gives it."""
+    segment = (
+        Segment.DETRACTOR if score <= 6 else Segment.PASSIVE if score <= 8 else Segment.PROMOTER
+    )
     scored = ResponseScored(
         response_id=uuid.uuid4(),
         source=source,
         survey_id="s-1",
         customer=Customer(
             id=f"{source}-{uuid.uuid4().hex[:8]}",
-            email="ada@example.com",
-            name="Ada",
+            email=email,
+            name=name,
             attributes=attributes or {},
         ),
-        score=2,
-        segment=Segment.DETRACTOR,
+        score=score,
+        segment=segment,
         comment=comment,
+        themes=themes,
         responded_at=now,
         scored_at=now,
         received_event_id=uuid.uuid4(),

@@ -88,8 +88,9 @@ def test_every_string_a_template_asks_for_is_in_the_catalog() -> None:
     whole = {k for k in asked if not k.endswith(".")}
     assert sorted(whole - set(catalog.EN)) == []
     # Keys built from a value ("status." ~ case.status): one for every value there is.
-    assert {k for k in asked if k.endswith(".")} == {"status.", "outcome."}
+    assert {k for k in asked if k.endswith(".")} == {"status.", "outcome.", "segment."}
     built = [f"status.{s}" for s in web.STATUSES] + [f"outcome.{o}" for o in web.OUTCOMES]
+    built += [f"segment.{s}" for s in web.SEGMENTS]
     built += [f"done.{step}" for step in web.STEPS]
     assert sorted(set(built) - set(catalog.EN)) == []
 
@@ -136,3 +137,21 @@ def test_the_nps_chart_keeps_a_band_beyond_the_scale_on_the_chart() -> None:
 )
 def test_why_a_case_opened_reads_as_words_on_its_timeline(value: object, reads: str) -> None:
     assert web._detail(value) == reads
+
+
+def test_the_queue_form_asks_followup_for_the_filters_given_and_the_active_cases() -> None:
+    filters = web._queue_filters(
+        {"customer": " Ada ", "segment": "detractor", "score_max": "3", "owner": "", "x": "y"}
+    )
+    assert web._queue_params(filters, cursor="", page_size=25) == {
+        "sort": "urgency",
+        "status": ["open", "contacted"],
+        "limit": 25,
+        "customer": "Ada",
+        "segment": "detractor",
+        "score_max": "3",
+    }
+    chosen = web._queue_filters({"status": "resolved"})
+    params = web._queue_params(chosen, cursor="abc", page_size=25)
+    assert params["status"] == ["resolved"]
+    assert params["cursor"] == "abc"

@@ -235,24 +235,47 @@ def _highest(roles: set[str]) -> str:
     return "none"
 
 
-def _queue_params(query: Mapping[str, str], *, page_size: int) -> tuple[dict[str, Any], int]:
-    """followup's list parameters for the queue's filters, and the page number."""
-    status = query.get("status", "")
+#: The queue's filters as the form names them (and the URL keeps them): each is passed to
+#: followup's list as the parameter of the same name, and followup judges the values.
+FILTERS = (
+    "status",
+    "segment",
+    "source",
+    "theme",
+    "score_min",
+    "score_max",
+    "owner",
+    "team",
+    "customer",
+)
+SEGMENTS = ("detractor", "passive", "promoter")
+
+
+def _queue_filters(query: Mapping[str, str]) -> dict[str, str]:
+    return {name: query.get(name, "").strip() for name in FILTERS}
+
+
+def _queue_params(filters: Mapping[str, str], *, cursor: str, page_size: int) -> dict[str, Any]:
+    """followup's list parameters for the queue's filters and cursor: most urgent first;
+    open or contacted cases unless a status is chosen."""
     params: dict[str, Any] = {
         "sort": "urgency",
-        "status": [status] if status in STATUSES else list(ACTIVE),
+        "status": [filters["status"]] if filters["status"] else list(ACTIVE),
+        "limit": page_size,
     }
-    for name, api_name in (("owner", "owner"), ("team", "team"), ("customer", "customer_id")):
-        value = query.get(name, "").strip()
-        if value:
-            params[api_name] = value
+    for name in FILTERS[1:]:
+        if filters[name]:
+            params[name] = filters[name]
+    if cursor:
+        params["cursor"] = cursor
+    return params
+
+
+def _page_number(query: Mapping[str, str]) -> int:
     try:
-        page = max(1, min(int(query.get("page", "1")), 100_000))
+        return max(1, min(int(query.get("page", "1")), 1_000_000))
     except ValueError:
-        page = 1
-    params["limit"] = page_size + 1  # one more: is there a next page?
-    params["offset"] = (page - 1) * page_size
-    return params, page
+        return 1
 
 
 def router(console: Console) -> APIRouter:
@@ -275,6 +298,13 @@ def _sign_in_routes(api: APIRouter, console: Console) -> None:
     async def stylesheet() -> Response:
         css = resources.files("nps_console").joinpath("static/console.css").read_bytes()
         return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+    @api.get("/static/countdown.js")
+    async def countdown_script() -> Response:
+        script = resources.files("nps_console").joinpath("static/countdown.js").read_bytes()
+        return Response(
+            script, media_type="text/javascript", headers={"Cache-Control": "max-age=3600"}
+        )
 
     @api.get("/sign-in")
     async def sign_in(request: Request, next: str | None = None) -> Response:  # noqa: A002
@@ -355,41 +385,71 @@ def _case_routes(api: APIRouter, console: Console) -> None:
         except _Redirect as go:
             return RedirectResponse(go.location, status_code=303)
         query = dict(request.query_params)
-        params, page = _queue_params(query, page_size=settings.page_size)
+        filters = _queue_filters(query)
+        page = _page_number(query)
+        params = _queue_params(
+            filters, cursor=query.get("cursor", ""), page_size=settings.page_size
+        )
         token = session.access_token or ""
+        shown: dict[str, Any] = {
+            "filters": filters,
+            "statuses": STATUSES,
+            "segments": SEGMENTS,
+            "page": page,
+        }
         try:
             found = await console.apis.cases(token, params)
         except TokenRefused:
             return await console.token_refused(session, _here(request))
-        except (ApiRefused, ApiUnavailable) as exc:
+        except ApiRefused as exc:
+            if exc.status != 422:
+                return console.refused(session, exc)
+            # A filter followup refuses: the form again, with its reason next to it.
+            return console.page(
+                "queue.html",
+                session=session,
+                status=422,
+                rows=[],
+                refused=exc.detail,
+                previous=None,
+                next=None,
+                now="",
+                **shown,
+            )
+        except ApiUnavailable as exc:
             return console.refused(session, exc)
-        now = console.clock.now()
-        items = found["items"]
+        now = datetime.fromisoformat(found["now"]) if found.get("now") else console.clock.now()
         rows = [
             {
                 **case,
                 "due": due_label(
                     status=case["status"],
                     due_at=datetime.fromisoformat(case["due_at"]) if case["due_at"] else None,
-                    business_hours_left=case.get("business_hours_left"),
+                    business_hours_left=None
+                    if case.get("business_seconds_left") is None
+                    else case["business_seconds_left"] / 3600,
                     now=now,
                 ),
             }
-            for case in items[: settings.page_size]
+            for case in found["items"]
         ]
-        filters = {k: query.get(k, "") for k in ("status", "owner", "team", "customer")}
         kept = {k: v for k, v in filters.items() if v}
+
+        def link(cursor: str | None, number: int) -> str | None:
+            if not cursor:
+                return None
+            return "/cases?" + urlencode({**kept, "cursor": cursor, "page": number})
+
         return console.page(
             "queue.html",
             session=session,
             rows=rows,
-            filters=filters,
-            statuses=STATUSES,
-            page=page,
-            previous=("/cases?" + urlencode({**kept, "page": page - 1})) if page > 1 else None,
-            next=("/cases?" + urlencode({**kept, "page": page + 1}))
-            if len(items) > settings.page_size
-            else None,
+            refused="",
+            previous=link(found.get("previous_cursor"), page - 1)
+            or (("/cases?" + urlencode(kept)) if page > 1 else None),
+            next=link(found.get("next_cursor"), page + 1),
+            now=now.isoformat(),
+            **shown,
         )
 
     @api.get("/cases/{case_id}")

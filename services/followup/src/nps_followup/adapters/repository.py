@@ -10,18 +10,25 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Row,
     Select,
+    String,
+    Uuid,
     and_,
     bindparam,
+    cast,
     func,
+    literal,
     literal_column,
+    not_,
     or_,
     select,
+    tuple_,
+    union_all,
     update,
 )
-from sqlalchemy import case as sql_case
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Actor, ActorKind, Customer, Event, Segment
@@ -39,6 +46,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
     TimerKind,
 )
+from nps_followup.domain.queue import Place, QueueFilter, Urgency
 from nps_kit import inbox, outbox
 
 SOURCE = "/followup"
@@ -202,13 +210,19 @@ class FollowupRepository:
         )
 
     async def update_case_response(
-        self, case_id: uuid.UUID, *, score: int, segment: Segment, comment: str | None
+        self,
+        case_id: uuid.UUID,
+        *,
+        score: int,
+        segment: Segment,
+        comment: str | None,
+        themes: tuple[str, ...] = (),
     ) -> None:
         """The customer updated the response the case is about (a late comment, a new score)."""
         await self.session.execute(
             update(tables.cases)
             .where(tables.cases.c.case_id == case_id)
-            .values(score=score, segment=segment.value, comment=comment)
+            .values(score=score, segment=segment.value, comment=comment, themes=list(themes))
         )
 
     async def active_case_of(self, customer_id: str) -> Case | None:
@@ -462,46 +476,104 @@ class FollowupRepository:
         status: CaseStatus | Sequence[CaseStatus] | None,
         limit: int,
         offset: int,
-        owner: str | None = None,
-        team: str | None = None,
+        filters: QueueFilter | None = None,
         scope: CaseScope | None = None,
-        urgent_first_at: datetime | None = None,
     ) -> list[Case]:
-        """Newest first; with `urgent_first_at` (now), most urgent first: breached (open, past
-        its contact deadline, nobody reached yet) first, then by deadline, soonest first,
-        cases without one last. With a `scope`, only its teams' cases and those its person
-        owns."""
+        """Newest first (the queue in urgency order is `case_queue`). With a `scope`, only its
+        teams' cases and those its person owns."""
         c = tables.cases.c
-        if urgent_first_at is None:
-            query = select(tables.cases).order_by(c.opened_at.desc(), c.case_id)
-        else:
-            breached = and_(
-                c.status == CaseStatus.OPEN.value,
-                c.due_at < urgent_first_at,
-                c.first_contact_at.is_(None),
-            )
-            query = select(tables.cases).order_by(
-                sql_case((breached, 0), else_=1), c.due_at.asc().nulls_last(), c.case_id
-            )
+        query = select(tables.cases).order_by(c.opened_at.desc(), c.case_id)
         if customer_id is not None:
-            query = query.where(tables.cases.c.customer_id == customer_id)
+            query = query.where(c.customer_id == customer_id)
         if isinstance(status, CaseStatus):
             query = query.where(c.status == status.value)
         elif status:
             query = query.where(c.status.in_([s.value for s in status]))
-        if owner is not None:
-            query = query.where(tables.cases.c.owner == owner)
-        if team is not None:
-            query = query.where(tables.cases.c.team == team)
-        if scope is not None:
-            query = query.where(
-                or_(
-                    tables.cases.c.team.in_(sorted(scope.teams)),
-                    func.lower(tables.cases.c.owner) == (scope.person or ""),
-                )
-            )
+        query = query.where(*_filter_conditions(filters or QueueFilter(), scope))
         rows = (await self.session.execute(query.limit(limit).offset(offset))).all()
         return await self._with_actions(rows, timeline=False)
+
+    async def case_queue(
+        self,
+        *,
+        filters: QueueFilter,
+        scope: CaseScope | None,
+        as_of: datetime,
+        after: Place | None = None,
+        backwards: bool = False,
+        limit: int,
+        offset: int = 0,
+    ) -> list[tuple[Case, Place]]:
+        """Cases in urgency order as of `as_of` (see `domain.queue`), those after `after`
+        (before it, nearest first, when `backwards`), at most `limit`, each with its place
+        (`domain.queue.place_of` says the same; a test checks that they agree).
+
+        One UNION ALL of a range scan per status and urgency group, each in (due_at,
+        case_id) order and limited, then merged: on the partial index of active cases, a page
+        after a cursor reads as few rows as the first page, however deep it is."""
+        c = tables.cases.c
+        statuses = filters.statuses or tuple(CaseStatus)
+        # Breached as it stood at `as_of`: an open case past its deadline; or one reached or
+        # resolved since `as_of` (a cursor's), which keeps the place it had then. `since`
+        # says the same for the status at hand, in a form an index answers: the few cases
+        # changed since `as_of`.
+        parts: list[tuple[Urgency, ColumnElement[bool]]] = []
+        for status in statuses:
+            if status is CaseStatus.OPEN:
+                breached = and_(_is(status), c.due_at < as_of)
+                due = and_(_is(status), c.due_at >= as_of)
+            else:
+                unreached = or_(c.first_contact_at.is_(None), c.first_contact_at > as_of)
+                unresolved = or_(c.resolved_at.is_(None), c.resolved_at > as_of)
+                since = (
+                    c.first_contact_at > as_of
+                    if status is CaseStatus.CONTACTED
+                    else c.resolved_at > as_of
+                )
+                breached = and_(_is(status), c.due_at < as_of, since, unreached, unresolved)
+                due = and_(
+                    _is(status),
+                    c.due_at.is_not(None),
+                    or_(c.due_at >= as_of, not_(and_(unreached, unresolved))),
+                )
+            parts.append((Urgency.BREACHED, breached))
+            parts.append((Urgency.DUE, due))
+        parts.extend(
+            (Urgency.NO_DEADLINE, and_(c.status == s.value, c.due_at.is_(None))) for s in statuses
+        )
+        common = _filter_conditions(filters, scope)
+        selects = []
+        for urgency, part in parts:
+            condition = part
+            if after is not None:
+                if (urgency < after.urgency) != backwards and urgency != after.urgency:
+                    continue
+                if urgency == after.urgency:
+                    condition = and_(part, _beyond(after, backwards=backwards))
+            ordering = [c.due_at.desc(), c.case_id.desc()] if backwards else [c.due_at, c.case_id]
+            selects.append(
+                select(tables.cases, literal(int(urgency)).label("urgency"))
+                .where(condition, *common)
+                .order_by(*ordering)
+                .limit(limit + offset)
+            )
+        if not selects:
+            return []
+        merged = union_all(*selects).subquery("queue")
+        q = merged.c
+        if backwards:
+            order = [q.urgency.desc(), q.due_at.desc().nulls_first(), q.case_id.desc()]
+        else:
+            order = [q.urgency.asc(), q.due_at.asc().nulls_last(), q.case_id.asc()]
+        query = select(merged).order_by(*order).limit(limit).offset(offset)
+        rows = (await self.session.execute(query)).all()
+        if backwards:
+            rows = rows[::-1]
+        cases = await self._with_actions(rows, timeline=False)
+        return [
+            (case, Place(Urgency(row.urgency), row.due_at, row.case_id))
+            for case, row in zip(cases, rows, strict=True)
+        ]
 
     # --- timeline -------------------------------------------------------------------------
 
@@ -800,6 +872,57 @@ class FollowupRepository:
         ]
 
 
+def _is(status: CaseStatus) -> ColumnElement[bool]:
+    """`status = 'open'` with the value written out, not bound: the planner can then see that
+    the partial index on active cases covers the statement, even in a generic plan."""
+    return tables.cases.c.status == literal_column(f"'{status.value}'", String)
+
+
+def _beyond(place: Place, *, backwards: bool) -> ColumnElement[bool]:
+    """The cases after `place` within its urgency group (before it, when `backwards`)."""
+    c = tables.cases.c
+    if place.due_at is None:
+        return c.case_id < place.case_id if backwards else c.case_id > place.case_id
+    key = tuple_(c.due_at, c.case_id)
+    mark = tuple_(literal(place.due_at, DateTime(timezone=True)), literal(place.case_id, Uuid))
+    return key < mark if backwards else key > mark
+
+
+def _filter_conditions(filters: QueueFilter, scope: CaseScope | None) -> list[ColumnElement[bool]]:
+    """The queue's filters, and the caller's scope, as conditions on the cases table."""
+    c = tables.cases.c
+    conditions: list[ColumnElement[bool]] = []
+    if filters.customer_id is not None:
+        conditions.append(c.customer_id == filters.customer_id)
+    if filters.segments:
+        conditions.append(c.segment.in_(sorted(filters.segments)))
+    if filters.sources:
+        conditions.append(c.source.in_(sorted(filters.sources)))
+    if filters.themes:
+        themes = cast(sorted(filters.themes), ARRAY(String(40)))
+        conditions.append(c.themes.overlap(themes))
+    if filters.score_min is not None:
+        conditions.append(c.score >= filters.score_min)
+    if filters.score_max is not None:
+        conditions.append(c.score <= filters.score_max)
+    if filters.owner is not None:
+        conditions.append(c.owner == filters.owner)
+    if filters.team is not None:
+        conditions.append(c.team == filters.team)
+    if filters.customer:
+        pattern = "%" + _like_escaped(filters.customer.lower()) + "%"
+        conditions.append(tables.customer_search_text().like(pattern, escape="\\"))
+    if scope is not None:
+        conditions.append(
+            or_(c.team.in_(sorted(scope.teams)), func.lower(c.owner) == (scope.person or ""))
+        )
+    return conditions
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _actor(e: Row[Any]) -> Actor | None:
     """A timeline entry's actor; entries written before actors were known (0003) have at most
     the free text a request gave, read as a person's name."""
@@ -845,6 +968,7 @@ def _case(
         latest_score=r.latest_score,
         recovered=r.recovered,
         customer=_stored_customer(r.customer) if r.customer is not None else None,
+        themes=tuple(r.themes or ()),
         actions=actions,
         timeline=timeline,
     )
@@ -887,6 +1011,7 @@ def _case_values(c: Case) -> dict[str, Any]:
         "segment": c.segment.value,
         "score": c.score,
         "comment": c.comment,
+        "themes": list(c.themes),
         "status": c.status.value,
         "opened_at": c.opened_at,
         "due_at": c.due_at,

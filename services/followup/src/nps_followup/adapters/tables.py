@@ -15,9 +15,12 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    func,
+    literal_column,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.sql.elements import ColumnElement
 
 from nps_kit.inbox import inbox_table
 from nps_kit.outbox import outbox_table
@@ -42,6 +45,8 @@ cases = Table(
     Column("segment", String(20), nullable=False),
     Column("score", Integer, nullable=False),
     Column("comment", Text),
+    #: Themes scoring found in the comment (ids of its taxonomy), for the queue's filter.
+    Column("themes", ARRAY(String(40)), nullable=False, server_default=text("'{}'")),
     Column("status", String(20), nullable=False),
     Column("opened_at", DateTime(timezone=True), nullable=False),
     #: The deadlines the policy gave the case when it opened (a later policy keeps them).
@@ -69,7 +74,48 @@ cases = Table(
         "customer_id",
         postgresql_where=text("status IN ('open', 'contacted')"),
     ),
+    # The queue in urgency order (migration 0005): one range scan per status and urgency
+    # group, so that a page after a cursor costs what the first page costs.
+    Index(
+        "ix_cases_active_queue",
+        "status",
+        "due_at",
+        "case_id",
+        postgresql_where=text("status IN ('open', 'contacted')"),
+    ),
+    # The few cases reached since a cursor's first page (they keep their place in its walk).
+    Index(
+        "ix_cases_active_first_contact_at",
+        "first_contact_at",
+        postgresql_where=text("status IN ('open', 'contacted')"),
+    ),
+    Index(
+        "ix_cases_active_themes",
+        "themes",
+        postgresql_using="gin",
+        postgresql_where=text("status IN ('open', 'contacted')"),
+    ),
+    # And a trigram index on `customer_search_text()` where PostgreSQL has pg_trgm: created
+    # by migration 0005 only (its operator class lives in the extension's schema).
 )
+
+
+def customer_search_text() -> ColumnElement[str]:
+    """The customer's name, email address and id in lower case, one text with a separator
+    (U+001F, which no search can hold) so that a search never matches across two of them.
+    Migration 0004 indexes this very expression with pg_trgm; change both or neither."""
+    c = cases.c
+    empty = literal_column("''", Text)
+    separator = literal_column("chr(31)", Text)
+    return func.lower(
+        func.coalesce(c.customer_name, empty)
+        + separator
+        + func.coalesce(c.customer_email, empty)
+        + separator
+        + c.customer_id,
+        type_=Text,
+    )
+
 
 actions = Table(
     "actions",

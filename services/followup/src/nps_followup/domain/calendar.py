@@ -101,6 +101,15 @@ class BusinessCalendar:
             day += timedelta(days=1)
         return total
 
+    def at_work_until(self, moment: datetime) -> datetime | None:
+        """When the working day `moment` falls in ends; None outside business time."""
+        local = moment.astimezone(self.zone)
+        if not self.is_business_day(local.date()):
+            return None
+        opens = _at(local.date(), self.opens, self.zone)
+        closes = _at(local.date(), self.closes, self.zone)
+        return closes.astimezone(UTC) if opens <= local < closes else None
+
 
 def _at(day: date, moment: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, moment, tzinfo=zone)

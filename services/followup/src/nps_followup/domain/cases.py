@@ -432,6 +432,8 @@ class Case:
     latest_score: int | None = None
     recovered: bool = False
     customer: Customer | None = None
+    #: Themes of the comment, as scoring tagged them.
+    themes: tuple[str, ...] = ()
     actions: tuple[Action, ...] = ()
     timeline: tuple[TimelineEntry, ...] = ()
 

@@ -4,29 +4,41 @@ do-not-contact list, and the policy in force."""
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
-from nps_events import Actor, ActorKind, ContactOutcome, Line, OptOutScope, StaffRecipient, Text
+from nps_events import (
+    Actor,
+    ActorKind,
+    ContactOutcome,
+    Line,
+    OptOutScope,
+    Segment,
+    StaffRecipient,
+    Text,
+)
 from nps_events.text import clean_line
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.domain.access import CaseScope, scope_of
 from nps_followup.domain.cases import Case, CaseStatus
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause, transitions_from
+from nps_followup.domain.queue import BadCursor, QueueFilter
 from nps_followup.handlers import (
     CaseNotFound,
     PolicyInForce,
     UnknownOwner,
     assign_case,
     business_time_left,
+    business_time_runs_until,
     close_case,
     figures,
     follow_up_of,
     get_case,
     list_cases,
+    queue_page,
     record_contact,
     reopen_case,
     resolve_case,
@@ -116,12 +128,38 @@ class CaseOut(BaseModel):
         description="Business hours of the case's team until `due_at` (0 once it has passed); "
         "null without a deadline or a team.",
     )
+    business_seconds_left: int | None = Field(
+        default=None,
+        description="The same in whole seconds, as of the answer's `now` (lists) or now.",
+    )
+    business_time_runs_until: datetime | None = Field(
+        default=None,
+        description="While the team is at work and the deadline ahead, when that stops (the "
+        "end of the working day, or the deadline): until then business time runs like the "
+        "clock, so a page may count `business_seconds_left` down; null while it stands still.",
+    )
+    themes: list[str] = Field(
+        default_factory=list, description="Themes of the comment, as scoring tagged them."
+    )
 
     @classmethod
-    def of(cls, case: Case, *, business_hours_left: float | None = None) -> "CaseOut":
+    def of(
+        cls,
+        case: Case,
+        *,
+        business_left: timedelta | None = None,
+        runs_until: datetime | None = None,
+    ) -> "CaseOut":
         return cls(
             transitions=transitions_from(case.status),
-            business_hours_left=business_hours_left,
+            business_hours_left=None
+            if business_left is None
+            else round(business_left.total_seconds() / 3600, 1),
+            business_seconds_left=None
+            if business_left is None
+            else int(business_left.total_seconds()),
+            business_time_runs_until=runs_until,
+            themes=list(case.themes),
             case_id=case.case_id,
             response_id=case.response_id,
             source=case.source,
@@ -214,15 +252,44 @@ class CaseList(BaseModel):
     limit: int
     offset: int
     sort: str
+    now: datetime = Field(description="When the business time left of each case was counted.")
+    as_of: datetime | None = Field(
+        default=None,
+        description="sort=urgency: the instant the order is taken at (who is breached). A "
+        "cursor keeps its first page's, so a walk through the pages skips no case and shows "
+        "none twice.",
+    )
+    next_cursor: str | None = Field(
+        default=None,
+        description="sort=urgency: pass it as `cursor` for the next page; null on the last.",
+    )
+    previous_cursor: str | None = Field(
+        default=None,
+        description="sort=urgency: pass it as `cursor` for the page before; null on the first.",
+    )
 
 
 def _case_out(case: Case, *, policy: PolicyInForce, now: datetime) -> CaseOut:
     """The case as the API shows it, with the business time left to its deadline, counted in
     its team's calendar."""
-    left = business_time_left(case, policy=policy, now=now)
     return CaseOut.of(
-        case, business_hours_left=None if left is None else round(left.total_seconds() / 3600, 1)
+        case,
+        business_left=business_time_left(case, policy=policy, now=now),
+        runs_until=business_time_runs_until(case, policy=policy, now=now),
     )
+
+
+def _invalid(field: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        f"{field}: {message}",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+ThemeId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+SourceName = Annotated[Line, StringConstraints(min_length=1, max_length=100)]
 
 
 _NOTE = "May span lines (tab and line breaks); no other control character."
@@ -429,31 +496,98 @@ def router(
         ] = "newest",
         owner: Annotated[Line | None, Query(max_length=254)] = None,
         team: Annotated[Line | None, Query(max_length=100)] = None,
+        segment: Annotated[
+            list[Segment] | None, Query(description="promoter, passive or detractor; repeat it.")
+        ] = None,
+        source: Annotated[
+            list[SourceName] | None,
+            Query(max_length=20, description="The survey source (e.g. delighted); repeat it."),
+        ] = None,
+        theme: Annotated[
+            list[ThemeId] | None,
+            Query(max_length=20, description="Cases whose comment has any of these themes."),
+        ] = None,
+        score_min: Annotated[int | None, Query(ge=0, le=10)] = None,
+        score_max: Annotated[int | None, Query(ge=0, le=10)] = None,
+        customer: Annotated[
+            Line | None,
+            Query(
+                min_length=1,
+                max_length=200,
+                description="Part of the customer's name, email address or id, any case.",
+            ),
+        ] = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=1000,
+                description="sort=urgency: `next_cursor` or `previous_cursor` of a page.",
+            ),
+        ] = None,
         limit: int = Query(default=50, ge=1, le=500),
         offset: int = Query(default=0, ge=0, le=1_000_000_000),
     ) -> CaseList:
-        """An agent or lead sees their teams' cases and those they own; an admin, all."""
+        """An agent or lead sees their teams' cases and those they own; an admin, all.
+        Filters combine (all must hold; a repeated one matches any of its values). With
+        sort=urgency, page with the cursors the answer gives: page 20 costs what page 1 does."""
         visible = _scope(policy, principal)
         if visible is not None and team is not None and team not in visible.teams:
             raise forbidden(principal, Role.AGENT, f"Team {team} is not one of yours.")
+        if score_min is not None and score_max is not None and score_min > score_max:
+            raise _invalid("score_min", "is above score_max")
+        if cursor is not None and sort != "urgency":
+            raise _invalid("cursor", "pages only sort=urgency")
+        if cursor is not None and offset:
+            raise _invalid("cursor", "goes without offset")
+        filters = QueueFilter(
+            statuses=tuple(dict.fromkeys(status or ())),
+            segments=tuple(sorted({s.value for s in segment or ()})),
+            sources=tuple(sorted(set(source or ()))),
+            themes=tuple(sorted(set(theme or ()))),
+            score_min=score_min,
+            score_max=score_max,
+            owner=owner,
+            team=team,
+            customer=customer,
+            customer_id=customer_id,
+        )
         now = clock.now()
         async with sessions() as session:
-            cases = await list_cases(
-                FollowupRepository(session),
-                customer_id=customer_id,
-                status=status,
-                owner=owner,
-                team=team,
-                limit=limit,
-                offset=offset,
-                scope=visible,
-                urgent_first_at=now if sort == "urgency" else None,
-            )
+            repo = FollowupRepository(session)
+            if sort == "urgency":
+                try:
+                    page = await queue_page(
+                        repo,
+                        filters=filters,
+                        scope=visible,
+                        cursor=cursor,
+                        limit=limit,
+                        offset=offset,
+                        now=now,
+                    )
+                except BadCursor as exc:
+                    raise _invalid("cursor", str(exc)) from None
+                cases = page.cases
+            else:
+                page = None
+                cases = await list_cases(
+                    repo,
+                    customer_id=None,  # in `filters`
+                    status=status,
+                    filters=filters,
+                    limit=limit,
+                    offset=offset,
+                    scope=visible,
+                )
         return CaseList(
             items=[_case_out(c, policy=policy, now=now) for c in cases],
             limit=limit,
             offset=offset,
             sort=sort,
+            now=now,
+            as_of=page.as_of if page else None,
+            next_cursor=page.next_cursor if page else None,
+            previous_cursor=page.previous_cursor if page else None,
         )
 
     @api.get(

@@ -95,6 +95,7 @@ async def apply_policy(
                 score=response.score,
                 segment=response.segment,
                 comment=response.comment,
+                themes=tuple(response.themes or ()),
             )
         else:
             todo.append(response)
@@ -187,6 +188,7 @@ class _Opening:
             segment=response.segment,
             score=response.score,
             comment=response.comment,
+            themes=tuple(response.themes or ()),
             status=plan.status,
             opened_at=self.now,
             due_at=plan.due_at,

@@ -152,7 +152,13 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
         ...
 
     async def update_case_response(
-        self, case_id: uuid.UUID, *, score: int, segment: Segment, comment: str | None
+        self,
+        case_id: uuid.UUID,
+        *,
+        score: int,
+        segment: Segment,
+        comment: str | None,
+        themes: tuple[str, ...] = (),
     ) -> None:
         """The customer updated the response the case is about."""
         ...

@@ -17,6 +17,13 @@ from nps_followup.domain.cases import (
     calendar_for,
 )
 from nps_followup.domain.figures import Rates, rates
+from nps_followup.domain.queue import (
+    Cursor,
+    Place,
+    QueueFilter,
+    decode_cursor,
+    encode_cursor,
+)
 from nps_followup.handlers.common import PolicyInForce
 
 
@@ -44,20 +51,71 @@ async def list_cases(
     status: CaseStatus | Sequence[CaseStatus] | None,
     limit: int,
     offset: int,
-    owner: str | None = None,
-    team: str | None = None,
+    filters: QueueFilter | None = None,
     scope: CaseScope | None = None,
-    urgent_first_at: datetime | None = None,
 ) -> list[Case]:
+    """Cases newest first (the queue, most urgent first, is `queue_page`)."""
     return await repo.list_cases(
         customer_id=customer_id,
         status=status,
         limit=limit,
         offset=offset,
-        owner=owner,
-        team=team,
+        filters=filters,
         scope=scope,
-        urgent_first_at=urgent_first_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    """One page of the queue, and the cursors to the pages either side (None: no more)."""
+
+    cases: list[Case]
+    as_of: datetime
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+async def queue_page(
+    repo: FollowupRepository,
+    *,
+    filters: QueueFilter,
+    scope: CaseScope | None,
+    cursor: str | None,
+    limit: int,
+    offset: int = 0,
+    now: datetime,
+) -> QueuePage:
+    """A page of the queue in urgency order: the first (as of `now`), or the one a cursor of
+    an earlier page points to (as of that first page's `now`). BadCursor if `cursor` is not
+    one of this queue's for these filters."""
+    fingerprint = filters.fingerprint()
+    at = decode_cursor(cursor, filters=filters) if cursor else None
+    as_of = at.as_of if at else now
+    backwards = at.backwards if at else False
+    found = await repo.case_queue(
+        filters=filters,
+        scope=scope,
+        as_of=as_of,
+        after=at.place if at else None,
+        backwards=backwards,
+        limit=limit + 1,  # one more: is there a page beyond?
+        offset=offset,
+    )
+    more = len(found) > limit
+    shown = (found[1:] if more else found) if backwards else found[:limit]
+
+    def boundary(place: Place, *, back: bool) -> str:
+        return encode_cursor(Cursor(as_of=as_of, place=place, backwards=back, filters=fingerprint))
+
+    if not shown:
+        return QueuePage(cases=[], as_of=as_of, next_cursor=None, previous_cursor=None)
+    later = more if not backwards else True
+    earlier = more if backwards else at is not None or offset > 0
+    return QueuePage(
+        cases=[case for case, _ in shown],
+        as_of=as_of,
+        next_cursor=boundary(shown[-1][1], back=False) if later else None,
+        previous_cursor=boundary(shown[0][1], back=True) if earlier else None,
     )
 
 
@@ -68,6 +126,19 @@ def business_time_left(case: Case, *, policy: PolicyInForce, now: datetime) -> t
         return None
     calendar = calendar_for(policy.policy, case.team, policy.holidays_for)
     return calendar.business_time_between(now, case.due_at)
+
+
+def business_time_runs_until(
+    case: Case, *, policy: PolicyInForce, now: datetime
+) -> datetime | None:
+    """While the case's business time runs down (its team is at work and the deadline is
+    ahead), when it stops: the end of the working day or the deadline, whichever is first.
+    None when it stands still: a page can count `business_time_left` down until then."""
+    if case.due_at is None or case.due_at <= now or case.team not in policy.policy.teams:
+        return None
+    calendar = calendar_for(policy.policy, case.team, policy.holidays_for)
+    closes = calendar.at_work_until(now)
+    return None if closes is None else min(closes, case.due_at)
 
 
 async def get_case(repo: FollowupRepository, case_id: uuid.UUID) -> Case | None:
