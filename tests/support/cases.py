@@ -18,6 +18,7 @@ async def detractor_case(
     source: str,
     attributes: dict[str, str] | None = None,
     comment: str | None = None,
+    timezone: str | None = None,
 ) -> Case:
     """A new customer's detractor response (score 2) opened by the policy, as the consumer
     would: its case, with the owner, actions and timeline the rule gives it."""
@@ -29,6 +30,7 @@ async def detractor_case(
             id=f"{source}-{uuid.uuid4().hex[:8]}",
             email="ada@example.com",
             name="Ada",
+            timezone=timezone,
             attributes=attributes or {},
         ),
         score=2,
