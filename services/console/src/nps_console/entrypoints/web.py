@@ -196,6 +196,10 @@ class DashboardChoice:
     team: str = ""
 
 
+async def _nothing() -> dict[str, Any]:
+    return {"groups": []}
+
+
 def _dashboard_choice(query: Mapping[str, str]) -> DashboardChoice | str:
     """The choice, or what is wrong with it (the APIs check the filters' values)."""
     raw = query.get("days", "30")
@@ -508,7 +512,10 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
                     },
                 ),
                 console.apis.figures(token, group_by="team", only=followup_only),
-                console.apis.figures(token, group_by="owner", only=followup_only),
+                # People's names are for their leads: a viewer sees figures, nobody's name.
+                console.apis.figures(token, group_by="owner", only=followup_only)
+                if set(session.roles) & LEAD_ROLES
+                else _nothing(),
             )
         except TokenRefused:
             return await console.token_refused(session, _here(request))
@@ -529,6 +536,7 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
             chart=chart,
             teams=teams["groups"],
             owners=owners["groups"],
+            by_owner=bool(set(session.roles) & LEAD_ROLES),
             compared=compared,
             comparison=comparison,
             themes=themes["themes"][:THEMES_SHOWN],
