@@ -411,8 +411,11 @@ def test_the_policy_page_is_a_table_of_the_rules_in_force(
         "1 business day after the deadline: tell the second level",
     ]
     messages = detractor.find_element(By.CSS_SELECTOR, ".messages").text
-    assert "Email detractor_acknowledgement" in messages
-    assert "Helpdesk ticket, high priority" in messages
+    assert "Email detractor_acknowledgement, at once" in messages
+    assert "Helpdesk ticket, high priority, at once" in messages
+    assert (
+        "1 day after the answer" in rows["passive"].find_element(By.CSS_SELECTOR, ".messages").text
+    )
     assert "to survey e2e-breach" in rows["detractor-breach-drill"].text
     assert rows["passive"].find_element(By.CSS_SELECTOR, ".deadline").text == (
         "No case: messages only"
