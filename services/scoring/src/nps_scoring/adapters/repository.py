@@ -170,8 +170,8 @@ class ScoringRepository:
         return {"responses": int(getattr(responses, "rowcount", 0) or 0), "outbox": queued}
 
     async def responses_of(self, customer_id: str, *, limit: int) -> list[AnsweredResponse]:
-        """The customer's latest `limit` responses, newest first (the index on customer_id,
-        responded_at answers it)."""
+        """The customer's latest `limit` responses, newest first (an index scan on
+        customer_id)."""
         r = tables.responses
         rows = await self.session.execute(
             select(r)
