@@ -1,8 +1,10 @@
 """The console's pages with many open cases, against a running dev stack (`make up`):
 signs in as an agent through the dev identity provider, adds N open detractor cases to
 followup's table (server-side, source `bench-console`, removed afterwards), and times the
-queue (first and a later page), a case page and the dashboard, each a whole request as a
-browser makes it: console → followup (and scoring) → PostgreSQL, over loopback.
+queue (first and a later page), a case page (with the customer's score history: N answers
+of that customer in scoring's table, also removed afterwards) and the dashboard as a lead
+(this period against the previous one, themes, figures by team and by owner), each a whole
+request as a browser makes it: console → followup and scoring → PostgreSQL, over loopback.
 
     make up
     .venv/bin/python bench/console.py --cases 50000
@@ -36,6 +38,17 @@ SELECT gen_random_uuid(), gen_random_uuid(), 'bench-console', 'bench', 'bc' || i
 FROM generate_series(1, CAST(:n AS integer)) AS i
 """
 REMOVE = "DELETE FROM followup.cases WHERE source = 'bench-console'"
+#: The measured case's customer answered before: `history` responses over the past years.
+HISTORY = """
+INSERT INTO scoring.responses (response_id, source, survey_id, customer_id, score, segment,
+    comment, responded_at, scored_at, themes, attributes)
+SELECT gen_random_uuid(), 'bench-console', 'bench', :customer, i % 11,
+    CASE WHEN i % 11 >= 9 THEN 'promoter' WHEN i % 11 >= 7 THEN 'passive' ELSE 'detractor' END,
+    'Answer ' || i, CAST(:now AS timestamptz) - make_interval(days => i * 30),
+    CAST(:now AS timestamptz) - make_interval(days => i * 30), ARRAY['speed'], '{}'::jsonb
+FROM generate_series(1, CAST(:n AS integer)) AS i
+"""
+REMOVE_HISTORY = "DELETE FROM scoring.responses WHERE source = 'bench-console'"
 
 
 async def sign_in(client: httpx.AsyncClient, person: str) -> None:
@@ -71,6 +84,7 @@ async def run(args: argparse.Namespace) -> None:
     try:
         async with engine.begin() as conn:
             await conn.execute(text(REMOVE))
+            await conn.execute(text(REMOVE_HISTORY))
             started = time.perf_counter()
             await conn.execute(text(GENERATE), {"now": datetime.now(UTC), "n": args.cases})
         async with engine.connect() as conn:
@@ -79,8 +93,16 @@ async def run(args: argparse.Namespace) -> None:
             active = await conn.scalar(
                 text("SELECT count(*) FROM followup.cases WHERE status IN ('open', 'contacted')")
             )
-            some = await conn.scalar(
-                text("SELECT case_id FROM followup.cases WHERE source = 'bench-console' LIMIT 1")
+            some, customer = (
+                await conn.execute(
+                    text(
+                        "SELECT case_id, customer_id FROM followup.cases "
+                        "WHERE source = 'bench-console' LIMIT 1"
+                    )
+                )
+            ).one()
+            await conn.execute(
+                text(HISTORY), {"customer": customer, "now": datetime.now(UTC), "n": args.history}
             )
         print(
             f"{args.cases:,} cases added in {time.perf_counter() - started:.1f} s; {active:,} open or contacted"
@@ -108,10 +130,23 @@ async def run(args: argparse.Namespace) -> None:
                 args.requests,
             )
             await timed(client, "GET /cases/{id}", f"/cases/{some}", args.requests)
-            await timed(client, "GET /dashboard", "/dashboard", max(5, args.requests // 10))
+        async with httpx.AsyncClient(base_url=args.console, timeout=30) as client:
+            await sign_in(client, args.lead)
+            print(f"as {args.lead}:")
+            dashboards = max(5, args.requests // 5)
+            await timed(client, "GET /dashboard (30 days)", "/dashboard", dashboards)
+            await timed(
+                client,
+                "GET /dashboard?days=7&team=…&segment=detractor",
+                "/dashboard?days=7&team=customer-success&segment=detractor",
+                dashboards,
+            )
+            await timed(client, "GET /dashboard?days=365", "/dashboard?days=365", dashboards)
+            await timed(client, "GET /policy", "/policy", args.requests)
     finally:
         async with engine.begin() as conn:
             await conn.execute(text(REMOVE))
+            await conn.execute(text(REMOVE_HISTORY))
         await engine.dispose()
 
 
@@ -124,6 +159,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--person", default="alex@example.com")
+    parser.add_argument("--lead", default="cs-lead@example.com")
+    parser.add_argument("--history", type=int, default=20, help="the customer's answers")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -13,13 +13,20 @@ in its tmp folder (pytest prints the path).
 - the queue's filter form keeps its filters in the URL, a filter followup refuses is shown
   with its reason, and each open case's deadline counts down in the page (a small script
   over the deadline instants and business time the server gave, driven here by a clock the
-  test moves).
+  test moves);
+- the case page shows every score the customer gave, their time now and attributes, and the
+  escalation ladder with its next step;
+- the dashboard compares the last days with as many days before: two new answers move the
+  right cells by one, and the owner's figures (a lead's) count the new case;
+- the policy page is a table with a row per rule of the policy file in force.
 """
 
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +39,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
+from nps_followup.adapters.policy_file import parse_policy
 from tests.e2e.conftest import TOKEN, System
 from tests.e2e.test_detractor_journey import a_response
 from tests.support.polling import eventually_sync
@@ -223,6 +231,9 @@ def test_a_viewer_is_refused_the_queue_and_sees_no_customer_email(
     # The figures count the responses scored so far: a point per month, and its value.
     assert browser.find_elements(By.CSS_SELECTOR, "#nps-chart circle")
     assert browser.find_elements(By.CSS_SELECTOR, "#nps tbody tr")
+    assert browser.find_elements(By.CSS_SELECTOR, "#comparison tbody tr")
+    # Figures by owner name people: a lead's, not a viewer's.
+    assert not browser.find_elements(By.ID, "owner-figures")
     assert "@example.com" not in browser.find_element(By.TAG_NAME, "main").text
 
 
@@ -317,3 +328,171 @@ def test_the_queue_filters_in_the_url_and_counts_deadlines_down(
     assert "score_min" in refused.text
     assert not browser.find_elements(By.ID, "queue")
     assert browser.find_element(By.ID, "filter-score-min").get_attribute("value") == "9"
+
+
+def _answer(system: System, customer: str, score: int, at: datetime, **customer_: Any) -> None:
+    body = a_response(customer, score=score)
+    body["responded_at"] = at.isoformat()
+    body["customer"].update(customer_)
+    answer = httpx.post(
+        f"{system.url('ingest')}/v1/responses",
+        json=body,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 202, answer.text
+
+
+def _open_case_of(system: System, customer: str) -> dict[str, Any]:
+    def cases() -> list[dict[str, Any]]:
+        found = httpx.get(
+            f"{system.url('followup')}/v1/cases",
+            params={"customer_id": customer, "status": "open"},
+            headers=system.infra.bearer("admin@example.com"),
+            timeout=10,
+        )
+        found.raise_for_status()
+        items: list[dict[str, Any]] = found.json()["items"]
+        return items
+
+    [case] = eventually_sync(cases, until=bool, what="the detractor's open case")
+    return case
+
+
+def test_the_case_page_shows_every_score_the_customer_gave_and_the_ladder(
+    system: System, browser: WebDriver
+) -> None:
+    customer = f"history-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    # A promoter two months ago, then a detractor today: the case is today's.
+    _answer(system, customer, 10, now - timedelta(days=60))
+    _answer(
+        system,
+        customer,
+        3,
+        now - timedelta(minutes=5),
+        timezone="Asia/Tokyo",
+        attributes={"plan": "pro", "region": "apac"},
+    )
+    case = _open_case_of(system, customer)
+    _sign_in(browser, system, AGENT, path=f"/cases/{case['case_id']}")
+
+    rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
+    assert [r.find_element(By.CSS_SELECTOR, ".score").text for r in rows] == ["3", "10"]
+    assert rows[0].get_attribute("class") == "this-case"
+    assert "(this case)" in rows[0].text
+    assert "(Asia/Tokyo, UTC+09:00)" in browser.find_element(By.ID, "customer-local-time").text
+    attributes = browser.find_elements(By.CSS_SELECTOR, "#customer-attributes li")
+    assert [a.text for a in attributes] == ["plan: pro", "region: apac"]
+
+    # Nobody reached the customer yet: the reminder is next, the escalations later.
+    ladder = browser.find_elements(By.CSS_SELECTOR, "#ladder tbody tr")
+    assert [(r.get_attribute("data-step"), r.get_attribute("data-state")) for r in ladder] == [
+        ("reminder", "next"),
+        ("escalation", "later"),
+        ("second_level", "later"),
+    ]
+    assert "cs-lead@example.com (team lead)" in ladder[1].text
+    assert "head-of-cx@example.com (second level)" in ladder[2].text
+
+    # Reaching the customer stops what was still to come.
+    Select(browser.find_element(By.ID, "contact-outcome")).select_by_value("reached")
+    _submit(browser, "form-contact")
+    _wait(browser).until(ec.text_to_be_present_in_element((By.ID, "done"), "contact is logged"))
+    states = [
+        r.get_attribute("data-state")
+        for r in browser.find_elements(By.CSS_SELECTOR, "#ladder tbody tr")
+    ]
+    assert states == ["stopped", "stopped", "stopped"]
+
+
+def _cells(driver: WebDriver, table: str, key: str) -> dict[str, str]:
+    """The cells of each row of `table`, by the row's `data-<key>`."""
+    return {
+        row.get_attribute(f"data-{key}") or "": row.text
+        for row in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
+    }
+
+
+def _comparison(driver: WebDriver) -> dict[str, tuple[str, str, str]]:
+    """Each figure's (previous, this period, change) on the dashboard."""
+    return {
+        row.get_attribute("data-figure") or "": (
+            row.find_element(By.CSS_SELECTOR, ".before").text,
+            row.find_element(By.CSS_SELECTOR, ".after").text,
+            row.find_element(By.CSS_SELECTOR, ".change").text,
+        )
+        for row in driver.find_elements(By.CSS_SELECTOR, "#comparison tbody tr")
+    }
+
+
+def test_the_dashboard_compares_this_week_with_the_week_before(
+    system: System, browser: WebDriver
+) -> None:
+    path = "/dashboard?days=7&team=customer-success"
+    _sign_in(browser, system, LEAD, path=path)
+    before = _comparison(browser)
+    owners_before = _cells(browser, "owner-figures", "owner")
+
+    # A promoter this week, a detractor eight days ago (last week; their case opens now).
+    now = datetime.now(UTC)
+    _answer(system, f"week-{uuid.uuid4().hex[:8]}", 9, now - timedelta(hours=1))
+    detractor = f"week-{uuid.uuid4().hex[:8]}"
+    _answer(system, detractor, 1, now - timedelta(days=8))
+    owner = _open_case_of(system, detractor)["owner"]
+
+    def reloaded() -> dict[str, tuple[str, str, str]]:
+        browser.get(f"{system.url('console')}{path}")
+        return _comparison(browser)
+
+    def moved(found: dict[str, tuple[str, str, str]]) -> bool:
+        return (found["promoters"][1], found["detractors"][0]) != (
+            before["promoters"][1],
+            before["detractors"][0],
+        )
+
+    after = eventually_sync(reloaded, until=moved, what="the two answers on the dashboard")
+    assert int(after["promoters"][1]) == int(before["promoters"][1]) + 1
+    assert int(after["detractors"][0]) == int(before["detractors"][0]) + 1
+    for figure, (previous, this, change) in after.items():
+        if figure == "nps":
+            assert float(change) == pytest.approx(float(this) - float(previous), abs=0.11)
+        else:
+            assert int(change) == int(this) - int(previous)
+    assert browser.find_element(By.ID, "significance").text.startswith(("The change", "Too few"))
+    # The detractor's case counts for its owner, in this period and its team.
+    handled = _cells(browser, "owner-figures", "owner")
+    was = int(owners_before[owner].split()[1]) if owner in owners_before else 0
+    assert int(handled[owner].split()[1]) == was + 1
+    assert "@example.com" not in browser.find_element(By.ID, "comparison").text
+
+
+def test_the_policy_page_is_a_table_of_the_rules_in_force(
+    system: System, browser: WebDriver
+) -> None:
+    policy = parse_policy(Path(__file__).with_name("policy.yaml").read_text())
+    _sign_in(browser, system, VIEWER, path="/policy")
+    rows = {
+        row.get_attribute("data-rule"): row
+        for row in browser.find_elements(By.CSS_SELECTOR, "#rules tbody tr")
+    }
+    assert list(rows) == [r.name for r in policy.rules]
+    detractor = rows["detractor"]
+    assert detractor.find_element(By.CSS_SELECTOR, ".deadline").text == "2 business days"
+    assert detractor.find_element(By.CSS_SELECTOR, ".owner").text.startswith("customer-success")
+    steps = [li.text for li in detractor.find_elements(By.CSS_SELECTOR, ".ladder li")]
+    assert steps == [
+        "4 business hours before the deadline: tell the owner",
+        "at the deadline: tell the team lead",
+        "1 business day after the deadline: tell the second level",
+    ]
+    messages = detractor.find_element(By.CSS_SELECTOR, ".messages").text
+    assert "Email detractor_acknowledgement, at once" in messages
+    assert "Helpdesk ticket, high priority, at once" in messages
+    assert (
+        "1 day after the answer" in rows["passive"].find_element(By.CSS_SELECTOR, ".messages").text
+    )
+    assert "to survey e2e-breach" in rows["detractor-breach-drill"].text
+    assert rows["passive"].find_element(By.CSS_SELECTOR, ".deadline").text == (
+        "No case: messages only"
+    )

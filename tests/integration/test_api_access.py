@@ -41,6 +41,7 @@ from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.devstack.idp import DevIdentityProvider, subject_of
 from nps_kit.http import create_app
 from nps_scoring.entrypoints import api as scoring_api
+from tests.integration.test_scoring import response, score
 from tests.support.cases import detractor_case, footprint
 from tests.support.helpdesk import helpdesk_app
 from tests.support.infra import Infra
@@ -232,6 +233,13 @@ async def _opted_out(sessions: SessionFactory, _team: str) -> str:
     return customer
 
 
+async def _answered(sessions: SessionFactory, _team: str) -> str:
+    """A customer who answered one survey: their score history has one response."""
+    customer = f"hist-{uuid.uuid4().hex[:8]}"
+    await score(sessions, response(customer, f"{customer}-1", 4, comment="Too slow"))
+    return customer
+
+
 def _member_of(team: str) -> str:
     return "sam@example.com" if team == "customer-success" else OTHER_AGENT
 
@@ -240,6 +248,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/v1/nps"): Call("scoring"),
     ("GET", "/v1/nps/compare"): Call("scoring"),
     ("GET", "/v1/themes"): Call("scoring"),
+    ("GET", "/v1/customers/{customer_id}/responses"): Call("scoring", prepare=_answered),
     ("GET", "/v1/figures"): Call("followup"),
     ("GET", "/v1/policy"): Call("followup"),
     ("GET", "/v1/cases"): Call("followup"),

@@ -22,6 +22,7 @@ async def detractor_case(
     name: str = "Ada",
     email: str = "ada@example.com",
     themes: list[str] | None = None,
+    timezone: str | None = None,
 ) -> Case:
     """A new customer's response (a detractor's 2 unless told) opened by the policy, as the
     consumer would: its case, with the owner, actions and timeline the rule gives it."""
@@ -36,6 +37,7 @@ async def detractor_case(
             id=f"{source}-{uuid.uuid4().hex[:8]}",
             email=email,
             name=name,
+            timezone=timezone,
             attributes=attributes or {},
         ),
         score=score,

@@ -12,8 +12,13 @@ from nps_console import catalog
 from nps_console.config import ConsoleSettings
 from nps_console.domain.chart import nps_chart
 from nps_console.domain.deadline import due_label
+from nps_console.domain.local_time import LocalTime, local_time
+from nps_console.domain.periods import this_and_previous
 from nps_console.entrypoints import web
 from nps_console.handlers import safe_return_to
+from nps_events import Segment
+from nps_followup.domain.escalation import LADDER, RungState, ladder_step
+from nps_followup.domain.policy import ActionKind, OwnerRule
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TEMPLATES = Path(catalog.__file__).with_name("templates")
@@ -88,10 +93,23 @@ def test_every_string_a_template_asks_for_is_in_the_catalog() -> None:
     whole = {k for k in asked if not k.endswith(".")}
     assert sorted(whole - set(catalog.EN)) == []
     # Keys built from a value ("status." ~ case.status): one for every value there is.
-    assert {k for k in asked if k.endswith(".")} == {"status.", "outcome.", "segment."}
-    built = [f"status.{s}" for s in web.STATUSES] + [f"outcome.{o}" for o in web.OUTCOMES]
-    built += [f"segment.{s}" for s in web.SEGMENTS]
+    # Values from followup's own enums: a new step, role, state or kind needs its words here.
+    values: dict[str, list[str]] = {
+        "status.": list(web.STATUSES),
+        "outcome.": list(web.OUTCOMES),
+        "ladder.step.": [k.value for k in LADDER],
+        "ladder.role.": ["owner", "lead", "second_level"],
+        "ladder.state.": [s.value for s in RungState],
+        "segment.": [s.value for s in Segment],
+        "dashboard.figure.": ["nps", "responses", "promoters", "passives", "detractors"],
+        "policy.owner.": [o.value for o in OwnerRule],
+        "policy.message.": [k.value for k in ActionKind],
+    }
+    assert {k for k in asked if k.endswith(".")} == set(values)
+    built = [f"{prefix}{value}" for prefix, found in values.items() for value in found]
     built += [f"done.{step}" for step in web.STEPS]
+    roles = {ladder_step(kind, owner=None, team=None).role for kind in LADDER}
+    assert roles == set(values["ladder.role."])
     assert sorted(set(built) - set(catalog.EN)) == []
 
 
@@ -155,3 +173,58 @@ def test_the_queue_form_asks_followup_for_the_filters_given_and_the_active_cases
     params = web._queue_params(chosen, cursor="abc", page_size=25)
     assert params["status"] == ["resolved"]
     assert params["cursor"] == "abc"
+
+
+@pytest.mark.parametrize(
+    ("days", "this", "previous"),
+    [
+        (7, ("2026-11-18", "2026-11-24"), ("2026-11-11", "2026-11-17")),
+        (30, ("2026-10-26", "2026-11-24"), ("2026-09-26", "2026-10-25")),
+        (1, ("2026-11-24", "2026-11-24"), ("2026-11-23", "2026-11-23")),
+    ],
+)
+def test_the_dashboard_compares_the_last_days_with_as_many_days_before(
+    days: int, this: tuple[str, str], previous: tuple[str, str]
+) -> None:
+    now, before = this_and_previous(NOW.date(), days)
+    assert (now.first.isoformat(), now.last.isoformat()) == this
+    assert (before.first.isoformat(), before.last.isoformat()) == previous
+    assert now.days == before.days == days
+
+
+@pytest.mark.parametrize(
+    ("zone", "clock", "offset", "night"),
+    [
+        ("Asia/Tokyo", "Tue 21:00", "UTC+09:00", True),
+        ("Europe/London", "Tue 12:00", "UTC+00:00", False),
+        ("America/New_York", "Tue 07:00", "UTC-05:00", True),
+        ("Asia/Kolkata", "Tue 17:30", "UTC+05:30", False),
+    ],
+)
+def test_the_case_page_says_the_customers_time_now(
+    zone: str, clock: str, offset: str, night: bool
+) -> None:
+    assert local_time(zone, NOW) == LocalTime(zone, clock, offset, night)
+
+
+@pytest.mark.parametrize("zone", [None, "", "Mars/Olympus_Mons", "../etc/passwd"])
+def test_no_or_an_unknown_time_zone_gives_no_local_time(zone: str | None) -> None:
+    assert local_time(zone, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ({"days": "14"}, "The period is one of 7, 30, 90, 365 days."),
+        ({"days": "-7"}, "The period is one of 7, 30, 90, 365 days."),
+        ({"segment": "grumpy"}, "The segment is one of promoter, passive, detractor."),
+    ],
+)
+def test_a_dashboard_choice_outside_its_lists_is_refused_with_why(
+    query: dict[str, str], problem: str
+) -> None:
+    assert web._dashboard_choice(query) == problem
+
+
+def test_the_dashboard_defaults_to_thirty_days_unfiltered() -> None:
+    assert web._dashboard_choice({}) == web.DashboardChoice(days=30)

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from nps_events import Event, ResponseReceived, ResponseScored
-from nps_scoring.adapters.repository import ScoringRepository
+from nps_scoring.adapters.repository import AnsweredResponse, ScoringRepository
 from nps_scoring.domain.figures import (
     Comparison,
     Counted,
@@ -354,3 +354,10 @@ async def theme_figures(
         for theme, counts in sorted(totals.items(), key=lambda t: (-t[1].responses, t[0]))
     ]
     return ThemesOverview(commented=total_commented, themes=themes)
+
+
+async def customer_history(
+    repo: ScoringRepository, customer_id: str, *, limit: int
+) -> list[AnsweredResponse]:
+    """Every score the customer gave (the latest `limit`), newest first."""
+    return await repo.responses_of(customer_id, limit=limit)

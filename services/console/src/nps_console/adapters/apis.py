@@ -4,6 +4,7 @@ console reads no other service's tables."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -56,13 +57,42 @@ class Apis:
     async def policy(self, token: str) -> dict[str, Any]:
         return await self._call("GET", f"{self._followup}/v1/policy", token)
 
-    async def figures(self, token: str, *, group_by: str) -> dict[str, Any]:
+    async def figures(
+        self, token: str, *, group_by: str, only: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Closed-loop figures per group; `only`: start, end (ISO times), team, source,
+        segment."""
         return await self._call(
-            "GET", f"{self._followup}/v1/figures", token, params={"group_by": group_by}
+            "GET",
+            f"{self._followup}/v1/figures",
+            token,
+            params={"group_by": group_by, **(only or {})},
         )
 
-    async def nps(self, token: str, *, grain: str) -> dict[str, Any]:
-        return await self._call("GET", f"{self._scoring}/v1/nps", token, params={"grain": grain})
+    async def nps(
+        self, token: str, *, grain: str, only: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        return await self._call(
+            "GET", f"{self._scoring}/v1/nps", token, params={"grain": grain, **(only or {})}
+        )
+
+    async def compare(self, token: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """NPS of period a against period b, with the significance of the change."""
+        return await self._call("GET", f"{self._scoring}/v1/nps/compare", token, params=params)
+
+    async def themes(self, token: str, params: Mapping[str, str]) -> dict[str, Any]:
+        return await self._call("GET", f"{self._scoring}/v1/themes", token, params=params)
+
+    async def customer_responses(
+        self, token: str, customer_id: str, *, limit: int
+    ) -> dict[str, Any]:
+        """Every score the customer gave, newest first (scoring's history)."""
+        return await self._call(
+            "GET",
+            f"{self._scoring}/v1/customers/{quote(customer_id, safe='')}/responses",
+            token,
+            params={"limit": limit},
+        )
 
     async def _call(
         self,

@@ -6,11 +6,12 @@ Every form carries the session's CSRF token and must come from the console's own
 (`Origin`, else `Referer`); the session cookie is HttpOnly, SameSite=Lax, and Secure unless
 the console is served over plain HTTP on this machine."""
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -27,6 +28,8 @@ from nps_console.adapters.sessions import Session, SessionStore, TokenCipher
 from nps_console.config import ConsoleSettings
 from nps_console.domain.chart import nps_chart
 from nps_console.domain.deadline import due_label
+from nps_console.domain.local_time import local_time
+from nps_console.domain.periods import LENGTHS, change, this_and_previous
 from nps_console.handlers import begin_sign_in, finish_sign_in, refresh, sign_out
 from nps_events import ContactOutcome
 from nps_kit.auth import TokenVerifier
@@ -52,6 +55,9 @@ OUTCOMES = tuple(outcome.value for outcome in ContactOutcome)
 LEAD_ROLES = frozenset({"lead", "admin"})
 #: A session's last page is written at most this often (its idle lifetime counts from it).
 SEEN_EVERY = timedelta(seconds=30)
+
+#: How many of the customer's earlier answers the case page shows.
+HISTORY_LIMIT = 20
 
 
 class _Redirect(Exception):  # noqa: N818 - control flow: answer with a redirect
@@ -203,6 +209,41 @@ class Console:
             log.warning("console.csrf_refused", origin=origin, path=request.url.path)
             raise _Forbidden
         return fields
+
+
+SEGMENTS = ("promoter", "passive", "detractor")
+#: The dashboard shows the most mentioned themes.
+THEMES_SHOWN = 12
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardChoice:
+    """The dashboard's period length and filters, from its URL."""
+
+    days: int = 30
+    source: str = ""
+    segment: str = ""
+    team: str = ""
+
+
+async def _nothing() -> dict[str, Any]:
+    return {"groups": []}
+
+
+def _dashboard_choice(query: Mapping[str, str]) -> DashboardChoice | str:
+    """The choice, or what is wrong with it (the APIs check the filters' values)."""
+    raw = query.get("days", "30")
+    if not raw.isdigit() or int(raw) not in LENGTHS:
+        return catalog.t("dashboard.bad_days", lengths=", ".join(map(str, LENGTHS)))
+    segment = query.get("segment", "").strip()
+    if segment and segment not in SEGMENTS:
+        return catalog.t("dashboard.bad_segment", segments=", ".join(SEGMENTS))
+    return DashboardChoice(
+        days=int(raw),
+        source=query.get("source", "").strip(),
+        segment=segment,
+        team=query.get("team", "").strip(),
+    )
 
 
 class _Forbidden(Exception):  # noqa: N818 - a form that failed the CSRF check
@@ -526,19 +567,86 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
             session = await console.signed_in(request)
         except _Redirect as go:
             return RedirectResponse(go.location, status_code=303)
+        choice = _dashboard_choice(request.query_params)
+        if isinstance(choice, str):
+            return console.page(
+                "error.html",
+                session=session,
+                status=422,
+                message=catalog.t("error.422"),
+                detail=choice,
+            )
         token = session.access_token or ""
+        this, previous = this_and_previous(console.clock.now().astimezone(UTC).date(), choice.days)
+        scoring_only = {"source": choice.source} if choice.source else {}
+        followup_only = {
+            "start": datetime.combine(this.first, time(), UTC).isoformat(),
+            "end": datetime.combine(this.last + timedelta(days=1), time(), UTC).isoformat(),
+            **{
+                k: v
+                for k, v in (
+                    ("source", choice.source),
+                    ("segment", choice.segment),
+                    ("team", choice.team),
+                )
+                if v
+            },
+        }
         try:
-            nps = await console.apis.nps(token, grain="month")
-            teams = await console.apis.figures(token, group_by="team")
+            nps, compared, themes, teams, owners = await asyncio.gather(
+                console.apis.nps(token, grain="month", only=scoring_only),
+                console.apis.compare(
+                    token,
+                    {
+                        "a_from": previous.first.isoformat(),
+                        "a_to": previous.last.isoformat(),
+                        "b_from": this.first.isoformat(),
+                        "b_to": this.last.isoformat(),
+                        **scoring_only,
+                    },
+                ),
+                console.apis.themes(
+                    token,
+                    {
+                        "grain": "week" if choice.days <= 90 else "month",
+                        "from": previous.first.isoformat(),
+                        "to": this.last.isoformat(),
+                    },
+                ),
+                console.apis.figures(token, group_by="team", only=followup_only),
+                # People's names are for their leads: a viewer sees figures, nobody's name.
+                console.apis.figures(token, group_by="owner", only=followup_only)
+                if set(session.roles) & LEAD_ROLES
+                else _nothing(),
+            )
         except TokenRefused:
-            return await console.token_refused(session, "/dashboard")
+            return await console.token_refused(session, _here(request))
         except (ApiRefused, ApiUnavailable) as exc:
             return console.refused(session, exc)
         chart = nps_chart(
             [(str(p["period_start"]), p["nps"], p["margin_of_error"]) for p in nps["series"]]
         )
+        a, b = compared["a"], compared["b"]
+        comparison = [
+            {"key": key, "before": a[key], "after": b[key], "change": change(a[key], b[key])}
+            for key in ("nps", "responses", "promoters", "passives", "detractors")
+        ]
         return console.page(
-            "dashboard.html", session=session, nps=nps, chart=chart, teams=teams["groups"]
+            "dashboard.html",
+            session=session,
+            nps=nps,
+            chart=chart,
+            teams=teams["groups"],
+            owners=owners["groups"],
+            by_owner=bool(set(session.roles) & LEAD_ROLES),
+            compared=compared,
+            comparison=comparison,
+            themes=themes["themes"][:THEMES_SHOWN],
+            segments=(choice.segment,) if choice.segment else SEGMENTS,
+            choice=choice,
+            lengths=LENGTHS,
+            this=this,
+            previous=previous,
         )
 
     @api.get("/policy")
@@ -645,12 +753,29 @@ async def _render_case(
 ) -> Response:
     token = session.access_token or ""
     try:
-        case = await console.apis.case(token, case_id)
-        root_causes = (await console.apis.policy(token))["root_causes"]
+        case, policy = await asyncio.gather(
+            console.apis.case(token, case_id), console.apis.policy(token)
+        )
+        root_causes = policy["root_causes"]
     except TokenRefused:
         return await console.token_refused(session, f"/cases/{case_id}")
     except (ApiRefused, ApiUnavailable) as exc:
         return console.refused(session, exc)
+    # The score history is scoring's: without it the case can still be worked, so its
+    # absence is said on the page, not made the page's failure.
+    history: list[dict[str, Any]] | None = None
+    history_error = ""
+    try:
+        found = await console.apis.customer_responses(
+            token, case["customer"]["id"], limit=HISTORY_LIMIT
+        )
+        history = found["responses"]
+    except TokenRefused:
+        return await console.token_refused(session, f"/cases/{case_id}")
+    except ApiRefused as exc:
+        history_error = exc.detail or exc.title
+    except ApiUnavailable as exc:
+        history_error = catalog.t("error.api", detail=str(exc))
     now = console.clock.now()
     due = due_label(
         status=case["status"],
@@ -672,6 +797,9 @@ async def _render_case(
         status=failed.status if failed is not None else 200,
         case=case,
         due=due,
+        local=local_time(case["customer"].get("timezone"), now),
+        history=history,
+        history_error=history_error,
         root_causes=root_causes,
         outcomes=OUTCOMES,
         done=f"done.{done}" if done in STEPS else None,

@@ -820,10 +820,16 @@ class FollowupRepository:
         )
 
     async def figures(
-        self, *, group_by: str, start: datetime | None, end: datetime | None, now: datetime
+        self,
+        *,
+        group_by: str,
+        start: datetime | None,
+        end: datetime | None,
+        now: datetime,
+        only: "FigureFilter | None" = None,
     ) -> list["FigureRow"]:
         return await closed_loop_figures(
-            self.session, group_by=group_by, start=start, end=end, now=now
+            self.session, group_by=group_by, start=start, end=end, now=now, only=only
         )
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
@@ -1045,6 +1051,15 @@ class FigureRow:
 GROUPS = ("team", "owner", "segment", "day", "week", "month", "all")
 
 
+@dataclass(frozen=True, slots=True)
+class FigureFilter:
+    """Which cases the figures count: each given condition must hold."""
+
+    team: str | None = None
+    source: str | None = None
+    segment: str | None = None
+
+
 async def closed_loop_figures(
     session: AsyncSession,
     *,
@@ -1052,9 +1067,12 @@ async def closed_loop_figures(
     start: datetime | None,
     end: datetime | None,
     now: datetime,
+    only: FigureFilter | None = None,
 ) -> list[FigureRow]:
     """Closed-loop figures of the cases people work (not automated ones) opened in
-    [start, end), per group; one SQL pass, percentiles computed by PostgreSQL."""
+    [start, end), per group, of `only` those cases when given; one SQL pass, percentiles
+    computed by PostgreSQL (a team's range reads ix_cases_team_opened_at, any other range
+    ix_cases_opened_at)."""
     c = tables.cases
     if group_by in ("team", "owner", "segment"):
         group: Any = c.c[group_by]
@@ -1097,6 +1115,11 @@ async def closed_loop_figures(
         query = query.where(c.c.opened_at >= start)
     if end is not None:
         query = query.where(c.c.opened_at < end)
+    if only is not None:
+        for name in ("team", "source", "segment"):
+            value = getattr(only, name)
+            if value is not None:
+                query = query.where(c.c[name] == value)
     rows = await session.execute(query)
     return [
         FigureRow(

@@ -21,11 +21,13 @@ from nps_events import (
     Text,
 )
 from nps_events.text import clean_line
-from nps_followup.adapters.repository import FollowupRepository
+from nps_followup.adapters.repository import FigureFilter, FollowupRepository
 from nps_followup.domain.access import CaseScope, scope_of
 from nps_followup.domain.cases import Case, CaseStatus
+from nps_followup.domain.escalation import Rung, ladder_of
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause, transitions_from
 from nps_followup.domain.queue import BadCursor, QueueFilter
+from nps_followup.domain.policy import ActionKind, Duration, Rule
 from nps_followup.handlers import (
     CaseNotFound,
     PolicyInForce,
@@ -69,6 +71,26 @@ class CustomerOut(BaseModel):
     id: str
     email: str | None
     name: str | None
+    phone: str | None = Field(default=None, description="E.164, when the source gave one.")
+    locale: str | None = Field(default=None, description="Preferred language, e.g. pt-BR.")
+    timezone: str | None = Field(
+        default=None, description="IANA time zone the customer gave (null: not given)."
+    )
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="What the source says about the customer (plan…)."
+    )
+
+
+class RungOut(BaseModel):
+    step: str = Field(description="reminder, escalation or second_level.")
+    at: datetime = Field(description="When the step fires if nobody reaches the customer.")
+    recipient: str | None = Field(description="Who it tells (null: nobody the policy names).")
+    role: str = Field(description="owner, lead or second_level.")
+    level: int = Field(description="The escalation level it raises the case to (0: reminder).")
+    state: str = Field(
+        description="done (taken), next (what happens next), later, or stopped (someone "
+        "reached the customer first)."
+    )
 
 
 class ActorOut(BaseModel):
@@ -141,6 +163,10 @@ class CaseOut(BaseModel):
     themes: list[str] = Field(
         default_factory=list, description="Themes of the comment, as scoring tagged them."
     )
+    ladder: list[RungOut] = Field(
+        default_factory=list,
+        description="Only on GET /v1/cases/{case_id}: the escalation ladder, in order of time.",
+    )
 
     @classmethod
     def of(
@@ -149,7 +175,9 @@ class CaseOut(BaseModel):
         *,
         business_left: timedelta | None = None,
         runs_until: datetime | None = None,
+        ladder: list[Rung] | None = None,
     ) -> "CaseOut":
+        customer = case.customer
         return cls(
             transitions=transitions_from(case.status),
             business_hours_left=None
@@ -160,12 +188,29 @@ class CaseOut(BaseModel):
             else int(business_left.total_seconds()),
             business_time_runs_until=runs_until,
             themes=list(case.themes),
+            ladder=[
+                RungOut(
+                    step=r.step.value,
+                    at=r.at,
+                    recipient=r.recipient,
+                    role=r.role,
+                    level=r.level,
+                    state=r.state.value,
+                )
+                for r in ladder or ()
+            ],
             case_id=case.case_id,
             response_id=case.response_id,
             source=case.source,
             survey_id=case.survey_id,
             customer=CustomerOut(
-                id=case.customer_id, email=case.customer_email, name=case.customer_name
+                id=case.customer_id,
+                email=case.customer_email,
+                name=case.customer_name,
+                phone=customer.phone if customer else None,
+                locale=customer.locale if customer else None,
+                timezone=customer.timezone if customer else None,
+                attributes=dict(customer.attributes) if customer else {},
             ),
             segment=case.segment.value,
             score=case.score,
@@ -269,13 +314,14 @@ class CaseList(BaseModel):
     )
 
 
-def _case_out(case: Case, *, policy: PolicyInForce, now: datetime) -> CaseOut:
+def _case_out(case: Case, *, policy: PolicyInForce, now: datetime, ladder: bool = False) -> CaseOut:
     """The case as the API shows it, with the business time left to its deadline, counted in
-    its team's calendar."""
+    its team's calendar, and (`ladder`: a case read with its timeline) its escalation ladder."""
     return CaseOut.of(
         case,
         business_left=business_time_left(case, policy=policy, now=now),
         runs_until=business_time_runs_until(case, policy=policy, now=now),
+        ladder=ladder_of(case, team=policy.policy.teams.get(case.team or "")) if ladder else None,
     )
 
 
@@ -344,6 +390,7 @@ class FiguresRow(BaseModel):
     open: int = Field(description="Of those, still open or contacted (not yet resolved).")
     breached: int = Field(description="Contacted after the deadline, or past it uncontacted.")
     contacted: int
+    contacted_in_time: int = Field(description="First contact at or before the deadline.")
     closed: int
     sla_compliance: float | None = Field(
         description="Contacted in time / (contacted in time + breached); null if none settled."
@@ -362,11 +409,113 @@ class FiguresOut(BaseModel):
     group_by: str
     start: datetime | None
     end: datetime | None
+    filter: dict[str, str] = Field(
+        default_factory=dict, description="The team, source and segment asked for, if any."
+    )
     groups: list[FiguresRow]
 
 
+class MatchOut(BaseModel):
+    segment: str
+    source: list[str] | None = Field(description="Any of these sources; null: any source.")
+    survey: list[str] | None = Field(description="Any of these surveys; null: any survey.")
+    attributes: dict[str, list[str]] = Field(
+        description="Each customer attribute must have one of its values."
+    )
+
+
+class LadderStepOut(BaseModel):
+    step: str = Field(description="reminder, escalation or second_level.")
+    when: str = Field(description="e.g. `4 business hours before the deadline`.")
+    tells: str = Field(
+        description="owner (else the team's lead), lead, or second_level (else the lead)."
+    )
+
+
+class CaseRuleOut(BaseModel):
+    team: str
+    owner: str = Field(description="account_owner, round_robin or unassigned.")
+    contact_within: str = Field(description="The contact deadline, e.g. `2 business days`.")
+    ladder: list[LadderStepOut]
+
+
+class MessageOut(BaseModel):
+    kind: str = Field(description="email, sms or ticket.")
+    template: str | None
+    after: str = Field(description="Calendar time after the response, e.g. `1 day`.")
+    priority: str | None = Field(description="For a ticket: low, normal, high or urgent.")
+    exempt_from_frequency_cap: bool
+
+
+def _said(duration: Duration) -> str:
+    """`1 business day`, `4 business hours`: as people write it (the policy file's words)."""
+    text = str(duration)
+    return text[:-1] if duration.amount == 1 else text
+
+
+class RuleOut(BaseModel):
+    name: str
+    when: MatchOut
+    specificity: int = Field(
+        description="How many conditions beyond the segment: the most specific match applies."
+    )
+    case: CaseRuleOut | None = Field(description="null: the messages alone, nobody's case.")
+    actions: list[MessageOut]
+
+    @classmethod
+    def of(cls, rule: Rule) -> "RuleOut":
+        case = rule.case
+        ladder = []
+        if case is not None:
+            if case.remind_before is not None:
+                ladder.append(
+                    LadderStepOut(
+                        step="reminder",
+                        when=f"{_said(case.remind_before)} before the deadline",
+                        tells="owner",
+                    )
+                )
+            ladder.append(LadderStepOut(step="escalation", when="at the deadline", tells="lead"))
+            if case.second_level_after is not None:
+                ladder.append(
+                    LadderStepOut(
+                        step="second_level",
+                        when=f"{_said(case.second_level_after)} after the deadline",
+                        tells="second_level",
+                    )
+                )
+        return cls(
+            name=rule.name,
+            when=MatchOut(
+                segment=rule.when.segment.value,
+                source=list(rule.when.source) if rule.when.source is not None else None,
+                survey=list(rule.when.survey) if rule.when.survey is not None else None,
+                attributes={k: list(v) for k, v in rule.when.attributes.items()},
+            ),
+            specificity=rule.when.specificity,
+            case=None
+            if case is None
+            else CaseRuleOut(
+                team=case.team,
+                owner=case.owner.value,
+                contact_within=_said(case.contact_within),
+                ladder=ladder,
+            ),
+            actions=[
+                MessageOut(
+                    kind=a.kind.value,
+                    template=a.template,
+                    after=_said(a.after),
+                    priority=a.priority.value if a.kind is ActionKind.TICKET else None,
+                    exempt_from_frequency_cap=a.exempt_from_frequency_cap,
+                )
+                for a in rule.actions
+            ],
+        )
+
+
 class PolicyOut(BaseModel):
-    rules: list[str]
+    rules: list[RuleOut] = Field(description="In the order the policy file lists them.")
     teams: list[str]
     root_causes: list[str]
 
@@ -602,7 +751,7 @@ def router(
         if case is None:
             raise Problem(404, "Not found", f"No case {case_id}.")
         _check_sees(policy, principal, case)
-        return _case_out(case, policy=policy, now=clock.now())
+        return _case_out(case, policy=policy, now=clock.now(), ladder=True)
 
     @api.get(
         "/v1/responses/{response_id}",
@@ -844,6 +993,9 @@ def _figure_routes(
         group_by: Literal["all", "team", "owner", "segment", "day", "week", "month"] = "all",
         start: Annotated[datetime | None, Query(description="Cases opened at or after.")] = None,
         end: Annotated[datetime | None, Query(description="Cases opened before.")] = None,
+        team: Annotated[Line | None, Query(max_length=100, description="Only its cases.")] = None,
+        source: Annotated[Line | None, Query(max_length=100, description="Only its cases.")] = None,
+        segment: Annotated[Segment | None, Query(description="Only its cases.")] = None,
     ) -> FiguresOut:
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
@@ -867,11 +1019,23 @@ def _figure_routes(
                 start=start,
                 end=end,
                 now=clock.now(),
+                only=FigureFilter(
+                    team=team, source=source, segment=segment.value if segment else None
+                ),
             )
         return FiguresOut(
             group_by=group_by,
             start=start,
             end=end,
+            filter={
+                k: v
+                for k, v in (
+                    ("team", team),
+                    ("source", source),
+                    ("segment", segment.value if segment else None),
+                )
+                if v is not None
+            },
             groups=[
                 FiguresRow(
                     group=g.group,
@@ -879,6 +1043,7 @@ def _figure_routes(
                     open=g.counts.open,
                     breached=g.counts.breached,
                     contacted=g.counts.contacted,
+                    contacted_in_time=g.counts.on_time,
                     closed=g.counts.closed,
                     sla_compliance=g.rates.sla_compliance,
                     closed_loop_rate=g.rates.closed_loop_rate,
@@ -892,9 +1057,16 @@ def _figure_routes(
             ],
         )
 
-    @api.get("/v1/policy", response_model=PolicyOut, summary="The policy in force, in short")
+    @api.get(
+        "/v1/policy",
+        response_model=PolicyOut,
+        summary="The policy in force: its rules (match, deadline, ladder, messages), read-only",
+    )
     async def get_policy(_: Viewer) -> PolicyOut:
+        """Rules name teams and roles, never a person: any role may read them."""
         p = policy.policy
         return PolicyOut(
-            rules=[r.name for r in p.rules], teams=sorted(p.teams), root_causes=list(p.root_causes)
+            rules=[RuleOut.of(r) for r in p.rules],
+            teams=sorted(p.teams),
+            root_causes=list(p.root_causes),
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from nps_followup.adapters.repository import (
+    FigureFilter,
     FigureRow,
     FollowupRepository,
 )
@@ -159,9 +160,11 @@ async def figures(
     start: datetime | None,
     end: datetime | None,
     now: datetime,
+    only: FigureFilter | None = None,
 ) -> list[GroupFigures]:
-    """Closed-loop figures per group (team, owner, segment, day/week/month, or all)."""
-    rows = await repo.figures(group_by=group_by, start=start, end=end, now=now)
+    """Closed-loop figures per group (team, owner, segment, day/week/month, or all), of
+    `only` the cases of a team, source or segment when given."""
+    rows = await repo.figures(group_by=group_by, start=start, end=end, now=now, only=only)
     return [
         GroupFigures(
             group=row.group,

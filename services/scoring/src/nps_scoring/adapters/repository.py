@@ -130,6 +130,21 @@ class StoredResponse:
     counted: Counted
 
 
+@dataclass(frozen=True, slots=True)
+class AnsweredResponse:
+    """One of a customer's responses, as the customer's score history shows it."""
+
+    response_id: uuid.UUID
+    source: str
+    survey_id: str
+    score: int
+    segment: Segment
+    comment: str | None
+    themes: tuple[str, ...]
+    responded_at: datetime
+    transition: str | None
+
+
 def _counted(row: Any) -> Counted:
     return Counted(
         segment=Segment(row.segment),
@@ -153,6 +168,31 @@ class ScoringRepository:
         )
         queued = await outbox.discard_for_key(self.session, tables.outbox, customer_id.encode())
         return {"responses": int(getattr(responses, "rowcount", 0) or 0), "outbox": queued}
+
+    async def responses_of(self, customer_id: str, *, limit: int) -> list[AnsweredResponse]:
+        """The customer's latest `limit` responses, newest first (an index scan on
+        customer_id)."""
+        r = tables.responses
+        rows = await self.session.execute(
+            select(r)
+            .where(r.c.customer_id == customer_id)
+            .order_by(r.c.responded_at.desc(), r.c.response_id)
+            .limit(limit)
+        )
+        return [
+            AnsweredResponse(
+                response_id=row.response_id,
+                source=row.source,
+                survey_id=row.survey_id,
+                score=row.score,
+                segment=Segment(row.segment),
+                comment=row.comment,
+                themes=tuple(row.themes or ()),
+                responded_at=row.responded_at,
+                transition=row.transition,
+            )
+            for row in rows
+        ]
 
     async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
         """Event ids not processed before by `consumer`, now marked processed."""

@@ -1,9 +1,10 @@
-"""Scoring's read API: NPS figures with their margin of error, comparisons, themes."""
+"""Scoring's read API: NPS figures with their margin of error, comparisons, themes, and a
+customer's score history."""
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from nps_events import Line
@@ -14,7 +15,7 @@ from nps_kit.http import Problem
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.domain.figures import ATTRIBUTE_PREFIX, Counts, Dimension, Grain
 from nps_scoring.domain.themes import UNMATCHED
-from nps_scoring.handlers import compare_periods, nps_figures, theme_figures
+from nps_scoring.handlers import compare_periods, customer_history, nps_figures, theme_figures
 
 RESPONSE_RATE = (
     "Responses per survey sent, where sources report sends. No source reports sends yet, so "
@@ -143,6 +144,30 @@ class ThemesOut(BaseModel):
     themes: list[ThemeOut] = Field(description="Most mentioned first; `unmatched` included.")
 
 
+class AnsweredOut(BaseModel):
+    response_id: str
+    source: str
+    survey_id: str
+    score: int
+    segment: str = Field(description="promoter, passive or detractor.")
+    comment: str | None
+    themes: list[str]
+    responded_at: datetime
+    transition: str | None = Field(
+        description="Against the customer's previous answer: e.g. detractor_to_promoter."
+    )
+
+
+class CustomerResponsesOut(BaseModel):
+    customer_id: str
+    limit: int
+    responses: list[AnsweredOut] = Field(description="Newest first.")
+
+
+CustomerId = Annotated[
+    Line, Path(min_length=1, max_length=200, description="The customer's id: one line.")
+]
+
 From = Annotated[date | None, Query(alias="from", description="First day, inclusive.")]
 To = Annotated[date | None, Query(description="Last day, inclusive.")]
 GrainQ = Annotated[Grain, Query(description="Period of each point of the series.")]
@@ -178,6 +203,7 @@ def router(
     """Figures and themes hold no customer's data: any role may read them (viewer and up)."""
     api = APIRouter()
     Viewer = Annotated[Principal, access.require(Role.VIEWER)]  # noqa: N806 - a type
+    Agent = Annotated[Principal, access.require(Role.AGENT)]  # noqa: N806 - a type
     labels = {**labels, UNMATCHED: "Comments that match no theme"}
 
     @api.get(
@@ -325,6 +351,39 @@ def router(
                     for t in overview.themes
                 ],
             }
+        )
+
+    @api.get(
+        "/v1/customers/{customer_id}/responses",
+        response_model=CustomerResponsesOut,
+        summary="Every score a customer gave, newest first (their comments: agent and up)",
+    )
+    async def get_customer_responses(
+        _: Agent,
+        customer_id: CustomerId,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> CustomerResponsesOut:
+        """Comments are the customer's own words: agents, leads and admins read them; a
+        viewer's role stops at figures. Scoring knows no teams, so any agent may ask."""
+        async with sessions() as session:
+            found = await customer_history(ScoringRepository(session), customer_id, limit=limit)
+        return CustomerResponsesOut(
+            customer_id=customer_id,
+            limit=limit,
+            responses=[
+                AnsweredOut(
+                    response_id=str(r.response_id),
+                    source=r.source,
+                    survey_id=r.survey_id,
+                    score=r.score,
+                    segment=r.segment.value,
+                    comment=r.comment,
+                    themes=list(r.themes),
+                    responded_at=r.responded_at,
+                    transition=r.transition,
+                )
+                for r in found
+            ],
         )
 
     return api

@@ -1,0 +1,114 @@
+"""The console's case page and dashboard when something is missing, against followup served
+over real HTTP (on the real database) and scoring nowhere: the case can still be worked (the
+score history says it is unavailable, the ladder is there), and a dashboard choice outside its
+lists is a 422 page saying what is accepted, not a 500."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from nps_console.adapters.apis import Apis
+from nps_console.adapters.oidc import IdentityProvider
+from nps_console.config import ConsoleSettings
+from nps_console.entrypoints import web
+from nps_followup.entrypoints import api as followup_api
+from nps_kit.access import Access
+from nps_kit.clock import FrozenClock, SystemClock
+from nps_kit.db import SessionFactory, session_factory
+from nps_kit.devstack import free_port
+from nps_kit.http import create_app
+from tests.integration.test_api_access import POLICY
+from tests.support.cases import detractor_case
+from tests.support.infra import Infra
+from tests.support.serve import served
+
+CONSOLE = "http://127.0.0.1:8000"
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+async def console(
+    sessions: SessionFactory, access: Access, infra: Infra, database_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    # followup runs in uvicorn's own thread and event loop: it needs an engine of its own.
+    engine = create_async_engine(database_url)
+    followup = create_app(title="followup", description="", version="test", readiness={})
+    followup.include_router(
+        followup_api.router(
+            sessions=session_factory(engine), clock=FrozenClock(NOW), policy=POLICY, access=access
+        )
+    )
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with served(followup) as followup_url:
+        settings = ConsoleSettings(
+            public_url=CONSOLE,
+            followup_url=followup_url,
+            scoring_url=nowhere,
+            auth=infra.auth(),
+            api_timeout_seconds=2,
+        )
+        apis = Apis(followup_url=followup_url, scoring_url=nowhere, timeout=2)
+        app = create_app(title="console", description="", version="test", readiness={})
+        app.include_router(
+            web.router(
+                web.Console(
+                    settings=settings,
+                    sessions=sessions,
+                    provider=IdentityProvider(settings),
+                    verifier=access.verifier,
+                    apis=apis,
+                    clock=SystemClock(),
+                )
+            )
+        )
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=CONSOLE
+            ) as client:
+                await _sign_in(client, "alex@example.com")
+                yield client
+        finally:
+            await apis.close()
+    await engine.dispose()
+
+
+async def _sign_in(client: httpx.AsyncClient, person: str) -> None:
+    started = await client.get("/sign-in")
+    authorize = httpx.URL(started.headers["location"])
+    async with httpx.AsyncClient() as browser:
+        chosen = await browser.post(
+            str(authorize.copy_with(query=None)), data={**dict(authorize.params), "user": person}
+        )
+    back = httpx.URL(chosen.headers["location"])
+    done = await client.get(f"{back.path}?{back.query.decode()}")
+    assert done.status_code == 303, done.text
+
+
+async def test_without_scoring_the_case_page_still_shows_the_case_and_says_why_no_history(
+    console: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    case = await detractor_case(sessions, POLICY, now=NOW, source="degraded", timezone="UTC")
+    page = await console.get(f"/cases/{case.case_id}")
+    assert page.status_code == 200, page.text
+    assert 'id="history-error"' in page.text
+    assert "The score history is not available now" in page.text
+    assert 'data-step="reminder" data-state="next"' in page.text
+    assert 'id="form-contact"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("days=14", "The period is one of 7, 30, 90, 365 days."),
+        ("segment=grumpy", "The segment is one of promoter, passive, detractor."),
+    ],
+)
+async def test_a_dashboard_choice_outside_its_lists_is_a_422_page_saying_why(
+    console: httpx.AsyncClient, query: str, says: str
+) -> None:
+    page = await console.get(f"/dashboard?{query}")
+    assert page.status_code == 422
+    assert says in page.text
