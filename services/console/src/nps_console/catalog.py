@@ -218,9 +218,6 @@ EN: Mapping[str, str] = {
     "dashboard.owner": "Owner",
     "dashboard.handled": "Cases handled",
     "dashboard.in_time": "Contacted within the deadline",
-    "segment.promoter": "Promoter",
-    "segment.passive": "Passive",
-    "segment.detractor": "Detractor",
     "policy.title": "Follow-up policy in force",
     "policy.rules": "Rules, in the order they are tried",
     "policy.rules_hint": "A response gets the most specific rule that matches it (the one "

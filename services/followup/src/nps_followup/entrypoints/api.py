@@ -26,8 +26,8 @@ from nps_followup.domain.access import CaseScope, scope_of
 from nps_followup.domain.cases import Case, CaseStatus
 from nps_followup.domain.escalation import Rung, ladder_of
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause, transitions_from
-from nps_followup.domain.queue import BadCursor, QueueFilter
 from nps_followup.domain.policy import ActionKind, Duration, Rule
+from nps_followup.domain.queue import BadCursor, QueueFilter
 from nps_followup.handlers import (
     CaseNotFound,
     PolicyInForce,
@@ -753,50 +753,6 @@ def router(
         _check_sees(policy, principal, case)
         return _case_out(case, policy=policy, now=clock.now(), ladder=True)
 
-    @api.get(
-        "/v1/responses/{response_id}",
-        response_model=ResponseFollowUpOut,
-        response_model_exclude_none=True,
-        summary="What followup did with a response: its case, or why it did not act on it",
-        responses={
-            404: {
-                "description": "followup opened no case from it and did not set it aside: not "
-                "received yet, no rule applies to it, or it joined the customer's case "
-                "(problem+json)."
-            }
-        },
-    )
-    async def get_response_follow_up(
-        principal: Agent, response_id: uuid.UUID
-    ) -> ResponseFollowUpOut:
-        async with sessions() as session:
-            found = await follow_up_of(FollowupRepository(session), response_id)
-        if found is None:
-            raise Problem(
-                404,
-                "Not found",
-                f"followup opened no case for response {response_id} and did not set it aside.",
-            )
-        if found.case is not None:
-            _check_sees(policy, principal, found.case)
-            return ResponseFollowUpOut(
-                response_id=response_id, acted_on=True, case_id=found.case.case_id
-            )
-        held = found.set_aside
-        assert held is not None  # noqa: S101 - one of the two is set
-        return ResponseFollowUpOut(
-            response_id=response_id,
-            acted_on=False,
-            reason=held.reason.value,
-            rule=held.rule,
-            window=held.window,
-            customer_id=held.customer_id,
-            segment=held.segment.value,
-            score=held.score,
-            responded_at=held.responded_at,
-            recorded_at=held.recorded_at,
-        )
-
     @api.post(
         "/v1/cases/{case_id}/assign",
         response_model=CaseOut,
@@ -921,9 +877,61 @@ def router(
             now=clock.now(),
         )
 
+    _response_routes(api, sessions=sessions, policy=policy, access=access)
     _opt_out_routes(api, sessions=sessions, clock=clock, access=access)
     _figure_routes(api, sessions=sessions, clock=clock, policy=policy, access=access)
     return api
+
+
+def _response_routes(
+    api: APIRouter, *, sessions: SessionFactory, policy: PolicyInForce, access: Access
+) -> None:
+    """What followup did with a response (agents): its case, or why it set it aside."""
+    Agent = Annotated[Principal, access.require(Role.AGENT)]  # noqa: N806 - a type
+
+    @api.get(
+        "/v1/responses/{response_id}",
+        response_model=ResponseFollowUpOut,
+        response_model_exclude_none=True,
+        summary="What followup did with a response: its case, or why it did not act on it",
+        responses={
+            404: {
+                "description": "followup opened no case from it and did not set it aside: not "
+                "received yet, no rule applies to it, or it joined the customer's case "
+                "(problem+json)."
+            }
+        },
+    )
+    async def get_response_follow_up(
+        principal: Agent, response_id: uuid.UUID
+    ) -> ResponseFollowUpOut:
+        async with sessions() as session:
+            found = await follow_up_of(FollowupRepository(session), response_id)
+        if found is None:
+            raise Problem(
+                404,
+                "Not found",
+                f"followup opened no case for response {response_id} and did not set it aside.",
+            )
+        if found.case is not None:
+            _check_sees(policy, principal, found.case)
+            return ResponseFollowUpOut(
+                response_id=response_id, acted_on=True, case_id=found.case.case_id
+            )
+        held = found.set_aside
+        assert held is not None  # noqa: S101 - one of the two is set
+        return ResponseFollowUpOut(
+            response_id=response_id,
+            acted_on=False,
+            reason=held.reason.value,
+            rule=held.rule,
+            window=held.window,
+            customer_id=held.customer_id,
+            segment=held.segment.value,
+            score=held.score,
+            responded_at=held.responded_at,
+            recorded_at=held.recorded_at,
+        )
 
 
 def _opt_out_routes(
