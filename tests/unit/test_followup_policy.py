@@ -72,6 +72,9 @@ def test_the_shipped_default_follows_common_practice() -> None:
         (Segment.DETRACTOR, "web", "q4", {}, "detractor"),
         (Segment.DETRACTOR, "web", "q4", {"plan": "starter"}, "detractor"),
         (Segment.DETRACTOR, "app", "q4", {"plan": "enterprise"}, "detractor-enterprise"),
+        # In any letters: a CRM's "Enterprise" is the policy's "enterprise".
+        (Segment.DETRACTOR, "app", "q4", {"plan": "Enterprise"}, "detractor-enterprise"),
+        (Segment.DETRACTOR, "app", "q4", {"plan": "ENTERPRISE "}, "detractor"),
         (
             Segment.DETRACTOR,
             "web",

@@ -240,6 +240,12 @@ class CaseRule(_Frozen):
         return self
 
 
+def _one_of(value: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether a customer attribute's value is one of a rule's, in any letters: vendors and
+    CRMs disagree on `Enterprise` and `enterprise`, and no company means two plans by them."""
+    return value is not None and value.casefold() in {a.casefold() for a in allowed}
+
+
 class Match(_Frozen):
     """Which responses a rule applies to. Every given condition must hold."""
 
@@ -267,7 +273,7 @@ class Match(_Frozen):
             segment is self.segment
             and (self.source is None or source in self.source)
             and (self.survey is None or survey in self.survey)
-            and all(attributes.get(k) in allowed for k, allowed in self.attributes.items())
+            and all(_one_of(attributes.get(k), allowed) for k, allowed in self.attributes.items())
         )
 
     def mismatch(self, *, source: str, survey: str, attributes: dict[str, str]) -> str | None:
@@ -278,7 +284,7 @@ class Match(_Frozen):
         if self.survey is not None and survey not in self.survey:
             return f"survey is {survey!r}, not one of {list(self.survey)}"
         for key, allowed in self.attributes.items():
-            if attributes.get(key) not in allowed:
+            if not _one_of(attributes.get(key), allowed):
                 value = attributes.get(key)
                 said = "missing" if value is None else repr(value)
                 return f"attribute {key} is {said}, not one of {list(allowed)}"
@@ -366,7 +372,12 @@ class Policy(_Frozen):
                 rule.when.segment,
                 rule.when.source,
                 rule.when.survey,
-                tuple(sorted(rule.when.attributes.items())),
+                tuple(
+                    sorted(
+                        (k, tuple(sorted({v.casefold() for v in vs})))
+                        for k, vs in rule.when.attributes.items()
+                    )
+                ),
             )
             if key in seen:
                 found.append(
