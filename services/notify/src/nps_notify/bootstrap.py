@@ -16,7 +16,7 @@ from nps_kit.service import Runtime
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel
 from nps_notify.adapters.jira import JiraTicketChannel
-from nps_notify.adapters.repository import NotifyRepository
+from nps_notify.adapters.repository import NotifyRepository, ledger_in
 from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.adapters.templates import TemplateRenderer
 from nps_notify.adapters.tickets import ZendeskTicketChannel
@@ -89,7 +89,7 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         infra.on_stop(hooks.aclose)
         channels["webhook"] = hooks
     dispatcher = Dispatcher(
-        sessions=infra.sessions,
+        ledger=ledger_in(infra.sessions),
         channels=channels,
         clock=clock,
         concurrency=settings.send_concurrency,
