@@ -12,7 +12,6 @@ from nps_events import (
     CreateTicket,
     Event,
     NotifyStaff,
-    QuietHours,
     RaiseTicketPriority,
     SendEmail,
     SendSms,
@@ -32,6 +31,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
     TimerKind,
     contact_block,
+    quiet_hours_for,
 )
 from nps_followup.domain.escalation import LADDER, ladder_step
 from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
@@ -201,11 +201,7 @@ def _dispatch(
                 locale=customer.locale or "en",
                 requested_at=now,
                 team=case.team,
-                quiet_hours=QuietHours(
-                    timezone=customer.timezone or policy.contact.default_customer_timezone,
-                    start=f"{policy.contact.quiet_hours.start:%H:%M}",
-                    end=f"{policy.contact.quiet_hours.end:%H:%M}",
-                ),
+                quiet_hours=quiet_hours_for(customer, policy),
             )
         )
         return
