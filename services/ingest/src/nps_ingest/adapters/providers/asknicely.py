@@ -13,9 +13,9 @@ Mapping: `customer_id` names a person field holding the customer id (else the pe
 `asknicely-nps` when AskNicely sends no template).
 """
 
-import hmac
 from datetime import datetime
 
+from nps_events.signing import any_equal
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import SignatureError, require
 from nps_ingest.domain.sources import Source
@@ -39,10 +39,7 @@ def verify(request: WebhookRequest, source: Source, now: datetime) -> None:
         scheme, _, offered = offered.partition(" ")
         if scheme.lower() != "bearer":
             raise SignatureError("send 'Authorization: Bearer <secret>'")
-    found = False
-    for secret in source.secrets:
-        found |= hmac.compare_digest(offered.strip().encode(), secret.encode())
-    if not source.secrets or not found:
+    if not source.secrets or not any_equal(source.secrets, [offered.strip()]):
         raise SignatureError("the shared secret does not match")
 
 
