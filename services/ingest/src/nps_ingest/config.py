@@ -1,11 +1,11 @@
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_ingest.domain.responses import MAX_COMMENT_CHARS
@@ -19,6 +19,7 @@ from nps_ingest.domain.sources import (
     Source,
 )
 from nps_kit.settings import HttpServerSettings, KafkaSettings, LogSettings
+from nps_kit.yaml_file import YamlFileError, read_yaml, validate
 
 _PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
@@ -245,19 +246,24 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
 def parse_sources(
     text: str, environ: Mapping[str, str], *, origin: str = "sources"
 ) -> dict[str, Source]:
-    """The sources a YAML document defines, or `SourcesError` naming each problem."""
+    """The sources a YAML document defines, or `SourcesError` naming the line of each problem
+    (the kit's YAML loader, with YAML's own types: `300` is a number, `null` is none)."""
     try:
-        raw: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SourcesError(f"{origin}: not valid YAML: {exc}") from None
-    try:
-        parsed = SourcesFile.model_validate(raw if raw is not None else {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        document = read_yaml(text, name=origin, typed=True)
+        parsed = validate(
+            SourcesFile,
+            replace(document, data={} if document.data is None else document.data),
         )
-        raise SourcesError(f"{origin}: {problems}") from None
-    return {name: _build(name, spec, environ) for name, spec in parsed.sources.items()}
+    except YamlFileError as exc:
+        raise SourcesError(str(exc)) from None
+    sources: dict[str, Source] = {}
+    for name, spec in parsed.sources.items():
+        try:
+            sources[name] = _build(name, spec, environ)
+        except SourcesError as exc:
+            line = document.line_of(("sources", name))
+            raise SourcesError(f"{origin}:{line}: {exc}") from None
+    return sources
 
 
 def load_sources(
