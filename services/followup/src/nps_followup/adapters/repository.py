@@ -853,9 +853,6 @@ class FigureRow:
     resolution_p90: float | None
 
 
-GROUPS = ("team", "owner", "segment", "day", "week", "month", "all")
-
-
 async def closed_loop_figures(
     session: AsyncSession,
     *,

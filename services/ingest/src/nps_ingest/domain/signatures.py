@@ -140,7 +140,3 @@ def sign_standard_webhooks(*, msg_id: str, timestamp: int, body: bytes, secret: 
     """The `webhook-signature` value a sender computes (for tests, the bench and docs)."""
     digest = hmac_digest(standard_webhooks_key(secret), f"{msg_id}.{timestamp}.".encode() + body)
     return "v1," + base64.b64encode(digest).decode()
-
-
-def digest_of(secret: str, body: bytes, algorithm: str = "sha256") -> bytes:
-    return hmac_digest(secret.encode(), body, algorithm)
