@@ -567,7 +567,7 @@ class FollowupRepository:
                 a.c.channel == "ticket",
                 a.c.template.is_(None),
                 a.c.state.in_(
-                    [ActionState.REQUESTED.value, ActionState.SENT.value, ActionState.UNKNOWN.value]
+                    [ActionState.PLANNED.value, ActionState.SENT.value, ActionState.UNKNOWN.value]
                 ),
             )
         )

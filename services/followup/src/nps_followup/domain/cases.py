@@ -35,11 +35,13 @@ class CaseStatus(StrEnum):
 
 
 class ActionState(StrEnum):
-    """Where an action stands: `scheduled` until its time comes, `requested` once the command
-    went to notify, then what notify reports; `skipped` when a contact rule held it back."""
+    """Where an action stands: `scheduled` until its time comes, `planned` once its command
+    went to notify, then what notify reports; `skipped` when a contact rule held it back.
+    The values are stored and shown by the case API as they are."""
 
     SCHEDULED = "scheduled"
-    REQUESTED = "planned"
+    #: The command went to notify, which has not reported yet.
+    PLANNED = "planned"
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"

@@ -169,7 +169,7 @@ def _dispatch(
         into.timeline.append((case.case_id, entry))
         log.info("action.skipped", case_id=str(case.case_id), channel=row.channel)
         return
-    into.states.append((row.action_id, ActionState.REQUESTED, None))
+    into.states.append((row.action_id, ActionState.PLANNED, None))
     if kind is ActionKind.TICKET:
         into.events.append(
             CreateTicket(

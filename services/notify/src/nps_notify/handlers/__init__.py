@@ -11,9 +11,9 @@ from nps_notify.handlers.dispatching import (
     unsubscribed,
 )
 from nps_notify.handlers.jobs import (
-    CHANNEL_OF,
-    RESULT_CHANNEL,
+    ROUTES,
     WEBHOOK_PREFIX,
+    Route,
     Unbuildable,
     channel_of,
     email_job,
@@ -26,14 +26,14 @@ from nps_notify.handlers.ports import DispatchLedger, TicketLedger, Transactions
 from nps_notify.handlers.tickets import record_ticket_change
 
 __all__ = [
-    "CHANNEL_OF",
     "INTERRUPTED",
     "MAX_REASON",
-    "RESULT_CHANNEL",
+    "ROUTES",
     "WEBHOOK_PREFIX",
     "Channel",
     "DispatchLedger",
     "Dispatcher",
+    "Route",
     "TicketLedger",
     "Transactions",
     "Unbuildable",

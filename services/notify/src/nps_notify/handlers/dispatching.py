@@ -15,7 +15,6 @@ from nps_events import (
     CreateTicket,
     Event,
     NotifyStaff,
-    OptOutScope,
     RaiseTicketPriority,
     SendEmail,
     SendSms,
@@ -36,7 +35,7 @@ from nps_notify.domain.dispatch import (
     quiet_until,
 )
 from nps_notify.handlers.jobs import (
-    RESULT_CHANNEL,
+    ROUTES,
     Unbuildable,
     channel_of,
     email_job,
@@ -101,7 +100,7 @@ class Dispatcher:
                 action_id=_action_id(action),
                 case_id=getattr(action, "case_id"),  # noqa: B009 - every action command has one
                 customer_id=_customer_id(action),
-                channel=RESULT_CHANNEL[type(action)].value,
+                channel=ROUTES[type(action)].reported.value,
                 template=str(getattr(action, "template", "unknown")),
                 reason=f"notify could not prepare it: {type(exc).__name__}: {exc}",
             )
@@ -244,7 +243,7 @@ class Dispatcher:
                 action_id=action_id,
                 case_id=jobs[action_id][1].case_id,
                 customer_id=jobs[action_id][1].customer_id,
-                channel=RESULT_CHANNEL[type(jobs[action_id][0])],
+                channel=ROUTES[type(jobs[action_id][0])].reported,
                 status=ActionStatus(outcome.state.value),
                 provider_message_id=outcome.provider_message_id,
                 reason=outcome.reason,
@@ -273,7 +272,7 @@ class Dispatcher:
 
         await through_outages(write, what="dispatch.record")
         for action_id, outcome in outcomes.items():
-            channel = RESULT_CHANNEL[type(jobs[action_id][0])].value
+            channel = ROUTES[type(jobs[action_id][0])].reported.value
             DISPATCHES.labels(channel, outcome.state.value).inc()
             if outcome.state is DispatchState.DEFERRED:
                 log.info(
@@ -311,14 +310,14 @@ class Dispatcher:
                 outcome = _storable(Outcome(DispatchState.FAILED, reason=reason))
                 await repo.finish_dispatch(item.action_id, outcome, now=now)
                 model = EVENT_TYPES.get(item.ce_type)
-                if item.action_id in ledger and model in RESULT_CHANNEL:
+                if item.action_id in ledger and model in ROUTES:
                     case_id, customer_id = ledger[item.action_id]
                     results.append(
                         ActionResultReported(
                             action_id=item.action_id,
                             case_id=case_id,
                             customer_id=clean_line(customer_id) or "unknown",
-                            channel=RESULT_CHANNEL[model],
+                            channel=ROUTES[model].reported,
                             status=ActionStatus.FAILED,
                             reason=outcome.reason,
                             occurred_at=now,
@@ -326,10 +325,6 @@ class Dispatcher:
                     )
             await repo.unpark([u.action_id for u in unreadable])
             await repo.publish_later(results, now=now)
-
-
-#: The do-not-contact scope of a channel whose provider can say "unsubscribed".
-OPT_OUT_SCOPE: dict[type[Event], OptOutScope] = {SendSms: OptOutScope.SMS}
 
 
 def unsubscribed(
@@ -346,7 +341,7 @@ def unsubscribed(
     events: list[Event] = []
     for action_id, outcome in outcomes.items():
         action, job = jobs[action_id]
-        scope = OPT_OUT_SCOPE.get(type(action))
+        scope = ROUTES[type(action)].opt_out
         if not outcome.unsubscribed or scope is None:
             continue
         events.append(
@@ -415,7 +410,7 @@ async def report_unsupported(
     now = clock.now()
     results: list[Event] = []
     for action in actions:
-        channel = RESULT_CHANNEL[type(action)]
+        channel = ROUTES[type(action)].reported
         action_id = action.event_id()
         results.append(
             ActionResultReported(

@@ -8,6 +8,7 @@ from nps_events import (
     CreateTicket,
     Event,
     NotifyStaff,
+    OptOutScope,
     RaiseTicketPriority,
     SendEmail,
     SendSms,
@@ -138,13 +139,25 @@ def ticket_job(action: CreateTicket | RaiseTicketPriority, *, case_url: str) -> 
     )
 
 
-#: The channel each action command goes through, by the name bootstrap registers it under.
-CHANNEL_OF: dict[type[Event], str] = {
-    SendEmail: "email",
-    NotifyStaff: "email",
-    SendSms: "sms",
-    CreateTicket: "ticket",
-    RaiseTicketPriority: "ticket",
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How notify handles one type of action command."""
+
+    #: The channel it goes through, by the name bootstrap registers it under.
+    channel: str
+    #: What its result reports as the channel (a staff notice is emailed, reported `staff`).
+    reported: ReportedChannel
+    #: The do-not-contact scope of a channel whose provider can say "unsubscribed".
+    opt_out: OptOutScope | None = None
+
+
+#: Each action command notify handles, in one table.
+ROUTES: dict[type[Event], Route] = {
+    SendEmail: Route("email", ReportedChannel.EMAIL),
+    NotifyStaff: Route("email", ReportedChannel.STAFF),
+    SendSms: Route("sms", ReportedChannel.SMS, opt_out=OptOutScope.SMS),
+    CreateTicket: Route("ticket", ReportedChannel.TICKET),
+    RaiseTicketPriority: Route("ticket", ReportedChannel.TICKET),
 }
 #: A staff notice to `webhook:<name>` goes to that endpoint of the team instead of email.
 WEBHOOK_PREFIX = "webhook:"
@@ -154,7 +167,7 @@ def channel_of(action: Event) -> str:
     """The name of the channel `action` goes through."""
     if isinstance(action, NotifyStaff) and action.recipient.startswith(WEBHOOK_PREFIX):
         return "webhook"
-    return CHANNEL_OF[type(action)]
+    return ROUTES[type(action)].channel
 
 
 def webhook_job(action: NotifyStaff, *, case_url: str) -> WebhookJob:
@@ -171,13 +184,3 @@ def webhook_job(action: NotifyStaff, *, case_url: str) -> WebhookJob:
             **staff_notice(action, case_url=case_url),
         },
     )
-
-
-#: What a result reports as the channel (a staff notice is emailed, reported as `staff`).
-RESULT_CHANNEL: dict[type[Event], ReportedChannel] = {
-    SendEmail: ReportedChannel.EMAIL,
-    NotifyStaff: ReportedChannel.STAFF,
-    SendSms: ReportedChannel.SMS,
-    CreateTicket: ReportedChannel.TICKET,
-    RaiseTicketPriority: ReportedChannel.TICKET,
-}
