@@ -23,9 +23,9 @@ from nps_events import (
     TicketStatusChanged,
 )
 from nps_kit.clock import FrozenClock
-from nps_notify.adapters.helpdesk_webhooks import TicketChange
 from nps_notify.adapters.repository import UnreadableParked
 from nps_notify.domain.dispatch import DispatchState, Outcome, TicketJob
+from nps_notify.domain.tickets import TicketChange
 from nps_notify.handlers import INTERRUPTED, Dispatcher, record_ticket_change
 from tests.support.notify_fakes import InMemoryLedger, LedgerEntry, Parked, ScriptedChannel
 

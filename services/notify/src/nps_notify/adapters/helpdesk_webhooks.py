@@ -23,11 +23,11 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from nps_events.signing import any_equal
 from nps_events.text import line_error
+from nps_notify.domain.tickets import TicketChange
 
 
 class WebhookRefused(Exception):  # noqa: N818 - an outcome, named for what it is
@@ -65,15 +65,6 @@ def _aware(at: datetime) -> datetime:
 def _mac(secret: str, message: bytes) -> bytes:
     """HMAC-SHA256 of `message` with `secret`: how both helpdesks sign (and their fakes)."""
     return hmac.digest(secret.encode(), message, hashlib.sha256)
-
-
-@dataclass(frozen=True, slots=True)
-class TicketChange:
-    event_id: str
-    ticket_id: str
-    status: str
-    previous_status: str | None
-    at: datetime
 
 
 def verify_zendesk(

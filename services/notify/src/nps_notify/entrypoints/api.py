@@ -11,7 +11,6 @@ from nps_kit.db import SessionFactory
 from nps_kit.http import Problem
 from nps_kit.outbox import OutboxRelay
 from nps_notify.adapters.helpdesk_webhooks import (
-    TicketChange,
     WebhookRefused,
     parse_jira,
     parse_zendesk,
@@ -19,6 +18,7 @@ from nps_notify.adapters.helpdesk_webhooks import (
     verify_zendesk,
 )
 from nps_notify.adapters.repository import ledger_in
+from nps_notify.domain.tickets import TicketChange
 from nps_notify.handlers import record_ticket_change
 
 

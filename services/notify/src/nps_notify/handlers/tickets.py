@@ -3,7 +3,7 @@
 from nps_events import TicketStatusChanged
 from nps_kit.clock import Clock
 from nps_kit.logging import get_logger
-from nps_notify.adapters.helpdesk_webhooks import TicketChange
+from nps_notify.domain.tickets import TicketChange
 from nps_notify.handlers.ports import TicketLedger, Transactions
 
 log = get_logger(__name__)
