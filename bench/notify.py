@@ -32,6 +32,7 @@ from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
 from nps_kit.settings import DatabaseSettings, LogSettings
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
+from nps_notify.adapters.repository import ledger_in
 from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.config import SmtpSettings, TwilioSettings
 from nps_notify.handlers import Dispatcher, email_job, sms_job
@@ -107,7 +108,7 @@ async def run(n: int, database_url: str, smtp_port: int, twilio_url: str, fake: 
         attempts=1,
     )
     dispatcher = Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"email": email, "sms": sms},
         clock=SystemClock(),
         concurrency=CONCURRENCY,

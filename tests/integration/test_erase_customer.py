@@ -24,7 +24,7 @@ from nps_kit.settings import DatabaseSettings
 from nps_notify import bootstrap as notify_bootstrap
 from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
-from nps_notify.adapters.repository import NotifyRepository
+from nps_notify.adapters.repository import NotifyRepository, ledger_in
 from nps_notify.config import NotifySettings, SmtpSettings
 from nps_notify.handlers import Dispatcher, sms_job
 from nps_scoring import bootstrap as scoring_bootstrap
@@ -174,7 +174,7 @@ async def test_notify_erases_a_customers_dispatches(
         for customer in (gone, kept)
     ]
     await Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"email": channel},
         clock=FrozenClock(NOW),
         concurrency=2,

@@ -14,6 +14,7 @@ from nps_kit.db import SessionFactory
 from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.helpdesk_webhooks import sign_jira
 from nps_notify.adapters.jira import JiraTicketChannel
+from nps_notify.adapters.repository import ledger_in
 from nps_notify.config import JiraSettings
 from nps_notify.domain.dispatch import DispatchState
 from nps_notify.handlers import Dispatcher, ticket_job
@@ -98,7 +99,7 @@ async def test_wrong_credentials_fail_at_once() -> None:
 async def test_an_escalation_raises_the_issues_priority(sessions: SessionFactory) -> None:
     fake = FakeJira()
     dispatcher = Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"ticket": _channel(fake)},
         clock=FrozenClock(NOW),
         concurrency=2,
@@ -144,7 +145,7 @@ async def _status_changes(sessions: SessionFactory) -> list[dict[str, object]]:
 async def test_an_issue_moved_to_done_in_jira_reaches_its_case(sessions: SessionFactory) -> None:
     fake = FakeJira(project="HD")  # keys of its own: the module's tests share one database
     dispatcher = Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"ticket": _channel(fake, project_key="HD")},
         clock=FrozenClock(NOW),
         concurrency=2,

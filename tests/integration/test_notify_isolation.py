@@ -27,6 +27,7 @@ from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
+from nps_notify.adapters.repository import ledger_in
 from nps_notify.config import SmtpSettings
 from nps_notify.domain.dispatch import DispatchState, Outcome, SmsJob
 from nps_notify.handlers import Dispatcher
@@ -65,7 +66,7 @@ def _dispatcher(
         SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
     )
     return Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"email": email, **channels},
         clock=FrozenClock(NOW),
         concurrency=8,

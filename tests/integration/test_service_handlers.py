@@ -25,6 +25,7 @@ from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
+from nps_notify.adapters.repository import ledger_in
 from nps_notify.config import SmtpSettings
 from nps_notify.domain.dispatch import DispatchState
 from nps_notify.handlers import Dispatcher, email_job
@@ -174,7 +175,7 @@ def _send_email(customer: str) -> SendEmail:
 
 def _dispatcher(sessions: SessionFactory, email: SmtpEmailChannel | None) -> Dispatcher:
     return Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"email": email} if email is not None else {},
         clock=FrozenClock(NOW),
         concurrency=2,

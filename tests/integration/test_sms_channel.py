@@ -19,6 +19,7 @@ from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, session_factory
 from nps_kit.devstack import free_port
 from nps_notify.adapters import tables
+from nps_notify.adapters.repository import ledger_in
 from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.adapters.templates import TemplateRenderer
 from nps_notify.config import TwilioSettings
@@ -180,7 +181,7 @@ async def test_a_deferred_sms_is_parked_and_sent_by_the_sweeper_later(
     fake.fail_next(503, retry_after=60)
     clock = FrozenClock(NOW)
     dispatcher = Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"sms": _channel(fake)},
         clock=clock,
         concurrency=2,
@@ -220,7 +221,7 @@ async def test_an_sms_due_in_the_customers_quiet_hours_waits_for_their_end(
     night = datetime(2026, 11, 25, 22, 30, tzinfo=UTC)  # 23:30 in Paris
     clock = FrozenClock(night)
     dispatcher = Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"sms": _channel(fake)},
         clock=clock,
         concurrency=2,
@@ -266,7 +267,7 @@ async def test_a_database_outage_after_twilio_took_the_sms_still_records_it_sent
 
         fake = FakeTwilio(on_accept=outage)
         dispatcher = Dispatcher(
-            sessions=sessions,
+            ledger=ledger_in(sessions),
             channels={"sms": _channel(fake)},
             clock=FrozenClock(NOW),
             concurrency=2,
@@ -299,7 +300,7 @@ async def _refused_send(
     fake = FakeTwilio()
     fake.fail_next(400, code=code)
     dispatcher = Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"sms": _channel(fake)},
         clock=FrozenClock(NOW),
         concurrency=2,

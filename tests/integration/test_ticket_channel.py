@@ -13,7 +13,7 @@ import pytest
 from nps_events import CreateTicket, Customer, RaiseTicketPriority, Segment, TicketPriority
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
-from nps_notify.adapters.repository import NotifyRepository
+from nps_notify.adapters.repository import NotifyRepository, ledger_in
 from nps_notify.adapters.tickets import ZendeskTicketChannel
 from nps_notify.config import ZendeskSettings
 from nps_notify.domain.dispatch import DispatchState
@@ -138,7 +138,7 @@ async def test_an_escalation_raises_the_priority_of_the_ticket_the_case_opened(
 ) -> None:
     fake = FakeZendesk()
     dispatcher = Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"ticket": _channel(fake)},
         clock=FrozenClock(NOW),
         concurrency=2,
@@ -187,7 +187,7 @@ async def test_a_ticket_whose_answer_was_lost_in_a_crash_is_sent_again_and_made_
         await NotifyRepository(session).begin_dispatches([job], now=NOW)
     await channel.send(job)  # Zendesk took it; the answer never reached the ledger
     dispatcher = Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"ticket": channel},
         clock=FrozenClock(NOW),
         concurrency=1,

@@ -12,6 +12,7 @@ import pytest
 from nps_events import NotifyStaff, Segment, StaffReason
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory
+from nps_notify.adapters.repository import ledger_in
 from nps_notify.adapters.webhooks import Refused, WebhookChannel, check_destination
 from nps_notify.config import WebhookEndpoint
 from nps_notify.domain.dispatch import DispatchState
@@ -138,7 +139,7 @@ async def test_a_refused_destination_fails_the_notice_without_calling_it(
         transport=httpx.ASGITransport(app=receiver.app()),
     )
     dispatcher = Dispatcher(
-        sessions=sessions,
+        ledger=ledger_in(sessions),
         channels={"webhook": channel},
         clock=FrozenClock(NOW),
         concurrency=2,

@@ -120,7 +120,7 @@ class InMemoryCaseLifecycle:
 
 
 #: The states in which a case's ticket exists or is on its way (`tickets_of`).
-_TICKET_ASKED = (ActionState.REQUESTED, ActionState.SENT, ActionState.UNKNOWN)
+_TICKET_ASKED = (ActionState.PLANNED, ActionState.SENT, ActionState.UNKNOWN)
 
 
 @dataclass

@@ -152,7 +152,7 @@ async def test_a_due_email_goes_to_notify_and_counts_for_the_frequency_cap() -> 
         "detractor_acknowledgement",
         "alex@example.com",
     )
-    assert repo.actions[email.action_id].state is ActionState.REQUESTED
+    assert repo.actions[email.action_id].state is ActionState.PLANNED
     assert repo.last_message[case.customer_id] == NOW
 
 
@@ -190,7 +190,7 @@ async def test_an_action_already_requested_is_not_sent_again() -> None:
     repo = InMemoryTimers()
     case = a_case(repo)
     email = email_of(repo, case)
-    repo.actions[email.action_id] = replace(email, state=ActionState.REQUESTED)
+    repo.actions[email.action_id] = replace(email, state=ActionState.PLANNED)
     repo.add(case, [timer(case, TimerKind.ACTION, ago=timedelta(0), action=email.action_id)])
 
     assert await sweep(repo) == 1

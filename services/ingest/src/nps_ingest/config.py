@@ -1,17 +1,16 @@
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -29,6 +28,7 @@ from nps_ingest.domain.sources import (
     Source,
 )
 from nps_kit.settings import HttpServerSettings, KafkaSettings, LogSettings
+from nps_kit.yaml_file import Location, YamlFileError, read_yaml, validate
 
 _PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")]
@@ -303,33 +303,6 @@ def _build(name: str, spec: SourceSpec, environ: Mapping[str, str]) -> Source:
     )
 
 
-Location = tuple[str | int, ...]
-
-
-def _lines(node: yaml.Node | None, here: Location, into: dict[Location, int]) -> None:
-    """The line of every key and item in a composed YAML document, by its path."""
-    if node is None:
-        return
-    into.setdefault(here, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = (*here, str(key.value))
-            into[path] = key.start_mark.line + 1
-            _lines(value, path, into)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            path = (*here, index)
-            into[path] = item.start_mark.line + 1
-            _lines(item, path, into)
-
-
-def _line_of(loc: Location, lines: Mapping[Location, int]) -> str:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return f":{lines[loc[:end]]}"
-    return ""
-
-
 def _loc_of(message: str) -> Location:
     """The path a `_build` message starts with (`sources.acme.secrets[0]: …`)."""
     where = message.partition(": ")[0]
@@ -342,29 +315,23 @@ def _loc_of(message: str) -> Location:
 def parse_sources(
     text: str, environ: Mapping[str, str], *, origin: str = "sources"
 ) -> dict[str, Source]:
-    """The sources a YAML document defines, or `SourcesError` naming each problem and its line
-    (`sources.yaml:12: sources.acme.attributes.map: …`)."""
+    """The sources a YAML document defines, or `SourcesError` naming the line of each problem
+    (the kit's YAML loader, with YAML's own types: `300` is a number, `null` is none)."""
     try:
-        raw: Any = yaml.safe_load(text)
-        lines: dict[Location, int] = {}
-        _lines(yaml.compose(text, Loader=yaml.SafeLoader), (), lines)
-    except yaml.YAMLError as exc:
-        raise SourcesError(f"{origin}: not valid YAML: {exc}") from None
-    try:
-        parsed = SourcesFile.model_validate(raw if raw is not None else {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{origin}{_line_of(tuple(err['loc']), lines)}: "
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
+        document = read_yaml(text, name=origin, typed=True)
+        parsed = validate(
+            SourcesFile,
+            replace(document, data={} if document.data is None else document.data),
         )
-        raise SourcesError(problems) from None
-    sources = {}
+    except YamlFileError as exc:
+        raise SourcesError(str(exc)) from None
+    sources: dict[str, Source] = {}
     for name, spec in parsed.sources.items():
         try:
             sources[name] = _build(name, spec, environ)
         except SourcesError as exc:
-            raise SourcesError(f"{origin}{_line_of(_loc_of(str(exc)), lines)}: {exc}") from None
+            line = document.line_of(_loc_of(str(exc)) or ("sources", name))
+            raise SourcesError(f"{origin}:{line}: {exc}") from None
     return sources
 
 

@@ -1,7 +1,6 @@
 """Notify's composition root, used by production and by tests."""
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,13 +9,12 @@ from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.db import in_one_transaction
 from nps_kit.http import create_app
-from nps_kit.loops import SweepLoop
 from nps_kit.runtime import Infrastructure
 from nps_kit.service import Runtime
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel
 from nps_notify.adapters.jira import JiraTicketChannel
-from nps_notify.adapters.repository import NotifyRepository
+from nps_notify.adapters.repository import NotifyRepository, ledger_in
 from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.adapters.templates import TemplateRenderer
 from nps_notify.adapters.tickets import ZendeskTicketChannel
@@ -24,6 +22,7 @@ from nps_notify.adapters.webhooks import WebhookChannel
 from nps_notify.config import NotifySettings
 from nps_notify.entrypoints.api import helpdesk_router
 from nps_notify.entrypoints.consumer import actions_handler
+from nps_notify.entrypoints.sweeper import parked_sweeper
 from nps_notify.handlers import Channel, Dispatcher
 
 
@@ -89,7 +88,7 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         infra.on_stop(hooks.aclose)
         channels["webhook"] = hooks
     dispatcher = Dispatcher(
-        sessions=infra.sessions,
+        ledger=ledger_in(infra.sessions),
         channels=channels,
         clock=clock,
         concurrency=settings.send_concurrency,
@@ -103,17 +102,9 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         handler=actions_handler(dispatcher=dispatcher, relay=relay),
     )
 
-    async def sweep_parked() -> int:
-        taken = await dispatcher.sweep_parked(
-            limit=settings.parked_batch_size, lease=timedelta(minutes=5)
-        )
-        if taken:
-            relay.wake()
-        return taken
-
-    parked = SweepLoop(
-        "parked",
-        sweep_parked,
+    parked = parked_sweeper(
+        dispatcher=dispatcher,
+        relay=relay,
         interval=settings.parked_interval_seconds,
         batch_size=settings.parked_batch_size,
     )

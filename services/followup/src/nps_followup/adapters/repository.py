@@ -703,7 +703,7 @@ class FollowupRepository:
                 a.c.channel == "ticket",
                 a.c.template.is_(None),
                 a.c.state.in_(
-                    [ActionState.REQUESTED.value, ActionState.SENT.value, ActionState.UNKNOWN.value]
+                    [ActionState.PLANNED.value, ActionState.SENT.value, ActionState.UNKNOWN.value]
                 ),
             )
         )
@@ -1046,9 +1046,6 @@ class FigureRow:
     first_contact_p90: float | None
     resolution_p50: float | None
     resolution_p90: float | None
-
-
-GROUPS = ("team", "owner", "segment", "day", "week", "month", "all")
 
 
 @dataclass(frozen=True, slots=True)

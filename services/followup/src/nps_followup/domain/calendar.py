@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from nps_events.hours import window_end
 from nps_followup.domain.policy import Duration, DurationUnit, Hours, Team
 
 #: How far ahead a business-time sum may look before the calendar is declared broken
@@ -126,10 +127,8 @@ def next_inside(moment: datetime, zone: ZoneInfo, hours: Hours) -> datetime:
 def next_outside(moment: datetime, zone: ZoneInfo, hours: Hours) -> datetime:
     """The earliest time at or after `moment` whose local time in `zone` is outside `hours`
     (e.g. the end of the customer's quiet hours)."""
-    local = moment.astimezone(zone)
-    if not hours.contains(local.time()):
-        return moment.astimezone(UTC)
-    return _next_boundary(local, hours.end, zone)
+    end = window_end(moment, zone, hours.start, hours.end)
+    return moment.astimezone(UTC) if end is None else end
 
 
 def _next_boundary(local: datetime, boundary: time, zone: ZoneInfo) -> datetime:

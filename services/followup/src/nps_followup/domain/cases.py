@@ -9,7 +9,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from nps_events import ActionStatus, Actor, Customer, Segment
+from nps_events import ActionStatus, Actor, Customer, QuietHours, Segment
+from nps_events.hours import zone_or
 from nps_events.ids import derive_id
 from nps_events.text import is_staff_recipient
 from nps_followup.domain.calendar import BusinessCalendar, next_inside, next_outside
@@ -41,11 +42,13 @@ class CaseStatus(StrEnum):
 
 
 class ActionState(StrEnum):
-    """Where an action stands: `scheduled` until its time comes, `requested` once the command
-    went to notify, then what notify reports; `skipped` when a contact rule held it back."""
+    """Where an action stands: `scheduled` until its time comes, `planned` once its command
+    went to notify, then what notify reports; `skipped` when a contact rule held it back.
+    The values are stored and shown by the case API as they are."""
 
     SCHEDULED = "scheduled"
-    REQUESTED = "planned"
+    #: The command went to notify, which has not reported yet.
+    PLANNED = "planned"
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"
@@ -192,10 +195,19 @@ def calendar_for(policy: Policy, team: str, holidays_for: HolidaysFor) -> Busine
 
 
 def customer_zone(customer: Customer, policy: Policy) -> ZoneInfo:
-    try:
-        return ZoneInfo(customer.timezone or policy.contact.default_customer_timezone)
-    except (KeyError, ValueError):  # an IANA-looking name the tz database does not know
-        return ZoneInfo(policy.contact.default_customer_timezone)
+    """The zone a customer is judged in: theirs when the tz database knows it, else the
+    policy's default. Resolved here once; the commands carry the result to notify."""
+    return zone_or(customer.timezone, policy.contact.default_customer_timezone)
+
+
+def quiet_hours_for(customer: Customer, policy: Policy) -> QuietHours:
+    """The customer's quiet hours as an SMS command carries them: in the zone resolved by
+    `customer_zone`, so that notify judges them where followup planned them."""
+    return QuietHours(
+        timezone=customer_zone(customer, policy).key,
+        start=f"{policy.contact.quiet_hours.start:%H:%M}",
+        end=f"{policy.contact.quiet_hours.end:%H:%M}",
+    )
 
 
 def delivery_time(

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from nps_events import Segment, StaffRecipient
+from nps_events.hours import inside
 
 
 class _Frozen(BaseModel):
@@ -135,9 +136,7 @@ class Hours(_Frozen):
         return self
 
     def contains(self, moment: time) -> bool:
-        if self.start < self.end:
-            return self.start <= moment < self.end
-        return moment >= self.start or moment < self.end
+        return inside(moment, self.start, self.end)
 
 
 class Team(_Frozen):

@@ -130,7 +130,7 @@ def requested_action(action_id: uuid.UUID, channel: str, template: str, now: dat
         action_id=action_id,
         channel=channel,
         template=template,
-        state=ActionState.REQUESTED,
+        state=ActionState.PLANNED,
         provider_message_id=None,
         reason=None,
         requested_at=now,

@@ -12,7 +12,6 @@ from nps_events import (
     CreateTicket,
     Event,
     NotifyStaff,
-    QuietHours,
     RaiseTicketPriority,
     SendEmail,
     SendSms,
@@ -32,6 +31,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
     TimerKind,
     held_back,
+    quiet_hours_for,
 )
 from nps_followup.domain.escalation import LADDER, ladder_step
 from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
@@ -171,7 +171,7 @@ def _dispatch(
         into.timeline.append((case.case_id, entry))
         log.info("action.skipped", case_id=str(case.case_id), channel=row.channel)
         return
-    into.states.append((row.action_id, ActionState.REQUESTED, None))
+    into.states.append((row.action_id, ActionState.PLANNED, None))
     if kind is ActionKind.TICKET:
         into.events.append(
             CreateTicket(
@@ -203,11 +203,7 @@ def _dispatch(
                 locale=customer.locale or "en",
                 requested_at=now,
                 team=case.team,
-                quiet_hours=QuietHours(
-                    timezone=customer.timezone or policy.contact.default_customer_timezone,
-                    start=f"{policy.contact.quiet_hours.start:%H:%M}",
-                    end=f"{policy.contact.quiet_hours.end:%H:%M}",
-                ),
+                quiet_hours=quiet_hours_for(customer, policy),
             )
         )
         return

@@ -1,7 +1,8 @@
 """Who may post to the canonical API: the source whose bearer token was sent."""
 
-import hmac
 from collections.abc import Mapping, Sequence
+
+from nps_events.signing import any_equal
 
 
 def source_for_token(token: str, tokens: Mapping[str, Sequence[str]]) -> str | None:
@@ -9,8 +10,7 @@ def source_for_token(token: str, tokens: Mapping[str, Sequence[str]]) -> str | N
     none. A source may have several tokens at once, so they can be rotated."""
     found = None
     for source, expected in tokens.items():
-        for candidate in expected:
-            # Compare against every token so timing does not reveal which one matched.
-            if hmac.compare_digest(token.encode(), candidate.encode()):
-                found = source
+        # Every source's every token is compared, so timing does not reveal which matched.
+        if any_equal(expected, [token]):
+            found = source
     return found

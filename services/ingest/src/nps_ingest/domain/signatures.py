@@ -7,9 +7,11 @@ them produced one of the signatures offered.
 import base64
 import binascii
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
+
+from nps_events.signing import any_equal
 
 
 class SignatureError(Exception):
@@ -22,15 +24,6 @@ class StaleTimestampError(SignatureError):
 
 def hmac_digest(key: bytes, message: bytes, algorithm: str = "sha256") -> bytes:
     return hmac.digest(key, message, algorithm)  # one-shot: OpenSSL's, without the HMAC object
-
-
-def _any_equal(expected: Iterable[bytes], offered: Sequence[bytes]) -> bool:
-    # Compare every pair so timing does not reveal which secret or signature matched.
-    found = False
-    for mine in expected:
-        for theirs in offered:
-            found |= hmac.compare_digest(mine, theirs)
-    return found
 
 
 def require(header: str | None, name: str) -> str:
@@ -50,7 +43,7 @@ def verify_path_secret(offered: str | None, secrets: Sequence[str]) -> None:
             "missing the secret path segment: this source is posted to "
             "/v1/webhooks/{source}/{secret}"
         )
-    if not _any_equal((s.encode() for s in secrets), [offered.encode()]):
+    if not any_equal(secrets, [offered]):
         raise SignatureError("the secret path segment does not match")
 
 
@@ -66,7 +59,7 @@ def verify_hmac(
         raise SignatureError("the source has no secret configured")
     if not offered:
         raise SignatureError("no signature offered")
-    if not _any_equal((hmac_digest(s, message, algorithm) for s in secrets), offered):
+    if not any_equal((hmac_digest(s, message, algorithm) for s in secrets), offered):
         raise SignatureError("signature does not match")
 
 
@@ -147,7 +140,3 @@ def sign_standard_webhooks(*, msg_id: str, timestamp: int, body: bytes, secret: 
     """The `webhook-signature` value a sender computes (for tests, the bench and docs)."""
     digest = hmac_digest(standard_webhooks_key(secret), f"{msg_id}.{timestamp}.".encode() + body)
     return "v1," + base64.b64encode(digest).decode()
-
-
-def digest_of(secret: str, body: bytes, algorithm: str = "sha256") -> bytes:
-    return hmac_digest(secret.encode(), body, algorithm)

@@ -4,7 +4,7 @@ fetch), and the typed errors every adapter raises for bad input."""
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -106,7 +106,6 @@ class Fetch:
 
     response_id: str
     survey_id: str
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

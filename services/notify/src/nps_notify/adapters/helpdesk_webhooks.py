@@ -23,10 +23,11 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from nps_events.signing import any_equal
 from nps_events.text import line_error
+from nps_notify.domain.tickets import TicketChange
 
 
 class WebhookRefused(Exception):  # noqa: N818 - an outcome, named for what it is
@@ -66,15 +67,6 @@ def _mac(secret: str, message: bytes) -> bytes:
     return hmac.digest(secret.encode(), message, hashlib.sha256)
 
 
-@dataclass(frozen=True, slots=True)
-class TicketChange:
-    event_id: str
-    ticket_id: str
-    status: str
-    previous_status: str | None
-    at: datetime
-
-
 def verify_zendesk(
     headers: Mapping[str, str],
     body: bytes,
@@ -96,11 +88,8 @@ def verify_zendesk(
     if at.tzinfo is None or abs(now - at) > tolerance:
         raise WebhookRefused(401, "the signature timestamp is too old or in the future")
     signed = stamp.encode() + body
-    for secret in secrets:
-        expected = base64.b64encode(_mac(secret, signed))
-        if hmac.compare_digest(expected, signature.encode()):
-            return
-    raise WebhookRefused(401, "the signature does not match")
+    if not any_equal((base64.b64encode(_mac(s, signed)) for s in secrets), [signature]):
+        raise WebhookRefused(401, "the signature does not match")
 
 
 def sign_zendesk(body: bytes, *, secret: str, timestamp: str) -> dict[str, str]:
@@ -150,11 +139,7 @@ def verify_jira(headers: Mapping[str, str], body: bytes, *, secrets: Sequence[st
     method, _, digest = signature.partition("=")
     if method != "sha256" or not digest:
         raise WebhookRefused(401, "missing X-Hub-Signature: sha256=<hex>")
-    found = False
-    for secret in secrets:
-        expected = _mac(secret, body).hex()
-        found |= hmac.compare_digest(expected, digest.lower())
-    if not found:
+    if not any_equal((_mac(s, body).hex() for s in secrets), [digest.lower()]):
         raise WebhookRefused(401, "the signature does not match")
 
 

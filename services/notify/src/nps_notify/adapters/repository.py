@@ -1,7 +1,8 @@
 """Notify's repository: the dispatch ledger and the outbox."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import EVENT_TYPES, Event
 from nps_kit import outbox
+from nps_kit.db import SessionFactory, unit_of_work
 from nps_notify.adapters import tables
 from nps_notify.domain.dispatch import DispatchState, Outcome
 
@@ -65,6 +67,9 @@ def _parked(row: Row[Any]) -> ParkedAction | UnreadableParked:
 
 
 class NotifyRepository:
+    """The dispatch ledger, the parked actions and the outbox, in one session's transaction
+    (it implements the ports of `nps_notify.handlers.ports`)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -280,3 +285,17 @@ class NotifyRepository:
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         await outbox.add(self.session, tables.outbox, events, source=SOURCE, now=now)
+
+
+def ledger_in(
+    sessions: SessionFactory,
+) -> Callable[[], AbstractAsyncContextManager[NotifyRepository]]:
+    """Units of work over the ledger, for the dispatcher (which opens its own: at most once
+    commits `sending` before each provider call and the outcome after it)."""
+
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[NotifyRepository]:
+        async with unit_of_work(sessions) as session:
+            yield NotifyRepository(session)
+
+    return transaction

@@ -12,9 +12,6 @@ from nps_notify.config import TwilioSettings
 from nps_notify.domain.dispatch import DispatchState, Outcome, SmsJob, fit_sms, is_e164
 from nps_notify.domain.messages import Identity, identity_for
 
-#: Twilio error codes that a retry cannot change: an invalid or unreachable `To`, a
-#: landline, a blocked or opted-out recipient (https://www.twilio.com/docs/api/errors).
-PERMANENT_CODES = {21211, 21214, 21408, 21610, 21612, 21614, 21617, 30004, 30005, 30006}
 #: "Attempt to send to unsubscribed recipient": the customer texted STOP to this sender
 #: (https://www.twilio.com/docs/api/errors/21610). Twilio refuses every later message until
 #: they text START, so the customer goes on the do-not-contact list for SMS.

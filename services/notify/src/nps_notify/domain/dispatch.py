@@ -2,9 +2,10 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nps_events.hours import window_end, zone_or
 
 
 class DispatchState(StrEnum):
@@ -162,21 +163,12 @@ class WebhookJob:
 
 
 def quiet_until(now: datetime, *, timezone: str, start: str, end: str) -> datetime | None:
-    """The end of the customer's quiet hours when `now` falls inside them, else None. A window
-    whose start is after its end crosses midnight (21:00–08:00). An unknown time zone counts
-    as UTC (the customer's zone is not validated upstream)."""
-    try:
-        zone: tzinfo = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = UTC
-    local = now.astimezone(zone)
-    begin, finish = time.fromisoformat(start), time.fromisoformat(end)
-    at = local.time()
-    inside = begin <= at < finish if begin <= finish else (at >= begin or at < finish)
-    if not inside:
-        return None
-    day = local.date() if at < finish else local.date() + timedelta(days=1)
-    return datetime.combine(day, finish, tzinfo=zone).astimezone(UTC)
+    """The end of the customer's quiet hours when `now` falls inside them, else None, by the
+    one rule of `nps_events.hours`. `timezone` is the zone followup resolved for the customer
+    (theirs, or the policy's default); UTC only if this host's tz database lacks it."""
+    return window_end(
+        now, zone_or(timezone, "UTC"), time.fromisoformat(start), time.fromisoformat(end)
+    )
 
 
 # --- SMS: numbers and segments ----------------------------------------------------------------

@@ -11,13 +11,14 @@ from nps_kit.db import SessionFactory
 from nps_kit.http import Problem
 from nps_kit.outbox import OutboxRelay
 from nps_notify.adapters.helpdesk_webhooks import (
-    TicketChange,
     WebhookRefused,
     parse_jira,
     parse_zendesk,
     verify_jira,
     verify_zendesk,
 )
+from nps_notify.adapters.repository import ledger_in
+from nps_notify.domain.tickets import TicketChange
 from nps_notify.handlers import record_ticket_change
 
 
@@ -125,6 +126,7 @@ def helpdesk_router(
     jira_secrets: list[str] | None = None,
 ) -> APIRouter:
     api = APIRouter()
+    ledger = ledger_in(sessions)
     jira_secrets = jira_secrets or []
 
     async def receive(
@@ -154,7 +156,7 @@ def helpdesk_router(
         if change is None:
             return HelpdeskAnswer(recorded=False, ignored="not a status change")
         ignored = await record_ticket_change(
-            change, helpdesk=helpdesk.lower(), sessions=sessions, clock=clock
+            change, helpdesk=helpdesk.lower(), ledger=ledger, clock=clock
         )
         if ignored is None:
             relay.wake()

@@ -2,12 +2,12 @@
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import snowballstemmer
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from nps_kit.yaml_file import YamlFileError, YamlProblem, read_yaml, validate
 from nps_scoring.domain.themes import RESERVED_IDS, Language, Taxonomy, Theme, clauses
 
 SHIPPED = "themes.yaml"
@@ -15,7 +15,7 @@ SHIPPED = "themes.yaml"
 Path_ = tuple[str | int, ...]
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(YamlFileError):
     """The taxonomy file is not valid. The message names the file and line of each problem."""
 
 
@@ -67,57 +67,30 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise TaxonomyError(f"{path}: cannot read the theme taxonomy: {error}") from error
+        raise TaxonomyError(
+            str(path), [YamlProblem(None, "", f"cannot read the theme taxonomy: {error}")]
+        ) from error
     return parse_taxonomy(text, name=str(path))
 
 
 def parse_taxonomy(text: str, *, name: str) -> Taxonomy:
+    """The taxonomy in `text` (every scalar read as a string: a bare `no` stays the word);
+    raise `TaxonomyError` naming the line of every problem."""
     try:
-        node = yaml.SafeLoader(text).get_single_node()
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise TaxonomyError(f"{name}{line}: not valid YAML: {error.problem}") from error
-    if node is None:
-        raise TaxonomyError(f"{name}: empty theme taxonomy")
-    lines: dict[Path_, int] = {}
-    problems: list[tuple[Path_, str]] = []
-    data = _plain(node, (), lines, problems)
-    if not problems:
-        try:
-            parsed = _TaxonomyIn.model_validate(data)
-        except ValidationError as error:
-            problems = [(tuple(e["loc"]), e["msg"]) for e in error.errors()]
-        else:
-            problems = _cross_check(parsed)
-            if not problems:
-                return _taxonomy(parsed)
-    raise TaxonomyError(
-        f"invalid theme taxonomy {name}:\n"
-        + "\n".join(f"  {name}:{_line(lines, p)}: {_dotted(p)}: {m}" for p, m in problems)
-    )
+        return _parse(text, name)
+    except YamlFileError as error:
+        raise TaxonomyError(error.name, error.problems) from None
 
 
-def _plain(
-    node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: list[tuple[Path_, str]]
-) -> Any:
-    """The node as plain data, every scalar a string (YAML 1.1 would read `no` as false), and
-    the line of each path."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in out:
-                lines[(*path, key)] = key_node.start_mark.line + 1
-                problems.append(((*path, key), "duplicate key"))
-                continue
-            out[key] = _plain(value_node, (*path, key), lines, problems)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, (*path, i), lines, problems) for i, item in enumerate(node.value)]
-    return str(node.value)
+def _parse(text: str, name: str) -> Taxonomy:
+    document = read_yaml(text, name=name)
+    if document.data is None:
+        raise YamlFileError(name, [YamlProblem(None, "", "empty theme taxonomy")])
+    parsed = validate(_TaxonomyIn, document)
+    problems = _cross_check(parsed)
+    if problems:
+        raise document.refuse(problems)
+    return _taxonomy(parsed)
 
 
 def _cross_check(parsed: _TaxonomyIn) -> list[tuple[Path_, str]]:
@@ -168,16 +141,3 @@ def _taxonomy(parsed: _TaxonomyIn) -> Taxonomy:
             for theme_id, theme in parsed.themes.items()
         ),
     )
-
-
-def _line(lines: dict[Path_, int], path: Path_) -> int:
-    """The line of `path`, or of its nearest ancestor that has one (pydantic adds steps such
-    as `[key]` that the YAML does not have)."""
-    for end in range(len(path), -1, -1):
-        if (found := lines.get(tuple(path[:end]))) is not None:
-            return found
-    return 1
-
-
-def _dotted(path: Path_) -> str:
-    return ".".join(str(p) for p in path) or "(top)"

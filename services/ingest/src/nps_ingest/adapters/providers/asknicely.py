@@ -17,9 +17,9 @@ Attributes: the person's other fields, which hold the account's custom contact f
 `lastname`, `email` and `created` are not attributes.
 """
 
-import hmac
 from datetime import datetime
 
+from nps_events.signing import any_equal
 from nps_ingest.domain.attributes import object_fields, read_profile
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.signatures import SignatureError, require
@@ -47,10 +47,7 @@ def verify(request: WebhookRequest, source: Source, now: datetime) -> None:
         scheme, _, offered = offered.partition(" ")
         if scheme.lower() != "bearer":
             raise SignatureError("send 'Authorization: Bearer <secret>'")
-    found = False
-    for secret in source.secrets:
-        found |= hmac.compare_digest(offered.strip().encode(), secret.encode())
-    if not source.secrets or not found:
+    if not source.secrets or not any_equal(source.secrets, [offered.strip()]):
         raise SignatureError("the shared secret does not match")
 
 

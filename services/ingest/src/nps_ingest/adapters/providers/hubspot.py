@@ -155,7 +155,6 @@ def parse(request: WebhookRequest, source: Source, now: datetime) -> Parsed:
                 Fetch(
                     response_id=required_text(event.get("objectId"), "objectId"),
                     survey_id="",
-                    extra={"portal_id": str(event.get("portalId", ""))},
                 )
             )
     if not fetches:

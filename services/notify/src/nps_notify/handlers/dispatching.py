@@ -1,4 +1,4 @@
-"""Notify's use case: dispatch actions at most once each, and report every outcome."""
+"""Dispatching actions at most once each, through their channel, and reporting every outcome."""
 
 import asyncio
 import uuid
@@ -15,32 +15,35 @@ from nps_events import (
     CreateTicket,
     Event,
     NotifyStaff,
-    OptOutScope,
     RaiseTicketPriority,
     SendEmail,
     SendSms,
-    TicketStatusChanged,
 )
-from nps_events import Channel as Channel_
 from nps_events.text import clean_line, clean_text
 from nps_kit.clock import Clock
-from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.faults import through_outages
 from nps_kit.logging import get_logger
-from nps_notify.adapters.helpdesk_webhooks import TicketChange
-from nps_notify.adapters.repository import NotifyRepository, ParkedAction, UnreadableParked
+from nps_notify.adapters.repository import ParkedAction, UnreadableParked
 from nps_notify.domain.dispatch import (
     CircuitBreaker,
     Decision,
     DispatchState,
-    EmailJob,
     Outcome,
     SmsJob,
     TicketJob,
-    WebhookJob,
     decide,
     quiet_until,
 )
+from nps_notify.handlers.jobs import (
+    ROUTES,
+    Unbuildable,
+    channel_of,
+    email_job,
+    sms_job,
+    ticket_job,
+    webhook_job,
+)
+from nps_notify.handlers.ports import DispatchLedger, Outbox, Transactions
 from nps_notify.metrics import CIRCUIT_OPEN, DISPATCHES, PARKED
 
 log = get_logger(__name__)
@@ -51,80 +54,6 @@ INTERRUPTED = (
 )
 #: The longest reason a result carries (`ActionResultReported.reason`).
 MAX_REASON = 2_000
-
-
-@dataclass(frozen=True, slots=True)
-class Unbuildable:
-    """An action whose job could not even be built (a bug, or a value no channel can use): it
-    is recorded in the ledger like any other and fails with `reason`, without a provider."""
-
-    action_id: uuid.UUID
-    case_id: uuid.UUID
-    customer_id: str
-    channel: str
-    template: str
-    reason: str
-
-
-def email_job(action: SendEmail | NotifyStaff, *, case_url: str) -> EmailJob:
-    """The email an action asks for: to the customer, in their language and time zone, or to a
-    person of the team, with what they need to act (docs/templates.md lists the variables)."""
-    if isinstance(action, SendEmail):
-        return EmailJob(
-            action_id=action.action_id,
-            case_id=action.case_id,
-            customer_id=action.customer.id,
-            channel=Channel_.EMAIL.value,
-            template=action.template,
-            to_address=action.customer.email,
-            to_name=action.customer.name,
-            context={
-                "name": action.customer.name,
-                "score": action.score,
-                "comment": action.comment,
-            },
-            locale=action.customer.locale or action.locale,
-            timezone=action.customer.timezone,
-            team=action.team,
-            owner=action.owner,
-        )
-    return EmailJob(
-        action_id=action.action_id,
-        case_id=action.case_id,
-        customer_id=action.customer_id,
-        channel=Channel_.STAFF.value,
-        template="staff_notice",
-        # One email address: the command's model refuses anything else (a webhook recipient
-        # goes to the webhook channel instead).
-        to_address=action.recipient,
-        context={
-            "reason": action.reason.value,
-            "role": action.role,
-            "level": action.level,
-            "due_at": action.due_at,
-            "segment": action.segment.value,
-            "score": action.score,
-            "customer_name": action.customer_name,
-            "comment": action.comment,
-            "case_url": case_url.format(case_id=action.case_id),
-        },
-        timezone=action.timezone,
-        team=action.team,
-    )
-
-
-def staff_notice(action: NotifyStaff, *, case_url: str) -> dict[str, object]:
-    """What a team's tool is told by webhook: why, the case's deadline, segment and score, and
-    its link. No customer PII (the tool is not a person who calls the customer back)."""
-    return {
-        "reason": action.reason.value,
-        "role": action.role,
-        "level": action.level,
-        "due_at": action.due_at.isoformat() if action.due_at else None,
-        "segment": action.segment.value,
-        "score": action.score,
-        "case_url": case_url.format(case_id=action.case_id),
-    }
 
 
 J_contra = TypeVar("J_contra", contravariant=True)
@@ -143,102 +72,14 @@ class Channel(Protocol[J_contra]):
     async def send(self, job: J_contra) -> Outcome: ...
 
 
-def sms_job(action: SendSms) -> SmsJob:
-    return SmsJob(
-        action_id=action.action_id,
-        case_id=action.case_id,
-        customer_id=action.customer.id,
-        to=action.customer.phone,
-        template=action.template,
-        context={"name": action.customer.name},
-        quiet_hours=(
-            (action.quiet_hours.timezone, action.quiet_hours.start, action.quiet_hours.end)
-            if action.quiet_hours
-            else None
-        ),
-        locale=action.customer.locale or action.locale,
-        team=action.team,
-    )
-
-
-def ticket_job(action: CreateTicket | RaiseTicketPriority, *, case_url: str) -> TicketJob:
-    if isinstance(action, RaiseTicketPriority):
-        return TicketJob(
-            action_id=action.action_id,
-            case_id=action.case_id,
-            customer_id=action.customer_id,
-            priority=action.priority.value,
-            raise_of=action.ticket_action_id,
-        )
-    link = case_url.format(case_id=action.case_id)
-    said = f"\n\nWhat they wrote:\n{action.comment}" if action.comment else ""
-    return TicketJob(
-        action_id=action.action_id,
-        case_id=action.case_id,
-        customer_id=action.customer.id,
-        priority=action.priority.value,
-        subject=action.title,
-        body=(
-            f"{action.customer.name or 'A customer'} answered {action.score} out of 10 "
-            f"({action.segment.value}) to the NPS survey.{said}\n\nThe npsloop case: {link}"
-        ),
-        requester_email=action.customer.email,
-        requester_name=action.customer.name,
-    )
-
-
-#: The channel each action command goes through, by the name bootstrap registers it under.
-CHANNEL_OF: dict[type[Event], str] = {
-    SendEmail: "email",
-    NotifyStaff: "email",
-    SendSms: "sms",
-    CreateTicket: "ticket",
-    RaiseTicketPriority: "ticket",
-}
-#: A staff notice to `webhook:<name>` goes to that endpoint of the team instead of email.
-WEBHOOK_PREFIX = "webhook:"
-
-
-def channel_of(action: Event) -> str:
-    """The name of the channel `action` goes through."""
-    if isinstance(action, NotifyStaff) and action.recipient.startswith(WEBHOOK_PREFIX):
-        return "webhook"
-    return CHANNEL_OF[type(action)]
-
-
-def webhook_job(action: NotifyStaff, *, case_url: str) -> WebhookJob:
-    return WebhookJob(
-        action_id=action.action_id,
-        case_id=action.case_id,
-        customer_id=action.customer_id,
-        endpoint=action.recipient.removeprefix(WEBHOOK_PREFIX),
-        event_type=f"case.{action.reason.value}",
-        at=action.requested_at,
-        data={
-            "case_id": str(action.case_id),
-            "customer_id": action.customer_id,
-            **staff_notice(action, case_url=case_url),
-        },
-    )
-
-
-#: What a result reports as the channel (a staff notice is emailed, reported as `staff`).
-RESULT_CHANNEL: dict[type[Event], Channel_] = {
-    SendEmail: Channel_.EMAIL,
-    NotifyStaff: Channel_.STAFF,
-    SendSms: Channel_.SMS,
-    CreateTicket: Channel_.TICKET,
-    RaiseTicketPriority: Channel_.TICKET,
-}
-
-
 @dataclass
 class Dispatcher:
     """Dispatches action commands at most once each, through their channel, and reports every
     final outcome. A deferral (429, 5xx, a refused connection, an open circuit) parks the
     action for another try instead: nothing is lost, nothing is sent twice."""
 
-    sessions: SessionFactory
+    #: One unit of work over the ledger per call (ports.py says why the dispatcher opens its own).
+    ledger: Transactions[DispatchLedger]
     channels: Mapping[str, Channel[Any]]
     clock: Clock
     concurrency: int
@@ -259,7 +100,7 @@ class Dispatcher:
                 action_id=_action_id(action),
                 case_id=getattr(action, "case_id"),  # noqa: B009 - every action command has one
                 customer_id=_customer_id(action),
-                channel=RESULT_CHANNEL[type(action)].value,
+                channel=ROUTES[type(action)].reported.value,
                 template=str(getattr(action, "template", "unknown")),
                 reason=f"notify could not prepare it: {type(exc).__name__}: {exc}",
             )
@@ -285,7 +126,7 @@ class Dispatcher:
         unique = list({_action_id(a): a for a in actions}.values())
         unsupported = [a for a in unique if channel_of(a) not in self.channels]
         if unsupported:
-            await report_unsupported(unsupported, sessions=self.sessions, clock=self.clock)
+            await report_unsupported(unsupported, outbox=self.ledger, clock=self.clock)
         jobs = [
             (_action_id(a), (a, self._job_or_failure(a)))
             for a in unique
@@ -307,8 +148,7 @@ class Dispatcher:
     async def _dispatch_slice(
         self, jobs: dict[uuid.UUID, tuple[Event, Any]], attempts: Mapping[uuid.UUID, int]
     ) -> dict[uuid.UUID, Outcome]:
-        async with unit_of_work(self.sessions) as session:
-            repo = NotifyRepository(session)
+        async with self.ledger() as repo:
             previous = await repo.begin_dispatches(
                 [job for _, job in jobs.values()], now=self.clock.now()
             )
@@ -403,7 +243,7 @@ class Dispatcher:
                 action_id=action_id,
                 case_id=jobs[action_id][1].case_id,
                 customer_id=jobs[action_id][1].customer_id,
-                channel=RESULT_CHANNEL[type(jobs[action_id][0])],
+                channel=ROUTES[type(jobs[action_id][0])].reported,
                 status=ActionStatus(outcome.state.value),
                 provider_message_id=outcome.provider_message_id,
                 reason=outcome.reason,
@@ -415,8 +255,7 @@ class Dispatcher:
         waits = {a: max(o.retry_after or 0.0, self.retry_delay) for a, o in deferred.items()}
 
         async def write() -> None:
-            async with unit_of_work(self.sessions) as session:
-                repo = NotifyRepository(session)
+            async with self.ledger() as repo:
                 for action_id, outcome in deferred.items():
                     action = jobs[action_id][0]
                     await repo.defer(
@@ -433,7 +272,7 @@ class Dispatcher:
 
         await through_outages(write, what="dispatch.record")
         for action_id, outcome in outcomes.items():
-            channel = RESULT_CHANNEL[type(jobs[action_id][0])].value
+            channel = ROUTES[type(jobs[action_id][0])].reported.value
             DISPATCHES.labels(channel, outcome.state.value).inc()
             if outcome.state is DispatchState.DEFERRED:
                 log.info(
@@ -444,8 +283,7 @@ class Dispatcher:
 
     async def sweep_parked(self, *, limit: int, lease: timedelta) -> int:
         """Try again the parked actions now due; return how many were taken."""
-        async with unit_of_work(self.sessions) as session:
-            repo = NotifyRepository(session)
+        async with self.ledger() as repo:
             claimed = await repo.claim_parked(now=self.clock.now(), lease=lease, limit=limit)
             PARKED.set(await repo.parked_count())
         parked = [p for p in claimed if isinstance(p, ParkedAction)]
@@ -463,8 +301,7 @@ class Dispatcher:
         """Fail, with the reason, each parked action that no longer decodes: it was parked
         before its event type refused what it holds, and can never be sent."""
         now = self.clock.now()
-        async with unit_of_work(self.sessions) as session:
-            repo = NotifyRepository(session)
+        async with self.ledger() as repo:
             ledger = await repo.ledger_entries([u.action_id for u in unreadable])
             results: list[Event] = []
             for item in unreadable:
@@ -473,14 +310,14 @@ class Dispatcher:
                 outcome = _storable(Outcome(DispatchState.FAILED, reason=reason))
                 await repo.finish_dispatch(item.action_id, outcome, now=now)
                 model = EVENT_TYPES.get(item.ce_type)
-                if item.action_id in ledger and model in RESULT_CHANNEL:
+                if item.action_id in ledger and model in ROUTES:
                     case_id, customer_id = ledger[item.action_id]
                     results.append(
                         ActionResultReported(
                             action_id=item.action_id,
                             case_id=case_id,
                             customer_id=clean_line(customer_id) or "unknown",
-                            channel=RESULT_CHANNEL[model],
+                            channel=ROUTES[model].reported,
                             status=ActionStatus.FAILED,
                             reason=outcome.reason,
                             occurred_at=now,
@@ -488,10 +325,6 @@ class Dispatcher:
                     )
             await repo.unpark([u.action_id for u in unreadable])
             await repo.publish_later(results, now=now)
-
-
-#: The do-not-contact scope of a channel whose provider can say "unsubscribed".
-OPT_OUT_SCOPE: dict[type[Event], OptOutScope] = {SendSms: OptOutScope.SMS}
 
 
 def unsubscribed(
@@ -508,7 +341,7 @@ def unsubscribed(
     events: list[Event] = []
     for action_id, outcome in outcomes.items():
         action, job = jobs[action_id]
-        scope = OPT_OUT_SCOPE.get(type(action))
+        scope = ROUTES[type(action)].opt_out
         if not outcome.unsubscribed or scope is None:
             continue
         events.append(
@@ -569,7 +402,7 @@ def _customer_id(action: Event) -> str:
 
 
 async def report_unsupported(
-    actions: list[Event], *, sessions: SessionFactory, clock: Clock
+    actions: list[Event], *, outbox: Transactions[Outbox], clock: Clock
 ) -> None:
     """Answer each action of a channel notify does not have with a failed result, so that the
     case shows it (rather than dead-lettering a valid command). The result's id derives from
@@ -577,7 +410,7 @@ async def report_unsupported(
     now = clock.now()
     results: list[Event] = []
     for action in actions:
-        channel = RESULT_CHANNEL[type(action)]
+        channel = ROUTES[type(action)].reported
         action_id = action.event_id()
         results.append(
             ActionResultReported(
@@ -591,34 +424,5 @@ async def report_unsupported(
             )
         )
         log.info("dispatch.no_channel", action_id=str(action_id), channel=channel.value)
-    async with unit_of_work(sessions) as session:
-        await NotifyRepository(session).publish_later(results, now=now)
-
-
-async def record_ticket_change(
-    change: TicketChange, *, helpdesk: str, sessions: SessionFactory, clock: Clock
-) -> str | None:
-    """Publish the helpdesk's change of a ticket npsloop opened, for followup to put on the
-    case; return why it was ignored (a ticket npsloop did not open), or None."""
-    async with unit_of_work(sessions) as session:
-        repo = NotifyRepository(session)
-        found = await repo.ticket_action(change.ticket_id)
-        if found is None:
-            return f"ticket {change.ticket_id} was not opened by npsloop"
-        action_id, case_id, customer_id = found
-        event = TicketStatusChanged(
-            helpdesk=helpdesk,
-            helpdesk_event_id=change.event_id,
-            action_id=action_id,
-            case_id=case_id,
-            customer_id=customer_id,
-            ticket_id=change.ticket_id,
-            status=change.status,
-            previous_status=change.previous_status,
-            occurred_at=change.at,
-        )
-        await repo.publish_later([event], now=clock.now())
-    log.info(
-        "helpdesk.ticket_changed", helpdesk=helpdesk, case_id=str(case_id), status=change.status
-    )
-    return None
+    async with outbox() as repo:
+        await repo.publish_later(results, now=now)

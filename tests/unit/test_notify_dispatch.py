@@ -1,0 +1,282 @@
+"""Notify's dispatching use cases against in-memory fakes of its ledger and channels: at most
+once, parking and the give-up after `max_attempts`, quiet hours, channels notify lacks, a
+channel's bug, providers' unsubscribes, unreadable parked actions and helpdesk ticket changes.
+The SQL of the ledger is covered by the PostgreSQL tests (tests/integration)."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from nps_events import (
+    ActionResultReported,
+    ActionStatus,
+    Channel,
+    ContactOptOut,
+    CreateTicket,
+    Customer,
+    OptOutScope,
+    QuietHours,
+    RaiseTicketPriority,
+    Segment,
+    SendEmail,
+    SendSms,
+    TicketPriority,
+    TicketStatusChanged,
+)
+from nps_kit.clock import FrozenClock
+from nps_notify.adapters.repository import UnreadableParked
+from nps_notify.domain.dispatch import DispatchState, Outcome, TicketJob
+from nps_notify.domain.tickets import TicketChange
+from nps_notify.handlers import INTERRUPTED, Dispatcher, record_ticket_change
+from tests.support.notify_fakes import InMemoryLedger, LedgerEntry, Parked, ScriptedChannel
+
+#: Noon in Paris on a Tuesday: outside any night-time quiet hours.
+NOW = datetime(2026, 3, 3, 11, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+DEFERRED = Outcome(DispatchState.DEFERRED, reason="429 Too Many Requests", retry_after=5.0)
+
+
+def email(customer: str = "c-1") -> SendEmail:
+    return SendEmail(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id=customer, email=f"{customer}@example.com", name="Ada"),
+        template="detractor_apology",
+        score=2,
+        requested_at=NOW,
+    )
+
+
+def sms(quiet: QuietHours | None = None) -> SendSms:
+    return SendSms(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id="c-sms", phone="+33612345678", name="Ada"),
+        template="detractor_apology_sms",
+        requested_at=NOW,
+        quiet_hours=quiet,
+    )
+
+
+def dispatcher(
+    ledger: InMemoryLedger, clock: FrozenClock, *channels: ScriptedChannel, max_attempts: int = 3
+) -> Dispatcher:
+    return Dispatcher(
+        ledger=ledger.transaction,
+        channels={c.name: c for c in channels},
+        clock=clock,
+        concurrency=4,
+        case_url="https://cs.example.com/cases/{case_id}",
+        retry_delay=30.0,
+        max_attempts=max_attempts,
+    )
+
+
+def results(ledger: InMemoryLedger) -> dict[uuid.UUID, ActionResultReported]:
+    return {e.action_id: e for e in ledger.published if isinstance(e, ActionResultReported)}
+
+
+async def test_an_action_delivered_twice_reaches_the_customer_once() -> None:
+    ledger, channel = InMemoryLedger(), ScriptedChannel("email")
+    action = email()
+    first = await dispatcher(ledger, FrozenClock(NOW), channel).dispatch([action, action])
+    again = await dispatcher(ledger, FrozenClock(NOW), channel).dispatch([action])
+    assert first[action.action_id].state is DispatchState.SENT
+    assert again == {}
+    assert len(channel.jobs) == 1
+    assert ledger.entries[action.action_id].provider_message_id == "p-1"
+    result = results(ledger)[action.action_id]
+    assert (result.status, result.channel) == (ActionStatus.SENT, Channel.EMAIL)
+
+
+async def test_an_interrupted_send_is_reported_unknown_not_sent_again() -> None:
+    ledger, channel = InMemoryLedger(), ScriptedChannel("email")
+    action = email()
+    ledger.entries[action.action_id] = LedgerEntry(
+        action.case_id, "c-1", "email", "detractor_apology", DispatchState.SENDING
+    )
+    outcome = await dispatcher(ledger, FrozenClock(NOW), channel).dispatch([action])
+    assert outcome[action.action_id] == Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)
+    assert channel.jobs == []
+    assert results(ledger)[action.action_id].status is ActionStatus.UNKNOWN
+
+
+async def test_an_interrupted_send_goes_again_to_a_provider_that_dedupes_repeats() -> None:
+    ledger = InMemoryLedger()
+    tickets = ScriptedChannel("ticket", dedupes_repeats=True)
+    action = CreateTicket(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id="c-1", email="ada@example.com"),
+        priority=TicketPriority.HIGH,
+        title="Detractor: Ada",
+        score=1,
+        segment=Segment.DETRACTOR,
+        requested_at=NOW,
+    )
+    ledger.entries[action.action_id] = LedgerEntry(
+        action.case_id, "c-1", "ticket", "create", DispatchState.SENDING
+    )
+    outcome = await dispatcher(ledger, FrozenClock(NOW), tickets).dispatch([action])
+    assert outcome[action.action_id].state is DispatchState.SENT
+    assert len(tickets.jobs) == 1
+
+
+async def test_a_deferred_action_is_parked_for_the_longer_of_the_providers_wait_and_ours() -> None:
+    ledger, channel = InMemoryLedger(), ScriptedChannel("email", outcomes=[DEFERRED])
+    action = email()
+    await dispatcher(ledger, FrozenClock(NOW), channel).dispatch([action])
+    parked = ledger.parked[action.action_id]
+    assert parked.not_before == NOW + timedelta(seconds=30)  # retry_delay 30 s > Retry-After 5 s
+    assert ledger.entries[action.action_id].state is DispatchState.DEFERRED
+    assert results(ledger) == {}  # nothing final to report yet
+
+
+async def test_a_parked_action_is_sent_by_the_sweeper_and_reported_once() -> None:
+    clock = FrozenClock(NOW)
+    ledger = InMemoryLedger()
+    channel = ScriptedChannel("email", outcomes=[DEFERRED, Outcome(DispatchState.SENT)])
+    action = email()
+    notify = dispatcher(ledger, clock, channel)
+    await notify.dispatch([action])
+    assert await notify.sweep_parked(limit=10, lease=LEASE) == 0  # not due yet
+    clock.advance(timedelta(seconds=30))
+    assert await notify.sweep_parked(limit=10, lease=LEASE) == 1
+    assert ledger.parked == {}
+    assert results(ledger)[action.action_id].status is ActionStatus.SENT
+    assert len(channel.jobs) == 2
+
+
+async def test_a_parked_action_fails_for_good_after_max_attempts_with_the_last_reason() -> None:
+    clock = FrozenClock(NOW)
+    ledger, channel = InMemoryLedger(), ScriptedChannel("email", outcomes=[DEFERRED])
+    action = email()
+    notify = dispatcher(ledger, clock, channel, max_attempts=3)
+    await notify.dispatch([action])
+    for _ in range(2):
+        clock.advance(timedelta(seconds=30))
+        await notify.sweep_parked(limit=10, lease=LEASE)
+    assert len(channel.jobs) == 3
+    assert ledger.parked == {}
+    result = results(ledger)[action.action_id]
+    assert result.status is ActionStatus.FAILED
+    assert result.reason == "gave up after 3 tries; the last: 429 Too Many Requests"
+    assert ledger.entries[action.action_id].state is DispatchState.FAILED
+    clock.advance(timedelta(hours=1))
+    assert await notify.sweep_parked(limit=10, lease=LEASE) == 0  # never tried again
+
+
+async def test_an_sms_due_inside_the_customers_quiet_hours_waits_for_their_end() -> None:
+    ledger, channel = InMemoryLedger(), ScriptedChannel("sms")
+    # 11:00 UTC is 20:00 in Tokyo: inside 19:00-09:00 there, which ends at 00:00 UTC.
+    action = sms(QuietHours(timezone="Asia/Tokyo", start="19:00", end="09:00"))
+    outcome = await dispatcher(ledger, FrozenClock(NOW), channel).dispatch([action])
+    assert outcome[action.action_id].state is DispatchState.DEFERRED
+    assert outcome[action.action_id].reason == "the customer's quiet hours"
+    assert channel.jobs == []
+    assert ledger.parked[action.action_id].not_before == datetime(2026, 3, 4, tzinfo=UTC)
+
+
+async def test_an_sms_outside_quiet_hours_is_sent() -> None:
+    ledger, channel = InMemoryLedger(), ScriptedChannel("sms")
+    action = sms(QuietHours(timezone="Europe/Paris", start="21:00", end="08:00"))
+    outcome = await dispatcher(ledger, FrozenClock(NOW), channel).dispatch([action])
+    assert outcome[action.action_id].state is DispatchState.SENT
+
+
+async def test_an_action_of_a_channel_notify_lacks_is_reported_failed_with_the_reason() -> None:
+    ledger = InMemoryLedger()
+    action = sms()
+    outcome = await dispatcher(ledger, FrozenClock(NOW), ScriptedChannel("email")).dispatch(
+        [action]
+    )
+    assert outcome == {}
+    result = results(ledger)[action.event_id()]
+    assert (result.status, result.reason) == (ActionStatus.FAILED, "no sms channel is configured")
+    assert ledger.entries == {}
+
+
+async def test_a_channel_that_raises_reports_that_action_unknown_and_the_others_go_on() -> None:
+    ledger = InMemoryLedger()
+    broken = ScriptedChannel("sms", raises=RuntimeError("bug"))
+    mail = ScriptedChannel("email")
+    texted, emailed = sms(), email()
+    outcome = await dispatcher(ledger, FrozenClock(NOW), broken, mail).dispatch([texted, emailed])
+    assert outcome[texted.action_id].state is DispatchState.UNKNOWN
+    assert "RuntimeError: bug" in (outcome[texted.action_id].reason or "")
+    assert outcome[emailed.action_id].state is DispatchState.SENT
+
+
+async def test_a_customer_who_texted_stop_is_published_as_opted_out_of_sms() -> None:
+    ledger = InMemoryLedger()
+    refused = Outcome(DispatchState.FAILED, reason="21610 unsubscribed", unsubscribed=True)
+    action = sms()
+    await dispatcher(ledger, FrozenClock(NOW), ScriptedChannel("sms", [refused])).dispatch([action])
+    opt_outs = [e for e in ledger.published if isinstance(e, ContactOptOut)]
+    assert [(o.customer_id, o.scope) for o in opt_outs] == [("c-sms", OptOutScope.SMS)]
+    assert opt_outs[0].provider_event_id == f"unsubscribed:{action.action_id}"
+
+
+async def test_a_priority_raise_names_the_ticket_its_create_action_opened() -> None:
+    ledger, tickets = InMemoryLedger(), ScriptedChannel("ticket")
+    created = uuid.uuid4()
+    ledger.entries[created] = LedgerEntry(
+        uuid.uuid4(), "c-1", "ticket", "create", DispatchState.SENT, provider_message_id="ZD-7"
+    )
+    action = RaiseTicketPriority(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer_id="c-1",
+        ticket_action_id=created,
+        priority=TicketPriority.URGENT,
+        requested_at=NOW,
+    )
+    await dispatcher(ledger, FrozenClock(NOW), tickets).dispatch([action])
+    [job] = tickets.jobs
+    assert isinstance(job, TicketJob)
+    assert (job.ticket_id, job.priority) == ("ZD-7", "urgent")
+
+
+async def test_a_parked_action_that_no_longer_decodes_fails_with_the_problem() -> None:
+    ledger = InMemoryLedger()
+    action_id, case_id = uuid.uuid4(), uuid.uuid4()
+    ledger.entries[action_id] = LedgerEntry(
+        case_id, "c-1", "email", "detractor_apology", DispatchState.DEFERRED
+    )
+    problem = UnreadableParked(action_id, SendEmail.ce_type, "customer.email: not an address")
+    ledger.parked[action_id] = Parked(None, NOW, unreadable=problem)
+    taken = await dispatcher(ledger, FrozenClock(NOW), ScriptedChannel("email")).sweep_parked(
+        limit=10, lease=LEASE
+    )
+    assert taken == 1
+    assert ledger.parked == {}
+    result = results(ledger)[action_id]
+    assert (result.case_id, result.status) == (case_id, ActionStatus.FAILED)
+    assert result.reason == "it can no longer be read: customer.email: not an address"
+
+
+async def test_a_ticket_change_is_relayed_only_for_a_ticket_npsloop_opened() -> None:
+    ledger = InMemoryLedger()
+    action_id, case_id = uuid.uuid4(), uuid.uuid4()
+    ledger.entries[action_id] = LedgerEntry(
+        case_id, "c-1", "ticket", "create", DispatchState.SENT, provider_message_id="ZD-7"
+    )
+    change = TicketChange(
+        event_id="e-1", ticket_id="ZD-7", status="solved", previous_status="open", at=NOW
+    )
+    stranger = TicketChange(
+        event_id="e-2", ticket_id="ZD-8", status="solved", previous_status=None, at=NOW
+    )
+    clock = FrozenClock(NOW)
+    assert (
+        await record_ticket_change(
+            change, helpdesk="zendesk", ledger=ledger.transaction, clock=clock
+        )
+        is None
+    )
+    ignored = await record_ticket_change(
+        stranger, helpdesk="zendesk", ledger=ledger.transaction, clock=clock
+    )
+    assert ignored == "ticket ZD-8 was not opened by npsloop"
+    [event] = ledger.published
+    assert isinstance(event, TicketStatusChanged)
+    assert (event.action_id, event.case_id, event.status) == (action_id, case_id, "solved")
