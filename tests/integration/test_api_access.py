@@ -130,6 +130,15 @@ async def _case(sessions: SessionFactory, *, team: str = "customer-success") -> 
     return case.case_id
 
 
+async def _case_response(sessions: SessionFactory, team: str) -> uuid.UUID:
+    """The response a case of `team` was opened from."""
+    plan = "enterprise" if team == "enterprise" else "pro"
+    case = await detractor_case(
+        sessions, POLICY, now=NOW, source="access", attributes={"plan": plan}, comment="Slow"
+    )
+    return case.response_id
+
+
 async def _resolved(sessions: SessionFactory, *, team: str = "customer-success") -> uuid.UUID:
     case_id = await _case(sessions, team=team)
     async with unit_of_work(sessions) as session:
@@ -253,6 +262,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/v1/policy"): Call("followup"),
     ("GET", "/v1/cases"): Call("followup"),
     ("GET", "/v1/cases/{case_id}"): Call("followup", prepare=lambda s, t: _case(s, team=t)),
+    ("GET", "/v1/responses/{response_id}"): Call("followup", prepare=_case_response),
     ("POST", "/v1/cases/{case_id}/assign"): Call(
         "followup", prepare=lambda s, t: _case(s, team=t), body=lambda t: {"owner": _member_of(t)}
     ),
@@ -300,6 +310,7 @@ async def _call(
     call = CALLS[route]
     prepared = str(await call.prepare(sessions, team)) if call.prepare else ""
     path = template.replace("{case_id}", prepared).replace("{customer_id}", prepared)
+    path = path.replace("{response_id}", prepared)
     path = path.replace("{scope}", "email")
     body = call.body(team) if call.body else None
     params = QUERIES.get(template)

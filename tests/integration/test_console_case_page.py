@@ -49,6 +49,7 @@ async def console(
             scoring_url=nowhere,
             auth=infra.auth(),
             api_timeout_seconds=2,
+            session_keys=infra.session_key,
         )
         apis = Apis(followup_url=followup_url, scoring_url=nowhere, timeout=2)
         app = create_app(title="console", description="", version="test", readiness={})

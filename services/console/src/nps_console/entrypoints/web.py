@@ -289,7 +289,8 @@ FILTERS = (
     "team",
     "customer",
 )
-SEGMENTS = ("detractor", "passive", "promoter")
+#: The queue's segment choices: the cases most in need first.
+QUEUE_SEGMENTS = ("detractor", "passive", "promoter")
 
 
 def _queue_filters(query: Mapping[str, str]) -> dict[str, str]:
@@ -435,7 +436,7 @@ def _case_routes(api: APIRouter, console: Console) -> None:
         shown: dict[str, Any] = {
             "filters": filters,
             "statuses": STATUSES,
-            "segments": SEGMENTS,
+            "segments": QUEUE_SEGMENTS,
             "page": page,
         }
         try:

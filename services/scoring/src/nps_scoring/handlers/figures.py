@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from nps_scoring.adapters.repository import AnsweredResponse
 from nps_scoring.domain.figures import (
     Comparison,
     Counts,
@@ -15,7 +16,6 @@ from nps_scoring.domain.figures import (
     period_start,
 )
 from nps_scoring.domain.themes import NO_COMMENT
-from nps_scoring.adapters.repository import AnsweredResponse
 from nps_scoring.handlers.ports import CustomerHistory, FigureReads
 
 
