@@ -22,6 +22,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -132,6 +133,7 @@ def main() -> None:
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(mail.port),
             "AUTH_ISSUER": idp.issuer,
+            "CONSOLE_SESSION_KEYS": Fernet.generate_key().decode(),
             "INGEST_API_TOKENS": json.dumps({"bench": TOKEN}),
             "LOG_LEVEL": "WARNING",
         }

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography.fernet import Fernet
 
 from nps_events import (
     ActionResultReported,
@@ -110,6 +111,7 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(smtp.port),
                 "AUTH_ISSUER": idp.issuer,
+                "CONSOLE_SESSION_KEYS": Fernet.generate_key().decode(),
                 "INGEST_API_TOKENS": json.dumps({"pii": TOKEN}),
                 "LOG_FORMAT": "json",
                 "LOG_LEVEL": "DEBUG",
