@@ -13,15 +13,18 @@ request as a browser makes it: console → followup and scoring → PostgreSQL, 
 import argparse
 import asyncio
 import html
+import os
 import re
 import statistics
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 GENERATE = """
 INSERT INTO followup.cases (case_id, response_id, source, survey_id, customer_id, customer_email,
@@ -49,6 +52,28 @@ SELECT gen_random_uuid(), 'bench-console', 'bench', :customer, i % 11,
 FROM generate_series(1, CAST(:n AS integer)) AS i
 """
 REMOVE_HISTORY = "DELETE FROM scoring.responses WHERE source = 'bench-console'"
+#: A year of answers before now, generated server-side: four sources (`bench-console` among
+#: them, so a source filter meets the cases above), ten surveys, scores 0–10 evenly, three in
+#: five with a comment and 0–2 themes, `plan` and `region` attributes.
+YEAR = """
+INSERT INTO scoring.responses (response_id, source, survey_id, customer_id, score, segment,
+    comment, responded_at, scored_at, themes, attributes)
+SELECT gen_random_uuid(), (ARRAY['bench-console', 'bench-web', 'bench-app', 'bench-email'])[1 + i % 4],
+    'survey-' || (1 + i % 10), 'by' || (i % 250000), s,
+    CASE WHEN s >= 9 THEN 'promoter' WHEN s >= 7 THEN 'passive' ELSE 'detractor' END,
+    CASE WHEN i % 5 < 3 THEN 'Answer ' || i END, at, at,
+    CASE WHEN i % 5 < 2 THEN (ARRAY['price', 'support', 'delivery', 'performance', 'reliability',
+        'onboarding', 'ease_of_use'])[1 + i % 7:1 + i % 7 + (i / 7) % 2]
+        WHEN i % 5 = 2 THEN ARRAY[]::varchar[] END,
+    jsonb_build_object('plan', (ARRAY['free', 'pro', 'enterprise'])[1 + i % 3],
+        'region', (ARRAY['eu', 'us', 'apac', 'latam'])[1 + (i / 3) % 4])
+FROM (
+    SELECT i, (i * 7919) % 11 AS s,
+        CAST(:now AS timestamptz) - make_interval(secs => (i * 104729) % 31536000) AS at
+    FROM generate_series(1, CAST(:n AS integer)) AS i
+) AS year
+"""
+REMOVE_YEAR = "DELETE FROM scoring.responses WHERE source LIKE 'bench-%'"
 
 
 async def sign_in(client: httpx.AsyncClient, person: str) -> None:
@@ -107,6 +132,8 @@ async def run(args: argparse.Namespace) -> None:
         print(
             f"{args.cases:,} cases added in {time.perf_counter() - started:.1f} s; {active:,} open or contacted"
         )
+        if args.responses:
+            await add_year(engine, args)
         async with httpx.AsyncClient(base_url=args.console, timeout=30) as client:
             await sign_in(client, args.person)
             print(f"as {args.person}:")
@@ -133,7 +160,7 @@ async def run(args: argparse.Namespace) -> None:
         async with httpx.AsyncClient(base_url=args.console, timeout=30) as client:
             await sign_in(client, args.lead)
             print(f"as {args.lead}:")
-            dashboards = max(5, args.requests // 5)
+            dashboards = max(5, args.requests // 2)
             await timed(client, "GET /dashboard (30 days)", "/dashboard", dashboards)
             await timed(
                 client,
@@ -142,12 +169,55 @@ async def run(args: argparse.Namespace) -> None:
                 dashboards,
             )
             await timed(client, "GET /dashboard?days=365", "/dashboard?days=365", dashboards)
+            await timed(
+                client,
+                "GET /dashboard?days=30&source=bench-console",
+                "/dashboard?days=30&source=bench-console",
+                dashboards,
+            )
+            await timed(
+                client,
+                "GET /dashboard?days=365&source=bench-console&segment=detractor",
+                "/dashboard?days=365&source=bench-console&segment=detractor",
+                dashboards,
+            )
             await timed(client, "GET /policy", "/policy", args.requests)
     finally:
         async with engine.begin() as conn:
             await conn.execute(text(REMOVE))
             await conn.execute(text(REMOVE_HISTORY))
+            if args.responses:
+                await conn.execute(text(REMOVE_YEAR))
         await engine.dispose()
+        if args.responses:
+            rebuild_figures(args.database)
+
+
+async def add_year(engine: AsyncEngine, args: argparse.Namespace) -> None:
+    """A year of answers in scoring's table, and scoring's figures rebuilt from them."""
+    started = time.perf_counter()
+    async with engine.begin() as conn:
+        await conn.execute(text(REMOVE_YEAR))
+        await conn.execute(text(YEAR), {"now": datetime.now(UTC), "n": args.responses})
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("ANALYZE scoring.responses"))
+        total = await conn.scalar(text("SELECT count(*) FROM scoring.responses"))
+    print(f"{args.responses:,} responses added in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    rebuild_figures(args.database)
+    print(
+        f"scoring's figures rebuilt over {total:,} responses in {time.perf_counter() - started:.1f} s"
+    )
+
+
+def rebuild_figures(database: str) -> None:
+    """`nps-scoring rebuild-figures`, as an operator runs it, on the dev stack's database."""
+    subprocess.run(
+        [sys.executable, "-m", "nps_scoring", "rebuild-figures"],
+        env={**os.environ, "DATABASE_URL": database, "LOG_LEVEL": "WARNING"},
+        check=True,
+    )
 
 
 def main() -> None:
@@ -160,6 +230,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--person", default="alex@example.com")
     parser.add_argument("--lead", default="cs-lead@example.com")
+    parser.add_argument(
+        "--responses", type=int, default=0, help="a year of answers in scoring (then removed)"
+    )
     parser.add_argument("--history", type=int, default=20, help="the customer's answers")
     asyncio.run(run(parser.parse_args()))
 
