@@ -68,12 +68,12 @@ SELECT gen_random_uuid(), (ARRAY['bench-console', 'bench-web', 'bench-app', 'ben
     jsonb_build_object('plan', (ARRAY['free', 'pro', 'enterprise'])[1 + i % 3],
         'region', (ARRAY['eu', 'us', 'apac', 'latam'])[1 + (i / 3) % 4])
 FROM (
-    SELECT i, (i * 7919) % 11 AS s,
-        CAST(:now AS timestamptz) - make_interval(secs => (i * 104729) % 31536000) AS at
+    SELECT i, CAST((CAST(i AS bigint) * 7919) % 11 AS integer) AS s,
+        CAST(:now AS timestamptz) - make_interval(secs => (CAST(i AS bigint) * 104729) % 31536000) AS at
     FROM generate_series(1, CAST(:n AS integer)) AS i
 ) AS year
 """
-REMOVE_YEAR = "DELETE FROM scoring.responses WHERE source LIKE 'bench-%'"
+REMOVE_YEAR = "DELETE FROM scoring.responses WHERE source LIKE 'bench-%' AND customer_id LIKE 'by%'"
 
 
 async def sign_in(client: httpx.AsyncClient, person: str) -> None:
