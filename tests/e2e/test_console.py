@@ -17,7 +17,7 @@ in its tmp folder (pytest prints the path).
 - the case page shows every score the customer gave, their time now and attributes, the
   comment with the themes scoring found in it as tags, and the escalation ladder with its
   next step;
-- the dashboard compares the last days with as many days before: two new answers move the
+- the dashboard compares the last days with as many days before: new answers move the
   right cells by one, and the owner's figures (a lead's) count the new case;
 - the dashboard narrowed to one survey counts its answer and its case only, with the times to
   first contact and to resolution, the closed-loop and recovery rates by team and by owner;
@@ -462,11 +462,13 @@ def test_the_dashboard_compares_this_week_with_the_week_before(
     before = _comparison(browser)
     owners_before = _cells(browser, "owner-figures", "owner")
 
-    # A promoter this week, a detractor eight days ago (last week; their case opens now).
+    # A promoter this week and a detractor eight days ago (last week: older than the policy's
+    # `act_on_responses_within`, so no case), then a detractor this week, whose case opens.
     now = datetime.now(UTC)
     _answer(system, f"week-{uuid.uuid4().hex[:8]}", 9, now - timedelta(hours=1))
+    _answer(system, f"week-{uuid.uuid4().hex[:8]}", 1, now - timedelta(days=8))
     detractor = f"week-{uuid.uuid4().hex[:8]}"
-    _answer(system, detractor, 1, now - timedelta(days=8))
+    _answer(system, detractor, 2, now - timedelta(hours=1))
     owner = _open_case_of(system, detractor)["owner"]
 
     def reloaded() -> dict[str, tuple[str, str, str]]:
