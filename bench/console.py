@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -157,40 +157,103 @@ async def run(args: argparse.Namespace) -> None:
                 args.requests,
             )
             await timed(client, "GET /cases/{id}", f"/cases/{some}", args.requests)
-        async with httpx.AsyncClient(base_url=args.console, timeout=30) as client:
-            await sign_in(client, args.lead)
-            print(f"as {args.lead}:")
-            dashboards = max(5, args.requests // 2)
-            await timed(client, "GET /dashboard (30 days)", "/dashboard", dashboards)
-            await timed(
-                client,
-                "GET /dashboard?days=7&team=…&segment=detractor",
-                "/dashboard?days=7&team=customer-success&segment=detractor",
-                dashboards,
-            )
-            await timed(client, "GET /dashboard?days=365", "/dashboard?days=365", dashboards)
-            await timed(
-                client,
-                "GET /dashboard?days=30&source=bench-console",
-                "/dashboard?days=30&source=bench-console",
-                dashboards,
-            )
-            await timed(
-                client,
-                "GET /dashboard?days=365&source=bench-console&segment=detractor",
-                "/dashboard?days=365&source=bench-console&segment=detractor",
-                dashboards,
-            )
-            await timed(client, "GET /policy", "/policy", args.requests)
+        await time_dashboards(args)
+        if args.apis:
+            await time_apis(args, max(5, args.requests // 2))
     finally:
-        async with engine.begin() as conn:
-            await conn.execute(text(REMOVE))
-            await conn.execute(text(REMOVE_HISTORY))
-            if args.responses:
-                await conn.execute(text(REMOVE_YEAR))
+        if not args.keep:
+            async with engine.begin() as conn:
+                await conn.execute(text(REMOVE))
+                await conn.execute(text(REMOVE_HISTORY))
+                if args.responses:
+                    await conn.execute(text(REMOVE_YEAR))
         await engine.dispose()
-        if args.responses:
+        if args.responses and not args.keep:
             rebuild_figures(args.database)
+
+
+async def time_dashboards(args: argparse.Namespace) -> None:
+    """The dashboard as a lead (who also gets the figures by owner), and the policy page."""
+    async with httpx.AsyncClient(base_url=args.console, timeout=30) as client:
+        await sign_in(client, args.lead)
+        print(f"as {args.lead}:")
+        dashboards = max(5, args.requests // 2)
+        await timed(client, "GET /dashboard (30 days)", "/dashboard", dashboards)
+        await timed(
+            client,
+            "GET /dashboard?days=7&team=…&segment=detractor",
+            "/dashboard?days=7&team=customer-success&segment=detractor",
+            dashboards,
+        )
+        await timed(client, "GET /dashboard?days=365", "/dashboard?days=365", dashboards)
+        await timed(
+            client,
+            "GET /dashboard?days=30&source=bench-console",
+            "/dashboard?days=30&source=bench-console",
+            dashboards,
+        )
+        await timed(
+            client,
+            "GET /dashboard?days=365&source=bench-console&segment=detractor",
+            "/dashboard?days=365&source=bench-console&segment=detractor",
+            dashboards,
+        )
+        for what, path in (
+            ("survey=survey-3 (30 days)", "/dashboard?days=30&survey=survey-3"),
+            ("attribute=plan:pro (365 days)", "/dashboard?days=365&attribute=plan%3Apro"),
+        ):
+            await timed(client, f"GET /dashboard?{what}", path, dashboards)
+        await timed(client, "GET /policy", "/policy", args.requests)
+
+
+async def time_apis(args: argparse.Namespace, repeat: int) -> None:
+    """The five calls of the lead's 365-day dashboard one by one, straight to the APIs with
+    the lead's token from the dev identity provider: where the page's time goes."""
+    token = args.token
+    today = datetime.now(UTC).date()
+    this_first, previous_first = today - timedelta(days=364), today - timedelta(days=729)
+    start = datetime.combine(this_first, datetime.min.time(), UTC).isoformat()
+    end = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).isoformat()
+    calls = {
+        "scoring GET /v1/nps?grain=month": (args.scoring, "/v1/nps", {"grain": "month"}),
+        "scoring GET /v1/nps/compare": (
+            args.scoring,
+            "/v1/nps/compare",
+            {
+                "a_from": previous_first.isoformat(),
+                "a_to": (this_first - timedelta(days=1)).isoformat(),
+                "b_from": this_first.isoformat(),
+                "b_to": today.isoformat(),
+            },
+        ),
+        "scoring GET /v1/themes?grain=month": (
+            args.scoring,
+            "/v1/themes",
+            {"grain": "month", "from": previous_first.isoformat(), "to": today.isoformat()},
+        ),
+        "followup GET /v1/figures?group_by=team": (
+            args.followup,
+            "/v1/figures",
+            {"group_by": "team", "start": start, "end": end},
+        ),
+        "followup GET /v1/figures?group_by=owner": (
+            args.followup,
+            "/v1/figures",
+            {"group_by": "owner", "start": start, "end": end},
+        ),
+    }
+    print("the 365-day dashboard's calls, one at a time:")
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
+        for what, (base, path, params) in calls.items():
+            samples = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                answer = await api.get(f"{base}{path}", params=params)
+                samples.append((time.perf_counter() - started) * 1000)
+                assert answer.status_code == 200, (what, answer.status_code, answer.text[:300])
+            samples.sort()
+            p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
+            print(f"  {what}: p50 {statistics.median(samples):.1f} ms, p95 {p95:.1f} ms")
 
 
 async def add_year(engine: AsyncEngine, args: argparse.Namespace) -> None:
@@ -233,8 +296,24 @@ def main() -> None:
     parser.add_argument(
         "--responses", type=int, default=0, help="a year of answers in scoring (then removed)"
     )
+    parser.add_argument("--scoring", default="http://127.0.0.1:8002")
+    parser.add_argument("--followup", default="http://127.0.0.1:8003")
+    parser.add_argument("--apis", action="store_true", help="also time the APIs one by one")
+    parser.add_argument("--keep", action="store_true", help="leave the data in (for EXPLAIN)")
     parser.add_argument("--history", type=int, default=20, help="the customer's answers")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    # The lead's own token from the dev identity provider (`make token`), for --apis.
+    args.token = (
+        subprocess.run(
+            [sys.executable, "-m", "nps_kit.devstack", "token", "--user", args.lead],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if args.apis
+        else ""
+    )
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
