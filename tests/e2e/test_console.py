@@ -14,10 +14,14 @@ in its tmp folder (pytest prints the path).
   with its reason, and each open case's deadline counts down in the page (a small script
   over the deadline instants and business time the server gave, driven here by a clock the
   test moves);
-- the case page shows every score the customer gave, their time now and attributes, and the
-  escalation ladder with its next step;
-- the dashboard compares the last days with as many days before: two new answers move the
+- the case page shows every score the customer gave, their time now and attributes, the
+  comment with the themes scoring found in it as tags, and the escalation ladder with its
+  next step;
+- the dashboard compares the last days with as many days before: new answers move the
   right cells by one, and the owner's figures (a lead's) count the new case;
+- the dashboard narrowed to one survey counts its answer and its case only, with the times to
+  first contact and to resolution, the closed-loop and recovery rates by team and by owner;
+  two of scoring's dimensions at once, or a malformed attribute, are refused with the reason;
 - the policy page is a table with a row per rule of the policy file in force.
 """
 
@@ -330,9 +334,22 @@ def test_the_queue_filters_in_the_url_and_counts_deadlines_down(
     assert browser.find_element(By.ID, "filter-score-min").get_attribute("value") == "9"
 
 
-def _answer(system: System, customer: str, score: int, at: datetime, **customer_: Any) -> None:
+def _answer(
+    system: System,
+    customer: str,
+    score: int,
+    at: datetime,
+    *,
+    comment: str | None = None,
+    survey: str | None = None,
+    **customer_: Any,
+) -> None:
     body = a_response(customer, score=score)
     body["responded_at"] = at.isoformat()
+    if comment is not None:
+        body["comment"] = comment
+    if survey is not None:
+        body["survey_id"] = survey
     body["customer"].update(customer_)
     answer = httpx.post(
         f"{system.url('ingest')}/v1/responses",
@@ -371,11 +388,22 @@ def test_the_case_page_shows_every_score_the_customer_gave_and_the_ladder(
         customer,
         3,
         now - timedelta(minutes=5),
+        comment="Way too expensive, and support never answered",
         timezone="Asia/Tokyo",
         attributes={"plan": "pro", "region": "apac"},
     )
     case = _open_case_of(system, customer)
     _sign_in(browser, system, AGENT, path=f"/cases/{case['case_id']}")
+
+    # The comment, and beside it the themes scoring found in it, each a link to their queue.
+    assert browser.find_element(By.ID, "comment").text == (
+        "Way too expensive, and support never answered"
+    )
+    tags = browser.find_elements(By.CSS_SELECTOR, "#comment-themes li")
+    assert [tag.get_attribute("data-theme") for tag in tags] == case["themes"]
+    assert {"price", "support"} <= set(case["themes"])
+    link = tags[0].find_element(By.TAG_NAME, "a").get_attribute("href") or ""
+    assert link.endswith(f"/cases?theme={case['themes'][0]}")
 
     rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
     assert [r.find_element(By.CSS_SELECTOR, ".score").text for r in rows] == ["3", "10"]
@@ -434,11 +462,13 @@ def test_the_dashboard_compares_this_week_with_the_week_before(
     before = _comparison(browser)
     owners_before = _cells(browser, "owner-figures", "owner")
 
-    # A promoter this week, a detractor eight days ago (last week; their case opens now).
+    # A promoter this week and a detractor eight days ago (last week: older than the policy's
+    # `act_on_responses_within`, so no case), then a detractor this week, whose case opens.
     now = datetime.now(UTC)
     _answer(system, f"week-{uuid.uuid4().hex[:8]}", 9, now - timedelta(hours=1))
+    _answer(system, f"week-{uuid.uuid4().hex[:8]}", 1, now - timedelta(days=8))
     detractor = f"week-{uuid.uuid4().hex[:8]}"
-    _answer(system, detractor, 1, now - timedelta(days=8))
+    _answer(system, detractor, 2, now - timedelta(hours=1))
     owner = _open_case_of(system, detractor)["owner"]
 
     def reloaded() -> dict[str, tuple[str, str, str]]:
@@ -465,6 +495,46 @@ def test_the_dashboard_compares_this_week_with_the_week_before(
     was = int(owners_before[owner].split()[1]) if owner in owners_before else 0
     assert int(handled[owner].split()[1]) == was + 1
     assert "@example.com" not in browser.find_element(By.ID, "comparison").text
+
+
+def test_the_dashboard_narrows_to_one_survey_with_its_times_to_contact(
+    system: System, browser: WebDriver
+) -> None:
+    survey = f"loop-{uuid.uuid4().hex[:8]}"  # a survey no other answer of the system has
+    customer = f"loop-{uuid.uuid4().hex[:8]}"
+    _answer(system, customer, 2, datetime.now(UTC) - timedelta(minutes=10), survey=survey)
+    case = _open_case_of(system, customer)
+    contacted = httpx.post(
+        f"{system.url('followup')}/v1/cases/{case['case_id']}/contacts",
+        json={"channel": "phone", "outcome": "reached"},
+        headers=system.infra.bearer(LEAD),
+        timeout=10,
+    )
+    assert contacted.status_code == 200, contacted.text
+
+    _sign_in(browser, system, LEAD, path=f"/dashboard?days=7&survey={survey}")
+    # NPS (scoring) and the cases (followup) of that survey only: one detractor, one case.
+    assert _comparison(browser)["detractors"][1] == "1"
+    assert _comparison(browser)["responses"][1] == "1"
+    [row] = browser.find_elements(By.CSS_SELECTOR, "#team-figures tbody tr")
+    assert row.get_attribute("data-team") == case["team"]
+    first_contact = row.find_element(By.CSS_SELECTOR, ".first-contact").text
+    median, p90 = first_contact.split(" / ")
+    assert median == p90, first_contact  # one case: its time is the median and the p90
+    assert median.endswith(" min"), first_contact  # contacted moments after the case opened
+    assert row.find_element(By.CSS_SELECTOR, ".resolution").text == "— / —"  # not resolved
+    assert row.find_element(By.CSS_SELECTOR, ".closed-loop").text == "0%"
+    assert row.find_element(By.CSS_SELECTOR, ".recovery").text == "—"  # no later answer
+    [owner] = browser.find_elements(By.CSS_SELECTOR, "#owner-figures tbody tr")
+    assert owner.find_element(By.CSS_SELECTOR, ".first-contact").text == first_contact
+
+    # Two of scoring's dimensions at once, or an attribute not written key:value: a clear 422.
+    for query, reason in (
+        (f"survey={survey}&source=api", "one of source, survey and customer attribute"),
+        ("attribute=Plan", "written key:value"),
+    ):
+        browser.get(f"{system.url('console')}/dashboard?{query}")
+        assert reason in browser.find_element(By.ID, "error-detail").text
 
 
 def test_the_policy_page_is_a_table_of_the_rules_in_force(

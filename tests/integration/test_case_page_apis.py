@@ -5,7 +5,7 @@ the real database and really signed tokens:
 - followup's case: the customer's time zone and attributes, and the escalation ladder (the
   next step while nobody reached the customer, every step stopped once someone did);
 - followup's policy: each rule's match, contact deadline, team, ladder and messages;
-- followup's figures of one team, source or segment, with the cases contacted in time.
+- followup's figures of one team, source, segment or survey, with the cases contacted in time.
 """
 
 from collections.abc import AsyncIterator
@@ -218,16 +218,21 @@ async def test_the_policy_lists_each_rules_match_deadline_ladder_and_messages(
     assert "@" not in answer.text
 
 
-# --- followup: figures of one team, source or segment ---------------------------------------
+# --- followup: figures of one team, source, segment or survey ------------------------------
 
 
 async def test_figures_of_one_team_count_only_its_cases(
     apis: Apis, sessions: SessionFactory, infra: Infra
 ) -> None:
     opened = NOW + timedelta(days=300)  # a day no other test of this module opens cases on
-    for plan in ("enterprise", "enterprise", "pro"):
+    for plan, survey in (("enterprise", "s-1"), ("enterprise", "s-2"), ("pro", "s-2")):
         await detractor_case(
-            sessions, POLICY, now=opened, source="figures", attributes={"plan": plan}
+            sessions,
+            POLICY,
+            now=opened,
+            source="figures",
+            attributes={"plan": plan},
+            survey_id=survey,
         )
     window = {"start": opened.isoformat(), "end": (opened + timedelta(hours=1)).isoformat()}
 
@@ -247,6 +252,9 @@ async def test_figures_of_one_team_count_only_its_cases(
     assert sum((await owners(source="figures", segment="detractor")).values()) == 3
     assert await owners(segment="promoter") == {}
     assert await owners(source="elsewhere") == {}
+    assert sum((await owners(survey_id="s-2")).values()) == 2
+    assert await owners(survey_id="s-2", team="enterprise") == {"erin@example.com": 1}
+    assert await owners(survey_id="s-3") == {}
 
 
 async def test_figures_count_the_cases_contacted_within_their_deadline(
@@ -284,6 +292,8 @@ async def test_figures_count_the_cases_contacted_within_their_deadline(
         ({"segment": "grumpy"}, "segment"),
         ({"team": "a\u0000b"}, "team"),
         ({"team": "x" * 101}, "team"),
+        ({"survey_id": "s\u0007"}, "survey_id"),
+        ({"survey_id": "s" * 201}, "survey_id"),
     ],
 )
 async def test_a_bad_figures_filter_is_a_problem_naming_the_field(

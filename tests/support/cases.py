@@ -23,6 +23,7 @@ async def detractor_case(
     email: str = "ada@example.com",
     themes: list[str] | None = None,
     timezone: str | None = None,
+    survey_id: str = "s-1",
 ) -> Case:
     """A new customer's response (a detractor's 2 unless told) opened by the policy, as the
     consumer would: its case, with the owner, actions and timeline the rule gives it."""
@@ -32,7 +33,7 @@ async def detractor_case(
     scored = ResponseScored(
         response_id=uuid.uuid4(),
         source=source,
-        survey_id="s-1",
+        survey_id=survey_id,
         customer=Customer(
             id=f"{source}-{uuid.uuid4().hex[:8]}",
             email=email,

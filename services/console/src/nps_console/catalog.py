@@ -93,6 +93,8 @@ EN: Mapping[str, str] = {
     "case.history": "Every score they gave",
     "case.history.when": "Answered",
     "case.history.themes": "Themes",
+    "case.themes": "Themes scoring found in the comment",
+    "case.theme_link": "Open cases whose comment is about {theme}",
     "case.history.this": "(this case)",
     "case.history.none": "No score recorded for this customer.",
     "case.history.unavailable": "The score history is not available now: {detail}",
@@ -190,9 +192,17 @@ EN: Mapping[str, str] = {
     "dashboard.filter.segment": "Segment",
     "dashboard.filter.team": "Team",
     "dashboard.filter.any": "Any",
-    "dashboard.filters_hint": "The source narrows every figure; the segment and the team "
-    "narrow the cases (a team's cases are its own, NPS has no team), and the segment the "
-    "themes' columns.",
+    "dashboard.filter.survey": "Survey",
+    "dashboard.filter.attribute": "Customer attribute (key:value)",
+    "dashboard.filters_hint": "The source, the survey and the customer attribute narrow NPS "
+    "and its comparison, one of the three at a time; the source and the survey also narrow the "
+    "cases (cases keep no customer attributes). The segment and the team narrow the cases (a "
+    "team's cases are its own, NPS has no team), and the segment the themes' columns; the "
+    "themes count every answer.",
+    "dashboard.bad_attribute": "A customer attribute is written key:value, such as plan:pro "
+    "(the key in lower-case letters, digits and _).",
+    "dashboard.one_dimension": "Filter by one of source, survey and customer attribute at a "
+    "time: NPS is kept per each of them, not per pair.",
     "dashboard.bad_days": "The period is one of {lengths} days.",
     "dashboard.bad_segment": "The segment is one of {segments}.",
     "dashboard.compare": "The last {n} days against the {n} days before",
@@ -218,6 +228,15 @@ EN: Mapping[str, str] = {
     "dashboard.owner": "Owner",
     "dashboard.handled": "Cases handled",
     "dashboard.in_time": "Contacted within the deadline",
+    "dashboard.first_contact": "Time to first contact (median / p90)",
+    "dashboard.resolution": "Time to resolution (median / p90)",
+    "dashboard.recovery": "Recovery rate",
+    "dashboard.figures_hint": "Times run from the case's opening, on the clock (not business "
+    "hours); the closed-loop rate is the share of cases closed; the recovery rate, of the "
+    "detractors who answered again, the share who now score as promoters.",
+    "duration.minutes": "{n:g} min",
+    "duration.hours": "{n:g} h",
+    "duration.days": "{n:g} d",
     "policy.title": "Follow-up policy in force",
     "policy.rules": "Rules, in the order they are tried",
     "policy.rules_hint": "A response gets the most specific rule that matches it (the one "

@@ -7,6 +7,7 @@ Every form carries the session's CSRF token and must come from the console's own
 the console is served over plain HTTP on this machine."""
 
 import asyncio
+import re
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from nps_console.adapters.sessions import Session, SessionStore, TokenCipher
 from nps_console.config import ConsoleSettings
 from nps_console.domain.chart import nps_chart
 from nps_console.domain.deadline import due_label
+from nps_console.domain.durations import span
 from nps_console.domain.local_time import local_time
 from nps_console.domain.periods import LENGTHS, change, this_and_previous
 from nps_console.handlers import begin_sign_in, finish_sign_in, refresh, sign_out
@@ -85,6 +87,7 @@ class Console:
         self.templates.globals["t"] = catalog.t
         self.templates.filters["when"] = _when
         self.templates.filters["detail"] = _detail
+        self.templates.filters["span"] = _span
         self.cookie = "__Host-npsloop" if self.settings.secure_cookies else "npsloop_session"
         self.cipher = TokenCipher(self.settings.session_key_list)
         issuer = urlsplit(self.settings.auth.issuer)
@@ -224,6 +227,25 @@ class DashboardChoice:
     source: str = ""
     segment: str = ""
     team: str = ""
+    survey: str = ""
+    #: `<key>:<value>` of a customer attribute (scoring's own syntax).
+    attribute: str = ""
+
+    def scoring_filter(self) -> dict[str, str]:
+        """Scoring's parameters: at most one of them, which its kept figures answer."""
+        return {
+            k: v
+            for k, v in (
+                ("source", self.source),
+                ("survey_id", self.survey),
+                ("attribute", self.attribute),
+            )
+            if v
+        }
+
+
+#: A customer attribute as scoring takes it: a lower-case key, a colon, a value.
+ATTRIBUTE = re.compile(r"[a-z][a-z0-9_]{0,39}:.{1,200}")
 
 
 async def _nothing() -> dict[str, Any]:
@@ -238,12 +260,23 @@ def _dashboard_choice(query: Mapping[str, str]) -> DashboardChoice | str:
     segment = query.get("segment", "").strip()
     if segment and segment not in SEGMENTS:
         return catalog.t("dashboard.bad_segment", segments=", ".join(SEGMENTS))
-    return DashboardChoice(
+    attribute = query.get("attribute", "").strip()
+    if attribute and not ATTRIBUTE.fullmatch(attribute):
+        return catalog.t("dashboard.bad_attribute")
+    choice = DashboardChoice(
         days=int(raw),
         source=query.get("source", "").strip(),
         segment=segment,
         team=query.get("team", "").strip(),
+        survey=query.get("survey", "").strip(),
+        attribute=attribute,
     )
+    # Scoring keeps figures per source, per survey and per attribute, not per pair of them: a
+    # pair is counted from every response of the period (about a second over a year of a
+    # million responses, docs/performance.md), too slow for a page.
+    if len(choice.scoring_filter()) > 1:
+        return catalog.t("dashboard.one_dimension")
+    return choice
 
 
 class _Forbidden(Exception):  # noqa: N818 - a form that failed the CSRF check
@@ -255,6 +288,13 @@ def _when(value: str | datetime | None) -> str:
         return "—"
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    shown = span(seconds)
+    return catalog.t(shown.key, n=shown.n)
 
 
 def _detail(value: object) -> str:
@@ -579,7 +619,7 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
             )
         token = session.access_token or ""
         this, previous = this_and_previous(console.clock.now().astimezone(UTC).date(), choice.days)
-        scoring_only = {"source": choice.source} if choice.source else {}
+        scoring_only = choice.scoring_filter()
         followup_only = {
             "start": datetime.combine(this.first, time(), UTC).isoformat(),
             "end": datetime.combine(this.last + timedelta(days=1), time(), UTC).isoformat(),
@@ -589,6 +629,7 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
                     ("source", choice.source),
                     ("segment", choice.segment),
                     ("team", choice.team),
+                    ("survey_id", choice.survey),
                 )
                 if v
             },

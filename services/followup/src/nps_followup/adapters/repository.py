@@ -1055,6 +1055,7 @@ class FigureFilter:
     team: str | None = None
     source: str | None = None
     segment: str | None = None
+    survey_id: str | None = None
 
 
 async def closed_loop_figures(
@@ -1113,7 +1114,7 @@ async def closed_loop_figures(
     if end is not None:
         query = query.where(c.c.opened_at < end)
     if only is not None:
-        for name in ("team", "source", "segment"):
+        for name in ("team", "source", "segment", "survey_id"):
             value = getattr(only, name)
             if value is not None:
                 query = query.where(c.c[name] == value)

@@ -1004,6 +1004,9 @@ def _figure_routes(
         team: Annotated[Line | None, Query(max_length=100, description="Only its cases.")] = None,
         source: Annotated[Line | None, Query(max_length=100, description="Only its cases.")] = None,
         segment: Annotated[Segment | None, Query(description="Only its cases.")] = None,
+        survey_id: Annotated[
+            Line | None, Query(max_length=200, description="Only the cases of its answers.")
+        ] = None,
     ) -> FiguresOut:
         for name, value in (("start", start), ("end", end)):
             if value is not None and value.tzinfo is None:
@@ -1028,7 +1031,10 @@ def _figure_routes(
                 end=end,
                 now=clock.now(),
                 only=FigureFilter(
-                    team=team, source=source, segment=segment.value if segment else None
+                    team=team,
+                    source=source,
+                    segment=segment.value if segment else None,
+                    survey_id=survey_id,
                 ),
             )
         return FiguresOut(
@@ -1041,6 +1047,7 @@ def _figure_routes(
                     ("team", team),
                     ("source", source),
                     ("segment", segment.value if segment else None),
+                    ("survey_id", survey_id),
                 )
                 if v is not None
             },
