@@ -476,9 +476,10 @@ def test_the_dashboard_compares_this_week_with_the_week_before(
         return _comparison(browser)
 
     def moved(found: dict[str, tuple[str, str, str]]) -> bool:
-        return (found["promoters"][1], found["detractors"][0]) != (
-            before["promoters"][1],
-            before["detractors"][0],
+        # Both answers scored (each moves its own cell), not just the first to arrive.
+        return (
+            found["promoters"][1] != before["promoters"][1]
+            and found["detractors"][0] != before["detractors"][0]
         )
 
     after = eventually_sync(reloaded, until=moved, what="the two answers on the dashboard")

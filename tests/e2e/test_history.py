@@ -148,7 +148,7 @@ async def test_a_live_response_older_than_the_window_is_counted_and_not_followed
         False,
         "older_than_window",
         "detractor",
-        "14 days",  # tests/e2e/policy.yaml's
+        "7 days",
     )
     assert "case_id" not in said
     assert nps["detractors"] == 1
