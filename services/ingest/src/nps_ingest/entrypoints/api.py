@@ -25,6 +25,7 @@ from nps_ingest.domain.webhooks import (
     WebhookRequest,
     parse_score,
 )
+from nps_ingest.entrypoints.hot_routes import BodyLimit, HotRoutes, RawRequest, RawResponse
 from nps_ingest.handlers import (
     BrokerUnavailableError,
     EventPublisher,
@@ -37,16 +38,7 @@ from nps_ingest.handlers import (
     sources_by_token,
 )
 from nps_kit.clock import Clock
-from nps_kit.http import (
-    BodyLimit,
-    HotRoutes,
-    Problem,
-    RawRequest,
-    RawResponse,
-    ReadinessCheck,
-    create_app,
-    field_message,
-)
+from nps_kit.http import Problem, ReadinessCheck, create_app, field_message
 from nps_kit.logging import get_logger
 from nps_kit.metrics import labelled
 
