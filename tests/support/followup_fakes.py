@@ -18,7 +18,7 @@ from nps_followup.domain.cases import (
     TimerKind,
 )
 
-#: The lifecycle fields `save_case` writes; a case's response fields never change there.
+#: The lifecycle fields `save_cases` writes; a case's response fields never change there.
 _LIFECYCLE_FIELDS = (
     "status",
     "owner",
@@ -31,6 +31,11 @@ _LIFECYCLE_FIELDS = (
     "remind_at",
     "second_level_at",
 )
+
+
+def _with_lifecycle(stored: Case, case: Case) -> Case:
+    """`stored` with `case`'s lifecycle fields, as `save_cases` writes them."""
+    return replace(stored, **{name: getattr(case, name) for name in _LIFECYCLE_FIELDS})
 
 
 @dataclass
@@ -79,16 +84,15 @@ class InMemoryCaseLifecycle:
         ]
         return max(active, key=lambda c: c.opened_at) if active else None
 
-    async def save_case(self, case: Case) -> None:
-        stored = self.cases[case.case_id]
-        self.cases[case.case_id] = replace(
-            stored, **{name: getattr(case, name) for name in _LIFECYCLE_FIELDS}
-        )
+    async def save_cases(self, cases: Sequence[Case]) -> None:
+        for case in cases:
+            self.cases[case.case_id] = _with_lifecycle(self.cases[case.case_id], case)
 
-    async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
-        recorded = self.timeline.setdefault(case_id, [])
-        known = {e.entry_id for e in recorded}
-        recorded += [e for e in entries if e.entry_id not in known]
+    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
+        for case_id, entry in entries:
+            recorded = self.timeline.setdefault(case_id, [])
+            if all(e.entry_id != entry.entry_id for e in recorded):
+                recorded.append(entry)
 
     async def add_actions(
         self,
@@ -102,10 +106,10 @@ class InMemoryCaseLifecycle:
         self.actions.setdefault(case_id, []).extend(actions)
         self.recipients.update(recipient or {})
 
-    async def next_turn(self, team: str) -> int:
-        turn = self.turns.get(team, -1) + 1
-        self.turns[team] = turn
-        return turn
+    async def reserve_turns(self, team: str, count: int) -> int:
+        first = self.turns.get(team, -1) + 1
+        self.turns[team] = first + count - 1
+        return first
 
     async def add_timers(self, case_id: uuid.UUID, timers: Sequence[PlannedTimer]) -> None:
         self.timers.setdefault(case_id, []).extend(FakeTimer(t) for t in timers)
@@ -204,10 +208,7 @@ class InMemoryTimers:
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
         for case in cases:
-            stored = self.cases[case.case_id]
-            self.cases[case.case_id] = replace(
-                stored, **{name: getattr(case, name) for name in _LIFECYCLE_FIELDS}
-            )
+            self.cases[case.case_id] = _with_lifecycle(self.cases[case.case_id], case)
 
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
         known = {e.entry_id for _, e in self.timeline}
