@@ -18,9 +18,9 @@ from nps_followup.metrics import CASES_ACTIVE, CASES_BREACHED
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.db import in_one_transaction, unit_of_work
 from nps_kit.http import create_app
+from nps_kit.infrastructure import Infrastructure
 from nps_kit.loops import SweepLoop
-from nps_kit.runtime import Infrastructure
-from nps_kit.service import Runtime
+from nps_kit.service import BackgroundLoops
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Followup:
     policy: PolicyInForce
 
     @property
-    def runtime(self) -> Runtime:
+    def runtime(self) -> BackgroundLoops:
         return self.infra.runtime
 
 
