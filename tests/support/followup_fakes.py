@@ -96,16 +96,16 @@ class InMemoryCaseLifecycle:
             if all(e.entry_id != entry.entry_id for e in recorded):
                 recorded.append(entry)
 
-    async def add_actions(
+    async def add_actions_of(
         self,
-        case_id: uuid.UUID,
-        actions: Sequence[Action],
+        actions: Sequence[tuple[uuid.UUID, Action]],
         *,
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str] | None = None,
         recipient: dict[uuid.UUID, str] | None = None,
     ) -> None:
-        self.actions.setdefault(case_id, []).extend(actions)
+        for case_id, action in actions:
+            self.actions.setdefault(case_id, []).append(action)
         self.recipients.update(recipient or {})
 
     async def reserve_turns(self, team: str, count: int) -> int:

@@ -346,19 +346,6 @@ class FollowupRepository:
             await self.session.execute(insert(tables.timers).on_conflict_do_nothing(), rows)
         return inserted
 
-    async def add_actions(
-        self,
-        case_id: uuid.UUID,
-        actions: Sequence[Action],
-        *,
-        exempt: set[uuid.UUID],
-        priority: dict[uuid.UUID, str] | None = None,
-        recipient: dict[uuid.UUID, str] | None = None,
-    ) -> None:
-        await self.add_actions_of(
-            [(case_id, a) for a in actions], exempt=exempt, priority=priority, recipient=recipient
-        )
-
     async def add_actions_of(
         self,
         actions: Sequence[tuple[uuid.UUID, Action]],

@@ -52,16 +52,16 @@ class CaseLifecycle(Outbox, Protocol):
         kept)."""
         ...
 
-    async def add_actions(
+    async def add_actions_of(
         self,
-        case_id: uuid.UUID,
-        actions: Sequence[Action],
+        actions: Sequence[tuple[uuid.UUID, Action]],
         *,
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str] | None = None,
         recipient: dict[uuid.UUID, str] | None = None,
     ) -> None:
-        """Record requested actions of the case (staff notices name their `recipient`)."""
+        """Record (case id, action) pairs as requested (staff notices name their
+        `recipient`)."""
         ...
 
     async def reserve_turns(self, team: str, count: int) -> int:

@@ -91,8 +91,8 @@ async def assign_case(
         action, notice = assignment_notice(
             changed, owner, origin=str(entry_id), now=now, policy=policy.policy
         )
-        await repo.add_actions(
-            case.case_id, [action], exempt=set(), recipient={action.action_id: owner}
+        await repo.add_actions_of(
+            [(case.case_id, action)], exempt=set(), recipient={action.action_id: owner}
         )
         await repo.publish_later([notice], now=now)
     return await _transition(
