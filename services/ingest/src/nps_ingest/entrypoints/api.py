@@ -355,8 +355,6 @@ CSV_BODY = {
 def router(  # noqa: PLR0915 - one closure per route over the same dependencies
     *,
     sources: Mapping[str, Source],
-    adapters: Mapping[Provider, ProviderAdapter],
-    fetchers: Mapping[Provider, ResponseFetcher],
     publisher: EventPublisher,
     clock: Clock,
     publish_timeout: float,
@@ -776,14 +774,12 @@ def http_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     dependencies: dict[str, Any] = {
         "sources": sources,
-        "adapters": adapters,
-        "fetchers": fetchers,
         "publisher": publisher,
         "clock": clock,
         "publish_timeout": publish_timeout,
         "comment_limit": comment_limit,
     }
-    webhooks = WebhookIntake(**dependencies)
+    webhooks = WebhookIntake(**dependencies, adapters=adapters, fetchers=fetchers)
     app.include_router(router(**dependencies, webhooks=webhooks), tags=["intake"])
     return HotRoutes(
         app,
