@@ -1127,7 +1127,7 @@ def test_scoring_reads_its_themes_from_its_config_map(
 def test_the_grace_period_matches_what_the_services_take_to_drain() -> None:
     source = inspect.getsource(kit_service.serve)
     assert f"timeout_graceful_shutdown={HTTP_DRAIN_SECONDS}," in source
-    grace = inspect.signature(kit_service.Runtime.stop).parameters["grace"].default
+    grace = inspect.signature(kit_service.BackgroundLoops.stop).parameters["grace"].default
     assert grace == BATCH_DRAIN_SECONDS
 
 

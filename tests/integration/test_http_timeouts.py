@@ -19,7 +19,7 @@ import pytest
 from nps_kit.devstack import free_port
 from nps_kit.devstack.services import ServiceProcess
 from nps_kit.http import create_app
-from nps_kit.service import Runtime, serve
+from nps_kit.service import BackgroundLoops, serve
 from nps_kit.settings import HttpServerSettings
 from tests.support.infra import Infra
 
@@ -140,7 +140,7 @@ async def test_a_metrics_port_already_taken_stops_the_start_with_a_failure() -> 
     try:
         code = await serve(
             create_app(title="t", description="t", version="0", readiness={}),
-            Runtime(),
+            BackgroundLoops(),
             host="127.0.0.1",
             port=free_port(),
             http=HttpServerSettings(metrics_port=taken.getsockname()[1]),

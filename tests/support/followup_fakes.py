@@ -7,18 +7,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from nps_events import Event
+from nps_events import Event, Segment
 from nps_followup.adapters.repository import ActionRow, DueTimer
 from nps_followup.domain.cases import (
     Action,
     ActionState,
     Case,
+    CaseStatus,
     PlannedTimer,
+    SetAside,
     TimelineEntry,
     TimerKind,
 )
 
-#: The lifecycle fields `save_case` writes; a case's response fields never change there.
+#: The lifecycle fields `save_cases` writes; a case's response fields never change there.
 _LIFECYCLE_FIELDS = (
     "status",
     "owner",
@@ -31,6 +33,11 @@ _LIFECYCLE_FIELDS = (
     "remind_at",
     "second_level_at",
 )
+
+
+def _with_lifecycle(stored: Case, case: Case) -> Case:
+    """`stored` with `case`'s lifecycle fields, as `save_cases` writes them."""
+    return replace(stored, **{name: getattr(case, name) for name in _LIFECYCLE_FIELDS})
 
 
 @dataclass
@@ -79,33 +86,32 @@ class InMemoryCaseLifecycle:
         ]
         return max(active, key=lambda c: c.opened_at) if active else None
 
-    async def save_case(self, case: Case) -> None:
-        stored = self.cases[case.case_id]
-        self.cases[case.case_id] = replace(
-            stored, **{name: getattr(case, name) for name in _LIFECYCLE_FIELDS}
-        )
+    async def save_cases(self, cases: Sequence[Case]) -> None:
+        for case in cases:
+            self.cases[case.case_id] = _with_lifecycle(self.cases[case.case_id], case)
 
-    async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
-        recorded = self.timeline.setdefault(case_id, [])
-        known = {e.entry_id for e in recorded}
-        recorded += [e for e in entries if e.entry_id not in known]
+    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
+        for case_id, entry in entries:
+            recorded = self.timeline.setdefault(case_id, [])
+            if all(e.entry_id != entry.entry_id for e in recorded):
+                recorded.append(entry)
 
-    async def add_actions(
+    async def add_actions_of(
         self,
-        case_id: uuid.UUID,
-        actions: Sequence[Action],
+        actions: Sequence[tuple[uuid.UUID, Action]],
         *,
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str] | None = None,
         recipient: dict[uuid.UUID, str] | None = None,
     ) -> None:
-        self.actions.setdefault(case_id, []).extend(actions)
+        for case_id, action in actions:
+            self.actions.setdefault(case_id, []).append(action)
         self.recipients.update(recipient or {})
 
-    async def next_turn(self, team: str) -> int:
-        turn = self.turns.get(team, -1) + 1
-        self.turns[team] = turn
-        return turn
+    async def reserve_turns(self, team: str, count: int) -> int:
+        first = self.turns.get(team, -1) + 1
+        self.turns[team] = first + count - 1
+        return first
 
     async def add_timers(self, case_id: uuid.UUID, timers: Sequence[PlannedTimer]) -> None:
         self.timers.setdefault(case_id, []).extend(FakeTimer(t) for t in timers)
@@ -204,10 +210,7 @@ class InMemoryTimers:
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
         for case in cases:
-            stored = self.cases[case.case_id]
-            self.cases[case.case_id] = replace(
-                stored, **{name: getattr(case, name) for name in _LIFECYCLE_FIELDS}
-            )
+            self.cases[case.case_id] = _with_lifecycle(self.cases[case.case_id], case)
 
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
         known = {e.entry_id for _, e in self.timeline}
@@ -218,3 +221,102 @@ class InMemoryTimers:
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         self.published += events
+
+
+@dataclass
+class InMemoryOpening(InMemoryTimers):
+    """The `CaseOpening` port over dicts: the sweeper's fake (opening fires the timers due at
+    once through the same effects) with the inbox (`processed`), the responses set aside,
+    the teams' round-robin `turns` (the last turn reserved) and each case's actions as rows."""
+
+    processed: set[str] = field(default_factory=set)
+    not_acted_on: list[SetAside] = field(default_factory=list)
+    turns: dict[str, int] = field(default_factory=dict)
+
+    async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
+        fresh = set(event_ids) - self.processed
+        self.processed |= fresh
+        return fresh
+
+    async def cases_for_responses(
+        self, response_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        wanted = set(response_ids)
+        return {c.response_id: c.case_id for c in self.cases.values() if c.response_id in wanted}
+
+    async def update_case_response(
+        self,
+        case_id: uuid.UUID,
+        *,
+        score: int,
+        segment: Segment,
+        comment: str | None,
+        themes: tuple[str, ...] = (),
+    ) -> None:
+        self.cases[case_id] = replace(
+            self.cases[case_id], score=score, segment=segment, comment=comment, themes=themes
+        )
+
+    async def set_aside(self, responses: Sequence[SetAside]) -> None:
+        self.not_acted_on += responses
+
+    async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
+        wanted = set(customer_ids)
+        by_opening = sorted(self.cases.values(), key=lambda c: c.opened_at)
+        return {
+            c.customer_id: c for c in by_opening if c.customer_id in wanted and c.status.is_active
+        }
+
+    async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
+        wanted = set(customer_ids)
+        by_opening = sorted(self.cases.values(), key=lambda c: c.opened_at)
+        return {
+            c.customer_id: c
+            for c in by_opening
+            if c.customer_id in wanted and c.status is not CaseStatus.AUTOMATED
+        }
+
+    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
+        for case in cases:
+            self.cases[case.case_id] = replace(
+                self.cases[case.case_id], latest_score=case.latest_score, recovered=case.recovered
+            )
+
+    async def reserve_turns(self, team: str, count: int) -> int:
+        first = self.turns.get(team, -1) + 1
+        self.turns[team] = first + count - 1
+        return first
+
+    async def add_cases(
+        self,
+        cases: Sequence[Case],
+        timers: Sequence[tuple[uuid.UUID, PlannedTimer]],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str],
+        fired: set[uuid.UUID],
+    ) -> set[uuid.UUID]:
+        inserted = {c.case_id for c in cases if c.case_id not in self.cases}
+        for case in cases:
+            if case.case_id not in inserted:
+                continue
+            self.cases[case.case_id] = replace(case, actions=(), timeline=())
+            self.actions.update(
+                {
+                    a.action_id: ActionRow(
+                        action_id=a.action_id,
+                        case_id=case.case_id,
+                        channel=a.channel,
+                        template=a.template,
+                        priority=priority.get(a.action_id),
+                        state=a.state,
+                        exempt_from_cap=a.action_id in exempt,
+                    )
+                    for a in case.actions
+                }
+            )
+        for case_id, t in timers:
+            if case_id in inserted:
+                due = DueTimer(t.timer_id, case_id, t.kind, t.action_id, t.fire_at)
+                self.timers[t.timer_id] = (due, "fired" if t.timer_id in fired else "pending")
+        return inserted

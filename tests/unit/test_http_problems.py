@@ -1,10 +1,11 @@
-"""The kit's app answers a JSON route's wrong media type with 415, not 422, and every size
-refusal names the request it refuses (issue #18)."""
+"""The kit's app answers a JSON route's wrong media type with 415, not 422, and ingest's body
+limit names the request it refuses (issue #18)."""
 
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
-from nps_kit.http import PROBLEM_JSON, BodyLimit, create_app
+from nps_ingest.entrypoints.hot_routes import BodyLimit
+from nps_kit.http import PROBLEM_JSON, create_app
 
 
 class Body(BaseModel):

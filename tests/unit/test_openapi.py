@@ -13,7 +13,8 @@ from nps_followup.bootstrap import build as build_followup
 from nps_followup.config import FollowupSettings
 from nps_ingest.bootstrap import build as build_ingest
 from nps_ingest.config import IngestSettings, load_sources
-from nps_kit.http import PROBLEM_JSON, HotRoutes, create_app, metrics_app
+from nps_ingest.entrypoints.hot_routes import HotRoutes
+from nps_kit.http import PROBLEM_JSON, create_app, metrics_app
 from nps_kit.settings import HttpServerSettings
 from nps_notify.bootstrap import build as build_notify
 from nps_notify.config import NotifySettings

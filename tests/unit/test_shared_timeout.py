@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from nps_kit.timeouts import shared_timeout
+from nps_ingest.timeouts import shared_timeout
 
 
 async def _sleeps(seconds: float, limit: float) -> str:

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from nps_kit.logging import configure_logging, get_logger
 from nps_kit.migrations import upgrade
-from nps_kit.service import Runtime, serve
+from nps_kit.service import BackgroundLoops, serve
 from nps_kit.settings import HttpServerSettings, LogSettings
 from nps_kit.tracing import configure_tracing, shutdown_tracing
 
@@ -38,7 +38,7 @@ class Service(Protocol):
     def app(self) -> ASGIApp: ...
 
     @property
-    def runtime(self) -> Runtime: ...
+    def runtime(self) -> BackgroundLoops: ...
 
 
 def main(

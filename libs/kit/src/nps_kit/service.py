@@ -41,7 +41,7 @@ from nps_kit.settings import HttpServerSettings
 log = get_logger(__name__)
 
 
-class Runtime:
+class BackgroundLoops:
     """Background loops of one service process."""
 
     def __init__(self) -> None:
@@ -180,7 +180,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 async def serve(
-    app: ASGIApp, runtime: Runtime, *, host: str, port: int, http: HttpServerSettings
+    app: ASGIApp, runtime: BackgroundLoops, *, host: str, port: int, http: HttpServerSettings
 ) -> int:
     """Serve `app` on `port` and the Prometheus metrics on `http.metrics_port`, until a signal
     or a crashed loop; return the process exit code."""

@@ -16,7 +16,7 @@ from nps_kit.clock import Clock, SystemClock
 from nps_kit.db import create_engine, ping, session_factory, unit_of_work
 from nps_kit.http import create_app
 from nps_kit.logging import get_logger
-from nps_kit.service import Runtime
+from nps_kit.service import BackgroundLoops
 
 log = get_logger(__name__)
 
@@ -27,7 +27,7 @@ PRUNE_EVERY_SECONDS = 600.0
 @dataclass
 class Console:
     app: FastAPI
-    runtime: Runtime
+    runtime: BackgroundLoops
 
 
 class MissingSessionKey(Exception):  # noqa: N818 - named for what it is
@@ -54,7 +54,7 @@ def build(settings: ConsoleSettings, *, clock: Clock | None = None) -> Console:
         scoring_url=settings.scoring_url,
         timeout=settings.api_timeout_seconds,
     )
-    runtime = Runtime()
+    runtime = BackgroundLoops()
     stopping = asyncio.Event()
 
     async def prune() -> None:

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from nps_events import Segment
 from nps_followup.adapters import tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import load_policy
@@ -14,13 +13,13 @@ from nps_followup.entrypoints import api
 from nps_followup.entrypoints.consumer import TOPICS, followup_handler
 from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import PolicyInForce
-from nps_followup.metrics import CASES_ACTIVE, CASES_BREACHED
+from nps_followup.metrics import set_case_gauges
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.db import in_one_transaction, unit_of_work
 from nps_kit.http import create_app
+from nps_kit.infrastructure import Infrastructure
 from nps_kit.loops import SweepLoop
-from nps_kit.runtime import Infrastructure
-from nps_kit.service import Runtime
+from nps_kit.service import BackgroundLoops
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Followup:
     policy: PolicyInForce
 
     @property
-    def runtime(self) -> Runtime:
+    def runtime(self) -> BackgroundLoops:
         return self.infra.runtime
 
 
@@ -64,13 +63,7 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
     async def refresh_gauges() -> int:
         async with unit_of_work(infra.sessions) as session:
             active, breached = await FollowupRepository(session).case_gauges(clock.now())
-        for segment in Segment:
-            for status in ("open", "contacted"):
-                CASES_ACTIVE.labels(segment.value, status).set(
-                    active.get((segment.value, status), 0)
-                )
-        for level in (0, 1, 2):
-            CASES_BREACHED.labels(str(level)).set(breached.get(level, 0))
+        set_case_gauges(active, breached)
         return 0
 
     access = infra.with_access(settings.auth)

@@ -1,6 +1,11 @@
 """followup's Prometheus metrics: the cases people work, and those past their deadline."""
 
+from collections.abc import Mapping
+
 from prometheus_client import Counter, Gauge
+
+from nps_events import Segment
+from nps_followup.domain.cases import CaseStatus
 
 CASES_ACTIVE = Gauge(
     "npsloop_cases_active",
@@ -21,3 +26,20 @@ RESPONSES_NOT_ACTED_ON = Counter(
 )
 for _reason in ("backfill", "older_than_window"):  # present at 0 from the start, for alerts
     RESPONSES_NOT_ACTED_ON.labels(reason=_reason)
+
+#: A case's escalation levels: 0 until its deadline, 1 once its lead is told, 2 at the second
+#: level (`domain/escalation.py`).
+ESCALATION_LEVELS = (0, 1, 2)
+
+
+def set_case_gauges(active: Mapping[tuple[str, str], int], breached: Mapping[int, int]) -> None:
+    """The gauges from one count of the cases: `active` by (segment, status), `breached` by
+    escalation level. Every segment with every status a person works, and every level, is
+    set, to 0 where the count has none: a group that empties reads 0, not its last count."""
+    for segment in Segment:
+        for status in (s for s in CaseStatus if s.is_active):
+            CASES_ACTIVE.labels(segment.value, status.value).set(
+                active.get((segment.value, status.value), 0)
+            )
+    for level in ESCALATION_LEVELS:
+        CASES_BREACHED.labels(str(level)).set(breached.get(level, 0))

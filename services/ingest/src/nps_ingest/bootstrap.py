@@ -26,7 +26,7 @@ from nps_ingest.entrypoints.api import http_app
 from nps_ingest.handlers import ResponseFetcher
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.messaging import Publisher
-from nps_kit.service import Runtime
+from nps_kit.service import BackgroundLoops
 
 #: Every provider's adapter, by the name a sources file uses.
 ADAPTERS: dict[Provider, ProviderAdapter] = {
@@ -46,7 +46,7 @@ ADAPTERS: dict[Provider, ProviderAdapter] = {
 class Ingest:
     app: ASGIApp
     publisher: Publisher
-    runtime: Runtime
+    runtime: BackgroundLoops
     sources: Mapping[str, Source]
 
 
@@ -60,7 +60,7 @@ def build(
     if sources is None:
         sources = load_sources(settings)
     publisher = Publisher(settings.kafka, client_id="ingest")
-    runtime = Runtime()
+    runtime = BackgroundLoops()
     clients: dict[Provider, SurveyMonkeyClient | HubSpotClient | QualtricsClient] = {
         Provider.SURVEYMONKEY: SurveyMonkeyClient(timeout=settings.vendor_timeout_seconds),
         Provider.HUBSPOT: HubSpotClient(timeout=settings.vendor_timeout_seconds),

@@ -21,11 +21,11 @@ from nps_ingest.domain.webhooks import (
     VendorUnavailableError,
     WebhookRequest,
 )
+from nps_ingest.timeouts import shared_timeout
 from nps_kit.clock import Clock
 from nps_kit.http import field_message
 from nps_kit.logging import get_logger
 from nps_kit.messaging import PublishError
-from nps_kit.timeouts import shared_timeout
 
 log = get_logger(__name__)
 

@@ -9,8 +9,8 @@ from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.db import in_one_transaction
 from nps_kit.http import create_app
-from nps_kit.runtime import Infrastructure
-from nps_kit.service import Runtime
+from nps_kit.infrastructure import Infrastructure
+from nps_kit.service import BackgroundLoops
 from nps_notify.adapters import tables
 from nps_notify.adapters.email import SmtpEmailChannel
 from nps_notify.adapters.jira import JiraTicketChannel
@@ -32,7 +32,7 @@ class Notify:
     infra: Infrastructure
 
     @property
-    def runtime(self) -> Runtime:
+    def runtime(self) -> BackgroundLoops:
         return self.infra.runtime
 
 

@@ -8,8 +8,8 @@ from nps_events import Topic
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.db import create_engine, in_one_transaction, session_factory, unit_of_work
 from nps_kit.http import create_app
-from nps_kit.runtime import Infrastructure
-from nps_kit.service import Runtime
+from nps_kit.infrastructure import Infrastructure
+from nps_kit.service import BackgroundLoops
 from nps_scoring.adapters import tables
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.adapters.taxonomy import load_taxonomy
@@ -26,7 +26,7 @@ class Scoring:
     infra: Infrastructure
 
     @property
-    def runtime(self) -> Runtime:
+    def runtime(self) -> BackgroundLoops:
         return self.infra.runtime
 
 

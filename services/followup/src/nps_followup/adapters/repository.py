@@ -289,7 +289,8 @@ class FollowupRepository:
         )
 
     async def reserve_turns(self, team: str, count: int) -> int:
-        """Reserve `count` consecutive round-robin turns of the team; return the first."""
+        """Reserve `count` consecutive round-robin turns of the team (0, 1, 2…), counted in
+        the database so that replicas share them; return the first."""
         t = tables.team_turns
         last = await self.session.scalar(
             insert(t)
@@ -345,19 +346,6 @@ class FollowupRepository:
             await self.session.execute(insert(tables.timers).on_conflict_do_nothing(), rows)
         return inserted
 
-    async def add_actions(
-        self,
-        case_id: uuid.UUID,
-        actions: Sequence[Action],
-        *,
-        exempt: set[uuid.UUID],
-        priority: dict[uuid.UUID, str] | None = None,
-        recipient: dict[uuid.UUID, str] | None = None,
-    ) -> None:
-        await self.add_actions_of(
-            [(case_id, a) for a in actions], exempt=exempt, priority=priority, recipient=recipient
-        )
-
     async def add_actions_of(
         self,
         actions: Sequence[tuple[uuid.UUID, Action]],
@@ -388,10 +376,6 @@ class FollowupRepository:
                 for case_id, a in actions
             ],
         )
-
-    async def save_case(self, case: Case) -> None:
-        """Write the case's lifecycle fields (the response fields never change here)."""
-        await self.save_cases([case])
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
         """Write the lifecycle fields of any number of cases (not the latest score: see
@@ -432,20 +416,6 @@ class FollowupRepository:
                 for case in cases
             ],
         )
-
-    async def next_turn(self, team: str) -> int:
-        """The team's next round-robin turn (0, 1, 2…), counted in the database so that
-        replicas share it."""
-        turn = await self.session.scalar(
-            insert(tables.team_turns)
-            .values(team=team, turn=0)
-            .on_conflict_do_update(
-                index_elements=[tables.team_turns.c.team],
-                set_={"turn": tables.team_turns.c.turn + 1},
-            )
-            .returning(tables.team_turns.c.turn)
-        )
-        return int(turn or 0)
 
     async def get_case(self, case_id: uuid.UUID, *, for_update: bool = False) -> Case | None:
         query = select(tables.cases).where(tables.cases.c.case_id == case_id)
@@ -595,9 +565,6 @@ class FollowupRepository:
             {(row[0], row[1]): int(row[2]) for row in active},
             {int(row[0]): int(row[1]) for row in breaching},
         )
-
-    async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
-        await self.add_timelines([(case_id, e) for e in entries])
 
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
         """Timeline entries of any number of cases, in one statement."""

@@ -43,28 +43,30 @@ class CaseLifecycle(Outbox, Protocol):
         """The case a person still works for this customer, locked for update."""
         ...
 
-    async def save_case(self, case: Case) -> None:
-        """Write the case's lifecycle fields (the response fields never change here)."""
+    async def save_cases(self, cases: Sequence[Case]) -> None:
+        """Write the cases' lifecycle fields (the response fields never change here)."""
         ...
 
-    async def add_timeline(self, case_id: uuid.UUID, entries: Sequence[TimelineEntry]) -> None:
-        """Record entries on the case's timeline (an entry already recorded is kept)."""
+    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
+        """Record (case id, entry) pairs on the cases' timelines (an entry already recorded is
+        kept)."""
         ...
 
-    async def add_actions(
+    async def add_actions_of(
         self,
-        case_id: uuid.UUID,
-        actions: Sequence[Action],
+        actions: Sequence[tuple[uuid.UUID, Action]],
         *,
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str] | None = None,
         recipient: dict[uuid.UUID, str] | None = None,
     ) -> None:
-        """Record requested actions of the case (staff notices name their `recipient`)."""
+        """Record (case id, action) pairs as requested (staff notices name their
+        `recipient`)."""
         ...
 
-    async def next_turn(self, team: str) -> int:
-        """The team's next round-robin turn (0, 1, 2…), shared by every replica."""
+    async def reserve_turns(self, team: str, count: int) -> int:
+        """Reserve `count` consecutive round-robin turns of the team (0, 1, 2…, shared by
+        every replica); return the first."""
         ...
 
     async def add_timers(self, case_id: uuid.UUID, timers: Sequence[PlannedTimer]) -> None:
@@ -180,7 +182,8 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
         ...
 
     async def reserve_turns(self, team: str, count: int) -> int:
-        """Reserve `count` consecutive round-robin turns of the team; return the first."""
+        """Reserve `count` consecutive round-robin turns of the team (0, 1, 2…, shared by
+        every replica); return the first."""
         ...
 
     async def add_cases(

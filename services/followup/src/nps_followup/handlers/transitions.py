@@ -48,8 +48,8 @@ async def _load(repo: CaseLifecycle, case_id: uuid.UUID) -> Case:
 async def _transition(
     repo: CaseLifecycle, case: Case, entry: TimelineEntry, event: Event, *, now: datetime
 ) -> Case:
-    await repo.save_case(case)
-    await repo.add_timeline(case.case_id, [entry])
+    await repo.save_cases([case])
+    await repo.add_timelines([(case.case_id, entry)])
     await repo.publish_later([event], now=now)
     found = await repo.get_case(case.case_id)
     assert found is not None  # noqa: S101 - we hold its lock
@@ -78,7 +78,7 @@ async def assign_case(
         if team is None or case.team is None:
             raise lifecycle.LifecycleError("the case has no team to choose an owner from")
         attributes = customer_of(case).attributes
-        turn = 0 if account_owner(attributes) else await repo.next_turn(case.team)
+        turn = 0 if account_owner(attributes) else await repo.reserve_turns(case.team, 1)
         owner = choose_owner(
             OwnerRule.ACCOUNT_OWNER, members=team.members, attributes=attributes, turn=turn
         )
@@ -91,8 +91,8 @@ async def assign_case(
         action, notice = assignment_notice(
             changed, owner, origin=str(entry_id), now=now, policy=policy.policy
         )
-        await repo.add_actions(
-            case.case_id, [action], exempt=set(), recipient={action.action_id: owner}
+        await repo.add_actions_of(
+            [(case.case_id, action)], exempt=set(), recipient={action.action_id: owner}
         )
         await repo.publish_later([notice], now=now)
     return await _transition(

@@ -25,6 +25,7 @@ from nps_ingest.domain.webhooks import (
     WebhookRequest,
     parse_score,
 )
+from nps_ingest.entrypoints.hot_routes import BodyLimit, HotRoutes, RawRequest, RawResponse
 from nps_ingest.handlers import (
     BrokerUnavailableError,
     EventPublisher,
@@ -37,16 +38,7 @@ from nps_ingest.handlers import (
     sources_by_token,
 )
 from nps_kit.clock import Clock
-from nps_kit.http import (
-    BodyLimit,
-    HotRoutes,
-    Problem,
-    RawRequest,
-    RawResponse,
-    ReadinessCheck,
-    create_app,
-    field_message,
-)
+from nps_kit.http import Problem, ReadinessCheck, create_app, field_message
 from nps_kit.logging import get_logger
 from nps_kit.metrics import labelled
 
@@ -363,8 +355,6 @@ CSV_BODY = {
 def router(  # noqa: PLR0915 - one closure per route over the same dependencies
     *,
     sources: Mapping[str, Source],
-    adapters: Mapping[Provider, ProviderAdapter],
-    fetchers: Mapping[Provider, ResponseFetcher],
     publisher: EventPublisher,
     clock: Clock,
     publish_timeout: float,
@@ -784,14 +774,12 @@ def http_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     dependencies: dict[str, Any] = {
         "sources": sources,
-        "adapters": adapters,
-        "fetchers": fetchers,
         "publisher": publisher,
         "clock": clock,
         "publish_timeout": publish_timeout,
         "comment_limit": comment_limit,
     }
-    webhooks = WebhookIntake(**dependencies)
+    webhooks = WebhookIntake(**dependencies, adapters=adapters, fetchers=fetchers)
     app.include_router(router(**dependencies, webhooks=webhooks), tags=["intake"])
     return HotRoutes(
         app,

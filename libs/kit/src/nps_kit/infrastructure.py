@@ -16,7 +16,7 @@ from nps_kit.db import SessionFactory, create_engine, ping, session_factory
 from nps_kit.logging import get_logger
 from nps_kit.messaging import BatchHandler, ConsumerRunner, Publisher
 from nps_kit.outbox import OutboxRelay
-from nps_kit.service import Runtime
+from nps_kit.service import BackgroundLoops
 from nps_kit.settings import DatabaseSettings, KafkaSettings
 
 log = get_logger(__name__)
@@ -31,7 +31,7 @@ class Infrastructure:
     engine: AsyncEngine
     sessions: SessionFactory
     publisher: Publisher
-    runtime: Runtime = field(default_factory=Runtime)
+    runtime: BackgroundLoops = field(default_factory=BackgroundLoops)
     relay: OutboxRelay | None = None
     consumers: list[ConsumerRunner] = field(default_factory=list)
     loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]], Callable[[], None]]] = field(
