@@ -9,6 +9,8 @@ database), logging JSON at DEBUG; their logs are then searched for distinctive c
 
 import asyncio
 import json
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,7 +97,11 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
     tmp = tmp_path_factory.mktemp("pii")
     logs = tmp / "logs"
     broker = new_broker(tmp)
-    postgres = EmbeddedPostgres(data_dir=tmp / "postgres", port=free_port(), durable=False)
+    # Not under pytest's temporary folder: another pytest session on the machine makes that
+    # private to root again (0700), and the unprivileged server user could not start in it
+    # (tests/support/infra.py does the same).
+    data = Path(tempfile.mkdtemp(prefix="npsloop-test-postgres-"))
+    postgres = EmbeddedPostgres(data_dir=data, port=free_port(), durable=False)
     smtp = Controller(_RefuseRecipients(), hostname="127.0.0.1", port=free_port())
     twilio, zendesk = FakeTwilio(), FakeZendesk()
     idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())
@@ -144,6 +150,7 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Isolated]:
         smtp.stop()
         postgres.stop()
         broker.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def _customer(**changes: Any) -> Customer:
