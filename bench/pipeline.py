@@ -22,6 +22,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -134,6 +135,8 @@ def main() -> None:
             "AUTH_ISSUER": idp.issuer,
             "INGEST_API_TOKENS": json.dumps({"bench": TOKEN}),
             "LOG_LEVEL": "WARNING",
+            # The console refuses to start without a key for its sessions (unused here).
+            "CONSOLE_SESSION_KEYS": Fernet.generate_key().decode(),
         }
         prepare(env, partitions=3)
         services = list(
