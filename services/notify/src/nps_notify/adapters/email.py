@@ -1,10 +1,13 @@
 """Email over SMTP (aiosmtplib), rendered from the templates (adapters/templates.py).
 
-No input reaches a header as raw text: the recipient is an `Address` built from exactly one
-address (a list, a comment or a second address is refused: the action fails), the display
-name and the subject are made one line without invisible format characters (a line break
-cannot start a new header such as `Bcc:`, a right-to-left override cannot reorder the
-subject: domain/messages.py), and the sender comes from the settings, checked at start-up.
+No input reaches a header as raw text: the recipient is exactly one bare address (a list, a
+comment or a second address is refused: the action fails) and the SMTP envelope names it
+alone, the display name and the subject are made one line without invisible format
+characters (a line break cannot start a new header such as `Bcc:`, a right-to-left override
+cannot reorder the subject: domain/messages.py), and the sender comes from the settings,
+checked at start-up. The bytes are written from these parts by adapters/mime.py (RFC 2047
+words for text that is not ASCII, text and HTML parts, CRLF, lines within 998), which refuses
+a part that would break a line rather than send it.
 
 Every message carries what a receiving mail system checks or uses (docs/notify.md, "Email
 headers"): `Date`; a `Message-ID` on the sender's domain, derived from the action id; `From`
