@@ -5,7 +5,7 @@ keeps, as the port's docstrings describe it, and a transaction that raises leave
 
 import copy
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -96,14 +96,15 @@ class InMemoryLedger:
         attempts = 1 if parked is None else parked.attempts + 1
         self.parked[action_id] = Parked(action, not_before, attempts, reason)
 
-    async def finish_dispatch(
-        self, action_id: uuid.UUID, outcome: Outcome, *, now: datetime
+    async def finish_dispatches(
+        self, outcomes: Mapping[uuid.UUID, Outcome], *, now: datetime
     ) -> None:
-        entry = self.entries.get(action_id)
-        if entry is not None:
-            entry.state = outcome.state
-            entry.provider_message_id = outcome.provider_message_id
-            entry.reason = outcome.reason
+        for action_id, outcome in outcomes.items():
+            entry = self.entries.get(action_id)
+            if entry is not None:
+                entry.state = outcome.state
+                entry.provider_message_id = outcome.provider_message_id
+                entry.reason = outcome.reason
 
     async def unpark(self, action_ids: Sequence[uuid.UUID]) -> None:
         for action_id in action_ids:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from nps_events import Customer, NotifyStaff, Segment, SendEmail, StaffReason
 from nps_kit.clock import FrozenClock
 from nps_notify.adapters.email import (
+    OutgoingEmail,
     PermanentFailure,
     RenderedEmail,
     SmtpEmailChannel,
@@ -149,7 +150,7 @@ def _message(action: SendEmail | NotifyStaff, **smtp: object) -> EmailMessage:
     channel = SmtpEmailChannel(
         SmtpSettings.model_validate(smtp), renderer=TemplateRenderer(), attempts=1
     )
-    return channel.message_for(email_job(action, case_url=CASE_URL))
+    return channel.message_for(email_job(action, case_url=CASE_URL)).parsed()
 
 
 def test_every_customer_message_says_how_to_unsubscribe() -> None:
@@ -228,10 +229,10 @@ def _channel(**smtp: object) -> SmtpEmailChannel:
     )
 
 
-def _strictly_parsed(message: EmailMessage) -> EmailMessage:
+def _strictly_parsed(message: OutgoingEmail) -> EmailMessage:
     """The message as a receiving system reads it: its bytes parsed by the stdlib's parser
     with the strict policy, which raises on any defect instead of noting it."""
-    parsed = BytesParser(policy=policy.strict).parsebytes(message.as_bytes())
+    parsed = BytesParser(policy=policy.strict).parsebytes(message.data.replace(b"\r\n", b"\n"))
     assert isinstance(parsed, EmailMessage)
     for part in parsed.walk():
         assert not part.defects, part.defects
@@ -275,14 +276,18 @@ def test_every_message_type_parses_strictly_with_the_headers_a_mail_server_check
 def test_two_emails_of_one_case_to_its_customer_are_one_thread_and_two_messages() -> None:
     first = _action("slow", template="detractor_acknowledgement")
     second = first.model_copy(update={"action_id": uuid.uuid4(), "template": "detractor_apology"})
-    a, b = (_channel().message_for(email_job(x, case_url=CASE_URL)) for x in (first, second))
+    a, b = (
+        _channel().message_for(email_job(x, case_url=CASE_URL)).parsed() for x in (first, second)
+    )
     assert a["References"] == b["References"]
     assert a["Message-ID"] != b["Message-ID"]
 
 
 def test_a_message_id_domain_setting_wins_over_the_senders() -> None:
-    message = _channel(message_id_domain="mail.shop.example").message_for(
-        email_job(_action(None), case_url=CASE_URL)
+    message = (
+        _channel(message_id_domain="mail.shop.example")
+        .message_for(email_job(_action(None), case_url=CASE_URL))
+        .parsed()
     )
     assert str(message["Message-ID"]).endswith("@mail.shop.example>")
 
@@ -312,7 +317,7 @@ def test_a_teams_messages_carry_its_sender_identity_and_signature() -> None:
 
 def test_a_team_without_an_identity_of_its_own_gets_the_default() -> None:
     action = _action(None).model_copy(update={"team": "smb"})
-    message = _channel().message_for(email_job(action, case_url=CASE_URL))
+    message = _channel().message_for(email_job(action, case_url=CASE_URL)).parsed()
     assert str(message["From"]) == "Example Shop <noreply@shop.example>"
 
 
@@ -379,7 +384,7 @@ def test_a_staff_notice_says_who_what_by_when_how_far_up_and_where() -> None:
             "due_at": datetime(2026, 12, 7, 16, tzinfo=UTC),
         }
     )
-    message = _channel().message_for(email_job(notice, case_url=CASE_URL))
+    message = _channel().message_for(email_job(notice, case_url=CASE_URL)).parsed()
     text = message.get_body(("plain",))
     assert text is not None
     body = text.get_content()
@@ -407,7 +412,7 @@ def test_a_staff_notice_without_the_teams_zone_uses_the_staff_time_zone() -> Non
         clock=FrozenClock(NOW),
         staff_timezone="America/New_York",
     )
-    body = channel.message_for(email_job(notice, case_url=CASE_URL)).get_body(("plain",))
+    body = channel.message_for(email_job(notice, case_url=CASE_URL)).parsed().get_body(("plain",))
     assert body is not None
     assert "is due in 5 hours, by Friday, December 4, 2026, 3:30\u202fPM Eastern Standard Time" in (
         body.get_content()
@@ -465,6 +470,6 @@ def test_a_team_that_says_so_has_replies_reach_the_cases_owner_then_its_inbox() 
         (_channel(), email_job(action, case_url=CASE_URL)),
         (owned, email_job(action.model_copy(update={"owner": None}), case_url=CASE_URL)),
     ):
-        assert str(channel.message_for(job)["Reply-To"]) == (
+        assert str(channel.message_for(job).parsed()["Reply-To"]) == (
             "Acme customer success <cs@acme.example>"
         )

@@ -102,11 +102,12 @@ def preview(
         timezone=None if staff else "Europe/Paris",
         team=team,
     )
-    message = email.message_for(job)
+    outgoing = email.message_for(job)
     if out is not None and out.suffix == ".eml":
-        out.write_bytes(message.as_bytes())
+        out.write_bytes(outgoing.data)  # the bytes the SMTP server would receive
         sys.stdout.write(f"wrote {out}\n")
         return 0
+    message = outgoing.parsed()
     if out is not None and out.suffix in (".html", ".htm"):
         markup = message.get_body(("html",))
         return _write(str(markup.get_content()) if markup is not None else "", out)

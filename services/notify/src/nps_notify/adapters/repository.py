@@ -1,14 +1,14 @@
 """Notify's repository: the dispatch ledger and the outbox."""
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -269,18 +269,32 @@ class NotifyRepository:
             )
         ).scalar_one_or_none()
 
-    async def finish_dispatch(
-        self, action_id: uuid.UUID, outcome: Outcome, *, now: datetime
+    async def finish_dispatches(
+        self, outcomes: Mapping[uuid.UUID, Outcome], *, now: datetime
     ) -> None:
+        # One statement for every row (asyncpg's executemany: one round trip), not one
+        # UPDATE per action.
+        if not outcomes:
+            return
+        d = tables.dispatches
         await self.session.execute(
-            update(tables.dispatches)
-            .where(tables.dispatches.c.action_id == action_id)
+            update(d)
+            .where(d.c.action_id == bindparam("b_action_id"))
             .values(
-                state=outcome.state.value,
-                provider_message_id=outcome.provider_message_id,
-                reason=outcome.reason,
+                state=bindparam("b_state"),
+                provider_message_id=bindparam("b_provider_message_id"),
+                reason=bindparam("b_reason"),
                 updated_at=now,
-            )
+            ),
+            [
+                {
+                    "b_action_id": action_id,
+                    "b_state": outcome.state.value,
+                    "b_provider_message_id": outcome.provider_message_id,
+                    "b_reason": outcome.reason,
+                }
+                for action_id, outcome in outcomes.items()
+            ],
         )
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:

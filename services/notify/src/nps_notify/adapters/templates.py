@@ -262,6 +262,10 @@ class TemplateRenderer:
             undefined=StrictUndefined,
             trim_blocks=False,
             keep_trailing_newline=True,
+            # The templates in force are the ones checked at start-up: a file changed later is
+            # neither re-read nor re-checked (Jinja's default stats each file on every render:
+            # 30 µs per part, four parts per email, measured under the profiler).
+            auto_reload=False,
         )
         self._env.globals.clear()  # no range(), lipsum(), dict(): only the documented variables
         self._names = frozenset(n for n in self._env.list_templates() if _visible(n))

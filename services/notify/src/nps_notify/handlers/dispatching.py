@@ -265,8 +265,7 @@ class Dispatcher:
                         not_before=now + timedelta(seconds=waits[action_id]),
                         now=now,
                     )
-                for action_id, outcome in finished.items():
-                    await repo.finish_dispatch(action_id, outcome, now=now)
+                await repo.finish_dispatches(finished, now=now)
                 await repo.unpark(list(finished))
                 await repo.publish_later(results, now=now)
 
@@ -304,11 +303,12 @@ class Dispatcher:
         async with self.ledger() as repo:
             ledger = await repo.ledger_entries([u.action_id for u in unreadable])
             results: list[Event] = []
+            failed: dict[uuid.UUID, Outcome] = {}
             for item in unreadable:
                 log.warning("dispatch.unreadable_parked", action_id=str(item.action_id))
                 reason = f"it can no longer be read: {item.problem}"
                 outcome = _storable(Outcome(DispatchState.FAILED, reason=reason))
-                await repo.finish_dispatch(item.action_id, outcome, now=now)
+                failed[item.action_id] = outcome
                 model = EVENT_TYPES.get(item.ce_type)
                 if item.action_id in ledger and model in ROUTES:
                     case_id, customer_id = ledger[item.action_id]
@@ -323,6 +323,7 @@ class Dispatcher:
                             occurred_at=now,
                         )
                     )
+            await repo.finish_dispatches(failed, now=now)
             await repo.unpark([u.action_id for u in unreadable])
             await repo.publish_later(results, now=now)
 

@@ -8,7 +8,7 @@ and the outcome committed after it, so one action spans two transactions with a 
 them. It is given a `Transactions` factory instead of a session."""
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
@@ -53,10 +53,10 @@ class DispatchLedger(Outbox, Protocol):
         (its count of tries goes up by one)."""
         ...
 
-    async def finish_dispatch(
-        self, action_id: uuid.UUID, outcome: Outcome, *, now: datetime
+    async def finish_dispatches(
+        self, outcomes: Mapping[uuid.UUID, Outcome], *, now: datetime
     ) -> None:
-        """The ledger keeps the final outcome (state, provider id, reason)."""
+        """The ledger keeps each action's final outcome (state, provider id, reason)."""
         ...
 
     async def unpark(self, action_ids: Sequence[uuid.UUID]) -> None:
