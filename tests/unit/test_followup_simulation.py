@@ -3,11 +3,16 @@ hand below, with the policy's own rules: windows, attaching to an active case, r
 account owners, business-day deadlines, delivery hours, and each contact rule that holds a
 message back."""
 
+import argparse
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
 
 from nps_events import Segment
+from nps_followup.__main__ import simulate_policy
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import parse_policy
 from nps_followup.domain.simulation import Outcome, StoredResponse, simulate
@@ -149,3 +154,32 @@ def test_a_policy_without_a_rule_for_a_segment_opens_nothing_for_it() -> None:
     assert ("email", "passive_education") not in out.messages
     # r2 still joins c1's case; r3 and r4 have no rule now, beside r7.
     assert (out.no_rule, out.attached) == (3, 1)
+
+
+def _args(policy: Path, start: str, end: str) -> argparse.Namespace:
+    return argparse.Namespace(
+        policy=str(policy),
+        start=date.fromisoformat(start),
+        end=date.fromisoformat(end),
+        as_answered=False,
+        json=False,
+    )
+
+
+def test_simulate_refuses_an_invalid_policy_with_its_lines_before_reading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules: nope\n")
+    assert simulate_policy(_args(bad, "2026-01-01", "2026-06-30")) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err
+    assert "rules" in err
+    assert "Traceback" not in err
+
+
+def test_simulate_refuses_a_period_that_ends_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert simulate_policy(_args(tmp_path / "any.yaml", "2026-06-30", "2026-01-01")) == 2
+    assert "before --from" in capsys.readouterr().err
