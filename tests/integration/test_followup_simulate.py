@@ -206,13 +206,16 @@ def test_simulate_is_a_command_with_a_json_report(
 
 
 async def test_the_replay_transaction_refuses_writes(sessions: SessionFactory) -> None:
-    with pytest.raises(DBAPIError, match="read-only transaction"):
+    async def write_after_read_only() -> None:
         async with unit_of_work(sessions) as session:
             repo = FollowupRepository(session)
             await repo.read_only()
             await repo.add_opt_out(
                 f"sim-{uuid.uuid4().hex[:6]}", "all", source="test", reason=None, at=NOW
             )
+
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        await write_after_read_only()
 
 
 async def test_an_empty_period_reports_nothing(
