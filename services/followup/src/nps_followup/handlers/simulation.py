@@ -1,17 +1,30 @@
-"""`policy simulate`: replay the stored responses of a period through a policy, and through the
-policy in force beside it, in a read-only transaction: nothing is written, nothing is sent."""
+"""`policy simulate`: read the stored responses of a period in a read-only transaction, then
+replay them through the proposed policy and the policy in force: nothing is written, nothing
+is sent."""
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from nps_followup.domain.simulation import Outcome, simulate
-from nps_followup.handlers.common import PolicyInForce
+from nps_followup.domain.policy import Policy
+from nps_followup.domain.simulation import Outcome, StoredResponse
 from nps_followup.handlers.ports import StoredResponses
 
 
 @dataclass(frozen=True, slots=True)
+class Period:
+    """The stored responses answered from `start` to `end` (UTC days, both included), and the
+    do-not-contact list."""
+
+    start: date
+    end: date
+    responses: list[StoredResponse]
+    opted_out: dict[str, set[str]]
+
+
+@dataclass(frozen=True, slots=True)
 class Simulation:
-    """The period replayed (UTC days, both included), and what each policy would have done."""
+    """The period replayed, and what each policy would have done."""
 
     start: date
     end: date
@@ -20,31 +33,29 @@ class Simulation:
     in_force: Outcome
 
 
-async def simulate_policy(
-    repo: StoredResponses,
-    *,
-    proposed: PolicyInForce,
-    in_force: PolicyInForce,
-    start: date,
-    end: date,
-    as_answered: bool = False,
-) -> Simulation:
-    """What `proposed` and `in_force` would each have done with the responses answered from
-    `start` to `end` (UTC days, both included)."""
+#: Replays a period through each policy (in this process, or one process per policy).
+Replay = Callable[[Period, Sequence[Policy], bool], Awaitable[list[Outcome]]]
+
+
+async def read_period(repo: StoredResponses, *, start: date, end: date) -> Period:
+    """The responses answered from `start` to `end`, read in a transaction that refuses
+    every write."""
     await repo.read_only()
     responses = await repo.scored_between(_midnight(start), _midnight(end + timedelta(days=1)))
-    opted_out = await repo.all_opt_outs()
-    outcomes = [
-        simulate(
-            responses,
-            policy=p.policy,
-            holidays_for=p.holidays_for,
-            opted_out=opted_out,
-            as_answered=as_answered,
-        )
-        for p in (proposed, in_force)
-    ]
-    return Simulation(start, end, as_answered, outcomes[0], outcomes[1])
+    return Period(start, end, responses, await repo.all_opt_outs())
+
+
+async def simulate_policy(
+    period: Period,
+    *,
+    proposed: Policy,
+    in_force: Policy,
+    replay: Replay,
+    as_answered: bool = False,
+) -> Simulation:
+    """What `proposed` and `in_force` would each have done with the period's responses."""
+    new, current = await replay(period, (proposed, in_force), as_answered)
+    return Simulation(period.start, period.end, as_answered, new, current)
 
 
 def _midnight(day: date) -> datetime:
