@@ -20,7 +20,6 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -33,11 +32,9 @@ from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.config import FollowupSettings
-from nps_followup.domain.policy import Policy
-from nps_followup.domain.simulation import Outcome, simulate
+from nps_followup.domain.simulation import simulate
 from nps_followup.entrypoints.simulation import to_table
-from nps_followup.handlers.simulation import Period, read_period, simulate_policy
-from nps_kit.db import in_one_transaction, session_factory, unit_of_work
+from nps_kit.db import session_factory, unit_of_work
 from nps_kit.devstack import EmbeddedPostgres, free_port
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
@@ -110,45 +107,17 @@ async def run(url: str, n: int, tmp: Path, args_repeat: int) -> None:
         f"(CPU {one_cpu:.2f} s, {one_cpu / len(stored) * 1e6:.0f} µs per response)"
     )
 
-    async def in_this_process(
-        period: Period, policies: Sequence[Policy], as_answered: bool
-    ) -> list[Outcome]:
-        return [
-            simulate(
-                period.responses,
-                policy=p,
-                holidays_for=holidays_for(p),
-                opted_out=period.opted_out,
-                as_answered=as_answered,
-            )
-            for p in policies
-        ]
-
-    # The command as it runs (two processes), and the same with both replays in this process,
-    # alternated so that both see the same neighbours on a shared machine.
-    timings: dict[str, list[float]] = {"two processes": [], "one process": []}
+    timings, cpu = [], []
     for _ in range(args_repeat):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         result = await bootstrap.simulate(settings, proposed, start=start, end=end)
-        timings["two processes"].append(time.perf_counter() - began)
-        began = time.perf_counter()
-        period = await in_one_transaction(
-            settings.database,
-            lambda session: read_period(FollowupRepository(session), start=start, end=end),
-            application_name="bench",
-        )
-        await simulate_policy(
-            period,
-            proposed=parse_policy(PROPOSED),
-            in_force=parse_policy(default_policy_text()),
-            replay=in_this_process,
-        )
-        timings["one process"].append(time.perf_counter() - began)
-    for name, values in timings.items():
-        print(
-            f"policy simulate, {result.proposed.responses:,} responses, two policies, {name}: "
-            f"{', '.join(f'{t:.1f}' for t in values)} s (median {statistics.median(values):.1f} s)"
-        )
+        timings.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
+    print(
+        f"policy simulate, {result.proposed.responses:,} responses, two policies: wall "
+        f"{', '.join(f'{t:.1f}' for t in timings)} s (median {statistics.median(timings):.1f} s); "
+        f"this process's CPU {', '.join(f'{t:.1f}' for t in cpu)} s (PostgreSQL's apart)"
+    )
     print()
     print(to_table(result)[:1600])
     await engine.dispose()

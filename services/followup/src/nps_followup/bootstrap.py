@@ -1,9 +1,5 @@
 """Followup's composition root, used by production and by tests."""
 
-import asyncio
-import multiprocessing
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,14 +12,11 @@ from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import load_policy
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.config import FollowupSettings
-from nps_followup.domain import simulation
-from nps_followup.domain.policy import Policy
-from nps_followup.domain.simulation import Outcome, StoredResponse
 from nps_followup.entrypoints import api
 from nps_followup.entrypoints.consumer import TOPICS, followup_handler
 from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import PolicyInForce
-from nps_followup.handlers.simulation import Period, Simulation, read_period, simulate_policy
+from nps_followup.handlers.simulation import Simulation, read_period, simulate_policy
 from nps_followup.metrics import CASES_ACTIVE, CASES_BREACHED
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.db import in_one_transaction, unit_of_work
@@ -125,43 +118,15 @@ async def simulate(
     """`policy simulate`: the policy file `proposed` and the policy in force replayed over the
     stored responses answered from `start` to `end`, read in one read-only transaction."""
     new = load_policy(proposed)
-    current = policy_in_force(settings).policy
+    current = policy_in_force(settings)
     period = await in_one_transaction(
         settings.database,
         lambda session: read_period(FollowupRepository(session), start=start, end=end),
         application_name="npsloop-followup-simulate",
     )
     return await simulate_policy(
-        period, proposed=new, in_force=current, replay=replay_in_processes, as_answered=as_answered
+        period,
+        proposed=PolicyInForce(policy=new, holidays_for=holidays_for(new)),
+        in_force=current,
+        as_answered=as_answered,
     )
-
-
-def _replay_one(
-    policy: Policy, responses: list[StoredResponse], opted_out: dict[str, set[str]], answered: bool
-) -> Outcome:
-    return simulation.simulate(
-        responses,
-        policy=policy,
-        holidays_for=holidays_for(policy),
-        opted_out=opted_out,
-        as_answered=answered,
-    )
-
-
-async def replay_in_processes(
-    period: Period, policies: Sequence[Policy], as_answered: bool
-) -> list[Outcome]:
-    """Each policy's replay in a process of its own, side by side: the replay is pure CPU
-    (plan_case is two thirds of it), and one process per policy halves the wall time on two
-    cores (bench/simulate.py). Forked: the children inherit the loaded code."""
-    loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(
-        max_workers=len(policies), mp_context=multiprocessing.get_context("fork")
-    ) as pool:
-        jobs = [
-            loop.run_in_executor(
-                pool, _replay_one, policy, period.responses, period.opted_out, as_answered
-            )
-            for policy in policies
-        ]
-        return list(await asyncio.gather(*jobs))
