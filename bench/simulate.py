@@ -10,6 +10,9 @@ and one policy's replay apart.
 
     .venv/bin/python bench/simulate.py --responses 100000
 
+First, what keeping the record costs the consumer: `record_scored` of batches of 500 inside
+their transaction, beside `apply_policy` of batches of 500.
+
 The proposed policy is the shipped default with a 1-business-day contact deadline and an SMS
 to every detractor after the email.
 """
@@ -27,14 +30,16 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from nps_events import Customer, ResponseScored, Segment
 from nps_followup import bootstrap
 from nps_followup.adapters.calendars import holidays_for
-from nps_followup.adapters.policy_file import default_policy_text, parse_policy
+from nps_followup.adapters.policy_file import default_policy_text, load_policy, parse_policy
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.config import FollowupSettings
-from nps_followup.domain.simulation import simulate
+from nps_followup.domain.simulation import StoredResponse, simulate
 from nps_followup.entrypoints.simulation import to_table
-from nps_kit.db import session_factory, unit_of_work
+from nps_followup.handlers import PolicyInForce, apply_policy
+from nps_kit.db import SessionFactory, session_factory, unit_of_work
 from nps_kit.devstack import EmbeddedPostgres, free_port
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
@@ -73,9 +78,65 @@ PROPOSED = (
 )
 
 
+def _batch(tag: str, size: int = 500) -> list[ResponseScored]:
+    now = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    scores = [(i * 7) % 11 for i in range(size)]
+    return [
+        ResponseScored(
+            response_id=uuid.uuid4(),
+            source="bench",
+            survey_id="s",
+            customer=Customer(
+                id=f"{tag}-{i}", email=f"{tag}-{i}@example.com", attributes={"plan": "team"}
+            ),
+            score=score,
+            segment=Segment.DETRACTOR
+            if score <= 6
+            else Segment.PASSIVE
+            if score <= 8
+            else Segment.PROMOTER,
+            responded_at=now,
+            scored_at=now,
+            received_event_id=uuid.uuid4(),
+        )
+        for i, score in enumerate(scores)
+    ]
+
+
+async def record_cost(sessions: SessionFactory, batches: int = 10) -> None:
+    """What keeping the record costs the consumer: `record_scored` of a batch of 500 inside
+    its transaction, beside `apply_policy` of another batch of 500 (which includes it)."""
+    policy = load_policy(None)
+    in_force = PolicyInForce(policy=policy, holidays_for=holidays_for(policy))
+    recording = applying = 0.0
+    for k in range(batches):
+        async with unit_of_work(sessions) as session:
+            began = time.perf_counter()
+            await FollowupRepository(session).record_scored(
+                [StoredResponse.of(r, received_at=r.scored_at) for r in _batch(f"r{k}")]
+            )
+            recording += time.perf_counter() - began
+        batch = _batch(f"a{k}")
+        async with unit_of_work(sessions) as session:
+            began = time.perf_counter()
+            await apply_policy(
+                FollowupRepository(session), batch, now=batch[0].scored_at, policy=in_force
+            )
+            applying += time.perf_counter() - began
+    per = 1e6 / (batches * 500)
+    print(
+        f"consumer, batches of 500: record_scored {recording * per:.0f} µs per response; "
+        f"apply_policy (including it) {applying * per:.0f} µs per response"
+    )
+    async with unit_of_work(sessions) as session:
+        for table in ("scored_responses", "timeline", "timers", "actions", "cases", "outbox"):
+            await session.execute(text(f"DELETE FROM followup.{table}"))  # noqa: S608
+
+
 async def run(url: str, n: int, tmp: Path, args_repeat: int) -> None:
     engine = create_async_engine(url)
     sessions = session_factory(engine)
+    await record_cost(sessions)
     began = time.perf_counter()
     async with unit_of_work(sessions) as session:
         await session.execute(text(GENERATE), {"n": n, "customers": n // 2})
