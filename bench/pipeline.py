@@ -137,7 +137,6 @@ def main() -> None:
             "INGEST_API_TOKENS": json.dumps({"bench": TOKEN}),
             "LOG_LEVEL": "WARNING",
             # The console refuses to start without a key for its sessions (unused here).
-            "CONSOLE_SESSION_KEYS": Fernet.generate_key().decode(),
         }
         prepare(env, partitions=3)
         services = list(

@@ -133,6 +133,7 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
         followup_tables.do_not_contact,
         followup_tables.last_messages,
         followup_tables.responses_not_acted_on,
+        followup_tables.scored_responses,
         followup_tables.outbox,
     ]
     before = {t.name: await _rows(sessions, t, kept) for t in tables}
@@ -146,6 +147,7 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
     assert erased["outbox"] >= 1
     assert (erased["do_not_contact"], erased["last_messages"]) == (1, 1)
     assert erased["responses_not_acted_on"] == 1
+    assert erased["scored_responses"] == 2  # the record kept for `policy simulate`
     for table in tables:
         assert await _rows(sessions, table, gone) == 0, table.name
     assert {t.name: await _rows(sessions, t, kept) for t in tables} == before

@@ -42,3 +42,8 @@ def test_help_lists_every_subcommand_and_each_has_its_own_help(module: str) -> N
 
 def test_policy_check_has_help_of_its_own() -> None:
     assert "FILE" in _help("nps_followup", "policy", "check")
+
+
+def test_policy_simulate_has_help_of_its_own() -> None:
+    shown = _help("nps_followup", "policy", "simulate")
+    assert all(option in shown for option in ("--policy", "--from", "--to", "--json"))

@@ -1,6 +1,8 @@
 """Followup's composition root, used by production and by tests."""
 
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -13,6 +15,7 @@ from nps_followup.entrypoints import api
 from nps_followup.entrypoints.consumer import TOPICS, followup_handler
 from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import PolicyInForce
+from nps_followup.handlers.simulation import Simulation, read_period, simulate_policy
 from nps_followup.metrics import set_case_gauges
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.db import in_one_transaction, unit_of_work
@@ -94,4 +97,29 @@ async def erase_customer(settings: FollowupSettings, customer_id: str) -> dict[s
         settings.database,
         lambda session: FollowupRepository(session).erase_customer(customer_id),
         application_name="npsloop-followup-erase",
+    )
+
+
+async def simulate(
+    settings: FollowupSettings,
+    proposed: Path,
+    *,
+    start: date,
+    end: date,
+    as_answered: bool = False,
+) -> Simulation:
+    """`policy simulate`: the policy file `proposed` and the policy in force replayed over the
+    stored responses answered from `start` to `end`, read in one read-only transaction."""
+    new = load_policy(proposed)
+    current = policy_in_force(settings)
+    period = await in_one_transaction(
+        settings.database,
+        lambda session: read_period(FollowupRepository(session), start=start, end=end),
+        application_name="npsloop-followup-simulate",
+    )
+    return await simulate_policy(
+        period,
+        proposed=PolicyInForce(policy=new, holidays_for=holidays_for(new)),
+        in_force=current,
+        as_answered=as_answered,
     )

@@ -24,6 +24,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     tuple_,
     union_all,
     update,
@@ -47,6 +48,7 @@ from nps_followup.domain.cases import (
     TimerKind,
 )
 from nps_followup.domain.queue import Place, QueueFilter, Urgency
+from nps_followup.domain.simulation import StoredResponse
 from nps_kit import inbox, outbox
 
 SOURCE = "/followup"
@@ -116,6 +118,7 @@ class FollowupRepository:
         for name, table in (
             ("cases", tables.cases),
             ("responses_not_acted_on", tables.responses_not_acted_on),
+            ("scored_responses", tables.scored_responses),
             ("do_not_contact", tables.do_not_contact),
             ("last_messages", tables.last_messages),
         ):
@@ -188,6 +191,104 @@ class FollowupRepository:
                 },
             )
         )
+
+    async def record_scored(self, responses: Sequence[StoredResponse]) -> None:
+        """Keep the compact record of each scored response for replays; a later revision
+        replaces an earlier one (never the reverse), and the first `received_at` stays."""
+        latest: dict[uuid.UUID, StoredResponse] = {}
+        for r in responses:
+            kept = latest.get(r.response_id)
+            if kept is None or r.revision >= kept.revision:
+                latest[r.response_id] = r
+        if not latest:
+            return
+        t = tables.scored_responses
+        rows = [
+            {
+                "response_id": r.response_id,
+                "customer_id": r.customer_id,
+                "source": r.source,
+                "survey_id": r.survey_id,
+                "segment": r.segment.value,
+                "score": r.score,
+                "revision": r.revision,
+                "responded_at": r.responded_at,
+                "received_at": r.received_at,
+                "backfill": r.backfill,
+                "has_email": r.has_email,
+                "has_phone": r.has_phone,
+                "timezone": r.timezone,
+                "attributes": r.attributes,
+            }
+            for r in sorted(latest.values(), key=lambda r: r.response_id)
+        ]
+        statement = insert(t)
+        changed = (
+            "customer_id",
+            "source",
+            "survey_id",
+            "segment",
+            "score",
+            "revision",
+            "responded_at",
+            "backfill",
+            "has_email",
+            "has_phone",
+            "timezone",
+            "attributes",
+        )
+        # One statement with the rows as parameters (SQLAlchemy's insertmanyvalues), not the
+        # rows inlined in `values()`: the statement then compiles once per process. Inlined,
+        # compiling 500 rows of 14 columns cost 270 µs per response, a quarter of the batch.
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[t.c.response_id],
+                set_={name: statement.excluded[name] for name in changed},
+                where=statement.excluded.revision >= t.c.revision,
+            ),
+            rows,
+        )
+
+    async def scored_between(self, start: datetime, end: datetime) -> list[StoredResponse]:
+        """The stored responses answered in [start, end), in the order followup received them."""
+        t = tables.scored_responses
+        rows = await self.session.execute(
+            select(t)
+            .where(t.c.responded_at >= start, t.c.responded_at < end)
+            .order_by(t.c.received_at, t.c.response_id)
+        )
+        return [
+            StoredResponse(
+                response_id=row.response_id,
+                customer_id=row.customer_id,
+                source=row.source,
+                survey_id=row.survey_id,
+                segment=Segment(row.segment),
+                score=row.score,
+                revision=row.revision,
+                responded_at=row.responded_at,
+                received_at=row.received_at,
+                backfill=row.backfill,
+                has_email=row.has_email,
+                has_phone=row.has_phone,
+                timezone=row.timezone,
+                attributes=row.attributes,
+            )
+            for row in rows
+        ]
+
+    async def all_opt_outs(self) -> dict[str, set[str]]:
+        """The whole do-not-contact list: each customer's scopes."""
+        d = tables.do_not_contact
+        found: dict[str, set[str]] = defaultdict(set)
+        for row in await self.session.execute(select(d.c.customer_id, d.c.scope)):
+            found[row.customer_id].add(row.scope)
+        return found
+
+    async def read_only(self) -> None:
+        """Make this transaction refuse every write (PostgreSQL's READ ONLY): what a replay
+        runs in. Must be the transaction's first statement."""
+        await self.session.execute(text("SET TRANSACTION READ ONLY"))
 
     async def set_aside_response(self, response_id: uuid.UUID) -> SetAside | None:
         """What followup recorded of a response it did not act on, if it did not."""

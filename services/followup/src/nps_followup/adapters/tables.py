@@ -223,5 +223,31 @@ responses_not_acted_on = Table(
     Index("ix_responses_not_acted_on_customer_id", "customer_id"),
 )
 
+#: A compact record of every scored response followup consumed (its latest revision), for
+#: `nps-followup policy simulate`: what the policy's rules read, and no PII (whether the
+#: customer has an email address or a phone number, not which). Filled by the consumer in the
+#: transaction that applies the policy; erased with the customer.
+scored_responses = Table(
+    "scored_responses",
+    metadata,
+    Column("response_id", Uuid, primary_key=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("survey_id", String(200), nullable=False),
+    Column("segment", String(20), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("responded_at", DateTime(timezone=True), nullable=False),
+    #: When followup first applied the policy to the response.
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("backfill", Boolean, nullable=False),
+    Column("has_email", Boolean, nullable=False),
+    Column("has_phone", Boolean, nullable=False),
+    Column("timezone", String(64)),
+    Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_scored_responses_responded_at", "responded_at"),
+    Index("ix_scored_responses_customer_id", "customer_id"),
+)
+
 inbox = inbox_table(metadata)
 outbox = outbox_table(metadata)

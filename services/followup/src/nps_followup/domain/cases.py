@@ -380,6 +380,14 @@ def account_owner(attributes: dict[str, str]) -> str | None:
     return owner if owner and is_staff_recipient(owner) else None
 
 
+def takes_turn(rule: OwnerRule | None, attributes: dict[str, str]) -> bool:
+    """Whether a new case under `rule` takes its team's next round-robin turn: not when nobody
+    is assigned, nor when the customer's account owner gets it."""
+    if rule is None or rule is OwnerRule.UNASSIGNED:
+        return False
+    return not (rule is OwnerRule.ACCOUNT_OWNER and account_owner(attributes) is not None)
+
+
 def choose_owner(
     rule: OwnerRule, *, members: tuple[str, ...], attributes: dict[str, str], turn: int
 ) -> str | None:

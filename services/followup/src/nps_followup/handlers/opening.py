@@ -24,13 +24,14 @@ from nps_followup.domain.cases import (
     CaseStatus,
     SetAside,
     TimelineEntry,
-    account_owner,
     choose_owner,
     is_recovered,
     not_acted_on,
     plan_case,
+    takes_turn,
 )
-from nps_followup.domain.policy import ActionKind, OwnerRule, Policy
+from nps_followup.domain.policy import ActionKind, Policy
+from nps_followup.domain.simulation import StoredResponse
 from nps_followup.handlers.common import (
     CONSUMER,
     PolicyInForce,
@@ -81,7 +82,13 @@ async def apply_policy(
     attached to it instead of opening a second one. A later answer of a customer whose earlier
     case is done is recorded on that case too (the score change: a recovered detractor).
 
+    Every response of the batch is also kept in a compact record (no PII) for
+    `policy simulate`.
+
     The whole batch takes a fixed number of statements, whatever its size."""
+    # Every response, redelivered or not (a replay of the topic fills in what came before the
+    # record existed): what `policy simulate` replays.
+    await repo.record_scored([StoredResponse.of(s, received_at=now) for s in scored])
     fresh = await repo.claim(CONSUMER, (str(s.event_id()) for s in scored))
     existing = await repo.cases_for_responses(s.response_id for s in scored)
     todo: list[ResponseScored] = []
@@ -258,11 +265,7 @@ class _Opening:
         """Owners by rule; round-robin turns reserved per team in one statement each."""
         needs_turn: dict[str, list[uuid.UUID]] = {}
         for case, plan, response in self.new.values():
-            by_account = plan.owner_rule is OwnerRule.ACCOUNT_OWNER and bool(
-                account_owner(response.customer.attributes)
-            )
-            takes_turn = plan.owner_rule not in (None, OwnerRule.UNASSIGNED) and not by_account
-            if plan.team is not None and takes_turn:
+            if plan.team is not None and takes_turn(plan.owner_rule, response.customer.attributes):
                 needs_turn.setdefault(plan.team, []).append(case.case_id)
         turns: dict[uuid.UUID, int] = {}
         for team, case_ids in sorted(needs_turn.items()):

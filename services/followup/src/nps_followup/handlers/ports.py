@@ -18,6 +18,7 @@ from nps_followup.domain.cases import (
     SetAside,
     TimelineEntry,
 )
+from nps_followup.domain.simulation import StoredResponse
 
 
 class Inbox(Protocol):
@@ -169,6 +170,10 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
         """Record responses not acted on (back-fill, older than the window), with why."""
         ...
 
+    async def record_scored(self, responses: Sequence[StoredResponse]) -> None:
+        """Keep the compact record of each response (its latest revision) for replays."""
+        ...
+
     async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
         """The case a person still works for each of these customers, locked for update."""
         ...
@@ -228,4 +233,21 @@ class OptOuts(Inbox, Protocol):
         self, customer_id: str, scope: str, *, source: str, reason: str | None, at: datetime
     ) -> None:
         """Put the customer on the do-not-contact list for `scope` (a channel, or `all`)."""
+        ...
+
+
+class StoredResponses(Protocol):
+    """What a replay of the policy (`policy simulate`) reads, in a transaction that can write
+    nothing."""
+
+    async def read_only(self) -> None:
+        """Refuse every write for the rest of the transaction."""
+        ...
+
+    async def scored_between(self, start: datetime, end: datetime) -> list[StoredResponse]:
+        """The stored responses answered in [start, end), in the order they were received."""
+        ...
+
+    async def all_opt_outs(self) -> dict[str, set[str]]:
+        """The do-not-contact list: each customer's scopes."""
         ...
