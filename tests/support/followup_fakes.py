@@ -19,6 +19,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
     TimerKind,
 )
+from nps_followup.domain.simulation import StoredResponse
 
 #: The lifecycle fields `save_cases` writes; a case's response fields never change there.
 _LIFECYCLE_FIELDS = (
@@ -232,6 +233,16 @@ class InMemoryOpening(InMemoryTimers):
     processed: set[str] = field(default_factory=set)
     not_acted_on: list[SetAside] = field(default_factory=list)
     turns: dict[str, int] = field(default_factory=dict)
+    #: The compact record of each scored response, for `policy simulate`.
+    scored: dict[uuid.UUID, StoredResponse] = field(default_factory=dict)
+
+    async def record_scored(self, responses: Sequence[StoredResponse]) -> None:
+        for r in responses:
+            kept = self.scored.get(r.response_id)
+            if kept is None:
+                self.scored[r.response_id] = r
+            elif r.revision >= kept.revision:  # never an earlier revision; first arrival kept
+                self.scored[r.response_id] = replace(r, received_at=kept.received_at)
 
     async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
         fresh = set(event_ids) - self.processed
