@@ -1,4 +1,3 @@
-
 """The console's sign-in and session rules, against the real database and the dev identity
 provider over HTTP (its authorization endpoint driven by hand, as a browser would): the
 cookie holds only a random id, renewed at sign-in; forms need the session's CSRF token and
