@@ -202,7 +202,8 @@ class DevStack:
             f"    -H 'Authorization: Bearer {s.ingest_token}' \\",
             "    -H 'Content-Type: application/json' \\",
             '    -d \'{"response_id":"r-1","survey_id":"s-1","score":3,"comment":"Too slow",'
-            '"responded_at":"2026-11-24T10:00:00Z","customer":{"id":"c-1","email":"ada@example.com"}}\'',
+            '"responded_at":"\'"$(date -u +%Y-%m-%dT%H:%M:%SZ)"\'",'
+            '"customer":{"id":"c-1","email":"ada@example.com"}}\'',
             f"  curl 'http://127.0.0.1:{s.followup_port}/v1/cases?customer_id=c-1' \\",
             '    -H "Authorization: Bearer $(make -s token USER=alex@example.com)"',
             f"  ls {self.var / 'mail'}",
