@@ -530,6 +530,24 @@ def test_qualtrics_without_its_secret_segment_or_with_a_wrong_one_is_401() -> No
     assert (api.calls, publisher.published) == (0, [])
 
 
+def test_a_problem_answered_at_the_secret_url_never_echoes_the_secret() -> None:
+    """A problem's `instance` names the route with `{secret}` in place of the secret segment:
+    a response body may be logged on its way back through a proxy."""
+    client = _qualtrics_client(FakeQualtrics(), FakePublisher())
+    invalid = client.post(
+        f"/v1/webhooks/qu/{PATH_SECRET}",
+        content=_unsigned_form(ResponseID="not-an-id"),
+        headers=FORM,
+    )
+    oversized = client.post(
+        f"/v1/webhooks/qu/{PATH_SECRET}", content=b"x" * (1024 * 1024 + 1), headers=FORM
+    )
+    assert (invalid.status_code, oversized.status_code) == (422, 413)
+    for answer in (invalid, oversized):
+        assert answer.json()["instance"] == "/v1/webhooks/qu/{secret}"
+        assert PATH_SECRET not in answer.text
+
+
 def test_a_signed_qualtrics_source_has_no_url_with_a_secret_segment() -> None:
     api = FakeQualtrics()
     answer = _qualtrics_client(api, FakePublisher()).post(

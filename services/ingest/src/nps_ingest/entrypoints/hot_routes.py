@@ -35,7 +35,7 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None:
             if declared > self.max_bytes:
-                await _too_large(send, self.max_bytes, scope["path"])
+                await _too_large(send, self.max_bytes, shown_path(scope["path"]))
                 return
             # The server delivers no more than Content-Length bytes as this request's body.
             await self.app(scope, receive, send)
@@ -43,7 +43,7 @@ class BodyLimit:
         # No Content-Length (chunked): read the body, at most max_bytes, then replay it.
         body = await _read_body(receive, self.max_bytes)
         if body is None:
-            await _too_large(send, self.max_bytes, scope["path"])
+            await _too_large(send, self.max_bytes, shown_path(scope["path"]))
             return
         replayed = False
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
@@ -214,7 +214,7 @@ class HotRoutes:
                 else await _read_body(receive, self.max_body_bytes)
             )
             if body is None:
-                await _too_large(send, self.max_body_bytes, scope["path"])
+                await _too_large(send, self.max_body_bytes, _shown(template, match))
                 return 413
             request = RawRequest(
                 method=scope["method"],
@@ -227,7 +227,9 @@ class HotRoutes:
             try:
                 response = await handler(request)
             except Problem as problem:
-                await problem_response(problem, instance=scope["path"])(scope, receive, send)
+                await problem_response(problem, instance=_shown(template, match))(
+                    scope, receive, send
+                )
                 return problem.status
             except Exception as exc:  # answered 500 and logged, as the app does
                 # The route's template, not the path: a path segment may be a secret
@@ -243,6 +245,27 @@ class HotRoutes:
         except _Disconnected:
             return 499
         return response.status
+
+
+#: A path segment that is a secret (`proof: path_secret`), never echoed in a problem's
+#: `instance`: a response body may be logged by a proxy on the way back.
+SECRET_PARAMETER = "secret"  # noqa: S105 (a parameter's name, not a secret)
+_SECRET_PATH = re.compile(r"^(/v1/webhooks/[^/]+)/[^/]+/?$")
+
+
+def _shown(template: str, match: re.Match[str]) -> str:
+    """The request's path as a problem may show it: the secret segment as `{secret}`."""
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda m: m.group(0) if m.group(1) == SECRET_PARAMETER else match.group(m.group(1)),
+        template,
+    )
+
+
+def shown_path(path: str) -> str:
+    """`/v1/webhooks/{source}/{secret}` with the secret replaced, for a problem's `instance`
+    answered before any route matched (e.g. a body over the limit)."""
+    return _SECRET_PATH.sub(r"\1/{secret}", path)
 
 
 def _template_pattern(template: str) -> re.Pattern[str]:
