@@ -417,7 +417,13 @@ class QuietHours(_Model):
     window crosses midnight when `start` is after `end`)."""
 
     timezone: Line = Field(
-        min_length=1, max_length=64, description="The customer's IANA time zone, e.g. Europe/Paris."
+        min_length=1,
+        max_length=64,
+        description=(
+            "The IANA time zone the hours are judged in, e.g. Europe/Paris: the customer's own "
+            "if the tz database knows it, else the policy's default customer zone. Followup "
+            "resolves it once, so every service judges the customer in the same zone."
+        ),
     )
     start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local.")
     end: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local.")
