@@ -4,7 +4,10 @@ channel's bug, providers' unsubscribes, unreadable parked actions and helpdesk t
 The SQL of the ledger is covered by the PostgreSQL tests (tests/integration)."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from nps_events import (
     ActionResultReported,
@@ -23,7 +26,7 @@ from nps_events import (
     TicketStatusChanged,
 )
 from nps_kit.clock import FrozenClock
-from nps_notify.adapters.repository import UnreadableParked
+from nps_notify.adapters.repository import Job, UnreadableParked
 from nps_notify.domain.dispatch import DispatchState, Outcome, TicketJob
 from nps_notify.domain.tickets import TicketChange
 from nps_notify.handlers import INTERRUPTED, Dispatcher, record_ticket_change
@@ -280,3 +283,58 @@ async def test_a_ticket_change_is_relayed_only_for_a_ticket_npsloop_opened() -> 
     [event] = ledger.published
     assert isinstance(event, TicketStatusChanged)
     assert (event.action_id, event.case_id, event.status) == (action_id, case_id, "solved")
+
+
+class _Watching(ScriptedChannel):
+    """Notes, at each send, how many actions the ledger holds `sending`: those a crash at that
+    moment would leave `unknown`."""
+
+    def __init__(self, ledger: InMemoryLedger) -> None:
+        super().__init__("email")
+        self.ledger = ledger
+        self.sending_at_each_send: list[int] = []
+
+    async def send(self, job: object) -> Outcome:
+        self.sending_at_each_send.append(
+            sum(e.state is DispatchState.SENDING for e in self.ledger.entries.values())
+        )
+        return await super().send(job)
+
+
+async def test_a_slices_outcomes_are_written_with_the_next_slices_sending_mark() -> None:
+    """One unit of work per slice (plus one for the last slice's outcomes), not two; and a
+    crash at any send still finds only the slice in flight `sending`."""
+    ledger = InMemoryLedger()
+    channel = _Watching(ledger)
+    actions = [email(f"c-{i}") for i in range(10)]  # slices of 4: 4, 4 and 2
+    outcomes = await dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions)
+    assert {o.state for o in outcomes.values()} == {DispatchState.SENT}
+    assert ledger.transactions == 3 + 1
+    assert channel.sending_at_each_send == [4] * 8 + [2] * 2
+    assert {e.state for e in ledger.entries.values()} == {DispatchState.SENT}
+    assert set(results(ledger)) == {a.action_id for a in actions}
+
+
+async def test_a_slice_that_cannot_begin_still_writes_the_outcomes_before_it() -> None:
+    """The outcomes of a slice already sent exist only in memory: when the next slice's
+    transaction fails (not an outage), they are written on their own before the error goes
+    up, so those messages are `sent`, not `unknown`."""
+
+    class Broken(InMemoryLedger):
+        calls = 0
+
+        async def begin_dispatches(
+            self, jobs: Sequence[Job], *, now: datetime
+        ) -> dict[uuid.UUID, DispatchState | None]:
+            self.calls += 1
+            if self.calls == 2:
+                raise ValueError("a bug in the second slice")
+            return await super().begin_dispatches(jobs, now=now)
+
+    ledger, channel = Broken(), ScriptedChannel("email")
+    actions = [email(f"c-{i}") for i in range(6)]
+    with pytest.raises(ValueError, match="second slice"):
+        await dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions)
+    first = {a.action_id for a in actions[:4]}
+    assert {i for i, e in ledger.entries.items() if e.state is DispatchState.SENT} == first
+    assert set(results(ledger)) == first

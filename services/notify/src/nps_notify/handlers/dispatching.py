@@ -73,6 +73,28 @@ class Channel(Protocol[J_contra]):
 
 
 @dataclass
+class _Outcomes:
+    """A slice's outcomes, sent but not yet written."""
+
+    jobs: Mapping[uuid.UUID, tuple[Event, Any]]
+    outcomes: dict[uuid.UUID, Outcome]
+    attempts: Mapping[uuid.UUID, int]
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """A slice's outcomes as they are written: the ledger's rows and the results."""
+
+    jobs: Mapping[uuid.UUID, tuple[Event, Any]]
+    outcomes: Mapping[uuid.UUID, Outcome]
+    deferred: Mapping[uuid.UUID, Outcome]
+    finished: Mapping[uuid.UUID, Outcome]
+    results: list[Event]
+    waits: Mapping[uuid.UUID, float]
+    now: datetime
+
+
+@dataclass
 class Dispatcher:
     """Dispatches action commands at most once each, through their channel, and reports every
     final outcome. A deferral (429, 5xx, a refused connection, an open circuit) parks the
@@ -135,27 +157,60 @@ class Dispatcher:
         # A slice at a time, `concurrency` actions: an action is marked `sending` only just
         # before its provider call, so a crash leaves at most one slice `unknown` (measured by
         # tests/e2e/test_notify_chaos.py: marking a whole 500-action batch first left ~800
-        # actions `unknown` over 4 kills, most of them never handed to any provider).
-        outcomes: dict[uuid.UUID, Outcome] = {}
+        # actions `unknown` over 4 kills, most of them never handed to any provider). A
+        # slice's outcomes are written in the transaction that marks the next slice `sending`:
+        # one transaction per slice, not two, and a crash still finds at most one slice
+        # between `sending` and its outcome.
+        slices: list[_Outcomes] = []
         for start in range(0, len(jobs), self.concurrency):
-            outcomes.update(
+            slices.append(
                 await self._dispatch_slice(
-                    dict(jobs[start : start + self.concurrency]), attempts or {}
+                    dict(jobs[start : start + self.concurrency]),
+                    attempts or {},
+                    slices[-1] if slices else None,
                 )
             )
-        return outcomes
+        if slices and slices[-1].outcomes:
+            await self._record(self._recording(slices[-1]))
+        # As written: an action tried `max_attempts` times is failed, not deferred.
+        return {a: o for sent in slices for a, o in sent.outcomes.items()}
 
     async def _dispatch_slice(
-        self, jobs: dict[uuid.UUID, tuple[Event, Any]], attempts: Mapping[uuid.UUID, int]
-    ) -> dict[uuid.UUID, Outcome]:
-        async with self.ledger() as repo:
-            previous = await repo.begin_dispatches(
-                [job for _, job in jobs.values()], now=self.clock.now()
-            )
-            for action_id, (action, job) in list(jobs.items()):
-                if isinstance(job, TicketJob) and job.raise_of is not None:
-                    ticket = await repo.provider_id_of(job.raise_of)
-                    jobs[action_id] = (action, replace(job, ticket_id=ticket))
+        self,
+        jobs: dict[uuid.UUID, tuple[Event, Any]],
+        attempts: Mapping[uuid.UUID, int],
+        unrecorded: _Outcomes | None,
+    ) -> _Outcomes:
+        """Send one slice; `unrecorded`, the previous slice's outcomes, are written in the
+        transaction that marks this one `sending`. Returns this slice's, not yet written."""
+        recording = self._recording(unrecorded) if unrecorded and unrecorded.outcomes else None
+        previous: dict[uuid.UUID, DispatchState | None] = {}
+
+        async def begin() -> None:
+            async with self.ledger() as repo:
+                if recording is not None:
+                    await _write(repo, recording)
+                previous.update(
+                    await repo.begin_dispatches(
+                        [job for _, job in jobs.values()], now=self.clock.now()
+                    )
+                )
+                for action_id, (action, job) in list(jobs.items()):
+                    if isinstance(job, TicketJob) and job.raise_of is not None:
+                        ticket = await repo.provider_id_of(job.raise_of)
+                        jobs[action_id] = (action, replace(job, ticket_id=ticket))
+
+        if recording is None:
+            await begin()
+        else:
+            try:
+                # Tried again through an outage, as the outcomes alone would be.
+                await through_outages(begin, what="dispatch.record")
+            except Exception:
+                # Not an outage: the outcomes, which exist only in memory, still go in.
+                await self._record(recording)
+                raise
+            _reported(recording)
         outcomes: dict[uuid.UUID, Outcome] = {}
         to_send: list[tuple[Event, Any]] = []
         now = self.clock.now()
@@ -210,20 +265,24 @@ class Dispatcher:
             outcomes[_action_id(action)] = outcome
 
         await asyncio.gather(*(send(a, j) for a, j in to_send))
-        if outcomes:
-            await self._record(jobs, outcomes, attempts)
-        return outcomes
+        return _Outcomes(jobs, outcomes, attempts)
 
-    async def _record(
-        self,
-        jobs: Mapping[uuid.UUID, tuple[Event, Any]],
-        outcomes: dict[uuid.UUID, Outcome],
-        attempts: Mapping[uuid.UUID, int],
-    ) -> None:
-        """Write each outcome to the ledger (a deferral parks the action) and queue the
-        results, in one transaction. These outcomes exist only in memory once the providers
-        have answered: the transaction is tried again through a database outage rather than
+    async def _record(self, recording: _Recording) -> None:
+        """Write a slice's outcomes in a transaction of their own (the last slice's, or when
+        the next slice's could not begin). Tried again through a database outage rather than
         given up, which would leave delivered messages `sending` and so `unknown`."""
+
+        async def write() -> None:
+            async with self.ledger() as repo:
+                await _write(repo, recording)
+
+        await through_outages(write, what="dispatch.record")
+        _reported(recording)
+
+    def _recording(self, sent: _Outcomes) -> _Recording:
+        """What writing `sent` takes: each outcome for the ledger (a deferral parks the action;
+        one tried `max_attempts` times fails for good) and the results to publish."""
+        jobs, outcomes, attempts = sent.jobs, dict(sent.outcomes), sent.attempts
         now = self.clock.now()
         for action_id, said in list(outcomes.items()):
             tried = attempts.get(action_id, 0) + 1
@@ -236,6 +295,8 @@ class Dispatcher:
                 if given_up
                 else said
             )
+        # What the caller was told is what is written.
+        sent.outcomes.update(outcomes)
         deferred = {a: o for a, o in outcomes.items() if o.state is DispatchState.DEFERRED}
         finished = {a: o for a, o in outcomes.items() if o.state is not DispatchState.DEFERRED}
         results: list[Event] = [
@@ -252,33 +313,15 @@ class Dispatcher:
             for action_id, outcome in finished.items()
         ]
         results += unsubscribed(jobs, finished, now=now)
-        waits = {a: max(o.retry_after or 0.0, self.retry_delay) for a, o in deferred.items()}
-
-        async def write() -> None:
-            async with self.ledger() as repo:
-                for action_id, outcome in deferred.items():
-                    action = jobs[action_id][0]
-                    await repo.defer(
-                        action,
-                        channel=channel_of(action),
-                        reason=outcome.reason or "deferred by the provider",
-                        not_before=now + timedelta(seconds=waits[action_id]),
-                        now=now,
-                    )
-                await repo.finish_dispatches(finished, now=now)
-                await repo.unpark(list(finished))
-                await repo.publish_later(results, now=now)
-
-        await through_outages(write, what="dispatch.record")
-        for action_id, outcome in outcomes.items():
-            channel = ROUTES[type(jobs[action_id][0])].reported.value
-            DISPATCHES.labels(channel, outcome.state.value).inc()
-            if outcome.state is DispatchState.DEFERRED:
-                log.info(
-                    "dispatch.deferred", action_id=str(action_id), wait_seconds=waits[action_id]
-                )
-            else:
-                log.info("dispatch.finished", action_id=str(action_id), state=outcome.state.value)
+        return _Recording(
+            jobs=jobs,
+            outcomes=outcomes,
+            deferred=deferred,
+            finished=finished,
+            results=results,
+            waits={a: max(o.retry_after or 0.0, self.retry_delay) for a, o in deferred.items()},
+            now=now,
+        )
 
     async def sweep_parked(self, *, limit: int, lease: timedelta) -> int:
         """Try again the parked actions now due; return how many were taken."""
@@ -326,6 +369,37 @@ class Dispatcher:
             await repo.finish_dispatches(failed, now=now)
             await repo.unpark([u.action_id for u in unreadable])
             await repo.publish_later(results, now=now)
+
+
+async def _write(repo: DispatchLedger, recording: _Recording) -> None:
+    now = recording.now
+    for action_id, outcome in recording.deferred.items():
+        action = recording.jobs[action_id][0]
+        await repo.defer(
+            action,
+            channel=channel_of(action),
+            reason=outcome.reason or "deferred by the provider",
+            not_before=now + timedelta(seconds=recording.waits[action_id]),
+            now=now,
+        )
+    await repo.finish_dispatches(recording.finished, now=now)
+    await repo.unpark(list(recording.finished))
+    await repo.publish_later(recording.results, now=now)
+
+
+def _reported(recording: _Recording) -> None:
+    """Count and log the outcomes once they are written."""
+    for action_id, outcome in recording.outcomes.items():
+        channel = ROUTES[type(recording.jobs[action_id][0])].reported.value
+        DISPATCHES.labels(channel, outcome.state.value).inc()
+        if outcome.state is DispatchState.DEFERRED:
+            log.info(
+                "dispatch.deferred",
+                action_id=str(action_id),
+                wait_seconds=recording.waits[action_id],
+            )
+        else:
+            log.info("dispatch.finished", action_id=str(action_id), state=outcome.state.value)
 
 
 def unsubscribed(
