@@ -3,19 +3,24 @@
 costs on top of the channel alone.
 
 For each channel, N actions go through it twice:
-- the channel alone: `channel.send(job)`, `NOTIFY_SEND_CONCURRENCY` (8) at a time;
+- the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 8) at a
+  time;
 - the dispatcher: the same through `Dispatcher.dispatch` in batches of 500 (what one consumer
-  poll hands it), with the ledger written before and after each slice of 8 sends and the
-  outbox row of each result, on an embedded PostgreSQL.
+  poll hands it), with the ledger written with each slice of sends and the outbox row of each
+  result, on an embedded PostgreSQL.
 The difference per action is the ledger's overhead. Beside each rate, the CPU this process
-spent per action (`time.process_time`: the sender, and the SMTP sink or the fake's thread,
-which run in the same process; PostgreSQL's own CPU is not in it).
+spent per action (`time.process_time`): the sender, and for SMS the fake's thread, which runs
+in the same process. The SMTP sink runs in a process of its own (`--sink-in-process` puts it
+back in a thread of this one, as the bench did before 2026-12-05); PostgreSQL's CPU is not in
+it.
 
     .venv/bin/python bench/notify.py --actions 2000
 """
 
 import argparse
 import asyncio
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,9 +74,9 @@ def _sms(i: int) -> SendSms:
     )
 
 
-async def _alone(channel: Any, jobs: list[Any]) -> tuple[float, float]:
+async def _alone(channel: Any, jobs: list[Any], concurrency: int) -> tuple[float, float]:
     """Actions per second and CPU milliseconds per action."""
-    gate = asyncio.Semaphore(CONCURRENCY)
+    gate = asyncio.Semaphore(concurrency)
 
     async def one(job: Any) -> None:
         async with gate:
@@ -93,13 +98,21 @@ def _rates(n: int, started: float, cpu: float) -> tuple[float, float]:
     return n / (time.perf_counter() - started), (time.process_time() - cpu) / n * 1000
 
 
-async def run(n: int, database_url: str, smtp_port: int, twilio_url: str, fake: FakeTwilio) -> None:
+async def run(
+    n: int,
+    *,
+    concurrency: int,
+    database_url: str,
+    smtp_port: int,
+    twilio_url: str,
+    fake: FakeTwilio,
+) -> None:
     engine = create_engine(
         DatabaseSettings.model_validate({"url": database_url}), application_name="bench-notify"
     )
     sessions = session_factory(engine)
     email = SmtpEmailChannel(
-        SmtpSettings(port=smtp_port), renderer=TemplateRenderer(), attempts=1, pool_size=CONCURRENCY
+        SmtpSettings(port=smtp_port), renderer=TemplateRenderer(), attempts=1, pool_size=concurrency
     )
     sms = TwilioSmsChannel(
         TwilioSettings.model_validate(
@@ -118,7 +131,7 @@ async def run(n: int, database_url: str, smtp_port: int, twilio_url: str, fake: 
         ledger=ledger_in(sessions),
         channels={"email": email, "sms": sms},
         clock=SystemClock(),
-        concurrency=CONCURRENCY,
+        concurrency=concurrency,
         case_url="http://cs.example.com/cases/{case_id}",
     )
     rows = []
@@ -127,15 +140,15 @@ async def run(n: int, database_url: str, smtp_port: int, twilio_url: str, fake: 
         ("SMS to the HTTP fake (Twilio)", _sms, sms_job),
     ):
         channel = email if name.startswith("email") else sms
-        await _alone(channel, [to_job(make(i)) for i in range(50)])  # warm up
-        alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)])
+        await _alone(channel, [to_job(make(i)) for i in range(50)], concurrency)  # warm up
+        alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
         through, through_cpu = await _dispatched(dispatcher, [make(i) for i in range(n)])
         overhead_ms = (1 / through - 1 / alone) * 1000
         rows.append((name, alone, alone_cpu, through, through_cpu, overhead_ms))
     await email.aclose()
     await sms.aclose()
     await engine.dispose()
-    print(f"{n} actions per line, {CONCURRENCY} in flight")
+    print(f"{n} actions per line, {concurrency} in flight")
     print(
         "| channel | channel alone (CPU per action) "
         "| through the dispatcher, ledger + outbox (CPU per action) | ledger cost per action |"
@@ -151,21 +164,67 @@ async def run(n: int, database_url: str, smtp_port: int, twilio_url: str, fake: 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--actions", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument(
+        "--sink-in-process",
+        action="store_true",
+        help="run the SMTP sink in a thread of this process (its CPU then counts as the sender's)",
+    )
     args = parser.parse_args()
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-notify-"))
     postgres = EmbeddedPostgres(data_dir=tmp / "postgres", port=free_port(), durable=False)
     postgres.start()
-    mail = MailSink(directory=tmp / "mail", port=free_port())
-    mail.start()
+    mail_port = free_port()
+    mail = MailSink(directory=tmp / "mail", port=mail_port)
+    sink: subprocess.Popen[bytes] | None = None
+    if args.sink_in_process:
+        mail.start()
+    else:
+        sink = subprocess.Popen([sys.executable, "-c", _SINK, str(tmp / "mail"), str(mail_port)])
+        _wait_for_port(mail_port)
     fake = FakeTwilio()
     try:
         upgrade("nps_notify", postgres.url)
         with served(fake.app()) as twilio_url:
-            asyncio.run(run(args.actions, postgres.url, mail.port, twilio_url, fake))
+            asyncio.run(
+                run(
+                    args.actions,
+                    concurrency=args.concurrency,
+                    database_url=postgres.url,
+                    smtp_port=mail_port,
+                    twilio_url=twilio_url,
+                    fake=fake,
+                )
+            )
     finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait(timeout=10)
         mail.stop()
         postgres.stop()
+
+
+#: The SMTP sink in a process of its own, until terminated.
+_SINK = """
+import sys, threading
+from pathlib import Path
+from nps_kit.devstack import MailSink
+MailSink(directory=Path(sys.argv[1]), port=int(sys.argv[2])).start()
+threading.Event().wait()
+"""
+
+
+def _wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return
+    raise RuntimeError(f"the SMTP sink did not listen on port {port} within {timeout} s")
 
 
 if __name__ == "__main__":
