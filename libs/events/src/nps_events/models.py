@@ -725,6 +725,11 @@ class CaseResponseAttached(_CaseEvent):
     score: Score
     segment: Segment
     recovered: bool
+    resurvey_requested_at: AwareDatetime | None = Field(
+        default=None,
+        description="Set when this is the customer's answer to the re-survey requested then "
+        "(`case.resurvey-requested`): the first answer given after it. Added in 1.8.0.",
+    )
 
 
 class ResurveyRequested(_CaseEvent):

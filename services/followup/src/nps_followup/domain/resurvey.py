@@ -75,3 +75,31 @@ def resurvey_decision(
             f"the customer is on the do-not-contact list for every channel they have ({scopes})",
         )
     return kept
+
+
+@dataclass(frozen=True, slots=True)
+class ResurveyRequest:
+    """A re-survey followup asked for: what links the customer's next answer to the case."""
+
+    case_id: uuid.UUID
+    customer_id: str
+    timer_id: uuid.UUID
+    closed_at: datetime
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResurveyAnswer:
+    """The customer's first answer after a re-survey was requested for their case."""
+
+    case_id: uuid.UUID
+    response_id: uuid.UUID
+    score: int
+    answered_at: datetime
+
+
+def answers_resurvey(requested_at: datetime | None, responded_at: datetime) -> bool:
+    """Whether an answer is the reply to a re-survey requested at `requested_at` (None: none
+    is awaiting an answer): one given after it was requested. An answer given before (a late
+    delivery of an earlier one) is a later answer like any other."""
+    return requested_at is not None and responded_at >= requested_at

@@ -850,7 +850,9 @@ def router(
             policy,
             principal,
             case_id,
-            lambda repo: close_case(repo, case_id, actor=actor_of(principal), now=clock.now()),
+            lambda repo: close_case(
+                repo, case_id, actor=actor_of(principal), now=clock.now(), policy=policy
+            ),
             now=clock.now(),
         )
 
