@@ -4,7 +4,7 @@ follow-up did is measured by the customer's next answer, not assumed.
 npsloop sends no survey itself. When a case of a rule with `resurvey_after` closes, a durable
 timer is set for that long after; when it fires, followup publishes `ResurveyRequested` for the
 survey tool to send, unless a contact rule suppresses it. The customer's next answer is linked
-to the case (`Opening.attach`), and the recovery rate counts only customers who answered
+to the case (`handlers.opening`), and the recovery rate counts only customers who answered
 again."""
 
 import uuid
