@@ -125,6 +125,22 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
                 customer_id=gone, scope="sms", source="test", at=NOW
             )
         )
+        # Each was asked again after their case closed (docs/resurvey.md).
+        for customer in (gone, kept):
+            case_id = await session.scalar(
+                select(followup_tables.cases.c.case_id).where(
+                    followup_tables.cases.c.customer_id == customer
+                )
+            )
+            await session.execute(
+                followup_tables.resurveys.insert().values(
+                    case_id=case_id,
+                    customer_id=customer,
+                    timer_id=uuid.uuid4(),
+                    closed_at=NOW,
+                    requested_at=NOW,
+                )
+            )
     tables = [
         followup_tables.cases,
         followup_tables.actions,
@@ -134,6 +150,7 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
         followup_tables.last_messages,
         followup_tables.responses_not_acted_on,
         followup_tables.scored_responses,
+        followup_tables.resurveys,
         followup_tables.outbox,
     ]
     before = {t.name: await _rows(sessions, t, kept) for t in tables}
@@ -148,6 +165,7 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
     assert (erased["do_not_contact"], erased["last_messages"]) == (1, 1)
     assert erased["responses_not_acted_on"] == 1
     assert erased["scored_responses"] == 2  # the record kept for `policy simulate`
+    assert erased["resurveys"] == 1
     for table in tables:
         assert await _rows(sessions, table, gone) == 0, table.name
     assert {t.name: await _rows(sessions, t, kept) for t in tables} == before

@@ -355,7 +355,7 @@ async def test_a_detractor_is_walked_through_the_whole_lifecycle(
                     policy=POLICY,
                 )
             if action == "close":
-                return await close_case(repo, opened.case_id, actor=KIM, now=at)
+                return await close_case(repo, opened.case_id, actor=KIM, now=at, policy=POLICY)
             return await reopen_case(
                 repo, opened.case_id, reason="came back", actor=KIM, now=at, policy=POLICY
             )
@@ -435,7 +435,7 @@ async def test_a_new_response_joins_the_open_case_and_a_later_one_records_recove
                     policy=POLICY,
                 )
             else:
-                await close_case(repo, first.case_id, actor=KIM, now=NOW)
+                await close_case(repo, first.case_id, actor=KIM, now=NOW, policy=POLICY)
     # A quarter later the customer scores 9: the old case records a recovered customer, and
     # the promoter gets a thank-you of their own.
     quarter = NOW + timedelta(days=90)

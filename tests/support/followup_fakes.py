@@ -19,6 +19,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
     TimerKind,
 )
+from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 
 #: The lifecycle fields `save_cases` writes; a case's response fields never change there.
@@ -122,6 +123,13 @@ class InMemoryCaseLifecycle:
             if timer.state == "pending" and timer.timer.kind is not TimerKind.ACTION:
                 timer.state = "cancelled"
 
+    async def cancel_resurvey(self, case_id: uuid.UUID, now: datetime) -> datetime | None:
+        for timer in self.timers.get(case_id, []):
+            if timer.state == "pending" and timer.timer.kind is TimerKind.RESURVEY:
+                timer.state = "cancelled"
+                return timer.timer.fire_at
+        return None
+
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         self.published += events
 
@@ -148,6 +156,11 @@ class InMemoryTimers:
     recipients: dict[uuid.UUID, str] = field(default_factory=dict)
     priorities: dict[uuid.UUID, str] = field(default_factory=dict)
     published: list[Event] = field(default_factory=list)
+    #: When each customer last answered live (the record of scored responses).
+    answered: dict[str, datetime] = field(default_factory=dict)
+    #: Each case's latest re-survey requested, and its answer once given.
+    resurveys: dict[uuid.UUID, ResurveyRequest] = field(default_factory=dict)
+    resurvey_answers: dict[uuid.UUID, ResurveyAnswer] = field(default_factory=dict)
 
     def add(
         self, case: Case, timers: Sequence[DueTimer], actions: Sequence[ActionRow] = ()
@@ -219,6 +232,27 @@ class InMemoryTimers:
 
     async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
         self.last_message.update(dict.fromkeys(customer_ids, at))
+
+    async def latest_answers(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        return {c: self.answered[c] for c in customer_ids if c in self.answered}
+
+    async def record_resurveys(self, requested: Sequence[ResurveyRequest]) -> None:
+        for r in requested:
+            self.resurveys[r.case_id] = r
+            self.resurvey_answers.pop(r.case_id, None)
+
+    async def awaiting_resurvey_answer(
+        self, case_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, datetime]:
+        return {
+            i: self.resurveys[i].requested_at
+            for i in set(case_ids)
+            if i in self.resurveys and i not in self.resurvey_answers
+        }
+
+    async def record_resurvey_answers(self, answers: Sequence[ResurveyAnswer]) -> None:
+        for a in answers:
+            self.resurvey_answers.setdefault(a.case_id, a)
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         self.published += events

@@ -209,7 +209,7 @@ async def test_an_unknown_case_is_not_found() -> None:
     repo = InMemoryCaseLifecycle()
 
     with pytest.raises(CaseNotFound):
-        await close_case(repo, uuid.uuid4(), actor=KIM, now=NOW)
+        await close_case(repo, uuid.uuid4(), actor=KIM, now=NOW, policy=POLICY)
 
 
 # --- contact --------------------------------------------------------------------------------
@@ -338,7 +338,9 @@ async def test_closing_a_resolved_case() -> None:
         repo, case.case_id, root_cause="other", note=None, actor=ALEX, now=NOW, policy=POLICY
     )
 
-    closed = await close_case(repo, case.case_id, actor=KIM, now=NOW + timedelta(hours=1))
+    closed = await close_case(
+        repo, case.case_id, actor=KIM, now=NOW + timedelta(hours=1), policy=POLICY
+    )
 
     assert (closed.status, closed.closed_at) == (CaseStatus.CLOSED, NOW + timedelta(hours=1))
     assert isinstance(repo.published[-1], CaseClosed)
@@ -350,7 +352,7 @@ async def test_a_case_still_open_cannot_be_closed() -> None:
     case = open_case(repo)
 
     with pytest.raises(LifecycleError, match="cannot close a case that is open"):
-        await close_case(repo, case.case_id, actor=KIM, now=NOW)
+        await close_case(repo, case.case_id, actor=KIM, now=NOW, policy=POLICY)
     assert repo.published == []
 
 

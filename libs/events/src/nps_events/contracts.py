@@ -66,6 +66,7 @@ from nps_events.models import (
     RaiseTicketPriority,
     ResponseReceived,
     ResponseScored,
+    ResurveyRequested,
     Segment,
     SendEmail,
     SendSms,
@@ -85,7 +86,7 @@ KAFKA_BINDING_VERSION = "0.5.0"
 
 #: Version of the AsyncAPI document. Bump the minor version when adding an optional field;
 #: anything else is a new topic version (`.v2`), and a new major version here.
-API_VERSION = "1.7.0"
+API_VERSION = "1.8.0"
 
 SCHEMAS_DIR = "schemas"
 ASYNCAPI_FILE = "asyncapi.json"
@@ -373,6 +374,20 @@ def example_events() -> list[Event]:
             score=9,
             segment=Segment.PROMOTER,
             recovered=True,
+        ),
+        ResurveyRequested(
+            entry_id=_entry("resurvey-requested"),
+            case_id=_EXAMPLE_CASE_ID,
+            customer_id=_EXAMPLE_CUSTOMER.id,
+            at=_EXAMPLE_DUE + timedelta(days=31),
+            actor=Actor.system("detractor"),
+            customer=_EXAMPLE_CUSTOMER,
+            response_id=_EXAMPLE_RESPONSE_ID,
+            source=_EXAMPLE_SOURCE,
+            survey_id="relationship-2026-q4",
+            score=3,
+            segment=Segment.DETRACTOR,
+            closed_at=_EXAMPLE_DUE + timedelta(days=1),
         ),
         ActionResultReported(
             action_id=_EXAMPLE_ACTION_ID,

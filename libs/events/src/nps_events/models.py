@@ -731,6 +731,34 @@ class CaseResponseAttached(_CaseEvent):
     score: Score
     segment: Segment
     recovered: bool
+    resurvey_requested_at: AwareDatetime | None = Field(
+        default=None,
+        description="Set when this is the customer's answer to the re-survey requested then "
+        "(`case.resurvey-requested`): the first answer given after it. Added in 1.8.0.",
+    )
+
+
+class ResurveyRequested(_CaseEvent):
+    """Ask the customer again: their case closed the rule's `resurvey_after` ago. npsloop sends
+    no survey itself; the survey tool (or a team's integration) sends it, and followup links the
+    customer's next answer to the case. Never published for a customer on the do-not-contact
+    list for every channel, nor for one who has answered again since the case closed; a case
+    reopened before the time cancels it. Added in 1.8.0."""
+
+    ce_type: ClassVar[str] = "io.npsloop.case.resurvey-requested.v1"
+
+    customer: Customer = Field(
+        description="Whom to ask (PII): the customer as the case holds them, without the "
+        "address of a channel they opted out of (email, sms)."
+    )
+    response_id: uuid.UUID = Field(description="The response the case was opened for.")
+    source: Line = Field(min_length=1, max_length=100, description="The source of that response.")
+    survey_id: Line = Field(
+        min_length=1, max_length=200, description="The survey that response answered."
+    )
+    score: Score = Field(description="The score of that response: the one to compare with.")
+    segment: Segment = Field(description="Its segment.")
+    closed_at: AwareDatetime = Field(description="When the case closed.")
 
 
 class OptOutScope(StrEnum):
@@ -789,6 +817,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CaseClosed,
         CaseReopened,
         CaseResponseAttached,
+        ResurveyRequested,
         SendEmail,
         SendSms,
         CreateTicket,

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nps_events import Actor, ActorKind, Customer, Event, Segment
 from nps_events.text import clean_line, clean_text, email_error
 from nps_followup.adapters import tables
+from nps_followup.adapters.resurvey import ResurveyStore
 from nps_followup.domain.access import CaseScope
 from nps_followup.domain.cases import (
     Action,
@@ -98,7 +99,7 @@ def due_timers_query(now: datetime, limit: int) -> Select[Any]:
     )
 
 
-class FollowupRepository:
+class FollowupRepository(ResurveyStore):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -112,6 +113,7 @@ class FollowupRepository:
             ("timeline", tables.timeline),
             ("timers", tables.timers),
             ("actions", tables.actions),
+            ("resurveys", tables.resurveys),
         ):
             result = await self.session.execute(table.delete().where(table.c.case_id.in_(cases)))
             erased[name] = int(getattr(result, "rowcount", 0) or 0)

@@ -249,5 +249,23 @@ scored_responses = Table(
     Index("ix_scored_responses_customer_id", "customer_id"),
 )
 
+#: The latest re-survey requested for each closed case (`resurvey_after`), and the customer's
+#: answer to it once they give one (migration 0007). What was held back is on the timeline.
+resurveys = Table(
+    "resurveys",
+    metadata,
+    Column("case_id", Uuid, ForeignKey("followup.cases.case_id"), primary_key=True),
+    #: For erasure.
+    Column("customer_id", String(200), nullable=False),
+    #: The timer that asked: one per closing of the case.
+    Column("timer_id", Uuid, nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True)),
+    Column("answer_response_id", Uuid),
+    Column("answer_score", Integer),
+    Index("ix_resurveys_customer_id", "customer_id"),
+)
+
 inbox = inbox_table(metadata)
 outbox = outbox_table(metadata)

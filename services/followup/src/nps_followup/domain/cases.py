@@ -64,6 +64,8 @@ class TimerKind(StrEnum):
     REMINDER = "reminder"
     ESCALATION = "escalation"
     SECOND_LEVEL = "second_level"
+    #: Ask the customer again, some time after their case closed (`domain.resurvey`).
+    RESURVEY = "resurvey"
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,34 @@ AgeField = Annotated[DurationField, AfterValidator(_calendar_only)]
 #: The default of `act_on_responses_within`: a response older than a week is history.
 DEFAULT_RESPONSE_WINDOW = Duration(amount=7, unit=DurationUnit.DAYS)
 
+#: What a rule writes to have no re-survey when the policy's `resurvey_after` would give one.
+RESURVEY_OFF = "off"
+
+
+def _resurvey_off(value: object) -> object:
+    return None if isinstance(value, str) and value.strip() == RESURVEY_OFF else value
+
+
+def _resurvey_delay(value: Duration) -> Duration:
+    if value.is_business:
+        raise ValueError(
+            "resurvey_after is calendar time since the case closed (the customer's time, not "
+            "a team's business hours): write e.g. '30 days' or '30d'"
+        )
+    if value.amount == 0:
+        raise ValueError(
+            "resurvey_after must be longer than nothing (the customer needs time to see a "
+            "difference): write e.g. '30 days', or 'off' for no re-survey"
+        )
+    return value
+
+
+#: How long after a case closed the customer is asked again: calendar time, or `off`.
+ResurveyField = Annotated[
+    Annotated[DurationField, AfterValidator(_resurvey_delay)] | None,
+    BeforeValidator(_resurvey_off),
+]
+
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -306,6 +334,12 @@ class Rule(_Frozen):
         description="A response answered longer ago than this opens no case and sends "
         "nothing (it is recorded as not acted on); none: the policy's own setting.",
     )
+    resurvey_after: ResurveyField = Field(
+        default=None,
+        description="How long after its case closed the customer is asked again (a "
+        "`ResurveyRequested` event); `off`: never; left out: the policy's own setting. Only "
+        "for rules with a `case` (a case a person closes).",
+    )
 
 
 class ContactRules(_Frozen):
@@ -344,6 +378,21 @@ class Policy(_Frozen):
         description="How old a response may be (since the customer answered) and still open a "
         "case or send anything, for rules that do not say.",
     )
+    resurvey_after: ResurveyField = Field(
+        default=None,
+        description="How long after a case closed the customer is asked again, for rules with "
+        "a case that do not say; none (the default) or `off`: no re-survey.",
+    )
+
+    def resurvey_delay(self, rule: Rule | None) -> Duration | None:
+        """How long after a case of `rule` closes its customer is asked again (calendar time),
+        or None for no re-survey: the rule's `resurvey_after` when it has one (`off` included),
+        else the policy's. A rule that opens no case for a person to close has none."""
+        if rule is None or rule.case is None:
+            return None
+        if "resurvey_after" in rule.model_fields_set:
+            return rule.resurvey_after
+        return self.resurvey_after
 
     def response_window(self, rule: Rule | None) -> Duration:
         """How old a response under `rule` may be and still be acted on (calendar time)."""
@@ -365,6 +414,14 @@ class Policy(_Frozen):
                         ("rules", index, "case", "team"),
                         f"team {rule.case.team!r} is not under teams "
                         f"({', '.join(sorted(self.teams))})",
+                    )
+                )
+            if rule.case is None and rule.resurvey_after is not None:
+                found.append(
+                    (
+                        ("rules", index, "resurvey_after"),
+                        "a re-survey follows a case a person closes, and this rule opens none: "
+                        "give it a `case`, or leave resurvey_after out",
                     )
                 )
             key = (

@@ -104,7 +104,8 @@ class TimelineEntryOut(BaseModel):
     entry_id: uuid.UUID
     kind: str = Field(
         description="opened, assigned, action_skipped, reminded, escalated_1, escalated_2, "
-        "contact, resolved, closed, reopened, response_attached, ticket_status."
+        "contact, resolved, closed, reopened, response_attached, ticket_status, "
+        "resurvey_requested, resurvey_skipped (docs/resurvey.md)."
     )
     at: datetime
     actor: str | None = Field(description="Who did it, as people read it (`system` if npsloop).")
@@ -396,8 +397,15 @@ class FiguresRow(BaseModel):
         description="Contacted in time / (contacted in time + breached); null if none settled."
     )
     closed_loop_rate: float | None = Field(description="Closed / cases.")
+    answered_again: int = Field(
+        description="Detractor cases whose customer answered again (while the case was worked, "
+        "after it closed, or to its re-survey): the recovery rate's sample."
+    )
+    recovered: int = Field(description="Of those, the customers whose latest answer is 9–10.")
     recovery_rate: float | None = Field(
-        description="Detractors who answered again and now score 9–10 / those who answered again."
+        description="Recovered / answered again: only customers who answered again count, so a "
+        "detractor never asked again is neither a success nor a failure; null when none "
+        "answered again. Read it with `answered_again`: a rate of a few answers proves little."
     )
     time_to_first_contact_p50_seconds: float | None
     time_to_first_contact_p90_seconds: float | None
@@ -461,9 +469,14 @@ class RuleOut(BaseModel):
     )
     case: CaseRuleOut | None = Field(description="null: the messages alone, nobody's case.")
     actions: list[MessageOut]
+    resurvey_after: str | None = Field(
+        default=None,
+        description="How long after its case closed the customer is asked again (the rule's "
+        "`resurvey_after`, else the policy's), e.g. `30 days`; null: never.",
+    )
 
     @classmethod
-    def of(cls, rule: Rule) -> "RuleOut":
+    def of(cls, rule: Rule, *, resurvey_after: Duration | None = None) -> "RuleOut":
         case = rule.case
         ladder = []
         if case is not None:
@@ -511,6 +524,7 @@ class RuleOut(BaseModel):
                 )
                 for a in rule.actions
             ],
+            resurvey_after=None if resurvey_after is None else _said(resurvey_after),
         )
 
 
@@ -850,7 +864,9 @@ def router(
             policy,
             principal,
             case_id,
-            lambda repo: close_case(repo, case_id, actor=actor_of(principal), now=clock.now()),
+            lambda repo: close_case(
+                repo, case_id, actor=actor_of(principal), now=clock.now(), policy=policy
+            ),
             now=clock.now(),
         )
 
@@ -1062,6 +1078,8 @@ def _figure_routes(
                     closed=g.counts.closed,
                     sla_compliance=g.rates.sla_compliance,
                     closed_loop_rate=g.rates.closed_loop_rate,
+                    answered_again=g.counts.with_later_answer,
+                    recovered=g.counts.recovered,
                     recovery_rate=g.rates.recovery_rate,
                     time_to_first_contact_p50_seconds=g.counts.first_contact_p50,
                     time_to_first_contact_p90_seconds=g.counts.first_contact_p90,
@@ -1081,7 +1099,7 @@ def _figure_routes(
         """Rules name teams and roles, never a person: any role may read them."""
         p = policy.policy
         return PolicyOut(
-            rules=[RuleOut.of(r) for r in p.rules],
+            rules=[RuleOut.of(r, resurvey_after=p.resurvey_delay(r)) for r in p.rules],
             teams=sorted(p.teams),
             root_causes=list(p.root_causes),
         )

@@ -31,6 +31,7 @@ from nps_followup.domain.cases import (
     takes_turn,
 )
 from nps_followup.domain.policy import ActionKind, Policy
+from nps_followup.domain.resurvey import ResurveyAnswer, answers_resurvey
 from nps_followup.domain.simulation import StoredResponse
 from nps_followup.handlers.common import (
     CONSUMER,
@@ -80,7 +81,8 @@ async def apply_policy(
     An update of a response that already has a case (a late comment, a changed score) is
     recorded on that case. A response of a customer who has a case a person still works is
     attached to it instead of opening a second one. A later answer of a customer whose earlier
-    case is done is recorded on that case too (the score change: a recovered detractor).
+    case is done is recorded on that case too (the score change: a recovered detractor); the
+    first one given after the case's re-survey was requested is recorded as its answer.
 
     Every response of the batch is also kept in a compact record (no PII) for
     `policy simulate`.
@@ -109,7 +111,8 @@ async def apply_policy(
     customers = {r.customer.id for r in todo}
     active = await repo.active_cases_of(customers)
     earlier = await repo.latest_worked_cases_of(customers - active.keys())
-    batch = _Opening(now=now)
+    awaiting = await repo.awaiting_resurvey_answer(c.case_id for c in earlier.values())
+    batch = _Opening(now=now, awaiting=awaiting)
     set_aside: dict[uuid.UUID, SetAside] = {}
     for response in todo:
         customer = response.customer.id
@@ -174,6 +177,9 @@ class _Opening:
     """The cases one batch of responses opens, and what it records on existing cases."""
 
     now: datetime
+    #: When a re-survey was requested, for the earlier cases whose customer has not answered.
+    awaiting: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    resurvey_answers: list[ResurveyAnswer] = field(default_factory=list)
     new: dict[uuid.UUID, tuple[Case, CasePlan, ResponseScored]] = field(default_factory=dict)
     response_ids: set[uuid.UUID] = field(default_factory=set)
     scores: dict[uuid.UUID, Case] = field(default_factory=dict)
@@ -226,6 +232,18 @@ class _Opening:
         """Record a later answer of the customer on `case`; return the case as it becomes."""
         previous = case.latest_score if case.latest_score is not None else case.score
         recovered = is_recovered(case.segment, response.segment)
+        requested_at = self.awaiting.get(case.case_id)
+        resurvey: dict[str, object] = {}
+        if requested_at is not None and answers_resurvey(requested_at, response.responded_at):
+            del self.awaiting[case.case_id]
+            resurvey["resurvey_requested_at"] = requested_at.isoformat()
+            self.resurvey_answers.append(
+                ResurveyAnswer(
+                    case.case_id, response.response_id, response.score, response.responded_at
+                )
+            )
+        else:
+            requested_at = None
         entry = timeline_entry(
             case.case_id,
             "response_attached",
@@ -237,6 +255,7 @@ class _Opening:
             score=response.score,
             segment=response.segment.value,
             recovered=recovered,
+            **resurvey,
         )
         case = replace(case, latest_score=response.score, recovered=recovered)
         if case.case_id in self.new:
@@ -257,6 +276,7 @@ class _Opening:
                 segment=response.segment,
                 recovered=recovered,
                 actor=entry.actor,
+                resurvey_requested_at=requested_at,
             )
         )
         return case
@@ -311,6 +331,7 @@ class _Opening:
                 if t.fire_at <= self.now
             ]
         await repo.record_latest_scores(list(self.scores.values()))
+        await repo.record_resurvey_answers(self.resurvey_answers)
         await repo.add_timelines(self.timeline)
         await repo.add_actions_of(self.notices, exempt=set(), recipient=self.recipients)
         await repo.publish_later(self.events, now=self.now)

@@ -18,6 +18,7 @@ from nps_followup.domain.cases import (
     SetAside,
     TimelineEntry,
 )
+from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 
 
@@ -78,6 +79,11 @@ class CaseLifecycle(Outbox, Protocol):
         """A person reached the customer, or resolved the case: no reminder or escalation."""
         ...
 
+    async def cancel_resurvey(self, case_id: uuid.UUID, now: datetime) -> datetime | None:
+        """Cancel the case's pending re-survey (it was reopened); return when it would have
+        been asked, or None if none was pending."""
+        ...
+
 
 class TimerEffects(Outbox, Protocol):
     """What firing due timers reads and writes, for a batch in a handful of statements."""
@@ -121,6 +127,14 @@ class TimerEffects(Outbox, Protocol):
 
     async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
         """The customers were messaged at `at`."""
+        ...
+
+    async def latest_answers(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each customer last answered a survey live (not back-filled history)."""
+        ...
+
+    async def record_resurveys(self, requested: Sequence[ResurveyRequest]) -> None:
+        """The re-surveys just requested, each awaiting the customer's answer."""
         ...
 
 
@@ -184,6 +198,16 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
 
     async def record_latest_scores(self, cases: Sequence[Case]) -> None:
         """The customer's latest score on each case (and whether it means recovery)."""
+        ...
+
+    async def awaiting_resurvey_answer(
+        self, case_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, datetime]:
+        """When a re-survey was requested, for each of these cases not answered yet."""
+        ...
+
+    async def record_resurvey_answers(self, answers: Sequence[ResurveyAnswer]) -> None:
+        """The customers' first answers to their re-surveys."""
         ...
 
     async def reserve_turns(self, team: str, count: int) -> int:

@@ -13,6 +13,7 @@ from nps_events import (
     Event,
     NotifyStaff,
     RaiseTicketPriority,
+    ResurveyRequested,
     SendEmail,
     SendSms,
 )
@@ -35,6 +36,7 @@ from nps_followup.domain.cases import (
 )
 from nps_followup.domain.escalation import LADDER, ladder_step
 from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
+from nps_followup.domain.resurvey import ResurveyRequest, Suppressed, resurvey_decision
 from nps_followup.handlers.common import (
     PolicyInForce,
     customer_of,
@@ -73,6 +75,7 @@ class _Writes:
     cases: dict[uuid.UUID, Case] = field(default_factory=dict)
     messaged: set[str] = field(default_factory=set)
     events: list[Event] = field(default_factory=list)
+    resurveys: list[ResurveyRequest] = field(default_factory=list)
 
     async def flush(self, repo: TimerEffects, now: datetime) -> None:
         await repo.set_action_states(self.states, at=now)
@@ -82,6 +85,7 @@ class _Writes:
         await repo.save_cases(list(self.cases.values()))
         await repo.add_timelines(self.timeline)
         await repo.set_last_messages(self.messaged, now)
+        await repo.record_resurveys(self.resurveys)
         await repo.publish_later(self.events, now=now)
 
 
@@ -108,6 +112,8 @@ async def fire_timers(
         and cases[t.case_id].status is CaseStatus.OPEN
     }
     tickets = await repo.tickets_of(escalating)
+    resurveying = [cases[t.case_id].customer_id for t in due if t.kind is TimerKind.RESURVEY]
+    answered = await repo.latest_answers(resurveying) if resurveying else {}
     writes = _Writes()
     for timer in due:
         case = cases[timer.case_id]
@@ -123,6 +129,15 @@ async def fire_timers(
                 policy=policy,
                 opted_out=opted_out,
                 last=last,
+                into=writes,
+            )
+        elif timer.kind is TimerKind.RESURVEY:
+            _resurvey(
+                case,
+                timer,
+                now=now,
+                opted_out=opted_out.get(case.customer_id, set()),
+                answered_again_at=answered.get(case.customer_id),
                 into=writes,
             )
         elif timer.kind in LADDER and case.status is CaseStatus.OPEN:
@@ -223,6 +238,70 @@ def _dispatch(
             owner=case.owner if case.owner and email_error(case.owner) is None else None,
         )
     )
+
+
+def _resurvey(
+    case: Case,
+    timer: DueTimer,
+    *,
+    now: datetime,
+    opted_out: set[str],
+    answered_again_at: datetime | None,
+    into: _Writes,
+) -> None:
+    """Ask the customer again (a `ResurveyRequested` for the survey tool), or record on the
+    case why not."""
+    decision = resurvey_decision(
+        case, customer_of(case), opted_out=opted_out, answered_again_at=answered_again_at
+    )
+    if decision is None or case.closed_at is None:
+        return
+    origin = str(timer.timer_id)
+    if isinstance(decision, Suppressed):
+        entry = timeline_entry(
+            case.case_id,
+            "resurvey_skipped",
+            now,
+            origin=origin,
+            actor=Actor.system(case.rule),
+            contact_rule=decision.contact_rule,
+            reason=decision.reason,
+        )
+        into.timeline.append((case.case_id, entry))
+        log.info("resurvey.skipped", case_id=str(case.case_id), contact_rule=decision.contact_rule)
+        return
+    entry = timeline_entry(
+        case.case_id,
+        "resurvey_requested",
+        now,
+        origin=origin,
+        actor=Actor.system(case.rule),
+        closed_at=case.closed_at.isoformat(),
+        source=case.source,
+        survey_id=case.survey_id,
+        score=case.score,
+    )
+    into.timeline.append((case.case_id, entry))
+    into.resurveys.append(
+        ResurveyRequest(case.case_id, case.customer_id, timer.timer_id, case.closed_at, now)
+    )
+    into.events.append(
+        ResurveyRequested(
+            entry_id=entry.entry_id,
+            case_id=case.case_id,
+            customer_id=case.customer_id,
+            at=now,
+            actor=entry.actor,
+            customer=decision,
+            response_id=case.response_id,
+            source=case.source,
+            survey_id=case.survey_id,
+            score=case.score,
+            segment=case.segment,
+            closed_at=case.closed_at,
+        )
+    )
+    log.info("resurvey.requested", case_id=str(case.case_id))
 
 
 def _climb(

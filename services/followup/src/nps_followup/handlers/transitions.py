@@ -27,6 +27,7 @@ from nps_followup.domain.cases import (
     plan_ladder,
 )
 from nps_followup.domain.policy import OwnerRule, Policy, Rule
+from nps_followup.domain.resurvey import resurvey_timer
 from nps_followup.handlers.common import (
     CaseNotFound,
     PolicyInForce,
@@ -183,15 +184,29 @@ async def resolve_case(
 
 
 async def close_case(
-    repo: CaseLifecycle, case_id: uuid.UUID, *, actor: Actor, now: datetime
+    repo: CaseLifecycle,
+    case_id: uuid.UUID,
+    *,
+    actor: Actor,
+    now: datetime,
+    policy: PolicyInForce,
 ) -> Case:
+    """Close the loop. When the case's rule (or the policy) has `resurvey_after`, a durable
+    timer asks the customer again that long after (`ResurveyRequested`, from the sweeper)."""
     case = await _load(repo, case_id)
     changed = lifecycle.close(case, now)
     entry_id = uuid.uuid4()
+    details: dict[str, object] = {}
+    after = policy.policy.resurvey_delay(_rule_of(case, policy.policy))
+    if after is not None:
+        timer = resurvey_timer(case.case_id, now, after, round_=f"closed:{entry_id}")
+        await repo.add_timers(case.case_id, [timer])
+        details["resurvey_at"] = timer.fire_at.isoformat()
+        details["resurvey_after"] = str(after)
     return await _transition(
         repo,
         changed,
-        TimelineEntry(entry_id, "closed", now, actor, {}),
+        TimelineEntry(entry_id, "closed", now, actor, details),
         CaseClosed(
             entry_id=entry_id,
             case_id=case.case_id,
@@ -214,7 +229,8 @@ async def reopen_case(
 ) -> Case:
     """Back to work. A case whose customer nobody has reached yet is open again, with a new
     contact deadline and escalation ladder from now (by its rule, or the rule that applies
-    today if the policy no longer has it): the old ladder was cancelled at resolution."""
+    today if the policy no longer has it): the old ladder was cancelled at resolution. A
+    re-survey still pending from its closing is cancelled."""
     case = await _load(repo, case_id)
     other = await repo.active_case_of(case.customer_id)
     if other is not None and other.case_id != case.case_id:
@@ -224,6 +240,10 @@ async def reopen_case(
     changed = lifecycle.reopen(case)
     entry_id = uuid.uuid4()
     details: dict[str, object] = {"reason": reason}
+    # Back to work: the customer is not asked again about a case that is not closed.
+    cancelled = await repo.cancel_resurvey(case.case_id, now)
+    if cancelled is not None:
+        details["resurvey_cancelled"] = cancelled.isoformat()
     new_due_at = None
     if changed.status is CaseStatus.OPEN:
         rule = _rule_of(case, policy.policy)
