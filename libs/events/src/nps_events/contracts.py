@@ -85,7 +85,7 @@ KAFKA_BINDING_VERSION = "0.5.0"
 
 #: Version of the AsyncAPI document. Bump the minor version when adding an optional field;
 #: anything else is a new topic version (`.v2`), and a new major version here.
-API_VERSION = "1.7.0"
+API_VERSION = "1.8.0"
 
 SCHEMAS_DIR = "schemas"
 ASYNCAPI_FILE = "asyncapi.json"
