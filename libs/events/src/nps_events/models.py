@@ -379,9 +379,7 @@ class _ActionCommand(Event):
 
 
 #: An address a customer may open from an email: http(s) only (never `javascript:`), one line.
-WebLink = Annotated[
-    str, Field(min_length=8, max_length=2_000, pattern=r"^https?://[^\s<>\"']+$")
-]
+WebLink = Annotated[str, Field(min_length=8, max_length=2_000, pattern=r"^https?://[^\s<>\"']+$")]
 
 
 class ContentLink(_Model):

@@ -22,6 +22,8 @@ from pydantic import (
 
 from nps_events import Segment, StaffRecipient
 from nps_events.hours import inside
+from nps_followup.domain.content import Content, ThemeId
+from nps_followup.domain.referrals import ReferralProgram
 
 
 class _Frozen(BaseModel):
@@ -306,6 +308,22 @@ class Rule(_Frozen):
         description="A response answered longer ago than this opens no case and sends "
         "nothing (it is recorded as not acted on); none: the policy's own setting.",
     )
+    content_by_theme: dict[ThemeId, Content] = Field(
+        default_factory=dict,
+        description="A page per theme of scoring's taxonomy for the rule's emails to show "
+        "(passive education): the first theme listed here that the comment has wins.",
+    )
+    default_content: Content | None = Field(
+        default=None, description="The page when the comment has no theme listed above."
+    )
+
+    @model_validator(mode="after")
+    def _content_needs_an_email(self) -> "Rule":
+        if (self.content_by_theme or self.default_content) and not any(
+            a.kind is ActionKind.EMAIL for a in self.actions
+        ):
+            raise ValueError("content_by_theme and default_content are shown in emails: add one")
+        return self
 
 
 class ContactRules(_Frozen):
@@ -343,6 +361,10 @@ class Policy(_Frozen):
         default=DEFAULT_RESPONSE_WINDOW,
         description="How old a response may be (since the customer answered) and still open a "
         "case or send anything, for rules that do not say.",
+    )
+    referral: ReferralProgram | None = Field(
+        default=None,
+        description="Referral links in the emails of promoter cases; none: no referral codes.",
     )
 
     def response_window(self, rule: Rule | None) -> Duration:

@@ -123,6 +123,13 @@ class TimerEffects(Outbox, Protocol):
         """The customers were messaged at `at`."""
         ...
 
+    async def issue_referral_codes(
+        self, codes: Sequence[tuple[str, str, uuid.UUID]], *, at: datetime
+    ) -> None:
+        """Remember (code, customer, case) of referral links sent, so a recorded referral finds
+        its promoter: the latest case to send a code is the one it is recorded on."""
+        ...
+
 
 class TimerSweep(TimerEffects, Protocol):
     """What the sweeper needs to claim due timers and their cases."""

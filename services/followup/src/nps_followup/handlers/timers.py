@@ -9,10 +9,13 @@ from nps_events import (
     Actor,
     CaseEscalated,
     CaseReminded,
+    ContentLink,
     CreateTicket,
     Event,
     NotifyStaff,
     RaiseTicketPriority,
+    ReferralLink,
+    Segment,
     SendEmail,
     SendSms,
 )
@@ -33,8 +36,10 @@ from nps_followup.domain.cases import (
     held_back,
     quiet_hours_for,
 )
+from nps_followup.domain.content import choose_content
 from nps_followup.domain.escalation import LADDER, ladder_step
 from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
+from nps_followup.domain.referrals import ReferralCodes
 from nps_followup.handlers.common import (
     PolicyInForce,
     customer_of,
@@ -56,7 +61,15 @@ async def sweep_due_timers(
         cases = await repo.cases_by_id(t.case_id for t in due)
         actions = await repo.actions_by_id(t.action_id for t in due if t.action_id is not None)
         await repo.finish_timers([t.timer_id for t in due], now)
-        await fire_timers(repo, due, cases=cases, actions=actions, now=now, policy=policy.policy)
+        await fire_timers(
+            repo,
+            due,
+            cases=cases,
+            actions=actions,
+            now=now,
+            policy=policy.policy,
+            referrals=policy.referrals,
+        )
     return len(due)
 
 
@@ -73,6 +86,8 @@ class _Writes:
     cases: dict[uuid.UUID, Case] = field(default_factory=dict)
     messaged: set[str] = field(default_factory=set)
     events: list[Event] = field(default_factory=list)
+    #: (code, customer, case) of every referral link sent.
+    referral_codes: list[tuple[str, str, uuid.UUID]] = field(default_factory=list)
 
     async def flush(self, repo: TimerEffects, now: datetime) -> None:
         await repo.set_action_states(self.states, at=now)
@@ -82,6 +97,8 @@ class _Writes:
         await repo.save_cases(list(self.cases.values()))
         await repo.add_timelines(self.timeline)
         await repo.set_last_messages(self.messaged, now)
+        if self.referral_codes:
+            await repo.issue_referral_codes(self.referral_codes, at=now)
         await repo.publish_later(self.events, now=now)
 
 
@@ -93,10 +110,12 @@ async def fire_timers(
     actions: dict[uuid.UUID, ActionRow],
     now: datetime,
     policy: Policy,
+    referrals: ReferralCodes | None = None,
 ) -> None:
     """Fire `due` timers, which the caller has already recorded as fired (the sweeper claimed
     them; a batch of new cases inserted them so): `cases` are their cases, locked or just
-    inserted by this transaction, and `actions` the scheduled actions they name."""
+    inserted by this transaction, and `actions` the scheduled actions they name. With
+    `referrals`, the emails of promoter cases carry the customer's referral link."""
     cases = dict(cases)  # a step of the ladder updates its case here, not in the caller's map
     customer_ids = [c.customer_id for c in cases.values()]
     opted_out = await repo.opted_out(customer_ids)
@@ -121,6 +140,7 @@ async def fire_timers(
                 timer,
                 now=now,
                 policy=policy,
+                referrals=referrals,
                 opted_out=opted_out,
                 last=last,
                 into=writes,
@@ -139,6 +159,7 @@ def _dispatch(
     *,
     now: datetime,
     policy: Policy,
+    referrals: ReferralCodes | None,
     opted_out: dict[str, set[str]],
     last: dict[str, datetime],
     into: _Writes,
@@ -207,6 +228,9 @@ def _dispatch(
             )
         )
         return
+    referral = _referral(case, referrals)
+    if referral is not None:
+        into.referral_codes.append((referral.code, case.customer_id, case.case_id))
     into.events.append(
         SendEmail(
             action_id=row.action_id,
@@ -221,8 +245,26 @@ def _dispatch(
             # A tool (`webhook:<name>`) cannot be replied to; a stored owner checked before
             # owners were is no one either.
             owner=case.owner if case.owner and email_error(case.owner) is None else None,
+            content=_content(case, policy),
+            referral=referral,
         )
     )
+
+
+def _content(case: Case, policy: Policy) -> ContentLink | None:
+    """The page the case's rule gives for the comment's themes (none if the rule has left the
+    policy since the case opened)."""
+    rule = next((r for r in policy.rules if r.name == case.rule), None)
+    if rule is None:
+        return None
+    return choose_content(case.themes, by_theme=rule.content_by_theme, default=rule.default_content)
+
+
+def _referral(case: Case, referrals: ReferralCodes | None) -> ReferralLink | None:
+    """A promoter's referral link, when the policy has a referral program."""
+    if referrals is None or case.segment is not Segment.PROMOTER:
+        return None
+    return referrals.link_for(case.customer_id)
 
 
 def _climb(
