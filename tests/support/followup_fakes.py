@@ -148,6 +148,8 @@ class InMemoryTimers:
     recipients: dict[uuid.UUID, str] = field(default_factory=dict)
     priorities: dict[uuid.UUID, str] = field(default_factory=dict)
     published: list[Event] = field(default_factory=list)
+    #: Referral codes sent: code → (customer, case).
+    referral_codes: dict[str, tuple[str, uuid.UUID]] = field(default_factory=dict)
 
     def add(
         self, case: Case, timers: Sequence[DueTimer], actions: Sequence[ActionRow] = ()
@@ -219,6 +221,11 @@ class InMemoryTimers:
 
     async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
         self.last_message.update(dict.fromkeys(customer_ids, at))
+
+    async def issue_referral_codes(
+        self, codes: Sequence[tuple[str, str, uuid.UUID]], *, at: datetime
+    ) -> None:
+        self.referral_codes.update({code: (customer, case) for code, customer, case in codes})
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         self.published += events
