@@ -37,8 +37,8 @@ ONBOARDING = Content(
     title="Your first week", url="https://example.com/start", summary="Three steps."
 )
 DEFAULT = Content(title="Tips from our happiest customers", url="https://example.com/tips")
-#: As a policy lists them: onboarding first, so it wins over price.
-BY_THEME = {"onboarding": ONBOARDING, "price": PRICING}
+#: As a policy lists them: price first (not the alphabetical order), so it wins over onboarding.
+BY_THEME = {"price": PRICING, "onboarding": ONBOARDING}
 
 
 # --- choosing the page ----------------------------------------------------------------------
@@ -48,8 +48,8 @@ BY_THEME = {"onboarding": ONBOARDING, "price": PRICING}
     ("themes", "expected"),
     [
         # Several themes: the policy's order decides, not the comment's (sorted) order.
-        (("ease_of_use", "onboarding", "price"), ("onboarding", ONBOARDING)),
-        (("price",), ("price", PRICING)),
+        (("ease_of_use", "onboarding", "price"), ("price", PRICING)),
+        (("onboarding", "support"), ("onboarding", ONBOARDING)),
         # No theme (or no comment): the default.
         ((), (None, DEFAULT)),
         # Themes without content, or that no taxonomy has: the default.
