@@ -2,7 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from nps_events import Actor
@@ -82,7 +82,7 @@ async def record_referral(
             code=code,
             customer_id=customer_id,
             case_id=case_id,
-            referred_at=referred_at,
+            referred_at=referred_at.astimezone(UTC),
             reference=reference,
             recorded_at=now,
         )
