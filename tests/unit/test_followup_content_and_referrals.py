@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from nps_events import Actor, ContentLink, Customer, ReferralLink, Segment, SendEmail
 from nps_events.ids import derive_id
@@ -347,3 +348,18 @@ async def test_an_id_reused_for_another_referral_is_refused() -> None:
     with pytest.raises(ReferralIdReused):
         await _record(repo, "signup-1", code, reference="acct-10")
     assert len(repo.timeline) == 1
+
+
+def test_a_referral_program_without_its_secret_stops_start_up(tmp_path: Path) -> None:
+    from nps_followup.bootstrap import policy_in_force  # noqa: PLC0415 - the composition root
+    from nps_followup.config import FollowupSettings  # noqa: PLC0415
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(_policy_text(referral='referral: {url: "https://ex.com/r/{code}"}\n'))
+    with pytest.raises(PolicyError, match="needs FOLLOWUP_REFERRAL_SECRET"):
+        policy_in_force(FollowupSettings(policy_file=policy, referral_secret=None))
+    armed = policy_in_force(
+        FollowupSettings(policy_file=policy, referral_secret=SecretStr(SECRET.decode()))
+    )
+    assert armed.referrals is not None
+    assert armed.referrals.link_for("c-1").code == referral_code("c-1", SECRET)
