@@ -105,7 +105,8 @@ class TimelineEntryOut(BaseModel):
     entry_id: uuid.UUID
     kind: str = Field(
         description="opened, assigned, action_skipped, reminded, escalated_1, escalated_2, "
-        "contact, resolved, closed, reopened, response_attached, ticket_status."
+        "contact, resolved, closed, reopened, response_attached, ticket_status, "
+        "referral_recorded."
     )
     at: datetime
     actor: str | None = Field(description="Who did it, as people read it (`system` if npsloop).")
