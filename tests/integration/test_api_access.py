@@ -249,6 +249,19 @@ async def _answered(sessions: SessionFactory, _team: str) -> str:
     return customer
 
 
+#: A referral code followup "sent" (recorded as sent, on a case of the team's).
+ACCESS_CODE = "accesstestcodeab"
+
+
+async def _referral_code_sent(sessions: SessionFactory, *, team: str) -> str:
+    case_id = await _case(sessions, team=team)
+    async with unit_of_work(sessions) as session:
+        await FollowupRepository(session).issue_referral_codes(
+            [(ACCESS_CODE, "c-access", case_id)], at=NOW
+        )
+    return ACCESS_CODE
+
+
 def _member_of(team: str) -> str:
     return "sam@example.com" if team == "customer-success" else OTHER_AGENT
 
@@ -285,6 +298,16 @@ CALLS: dict[tuple[str, str], Call] = {
         "followup", prepare=_opted_out, body=lambda _: {"reason": "asked"}
     ),
     ("DELETE", "/v1/do-not-contact/{customer_id}/{scope}"): Call("followup", prepare=_opted_out),
+    ("POST", "/v1/referrals"): Call(
+        "followup",
+        prepare=lambda s, t: _referral_code_sent(s, team=t),
+        body=lambda _: {
+            "referral_id": f"access-{uuid.uuid4().hex}",
+            "code": ACCESS_CODE,
+            "referred_at": NOW.isoformat(),
+        },
+    ),
+    ("GET", "/v1/referrals/figures"): Call("followup"),
 }
 QUERIES = {
     "/v1/nps/compare": {

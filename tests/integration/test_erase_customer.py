@@ -17,6 +17,7 @@ from nps_followup import bootstrap as followup_bootstrap
 from nps_followup.adapters import tables as followup_tables
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.config import FollowupSettings
+from nps_followup.domain.referrals import referral_code
 from nps_followup.handlers import open_cases
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
@@ -141,6 +142,24 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
                     requested_at=NOW,
                 )
             )
+        # Their referral code, and a referral it brought (as for a promoter: any case will do).
+        for customer in (gone, kept):
+            code, case_id = referral_code(customer, b"erasure test secret"), uuid.uuid4()
+            await session.execute(
+                followup_tables.referral_codes.insert().values(
+                    code=code, customer_id=customer, case_id=case_id, issued_at=NOW
+                )
+            )
+            await session.execute(
+                followup_tables.referrals.insert().values(
+                    referral_id=f"ref-{customer}",
+                    code=code,
+                    customer_id=customer,
+                    case_id=case_id,
+                    referred_at=NOW,
+                    recorded_at=NOW,
+                )
+            )
     tables = [
         followup_tables.cases,
         followup_tables.actions,
@@ -151,6 +170,8 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
         followup_tables.responses_not_acted_on,
         followup_tables.scored_responses,
         followup_tables.resurveys,
+        followup_tables.referral_codes,
+        followup_tables.referrals,
         followup_tables.outbox,
     ]
     before = {t.name: await _rows(sessions, t, kept) for t in tables}
@@ -165,7 +186,7 @@ async def test_followup_erases_a_customers_cases_and_everything_hanging_off_them
     assert (erased["do_not_contact"], erased["last_messages"]) == (1, 1)
     assert erased["responses_not_acted_on"] == 1
     assert erased["scored_responses"] == 2  # the record kept for `policy simulate`
-    assert erased["resurveys"] == 1
+    assert (erased["resurveys"], erased["referral_codes"], erased["referrals"]) == (1, 1, 1)
     for table in tables:
         assert await _rows(sessions, table, gone) == 0, table.name
     assert {t.name: await _rows(sessions, t, kept) for t in tables} == before

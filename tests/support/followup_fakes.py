@@ -161,6 +161,8 @@ class InMemoryTimers:
     #: Each case's latest re-survey requested, and its answer once given.
     resurveys: dict[uuid.UUID, ResurveyRequest] = field(default_factory=dict)
     resurvey_answers: dict[uuid.UUID, ResurveyAnswer] = field(default_factory=dict)
+    #: Referral codes sent: code → (customer, case).
+    referral_codes: dict[str, tuple[str, uuid.UUID]] = field(default_factory=dict)
 
     def add(
         self, case: Case, timers: Sequence[DueTimer], actions: Sequence[ActionRow] = ()
@@ -253,6 +255,11 @@ class InMemoryTimers:
     async def record_resurvey_answers(self, answers: Sequence[ResurveyAnswer]) -> None:
         for a in answers:
             self.resurvey_answers.setdefault(a.case_id, a)
+
+    async def issue_referral_codes(
+        self, codes: Sequence[tuple[str, str, uuid.UUID]], *, at: datetime
+    ) -> None:
+        self.referral_codes.update({code: (customer, case) for code, customer, case in codes})
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         self.published += events

@@ -378,6 +378,38 @@ class _ActionCommand(Event):
         return f"actions/{self.action_id}"
 
 
+#: An address a customer may open from an email: http(s) only (never `javascript:`), one line.
+WebLink = Annotated[str, Field(min_length=8, max_length=2_000, pattern=r"^https?://[^\s<>\"']+$")]
+
+
+class ContentLink(_Model):
+    """A page an email points the customer to, chosen by the follow-up policy from the themes
+    of the customer's comment (passive education). Added in 1.8.0."""
+
+    theme: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        description="The comment's theme it was chosen for (an id of scoring's taxonomy); "
+        "null: the rule's default content, for a comment with no theme that has content.",
+    )
+    title: Line = Field(min_length=1, max_length=200, description="The link's text.")
+    url: WebLink = Field(description="http or https.")
+    summary: Line | None = Field(
+        default=None, max_length=300, description="One short line shown under the link."
+    )
+
+
+class ReferralLink(_Model):
+    """The promoter's own referral code and the link that carries it: whoever follows it is
+    counted for that promoter when the referral is recorded (`POST /v1/referrals` on
+    followup). Added in 1.8.0."""
+
+    code: str = Field(
+        pattern=r"^[a-z2-7]{16}$", description="Stable per customer; not derivable from the id."
+    )
+    url: WebLink = Field(description="The policy's referral URL with the code in it.")
+
+
 class SendEmail(_ActionCommand):
     """Command to notify: send one templated email to a customer."""
 
@@ -406,6 +438,16 @@ class SendEmail(_ActionCommand):
         description="The email address of the person who owns the case when it is sent (none "
         "when nobody does, or when the owner is a tool): with the team's reply_to_owner, the "
         "customer's reply reaches them. Added in 1.5.0.",
+    )
+    content: ContentLink | None = Field(
+        default=None,
+        description="A page chosen for this customer by their comment's themes (the policy's "
+        "`content_by_theme`), for the template to show; null: none configured. Added in 1.8.0.",
+    )
+    referral: ReferralLink | None = Field(
+        default=None,
+        description="The customer's referral code and link (emails of promoter cases, when the "
+        "policy has a `referral` program); null: none. Added in 1.8.0.",
     )
 
     def partition_key(self) -> str:

@@ -11,18 +11,25 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from nps_followup.adapters.policy_file import PolicyError, load_policy
-from nps_followup.bootstrap import build, erase_customer, simulate
+from nps_followup.adapters.taxonomy import taxonomy_themes
+from nps_followup.bootstrap import build, erase_customer, policy_in_force, simulate
 from nps_followup.config import FollowupSettings
 from nps_followup.entrypoints.simulation import to_json, to_table
 from nps_kit import cli
+from nps_kit.yaml_file import YamlFileError
 
 
 def check_policy(files: list[str]) -> int:
     """`policy check FILE...`: 0 if every file is a valid policy, 1 (with the lines) if not."""
     status = 0
+    try:
+        themes = taxonomy_themes(FollowupSettings().themes_file)
+    except YamlFileError as exc:
+        sys.stderr.write("".join(f"{line}\n" for line in exc.lines()))
+        return 1
     for name in files:
         try:
-            policy = load_policy(Path(name))
+            policy = load_policy(Path(name), themes=themes)
         except PolicyError as exc:
             sys.stderr.write("".join(f"{line}\n" for line in exc.lines()))
             status = 1
@@ -52,7 +59,7 @@ def simulate_policy(args: argparse.Namespace) -> int:
                 as_answered=args.as_answered,
             )
         )
-    except PolicyError as exc:
+    except YamlFileError as exc:
         sys.stderr.write("".join(f"{line}\n" for line in exc.lines()))
         return 1
     except (OSError, SQLAlchemyError) as exc:
@@ -138,8 +145,8 @@ def main() -> None:
     if sys.argv[1:2] == ["serve"]:
         # Refuse an invalid policy before connecting to anything, with the lines at fault.
         try:
-            load_policy(settings.policy_file)
-        except PolicyError as exc:
+            policy_in_force(settings)
+        except YamlFileError as exc:
             sys.stderr.write("".join(f"{line}\n" for line in exc.lines()))
             raise SystemExit(2) from None
     cli.main(

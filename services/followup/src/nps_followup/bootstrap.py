@@ -8,9 +8,11 @@ from fastapi import FastAPI
 
 from nps_followup.adapters import tables
 from nps_followup.adapters.calendars import holidays_for
-from nps_followup.adapters.policy_file import load_policy
+from nps_followup.adapters.policy_file import PolicyError, PolicyProblem, load_policy
 from nps_followup.adapters.repository import FollowupRepository
+from nps_followup.adapters.taxonomy import taxonomy_themes
 from nps_followup.config import FollowupSettings
+from nps_followup.domain.referrals import ReferralCodes
 from nps_followup.entrypoints import api
 from nps_followup.entrypoints.consumer import TOPICS, followup_handler
 from nps_followup.entrypoints.sweeper import Sweeper
@@ -38,9 +40,27 @@ class Followup:
 
 
 def policy_in_force(settings: FollowupSettings) -> PolicyInForce:
-    """The policy file validated (raises `PolicyError` naming the lines at fault)."""
-    policy = load_policy(settings.policy_file)
-    return PolicyInForce(policy=policy, holidays_for=holidays_for(policy))
+    """The policy file validated (raises `PolicyError` naming the lines at fault), its themes
+    checked against scoring's taxonomy, and its referral program given its secret."""
+    policy = load_policy(settings.policy_file, themes=taxonomy_themes(settings.themes_file))
+    referrals = None
+    if policy.referral is not None:
+        secret = settings.referral_secret
+        if secret is None or len(secret.get_secret_value()) < 16:
+            name = str(settings.policy_file or "default-policy.yaml")
+            raise PolicyError(
+                name,
+                [
+                    PolicyProblem(
+                        None,
+                        "referral",
+                        "a referral program needs FOLLOWUP_REFERRAL_SECRET (16 characters or "
+                        "more): the codes are made with it",
+                    )
+                ],
+            )
+        referrals = ReferralCodes(policy.referral, secret.get_secret_value().encode("utf-8"))
+    return PolicyInForce(policy=policy, holidays_for=holidays_for(policy), referrals=referrals)
 
 
 def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup:
@@ -110,7 +130,7 @@ async def simulate(
 ) -> Simulation:
     """`policy simulate`: the policy file `proposed` and the policy in force replayed over the
     stored responses answered from `start` to `end`, read in one read-only transaction."""
-    new = load_policy(proposed)
+    new = load_policy(proposed, themes=taxonomy_themes(settings.themes_file))
     current = policy_in_force(settings)
     period = await in_one_transaction(
         settings.database,

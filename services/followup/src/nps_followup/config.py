@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nps_kit.auth import AuthSettings
@@ -19,6 +19,13 @@ class FollowupSettings(BaseSettings):
     #: The follow-up policy (YAML; a ConfigMap on Kubernetes). Unset: the shipped default.
     #: Validated at start-up: an invalid file stops the service with the lines at fault.
     policy_file: Path | None = None
+    #: Scoring's theme taxonomy (the file SCORING_THEMES_FILE names): the policy's
+    #: `content_by_theme` must use its theme ids. Unset: the taxonomy shipped with scoring.
+    themes_file: Path | None = None
+    #: What referral codes are made with (an HMAC of the customer id; docs/referrals.md).
+    #: Required when the policy has a `referral` program; changing it changes every code not
+    #: yet sent, and codes already sent keep working (followup stores each code it sends).
+    referral_secret: SecretStr | None = None
     #: How often the sweeper looks for due timers when it found none last time.
     sweep_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     #: How many due timers one sweep fires in one transaction.

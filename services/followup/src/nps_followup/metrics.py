@@ -27,6 +27,12 @@ RESPONSES_NOT_ACTED_ON = Counter(
 for _reason in ("backfill", "older_than_window"):  # present at 0 from the start, for alerts
     RESPONSES_NOT_ACTED_ON.labels(reason=_reason)
 
+REFERRALS_RECORDED = Counter(
+    "npsloop_referrals_recorded",
+    "Referrals recorded against promoters' referral codes (POST /v1/referrals; a retry with "
+    "the same id is not counted again).",
+)
+
 #: A case's escalation levels: 0 until its deadline, 1 once its lead is told, 2 at the second
 #: level (`domain/escalation.py`).
 ESCALATION_LEVELS = (0, 1, 2)

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nps_events import Actor, ActorKind, Customer, Event, Segment
 from nps_events.text import clean_line, clean_text, email_error
 from nps_followup.adapters import tables
+from nps_followup.adapters.referrals import ReferralStore
 from nps_followup.adapters.resurvey import ResurveyStore
 from nps_followup.domain.access import CaseScope
 from nps_followup.domain.cases import (
@@ -99,7 +100,7 @@ def due_timers_query(now: datetime, limit: int) -> Select[Any]:
     )
 
 
-class FollowupRepository(ResurveyStore):
+class FollowupRepository(ResurveyStore, ReferralStore):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -123,6 +124,8 @@ class FollowupRepository(ResurveyStore):
             ("scored_responses", tables.scored_responses),
             ("do_not_contact", tables.do_not_contact),
             ("last_messages", tables.last_messages),
+            ("referral_codes", tables.referral_codes),
+            ("referrals", tables.referrals),
         ):
             result = await self.session.execute(
                 table.delete().where(table.c.customer_id == customer_id)

@@ -267,5 +267,33 @@ resurveys = Table(
     Index("ix_resurveys_customer_id", "customer_id"),
 )
 
+#: Every referral code followup has sent (an HMAC of the customer id: domain/referrals.py),
+#: so that a recorded referral finds its promoter; the case is the latest that sent it.
+referral_codes = Table(
+    "referral_codes",
+    metadata,
+    Column("code", String(16), primary_key=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("case_id", Uuid, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Index("ix_referral_codes_customer_id", "customer_id"),
+)
+
+#: Referrals recorded against a promoter's code, one row per client-given id (a retry with
+#: the same id is the same referral). No PII: the referred party is the caller's reference.
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("referral_id", String(200), primary_key=True),
+    Column("code", String(16), nullable=False),
+    Column("customer_id", String(200), nullable=False),
+    Column("case_id", Uuid, nullable=False),
+    Column("referred_at", DateTime(timezone=True), nullable=False),
+    Column("reference", String(200)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_referrals_referred_at", "referred_at"),
+    Index("ix_referrals_customer_id", "customer_id"),
+)
+
 inbox = inbox_table(metadata)
 outbox = outbox_table(metadata)

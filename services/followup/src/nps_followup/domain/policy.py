@@ -22,6 +22,8 @@ from pydantic import (
 
 from nps_events import Segment, StaffRecipient
 from nps_events.hours import inside
+from nps_followup.domain.content import Content, ThemeId
+from nps_followup.domain.referrals import ReferralProgram
 
 
 class _Frozen(BaseModel):
@@ -340,6 +342,22 @@ class Rule(_Frozen):
         "`ResurveyRequested` event); `off`: never; left out: the policy's own setting. Only "
         "for rules with a `case` (a case a person closes).",
     )
+    content_by_theme: dict[ThemeId, Content] = Field(
+        default_factory=dict,
+        description="A page per theme of scoring's taxonomy for the rule's emails to show "
+        "(passive education): the first theme listed here that the comment has wins.",
+    )
+    default_content: Content | None = Field(
+        default=None, description="The page when the comment has no theme listed above."
+    )
+
+    @model_validator(mode="after")
+    def _content_needs_an_email(self) -> "Rule":
+        if (self.content_by_theme or self.default_content) and not any(
+            a.kind is ActionKind.EMAIL for a in self.actions
+        ):
+            raise ValueError("content_by_theme and default_content are shown in emails: add one")
+        return self
 
 
 class ContactRules(_Frozen):
@@ -393,6 +411,11 @@ class Policy(_Frozen):
         if "resurvey_after" in rule.model_fields_set:
             return rule.resurvey_after
         return self.resurvey_after
+
+    referral: ReferralProgram | None = Field(
+        default=None,
+        description="Referral links in the emails of promoter cases; none: no referral codes.",
+    )
 
     def response_window(self, rule: Rule | None) -> Duration:
         """How old a response under `rule` may be and still be acted on (calendar time)."""

@@ -28,6 +28,7 @@ from nps_followup.domain.escalation import Rung, ladder_of
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause, transitions_from
 from nps_followup.domain.policy import ActionKind, Duration, Rule
 from nps_followup.domain.queue import BadCursor, QueueFilter
+from nps_followup.entrypoints.referral_routes import referral_routes
 from nps_followup.handlers import (
     CaseNotFound,
     PolicyInForce,
@@ -105,7 +106,7 @@ class TimelineEntryOut(BaseModel):
     kind: str = Field(
         description="opened, assigned, action_skipped, reminded, escalated_1, escalated_2, "
         "contact, resolved, closed, reopened, response_attached, ticket_status, "
-        "resurvey_requested, resurvey_skipped (docs/resurvey.md)."
+        "resurvey_requested, resurvey_skipped (docs/resurvey.md), referral_recorded."
     )
     at: datetime
     actor: str | None = Field(description="Who did it, as people read it (`system` if npsloop).")
@@ -896,6 +897,7 @@ def router(
     _response_routes(api, sessions=sessions, policy=policy, access=access)
     _opt_out_routes(api, sessions=sessions, clock=clock, access=access)
     _figure_routes(api, sessions=sessions, clock=clock, policy=policy, access=access)
+    referral_routes(api, sessions=sessions, clock=clock, access=access, actor=actor_of)
     return api
 
 

@@ -22,6 +22,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
 )
 from nps_followup.domain.policy import Policy
+from nps_followup.domain.referrals import ReferralCodes
 from nps_kit.logging import get_logger
 
 CONSUMER = "followup"
@@ -35,6 +36,8 @@ class PolicyInForce:
 
     policy: Policy
     holidays_for: HolidaysFor
+    #: The policy's referral program with its secret; None: no referral links.
+    referrals: ReferralCodes | None = None
 
 
 class CaseNotFound(LookupError):  # noqa: N818 - named for what it is

@@ -31,6 +31,7 @@ from nps_followup.domain.cases import (
     takes_turn,
 )
 from nps_followup.domain.policy import ActionKind, Policy
+from nps_followup.domain.referrals import ReferralCodes
 from nps_followup.domain.resurvey import ResurveyAnswer, answers_resurvey
 from nps_followup.domain.simulation import StoredResponse
 from nps_followup.handlers.common import (
@@ -167,7 +168,7 @@ async def apply_policy(
             if case.status.is_active:
                 active[customer] = case
     await batch.assign_owners(repo, policy.policy)
-    opened = await batch.write(repo, policy.policy)
+    opened = await batch.write(repo, policy.policy, referrals=policy.referrals)
     await repo.set_aside(list(set_aside.values()))
     return Applied(opened, list(set_aside.values()))
 
@@ -302,7 +303,9 @@ class _Opening:
             )
             self.new[case_id] = (replace(case, owner=owner), plan, response)
 
-    async def write(self, repo: CaseOpening, policy: Policy) -> list[Case]:
+    async def write(
+        self, repo: CaseOpening, policy: Policy, *, referrals: ReferralCodes | None = None
+    ) -> list[Case]:
         new = list(self.new.values())
         inserted = await repo.add_cases(
             [case for case, _, _ in new],
@@ -350,7 +353,15 @@ class _Opening:
                 for a in plan.actions
             }
             cases = {case.case_id: case for case in opened}
-            await fire_timers(repo, due_now, cases=cases, actions=rows, now=self.now, policy=policy)
+            await fire_timers(
+                repo,
+                due_now,
+                cases=cases,
+                actions=rows,
+                now=self.now,
+                policy=policy,
+                referrals=referrals,
+            )
         return opened
 
     def _opened(self, case: Case, plan: CasePlan, *, origin: str, policy: Policy) -> None:

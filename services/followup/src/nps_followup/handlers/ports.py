@@ -135,6 +135,12 @@ class TimerEffects(Outbox, Protocol):
 
     async def record_resurveys(self, requested: Sequence[ResurveyRequest]) -> None:
         """The re-surveys just requested, each awaiting the customer's answer."""
+
+    async def issue_referral_codes(
+        self, codes: Sequence[tuple[str, str, uuid.UUID]], *, at: datetime
+    ) -> None:
+        """Remember (code, customer, case) of referral links sent, so a recorded referral finds
+        its promoter: the latest case to send a code is the one it is recorded on."""
         ...
 
 

@@ -9,11 +9,14 @@ from nps_events import (
     Actor,
     CaseEscalated,
     CaseReminded,
+    ContentLink,
     CreateTicket,
     Event,
     NotifyStaff,
     RaiseTicketPriority,
+    ReferralLink,
     ResurveyRequested,
+    Segment,
     SendEmail,
     SendSms,
 )
@@ -34,8 +37,10 @@ from nps_followup.domain.cases import (
     held_back,
     quiet_hours_for,
 )
+from nps_followup.domain.content import choose_content
 from nps_followup.domain.escalation import LADDER, ladder_step
 from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
+from nps_followup.domain.referrals import ReferralCodes
 from nps_followup.domain.resurvey import ResurveyRequest, Suppressed, resurvey_decision
 from nps_followup.handlers.common import (
     PolicyInForce,
@@ -58,7 +63,15 @@ async def sweep_due_timers(
         cases = await repo.cases_by_id(t.case_id for t in due)
         actions = await repo.actions_by_id(t.action_id for t in due if t.action_id is not None)
         await repo.finish_timers([t.timer_id for t in due], now)
-        await fire_timers(repo, due, cases=cases, actions=actions, now=now, policy=policy.policy)
+        await fire_timers(
+            repo,
+            due,
+            cases=cases,
+            actions=actions,
+            now=now,
+            policy=policy.policy,
+            referrals=policy.referrals,
+        )
     return len(due)
 
 
@@ -76,6 +89,8 @@ class _Writes:
     messaged: set[str] = field(default_factory=set)
     events: list[Event] = field(default_factory=list)
     resurveys: list[ResurveyRequest] = field(default_factory=list)
+    #: (code, customer, case) of every referral link sent.
+    referral_codes: list[tuple[str, str, uuid.UUID]] = field(default_factory=list)
 
     async def flush(self, repo: TimerEffects, now: datetime) -> None:
         await repo.set_action_states(self.states, at=now)
@@ -86,6 +101,8 @@ class _Writes:
         await repo.add_timelines(self.timeline)
         await repo.set_last_messages(self.messaged, now)
         await repo.record_resurveys(self.resurveys)
+        if self.referral_codes:
+            await repo.issue_referral_codes(self.referral_codes, at=now)
         await repo.publish_later(self.events, now=now)
 
 
@@ -97,10 +114,12 @@ async def fire_timers(
     actions: dict[uuid.UUID, ActionRow],
     now: datetime,
     policy: Policy,
+    referrals: ReferralCodes | None = None,
 ) -> None:
     """Fire `due` timers, which the caller has already recorded as fired (the sweeper claimed
     them; a batch of new cases inserted them so): `cases` are their cases, locked or just
-    inserted by this transaction, and `actions` the scheduled actions they name."""
+    inserted by this transaction, and `actions` the scheduled actions they name. With
+    `referrals`, the emails of promoter cases carry the customer's referral link."""
     cases = dict(cases)  # a step of the ladder updates its case here, not in the caller's map
     customer_ids = [c.customer_id for c in cases.values()]
     opted_out = await repo.opted_out(customer_ids)
@@ -127,6 +146,7 @@ async def fire_timers(
                 timer,
                 now=now,
                 policy=policy,
+                referrals=referrals,
                 opted_out=opted_out,
                 last=last,
                 into=writes,
@@ -154,6 +174,7 @@ def _dispatch(
     *,
     now: datetime,
     policy: Policy,
+    referrals: ReferralCodes | None,
     opted_out: dict[str, set[str]],
     last: dict[str, datetime],
     into: _Writes,
@@ -222,6 +243,9 @@ def _dispatch(
             )
         )
         return
+    referral = _referral(case, referrals)
+    if referral is not None:
+        into.referral_codes.append((referral.code, case.customer_id, case.case_id))
     into.events.append(
         SendEmail(
             action_id=row.action_id,
@@ -236,6 +260,8 @@ def _dispatch(
             # A tool (`webhook:<name>`) cannot be replied to; a stored owner checked before
             # owners were is no one either.
             owner=case.owner if case.owner and email_error(case.owner) is None else None,
+            content=_content(case, policy),
+            referral=referral,
         )
     )
 
@@ -302,6 +328,22 @@ def _resurvey(
         )
     )
     log.info("resurvey.requested", case_id=str(case.case_id))
+
+
+def _content(case: Case, policy: Policy) -> ContentLink | None:
+    """The page the case's rule gives for the comment's themes (none if the rule has left the
+    policy since the case opened)."""
+    rule = next((r for r in policy.rules if r.name == case.rule), None)
+    if rule is None:
+        return None
+    return choose_content(case.themes, by_theme=rule.content_by_theme, default=rule.default_content)
+
+
+def _referral(case: Case, referrals: ReferralCodes | None) -> ReferralLink | None:
+    """A promoter's referral link, when the policy has a referral program."""
+    if referrals is None or case.segment is not Segment.PROMOTER:
+        return None
+    return referrals.link_for(case.customer_id)
 
 
 def _climb(

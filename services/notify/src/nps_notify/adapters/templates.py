@@ -70,6 +70,13 @@ CUSTOMER_VARIABLES: dict[str, str] = {
     **SMS_VARIABLES,
     "score": "the customer's answer, 0 to 10",
     "comment": "what the customer wrote, or none; may span lines",
+    "content_title": "the page the policy chose by the comment's themes (content_by_theme): "
+    "its title; or none",
+    "content_url": "that page's address (http or https); or none",
+    "content_summary": "that page's one-line summary; or none",
+    "referral_url": "the customer's referral link (promoters, when the policy has a referral "
+    "program); or none",
+    "referral_code": "the customer's referral code, the one in referral_url; or none",
 }
 #: What a notice to a person of the team receives (staff_notice).
 STAFF_VARIABLES: dict[str, str] = {
@@ -88,6 +95,16 @@ STAFF_VARIABLES: dict[str, str] = {
     "overdue": "true when the deadline has passed",
     "case_url": "the case in the console (NOTIFY_CONSOLE_URL + /cases/<id>)",
 }
+
+
+#: What followup chose for one customer (a page by theme, a referral link): none when absent.
+_CHOSEN_FOR_THE_CUSTOMER = (
+    "content_title",
+    "content_url",
+    "content_summary",
+    "referral_url",
+    "referral_code",
+)
 
 
 def variables_of(message: str, part: str = "subject.txt") -> dict[str, str]:
@@ -175,6 +192,10 @@ def present(
     shown: dict[str, object] = {"locale": locale}
     for key, value in context.items():
         shown[key] = clean(value) if isinstance(value, str) else value
+    if message != STAFF_NOTICE:
+        # Optional, and newer than some callers' contexts: absent means none.
+        for key in _CHOSEN_FOR_THE_CUSTOMER:
+            shown.setdefault(key, None)
     if message == STAFF_NOTICE:
         comment = shown.get("comment")
         shown["comment"] = shorten(comment, COMMENT_IN_NOTICE) if isinstance(comment, str) else None
@@ -213,7 +234,20 @@ def sample_context(message: str, *, now: datetime) -> dict[str, object]:
             "due_at": now - timedelta(hours=3),  # an escalation: the deadline has passed
             "case_url": "https://console.example.com/cases/00000000-0000-4000-8000-000000000001",
         }
-    return {**common, "name": "Ada Lovelace", "comment": comment}
+    return {
+        **common,
+        "name": "Ada Lovelace",
+        "comment": comment,
+        "content_title": "Ten minutes to set up your first project",
+        "content_url": "https://help.example.com/guides/first-project?from=nps&theme=onboarding",
+        "content_summary": "The three steps our happiest customers take in their first week.",
+        "referral_url": "https://example.com/r/k3q7x2mfa5tz4bnw",
+        "referral_code": "k3q7x2mfa5tz4bnw",
+    }
+
+
+#: What a sample leaves unset to take the templates' other branches.
+_OPTIONAL = frozenset({"name", "customer_name", "comment", "due_at", *_CHOSEN_FOR_THE_CUSTOMER})
 
 
 def sample_contexts(message: str, *, now: datetime) -> list[dict[str, object]]:
@@ -221,10 +255,7 @@ def sample_contexts(message: str, *, now: datetime) -> list[dict[str, object]]:
     reason of a staff notice, a deadline ahead, and nothing optional set (no name, comment or
     deadline). The start-up check renders each template with all of them."""
     full = sample_context(message, now=now)
-    bare = {
-        k: (None if k in ("name", "customer_name", "comment", "due_at") else v)
-        for k, v in full.items()
-    }
+    bare = {k: (None if k in _OPTIONAL else v) for k, v in full.items()}
     if message != STAFF_NOTICE:
         return [full, bare]
     ahead = {**full, "due_at": now + timedelta(days=2)}
