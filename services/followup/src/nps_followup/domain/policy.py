@@ -22,6 +22,7 @@ from pydantic import (
 
 from nps_events import Segment, StaffRecipient
 from nps_events.hours import inside
+from nps_followup.domain.holdout import HoldoutShare, is_held_out
 
 
 class _Frozen(BaseModel):
@@ -306,6 +307,38 @@ class Rule(_Frozen):
         description="A response answered longer ago than this opens no case and sends "
         "nothing (it is recorded as not acted on); none: the policy's own setting.",
     )
+    holdout: HoldoutShare | None = Field(
+        default=None,
+        description="For a rule whose actions are automated messages only (no case, no "
+        "ticket): the share of customers, e.g. `10%`, who receive nothing, chosen by a hash "
+        "of the rule and the customer id, so that the impact figures can compare them with "
+        "those who got the messages.",
+    )
+
+    def holds_out(self, customer_id: str) -> bool:
+        """Whether the customer is in this rule's holdout: they receive none of its messages."""
+        return self.holdout is not None and is_held_out(self.name, customer_id, self.holdout)
+
+    def holdout_refused(self) -> str | None:
+        """Why this rule may not hold anyone out, or None if it may (or sets no holdout).
+        Only automated messages can be held out: a rule that opens a case or a ticket is a
+        person's work for an unhappy customer, and not contacting such customers on purpose
+        is not something a policy line should make easy."""
+        if self.holdout is None:
+            return None
+        if self.case is not None:
+            return (
+                "a holdout is for automated messages only: this rule opens a case for a person "
+                "to contact the customer, and npsloop does not hold back that contact on purpose"
+            )
+        if any(a.kind is ActionKind.TICKET for a in self.actions):
+            return (
+                "a holdout is for automated messages only: this rule opens a helpdesk ticket, "
+                "which is a person's work"
+            )
+        if not self.actions:
+            return "a holdout needs messages to hold back: this rule sends none"
+        return None
 
 
 class ContactRules(_Frozen):
@@ -367,6 +400,9 @@ class Policy(_Frozen):
                         f"({', '.join(sorted(self.teams))})",
                     )
                 )
+            refused = rule.holdout_refused()
+            if refused is not None:
+                found.append((("rules", index, "holdout"), refused))
             key = (
                 rule.when.segment,
                 rule.when.source,

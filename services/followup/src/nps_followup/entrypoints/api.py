@@ -271,11 +271,12 @@ class ResponseFollowUpOut(BaseModel):
         "(`reason`): it opened no case and sent nothing."
     )
     case_id: uuid.UUID | None = None
-    reason: Literal["backfill", "older_than_window"] | None = Field(
+    reason: Literal["backfill", "older_than_window", "holdout"] | None = Field(
         default=None,
         description="Why it was not acted on: backfill (imported as history with "
-        "?backfill=true) or older_than_window (answered longer ago than the rule's "
-        "act_on_responses_within).",
+        "?backfill=true), older_than_window (answered longer ago than the rule's "
+        "act_on_responses_within) or holdout (the customer is in the rule's holdout: "
+        "docs/impact.md).",
     )
     rule: str | None = Field(
         default=None,
