@@ -28,6 +28,7 @@ from nps_followup.domain.escalation import Rung, ladder_of
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause, transitions_from
 from nps_followup.domain.policy import ActionKind, Duration, Rule
 from nps_followup.domain.queue import BadCursor, QueueFilter
+from nps_followup.entrypoints.impact_routes import impact_routes
 from nps_followup.handlers import (
     CaseNotFound,
     PolicyInForce,
@@ -881,6 +882,7 @@ def router(
     _response_routes(api, sessions=sessions, policy=policy, access=access)
     _opt_out_routes(api, sessions=sessions, clock=clock, access=access)
     _figure_routes(api, sessions=sessions, clock=clock, policy=policy, access=access)
+    impact_routes(api, sessions=sessions, access=access)
     return api
 
 
