@@ -105,6 +105,10 @@ def test_a_small_group_by_hand_is_shown_but_never_as_proof() -> None:
     assert group.estimate.change == pytest.approx(125)
     assert group.estimate.margin == pytest.approx(1.96 * se)
     assert group.estimate.margin == pytest.approx(93.83, abs=0.01)
+    # The normal approximation runs past +200 (everyone from detractor to promoter): the
+    # interval stops there.
+    assert group.estimate.low == pytest.approx(125 - 93.83, abs=0.01)
+    assert group.estimate.high == 200
     assert group.estimate.conclusive is False
     assert group.estimate.reason is not None
     assert group.estimate.reason.startswith("too few customers: 4, fewer than 30")

@@ -18,7 +18,7 @@ excludes zero; otherwise the reason says which of the two it lacks."""
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -109,38 +109,48 @@ class Estimate:
     #: Why it is not conclusive (None when it is).
     reason: str | None
 
+    #: How far the change can go either way: 200 points for one group (all detractors to all
+    #: promoters), 400 for the difference of two changes. The interval stops there, where the
+    #: normal approximation of a small group would run past it.
+    bound: float = 200
+
     @property
     def low(self) -> float | None:
-        return None if self.margin is None else self.change - self.margin
+        return None if self.margin is None else max(-self.bound, self.change - self.margin)
 
     @property
     def high(self) -> float | None:
-        return None if self.margin is None else self.change + self.margin
+        return None if self.margin is None else min(self.bound, self.change + self.margin)
 
 
 def _judge(
-    customers: int, change: float, standard_error: float | None, *, what: str = "the change"
+    customers: int,
+    change: float,
+    standard_error: float | None,
+    *,
+    what: str = "the change",
+    bound: float = 200,
 ) -> Estimate:
     margin = None if standard_error is None else Z95 * standard_error
+    estimate = Estimate(
+        customers=customers,
+        change=change,
+        margin=margin,
+        standard_error=standard_error,
+        conclusive=False,
+        reason=None,
+        bound=bound,
+    )
+    low, high = estimate.low, estimate.high
     reason = None
     if customers < MIN_CUSTOMERS:
         reason = (
             f"too few customers: {customers}, fewer than {MIN_CUSTOMERS} (the margin of "
             "error is not reliable below that)"
         )
-    elif margin is not None and change - margin <= 0 <= change + margin:
-        reason = (
-            f"the 95% interval of {what}, {change - margin:+.1f} to {change + margin:+.1f} "
-            "points, includes zero"
-        )
-    return Estimate(
-        customers=customers,
-        change=change,
-        margin=margin,
-        standard_error=standard_error,
-        conclusive=reason is None,
-        reason=reason,
-    )
+    elif low is not None and high is not None and low <= 0 <= high:
+        reason = f"the 95% interval of {what}, {low:+.1f} to {high:+.1f} points, includes zero"
+    return replace(estimate, conclusive=reason is None, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +232,7 @@ def against_holdout(groups: list[ImpactGroup]) -> list[HoldoutComparison]:
             messaged.change - held.change,
             se,
             what="the difference",
+            bound=400,
         )
         found.append(HoldoutComparison(segment, effect, messaged.customers, held.customers))
     return found
