@@ -14,6 +14,7 @@ from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import PolicyError, default_policy_text, parse_policy
 from nps_followup.domain.cases import NotActedOn
 from nps_followup.domain.holdout import draw, is_held_out
+from nps_followup.entrypoints.api import RuleOut
 from nps_followup.handlers import PolicyInForce, apply_policy
 from tests.support.followup_fakes import InMemoryOpening
 
@@ -62,6 +63,8 @@ def test_a_policy_sets_a_holdout_as_a_percentage_on_a_rule_of_messages() -> None
         "passive": TEN,
         "promoter": None,
     }
+    # GET /v1/policy shows it as written.
+    assert [RuleOut.of(r).holdout for r in policy.rules] == [None, "10%", None]
 
 
 @pytest.mark.parametrize(

@@ -463,6 +463,11 @@ class RuleOut(BaseModel):
     )
     case: CaseRuleOut | None = Field(description="null: the messages alone, nobody's case.")
     actions: list[MessageOut]
+    holdout: str | None = Field(
+        default=None,
+        description="The share of the rule's customers who receive nothing (e.g. `10%`), for "
+        "the impact figures; null: none.",
+    )
 
     @classmethod
     def of(cls, rule: Rule) -> "RuleOut":
@@ -513,6 +518,7 @@ class RuleOut(BaseModel):
                 )
                 for a in rule.actions
             ],
+            holdout=None if rule.holdout is None else f"{rule.holdout.normalize():f}%",
         )
 
 
