@@ -14,6 +14,7 @@ from nps_followup.domain.impact import AnswerPair
 
 #: Channels that reach the customer (staff notices have a recipient; tickets reach nobody).
 _CUSTOMER_CHANNELS = ("email", "sms")
+_SEGMENTS = {s.value: s for s in Segment}
 
 
 class ImpactReader:
@@ -93,20 +94,34 @@ class ImpactReader:
         )
         if end is not None:
             query = query.where(o.c.responded_at < end)
-        rows = (await self.session.execute(query)).all()
+        rows = (await self.session.execute(query)).tuples().all()
+        # Unpacked as tuples, segments looked up in a dict: reading 50,000 pairs by attribute
+        # name and through the enum's constructor cost about four times as much (bench/impact.py).
         return [
             AnswerPair(
-                customer_id=r.customer_id,
-                earlier_segment=Segment(r.segment),
-                later_segment=Segment(r.later_segment),
-                earlier_at=r.responded_at,
-                later_at=r.later_at,
-                backfill=r.backfill,
-                set_aside=r.reason,
-                has_case=r.case_id is not None,
-                due_at=r.due_at,
-                first_contact_at=r.first_contact_at,
-                message_sent_at=r.message_sent_at,
+                customer_id=customer_id,
+                earlier_segment=_SEGMENTS[segment],
+                later_segment=_SEGMENTS[later_segment],
+                earlier_at=responded_at,
+                later_at=later_at,
+                backfill=backfill,
+                set_aside=reason,
+                has_case=case_id is not None,
+                due_at=due_at,
+                first_contact_at=first_contact_at,
+                message_sent_at=message_sent_at,
             )
-            for r in rows
+            for (
+                customer_id,
+                segment,
+                later_segment,
+                responded_at,
+                later_at,
+                backfill,
+                reason,
+                case_id,
+                due_at,
+                first_contact_at,
+                message_sent_at,
+            ) in rows
         ]
