@@ -94,7 +94,7 @@ class ImpactReader:
         )
         if end is not None:
             query = query.where(o.c.responded_at < end)
-        rows = (await self.session.execute(query)).tuples().all()
+        rows = (await self.session.execute(query)).all()
         # Unpacked as tuples, segments looked up in a dict: reading 50,000 pairs by attribute
         # name and through the enum's constructor cost about four times as much (bench/impact.py).
         return [
