@@ -14,6 +14,7 @@ from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import PolicyError, default_policy_text, parse_policy
 from nps_followup.domain.cases import NotActedOn
 from nps_followup.domain.holdout import draw, is_held_out
+from nps_followup.domain.simulation import StoredResponse, simulate
 from nps_followup.entrypoints.api import RuleOut
 from nps_followup.handlers import PolicyInForce, apply_policy
 from tests.support.followup_fakes import InMemoryOpening
@@ -150,3 +151,15 @@ async def test_a_held_out_passive_gets_no_case_and_is_set_aside_with_the_reason(
     [aside] = applied.not_acted_on
     assert (aside.customer_id, aside.reason, aside.rule) == (held, NotActedOn.HOLDOUT, "passive")
     assert {c.customer_id for c in repo.cases.values()} == {treated}
+
+
+def test_policy_simulate_holds_out_whom_the_consumer_would() -> None:
+    policy = parse_policy(WITH_HOLDOUT)
+    held = [c for c in CUSTOMERS[:200] if is_held_out("passive", c, TEN)]
+    stored = [StoredResponse.of(_passive(c), received_at=NOW) for c in CUSTOMERS[:200]]
+
+    out = simulate(stored, policy=policy, holidays_for=holidays_for(policy), opted_out={})
+
+    assert out.not_acted_on == {"holdout": len(held)}
+    assert out.messages == {("email", "passive_education"): 200 - len(held)}
+    assert out.cases_per_team == {"(automated)": 200 - len(held)}
