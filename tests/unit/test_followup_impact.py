@@ -73,6 +73,8 @@ def held_out(customer: str, before: Segment, after: Segment) -> AnswerPair:
         ({"has_case": True}, "not"),  # an automated case whose message was held back
         ({}, "not"),  # no rule applied
         ({"set_aside": "holdout"}, "held"),
+        # Held out, then revised to a detractor whose rule opened a case: the case counts.
+        ({"set_aside": "holdout", "has_case": True, "due_at": T0 + 2 * DAY}, "not"),
         ({"set_aside": "backfill"}, None),  # history: what was done then is not known
         ({"set_aside": "older_than_window"}, None),
         ({"backfill": True}, None),  # history no rule applied to

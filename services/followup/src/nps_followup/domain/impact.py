@@ -78,7 +78,9 @@ def what_was_done(pair: AnswerPair) -> Done | None:
     then is not known here)."""
     if pair.backfill or pair.set_aside in HISTORY:
         return None
-    if pair.set_aside == "holdout":
+    if pair.set_aside == "holdout" and not pair.has_case:
+        # (A response held out, then revised into another segment whose rule opened a case,
+        # has both records: the case is what happened.)
         return Done.HELD_OUT
     if pair.due_at is not None:
         contact = pair.first_contact_at
