@@ -272,6 +272,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("GET", "/v1/themes"): Call("scoring"),
     ("GET", "/v1/customers/{customer_id}/responses"): Call("scoring", prepare=_answered),
     ("GET", "/v1/figures"): Call("followup"),
+    ("GET", "/v1/impact"): Call("followup"),
     ("GET", "/v1/policy"): Call("followup"),
     ("GET", "/v1/cases"): Call("followup"),
     ("GET", "/v1/cases/{case_id}"): Call("followup", prepare=lambda s, t: _case(s, team=t)),

@@ -156,6 +156,36 @@ async def test_a_time_no_database_holds_is_422_naming_it(
     _refused(await followup.get("/v1/figures", params=params), 422, field)
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"from": "0001-01-01T00:00:00+14:00"}, "from"),
+        ({"to": "9999-12-31T23:59:59-14:00"}, "to"),
+        ({"from": "2026-11-01T00:00:00"}, "from"),  # no offset: which day is meant?
+        ({"from": "yesterday"}, "from"),
+        ({"source": "web\x00"}, "source"),
+        ({"survey_id": "s\x001"}, "survey_id"),
+    ],
+)
+async def test_a_bad_impact_query_is_422_naming_it(
+    followup: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    _refused(await followup.get("/v1/impact", params=params), 422, field)
+
+
+async def test_the_impact_figures_answer_with_their_period_and_method(
+    followup: httpx.AsyncClient,
+) -> None:
+    answer = await followup.get(
+        "/v1/impact", params={"from": "2026-11-01T00:00:00+01:00", "to": "2026-12-01T00:00:00Z"}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["from"], body["to"]) == ("2026-10-31T23:00:00Z", "2026-12-01T00:00:00Z")
+    assert body["min_customers"] == 30
+    assert "1.96" in body["method"]
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 async def test_a_nul_in_a_followup_path_is_422_naming_it(
     followup: httpx.AsyncClient, method: str

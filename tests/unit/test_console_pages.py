@@ -18,6 +18,7 @@ from nps_console.entrypoints import web
 from nps_console.handlers import safe_return_to
 from nps_events import Segment
 from nps_followup.domain.escalation import LADDER, RungState, ladder_step
+from nps_followup.domain.impact import Done
 from nps_followup.domain.policy import ActionKind, OwnerRule
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -104,6 +105,7 @@ def test_every_string_a_template_asks_for_is_in_the_catalog() -> None:
         "dashboard.figure.": ["nps", "responses", "promoters", "passives", "detractors"],
         "policy.owner.": [o.value for o in OwnerRule],
         "policy.message.": [k.value for k in ActionKind],
+        "impact.done.": [d.value for d in Done],
     }
     assert {k for k in asked if k.endswith(".")} == set(values)
     built = [f"{prefix}{value}" for prefix, found in values.items() for value in found]

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from nps_console.adapters.apis import Apis
 from nps_console.adapters.oidc import IdentityProvider
 from nps_console.config import ConsoleSettings
-from nps_console.entrypoints import web
+from nps_console.entrypoints import impact_page, web
 from nps_kit.access import Access
 from nps_kit.clock import Clock, SystemClock
 from nps_kit.db import create_engine, ping, session_factory, unit_of_work
@@ -104,4 +104,5 @@ def build(settings: ConsoleSettings, *, clock: Clock | None = None) -> Console:
         clock=clock,
     )
     app.include_router(web.router(console))
+    app.include_router(impact_page.router(console))
     return Console(app=app, runtime=runtime)

@@ -264,6 +264,39 @@ EN: Mapping[str, str] = {
     "policy.after": "{after} after the answer",
     "policy.teams": "Teams",
     "policy.root_causes": "Root causes",
+    "nav.impact": "Impact",
+    "impact.title": "Does follow-up move NPS?",
+    "impact.intro": "How NPS moved between customers' consecutive answers to the same "
+    "survey, by the segment of the earlier answer and what was done in between. Each "
+    "customer counts once per group.",
+    "impact.read_hint": "Read groups against each other, not against zero: a detractor's "
+    "next answer is higher on average even when nothing is done. A change that is not "
+    "conclusive is not proof of anything.",
+    "impact.filter.days": "Earlier answers of the last",
+    "impact.days": "{n} days",
+    "impact.bad_days": "The period is one of {lengths} days.",
+    "impact.groups": "By what was done",
+    "impact.col.segment": "Earlier answer",
+    "impact.col.done": "What was done",
+    "impact.col.customers": "Customers",
+    "impact.col.before": "NPS before",
+    "impact.col.after": "NPS after",
+    "impact.col.change": "Change (95% margin)",
+    "impact.col.shows": "Shows",
+    "impact.conclusive": "Conclusive",
+    "impact.none": "No customer answered twice in this period yet.",
+    "impact.holdout": "Automated messages against their holdout",
+    "impact.holdout_hint": "The change of customers who got the messages minus the change "
+    "of those held out: the messages' own effect.",
+    "impact.col.messaged": "Messaged",
+    "impact.col.held_out": "Held out",
+    "impact.col.effect": "Effect (95% margin)",
+    "impact.history": "{n} pairs whose earlier answer is history were left out.",
+    "impact.done.contacted_within_sla": "Contacted within the deadline",
+    "impact.done.contacted_late": "Contacted late",
+    "impact.done.not_contacted": "Not contacted",
+    "impact.done.automated_message_only": "Automated message only",
+    "impact.done.held_out": "Held out",
 }
 
 

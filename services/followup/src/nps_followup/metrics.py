@@ -21,10 +21,20 @@ RESPONSES_NOT_ACTED_ON = Counter(
     "npsloop_responses_not_acted_on",
     "Responses a rule would have acted on that opened no case and sent nothing, by reason: "
     "backfill (imported as history) or older_than_window (answered longer ago than the rule's "
-    "act_on_responses_within).",
+    "act_on_responses_within) or holdout (the customer is in the rule's holdout).",
     ["reason"],
 )
-for _reason in ("backfill", "older_than_window"):  # present at 0 from the start, for alerts
+RESPONSES_HELD_OUT = Counter(
+    "npsloop_responses_held_out",
+    "Responses whose customer is in the holdout of the rule that applies (`holdout: 10%`): "
+    "they received none of its messages, for the impact figures' comparison. By rule.",
+    ["rule"],
+)
+for _reason in (
+    "backfill",
+    "older_than_window",
+    "holdout",
+):  # present at 0 from the start, for alerts
     RESPONSES_NOT_ACTED_ON.labels(reason=_reason)
 
 REFERRALS_RECORDED = Counter(

@@ -69,6 +69,10 @@ class Apis:
             params={"group_by": group_by, **(only or {})},
         )
 
+    async def impact(self, token: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """NPS change between customers' consecutive answers, by what was done in between."""
+        return await self._call("GET", f"{self._followup}/v1/impact", token, params=params)
+
     async def nps(
         self, token: str, *, grain: str, only: Mapping[str, str] | None = None
     ) -> dict[str, Any]:

@@ -143,6 +143,9 @@ class NotActedOn(StrEnum):
     BACKFILL = "backfill"
     #: Answered longer ago than the rule's `act_on_responses_within`.
     OLDER_THAN_WINDOW = "older_than_window"
+    #: The customer is in the rule's `holdout`: they receive none of its messages, and the
+    #: impact figures compare them with those who did (`domain/holdout.py`).
+    HOLDOUT = "holdout"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from pydantic import (
 from nps_events import Segment, StaffRecipient
 from nps_events.hours import inside
 from nps_followup.domain.content import Content, ThemeId
+from nps_followup.domain.holdout import HoldoutShare, is_held_out
 from nps_followup.domain.referrals import ReferralProgram
 
 
@@ -359,6 +360,39 @@ class Rule(_Frozen):
             raise ValueError("content_by_theme and default_content are shown in emails: add one")
         return self
 
+    holdout: HoldoutShare | None = Field(
+        default=None,
+        description="For a rule whose actions are automated messages only (no case, no "
+        "ticket): the share of customers, e.g. `10%`, who receive nothing, chosen by a hash "
+        "of the rule and the customer id, so that the impact figures can compare them with "
+        "those who got the messages.",
+    )
+
+    def holds_out(self, customer_id: str) -> bool:
+        """Whether the customer is in this rule's holdout: they receive none of its messages."""
+        return self.holdout is not None and is_held_out(self.name, customer_id, self.holdout)
+
+    def holdout_refused(self) -> str | None:
+        """Why this rule may not hold anyone out, or None if it may (or sets no holdout).
+        Only automated messages can be held out: a rule that opens a case or a ticket is a
+        person's work for an unhappy customer, and not contacting such customers on purpose
+        is not something a policy line should make easy."""
+        if self.holdout is None:
+            return None
+        if self.case is not None:
+            return (
+                "a holdout is for automated messages only: this rule opens a case for a person "
+                "to contact the customer, and npsloop does not hold back that contact on purpose"
+            )
+        if any(a.kind is ActionKind.TICKET for a in self.actions):
+            return (
+                "a holdout is for automated messages only: this rule opens a helpdesk ticket, "
+                "which is a person's work"
+            )
+        if not self.actions:
+            return "a holdout needs messages to hold back: this rule sends none"
+        return None
+
 
 class ContactRules(_Frozen):
     """What protects the customer from us."""
@@ -402,6 +436,11 @@ class Policy(_Frozen):
         "a case that do not say; none (the default) or `off`: no re-survey.",
     )
 
+    referral: ReferralProgram | None = Field(
+        default=None,
+        description="Referral links in the emails of promoter cases; none: no referral codes.",
+    )
+
     def resurvey_delay(self, rule: Rule | None) -> Duration | None:
         """How long after a case of `rule` closes its customer is asked again (calendar time),
         or None for no re-survey: the rule's `resurvey_after` when it has one (`off` included),
@@ -411,11 +450,6 @@ class Policy(_Frozen):
         if "resurvey_after" in rule.model_fields_set:
             return rule.resurvey_after
         return self.resurvey_after
-
-    referral: ReferralProgram | None = Field(
-        default=None,
-        description="Referral links in the emails of promoter cases; none: no referral codes.",
-    )
 
     def response_window(self, rule: Rule | None) -> Duration:
         """How old a response under `rule` may be and still be acted on (calendar time)."""
@@ -447,6 +481,9 @@ class Policy(_Frozen):
                         "give it a `case`, or leave resurvey_after out",
                     )
                 )
+            refused = rule.holdout_refused()
+            if refused is not None:
+                found.append((("rules", index, "holdout"), refused))
             key = (
                 rule.when.segment,
                 rule.when.source,

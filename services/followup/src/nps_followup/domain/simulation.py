@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from nps_events import Customer, ResponseScored, Segment
 from nps_followup.domain.cases import (
     HolidaysFor,
+    NotActedOn,
     PlannedAction,
     choose_owner,
     held_back,
@@ -104,7 +105,7 @@ class Outcome:
     responses: int = 0
     #: Responses no rule applies to (and no active case of the customer's takes).
     no_rule: int = 0
-    #: Responses not acted on, by reason (`backfill`, `older_than_window`).
+    #: Responses not acted on, by reason (`backfill`, `older_than_window`, `holdout`).
     not_acted_on: Counter[str] = field(default_factory=Counter)
     #: Responses that joined the customer's active case instead of opening one.
     attached: int = 0
@@ -229,6 +230,8 @@ class _Replay:
                 out.no_rule += 1
         elif working is not None:
             out.attached += 1
+        elif rule is not None and rule.holds_out(stored.customer_id):
+            out.not_acted_on[NotActedOn.HOLDOUT.value] += 1
         else:
             self.open(stored, now)
 

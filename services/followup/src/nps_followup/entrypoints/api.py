@@ -28,6 +28,7 @@ from nps_followup.domain.escalation import Rung, ladder_of
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause, transitions_from
 from nps_followup.domain.policy import ActionKind, Duration, Rule
 from nps_followup.domain.queue import BadCursor, QueueFilter
+from nps_followup.entrypoints.impact_routes import impact_routes
 from nps_followup.entrypoints.referral_routes import referral_routes
 from nps_followup.handlers import (
     CaseNotFound,
@@ -273,11 +274,12 @@ class ResponseFollowUpOut(BaseModel):
         "(`reason`): it opened no case and sent nothing."
     )
     case_id: uuid.UUID | None = None
-    reason: Literal["backfill", "older_than_window"] | None = Field(
+    reason: Literal["backfill", "older_than_window", "holdout"] | None = Field(
         default=None,
         description="Why it was not acted on: backfill (imported as history with "
-        "?backfill=true) or older_than_window (answered longer ago than the rule's "
-        "act_on_responses_within).",
+        "?backfill=true), older_than_window (answered longer ago than the rule's "
+        "act_on_responses_within) or holdout (the customer is in the rule's holdout: "
+        "docs/impact.md).",
     )
     rule: str | None = Field(
         default=None,
@@ -475,6 +477,11 @@ class RuleOut(BaseModel):
         description="How long after its case closed the customer is asked again (the rule's "
         "`resurvey_after`, else the policy's), e.g. `30 days`; null: never.",
     )
+    holdout: str | None = Field(
+        default=None,
+        description="The share of the rule's customers who receive nothing (e.g. `10%`), for "
+        "the impact figures; null: none.",
+    )
 
     @classmethod
     def of(cls, rule: Rule, *, resurvey_after: Duration | None = None) -> "RuleOut":
@@ -526,6 +533,7 @@ class RuleOut(BaseModel):
                 for a in rule.actions
             ],
             resurvey_after=None if resurvey_after is None else _said(resurvey_after),
+            holdout=None if rule.holdout is None else f"{rule.holdout.normalize():f}%",
         )
 
 
@@ -898,6 +906,7 @@ def router(
     _opt_out_routes(api, sessions=sessions, clock=clock, access=access)
     _figure_routes(api, sessions=sessions, clock=clock, policy=policy, access=access)
     referral_routes(api, sessions=sessions, clock=clock, access=access, actor=actor_of)
+    impact_routes(api, sessions=sessions, access=access)
     return api
 
 

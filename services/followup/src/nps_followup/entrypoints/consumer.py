@@ -10,6 +10,7 @@ from nps_events import (
     Topic,
 )
 from nps_followup.adapters.repository import FollowupRepository
+from nps_followup.domain.cases import NotActedOn
 from nps_followup.handlers import (
     PolicyInForce,
     apply_policy,
@@ -17,7 +18,7 @@ from nps_followup.handlers import (
     record_opt_outs,
     record_ticket_changes,
 )
-from nps_followup.metrics import RESPONSES_NOT_ACTED_ON
+from nps_followup.metrics import RESPONSES_HELD_OUT, RESPONSES_NOT_ACTED_ON
 from nps_kit.clock import Clock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.messaging import BatchHandler, Inbound, Rejection, accept
@@ -40,6 +41,8 @@ def followup_handler(
                     )
                 for held in applied.not_acted_on:  # counted once committed
                     RESPONSES_NOT_ACTED_ON.labels(reason=held.reason.value).inc()
+                    if held.reason is NotActedOn.HOLDOUT:
+                        RESPONSES_HELD_OUT.labels(rule=held.rule or "").inc()
                 relay.wake()
             return rejections
         if topic == Topic.RESPONSES.value:

@@ -22,6 +22,7 @@ from nps_followup.domain.cases import (
     Case,
     CasePlan,
     CaseStatus,
+    NotActedOn,
     SetAside,
     TimelineEntry,
     choose_owner,
@@ -30,7 +31,7 @@ from nps_followup.domain.cases import (
     plan_case,
     takes_turn,
 )
-from nps_followup.domain.policy import ActionKind, Policy
+from nps_followup.domain.policy import ActionKind, Policy, Rule
 from nps_followup.domain.referrals import ReferralCodes
 from nps_followup.domain.resurvey import ResurveyAnswer, answers_resurvey
 from nps_followup.domain.simulation import StoredResponse
@@ -79,6 +80,10 @@ async def apply_policy(
     customer's cases; it is recorded as set aside, with the reason, when the policy would
     otherwise have acted on it (a rule applies, or the customer has a case it would join).
 
+    A customer in the holdout of the rule that applies (`holdout: 10%` on a rule of automated
+    messages) gets no case and no message: the response is recorded as set aside with the
+    reason `holdout`, and the impact figures count it in their "held out" group.
+
     An update of a response that already has a case (a late comment, a changed score) is
     recorded on that case. A response of a customer who has a case a person still works is
     attached to it instead of opening a second one. A later answer of a customer whose earlier
@@ -92,23 +97,7 @@ async def apply_policy(
     # Every response, redelivered or not (a replay of the topic fills in what came before the
     # record existed): what `policy simulate` replays.
     await repo.record_scored([StoredResponse.of(s, received_at=now) for s in scored])
-    fresh = await repo.claim(CONSUMER, (str(s.event_id()) for s in scored))
-    existing = await repo.cases_for_responses(s.response_id for s in scored)
-    todo: list[ResponseScored] = []
-    for response in scored:
-        if str(response.event_id()) not in fresh:
-            continue
-        fresh.discard(str(response.event_id()))
-        if response.response_id in existing:
-            await repo.update_case_response(
-                existing[response.response_id],
-                score=response.score,
-                segment=response.segment,
-                comment=response.comment,
-                themes=tuple(response.themes or ()),
-            )
-        else:
-            todo.append(response)
+    todo = await _new_responses(repo, scored)
     customers = {r.customer.id for r in todo}
     active = await repo.active_cases_of(customers)
     earlier = await repo.latest_worked_cases_of(customers - active.keys())
@@ -134,18 +123,8 @@ async def apply_policy(
         )
         if reason is not None:
             if rule is not None or customer in active or customer in earlier:
-                set_aside[response.response_id] = SetAside(
-                    response_id=response.response_id,
-                    customer_id=customer,
-                    source=response.source,
-                    survey_id=response.survey_id,
-                    segment=response.segment,
-                    score=response.score,
-                    responded_at=response.responded_at,
-                    reason=reason,
-                    rule=None if rule is None else rule.name,
-                    window=str(window),
-                    recorded_at=now,
+                set_aside[response.response_id] = _set_aside(
+                    response, reason, rule=rule, window=str(window), now=now
                 )
             continue
         if customer in active:
@@ -153,6 +132,11 @@ async def apply_policy(
             continue
         if customer in earlier:
             earlier[customer] = batch.attach(earlier[customer], response)
+        if rule is not None and rule.holds_out(customer):
+            set_aside[response.response_id] = _set_aside(
+                response, NotActedOn.HOLDOUT, rule=rule, window=str(window), now=now
+            )
+            continue
         plan = plan_case(
             response_id=response.response_id,
             segment=response.segment,
@@ -171,6 +155,47 @@ async def apply_policy(
     opened = await batch.write(repo, policy.policy, referrals=policy.referrals)
     await repo.set_aside(list(set_aside.values()))
     return Applied(opened, list(set_aside.values()))
+
+
+async def _new_responses(repo: CaseOpening, scored: list[ResponseScored]) -> list[ResponseScored]:
+    """The responses of the batch not seen before that have no case yet; an update of a
+    response that has one is recorded on it here."""
+    fresh = await repo.claim(CONSUMER, (str(s.event_id()) for s in scored))
+    existing = await repo.cases_for_responses(s.response_id for s in scored)
+    todo: list[ResponseScored] = []
+    for response in scored:
+        if str(response.event_id()) not in fresh:
+            continue
+        fresh.discard(str(response.event_id()))
+        if response.response_id in existing:
+            await repo.update_case_response(
+                existing[response.response_id],
+                score=response.score,
+                segment=response.segment,
+                comment=response.comment,
+                themes=tuple(response.themes or ()),
+            )
+        else:
+            todo.append(response)
+    return todo
+
+
+def _set_aside(
+    response: ResponseScored, reason: NotActedOn, *, rule: Rule | None, window: str, now: datetime
+) -> SetAside:
+    return SetAside(
+        response_id=response.response_id,
+        customer_id=response.customer.id,
+        source=response.source,
+        survey_id=response.survey_id,
+        segment=response.segment,
+        score=response.score,
+        responded_at=response.responded_at,
+        reason=reason,
+        rule=None if rule is None else rule.name,
+        window=window,
+        recorded_at=now,
+    )
 
 
 @dataclass
