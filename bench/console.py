@@ -241,6 +241,11 @@ async def time_apis(args: argparse.Namespace, repeat: int) -> None:
             "/v1/figures",
             {"group_by": "owner", "start": start, "end": end},
         ),
+        "followup GET /v1/figures?group_by=team&group_by=owner (what the console asks)": (
+            args.followup,
+            "/v1/figures",
+            {"group_by": ["team", "owner"], "start": start, "end": end},
+        ),
     }
     print("the 365-day dashboard's calls, one at a time:")
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:

@@ -248,10 +248,6 @@ class DashboardChoice:
 ATTRIBUTE = re.compile(r"[a-z][a-z0-9_]{0,39}:.{1,200}")
 
 
-async def _nothing() -> dict[str, Any]:
-    return {"groups": []}
-
-
 def _dashboard_choice(query: Mapping[str, str]) -> DashboardChoice | str:
     """The choice, or what is wrong with it (the APIs check the filters' values)."""
     raw = query.get("days", "30")
@@ -620,6 +616,7 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
         token = session.access_token or ""
         this, previous = this_and_previous(console.clock.now().astimezone(UTC).date(), choice.days)
         scoring_only = choice.scoring_filter()
+        by_owner = bool(set(session.roles) & LEAD_ROLES)
         followup_only = {
             "start": datetime.combine(this.first, time(), UTC).isoformat(),
             "end": datetime.combine(this.last + timedelta(days=1), time(), UTC).isoformat(),
@@ -635,7 +632,7 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
             },
         }
         try:
-            nps, compared, themes, teams, owners = await asyncio.gather(
+            nps, compared, themes, closed_loop = await asyncio.gather(
                 console.apis.nps(token, grain="month", only=scoring_only),
                 console.apis.compare(
                     token,
@@ -655,11 +652,13 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
                         "to": this.last.isoformat(),
                     },
                 ),
-                console.apis.figures(token, group_by="team", only=followup_only),
-                # People's names are for their leads: a viewer sees figures, nobody's name.
-                console.apis.figures(token, group_by="owner", only=followup_only)
-                if set(session.roles) & LEAD_ROLES
-                else _nothing(),
+                # People's names are for their leads (followup refuses the others figures by
+                # owner); both groupings are one pass over the period's cases.
+                console.apis.figures(
+                    token,
+                    group_by=("team", "owner") if by_owner else ("team",),
+                    only=followup_only,
+                ),
             )
         except TokenRefused:
             return await console.token_refused(session, _here(request))
@@ -678,9 +677,9 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
             session=session,
             nps=nps,
             chart=chart,
-            teams=teams["groups"],
-            owners=owners["groups"],
-            by_owner=bool(set(session.roles) & LEAD_ROLES),
+            teams=[g for g in closed_loop["groups"] if g["grouping"] == "team"],
+            owners=[g for g in closed_loop["groups"] if g["grouping"] == "owner"],
+            by_owner=by_owner,
             compared=compared,
             comparison=comparison,
             themes=themes["themes"][:THEMES_SHOWN],
