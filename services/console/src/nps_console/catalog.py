@@ -95,6 +95,7 @@ EN: Mapping[str, str] = {
     "case.history.themes": "Themes",
     "case.themes": "Themes scoring found in the comment",
     "case.theme_link": "Open cases whose comment is about {theme}",
+    "case.theme_mark": "theme: {themes}",
     "case.history.this": "(this case)",
     "case.history.none": "No score recorded for this customer.",
     "case.history.unavailable": "The score history is not available now: {detail}",

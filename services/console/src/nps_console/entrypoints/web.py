@@ -30,6 +30,7 @@ from nps_console.config import ConsoleSettings
 from nps_console.domain.chart import nps_chart
 from nps_console.domain.deadline import due_label
 from nps_console.domain.durations import span
+from nps_console.domain.highlight import highlighted
 from nps_console.domain.local_time import local_time
 from nps_console.domain.periods import LENGTHS, change, this_and_previous
 from nps_console.handlers import begin_sign_in, finish_sign_in, refresh, sign_out
@@ -817,6 +818,16 @@ async def _render_case(
         history_error = exc.detail or exc.title
     except ApiUnavailable as exc:
         history_error = catalog.t("error.api", detail=str(exc))
+    # Scoring's spans are into its own copy of the comment: they mark the case's comment only
+    # when it is the same text (highlighted() also drops any span that does not fit).
+    answered = next((r for r in history or () if r["response_id"] == case.get("response_id")), None)
+    comment_pieces = (
+        highlighted(case["comment"], answered.get("theme_spans"))
+        if case.get("comment") and answered and answered.get("comment") == case["comment"]
+        else None
+    )
+    for r in history or ():
+        r["pieces"] = highlighted(r["comment"], r.get("theme_spans")) if r.get("comment") else []
     now = console.clock.now()
     due = due_label(
         status=case["status"],
@@ -841,6 +852,7 @@ async def _render_case(
         local=local_time(case["customer"].get("timezone"), now),
         history=history,
         history_error=history_error,
+        comment_pieces=comment_pieces,
         root_causes=root_causes,
         outcomes=OUTCOMES,
         done=f"done.{done}" if done in STEPS else None,
