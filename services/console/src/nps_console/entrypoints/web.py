@@ -350,6 +350,18 @@ def _queue_params(filters: Mapping[str, str], *, cursor: str, page_size: int) ->
     return params
 
 
+def _redirect_an_old_page_link(query: Mapping[str, str], filters: Mapping[str, str]) -> None:
+    """A bookmark from when the queue paged by number (`?page=N` without the cursor it pages
+    by now) goes to the same filters' first page, which says why: a number no longer holds a
+    place in a queue that moves as cases are worked."""
+    page = query.get("page", "").strip()
+    if not page or query.get("cursor") or page == "1":
+        return
+    kept = {k: v for k, v in filters.items() if v}
+    asked = page[:12] if page.isdigit() else "?"
+    raise _Redirect("/cases?" + urlencode({**kept, "from_page": asked}))
+
+
 def _page_number(query: Mapping[str, str]) -> int:
     try:
         return max(1, min(int(query.get("page", "1")), 1_000_000))
@@ -459,13 +471,15 @@ def _case_routes(api: APIRouter, console: Console) -> None:
 
     @api.get("/cases")
     async def queue(request: Request) -> Response:
-        try:
-            session = await console.signed_in(request)
-        except _Redirect as go:
-            return RedirectResponse(go.location, status_code=303)
         query = dict(request.query_params)
         filters = _queue_filters(query)
+        try:
+            session = await console.signed_in(request)
+            _redirect_an_old_page_link(query, filters)
+        except _Redirect as go:
+            return RedirectResponse(go.location, status_code=303)
         page = _page_number(query)
+        from_page = query.get("from_page", "")
         params = _queue_params(
             filters, cursor=query.get("cursor", ""), page_size=settings.page_size
         )
@@ -475,6 +489,7 @@ def _case_routes(api: APIRouter, console: Console) -> None:
             "statuses": STATUSES,
             "segments": QUEUE_SEGMENTS,
             "page": page,
+            "from_page": from_page[:12] if from_page.isdigit() else ("?" if from_page else ""),
         }
         try:
             found = await console.apis.cases(token, params)
