@@ -152,10 +152,14 @@ def browser() -> WebDriver:
 
 
 def shoot(driver: WebDriver, url: str, name: str) -> None:
+    driver.set_window_size(WIDTH, 400)  # short, so that the page's height is its content's
     driver.get(url)
     WebDriverWait(driver, 20).until(ec.presence_of_element_located((By.ID, "signed-in-as")))
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
     driver.set_window_size(WIDTH, height)
+    # The window's size counts the browser's own bars: grow it by what the page did not get.
+    inner = int(driver.execute_script("return window.innerHeight"))
+    driver.set_window_size(WIDTH, height + height - inner)
     path = DOCS / f"console-{name}.png"
     driver.save_screenshot(str(path))
     sys.stdout.write(f"{path} ({WIDTH} x {height} px)\n")
