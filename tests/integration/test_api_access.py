@@ -658,7 +658,8 @@ async def test_a_lead_gets_figures_by_team_and_by_owner_in_one_answer(
     case_id = await _case(sessions)
     async with sessions() as session:
         case = await FollowupRepository(session).get_case(case_id)
-    assert case is not None and case.owner
+    assert case is not None
+    assert case.owner
     answer = await apis.followup.get(
         "/v1/figures",
         params={"group_by": ["team", "owner"], "source": "access"},

@@ -112,7 +112,8 @@ async def test_the_history_says_where_in_each_comment_its_themes_are(
     )
     assert answer.status_code == 200, answer.text
     without, commented = answer.json()["responses"]
-    assert without["comment"] is None and without["theme_spans"] == []
+    assert without["comment"] is None
+    assert without["theme_spans"] == []
     assert commented["comment"] == comment
     spans = commented["theme_spans"]
     assert [(comment[s["start"] : s["end"]], s["theme"]) for s in spans] == [

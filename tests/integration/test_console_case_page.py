@@ -138,4 +138,5 @@ async def test_an_old_numbered_page_link_opens_the_first_page_and_says_why(
 
     # Page 1, and the queue's own links (a cursor with the page shown), are left alone.
     first = await console.get("/cases?page=1")
-    assert first.status_code == 200 and 'id="old-page"' not in first.text
+    assert first.status_code == 200
+    assert 'id="old-page"' not in first.text

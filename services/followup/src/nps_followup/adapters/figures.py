@@ -82,7 +82,8 @@ async def closed_loop_figures(
     expressions = [_expression(g) for g in keyed]
     on_time = and_(c.c.first_contact_at.is_not(None), c.c.first_contact_at <= c.c.due_at)
     # date_part gives double precision, which percentile_cont takes as it is; extract gives
-    # numeric (PostgreSQL 14 and later), converted on every row: the one pass took 2.4× as long.
+    # numeric (PostgreSQL 14 and later), converted on every row: the pass took 2.4 times as long
+    # (docs/performance.md).
     to_contact = func.date_part("epoch", c.c.first_contact_at - c.c.opened_at)
     to_resolve = func.date_part("epoch", c.c.resolved_at - c.c.opened_at)
 
