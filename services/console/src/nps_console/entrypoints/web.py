@@ -668,7 +668,7 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
                         "to": this.last.isoformat(),
                     },
                 ),
-                # People's names are for their leads (followup refuses the others figures by
+                # People's names are for their leads (followup refuses anyone else figures by
                 # owner); both groupings are one pass over the period's cases.
                 console.apis.figures(
                     token,
