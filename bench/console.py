@@ -214,7 +214,7 @@ async def time_apis(args: argparse.Namespace, repeat: int) -> None:
     this_first, previous_first = today - timedelta(days=364), today - timedelta(days=729)
     start = datetime.combine(this_first, datetime.min.time(), UTC).isoformat()
     end = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).isoformat()
-    calls = {
+    calls: dict[str, tuple[str, str, dict[str, str | list[str]]]] = {
         "scoring GET /v1/nps?grain=month": (args.scoring, "/v1/nps", {"grain": "month"}),
         "scoring GET /v1/nps/compare": (
             args.scoring,
@@ -240,6 +240,11 @@ async def time_apis(args: argparse.Namespace, repeat: int) -> None:
             args.followup,
             "/v1/figures",
             {"group_by": "owner", "start": start, "end": end},
+        ),
+        "followup GET /v1/figures?group_by=team&group_by=owner (what the console asks)": (
+            args.followup,
+            "/v1/figures",
+            {"group_by": ["team", "owner"], "start": start, "end": end},
         ),
     }
     print("the 365-day dashboard's calls, one at a time:")

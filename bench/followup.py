@@ -16,6 +16,12 @@ escalation is due now. Then it measures:
 the customer search, and page 20's plan) at N open or contacted cases:
 
     .venv/bin/python bench/followup.py --only queue --cases 50000
+
+`--only figures` measures the dashboard's closed-loop figures at N cases opened over the past
+year (by team, by owner, both as two concurrent calls as the console asked before, both in one
+GROUPING SETS pass as it asks now), and prints the one pass's plan:
+
+    .venv/bin/python bench/followup.py --only figures --cases 50000
 """
 
 import argparse
@@ -25,7 +31,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from nps_events import Customer, ResponseScored, Segment
 from nps_followup.adapters.calendars import holidays_for
+from nps_followup.adapters.figures import closed_loop_figures
 from nps_followup.adapters.policy_file import load_policy
 from nps_followup.adapters.repository import FollowupRepository, due_timers_query
 from nps_followup.domain.access import CaseScope
@@ -449,14 +456,116 @@ async def explain_page(
     print(f"\n{filters}, first page's plan:\n  " + "\n  ".join(shown))
 
 
+#: N cases opened over the year before now: four teams, 40 owners, four in five contacted
+#: (within 0–96 hours), three in five of those resolved (within 0–10 days), a 48-hour deadline.
+FIGURE_CASES = """
+INSERT INTO followup.cases (case_id, response_id, source, survey_id, customer_id, segment, score,
+    status, opened_at, due_at, first_contact_at, resolved_at, rule, team, owner, latest_score,
+    recovered)
+SELECT gen_random_uuid(), gen_random_uuid(),
+    (ARRAY['delighted', 'typeform', 'hubspot', 'api'])[1 + i % 4], 'bench', 'f' || i,
+    CASE WHEN i % 10 < 8 THEN 'detractor' ELSE 'passive' END, i % 9,
+    CASE WHEN t.contact IS NULL THEN 'open' WHEN t.resolve IS NULL THEN 'contacted'
+        WHEN i % 3 = 0 THEN 'resolved' ELSE 'closed' END,
+    t.opened, t.opened + interval '48 hours', t.opened + t.contact,
+    t.opened + t.contact + t.resolve, 'detractor',
+    (ARRAY['customer-success', 'enterprise', 'emea', 'apac'])[1 + i % 4],
+    'member' || (i % 40) || '@example.com',
+    CASE WHEN i % 7 = 0 THEN i % 11 END, i % 7 = 0 AND i % 11 >= 9
+FROM generate_series(1, CAST(:n AS integer)) AS i,
+    LATERAL (SELECT CAST(:now AS timestamptz) - make_interval(secs => (CAST(i AS bigint) * 7919) % 31536000) AS opened,
+        CASE WHEN i % 5 <> 0 THEN make_interval(secs => (CAST(i AS bigint) * 104729) % 345600) END AS contact,
+        CASE WHEN i % 5 <> 0 AND i % 5 <> 1 AND i % 5 <> 2 OR i % 10 = 1
+            THEN make_interval(secs => (CAST(i AS bigint) * 15485863) % 864000) END AS resolve) t
+"""
+
+
+async def figures_at_scale(url: str, n: int, repeat: int) -> None:
+    """The 365-day dashboard's closed-loop figures at `n` cases, no HTTP."""
+    engine = create_async_engine(url, pool_size=4)
+    now = datetime.now(UTC)
+    print(f"generating {n:,} cases opened over the past year …")
+    await timed("cases", FIGURE_CASES, engine, now=now, n=n)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE followup.cases"))
+    sessions = session_factory(engine)
+    start = now - timedelta(days=365)
+
+    async def one(group_by: list[str]) -> None:
+        async with sessions() as session:
+            await figures(
+                FollowupRepository(session), group_by=group_by, start=start, end=now, now=now
+            )
+
+    async def latency(what: str, calls: list[list[str]]) -> None:
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            await asyncio.gather(*(one(g) for g in calls))
+            samples.append((time.perf_counter() - started) * 1000)
+        samples.sort()
+        p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
+        print(f"  {what}: p50 {statistics.median(samples):.1f} ms, p95 {p95:.1f} ms")
+
+    print(f"\nthe 365-day figures, {repeat} calls each:")
+    await latency("by team", [["team"]])
+    await latency("by owner", [["owner"]])
+    await latency(
+        "by team and by owner, two passes at once (the console before)", [["team"], ["owner"]]
+    )
+    await latency(
+        "by team and by owner, one GROUPING SETS pass (the console now)", [["team", "owner"]]
+    )
+
+    async def in_turn() -> None:
+        await one(["team"])
+        await one(["owner"])
+
+    turns = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await in_turn()
+        turns.append((time.perf_counter() - started) * 1000)
+    print(
+        "  by team, then by owner, one after the other (the work of two passes): "
+        f"p50 {statistics.median(turns):.1f} ms"
+    )
+    async with sessions() as session:
+        captured: list[Any] = []
+
+        class Capture:
+            def __init__(self, real: Any) -> None:
+                self.real = real
+
+            async def execute(self, statement: Any) -> Any:
+                captured.append(statement)
+                return await self.real.execute(statement)
+
+        await closed_loop_figures(
+            Capture(session),  # type: ignore[arg-type]
+            groupings=["team", "owner"],
+            start=start,
+            end=now,
+            now=now,
+        )
+        sql = captured[0].compile(
+            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        )
+        plan = (await session.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"))).scalars().all()
+    print("\nthe one pass's plan:\n  " + "\n  ".join(plan))
+    await engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument(
         "--only",
-        choices=["queue"],
-        help="queue: only the console's queue, at --cases open or contacted cases",
+        choices=["queue", "figures"],
+        help="queue: only the console's queue, at --cases open or contacted cases; figures: "
+        "only the dashboard's closed-loop figures, at --cases cases over a year",
     )
     parser.add_argument("--closed", type=int, default=100_000, help="--only queue: finished")
     parser.add_argument("--repeat", type=int, default=100)
@@ -469,7 +578,9 @@ def main() -> None:
     postgres.start()
     try:
         upgrade("nps_followup", postgres.url)
-        if args.only == "queue":
+        if args.only == "figures":
+            asyncio.run(figures_at_scale(postgres.url, args.cases, min(args.repeat, 50)))
+        elif args.only == "queue":
             asyncio.run(queue(postgres.url, args.cases, args.closed, args.repeat, policy))
         else:
             asyncio.run(run(postgres.url, args.cases, args.due, policy))

@@ -951,6 +951,28 @@ def _config_data(objects: list[dict[str, Any]]) -> dict[str, str]:
     return data
 
 
+def test_staff_emails_link_to_the_consoles_case_page(
+    rendered: tuple[str, list[dict[str, Any]]], settings_from: Callable[[str, dict[str, str]], Any]
+) -> None:
+    """notify's case link, as notify builds it from the ConfigMap, is the console's case page
+    at the console's public address, not followup's JSON API."""
+    _, objects = rendered
+    config = _config_data(objects)
+    link = settings_from("notify", config).case_link
+    assert link == config["CONSOLE_PUBLIC_URL"].rstrip("/") + "/cases/{case_id}"
+
+
+def test_compose_and_the_default_link_staff_emails_to_the_consoles_case_page(
+    settings_from: Callable[[str, dict[str, str]], Any],
+) -> None:
+    compose = _compose()
+    public = compose["services"]["console"]["environment"]["CONSOLE_PUBLIC_URL"]
+    env = {**compose["x-npsloop-env"], **compose["services"]["notify"]["environment"]}
+    assert settings_from("notify", env).case_link == f"{public}/cases/{{case_id}}"
+    # Nothing set: the console's case page of a stack on this machine.
+    assert settings_from("notify", {}).case_link == "http://127.0.0.1:8000/cases/{case_id}"
+
+
 def test_settings_and_secrets_come_from_the_config_map_and_the_secret(
     rendered: tuple[str, list[dict[str, Any]]],
 ) -> None:

@@ -15,8 +15,8 @@ in its tmp folder (pytest prints the path).
   over the deadline instants and business time the server gave, driven here by a clock the
   test moves);
 - the case page shows every score the customer gave, their time now and attributes, the
-  comment with the themes scoring found in it as tags, and the escalation ladder with its
-  next step;
+  comment with the words scoring matched to a theme marked (`<mark>`, the theme named in
+  words) and the themes as tags, and the escalation ladder with its next step;
 - the dashboard compares the last days with as many days before: new answers move the
   right cells by one, and the owner's figures (a lead's) count the new case;
 - the dashboard narrowed to one survey counts its answer and its case only, with the times to
@@ -395,10 +395,18 @@ def test_the_case_page_shows_every_score_the_customer_gave_and_the_ladder(
     case = _open_case_of(system, customer)
     _sign_in(browser, system, AGENT, path=f"/cases/{case['case_id']}")
 
-    # The comment, and beside it the themes scoring found in it, each a link to their queue.
+    # The comment with the words scoring matched marked, each naming its theme in words, and
+    # beside it the themes scoring found in it, each a link to their queue.
     assert browser.find_element(By.ID, "comment").text == (
-        "Way too expensive, and support never answered"
+        "Way too expensive (theme: price), and support (theme: support) never answered "
+        "(theme: support)"
     )
+    marks = browser.find_elements(By.CSS_SELECTOR, "#comment mark")
+    assert [(m.get_attribute("data-themes"), m.text) for m in marks] == [
+        ("price", "expensive (theme: price)"),
+        ("support", "support (theme: support)"),
+        ("support", "never answered (theme: support)"),
+    ]
     tags = browser.find_elements(By.CSS_SELECTOR, "#comment-themes li")
     assert [tag.get_attribute("data-theme") for tag in tags] == case["themes"]
     assert {"price", "support"} <= set(case["themes"])

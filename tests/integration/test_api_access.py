@@ -653,3 +653,51 @@ def test_notify_webhooks_stay_signature_checked(apis: Apis) -> None:
     for item in apis.documents["notify"]["paths"].values():
         for operation in item.values():
             assert "security" not in operation
+
+
+@pytest.mark.parametrize("person", [VIEWER, AGENT])
+async def test_figures_by_owner_name_staff_so_only_leads_and_admins_get_them(
+    apis: Apis, sessions: SessionFactory, infra: Infra, person: str
+) -> None:
+    await _case(sessions)
+    for group_by in (["owner"], ["team", "owner"]):
+        refused = await apis.followup.get(
+            "/v1/figures", params={"group_by": group_by}, headers=infra.bearer(person)
+        )
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["required_role"] == "lead"
+        assert "name the staff" in refused.json()["detail"]
+        assert "@example.com" not in refused.text
+    by_team = await apis.followup.get(
+        "/v1/figures", params={"group_by": "team"}, headers=infra.bearer(person)
+    )
+    assert by_team.status_code == 200
+
+
+@pytest.mark.parametrize("person", [LEAD, ADMIN])
+async def test_a_lead_gets_figures_by_team_and_by_owner_in_one_answer(
+    apis: Apis, sessions: SessionFactory, infra: Infra, person: str
+) -> None:
+    case_id = await _case(sessions)
+    async with sessions() as session:
+        case = await FollowupRepository(session).get_case(case_id)
+    assert case is not None
+    assert case.owner
+    answer = await apis.followup.get(
+        "/v1/figures",
+        params={"group_by": ["team", "owner"], "source": "access"},
+        headers=infra.bearer(person),
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["group_by"] == "team,owner"
+    groupings = [g["grouping"] for g in body["groups"]]
+    assert groupings == sorted(groupings, key=["team", "owner"].index)  # team's rows first
+    assert {(g["grouping"], g["group"]) for g in body["groups"]} >= {
+        ("team", "customer-success"),
+        ("owner", case.owner),
+    }
+    teams = sum(g["cases"] for g in body["groups"] if g["grouping"] == "team")
+    owners = sum(g["cases"] for g in body["groups"] if g["grouping"] == "owner")
+    assert teams == owners >= 1

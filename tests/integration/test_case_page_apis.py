@@ -23,6 +23,8 @@ from nps_kit.access import Access
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.http import create_app
+from nps_scoring.adapters.taxonomy import load_taxonomy
+from nps_scoring.domain.themes import KeywordThemeClassifier
 from nps_scoring.entrypoints import api as scoring_api
 from tests.integration.test_api_access import POLICY
 from tests.integration.test_scoring import response, score
@@ -32,6 +34,7 @@ from tests.support.infra import Infra
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, 12:00 in London
 AGENT = "alex@example.com"
 VIEWER = "analyst@example.com"
+LEAD = "cs-lead@example.com"
 
 
 @dataclass
@@ -44,7 +47,13 @@ class Apis:
 async def apis(sessions: SessionFactory, access: Access) -> AsyncIterator[Apis]:
     scoring = create_app(title="scoring", description="", version="test", readiness={})
     scoring.include_router(
-        scoring_api.router(sessions=sessions, timezone="UTC", labels={}, access=access)
+        scoring_api.router(
+            sessions=sessions,
+            timezone="UTC",
+            labels={},
+            access=access,
+            classifier=KeywordThemeClassifier(load_taxonomy()),
+        )
     )
     followup = create_app(title="followup", description="", version="test", readiness={})
     followup.include_router(
@@ -85,6 +94,34 @@ async def test_an_agent_reads_every_score_a_customer_gave_newest_first(
         "/v1/customers/hist-ada/responses", params={"limit": 1}, headers=infra.bearer(AGENT)
     )
     assert [r["score"] for r in latest.json()["responses"]] == [7]
+
+
+async def test_the_history_says_where_in_each_comment_its_themes_are(
+    apis: Apis, sessions: SessionFactory, infra: Infra
+) -> None:
+    """Spans into the comment as written (accents, a dash, a euro sign before them), found on
+    read; the console wraps them in <mark>."""
+    comment = "Entrega atrasada — a fatura de €40 veio errada, São Paulo"
+    await score(
+        sessions,
+        response("spans-ana", "spans-ana-1", 2, days=0, comment=comment),
+        response("spans-ana", "spans-ana-2", 9, days=5),
+    )
+    answer = await apis.scoring.get(
+        "/v1/customers/spans-ana/responses", headers=infra.bearer(AGENT)
+    )
+    assert answer.status_code == 200, answer.text
+    without, commented = answer.json()["responses"]
+    assert without["comment"] is None
+    assert without["theme_spans"] == []
+    assert commented["comment"] == comment
+    spans = commented["theme_spans"]
+    assert [(comment[s["start"] : s["end"]], s["theme"]) for s in spans] == [
+        ("Entrega", "delivery"),
+        ("atrasada", "delivery"),
+        ("fatura", "price"),
+    ]
+    assert sorted({s["theme"] for s in spans}) == commented["themes"]
 
 
 async def test_a_viewer_is_refused_a_customers_scores(apis: Apis, infra: Infra) -> None:
@@ -240,7 +277,7 @@ async def test_figures_of_one_team_count_only_its_cases(
         answer = await apis.followup.get(
             "/v1/figures",
             params={**window, "group_by": "owner", **only},
-            headers=infra.bearer(VIEWER),
+            headers=infra.bearer(LEAD),  # figures by owner name staff: leads and admins
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["filter"] == only

@@ -113,3 +113,30 @@ async def test_a_dashboard_choice_outside_its_lists_is_a_422_page_saying_why(
     page = await console.get(f"/dashboard?{query}")
     assert page.status_code == 422
     assert says in page.text
+
+
+async def test_an_old_numbered_page_link_opens_the_first_page_and_says_why(
+    console: httpx.AsyncClient,
+) -> None:
+    """Before the queue paged by cursor its links were ?page=N; such a bookmark now lands on
+    the first page of the same filters, with a notice, not silently on page 1."""
+    moved = await console.get("/cases?page=4&segment=detractor&status=open")
+    assert moved.status_code == 303
+    assert moved.headers["location"] == "/cases?status=open&segment=detractor&from_page=4"
+    page = await console.get(moved.headers["location"])
+    assert page.status_code == 200, page.text
+    assert 'id="old-page"' in page.text
+    assert "Your link asked for page 4 of the queue" in page.text
+    assert "this is the first page, with the same filters" in page.text
+    assert 'value="detractor" selected' in page.text
+
+    garbled = await console.get("/cases?page=last")
+    assert garbled.headers["location"] == "/cases?from_page=%3F"
+    assert (
+        "asked for a page of the queue by number" in (await console.get("/cases?from_page=?")).text
+    )
+
+    # Page 1, and the queue's own links (a cursor with the page shown), are left alone.
+    first = await console.get("/cases?page=1")
+    assert first.status_code == 200
+    assert 'id="old-page"' not in first.text

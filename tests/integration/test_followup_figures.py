@@ -233,3 +233,25 @@ def test_a_tiny_data_set_by_hand() -> None:
         "resolution_p50": 20 * 3600,
         "resolution_p90": pytest.approx(10 * 3600 + 0.9 * 20 * 3600),
     }
+
+
+async def test_several_groupings_in_one_pass_answer_as_each_alone(
+    sessions: SessionFactory, loaded: None
+) -> None:
+    """GROUPING SETS: team, owner and all at once give each grouping's own figures, in the
+    order asked."""
+    async with sessions() as session:
+        found = await figures(
+            FollowupRepository(session),
+            group_by=["team", "owner", "all"],
+            start=None,
+            end=None,
+            now=NOW,
+        )
+    assert [g.grouping for g in found] == ["team"] * 2 + ["owner"] * 3 + ["all"]
+    for grouping in ("team", "owner", "all"):
+        got = observed([g for g in found if g.grouping == grouping])
+        want = expected(GENERATED, grouping)
+        assert set(got) == set(want)
+        for group, answer in want.items():
+            assert got[group] == pytest.approx(answer), (grouping, group)

@@ -315,7 +315,7 @@ def test_a_long_comment_is_shortened_at_a_word_with_an_ellipsis() -> None:
 def test_staff_notices_link_to_the_console_when_its_url_is_set() -> None:
     settings = NotifySettings.model_validate({"console_url": "https://console.acme.example/"})
     assert settings.case_link == "https://console.acme.example/cases/{case_id}"
-    assert NotifySettings().case_link == NotifySettings().case_url  # followup's API by default
+    assert NotifySettings().case_link == NotifySettings().case_url  # the console on this machine
 
 
 @pytest.mark.parametrize(

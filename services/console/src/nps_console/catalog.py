@@ -28,6 +28,12 @@ EN: Mapping[str, str] = {
     "queue.filter.source": "Source",
     "queue.any": "Any",
     "queue.refused": "These filters were not accepted: {detail}",
+    "queue.old_page": "Your link asked for page {n} of the queue. The queue now moves from page "
+    "to page with Next and Previous, because cases are worked and the order changes, so a page "
+    "number no longer holds a place: this is the first page, with the same filters.",
+    "queue.old_page.unknown": "Your link asked for a page of the queue by number. The queue now "
+    "moves from page to page with Next and Previous, so a page number no longer holds a place: "
+    "this is the first page, with the same filters.",
     "segment.detractor": "Detractor",
     "segment.passive": "Passive",
     "segment.promoter": "Promoter",
@@ -95,6 +101,7 @@ EN: Mapping[str, str] = {
     "case.history.themes": "Themes",
     "case.themes": "Themes scoring found in the comment",
     "case.theme_link": "Open cases whose comment is about {theme}",
+    "case.theme_mark": "theme: {themes}",
     "case.history.this": "(this case)",
     "case.history.none": "No score recorded for this customer.",
     "case.history.unavailable": "The score history is not available now: {detail}",

@@ -242,9 +242,11 @@ class NotifySettings(BaseSettings):
     max_attempts: int = Field(default=20, ge=1)
     parked_interval_seconds: float = Field(default=2.0, gt=0)
     parked_batch_size: int = Field(default=100, ge=1, le=1000)
-    #: Link to a case in staff notices: where your team opens it (followup's API by default).
+    #: Link to a case in staff notices: where your team opens it (by default the console's case
+    #: page on this machine, as in the dev stack; NOTIFY_CONSOLE_URL sets it from the console's
+    #: public address).
     case_url: str = Field(
-        default="http://127.0.0.1:8003/v1/cases/{case_id}",
+        default="http://127.0.0.1:8000/cases/{case_id}",
         pattern=r"^[^\x00-\x20<>\"]*\{case_id\}[^\x00-\x20<>\"]*$",
     )
 

@@ -73,6 +73,7 @@ def build(
             timezone=settings.figures_timezone,
             labels=labels,
             access=access,
+            classifier=classifier,
         ),
         tags=["NPS figures"],
     )

@@ -58,15 +58,16 @@ class Apis:
         return await self._call("GET", f"{self._followup}/v1/policy", token)
 
     async def figures(
-        self, token: str, *, group_by: str, only: Mapping[str, str] | None = None
+        self, token: str, *, group_by: Sequence[str], only: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
-        """Closed-loop figures per group; `only`: start, end (ISO times), team, source,
+        """Closed-loop figures per group of each grouping (one pass over the cases for all of
+        them; each row names its `grouping`); `only`: start, end (ISO times), team, source,
         segment."""
         return await self._call(
             "GET",
             f"{self._followup}/v1/figures",
             token,
-            params={"group_by": group_by, **(only or {})},
+            params={"group_by": list(group_by), **(only or {})},
         )
 
     async def impact(self, token: str, params: Mapping[str, str]) -> dict[str, Any]:

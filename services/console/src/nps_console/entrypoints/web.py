@@ -30,6 +30,7 @@ from nps_console.config import ConsoleSettings
 from nps_console.domain.chart import nps_chart
 from nps_console.domain.deadline import due_label
 from nps_console.domain.durations import span
+from nps_console.domain.highlight import highlighted
 from nps_console.domain.local_time import local_time
 from nps_console.domain.periods import LENGTHS, change, this_and_previous
 from nps_console.handlers import begin_sign_in, finish_sign_in, refresh, sign_out
@@ -248,10 +249,6 @@ class DashboardChoice:
 ATTRIBUTE = re.compile(r"[a-z][a-z0-9_]{0,39}:.{1,200}")
 
 
-async def _nothing() -> dict[str, Any]:
-    return {"groups": []}
-
-
 def _dashboard_choice(query: Mapping[str, str]) -> DashboardChoice | str:
     """The choice, or what is wrong with it (the APIs check the filters' values)."""
     raw = query.get("days", "30")
@@ -351,6 +348,18 @@ def _queue_params(filters: Mapping[str, str], *, cursor: str, page_size: int) ->
     if cursor:
         params["cursor"] = cursor
     return params
+
+
+def _redirect_an_old_page_link(query: Mapping[str, str], filters: Mapping[str, str]) -> None:
+    """A bookmark from when the queue paged by number (`?page=N` without the cursor it pages
+    by now) goes to the same filters' first page, which says why: a number no longer holds a
+    place in a queue that moves as cases are worked."""
+    page = query.get("page", "").strip()
+    if not page or query.get("cursor") or page == "1":
+        return
+    kept = {k: v for k, v in filters.items() if v}
+    asked = page[:12] if page.isdigit() else "?"
+    raise _Redirect("/cases?" + urlencode({**kept, "from_page": asked}))
 
 
 def _page_number(query: Mapping[str, str]) -> int:
@@ -462,13 +471,15 @@ def _case_routes(api: APIRouter, console: Console) -> None:
 
     @api.get("/cases")
     async def queue(request: Request) -> Response:
-        try:
-            session = await console.signed_in(request)
-        except _Redirect as go:
-            return RedirectResponse(go.location, status_code=303)
         query = dict(request.query_params)
         filters = _queue_filters(query)
+        try:
+            session = await console.signed_in(request)
+            _redirect_an_old_page_link(query, filters)
+        except _Redirect as go:
+            return RedirectResponse(go.location, status_code=303)
         page = _page_number(query)
+        from_page = query.get("from_page", "")
         params = _queue_params(
             filters, cursor=query.get("cursor", ""), page_size=settings.page_size
         )
@@ -478,6 +489,7 @@ def _case_routes(api: APIRouter, console: Console) -> None:
             "statuses": STATUSES,
             "segments": QUEUE_SEGMENTS,
             "page": page,
+            "from_page": from_page[:12] if from_page.isdigit() else ("?" if from_page else ""),
         }
         try:
             found = await console.apis.cases(token, params)
@@ -620,6 +632,7 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
         token = session.access_token or ""
         this, previous = this_and_previous(console.clock.now().astimezone(UTC).date(), choice.days)
         scoring_only = choice.scoring_filter()
+        by_owner = bool(set(session.roles) & LEAD_ROLES)
         followup_only = {
             "start": datetime.combine(this.first, time(), UTC).isoformat(),
             "end": datetime.combine(this.last + timedelta(days=1), time(), UTC).isoformat(),
@@ -635,7 +648,7 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
             },
         }
         try:
-            nps, compared, themes, teams, owners = await asyncio.gather(
+            nps, compared, themes, closed_loop = await asyncio.gather(
                 console.apis.nps(token, grain="month", only=scoring_only),
                 console.apis.compare(
                     token,
@@ -655,11 +668,13 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
                         "to": this.last.isoformat(),
                     },
                 ),
-                console.apis.figures(token, group_by="team", only=followup_only),
-                # People's names are for their leads: a viewer sees figures, nobody's name.
-                console.apis.figures(token, group_by="owner", only=followup_only)
-                if set(session.roles) & LEAD_ROLES
-                else _nothing(),
+                # People's names are for their leads (followup refuses anyone else figures by
+                # owner); both groupings are one pass over the period's cases.
+                console.apis.figures(
+                    token,
+                    group_by=("team", "owner") if by_owner else ("team",),
+                    only=followup_only,
+                ),
             )
         except TokenRefused:
             return await console.token_refused(session, _here(request))
@@ -678,9 +693,9 @@ def _figure_routes(api: APIRouter, console: Console) -> None:
             session=session,
             nps=nps,
             chart=chart,
-            teams=teams["groups"],
-            owners=owners["groups"],
-            by_owner=bool(set(session.roles) & LEAD_ROLES),
+            teams=[g for g in closed_loop["groups"] if g["grouping"] == "team"],
+            owners=[g for g in closed_loop["groups"] if g["grouping"] == "owner"],
+            by_owner=by_owner,
             compared=compared,
             comparison=comparison,
             themes=themes["themes"][:THEMES_SHOWN],
@@ -818,6 +833,16 @@ async def _render_case(
         history_error = exc.detail or exc.title
     except ApiUnavailable as exc:
         history_error = catalog.t("error.api", detail=str(exc))
+    # Scoring's spans are into its own copy of the comment: they mark the case's comment only
+    # when it is the same text (highlighted() also drops any span that does not fit).
+    answered = next((r for r in history or () if r["response_id"] == case.get("response_id")), None)
+    comment_pieces = (
+        highlighted(case["comment"], answered.get("theme_spans"))
+        if case.get("comment") and answered and answered.get("comment") == case["comment"]
+        else None
+    )
+    for r in history or ():
+        r["pieces"] = highlighted(r["comment"], r.get("theme_spans")) if r.get("comment") else []
     now = console.clock.now()
     due = due_label(
         status=case["status"],
@@ -842,6 +867,7 @@ async def _render_case(
         local=local_time(case["customer"].get("timezone"), now),
         history=history,
         history_error=history_error,
+        comment_pieces=comment_pieces,
         root_causes=root_causes,
         outcomes=OUTCOMES,
         done=f"done.{done}" if done in STEPS else None,

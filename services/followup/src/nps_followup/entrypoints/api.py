@@ -4,7 +4,7 @@ do-not-contact list, and the policy in force."""
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -21,13 +21,14 @@ from nps_events import (
     Text,
 )
 from nps_events.text import clean_line
-from nps_followup.adapters.repository import FigureFilter, FollowupRepository
+from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.domain.access import CaseScope, scope_of
 from nps_followup.domain.cases import Case, CaseStatus
 from nps_followup.domain.escalation import Rung, ladder_of
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause, transitions_from
 from nps_followup.domain.policy import ActionKind, Duration, Rule
 from nps_followup.domain.queue import BadCursor, QueueFilter
+from nps_followup.entrypoints.figures_routes import figure_routes
 from nps_followup.entrypoints.impact_routes import impact_routes
 from nps_followup.entrypoints.referral_routes import referral_routes
 from nps_followup.handlers import (
@@ -38,7 +39,6 @@ from nps_followup.handlers import (
     business_time_left,
     business_time_runs_until,
     close_case,
-    figures,
     follow_up_of,
     get_case,
     list_cases,
@@ -388,44 +388,6 @@ class DoNotContact(BaseModel):
     entries: list[OptOutOut]
 
 
-class FiguresRow(BaseModel):
-    group: str | None = Field(description="The team, owner, segment or period start (UTC).")
-    cases: int = Field(description="Cases people work (not automated), opened in the range.")
-    open: int = Field(description="Of those, still open or contacted (not yet resolved).")
-    breached: int = Field(description="Contacted after the deadline, or past it uncontacted.")
-    contacted: int
-    contacted_in_time: int = Field(description="First contact at or before the deadline.")
-    closed: int
-    sla_compliance: float | None = Field(
-        description="Contacted in time / (contacted in time + breached); null if none settled."
-    )
-    closed_loop_rate: float | None = Field(description="Closed / cases.")
-    answered_again: int = Field(
-        description="Detractor cases whose customer answered again (while the case was worked, "
-        "after it closed, or to its re-survey): the recovery rate's sample."
-    )
-    recovered: int = Field(description="Of those, the customers whose latest answer is 9–10.")
-    recovery_rate: float | None = Field(
-        description="Recovered / answered again: only customers who answered again count, so a "
-        "detractor never asked again is neither a success nor a failure; null when none "
-        "answered again. Read it with `answered_again`: a rate of a few answers proves little."
-    )
-    time_to_first_contact_p50_seconds: float | None
-    time_to_first_contact_p90_seconds: float | None
-    time_to_resolution_p50_seconds: float | None
-    time_to_resolution_p90_seconds: float | None
-
-
-class FiguresOut(BaseModel):
-    group_by: str
-    start: datetime | None
-    end: datetime | None
-    filter: dict[str, str] = Field(
-        default_factory=dict, description="The team, source and segment asked for, if any."
-    )
-    groups: list[FiguresRow]
-
-
 class MatchOut(BaseModel):
     segment: str
     source: list[str] | None = Field(description="Any of these sources; null: any source.")
@@ -552,16 +514,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "The case's state does not allow it (problem+json)."},
     422: {"description": "Invalid input, e.g. a root cause outside the taxonomy."},
 }
-
-
-def _in_utc_range(value: datetime) -> bool:
-    """Whether `value` is a time PostgreSQL and Python can hold once in UTC (0001-01-01T00:00
-    at +14:00 is not)."""
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        return False
-    return True
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -907,6 +859,7 @@ def router(
     _figure_routes(api, sessions=sessions, clock=clock, policy=policy, access=access)
     referral_routes(api, sessions=sessions, clock=clock, access=access, actor=actor_of)
     impact_routes(api, sessions=sessions, access=access)
+    figure_routes(api, sessions=sessions, clock=clock, access=access)
     return api
 
 
@@ -1014,92 +967,8 @@ def _opt_out_routes(
 def _figure_routes(
     api: APIRouter, *, sessions: SessionFactory, clock: Clock, policy: PolicyInForce, access: Access
 ) -> None:
-    """Figures and the policy in short: no customer's data, any role (viewer and up)."""
+    """The policy in short: no customer's data, any role (viewer and up)."""
     Viewer = Annotated[Principal, access.require(Role.VIEWER)]  # noqa: N806 - a type
-
-    @api.get(
-        "/v1/figures",
-        response_model=FiguresOut,
-        summary="Closed-loop figures: SLA compliance, time to contact and resolution, rates",
-    )
-    async def get_figures(
-        _: Viewer,
-        *,
-        group_by: Literal["all", "team", "owner", "segment", "day", "week", "month"] = "all",
-        start: Annotated[datetime | None, Query(description="Cases opened at or after.")] = None,
-        end: Annotated[datetime | None, Query(description="Cases opened before.")] = None,
-        team: Annotated[Line | None, Query(max_length=100, description="Only its cases.")] = None,
-        source: Annotated[Line | None, Query(max_length=100, description="Only its cases.")] = None,
-        segment: Annotated[Segment | None, Query(description="Only its cases.")] = None,
-        survey_id: Annotated[
-            Line | None, Query(max_length=200, description="Only the cases of its answers.")
-        ] = None,
-    ) -> FiguresOut:
-        for name, value in (("start", start), ("end", end)):
-            if value is not None and value.tzinfo is None:
-                raise Problem(
-                    422,
-                    "Invalid request",
-                    f"{name} needs a time zone offset.",
-                    errors=[{"field": name, "message": "needs a time zone offset"}],
-                )
-            if value is not None and not _in_utc_range(value):
-                raise Problem(
-                    422,
-                    "Invalid request",
-                    f"{name} is outside years 1–9999 in UTC.",
-                    errors=[{"field": name, "message": "is outside years 1–9999 in UTC"}],
-                )
-        async with sessions() as session:
-            groups = await figures(
-                FollowupRepository(session),
-                group_by=group_by,
-                start=start,
-                end=end,
-                now=clock.now(),
-                only=FigureFilter(
-                    team=team,
-                    source=source,
-                    segment=segment.value if segment else None,
-                    survey_id=survey_id,
-                ),
-            )
-        return FiguresOut(
-            group_by=group_by,
-            start=start,
-            end=end,
-            filter={
-                k: v
-                for k, v in (
-                    ("team", team),
-                    ("source", source),
-                    ("segment", segment.value if segment else None),
-                    ("survey_id", survey_id),
-                )
-                if v is not None
-            },
-            groups=[
-                FiguresRow(
-                    group=g.group,
-                    cases=g.counts.cases,
-                    open=g.counts.open,
-                    breached=g.counts.breached,
-                    contacted=g.counts.contacted,
-                    contacted_in_time=g.counts.on_time,
-                    closed=g.counts.closed,
-                    sla_compliance=g.rates.sla_compliance,
-                    closed_loop_rate=g.rates.closed_loop_rate,
-                    answered_again=g.counts.with_later_answer,
-                    recovered=g.counts.recovered,
-                    recovery_rate=g.rates.recovery_rate,
-                    time_to_first_contact_p50_seconds=g.counts.first_contact_p50,
-                    time_to_first_contact_p90_seconds=g.counts.first_contact_p90,
-                    time_to_resolution_p50_seconds=g.counts.resolution_p50,
-                    time_to_resolution_p90_seconds=g.counts.resolution_p90,
-                )
-                for g in groups
-            ],
-        )
 
     @api.get(
         "/v1/policy",

@@ -143,6 +143,8 @@ class AnsweredResponse:
     themes: tuple[str, ...]
     responded_at: datetime
     transition: str | None
+    #: The customer's preferred language when they answered, if known.
+    locale: str | None = None
 
 
 def _counted(row: Any) -> Counted:
@@ -190,6 +192,7 @@ class ScoringRepository:
                 themes=tuple(row.themes or ()),
                 responded_at=row.responded_at,
                 transition=row.transition,
+                locale=row.locale,
             )
             for row in rows
         ]

@@ -23,7 +23,7 @@ Semantics (also in the README):
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +50,21 @@ class ThemeClassifier(Protocol):
         whose preferred language is `locale`, if known); [] when it matches none."""
         ...
 
+    def spans_of(self, comment: str, *, source: str, locale: str | None) -> list["ThemeSpan"]:
+        """Where in `comment` each theme was found: the words matched, as offsets into the
+        comment as given (Python string indices, code points), one span per match, sorted;
+        spans may overlap when phrases of two themes share words."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ThemeSpan:
+    """`comment[start:end]` is a phrase of `theme`'s (a term, or a non-negated opinion)."""
+
+    start: int
+    end: int
+    theme: str
+
 
 def fold(text: str) -> str:
     """Case and accents folded: "Expédition TRÈS lente" → "expedition tres lente"."""
@@ -67,6 +82,56 @@ def clauses(text: str) -> list[list[str]]:
     """The folded words of `text`, clause by clause."""
     folded = _NT.sub(" not", fold(text))
     return [words for part in _CLAUSE.split(folded) if (words := _WORD.findall(part))]
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    folded: str
+    #: Where the word is in the text as given: text[start:end].
+    start: int
+    end: int
+
+
+def clauses_with_offsets(text: str) -> list[list[Word]]:
+    """`clauses(text)`, each word with where it stands in `text`: folding changes lengths
+    ("ß" → "ss", "é" written as e + a combining accent → "e", "isn't" → "is not"), so each
+    folded character remembers the character of `text` it came from."""
+    folded: list[str] = []
+    origin: list[int] = []
+    for i, char in enumerate(text):
+        for c in unicodedata.normalize("NFKD", char.casefold()):
+            if not unicodedata.combining(c):
+                folded.append(c)
+                origin.append(i)
+    flat = "".join(folded)
+    # "n't" → " not", as clauses() does; the inserted characters come from the apostrophe's.
+    pieces: list[str] = []
+    origins: list[int] = []
+    at = 0
+    for m in _NT.finditer(flat):
+        pieces.append(flat[at : m.start()])
+        origins.extend(origin[at : m.start()])
+        pieces.append(" not")
+        origins.extend([origin[m.start()]] * 4)
+        at = m.end()
+    pieces.append(flat[at:])
+    origins.extend(origin[at:])
+    flat = "".join(pieces)
+    result: list[list[Word]] = []
+    at = 0
+    for separator in [*_CLAUSE.finditer(flat), None]:
+        until = len(flat) if separator is None else separator.start()
+        words = []
+        for m in _WORD.finditer(flat, at, until):
+            end = origins[m.end() - 1] + 1
+            while end < len(text) and unicodedata.combining(text[end]):
+                end += 1  # the accents written after the word's last letter are part of it
+            words.append(Word(m.group(), origins[m.start()], end))
+        if words:
+            result.append(words)
+        if separator is not None:
+            at = separator.end()
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +238,25 @@ class KeywordThemeClassifier:
 
     def themes_of(self, comment: str, *, source: str, locale: str | None) -> list[str]:
         parts = clauses(comment)
-        found: set[str] = set()
+        return sorted({theme for _, _, _, theme in self._matches(parts, source, locale)})
+
+    def spans_of(self, comment: str, *, source: str, locale: str | None) -> list[ThemeSpan]:
+        parts = clauses_with_offsets(comment)
+        words = [[w.folded for w in part] for part in parts]
+        return sorted(
+            {
+                ThemeSpan(parts[clause][first].start, parts[clause][last].end, theme)
+                for clause, first, last, theme in self._matches(words, source, locale)
+            }
+        )
+
+    def _matches(
+        self, parts: list[list[str]], source: str, locale: str | None
+    ) -> Iterator[tuple[int, int, int, str]]:
+        """(clause, first word, last word, theme) of each phrase found in the clauses."""
         for code in self.languages_for([w for part in parts for w in part], locale):
             index, stem = self._index[code], self._stemmers[code]
-            for words in parts:
+            for clause, words in enumerate(parts):
                 stems = [stem(w) for w in words]
                 for start, first in enumerate(stems):
                     for phrase in index.get(first, ()):
@@ -187,8 +267,7 @@ class KeywordThemeClassifier:
                             continue
                         if phrase.opinion and self._negated(words, start):
                             continue
-                        found.add(phrase.theme)
-        return sorted(found)
+                        yield clause, start, end - 1, phrase.theme
 
     def _negated(self, words: list[str], start: int) -> bool:
         for word in reversed(words[max(0, start - NEGATION_WINDOW) : start]):

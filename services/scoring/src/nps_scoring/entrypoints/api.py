@@ -14,8 +14,14 @@ from nps_kit.db import SessionFactory
 from nps_kit.http import Problem
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.domain.figures import ATTRIBUTE_PREFIX, Counts, Dimension, Grain
-from nps_scoring.domain.themes import UNMATCHED
-from nps_scoring.handlers import compare_periods, customer_history, nps_figures, theme_figures
+from nps_scoring.domain.themes import UNMATCHED, ThemeClassifier
+from nps_scoring.handlers import (
+    compare_periods,
+    customer_history,
+    nps_figures,
+    theme_figures,
+    theme_spans_of,
+)
 
 RESPONSE_RATE = (
     "Responses per survey sent, where sources report sends. No source reports sends yet, so "
@@ -144,6 +150,15 @@ class ThemesOut(BaseModel):
     themes: list[ThemeOut] = Field(description="Most mentioned first; `unmatched` included.")
 
 
+class ThemeSpanOut(BaseModel):
+    start: int = Field(description="Offset of the span's first character in the comment.")
+    end: int = Field(
+        description="Offset just after its last: comment[start:end], offsets in Unicode code "
+        "points (Python string indices; JavaScript's count UTF-16 units)."
+    )
+    theme: str = Field(description="The theme's id.")
+
+
 class AnsweredOut(BaseModel):
     response_id: str
     source: str
@@ -155,6 +170,13 @@ class AnsweredOut(BaseModel):
     responded_at: datetime
     transition: str | None = Field(
         description="Against the customer's previous answer: e.g. detractor_to_promoter."
+    )
+    theme_spans: list[ThemeSpanOut] | None = Field(
+        default=None,
+        description="Where in `comment` the themes were found, computed on read with the "
+        "taxonomy in force (`themes` are those found when the response was scored): one span "
+        "per phrase matched, sorted; spans of two themes may overlap. Null if this scoring "
+        "does not classify on read.",
     )
 
 
@@ -198,7 +220,12 @@ _RANGE: dict[int | str, dict[str, Any]] = {
 
 
 def router(
-    *, sessions: SessionFactory, timezone: str, labels: dict[str, str], access: Access
+    *,
+    sessions: SessionFactory,
+    timezone: str,
+    labels: dict[str, str],
+    access: Access,
+    classifier: ThemeClassifier | None = None,
 ) -> APIRouter:
     """Figures and themes hold no customer's data: any role may read them (viewer and up)."""
     api = APIRouter()
@@ -381,6 +408,12 @@ def router(
                     themes=list(r.themes),
                     responded_at=r.responded_at,
                     transition=r.transition,
+                    theme_spans=None
+                    if classifier is None
+                    else [
+                        ThemeSpanOut(start=s.start, end=s.end, theme=s.theme)
+                        for s in theme_spans_of(r, classifier)
+                    ],
                 )
                 for r in found
             ],

@@ -12,6 +12,7 @@ from nps_scoring.handlers.figures import (
     customer_history,
     nps_figures,
     theme_figures,
+    theme_spans_of,
 )
 from nps_scoring.handlers.ports import (
     CustomerHistory,
@@ -46,5 +47,6 @@ __all__ = [
     "rebuild_figures",
     "score_responses",
     "theme_figures",
+    "theme_spans_of",
     "themes_of",
 ]

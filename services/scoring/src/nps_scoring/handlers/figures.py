@@ -15,7 +15,7 @@ from nps_scoring.domain.figures import (
     compare,
     period_start,
 )
-from nps_scoring.domain.themes import NO_COMMENT
+from nps_scoring.domain.themes import NO_COMMENT, ThemeClassifier, ThemeSpan
 from nps_scoring.handlers.ports import CustomerHistory, FigureReads
 
 
@@ -219,3 +219,11 @@ async def customer_history(
 ) -> list[AnsweredResponse]:
     """Every score the customer gave (the latest `limit`), newest first."""
     return await repo.responses_of(customer_id, limit=limit)
+
+
+def theme_spans_of(response: AnsweredResponse, classifier: ThemeClassifier) -> list[ThemeSpan]:
+    """Where the themes are in the response's comment, found again as it is read (the console
+    highlights them); [] without a comment."""
+    if response.comment is None or not response.comment.strip():
+        return []
+    return classifier.spans_of(response.comment, source=response.source, locale=response.locale)
