@@ -47,6 +47,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
     TimerKind,
 )
+from nps_followup.domain.contact_rules import DoNotContactEntry
 from nps_followup.domain.queue import Place, QueueFilter, Urgency
 from nps_followup.domain.simulation import StoredResponse
 from nps_kit import inbox, outbox
@@ -855,12 +856,12 @@ class FollowupRepository:
         )
         return result.first() is not None
 
-    async def opt_outs_of(self, customer_id: str) -> list[tuple[str, str, str | None, datetime]]:
+    async def opt_outs_of(self, customer_id: str) -> list[DoNotContactEntry]:
         d = tables.do_not_contact
         rows = await self.session.execute(
             select(d).where(d.c.customer_id == customer_id).order_by(d.c.scope)
         )
-        return [(r.scope, r.source, r.reason, r.at) for r in rows]
+        return [DoNotContactEntry(r.scope, r.source, r.reason, r.at) for r in rows]
 
     async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
         ids = list(set(customer_ids))

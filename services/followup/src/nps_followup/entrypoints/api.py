@@ -7,18 +7,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field, StringConstraints
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from nps_events import (
     Actor,
     ActorKind,
-    ContactOutcome,
     Line,
-    OptOutScope,
     Segment,
-    StaffRecipient,
-    Text,
 )
 from nps_events.text import clean_line
 from nps_followup.adapters.repository import FigureFilter, FollowupRepository
@@ -28,6 +24,16 @@ from nps_followup.domain.escalation import Rung, ladder_of
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause, transitions_from
 from nps_followup.domain.policy import ActionKind, Duration, Rule
 from nps_followup.domain.queue import BadCursor, QueueFilter
+from nps_followup.entrypoints.do_not_contact_routes import do_not_contact_routes
+from nps_followup.entrypoints.inputs import (
+    AssignIn,
+    CloseIn,
+    ContactIn,
+    ReopenIn,
+    ResolveIn,
+    SourceName,
+    ThemeId,
+)
 from nps_followup.handlers import (
     CaseNotFound,
     PolicyInForce,
@@ -334,56 +340,6 @@ def _invalid(field: str, message: str) -> Problem:
     )
 
 
-ThemeId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-SourceName = Annotated[Line, StringConstraints(min_length=1, max_length=100)]
-
-
-_NOTE = "May span lines (tab and line breaks); no other control character."
-
-
-class AssignIn(BaseModel):
-    owner: StaffRecipient | None = Field(
-        default=None,
-        description="Who owns the case now: exactly one email address (or webhook:<name>); "
-        "omit to let the rule choose (account owner, else round-robin in the case's team).",
-    )
-
-
-class ContactIn(BaseModel):
-    channel: Line = Field(min_length=1, max_length=20, description="phone, email, meeting…")
-    outcome: ContactOutcome = Field(description="`reached` meets the contact deadline.")
-    note: Text | None = Field(default=None, max_length=5000, description=_NOTE)
-
-
-class ResolveIn(BaseModel):
-    root_cause: Line = Field(min_length=1, max_length=100, description="From the policy's list.")
-    note: Text | None = Field(default=None, max_length=5000, description=_NOTE)
-
-
-class CloseIn(BaseModel):
-    """Nothing to say: who closes it comes from the token."""
-
-
-class ReopenIn(BaseModel):
-    reason: Text | None = Field(default=None, max_length=2000, description=_NOTE)
-
-
-class OptOutIn(BaseModel):
-    reason: Text | None = Field(default=None, max_length=2000, description=_NOTE)
-
-
-class OptOutOut(BaseModel):
-    scope: str
-    source: str
-    reason: str | None
-    at: datetime
-
-
-class DoNotContact(BaseModel):
-    customer_id: str
-    entries: list[OptOutOut]
-
-
 class FiguresRow(BaseModel):
     group: str | None = Field(description="The team, owner, segment or period start (UTC).")
     cases: int = Field(description="Cases people work (not automated), opened in the range.")
@@ -519,10 +475,6 @@ class PolicyOut(BaseModel):
     teams: list[str]
     root_causes: list[str]
 
-
-CustomerId = Annotated[
-    Line, Path(min_length=1, max_length=200, description="The customer's id: one line.")
-]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such case (problem+json)."},
@@ -878,7 +830,7 @@ def router(
         )
 
     _response_routes(api, sessions=sessions, policy=policy, access=access)
-    _opt_out_routes(api, sessions=sessions, clock=clock, access=access)
+    do_not_contact_routes(api, sessions=sessions, clock=clock, access=access)
     _figure_routes(api, sessions=sessions, clock=clock, policy=policy, access=access)
     return api
 
@@ -932,56 +884,6 @@ def _response_routes(
             responded_at=held.responded_at,
             recorded_at=held.recorded_at,
         )
-
-
-def _opt_out_routes(
-    api: APIRouter, *, sessions: SessionFactory, clock: Clock, access: Access
-) -> None:
-    """The do-not-contact list: agents read it (before they call), admins change it."""
-    Agent = Annotated[Principal, access.require(Role.AGENT)]  # noqa: N806 - a type
-    Admin = Annotated[Principal, access.require(Role.ADMIN)]  # noqa: N806 - a type
-
-    @api.get(
-        "/v1/do-not-contact/{customer_id}",
-        response_model=DoNotContact,
-        summary="The customer's entries on the do-not-contact list",
-    )
-    async def get_do_not_contact(_: Agent, customer_id: CustomerId) -> DoNotContact:
-        async with sessions() as session:
-            entries = await FollowupRepository(session).opt_outs_of(customer_id)
-        return DoNotContact(
-            customer_id=customer_id,
-            entries=[OptOutOut(scope=s, source=src, reason=r, at=at) for s, src, r, at in entries],
-        )
-
-    @api.put(
-        "/v1/do-not-contact/{customer_id}/{scope}",
-        status_code=204,
-        summary="Put a customer on the do-not-contact list (email, sms or all)",
-    )
-    async def add_to_do_not_contact(
-        _: Admin, customer_id: CustomerId, scope: OptOutScope, body: OptOutIn
-    ) -> Response:
-        async with unit_of_work(sessions) as session:
-            await FollowupRepository(session).add_opt_out(
-                customer_id, scope.value, source="api", reason=body.reason, at=clock.now()
-            )
-        return Response(status_code=204)
-
-    @api.delete(
-        "/v1/do-not-contact/{customer_id}/{scope}",
-        status_code=204,
-        summary="Take a customer off the do-not-contact list for one scope",
-        responses={404: {"description": "Not on the list for that scope (problem+json)."}},
-    )
-    async def remove_from_do_not_contact(
-        _: Admin, customer_id: CustomerId, scope: OptOutScope
-    ) -> Response:
-        async with unit_of_work(sessions) as session:
-            removed = await FollowupRepository(session).remove_opt_out(customer_id, scope.value)
-        if not removed:
-            raise Problem(404, "Not found", f"{customer_id} is not on the list for {scope.value}.")
-        return Response(status_code=204)
 
 
 def _figure_routes(

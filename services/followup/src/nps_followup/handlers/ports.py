@@ -18,6 +18,7 @@ from nps_followup.domain.cases import (
     SetAside,
     TimelineEntry,
 )
+from nps_followup.domain.contact_rules import DoNotContactEntry
 from nps_followup.domain.simulation import StoredResponse
 
 
@@ -232,7 +233,26 @@ class OptOuts(Inbox, Protocol):
     async def add_opt_out(
         self, customer_id: str, scope: str, *, source: str, reason: str | None, at: datetime
     ) -> None:
-        """Put the customer on the do-not-contact list for `scope` (a channel, or `all`)."""
+        """Put the customer on the do-not-contact list for `scope` (a channel, or `all`); an
+        entry already there for that scope is kept as it was."""
+        ...
+
+
+class DoNotContactList(Protocol):
+    """What people's reading and changing of the do-not-contact list needs."""
+
+    async def opt_outs_of(self, customer_id: str) -> list[DoNotContactEntry]:
+        """The customer's entries, in scope order."""
+        ...
+
+    async def add_opt_out(
+        self, customer_id: str, scope: str, *, source: str, reason: str | None, at: datetime
+    ) -> None:
+        """Put the customer on the list for `scope`; an entry already there is kept."""
+        ...
+
+    async def remove_opt_out(self, customer_id: str, scope: str) -> bool:
+        """Take the customer off the list for `scope`; False if they were not on it."""
         ...
 
 
