@@ -214,6 +214,12 @@ class InMemoryTimers:
         for case in cases:
             self.cases[case.case_id] = _with_lifecycle(self.cases[case.case_id], case)
 
+    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
+        for case in cases:
+            self.cases[case.case_id] = replace(
+                self.cases[case.case_id], latest_score=case.latest_score, recovered=case.recovered
+            )
+
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
         known = {e.entry_id for _, e in self.timeline}
         self.timeline += [(c, e) for c, e in entries if e.entry_id not in known]
@@ -287,12 +293,6 @@ class InMemoryOpening(InMemoryTimers):
             for c in by_opening
             if c.customer_id in wanted and c.status is not CaseStatus.AUTOMATED
         }
-
-    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
-        for case in cases:
-            self.cases[case.case_id] = replace(
-                self.cases[case.case_id], latest_score=case.latest_score, recovered=case.recovered
-            )
 
     async def reserve_turns(self, team: str, count: int) -> int:
         first = self.turns.get(team, -1) + 1

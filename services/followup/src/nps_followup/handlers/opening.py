@@ -9,7 +9,6 @@ from nps_events import (
     CaseAssigned,
     CaseOpened,
     CaseResponseAttached,
-    Event,
     ResponseScored,
 )
 from nps_followup.adapters.repository import (
@@ -23,7 +22,6 @@ from nps_followup.domain.cases import (
     CasePlan,
     CaseStatus,
     SetAside,
-    TimelineEntry,
     choose_owner,
     is_recovered,
     not_acted_on,
@@ -40,6 +38,7 @@ from nps_followup.handlers.common import (
 )
 from nps_followup.handlers.ports import CaseOpening
 from nps_followup.handlers.timers import fire_timers
+from nps_followup.handlers.writes import BatchWrites
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +108,7 @@ async def apply_policy(
     customers = {r.customer.id for r in todo}
     active = await repo.active_cases_of(customers)
     earlier = await repo.latest_worked_cases_of(customers - active.keys())
-    batch = _Opening(now=now)
+    batch = _Opening(BatchWrites(now))
     set_aside: dict[uuid.UUID, SetAside] = {}
     for response in todo:
         customer = response.customer.id
@@ -171,16 +170,17 @@ async def apply_policy(
 
 @dataclass
 class _Opening:
-    """The cases one batch of responses opens, and what it records on existing cases."""
+    """The cases one batch of responses opens (with their plans and the responses that opened
+    them); everything the batch writes besides inserting them, on new and existing cases and
+    by the timers due at once, goes to `writes`."""
 
-    now: datetime
+    writes: BatchWrites
     new: dict[uuid.UUID, tuple[Case, CasePlan, ResponseScored]] = field(default_factory=dict)
     response_ids: set[uuid.UUID] = field(default_factory=set)
-    scores: dict[uuid.UUID, Case] = field(default_factory=dict)
-    timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    notices: list[tuple[uuid.UUID, Action]] = field(default_factory=list)
-    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    @property
+    def now(self) -> datetime:
+        return self.writes.now
 
     def add(self, response: ResponseScored, plan: CasePlan) -> Case:
         case = Case(
@@ -243,9 +243,9 @@ class _Opening:
             _, plan, opening = self.new[case.case_id]
             self.new[case.case_id] = (case, plan, opening)
         else:
-            self.scores[case.case_id] = case
-        self.timeline.append((case.case_id, entry))
-        self.events.append(
+            self.writes.latest_scores[case.case_id] = case
+        self.writes.timeline.append((case.case_id, entry))
+        self.writes.events.append(
             CaseResponseAttached(
                 entry_id=entry.entry_id,
                 case_id=case.case_id,
@@ -310,10 +310,6 @@ class _Opening:
                 for t in plan.timers
                 if t.fire_at <= self.now
             ]
-        await repo.record_latest_scores(list(self.scores.values()))
-        await repo.add_timelines(self.timeline)
-        await repo.add_actions_of(self.notices, exempt=set(), recipient=self.recipients)
-        await repo.publish_later(self.events, now=self.now)
         if due_now:
             rows = {
                 a.action_id: ActionRow(
@@ -329,7 +325,16 @@ class _Opening:
                 for a in plan.actions
             }
             cases = {case.case_id: case for case in opened}
-            await fire_timers(repo, due_now, cases=cases, actions=rows, now=self.now, policy=policy)
+            await fire_timers(
+                repo,
+                due_now,
+                cases=cases,
+                actions=rows,
+                now=self.now,
+                policy=policy,
+                into=self.writes,
+            )
+        await self.writes.flush(repo)
         return opened
 
     def _opened(self, case: Case, plan: CasePlan, *, origin: str, policy: Policy) -> None:
@@ -345,9 +350,9 @@ class _Opening:
             due_at=plan.due_at.isoformat() if plan.due_at else None,
             **plan.why(policy),
         )
-        self.timeline.append((case.case_id, opened))
+        self.writes.timeline.append((case.case_id, opened))
         if case.status is CaseStatus.OPEN and case.due_at is not None:
-            self.events.append(
+            self.writes.events.append(
                 CaseOpened(
                     case_id=case.case_id,
                     response_id=case.response_id,
@@ -369,8 +374,8 @@ class _Opening:
                 owner=case.owner,
                 by_rule=True,
             )
-            self.timeline.append((case.case_id, assigned))
-            self.events.append(
+            self.writes.timeline.append((case.case_id, assigned))
+            self.writes.events.append(
                 CaseAssigned(
                     entry_id=assigned.entry_id,
                     case_id=case.case_id,
@@ -385,6 +390,5 @@ class _Opening:
                 action, notice = assignment_notice(
                     case, case.owner, origin=origin, now=now, policy=policy
                 )
-                self.notices.append((case.case_id, action))
-                self.recipients[action.action_id] = case.owner
-                self.events.append(notice)
+                self.writes.request(case.case_id, action, recipient=case.owner)
+                self.writes.events.append(notice)

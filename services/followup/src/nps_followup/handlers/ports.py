@@ -80,20 +80,9 @@ class CaseLifecycle(Outbox, Protocol):
         ...
 
 
-class TimerEffects(Outbox, Protocol):
-    """What firing due timers reads and writes, for a batch in a handful of statements."""
-
-    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
-        """The channels (or `all`) each customer opted out of."""
-        ...
-
-    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
-        """When each customer was last messaged (for the frequency cap)."""
-        ...
-
-    async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
-        """The action that asked for each case's helpdesk ticket, where one was requested."""
-        ...
+class BatchEffects(Outbox, Protocol):
+    """What flushing a batch's writes (`handlers.writes.BatchWrites`) needs: each kind of
+    write for any number of cases in one statement."""
 
     async def set_action_states(
         self, states: Sequence[tuple[uuid.UUID, ActionState, str | None]], *, at: datetime
@@ -116,12 +105,32 @@ class TimerEffects(Outbox, Protocol):
         """Write the lifecycle fields of any number of cases."""
         ...
 
+    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
+        """The customer's latest score on each case (and whether it means recovery)."""
+        ...
+
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
         """Timeline entries of any number of cases."""
         ...
 
     async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
         """The customers were messaged at `at`."""
+        ...
+
+
+class TimerEffects(BatchEffects, Protocol):
+    """What firing due timers reads, besides what it writes through `BatchEffects`."""
+
+    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
+        """The channels (or `all`) each customer opted out of."""
+        ...
+
+    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each customer was last messaged (for the frequency cap)."""
+        ...
+
+    async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """The action that asked for each case's helpdesk ticket, where one was requested."""
         ...
 
 
@@ -181,10 +190,6 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
 
     async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
         """Each customer's most recent case that a person worked (not automated)."""
-        ...
-
-    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
-        """The customer's latest score on each case (and whether it means recovery)."""
         ...
 
     async def reserve_turns(self, team: str, count: int) -> int:
