@@ -25,15 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from nps_events import Customer, ResponseScored, Segment
-from nps_followup.domain.cases import (
-    HolidaysFor,
-    PlannedAction,
-    choose_owner,
-    held_back,
-    not_acted_on,
-    plan_case,
-    takes_turn,
-)
+from nps_followup.domain.cases import HolidaysFor, PlannedAction, not_acted_on, plan_case
+from nps_followup.domain.contact_rules import held_back
+from nps_followup.domain.ownership import choose_owner, takes_turn
 from nps_followup.domain.policy import ActionKind, Policy
 
 #: Stand-ins for the customer's address and number, which the stored record does not keep:

@@ -22,12 +22,11 @@ from nps_followup.domain.cases import (
     CasePlan,
     CaseStatus,
     SetAside,
-    choose_owner,
     is_recovered,
     not_acted_on,
     plan_case,
-    takes_turn,
 )
+from nps_followup.domain.ownership import choose_owner, takes_turn
 from nps_followup.domain.policy import ActionKind, Policy
 from nps_followup.domain.simulation import StoredResponse
 from nps_followup.handlers.common import (

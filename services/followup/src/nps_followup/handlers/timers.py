@@ -22,14 +22,8 @@ from nps_followup.adapters.repository import (
     ActionRow,
     DueTimer,
 )
-from nps_followup.domain.cases import (
-    ActionState,
-    Case,
-    CaseStatus,
-    TimerKind,
-    held_back,
-    quiet_hours_for,
-)
+from nps_followup.domain.cases import ActionState, Case, CaseStatus, TimerKind
+from nps_followup.domain.contact_rules import held_back, quiet_hours_for
 from nps_followup.domain.escalation import LADDER, ladder_step
 from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
 from nps_followup.handlers.common import (
