@@ -390,7 +390,7 @@ def is_breached(case: Case, now: datetime) -> bool:
     because the first contact came late or because there is none yet and `due_at` has passed.
     A case without a deadline (automated) never breaches. The figures count these; the
     breached-cases gauge counts those still open. The repository's SQL says the same
-    (`adapters.repository.breached`), and a test checks that the two agree."""
+    (`adapters.case_reads.breached`), and a test checks that the two agree."""
     if case.due_at is None:
         return False
     if case.first_contact_at is None:
