@@ -15,8 +15,9 @@ from nps_kit.auth import AuthSettings
 from nps_kit.db import SessionFactory, create_engine, ping, session_factory
 from nps_kit.http import ReadinessCheck
 from nps_kit.logging import get_logger
-from nps_kit.messaging import BatchHandler, ConsumerRunner, Publisher
+from nps_kit.messaging import BatchHandler, ConsumerRunner
 from nps_kit.outbox import OutboxRelay
+from nps_kit.publishing import Publisher
 from nps_kit.service import BackgroundLoops
 from nps_kit.settings import DatabaseSettings, KafkaSettings
 
