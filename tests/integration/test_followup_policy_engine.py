@@ -462,7 +462,7 @@ async def test_contact_rules_skip_messages_and_say_why(sessions: SessionFactory)
             ],
             now=NOW,
         )
-        await FollowupRepository(session).set_last_message("rules-capped", NOW)
+        await FollowupRepository(session).set_last_messages(["rules-capped"], NOW)
     opted_out, capped, free = await open_for(
         sessions,
         scored("rules-optout", 10),

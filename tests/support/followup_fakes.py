@@ -19,6 +19,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
     TimerKind,
 )
+from nps_followup.domain.contact_rules import DoNotContactEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 
@@ -228,6 +229,12 @@ class InMemoryTimers:
         for case in cases:
             self.cases[case.case_id] = _with_lifecycle(self.cases[case.case_id], case)
 
+    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
+        for case in cases:
+            self.cases[case.case_id] = replace(
+                self.cases[case.case_id], latest_score=case.latest_score, recovered=case.recovered
+            )
+
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
         known = {e.entry_id for _, e in self.timeline}
         self.timeline += [(c, e) for c, e in entries if e.entry_id not in known]
@@ -328,12 +335,6 @@ class InMemoryOpening(InMemoryTimers):
             if c.customer_id in wanted and c.status is not CaseStatus.AUTOMATED
         }
 
-    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
-        for case in cases:
-            self.cases[case.case_id] = replace(
-                self.cases[case.case_id], latest_score=case.latest_score, recovered=case.recovered
-            )
-
     async def reserve_turns(self, team: str, count: int) -> int:
         first = self.turns.get(team, -1) + 1
         self.turns[team] = first + count - 1
@@ -372,3 +373,30 @@ class InMemoryOpening(InMemoryTimers):
                 due = DueTimer(t.timer_id, case_id, t.kind, t.action_id, t.fire_at)
                 self.timers[t.timer_id] = (due, "fired" if t.timer_id in fired else "pending")
         return inserted
+
+
+@dataclass
+class InMemoryDoNotContact:
+    """The `DoNotContactList` and `OptOuts` ports over dicts: each customer's entries by scope
+    (an entry already there is kept, as the SQL's ON CONFLICT DO NOTHING keeps it) and the
+    inbox (`processed`)."""
+
+    entries: dict[str, dict[str, DoNotContactEntry]] = field(default_factory=dict)
+    processed: set[str] = field(default_factory=set)
+
+    async def claim(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
+        fresh = set(event_ids) - self.processed
+        self.processed |= fresh
+        return fresh
+
+    async def opt_outs_of(self, customer_id: str) -> list[DoNotContactEntry]:
+        return sorted(self.entries.get(customer_id, {}).values())
+
+    async def add_opt_out(
+        self, customer_id: str, scope: str, *, source: str, reason: str | None, at: datetime
+    ) -> None:
+        scopes = self.entries.setdefault(customer_id, {})
+        scopes.setdefault(scope, DoNotContactEntry(scope, source, reason, at))
+
+    async def remove_opt_out(self, customer_id: str, scope: str) -> bool:
+        return self.entries.get(customer_id, {}).pop(scope, None) is not None

@@ -14,7 +14,7 @@ from nps_console.domain.chart import nps_chart
 from nps_console.domain.deadline import due_label
 from nps_console.domain.local_time import LocalTime, local_time
 from nps_console.domain.periods import this_and_previous
-from nps_console.entrypoints import web
+from nps_console.entrypoints import case_pages, console, dashboard_pages, web
 from nps_console.handlers import safe_return_to
 from nps_events import Segment
 from nps_followup.domain.escalation import LADDER, RungState, ladder_step
@@ -156,14 +156,14 @@ def test_the_nps_chart_keeps_a_band_beyond_the_scale_on_the_chart() -> None:
     ],
 )
 def test_why_a_case_opened_reads_as_words_on_its_timeline(value: object, reads: str) -> None:
-    assert web._detail(value) == reads
+    assert console.detail(value) == reads
 
 
 def test_the_queue_form_asks_followup_for_the_filters_given_and_the_active_cases() -> None:
-    filters = web._queue_filters(
+    filters = case_pages.queue_filters(
         {"customer": " Ada ", "segment": "detractor", "score_max": "3", "owner": "", "x": "y"}
     )
-    assert web._queue_params(filters, cursor="", page_size=25) == {
+    assert case_pages.queue_params(filters, cursor="", page_size=25) == {
         "sort": "urgency",
         "status": ["open", "contacted"],
         "limit": 25,
@@ -171,8 +171,8 @@ def test_the_queue_form_asks_followup_for_the_filters_given_and_the_active_cases
         "segment": "detractor",
         "score_max": "3",
     }
-    chosen = web._queue_filters({"status": "resolved"})
-    params = web._queue_params(chosen, cursor="abc", page_size=25)
+    chosen = case_pages.queue_filters({"status": "resolved"})
+    params = case_pages.queue_params(chosen, cursor="abc", page_size=25)
     assert params["status"] == ["resolved"]
     assert params["cursor"] == "abc"
 
@@ -225,8 +225,8 @@ def test_no_or_an_unknown_time_zone_gives_no_local_time(zone: str | None) -> Non
 def test_a_dashboard_choice_outside_its_lists_is_refused_with_why(
     query: dict[str, str], problem: str
 ) -> None:
-    assert web._dashboard_choice(query) == problem
+    assert dashboard_pages.dashboard_choice(query) == problem
 
 
 def test_the_dashboard_defaults_to_thirty_days_unfiltered() -> None:
-    assert web._dashboard_choice({}) == web.DashboardChoice(days=30)
+    assert dashboard_pages.dashboard_choice({}) == dashboard_pages.DashboardChoice(days=30)

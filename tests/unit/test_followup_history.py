@@ -11,7 +11,8 @@ import pytest
 from nps_events import Customer, Segment
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import PolicyError, default_policy_text, parse_policy
-from nps_followup.domain.cases import NotActedOn, held_back, not_acted_on, plan_case
+from nps_followup.domain.cases import NotActedOn, not_acted_on, plan_case
+from nps_followup.domain.contact_rules import held_back
 from nps_followup.domain.policy import ActionKind, Duration, DurationUnit
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)  # a Friday

@@ -9,14 +9,9 @@ import pytest
 from nps_events import Customer, Segment
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
-from nps_followup.domain.cases import (
-    CaseStatus,
-    TimerKind,
-    case_id_for,
-    choose_owner,
-    contact_block,
-    plan_case,
-)
+from nps_followup.domain.cases import CaseStatus, TimerKind, case_id_for, plan_case
+from nps_followup.domain.contact_rules import contact_block
+from nps_followup.domain.ownership import choose_owner
 from nps_followup.domain.policy import ActionKind, OwnerRule
 
 POLICY = parse_policy(default_policy_text())

@@ -10,7 +10,7 @@ import pytest
 from nps_events import Customer
 from nps_events.hours import window_end, zone_or
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
-from nps_followup.domain.cases import customer_zone, delivery_time, quiet_hours_for
+from nps_followup.domain.contact_rules import customer_zone, delivery_time, quiet_hours_for
 from nps_followup.domain.policy import ActionKind, Policy
 from nps_notify.domain.dispatch import quiet_until
 

@@ -33,7 +33,7 @@ from aiokafka.structs import ConsumerRecord
 
 from nps_events import Topic, dlq
 from nps_kit.logging import configure_logging, get_logger
-from nps_kit.messaging import Outgoing, Publisher, client_options
+from nps_kit.publishing import Outgoing, Publisher, client_options
 from nps_kit.redact import safe_error
 from nps_kit.settings import KafkaSettings, LogSettings
 

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from nps_kit.access import Access
 from nps_kit.auth import AuthSettings
 from nps_kit.db import SessionFactory, create_engine, ping, session_factory
+from nps_kit.http import ReadinessCheck
 from nps_kit.logging import get_logger
-from nps_kit.messaging import BatchHandler, ConsumerRunner, Publisher
+from nps_kit.messaging import BatchHandler, ConsumerRunner
 from nps_kit.outbox import OutboxRelay
+from nps_kit.publishing import Publisher
 from nps_kit.service import BackgroundLoops
 from nps_kit.settings import DatabaseSettings, KafkaSettings
 
@@ -89,6 +91,18 @@ class Infrastructure:
     def on_stop(self, close: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Release something (provider connections…) once the loops have stopped."""
         self.closers.append(close)
+
+    def readiness(self) -> dict[str, ReadinessCheck]:
+        """What the service must reach before it takes traffic, from what it was wired with:
+        its database; its consumers (joined, and not waiting for the infrastructure), when it
+        has any; the identity provider's keys, when its API checks tokens (`with_access`).
+        Call it once the consumers and the access are wired."""
+        checks: dict[str, ReadinessCheck] = {"database": self.check_database}
+        if self.consumers:
+            checks["consumer"] = self.check_consumers
+        if self.access is not None:
+            checks["identity_provider"] = self.access.check
+        return checks
 
     async def check_database(self) -> None:
         await ping(self.engine)

@@ -1,4 +1,5 @@
-"""Kafka plumbing: a publisher, topic creation, and an at-least-once consumer runner with a DLQ.
+"""Kafka plumbing: an at-least-once consumer runner with a DLQ; the publisher and topic creation
+are `nps_kit.publishing`'s, importable from here too.
 
 The runner commits a partition's offsets only after its handler's work is durable. A message
 that cannot be decoded, or that the handler rejects, goes to `<topic>.dlq` with the reason. An
@@ -9,22 +10,19 @@ dead-lettered (`ConsumerRunner`, `nps_kit.faults`).
 
 import asyncio
 import contextlib
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.exc import DBAPIError
-from tenacity import AsyncRetrying, RetryCallState, wait_exponential_jitter
 
-from nps_events import CloudEvent, EnvelopeError, Event, decode, dlq, encode
-from nps_kit.faults import Fault, InfrastructureFault, classify
+from nps_events import CloudEvent, EnvelopeError, Event, decode, dlq
+from nps_kit.faults import Fault, classify
 from nps_kit.logging import get_logger
 from nps_kit.metrics import (
     CONSUMER_FAULTS,
@@ -33,278 +31,44 @@ from nps_kit.metrics import (
     CONSUMER_READY,
     DEAD_LETTERED,
     EVENTS_CONSUMED,
-    EVENTS_PUBLISHED,
     HANDLER_SECONDS,
-    PRODUCERS_REPLACED,
-    labelled,
+)
+from nps_kit.publishing import (
+    Headers,
+    Outgoing,
+    Publisher,
+    PublishError,
+    TopicsNotCreatedError,
+    client_options,
+    ensure_topics,
+    reconnect_wait,
+    start_when_reachable,
 )
 from nps_kit.redact import safe_error, safe_traceback
 from nps_kit.settings import KafkaSettings
-from nps_kit.tracing import consuming, with_trace_context
+from nps_kit.tracing import consuming
 
 log = get_logger(__name__)
 
-Headers = list[tuple[str, bytes]]
+# What the services and tests import from here, wherever it lives.
+__all__ = [
+    "BatchHandler",
+    "ConsumerRunner",
+    "Headers",
+    "Inbound",
+    "Outgoing",
+    "Pause",
+    "PublishError",
+    "Publisher",
+    "Rejection",
+    "TopicsNotCreatedError",
+    "accept",
+    "client_options",
+    "ensure_topics",
+    "start_when_reachable",
+]
+
 E = TypeVar("E", bound=Event)
-
-
-class PublishError(InfrastructureFault):
-    """The broker did not acknowledge a message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    topic: str
-    key: bytes
-    value: bytes
-    headers: Headers
-
-
-def client_options(settings: KafkaSettings) -> dict[str, Any]:
-    """What every aiokafka client needs to reach the brokers: their address, TLS (verified
-    against `ssl_cafile` or the system's CAs, with a client certificate for mutual TLS) and
-    SASL; and how often to refresh the cluster's metadata (partitions added to a topic are
-    seen then)."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "security_protocol": settings.security_protocol,
-        "metadata_max_age_ms": settings.metadata_max_age_ms,
-    }
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
-        )
-        context.check_hostname = settings.ssl_check_hostname
-        if settings.ssl_certfile is not None and settings.ssl_keyfile is not None:
-            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
-        options["ssl_context"] = context
-    if settings.sasl_mechanism is not None and settings.sasl_password is not None:
-        options |= {
-            "sasl_mechanism": settings.sasl_mechanism,
-            "sasl_plain_username": settings.sasl_username,
-            "sasl_plain_password": settings.sasl_password.get_secret_value(),
-        }
-    return options
-
-
-#: How long to wait between attempts to reach a broker that is not there (yet).
-RECONNECT_BACKOFF = wait_exponential_jitter(multiplier=0.5, max=30, jitter=0.5)
-
-
-async def start_when_reachable(
-    start: Callable[[], Awaitable[None]], *, what: str, stopping: asyncio.Event
-) -> bool:
-    """Call `start` until it succeeds, waiting longer after each failure to reach the broker;
-    False if the process began stopping first. A service starts, answers /readyz "not
-    ready", and connects once the broker is there, rather than crash-looping."""
-    attempt = 0
-    while not stopping.is_set():
-        try:
-            await start()
-        except KafkaError as exc:
-            attempt += 1
-            log.warning("broker.unreachable", what=what, attempt=attempt, error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    stopping.wait(), timeout=RECONNECT_BACKOFF(_attempt_state(attempt))
-                )
-        else:
-            if attempt:
-                log.info("broker.reached", what=what, after_attempts=attempt)
-            return True
-    return False
-
-
-def _attempt_state(attempt: int) -> "RetryCallState":
-    state = RetryCallState(retry_object=AsyncRetrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return state
-
-
-class Publisher:
-    """An aiokafka producer that waits for acks from all in-sync replicas.
-
-    `start()` returns at once: the producer connects in the background, and until it has,
-    `check()` fails (not ready) and `send_many` raises `PublishError` (the caller's
-    transient-failure path: 503 for ingest, a later retry for the outbox relay).
-
-    A producer that cannot deliver is replaced, never waited on for ever: aiokafka's
-    idempotent producer retries a batch without end, and a fatal error in its sender (say
-    `OutOfOrderSequenceNumber` after a leader's loss) leaves it failing every later send. So a
-    send not acknowledged within `KAFKA_DELIVERY_TIMEOUT_MS`, or one that finds the
-    producer's sender stopped, raises `PublishError`, and a new producer (a new producer id)
-    connects in the background. The caller retries as for any broker fault; a record the old
-    producer did write comes again, and consumers dedupe on the event id."""
-
-    def __init__(self, settings: KafkaSettings, *, client_id: str) -> None:
-        self._settings = settings
-        self._client_id = f"{settings.client_id_prefix}-{client_id}"
-        self._producer: AIOKafkaProducer | None = None
-        self._connecting: asyncio.Task[bool] | None = None
-        self._retiring: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
-
-    def _new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            **client_options(self._settings),
-            client_id=self._client_id,
-            acks="all",
-            enable_idempotence=self._settings.enable_idempotence,
-            request_timeout_ms=self._settings.request_timeout_ms,
-        )
-
-    async def _start_once(self) -> None:
-        producer = self._new_producer()  # a failed start leaves a producer unusable
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
-        self._producer = producer
-
-    async def start(self) -> None:
-        self._stopping.clear()
-        # Most starts find the broker at once: give that a moment, so that a service is
-        # ready on its first probe.
-        await asyncio.wait({self._connect()}, timeout=2)
-
-    def _connect(self) -> asyncio.Task[bool]:
-        self._connecting = asyncio.create_task(
-            start_when_reachable(
-                self._start_once, what=f"producer {self._client_id}", stopping=self._stopping
-            )
-        )
-        return self._connecting
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._connecting is not None and not self._connecting.done():
-            self._connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connecting
-        if self._retiring:
-            await asyncio.wait(self._retiring)
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-
-    def _replace(self, producer: AIOKafkaProducer, why: str) -> None:
-        """Retire `producer` (unless it was replaced already) and connect a new one."""
-        if self._producer is not producer or self._stopping.is_set():
-            return
-        self._producer = None
-        log.warning("producer.replaced", client_id=self._client_id, reason=why)
-        PRODUCERS_REPLACED.labels(client_id=self._client_id).inc()
-        retiring = asyncio.create_task(_retire(producer))
-        self._retiring.add(retiring)
-        retiring.add_done_callback(self._retiring.discard)
-        self._connect()
-
-    async def check(self) -> None:
-        """Raise unless the broker answers a metadata request."""
-        producer = self._producer
-        if producer is None:
-            raise PublishError("the broker has not been reached yet")
-        if _sender_stopped(producer):
-            self._replace(producer, "its sender stopped")
-            raise PublishError("the producer's sender stopped; a new producer is connecting")
-        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=3)
-
-    async def publish(self, event: Event, *, source: str, now: datetime) -> None:
-        """Publish one event and return once the broker has acknowledged it."""
-        message = encode(event, source=source, time=now)
-        await self.send_many(
-            [Outgoing(event.topic.value, message.key, message.value, message.headers)]
-        )
-
-    async def send_many(self, messages: Sequence[Outgoing]) -> None:
-        """Send `messages` in order; return once the broker has acknowledged every one."""
-        producer = self._producer
-        if producer is None:
-            raise PublishError("the broker has not been reached yet")
-        timeout = self._settings.delivery_timeout_ms / 1000
-        try:
-            async with asyncio.timeout(timeout):
-                futures = [
-                    await producer.send(
-                        m.topic, m.value, key=m.key, headers=with_trace_context(m.headers)
-                    )
-                    for m in messages
-                ]
-                for message, future in zip(messages, futures, strict=True):
-                    await future
-                    labelled(EVENTS_PUBLISHED, message.topic).inc()
-        except TimeoutError as exc:
-            self._replace(producer, f"no acknowledgement within {timeout:g}s")
-            raise PublishError(f"broker did not acknowledge within {timeout:g}s") from exc
-        except KafkaError as exc:
-            if _sender_stopped(producer):
-                self._replace(producer, f"its sender stopped: {exc!r}")
-            raise PublishError(f"broker did not acknowledge: {exc!r}") from exc
-
-
-def _sender_stopped(producer: AIOKafkaProducer) -> bool:
-    """Whether `producer`'s background sender has ended (after a fatal error: every later
-    send fails with it). aiokafka has no public way to ask."""
-    sender = getattr(producer, "_sender", None)
-    task = getattr(sender, "sender_task", None)
-    return isinstance(task, asyncio.Task) and task.done()
-
-
-async def _retire(producer: AIOKafkaProducer) -> None:
-    """Stop a replaced producer without waiting on its undeliverable batches: a clean stop
-    flushes them, which is what could not happen."""
-    try:
-        await asyncio.wait_for(producer.stop(), timeout=5)
-    except (TimeoutError, KafkaError) as exc:
-        log.info("producer.retired_uncleanly", error=repr(exc))
-
-
-async def ensure_topics(settings: KafkaSettings, topics: Sequence[str], *, partitions: int) -> None:
-    """Create `topics` (each with `partitions`) unless they exist, replicated
-    `topic_replication_factor` times with `min.insync.replicas` `topic_min_insync_replicas`
-    (`KafkaSettings`). A topic that exists is left as it is, whatever its settings."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                response = await admin.create_topics(
-                    [
-                        NewTopic(
-                            name=t,
-                            num_partitions=partitions,
-                            replication_factor=settings.topic_replication_factor,
-                            topic_configs={
-                                "min.insync.replicas": str(settings.topic_min_insync_replicas)
-                            },
-                        )
-                        for t in missing
-                    ]
-                )
-                _raise_for_topic_errors(response.topic_errors)
-    finally:
-        await admin.close()
-
-
-class TopicsNotCreatedError(KafkaError):  # type: ignore[misc]
-    """The broker refused to create topics (say, a replication factor larger than the number
-    of brokers): the reason for each, in the broker's words."""
-
-
-def _raise_for_topic_errors(topic_errors: Sequence[tuple[Any, ...]]) -> None:
-    """aiokafka returns CreateTopics' answer as it is, errors included: a topic the broker
-    refused would otherwise look created. One that exists already is no error here (another
-    process created it first)."""
-    refused = [
-        f"{topic}: {for_code(code).__name__}" + (f" ({rest[0]})" if rest and rest[0] else "")
-        for topic, code, *rest in topic_errors
-        if code not in (0, TopicAlreadyExistsError.errno)
-    ]
-    if refused:
-        raise TopicsNotCreatedError("; ".join(refused))
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,7 +248,7 @@ class ConsumerRunner:
         now = time.monotonic()
         previous = self.paused.get(tp)
         attempts = previous.attempts + 1 if previous else 1
-        wait = RECONNECT_BACKOFF(_attempt_state(attempts))
+        wait = reconnect_wait(attempts)
         wait = min(self._retry_max_wait, max(self._retry_min_wait, wait))
         fault = classify(exc)
         reason = f"{fault.value} fault: {safe_error(exc)}"

@@ -35,8 +35,8 @@ from nps_events import Event, encode
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.faults import classify
 from nps_kit.logging import get_logger
-from nps_kit.messaging import Outgoing
 from nps_kit.metrics import LOOP_FAULTS, OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from nps_kit.publishing import Outgoing
 from nps_kit.redact import safe_error
 from nps_kit.tracing import with_trace_context
 

@@ -96,11 +96,7 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
         title="npsloop followup",
         description="Follow-up cases for NPS responses: policy, deadlines, escalation, lifecycle.",
         version="0.2.0",
-        readiness={
-            "database": infra.check_database,
-            "consumer": infra.check_consumers,
-            "identity_provider": access.check,
-        },
+        readiness=infra.readiness(),
         lifespan=infra.lifespan(),
         docs=settings.http.docs_enabled,
     )

@@ -116,7 +116,7 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
             "outcomes; receives the helpdesk's ticket changes."
         ),
         version="0.1.0",
-        readiness={"database": infra.check_database, "consumer": infra.check_consumers},
+        readiness=infra.readiness(),
         lifespan=infra.lifespan(),
         docs=settings.http.docs_enabled,
     )

@@ -58,11 +58,7 @@ def build(
         title="npsloop scoring",
         description="Segments NPS responses and keeps NPS figures.",
         version="0.1.0",
-        readiness={
-            "database": infra.check_database,
-            "consumer": infra.check_consumers,
-            "identity_provider": access.check,
-        },
+        readiness=infra.readiness(),
         lifespan=infra.lifespan(),
         docs=settings.http.docs_enabled,
     )

@@ -16,7 +16,7 @@ import httpx
 
 from nps_events.topics import ALL_TOPICS
 from nps_kit.devstack.process import free_port, stop_process
-from nps_kit.messaging import ensure_topics
+from nps_kit.publishing import ensure_topics
 from nps_kit.settings import KafkaSettings
 
 SERVICES = ("ingest", "scoring", "followup", "notify", "console")

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from nps_console import catalog
 from nps_console.adapters.apis import ApiRefused, ApiUnavailable, TokenRefused
-from nps_console.entrypoints.web import Console, _Redirect
+from nps_console.entrypoints.console import Console, Redirect
 
 #: The periods of earlier answers the page offers, in days; a pair needs a later answer, so
 #: the periods are long.
@@ -39,7 +39,7 @@ def router(console: Console) -> APIRouter:
     async def impact_page(request: Request) -> Response:
         try:
             session = await console.signed_in(request)
-        except _Redirect as go:
+        except Redirect as go:
             return RedirectResponse(go.location, status_code=303)
         asked = impact_query(request.query_params, today=console.clock.now())
         if isinstance(asked, str):

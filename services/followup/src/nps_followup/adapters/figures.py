@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Segment
 from nps_followup.adapters import tables
-from nps_followup.adapters.repository import breached
+from nps_followup.adapters.case_reads import breached
 from nps_followup.domain.cases import CaseStatus
 
 #: What the figures can be grouped by: a column of the case, the period its case opened in

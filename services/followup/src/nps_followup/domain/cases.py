@@ -1,19 +1,18 @@
 """Cases and their plans: which rule a response falls under, which deadlines its case gets
 (stored on the case, so a policy change applies to new cases only), and which actions to
-schedule when, on the team's business clock and the customer's own clock."""
+schedule when, on the team's business clock and the customer's own clock (the contact rules
+are `contact_rules`'; who owns a case, `ownership`'s)."""
 
 import uuid
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
-from nps_events import ActionStatus, Actor, Customer, QuietHours, Segment
-from nps_events.hours import zone_or
+from nps_events import ActionStatus, Actor, Customer, Segment
 from nps_events.ids import derive_id
-from nps_events.text import is_staff_recipient
-from nps_followup.domain.calendar import BusinessCalendar, next_inside, next_outside
+from nps_followup.domain.calendar import BusinessCalendar
+from nps_followup.domain.contact_rules import customer_zone, scheduled_delivery
 from nps_followup.domain.policy import (
     ActionKind,
     Considered,
@@ -199,48 +198,6 @@ def calendar_for(policy: Policy, team: str, holidays_for: HolidaysFor) -> Busine
     return BusinessCalendar.of(policy.teams[team], holidays_for(team))
 
 
-def customer_zone(customer: Customer, policy: Policy) -> ZoneInfo:
-    """The zone a customer is judged in: theirs when the tz database knows it, else the
-    policy's default. Resolved here once; the commands carry the result to notify."""
-    return zone_or(customer.timezone, policy.contact.default_customer_timezone)
-
-
-def quiet_hours_for(customer: Customer, policy: Policy) -> QuietHours:
-    """The customer's quiet hours as an SMS command carries them: in the zone resolved by
-    `customer_zone`, so that notify judges them where followup planned them."""
-    return QuietHours(
-        timezone=customer_zone(customer, policy).key,
-        start=f"{policy.contact.quiet_hours.start:%H:%M}",
-        end=f"{policy.contact.quiet_hours.end:%H:%M}",
-    )
-
-
-def delivery_time(
-    kind: ActionKind, *, planned: datetime, delayed: bool, zone: ZoneInfo, policy: Policy
-) -> datetime:
-    """When a customer message may go out: a scheduled one lands inside the customer's
-    delivery hours; an SMS never inside their quiet hours. Tickets go when planned."""
-    return scheduled_delivery(kind, planned=planned, delayed=delayed, zone=zone, policy=policy)[0]
-
-
-def scheduled_delivery(
-    kind: ActionKind, *, planned: datetime, delayed: bool, zone: ZoneInfo, policy: Policy
-) -> tuple[datetime, str | None]:
-    """`delivery_time`, and the contact rule that moved it (`quiet_hours` when both did: it is
-    the last word), or None."""
-    at, moved_by = planned, None
-    if kind is ActionKind.TICKET:
-        return at, None
-    if delayed:
-        at = next_inside(at, zone, policy.contact.delivery_hours)
-        moved_by = "delivery_hours" if at != planned else None
-    if kind is ActionKind.SMS:
-        before = at
-        at = next_outside(at, zone, policy.contact.quiet_hours)
-        moved_by = "quiet_hours" if at != before else moved_by
-    return at, moved_by
-
-
 def plan_case(
     *,
     response_id: uuid.UUID,
@@ -377,36 +334,6 @@ def deadlines(
     return due_at, remind_at, second_level_at
 
 
-def account_owner(attributes: dict[str, str]) -> str | None:
-    """The customer's `account_owner` attribute when it names someone a notice can reach (one
-    email address, or webhook:<name>); None otherwise. A source may send anything there, and
-    an owner who cannot be told of a case is no owner: the rule's round-robin applies."""
-    owner = attributes.get("account_owner")
-    return owner if owner and is_staff_recipient(owner) else None
-
-
-def takes_turn(rule: OwnerRule | None, attributes: dict[str, str]) -> bool:
-    """Whether a new case under `rule` takes its team's next round-robin turn: not when nobody
-    is assigned, nor when the customer's account owner gets it."""
-    if rule is None or rule is OwnerRule.UNASSIGNED:
-        return False
-    return not (rule is OwnerRule.ACCOUNT_OWNER and account_owner(attributes) is not None)
-
-
-def choose_owner(
-    rule: OwnerRule, *, members: tuple[str, ...], attributes: dict[str, str], turn: int
-) -> str | None:
-    """The case's owner by rule: the customer's account owner if they have one, else the
-    member whose turn it is (round-robin)."""
-    if rule is OwnerRule.UNASSIGNED:
-        return None
-    if rule is OwnerRule.ACCOUNT_OWNER:
-        owner = account_owner(attributes)
-        if owner is not None:
-            return owner
-    return members[turn % len(members)]
-
-
 @dataclass(frozen=True, slots=True)
 class Action:
     action_id: uuid.UUID
@@ -468,7 +395,7 @@ def is_breached(case: Case, now: datetime) -> bool:
     because the first contact came late or because there is none yet and `due_at` has passed.
     A case without a deadline (automated) never breaches. The figures count these; the
     breached-cases gauge counts those still open. The repository's SQL says the same
-    (`adapters.repository.breached`), and a test checks that the two agree."""
+    (`adapters.case_reads.breached`), and a test checks that the two agree."""
     if case.due_at is None:
         return False
     if case.first_contact_at is None:
@@ -479,62 +406,3 @@ def is_breached(case: Case, now: datetime) -> bool:
 def is_recovered(first: Segment, latest: Segment) -> bool:
     """A detractor who later scores as a promoter is a recovered customer."""
     return first is Segment.DETRACTOR and latest is Segment.PROMOTER
-
-
-def contact_block(
-    *,
-    kind: ActionKind,
-    customer: Customer,
-    opted_out: set[str],
-    last_message_at: datetime | None,
-    exempt: bool,
-    cap: timedelta,
-    now: datetime,
-) -> str | None:
-    """Why a customer message must not go out now, or None if it may. Tickets always may."""
-    held = held_back(
-        kind=kind,
-        customer=customer,
-        opted_out=opted_out,
-        last_message_at=last_message_at,
-        exempt=exempt,
-        cap=cap,
-        now=now,
-    )
-    return None if held is None else held[1]
-
-
-def held_back(
-    *,
-    kind: ActionKind,
-    customer: Customer,
-    opted_out: set[str],
-    last_message_at: datetime | None,
-    exempt: bool,
-    cap: timedelta,
-    now: datetime,
-) -> tuple[str, str] | None:
-    """(the contact rule, why in words) that holds a customer message back now, or None if
-    none does. The rules: `do_not_contact`, `no_address` (no email address or phone number),
-    `sms_consent`, `frequency_cap`. Tickets are never held back."""
-    if kind is ActionKind.TICKET:
-        return None
-    reasons = [
-        ("all" in opted_out or kind.value in opted_out)
-        and ("do_not_contact", f"the customer is on the do-not-contact list ({kind.value})"),
-        (kind is ActionKind.EMAIL and customer.email is None)
-        and ("no_address", "the customer has no email address"),
-        (kind is ActionKind.SMS and customer.phone is None)
-        and ("no_address", "the customer has no phone number"),
-        (
-            kind is ActionKind.SMS
-            and customer.attributes.get("sms_consent", "").lower() not in ("yes", "true")
-        )
-        and ("sms_consent", "the customer has not consented to SMS (attribute sms_consent)"),
-        (not exempt and last_message_at is not None and now - last_message_at < cap)
-        and (
-            "frequency_cap",
-            f"frequency cap: the customer was messaged at {last_message_at}, less than {cap} ago",
-        ),
-    ]
-    return next((r for r in reasons if isinstance(r, tuple)), None)

@@ -29,12 +29,11 @@ from nps_followup.domain.cases import (
     HolidaysFor,
     NotActedOn,
     PlannedAction,
-    choose_owner,
-    held_back,
     not_acted_on,
     plan_case,
-    takes_turn,
 )
+from nps_followup.domain.contact_rules import held_back
+from nps_followup.domain.ownership import choose_owner, takes_turn
 from nps_followup.domain.policy import ActionKind, Policy
 
 #: Stand-ins for the customer's address and number, which the stored record does not keep:

@@ -4,7 +4,7 @@
 - `timers`: the sweeper fires due timers: scheduled actions and the escalation ladder;
 - `transitions`: people drive the lifecycle: assign, contact, resolve, close, reopen;
 - `results`: action outcomes from notify and ticket changes from the helpdesks;
-- `opt_outs`: the do-not-contact list fed by providers' opt-out events;
+- `opt_outs`: the do-not-contact list: providers' opt-out events, people's changes;
 - `reading`: cases and the closed-loop figures.
 """
 
@@ -16,7 +16,13 @@ from nps_followup.handlers.common import (
     team_members,
 )
 from nps_followup.handlers.opening import Applied, apply_policy, open_cases
-from nps_followup.handlers.opt_outs import record_opt_outs
+from nps_followup.handlers.opt_outs import (
+    NotOnTheList,
+    do_not_contact_of,
+    put_on_do_not_contact,
+    record_opt_outs,
+    take_off_do_not_contact,
+)
 from nps_followup.handlers.reading import (
     FollowUp,
     GroupFigures,
@@ -45,6 +51,7 @@ __all__ = [
     "CaseNotFound",
     "FollowUp",
     "GroupFigures",
+    "NotOnTheList",
     "PolicyInForce",
     "QueuePage",
     "UnknownOwner",
@@ -53,11 +60,13 @@ __all__ = [
     "business_time_left",
     "business_time_runs_until",
     "close_case",
+    "do_not_contact_of",
     "figures",
     "follow_up_of",
     "get_case",
     "list_cases",
     "open_cases",
+    "put_on_do_not_contact",
     "queue_page",
     "record_action_results",
     "record_contact",
@@ -66,5 +75,6 @@ __all__ = [
     "reopen_case",
     "resolve_case",
     "sweep_due_timers",
+    "take_off_do_not_contact",
     "team_members",
 ]

@@ -9,7 +9,6 @@ from nps_events import (
     CaseAssigned,
     CaseOpened,
     CaseResponseAttached,
-    Event,
     ResponseScored,
 )
 from nps_followup.adapters.repository import (
@@ -24,13 +23,11 @@ from nps_followup.domain.cases import (
     CaseStatus,
     NotActedOn,
     SetAside,
-    TimelineEntry,
-    choose_owner,
     is_recovered,
     not_acted_on,
     plan_case,
-    takes_turn,
 )
+from nps_followup.domain.ownership import choose_owner, takes_turn
 from nps_followup.domain.policy import ActionKind, Policy, Rule
 from nps_followup.domain.referrals import ReferralCodes
 from nps_followup.domain.resurvey import ResurveyAnswer, answers_resurvey
@@ -43,6 +40,7 @@ from nps_followup.handlers.common import (
 )
 from nps_followup.handlers.ports import CaseOpening
 from nps_followup.handlers.timers import fire_timers
+from nps_followup.handlers.writes import BatchWrites
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +100,7 @@ async def apply_policy(
     active = await repo.active_cases_of(customers)
     earlier = await repo.latest_worked_cases_of(customers - active.keys())
     awaiting = await repo.awaiting_resurvey_answer(c.case_id for c in earlier.values())
-    batch = _Opening(now=now, awaiting=awaiting)
+    batch = _Opening(BatchWrites(now), awaiting=awaiting)
     set_aside: dict[uuid.UUID, SetAside] = {}
     for response in todo:
         customer = response.customer.id
@@ -200,19 +198,19 @@ def _set_aside(
 
 @dataclass
 class _Opening:
-    """The cases one batch of responses opens, and what it records on existing cases."""
+    """The cases one batch of responses opens (with their plans and the responses that opened
+    them); everything the batch writes besides inserting them, on new and existing cases and
+    by the timers due at once, goes to `writes`."""
 
-    now: datetime
+    writes: BatchWrites
     #: When a re-survey was requested, for the earlier cases whose customer has not answered.
     awaiting: dict[uuid.UUID, datetime] = field(default_factory=dict)
-    resurvey_answers: list[ResurveyAnswer] = field(default_factory=list)
     new: dict[uuid.UUID, tuple[Case, CasePlan, ResponseScored]] = field(default_factory=dict)
     response_ids: set[uuid.UUID] = field(default_factory=set)
-    scores: dict[uuid.UUID, Case] = field(default_factory=dict)
-    timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    notices: list[tuple[uuid.UUID, Action]] = field(default_factory=list)
-    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    @property
+    def now(self) -> datetime:
+        return self.writes.now
 
     def add(self, response: ResponseScored, plan: CasePlan) -> Case:
         case = Case(
@@ -263,7 +261,7 @@ class _Opening:
         if requested_at is not None and answers_resurvey(requested_at, response.responded_at):
             del self.awaiting[case.case_id]
             resurvey["resurvey_requested_at"] = requested_at.isoformat()
-            self.resurvey_answers.append(
+            self.writes.resurvey_answers.append(
                 ResurveyAnswer(
                     case.case_id, response.response_id, response.score, response.responded_at
                 )
@@ -288,9 +286,9 @@ class _Opening:
             _, plan, opening = self.new[case.case_id]
             self.new[case.case_id] = (case, plan, opening)
         else:
-            self.scores[case.case_id] = case
-        self.timeline.append((case.case_id, entry))
-        self.events.append(
+            self.writes.latest_scores[case.case_id] = case
+        self.writes.timeline.append((case.case_id, entry))
+        self.writes.events.append(
             CaseResponseAttached(
                 entry_id=entry.entry_id,
                 case_id=case.case_id,
@@ -358,11 +356,6 @@ class _Opening:
                 for t in plan.timers
                 if t.fire_at <= self.now
             ]
-        await repo.record_latest_scores(list(self.scores.values()))
-        await repo.record_resurvey_answers(self.resurvey_answers)
-        await repo.add_timelines(self.timeline)
-        await repo.add_actions_of(self.notices, exempt=set(), recipient=self.recipients)
-        await repo.publish_later(self.events, now=self.now)
         if due_now:
             rows = {
                 a.action_id: ActionRow(
@@ -386,7 +379,9 @@ class _Opening:
                 now=self.now,
                 policy=policy,
                 referrals=referrals,
+                into=self.writes,
             )
+        await self.writes.flush(repo)
         return opened
 
     def _opened(self, case: Case, plan: CasePlan, *, origin: str, policy: Policy) -> None:
@@ -402,9 +397,9 @@ class _Opening:
             due_at=plan.due_at.isoformat() if plan.due_at else None,
             **plan.why(policy),
         )
-        self.timeline.append((case.case_id, opened))
+        self.writes.timeline.append((case.case_id, opened))
         if case.status is CaseStatus.OPEN and case.due_at is not None:
-            self.events.append(
+            self.writes.events.append(
                 CaseOpened(
                     case_id=case.case_id,
                     response_id=case.response_id,
@@ -426,8 +421,8 @@ class _Opening:
                 owner=case.owner,
                 by_rule=True,
             )
-            self.timeline.append((case.case_id, assigned))
-            self.events.append(
+            self.writes.timeline.append((case.case_id, assigned))
+            self.writes.events.append(
                 CaseAssigned(
                     entry_id=assigned.entry_id,
                     case_id=case.case_id,
@@ -442,6 +437,5 @@ class _Opening:
                 action, notice = assignment_notice(
                     case, case.owner, origin=origin, now=now, policy=policy
                 )
-                self.notices.append((case.case_id, action))
-                self.recipients[action.action_id] = case.owner
-                self.events.append(notice)
+                self.writes.request(case.case_id, action, recipient=case.owner)
+                self.writes.events.append(notice)

@@ -18,6 +18,7 @@ from nps_followup.domain.cases import (
     SetAside,
     TimelineEntry,
 )
+from nps_followup.domain.contact_rules import DoNotContactEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 
@@ -85,20 +86,9 @@ class CaseLifecycle(Outbox, Protocol):
         ...
 
 
-class TimerEffects(Outbox, Protocol):
-    """What firing due timers reads and writes, for a batch in a handful of statements."""
-
-    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
-        """The channels (or `all`) each customer opted out of."""
-        ...
-
-    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
-        """When each customer was last messaged (for the frequency cap)."""
-        ...
-
-    async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
-        """The action that asked for each case's helpdesk ticket, where one was requested."""
-        ...
+class BatchEffects(Outbox, Protocol):
+    """What flushing a batch's writes (`handlers.writes.BatchWrites`) needs: each kind of
+    write for any number of cases in one statement."""
 
     async def set_action_states(
         self, states: Sequence[tuple[uuid.UUID, ActionState, str | None]], *, at: datetime
@@ -121,6 +111,10 @@ class TimerEffects(Outbox, Protocol):
         """Write the lifecycle fields of any number of cases."""
         ...
 
+    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
+        """The customer's latest score on each case (and whether it means recovery)."""
+        ...
+
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
         """Timeline entries of any number of cases."""
         ...
@@ -129,18 +123,39 @@ class TimerEffects(Outbox, Protocol):
         """The customers were messaged at `at`."""
         ...
 
-    async def latest_answers(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
-        """When each customer last answered a survey live (not back-filled history)."""
-        ...
-
     async def record_resurveys(self, requested: Sequence[ResurveyRequest]) -> None:
         """The re-surveys just requested, each awaiting the customer's answer."""
+        ...
+
+    async def record_resurvey_answers(self, answers: Sequence[ResurveyAnswer]) -> None:
+        """The customers' first answers to their re-surveys."""
+        ...
 
     async def issue_referral_codes(
         self, codes: Sequence[tuple[str, str, uuid.UUID]], *, at: datetime
     ) -> None:
         """Remember (code, customer, case) of referral links sent, so a recorded referral finds
         its promoter: the latest case to send a code is the one it is recorded on."""
+        ...
+
+
+class TimerEffects(BatchEffects, Protocol):
+    """What firing due timers reads, besides what it writes through `BatchEffects`."""
+
+    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
+        """The channels (or `all`) each customer opted out of."""
+        ...
+
+    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each customer was last messaged (for the frequency cap)."""
+        ...
+
+    async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """The action that asked for each case's helpdesk ticket, where one was requested."""
+        ...
+
+    async def latest_answers(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each customer last answered a survey live (not back-filled history)."""
         ...
 
 
@@ -202,18 +217,10 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
         """Each customer's most recent case that a person worked (not automated)."""
         ...
 
-    async def record_latest_scores(self, cases: Sequence[Case]) -> None:
-        """The customer's latest score on each case (and whether it means recovery)."""
-        ...
-
     async def awaiting_resurvey_answer(
         self, case_ids: Iterable[uuid.UUID]
     ) -> dict[uuid.UUID, datetime]:
         """When a re-survey was requested, for each of these cases not answered yet."""
-        ...
-
-    async def record_resurvey_answers(self, answers: Sequence[ResurveyAnswer]) -> None:
-        """The customers' first answers to their re-surveys."""
         ...
 
     async def reserve_turns(self, team: str, count: int) -> int:
@@ -262,7 +269,26 @@ class OptOuts(Inbox, Protocol):
     async def add_opt_out(
         self, customer_id: str, scope: str, *, source: str, reason: str | None, at: datetime
     ) -> None:
-        """Put the customer on the do-not-contact list for `scope` (a channel, or `all`)."""
+        """Put the customer on the do-not-contact list for `scope` (a channel, or `all`); an
+        entry already there for that scope is kept as it was."""
+        ...
+
+
+class DoNotContactList(Protocol):
+    """What people's reading and changing of the do-not-contact list needs."""
+
+    async def opt_outs_of(self, customer_id: str) -> list[DoNotContactEntry]:
+        """The customer's entries, in scope order."""
+        ...
+
+    async def add_opt_out(
+        self, customer_id: str, scope: str, *, source: str, reason: str | None, at: datetime
+    ) -> None:
+        """Put the customer on the list for `scope`; an entry already there is kept."""
+        ...
+
+    async def remove_opt_out(self, customer_id: str, scope: str) -> bool:
+        """Take the customer off the list for `scope`; False if they were not on it."""
         ...
 
 

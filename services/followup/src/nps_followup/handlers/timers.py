@@ -2,7 +2,7 @@
 the escalation ladder climbed for cases nobody has contacted yet."""
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 
 from nps_events import (
@@ -11,7 +11,6 @@ from nps_events import (
     CaseReminded,
     ContentLink,
     CreateTicket,
-    Event,
     NotifyStaff,
     RaiseTicketPriority,
     ReferralLink,
@@ -27,16 +26,8 @@ from nps_followup.adapters.repository import (
     ActionRow,
     DueTimer,
 )
-from nps_followup.domain.cases import (
-    Action,
-    ActionState,
-    Case,
-    CaseStatus,
-    TimelineEntry,
-    TimerKind,
-    held_back,
-    quiet_hours_for,
-)
+from nps_followup.domain.cases import ActionState, Case, CaseStatus, TimerKind
+from nps_followup.domain.contact_rules import held_back, quiet_hours_for
 from nps_followup.domain.content import choose_content
 from nps_followup.domain.escalation import LADDER, ladder_step
 from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
@@ -51,6 +42,7 @@ from nps_followup.handlers.common import (
     timeline_entry,
 )
 from nps_followup.handlers.ports import TimerEffects, TimerSweep
+from nps_followup.handlers.writes import BatchWrites
 
 
 async def sweep_due_timers(
@@ -63,6 +55,7 @@ async def sweep_due_timers(
         cases = await repo.cases_by_id(t.case_id for t in due)
         actions = await repo.actions_by_id(t.action_id for t in due if t.action_id is not None)
         await repo.finish_timers([t.timer_id for t in due], now)
+        writes = BatchWrites(now)
         await fire_timers(
             repo,
             due,
@@ -71,39 +64,10 @@ async def sweep_due_timers(
             now=now,
             policy=policy.policy,
             referrals=policy.referrals,
+            into=writes,
         )
+        await writes.flush(repo)
     return len(due)
-
-
-@dataclass
-class _Writes:
-    """What one sweep writes, gathered so that it takes a handful of statements, not a few per
-    timer (10,000 escalations must take seconds)."""
-
-    timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
-    actions: list[tuple[uuid.UUID, Action]] = field(default_factory=list)
-    priorities: dict[uuid.UUID, str] = field(default_factory=dict)
-    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
-    states: list[tuple[uuid.UUID, ActionState, str | None]] = field(default_factory=list)
-    cases: dict[uuid.UUID, Case] = field(default_factory=dict)
-    messaged: set[str] = field(default_factory=set)
-    events: list[Event] = field(default_factory=list)
-    resurveys: list[ResurveyRequest] = field(default_factory=list)
-    #: (code, customer, case) of every referral link sent.
-    referral_codes: list[tuple[str, str, uuid.UUID]] = field(default_factory=list)
-
-    async def flush(self, repo: TimerEffects, now: datetime) -> None:
-        await repo.set_action_states(self.states, at=now)
-        await repo.add_actions_of(
-            self.actions, exempt=set(), priority=self.priorities, recipient=self.recipients
-        )
-        await repo.save_cases(list(self.cases.values()))
-        await repo.add_timelines(self.timeline)
-        await repo.set_last_messages(self.messaged, now)
-        await repo.record_resurveys(self.resurveys)
-        if self.referral_codes:
-            await repo.issue_referral_codes(self.referral_codes, at=now)
-        await repo.publish_later(self.events, now=now)
 
 
 async def fire_timers(
@@ -114,12 +78,14 @@ async def fire_timers(
     actions: dict[uuid.UUID, ActionRow],
     now: datetime,
     policy: Policy,
+    into: BatchWrites,
     referrals: ReferralCodes | None = None,
 ) -> None:
     """Fire `due` timers, which the caller has already recorded as fired (the sweeper claimed
     them; a batch of new cases inserted them so): `cases` are their cases, locked or just
-    inserted by this transaction, and `actions` the scheduled actions they name. With
-    `referrals`, the emails of promoter cases carry the customer's referral link."""
+    inserted by this transaction, and `actions` the scheduled actions they name. What firing
+    them changes goes `into` the caller's batch, which the caller flushes. With `referrals`,
+    the emails of promoter cases carry the customer's referral link."""
     cases = dict(cases)  # a step of the ladder updates its case here, not in the caller's map
     customer_ids = [c.customer_id for c in cases.values()]
     opted_out = await repo.opted_out(customer_ids)
@@ -133,7 +99,6 @@ async def fire_timers(
     tickets = await repo.tickets_of(escalating)
     resurveying = [cases[t.case_id].customer_id for t in due if t.kind is TimerKind.RESURVEY]
     answered = await repo.latest_answers(resurveying) if resurveying else {}
-    writes = _Writes()
     for timer in due:
         case = cases[timer.case_id]
         if timer.kind is TimerKind.ACTION and timer.action_id is not None:
@@ -149,7 +114,7 @@ async def fire_timers(
                 referrals=referrals,
                 opted_out=opted_out,
                 last=last,
-                into=writes,
+                into=into,
             )
         elif timer.kind is TimerKind.RESURVEY:
             _resurvey(
@@ -158,13 +123,12 @@ async def fire_timers(
                 now=now,
                 opted_out=opted_out.get(case.customer_id, set()),
                 answered_again_at=answered.get(case.customer_id),
-                into=writes,
+                into=into,
             )
         elif timer.kind in LADDER and case.status is CaseStatus.OPEN:
             cases[case.case_id] = _climb(
-                case, timer, now=now, policy=policy, ticket=tickets.get(case.case_id), into=writes
+                case, timer, now=now, policy=policy, ticket=tickets.get(case.case_id), into=into
             )
-    await writes.flush(repo, now)
 
 
 def _dispatch(
@@ -177,7 +141,7 @@ def _dispatch(
     referrals: ReferralCodes | None,
     opted_out: dict[str, set[str]],
     last: dict[str, datetime],
-    into: _Writes,
+    into: BatchWrites,
 ) -> None:
     kind = ActionKind(row.channel)
     customer = customer_of(case)
@@ -273,7 +237,7 @@ def _resurvey(
     now: datetime,
     opted_out: set[str],
     answered_again_at: datetime | None,
-    into: _Writes,
+    into: BatchWrites,
 ) -> None:
     """Ask the customer again (a `ResurveyRequested` for the survey tool), or record on the
     case why not."""
@@ -353,7 +317,7 @@ def _climb(
     now: datetime,
     policy: Policy,
     ticket: uuid.UUID | None,
-    into: _Writes,
+    into: BatchWrites,
 ) -> Case:
     """One step of the escalation ladder for a case nobody has contacted yet."""
     step = ladder_step(timer.kind, owner=case.owner, team=policy.teams.get(case.team or ""))
@@ -397,10 +361,11 @@ def _climb(
         )
     if recipient is not None:
         action_id = derive_id("staff", origin)
-        into.actions.append(
-            (case.case_id, requested_action(action_id, "staff", f"case_{step.reason.value}", now))
+        into.request(
+            case.case_id,
+            requested_action(action_id, "staff", f"case_{step.reason.value}", now),
+            recipient=recipient,
         )
-        into.recipients[action_id] = recipient
         into.events.append(
             NotifyStaff(
                 action_id=action_id,
@@ -420,10 +385,11 @@ def _climb(
     if ticket is not None and step.escalates:
         action_id = derive_id("raise-ticket", origin)
         priority = EventTicketPriority.URGENT
-        into.actions.append(
-            (case.case_id, requested_action(action_id, "ticket", "raise_priority", now))
+        into.request(
+            case.case_id,
+            requested_action(action_id, "ticket", "raise_priority", now),
+            priority=priority.value,
         )
-        into.priorities[action_id] = priority.value
         into.events.append(
             RaiseTicketPriority(
                 action_id=action_id,

@@ -17,15 +17,8 @@ from nps_events import (
     Event,
 )
 from nps_followup.domain import lifecycle
-from nps_followup.domain.cases import (
-    Case,
-    CaseStatus,
-    TimelineEntry,
-    account_owner,
-    calendar_for,
-    choose_owner,
-    plan_ladder,
-)
+from nps_followup.domain.cases import Case, CaseStatus, TimelineEntry, calendar_for, plan_ladder
+from nps_followup.domain.ownership import account_owner, choose_owner
 from nps_followup.domain.policy import OwnerRule, Policy, Rule
 from nps_followup.domain.resurvey import resurvey_timer
 from nps_followup.handlers.common import (

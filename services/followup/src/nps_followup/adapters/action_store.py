@@ -1,0 +1,161 @@
+"""Followup's SQL for the actions of cases: requested, dispatched, and their outcomes."""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nps_followup.adapters import tables
+from nps_followup.domain.cases import Action, ActionState
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    """An action as the sweeper needs it to dispatch."""
+
+    action_id: uuid.UUID
+    case_id: uuid.UUID
+    channel: str
+    template: str | None
+    priority: str | None
+    state: ActionState
+    exempt_from_cap: bool
+
+
+async def insert_actions(
+    session: AsyncSession,
+    actions: Sequence[tuple[uuid.UUID, Action]],
+    *,
+    exempt: set[uuid.UUID],
+    priority: dict[uuid.UUID, str] | None = None,
+    recipient: dict[uuid.UUID, str] | None = None,
+) -> None:
+    """Actions of any number of cases, in one statement."""
+    if not actions:
+        return
+    await session.execute(
+        insert(tables.actions).on_conflict_do_nothing(),
+        [
+            {
+                "action_id": a.action_id,
+                "case_id": case_id,
+                "channel": a.channel,
+                "template": a.template,
+                "priority": (priority or {}).get(a.action_id),
+                "recipient": (recipient or {}).get(a.action_id),
+                "exempt_from_cap": a.action_id in exempt,
+                "state": a.state.value,
+                "scheduled_for": a.scheduled_for,
+                "requested_at": a.requested_at,
+                "updated_at": a.updated_at,
+            }
+            for case_id, a in actions
+        ],
+    )
+
+
+class ActionStore:
+    """The actions of cases: what the sweeper dispatches, notify's outcomes, and the
+    helpdesk tickets a case asked for."""
+
+    session: AsyncSession
+
+    async def add_actions_of(
+        self,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        *,
+        exempt: set[uuid.UUID],
+        priority: dict[uuid.UUID, str] | None = None,
+        recipient: dict[uuid.UUID, str] | None = None,
+    ) -> None:
+        """Actions of any number of cases, in one statement."""
+        await insert_actions(
+            self.session, actions, exempt=exempt, priority=priority, recipient=recipient
+        )
+
+    async def actions_by_id(self, action_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, ActionRow]:
+        ids = list(set(action_ids))
+        if not ids:
+            return {}
+        a = tables.actions
+        rows = await self.session.execute(select(a).where(a.c.action_id.in_(ids)))
+        return {
+            r.action_id: ActionRow(
+                r.action_id,
+                r.case_id,
+                r.channel,
+                r.template,
+                r.priority,
+                ActionState(r.state),
+                r.exempt_from_cap,
+            )
+            for r in rows
+        }
+
+    async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+        """The action that asked for each case's helpdesk ticket, where one was requested."""
+        ids = list(set(case_ids))
+        if not ids:
+            return {}
+        a = tables.actions
+        rows = await self.session.execute(
+            select(a.c.case_id, a.c.action_id).where(
+                a.c.case_id.in_(ids),
+                a.c.channel == "ticket",
+                a.c.template.is_(None),
+                a.c.state.in_(
+                    [ActionState.PLANNED.value, ActionState.SENT.value, ActionState.UNKNOWN.value]
+                ),
+            )
+        )
+        return {row.case_id: row.action_id for row in rows}
+
+    async def set_action_states(
+        self, states: Sequence[tuple[uuid.UUID, ActionState, str | None]], *, at: datetime
+    ) -> None:
+        """(action, state, reason) for any number of actions, in one executemany."""
+        if not states:
+            return
+        a = tables.actions
+        await self.session.execute(
+            update(a)
+            .where(a.c.action_id == bindparam("b_action_id"))
+            .values(
+                state=bindparam("b_state"),
+                reason=bindparam("b_reason"),
+                updated_at=at,
+                requested_at=at,
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {"b_action_id": action_id, "b_state": state.value, "b_reason": reason}
+                for action_id, state, reason in states
+            ],
+        )
+
+    async def record_action_outcome(
+        self,
+        action_id: uuid.UUID,
+        *,
+        state: ActionState,
+        provider_message_id: str | None,
+        reason: str | None,
+        at: datetime,
+    ) -> bool:
+        """Record what happened to an action; False if there is no such action."""
+        result = await self.session.execute(
+            update(tables.actions)
+            .where(tables.actions.c.action_id == action_id)
+            .values(
+                state=state.value,
+                provider_message_id=provider_message_id,
+                reason=reason,
+                updated_at=at,
+            )
+            .returning(tables.actions.c.action_id)
+        )
+        return result.first() is not None

@@ -1,0 +1,182 @@
+"""Followup's SQL for the responses it received: set aside, or kept for replays."""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nps_events import Segment
+from nps_followup.adapters import tables
+from nps_followup.domain.cases import NotActedOn, SetAside
+from nps_followup.domain.simulation import StoredResponse
+
+
+class ResponseRecords:
+    """What followup keeps of the responses themselves: which has a case, those set aside
+    (not acted on) with why, and the compact record of every scored response that
+    `policy simulate` replays."""
+
+    session: AsyncSession
+
+    async def cases_for_responses(
+        self, response_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """The case id of each response that has a case, by response id."""
+        ids = list(set(response_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(tables.cases.c.response_id, tables.cases.c.case_id).where(
+                tables.cases.c.response_id.in_(ids)
+            )
+        )
+        return {row.response_id: row.case_id for row in rows}
+
+    async def set_aside(self, responses: Sequence[SetAside]) -> None:
+        """Record responses not acted on; a later version of one replaces what is recorded."""
+        if not responses:
+            return
+        t = tables.responses_not_acted_on
+        statement = insert(t).values(
+            [
+                {
+                    "response_id": r.response_id,
+                    "customer_id": r.customer_id,
+                    "source": r.source,
+                    "survey_id": r.survey_id,
+                    "segment": r.segment.value,
+                    "score": r.score,
+                    "responded_at": r.responded_at,
+                    "reason": r.reason.value,
+                    "rule": r.rule,
+                    "window": r.window,
+                    "recorded_at": r.recorded_at,
+                }
+                for r in responses
+            ]
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[t.c.response_id],
+                set_={
+                    name: statement.excluded[name]
+                    for name in (
+                        "segment",
+                        "score",
+                        "responded_at",
+                        "reason",
+                        "rule",
+                        "window",
+                        "recorded_at",
+                    )
+                },
+            )
+        )
+
+    async def set_aside_response(self, response_id: uuid.UUID) -> SetAside | None:
+        """What followup recorded of a response it did not act on, if it did not."""
+        t = tables.responses_not_acted_on
+        row = (await self.session.execute(select(t).where(t.c.response_id == response_id))).first()
+        if row is None:
+            return None
+        return SetAside(
+            response_id=row.response_id,
+            customer_id=row.customer_id,
+            source=row.source,
+            survey_id=row.survey_id,
+            segment=Segment(row.segment),
+            score=row.score,
+            responded_at=row.responded_at,
+            reason=NotActedOn(row.reason),
+            rule=row.rule,
+            window=row.window,
+            recorded_at=row.recorded_at,
+        )
+
+    async def record_scored(self, responses: Sequence[StoredResponse]) -> None:
+        """Keep the compact record of each scored response for replays; a later revision
+        replaces an earlier one (never the reverse), and the first `received_at` stays."""
+        latest: dict[uuid.UUID, StoredResponse] = {}
+        for r in responses:
+            kept = latest.get(r.response_id)
+            if kept is None or r.revision >= kept.revision:
+                latest[r.response_id] = r
+        if not latest:
+            return
+        t = tables.scored_responses
+        rows = [
+            {
+                "response_id": r.response_id,
+                "customer_id": r.customer_id,
+                "source": r.source,
+                "survey_id": r.survey_id,
+                "segment": r.segment.value,
+                "score": r.score,
+                "revision": r.revision,
+                "responded_at": r.responded_at,
+                "received_at": r.received_at,
+                "backfill": r.backfill,
+                "has_email": r.has_email,
+                "has_phone": r.has_phone,
+                "timezone": r.timezone,
+                "attributes": r.attributes,
+            }
+            for r in sorted(latest.values(), key=lambda r: r.response_id)
+        ]
+        statement = insert(t)
+        changed = (
+            "customer_id",
+            "source",
+            "survey_id",
+            "segment",
+            "score",
+            "revision",
+            "responded_at",
+            "backfill",
+            "has_email",
+            "has_phone",
+            "timezone",
+            "attributes",
+        )
+        # One statement with the rows as parameters (SQLAlchemy's insertmanyvalues), not the
+        # rows inlined in `values()`: the statement then compiles once per process. Inlined,
+        # compiling 500 rows of 14 columns cost 270 µs per response, a quarter of the batch.
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[t.c.response_id],
+                set_={name: statement.excluded[name] for name in changed},
+                where=statement.excluded.revision >= t.c.revision,
+            ),
+            rows,
+        )
+
+    async def scored_between(self, start: datetime, end: datetime) -> list[StoredResponse]:
+        """The stored responses answered in [start, end), in the order followup received them."""
+        t = tables.scored_responses
+        rows = await self.session.execute(
+            select(t)
+            .where(t.c.responded_at >= start, t.c.responded_at < end)
+            .order_by(t.c.received_at, t.c.response_id)
+        )
+        return [
+            StoredResponse(
+                response_id=row.response_id,
+                customer_id=row.customer_id,
+                source=row.source,
+                survey_id=row.survey_id,
+                segment=Segment(row.segment),
+                score=row.score,
+                revision=row.revision,
+                responded_at=row.responded_at,
+                received_at=row.received_at,
+                backfill=row.backfill,
+                has_email=row.has_email,
+                has_phone=row.has_phone,
+                timezone=row.timezone,
+                attributes=row.attributes,
+            )
+            for row in rows
+        ]

@@ -1,0 +1,70 @@
+"""One accumulator for what a batch writes: opening a batch of cases and sweeping due timers
+gather their writes here and flush them together, so that a batch takes a handful of
+statements whatever its size (10,000 escalations must take seconds, not a few statements
+per timer)."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from nps_events import Event
+from nps_followup.domain.cases import Action, ActionState, Case, TimelineEntry
+from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
+from nps_followup.handlers.ports import BatchEffects
+
+
+@dataclass
+class BatchWrites:
+    """What one batch changes, by kind; `flush` writes each kind in one statement (none for a
+    kind the batch left empty) and queues the events, in the order they were recorded, in the
+    same transaction."""
+
+    now: datetime
+    #: Lifecycle fields of cases the batch changed (an escalation level), by case id.
+    cases: dict[uuid.UUID, Case] = field(default_factory=dict)
+    #: The customer's latest score on existing cases (a later answer), by case id.
+    latest_scores: dict[uuid.UUID, Case] = field(default_factory=dict)
+    timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
+    #: Actions requested now (staff notices, ticket raises), by case id.
+    actions: list[tuple[uuid.UUID, Action]] = field(default_factory=list)
+    recipients: dict[uuid.UUID, str] = field(default_factory=dict)
+    priorities: dict[uuid.UUID, str] = field(default_factory=dict)
+    #: Scheduled actions whose time came: (action, state, reason).
+    states: list[tuple[uuid.UUID, ActionState, str | None]] = field(default_factory=list)
+    #: Customers messaged now (for the frequency cap).
+    messaged: set[str] = field(default_factory=set)
+    #: Re-surveys requested now (`resurvey_after`), and customers' first answers to them.
+    resurveys: list[ResurveyRequest] = field(default_factory=list)
+    resurvey_answers: list[ResurveyAnswer] = field(default_factory=list)
+    #: (code, customer, case) of every referral link sent.
+    referral_codes: list[tuple[str, str, uuid.UUID]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def request(
+        self,
+        case_id: uuid.UUID,
+        action: Action,
+        *,
+        recipient: str | None = None,
+        priority: str | None = None,
+    ) -> None:
+        """Record an action requested now (a staff notice names its `recipient`)."""
+        self.actions.append((case_id, action))
+        if recipient is not None:
+            self.recipients[action.action_id] = recipient
+        if priority is not None:
+            self.priorities[action.action_id] = priority
+
+    async def flush(self, repo: BatchEffects) -> None:
+        await repo.set_action_states(self.states, at=self.now)
+        await repo.add_actions_of(
+            self.actions, exempt=set(), priority=self.priorities, recipient=self.recipients
+        )
+        await repo.save_cases(list(self.cases.values()))
+        await repo.record_latest_scores(list(self.latest_scores.values()))
+        await repo.add_timelines(self.timeline)
+        await repo.set_last_messages(self.messaged, self.now)
+        await repo.record_resurveys(self.resurveys)
+        await repo.record_resurvey_answers(self.resurvey_answers)
+        await repo.issue_referral_codes(self.referral_codes, at=self.now)
+        await repo.publish_later(self.events, now=self.now)
