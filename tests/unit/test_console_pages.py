@@ -230,3 +230,28 @@ def test_a_dashboard_choice_outside_its_lists_is_refused_with_why(
 
 def test_the_dashboard_defaults_to_thirty_days_unfiltered() -> None:
     assert dashboard_pages.dashboard_choice({}) == dashboard_pages.DashboardChoice(days=30)
+
+
+def test_every_timeline_kind_followup_writes_reads_as_words() -> None:
+    """Each kind followup puts on a timeline has its words in the catalog; a kind this console
+    does not know yet is shown as followup names it, not as an error."""
+    written = {
+        "opened",
+        "assigned",
+        "action_skipped",
+        "reminded",
+        "escalated_1",
+        "escalated_2",
+        "contact",
+        "resolved",
+        "closed",
+        "reopened",
+        "response_attached",
+        "ticket_status",
+        "resurvey_requested",
+        "resurvey_skipped",
+        "referral_recorded",
+    }
+    for kind in written:
+        assert catalog.kind_label(kind) != kind, kind
+    assert catalog.kind_label("a_kind_from_a_later_followup") == "a_kind_from_a_later_followup"

@@ -125,6 +125,21 @@ EN: Mapping[str, str] = {
     "case.timeline.who": "Who",
     "case.timeline.details": "Details",
     "case.timeline.rule": "system (rule {rule})",
+    "timeline.kind.opened": "Case opened",
+    "timeline.kind.assigned": "Assigned",
+    "timeline.kind.action_skipped": "Message held back",
+    "timeline.kind.reminded": "Owner reminded",
+    "timeline.kind.escalated_1": "Escalated to the lead",
+    "timeline.kind.escalated_2": "Escalated to the second level",
+    "timeline.kind.contact": "Contact logged",
+    "timeline.kind.resolved": "Resolved",
+    "timeline.kind.closed": "Closed",
+    "timeline.kind.reopened": "Reopened",
+    "timeline.kind.response_attached": "The customer answered again",
+    "timeline.kind.ticket_status": "Helpdesk ticket changed",
+    "timeline.kind.resurvey_requested": "Asked again (re-survey)",
+    "timeline.kind.resurvey_skipped": "Re-survey held back",
+    "timeline.kind.referral_recorded": "Referral recorded",
     "case.actions": "Actions",
     "case.action.channel": "Channel",
     "case.action.template": "Template",
@@ -238,6 +253,7 @@ EN: Mapping[str, str] = {
     "dashboard.first_contact": "Time to first contact (median / p90)",
     "dashboard.resolution": "Time to resolution (median / p90)",
     "dashboard.recovery": "Recovery rate",
+    "dashboard.recovery_of": "{recovered} of {n} who answered again",
     "dashboard.figures_hint": "Times run from the case's opening, on the clock (not business "
     "hours); the closed-loop rate is the share of cases closed; the recovery rate, of the "
     "detractors who answered again, the share who now score as promoters.",
@@ -310,3 +326,10 @@ EN: Mapping[str, str] = {
 def t(key: str, /, **values: object) -> str:
     """The English text of `key`, with `{name}` placeholders filled from `values`."""
     return EN[key].format(**values)
+
+
+def kind_label(kind: str) -> str:
+    """A timeline entry's kind in words; a kind this console does not know yet, as followup
+    names it."""
+    key = f"timeline.kind.{kind}"
+    return t(key) if key in EN else kind

@@ -71,6 +71,7 @@ class Console:
         )
         self.templates.globals["t"] = catalog.t
         self.templates.filters["when"] = when
+        self.templates.filters["kind"] = catalog.kind_label
         self.templates.filters["detail"] = detail
         self.templates.filters["span"] = span_text
         self.cookie = "__Host-npsloop" if self.settings.secure_cookies else "npsloop_session"
