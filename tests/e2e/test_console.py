@@ -575,3 +575,33 @@ def test_the_policy_page_is_a_table_of_the_rules_in_force(
     assert rows["passive"].find_element(By.CSS_SELECTOR, ".deadline").text == (
         "No case: messages only"
     )
+
+
+def test_a_viewer_reads_the_impact_page_and_a_small_group_is_never_shown_as_proof(
+    system: System, browser: WebDriver
+) -> None:
+    survey = f"impact-{uuid.uuid4().hex[:8]}"  # a survey no other answer of the system has
+    customer = f"impact-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    _answer(system, customer, 2, now - timedelta(minutes=20), survey=survey)
+    _answer(system, customer, 9, now - timedelta(minutes=5), survey=survey)
+    _sign_in(browser, system, VIEWER, path="/dashboard")
+    browser.find_element(By.LINK_TEXT, "Impact").click()
+    _wait(browser).until(ec.presence_of_element_located((By.ID, "impact-filters")))
+
+    def reloaded() -> list[tuple[str, str, str]]:
+        browser.get(f"{system.url('console')}/impact?days=90&survey={survey}")
+        return [
+            (
+                row.get_attribute("data-segment") or "",
+                row.get_attribute("data-conclusive") or "",
+                row.find_element(By.CSS_SELECTOR, ".number").text,
+            )
+            for row in browser.find_elements(By.CSS_SELECTOR, "#impact-groups tbody tr")
+        ]
+
+    groups = eventually_sync(reloaded, until=bool, what="the customer's two answers as a pair")
+    # One customer, detractor then promoter: one pair, in a detractor group, and far too few
+    # customers to be shown as proof.
+    assert groups == [("detractor", "no", "1")], groups
+    assert "@example.com" not in browser.find_element(By.TAG_NAME, "main").text
