@@ -49,6 +49,7 @@ from nps_events import (
     RaiseTicketPriority,
     ResponseReceived,
     ResponseScored,
+    RequestResurvey,
     ResurveyRequested,
     Segment,
     SendEmail,
@@ -317,6 +318,20 @@ def _case_lifecycle(case_id: uuid.UUID, full: bool) -> list[Event]:
             closed_at=NOW,
             **common,
         ),
+        RequestResurvey(
+            action_id=entry("q"),
+            case_id=case_id,
+            endpoint="survey_tool",
+            customer=_customer(full),
+            response_id=case_id,
+            source="acme-web",
+            survey_id="relationship-2026-q4",
+            score=3,
+            segment=Segment.DETRACTOR,
+            closed_at=NOW,
+            requested_at=NOW,
+            rule="detractor" if full else None,
+        ),
     ]
 
 
@@ -434,6 +449,12 @@ INVALID: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ("io.npsloop.case.reopened.v1", "no time", _drop("at")),
     ("io.npsloop.case.response-attached.v1", "score 11", _set("score", 11)),
     ("io.npsloop.case.resurvey-requested.v1", "no customer", _drop("customer")),
+    ("io.npsloop.action.request-resurvey.v1", "no endpoint", _drop("endpoint")),
+    (
+        "io.npsloop.action.request-resurvey.v1",
+        "endpoint with a slash",
+        _set("endpoint", "../admin"),
+    ),
     ("io.npsloop.action.result.v1", "unknown status", _set("status", "lost")),
     ("io.npsloop.action.result.v1", "unknown channel", _set("channel", "pigeon")),
     ("io.npsloop.action.result.v1", "no action_id", _drop("action_id")),

@@ -66,6 +66,7 @@ from nps_events.models import (
     RaiseTicketPriority,
     ResponseReceived,
     ResponseScored,
+    RequestResurvey,
     ResurveyRequested,
     Segment,
     SendEmail,
@@ -86,7 +87,7 @@ KAFKA_BINDING_VERSION = "0.5.0"
 
 #: Version of the AsyncAPI document. Bump the minor version when adding an optional field;
 #: anything else is a new topic version (`.v2`), and a new major version here.
-API_VERSION = "1.8.0"
+API_VERSION = "1.9.0"
 
 SCHEMAS_DIR = "schemas"
 ASYNCAPI_FILE = "asyncapi.json"
@@ -128,8 +129,8 @@ SERVICE_DESCRIPTIONS: dict[str, str] = {
         "Applies the follow-up policy: opens cases with deadlines, plans and schedules actions, "
         "escalates on breach, and publishes each case's lifecycle."
     ),
-    "notify": "Dispatches actions (email today; SMS, tickets and staff notices later) and "
-    "reports their outcome.",
+    "notify": "Dispatches actions (email, SMS, helpdesk tickets, staff notices and signed "
+    "outbound webhooks) and reports their outcome.",
 }
 
 DLQ_HEADERS: dict[str, JSONObject] = {
@@ -388,6 +389,20 @@ def example_events() -> list[Event]:
             score=3,
             segment=Segment.DETRACTOR,
             closed_at=_EXAMPLE_DUE + timedelta(days=1),
+        ),
+        RequestResurvey(
+            action_id=derive_id("example", "request-resurvey", str(_EXAMPLE_CASE_ID)),
+            case_id=_EXAMPLE_CASE_ID,
+            endpoint="survey_tool",
+            customer=_EXAMPLE_CUSTOMER,
+            response_id=_EXAMPLE_RESPONSE_ID,
+            source=_EXAMPLE_SOURCE,
+            survey_id="relationship-2026-q4",
+            score=3,
+            segment=Segment.DETRACTOR,
+            closed_at=_EXAMPLE_DUE + timedelta(days=1),
+            requested_at=_EXAMPLE_DUE + timedelta(days=31),
+            rule="detractor",
         ),
         ActionResultReported(
             action_id=_EXAMPLE_ACTION_ID,

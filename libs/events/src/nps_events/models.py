@@ -71,12 +71,15 @@ class Transition(StrEnum):
 
 class Channel(StrEnum):
     """How an action reaches its recipient. `staff` is a notification to a person of the
-    customer-success team (owner, lead), not to the customer."""
+    customer-success team (owner, lead), not to the customer. `webhook` is a signed call to a
+    tool of the company's (the survey tool asked to re-survey a customer: `request-resurvey`),
+    not a message to the customer either; added in 1.9.0."""
 
     EMAIL = "email"
     SMS = "sms"
     TICKET = "ticket"
     STAFF = "staff"
+    WEBHOOK = "webhook"
 
 
 class ActionStatus(StrEnum):
@@ -598,6 +601,48 @@ class NotifyStaff(_ActionCommand):
         return self.customer_id
 
 
+#: The name of an outbound webhook endpoint of notify's (`NOTIFY_WEBHOOKS`).
+EndpointName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class RequestResurvey(_ActionCommand):
+    """Command to notify: ask the survey tool, by a signed call to one of notify's webhook
+    endpoints (`endpoint`), to survey the customer again. Followup requests it beside
+    `case.resurvey-requested` when the case's rule names a `resurvey_webhook`; the result comes
+    back as an `action.result` with channel `webhook`. Added in 1.9.0."""
+
+    ce_type: ClassVar[str] = "io.npsloop.action.request-resurvey.v1"
+
+    action_id: uuid.UUID = Field(
+        description="Unique per re-survey; the webhook's `webhook-id` is `msg_<action_id>`, "
+        "so the survey tool de-duplicates a repeated call on it."
+    )
+    case_id: uuid.UUID
+    endpoint: EndpointName = Field(
+        description="The name of notify's webhook endpoint to call (`NOTIFY_WEBHOOKS`), as the "
+        "policy's `resurvey_webhook` names it."
+    )
+    customer: Customer = Field(
+        description="Whom to ask (PII): as in `case.resurvey-requested`, without the address of "
+        "a channel they opted out of."
+    )
+    response_id: uuid.UUID = Field(description="The response the case was opened for.")
+    source: Line = Field(min_length=1, max_length=100, description="The source of that response.")
+    survey_id: Line = Field(
+        min_length=1, max_length=200, description="The survey that response answered."
+    )
+    score: Score = Field(description="The score of that response: the one to compare with.")
+    segment: Segment = Field(description="Its segment.")
+    closed_at: AwareDatetime = Field(description="When the case closed.")
+    requested_at: AwareDatetime = Field(description="When the re-survey was requested.")
+    rule: Line | None = Field(
+        default=None, max_length=100, description="The policy rule of the case."
+    )
+
+    def partition_key(self) -> str:
+        return self.customer.id
+
+
 class ActionResultReported(Event):
     """The outcome of dispatching one action."""
 
@@ -865,6 +910,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CreateTicket,
         RaiseTicketPriority,
         NotifyStaff,
+        RequestResurvey,
         ActionResultReported,
         TicketStatusChanged,
     )
