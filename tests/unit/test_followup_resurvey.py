@@ -13,6 +13,7 @@ import pytest
 from nps_events import (
     CaseResponseAttached,
     Customer,
+    RequestResurvey,
     ResponseScored,
     ResurveyRequested,
     Segment,
@@ -329,3 +330,155 @@ async def test_the_first_answer_after_the_request_is_linked_to_the_case() -> Non
     events = [e for e in repo.published if isinstance(e, CaseResponseAttached)]
     assert [e.resurvey_requested_at for e in events] == [asked, None]
     assert repo.cases[case.case_id].latest_score == 6
+
+
+# --- the survey tool's webhook (`resurvey_webhook`) ------------------------------------------
+
+WEBHOOK_TEXT = (
+    POLICY_TEXT.replace(
+        "    resurvey_after: 14d\n",
+        "    resurvey_after: 14d\n    resurvey_webhook: accounts_tool\n",
+    ).replace(
+        "  - name: promoter\n",
+        "  - name: detractor-in-app\n"
+        "    when: {segment: detractor, source: in-app}\n"
+        "    case: {team: cs, contact_within: 1 day}\n"
+        "    resurvey_webhook: off\n"
+        "  - name: promoter\n",
+    )
+    + "resurvey_webhook: survey_tool\n"
+)
+_WEBHOOK_POLICY = parse_policy(WEBHOOK_TEXT)
+WEBHOOK_POLICY = PolicyInForce(policy=_WEBHOOK_POLICY, holidays_for=holidays_for(_WEBHOOK_POLICY))
+
+
+@pytest.mark.parametrize(
+    ("rule", "endpoint"),
+    [
+        ("detractor", "survey_tool"),  # the policy's own setting
+        ("detractor-enterprise", "accounts_tool"),  # the rule's
+        ("detractor-in-app", None),  # `off`: the in-app survey asks by itself
+        ("gone-since", "survey_tool"),  # a rule that left the policy: the policy's
+    ],
+)
+def test_each_rule_calls_its_own_webhook_else_the_policys(rule: str, endpoint: str | None) -> None:
+    found = next((r for r in _WEBHOOK_POLICY.rules if r.name == rule), None)
+    assert _WEBHOOK_POLICY.resurvey_webhook_for(found) == endpoint
+
+
+def test_without_resurvey_webhook_no_rule_calls_one() -> None:
+    assert {_POLICY.resurvey_webhook_for(r) for r in _POLICY.rules} == {None}
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "where", "says"),
+    [
+        (
+            ("resurvey_webhook: survey_tool\n", "resurvey_webhook: ../admin\n"),
+            26,
+            "resurvey_webhook",
+            "is not an endpoint name",
+        ),
+        (  # a rule that asks nobody again
+            ("    resurvey_after: off\n", "    resurvey_after: off\n    resurvey_webhook: x\n"),
+            18,
+            "rules.2.resurvey_webhook",
+            "asks nobody again",
+        ),
+        (  # the policy names one, and nothing asks again
+            ("resurvey_after: 30 days\n", ""),
+            23,
+            "resurvey_webhook",
+            "no rule asks anyone again",
+        ),
+    ],
+)
+def test_a_wrong_resurvey_webhook_is_refused_naming_its_line(
+    change: tuple[str, str], line: int, where: str, says: str
+) -> None:
+    text = WEBHOOK_TEXT.replace(*change)
+    if "no rule" in says:  # the enterprise rule's own delay would still ask
+        text = text.replace("    resurvey_after: 14d\n    resurvey_webhook: accounts_tool\n", "")
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(text, name="p.yaml")
+    [problem] = refused.value.problems
+    assert (problem.line, problem.where) == (line, where)
+    assert says in problem.message
+
+
+async def test_the_sweep_also_asks_the_survey_tools_webhook_without_an_opted_out_address() -> None:
+    repo = InMemoryTimers(do_not_contact={"ada": {"sms"}})
+    case = closed_case()
+    timer = resurvey_timer_of(case)
+    repo.add(case, [timer])
+
+    await sweep_due_timers(repo, now=timer.fire_at, policy=WEBHOOK_POLICY, limit=10)
+
+    requested, request = repo.published
+    assert isinstance(requested, ResurveyRequested)
+    assert isinstance(request, RequestResurvey)
+    assert request.endpoint == "survey_tool"
+    assert request.customer == ADA.model_copy(update={"phone": None}) == requested.customer
+    assert (request.case_id, request.response_id, request.survey_id, request.source) == (
+        case.case_id,
+        case.response_id,
+        "s-1",
+        "typeform",
+    )
+    assert (request.score, request.segment, request.closed_at, request.rule) == (
+        3,
+        Segment.DETRACTOR,
+        CLOSED,
+        "detractor",
+    )
+    assert request.requested_at == timer.fire_at
+    # The case keeps the action, whose result notify reports, and the timeline names it.
+    [(case_id, action)] = repo.requested
+    assert (case_id, action.action_id) == (case.case_id, request.action_id)
+    assert (action.channel, action.template) == ("webhook", "request_resurvey")
+    assert repo.recipients[action.action_id] == "webhook:survey_tool"
+    [(_, entry)] = repo.timeline
+    assert entry.kind == "resurvey_requested"
+    assert entry.details["webhook"] == "survey_tool"
+    assert entry.details["action_id"] == str(request.action_id)
+
+
+@pytest.mark.parametrize(
+    ("changes", "endpoint"),
+    [
+        ({"rule": "detractor-enterprise"}, "accounts_tool"),
+        ({"rule": "detractor-in-app", "source": "in-app"}, None),
+    ],
+)
+async def test_the_sweep_calls_the_rules_webhook_or_none(
+    changes: dict[str, str], endpoint: str | None
+) -> None:
+    repo = InMemoryTimers()
+    case = closed_case(**changes)
+    timer = resurvey_timer_of(case)
+    repo.add(case, [timer])
+
+    await sweep_due_timers(repo, now=timer.fire_at, policy=WEBHOOK_POLICY, limit=10)
+
+    asked = [e.endpoint for e in repo.published if isinstance(e, RequestResurvey)]
+    assert asked == ([] if endpoint is None else [endpoint])
+    assert [type(e) for e in repo.published if isinstance(e, ResurveyRequested)] == [
+        ResurveyRequested
+    ]
+    [(_, entry)] = repo.timeline
+    assert entry.details.get("webhook") == endpoint
+    assert len(repo.requested) == (0 if endpoint is None else 1)
+
+
+async def test_a_re_survey_held_back_calls_no_webhook() -> None:
+    repo = InMemoryTimers(do_not_contact={"ada": {"all"}})
+    case = closed_case()
+    timer = resurvey_timer_of(case)
+    repo.add(case, [timer])
+
+    await sweep_due_timers(repo, now=timer.fire_at, policy=WEBHOOK_POLICY, limit=10)
+
+    assert repo.published == []
+    assert repo.requested == []
+    [(_, entry)] = repo.timeline
+    assert entry.kind == "resurvey_skipped"

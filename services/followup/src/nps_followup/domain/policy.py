@@ -3,6 +3,7 @@ which deadlines its case gets. Loaded from YAML by `adapters.policy_file`, valid
 frozen models; a policy change applies to new cases only, because each case stores its own
 deadlines when it opens."""
 
+import re
 from dataclasses import dataclass
 from datetime import time
 from enum import StrEnum
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -37,6 +39,7 @@ from nps_followup.domain.referrals import ReferralProgram
 __all__ = [
     "DEFAULT_RESPONSE_WINDOW",
     "RESURVEY_OFF",
+    "WEBHOOK_OFF",
     "ActionKind",
     "ActionRule",
     "AgeField",
@@ -50,6 +53,7 @@ __all__ = [
     "OwnerRule",
     "Policy",
     "ResurveyField",
+    "ResurveyWebhookField",
     "Rule",
     "Team",
     "TicketPriority",
@@ -74,6 +78,30 @@ def _zone(name: str) -> str:
 
 
 ZoneName = Annotated[str, AfterValidator(_zone)]
+
+#: What a rule writes to call no webhook when the policy's `resurvey_webhook` would name one.
+WEBHOOK_OFF = "off"
+_ENDPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _webhook_off(value: object) -> object:
+    return None if isinstance(value, str) and value.strip() == WEBHOOK_OFF else value
+
+
+def _endpoint_name(value: str) -> str:
+    if _ENDPOINT_NAME.fullmatch(value) is None:
+        raise ValueError(
+            f"{value!r} is not an endpoint name: resurvey_webhook names an endpoint of "
+            "notify's NOTIFY_WEBHOOKS (letters, digits, '_', '.' and '-', e.g. survey_tool), "
+            "or is 'off'"
+        )
+    return value
+
+
+#: The name of one of notify's outbound webhook endpoints (`NOTIFY_WEBHOOKS`), or `off`.
+ResurveyWebhookField = Annotated[
+    Annotated[str, AfterValidator(_endpoint_name)] | None, BeforeValidator(_webhook_off)
+]
 
 
 class Hours(_Frozen):
@@ -265,6 +293,12 @@ class Rule(_Frozen):
         "`ResurveyRequested` event); `off`: never; left out: the policy's own setting. Only "
         "for rules with a `case` (a case a person closes).",
     )
+    resurvey_webhook: ResurveyWebhookField = Field(
+        default=None,
+        description="The endpoint of notify's NOTIFY_WEBHOOKS that is also called, signed, "
+        "when this rule's customer is asked again (an `action.request-resurvey`), so that the "
+        "survey tool sends the survey; `off`: none; left out: the policy's own setting.",
+    )
     content_by_theme: dict[ThemeId, Content] = Field(
         default_factory=dict,
         description="A page per theme of scoring's taxonomy for the rule's emails to show "
@@ -358,6 +392,13 @@ class Policy(_Frozen):
         "a case that do not say; none (the default) or `off`: no re-survey.",
     )
 
+    resurvey_webhook: ResurveyWebhookField = Field(
+        default=None,
+        description="The endpoint of notify's NOTIFY_WEBHOOKS called, signed, with each "
+        "re-survey (besides the `case.resurvey-requested` event), for rules that do not say; "
+        "none (the default): no call.",
+    )
+
     referral: ReferralProgram | None = Field(
         default=None,
         description="Referral links in the emails of promoter cases; none: no referral codes.",
@@ -372,6 +413,15 @@ class Policy(_Frozen):
         if "resurvey_after" in rule.model_fields_set:
             return rule.resurvey_after
         return self.resurvey_after
+
+    def resurvey_webhook_for(self, rule: Rule | None) -> str | None:
+        """The endpoint a re-survey of a case under `rule` is also sent to (None: no call): the
+        rule's `resurvey_webhook` when it has one (`off` included), else the policy's. Read
+        when the customer is asked, so a rule that has left the policy since its case closed
+        takes the policy's."""
+        if rule is not None and "resurvey_webhook" in rule.model_fields_set:
+            return rule.resurvey_webhook
+        return self.resurvey_webhook
 
     def response_window(self, rule: Rule | None) -> Duration:
         """How old a response under `rule` may be and still be acted on (calendar time)."""
@@ -403,6 +453,15 @@ class Policy(_Frozen):
                         "give it a `case`, or leave resurvey_after out",
                     )
                 )
+            if rule.resurvey_webhook is not None and self.resurvey_delay(rule) is None:
+                found.append(
+                    (
+                        ("rules", index, "resurvey_webhook"),
+                        "resurvey_webhook is called when a customer is asked again, and this "
+                        "rule asks nobody again (no resurvey_after applies to it, or it opens "
+                        "no case): set resurvey_after, or leave resurvey_webhook out",
+                    )
+                )
             refused = rule.holdout_refused()
             if refused is not None:
                 found.append((("rules", index, "holdout"), refused))
@@ -422,6 +481,16 @@ class Policy(_Frozen):
                     (("rules", index, "when"), "matches exactly what an earlier rule matches")
                 )
             seen.add(key)
+        if self.resurvey_webhook is not None and all(
+            self.resurvey_delay(rule) is None for rule in self.rules
+        ):
+            found.append(
+                (
+                    ("resurvey_webhook",),
+                    "resurvey_webhook is called when a customer is asked again, and no rule "
+                    "asks anyone again: set resurvey_after, or leave resurvey_webhook out",
+                )
+            )
         return found
 
     def rule_for(

@@ -52,7 +52,14 @@ def _policy_routes(api: APIRouter, *, policy: PolicyInForce, access: Access) -> 
         """Rules name teams and roles, never a person: any role may read them."""
         p = policy.policy
         return PolicyOut(
-            rules=[RuleOut.of(r, resurvey_after=p.resurvey_delay(r)) for r in p.rules],
+            rules=[
+                RuleOut.of(
+                    r,
+                    resurvey_after=p.resurvey_delay(r),
+                    resurvey_webhook=p.resurvey_webhook_for(r),
+                )
+                for r in p.rules
+            ],
             teams=sorted(p.teams),
             root_causes=list(p.root_causes),
         )

@@ -57,6 +57,12 @@ class RuleOut(BaseModel):
         description="How long after its case closed the customer is asked again (the rule's "
         "`resurvey_after`, else the policy's), e.g. `30 days`; null: never.",
     )
+    resurvey_webhook: str | None = Field(
+        default=None,
+        description="The endpoint of notify's NOTIFY_WEBHOOKS also called when the customer "
+        "is asked again (the rule's `resurvey_webhook`, else the policy's); null: none, or no "
+        "re-survey.",
+    )
     holdout: str | None = Field(
         default=None,
         description="The share of the rule's customers who receive nothing (e.g. `10%`), for "
@@ -64,7 +70,13 @@ class RuleOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, rule: Rule, *, resurvey_after: Duration | None = None) -> "RuleOut":
+    def of(
+        cls,
+        rule: Rule,
+        *,
+        resurvey_after: Duration | None = None,
+        resurvey_webhook: str | None = None,
+    ) -> "RuleOut":
         case = rule.case
         ladder = []
         if case is not None:
@@ -113,6 +125,7 @@ class RuleOut(BaseModel):
                 for a in rule.actions
             ],
             resurvey_after=None if resurvey_after is None else _said(resurvey_after),
+            resurvey_webhook=None if resurvey_after is None else resurvey_webhook,
             holdout=None if rule.holdout is None else f"{rule.holdout.normalize():f}%",
         )
 

@@ -14,6 +14,7 @@ from nps_events import (
     NotifyStaff,
     RaiseTicketPriority,
     ReferralLink,
+    RequestResurvey,
     ResurveyRequested,
     Segment,
     SendEmail,
@@ -30,7 +31,7 @@ from nps_followup.domain.cases import ActionState, Case, CaseStatus, TimerKind
 from nps_followup.domain.contact_rules import held_back, quiet_hours_for
 from nps_followup.domain.content import choose_content
 from nps_followup.domain.escalation import LADDER, ladder_step
-from nps_followup.domain.policy import ActionKind, Policy, TicketPriority
+from nps_followup.domain.policy import ActionKind, Policy, Rule, TicketPriority
 from nps_followup.domain.referrals import ReferralCodes
 from nps_followup.domain.resurvey import ResurveyRequest, Suppressed, resurvey_decision
 from nps_followup.handlers.common import (
@@ -121,6 +122,7 @@ async def fire_timers(
                 case,
                 timer,
                 now=now,
+                policy=policy,
                 opted_out=opted_out.get(case.customer_id, set()),
                 answered_again_at=answered.get(case.customer_id),
                 into=into,
@@ -235,12 +237,14 @@ def _resurvey(
     timer: DueTimer,
     *,
     now: datetime,
+    policy: Policy,
     opted_out: set[str],
     answered_again_at: datetime | None,
     into: BatchWrites,
 ) -> None:
-    """Ask the customer again (a `ResurveyRequested` for the survey tool), or record on the
-    case why not."""
+    """Ask the customer again (a `ResurveyRequested` for the survey tool and, when the case's
+    rule names a `resurvey_webhook`, a `RequestResurvey` for notify to call it with), or record
+    on the case why not."""
     decision = resurvey_decision(
         case, customer_of(case), opted_out=opted_out, answered_again_at=answered_again_at
     )
@@ -260,6 +264,11 @@ def _resurvey(
         into.timeline.append((case.case_id, entry))
         log.info("resurvey.skipped", case_id=str(case.case_id), contact_rule=decision.contact_rule)
         return
+    # Read now, not when the case closed: it says where requests go, so a changed endpoint
+    # (or one turned off) applies to every re-survey asked from now on.
+    endpoint = policy.resurvey_webhook_for(_rule(case, policy))
+    action_id = derive_id("request-resurvey", origin)
+    webhook = {} if endpoint is None else {"webhook": endpoint, "action_id": str(action_id)}
     entry = timeline_entry(
         case.case_id,
         "resurvey_requested",
@@ -270,6 +279,7 @@ def _resurvey(
         source=case.source,
         survey_id=case.survey_id,
         score=case.score,
+        **webhook,
     )
     into.timeline.append((case.case_id, entry))
     into.resurveys.append(
@@ -291,13 +301,40 @@ def _resurvey(
             closed_at=case.closed_at,
         )
     )
-    log.info("resurvey.requested", case_id=str(case.case_id))
+    if endpoint is not None:
+        into.request(
+            case.case_id,
+            requested_action(action_id, "webhook", "request_resurvey", now),
+            recipient=f"webhook:{endpoint}",
+        )
+        into.events.append(
+            RequestResurvey(
+                action_id=action_id,
+                case_id=case.case_id,
+                endpoint=endpoint,
+                customer=decision,
+                response_id=case.response_id,
+                source=case.source,
+                survey_id=case.survey_id,
+                score=case.score,
+                segment=case.segment,
+                closed_at=case.closed_at,
+                requested_at=now,
+                rule=case.rule,
+            )
+        )
+    log.info("resurvey.requested", case_id=str(case.case_id), webhook=endpoint is not None)
+
+
+def _rule(case: Case, policy: Policy) -> Rule | None:
+    """The case's rule in the policy in force (None if it has left the policy since)."""
+    return next((r for r in policy.rules if r.name == case.rule), None)
 
 
 def _content(case: Case, policy: Policy) -> ContentLink | None:
     """The page the case's rule gives for the comment's themes (none if the rule has left the
     policy since the case opened)."""
-    rule = next((r for r in policy.rules if r.name == case.rule), None)
+    rule = _rule(case, policy)
     if rule is None:
         return None
     return choose_content(case.themes, by_theme=rule.content_by_theme, default=rule.default_content)
