@@ -95,6 +95,7 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         case_url=settings.case_link,
         retry_delay=settings.retry_delay_seconds,
         max_attempts=settings.max_attempts,
+        webhook_endpoints=frozenset(settings.webhooks),
     )
     infra.add_consumer(
         group_id=settings.consumer_group,

@@ -17,9 +17,11 @@ from nps_notify.handlers.jobs import (
     Unbuildable,
     channel_of,
     email_job,
+    resurvey_job,
     sms_job,
     staff_notice,
     ticket_job,
+    undeliverable,
     webhook_job,
 )
 from nps_notify.handlers.ports import DispatchLedger, TicketLedger, Transactions
@@ -41,9 +43,11 @@ __all__ = [
     "email_job",
     "record_ticket_change",
     "report_unsupported",
+    "resurvey_job",
     "sms_job",
     "staff_notice",
     "ticket_job",
+    "undeliverable",
     "unsubscribed",
     "webhook_job",
 ]

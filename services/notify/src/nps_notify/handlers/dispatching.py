@@ -16,6 +16,7 @@ from nps_events import (
     Event,
     NotifyStaff,
     RaiseTicketPriority,
+    RequestResurvey,
     SendEmail,
     SendSms,
 )
@@ -39,8 +40,10 @@ from nps_notify.handlers.jobs import (
     Unbuildable,
     channel_of,
     email_job,
+    resurvey_job,
     sms_job,
     ticket_job,
+    undeliverable,
     webhook_job,
 )
 from nps_notify.handlers.ports import DispatchLedger, Outbox, Transactions
@@ -111,6 +114,13 @@ class Dispatcher:
     #: A parked action tried this many times fails for good, with the last reason.
     max_attempts: int = 20
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    #: The names of NOTIFY_WEBHOOKS' endpoints: a re-survey naming another is dead-lettered.
+    webhook_endpoints: frozenset[str] = frozenset()
+
+    def undeliverable(self, action: Event) -> str | None:
+        """Why `action` can never be delivered as notify is configured (it goes to the DLQ
+        with the reason), or None."""
+        return undeliverable(action, endpoints=self.webhook_endpoints)
 
     def _job_or_failure(self, action: Event) -> Any:
         """The action's job; an `Unbuildable` naming the error if building it raised."""
@@ -130,6 +140,8 @@ class Dispatcher:
     def _job(self, action: Event) -> Any:
         if isinstance(action, NotifyStaff) and channel_of(action) == "webhook":
             return webhook_job(action, case_url=self.case_url)
+        if isinstance(action, RequestResurvey):
+            return resurvey_job(action, case_url=self.case_url)
         if isinstance(action, SendEmail | NotifyStaff):
             return email_job(action, case_url=self.case_url)
         if isinstance(action, SendSms):

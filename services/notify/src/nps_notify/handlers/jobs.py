@@ -10,6 +10,7 @@ from nps_events import (
     NotifyStaff,
     OptOutScope,
     RaiseTicketPriority,
+    RequestResurvey,
     SendEmail,
     SendSms,
 )
@@ -163,6 +164,7 @@ ROUTES: dict[type[Event], Route] = {
     SendSms: Route("sms", ReportedChannel.SMS, opt_out=OptOutScope.SMS),
     CreateTicket: Route("ticket", ReportedChannel.TICKET),
     RaiseTicketPriority: Route("ticket", ReportedChannel.TICKET),
+    RequestResurvey: Route("webhook", ReportedChannel.WEBHOOK),
 }
 #: A staff notice to `webhook:<name>` goes to that endpoint of the team instead of email.
 WEBHOOK_PREFIX = "webhook:"
@@ -189,3 +191,58 @@ def webhook_job(action: NotifyStaff, *, case_url: str) -> WebhookJob:
             **staff_notice(action, case_url=case_url),
         },
     )
+
+
+#: The `type` of the body a survey tool receives for a re-survey (docs/resurvey.md).
+RESURVEY_TYPE = "resurvey.requested"
+
+
+def resurvey_job(action: RequestResurvey, *, case_url: str) -> WebhookJob:
+    """The call asking the survey tool to survey the customer again: whom (the customer, PII:
+    the tool must reach them; without an address they opted out of), which survey they
+    answered and how, and the case's link. docs/resurvey.md documents the body."""
+    customer = action.customer
+    return WebhookJob(
+        action_id=action.action_id,
+        case_id=action.case_id,
+        customer_id=customer.id,
+        endpoint=action.endpoint,
+        event_type=RESURVEY_TYPE,
+        at=action.requested_at,
+        data={
+            "case_id": str(action.case_id),
+            "case_url": case_url.format(case_id=action.case_id),
+            "customer": {
+                "id": customer.id,
+                "email": customer.email,
+                "phone": customer.phone,
+                "name": customer.name,
+                "locale": customer.locale,
+                "timezone": customer.timezone,
+            },
+            "survey_id": action.survey_id,
+            "source": action.source,
+            "response_id": str(action.response_id),
+            "score": action.score,
+            "segment": action.segment.value,
+            "closed_at": action.closed_at.isoformat(),
+            "rule": action.rule,
+        },
+        channel=ReportedChannel.WEBHOOK.value,
+        template="request_resurvey",
+    )
+
+
+def undeliverable(action: Event, *, endpoints: frozenset[str]) -> str | None:
+    """Why notify can never deliver `action` as it is configured (None: it can try). A
+    re-survey names one of NOTIFY_WEBHOOKS' endpoints; one that is not there is a
+    configuration notify lacks, not a failure of the survey tool: the command goes to the
+    dead-letter topic with this reason, to be re-driven once the endpoint is added, rather
+    than reported failed for good."""
+    if isinstance(action, RequestResurvey) and action.endpoint not in endpoints:
+        configured = ", ".join(sorted(endpoints)) or "none"
+        return (
+            f"no webhook endpoint {action.endpoint!r} in NOTIFY_WEBHOOKS (configured: "
+            f"{configured}); add it and re-drive"
+        )
+    return None
