@@ -454,7 +454,7 @@ async def test_the_sweep_calls_the_rules_webhook_or_none(
     changes: dict[str, str], endpoint: str | None
 ) -> None:
     repo = InMemoryTimers()
-    case = closed_case(**changes)
+    case = closed_case(ADA, **changes)
     timer = resurvey_timer_of(case)
     repo.add(case, [timer])
 
