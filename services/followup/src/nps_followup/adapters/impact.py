@@ -12,7 +12,8 @@ from nps_events import Segment
 from nps_followup.adapters import tables
 from nps_followup.domain.impact import AnswerPair
 
-#: Channels that reach the customer (staff notices have a recipient; tickets reach nobody).
+#: Channels that reach the customer (staff notices have a recipient; tickets reach nobody; a
+#: re-survey's `webhook` asks the survey tool, which is not a follow-up message either).
 _CUSTOMER_CHANNELS = ("email", "sms")
 _SEGMENTS = {s.value: s for s in Segment}
 

@@ -14,7 +14,10 @@ from nps_followup.handlers import PolicyInForce, business_time_left, business_ti
 
 class ActionOut(BaseModel):
     action_id: uuid.UUID
-    channel: str = Field(description="email, sms, ticket or staff.")
+    channel: str = Field(
+        description="email, sms, ticket, staff, or webhook (the survey tool asked to survey the "
+        "customer again: template request_resurvey, docs/resurvey.md)."
+    )
     template: str | None
     state: str = Field(
         description="scheduled, planned (requested from notify), sent, failed, skipped (a "
