@@ -10,8 +10,11 @@ skipped, with the reason on the timeline). Then it measures:
 - the customers' answers (9, promoters now) through `open_cases` in batches of 500: each is
   attached to the closed case as the re-survey's answer (and opens the promoter's automated
   case), which costs the opening path one more query per batch (timed on its own too).
+With `--webhook NAME` the policy also has `resurvey_webhook: NAME`: each re-survey also plans
+the survey tool's call (an action row and a second outbox event). CPU per timer is this
+process's (`time.process_time`, the two sweepers' Python), PostgreSQL's apart.
 
-    .venv/bin/python bench/resurvey.py --cases 10000
+    .venv/bin/python bench/resurvey.py --cases 10000 [--webhook survey_tool]
 """
 
 import argparse
@@ -88,7 +91,7 @@ async def count(engine: Any, statement: str) -> int:
         return int(await conn.scalar(text(statement)) or 0)
 
 
-async def run(url: str, n: int, policy: PolicyInForce) -> None:
+async def run(url: str, n: int, policy: PolicyInForce, *, webhook: bool) -> None:
     engine = create_async_engine(url, pool_size=8)
     now = datetime.now(UTC)
     print(f"generating {n:,} closed cases with their re-survey due …")
@@ -122,20 +125,28 @@ async def run(url: str, n: int, policy: PolicyInForce) -> None:
             total += fired
         return total
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     fired = await asyncio.gather(*(drain(s) for s in sweepers))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     requested = await count(engine, "SELECT count(*) FROM followup.resurveys")
     skipped = await count(
         engine, "SELECT count(*) FROM followup.timeline WHERE kind = 'resurvey_skipped'"
     )
     queued = await count(engine, "SELECT count(*) FROM followup.outbox")
+    calls = await count(engine, "SELECT count(*) FROM followup.actions WHERE channel = 'webhook'")
     print(
         f"\nasked again: {sum(fired):,} timers with 2 sweepers {fired} in {elapsed:.1f} s "
-        f"({sum(fired) / elapsed:,.0f} timers/s); requested {requested:,}, skipped "
-        f"{skipped:,}, events queued {queued:,}"
+        f"({sum(fired) / elapsed:,.0f} timers/s, {cpu / sum(fired) * 1e6:.0f} µs of this "
+        f"process's CPU per timer); requested {requested:,}, skipped {skipped:,}, events "
+        f"queued {queued:,}, survey tool calls planned {calls:,}"
     )
-    assert (requested, skipped, queued) == (n - 2 * (n // 10), 2 * (n // 10), requested)
+    expected_calls = requested if webhook else 0
+    assert (requested, skipped, queued, calls) == (
+        n - 2 * (n // 10),
+        2 * (n // 10),
+        requested + expected_calls,
+        expected_calls,
+    )
 
     async with engine.connect() as conn:
         customers = (
@@ -199,16 +210,18 @@ async def run(url: str, n: int, policy: PolicyInForce) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--webhook", help="resurvey_webhook: the survey tool's endpoint name")
     args = parser.parse_args()
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
-    policy_model = parse_policy(default_policy_text() + "resurvey_after: 30 days\n")
+    webhook = f"resurvey_webhook: {args.webhook}\n" if args.webhook else ""
+    policy_model = parse_policy(default_policy_text() + "resurvey_after: 30 days\n" + webhook)
     policy = PolicyInForce(policy=policy_model, holidays_for=holidays_for(policy_model))
     tmp = Path(tempfile.mkdtemp(prefix="bench-resurvey-"))
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     postgres.start()
     try:
         upgrade("nps_followup", postgres.url)
-        asyncio.run(run(postgres.url, args.cases, policy))
+        asyncio.run(run(postgres.url, args.cases, policy, webhook=bool(args.webhook)))
     finally:
         postgres.stop()
     print(f"\n(run id {uuid.uuid4().hex[:6]}, data in {tmp})")
