@@ -76,8 +76,12 @@ _KNOWN = text(
     "WHERE action_id = ANY(CAST(:action_id AS uuid[]))"
 ).columns(action_id=Uuid, state=String)
 
+# With its outcome an action leaves `parked` (when it was there), in the same round trip.
 _FINISH = text(
     """
+    WITH unparked AS (
+        DELETE FROM notify.parked WHERE action_id = ANY(CAST(:action_id AS uuid[]))
+    )
     UPDATE notify.dispatches AS d
     SET state = v.state, provider_message_id = v.provider_message_id, reason = v.reason,
         updated_at = :now
@@ -88,8 +92,6 @@ _FINISH = text(
     WHERE d.action_id = v.action_id
     """
 ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
-
-_UNPARK = text("DELETE FROM notify.parked WHERE action_id = ANY(CAST(:action_id AS uuid[]))")
 
 
 def _parked(row: Row[Any]) -> ParkedAction | UnreadableParked:
@@ -256,10 +258,6 @@ class NotifyRepository:
         )
         return {row.action_id: (row.case_id, row.customer_id) for row in rows}
 
-    async def unpark(self, action_ids: Sequence[uuid.UUID]) -> None:
-        if action_ids:
-            await self.session.execute(_UNPARK, {"action_id": list(action_ids)})
-
     async def parked_count(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(tables.parked)) or 0)
 
@@ -295,7 +293,8 @@ class NotifyRepository:
     async def finish_dispatches(
         self, outcomes: Mapping[uuid.UUID, Outcome], *, now: datetime
     ) -> None:
-        # One statement for the slice, its rows as arrays: compiled once, one round trip.
+        # One statement for the slice, its rows as arrays: compiled once, one round trip, and
+        # the finished actions leave `parked` in it.
         if not outcomes:
             return
         await self.session.execute(

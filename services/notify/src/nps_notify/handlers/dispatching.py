@@ -367,7 +367,6 @@ class Dispatcher:
                         )
                     )
             await repo.finish_dispatches(failed, now=now)
-            await repo.unpark([u.action_id for u in unreadable])
             await repo.publish_later(results, now=now)
 
 
@@ -383,7 +382,6 @@ async def _write(repo: DispatchLedger, recording: _Recording) -> None:
             now=now,
         )
     await repo.finish_dispatches(recording.finished, now=now)
-    await repo.unpark(list(recording.finished))
     await repo.publish_later(recording.results, now=now)
 
 
