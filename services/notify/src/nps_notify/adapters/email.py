@@ -100,23 +100,24 @@ def _backoff(attempt: int) -> float:
 
 async def _transaction(smtp: aiosmtplib.SMTP, message: OutgoingEmail) -> None:
     """One SMTP mail transaction on a connection past EHLO: `MAIL FROM` (with the message's
-    `SIZE` where the server takes it, RFC 1870), one `RCPT TO`, `DATA`. What aiosmtplib's
-    `sendmail` does, without parsing again addresses already checked (`recipient`,
-    `envelope_address`: a quarter of its CPU per email) or measuring the bytes twice; a refusal
-    raises the exception `sendmail` raises for it."""
+    `SIZE` where the server takes it, RFC 1870), one `RCPT TO`, `DATA`, with no timer of its
+    own (the caller's deadline covers the four answers). What aiosmtplib's `sendmail` does,
+    without parsing again addresses already checked (`recipient`, `envelope_address`: a
+    quarter of its CPU per email), measuring the bytes twice, or a `wait_for` for each answer
+    (a fifth); a refusal raises the exception `sendmail` raises for it."""
     size = [b"SIZE=%d" % len(message.data)] if smtp.supports_extension("size") else []
     sender = message.sender.encode("ascii")
-    response = await smtp.execute_command(b"MAIL", b"FROM:<" + sender + b">", *size)
+    response = await smtp.execute_command(b"MAIL", b"FROM:<" + sender + b">", *size, timeout=None)
     if response.code != SMTPStatus.completed:
         raise aiosmtplib.SMTPSenderRefused(response.code, response.message, message.sender)
     response = await smtp.execute_command(
-        b"RCPT", b"TO:<" + message.recipient.encode("ascii") + b">"
+        b"RCPT", b"TO:<" + message.recipient.encode("ascii") + b">", timeout=None
     )
     if response.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
         raise aiosmtplib.SMTPRecipientsRefused(
             [aiosmtplib.SMTPRecipientRefused(response.code, response.message, message.recipient)]
         )
-    await smtp.data(message.data)
+    await smtp.data(message.data, timeout=None)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -254,8 +255,15 @@ class SmtpEmailChannel:
     async def _deliver(self, message: OutgoingEmail) -> None:
         async with self._slots:
             smtp = self._idle.pop() if self._idle else await self._connect()
+            deadline = self._settings.timeout_seconds
             try:
-                await _transaction(smtp, message)
+                try:
+                    async with asyncio.timeout(deadline):
+                        await _transaction(smtp, message)
+                except TimeoutError:
+                    raise aiosmtplib.SMTPReadTimeoutError(
+                        f"the SMTP server did not answer within {deadline} s"
+                    ) from None
             except BaseException:
                 smtp.close()  # its state is unknown: never reuse it
                 raise

@@ -466,7 +466,9 @@ def _storable(outcome: Outcome) -> Outcome:
 
 
 def _action_id(action: Event) -> uuid.UUID:
-    return uuid.UUID(str(getattr(action, "action_id")))  # noqa: B009 - every action command has one
+    value = getattr(action, "action_id")  # noqa: B009 - every action command has one
+    # Already a UUID on every action command: parsing its text again cost ~4% of a dispatch.
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _customer_id(action: Event) -> str:
