@@ -55,7 +55,7 @@ SOURCE = "/notify"
 # The ledger's statements on a slice of actions, each row's values as arrays (`unnest`): the
 # text is the same whatever the slice's size, so SQLAlchemy compiles it once and asyncpg
 # prepares it once, where an `insert().values([...])` of n rows was compiled again for every
-# slice (a third of the ledger's CPU per email: docs/performance.md, 2026-12-05).
+# slice (with that, the ledger's CPU per email halved: docs/performance.md, 2026-12-05).
 _BEGIN = text(
     """
     INSERT INTO notify.dispatches
