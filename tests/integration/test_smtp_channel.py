@@ -2,7 +2,9 @@
 a connection the server dropped is replaced without losing the message, and no input adds a
 header or a recipient."""
 
+import asyncio
 import contextlib
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -109,6 +111,62 @@ async def test_a_connection_the_server_dropped_is_replaced_and_the_message_sent(
     assert outcome.state is DispatchState.SENT
     assert handler.recipients == ["before@example.com", "after@example.com"]
     assert handler.connections == 2
+
+
+class _Refusing(_Counting):
+    """Refuses one recipient (550), and holds the answer to DATA of another until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if address.startswith("refused@"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        if envelope.rcpt_tos == ["stuck@example.com"]:
+            await asyncio.to_thread(self.release.wait, 10)
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_refused_recipient_or_a_silent_server_fails_that_email_and_not_the_next() -> None:
+    handler = _Refusing()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=controller.port, timeout_seconds=0.5),
+        renderer=TemplateRenderer(),
+        attempts=1,
+        pool_size=1,
+    )
+    try:
+        refused = await channel.send(_job("refused@example.com"))
+        stuck = await channel.send(_job("stuck@example.com"))
+        handler.release.set()
+        after = await channel.send(_job("after@example.com"))
+        await channel.aclose()
+    finally:
+        handler.release.set()
+        controller.stop()
+    assert refused.state is DispatchState.FAILED
+    assert "550" in (refused.reason or "")
+    assert "no such mailbox" in (refused.reason or "")
+    assert stuck.state is DispatchState.FAILED
+    assert stuck.reason == "SMTP: the SMTP server did not answer within 0.5 s"
+    assert after.state is DispatchState.SENT
+    # Neither failed exchange's connection was used again: its state was unknown.
+    assert handler.recipients[-1] == "after@example.com"
+    assert handler.connections == 3
 
 
 # --- no input adds a header or a recipient (issue #12) ----------------------------------------

@@ -105,9 +105,6 @@ class InMemoryLedger:
                 entry.state = outcome.state
                 entry.provider_message_id = outcome.provider_message_id
                 entry.reason = outcome.reason
-
-    async def unpark(self, action_ids: Sequence[uuid.UUID]) -> None:
-        for action_id in action_ids:
             self.parked.pop(action_id, None)
 
     async def claim_parked(

@@ -54,6 +54,7 @@ class SmtpSettings(BaseSettings):
     password: SecretStr | None = None
     #: "none" for a local sink, "starttls" (port 587) or "tls" (port 465) for a real relay.
     security: str = Field(default="none", pattern="^(none|starttls|tls)$")
+    #: For connecting, and for the server's answers to one email (MAIL, RCPT, DATA) in all.
     timeout_seconds: float = Field(default=10.0, gt=0)
     #: One mailbox, with or without a name: checked at start-up, never taken from input. The
     #: default sender; a team's own comes from `NOTIFY_SENDERS`.

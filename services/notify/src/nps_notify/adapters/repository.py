@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Row, bindparam, delete, func, select, update
+from sqlalchemy import DateTime, Row, String, Uuid, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +51,47 @@ class UnreadableParked:
 
 
 SOURCE = "/notify"
+
+# The ledger's statements on a slice of actions, each row's values as arrays (`unnest`): the
+# text is the same whatever the slice's size, so SQLAlchemy compiles it once and asyncpg
+# prepares it once, where an `insert().values([...])` of n rows was compiled again for every
+# slice (with that, the ledger's CPU per email halved: docs/performance.md, 2026-12-05).
+_BEGIN = text(
+    """
+    INSERT INTO notify.dispatches
+        (action_id, case_id, customer_id, channel, template, state, attempts, created_at,
+         updated_at)
+    SELECT action_id, case_id, customer_id, channel, template, 'sending', 1, :now, :now
+    FROM unnest(
+        CAST(:action_id AS uuid[]), CAST(:case_id AS uuid[]), CAST(:customer_id AS text[]),
+        CAST(:channel AS text[]), CAST(:template AS text[]))
+        AS v(action_id, case_id, customer_id, channel, template)
+    ON CONFLICT (action_id) DO NOTHING
+    RETURNING action_id
+    """
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+
+_KNOWN = text(
+    "SELECT action_id, state FROM notify.dispatches "
+    "WHERE action_id = ANY(CAST(:action_id AS uuid[]))"
+).columns(action_id=Uuid, state=String)
+
+# With its outcome an action leaves `parked` (when it was there), in the same round trip.
+_FINISH = text(
+    """
+    WITH unparked AS (
+        DELETE FROM notify.parked WHERE action_id = ANY(CAST(:action_id AS uuid[]))
+    )
+    UPDATE notify.dispatches AS d
+    SET state = v.state, provider_message_id = v.provider_message_id, reason = v.reason,
+        updated_at = :now
+    FROM unnest(
+        CAST(:action_id AS uuid[]), CAST(:state AS text[]),
+        CAST(:provider_message_id AS text[]), CAST(:reason AS text[]))
+        AS v(action_id, state, provider_message_id, reason)
+    WHERE d.action_id = v.action_id
+    """
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 
 
 def _parked(row: Row[Any]) -> ParkedAction | UnreadableParked:
@@ -105,36 +146,22 @@ class NotifyRepository:
         claimed = set(
             (
                 await self.session.execute(
-                    insert(tables.dispatches)
-                    .values(
-                        [
-                            {
-                                "action_id": j.action_id,
-                                "case_id": j.case_id,
-                                "customer_id": j.customer_id,
-                                "channel": j.channel,
-                                "template": j.template,
-                                "state": DispatchState.SENDING.value,
-                                "attempts": 1,
-                                "created_at": now,
-                                "updated_at": now,
-                            }
-                            for j in jobs
-                        ]
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(tables.dispatches.c.action_id)
+                    _BEGIN,
+                    {
+                        "action_id": [j.action_id for j in jobs],
+                        "case_id": [j.case_id for j in jobs],
+                        "customer_id": [j.customer_id for j in jobs],
+                        "channel": [j.channel for j in jobs],
+                        "template": [j.template for j in jobs],
+                        "now": now,
+                    },
                 )
             ).scalars()
         )
         known = {j.action_id for j in jobs} - claimed
         previous: dict[uuid.UUID, DispatchState | None] = dict.fromkeys(claimed)
         if known:
-            rows = await self.session.execute(
-                select(tables.dispatches.c.action_id, tables.dispatches.c.state).where(
-                    tables.dispatches.c.action_id.in_(known)
-                )
-            )
+            rows = await self.session.execute(_KNOWN, {"action_id": list(known)})
             previous.update({row.action_id: DispatchState(row.state) for row in rows})
         again = [a for a, state in previous.items() if state is DispatchState.DEFERRED]
         if again:
@@ -231,12 +258,6 @@ class NotifyRepository:
         )
         return {row.action_id: (row.case_id, row.customer_id) for row in rows}
 
-    async def unpark(self, action_ids: Sequence[uuid.UUID]) -> None:
-        if action_ids:
-            await self.session.execute(
-                delete(tables.parked).where(tables.parked.c.action_id.in_(action_ids))
-            )
-
     async def parked_count(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(tables.parked)) or 0)
 
@@ -272,29 +293,19 @@ class NotifyRepository:
     async def finish_dispatches(
         self, outcomes: Mapping[uuid.UUID, Outcome], *, now: datetime
     ) -> None:
-        # One statement for every row (asyncpg's executemany: one round trip), not one
-        # UPDATE per action.
+        # One statement for the slice, its rows as arrays: compiled once, one round trip, and
+        # the finished actions leave `parked` in it.
         if not outcomes:
             return
-        d = tables.dispatches
         await self.session.execute(
-            update(d)
-            .where(d.c.action_id == bindparam("b_action_id"))
-            .values(
-                state=bindparam("b_state"),
-                provider_message_id=bindparam("b_provider_message_id"),
-                reason=bindparam("b_reason"),
-                updated_at=now,
-            ),
-            [
-                {
-                    "b_action_id": action_id,
-                    "b_state": outcome.state.value,
-                    "b_provider_message_id": outcome.provider_message_id,
-                    "b_reason": outcome.reason,
-                }
-                for action_id, outcome in outcomes.items()
-            ],
+            _FINISH,
+            {
+                "action_id": list(outcomes),
+                "state": [o.state.value for o in outcomes.values()],
+                "provider_message_id": [o.provider_message_id for o in outcomes.values()],
+                "reason": [o.reason for o in outcomes.values()],
+                "now": now,
+            },
         )
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:

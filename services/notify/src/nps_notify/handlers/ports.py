@@ -56,11 +56,8 @@ class DispatchLedger(Outbox, Protocol):
     async def finish_dispatches(
         self, outcomes: Mapping[uuid.UUID, Outcome], *, now: datetime
     ) -> None:
-        """The ledger keeps each action's final outcome (state, provider id, reason)."""
-        ...
-
-    async def unpark(self, action_ids: Sequence[uuid.UUID]) -> None:
-        """The actions no longer wait for another try."""
+        """The ledger keeps each action's final outcome (state, provider id, reason), and an
+        action with its outcome no longer waits for another try (it leaves `parked`)."""
         ...
 
     async def claim_parked(
