@@ -420,7 +420,11 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         first_action = [watched.acknowledged[i] - posted.sent_at[i] for i in posted.sent_at]
         print(f"first action:        {percentiles(first_action)} (post to acknowledgement email)")
         if watched.visible:
-            visible = [watched.visible[i] - posted.sent_at[i] for i in posted.sent_at]
+            visible = [
+                watched.visible[i] - sent
+                for i, sent in posted.sent_at.items()
+                if i in watched.visible
+            ]
             print(f"case visible:        {percentiles(visible)} (polled every {POLL:g} s)")
         idle_s = max(args.idle, 1e-9)
         print(
