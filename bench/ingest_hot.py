@@ -16,18 +16,16 @@ import gc
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from ingest import SECRET, _body  # noqa: E402 - the bench's own deliveries
+from ingest import SECRET, _body  # bench/ingest.py, beside this script
 
-from nps_events import Event, encode  # noqa: E402
-from nps_ingest.bootstrap import ADAPTERS  # noqa: E402
-from nps_ingest.config import parse_sources  # noqa: E402
-from nps_ingest.domain.signatures import sign_standard_webhooks  # noqa: E402
-from nps_ingest.entrypoints.api import http_app  # noqa: E402
-from nps_kit.clock import SystemClock  # noqa: E402
+from nps_events import Event, encode
+from nps_ingest.bootstrap import ADAPTERS
+from nps_ingest.config import parse_sources
+from nps_ingest.domain.signatures import sign_standard_webhooks
+from nps_ingest.entrypoints.api import http_app
+from nps_kit.clock import SystemClock
 
 SOURCES = f"""
 sources:
@@ -48,7 +46,7 @@ class EncodingPublisher:
         self.published += 1
 
 
-def deliveries(count: int, offset: int) -> list[list[tuple[bytes, bytes]] | bytes]:
+def deliveries(count: int, offset: int) -> list[Any]:
     now = int(time.time())
     out: list[Any] = []
     for i in range(offset, offset + count):
@@ -135,7 +133,7 @@ def main() -> None:
     print(
         f"signed webhook in process: best {min(figures):.1f} µs, median "
         f"{sorted(figures)[len(figures) // 2]:.1f} µs of CPU per delivery "
-        f"({args.deliveries} × {args.rounds}; {publisher.published} published)"
+        f"({args.deliveries} x {args.rounds}; {publisher.published} published)"
     )
 
 
