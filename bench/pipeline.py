@@ -43,7 +43,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port, new_broker
 from nps_kit.devstack.idp import ServedIdentityProvider
@@ -164,8 +164,7 @@ async def post_all(
                 await asyncio.sleep(wait)
             queue.put_nowait((i, due))
 
-    async def sender() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def sender(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 if rate is None and queue.empty():
@@ -191,7 +190,11 @@ async def post_all(
         finally:
             writer.close()
 
-    senders = [asyncio.create_task(sender()) for _ in range(concurrency)]
+    # Every connection open before the first post, so that the schedule starts on time.
+    connections = await asyncio.gather(
+        *(asyncio.open_connection(host, port) for _ in range(concurrency))
+    )
+    senders = [asyncio.create_task(sender(*connection)) for connection in connections]
     if rate is not None:
         await schedule()
         for _ in senders:
@@ -224,6 +227,14 @@ class Watcher:
         self.visible: dict[int, float] = {}
         self.emails = 0
         self._seen: set[str] = set()
+        self._engine: AsyncEngine | None = None
+
+    async def open(self) -> None:
+        """Connect before the first post: SQLAlchemy's first connection costs a few hundred
+        ms of CPU, which would otherwise hold the client's event loop as the schedule starts."""
+        self._engine = create_async_engine(self.database_url)
+        async with self._engine.connect() as conn:
+            await conn.scalar(text("SELECT count(*) FROM followup.cases"))
 
     def read_mail(self) -> None:
         for entry in os.scandir(self.mail_dir):
@@ -241,7 +252,8 @@ class Watcher:
     async def watch(
         self, n: int, started: float, posted: Posted | None, sending: asyncio.Task[Posted] | None
     ) -> Watched:
-        engine = create_async_engine(self.database_url)
+        engine = self._engine
+        assert engine is not None, "open() first"
         queries = {
             "scored": "SELECT count(*) FROM scoring.responses",
             "cases opened": "SELECT count(*) FROM followup.cases",
@@ -312,6 +324,7 @@ async def _measure(
     run: str,
     watcher: Watcher,
 ) -> tuple[Posted, Watched, float, float]:
+    await watcher.open()
     started = time.perf_counter()
     if args.rate is None:
         posted = await post_all(host, port, args.responses, args.concurrency, run)
