@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -106,6 +107,9 @@ def _body(i: int, kind: str) -> bytes:
     ).encode()
 
 
+FLOOR = "plain ASGI POST + broker ack (the floor: aiokafka, acks=all, nothing else)"
+
+
 def presign(path: Path, count: int, kind: str = "response.created") -> None:
     now = int(time.time())
     with path.open("w") as out:
@@ -173,12 +177,19 @@ def _wait(url: str, timeout: float = 30) -> None:
     raise TimeoutError(url)
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - one straight script
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--broker", choices=["tansu", "apache-kafka"], default="tansu")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated lines to run, by a word of their label (floor,minimal,canonical,signed,paced):"
+        " a before/after comparison of one path in less time",
+    )
     args = parser.parse_args()
+    only = [word for word in args.only.split(",") if word]
     if shutil.which("wrk") is None:
         sys.exit("needs wrk: apt-get install wrk")
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-"))
@@ -245,8 +256,8 @@ def main() -> None:
         canonical.write_text(CANONICAL)
         assert ingest.process is not None
         on_ingest = {"server": ingest.process.pid, "broker": broker.pid}
-        results = {
-            "bare FastAPI POST (ceiling)": wrk(
+        lines: dict[str, Callable[[], dict[str, float]]] = {
+            "bare FastAPI POST (ceiling)": lambda: wrk(
                 args.connections,
                 args.seconds,
                 bare_url,
@@ -254,7 +265,7 @@ def main() -> None:
                 server=bare.pid,
                 broker=None,
             ),
-            "plain ASGI POST (uvicorn alone)": wrk(
+            "plain ASGI POST (uvicorn alone)": lambda: wrk(
                 args.connections,
                 args.seconds,
                 bare_url,
@@ -262,7 +273,7 @@ def main() -> None:
                 server=bare.pid,
                 broker=None,
             ),
-            "plain ASGI POST + broker ack (the floor: aiokafka, acks=all, nothing else)": wrk(
+            FLOOR: lambda: wrk(
                 args.connections,
                 args.seconds,
                 bare_url,
@@ -270,7 +281,7 @@ def main() -> None:
                 server=bare.pid,
                 broker=broker.pid,
             ),
-            "minimal signed webhook (ingest's work in plain ASGI, no structure)": wrk(
+            "minimal signed webhook (ingest's work in plain ASGI, no structure)": lambda: wrk(
                 args.connections,
                 args.seconds,
                 bare_url,
@@ -278,17 +289,17 @@ def main() -> None:
                 server=bare.pid,
                 broker=broker.pid,
             ),
-            "ingest canonical POST /v1/responses": wrk(
+            "ingest canonical POST /v1/responses": lambda: wrk(
                 args.connections, args.seconds, ingest.url, canonical, **on_ingest
             ),
-            "ingest signed webhook": wrk(
+            "ingest signed webhook": lambda: wrk(
                 args.connections,
                 args.seconds,
                 ingest.url,
                 script("signed.lua", "/v1/webhooks/bench-sw"),
                 **on_ingest,
             ),
-            "ingest signed webhook, verified, nothing to publish": wrk(
+            "ingest signed webhook, verified, nothing to publish": lambda: wrk(
                 args.connections,
                 args.seconds,
                 ingest.url,
@@ -296,18 +307,25 @@ def main() -> None:
                 **on_ingest,
             ),
         }
-        full = results["ingest signed webhook"]["rps"]
+        results = {
+            label: line()
+            for label, line in lines.items()
+            if not only or any(word in label for word in only)
+        }
+
+        full = results.get("ingest signed webhook", {}).get("rps", 0.0)
         half = full / 2
-        # Each connection waits connections/rate seconds between its requests.
-        pace = args.connections / half * 1000
-        results[f"ingest signed webhook at ~{half:.0f} req/s"] = wrk(
-            args.connections,
-            args.seconds,
-            ingest.url,
-            script("paced.lua", "/v1/webhooks/bench-sw", round(pace)),
-            **on_ingest,
-        )
-        ceiling = results["bare FastAPI POST (ceiling)"]["rps"]
+        if half and (not only or "paced" in only):
+            # Each connection waits connections/rate seconds between its requests.
+            pace = args.connections / half * 1000
+            results[f"ingest signed webhook at ~{half:.0f} req/s"] = wrk(
+                args.connections,
+                args.seconds,
+                ingest.url,
+                script("paced.lua", "/v1/webhooks/bench-sw", round(pace)),
+                **on_ingest,
+            )
+        ceiling = results.get("bare FastAPI POST (ceiling)", {}).get("rps", 0.0)
         for label, figures in results.items():
             print(
                 f"{label}: {figures.get('rps', 0):,.0f} req/s, p50 {figures.get('p50', 0):.1f} ms,"
@@ -315,7 +333,10 @@ def main() -> None:
                 f" CPU per request: server {figures['server_us']:.0f} µs,"
                 f" broker {figures['broker_us']:.0f} µs"
             )
-        print(f"signed webhook / bare: {full / ceiling:.0%}")
+        if ceiling:
+            print(f"signed webhook / bare: {full / ceiling:.0%}")
+        if floor := results.get(FLOOR, {}).get("rps", 0.0):
+            print(f"signed webhook / the floor: {full / floor:.0%}")
     finally:
         bare.terminate()
         bare.wait(timeout=10)

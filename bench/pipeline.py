@@ -1,12 +1,28 @@
-"""End-to-end throughput of the walking skeleton on this machine.
+"""End-to-end throughput and the time to the first action, on this machine.
 
 Starts the embedded broker, PostgreSQL and SMTP sink and the four services as processes,
-posts N detractor responses to ingest with C concurrent senders, and measures
+posts detractor responses to ingest, and measures
 - ingest: accepted requests per second and latency percentiles (202 = acknowledged by the broker);
-- the pipeline: seconds until every response has its email in the SMTP sink.
+- the pipeline: seconds until every response is scored, has its case, and has its email in
+  the SMTP sink (`.eml` files, the owners' assignment notices included), and until every
+  customer has their acknowledgement (each email matched to its response by the customer
+  address the bench chose);
+- the first action: from each post to its acknowledgement email in the sink (the sink names
+  each file by the time it received it), and to its case being visible in followup's table,
+  as percentiles;
+- CPU per response of each process (ingest, scoring, followup, notify, console, PostgreSQL
+  with every backend, the broker, and the bench itself: client, SMTP sink and watcher), from
+  /proc over the whole run, and each service's resident memory idle and after the run.
 
-    .venv/bin/python bench/pipeline.py --responses 2000 --concurrency 32
+Two modes:
+
+    .venv/bin/python bench/pipeline.py --responses 2000 --concurrency 32   # as fast as it goes
+    .venv/bin/python bench/pipeline.py --rate 100 --duration 60            # paced: 6,000 at 100/s
     .venv/bin/python bench/pipeline.py --broker apache-kafka     # one Apache Kafka node instead
+
+The paced mode sends the i-th response at i / rate seconds (open loop: a late answer does not
+delay the next post) over `--concurrency` connections, and reports how late the client
+itself was against that schedule: if its lag grows, the bench measures itself.
 
 `--broker apache-kafka` runs the broker as the dev stack's `NPSLOOP_BROKER=apache-kafka` does
 (one KRaft node, idempotent producers; Java and Maven) instead of the embedded Tansu.
@@ -15,54 +31,152 @@ posts N detractor responses to ingest with C concurrent senders, and measures
 import argparse
 import asyncio
 import json
+import os
+import re
 import statistics
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port, new_broker
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 
 TOKEN = "bench-token"
+TICK = os.sysconf("SC_CLK_TCK")
+POLL = 0.1  # seconds between the watcher's looks: the resolution of the case's visibility
 
 
-async def post_all(host: str, port: int, n: int, concurrency: int, run: str) -> list[float]:
-    """POST n responses over `concurrency` keep-alive connections. A minimal HTTP/1.1 client:
-    httpx's async pool tops out near 150 req/s here and would measure itself, not ingest."""
-    latencies: list[float] = []
+# --- what each process costs, from /proc --------------------------------------------------
+
+
+def _stat(pid: int) -> list[str]:
+    # "pid (comm) state …": comm may hold spaces or parentheses, so split at the last ')'.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
+    """utime + stime of `pid`; with its children: those it has reaped (cutime + cstime) and
+    those still running (PostgreSQL's backends: a backend that exits during the run is
+    counted in the postmaster's cutime)."""
+    fields = _stat(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    child = _stat(int(entry.name))
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                if int(child[1]) == pid:
+                    ticks += int(child[11]) + int(child[12])
+    return ticks / TICK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Processes:
+    """The pids to account: the services, the broker, PostgreSQL (postmaster + backends),
+    and this process (the client, the SMTP sink's thread and the watcher)."""
+
+    pids: dict[str, int]
+    postgres: int
+
+    def cpu(self) -> dict[str, float]:
+        out = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        out["postgres"] = cpu_seconds(self.postgres, with_children=True)
+        return out
+
+    def rss(self) -> dict[str, float]:
+        return {name: rss_mb(pid) for name, pid in self.pids.items() if name != "bench"}
+
+
+# --- the client ---------------------------------------------------------------------------
+
+
+def _request(host: str, run: str, i: int, answered: str) -> bytes:
+    body = json.dumps(
+        {
+            "response_id": f"{run}-{i}",
+            "survey_id": "bench",
+            "customer": {"id": f"{run}-c{i}", "email": f"{run}-c{i}@example.com"},
+            "score": i % 7,
+            "comment": "bench",
+            "responded_at": answered,
+        }
+    ).encode()
+    return (
+        f"POST /v1/responses HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+@dataclass
+class Posted:
+    latencies: list[float] = field(default_factory=list)
+    sent_at: dict[int, float] = field(default_factory=dict)  # wall clock, per response
+    lag: list[float] = field(default_factory=list)  # paced: how late each post left
+
+
+async def post_all(
+    host: str,
+    port: int,
+    n: int,
+    concurrency: int,
+    run: str,
+    *,
+    rate: float | None = None,
+    posted: Posted | None = None,
+) -> Posted:
+    """POST n responses over `concurrency` keep-alive connections: as fast as they answer,
+    or (`rate`) the i-th at i / rate seconds. A minimal HTTP/1.1 client: httpx's async pool
+    tops out near 150 req/s here and would measure itself, not ingest. `posted` fills as
+    the posts leave (the watcher reads it during a paced run)."""
+    posted = posted if posted is not None else Posted()
     # Answered now: followup does not act on answers older than its window.
     answered = datetime.now(UTC).isoformat()
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(i)
+    queue: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    if rate is None:
+        for i in range(n):
+            queue.put_nowait((i, 0.0))
 
-    async def sender() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def schedule() -> None:
+        assert rate is not None
+        start = loop.time()
+        for i in range(n):
+            due = start + i / rate
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            queue.put_nowait((i, due))
+
+    async def sender(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while not queue.empty():
-                i = queue.get_nowait()
-                body = json.dumps(
-                    {
-                        "response_id": f"{run}-{i}",
-                        "survey_id": "bench",
-                        "customer": {"id": f"{run}-c{i}", "email": f"{run}-c{i}@example.com"},
-                        "score": i % 7,
-                        "comment": "bench",
-                        "responded_at": answered,
-                    }
-                ).encode()
-                request = (
-                    f"POST /v1/responses HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                ).encode() + body
+            while True:
+                if rate is None and queue.empty():
+                    return
+                i, due = await queue.get()
+                if i < 0:
+                    return
+                request = _request(host, run, i, answered)
                 started = time.perf_counter()
+                if rate is not None:
+                    posted.lag.append(loop.time() - due)
+                posted.sent_at[i] = time.time()
                 writer.write(request)
                 status = await reader.readline()
                 length = 0
@@ -70,49 +184,173 @@ async def post_all(host: str, port: int, n: int, concurrency: int, run: str) -> 
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":")[1])
                 await reader.readexactly(length)
-                latencies.append(time.perf_counter() - started)
+                posted.latencies.append(time.perf_counter() - started)
                 if b" 202 " not in status:
                     raise RuntimeError(f"ingest answered {status!r}")
         finally:
             writer.close()
 
-    await asyncio.gather(*(sender() for _ in range(concurrency)))
-    return latencies
+    # Every connection open before the first post, so that the schedule starts on time.
+    connections = await asyncio.gather(
+        *(asyncio.open_connection(host, port) for _ in range(concurrency))
+    )
+    senders = [asyncio.create_task(sender(*connection)) for connection in connections]
+    if rate is not None:
+        await schedule()
+        for _ in senders:
+            queue.put_nowait((-1, 0.0))
+    await asyncio.gather(*senders)
+    return posted
 
 
-async def wait_for_stages(
-    database_url: str, mail_dir: Path, n: int, started: float
-) -> dict[str, float]:
-    """Seconds until every response is scored, has its case, and has its email in the sink."""
-    engine = create_async_engine(database_url)
-    queries = {
-        "scored": "SELECT count(*) FROM scoring.responses",
-        "cases opened": "SELECT count(*) FROM followup.cases",
-        "dispatched": "SELECT count(*) FROM notify.dispatches WHERE state = 'sent'",
-    }
-    reached: dict[str, float] = {}
-    try:
-        async with engine.connect() as conn:
-            while len(reached) < len(queries) + 1:
-                if time.perf_counter() - started > 900:
-                    raise TimeoutError(f"not done within 15 minutes: {reached}")
-                for stage, query in queries.items():
-                    if stage not in reached and (await conn.scalar(text(query))) >= n:
-                        reached[stage] = time.perf_counter() - started
-                if "emailed" not in reached and len(list(mail_dir.glob("*.eml"))) >= n:
-                    reached["emailed"] = time.perf_counter() - started
-                await conn.commit()
-                await asyncio.sleep(0.1)
-    finally:
-        await engine.dispose()
-    return reached
+# --- the watcher --------------------------------------------------------------------------
 
 
-def main() -> None:
+@dataclass
+class Watched:
+    stages: dict[str, float]  # seconds after the first post
+    acknowledged: dict[int, float]  # response → wall clock its acknowledgement reached the sink
+    visible: dict[int, float]  # response → wall clock its case was first seen (paced mode)
+
+
+class Watcher:
+    """Watches, every POLL seconds, the stage counts in the services' tables, each new `.eml`
+    in the sink (an acknowledgement is the email to the bench's customer address), and — in
+    the paced mode — which posted responses have a case."""
+
+    def __init__(self, database_url: str, mail_dir: Path, run: str) -> None:
+        self.database_url = database_url
+        self.run = run
+        self.mail_dir = mail_dir
+        self.customer = re.compile(rb"^To:[^\n]*?" + re.escape(run.encode()) + rb"-c(\d+)@", re.M)
+        self.acknowledged: dict[int, float] = {}
+        self.visible: dict[int, float] = {}
+        self.emails = 0
+        self._seen: set[str] = set()
+        self._engine: AsyncEngine | None = None
+
+    async def open(self) -> None:
+        """Connect before the first post: SQLAlchemy's first connection costs a few hundred
+        ms of CPU, which would otherwise hold the client's event loop as the schedule starts."""
+        self._engine = create_async_engine(self.database_url)
+        async with self._engine.connect() as conn:
+            await conn.scalar(text("SELECT count(*) FROM followup.cases"))
+
+    def read_mail(self) -> None:
+        for entry in os.scandir(self.mail_dir):
+            if entry.name in self._seen or not entry.name.endswith(".eml"):
+                continue
+            self._seen.add(entry.name)
+            self.emails += 1
+            with open(entry.path, "rb") as f:
+                head = f.read(4096)
+            if (match := self.customer.search(head)) is not None:
+                # The sink names each file by the time it received it (time_ns).
+                received = int(entry.name.split("-", 1)[0]) / 1e9
+                self.acknowledged.setdefault(int(match.group(1)), received)
+
+    async def watch(
+        self, n: int, started: float, posted: Posted | None, sending: asyncio.Task[Posted] | None
+    ) -> Watched:
+        engine = self._engine
+        assert engine is not None, "open() first"
+        queries = {
+            "scored": "SELECT count(*) FROM scoring.responses",
+            "cases opened": "SELECT count(*) FROM followup.cases",
+            "dispatched": "SELECT count(*) FROM notify.dispatches WHERE state = 'sent'",
+        }
+        reached: dict[str, float] = {}
+        run = self.run
+        try:
+            async with engine.connect() as conn:
+                while len(reached) < len(queries) + 2 or (sending and not sending.done()):
+                    if time.perf_counter() - started > 1800:
+                        raise TimeoutError(f"not done within 30 minutes: {reached}")
+                    now = time.perf_counter() - started
+                    for stage, query in queries.items():
+                        if stage not in reached and (await conn.scalar(text(query))) >= n:
+                            reached[stage] = now
+                    self.read_mail()
+                    if "emailed" not in reached and self.emails >= n:
+                        reached["emailed"] = now
+                    if "acknowledged" not in reached and len(self.acknowledged) >= n:
+                        reached["acknowledged"] = now
+                    if posted is not None:
+                        pending = [
+                            f"{run}-c{i}" for i in list(posted.sent_at) if i not in self.visible
+                        ]
+                        if pending:
+                            seen_at = time.time()
+                            rows = await conn.execute(
+                                text(
+                                    "SELECT customer_id FROM followup.cases "
+                                    "WHERE customer_id = ANY(:ids)"
+                                ),
+                                {"ids": pending},
+                            )
+                            for (customer_id,) in rows:
+                                self.visible[int(customer_id.rsplit("-c", 1)[1])] = seen_at
+                    await conn.commit()
+                    await asyncio.sleep(POLL)
+        finally:
+            await engine.dispose()
+        return Watched(reached, self.acknowledged, self.visible)
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def percentiles(values: list[float]) -> str:
+    if len(values) < 2:
+        return "n/a"
+    q = statistics.quantiles(values, n=100)
+    return f"p50 {q[49]:.2f} s, p95 {q[94]:.2f} s, p99 {q[98]:.2f} s, max {max(values):.2f} s"
+
+
+def report_cpu(before: dict[str, float], after: dict[str, float], n: int, wall: float) -> None:
+    spent = {name: after[name] - before[name] for name in after}
+    total = sum(v for name, v in spent.items() if name != "bench")
+    print(f"CPU per response:    (ms; over {wall:.1f} s, {n} responses)")
+    for name, seconds in spent.items():
+        share = seconds / wall * 100
+        print(f"  {name:<18}{seconds / n * 1000:7.2f} ms   ({share:.0f}% of a core)")
+    print(f"  {'all but the bench':<18}{total / n * 1000:7.2f} ms")
+
+
+async def _measure(
+    host: str,
+    port: int,
+    args: argparse.Namespace,
+    run: str,
+    watcher: Watcher,
+) -> tuple[Posted, Watched, float, float]:
+    await watcher.open()
+    started = time.perf_counter()
+    if args.rate is None:
+        posted = await post_all(host, port, args.responses, args.concurrency, run)
+        accepted = time.perf_counter() - started
+        watched = await watcher.watch(args.responses, started, None, None)
+    else:
+        n = int(args.rate * args.duration)
+        posted = Posted()
+        sending = asyncio.create_task(
+            post_all(host, port, n, args.concurrency, run, rate=args.rate, posted=posted)
+        )
+        watching = asyncio.create_task(watcher.watch(n, started, posted, sending))
+        await sending
+        accepted = time.perf_counter() - started
+        watched = await watching
+    return posted, watched, accepted, time.perf_counter() - started
+
+
+def main() -> None:  # noqa: PLR0915 - one straight script
     parser = argparse.ArgumentParser()
     parser.add_argument("--responses", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, help="paced mode: responses per second")
+    parser.add_argument("--duration", type=float, default=60, help="paced mode: seconds")
     parser.add_argument("--broker", choices=["tansu", "apache-kafka"], default="tansu")
+    parser.add_argument("--idle", type=float, default=5, help="seconds of idle CPU sampled")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-"))
@@ -120,7 +358,7 @@ def main() -> None:
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     mail = MailSink(directory=tmp / "mail", port=free_port())
     idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())
-    services: list[ServiceProcess] = []
+    services: dict[str, ServiceProcess] = {}
     broker.start()
     postgres.start()
     mail.start()
@@ -133,43 +371,91 @@ def main() -> None:
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(mail.port),
             "AUTH_ISSUER": idp.issuer,
+            # The console refuses to start without a key for its sessions (unused here).
             "CONSOLE_SESSION_KEYS": Fernet.generate_key().decode(),
             "INGEST_API_TOKENS": json.dumps({"bench": TOKEN}),
             "LOG_LEVEL": "WARNING",
-            # The console refuses to start without a key for its sessions (unused here).
         }
         prepare(env, partitions=3)
-        services = list(
-            start_all(
-                env,
-                ports={name: free_port() for name in SERVICES},
-                log_dir=tmp,
-                ready_timeout=90,
-            ).values()
+        services = start_all(
+            env, ports={name: free_port() for name in SERVICES}, log_dir=tmp, ready_timeout=90
         )
+        pids = {name: s.process.pid for name, s in services.items() if s.process is not None}
+        assert broker.pid is not None
+        assert postgres.pid is not None
+        pids["broker"] = broker.pid
+        pids["bench"] = os.getpid()
+        processes = Processes(pids=pids, postgres=postgres.pid)
+        rss_idle = processes.rss()
+        idle_before = processes.cpu()
+        time.sleep(args.idle)
+        idle_after = processes.cpu()
 
         run = uuid.uuid4().hex[:6]
-        started = time.perf_counter()
-        latencies = asyncio.run(
-            post_all("127.0.0.1", services[0].port, args.responses, args.concurrency, run)
+        watcher = Watcher(postgres.url, mail.directory, run)
+        cpu_before = processes.cpu()
+        posted, watched, accepted, wall = asyncio.run(
+            _measure("127.0.0.1", services["ingest"].port, args, run, watcher)
         )
-        posted = time.perf_counter() - started
-        # Every score is 0–6, so every response is a detractor: one case and one email each.
-        stages = asyncio.run(wait_for_stages(postgres.url, mail.directory, args.responses, started))
-        done = stages["emailed"]
-        q = statistics.quantiles(latencies, n=100)
-        print(
-            f"responses:           {args.responses} (concurrency {args.concurrency}, {args.broker})"
+        cpu_after = processes.cpu()
+        rss_after = processes.rss()
+        n = len(posted.sent_at)
+
+        mode = (
+            f"paced at {args.rate:g}/s for {args.duration:g} s"
+            if args.rate is not None
+            else f"concurrency {args.concurrency}"
         )
+        load = os.getloadavg()
+        print(f"responses:           {n} ({mode}, {args.broker})")
+        print(f"load average:        {load[0]:.1f} / {load[1]:.1f} (1 / 5 min, at the end)")
+        q = statistics.quantiles(posted.latencies, n=100)
         print(
-            f"ingest:              {args.responses / posted:,.0f} req/s accepted; "
+            f"ingest:              {n / accepted:,.0f} req/s accepted; "
             f"latency p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms"
         )
-        for stage, at in stages.items():
+        if posted.lag:
+            lag = statistics.quantiles(posted.lag, n=100)
+            print(
+                f"client lag:          p99 {lag[98] * 1000:.1f} ms, max {max(posted.lag) * 1000:.1f} ms"
+                " behind its schedule"
+            )
+        for stage, at in watched.stages.items():
             print(f"{stage + ':':<21}{at:.1f} s after the first post")
-        print(f"end to end:          {args.responses / done:,.0f} responses/s (post to email)")
+        if args.rate is None:  # paced, the rate is the one asked for
+            print(
+                f"end to end:          {n / watched.stages['emailed']:,.0f} responses/s (post to email)"
+            )
+            print(
+                f"end to end, acks:    {n / watched.stages['acknowledged']:,.0f} responses/s "
+                "(post to every customer's acknowledgement)"
+            )
+        first_action = [watched.acknowledged[i] - posted.sent_at[i] for i in posted.sent_at]
+        print(f"first action:        {percentiles(first_action)} (post to acknowledgement email)")
+        if watched.visible:
+            visible = [
+                watched.visible[i] - sent
+                for i, sent in posted.sent_at.items()
+                if i in watched.visible
+            ]
+            print(f"case visible:        {percentiles(visible)} (polled every {POLL:g} s)")
+        idle_s = max(args.idle, 1e-9)
+        print(
+            "idle CPU:            "
+            + ", ".join(
+                f"{name} {(idle_after[name] - idle_before[name]) / idle_s * 1000:.0f}"
+                for name in idle_after
+            )
+            + f" ms/s (over {args.idle:g} s before the run)"
+        )
+        report_cpu(cpu_before, cpu_after, n, wall)
+        print(
+            "RSS idle / after:    "
+            + ", ".join(f"{name} {rss_idle[name]:.0f}/{rss_after[name]:.0f}" for name in rss_idle)
+            + " MB"
+        )
     finally:
-        for service in services:
+        for service in services.values():
             service.stop()
         idp.stop()
         mail.stop()
