@@ -6,12 +6,18 @@ answer over a year of data.
    several languages, customer attributes, one in ten an update of an earlier response) and
    times how long scoring takes to score them all (responses stored, transitions and themes
    found, figures moved, `ResponseScored` queued) and to publish every `ResponseScored`.
-2. Figures. In a second database, COPYs R responses spread over a year (default 1,000,000),
+2. Handler (`--only handler`). In process, no consumer: the same events encoded as the broker
+   would deliver them, then in batches of `--batch` (default 500) decoded, handed to
+   scoring's consumer handler (one transaction each) and published by the outbox relay to the
+   broker, with the CPU time of each stage (`time.process_time`): decode, event ids, inbox,
+   the stored responses, themes, the figures, the outbox insert, the commit, the relay.
+3. Figures. In a second database, COPYs R responses spread over a year (default 1,000,000),
    runs `nps-scoring rebuild-figures` over them (timed: the cost of a rebuild), starts scoring
    on that database and times each kind of `GET` a dashboard makes.
 
     .venv/bin/python bench/scoring.py --events 20000 --responses 1000000
     .venv/bin/python bench/scoring.py --only throughput --broker apache-kafka
+    .venv/bin/python bench/scoring.py --only handler --events 10000 --batch 500
 """
 
 import argparse
@@ -27,6 +33,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -238,8 +245,17 @@ def time_queries(url: str, repeat: int, token: str) -> None:
             print(f"  {name:<38} p50 {q[49]:6.1f} ms   p99 {q[98]:6.1f} ms")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process `pid` has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int) -> None:
-    """Scoring running and ready; then n events arrive as fast as the broker takes them."""
+    """Scoring running and ready; then n events arrive as fast as the broker takes them.
+    Besides the rate, the scoring process's own CPU per event (user + system, from ready until
+    every `ResponseScored` is published): on a shared machine the rate swings with the others'
+    load, the CPU per event much less."""
     port = free_port()
     scoring = ServiceProcess(
         name="scoring", port=port, env={**env, "SCORING_PORT": str(port)},
@@ -250,10 +266,14 @@ def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int)
         scoring.wait_ready(timeout=90)
         events = make_events(n, uuid.uuid4().hex[:6])
         distinct = len({e.event_id() for e in events})
+        assert scoring.process is not None
+        load = os.getloadavg()[0]
+        cpu_before = cpu_seconds(scoring.process.pid)
         started = time.perf_counter()
         asyncio.run(produce(bootstrap, events))
         produced = time.perf_counter() - started
         stages = asyncio.run(wait_scored(dsn, distinct, started))
+        cpu = cpu_seconds(scoring.process.pid) - cpu_before
     finally:
         scoring.stop()
     print(
@@ -263,6 +283,153 @@ def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int)
         f"scored:    all after {stages['scored']:.1f} s → {distinct / stages['scored']:,.0f} events/s"
     )
     print(f"published: every ResponseScored after {stages['published']:.1f} s")
+    print(
+        f"scoring's CPU: {cpu:.2f} s → {cpu / distinct * 1000:.3f} ms per event "
+        f"(load average {load:.2f} at the start)"
+    )
+
+
+class Stages:
+    """CPU seconds (`time.process_time`) spent inside named calls; a call inside another
+    counts in the inner one only. A name ending in "in" takes its caller's: "SQL in" inside
+    "claim" counts as "SQL in claim"."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self._stack: list[tuple[str, float]] = []
+
+    def _enter(self, name: str) -> str:
+        if name.endswith(" in"):
+            name = f"{name} {self._stack[-1][0] if self._stack else 'other'}"
+        self._stack.append((name, 0.0))
+        return name
+
+    def _leave(self, name: str, started: float) -> None:
+        spent = time.process_time() - started
+        _, inner = self._stack.pop()
+        self.cpu[name] = self.cpu.get(name, 0.0) + spent - inner
+        if self._stack:
+            outer, its_inner = self._stack[-1]
+            self._stack[-1] = (outer, its_inner + spent)
+
+    def sync(self, name: str, fn: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            named = self._enter(name)
+            started = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._leave(named, started)
+
+        return timed
+
+    def coro(self, name: str, fn: Any) -> Any:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            named = self._enter(name)
+            started = time.process_time()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                self._leave(named, started)
+
+        return timed
+
+
+def handler(env: dict[str, str], n: int, batch: int) -> None:
+    """Scoring's consumer handler and outbox relay in this process, over batches of `batch`."""
+    os.environ.update(env)
+    asyncio.run(_handler(n, batch))
+
+
+async def _handler(n: int, batch: int) -> None:
+    # Imported here: the throughput and figures parts run scoring as a process only.
+    from aiokafka.structs import ConsumerRecord
+
+    from nps_events import decode
+    from nps_kit import outbox
+    from nps_kit.db import create_engine, session_factory
+    from nps_kit.messaging import Inbound, Publisher
+    from nps_kit.outbox import OutboxRelay
+    from nps_scoring.adapters import repository, tables
+    from nps_scoring.adapters.taxonomy import load_taxonomy
+    from nps_scoring.config import ScoringSettings
+    from nps_scoring.domain.themes import KeywordThemeClassifier
+    from nps_scoring.entrypoints.consumer import responses_handler
+    from nps_kit.clock import SystemClock
+
+    settings = ScoringSettings()
+    stages = Stages()
+    repo = repository.ScoringRepository
+    for name in ("claim", "latest_before", "stored_versions", "apply_deltas",
+                 "upsert_responses", "publish_later"):  # fmt: skip
+        setattr(repo, name, stages.coro(name, getattr(repo, name)))
+    ResponseReceived.derive_event_id = stages.sync(  # type: ignore[method-assign]
+        "event ids", ResponseReceived.derive_event_id
+    )
+    from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+
+    from nps_scoring.handlers import scoring as scoring_handler
+
+    # SQL statements (SQLAlchemy and asyncpg, the round trip's own CPU) count apart from
+    # the repository method that runs them; so do the commit and the broker's sends.
+    AsyncSession.execute = stages.coro("SQL in", AsyncSession.execute)  # type: ignore[method-assign]
+    AsyncSession.scalar = stages.coro("SQL in", AsyncSession.scalar)  # type: ignore[method-assign]
+    AsyncSessionTransaction.__aexit__ = stages.coro(  # type: ignore[method-assign]
+        "commit", AsyncSessionTransaction.__aexit__
+    )
+    Publisher.send_many = stages.coro("broker sends", Publisher.send_many)  # type: ignore[method-assign]
+    scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)  # type: ignore[attr-defined]
+    classifier = KeywordThemeClassifier(load_taxonomy(settings.themes_file))
+    classifier.themes_of = stages.sync("themes", classifier.themes_of)  # type: ignore[method-assign]
+    engine = create_engine(settings.database, application_name="bench-scoring-handler")
+    sessions = session_factory(engine)
+    publisher = Publisher(settings.kafka, client_id="bench-scoring-handler")
+    await publisher.start()
+    relay = OutboxRelay(sessions=sessions, table=tables.outbox, send_many=publisher.send_many)
+    handle = stages.coro(
+        "handler",
+        responses_handler(
+            sessions=sessions, relay=relay, clock=SystemClock(), classifier=classifier,
+            timezone=settings.timezone,
+        ),
+    )  # fmt: skip
+    publish = stages.coro("relay", relay.publish_pending)
+    events = make_events(n, uuid.uuid4().hex[:6])
+    records = []
+    for offset, event in enumerate(events):
+        m = encode(event, source="/ingest/sources/bench", time=event.received_at)
+        records.append(
+            ConsumerRecord(
+                Topic.RESPONSES.value, 0, offset, 0, 0, m.key, m.value, None,
+                len(m.key), len(m.value), tuple(m.headers),
+            )
+        )  # fmt: skip
+    del events
+    try:
+        # A first batch warms up the connection pool and SQLAlchemy's statement cache.
+        await handle([Inbound(r, decode(r.headers, r.value)) for r in records[:batch]])
+        while await relay.publish_pending():
+            pass
+        stages.cpu.clear()
+        load = os.getloadavg()[0]
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for i in range(batch, len(records), batch):
+            chunk = records[i : i + batch]
+            inbound = stages.sync("decode", lambda c: [Inbound(r, decode(r.headers, r.value)) for r in c])(chunk)  # noqa: E501
+            await handle(inbound)
+            while await publish():
+                pass
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    finally:
+        await publisher.stop()
+        await engine.dispose()
+    done = len(records) - batch
+    print(f"handler: {done:,} events in batches of {batch}, in process (load average {load:.2f})")
+    print(f"  {done / wall:,.0f} events/s; CPU {cpu * 1000 / done:.3f} ms per event")
+    stages.cpu["handler"] = stages.cpu.get("handler", 0.0)
+    for name, spent in sorted(stages.cpu.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<18} {spent * 1e6 / done:7.1f} µs per event ({spent / cpu:5.1%})")
+    del outbox
 
 
 def figures(
@@ -308,7 +475,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--responses", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=100)
-    parser.add_argument("--only", choices=["throughput", "figures"], help="run one part only")
+    parser.add_argument("--batch", type=int, default=500, help="the handler part's batch size")
+    parser.add_argument(
+        "--only", choices=["throughput", "handler", "figures"], help="run one part only"
+    )
     parser.add_argument("--broker", choices=["tansu", "apache-kafka"], default="tansu")
     args = parser.parse_args()
 
@@ -336,6 +506,8 @@ def main() -> None:
         dsn = postgres.url.replace("postgresql+asyncpg://", "postgresql://")
         if args.only in (None, "throughput"):
             throughput(tmp, env, dsn, broker.bootstrap_servers, args.events)
+        if args.only == "handler":
+            handler(env, args.events, args.batch)
         if args.only in (None, "figures"):
             token = idp.provider.person_token("analyst@example.com")  # a viewer
             figures(tmp, env, postgres.url, args.responses, args.repeat, token=token)
