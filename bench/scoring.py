@@ -38,15 +38,27 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
-from nps_events import Customer, ResponseReceived, Topic, encode
+from nps_events import Customer, ResponseReceived, Topic, decode, encode
 from nps_events.topics import ALL_TOPICS
+from nps_kit.clock import SystemClock
+from nps_kit.db import create_engine, session_factory
 from nps_kit.devstack import EmbeddedPostgres, free_port, new_broker
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import ServiceProcess, migrate
-from nps_kit.messaging import ensure_topics
+from nps_kit.messaging import Inbound, Publisher, ensure_topics
+from nps_kit.outbox import OutboxRelay
 from nps_kit.settings import KafkaSettings
+from nps_scoring.adapters import tables
+from nps_scoring.adapters.repository import ScoringRepository
+from nps_scoring.adapters.taxonomy import load_taxonomy
+from nps_scoring.config import ScoringSettings
 from nps_scoring.domain.segments import segment_of
+from nps_scoring.domain.themes import KeywordThemeClassifier
+from nps_scoring.entrypoints.consumer import responses_handler
+from nps_scoring.handlers import scoring as scoring_handler
 
 COMMENTS = [
     None,
@@ -341,35 +353,15 @@ def handler(env: dict[str, str], n: int, batch: int) -> None:
     asyncio.run(_handler(n, batch))
 
 
-async def _handler(n: int, batch: int) -> None:
-    # Imported here: the throughput and figures parts run scoring as a process only.
-    from aiokafka.structs import ConsumerRecord
-
-    from nps_events import decode
-    from nps_kit import outbox
-    from nps_kit.db import create_engine, session_factory
-    from nps_kit.messaging import Inbound, Publisher
-    from nps_kit.outbox import OutboxRelay
-    from nps_scoring.adapters import repository, tables
-    from nps_scoring.adapters.taxonomy import load_taxonomy
-    from nps_scoring.config import ScoringSettings
-    from nps_scoring.domain.themes import KeywordThemeClassifier
-    from nps_scoring.entrypoints.consumer import responses_handler
-    from nps_kit.clock import SystemClock
-
-    settings = ScoringSettings()
-    stages = Stages()
-    repo = repository.ScoringRepository
+def _instrument(stages: Stages) -> None:
+    """Count the CPU of each stage of the consumer's handler and the relay in `stages`."""
+    repo = ScoringRepository
     for name in ("claim", "latest_before", "stored_versions", "apply_deltas",
                  "upsert_responses", "publish_later"):  # fmt: skip
         setattr(repo, name, stages.coro(name, getattr(repo, name)))
     ResponseReceived.derive_event_id = stages.sync(  # type: ignore[method-assign]
         "event ids", ResponseReceived.derive_event_id
     )
-    from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
-
-    from nps_scoring.handlers import scoring as scoring_handler
-
     # SQL statements (SQLAlchemy and asyncpg, the round trip's own CPU) count apart from
     # the repository method that runs them; so do the commit and the broker's sends.
     AsyncSession.execute = stages.coro("SQL in", AsyncSession.execute)  # type: ignore[method-assign]
@@ -379,6 +371,29 @@ async def _handler(n: int, batch: int) -> None:
     )
     Publisher.send_many = stages.coro("broker sends", Publisher.send_many)  # type: ignore[method-assign]
     scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)  # type: ignore[attr-defined]
+
+
+def _records(n: int) -> list[ConsumerRecord[bytes, bytes]]:
+    records = []
+    for offset, event in enumerate(make_events(n, uuid.uuid4().hex[:6])):
+        m = encode(event, source="/ingest/sources/bench", time=event.received_at)
+        records.append(
+            ConsumerRecord(
+                Topic.RESPONSES.value, 0, offset, 0, 0, m.key, m.value, None,
+                len(m.key), len(m.value), tuple(m.headers),
+            )
+        )  # fmt: skip
+    return records
+
+
+def _inbound(records: list[ConsumerRecord[bytes, bytes]]) -> list[Inbound]:
+    return [Inbound(r, decode(r.headers, r.value)) for r in records]
+
+
+async def _handler(n: int, batch: int) -> None:
+    settings = ScoringSettings()
+    stages = Stages()
+    _instrument(stages)
     classifier = KeywordThemeClassifier(load_taxonomy(settings.themes_file))
     classifier.themes_of = stages.sync("themes", classifier.themes_of)  # type: ignore[method-assign]
     engine = create_engine(settings.database, application_name="bench-scoring-handler")
@@ -394,29 +409,18 @@ async def _handler(n: int, batch: int) -> None:
         ),
     )  # fmt: skip
     publish = stages.coro("relay", relay.publish_pending)
-    events = make_events(n, uuid.uuid4().hex[:6])
-    records = []
-    for offset, event in enumerate(events):
-        m = encode(event, source="/ingest/sources/bench", time=event.received_at)
-        records.append(
-            ConsumerRecord(
-                Topic.RESPONSES.value, 0, offset, 0, 0, m.key, m.value, None,
-                len(m.key), len(m.value), tuple(m.headers),
-            )
-        )  # fmt: skip
-    del events
+    decode_batch = stages.sync("decode", _inbound)
+    records = _records(n)
     try:
         # A first batch warms up the connection pool and SQLAlchemy's statement cache.
-        await handle([Inbound(r, decode(r.headers, r.value)) for r in records[:batch]])
+        await handle(_inbound(records[:batch]))
         while await relay.publish_pending():
             pass
         stages.cpu.clear()
         load = os.getloadavg()[0]
         started, cpu_started = time.perf_counter(), time.process_time()
         for i in range(batch, len(records), batch):
-            chunk = records[i : i + batch]
-            inbound = stages.sync("decode", lambda c: [Inbound(r, decode(r.headers, r.value)) for r in c])(chunk)  # noqa: E501
-            await handle(inbound)
+            await handle(decode_batch(records[i : i + batch]))
             while await publish():
                 pass
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -426,10 +430,8 @@ async def _handler(n: int, batch: int) -> None:
     done = len(records) - batch
     print(f"handler: {done:,} events in batches of {batch}, in process (load average {load:.2f})")
     print(f"  {done / wall:,.0f} events/s; CPU {cpu * 1000 / done:.3f} ms per event")
-    stages.cpu["handler"] = stages.cpu.get("handler", 0.0)
     for name, spent in sorted(stages.cpu.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<18} {spent * 1e6 / done:7.1f} µs per event ({spent / cpu:5.1%})")
-    del outbox
+        print(f"  {name:<24} {spent * 1e6 / done:6.1f} µs per event ({spent / cpu:5.1%})")
 
 
 def figures(
