@@ -55,6 +55,7 @@ from nps_scoring.adapters import tables
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.adapters.taxonomy import load_taxonomy
 from nps_scoring.config import ScoringSettings
+from nps_scoring.domain import figures as figures_domain
 from nps_scoring.domain.segments import segment_of
 from nps_scoring.domain.themes import KeywordThemeClassifier
 from nps_scoring.entrypoints.consumer import responses_handler
@@ -370,7 +371,12 @@ def _instrument(stages: Stages) -> None:
         "commit", AsyncSessionTransaction.__aexit__
     )
     Publisher.send_many = stages.coro("broker sends", Publisher.send_many)  # type: ignore[method-assign]
-    scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)  # type: ignore[attr-defined]
+    # The figures' arithmetic: `count` per response before 2026-12-05, `Tally` since.
+    if hasattr(scoring_handler, "count"):
+        scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)
+    if (tally := getattr(figures_domain, "Tally", None)) is not None:
+        tally.add = stages.sync("figures' deltas", tally.add)
+        tally.deltas = stages.sync("figures' deltas", tally.deltas)
 
 
 def _records(n: int) -> list[ConsumerRecord[bytes, bytes]]:
