@@ -55,7 +55,6 @@ from nps_scoring.adapters import tables
 from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.adapters.taxonomy import load_taxonomy
 from nps_scoring.config import ScoringSettings
-from nps_scoring.domain import figures as figures_domain
 from nps_scoring.domain.segments import segment_of
 from nps_scoring.domain.themes import KeywordThemeClassifier
 from nps_scoring.entrypoints.consumer import responses_handler
@@ -264,6 +263,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def handled_batches(metrics_url: str) -> int:
+    """How many batches of nps.responses.v1 scoring's consumer has handled (its metrics)."""
+    for line in httpx.get(metrics_url, timeout=5).text.splitlines():
+        if line.startswith("npsloop_handler_duration_seconds_count") and "nps.responses.v1" in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
 def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int) -> None:
     """Scoring running and ready; then n events arrive as fast as the broker takes them.
     Besides the rate, the scoring process's own CPU per event (user + system, from ready until
@@ -287,6 +294,7 @@ def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int)
         produced = time.perf_counter() - started
         stages = asyncio.run(wait_scored(dsn, distinct, started))
         cpu = cpu_seconds(scoring.process.pid) - cpu_before
+        batches = handled_batches(scoring.metrics_url)
     finally:
         scoring.stop()
     print(
@@ -296,6 +304,9 @@ def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int)
         f"scored:    all after {stages['scored']:.1f} s → {distinct / stages['scored']:,.0f} events/s"
     )
     print(f"published: every ResponseScored after {stages['published']:.1f} s")
+    print(
+        f"batches:   {batches:,} handled, {distinct / max(batches, 1):,.0f} events each on average"
+    )
     print(
         f"scoring's CPU: {cpu:.2f} s → {cpu / distinct * 1000:.3f} ms per event "
         f"(load average {load:.2f} at the start)"
@@ -371,12 +382,7 @@ def _instrument(stages: Stages) -> None:
         "commit", AsyncSessionTransaction.__aexit__
     )
     Publisher.send_many = stages.coro("broker sends", Publisher.send_many)  # type: ignore[method-assign]
-    # The figures' arithmetic: `count` per response before 2026-12-05, `Tally` since.
-    if hasattr(scoring_handler, "count"):
-        scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)
-    if (tally := getattr(figures_domain, "Tally", None)) is not None:
-        tally.add = stages.sync("figures' deltas", tally.add)
-        tally.deltas = stages.sync("figures' deltas", tally.deltas)
+    scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)  # type: ignore[attr-defined]
 
 
 def _records(n: int) -> list[ConsumerRecord[bytes, bytes]]:

@@ -2,8 +2,7 @@
 and the buckets a response counts in."""
 
 import math
-import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,7 +13,6 @@ from nps_scoring.domain.figures import (
     Counted,
     Counts,
     Grain,
-    Tally,
     buckets_of,
     compare,
     count,
@@ -145,27 +143,3 @@ def test_an_update_moves_a_response_between_buckets() -> None:
     assert day_all == [1, 0, -1]
     assert deltas[BucketKey("day", "theme", "price", date(2026, 3, 4))] == [0, 0, -1]
     assert deltas[BucketKey("day", "theme", "support", date(2026, 3, 4))] == [1, 0, 0]
-
-
-@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
-def test_a_tally_by_day_gives_the_buckets_of_counting_each_response(zone: str) -> None:
-    """`Tally` sums by day first and spreads over the grains once: the same deltas as
-    `count` over every response, updates (uncounted versions) included, buckets that cancel
-    out too."""
-    rng = random.Random(zone)
-    tz = ZoneInfo(zone)
-    start = datetime(2026, 2, 20, tzinfo=UTC)
-    reference, tally = new_deltas(), Tally(tz)
-    for _ in range(400):
-        response = Counted(
-            rng.choice(list(Segment)),
-            start + timedelta(minutes=rng.randint(0, 60 * 24 * 20)),  # across weeks and months
-            rng.choice(["web", "app"]),
-            rng.choice(["s-1", "s-2"]),
-            rng.choice([None, (), ("price",), ("support", "price")]),
-            rng.choice([{}, {"plan": "pro"}, {"plan": "free", "region": "eu"}]),
-        )
-        sign = rng.choice([1, 1, -1])
-        count(reference, response, tz, sign=sign)
-        tally.add(response, sign=sign)
-    assert tally.deltas() == reference

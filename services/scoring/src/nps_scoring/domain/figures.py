@@ -77,31 +77,22 @@ _GRAINS = (Grain.DAY.value, Grain.WEEK.value, Grain.MONTH.value)
 
 def buckets_of(response: Counted, tz: ZoneInfo) -> list[BucketKey]:
     day = response.responded_at.astimezone(tz).date()
-    groups = _groups(response)
-    return [
-        BucketKey(grain, dimension, value, start)
-        for grain, start in zip(_GRAINS, _starts(day), strict=True)
-        for dimension, value in groups
-    ]
-
-
-def _starts(day: date) -> tuple[date, date, date]:
-    """The first day of the day, week and month of `day` (`_GRAINS`' order)."""
-    return day, day - timedelta(days=day.weekday()), day.replace(day=1)
-
-
-def _groups(response: Counted) -> list[tuple[str, str]]:
-    """The (dimension, value) pairs `response` counts in, whatever the grain."""
+    starts = (day, day - timedelta(days=day.weekday()), day.replace(day=1))
     if response.themes is None:
         themes: Iterable[str] = (NO_COMMENT,)
     else:
         themes = sorted(set(response.themes)) or (UNMATCHED,)
-    return [
+    groups = [
         (_ALL, ""),
         (_SOURCE, response.source),
         (_SURVEY, response.survey_id),
         *((_THEME, theme) for theme in themes),
         *((f"{ATTRIBUTE_PREFIX}{k}", v) for k, v in sorted(response.attributes.items())),
+    ]
+    return [
+        BucketKey(grain, dimension, value, start)
+        for grain, start in zip(_GRAINS, starts, strict=True)
+        for dimension, value in groups
     ]
 
 
@@ -120,38 +111,6 @@ def count(deltas: Deltas, response: Counted, tz: ZoneInfo, *, sign: int = 1) -> 
     column = _COLUMN[response.segment]
     for key in buckets_of(response, tz):
         deltas[key][column] += sign
-
-
-class Tally:
-    """Responses counted by day and group, then spread over the day, week and month buckets
-    once (`deltas()`): the same `Deltas` as `count` over each, for a third of the work per
-    response, since a batch's responses share days (bench/scoring.py: `count` was ~10% of
-    scoring's CPU)."""
-
-    def __init__(self, tz: ZoneInfo) -> None:
-        self._tz = tz
-        self._by_day: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-
-    def add(self, response: Counted, *, sign: int = 1) -> None:
-        """Count (`sign` 1) or uncount (−1) one version of a response."""
-        day = response.responded_at.astimezone(self._tz).date()
-        column = _COLUMN[response.segment]
-        by_day = self._by_day
-        for dimension, value in _groups(response):
-            by_day[(day, dimension, value)][column] += sign
-
-    def deltas(self) -> Deltas:
-        deltas = new_deltas()
-        starts: dict[date, tuple[date, date, date]] = {}
-        for (day, dimension, value), (promoters, passives, detractors) in self._by_day.items():
-            if (of_day := starts.get(day)) is None:
-                of_day = starts[day] = _starts(day)
-            for grain, start in zip(_GRAINS, of_day, strict=True):
-                change = deltas[BucketKey(grain, dimension, value, start)]
-                change[0] += promoters
-                change[1] += passives
-                change[2] += detractors
-        return deltas
 
 
 @dataclass(frozen=True, slots=True)

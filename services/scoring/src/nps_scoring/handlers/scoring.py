@@ -8,7 +8,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from nps_events import Event, ResponseReceived, ResponseScored
-from nps_scoring.domain.figures import Counted, Tally
+from nps_scoring.domain.figures import (
+    Counted,
+    count,
+    new_deltas,
+)
 from nps_scoring.domain.segments import segment_of
 from nps_scoring.domain.themes import ThemeClassifier
 from nps_scoring.domain.transitions import PastResponse, previous_response, transition_between
@@ -86,13 +90,13 @@ async def score_responses(
         return []
     # Figures: each response counts in the buckets of its latest version only.
     versions: dict[uuid.UUID, Counted] = await repo.stored_versions(s.response_id for s in scored)
-    tally = Tally(timezone)
+    deltas = new_deltas()
     for s in scored:
         if (old := versions.get(s.response_id)) is not None:
-            tally.add(old, sign=-1)
+            count(deltas, old, timezone, sign=-1)
         versions[s.response_id] = counted_version(s)
-        tally.add(versions[s.response_id])
-    await repo.apply_deltas(tally.deltas())
+        count(deltas, versions[s.response_id], timezone)
+    await repo.apply_deltas(deltas)
     revisions = await repo.upsert_responses(scored)
     scored = [s.model_copy(update={"revision": revisions[i]}) for i, s in enumerate(scored)]
     events: list[Event] = list(scored)
@@ -135,7 +139,7 @@ async def rebuild_figures(
     counted = 0
     # Summed in memory and written once: a year of figures is tens of thousands of rows,
     # while writing them per chunk would upsert each row again for every chunk.
-    tally = Tally(timezone)
+    deltas = new_deltas()
     async for chunk in repo.stream_responses():
         themes: dict[uuid.UUID, list[str] | None] = {}
         for stored in chunk:
@@ -144,8 +148,8 @@ async def rebuild_figures(
                 found = _themes(stored.comment, stored.counted.source, stored.locale, classifier)
                 themes[stored.response_id] = found
                 version = replace(version, themes=None if found is None else tuple(found))
-            tally.add(version)
+            count(deltas, version, timezone)
         await repo.set_themes(themes)
         counted += len(chunk)
-    await repo.apply_deltas(tally.deltas())
+    await repo.apply_deltas(deltas)
     return counted
