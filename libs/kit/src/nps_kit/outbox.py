@@ -108,8 +108,8 @@ async def add(
         headers.append(
             json.dumps([[name, raw.decode()] for name, raw in with_trace_context(message.headers)])
         )
-    # One statement with an array per column: executemany of the same rows cost ~15 µs of
-    # CPU per event more (docs/performance.md, scoring, 2026-12-05).
+    # One statement with an array per column: its SQL cost 3.8 µs of CPU per event against
+    # 8.4 for an executemany of the same rows (docs/performance.md, scoring, 2026-12-05).
     await session.execute(
         _insert_of(table), {"topic": topics, "key": keys, "value": values, "headers": headers}
     )

@@ -234,9 +234,10 @@ class Publisher:
 
 async def _send_in_batches(producer: AIOKafkaProducer, messages: Sequence[Outgoing]) -> None:
     """Send `messages` as record batches built here, one partition's messages in their order,
-    and wait for every batch's acknowledgement. `producer.send` per message cost ~25 µs of
-    CPU each (a future and the accumulator's bookkeeping per message: a fifth of scoring's CPU
-    with the outbox relay, docs/performance.md); a batch is one future per ~16 KB.
+    and wait for every batch's acknowledgement. `producer.send` per message cost ~31 µs of
+    CPU per event in scoring's relay, 19 µs this way (a future and the accumulator's
+    bookkeeping per message; docs/performance.md, scoring, 2026-12-05): a batch is one
+    future per ~16 KB.
 
     Each message goes to the partition `producer.send` would have chosen (the producer's own
     partitioner on the key), so a key's messages stay on their partition whichever way they
