@@ -6,12 +6,18 @@ answer over a year of data.
    several languages, customer attributes, one in ten an update of an earlier response) and
    times how long scoring takes to score them all (responses stored, transitions and themes
    found, figures moved, `ResponseScored` queued) and to publish every `ResponseScored`.
-2. Figures. In a second database, COPYs R responses spread over a year (default 1,000,000),
+2. Handler (`--only handler`). In process, no consumer: the same events encoded as the broker
+   would deliver them, then in batches of `--batch` (default 500) decoded, handed to
+   scoring's consumer handler (one transaction each) and published by the outbox relay to the
+   broker, with the CPU time of each stage (`time.process_time`): decode, event ids, inbox,
+   the stored responses, themes, the figures, the outbox insert, the commit, the relay.
+3. Figures. In a second database, COPYs R responses spread over a year (default 1,000,000),
    runs `nps-scoring rebuild-figures` over them (timed: the cost of a rebuild), starts scoring
    on that database and times each kind of `GET` a dashboard makes.
 
     .venv/bin/python bench/scoring.py --events 20000 --responses 1000000
     .venv/bin/python bench/scoring.py --only throughput --broker apache-kafka
+    .venv/bin/python bench/scoring.py --only handler --events 10000 --batch 500
 """
 
 import argparse
@@ -27,19 +33,32 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
-from nps_events import Customer, ResponseReceived, Topic, encode
+from nps_events import Customer, ResponseReceived, Topic, decode, encode
 from nps_events.topics import ALL_TOPICS
+from nps_kit.clock import SystemClock
+from nps_kit.db import create_engine, session_factory
 from nps_kit.devstack import EmbeddedPostgres, free_port, new_broker
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import ServiceProcess, migrate
-from nps_kit.messaging import ensure_topics
+from nps_kit.messaging import Inbound, Publisher, ensure_topics
+from nps_kit.outbox import OutboxRelay
 from nps_kit.settings import KafkaSettings
+from nps_scoring.adapters import tables
+from nps_scoring.adapters.repository import ScoringRepository
+from nps_scoring.adapters.taxonomy import load_taxonomy
+from nps_scoring.config import ScoringSettings
 from nps_scoring.domain.segments import segment_of
+from nps_scoring.domain.themes import KeywordThemeClassifier
+from nps_scoring.entrypoints.consumer import responses_handler
+from nps_scoring.handlers import scoring as scoring_handler
 
 COMMENTS = [
     None,
@@ -238,8 +257,25 @@ def time_queries(url: str, repeat: int, token: str) -> None:
             print(f"  {name:<38} p50 {q[49]:6.1f} ms   p99 {q[98]:6.1f} ms")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process `pid` has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def handled_batches(metrics_url: str) -> int:
+    """How many batches of nps.responses.v1 scoring's consumer has handled (its metrics)."""
+    for line in httpx.get(metrics_url, timeout=5).text.splitlines():
+        if line.startswith("npsloop_handler_duration_seconds_count") and "nps.responses.v1" in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
 def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int) -> None:
-    """Scoring running and ready; then n events arrive as fast as the broker takes them."""
+    """Scoring running and ready; then n events arrive as fast as the broker takes them.
+    Besides the rate, the scoring process's own CPU per event (user + system, from ready until
+    every `ResponseScored` is published): on a shared machine the rate swings with the others'
+    load, the CPU per event much less."""
     port = free_port()
     scoring = ServiceProcess(
         name="scoring", port=port, env={**env, "SCORING_PORT": str(port)},
@@ -250,10 +286,15 @@ def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int)
         scoring.wait_ready(timeout=90)
         events = make_events(n, uuid.uuid4().hex[:6])
         distinct = len({e.event_id() for e in events})
+        assert scoring.process is not None
+        load = os.getloadavg()[0]
+        cpu_before = cpu_seconds(scoring.process.pid)
         started = time.perf_counter()
         asyncio.run(produce(bootstrap, events))
         produced = time.perf_counter() - started
         stages = asyncio.run(wait_scored(dsn, distinct, started))
+        cpu = cpu_seconds(scoring.process.pid) - cpu_before
+        batches = handled_batches(scoring.metrics_url)
     finally:
         scoring.stop()
     print(
@@ -263,6 +304,146 @@ def throughput(tmp: Path, env: dict[str, str], dsn: str, bootstrap: str, n: int)
         f"scored:    all after {stages['scored']:.1f} s → {distinct / stages['scored']:,.0f} events/s"
     )
     print(f"published: every ResponseScored after {stages['published']:.1f} s")
+    print(
+        f"batches:   {batches:,} handled, {distinct / max(batches, 1):,.0f} events each on average"
+    )
+    print(
+        f"scoring's CPU: {cpu:.2f} s → {cpu / distinct * 1000:.3f} ms per event "
+        f"(load average {load:.2f} at the start)"
+    )
+
+
+class Stages:
+    """CPU seconds (`time.process_time`) spent inside named calls; a call inside another
+    counts in the inner one only. A name ending in "in" takes its caller's: "SQL in" inside
+    "claim" counts as "SQL in claim"."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self._stack: list[tuple[str, float]] = []
+
+    def _enter(self, name: str) -> str:
+        if name.endswith(" in"):
+            name = f"{name} {self._stack[-1][0] if self._stack else 'other'}"
+        self._stack.append((name, 0.0))
+        return name
+
+    def _leave(self, name: str, started: float) -> None:
+        spent = time.process_time() - started
+        _, inner = self._stack.pop()
+        self.cpu[name] = self.cpu.get(name, 0.0) + spent - inner
+        if self._stack:
+            outer, its_inner = self._stack[-1]
+            self._stack[-1] = (outer, its_inner + spent)
+
+    def sync(self, name: str, fn: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            named = self._enter(name)
+            started = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._leave(named, started)
+
+        return timed
+
+    def coro(self, name: str, fn: Any) -> Any:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            named = self._enter(name)
+            started = time.process_time()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                self._leave(named, started)
+
+        return timed
+
+
+def handler(env: dict[str, str], n: int, batch: int) -> None:
+    """Scoring's consumer handler and outbox relay in this process, over batches of `batch`."""
+    os.environ.update(env)
+    asyncio.run(_handler(n, batch))
+
+
+def _instrument(stages: Stages) -> None:
+    """Count the CPU of each stage of the consumer's handler and the relay in `stages`."""
+    repo = ScoringRepository
+    for name in ("claim", "latest_before", "stored_versions", "apply_deltas",
+                 "upsert_responses", "publish_later"):  # fmt: skip
+        setattr(repo, name, stages.coro(name, getattr(repo, name)))
+    ResponseReceived.derive_event_id = stages.sync(  # type: ignore[method-assign]
+        "event ids", ResponseReceived.derive_event_id
+    )
+    # SQL statements (SQLAlchemy and asyncpg, the round trip's own CPU) count apart from
+    # the repository method that runs them; so do the commit and the broker's sends.
+    AsyncSession.execute = stages.coro("SQL in", AsyncSession.execute)  # type: ignore[method-assign]
+    AsyncSession.scalar = stages.coro("SQL in", AsyncSession.scalar)  # type: ignore[method-assign]
+    AsyncSessionTransaction.__aexit__ = stages.coro(  # type: ignore[method-assign]
+        "commit", AsyncSessionTransaction.__aexit__
+    )
+    Publisher.send_many = stages.coro("broker sends", Publisher.send_many)  # type: ignore[method-assign]
+    scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)  # type: ignore[attr-defined]
+
+
+def _records(n: int) -> list[ConsumerRecord[bytes, bytes]]:
+    records = []
+    for offset, event in enumerate(make_events(n, uuid.uuid4().hex[:6])):
+        m = encode(event, source="/ingest/sources/bench", time=event.received_at)
+        records.append(
+            ConsumerRecord(
+                Topic.RESPONSES.value, 0, offset, 0, 0, m.key, m.value, None,
+                len(m.key), len(m.value), tuple(m.headers),
+            )
+        )  # fmt: skip
+    return records
+
+
+def _inbound(records: list[ConsumerRecord[bytes, bytes]]) -> list[Inbound]:
+    return [Inbound(r, decode(r.headers, r.value)) for r in records]
+
+
+async def _handler(n: int, batch: int) -> None:
+    settings = ScoringSettings()
+    stages = Stages()
+    _instrument(stages)
+    classifier = KeywordThemeClassifier(load_taxonomy(settings.themes_file))
+    classifier.themes_of = stages.sync("themes", classifier.themes_of)  # type: ignore[method-assign]
+    engine = create_engine(settings.database, application_name="bench-scoring-handler")
+    sessions = session_factory(engine)
+    publisher = Publisher(settings.kafka, client_id="bench-scoring-handler")
+    await publisher.start()
+    relay = OutboxRelay(sessions=sessions, table=tables.outbox, send_many=publisher.send_many)
+    handle = stages.coro(
+        "handler",
+        responses_handler(
+            sessions=sessions, relay=relay, clock=SystemClock(), classifier=classifier,
+            timezone=settings.timezone,
+        ),
+    )  # fmt: skip
+    publish = stages.coro("relay", relay.publish_pending)
+    decode_batch = stages.sync("decode", _inbound)
+    records = _records(n)
+    try:
+        # A first batch warms up the connection pool and SQLAlchemy's statement cache.
+        await handle(_inbound(records[:batch]))
+        while await relay.publish_pending():
+            pass
+        stages.cpu.clear()
+        load = os.getloadavg()[0]
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for i in range(batch, len(records), batch):
+            await handle(decode_batch(records[i : i + batch]))
+            while await publish():
+                pass
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    finally:
+        await publisher.stop()
+        await engine.dispose()
+    done = len(records) - batch
+    print(f"handler: {done:,} events in batches of {batch}, in process (load average {load:.2f})")
+    print(f"  {done / wall:,.0f} events/s; CPU {cpu * 1000 / done:.3f} ms per event")
+    for name, spent in sorted(stages.cpu.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<24} {spent * 1e6 / done:6.1f} µs per event ({spent / cpu:5.1%})")
 
 
 def figures(
@@ -308,7 +489,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--responses", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=100)
-    parser.add_argument("--only", choices=["throughput", "figures"], help="run one part only")
+    parser.add_argument("--batch", type=int, default=500, help="the handler part's batch size")
+    parser.add_argument(
+        "--only", choices=["throughput", "handler", "figures"], help="run one part only"
+    )
     parser.add_argument("--broker", choices=["tansu", "apache-kafka"], default="tansu")
     args = parser.parse_args()
 
@@ -336,6 +520,8 @@ def main() -> None:
         dsn = postgres.url.replace("postgresql+asyncpg://", "postgresql://")
         if args.only in (None, "throughput"):
             throughput(tmp, env, dsn, broker.bootstrap_servers, args.events)
+        if args.only == "handler":
+            handler(env, args.events, args.batch)
         if args.only in (None, "figures"):
             token = idp.provider.person_token("analyst@example.com")  # a viewer
             figures(tmp, env, postgres.url, args.responses, args.repeat, token=token)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -24,18 +25,22 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TextClause,
+    any_,
+    bindparam,
     delete,
     func,
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Event, encode
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.faults import classify
 from nps_kit.logging import get_logger
-from nps_kit.metrics import LOOP_FAULTS, OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from nps_kit.metrics import LOOP_FAULTS, OUTBOX_BACKLOG, OUTBOX_PUBLISHED, labelled
 from nps_kit.publishing import Outgoing
 from nps_kit.redact import safe_error
 from nps_kit.tracing import with_trace_context
@@ -43,6 +48,10 @@ from nps_kit.tracing import with_trace_context
 log = get_logger(__name__)
 
 SendMany = Callable[[Sequence[Outgoing]], Awaitable[None]]
+
+#: The published rows' ids as one array parameter: a `DELETE` whose SQL does not grow with the
+#: batch (an `IN` list is rendered again for every batch).
+_IDS = bindparam("ids", type_=ARRAY(BigInteger))
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -58,27 +67,52 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+#: `INSERT … SELECT` statements, one per outbox table: the batch's rows as one array per
+#: column, so the SQL does not grow with the batch and SQLAlchemy compiles it once.
+_INSERTS: dict[str, TextClause] = {}
+
+
+def _insert_of(table: Table) -> TextClause:
+    statement = _INSERTS.get(table.fullname)
+    if statement is None:
+        # The rows are inserted in the order of the arrays (WITH ORDINALITY … ORDER BY), so
+        # their identity values follow the batch's order, as the relay's order needs: the
+        # identity default is evaluated as the sorted rows reach the insert.
+        statement = _INSERTS[table.fullname] = text(
+            f"INSERT INTO {table.fullname} (topic, key, value, headers) "  # noqa: S608 - our table's name
+            "SELECT topic, key, value, headers FROM unnest("
+            "CAST(:topic AS text[]), CAST(:key AS bytea[]), CAST(:value AS bytea[]), "
+            "CAST(:headers AS text[])) WITH ORDINALITY AS m(topic, key, value, headers, position) "
+            "ORDER BY position"
+        )
+    return statement
+
+
 async def add(
     session: AsyncSession, table: Table, events: list[Event], *, source: str, now: datetime
 ) -> None:
-    """Queue `events` for publishing, in the caller's transaction."""
+    """Queue `events` for publishing, in the caller's transaction, in the order given (the
+    relay publishes them in that order)."""
     if not events:
         return
-    rows = []
+    topics: list[str] = []
+    keys: list[bytes] = []
+    values: list[bytes] = []
+    headers: list[str] = []
     for event in events:
         message = encode(event, source=source, time=now)
-        rows.append(
-            {
-                "topic": event.topic.value,
-                "key": message.key,
-                "value": message.value,
-                # The trace context it is written in goes with it (docs/observability.md).
-                "headers": json.dumps(
-                    [[name, raw.decode()] for name, raw in with_trace_context(message.headers)]
-                ),
-            }
+        topics.append(event.topic.value)
+        keys.append(message.key)
+        values.append(message.value)
+        # The trace context it is written in goes with it (docs/observability.md).
+        headers.append(
+            json.dumps([[name, raw.decode()] for name, raw in with_trace_context(message.headers)])
         )
-    await session.execute(table.insert(), rows)
+    # One statement with an array per column: its SQL cost 3.8 µs of CPU per event against
+    # 8.4 for an executemany of the same rows (docs/performance.md, scoring, 2026-12-05).
+    await session.execute(
+        _insert_of(table), {"topic": topics, "key": keys, "value": values, "headers": headers}
+    )
 
 
 class OutboxRelay:
@@ -143,9 +177,12 @@ class OutboxRelay:
                     for row in rows
                 ]
             )
-            for row in rows:
-                OUTBOX_PUBLISHED.labels(topic=row.topic).inc()
-            await session.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
+            published = Counter(row.topic for row in rows)
+            for topic, n in published.items():
+                labelled(OUTBOX_PUBLISHED, topic).inc(n)
+            await session.execute(
+                delete(table).where(table.c.id == any_(_IDS)), {"ids": [row.id for row in rows]}
+            )
             # A full batch means more may wait: count them (only then, so an idle relay
             # costs nothing).
             backlog = (

@@ -1,0 +1,73 @@
+"""The kit's outbox (`nps_kit.outbox`) on PostgreSQL and the real broker: events queued in a
+transaction reach the topic in the order they were queued, batch after batch, and leave the
+table once published."""
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from sqlalchemy import func, select
+
+from nps_events import decode, dlq
+from nps_kit import outbox
+from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.messaging import Outgoing, Publisher, ensure_topics
+from nps_kit.outbox import OutboxRelay
+from nps_kit.settings import KafkaSettings
+from nps_scoring.adapters import tables as scoring_tables
+from tests.integration.kafka_helpers import NOW, a_response, read_all
+from tests.support.infra import Infra
+
+TABLE = scoring_tables.outbox
+
+
+@pytest.fixture(scope="module")
+def kafka(infra: Infra) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=infra.bootstrap_servers)
+
+
+@pytest.fixture(scope="module")
+async def topic(kafka: KafkaSettings) -> str:
+    name = f"test.outbox.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, [name, dlq(name)], partitions=1)
+    return name
+
+
+@pytest.fixture(scope="module")
+async def publisher(kafka: KafkaSettings) -> AsyncIterator[Publisher]:
+    publisher = Publisher(kafka, client_id="test-outbox")
+    await publisher.start()
+    yield publisher
+    await publisher.stop()
+
+
+async def test_the_relay_publishes_queued_events_in_the_order_they_were_queued(
+    sessions: SessionFactory, kafka: KafkaSettings, publisher: Publisher, topic: str
+) -> None:
+    customers = [f"c-{uuid.uuid4().hex[:6]}" for _ in range(3)]
+    # Two transactions, each a batch larger than the relay's, customers interleaved.
+    first = [a_response(customers[i % 3], score=i % 11) for i in range(300)]
+    second = [a_response(customers[i % 2], score=i % 11) for i in range(200)]
+    for batch in (first, second):
+        async with unit_of_work(sessions) as session:
+            await outbox.add(session, TABLE, list(batch), source="/test", now=NOW)
+
+    async def to_topic(messages: Sequence[Outgoing]) -> None:
+        # The rows name the responses' topic; this test reads its own, one partition.
+        await publisher.send_many([dataclasses.replace(m, topic=topic) for m in messages])
+
+    relay = OutboxRelay(sessions=sessions, table=TABLE, send_many=to_topic, batch_size=128)
+    published = []
+    while n := await relay.publish_pending():
+        published.append(n)
+    assert published == [128, 128, 128, 116]
+
+    records = await read_all(kafka, topic)
+    sent = [decode(r.headers, r.value) for r in records]
+    assert [(r.key, e.id) for r, e in zip(records, sent, strict=True)] == [
+        (e.customer.id.encode(), str(e.event_id())) for e in [*first, *second]
+    ]
+    assert [e.data for e in sent] == [*first, *second]
+    async with unit_of_work(sessions) as session:
+        assert await session.scalar(select(func.count()).select_from(TABLE)) == 0
