@@ -18,8 +18,8 @@ the customer search, and page 20's plan) at N open or contacted cases:
     .venv/bin/python bench/followup.py --only queue --cases 50000
 
 `--only writes` measures only what the sweeper and the consumer write (the escalations and
-`open_cases`, no API queries), with the CPU per item of this process (`time.process_time`:
-the Python side; PostgreSQL's CPU is not in it); `--profile DIR` also writes a cProfile of
+`open_cases`, no API queries), with the CPU per item of this process (`time.process_time`)
+and of the PostgreSQL server (its processes' utime + stime from /proc); `--profile DIR` also writes a cProfile of
 each (escalations, opening batches of 500) into DIR:
 
     .venv/bin/python bench/followup.py --only writes --cases 100000 --due 5000 --profile /tmp/p
@@ -210,13 +210,13 @@ async def escalate(engine: Any, due: int, policy: PolicyInForce) -> None:
             total += fired
         return total
 
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
     fired = await asyncio.gather(*(drain(s) for s in sweepers))
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    elapsed, cpu, pg = time.perf_counter() - started, time.process_time() - cpu, pg_now() - pg
     print(
         f"\nescalated {sum(fired):,} due cases with 2 sweepers {fired}: {elapsed:.1f} s "
-        f"({sum(fired) / elapsed:,.0f} timers/s; CPU of this process "
-        f"{cpu * 1000 / max(1, sum(fired)):.3f} ms per timer; {load()})"
+        f"({sum(fired) / elapsed:,.0f} timers/s; {cpu_per_item(cpu, pg, sum(fired), 'timer')}; "
+        f"{load()})"
     )
     async with engine.connect() as conn:
         escalated = await conn.scalar(
@@ -333,6 +333,40 @@ def _scored(run: str, i: int) -> ResponseScored:
     )
 
 
+def postgres_cpu(data_dir: Path) -> float:
+    """CPU seconds (user + system) of the PostgreSQL server so far: its postmaster and every
+    process it started (backends, WAL writer, checkpointer), from /proc."""
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the name: state, ppid, …; utime and stime are fields 14 and 15 of stat(5).
+        if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+#: The PostgreSQL data directory the bench measures (for `postgres_cpu`).
+PG_DATA: list[Path] = []
+
+
+def cpu_per_item(bench_cpu: float, pg_cpu: float, items: int, what: str) -> str:
+    return (
+        f"CPU per {what}: this process {bench_cpu * 1000 / max(1, items):.3f} ms, "
+        f"PostgreSQL {pg_cpu * 1000 / max(1, items):.3f} ms"
+    )
+
+
+def pg_now() -> float:
+    return postgres_cpu(PG_DATA[0]) if PG_DATA else 0.0
+
+
 def load() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -347,16 +381,17 @@ async def opening(engine: Any, policy: PolicyInForce, *, profile: Path | None = 
         batches = max(2, 2000 // size)
         prepared = [[_scored(f"open{size}-{b}", i) for i in range(size)] for b in range(batches)]
         with profiled(profile if size == 500 else None, "opening-500"):
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
             for batch in prepared:
                 async with unit_of_work(sessions) as session:
                     await open_cases(
                         FollowupRepository(session), batch, now=datetime.now(UTC), policy=policy
                     )
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            pg = pg_now() - pg
         print(
-            f"  batches of {size}: {batches * size / elapsed:,.0f} responses/s; CPU "
-            f"{cpu * 1000 / (batches * size):.3f} ms per response; {load()}"
+            f"  batches of {size}: {batches * size / elapsed:,.0f} responses/s; "
+            f"{cpu_per_item(cpu, pg, batches * size, 'response')}; {load()}"
         )
 
 
@@ -625,6 +660,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-followup-"))
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     postgres.start()
+    PG_DATA.append(postgres.data_dir)
     try:
         upgrade("nps_followup", postgres.url)
         if args.only == "figures":
