@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
-from nps_followup.adapters.bulk import columns, unnest_insert, unnest_update
+from nps_followup.adapters.bulk import any_of, columns, unnest_insert, unnest_update
 from nps_followup.domain.cases import Action, ActionState
 
 _ACTION_COLUMNS = (
@@ -101,7 +101,7 @@ class ActionStore:
         if not ids:
             return {}
         a = tables.actions
-        rows = await self.session.execute(select(a).where(a.c.action_id.in_(ids)))
+        rows = await self.session.execute(select(a).where(any_of(a.c.action_id, ids)))
         return {
             r.action_id: ActionRow(
                 r.action_id,
@@ -123,7 +123,7 @@ class ActionStore:
         a = tables.actions
         rows = await self.session.execute(
             select(a.c.case_id, a.c.action_id).where(
-                a.c.case_id.in_(ids),
+                any_of(a.c.case_id, ids),
                 a.c.channel == "ticket",
                 a.c.template.is_(None),
                 a.c.state.in_(

@@ -21,12 +21,15 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     Integer,
     String,
     Table,
     TextClause,
     Uuid,
+    any_,
+    bindparam,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -118,3 +121,12 @@ def columns(
             values = [None if v is None else json.dumps(v) for v in values]
         params[name] = values
     return params
+
+
+def any_of(column: Column[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column = ANY(:values)`: one array parameter, where `column.in_(values)` renders one
+    parameter per value, so that its SQL differs with the number of values (rendered for each
+    execution, and prepared again by PostgreSQL for each new length). Strings go without their
+    length, as in the inserts: a cast would cut a longer value short, and then match."""
+    element = String() if isinstance(column.type, String) else column.type
+    return column == any_(bindparam(None, list(values), type_=ARRAY(element)))

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nps_events import Segment
 from nps_followup.adapters import tables
 from nps_followup.adapters.action_store import insert_actions
-from nps_followup.adapters.bulk import columns, unnest_insert, unnest_update
+from nps_followup.adapters.bulk import any_of, columns, unnest_insert, unnest_update
 from nps_followup.adapters.case_rows import CASE_COLUMNS, case_from_row, case_values, with_actions
 from nps_followup.domain.cases import Case, CaseStatus, PlannedTimer, TimelineEntry
 
@@ -68,7 +68,7 @@ class CaseStore:
             return {}
         rows = await self.session.execute(
             select(tables.cases)
-            .where(tables.cases.c.case_id.in_(ids))
+            .where(any_of(tables.cases.c.case_id, ids))
             .order_by(tables.cases.c.case_id)
             .with_for_update()
         )
@@ -98,7 +98,7 @@ class CaseStore:
         rows = await self.session.execute(
             select(tables.cases)
             .where(
-                tables.cases.c.customer_id.in_(ids),
+                any_of(tables.cases.c.customer_id, ids),
                 tables.cases.c.status.in_(tables.ACTIVE),
             )
             .order_by(tables.cases.c.opened_at)
@@ -115,7 +115,7 @@ class CaseStore:
         rows = await self.session.execute(
             select(c)
             .ext(distinct_on(c.c.customer_id))
-            .where(c.c.customer_id.in_(ids), c.c.status != CaseStatus.AUTOMATED.value)
+            .where(any_of(c.c.customer_id, ids), c.c.status != CaseStatus.AUTOMATED.value)
             .order_by(c.c.customer_id, c.c.opened_at.desc())
         )
         return {row.customer_id: case_from_row(row) for row in rows}
