@@ -72,20 +72,29 @@ def _select(column: Column[Any]) -> str:
 
 # The statements are built from the names of a table's columns (`table.c[name]` refuses any
 # other) at import time, never from input; every value is a bound parameter.
-def _unnest(table: Table, names: Sequence[str]) -> str:
+def _unnest(table: Table, names: Sequence[str], *, ordered: bool = False) -> str:
     arrays = ", ".join(f"CAST(:{n} AS {_element(table.c[n])}[])" for n in names)
-    return f"unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, ord)"
+    if ordered:
+        return f"unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, ord)"
+    return f"unnest({arrays}) AS u({', '.join(names)})"
 
 
 def unnest_insert(
-    table: Table, names: Sequence[str], *, on_conflict: str = "DO NOTHING", returning: str = ""
+    table: Table,
+    names: Sequence[str],
+    *,
+    ordered: bool = False,
+    on_conflict: str = "DO NOTHING",
+    returning: str = "",
 ) -> TextClause:
-    """`INSERT INTO table (names) SELECT … FROM unnest(:name, …)`, the rows in the order of
-    the arrays (an identity column numbers them in that order)."""
+    """`INSERT INTO table (names) SELECT … FROM unnest(:name, …)`; `ordered`: the rows in the
+    order of the arrays, so that an identity column numbers them in that order (a sort that
+    tables without one do without)."""
     values = ", ".join(_select(table.c[n]) for n in names)
     sql = (
         f"INSERT INTO {table.fullname} ({', '.join(names)}) SELECT {values} "  # noqa: S608 - names of the table's columns
-        f"FROM {_unnest(table, names)} ORDER BY u.ord ON CONFLICT {on_conflict}"
+        f"FROM {_unnest(table, names, ordered=ordered)}"
+        f"{' ORDER BY u.ord' if ordered else ''} ON CONFLICT {on_conflict}"
     )
     if returning:
         sql += f" RETURNING {returning}"

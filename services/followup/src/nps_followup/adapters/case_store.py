@@ -43,7 +43,8 @@ _TIMELINE_COLUMNS = (
     "actor_rule",
     "details",
 )
-_INSERT_TIMELINE = unnest_insert(tables.timeline, _TIMELINE_COLUMNS)
+#: In the order recorded: `seq` numbers the case's history.
+_INSERT_TIMELINE = unnest_insert(tables.timeline, _TIMELINE_COLUMNS, ordered=True)
 
 
 class CaseStore:
