@@ -17,6 +17,13 @@ the customer search, and page 20's plan) at N open or contacted cases:
 
     .venv/bin/python bench/followup.py --only queue --cases 50000
 
+`--only writes` measures only what the sweeper and the consumer write (the escalations and
+`open_cases`, no API queries), with the CPU per item of this process (`time.process_time`)
+and of the PostgreSQL server (its processes' utime + stime from /proc); `--profile DIR` also writes a cProfile of
+each (escalations, opening batches of 500) into DIR:
+
+    .venv/bin/python bench/followup.py --only writes --cases 100000 --due 5000 --profile /tmp/p
+
 `--only figures` measures the dashboard's closed-loop figures at N cases opened over the past
 year (by team, by owner, both as two concurrent calls as the console asked before, both in one
 GROUPING SETS pass as it asks now), and prints the one pass's plan:
@@ -27,6 +34,8 @@ GROUPING SETS pass as it asks now), and prints the one pass's plan:
 import argparse
 import asyncio
 import contextlib
+import cProfile
+import os
 import statistics
 import tempfile
 import time
@@ -114,13 +123,39 @@ async def timed(what: str, statement: str, engine: Any, **params: object) -> Non
     print(f"  {what}: {result.rowcount:,} rows in {time.perf_counter() - started:.1f} s")
 
 
-async def run(url: str, n: int, due: int, policy: PolicyInForce) -> None:
+@contextlib.contextmanager
+def profiled(profile: Path | None, name: str) -> Any:
+    """cProfile the block into `profile/name.prof` (nothing without `profile`)."""
+    if profile is None:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profile.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(profile / f"{name}.prof")
+
+
+async def run(
+    url: str,
+    n: int,
+    due: int,
+    policy: PolicyInForce,
+    *,
+    api_queries: bool = True,
+    profile: Path | None = None,
+) -> None:
     engine = create_async_engine(url, pool_size=8)
     await generate(engine, n, due)
     await explain(engine)
-    await escalate(engine, due, policy)
-    await api(engine)
-    await opening(engine, policy)
+    with profiled(profile, "escalations"):
+        await escalate(engine, due, policy)
+    if api_queries:
+        await api(engine)
+    await opening(engine, policy, profile=profile)
     await engine.dispose()
 
 
@@ -175,12 +210,13 @@ async def escalate(engine: Any, due: int, policy: PolicyInForce) -> None:
             total += fired
         return total
 
-    started = time.perf_counter()
+    started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
     fired = await asyncio.gather(*(drain(s) for s in sweepers))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu, pg = time.perf_counter() - started, time.process_time() - cpu, pg_now() - pg
     print(
         f"\nescalated {sum(fired):,} due cases with 2 sweepers {fired}: {elapsed:.1f} s "
-        f"({sum(fired) / elapsed:,.0f} timers/s)"
+        f"({sum(fired) / elapsed:,.0f} timers/s; {cpu_per_item(cpu, pg, sum(fired), 'timer')}; "
+        f"{load()})"
     )
     async with engine.connect() as conn:
         escalated = await conn.scalar(
@@ -297,22 +333,66 @@ def _scored(run: str, i: int) -> ResponseScored:
     )
 
 
-async def opening(engine: Any, policy: PolicyInForce) -> None:
+def postgres_cpu(data_dir: Path) -> float:
+    """CPU seconds (user + system) of the PostgreSQL server so far: its postmaster and every
+    process it started (backends, WAL writer, checkpointer), from /proc."""
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the name: state, ppid, …; utime and stime are fields 14 and 15 of stat(5).
+        if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+#: The PostgreSQL data directory the bench measures (for `postgres_cpu`).
+PG_DATA: list[Path] = []
+
+
+def cpu_per_item(bench_cpu: float, pg_cpu: float, items: int, what: str) -> str:
+    return (
+        f"CPU per {what}: this process {bench_cpu * 1000 / max(1, items):.3f} ms, "
+        f"PostgreSQL {pg_cpu * 1000 / max(1, items):.3f} ms"
+    )
+
+
+def pg_now() -> float:
+    return postgres_cpu(PG_DATA[0]) if PG_DATA else 0.0
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+async def opening(engine: Any, policy: PolicyInForce, *, profile: Path | None = None) -> None:
     """The consumer's use case on top of the 1M cases: responses per second by batch size
-    (the runner hands it what one `getmany` returned for a partition)."""
+    (the runner hands it what one `getmany` returned for a partition), and the CPU per
+    response of this process (building the batch's events is left out of both)."""
     sessions = session_factory(engine)
     print("\nopening cases (open_cases, one transaction per batch; scores 0–10 evenly):")
     for size in (1, 10, 100, 500):
         batches = max(2, 2000 // size)
-        started = time.perf_counter()
-        for b in range(batches):
-            batch = [_scored(f"open{size}-{b}", i) for i in range(size)]
-            async with unit_of_work(sessions) as session:
-                await open_cases(
-                    FollowupRepository(session), batch, now=datetime.now(UTC), policy=policy
-                )
-        rate = batches * size / (time.perf_counter() - started)
-        print(f"  batches of {size}: {rate:,.0f} responses/s")
+        prepared = [[_scored(f"open{size}-{b}", i) for i in range(size)] for b in range(batches)]
+        with profiled(profile if size == 500 else None, "opening-500"):
+            started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
+            for batch in prepared:
+                async with unit_of_work(sessions) as session:
+                    await open_cases(
+                        FollowupRepository(session), batch, now=datetime.now(UTC), policy=policy
+                    )
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            pg = pg_now() - pg
+        print(
+            f"  batches of {size}: {batches * size / elapsed:,.0f} responses/s; "
+            f"{cpu_per_item(cpu, pg, batches * size, 'response')}; {load()}"
+        )
 
 
 QUEUE_CASES = """
@@ -563,9 +643,13 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument(
         "--only",
-        choices=["queue", "figures"],
+        choices=["queue", "figures", "writes"],
         help="queue: only the console's queue, at --cases open or contacted cases; figures: "
-        "only the dashboard's closed-loop figures, at --cases cases over a year",
+        "only the dashboard's closed-loop figures, at --cases cases over a year; writes: only "
+        "the escalations and opening cases (no API queries)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="write a cProfile of the escalations and of opening here"
     )
     parser.add_argument("--closed", type=int, default=100_000, help="--only queue: finished")
     parser.add_argument("--repeat", type=int, default=100)
@@ -576,6 +660,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-followup-"))
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     postgres.start()
+    PG_DATA.append(postgres.data_dir)
     try:
         upgrade("nps_followup", postgres.url)
         if args.only == "figures":
@@ -583,7 +668,16 @@ def main() -> None:
         elif args.only == "queue":
             asyncio.run(queue(postgres.url, args.cases, args.closed, args.repeat, policy))
         else:
-            asyncio.run(run(postgres.url, args.cases, args.due, policy))
+            asyncio.run(
+                run(
+                    postgres.url,
+                    args.cases,
+                    args.due,
+                    policy,
+                    api_queries=args.only != "writes",
+                    profile=args.profile,
+                )
+            )
     finally:
         postgres.stop()
     print(f"\n(run id {uuid.uuid4().hex[:6]}, data in {tmp})")

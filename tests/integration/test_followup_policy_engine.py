@@ -6,11 +6,13 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from nps_events import (
@@ -683,3 +685,73 @@ async def test_notices_carry_who_the_customer_is_and_messages_carry_the_team(
     [email] = [d for t, d in commands if t == "io.npsloop.action.send-email.v1"]
     assert email["team"] == opened.team is not None
     assert email["owner"] == opened.owner is not None  # the default policy's owners are people
+
+
+async def test_a_batch_of_cases_is_stored_as_given_one_array_per_column(
+    sessions: SessionFactory,
+) -> None:
+    """The batch's inserts pass one array per column (`adapters.bulk`): lists (the themes)
+    and JSON (the customer) come back whole and in order, and the timeline keeps the order
+    its entries were recorded in."""
+    customer = Customer(
+        id="bulk-1", email="bulk-1@example.com", name="Zoë", attributes={"plan": "gold"}
+    )
+    response = scored("bulk-1", 2).model_copy(
+        update={"customer": customer, "themes": ["support", "delivery", "price"]}
+    )
+    async with unit_of_work(sessions) as session:
+        [opened] = await open_cases(FollowupRepository(session), [response], now=NOW, policy=POLICY)
+    stored = await case(sessions, opened.case_id)
+    assert stored.themes == ("support", "delivery", "price")
+    assert stored.customer == customer
+    assert stored.due_at == opened.due_at
+    assert [e.kind for e in stored.timeline] == ["opened", "assigned"]
+    assert {a.channel: a.state.value for a in stored.actions} == {
+        "email": "planned",
+        "staff": "planned",
+        "ticket": "planned",
+    }
+
+
+async def test_a_value_too_long_for_its_column_is_refused_not_cut(
+    sessions: SessionFactory,
+) -> None:
+    """The arrays are typed without a length: the column refuses a value that does not fit,
+    as the row-by-row insert did, instead of a cast cutting it short."""
+    async with unit_of_work(sessions) as session:
+        [opened] = await open_cases(
+            FollowupRepository(session), [scored("bulk-2", 2)], now=NOW, policy=POLICY
+        )
+    too_long = replace(
+        opened, case_id=uuid.uuid4(), response_id=uuid.uuid4(), rule="r" * 101, actions=()
+    )
+    with pytest.raises(DBAPIError, match="too long"):
+        async with unit_of_work(sessions) as session:
+            await FollowupRepository(session).add_cases(
+                [too_long], [], exempt=set(), priority={}, fired=set()
+            )
+    async with sessions() as session:
+        assert await FollowupRepository(session).get_case(too_long.case_id) is None
+
+
+async def test_saving_many_cases_gives_each_its_own_fields_and_the_last_of_a_repeat(
+    sessions: SessionFactory,
+) -> None:
+    async with unit_of_work(sessions) as session:
+        first, second = await open_cases(
+            FollowupRepository(session),
+            [scored("bulk-3", 2), scored("bulk-4", 2)],
+            now=NOW,
+            policy=POLICY,
+        )
+    async with unit_of_work(sessions) as session:
+        await FollowupRepository(session).save_cases(
+            [
+                replace(first, escalation_level=1),
+                replace(second, escalation_level=2, owner="alex@example.com"),
+                replace(first, escalation_level=3),
+            ]
+        )
+    assert (await case(sessions, first.case_id)).escalation_level == 3
+    saved = await case(sessions, second.case_id)
+    assert (saved.escalation_level, saved.owner) == (2, "alex@example.com")

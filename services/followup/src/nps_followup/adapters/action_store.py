@@ -5,12 +5,33 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
+from nps_followup.adapters.bulk import any_of, columns, unnest_insert, unnest_update
 from nps_followup.domain.cases import Action, ActionState
+
+_ACTION_COLUMNS = (
+    "action_id",
+    "case_id",
+    "channel",
+    "template",
+    "priority",
+    "recipient",
+    "exempt_from_cap",
+    "state",
+    "scheduled_for",
+    "requested_at",
+    "updated_at",
+)
+_INSERT_ACTIONS = unnest_insert(tables.actions, _ACTION_COLUMNS)
+_SET_STATES = unnest_update(
+    tables.actions,
+    "action_id",
+    ("state", "reason"),
+    also={"updated_at": "CAST(:at AS timestamptz)", "requested_at": "CAST(:at AS timestamptz)"},
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,25 +58,23 @@ async def insert_actions(
     """Actions of any number of cases, in one statement."""
     if not actions:
         return
-    await session.execute(
-        insert(tables.actions).on_conflict_do_nothing(),
-        [
-            {
-                "action_id": a.action_id,
-                "case_id": case_id,
-                "channel": a.channel,
-                "template": a.template,
-                "priority": (priority or {}).get(a.action_id),
-                "recipient": (recipient or {}).get(a.action_id),
-                "exempt_from_cap": a.action_id in exempt,
-                "state": a.state.value,
-                "scheduled_for": a.scheduled_for,
-                "requested_at": a.requested_at,
-                "updated_at": a.updated_at,
-            }
-            for case_id, a in actions
-        ],
-    )
+    rows = [
+        {
+            "action_id": a.action_id,
+            "case_id": case_id,
+            "channel": a.channel,
+            "template": a.template,
+            "priority": (priority or {}).get(a.action_id),
+            "recipient": (recipient or {}).get(a.action_id),
+            "exempt_from_cap": a.action_id in exempt,
+            "state": a.state.value,
+            "scheduled_for": a.scheduled_for,
+            "requested_at": a.requested_at,
+            "updated_at": a.updated_at,
+        }
+        for case_id, a in actions
+    ]
+    await session.execute(_INSERT_ACTIONS, columns(tables.actions, _ACTION_COLUMNS, rows))
 
 
 class ActionStore:
@@ -82,7 +101,7 @@ class ActionStore:
         if not ids:
             return {}
         a = tables.actions
-        rows = await self.session.execute(select(a).where(a.c.action_id.in_(ids)))
+        rows = await self.session.execute(select(a).where(any_of(a.c.action_id, ids)))
         return {
             r.action_id: ActionRow(
                 r.action_id,
@@ -104,7 +123,7 @@ class ActionStore:
         a = tables.actions
         rows = await self.session.execute(
             select(a.c.case_id, a.c.action_id).where(
-                a.c.case_id.in_(ids),
+                any_of(a.c.case_id, ids),
                 a.c.channel == "ticket",
                 a.c.template.is_(None),
                 a.c.state.in_(
@@ -117,24 +136,19 @@ class ActionStore:
     async def set_action_states(
         self, states: Sequence[tuple[uuid.UUID, ActionState, str | None]], *, at: datetime
     ) -> None:
-        """(action, state, reason) for any number of actions, in one executemany."""
+        """(action, state, reason) for any number of actions, in one statement."""
         if not states:
             return
-        a = tables.actions
+        rows = [
+            {"action_id": action_id, "state": state.value, "reason": reason}
+            for action_id, state, reason in states
+        ]
         await self.session.execute(
-            update(a)
-            .where(a.c.action_id == bindparam("b_action_id"))
-            .values(
-                state=bindparam("b_state"),
-                reason=bindparam("b_reason"),
-                updated_at=at,
-                requested_at=at,
-            )
-            .execution_options(synchronize_session=False),
-            [
-                {"b_action_id": action_id, "b_state": state.value, "b_reason": reason}
-                for action_id, state, reason in states
-            ],
+            _SET_STATES,
+            {
+                **columns(tables.actions, ("action_id", "state", "reason"), rows, key="action_id"),
+                "at": at,
+            },
         )
 
     async def record_action_outcome(

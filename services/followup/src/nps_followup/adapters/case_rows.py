@@ -78,6 +78,33 @@ def stored_customer(data: dict[str, Any]) -> Customer:
     )
 
 
+#: The columns `case_values` gives, in its order.
+CASE_COLUMNS = (
+    "case_id",
+    "response_id",
+    "source",
+    "survey_id",
+    "customer_id",
+    "customer_email",
+    "customer_name",
+    "customer",
+    "segment",
+    "score",
+    "comment",
+    "themes",
+    "status",
+    "opened_at",
+    "due_at",
+    "remind_at",
+    "second_level_at",
+    "rule",
+    "team",
+    "owner",
+    "latest_score",
+    "recovered",
+)
+
+
 def case_values(c: Case) -> dict[str, Any]:
     return {
         "case_id": c.case_id,

@@ -3,15 +3,48 @@
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Segment
 from nps_followup.adapters import tables
 from nps_followup.adapters.action_store import insert_actions
-from nps_followup.adapters.case_rows import case_from_row, case_values, with_actions
+from nps_followup.adapters.bulk import any_of, columns, unnest_insert, unnest_update
+from nps_followup.adapters.case_rows import CASE_COLUMNS, case_from_row, case_values, with_actions
 from nps_followup.domain.cases import Case, CaseStatus, PlannedTimer, TimelineEntry
+
+_INSERT_CASES = unnest_insert(tables.cases, CASE_COLUMNS, returning="case_id")
+_TIMER_COLUMNS = ("timer_id", "case_id", "kind", "action_id", "fire_at", "state", "fired_at")
+_INSERT_TIMERS = unnest_insert(tables.timers, _TIMER_COLUMNS)
+#: The lifecycle fields `save_cases` writes.
+_LIFECYCLE = (
+    "status",
+    "owner",
+    "escalation_level",
+    "first_contact_at",
+    "resolved_at",
+    "closed_at",
+    "root_cause",
+    "due_at",
+    "remind_at",
+    "second_level_at",
+)
+_SAVE_CASES = unnest_update(tables.cases, "case_id", _LIFECYCLE)
+_LATEST_SCORES = unnest_update(tables.cases, "case_id", ("latest_score", "recovered"))
+_TIMELINE_COLUMNS = (
+    "entry_id",
+    "case_id",
+    "kind",
+    "at",
+    "actor",
+    "actor_kind",
+    "actor_id",
+    "actor_rule",
+    "details",
+)
+#: In the order recorded: `seq` numbers the case's history.
+_INSERT_TIMELINE = unnest_insert(tables.timeline, _TIMELINE_COLUMNS, ordered=True)
 
 
 class CaseStore:
@@ -36,7 +69,7 @@ class CaseStore:
             return {}
         rows = await self.session.execute(
             select(tables.cases)
-            .where(tables.cases.c.case_id.in_(ids))
+            .where(any_of(tables.cases.c.case_id, ids))
             .order_by(tables.cases.c.case_id)
             .with_for_update()
         )
@@ -66,7 +99,7 @@ class CaseStore:
         rows = await self.session.execute(
             select(tables.cases)
             .where(
-                tables.cases.c.customer_id.in_(ids),
+                any_of(tables.cases.c.customer_id, ids),
                 tables.cases.c.status.in_(tables.ACTIVE),
             )
             .order_by(tables.cases.c.opened_at)
@@ -83,7 +116,7 @@ class CaseStore:
         rows = await self.session.execute(
             select(c)
             .ext(distinct_on(c.c.customer_id))
-            .where(c.c.customer_id.in_(ids), c.c.status != CaseStatus.AUTOMATED.value)
+            .where(any_of(c.c.customer_id, ids), c.c.status != CaseStatus.AUTOMATED.value)
             .order_by(c.c.customer_id, c.c.opened_at.desc())
         )
         return {row.customer_id: case_from_row(row) for row in rows}
@@ -102,14 +135,12 @@ class CaseStore:
         is left as it was)."""
         if not cases:
             return set()
-        # executemany ("insertmanyvalues" batches it): a multi-VALUES statement built in Python
-        # would spend more time compiling its bind parameters than PostgreSQL inserting.
+        # One statement with an array per column (`adapters.bulk`): an executemany ran the
+        # insert once per case, and the timers' once per timer.
+        rows = [case_values(c) for c in cases]
         inserted = set(
             (
-                await self.session.execute(
-                    insert(tables.cases).on_conflict_do_nothing().returning(tables.cases.c.case_id),
-                    [case_values(c) for c in cases],
-                )
+                await self.session.execute(_INSERT_CASES, columns(tables.cases, CASE_COLUMNS, rows))
             ).scalars()
         )
         await insert_actions(
@@ -118,7 +149,7 @@ class CaseStore:
             exempt=exempt,
             priority=priority,
         )
-        rows = [
+        timer_rows = [
             {
                 "timer_id": t.timer_id,
                 "case_id": case_id,
@@ -131,48 +162,35 @@ class CaseStore:
             for case_id, t in timers
             if case_id in inserted
         ]
-        if rows:
-            await self.session.execute(insert(tables.timers).on_conflict_do_nothing(), rows)
+        if timer_rows:
+            await self.session.execute(
+                _INSERT_TIMERS, columns(tables.timers, _TIMER_COLUMNS, timer_rows)
+            )
         return inserted
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
         """Write the lifecycle fields of any number of cases (not the latest score: see
-        `record_latest_scores`), in one executemany."""
+        `record_latest_scores`), in one statement."""
         if not cases:
             return
-        c = tables.cases
+        rows = [
+            {
+                "case_id": case.case_id,
+                "status": case.status.value,
+                "owner": case.owner,
+                "escalation_level": case.escalation_level,
+                "first_contact_at": case.first_contact_at,
+                "resolved_at": case.resolved_at,
+                "closed_at": case.closed_at,
+                "root_cause": case.root_cause,
+                "due_at": case.due_at,
+                "remind_at": case.remind_at,
+                "second_level_at": case.second_level_at,
+            }
+            for case in cases
+        ]
         await self.session.execute(
-            update(c)
-            .where(c.c.case_id == bindparam("b_case_id"))
-            .values(
-                status=bindparam("b_status"),
-                owner=bindparam("b_owner"),
-                escalation_level=bindparam("b_level"),
-                first_contact_at=bindparam("b_first_contact_at"),
-                resolved_at=bindparam("b_resolved_at"),
-                closed_at=bindparam("b_closed_at"),
-                root_cause=bindparam("b_root_cause"),
-                due_at=bindparam("b_due_at"),
-                remind_at=bindparam("b_remind_at"),
-                second_level_at=bindparam("b_second_level_at"),
-            )
-            .execution_options(synchronize_session=False),
-            [
-                {
-                    "b_case_id": case.case_id,
-                    "b_status": case.status.value,
-                    "b_owner": case.owner,
-                    "b_level": case.escalation_level,
-                    "b_first_contact_at": case.first_contact_at,
-                    "b_resolved_at": case.resolved_at,
-                    "b_closed_at": case.closed_at,
-                    "b_root_cause": case.root_cause,
-                    "b_due_at": case.due_at,
-                    "b_remind_at": case.remind_at,
-                    "b_second_level_at": case.second_level_at,
-                }
-                for case in cases
-            ],
+            _SAVE_CASES, columns(tables.cases, ("case_id", *_LIFECYCLE), rows, key="case_id")
         )
 
     async def update_case_response(
@@ -196,16 +214,13 @@ class CaseStore:
         columns: a person working the case at the same time loses nothing."""
         if not cases:
             return
-        c = tables.cases
+        rows = [
+            {"case_id": x.case_id, "latest_score": x.latest_score, "recovered": x.recovered}
+            for x in cases
+        ]
         await self.session.execute(
-            update(c)
-            .where(c.c.case_id == bindparam("b_case_id"))
-            .values(latest_score=bindparam("b_score"), recovered=bindparam("b_recovered"))
-            .execution_options(synchronize_session=False),
-            [
-                {"b_case_id": x.case_id, "b_score": x.latest_score, "b_recovered": x.recovered}
-                for x in cases
-            ],
+            _LATEST_SCORES,
+            columns(tables.cases, ("case_id", "latest_score", "recovered"), rows, key="case_id"),
         )
 
     async def reserve_turns(self, team: str, count: int) -> int:
@@ -224,20 +239,20 @@ class CaseStore:
         """Timeline entries of any number of cases, in one statement."""
         if not entries:
             return
+        rows = [
+            {
+                "entry_id": e.entry_id,
+                "case_id": case_id,
+                "kind": e.kind,
+                "at": e.at,
+                "actor": e.actor.label() if e.actor else None,
+                "actor_kind": e.actor.kind.value if e.actor else None,
+                "actor_id": e.actor.id if e.actor else None,
+                "actor_rule": e.actor.rule if e.actor else None,
+                "details": e.details,
+            }
+            for case_id, e in entries
+        ]
         await self.session.execute(
-            insert(tables.timeline).on_conflict_do_nothing(),
-            [
-                {
-                    "entry_id": e.entry_id,
-                    "case_id": case_id,
-                    "kind": e.kind,
-                    "at": e.at,
-                    "actor": e.actor.label() if e.actor else None,
-                    "actor_kind": e.actor.kind.value if e.actor else None,
-                    "actor_id": e.actor.id if e.actor else None,
-                    "actor_rule": e.actor.rule if e.actor else None,
-                    "details": e.details,
-                }
-                for case_id, e in entries
-            ],
+            _INSERT_TIMELINE, columns(tables.timeline, _TIMELINE_COLUMNS, rows)
         )

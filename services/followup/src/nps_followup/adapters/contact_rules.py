@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
+from nps_followup.adapters.bulk import any_of
 from nps_followup.domain.contact_rules import DoNotContactEntry
 
 
@@ -24,7 +25,7 @@ class ContactRuleStore:
         if ids:
             d = tables.do_not_contact
             rows = await self.session.execute(
-                select(d.c.customer_id, d.c.scope).where(d.c.customer_id.in_(ids))
+                select(d.c.customer_id, d.c.scope).where(any_of(d.c.customer_id, ids))
             )
             for row in rows:
                 found[row.customer_id].add(row.scope)
@@ -68,7 +69,7 @@ class ContactRuleStore:
         if not ids:
             return {}
         m = tables.last_messages
-        rows = await self.session.execute(select(m).where(m.c.customer_id.in_(ids)))
+        rows = await self.session.execute(select(m).where(any_of(m.c.customer_id, ids)))
         return {r.customer_id: r.at for r in rows}
 
     async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Segment
 from nps_followup.adapters import tables
+from nps_followup.adapters.bulk import any_of
 from nps_followup.domain.cases import NotActedOn, SetAside
 from nps_followup.domain.simulation import StoredResponse
 
@@ -30,7 +31,7 @@ class ResponseRecords:
             return {}
         rows = await self.session.execute(
             select(tables.cases.c.response_id, tables.cases.c.case_id).where(
-                tables.cases.c.response_id.in_(ids)
+                any_of(tables.cases.c.response_id, ids)
             )
         )
         return {row.response_id: row.case_id for row in rows}

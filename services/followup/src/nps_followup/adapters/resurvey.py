@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
+from nps_followup.adapters.bulk import any_of
 from nps_followup.domain.cases import TimerKind
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 
@@ -43,7 +44,7 @@ class ResurveyStore:
         s = tables.scored_responses
         rows = await self.session.execute(
             select(s.c.customer_id, func.max(s.c.responded_at).label("at"))
-            .where(s.c.customer_id.in_(ids), s.c.backfill.is_(False))
+            .where(any_of(s.c.customer_id, ids), s.c.backfill.is_(False))
             .group_by(s.c.customer_id)
         )
         return {row.customer_id: row.at for row in rows}
@@ -89,7 +90,7 @@ class ResurveyStore:
         r = tables.resurveys
         rows = await self.session.execute(
             select(r.c.case_id, r.c.requested_at).where(
-                r.c.case_id.in_(ids), r.c.answered_at.is_(None)
+                any_of(r.c.case_id, ids), r.c.answered_at.is_(None)
             )
         )
         return {row.case_id: row.requested_at for row in rows}

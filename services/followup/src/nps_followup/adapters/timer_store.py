@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
+from nps_followup.adapters.bulk import any_of
 from nps_followup.domain.cases import PlannedTimer, TimerKind
 
 
@@ -54,7 +55,7 @@ class TimerStore:
         if timer_ids:
             await self.session.execute(
                 update(tables.timers)
-                .where(tables.timers.c.timer_id.in_(timer_ids))
+                .where(any_of(tables.timers.c.timer_id, timer_ids))
                 .values(state="fired", fired_at=now)
             )
 

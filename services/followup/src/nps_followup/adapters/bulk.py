@@ -1,0 +1,141 @@
+"""Bulk writes as one statement with one array parameter per column: `INSERT … SELECT FROM
+unnest(…)` and `UPDATE … FROM unnest(…)`.
+
+PostgreSQL runs such a statement once for the whole batch, and its SQL does not grow with
+the batch, so it is compiled once per process. An executemany of the same rows (what
+SQLAlchemy and asyncpg do with a list of parameter sets) runs the statement once per row:
+measured in `bench/followup.py`, the batch's inserts and updates took 2.3 s of 5.7 s for
+six batches of 500 new cases (docs/performance.md, "Followup at scale").
+
+The arrays are typed without a length (`text[]`, not `varchar(100)[]`): a cast to
+`varchar(n)` truncates silently, while the assignment to the column refuses a value that is
+too long, as the row-by-row statement did. JSON values (and arrays, which `unnest` would
+flatten) travel as JSON text and are converted in the statement.
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    TextClause,
+    Uuid,
+    any_,
+    bindparam,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+#: The array element of each column type (the first that matches); JSON and arrays travel as
+#: JSON text (see `_select`), strings without their length.
+_ELEMENTS: tuple[tuple[type[Any], str], ...] = (
+    (JSONB, "text"),
+    (ARRAY, "text"),
+    (Uuid, "uuid"),
+    (BigInteger, "bigint"),
+    (Integer, "integer"),
+    (Boolean, "boolean"),
+    (String, "text"),  # String and Text
+)
+
+
+def _element(column: Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, DateTime):
+        return "timestamptz" if kind.timezone else "timestamp"
+    for python, element in _ELEMENTS:
+        if isinstance(kind, python):
+            return element
+    raise TypeError(f"no array form for {column.name}: {kind!r}")
+
+
+def _select(column: Column[Any]) -> str:
+    """The value of `column` from the unnested row `u`."""
+    name = column.name
+    if isinstance(column.type, JSONB):
+        return f"CAST(u.{name} AS jsonb)"
+    if isinstance(column.type, ARRAY):
+        return (
+            f"ARRAY(SELECT e.v FROM jsonb_array_elements_text(CAST(u.{name} AS jsonb)) "  # noqa: S608 - a column's name
+            "WITH ORDINALITY AS e(v, n) ORDER BY e.n)"
+        )
+    return f"u.{name}"
+
+
+# The statements are built from the names of a table's columns (`table.c[name]` refuses any
+# other) at import time, never from input; every value is a bound parameter.
+def _unnest(table: Table, names: Sequence[str], *, ordered: bool = False) -> str:
+    arrays = ", ".join(f"CAST(:{n} AS {_element(table.c[n])}[])" for n in names)
+    if ordered:
+        return f"unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, ord)"
+    return f"unnest({arrays}) AS u({', '.join(names)})"
+
+
+def unnest_insert(
+    table: Table,
+    names: Sequence[str],
+    *,
+    ordered: bool = False,
+    on_conflict: str = "DO NOTHING",
+    returning: str = "",
+) -> TextClause:
+    """`INSERT INTO table (names) SELECT … FROM unnest(:name, …)`; `ordered`: the rows in the
+    order of the arrays, so that an identity column numbers them in that order (a sort that
+    tables without one do without)."""
+    values = ", ".join(_select(table.c[n]) for n in names)
+    sql = (
+        f"INSERT INTO {table.fullname} ({', '.join(names)}) SELECT {values} "  # noqa: S608 - names of the table's columns
+        f"FROM {_unnest(table, names, ordered=ordered)}"
+        f"{' ORDER BY u.ord' if ordered else ''} ON CONFLICT {on_conflict}"
+    )
+    if returning:
+        sql += f" RETURNING {returning}"
+    return text(sql)
+
+
+def unnest_update(
+    table: Table, key: str, names: Sequence[str], *, also: Mapping[str, str] | None = None
+) -> TextClause:
+    """`UPDATE table SET name = u.name, … FROM unnest(:key, :name, …) WHERE key = u.key`; `also`
+    sets more columns to one SQL expression each (of scalar parameters). Each key at most
+    once (see `columns`)."""
+    sets = [f"{n} = {_select(table.c[n])}" for n in names]
+    sets += [f"{n} = {expression}" for n, expression in (also or {}).items()]
+    return text(
+        f"UPDATE {table.fullname} AS t SET {', '.join(sets)} "  # noqa: S608 - names of the table's columns
+        f"FROM {_unnest(table, [key, *names])} WHERE t.{key} = u.{key}"
+    )
+
+
+def columns(
+    table: Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]], *, key: str = ""
+) -> dict[str, list[Any]]:
+    """The rows as one list per column, the parameters of `unnest_insert`/`unnest_update`. With
+    `key`, a key given twice keeps its last row (what a row-by-row update left)."""
+    if key:
+        rows = list({row[key]: row for row in rows}.values())
+    params: dict[str, list[Any]] = {}
+    for name in names:
+        kind = table.c[name].type
+        values = [row[name] for row in rows]
+        if isinstance(kind, JSONB | ARRAY):
+            values = [None if v is None else json.dumps(v) for v in values]
+        params[name] = values
+    return params
+
+
+def any_of(column: Column[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column = ANY(:values)`: one array parameter, where `column.in_(values)` renders one
+    parameter per value, so that its SQL differs with the number of values (rendered for each
+    execution, and prepared again by PostgreSQL for each new length). Strings go without their
+    length, as in the inserts: a cast would cut a longer value short, and then match."""
+    element = String() if isinstance(column.type, String) else column.type
+    return column == any_(bindparam(None, list(values), type_=ARRAY(element)))

@@ -1,0 +1,54 @@
+"""followup's bulk statements (`adapters/bulk.py`): one array per column, typed without a
+length, JSON and lists as JSON text, and a repeated key updated once with its last row."""
+
+import json
+import uuid
+
+from nps_followup.adapters import tables
+from nps_followup.adapters.bulk import columns, unnest_insert, unnest_update
+
+
+def test_arrays_are_typed_without_a_length_so_the_column_refuses_a_long_value() -> None:
+    sql = unnest_insert(tables.cases, ("case_id", "source", "opened_at", "score")).text
+    assert "CAST(:case_id AS uuid[])" in sql
+    assert "CAST(:source AS text[])" in sql  # not varchar(100)[], which would cut it short
+    assert "CAST(:opened_at AS timestamptz[])" in sql
+    assert "CAST(:score AS integer[])" in sql
+
+
+def test_only_an_ordered_insert_sorts_by_the_arrays_position() -> None:
+    assert "ORDER BY u.ord" in unnest_insert(tables.timeline, ("entry_id",), ordered=True).text
+    assert "ORDER BY" not in unnest_insert(tables.timers, ("timer_id",)).text
+
+
+def test_json_and_lists_travel_as_json_text_and_none_stays_null() -> None:
+    rows = [
+        {"customer": {"id": "c1", "name": "Zoë"}, "themes": ["support", "price"]},
+        {"customer": None, "themes": []},
+    ]
+    params = columns(tables.cases, ("customer", "themes"), rows)
+    assert [None if v is None else json.loads(v) for v in params["customer"]] == [
+        {"id": "c1", "name": "Zoë"},
+        None,
+    ]
+    assert [json.loads(v) for v in params["themes"]] == [["support", "price"], []]
+    sql = unnest_insert(tables.cases, ("customer", "themes")).text
+    assert "CAST(u.customer AS jsonb)" in sql
+    assert "jsonb_array_elements_text(CAST(u.themes AS jsonb)) WITH ORDINALITY" in sql
+
+
+def test_a_key_given_twice_is_updated_once_with_its_last_row() -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    rows = [
+        {"case_id": first, "escalation_level": 1},
+        {"case_id": second, "escalation_level": 2},
+        {"case_id": first, "escalation_level": 3},
+    ]
+    params = columns(tables.cases, ("case_id", "escalation_level"), rows, key="case_id")
+    assert dict(zip(params["case_id"], params["escalation_level"], strict=True)) == {
+        first: 3,
+        second: 2,
+    }
+    sql = unnest_update(tables.cases, "case_id", ("escalation_level",)).text
+    assert "SET escalation_level = u.escalation_level" in sql
+    assert sql.endswith("WHERE t.case_id = u.case_id")
