@@ -94,6 +94,8 @@ def test_topics_are_created_as_the_environment_says(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("KAFKA_TOPIC_REPLICATION_FACTOR", "3")
     monkeypatch.setenv("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "2")
     monkeypatch.setenv("KAFKA_METADATA_MAX_AGE_MS", "30000")
+    monkeypatch.setenv("KAFKA_FETCH_MAX_WAIT_MS", "500")
     settings = KafkaSettings()
+    assert settings.fetch_max_wait_ms == 500
     assert (settings.topic_replication_factor, settings.topic_min_insync_replicas) == (3, 2)
     assert client_options(settings)["metadata_max_age_ms"] == 30_000

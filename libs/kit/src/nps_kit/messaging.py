@@ -173,6 +173,7 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             request_timeout_ms=max(settings.request_timeout_ms, 40_000),
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         self._stopping = False
         self._stopped = asyncio.Event()
