@@ -31,11 +31,11 @@ class KafkaSettings(BaseSettings):
     request_timeout_ms: int = Field(default=10_000, ge=1_000)
     # How long a consumer's fetch may wait at the broker for records to arrive. Apache Kafka
     # answers as soon as a record is there, so this only sets how often an idle consumer asks.
-    # The embedded Tansu broker holds a fetch for part of this even when records arrive: at
-    # aiokafka's default of 500 each hop of the pipeline waited ~130 ms, and the first action
-    # came p50 0.42-0.47 s after the post at 20/s; at 50 ms, p50 0.07 s, for ~10 ms/s of CPU
-    # more in each idle consumer and ~40 ms/s in the broker (docs/performance.md).
-    fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
+    # The embedded Tansu broker holds a fetch for part of this even when records arrive, which
+    # lets batches fill: at a steady 100/s the first action came p99 1.4 s after the post at
+    # 500, and 6.3 s at 50 (smaller batches, more CPU per response, the stages fall behind);
+    # at a steady 20/s, p99 0.83 s at 500 and 0.12 s at 50 (docs/performance.md).
+    fetch_max_wait_ms: int = Field(default=500, ge=0, le=10_000)
     # How long a producer may take to have a send acknowledged before it is given up and the
     # producer replaced (a new connection and producer id; the caller retries). Kafka's own
     # `delivery.timeout.ms`, 2 minutes: a leader's failover takes seconds.
