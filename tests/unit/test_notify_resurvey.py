@@ -148,3 +148,38 @@ async def test_a_survey_tool_refusing_for_now_gets_the_request_again_later() -> 
     [result] = [e for e in ledger.published if isinstance(e, ActionResultReported)]
     assert result.status is ActionStatus.SENT
     assert len(channel.jobs) == 2
+
+
+async def test_one_webhook_endpoint_down_opens_its_own_circuit_and_not_the_others() -> None:
+    class DownFor:
+        """The webhook channel where one endpoint keeps answering 503."""
+
+        name, dedupes_repeats = "webhook", False
+
+        def __init__(self, down: str) -> None:
+            self.down, self.called = down, list[str]()
+
+        async def send(self, job: WebhookJob) -> Outcome:
+            self.called.append(job.endpoint)
+            if job.endpoint == self.down:
+                return Outcome(DispatchState.DEFERRED, reason="the endpoint answered 503")
+            return Outcome(DispatchState.SENT)
+
+    ledger, channel = InMemoryLedger(), DownFor("ops_tool")
+    notify = Dispatcher(
+        ledger=ledger.transaction,
+        channels={"webhook": channel},
+        clock=FrozenClock(NOW),
+        concurrency=4,
+        case_url=CASE_URL,
+        webhook_endpoints=frozenset({"survey_tool", "ops_tool"}),
+    )
+    for _ in range(5):  # five deferrals in a row open a circuit (test_dispatch_rules.py)
+        await notify.dispatch([request("ops_tool")])
+    assert channel.called == ["ops_tool"] * 5
+    held, asked = request("ops_tool"), request("survey_tool")
+    outcomes = await notify.dispatch([held, asked])
+    assert channel.called[5:] == ["survey_tool"]  # the survey tool is still called
+    assert outcomes[held.action_id].state is DispatchState.DEFERRED
+    assert outcomes[held.action_id].reason == "the circuit of webhook endpoint ops_tool is open"
+    assert outcomes[asked.action_id].state is DispatchState.SENT

@@ -11,7 +11,7 @@ DISPATCHES = Counter(
 CIRCUIT_OPEN = Gauge(
     "npsloop_channel_circuit_open",
     "1 while the channel's circuit breaker holds its actions back (the provider keeps "
-    "refusing), else 0.",
+    "refusing), else 0. Outbound webhooks have a circuit per endpoint: webhook:<name>.",
     ["channel"],
 )
 PARKED = Gauge(

@@ -32,6 +32,7 @@ from nps_notify.domain.dispatch import (
     Outcome,
     SmsJob,
     TicketJob,
+    WebhookJob,
     decide,
     quiet_until,
 )
@@ -97,6 +98,15 @@ class _Recording:
     now: datetime
 
 
+def circuit_of(action: Event, job: Any) -> str:
+    """Whose failures open a circuit together: a channel's provider (`email`, `sms`,
+    `ticket`), or for the webhook channel each endpoint on its own (`webhook:survey_tool`), since
+    a team's tool being down says nothing of the survey tool's."""
+    if isinstance(job, WebhookJob):
+        return f"webhook:{job.endpoint}"
+    return channel_of(action)
+
+
 @dataclass
 class Dispatcher:
     """Dispatches action commands at most once each, through their channel, and reports every
@@ -150,8 +160,8 @@ class Dispatcher:
             return ticket_job(action, case_url=self.case_url)
         raise TypeError(f"not an action command: {type(action).__name__}")
 
-    def breaker(self, channel: str) -> CircuitBreaker:
-        return self.breakers.setdefault(channel, CircuitBreaker())
+    def breaker(self, circuit: str) -> CircuitBreaker:
+        return self.breakers.setdefault(circuit, CircuitBreaker())
 
     async def dispatch(
         self, actions: Sequence[Event], *, attempts: Mapping[uuid.UUID, int] | None = None
@@ -235,7 +245,8 @@ class Dispatcher:
             elif decision is Decision.SEND and isinstance(job, Unbuildable):
                 outcomes[action_id] = Outcome(DispatchState.FAILED, reason=job.reason)
             elif decision is Decision.SEND:
-                breaker = self.breaker(channel_of(action))
+                circuit = circuit_of(action, job)
+                breaker = self.breaker(circuit)
                 quiet = (
                     quiet_until(
                         now,
@@ -257,7 +268,7 @@ class Dispatcher:
                 elif breaker.is_open(now):
                     outcomes[action_id] = Outcome(
                         DispatchState.DEFERRED,
-                        reason=f"the {channel_of(action)} channel's circuit is open",
+                        reason=f"the circuit of {circuit.replace(':', ' endpoint ')} is open",
                         retry_after=(breaker.open_until - now).total_seconds()
                         if breaker.open_until
                         else None,
@@ -268,12 +279,12 @@ class Dispatcher:
         gate = asyncio.Semaphore(self.concurrency)
 
         async def send(action: Event, job: Any) -> None:
-            name = channel_of(action)
             async with gate:
-                outcome = await _send_one(self.channels[name], job)
-            breaker = self.breaker(name)
+                outcome = await _send_one(self.channels[channel_of(action)], job)
+            circuit = circuit_of(action, job)
+            breaker = self.breaker(circuit)
             breaker.record(deferred=outcome.state is DispatchState.DEFERRED, now=self.clock.now())
-            CIRCUIT_OPEN.labels(name).set(1 if breaker.is_open(self.clock.now()) else 0)
+            CIRCUIT_OPEN.labels(circuit).set(1 if breaker.is_open(self.clock.now()) else 0)
             outcomes[_action_id(action)] = outcome
 
         await asyncio.gather(*(send(a, j) for a, j in to_send))
