@@ -20,7 +20,7 @@ the customer search, and page 20's plan) at N open or contacted cases:
 `--only writes` measures only what the sweeper and the consumer write (the escalations and
 `open_cases`, no API queries), with the CPU per item of this process (`time.process_time`)
 and of the PostgreSQL server (its processes' utime + stime from /proc); `--profile DIR` also writes a cProfile of
-each (escalations, opening batches of 500) into DIR:
+each (escalations, opening batches of 1 and of 500) into DIR:
 
     .venv/bin/python bench/followup.py --only writes --cases 100000 --due 5000 --profile /tmp/p
 
@@ -380,7 +380,7 @@ async def opening(engine: Any, policy: PolicyInForce, *, profile: Path | None = 
     for size in (1, 10, 100, 500):
         batches = max(2, 2000 // size)
         prepared = [[_scored(f"open{size}-{b}", i) for i in range(size)] for b in range(batches)]
-        with profiled(profile if size == 500 else None, "opening-500"):
+        with profiled(profile if size in (1, 500) else None, f"opening-{size}"):
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
             for batch in prepared:
                 async with unit_of_work(sessions) as session:
