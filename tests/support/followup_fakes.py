@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from nps_events import Event, Segment
+from nps_followup.adapters.case_store import LIFECYCLE_FIELDS
 from nps_followup.adapters.repository import ActionRow, DueTimer
 from nps_followup.domain.cases import (
     Action,
@@ -23,24 +24,10 @@ from nps_followup.domain.contact_rules import DoNotContactEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 
-#: The lifecycle fields `save_cases` writes; a case's response fields never change there.
-_LIFECYCLE_FIELDS = (
-    "status",
-    "owner",
-    "escalation_level",
-    "first_contact_at",
-    "resolved_at",
-    "closed_at",
-    "root_cause",
-    "due_at",
-    "remind_at",
-    "second_level_at",
-)
-
 
 def _with_lifecycle(stored: Case, case: Case) -> Case:
     """`stored` with `case`'s lifecycle fields, as `save_cases` writes them."""
-    return replace(stored, **{name: getattr(case, name) for name in _LIFECYCLE_FIELDS})
+    return replace(stored, **{name: getattr(case, name) for name in LIFECYCLE_FIELDS})
 
 
 @dataclass

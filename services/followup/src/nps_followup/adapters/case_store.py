@@ -17,8 +17,9 @@ from nps_followup.domain.cases import Case, CaseStatus, PlannedTimer, TimelineEn
 _INSERT_CASES = unnest_insert(tables.cases, CASE_COLUMNS, returning="case_id")
 _TIMER_COLUMNS = ("timer_id", "case_id", "kind", "action_id", "fire_at", "state", "fired_at")
 _INSERT_TIMERS = unnest_insert(tables.timers, _TIMER_COLUMNS)
-#: The lifecycle fields `save_cases` writes.
-_LIFECYCLE = (
+#: The lifecycle fields `save_cases` writes (the in-memory fake of tests/support writes the same).
+#: A case's response fields never change there.
+LIFECYCLE_FIELDS = (
     "status",
     "owner",
     "escalation_level",
@@ -30,7 +31,7 @@ _LIFECYCLE = (
     "remind_at",
     "second_level_at",
 )
-_SAVE_CASES = unnest_update(tables.cases, "case_id", _LIFECYCLE)
+_SAVE_CASES = unnest_update(tables.cases, "case_id", LIFECYCLE_FIELDS)
 _LATEST_SCORES = unnest_update(tables.cases, "case_id", ("latest_score", "recovered"))
 _TIMELINE_COLUMNS = (
     "entry_id",
@@ -190,7 +191,7 @@ class CaseStore:
             for case in cases
         ]
         await self.session.execute(
-            _SAVE_CASES, columns(tables.cases, ("case_id", *_LIFECYCLE), rows, key="case_id")
+            _SAVE_CASES, columns(tables.cases, ("case_id", *LIFECYCLE_FIELDS), rows, key="case_id")
         )
 
     async def update_case_response(
