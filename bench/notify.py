@@ -5,8 +5,8 @@ costs on top of the channel alone.
 For each channel, N actions go through it twice:
 - the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 8) at a
   time;
-- the dispatcher: the same through `Dispatcher.dispatch` in batches of 500 (what one consumer
-  poll hands it), with the ledger written with each slice of sends and the outbox row of each
+- the dispatcher: the same through `Dispatcher.dispatch` in batches of `--batch` (500: what
+  one consumer poll hands it in bulk; 1: a steady stream, one action per poll), with the ledger written with each slice of sends and the outbox row of each
   result, on an embedded PostgreSQL.
 The difference per action is the ledger's overhead. Beside each rate, the CPU this process
 spent per action (`time.process_time`): the sender, and for SMS the fake's thread, which runs
@@ -14,7 +14,11 @@ in the same process. The SMTP sink runs in a process of its own (`--sink-in-proc
 back in a thread of this one, as the bench did before 2026-12-05); PostgreSQL's CPU is not in
 it.
 
+The last column counts the statements and the transactions the ledger ran (SQLAlchemy's
+engine events), per 100 actions.
+
     .venv/bin/python bench/notify.py --actions 2000
+    .venv/bin/python bench/notify.py --actions 500 --batch 1
 """
 
 import argparse
@@ -30,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's fakes
+
+from sqlalchemy import event
 
 from nps_events import Customer, Event, SendEmail, SendSms
 from nps_kit.clock import SystemClock
@@ -87,11 +93,33 @@ async def _alone(channel: Any, jobs: list[Any], concurrency: int) -> tuple[float
     return _rates(len(jobs), started, cpu)
 
 
-async def _dispatched(dispatcher: Dispatcher, actions: list[Event]) -> tuple[float, float]:
+async def _dispatched(
+    dispatcher: Dispatcher, actions: list[Event], batch: int
+) -> tuple[float, float]:
     started, cpu = time.perf_counter(), time.process_time()
-    for i in range(0, len(actions), 500):
-        await dispatcher.dispatch(actions[i : i + 500])
+    for i in range(0, len(actions), batch):
+        await dispatcher.dispatch(actions[i : i + batch])
     return _rates(len(actions), started, cpu)
+
+
+class _Statements:
+    """Counts the statements and the transactions the engine runs (SQLAlchemy's events)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.statements = self.transactions = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
+        event.listen(engine.sync_engine, "commit", self._commit)
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
+
+    def _commit(self, *_: Any) -> None:
+        self.transactions += 1
+
+    def reset(self) -> tuple[int, int]:
+        counted = self.statements, self.transactions
+        self.statements = self.transactions = 0
+        return counted
 
 
 def _rates(n: int, started: float, cpu: float) -> tuple[float, float]:
@@ -106,10 +134,12 @@ async def run(
     smtp_port: int,
     twilio_url: str,
     fake: FakeTwilio,
+    batch: int,
 ) -> None:
     engine = create_engine(
         DatabaseSettings.model_validate({"url": database_url}), application_name="bench-notify"
     )
+    counted = _Statements(engine)
     sessions = session_factory(engine)
     email = SmtpEmailChannel(
         SmtpSettings(port=smtp_port), renderer=TemplateRenderer(), attempts=1, pool_size=concurrency
@@ -142,22 +172,28 @@ async def run(
         channel = email if name.startswith("email") else sms
         await _alone(channel, [to_job(make(i)) for i in range(50)], concurrency)  # warm up
         alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
-        through, through_cpu = await _dispatched(dispatcher, [make(i) for i in range(n)])
+        counted.reset()
+        through, through_cpu = await _dispatched(dispatcher, [make(i) for i in range(n)], batch)
+        statements, transactions = counted.reset()
         overhead_ms = (1 / through - 1 / alone) * 1000
-        rows.append((name, alone, alone_cpu, through, through_cpu, overhead_ms))
+        rows.append(
+            (name, alone, alone_cpu, through, through_cpu, overhead_ms, statements, transactions)
+        )
     await email.aclose()
     await sms.aclose()
     await engine.dispose()
-    print(f"{n} actions per line, {concurrency} in flight")
+    print(f"{n} actions per line, {concurrency} in flight, batches of {batch}")
     print(
         "| channel | channel alone (CPU per action) "
-        "| through the dispatcher, ledger + outbox (CPU per action) | ledger cost per action |"
+        "| through the dispatcher, ledger + outbox (CPU per action) | ledger cost per action "
+        "| statements (transactions) per 100 actions |"
     )
-    print("|---|---:|---:|---:|")
-    for name, alone, alone_cpu, through, through_cpu, overhead_ms in rows:
+    print("|---|---:|---:|---:|---:|")
+    for name, alone, alone_cpu, through, through_cpu, overhead_ms, st, tx in rows:
         print(
             f"| {name} | {alone:,.0f}/s ({alone_cpu:.2f} ms) "
-            f"| {through:,.0f}/s ({through_cpu:.2f} ms) | {overhead_ms:.2f} ms |"
+            f"| {through:,.0f}/s ({through_cpu:.2f} ms) | {overhead_ms:.2f} ms "
+            f"| {st * 100 / n:.0f} ({tx * 100 / n:.0f}) |"
         )
 
 
@@ -165,6 +201,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--actions", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=500,
+        help="actions per dispatch call: 500 is a full consumer poll, 1 a steady stream",
+    )
     parser.add_argument(
         "--sink-in-process",
         action="store_true",
@@ -195,6 +237,7 @@ def main() -> None:
                     smtp_port=mail_port,
                     twilio_url=twilio_url,
                     fake=fake,
+                    batch=args.batch,
                 )
             )
     finally:
