@@ -14,8 +14,9 @@ in the same process. The SMTP sink runs in a process of its own (`--sink-in-proc
 back in a thread of this one, as the bench did before 2026-12-05); PostgreSQL's CPU is not in
 it.
 
-The last column counts the statements and the transactions the ledger ran (SQLAlchemy's
-engine events), per 100 actions.
+The last columns count the statements and the transactions the ledger ran (SQLAlchemy's
+engine events), per 100 actions, and the CPU the PostgreSQL cluster spent per action through
+the dispatcher (its processes' utime + stime, from /proc).
 
     .venv/bin/python bench/notify.py --actions 2000
     .venv/bin/python bench/notify.py --actions 500 --batch 1
@@ -23,6 +24,7 @@ engine events), per 100 actions.
 
 import argparse
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -122,6 +124,23 @@ class _Statements:
         return counted
 
 
+def _postgres_cpu(data_dir: Path) -> float:
+    """CPU seconds the PostgreSQL cluster has spent: the postmaster and its children (the
+    backends, kept open by the pool, and the background workers), from /proc."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        pid = int(stat.parent.name)
+        if pid == postmaster or int(fields[1]) == postmaster:  # fields[1]: the parent's pid
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / ticks
+
+
 def _rates(n: int, started: float, cpu: float) -> tuple[float, float]:
     return n / (time.perf_counter() - started), (time.process_time() - cpu) / n * 1000
 
@@ -135,6 +154,7 @@ async def run(
     twilio_url: str,
     fake: FakeTwilio,
     batch: int,
+    postgres_dir: Path,
 ) -> None:
     engine = create_engine(
         DatabaseSettings.model_validate({"url": database_url}), application_name="bench-notify"
@@ -173,11 +193,23 @@ async def run(
         await _alone(channel, [to_job(make(i)) for i in range(50)], concurrency)  # warm up
         alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
         counted.reset()
+        postgres = _postgres_cpu(postgres_dir)
         through, through_cpu = await _dispatched(dispatcher, [make(i) for i in range(n)], batch)
+        postgres_ms = (_postgres_cpu(postgres_dir) - postgres) / n * 1000
         statements, transactions = counted.reset()
         overhead_ms = (1 / through - 1 / alone) * 1000
         rows.append(
-            (name, alone, alone_cpu, through, through_cpu, overhead_ms, statements, transactions)
+            (
+                name,
+                alone,
+                alone_cpu,
+                through,
+                through_cpu,
+                overhead_ms,
+                statements,
+                transactions,
+                postgres_ms,
+            )
         )
     await email.aclose()
     await sms.aclose()
@@ -186,14 +218,14 @@ async def run(
     print(
         "| channel | channel alone (CPU per action) "
         "| through the dispatcher, ledger + outbox (CPU per action) | ledger cost per action "
-        "| statements (transactions) per 100 actions |"
+        "| statements (transactions) per 100 actions | PostgreSQL's CPU per action |"
     )
-    print("|---|---:|---:|---:|---:|")
-    for name, alone, alone_cpu, through, through_cpu, overhead_ms, st, tx in rows:
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, alone, alone_cpu, through, through_cpu, overhead_ms, st, tx, pg_ms in rows:
         print(
             f"| {name} | {alone:,.0f}/s ({alone_cpu:.2f} ms) "
             f"| {through:,.0f}/s ({through_cpu:.2f} ms) | {overhead_ms:.2f} ms "
-            f"| {st * 100 / n:.0f} ({tx * 100 / n:.0f}) |"
+            f"| {st * 100 / n:.0f} ({tx * 100 / n:.0f}) | {pg_ms:.2f} ms |"
         )
 
 
@@ -238,6 +270,7 @@ def main() -> None:
                     twilio_url=twilio_url,
                     fake=fake,
                     batch=args.batch,
+                    postgres_dir=tmp / "postgres",
                 )
             )
     finally:
