@@ -6,13 +6,13 @@ For each channel, N actions go through it twice:
 - the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 8) at a
   time;
 - the dispatcher: the same through `Dispatcher.dispatch` in batches of `--batch` (500: what
-  one consumer poll hands it in bulk; 1: a steady stream, one action per poll), with the ledger written with each slice of sends and the outbox row of each
-  result, on an embedded PostgreSQL.
+    one consumer poll hands it in bulk; 1: a steady stream, one action per poll), with the
+  ledger written with each slice of sends and the outbox row of each result, on an embedded
+  PostgreSQL.
 The difference per action is the ledger's overhead. Beside each rate, the CPU this process
-spent per action (`time.process_time`): the sender, and for SMS the fake's thread, which runs
-in the same process. The SMTP sink runs in a process of its own (`--sink-in-process` puts it
-back in a thread of this one, as the bench did before 2026-12-05); PostgreSQL's CPU is not in
-it.
+spent per action (`time.process_time`): the sender's alone. The SMTP sink and the fake Twilio
+run in processes of their own (`--sink-in-process` and `--fake-in-process` put them back in
+threads of this one, as the bench had them before 2026-12-05 and 2026-12-06).
 
 The last columns count the statements and the transactions the ledger ran (SQLAlchemy's
 engine events), per 100 actions, and the CPU the PostgreSQL cluster spent per action through
@@ -24,6 +24,7 @@ the dispatcher (its processes' utime + stime, from /proc).
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -244,6 +245,12 @@ def main() -> None:
         action="store_true",
         help="run the SMTP sink in a thread of this process (its CPU then counts as the sender's)",
     )
+    parser.add_argument(
+        "--fake-in-process",
+        action="store_true",
+        help="serve the fake Twilio from a thread of this process (its CPU then counts as the "
+        "sender's, as it did before 2026-12-06)",
+    )
     args = parser.parse_args()
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-notify-"))
@@ -258,9 +265,25 @@ def main() -> None:
         sink = subprocess.Popen([sys.executable, "-c", _SINK, str(tmp / "mail"), str(mail_port)])
         _wait_for_port(mail_port)
     fake = FakeTwilio()
+    fake_process: subprocess.Popen[bytes] | None = None
     try:
         upgrade("nps_notify", postgres.url)
-        with served(fake.app()) as twilio_url:
+        with contextlib.ExitStack() as serving:
+            if args.fake_in_process:
+                twilio_url = serving.enter_context(served(fake.app()))
+            else:
+                fake_port = free_port()
+                fake_process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        _FAKE,
+                        str(fake_port),
+                        str(Path(__file__).resolve().parents[1]),
+                    ]
+                )
+                _wait_for_port(fake_port)
+                twilio_url = f"http://127.0.0.1:{fake_port}"
             asyncio.run(
                 run(
                     args.actions,
@@ -274,12 +297,24 @@ def main() -> None:
                 )
             )
     finally:
-        if sink is not None:
-            sink.terminate()
-            sink.wait(timeout=10)
+        for process in (sink, fake_process):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
         mail.stop()
         postgres.stop()
 
+
+#: The fake Twilio in a process of its own (uvicorn), until terminated.
+_FAKE = """
+import sys, uvicorn
+sys.path.insert(0, sys.argv[2])
+from tests.support.fake_twilio import FakeTwilio
+uvicorn.run(
+    FakeTwilio().app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+    lifespan="off",
+)
+"""
 
 #: The SMTP sink in a process of its own, until terminated.
 _SINK = """
