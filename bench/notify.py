@@ -6,7 +6,7 @@ For each channel, N actions go through it twice:
 - the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 8) at a
   time;
 - the dispatcher: the same through `Dispatcher.dispatch` in batches of `--batch` (500: what
-    one consumer poll hands it in bulk; 1: a steady stream, one action per poll), with the
+  one consumer poll hands it in bulk; 1: a steady stream, one action per poll), with the
   ledger written with each slice of sends and the outbox row of each result, on an embedded
   PostgreSQL.
 The difference per action is the ledger's overhead. Beside each rate, the CPU this process
