@@ -4,7 +4,8 @@ idempotent on event ids, never dispatching an action twice."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nps_events import (
     ActionResultReported,
@@ -202,7 +203,7 @@ async def test_notify_never_sends_an_action_twice(sessions: SessionFactory, infr
 
 
 async def test_notify_writes_a_slices_outcomes_with_the_next_slices_sending_mark(
-    sessions: SessionFactory, infra: Infra
+    engine: AsyncEngine, sessions: SessionFactory, infra: Infra
 ) -> None:
     """Five emails in slices of two: each slice's outcomes go in the statement that marks the
     next slice `sending`, and every email ends `sent`, once, with its result queued."""
@@ -211,9 +212,23 @@ async def test_notify_writes_a_slices_outcomes_with_the_next_slices_sending_mark
     channel = SmtpEmailChannel(
         SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
     )
-    outcomes = await _dispatcher(sessions, channel).dispatch(actions)
-    await channel.aclose()
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))  # the statement's text
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        outcomes = await _dispatcher(sessions, channel).dispatch(actions)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+        await channel.aclose()
     assert {o.state for o in outcomes.values()} == {DispatchState.SENT}
+    # Slices of 2, 2 and 1: `sending` for the first; then, twice, the results' outbox rows
+    # and one statement with the outcomes and the next `sending`; the last slice's outcomes
+    # and results on their own (statements of other tests' connections are not counted:
+    # nothing else runs meanwhile).
+    assert len(statements) == 1 + 2 + 2 + 2, statements
     ids = [a.action_id for a in actions]
     async with sessions() as session:
         rows = (
