@@ -5,20 +5,27 @@ costs on top of the channel alone.
 For each channel, N actions go through it twice:
 - the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 8) at a
   time;
-- the dispatcher: the same through `Dispatcher.dispatch` in batches of 500 (what one consumer
-  poll hands it), with the ledger written with each slice of sends and the outbox row of each
-  result, on an embedded PostgreSQL.
+- the dispatcher: the same through `Dispatcher.dispatch` in batches of `--batch` (500: what
+  one consumer poll hands it in bulk; 1: a steady stream, one action per poll), with the
+  ledger written with each slice of sends and the outbox row of each result, on an embedded
+  PostgreSQL.
 The difference per action is the ledger's overhead. Beside each rate, the CPU this process
-spent per action (`time.process_time`): the sender, and for SMS the fake's thread, which runs
-in the same process. The SMTP sink runs in a process of its own (`--sink-in-process` puts it
-back in a thread of this one, as the bench did before 2026-12-05); PostgreSQL's CPU is not in
-it.
+spent per action (`time.process_time`): the sender's alone. The SMTP sink and the fake Twilio
+run in processes of their own (`--sink-in-process` and `--fake-in-process` put them back in
+threads of this one, as the bench had them before 2026-12-05 and 2026-12-06).
+
+The last columns count the statements and the transactions the ledger ran (SQLAlchemy's
+engine events), per 100 actions, and the CPU the PostgreSQL cluster spent per action through
+the dispatcher (its processes' utime + stime, from /proc).
 
     .venv/bin/python bench/notify.py --actions 2000
+    .venv/bin/python bench/notify.py --actions 500 --batch 1
 """
 
 import argparse
 import asyncio
+import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -30,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's fakes
+
+from sqlalchemy import event
 
 from nps_events import Customer, Event, SendEmail, SendSms
 from nps_kit.clock import SystemClock
@@ -87,11 +96,50 @@ async def _alone(channel: Any, jobs: list[Any], concurrency: int) -> tuple[float
     return _rates(len(jobs), started, cpu)
 
 
-async def _dispatched(dispatcher: Dispatcher, actions: list[Event]) -> tuple[float, float]:
+async def _dispatched(
+    dispatcher: Dispatcher, actions: list[Event], batch: int
+) -> tuple[float, float]:
     started, cpu = time.perf_counter(), time.process_time()
-    for i in range(0, len(actions), 500):
-        await dispatcher.dispatch(actions[i : i + 500])
+    for i in range(0, len(actions), batch):
+        await dispatcher.dispatch(actions[i : i + batch])
     return _rates(len(actions), started, cpu)
+
+
+class _Statements:
+    """Counts the statements and the transactions the engine runs (SQLAlchemy's events)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.statements = self.transactions = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
+        event.listen(engine.sync_engine, "commit", self._commit)
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
+
+    def _commit(self, *_: Any) -> None:
+        self.transactions += 1
+
+    def reset(self) -> tuple[int, int]:
+        counted = self.statements, self.transactions
+        self.statements = self.transactions = 0
+        return counted
+
+
+def _postgres_cpu(data_dir: Path) -> float:
+    """CPU seconds the PostgreSQL cluster has spent: the postmaster and its children (the
+    backends, kept open by the pool, and the background workers), from /proc."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        pid = int(stat.parent.name)
+        if pid == postmaster or int(fields[1]) == postmaster:  # fields[1]: the parent's pid
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / ticks
 
 
 def _rates(n: int, started: float, cpu: float) -> tuple[float, float]:
@@ -106,10 +154,13 @@ async def run(
     smtp_port: int,
     twilio_url: str,
     fake: FakeTwilio,
+    batch: int,
+    postgres_dir: Path,
 ) -> None:
     engine = create_engine(
         DatabaseSettings.model_validate({"url": database_url}), application_name="bench-notify"
     )
+    counted = _Statements(engine)
     sessions = session_factory(engine)
     email = SmtpEmailChannel(
         SmtpSettings(port=smtp_port), renderer=TemplateRenderer(), attempts=1, pool_size=concurrency
@@ -142,22 +193,40 @@ async def run(
         channel = email if name.startswith("email") else sms
         await _alone(channel, [to_job(make(i)) for i in range(50)], concurrency)  # warm up
         alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
-        through, through_cpu = await _dispatched(dispatcher, [make(i) for i in range(n)])
+        counted.reset()
+        postgres = _postgres_cpu(postgres_dir)
+        through, through_cpu = await _dispatched(dispatcher, [make(i) for i in range(n)], batch)
+        postgres_ms = (_postgres_cpu(postgres_dir) - postgres) / n * 1000
+        statements, transactions = counted.reset()
         overhead_ms = (1 / through - 1 / alone) * 1000
-        rows.append((name, alone, alone_cpu, through, through_cpu, overhead_ms))
+        rows.append(
+            (
+                name,
+                alone,
+                alone_cpu,
+                through,
+                through_cpu,
+                overhead_ms,
+                statements,
+                transactions,
+                postgres_ms,
+            )
+        )
     await email.aclose()
     await sms.aclose()
     await engine.dispose()
-    print(f"{n} actions per line, {concurrency} in flight")
+    print(f"{n} actions per line, {concurrency} in flight, batches of {batch}")
     print(
         "| channel | channel alone (CPU per action) "
-        "| through the dispatcher, ledger + outbox (CPU per action) | ledger cost per action |"
+        "| through the dispatcher, ledger + outbox (CPU per action) | ledger cost per action "
+        "| statements (transactions) per 100 actions | PostgreSQL's CPU per action |"
     )
-    print("|---|---:|---:|---:|")
-    for name, alone, alone_cpu, through, through_cpu, overhead_ms in rows:
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, alone, alone_cpu, through, through_cpu, overhead_ms, st, tx, pg_ms in rows:
         print(
             f"| {name} | {alone:,.0f}/s ({alone_cpu:.2f} ms) "
-            f"| {through:,.0f}/s ({through_cpu:.2f} ms) | {overhead_ms:.2f} ms |"
+            f"| {through:,.0f}/s ({through_cpu:.2f} ms) | {overhead_ms:.2f} ms "
+            f"| {st * 100 / n:.0f} ({tx * 100 / n:.0f}) | {pg_ms:.2f} ms |"
         )
 
 
@@ -166,9 +235,21 @@ def main() -> None:
     parser.add_argument("--actions", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument(
+        "--batch",
+        type=int,
+        default=500,
+        help="actions per dispatch call: 500 is a full consumer poll, 1 a steady stream",
+    )
+    parser.add_argument(
         "--sink-in-process",
         action="store_true",
         help="run the SMTP sink in a thread of this process (its CPU then counts as the sender's)",
+    )
+    parser.add_argument(
+        "--fake-in-process",
+        action="store_true",
+        help="serve the fake Twilio from a thread of this process (its CPU then counts as the "
+        "sender's, as it did before 2026-12-06)",
     )
     args = parser.parse_args()
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
@@ -184,9 +265,25 @@ def main() -> None:
         sink = subprocess.Popen([sys.executable, "-c", _SINK, str(tmp / "mail"), str(mail_port)])
         _wait_for_port(mail_port)
     fake = FakeTwilio()
+    fake_process: subprocess.Popen[bytes] | None = None
     try:
         upgrade("nps_notify", postgres.url)
-        with served(fake.app()) as twilio_url:
+        with contextlib.ExitStack() as serving:
+            if args.fake_in_process:
+                twilio_url = serving.enter_context(served(fake.app()))
+            else:
+                fake_port = free_port()
+                fake_process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        _FAKE,
+                        str(fake_port),
+                        str(Path(__file__).resolve().parents[1]),
+                    ]
+                )
+                _wait_for_port(fake_port)
+                twilio_url = f"http://127.0.0.1:{fake_port}"
             asyncio.run(
                 run(
                     args.actions,
@@ -195,15 +292,29 @@ def main() -> None:
                     smtp_port=mail_port,
                     twilio_url=twilio_url,
                     fake=fake,
+                    batch=args.batch,
+                    postgres_dir=tmp / "postgres",
                 )
             )
     finally:
-        if sink is not None:
-            sink.terminate()
-            sink.wait(timeout=10)
+        for process in (sink, fake_process):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
         mail.stop()
         postgres.stop()
 
+
+#: The fake Twilio in a process of its own (uvicorn), until terminated.
+_FAKE = """
+import sys, uvicorn
+sys.path.insert(0, sys.argv[2])
+from tests.support.fake_twilio import FakeTwilio
+uvicorn.run(
+    FakeTwilio().app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+    lifespan="off",
+)
+"""
 
 #: The SMTP sink in a process of its own, until terminated.
 _SINK = """

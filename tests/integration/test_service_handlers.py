@@ -4,7 +4,8 @@ idempotent on event ids, never dispatching an action twice."""
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nps_events import (
     ActionResultReported,
@@ -199,6 +200,104 @@ async def test_notify_never_sends_an_action_twice(sessions: SessionFactory, infr
     assert again == {}
     assert _mails_to(infra, customer) == 1
     assert await _count(sessions, notify_tables.outbox) >= 1
+
+
+async def test_notify_writes_a_slices_outcomes_with_the_next_slices_sending_mark(
+    engine: AsyncEngine, sessions: SessionFactory, infra: Infra
+) -> None:
+    """Five emails in slices of two: each slice's outcomes go in the statement that marks the
+    next slice `sending`, and every email ends `sent`, once, with its result queued."""
+    customers = [f"n-{uuid.uuid4().hex[:6]}" for _ in range(5)]
+    actions = [_send_email(c) for c in customers]
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
+    )
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))  # the statement's text
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        outcomes = await _dispatcher(sessions, channel).dispatch(actions)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+        await channel.aclose()
+    assert {o.state for o in outcomes.values()} == {DispatchState.SENT}
+    # Slices of 2, 2 and 1: `sending` for the first; then, twice, the results' outbox rows
+    # and one statement with the outcomes and the next `sending`; the last slice's outcomes
+    # and results on their own (statements of other tests' connections are not counted:
+    # nothing else runs meanwhile).
+    assert len(statements) == 1 + 2 + 2 + 2, statements
+    ids = [a.action_id for a in actions]
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    notify_tables.dispatches.c.state, notify_tables.dispatches.c.provider_message_id
+                ).where(notify_tables.dispatches.c.action_id.in_(ids))
+            )
+        ).all()
+    assert sorted(r.state for r in rows) == ["sent"] * 5
+    assert all(r.provider_message_id for r in rows)
+    assert [_mails_to(infra, c) for c in customers] == [1] * 5
+
+
+async def test_notify_ledger_finishes_a_parked_action_in_the_next_slices_statement(
+    sessions: SessionFactory,
+) -> None:
+    """The outcomes written with `begin_dispatches(finishing=…)` are what `finish_dispatches`
+    writes: the state, the provider's id, the reason, and the action leaves `parked`."""
+    from nps_notify.adapters.repository import NotifyRepository  # noqa: PLC0415
+    from nps_notify.domain.dispatch import Outcome  # noqa: PLC0415
+
+    parked, failed, following = (_send_email(f"n-{uuid.uuid4().hex[:6]}") for _ in range(3))
+    async with unit_of_work(sessions) as session:
+        repo = NotifyRepository(session)
+        await repo.begin_dispatches(
+            [email_job(parked, case_url="-"), email_job(failed, case_url="-")], now=NOW
+        )
+        await repo.defer(
+            parked, channel="email", reason="429", not_before=NOW + timedelta(minutes=1), now=NOW
+        )
+    async with unit_of_work(sessions) as session:
+        previous = await NotifyRepository(session).begin_dispatches(
+            [email_job(following, case_url="-")],
+            now=NOW,
+            finishing={
+                parked.action_id: Outcome(DispatchState.SENT, provider_message_id="<p@x>"),
+                failed.action_id: Outcome(DispatchState.FAILED, reason="550 no such user"),
+            },
+        )
+    assert previous == {following.action_id: None}
+    dispatches = notify_tables.dispatches
+    async with sessions() as session:
+        rows = {
+            r.action_id: (r.state, r.provider_message_id, r.reason)
+            for r in await session.execute(
+                select(
+                    dispatches.c.action_id,
+                    dispatches.c.state,
+                    dispatches.c.provider_message_id,
+                    dispatches.c.reason,
+                ).where(
+                    dispatches.c.action_id.in_(
+                        [parked.action_id, failed.action_id, following.action_id]
+                    )
+                )
+            )
+        }
+    assert rows == {
+        parked.action_id: ("sent", "<p@x>", None),
+        failed.action_id: ("failed", None, "550 no such user"),
+        following.action_id: ("sending", None, None),
+    }
+    assert (
+        await _count(
+            sessions, notify_tables.parked, notify_tables.parked.c.action_id == parked.action_id
+        )
+        == 0
+    )
 
 
 async def test_notify_reports_an_interrupted_send_as_unknown_and_does_not_resend(

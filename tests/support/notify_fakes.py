@@ -63,8 +63,13 @@ class InMemoryLedger:
             raise
 
     async def begin_dispatches(
-        self, jobs: Sequence[Job], *, now: datetime
+        self,
+        jobs: Sequence[Job],
+        *,
+        now: datetime,
+        finishing: Mapping[uuid.UUID, Outcome] | None = None,
     ) -> dict[uuid.UUID, DispatchState | None]:
+        await self.finish_dispatches(finishing or {}, now=now)
         previous: dict[uuid.UUID, DispatchState | None] = {}
         for job in jobs:
             entry = self.entries.get(job.action_id)

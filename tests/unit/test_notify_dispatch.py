@@ -4,7 +4,7 @@ channel's bug, providers' unsubscribes, unreadable parked actions and helpdesk t
 The SQL of the ledger is covered by the PostgreSQL tests (tests/integration)."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -324,12 +324,16 @@ async def test_a_slice_that_cannot_begin_still_writes_the_outcomes_before_it() -
         calls = 0
 
         async def begin_dispatches(
-            self, jobs: Sequence[Job], *, now: datetime
+            self,
+            jobs: Sequence[Job],
+            *,
+            now: datetime,
+            finishing: Mapping[uuid.UUID, Outcome] | None = None,
         ) -> dict[uuid.UUID, DispatchState | None]:
             self.calls += 1
             if self.calls == 2:
                 raise ValueError("a bug in the second slice")
-            return await super().begin_dispatches(jobs, now=now)
+            return await super().begin_dispatches(jobs, now=now, finishing=finishing)
 
     ledger, channel = Broken(), ScriptedChannel("email")
     actions = [email(f"c-{i}") for i in range(6)]

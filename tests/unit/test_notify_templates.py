@@ -278,6 +278,16 @@ def test_docs_templates_md_documents_every_variable() -> None:
         ("\u05d3\u05e0\u05d4\u200f", "\u05d3\u05e0\u05d4", "\u05d3\u05e0\u05d4\u200f"),  # RLM mark
         ("two\nlines\tand\x07bell", "two lines andbell", "two\nlines\tandbell"),
         ("soft\u00adhyphen", "softhyphen", "softhyphen"),
+        # Printable text (the common case, taken by a shorter path) only has its spaces folded
+        # in headers, and is kept as it is in bodies.
+        ("  Zoë   Ngũgĩ  ", "Zoë Ngũgĩ", "  Zoë   Ngũgĩ  "),
+        ("جميل جدا", "جميل جدا", "جميل جدا"),
+        # Separators that are not U+0020: a line or paragraph separator and a no-break space
+        # are spaces in a header; the file and group separators (controls) are dropped.
+        ("a\u2028b\u2029c\xa0d", "a b c d", "a\u2028b\u2029c\xa0d"),
+        ("a\x1cb\x1dc\x1fd\x7fe", "abcde", "abcde"),
+        ("line one\r\nline two\x0c", "line one line two", "line one\r\nline two"),
+        ("café\n\u202edone", "café done", "café\n[U+202E]done"),
     ],
 )
 def test_invisible_characters_are_dropped_from_headers_and_shown_harmlessly_in_bodies(

@@ -34,6 +34,11 @@ def header_text(value: str) -> str:
     """`value` fit for one header line: line breaks and tabs become one space; control
     characters and every invisible format character (bidi controls, zero-width joiner, space
     and non-joiner, soft hyphen, byte-order mark…) are dropped; runs of spaces become one."""
+    if value.isprintable():
+        # Nothing to drop or replace (a printable string holds no control, no format
+        # character and no space but U+0020): only runs of spaces to fold. Most names and
+        # subjects, in any script, take this path: the loop below cost ~25 µs per email.
+        return " ".join(value.split())
     kept = "".join(
         " " if c in "\t\n\r\x0b\x0c\x85\u2028\u2029" else c
         for c in value
@@ -46,6 +51,10 @@ def body_text(value: str) -> str:
     """`value` fit for a message body: each bidi embedding, override or isolate shown as
     `[U+XXXX]`; other invisible format characters dropped but for the joiners and the
     directional marks; control characters other than tab and line breaks dropped."""
+    if value.isprintable():  # no control, no format character: nothing to show or drop
+        return value
+    if value.isascii():  # no format character is ASCII: only the controls go
+        return _CONTROL.sub("", value)
     out: list[str] = []
     for c in _CONTROL.sub("", value):
         if c in BIDI_CONTROLS:

@@ -211,10 +211,13 @@ class Dispatcher:
         async def begin() -> None:
             async with self.ledger() as repo:
                 if recording is not None:
-                    await _write(repo, recording)
+                    await _write(repo, recording, finish=False)
                 previous.update(
                     await repo.begin_dispatches(
-                        [job for _, job in jobs.values()], now=self.clock.now()
+                        [job for _, job in jobs.values()],
+                        now=self.clock.now(),
+                        # The previous slice's outcomes, in the same statement.
+                        finishing=recording.finished if recording is not None else None,
                     )
                 )
                 for action_id, (action, job) in list(jobs.items()):
@@ -393,7 +396,9 @@ class Dispatcher:
             await repo.publish_later(results, now=now)
 
 
-async def _write(repo: DispatchLedger, recording: _Recording) -> None:
+async def _write(repo: DispatchLedger, recording: _Recording, *, finish: bool = True) -> None:
+    """Write a slice's outcomes; with `finish` False, all but the final outcomes, which then go
+    with the next slice's `begin_dispatches`."""
     now = recording.now
     for action_id, outcome in recording.deferred.items():
         action = recording.jobs[action_id][0]
@@ -404,7 +409,8 @@ async def _write(repo: DispatchLedger, recording: _Recording) -> None:
             not_before=now + timedelta(seconds=recording.waits[action_id]),
             now=now,
         )
-    await repo.finish_dispatches(recording.finished, now=now)
+    if finish:
+        await repo.finish_dispatches(recording.finished, now=now)
     await repo.publish_later(recording.results, now=now)
 
 

@@ -35,11 +35,16 @@ class DispatchLedger(Outbox, Protocol):
     actions waiting for another try."""
 
     async def begin_dispatches(
-        self, jobs: Sequence[Job], *, now: datetime
+        self,
+        jobs: Sequence[Job],
+        *,
+        now: datetime,
+        finishing: Mapping[uuid.UUID, Outcome] | None = None,
     ) -> dict[uuid.UUID, DispatchState | None]:
         """Record each action as `sending` unless the ledger knows it, or knows it `deferred`
         (then it is `sending` again); return what it knew before (None for the actions claimed
-        now, `deferred` for those claimed again)."""
+        now, `deferred` for those claimed again). `finishing`: other actions' final outcomes,
+        written as `finish_dispatches` writes them, with the same round trip."""
         ...
 
     async def provider_id_of(self, action_id: uuid.UUID) -> str | None:
