@@ -69,7 +69,8 @@ class InMemoryScoring:
         }
         return KnownResponses(found, versions)
 
-    async def upsert_responses(self, scored: list[ResponseScored]) -> None:
+    async def store(self, scored: list[ResponseScored], deltas: Deltas) -> None:
+        await self.apply_deltas(deltas)
         for s in scored:
             known = self.responses.get(s.response_id)
             revision = 1 if known is None else known.revision + 1

@@ -34,9 +34,10 @@ class ScoredResponses(FigureWrites, Protocol):
         response and its revision, locked until the transaction ends."""
         ...
 
-    async def upsert_responses(self, scored: list[ResponseScored]) -> None:
-        """Store each scored response, replacing the stored version of one already known; the
-        stored revision moves on by one per version in `scored`."""
+    async def store(self, scored: list[ResponseScored], deltas: Deltas) -> None:
+        """Store each scored response, replacing the stored version of one already known (the
+        stored revision moves on by one per version in `scored`), and add each bucket's change
+        to the figures; a bucket left empty is dropped."""
         ...
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:

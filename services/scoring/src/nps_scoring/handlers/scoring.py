@@ -105,8 +105,7 @@ async def score_responses(
             count(deltas, old, timezone, sign=-1)
         versions[s.response_id] = counted_version(s)
         count(deltas, versions[s.response_id], timezone)
-    await repo.apply_deltas(deltas)
-    await repo.upsert_responses(scored)
+    await repo.store(scored, deltas)
     events: list[Event] = list(scored)
     await repo.publish_later(events, now=now)
     return scored
