@@ -8,11 +8,16 @@ changes to ingest's own code, steady on a shared machine where req/s is not (the
 and uvicorn's costs are in bench/ingest.py's lines).
 
     .venv/bin/python bench/ingest_hot.py --rounds 5
+    .venv/bin/python bench/ingest_hot.py --rounds 5 --route canonical   # POST /v1/responses
+
+`--route canonical` posts the same responses to the canonical API with a bearer token, as
+bench/ingest.py's canonical line (and bench/pipeline.py) does.
 """
 
 import argparse
 import asyncio
 import gc
+import json
 import sys
 import time
 from datetime import datetime
@@ -32,7 +37,13 @@ sources:
   bench-sw:
     provider: standard-webhooks
     secrets: [{{value: "{SECRET}"}}]
+  bench-canonical:
+    provider: canonical
+    tokens: [{{value: "bench-token"}}]
 """
+
+
+WEBHOOK, CANONICAL = "/v1/webhooks/bench-sw", "/v1/responses"
 
 
 class EncodingPublisher:
@@ -66,7 +77,22 @@ def deliveries(count: int, offset: int) -> list[Any]:
     return out
 
 
-async def run(app: Any, batch: list[Any], in_flight: int) -> list[int]:
+def canonical_posts(count: int, offset: int) -> list[Any]:
+    out: list[Any] = []
+    for i in range(offset, offset + count):
+        body = json.dumps(json.loads(_body(i, "response.created"))["data"]).encode()
+        headers = [
+            (b"host", b"127.0.0.1:8000"),
+            (b"user-agent", b"wrk"),
+            (b"content-type", b"application/json"),
+            (b"authorization", b"Bearer bench-token"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        out.append((headers, body))
+    return out
+
+
+async def run(app: Any, batch: list[Any], in_flight: int, path: str) -> list[int]:
     statuses: list[int] = []
 
     async def one(headers: list[tuple[bytes, bytes]], body: bytes) -> None:
@@ -76,8 +102,8 @@ async def run(app: Any, batch: list[Any], in_flight: int) -> list[int]:
             "http_version": "1.1",
             "method": "POST",
             "scheme": "http",
-            "path": "/v1/webhooks/bench-sw",
-            "raw_path": b"/v1/webhooks/bench-sw",
+            "path": path,
+            "raw_path": path.encode(),
             "query_string": b"",
             "root_path": "",
             "headers": headers,
@@ -110,6 +136,7 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--route", choices=["webhook", "canonical"], default="webhook")
     args = parser.parse_args()
     publisher = EncodingPublisher()
     app = http_app(
@@ -123,15 +150,18 @@ def main() -> None:
     gc.freeze()  # as a running service does after start-up
     figures = []
     for round_ in range(args.rounds):
-        batch = deliveries(args.deliveries, round_ * args.deliveries)
+        if args.route == "canonical":
+            batch, path = canonical_posts(args.deliveries, round_ * args.deliveries), CANONICAL
+        else:
+            batch, path = deliveries(args.deliveries, round_ * args.deliveries), WEBHOOK
         started = time.process_time()
-        statuses = asyncio.run(run(app, batch, args.in_flight))
+        statuses = asyncio.run(run(app, batch, args.in_flight, path))
         spent = time.process_time() - started
         if set(statuses) != {202} or len(statuses) != args.deliveries:
             sys.exit(f"not every delivery was accepted: {sorted(set(statuses))}")
         figures.append(spent / args.deliveries * 1e6)
     print(
-        f"signed webhook in process: best {min(figures):.1f} µs, median "
+        f"{'canonical POST' if args.route == 'canonical' else 'signed webhook'} in process: best {min(figures):.1f} µs, median "
         f"{sorted(figures)[len(figures) // 2]:.1f} µs of CPU per delivery "
         f"({args.deliveries} x {args.rounds}; {publisher.published} published)"
     )

@@ -368,8 +368,7 @@ def handler(env: dict[str, str], n: int, batch: int) -> None:
 def _instrument(stages: Stages) -> None:
     """Count the CPU of each stage of the consumer's handler and the relay in `stages`."""
     repo = ScoringRepository
-    for name in ("claim", "latest_before", "stored_versions", "apply_deltas",
-                 "upsert_responses", "publish_later"):  # fmt: skip
+    for name in ("claim", "known", "store", "publish_later"):
         setattr(repo, name, stages.coro(name, getattr(repo, name)))
     ResponseReceived.derive_event_id = stages.sync(  # type: ignore[method-assign]
         "event ids", ResponseReceived.derive_event_id

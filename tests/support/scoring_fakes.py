@@ -9,7 +9,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from nps_events import Event, ResponseScored
-from nps_scoring.adapters.repository import StoredResponse
+from nps_scoring.adapters.repository import KnownResponses, StoredResponse, StoredVersion
 from nps_scoring.domain.figures import BucketKey, Counted, Counts, Deltas, buckets_of
 from nps_scoring.domain.transitions import PastResponse
 from nps_scoring.handlers import counted_version
@@ -49,9 +49,7 @@ class InMemoryScoring:
         self.processed |= {(consumer, i) for i in fresh}
         return fresh
 
-    async def latest_before(
-        self, keys: list[tuple[str, uuid.UUID, datetime]]
-    ) -> dict[int, PastResponse]:
+    async def known(self, keys: list[tuple[str, uuid.UUID, datetime]]) -> KnownResponses:
         found: dict[int, PastResponse] = {}
         for position, (customer, response_id, at) in enumerate(keys):
             earlier = [
@@ -64,20 +62,20 @@ class InMemoryScoring:
             if earlier:
                 last = max(earlier, key=lambda r: (r.responded_at, str(r.response_id)))
                 found[position] = PastResponse(last.response_id, last.responded_at, last.score)
-        return found
+        versions = {
+            rid: StoredVersion(self.responses[rid].counted, self.responses[rid].revision)
+            for _, rid, _ in keys
+            if rid in self.responses
+        }
+        return KnownResponses(found, versions)
 
-    async def stored_versions(self, response_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Counted]:
-        return {i: self.responses[i].counted for i in set(response_ids) if i in self.responses}
-
-    async def upsert_responses(self, scored: list[ResponseScored]) -> dict[int, int]:
-        revisions: dict[int, int] = {}
-        for position, s in enumerate(scored):
+    async def store(self, scored: list[ResponseScored], deltas: Deltas) -> None:
+        await self.apply_deltas(deltas)
+        for s in scored:
             known = self.responses.get(s.response_id)
             revision = 1 if known is None else known.revision + 1
             themes = None if s.themes is None else tuple(s.themes)
             self.responses[s.response_id] = Stored(s, revision, themes)
-            revisions[position] = revision
-        return revisions
 
     async def apply_deltas(self, deltas: Deltas) -> None:
         for key, change in deltas.items():

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from nps_events import Customer, ResponseReceived, ResponseScored, Segment, Transition
+from nps_events import Customer, ResponseReceived, ResponseScored, Segment, Transition, encode
 from nps_scoring.domain.figures import Counts, Grain
 from nps_scoring.handlers import compare_periods, nps_figures, rebuild_figures, score_responses
 from tests.support.scoring_fakes import InMemoryScoring
@@ -99,6 +99,34 @@ async def test_an_update_is_compared_with_the_response_before_it_never_with_itse
         Transition.RECOVERED,
     )
     assert update.themes == ["speed"]
+
+
+async def test_versions_of_one_response_in_one_batch_take_the_next_revisions_in_order() -> None:
+    repo = InMemoryScoring()
+    first, second = await score(
+        repo, response("c-1", "r-1", 4), response("c-1", "r-1", 6, comment="slow")
+    )
+    [third] = await score(repo, response("c-1", "r-1", 9, comment="fine now"))
+    assert [first.revision, second.revision, third.revision] == [1, 2, 3]
+    assert repo.responses[third.response_id].revision == 3
+
+
+async def test_the_scored_event_is_what_validating_its_fields_gives_byte_for_byte() -> None:
+    """Scoring builds `ResponseScored` without validating again; downstream sees the same
+    event, with the same bytes and id, as if it had been validated."""
+    repo = InMemoryScoring()
+    await score(repo, response("c-1", "r-1", 10))
+    received = ResponseReceived.model_validate(
+        response("c-1", "r-2", 3, hours=1, comment="slow and the price").model_dump()
+        | {"customer": Customer(id="c-1", locale="fr", attributes={"plan": "pro"})}
+    )
+    [scored] = await score(repo, received)
+    validated = ResponseScored.model_validate(scored.model_dump())
+    assert scored.model_dump_json() == validated.model_dump_json()
+    assert encode(scored, source="/scoring", time=T0) == encode(
+        validated, source="/scoring", time=T0
+    )
+    assert (scored.themes, scored.transition) == (["pricing", "speed"], Transition.CHURN_RISK)
 
 
 async def test_a_response_without_comment_has_no_themes_and_one_with_counts_as_unmatched() -> None:

@@ -42,17 +42,19 @@ def build(
     classifier = classifier or KeywordThemeClassifier(taxonomy)
     infra = Infrastructure.connect("scoring", kafka=settings.kafka, database=settings.database)
     relay = infra.with_outbox(tables.outbox)
-    infra.add_consumer(
-        group_id=settings.consumer_group,
-        topics=[Topic.RESPONSES.value],
-        handler=responses_handler(
-            sessions=infra.sessions,
-            relay=relay,
-            clock=clock,
-            classifier=classifier,
-            timezone=settings.timezone,
-        ),
+    handler = responses_handler(
+        sessions=infra.sessions,
+        relay=relay,
+        clock=clock,
+        classifier=classifier,
+        timezone=settings.timezone,
     )
+    for _ in range(settings.consumers):
+        # Members of one group: the broker gives each its partitions, so no partition is
+        # handled by two at once and each customer's events stay in order.
+        infra.add_consumer(
+            group_id=settings.consumer_group, topics=[Topic.RESPONSES.value], handler=handler
+        )
     access = infra.with_access(settings.auth)
     app = create_app(
         title="npsloop scoring",

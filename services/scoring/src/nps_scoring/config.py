@@ -17,6 +17,16 @@ class ScoringSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8002, ge=1, le=65535)
     consumer_group: str = "npsloop-scoring"
+    consumers: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Consumers of `nps.responses.v1` in this process, all in the consumer "
+        "group: each takes its share of the partitions, so that the batches of different "
+        "partitions are scored at the same time (a batch waits on the database more than it "
+        "computes). Order per customer and one transaction per batch hold as with one. More "
+        "than the topic's partitions leaves some idle.",
+    )
     themes_file: Path | None = Field(
         default=None,
         description="YAML theme taxonomy; unset: the one shipped with scoring (themes.yaml).",

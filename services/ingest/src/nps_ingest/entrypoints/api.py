@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp
 
 from nps_ingest.adapters.csv_rows import CsvHeaderError, read_csv
-from nps_ingest.domain.auth import source_for_token
 from nps_ingest.domain.responses import CanonicalResponse
 from nps_ingest.domain.sources import Provider, Source
 from nps_ingest.domain.webhooks import InvalidResponseError, OptOut, ProviderAdapter
@@ -20,7 +19,6 @@ from nps_ingest.entrypoints.answers import (
     accepted_of,
     invalid_response,
     item_error,
-    unauthorized,
     unavailable,
 )
 from nps_ingest.entrypoints.bodies import (
@@ -40,6 +38,7 @@ from nps_ingest.entrypoints.bodies import (
     csv_item,
 )
 from nps_ingest.entrypoints.hot_routes import BodyLimit, HotRoutes
+from nps_ingest.entrypoints.response_intake import ResponseIntake, bearer_source
 from nps_ingest.entrypoints.webhook_intake import WebhookIntake
 from nps_ingest.handlers import (
     BrokerUnavailableError,
@@ -67,15 +66,7 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
     tokens = sources_by_token(sources)
 
     async def authenticated_source(authorization: Annotated[str | None, Header()] = None) -> str:
-        if not authorization:
-            raise unauthorized("Send 'Authorization: Bearer <token>'.")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise unauthorized("Send 'Authorization: Bearer <token>'.")
-        source = source_for_token(token.strip(), tokens)
-        if source is None:
-            raise unauthorized("The token is not valid.")
-        return source
+        return bearer_source(authorization, tokens)
 
     @api.post(
         "/v1/responses",
@@ -96,6 +87,8 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
         """Answers 202 once the broker has acknowledged the `ResponseReceived` event.
         Posting the same response again is safe: it yields the same event id. Posting it with
         a changed score or comment is an update of that response."""
+        # In a running ingest, `ResponseIntake.hot` serves this route ahead of FastAPI (see
+        # `http_app`); this declaration documents it and answers the same.
         try:
             received = await receive_response(
                 body.to_domain(),
@@ -358,8 +351,9 @@ def http_app(
     docs: bool = False,
 ) -> ASGIApp:
     """Ingest's HTTP app, for production and tests alike: the kit's app (probes, metrics,
-    problem+json) with the body limit and the API, behind the webhook route served hot —
-    outside FastAPI altogether, so that none of its middlewares runs for a webhook."""
+    problem+json) with the body limit and the API, behind the webhook routes and the canonical
+    `POST /v1/responses` served hot — outside FastAPI altogether, so that none of its
+    middlewares runs for them."""
     app = create_app(
         title="npsloop ingest",
         description=(
@@ -380,10 +374,12 @@ def http_app(
         "comment_limit": comment_limit,
     }
     webhooks = WebhookIntake(**dependencies, adapters=adapters, fetchers=fetchers)
+    responses = ResponseIntake(**dependencies)
     app.include_router(router(**dependencies, webhooks=webhooks), tags=["intake"])
     return HotRoutes(
         app,
         routes={
+            ("POST", "/v1/responses"): responses.hot,
             ("POST", "/v1/webhooks/{source}"): webhooks.hot,
             ("POST", "/v1/webhooks/{source}/{secret}"): webhooks.hot,
         },

@@ -9,9 +9,8 @@ from datetime import date, datetime
 from typing import Protocol
 
 from nps_events import Event, ResponseScored
-from nps_scoring.adapters.repository import AnsweredResponse, StoredResponse
-from nps_scoring.domain.figures import Counted, Counts, Deltas
-from nps_scoring.domain.transitions import PastResponse
+from nps_scoring.adapters.repository import AnsweredResponse, KnownResponses, StoredResponse
+from nps_scoring.domain.figures import Counts, Deltas
 
 
 class FigureWrites(Protocol):
@@ -28,20 +27,17 @@ class ScoredResponses(FigureWrites, Protocol):
         """Event ids not processed before by `consumer`, now marked processed."""
         ...
 
-    async def latest_before(
-        self, keys: list[tuple[str, uuid.UUID, datetime]]
-    ) -> dict[int, PastResponse]:
-        """For each (customer id, response id, responded at), by position: the customer's stored
-        response answered last before it (another response id), if any."""
+    async def known(self, keys: list[tuple[str, uuid.UUID, datetime]]) -> KnownResponses:
+        """What is stored about a batch's responses, each given as (customer id, response id,
+        responded at): by position, the customer's stored response answered last before it
+        (another response id), if any; by response id, the stored version of each known
+        response and its revision, locked until the transaction ends."""
         ...
 
-    async def stored_versions(self, response_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Counted]:
-        """The stored version of each known response, locked until the transaction ends."""
-        ...
-
-    async def upsert_responses(self, scored: list[ResponseScored]) -> dict[int, int]:
-        """Store each scored response, replacing the stored version of one already known.
-        Returns the revision each got, by position in `scored`: 1 when new, +1 per update."""
+    async def store(self, scored: list[ResponseScored], deltas: Deltas) -> None:
+        """Store each scored response, replacing the stored version of one already known (the
+        stored revision moves on by one per version in `scored`), and add each bucket's change
+        to the figures; a bucket left empty is dropped."""
         ...
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:

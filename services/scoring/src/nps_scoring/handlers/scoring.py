@@ -39,7 +39,7 @@ async def score_responses(
     same transaction: an update leaves the buckets of the stored version for those of the new
     one, so a response always counts once, in its latest version (`timezone` decides the day
     it falls on)."""
-    ids = [r.event_id() for r in responses]  # ~90 µs each: a JSON dump and a UUIDv5
+    ids = [r.event_id() for r in responses]  # ~10 µs each: a JSON dump and a UUIDv5
     fresh = await repo.claim(CONSUMER, (str(i) for i in ids))
     todo: list[ResponseReceived] = []
     todo_ids: list[uuid.UUID] = []
@@ -48,37 +48,45 @@ async def score_responses(
             fresh.discard(str(event_id))  # the same event twice in one batch counts once
             todo.append(response)
             todo_ids.append(event_id)
-    stored_before = await repo.latest_before(
-        [(r.customer.id, r.response_id, r.responded_at) for r in todo]
-    )
+    known = await repo.known([(r.customer.id, r.response_id, r.responded_at) for r in todo])
     # Responses of this batch, by customer, as later ones in the batch must see them.
     in_batch: dict[str, dict[uuid.UUID, PastResponse]] = defaultdict(dict)
+    # Each response's last revision: stored (locked by `known`), or given earlier in the batch.
+    revisions = {rid: stored.revision for rid, stored in known.versions.items()}
     scored: list[ResponseScored] = []
     for position, (response, event_id) in enumerate(zip(todo, todo_ids, strict=True)):
-        known = in_batch[response.customer.id]
-        history = dict(known)
-        if (stored := stored_before.get(position)) is not None:
+        customer = response.customer
+        known_of_customer = in_batch[customer.id]
+        history = dict(known_of_customer)
+        if (stored := known.previous.get(position)) is not None:
             history.setdefault(stored.response_id, stored)
         previous = previous_response(
             history.values(), response_id=response.response_id, responded_at=response.responded_at
         )
         previous_segment = None if previous is None else segment_of(previous.score)
         segment = segment_of(response.score)
-        known[response.response_id] = PastResponse(
+        known_of_customer[response.response_id] = PastResponse(
             response.response_id, response.responded_at, response.score
         )
+        revision = revisions[response.response_id] = revisions.get(response.response_id, 0) + 1
+        # Built once, with its revision, and without validating again: every field comes from
+        # the ResponseReceived (validated when it was decoded), the taxonomy's theme ids
+        # (validated when it was loaded), the clock or the rules above. 6.2 µs against 10.3
+        # validated, and no copy for the revision (2.6); the bytes encoded are the same
+        # (tests/unit/test_scoring_handlers.py checks it against a validated one).
         scored.append(
-            ResponseScored(
+            ResponseScored.model_construct(
                 response_id=response.response_id,
                 source=response.source,
                 survey_id=response.survey_id,
-                customer=response.customer,
+                customer=customer,
                 score=response.score,
                 segment=segment,
                 comment=response.comment,
                 responded_at=response.responded_at,
                 scored_at=now,
                 received_event_id=event_id,
+                revision=revision,
                 previous_score=None if previous is None else previous.score,
                 previous_segment=previous_segment,
                 transition=transition_between(previous_segment, segment),
@@ -89,16 +97,16 @@ async def score_responses(
     if not scored:
         return []
     # Figures: each response counts in the buckets of its latest version only.
-    versions: dict[uuid.UUID, Counted] = await repo.stored_versions(s.response_id for s in scored)
+    versions: dict[uuid.UUID, Counted] = {
+        rid: stored.counted for rid, stored in known.versions.items()
+    }
     deltas = new_deltas()
     for s in scored:
         if (old := versions.get(s.response_id)) is not None:
             count(deltas, old, timezone, sign=-1)
         versions[s.response_id] = counted_version(s)
         count(deltas, versions[s.response_id], timezone)
-    await repo.apply_deltas(deltas)
-    revisions = await repo.upsert_responses(scored)
-    scored = [s.model_copy(update={"revision": revisions[i]}) for i, s in enumerate(scored)]
+    await repo.store(scored, deltas)
     events: list[Event] = list(scored)
     await repo.publish_later(events, now=now)
     return scored
