@@ -102,17 +102,25 @@ def unnest_insert(
 
 
 def unnest_update(
-    table: Table, key: str, names: Sequence[str], *, also: Mapping[str, str] | None = None
+    table: Table,
+    key: str,
+    names: Sequence[str],
+    *,
+    also: Mapping[str, str] | None = None,
+    returning: str = "",
 ) -> TextClause:
     """`UPDATE table SET name = u.name, … FROM unnest(:key, :name, …) WHERE key = u.key`; `also`
     sets more columns to one SQL expression each (of scalar parameters). Each key at most
     once (see `columns`)."""
     sets = [f"{n} = {_select(table.c[n])}" for n in names]
     sets += [f"{n} = {expression}" for n, expression in (also or {}).items()]
-    return text(
+    sql = (
         f"UPDATE {table.fullname} AS t SET {', '.join(sets)} "  # noqa: S608 - names of the table's columns
         f"FROM {_unnest(table, [key, *names])} WHERE t.{key} = u.{key}"
     )
+    if returning:
+        sql += f" RETURNING {returning}"
+    return text(sql)
 
 
 def columns(

@@ -12,6 +12,7 @@ from nps_events import Event, Segment
 from nps_followup.adapters.repository import ActionRow, DueTimer
 from nps_followup.domain.cases import (
     Action,
+    ActionOutcome,
     ActionState,
     Case,
     PlannedTimer,
@@ -244,16 +245,11 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
 class Results(Inbox, Protocol):
     """What recording action outcomes and helpdesk ticket changes needs."""
 
-    async def record_action_outcome(
-        self,
-        action_id: uuid.UUID,
-        *,
-        state: ActionState,
-        provider_message_id: str | None,
-        reason: str | None,
-        at: datetime,
-    ) -> bool:
-        """Record what happened to an action; False if there is no such action."""
+    async def record_action_outcomes(
+        self, outcomes: Sequence[ActionOutcome], *, at: datetime
+    ) -> set[uuid.UUID]:
+        """Record what happened to any number of actions, in order (of two outcomes of one
+        action, the later stands); return the ids of the actions that exist."""
         ...
 
     async def cases_by_id(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
