@@ -29,7 +29,7 @@ from nps_followup.adapters import tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
 from nps_followup.adapters.repository import FollowupRepository
-from nps_followup.domain.cases import Case
+from nps_followup.domain.cases import Case, case_id_for
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause
 from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import (
@@ -732,6 +732,45 @@ async def test_a_value_too_long_for_its_column_is_refused_not_cut(
             )
     async with sessions() as session:
         assert await FollowupRepository(session).get_case(too_long.case_id) is None
+
+
+async def test_a_case_another_transaction_opened_first_gets_nothing_of_the_batch(
+    sessions: SessionFactory,
+) -> None:
+    """A batch's cases, actions (in their final state), notices and timers are one insert:
+    a case that is already there (another transaction opened it under the same id) is left
+    as it was, while the batch's other cases get everything."""
+    first, second = scored("race-1", 2), scored("race-2", 2)
+    [other] = await open_for(sessions, scored("race-0", 2))
+    there = replace(
+        other, case_id=case_id_for(second.response_id), response_id=uuid.uuid4(), actions=()
+    )
+    async with unit_of_work(sessions) as session:
+        await FollowupRepository(session).add_cases(
+            [there], [], exempt=set(), priority={}, fired=set()
+        )
+
+    [opened] = await open_for(sessions, first, second)
+
+    assert opened.case_id == case_id_for(first.response_id)
+    mine = await case(sessions, opened.case_id)
+    assert sorted((a.channel, a.state.value) for a in mine.actions) == [
+        ("email", "planned"),
+        ("staff", "planned"),
+        ("ticket", "planned"),
+    ]
+    assert [e.kind for e in mine.timeline] == ["opened", "assigned"]
+    left = await case(sessions, there.case_id)
+    assert (left.actions, left.timeline, left.response_id) == ((), (), there.response_id)
+    assert await timer_states(sessions, {there.case_id}) == Counter()
+    assert await published(sessions, {there.case_id}) == []
+    assert await published(sessions, {opened.case_id}) == [
+        "case.opened",
+        "case.assigned",
+        "action.notify-staff",
+        "action.send-email",
+        "action.create-ticket",
+    ]
 
 
 async def test_saving_many_cases_gives_each_its_own_fields_and_the_last_of_a_repeat(

@@ -335,8 +335,25 @@ class InMemoryOpening(InMemoryTimers):
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str],
         fired: set[uuid.UUID],
+        requested: Sequence[tuple[uuid.UUID, Action]] = (),
+        recipient: dict[uuid.UUID, str] | None = None,
     ) -> set[uuid.UUID]:
         inserted = {c.case_id for c in cases if c.case_id not in self.cases}
+        asked = [(case_id, a) for case_id, a in requested if case_id in inserted]
+        self.requested += asked
+        self.priorities.update(
+            {a.action_id: priority[a.action_id] for _, a in asked if a.action_id in priority}
+        )
+        self.recipients.update(
+            {
+                a.action_id: (recipient or {})[a.action_id]
+                for _, a in asked
+                if a.action_id in (recipient or {})
+            }
+        )
+        self.reasons.update(
+            {a.action_id: a.reason for c in cases if c.case_id in inserted for a in c.actions}
+        )
         for case in cases:
             if case.case_id not in inserted:
                 continue

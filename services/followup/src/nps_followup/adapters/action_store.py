@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,7 @@ from nps_followup.adapters import tables
 from nps_followup.adapters.bulk import any_of, columns, unnest_insert, unnest_update
 from nps_followup.domain.cases import Action, ActionOutcome, ActionState
 
-_ACTION_COLUMNS = (
+ACTION_COLUMNS = (
     "action_id",
     "case_id",
     "channel",
@@ -21,11 +22,12 @@ _ACTION_COLUMNS = (
     "recipient",
     "exempt_from_cap",
     "state",
+    "reason",
     "scheduled_for",
     "requested_at",
     "updated_at",
 )
-_INSERT_ACTIONS = unnest_insert(tables.actions, _ACTION_COLUMNS)
+_INSERT_ACTIONS = unnest_insert(tables.actions, ACTION_COLUMNS)
 _SET_STATES = unnest_update(
     tables.actions,
     "action_id",
@@ -67,6 +69,21 @@ async def insert_actions(
     """Actions of any number of cases, in one statement."""
     if not actions:
         return
+    await session.execute(
+        _INSERT_ACTIONS,
+        action_columns(actions, exempt=exempt, priority=priority, recipient=recipient),
+    )
+
+
+def action_columns(
+    actions: Sequence[tuple[uuid.UUID, Action]],
+    *,
+    exempt: set[uuid.UUID],
+    priority: dict[uuid.UUID, str] | None = None,
+    recipient: dict[uuid.UUID, str] | None = None,
+    prefix: str = "",
+) -> dict[str, list[Any]]:
+    """(case id, action) pairs as the parameters of an insert of `ACTION_COLUMNS`."""
     rows = [
         {
             "action_id": a.action_id,
@@ -77,13 +94,14 @@ async def insert_actions(
             "recipient": (recipient or {}).get(a.action_id),
             "exempt_from_cap": a.action_id in exempt,
             "state": a.state.value,
+            "reason": a.reason,
             "scheduled_for": a.scheduled_for,
             "requested_at": a.requested_at,
             "updated_at": a.updated_at,
         }
         for case_id, a in actions
     ]
-    await session.execute(_INSERT_ACTIONS, columns(tables.actions, _ACTION_COLUMNS, rows))
+    return columns(tables.actions, ACTION_COLUMNS, rows, prefix=prefix)
 
 
 class ActionStore:

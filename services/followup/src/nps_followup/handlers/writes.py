@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from nps_events import Event
+from nps_events import Event, SendEmail, SendSms
 from nps_followup.domain.cases import Action, ActionState, Case, TimelineEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.handlers.ports import BatchEffects
@@ -54,6 +54,24 @@ class BatchWrites:
             self.recipients[action.action_id] = recipient
         if priority is not None:
             self.priorities[action.action_id] = priority
+
+    def take_opened(self, opening: "BatchWrites", inserted: set[uuid.UUID]) -> None:
+        """Add what opening a batch of new cases recorded in `opening`, for the cases of
+        `inserted` only. Its actions (and their states, recipients and priorities) are not
+        taken: they were inserted with the cases."""
+        self.cases.update({k: v for k, v in opening.cases.items() if k in inserted})
+        self.latest_scores.update({k: v for k, v in opening.latest_scores.items() if k in inserted})
+        self.timeline += [(case_id, e) for case_id, e in opening.timeline if case_id in inserted]
+        events = [e for e in opening.events if getattr(e, "case_id", None) in inserted]
+        self.events += events
+        # A customer messaged by a case of the batch that another transaction opened first
+        # is not messaged by this one.
+        self.messaged |= {
+            e.customer.id for e in events if isinstance(e, SendEmail | SendSms)
+        } & opening.messaged
+        self.resurveys += [r for r in opening.resurveys if r.case_id in inserted]
+        self.resurvey_answers += [a for a in opening.resurvey_answers if a.case_id in inserted]
+        self.referral_codes += [r for r in opening.referral_codes if r[2] in inserted]
 
     async def flush(self, repo: BatchEffects) -> None:
         await repo.set_action_states(self.states, at=self.now)
