@@ -165,6 +165,9 @@ class Statements:
 
     @classmethod
     def kind(cls, statement: str) -> str:
+        if statement.lstrip().upper().startswith("WITH"):
+            tables = re.findall(r"INSERT INTO\s+([\w.]+)", statement, re.I)
+            return f"INSERT {'+'.join(tables)}"
         if write := cls._WRITE.match(statement):
             return f"{write.group(1).split()[0].upper()} {write.group(2)}"
         if read := cls._READ.match(statement):

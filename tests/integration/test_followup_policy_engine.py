@@ -794,3 +794,17 @@ async def test_saving_many_cases_gives_each_its_own_fields_and_the_last_of_a_rep
     assert (await case(sessions, first.case_id)).escalation_level == 3
     saved = await case(sessions, second.case_id)
     assert (saved.escalation_level, saved.owner) == (2, "alex@example.com")
+
+
+async def test_a_customers_last_message_time_only_moves_forward(sessions: SessionFactory) -> None:
+    """The frequency cap reads when each customer was last messaged: one statement writes it
+    for a whole batch, and an earlier time (a slower replica's batch) never moves it back."""
+    later = NOW + timedelta(hours=1)
+    async with unit_of_work(sessions) as session:
+        await FollowupRepository(session).set_last_messages(["cap-1", "cap-2", "cap-1"], later)
+    async with unit_of_work(sessions) as session:
+        await FollowupRepository(session).set_last_messages(["cap-1", "cap-3"], NOW)
+    async with sessions() as session:
+        history = await FollowupRepository(session).contact_history(["cap-1", "cap-2", "cap-3"])
+    assert history.last_messaged == {"cap-1": later, "cap-2": later, "cap-3": NOW}
+    assert history.opted_out == {}

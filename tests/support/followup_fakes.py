@@ -20,7 +20,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
     TimerKind,
 )
-from nps_followup.domain.contact_rules import DoNotContactEntry
+from nps_followup.domain.contact_rules import ContactHistory, DoNotContactEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 
@@ -176,11 +176,12 @@ class InMemoryTimers:
         for timer_id in timer_ids:
             self.timers[timer_id] = (self.timers[timer_id][0], "fired")
 
-    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
-        return {c: set(self.do_not_contact[c]) for c in customer_ids if c in self.do_not_contact}
-
-    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
-        return {c: self.last_message[c] for c in customer_ids if c in self.last_message}
+    async def contact_history(self, customer_ids: Iterable[str]) -> ContactHistory:
+        ids = set(customer_ids)
+        return ContactHistory(
+            {c: set(self.do_not_contact[c]) for c in ids if c in self.do_not_contact},
+            {c: self.last_message[c] for c in ids if c in self.last_message},
+        )
 
     async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
         wanted = set(case_ids)

@@ -19,7 +19,7 @@ from nps_followup.domain.cases import (
     SetAside,
     TimelineEntry,
 )
-from nps_followup.domain.contact_rules import DoNotContactEntry
+from nps_followup.domain.contact_rules import ContactHistory, DoNotContactEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 
@@ -143,12 +143,9 @@ class BatchEffects(Outbox, Protocol):
 class TimerEffects(BatchEffects, Protocol):
     """What firing due timers reads, besides what it writes through `BatchEffects`."""
 
-    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
-        """The channels (or `all`) each customer opted out of."""
-        ...
-
-    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
-        """When each customer was last messaged (for the frequency cap)."""
+    async def contact_history(self, customer_ids: Iterable[str]) -> ContactHistory:
+        """The channels (or `all`) each customer opted out of, and when each was last
+        messaged (for the frequency cap)."""
         ...
 
     async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
