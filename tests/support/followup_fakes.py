@@ -230,6 +230,20 @@ class InMemoryTimers:
     async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
         self.last_message.update(dict.fromkeys(customer_ids, at))
 
+    async def add_records(
+        self,
+        *,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        priority: dict[uuid.UUID, str],
+        recipient: dict[uuid.UUID, str],
+        timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
+        messaged: Iterable[str],
+        at: datetime,
+    ) -> None:
+        await self.add_actions_of(actions, exempt=set(), priority=priority, recipient=recipient)
+        await self.add_timelines(timeline)
+        await self.set_last_messages(messaged, at)
+
     async def latest_answers(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
         return {c: self.answered[c] for c in customer_ids if c in self.answered}
 

@@ -138,6 +138,15 @@ def with_inserted(first: TextClause, key: str, *then: TextClause) -> TextClause:
     return text(f"WITH {', '.join(parts)} SELECT {key} FROM inserted")  # noqa: S608 - our statements
 
 
+def together(*statements: TextClause) -> TextClause:
+    """Statements that write different tables, as one statement (one round trip): each a
+    data-modifying `WITH` part. Their parameters must not share names (see `prefix`)."""
+    if len(statements) == 1:
+        return statements[0]
+    parts = ", ".join(f"w{i} AS ({statement.text})" for i, statement in enumerate(statements))
+    return text(f"WITH {parts} SELECT 1")
+
+
 def columns(
     table: Table,
     names: Sequence[str],

@@ -2,8 +2,9 @@
 
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import TextClause, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,7 +46,7 @@ LIFECYCLE_FIELDS = (
 )
 _SAVE_CASES = unnest_update(tables.cases, "case_id", LIFECYCLE_FIELDS)
 _LATEST_SCORES = unnest_update(tables.cases, "case_id", ("latest_score", "recovered"))
-_TIMELINE_COLUMNS = (
+TIMELINE_COLUMNS = (
     "entry_id",
     "case_id",
     "kind",
@@ -56,8 +57,6 @@ _TIMELINE_COLUMNS = (
     "actor_rule",
     "details",
 )
-#: In the order recorded: `seq` numbers the case's history.
-_INSERT_TIMELINE = unnest_insert(tables.timeline, _TIMELINE_COLUMNS, ordered=True)
 
 
 class CaseStore:
@@ -246,22 +245,31 @@ class CaseStore:
 
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
         """Timeline entries of any number of cases, in one statement."""
-        if not entries:
-            return
-        rows = [
-            {
-                "entry_id": e.entry_id,
-                "case_id": case_id,
-                "kind": e.kind,
-                "at": e.at,
-                "actor": e.actor.label() if e.actor else None,
-                "actor_kind": e.actor.kind.value if e.actor else None,
-                "actor_id": e.actor.id if e.actor else None,
-                "actor_rule": e.actor.rule if e.actor else None,
-                "details": e.details,
-            }
-            for case_id, e in entries
-        ]
-        await self.session.execute(
-            _INSERT_TIMELINE, columns(tables.timeline, _TIMELINE_COLUMNS, rows)
-        )
+        if entries:
+            await self.session.execute(insert_timeline(), timeline_columns(entries))
+
+
+def insert_timeline(prefix: str = "") -> TextClause:
+    """Timeline entries in the order recorded (`seq` numbers the case's history); an entry
+    recorded already is kept. Parameters: `timeline_columns`."""
+    return unnest_insert(tables.timeline, TIMELINE_COLUMNS, ordered=True, prefix=prefix)
+
+
+def timeline_columns(
+    entries: Sequence[tuple[uuid.UUID, TimelineEntry]], prefix: str = ""
+) -> dict[str, list[Any]]:
+    rows = [
+        {
+            "entry_id": e.entry_id,
+            "case_id": case_id,
+            "kind": e.kind,
+            "at": e.at,
+            "actor": e.actor.label() if e.actor else None,
+            "actor_kind": e.actor.kind.value if e.actor else None,
+            "actor_id": e.actor.id if e.actor else None,
+            "actor_rule": e.actor.rule if e.actor else None,
+            "details": e.details,
+        }
+        for case_id, e in entries
+    ]
+    return columns(tables.timeline, TIMELINE_COLUMNS, rows, prefix=prefix)

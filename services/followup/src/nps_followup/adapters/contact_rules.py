@@ -3,12 +3,14 @@
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import TextClause, and_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
+from nps_followup.adapters.bulk import unnest_insert
 from nps_followup.domain.contact_rules import ContactHistory, DoNotContactEntry
 
 #: Opt-outs have a scope, last messages a time: one row per opt-out or last message.
@@ -18,12 +20,26 @@ _CONTACT_HISTORY = text(
     "UNION ALL SELECT customer_id, NULL, at FROM followup.last_messages "
     "WHERE customer_id = ANY(CAST(:ids AS text[]))"
 )
-_SET_LAST_MESSAGES = text(
-    "INSERT INTO followup.last_messages (customer_id, at) "
-    "SELECT u.customer_id, CAST(:at AS timestamptz) FROM unnest(CAST(:customer_id AS text[])) "
-    "WITH ORDINALITY AS u(customer_id, ord) ORDER BY u.ord ON CONFLICT (customer_id) "
-    "DO UPDATE SET at = greatest(followup.last_messages.at, EXCLUDED.at)"
-)
+
+
+def insert_last_messages(prefix: str = "") -> TextClause:
+    """When customers were last messaged: a time never moves back (a slower replica's batch).
+    Parameters: `last_message_columns`."""
+    return unnest_insert(
+        tables.last_messages,
+        ("customer_id", "at"),
+        prefix=prefix,
+        on_conflict="(customer_id) DO UPDATE SET "
+        "at = greatest(followup.last_messages.at, EXCLUDED.at)",
+    )
+
+
+def last_message_columns(
+    customer_ids: Iterable[str], at: datetime, prefix: str = ""
+) -> dict[str, list[Any]]:
+    """In customer order, so that two batches lock the rows in the same order."""
+    ids = sorted(set(customer_ids))
+    return {f"{prefix}customer_id": ids, f"{prefix}at": [at] * len(ids)}
 
 
 class ContactRuleStore:
@@ -80,8 +96,7 @@ class ContactRuleStore:
 
     async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
         """One statement for any number of customers (an executemany ran it once per
-        customer), in customer order (two batches lock the rows in the same order)."""
-        ids = sorted(set(customer_ids))
-        if not ids:
-            return
-        await self.session.execute(_SET_LAST_MESSAGES, {"customer_id": ids, "at": at})
+        customer)."""
+        params = last_message_columns(customer_ids, at)
+        if params["customer_id"]:
+            await self.session.execute(insert_last_messages(), params)

@@ -97,15 +97,19 @@ class BatchEffects(Outbox, Protocol):
         """(action, state, reason) for any number of actions."""
         ...
 
-    async def add_actions_of(
+    async def add_records(
         self,
-        actions: Sequence[tuple[uuid.UUID, Action]],
         *,
-        exempt: set[uuid.UUID],
-        priority: dict[uuid.UUID, str] | None = None,
-        recipient: dict[uuid.UUID, str] | None = None,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        priority: dict[uuid.UUID, str],
+        recipient: dict[uuid.UUID, str],
+        timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
+        messaged: Iterable[str],
+        at: datetime,
     ) -> None:
-        """Actions of any number of cases."""
+        """What a batch adds, together: the (case id, action) pairs requested now (staff
+        notices name their `recipient`), the timeline entries (in order; an entry recorded
+        already is kept), and the customers messaged at `at`."""
         ...
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
@@ -114,14 +118,6 @@ class BatchEffects(Outbox, Protocol):
 
     async def record_latest_scores(self, cases: Sequence[Case]) -> None:
         """The customer's latest score on each case (and whether it means recovery)."""
-        ...
-
-    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
-        """Timeline entries of any number of cases."""
-        ...
-
-    async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
-        """The customers were messaged at `at`."""
         ...
 
     async def record_resurveys(self, requested: Sequence[ResurveyRequest]) -> None:

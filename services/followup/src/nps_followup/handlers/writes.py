@@ -16,8 +16,9 @@ from nps_followup.handlers.ports import BatchEffects
 @dataclass
 class BatchWrites:
     """What one batch changes, by kind; `flush` writes each kind in one statement (none for a
-    kind the batch left empty) and queues the events, in the order they were recorded, in the
-    same transaction."""
+    kind the batch left empty; the actions, timeline entries and last messages it adds in one
+    statement together) and queues the events, in the order they were recorded, in the same
+    transaction."""
 
     now: datetime
     #: Lifecycle fields of cases the batch changed (an escalation level), by case id.
@@ -75,13 +76,16 @@ class BatchWrites:
 
     async def flush(self, repo: BatchEffects) -> None:
         await repo.set_action_states(self.states, at=self.now)
-        await repo.add_actions_of(
-            self.actions, exempt=set(), priority=self.priorities, recipient=self.recipients
-        )
         await repo.save_cases(list(self.cases.values()))
         await repo.record_latest_scores(list(self.latest_scores.values()))
-        await repo.add_timelines(self.timeline)
-        await repo.set_last_messages(self.messaged, self.now)
+        await repo.add_records(
+            actions=self.actions,
+            priority=self.priorities,
+            recipient=self.recipients,
+            timeline=self.timeline,
+            messaged=self.messaged,
+            at=self.now,
+        )
         await repo.record_resurveys(self.resurveys)
         await repo.record_resurvey_answers(self.resurvey_answers)
         await repo.issue_referral_codes(self.referral_codes, at=self.now)
