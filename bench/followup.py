@@ -17,10 +17,13 @@ the customer search, and page 20's plan) at N open or contacted cases:
 
     .venv/bin/python bench/followup.py --only queue --cases 50000
 
-`--only writes` measures only what the sweeper and the consumer write (the escalations and
-`open_cases`, no API queries), with the CPU per item of this process (`time.process_time`)
-and of the PostgreSQL server (its processes' utime + stime from /proc); `--profile DIR` also writes a cProfile of
-each (escalations, opening batches of 1 and of 500) into DIR:
+`--only writes` measures only what the sweeper and the consumer write (the escalations,
+`open_cases`, and notify's results for the actions those cases requested, in batches of 1 and
+of 500; no API queries), with the CPU per item of this process (`time.process_time`) and of
+the PostgreSQL server (its processes' utime + stime from /proc), and the statements per batch
+by kind (SQLAlchemy's `before_cursor_execute`; BEGIN and COMMIT are not counted); `--profile
+DIR` also writes a cProfile of each (escalations, opening batches of 1 and of 500, results)
+into DIR:
 
     .venv/bin/python bench/followup.py --only writes --cases 100000 --due 5000 --profile /tmp/p
 
