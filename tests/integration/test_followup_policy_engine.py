@@ -5,19 +5,22 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_events import (
+    ActionResultReported,
+    ActionStatus,
     Actor,
     ActorKind,
+    Channel,
     ContactOptOut,
     ContactOutcome,
     Customer,
@@ -36,6 +39,7 @@ from nps_followup.handlers import (
     PolicyInForce,
     close_case,
     open_cases,
+    record_action_results,
     record_contact,
     record_opt_outs,
     reopen_case,
@@ -808,3 +812,60 @@ async def test_a_customers_last_message_time_only_moves_forward(sessions: Sessio
         history = await FollowupRepository(session).contact_history(["cap-1", "cap-2", "cap-3"])
     assert history.last_messaged == {"cap-1": later, "cap-2": later, "cap-3": NOW}
     assert history.opted_out == {}
+
+
+async def _statements_of(engine: AsyncEngine, work: Callable[[], Awaitable[object]]) -> int:
+    """How many statements `work` sends (BEGIN and COMMIT are not counted)."""
+    sent: list[str] = []
+
+    def seen(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await work()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    return len(sent)
+
+
+async def test_a_batch_takes_the_same_few_statements_whatever_its_size(
+    engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    """What a steady stream pays per batch of one: a fixed number of round trips (10 to open
+    cases, 2 to record results), the same for 40 responses or results as for one."""
+    opened: list[list[Case]] = []
+
+    def opening(size: int) -> Callable[[], Awaitable[object]]:
+        async def run() -> None:
+            responses = [scored(f"fixed-{size}-{i}") for i in range(size)]
+            opened.append(await open_for(sessions, *responses))
+
+        return run
+
+    def results(cases: list[Case]) -> Callable[[], Awaitable[object]]:
+        async def run() -> None:
+            reported = [
+                ActionResultReported(
+                    action_id=a.action_id,
+                    case_id=c.case_id,
+                    customer_id=c.customer_id,
+                    channel=Channel.EMAIL,
+                    status=ActionStatus.SENT,
+                    occurred_at=NOW,
+                )
+                for c in cases
+                for a in c.actions
+            ]
+            async with unit_of_work(sessions) as session:
+                await record_action_results(FollowupRepository(session), reported, now=NOW)
+
+        return run
+
+    one = await _statements_of(engine, opening(1))
+    many = await _statements_of(engine, opening(40))
+    assert len(opened[1]) == 40
+    assert one == many <= 10
+    one = await _statements_of(engine, results(opened[0]))
+    many = await _statements_of(engine, results(opened[1]))
+    assert one == many == 2
