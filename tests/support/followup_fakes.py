@@ -239,10 +239,12 @@ class InMemoryTimers:
         timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
         messaged: Iterable[str],
         at: datetime,
+        scored: Sequence[StoredResponse] = (),
     ) -> None:
         await self.add_actions_of(actions, exempt=set(), priority=priority, recipient=recipient)
         await self.add_timelines(timeline)
         await self.set_last_messages(messaged, at)
+        assert not scored, "a sweep records no scored responses"
 
     async def latest_answers(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
         return {c: self.answered[c] for c in customer_ids if c in self.answered}
@@ -285,6 +287,27 @@ class InMemoryOpening(InMemoryTimers):
     turns: dict[str, int] = field(default_factory=dict)
     #: The compact record of each scored response, for `policy simulate`.
     scored: dict[uuid.UUID, StoredResponse] = field(default_factory=dict)
+
+    async def add_records(
+        self,
+        *,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        priority: dict[uuid.UUID, str],
+        recipient: dict[uuid.UUID, str],
+        timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
+        messaged: Iterable[str],
+        at: datetime,
+        scored: Sequence[StoredResponse] = (),
+    ) -> None:
+        await super().add_records(
+            actions=actions,
+            priority=priority,
+            recipient=recipient,
+            timeline=timeline,
+            messaged=messaged,
+            at=at,
+        )
+        await self.record_scored(scored)
 
     async def record_scored(self, responses: Sequence[StoredResponse]) -> None:
         for r in responses:

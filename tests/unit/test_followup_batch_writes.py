@@ -31,6 +31,7 @@ from nps_followup.domain.cases import (
     TimerKind,
 )
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
+from nps_followup.domain.simulation import StoredResponse
 from nps_followup.handlers import PolicyInForce, open_cases, sweep_due_timers
 from nps_followup.handlers.common import requested_action
 from nps_followup.handlers.writes import BatchWrites
@@ -62,6 +63,7 @@ class RecordedWrites:
         timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
         messaged: Iterable[str],
         at: datetime,
+        scored: Sequence[StoredResponse] = (),
     ) -> None:
         self.calls.append(("add_records", (list(actions), priority, recipient, sorted(messaged))))
 

@@ -27,10 +27,15 @@ from nps_followup.adapters.contact_rules import (
     last_message_columns,
 )
 from nps_followup.adapters.referrals import ReferralStore
-from nps_followup.adapters.response_records import ResponseRecords
+from nps_followup.adapters.response_records import (
+    ResponseRecords,
+    insert_scored,
+    scored_columns,
+)
 from nps_followup.adapters.resurvey import ResurveyStore
 from nps_followup.adapters.timer_store import DueTimer, TimerStore, due_timers_query
 from nps_followup.domain.cases import Action, TimelineEntry
+from nps_followup.domain.simulation import StoredResponse
 from nps_kit import inbox, outbox
 
 # What the handlers, the bench and the tests import from here, wherever it lives now.
@@ -114,9 +119,10 @@ class FollowupRepository(
         timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
         messaged: Iterable[str],
         at: datetime,
+        scored: Sequence[StoredResponse] = (),
     ) -> None:
-        """The actions, timeline entries and last messages of a batch in one statement (a
-        round trip each before), with only the kinds it has."""
+        """The actions, timeline entries, last messages and records of scored responses of a
+        batch in one statement (a round trip each before), with only the kinds it has."""
         params: dict[str, list[Any]] = {}
         if actions:
             params |= action_columns(
@@ -127,8 +133,10 @@ class FollowupRepository(
         messages = last_message_columns(messaged, at, prefix="m_")
         if messages["m_customer_id"]:
             params |= messages
+        if scored:
+            params |= scored_columns(scored, prefix="s_")
         if params:
-            kinds = (bool(actions), bool(timeline), bool(messages["m_customer_id"]))
+            kinds = (bool(actions), bool(timeline), bool(messages["m_customer_id"]), bool(scored))
             await self.session.execute(_records_statement(kinds), params)
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
@@ -136,12 +144,13 @@ class FollowupRepository(
 
 
 @functools.cache
-def _records_statement(kinds: tuple[bool, bool, bool]) -> TextClause:
+def _records_statement(kinds: tuple[bool, bool, bool, bool]) -> TextClause:
     """The statement of `add_records` for the kinds a batch has (actions, timeline, last
-    messages): seven at most, each built once."""
+    messages, records of scored responses), each built once."""
     statements = (
         unnest_insert(tables.actions, ACTION_COLUMNS, prefix="a_"),
         insert_timeline(prefix="l_"),
         insert_last_messages(prefix="m_"),
+        insert_scored(prefix="s_"),
     )
     return together(*(s for s, wanted in zip(statements, kinds, strict=True) if wanted))

@@ -92,15 +92,15 @@ async def apply_policy(
     `policy simulate`.
 
     The whole batch takes a fixed number of statements, whatever its size."""
-    # Every response, redelivered or not (a replay of the topic fills in what came before the
-    # record existed): what `policy simulate` replays.
-    await repo.record_scored([StoredResponse.of(s, received_at=now) for s in scored])
     todo = await _new_responses(repo, scored)
     customers = {r.customer.id for r in todo}
     active = await repo.active_cases_of(customers)
     earlier = await repo.latest_worked_cases_of(customers - active.keys())
     awaiting = await repo.awaiting_resurvey_answer(c.case_id for c in earlier.values())
-    batch = _Opening(BatchWrites(now), awaiting=awaiting)
+    # Every response, redelivered or not (a replay of the topic fills in what came before the
+    # record existed): what `policy simulate` replays, written with the batch's other records.
+    writes = BatchWrites(now, scored=[StoredResponse.of(s, received_at=now) for s in scored])
+    batch = _Opening(writes, awaiting=awaiting)
     set_aside: dict[uuid.UUID, SetAside] = {}
     for response in todo:
         customer = response.customer.id

@@ -106,10 +106,12 @@ class BatchEffects(Outbox, Protocol):
         timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
         messaged: Iterable[str],
         at: datetime,
+        scored: Sequence[StoredResponse] = (),
     ) -> None:
         """What a batch adds, together: the (case id, action) pairs requested now (staff
         notices name their `recipient`), the timeline entries (in order; an entry recorded
-        already is kept), and the customers messaged at `at`."""
+        already is kept), the customers messaged at `at`, and the compact record of each scored
+        response it handled (its latest revision; what `policy simulate` replays)."""
         ...
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
@@ -197,10 +199,6 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
 
     async def set_aside(self, responses: Sequence[SetAside]) -> None:
         """Record responses not acted on (back-fill, older than the window), with why."""
-        ...
-
-    async def record_scored(self, responses: Sequence[StoredResponse]) -> None:
-        """Keep the compact record of each response (its latest revision) for replays."""
         ...
 
     async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:

@@ -10,6 +10,7 @@ from datetime import datetime
 from nps_events import Event, SendEmail, SendSms
 from nps_followup.domain.cases import Action, ActionState, Case, TimelineEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
+from nps_followup.domain.simulation import StoredResponse
 from nps_followup.handlers.ports import BatchEffects
 
 
@@ -40,6 +41,8 @@ class BatchWrites:
     #: (code, customer, case) of every referral link sent.
     referral_codes: list[tuple[str, str, uuid.UUID]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    #: The compact record of each scored response the batch handled (`policy simulate`).
+    scored: list[StoredResponse] = field(default_factory=list)
 
     def request(
         self,
@@ -85,6 +88,7 @@ class BatchWrites:
             timeline=self.timeline,
             messaged=self.messaged,
             at=self.now,
+            scored=self.scored,
         )
         await repo.record_resurveys(self.resurveys)
         await repo.record_resurvey_answers(self.resurvey_answers)
