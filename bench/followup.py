@@ -17,10 +17,13 @@ the customer search, and page 20's plan) at N open or contacted cases:
 
     .venv/bin/python bench/followup.py --only queue --cases 50000
 
-`--only writes` measures only what the sweeper and the consumer write (the escalations and
-`open_cases`, no API queries), with the CPU per item of this process (`time.process_time`)
-and of the PostgreSQL server (its processes' utime + stime from /proc); `--profile DIR` also writes a cProfile of
-each (escalations, opening batches of 1 and of 500) into DIR:
+`--only writes` measures only what the sweeper and the consumer write (the escalations,
+`open_cases`, and notify's results for the actions those cases requested, in batches of 1 and
+of 500; no API queries), with the CPU per item of this process (`time.process_time`) and of
+the PostgreSQL server (its processes' utime + stime from /proc), and the statements per batch
+by kind (SQLAlchemy's `before_cursor_execute`; BEGIN and COMMIT are not counted); `--profile
+DIR` also writes a cProfile of each (escalations, opening batches of 1 and of 500, results)
+into DIR:
 
     .venv/bin/python bench/followup.py --only writes --cases 100000 --due 5000 --profile /tmp/p
 
@@ -33,9 +36,11 @@ GROUPING SETS pass as it asks now), and prints the one pass's plan:
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import cProfile
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -44,11 +49,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nps_events import Customer, ResponseScored, Segment
+from nps_events import (
+    ActionResultReported,
+    ActionStatus,
+    Channel,
+    Customer,
+    ResponseScored,
+    Segment,
+)
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.figures import closed_loop_figures
 from nps_followup.adapters.policy_file import load_policy
@@ -66,6 +78,7 @@ from nps_followup.handlers import (
     list_cases,
     open_cases,
     queue_page,
+    record_action_results,
 )
 from nps_kit.clock import SystemClock
 from nps_kit.db import session_factory, unit_of_work
@@ -139,6 +152,43 @@ def profiled(profile: Path | None, name: str) -> Any:
         profiler.dump_stats(profile / f"{name}.prof")
 
 
+class Statements:
+    """Counts the statements an engine sends, by kind (`INSERT followup.cases`, `SELECT
+    followup.actions`, …), from SQLAlchemy's `before_cursor_execute` event."""
+
+    _WRITE = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+([\w.]+)", re.I)
+    _READ = re.compile(r"^\s*SELECT\b.*?\bFROM\s+([\w.]+)", re.I | re.S)
+
+    def __init__(self, engine: Any) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.counts[self.kind(statement)] += 1
+
+    @classmethod
+    def kind(cls, statement: str) -> str:
+        if statement.lstrip().upper().startswith("WITH"):
+            tables = re.findall(r"INSERT INTO\s+([\w.]+)", statement, re.I)
+            return f"INSERT {'+'.join(tables)}"
+        if write := cls._WRITE.match(statement):
+            return f"{write.group(1).split()[0].upper()} {write.group(2)}"
+        if read := cls._READ.match(statement):
+            return f"SELECT {read.group(1)}"
+        return statement.split(None, 1)[0]
+
+    def take(self) -> collections.Counter[str]:
+        """The counts since the last `take`."""
+        counts, self.counts = self.counts, collections.Counter()
+        return counts
+
+    @staticmethod
+    def split(counts: collections.Counter[str], batches: int) -> str:
+        total = sum(counts.values())
+        kinds = ", ".join(f"{k} {n / batches:g}" for k, n in sorted(counts.items()))
+        return f"{total / batches:.1f} statements per batch ({kinds})"
+
+
 async def run(
     url: str,
     n: int,
@@ -151,11 +201,14 @@ async def run(
     engine = create_async_engine(url, pool_size=8)
     await generate(engine, n, due)
     await explain(engine)
+    statements = Statements(engine)
     with profiled(profile, "escalations"):
         await escalate(engine, due, policy)
+    print(f"  {Statements.split(statements.take(), max(1, -(-due // 500)))} (about)")
     if api_queries:
         await api(engine)
-    await opening(engine, policy, profile=profile)
+    opened = await opening(engine, policy, statements, profile=profile)
+    await action_results(engine, opened, statements, profile=profile)
     await engine.dispose()
 
 
@@ -371,27 +424,92 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-async def opening(engine: Any, policy: PolicyInForce, *, profile: Path | None = None) -> None:
+async def opening(
+    engine: Any, policy: PolicyInForce, statements: Statements, *, profile: Path | None = None
+) -> list[uuid.UUID]:
     """The consumer's use case on top of the 1M cases: responses per second by batch size
-    (the runner hands it what one `getmany` returned for a partition), and the CPU per
-    response of this process (building the batch's events is left out of both)."""
+    (the runner hands it what one `getmany` returned for a partition), the CPU per response
+    of this process and of PostgreSQL, and the statements per batch (building the batch's
+    events is left out of all three). Returns the actions of the cases opened now (their
+    acknowledgements are due at once)."""
     sessions = session_factory(engine)
     print("\nopening cases (open_cases, one transaction per batch; scores 0–10 evenly):")
+    planned: list[uuid.UUID] = []
     for size in (1, 10, 100, 500):
         batches = max(2, 2000 // size)
         prepared = [[_scored(f"open{size}-{b}", i) for i in range(size)] for b in range(batches)]
+        statements.take()
         with profiled(profile if size in (1, 500) else None, f"opening-{size}"):
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
             for batch in prepared:
                 async with unit_of_work(sessions) as session:
-                    await open_cases(
+                    opened = await open_cases(
                         FollowupRepository(session), batch, now=datetime.now(UTC), policy=policy
                     )
+                planned += [a.action_id for c in opened for a in c.actions]
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             pg = pg_now() - pg
         print(
             f"  batches of {size}: {batches * size / elapsed:,.0f} responses/s; "
-            f"{cpu_per_item(cpu, pg, batches * size, 'response')}; {load()}"
+            f"{cpu_per_item(cpu, pg, batches * size, 'response')}; {load()}\n"
+            f"    {Statements.split(statements.take(), batches)}"
+        )
+    # A detractor alone (what a steady stream of detractors brings): its statements.
+    async with unit_of_work(sessions) as session:
+        await open_cases(
+            FollowupRepository(session),
+            [_scored("one-detractor", 0)],
+            now=datetime.now(UTC),
+            policy=policy,
+        )
+    print(f"  one detractor alone: {Statements.split(statements.take(), 1)}")
+    return planned
+
+
+async def action_results(
+    engine: Any,
+    planned: list[uuid.UUID],
+    statements: Statements,
+    *,
+    profile: Path | None = None,
+) -> None:
+    """notify's outcomes for the actions of the cases opened above (`record_action_results`,
+    one transaction per batch), as the consumer runner hands them: in batches of 1 and of
+    500; CPU per result and statements per batch."""
+    sessions = session_factory(engine)
+    print(f"\naction results (record_action_results; {len(planned):,} actions):")
+    results = [
+        ActionResultReported(
+            action_id=action_id,
+            case_id=uuid.uuid4(),
+            customer_id="bench",
+            channel=Channel.EMAIL,
+            status=ActionStatus.SENT,
+            provider_message_id=f"<{action_id}@bench>",
+            occurred_at=datetime.now(UTC),
+        )
+        for action_id in planned
+    ]
+    half = min(len(results) // 2, 1000)
+    for size, chunk in ((1, results[:half]), (500, results[half:])):
+        batches = [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        if not batches:
+            continue
+        statements.take()
+        with profiled(profile, f"results-{size}"):
+            started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
+            for batch in batches:
+                async with unit_of_work(sessions) as session:
+                    unknown = await record_action_results(
+                        FollowupRepository(session), batch, now=datetime.now(UTC)
+                    )
+                assert not unknown, unknown
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            pg = pg_now() - pg
+        print(
+            f"  batches of {size}: {len(chunk) / elapsed:,.0f} results/s; "
+            f"{cpu_per_item(cpu, pg, len(chunk), 'result')}; {load()}\n"
+            f"    {Statements.split(statements.take(), len(batches))}"
         )
 
 

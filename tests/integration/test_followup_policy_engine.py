@@ -5,19 +5,22 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_events import (
+    ActionResultReported,
+    ActionStatus,
     Actor,
     ActorKind,
+    Channel,
     ContactOptOut,
     ContactOutcome,
     Customer,
@@ -29,13 +32,14 @@ from nps_followup.adapters import tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
 from nps_followup.adapters.repository import FollowupRepository
-from nps_followup.domain.cases import Case
+from nps_followup.domain.cases import Case, case_id_for
 from nps_followup.domain.lifecycle import LifecycleError, UnknownRootCause
 from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import (
     PolicyInForce,
     close_case,
     open_cases,
+    record_action_results,
     record_contact,
     record_opt_outs,
     reopen_case,
@@ -734,6 +738,45 @@ async def test_a_value_too_long_for_its_column_is_refused_not_cut(
         assert await FollowupRepository(session).get_case(too_long.case_id) is None
 
 
+async def test_a_case_another_transaction_opened_first_gets_nothing_of_the_batch(
+    sessions: SessionFactory,
+) -> None:
+    """A batch's cases, actions (in their final state), notices and timers are one insert:
+    a case that is already there (another transaction opened it under the same id) is left
+    as it was, while the batch's other cases get everything."""
+    first, second = scored("race-1", 2), scored("race-2", 2)
+    [other] = await open_for(sessions, scored("race-0", 2))
+    there = replace(
+        other, case_id=case_id_for(second.response_id), response_id=uuid.uuid4(), actions=()
+    )
+    async with unit_of_work(sessions) as session:
+        await FollowupRepository(session).add_cases(
+            [there], [], exempt=set(), priority={}, fired=set()
+        )
+
+    [opened] = await open_for(sessions, first, second)
+
+    assert opened.case_id == case_id_for(first.response_id)
+    mine = await case(sessions, opened.case_id)
+    assert sorted((a.channel, a.state.value) for a in mine.actions) == [
+        ("email", "planned"),
+        ("staff", "planned"),
+        ("ticket", "planned"),
+    ]
+    assert [e.kind for e in mine.timeline] == ["opened", "assigned"]
+    left = await case(sessions, there.case_id)
+    assert (left.actions, left.timeline, left.response_id) == ((), (), there.response_id)
+    assert await timer_states(sessions, {there.case_id}) == Counter()
+    assert await published(sessions, {there.case_id}) == []
+    assert await published(sessions, {opened.case_id}) == [
+        "case.opened",
+        "case.assigned",
+        "action.notify-staff",
+        "action.send-email",
+        "action.create-ticket",
+    ]
+
+
 async def test_saving_many_cases_gives_each_its_own_fields_and_the_last_of_a_repeat(
     sessions: SessionFactory,
 ) -> None:
@@ -755,3 +798,74 @@ async def test_saving_many_cases_gives_each_its_own_fields_and_the_last_of_a_rep
     assert (await case(sessions, first.case_id)).escalation_level == 3
     saved = await case(sessions, second.case_id)
     assert (saved.escalation_level, saved.owner) == (2, "alex@example.com")
+
+
+async def test_a_customers_last_message_time_only_moves_forward(sessions: SessionFactory) -> None:
+    """The frequency cap reads when each customer was last messaged: one statement writes it
+    for a whole batch, and an earlier time (a slower replica's batch) never moves it back."""
+    later = NOW + timedelta(hours=1)
+    async with unit_of_work(sessions) as session:
+        await FollowupRepository(session).set_last_messages(["cap-1", "cap-2", "cap-1"], later)
+    async with unit_of_work(sessions) as session:
+        await FollowupRepository(session).set_last_messages(["cap-1", "cap-3"], NOW)
+    async with sessions() as session:
+        history = await FollowupRepository(session).contact_history(["cap-1", "cap-2", "cap-3"])
+    assert history.last_messaged == {"cap-1": later, "cap-2": later, "cap-3": NOW}
+    assert history.opted_out == {}
+
+
+async def _statements_of(engine: AsyncEngine, work: Callable[[], Awaitable[object]]) -> int:
+    """How many statements `work` sends (BEGIN and COMMIT are not counted)."""
+    sent: list[str] = []
+
+    def seen(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await work()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    return len(sent)
+
+
+async def test_a_batch_takes_the_same_few_statements_whatever_its_size(
+    engine: AsyncEngine, sessions: SessionFactory
+) -> None:
+    """What a steady stream pays per batch of one: a fixed number of round trips (9 to open
+    cases, 2 to record results), the same for 40 responses or results as for one."""
+    opened: list[list[Case]] = []
+
+    def opening(size: int) -> Callable[[], Awaitable[object]]:
+        async def run() -> None:
+            responses = [scored(f"fixed-{size}-{i}") for i in range(size)]
+            opened.append(await open_for(sessions, *responses))
+
+        return run
+
+    def results(cases: list[Case]) -> Callable[[], Awaitable[object]]:
+        async def run() -> None:
+            reported = [
+                ActionResultReported(
+                    action_id=a.action_id,
+                    case_id=c.case_id,
+                    customer_id=c.customer_id,
+                    channel=Channel.EMAIL,
+                    status=ActionStatus.SENT,
+                    occurred_at=NOW,
+                )
+                for c in cases
+                for a in c.actions
+            ]
+            async with unit_of_work(sessions) as session:
+                await record_action_results(FollowupRepository(session), reported, now=NOW)
+
+        return run
+
+    one = await _statements_of(engine, opening(1))
+    many = await _statements_of(engine, opening(40))
+    assert len(opened[1]) == 40
+    assert one == many <= 9
+    one = await _statements_of(engine, results(opened[0]))
+    many = await _statements_of(engine, results(opened[1]))
+    assert one == many == 2

@@ -162,6 +162,44 @@ async def test_followup_records_results_and_reports_unknown_actions(
     ]
 
 
+async def test_followup_keeps_the_later_of_two_results_of_one_action_in_a_batch(
+    sessions: SessionFactory,
+) -> None:
+    """A batch's outcomes are written in one statement; as row by row, the later stands."""
+    async with unit_of_work(sessions) as session:
+        [case] = await open_cases(
+            FollowupRepository(session), [_scored("c-r2")], now=NOW, policy=POLICY
+        )
+    [ticket] = [a for a in case.actions if a.channel == "ticket"]
+
+    def result(status: ActionStatus, **fields: str) -> ActionResultReported:
+        return ActionResultReported(
+            action_id=ticket.action_id,
+            case_id=case.case_id,
+            customer_id="c-r2",
+            channel=Channel.TICKET,
+            status=status,
+            occurred_at=NOW,
+            **fields,
+        )
+
+    failed = result(ActionStatus.FAILED, reason="helpdesk said 503")
+    sent = result(ActionStatus.SENT, provider_message_id="T-1")
+    async with unit_of_work(sessions) as session:
+        unknown = await record_action_results(
+            FollowupRepository(session), [failed, sent, failed], now=NOW
+        )
+    assert unknown == []
+    async with sessions() as session:
+        found = await FollowupRepository(session).get_case(case.case_id)
+    assert found is not None
+    assert [
+        (a.state.value, a.provider_message_id, a.reason)
+        for a in found.actions
+        if a.channel == "ticket"
+    ] == [("sent", "T-1", None)]
+
+
 def _send_email(customer: str) -> SendEmail:
     return SendEmail(
         action_id=uuid.uuid4(),

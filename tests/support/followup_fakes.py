@@ -20,7 +20,7 @@ from nps_followup.domain.cases import (
     TimelineEntry,
     TimerKind,
 )
-from nps_followup.domain.contact_rules import DoNotContactEntry
+from nps_followup.domain.contact_rules import ContactHistory, DoNotContactEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 
@@ -176,11 +176,12 @@ class InMemoryTimers:
         for timer_id in timer_ids:
             self.timers[timer_id] = (self.timers[timer_id][0], "fired")
 
-    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
-        return {c: set(self.do_not_contact[c]) for c in customer_ids if c in self.do_not_contact}
-
-    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
-        return {c: self.last_message[c] for c in customer_ids if c in self.last_message}
+    async def contact_history(self, customer_ids: Iterable[str]) -> ContactHistory:
+        ids = set(customer_ids)
+        return ContactHistory(
+            {c: set(self.do_not_contact[c]) for c in ids if c in self.do_not_contact},
+            {c: self.last_message[c] for c in ids if c in self.last_message},
+        )
 
     async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
         wanted = set(case_ids)
@@ -229,6 +230,22 @@ class InMemoryTimers:
     async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
         self.last_message.update(dict.fromkeys(customer_ids, at))
 
+    async def add_records(
+        self,
+        *,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        priority: dict[uuid.UUID, str],
+        recipient: dict[uuid.UUID, str],
+        timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
+        messaged: Iterable[str],
+        at: datetime,
+        scored: Sequence[StoredResponse] = (),
+    ) -> None:
+        await self.add_actions_of(actions, exempt=set(), priority=priority, recipient=recipient)
+        await self.add_timelines(timeline)
+        await self.set_last_messages(messaged, at)
+        assert not scored, "a sweep records no scored responses"
+
     async def latest_answers(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
         return {c: self.answered[c] for c in customer_ids if c in self.answered}
 
@@ -270,6 +287,27 @@ class InMemoryOpening(InMemoryTimers):
     turns: dict[str, int] = field(default_factory=dict)
     #: The compact record of each scored response, for `policy simulate`.
     scored: dict[uuid.UUID, StoredResponse] = field(default_factory=dict)
+
+    async def add_records(
+        self,
+        *,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        priority: dict[uuid.UUID, str],
+        recipient: dict[uuid.UUID, str],
+        timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
+        messaged: Iterable[str],
+        at: datetime,
+        scored: Sequence[StoredResponse] = (),
+    ) -> None:
+        await super().add_records(
+            actions=actions,
+            priority=priority,
+            recipient=recipient,
+            timeline=timeline,
+            messaged=messaged,
+            at=at,
+        )
+        await self.record_scored(scored)
 
     async def record_scored(self, responses: Sequence[StoredResponse]) -> None:
         for r in responses:
@@ -335,8 +373,25 @@ class InMemoryOpening(InMemoryTimers):
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str],
         fired: set[uuid.UUID],
+        requested: Sequence[tuple[uuid.UUID, Action]] = (),
+        recipient: dict[uuid.UUID, str] | None = None,
     ) -> set[uuid.UUID]:
         inserted = {c.case_id for c in cases if c.case_id not in self.cases}
+        asked = [(case_id, a) for case_id, a in requested if case_id in inserted]
+        self.requested += asked
+        self.priorities.update(
+            {a.action_id: priority[a.action_id] for _, a in asked if a.action_id in priority}
+        )
+        self.recipients.update(
+            {
+                a.action_id: (recipient or {})[a.action_id]
+                for _, a in asked
+                if a.action_id in (recipient or {})
+            }
+        )
+        self.reasons.update(
+            {a.action_id: a.reason for c in cases if c.case_id in inserted for a in c.actions}
+        )
         for case in cases:
             if case.case_id not in inserted:
                 continue

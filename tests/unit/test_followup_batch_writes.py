@@ -31,6 +31,7 @@ from nps_followup.domain.cases import (
     TimerKind,
 )
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
+from nps_followup.domain.simulation import StoredResponse
 from nps_followup.handlers import PolicyInForce, open_cases, sweep_due_timers
 from nps_followup.handlers.common import requested_action
 from nps_followup.handlers.writes import BatchWrites
@@ -53,27 +54,24 @@ class RecordedWrites:
     ) -> None:
         self.calls.append(("set_action_states", list(states)))
 
-    async def add_actions_of(
+    async def add_records(
         self,
-        actions: Sequence[tuple[uuid.UUID, Action]],
         *,
-        exempt: set[uuid.UUID],
-        priority: dict[uuid.UUID, str] | None = None,
-        recipient: dict[uuid.UUID, str] | None = None,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        priority: dict[uuid.UUID, str],
+        recipient: dict[uuid.UUID, str],
+        timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
+        messaged: Iterable[str],
+        at: datetime,
+        scored: Sequence[StoredResponse] = (),
     ) -> None:
-        self.calls.append(("add_actions_of", (list(actions), priority, recipient)))
+        self.calls.append(("add_records", (list(actions), priority, recipient, sorted(messaged))))
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
         self.calls.append(("save_cases", list(cases)))
 
     async def record_latest_scores(self, cases: Sequence[Case]) -> None:
         self.calls.append(("record_latest_scores", list(cases)))
-
-    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
-        self.calls.append(("add_timelines", list(entries)))
-
-    async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
-        self.calls.append(("set_last_messages", sorted(customer_ids)))
 
     async def record_resurveys(self, requested: Sequence[ResurveyRequest]) -> None:
         self.calls.append(("record_resurveys", list(requested)))
@@ -105,15 +103,15 @@ async def test_a_flush_writes_each_kind_once_with_all_the_batch_gathered() -> No
     await writes.flush(repo)
 
     names = [name for name, _ in repo.calls]
-    assert sorted(Counter(names).values()) == [1] * 10  # each kind once
+    assert sorted(Counter(names).values()) == [1] * 8  # each kind once
     by_name = dict(repo.calls)
-    actions, priority, recipient = by_name["add_actions_of"]
+    actions, priority, recipient, messaged = by_name["add_records"]
     assert [case_id for case_id, _ in actions] == [c for c in case_ids for _ in range(2)]
     assert sorted((recipient or {}).values()) == [f"p{i}@example.com" for i in range(3)]
     assert list((priority or {}).values()) == ["urgent"] * 3
     assert set(recipient or {}).isdisjoint(priority or {})
     assert len(by_name["set_action_states"]) == 3
-    assert by_name["set_last_messages"] == ["c-0", "c-1", "c-2"]
+    assert messaged == ["c-0", "c-1", "c-2"]
 
 
 def detractor(customer: str) -> ResponseScored:

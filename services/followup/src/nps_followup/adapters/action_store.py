@@ -4,15 +4,16 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
 from nps_followup.adapters.bulk import any_of, columns, unnest_insert, unnest_update
-from nps_followup.domain.cases import Action, ActionState
+from nps_followup.domain.cases import Action, ActionOutcome, ActionState
 
-_ACTION_COLUMNS = (
+ACTION_COLUMNS = (
     "action_id",
     "case_id",
     "channel",
@@ -21,16 +22,26 @@ _ACTION_COLUMNS = (
     "recipient",
     "exempt_from_cap",
     "state",
+    "reason",
     "scheduled_for",
     "requested_at",
     "updated_at",
 )
-_INSERT_ACTIONS = unnest_insert(tables.actions, _ACTION_COLUMNS)
+_INSERT_ACTIONS = unnest_insert(tables.actions, ACTION_COLUMNS)
 _SET_STATES = unnest_update(
     tables.actions,
     "action_id",
     ("state", "reason"),
     also={"updated_at": "CAST(:at AS timestamptz)", "requested_at": "CAST(:at AS timestamptz)"},
+)
+
+_OUTCOME_COLUMNS = ("action_id", "state", "provider_message_id", "reason")
+_RECORD_OUTCOMES = unnest_update(
+    tables.actions,
+    "action_id",
+    _OUTCOME_COLUMNS[1:],
+    also={"updated_at": "CAST(:at AS timestamptz)"},
+    returning="t.action_id",
 )
 
 
@@ -58,6 +69,21 @@ async def insert_actions(
     """Actions of any number of cases, in one statement."""
     if not actions:
         return
+    await session.execute(
+        _INSERT_ACTIONS,
+        action_columns(actions, exempt=exempt, priority=priority, recipient=recipient),
+    )
+
+
+def action_columns(
+    actions: Sequence[tuple[uuid.UUID, Action]],
+    *,
+    exempt: set[uuid.UUID],
+    priority: dict[uuid.UUID, str] | None = None,
+    recipient: dict[uuid.UUID, str] | None = None,
+    prefix: str = "",
+) -> dict[str, list[Any]]:
+    """(case id, action) pairs as the parameters of an insert of `ACTION_COLUMNS`."""
     rows = [
         {
             "action_id": a.action_id,
@@ -68,13 +94,14 @@ async def insert_actions(
             "recipient": (recipient or {}).get(a.action_id),
             "exempt_from_cap": a.action_id in exempt,
             "state": a.state.value,
+            "reason": a.reason,
             "scheduled_for": a.scheduled_for,
             "requested_at": a.requested_at,
             "updated_at": a.updated_at,
         }
         for case_id, a in actions
     ]
-    await session.execute(_INSERT_ACTIONS, columns(tables.actions, _ACTION_COLUMNS, rows))
+    return columns(tables.actions, ACTION_COLUMNS, rows, prefix=prefix)
 
 
 class ActionStore:
@@ -151,25 +178,26 @@ class ActionStore:
             },
         )
 
-    async def record_action_outcome(
-        self,
-        action_id: uuid.UUID,
-        *,
-        state: ActionState,
-        provider_message_id: str | None,
-        reason: str | None,
-        at: datetime,
-    ) -> bool:
-        """Record what happened to an action; False if there is no such action."""
+    async def record_action_outcomes(
+        self, outcomes: Sequence[ActionOutcome], *, at: datetime
+    ) -> set[uuid.UUID]:
+        """Record what happened to any number of actions, in one statement (an update per
+        outcome cost a round trip each: 500 statements for a batch of 500 results); of two
+        outcomes of one action, the later stands, as it did row by row. Returns the ids of
+        the actions that exist."""
+        if not outcomes:
+            return set()
+        rows = [
+            {
+                "action_id": o.action_id,
+                "state": o.state.value,
+                "provider_message_id": o.provider_message_id,
+                "reason": o.reason,
+            }
+            for o in outcomes
+        ]
         result = await self.session.execute(
-            update(tables.actions)
-            .where(tables.actions.c.action_id == action_id)
-            .values(
-                state=state.value,
-                provider_message_id=provider_message_id,
-                reason=reason,
-                updated_at=at,
-            )
-            .returning(tables.actions.c.action_id)
+            _RECORD_OUTCOMES,
+            {**columns(tables.actions, _OUTCOME_COLUMNS, rows, key="action_id"), "at": at},
         )
-        return result.first() is not None
+        return set(result.scalars())

@@ -72,8 +72,8 @@ def _select(column: Column[Any]) -> str:
 
 # The statements are built from the names of a table's columns (`table.c[name]` refuses any
 # other) at import time, never from input; every value is a bound parameter.
-def _unnest(table: Table, names: Sequence[str], *, ordered: bool = False) -> str:
-    arrays = ", ".join(f"CAST(:{n} AS {_element(table.c[n])}[])" for n in names)
+def _unnest(table: Table, names: Sequence[str], *, ordered: bool = False, prefix: str = "") -> str:
+    arrays = ", ".join(f"CAST(:{prefix}{n} AS {_element(table.c[n])}[])" for n in names)
     if ordered:
         return f"unnest({arrays}) WITH ORDINALITY AS u({', '.join(names)}, ord)"
     return f"unnest({arrays}) AS u({', '.join(names)})"
@@ -86,14 +86,19 @@ def unnest_insert(
     ordered: bool = False,
     on_conflict: str = "DO NOTHING",
     returning: str = "",
+    prefix: str = "",
+    where: str = "",
 ) -> TextClause:
     """`INSERT INTO table (names) SELECT … FROM unnest(:name, …)`; `ordered`: the rows in the
     order of the arrays, so that an identity column numbers them in that order (a sort that
-    tables without one do without)."""
+    tables without one do without). `prefix` names the parameters `:{prefix}{name}` (two
+    inserts in one statement, see `with_inserted`); `where` keeps only the rows of `u` it
+    accepts."""
     values = ", ".join(_select(table.c[n]) for n in names)
     sql = (
         f"INSERT INTO {table.fullname} ({', '.join(names)}) SELECT {values} "  # noqa: S608 - names of the table's columns
-        f"FROM {_unnest(table, names, ordered=ordered)}"
+        f"FROM {_unnest(table, names, ordered=ordered, prefix=prefix)}"
+        f"{f' WHERE {where}' if where else ''}"
         f"{' ORDER BY u.ord' if ordered else ''} ON CONFLICT {on_conflict}"
     )
     if returning:
@@ -102,24 +107,57 @@ def unnest_insert(
 
 
 def unnest_update(
-    table: Table, key: str, names: Sequence[str], *, also: Mapping[str, str] | None = None
+    table: Table,
+    key: str,
+    names: Sequence[str],
+    *,
+    also: Mapping[str, str] | None = None,
+    returning: str = "",
 ) -> TextClause:
     """`UPDATE table SET name = u.name, … FROM unnest(:key, :name, …) WHERE key = u.key`; `also`
     sets more columns to one SQL expression each (of scalar parameters). Each key at most
     once (see `columns`)."""
     sets = [f"{n} = {_select(table.c[n])}" for n in names]
     sets += [f"{n} = {expression}" for n, expression in (also or {}).items()]
-    return text(
+    sql = (
         f"UPDATE {table.fullname} AS t SET {', '.join(sets)} "  # noqa: S608 - names of the table's columns
         f"FROM {_unnest(table, [key, *names])} WHERE t.{key} = u.{key}"
     )
+    if returning:
+        sql += f" RETURNING {returning}"
+    return text(sql)
+
+
+def with_inserted(first: TextClause, key: str, *then: TextClause) -> TextClause:
+    """One statement of several inserts: `first` (which must return `key`), then each of `then`
+    (whose `where` names `inserted`, the keys `first` inserted), returning `first`'s keys. The
+    rows of `then` reference those of `first`: their foreign keys are checked at the end of
+    the statement, when the rows of `first` are there."""
+    parts = [f"inserted AS ({first.text})"]
+    parts += [f"then{i} AS ({statement.text})" for i, statement in enumerate(then)]
+    return text(f"WITH {', '.join(parts)} SELECT {key} FROM inserted")  # noqa: S608 - our statements
+
+
+def together(*statements: TextClause) -> TextClause:
+    """Statements that write different tables, as one statement (one round trip): each a
+    data-modifying `WITH` part. Their parameters must not share names (see `prefix`)."""
+    if len(statements) == 1:
+        return statements[0]
+    parts = ", ".join(f"w{i} AS ({statement.text})" for i, statement in enumerate(statements))
+    return text(f"WITH {parts} SELECT 1")
 
 
 def columns(
-    table: Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]], *, key: str = ""
+    table: Table,
+    names: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str = "",
+    prefix: str = "",
 ) -> dict[str, list[Any]]:
-    """The rows as one list per column, the parameters of `unnest_insert`/`unnest_update`. With
-    `key`, a key given twice keeps its last row (what a row-by-row update left)."""
+    """The rows as one list per column, the parameters of `unnest_insert`/`unnest_update` (named
+    `{prefix}{column}`). With `key`, a key given twice keeps its last row (what a row-by-row
+    update left)."""
     if key:
         rows = list({row[key]: row for row in rows}.values())
     params: dict[str, list[Any]] = {}
@@ -128,7 +166,7 @@ def columns(
         values = [row[name] for row in rows]
         if isinstance(kind, JSONB | ARRAY):
             values = [None if v is None else json.dumps(v) for v in values]
-        params[name] = values
+        params[prefix + name] = values
     return params
 
 

@@ -2,21 +2,34 @@
 
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import TextClause, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Segment
 from nps_followup.adapters import tables
-from nps_followup.adapters.action_store import insert_actions
-from nps_followup.adapters.bulk import any_of, columns, unnest_insert, unnest_update
+from nps_followup.adapters.action_store import ACTION_COLUMNS, action_columns
+from nps_followup.adapters.bulk import (
+    any_of,
+    columns,
+    unnest_insert,
+    unnest_update,
+    with_inserted,
+)
 from nps_followup.adapters.case_rows import CASE_COLUMNS, case_from_row, case_values, with_actions
-from nps_followup.domain.cases import Case, CaseStatus, PlannedTimer, TimelineEntry
+from nps_followup.domain.cases import Action, Case, CaseStatus, PlannedTimer, TimelineEntry
 
-_INSERT_CASES = unnest_insert(tables.cases, CASE_COLUMNS, returning="case_id")
 _TIMER_COLUMNS = ("timer_id", "case_id", "kind", "action_id", "fire_at", "state", "fired_at")
-_INSERT_TIMERS = unnest_insert(tables.timers, _TIMER_COLUMNS)
+_OF_INSERTED = "u.case_id IN (SELECT case_id FROM inserted)"
+#: New cases, their actions and their timers in one statement (three round trips before).
+_OPEN_CASES = with_inserted(
+    unnest_insert(tables.cases, CASE_COLUMNS, returning="case_id"),
+    "case_id",
+    unnest_insert(tables.actions, ACTION_COLUMNS, prefix="a_", where=_OF_INSERTED),
+    unnest_insert(tables.timers, _TIMER_COLUMNS, prefix="t_", where=_OF_INSERTED),
+)
 #: The lifecycle fields `save_cases` writes (the in-memory fake of tests/support writes the same).
 #: A case's response fields never change there.
 LIFECYCLE_FIELDS = (
@@ -33,7 +46,7 @@ LIFECYCLE_FIELDS = (
 )
 _SAVE_CASES = unnest_update(tables.cases, "case_id", LIFECYCLE_FIELDS)
 _LATEST_SCORES = unnest_update(tables.cases, "case_id", ("latest_score", "recovered"))
-_TIMELINE_COLUMNS = (
+TIMELINE_COLUMNS = (
     "entry_id",
     "case_id",
     "kind",
@@ -44,8 +57,6 @@ _TIMELINE_COLUMNS = (
     "actor_rule",
     "details",
 )
-#: In the order recorded: `seq` numbers the case's history.
-_INSERT_TIMELINE = unnest_insert(tables.timeline, _TIMELINE_COLUMNS, ordered=True)
 
 
 class CaseStore:
@@ -130,26 +141,19 @@ class CaseStore:
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str],
         fired: set[uuid.UUID],
+        requested: Sequence[tuple[uuid.UUID, Action]] = (),
+        recipient: dict[uuid.UUID, str] | None = None,
     ) -> set[uuid.UUID]:
-        """Insert the cases with their actions and timers (`fired`: timers the caller fires in
-        this transaction); return the ids of the cases inserted (a case that existed already
-        is left as it was)."""
+        """Insert the cases with their actions (in the state each has), the actions
+        `requested` for them now (staff notices name their `recipient`) and their timers
+        (`fired`: timers the caller fires in this transaction), in one statement; return the
+        ids of the cases inserted (a case that existed already is left as it was, and gets
+        none of these actions and timers)."""
         if not cases:
             return set()
         # One statement with an array per column (`adapters.bulk`): an executemany ran the
-        # insert once per case, and the timers' once per timer.
-        rows = [case_values(c) for c in cases]
-        inserted = set(
-            (
-                await self.session.execute(_INSERT_CASES, columns(tables.cases, CASE_COLUMNS, rows))
-            ).scalars()
-        )
-        await insert_actions(
-            self.session,
-            [(c.case_id, a) for c in cases if c.case_id in inserted for a in c.actions],
-            exempt=exempt,
-            priority=priority,
-        )
+        # insert once per case, and the timers' once per timer; then three statements, one
+        # per table.
         timer_rows = [
             {
                 "timer_id": t.timer_id,
@@ -161,13 +165,16 @@ class CaseStore:
                 "fired_at": t.fire_at if t.timer_id in fired else None,
             }
             for case_id, t in timers
-            if case_id in inserted
         ]
-        if timer_rows:
-            await self.session.execute(
-                _INSERT_TIMERS, columns(tables.timers, _TIMER_COLUMNS, timer_rows)
-            )
-        return inserted
+        actions = [(c.case_id, a) for c in cases for a in c.actions] + list(requested)
+        params = {
+            **columns(tables.cases, CASE_COLUMNS, [case_values(c) for c in cases]),
+            **action_columns(
+                actions, exempt=exempt, priority=priority, recipient=recipient, prefix="a_"
+            ),
+            **columns(tables.timers, _TIMER_COLUMNS, timer_rows, prefix="t_"),
+        }
+        return set((await self.session.execute(_OPEN_CASES, params)).scalars())
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
         """Write the lifecycle fields of any number of cases (not the latest score: see
@@ -238,22 +245,31 @@ class CaseStore:
 
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
         """Timeline entries of any number of cases, in one statement."""
-        if not entries:
-            return
-        rows = [
-            {
-                "entry_id": e.entry_id,
-                "case_id": case_id,
-                "kind": e.kind,
-                "at": e.at,
-                "actor": e.actor.label() if e.actor else None,
-                "actor_kind": e.actor.kind.value if e.actor else None,
-                "actor_id": e.actor.id if e.actor else None,
-                "actor_rule": e.actor.rule if e.actor else None,
-                "details": e.details,
-            }
-            for case_id, e in entries
-        ]
-        await self.session.execute(
-            _INSERT_TIMELINE, columns(tables.timeline, _TIMELINE_COLUMNS, rows)
-        )
+        if entries:
+            await self.session.execute(insert_timeline(), timeline_columns(entries))
+
+
+def insert_timeline(prefix: str = "") -> TextClause:
+    """Timeline entries in the order recorded (`seq` numbers the case's history); an entry
+    recorded already is kept. Parameters: `timeline_columns`."""
+    return unnest_insert(tables.timeline, TIMELINE_COLUMNS, ordered=True, prefix=prefix)
+
+
+def timeline_columns(
+    entries: Sequence[tuple[uuid.UUID, TimelineEntry]], prefix: str = ""
+) -> dict[str, list[Any]]:
+    rows = [
+        {
+            "entry_id": e.entry_id,
+            "case_id": case_id,
+            "kind": e.kind,
+            "at": e.at,
+            "actor": e.actor.label() if e.actor else None,
+            "actor_kind": e.actor.kind.value if e.actor else None,
+            "actor_id": e.actor.id if e.actor else None,
+            "actor_rule": e.actor.rule if e.actor else None,
+            "details": e.details,
+        }
+        for case_id, e in entries
+    ]
+    return columns(tables.timeline, TIMELINE_COLUMNS, rows, prefix=prefix)

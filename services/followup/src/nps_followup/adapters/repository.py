@@ -1,22 +1,41 @@
 """Followup's repository: the SQL behind its use cases, inside one unit of work. One object
 implements every port; the SQL of each concern is in its own module beside this one."""
 
-from collections.abc import Iterable
+import functools
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Event
 from nps_followup.adapters import tables
-from nps_followup.adapters.action_store import ActionRow, ActionStore
+from nps_followup.adapters.action_store import (
+    ACTION_COLUMNS,
+    ActionRow,
+    ActionStore,
+    action_columns,
+)
+from nps_followup.adapters.bulk import together, unnest_insert
 from nps_followup.adapters.case_reads import CaseReads, breached
-from nps_followup.adapters.case_store import CaseStore
-from nps_followup.adapters.contact_rules import ContactRuleStore
+from nps_followup.adapters.case_store import CaseStore, insert_timeline, timeline_columns
+from nps_followup.adapters.contact_rules import (
+    ContactRuleStore,
+    insert_last_messages,
+    last_message_columns,
+)
 from nps_followup.adapters.referrals import ReferralStore
-from nps_followup.adapters.response_records import ResponseRecords
+from nps_followup.adapters.response_records import (
+    ResponseRecords,
+    insert_scored,
+    scored_columns,
+)
 from nps_followup.adapters.resurvey import ResurveyStore
 from nps_followup.adapters.timer_store import DueTimer, TimerStore, due_timers_query
+from nps_followup.domain.cases import Action, TimelineEntry
+from nps_followup.domain.simulation import StoredResponse
 from nps_kit import inbox, outbox
 
 # What the handlers, the bench and the tests import from here, wherever it lives now.
@@ -91,5 +110,47 @@ class FollowupRepository(
         runs in. Must be the transaction's first statement."""
         await self.session.execute(text("SET TRANSACTION READ ONLY"))
 
+    async def add_records(
+        self,
+        *,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        priority: dict[uuid.UUID, str],
+        recipient: dict[uuid.UUID, str],
+        timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
+        messaged: Iterable[str],
+        at: datetime,
+        scored: Sequence[StoredResponse] = (),
+    ) -> None:
+        """The actions, timeline entries, last messages and records of scored responses of a
+        batch in one statement (a round trip each before), with only the kinds it has."""
+        params: dict[str, list[Any]] = {}
+        if actions:
+            params |= action_columns(
+                actions, exempt=set(), priority=priority, recipient=recipient, prefix="a_"
+            )
+        if timeline:
+            params |= timeline_columns(timeline, prefix="l_")
+        messages = last_message_columns(messaged, at, prefix="m_")
+        if messages["m_customer_id"]:
+            params |= messages
+        if scored:
+            params |= scored_columns(scored, prefix="s_")
+        if params:
+            kinds = (bool(actions), bool(timeline), bool(messages["m_customer_id"]), bool(scored))
+            await self.session.execute(_records_statement(kinds), params)
+
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         await outbox.add(self.session, tables.outbox, events, source=SOURCE, now=now)
+
+
+@functools.cache
+def _records_statement(kinds: tuple[bool, bool, bool, bool]) -> TextClause:
+    """The statement of `add_records` for the kinds a batch has (actions, timeline, last
+    messages, records of scored responses), each built once."""
+    statements = (
+        unnest_insert(tables.actions, ACTION_COLUMNS, prefix="a_"),
+        insert_timeline(prefix="l_"),
+        insert_last_messages(prefix="m_"),
+        insert_scored(prefix="s_"),
+    )
+    return together(*(s for s, wanted in zip(statements, kinds, strict=True) if wanted))

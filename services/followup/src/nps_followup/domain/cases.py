@@ -58,6 +58,17 @@ class ActionState(StrEnum):
         return cls(status.value)
 
 
+@dataclass(frozen=True, slots=True)
+class ActionOutcome:
+    """What notify reported of one action: where it stands now, the provider's id of what was
+    sent, and why it failed if it did."""
+
+    action_id: uuid.UUID
+    state: ActionState
+    provider_message_id: str | None
+    reason: str | None
+
+
 class TimerKind(StrEnum):
     ACTION = "action"
     REMINDER = "reminder"

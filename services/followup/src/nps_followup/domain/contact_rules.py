@@ -22,6 +22,14 @@ class DoNotContactEntry(NamedTuple):
     at: datetime
 
 
+class ContactHistory(NamedTuple):
+    """What the contact rules know of some customers: the scopes each opted out of, and when
+    each was last messaged (for the frequency cap)."""
+
+    opted_out: dict[str, set[str]]
+    last_messaged: dict[str, datetime]
+
+
 def customer_zone(customer: Customer, policy: Policy) -> ZoneInfo:
     """The zone a customer is judged in: theirs when the tz database knows it, else the
     policy's default. Resolved here once; the commands carry the result to notify."""

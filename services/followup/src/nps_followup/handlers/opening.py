@@ -92,15 +92,15 @@ async def apply_policy(
     `policy simulate`.
 
     The whole batch takes a fixed number of statements, whatever its size."""
-    # Every response, redelivered or not (a replay of the topic fills in what came before the
-    # record existed): what `policy simulate` replays.
-    await repo.record_scored([StoredResponse.of(s, received_at=now) for s in scored])
     todo = await _new_responses(repo, scored)
     customers = {r.customer.id for r in todo}
     active = await repo.active_cases_of(customers)
     earlier = await repo.latest_worked_cases_of(customers - active.keys())
     awaiting = await repo.awaiting_resurvey_answer(c.case_id for c in earlier.values())
-    batch = _Opening(BatchWrites(now), awaiting=awaiting)
+    # Every response, redelivered or not (a replay of the topic fills in what came before the
+    # record existed): what `policy simulate` replays, written with the batch's other records.
+    writes = BatchWrites(now, scored=[StoredResponse.of(s, received_at=now) for s in scored])
+    batch = _Opening(writes, awaiting=awaiting)
     set_aside: dict[uuid.UUID, SetAside] = {}
     for response in todo:
         customer = response.customer.id
@@ -329,33 +329,23 @@ class _Opening:
     async def write(
         self, repo: CaseOpening, policy: Policy, *, referrals: ReferralCodes | None = None
     ) -> list[Case]:
+        """Insert the new cases in one statement with their timers, the owners' notices, and
+        their actions already in the state firing the due ones leaves them (planned, or
+        skipped by a contact rule), rather than inserted as scheduled and updated: so opening
+        and firing are decided before the insert, into a batch of their own, of which the
+        cases' writes keep what belongs to a case the insert added (all of them, unless
+        another transaction opened one first)."""
+        now = self.now
         new = list(self.new.values())
-        inserted = await repo.add_cases(
-            [case for case, _, _ in new],
-            [(case.case_id, t) for case, plan, _ in new for t in plan.timers],
-            fired={t.timer_id for _, plan, _ in new for t in plan.timers if t.fire_at <= self.now},
-            exempt={
-                a.action_id for _, p, _ in new for a in p.actions if a.exempt_from_frequency_cap
-            },
-            priority={
-                a.action_id: a.priority.value
-                for _, p, _ in new
-                for a in p.actions
-                if a.kind is ActionKind.TICKET
-            },
-        )
-        opened: list[Case] = []
-        due_now: list[DueTimer] = []
+        opening = BatchWrites(now)
         for case, plan, response in new:
-            if case.case_id not in inserted:
-                continue
-            opened.append(case)
-            self._opened(case, plan, origin=str(response.event_id()), policy=policy)
-            due_now += [
-                DueTimer(t.timer_id, case.case_id, t.kind, t.action_id, t.fire_at)
-                for t in plan.timers
-                if t.fire_at <= self.now
-            ]
+            self._opened(case, plan, origin=str(response.event_id()), policy=policy, into=opening)
+        due_now = [
+            DueTimer(t.timer_id, case.case_id, t.kind, t.action_id, t.fire_at)
+            for case, plan, _ in new
+            for t in plan.timers
+            if t.fire_at <= now
+        ]
         if due_now:
             rows = {
                 a.action_id: ActionRow(
@@ -370,21 +360,44 @@ class _Opening:
                 for case, plan, _ in new
                 for a in plan.actions
             }
-            cases = {case.case_id: case for case in opened}
             await fire_timers(
                 repo,
                 due_now,
-                cases=cases,
+                cases={case.case_id: case for case, _, _ in new},
                 actions=rows,
-                now=self.now,
+                now=now,
                 policy=policy,
                 referrals=referrals,
-                into=self.writes,
+                into=opening,
             )
+        decided = {action_id: (state, reason) for action_id, state, reason in opening.states}
+        cases = [_in_state(case, decided) for case, _, _ in new]
+        inserted = await repo.add_cases(
+            cases,
+            [(case.case_id, t) for case, plan, _ in new for t in plan.timers],
+            fired={t.timer_id for t in due_now},
+            exempt={
+                a.action_id for _, p, _ in new for a in p.actions if a.exempt_from_frequency_cap
+            },
+            priority={
+                **{
+                    a.action_id: a.priority.value
+                    for _, p, _ in new
+                    for a in p.actions
+                    if a.kind is ActionKind.TICKET
+                },
+                **opening.priorities,
+            },
+            requested=opening.actions,
+            recipient=opening.recipients,
+        )
+        self.writes.take_opened(opening, inserted)
         await self.writes.flush(repo)
-        return opened
+        return [case for case in cases if case.case_id in inserted]
 
-    def _opened(self, case: Case, plan: CasePlan, *, origin: str, policy: Policy) -> None:
+    def _opened(
+        self, case: Case, plan: CasePlan, *, origin: str, policy: Policy, into: BatchWrites
+    ) -> None:
         now = self.now
         opened = timeline_entry(
             case.case_id,
@@ -397,9 +410,9 @@ class _Opening:
             due_at=plan.due_at.isoformat() if plan.due_at else None,
             **plan.why(policy),
         )
-        self.writes.timeline.append((case.case_id, opened))
+        into.timeline.append((case.case_id, opened))
         if case.status is CaseStatus.OPEN and case.due_at is not None:
-            self.writes.events.append(
+            into.events.append(
                 CaseOpened(
                     case_id=case.case_id,
                     response_id=case.response_id,
@@ -421,8 +434,8 @@ class _Opening:
                 owner=case.owner,
                 by_rule=True,
             )
-            self.writes.timeline.append((case.case_id, assigned))
-            self.writes.events.append(
+            into.timeline.append((case.case_id, assigned))
+            into.events.append(
                 CaseAssigned(
                     entry_id=assigned.entry_id,
                     case_id=case.case_id,
@@ -437,5 +450,20 @@ class _Opening:
                 action, notice = assignment_notice(
                     case, case.owner, origin=origin, now=now, policy=policy
                 )
-                self.writes.request(case.case_id, action, recipient=case.owner)
-                self.writes.events.append(notice)
+                into.request(case.case_id, action, recipient=case.owner)
+                into.events.append(notice)
+
+
+def _in_state(case: Case, decided: dict[uuid.UUID, tuple[ActionState, str | None]]) -> Case:
+    """The case with each action whose state firing it `decided` in that state."""
+    if not any(a.action_id in decided for a in case.actions):
+        return case
+    return replace(
+        case,
+        actions=tuple(
+            replace(a, state=decided[a.action_id][0], reason=decided[a.action_id][1])
+            if a.action_id in decided
+            else a
+            for a in case.actions
+        ),
+    )

@@ -12,13 +12,14 @@ from nps_events import Event, Segment
 from nps_followup.adapters.repository import ActionRow, DueTimer
 from nps_followup.domain.cases import (
     Action,
+    ActionOutcome,
     ActionState,
     Case,
     PlannedTimer,
     SetAside,
     TimelineEntry,
 )
-from nps_followup.domain.contact_rules import DoNotContactEntry
+from nps_followup.domain.contact_rules import ContactHistory, DoNotContactEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 
@@ -96,15 +97,21 @@ class BatchEffects(Outbox, Protocol):
         """(action, state, reason) for any number of actions."""
         ...
 
-    async def add_actions_of(
+    async def add_records(
         self,
-        actions: Sequence[tuple[uuid.UUID, Action]],
         *,
-        exempt: set[uuid.UUID],
-        priority: dict[uuid.UUID, str] | None = None,
-        recipient: dict[uuid.UUID, str] | None = None,
+        actions: Sequence[tuple[uuid.UUID, Action]],
+        priority: dict[uuid.UUID, str],
+        recipient: dict[uuid.UUID, str],
+        timeline: Sequence[tuple[uuid.UUID, TimelineEntry]],
+        messaged: Iterable[str],
+        at: datetime,
+        scored: Sequence[StoredResponse] = (),
     ) -> None:
-        """Actions of any number of cases."""
+        """What a batch adds, together: the (case id, action) pairs requested now (staff
+        notices name their `recipient`), the timeline entries (in order; an entry recorded
+        already is kept), the customers messaged at `at`, and the compact record of each scored
+        response it handled (its latest revision; what `policy simulate` replays)."""
         ...
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
@@ -113,14 +120,6 @@ class BatchEffects(Outbox, Protocol):
 
     async def record_latest_scores(self, cases: Sequence[Case]) -> None:
         """The customer's latest score on each case (and whether it means recovery)."""
-        ...
-
-    async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
-        """Timeline entries of any number of cases."""
-        ...
-
-    async def set_last_messages(self, customer_ids: Iterable[str], at: datetime) -> None:
-        """The customers were messaged at `at`."""
         ...
 
     async def record_resurveys(self, requested: Sequence[ResurveyRequest]) -> None:
@@ -142,12 +141,9 @@ class BatchEffects(Outbox, Protocol):
 class TimerEffects(BatchEffects, Protocol):
     """What firing due timers reads, besides what it writes through `BatchEffects`."""
 
-    async def opted_out(self, customer_ids: Iterable[str]) -> dict[str, set[str]]:
-        """The channels (or `all`) each customer opted out of."""
-        ...
-
-    async def last_messages(self, customer_ids: Iterable[str]) -> dict[str, datetime]:
-        """When each customer was last messaged (for the frequency cap)."""
+    async def contact_history(self, customer_ids: Iterable[str]) -> ContactHistory:
+        """The channels (or `all`) each customer opted out of, and when each was last
+        messaged (for the frequency cap)."""
         ...
 
     async def tickets_of(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
@@ -205,10 +201,6 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
         """Record responses not acted on (back-fill, older than the window), with why."""
         ...
 
-    async def record_scored(self, responses: Sequence[StoredResponse]) -> None:
-        """Keep the compact record of each response (its latest revision) for replays."""
-        ...
-
     async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
         """The case a person still works for each of these customers, locked for update."""
         ...
@@ -236,24 +228,24 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str],
         fired: set[uuid.UUID],
+        requested: Sequence[tuple[uuid.UUID, Action]] = (),
+        recipient: dict[uuid.UUID, str] | None = None,
     ) -> set[uuid.UUID]:
-        """Insert the cases with their actions and timers; return the ids inserted."""
+        """Insert the cases with their actions (each in its state), the (case id, action)
+        pairs `requested` for them now (staff notices name their `recipient`) and their
+        timers (`fired`: those the caller fires now); return the ids inserted. A case that
+        exists already is left as it was, and gets none of these actions and timers."""
         ...
 
 
 class Results(Inbox, Protocol):
     """What recording action outcomes and helpdesk ticket changes needs."""
 
-    async def record_action_outcome(
-        self,
-        action_id: uuid.UUID,
-        *,
-        state: ActionState,
-        provider_message_id: str | None,
-        reason: str | None,
-        at: datetime,
-    ) -> bool:
-        """Record what happened to an action; False if there is no such action."""
+    async def record_action_outcomes(
+        self, outcomes: Sequence[ActionOutcome], *, at: datetime
+    ) -> set[uuid.UUID]:
+        """Record what happened to any number of actions, in order (of two outcomes of one
+        action, the later stands); return the ids of the actions that exist."""
         ...
 
     async def cases_by_id(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:

@@ -10,6 +10,7 @@ from nps_events import (
     TicketStatusChanged,
 )
 from nps_followup.domain.cases import (
+    ActionOutcome,
     ActionState,
     TimelineEntry,
 )
@@ -23,23 +24,28 @@ from nps_followup.handlers.ports import Results
 async def record_action_results(
     repo: Results, results: list[ActionResultReported], *, now: datetime
 ) -> list[uuid.UUID]:
-    """Record each reported outcome on its action; return the ids of results for unknown actions."""
-    fresh = await repo.claim(CONSUMER, (str(r.event_id()) for r in results))
-    unknown: list[uuid.UUID] = []
-    for result in results:
-        if str(result.event_id()) not in fresh:
-            continue
-        fresh.discard(str(result.event_id()))
-        found = await repo.record_action_outcome(
-            result.action_id,
-            state=ActionState.from_result(result.status),
-            provider_message_id=result.provider_message_id,
-            reason=result.reason,
-            at=now,
-        )
-        if not found:
-            unknown.append(result.event_id())
-    return unknown
+    """Record each reported outcome on its action, all in one statement; return the ids of
+    results for unknown actions."""
+    ids = [r.event_id() for r in results]
+    fresh = await repo.claim(CONSUMER, (str(i) for i in ids))
+    new: list[tuple[uuid.UUID, ActionResultReported]] = []
+    for event_id, result in zip(ids, results, strict=True):
+        if str(event_id) in fresh:
+            fresh.discard(str(event_id))  # the same event twice in a batch: the first counts
+            new.append((event_id, result))
+    found = await repo.record_action_outcomes(
+        [
+            ActionOutcome(
+                r.action_id,
+                ActionState.from_result(r.status),
+                provider_message_id=r.provider_message_id,
+                reason=r.reason,
+            )
+            for _, r in new
+        ],
+        at=now,
+    )
+    return [event_id for event_id, r in new if r.action_id not in found]
 
 
 async def record_ticket_changes(

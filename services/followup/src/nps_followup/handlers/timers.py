@@ -89,8 +89,7 @@ async def fire_timers(
     the emails of promoter cases carry the customer's referral link."""
     cases = dict(cases)  # a step of the ladder updates its case here, not in the caller's map
     customer_ids = [c.customer_id for c in cases.values()]
-    opted_out = await repo.opted_out(customer_ids)
-    last = await repo.last_messages(customer_ids)
+    opted_out, last = await repo.contact_history(customer_ids)
     escalating = {
         t.case_id
         for t in due

@@ -7,17 +7,19 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from nps_events import Event
+from nps_events import Event, SendEmail, SendSms
 from nps_followup.domain.cases import Action, ActionState, Case, TimelineEntry
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
+from nps_followup.domain.simulation import StoredResponse
 from nps_followup.handlers.ports import BatchEffects
 
 
 @dataclass
 class BatchWrites:
     """What one batch changes, by kind; `flush` writes each kind in one statement (none for a
-    kind the batch left empty) and queues the events, in the order they were recorded, in the
-    same transaction."""
+    kind the batch left empty; the actions, timeline entries and last messages it adds in one
+    statement together) and queues the events, in the order they were recorded, in the same
+    transaction."""
 
     now: datetime
     #: Lifecycle fields of cases the batch changed (an escalation level), by case id.
@@ -39,6 +41,8 @@ class BatchWrites:
     #: (code, customer, case) of every referral link sent.
     referral_codes: list[tuple[str, str, uuid.UUID]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    #: The compact record of each scored response the batch handled (`policy simulate`).
+    scored: list[StoredResponse] = field(default_factory=list)
 
     def request(
         self,
@@ -55,15 +59,37 @@ class BatchWrites:
         if priority is not None:
             self.priorities[action.action_id] = priority
 
+    def take_opened(self, opening: "BatchWrites", inserted: set[uuid.UUID]) -> None:
+        """Add what opening a batch of new cases recorded in `opening`, for the cases of
+        `inserted` only. Its actions (and their states, recipients and priorities) are not
+        taken: they were inserted with the cases."""
+        self.cases.update({k: v for k, v in opening.cases.items() if k in inserted})
+        self.latest_scores.update({k: v for k, v in opening.latest_scores.items() if k in inserted})
+        self.timeline += [(case_id, e) for case_id, e in opening.timeline if case_id in inserted]
+        events = [e for e in opening.events if getattr(e, "case_id", None) in inserted]
+        self.events += events
+        # A customer messaged by a case of the batch that another transaction opened first
+        # is not messaged by this one.
+        self.messaged |= {
+            e.customer.id for e in events if isinstance(e, SendEmail | SendSms)
+        } & opening.messaged
+        self.resurveys += [r for r in opening.resurveys if r.case_id in inserted]
+        self.resurvey_answers += [a for a in opening.resurvey_answers if a.case_id in inserted]
+        self.referral_codes += [r for r in opening.referral_codes if r[2] in inserted]
+
     async def flush(self, repo: BatchEffects) -> None:
         await repo.set_action_states(self.states, at=self.now)
-        await repo.add_actions_of(
-            self.actions, exempt=set(), priority=self.priorities, recipient=self.recipients
-        )
         await repo.save_cases(list(self.cases.values()))
         await repo.record_latest_scores(list(self.latest_scores.values()))
-        await repo.add_timelines(self.timeline)
-        await repo.set_last_messages(self.messaged, self.now)
+        await repo.add_records(
+            actions=self.actions,
+            priority=self.priorities,
+            recipient=self.recipients,
+            timeline=self.timeline,
+            messaged=self.messaged,
+            at=self.now,
+            scored=self.scored,
+        )
         await repo.record_resurveys(self.resurveys)
         await repo.record_resurvey_answers(self.resurvey_answers)
         await repo.issue_referral_codes(self.referral_codes, at=self.now)
