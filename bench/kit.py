@@ -15,7 +15,8 @@ split into the handler's transaction and the rest: the relay, the broker's
 answers, the event loop), and PostgreSQL's round trips per batch, counted
 by a pass through a small proxy that reads the protocol (a simple query or an extended
 query's Sync is one round trip). Then the idle cost: the relay's loop and nothing else, CPU
-per second over `--idle` seconds.
+per second over `--idle` seconds. Last, the consumer runner with a handler that does nothing:
+idle, and records produced one at a time (`--only consumer` runs that part alone).
 
     .venv/bin/python bench/kit.py                       # 2,000 batches of 1, 40 of 500
     .venv/bin/python bench/kit.py --ones 3000 --rounds 3
@@ -38,12 +39,19 @@ from pathlib import Path
 import uvloop
 from sqlalchemy import MetaData, event, make_url, text
 
-from nps_events import Customer, ResponseReceived
+from nps_events import Customer, ResponseReceived, encode
 from nps_events.topics import ALL_TOPICS
 from nps_kit import inbox, outbox
 from nps_kit.db import create_engine, session_factory, unit_of_work
 from nps_kit.devstack import EmbeddedPostgres, free_port, new_broker
-from nps_kit.messaging import Outgoing, Publisher, ensure_topics
+from nps_kit.messaging import (
+    ConsumerRunner,
+    Inbound,
+    Outgoing,
+    Publisher,
+    Rejection,
+    ensure_topics,
+)
 from nps_kit.settings import DatabaseSettings, KafkaSettings
 
 SCHEMA = "benchkit"
@@ -230,12 +238,74 @@ async def _idle(url: str, kafka: KafkaSettings, seconds: float) -> float:
     return spent / seconds
 
 
+async def _consumer(kafka: KafkaSettings, *, seconds: float, ones: int) -> tuple[float, float]:
+    """The consumer runner with a handler that does nothing, on a topic of 3 partitions:
+    CPU per second idle, and CPU per record when records come one at a time (each produced
+    once the one before is handled; the producer's CPU counts too, the same in every tree)."""
+    topic = f"bench.kit.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, [topic, f"{topic}.dlq"], partitions=3)
+    publisher = Publisher(kafka, client_id="bench-kit-consumer")
+    await publisher.start()
+    handled = asyncio.Event()
+
+    async def nothing(batch: list[Inbound]) -> list[Rejection]:
+        handled.set()
+        return []
+
+    runner = ConsumerRunner(
+        settings=kafka, group_id=topic, topics=[topic], handler=nothing, publisher=publisher
+    )
+    task = asyncio.create_task(runner.run())
+    events = _events(ones + 1, uuid.uuid4().hex[:8])
+
+    async def one(event: ResponseReceived) -> None:
+        message = encode(event, source="bench", time=NOW)
+        handled.clear()
+        await publisher.send_many(
+            [Outgoing(topic, message.key, message.value, list(message.headers))]
+        )
+        # A bound, so that a lost record fails the run instead of hanging it.
+        await asyncio.wait_for(handled.wait(), timeout=60)
+
+    try:
+        await asyncio.wait_for(runner.ready.wait(), timeout=120)
+        await one(events[0])
+        await asyncio.sleep(1.0)
+        started = time.process_time()
+        await asyncio.sleep(seconds)
+        idle = (time.process_time() - started) / seconds
+        started = time.process_time()
+        for event in events[1:]:
+            await one(event)
+        per_record = (time.process_time() - started) / ones
+    finally:
+        runner.stop()
+        await task
+        await publisher.stop()
+    return idle, per_record
+
+
 def _url_via(url: str, port: int) -> str:
     return make_url(url).set(port=port).render_as_string(hide_password=False)
 
 
 async def _main(args: argparse.Namespace, url: str, kafka: KafkaSettings) -> None:
     await ensure_topics(kafka, ALL_TOPICS, partitions=3)
+    if args.only != "consumer":
+        await _batches_and_idle(args, url, kafka)
+    consumer = [
+        await _consumer(kafka, seconds=args.idle, ones=args.records) for _ in range(args.rounds)
+    ]
+    print(
+        f"consumer runner (3 partitions, a handler that does nothing; load "
+        f"{os.getloadavg()[0]:.2f}): idle "
+        f"{statistics.median(c[0] for c in consumer) * 1e3:.2f} ms of CPU per second; "
+        f"records one at a time {statistics.median(c[1] for c in consumer) * 1e6:,.0f} µs "
+        "of CPU per record, producing included"
+    )
+
+
+async def _batches_and_idle(args: argparse.Namespace, url: str, kafka: KafkaSettings) -> None:
     await _setup(url)
     plan = [(1, args.ones), (500, args.fives)]
     # Round trips: one pass per size through the counting proxy (not timed).
@@ -275,6 +345,8 @@ def main() -> None:
     parser.add_argument("--fives", type=int, default=40, help="batches of 500")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle relay")
+    parser.add_argument("--records", type=int, default=300, help="records one at a time")
+    parser.add_argument("--only", choices=["consumer"], help="the consumer runner's part only")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-kit-"))
     broker = new_broker("tansu", tmp)
