@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import shutil
 import statistics
 import struct
 import tempfile
@@ -361,6 +362,7 @@ def main() -> None:
             postgres.stop()
     finally:
         broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
