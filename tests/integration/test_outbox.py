@@ -2,6 +2,7 @@
 transaction reach the topic in the order they were queued, batch after batch, and leave the
 table once published."""
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from sqlalchemy import func, select
 
-from nps_events import decode, dlq
+from nps_events import Event, decode, dlq
 from nps_kit import outbox
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.messaging import Outgoing, Publisher, ensure_topics
@@ -18,6 +19,7 @@ from nps_kit.settings import KafkaSettings
 from nps_scoring.adapters import tables as scoring_tables
 from tests.integration.kafka_helpers import NOW, a_response, read_all
 from tests.support.infra import Infra
+from tests.support.polling import eventually
 
 TABLE = scoring_tables.outbox
 
@@ -71,3 +73,56 @@ async def test_the_relay_publishes_queued_events_in_the_order_they_were_queued(
     assert [e.data for e in sent] == [*first, *second]
     async with unit_of_work(sessions) as session:
         assert await session.scalar(select(func.count()).select_from(TABLE)) == 0
+
+
+async def test_events_queued_in_a_transaction_that_fails_are_not_queued(
+    sessions: SessionFactory,
+) -> None:
+    """The outbox insert is the transaction's first statement here: it is taken back with
+    the rest of the work all the same."""
+
+    async def queue_then_fail() -> None:
+        async with unit_of_work(sessions) as session:
+            await outbox.add(session, TABLE, [a_response()], source="/test", now=NOW)
+            raise RuntimeError("the work failed")
+
+    with pytest.raises(RuntimeError, match="the work failed"):
+        await queue_then_fail()
+    async with unit_of_work(sessions) as session:
+        assert await session.scalar(select(func.count()).select_from(TABLE)) == 0
+
+
+async def test_the_relay_loop_publishes_every_batch_a_commit_woke_it_for(
+    sessions: SessionFactory, publisher: Publisher, topic: str
+) -> None:
+    """A relay that would otherwise look only once an hour, and twenty transactions, each
+    committed (and waking the relay) while the relay publishes the one before: every event
+    is published, in order. A wake-up that arrives while the relay is busy is not lost."""
+    sent: list[str] = []
+    queued: list[str] = []
+
+    async def queue_one() -> None:
+        batch: list[Event] = [a_response(), a_response()]
+        async with unit_of_work(sessions) as session:
+            await outbox.add(session, TABLE, batch, source="/test", now=NOW)
+        queued.extend(str(e.event_id()) for e in batch)
+        relay.wake()
+
+    async def to_topic(messages: Sequence[Outgoing]) -> None:
+        await publisher.send_many([dataclasses.replace(m, topic=topic) for m in messages])
+        sent.extend(decode(m.headers, m.value).id for m in messages)
+        if len(queued) < 40:
+            await queue_one()  # the next one commits while this one is being published
+
+    relay = OutboxRelay(sessions=sessions, table=TABLE, send_many=to_topic, idle_interval=3600)
+    running = asyncio.create_task(relay.run())
+    await queue_one()
+    await eventually(
+        lambda: asyncio.sleep(0, len(sent)),
+        until=lambda n: n >= 40,
+        timeout=10,
+        what="all sent",
+    )
+    relay.stop()
+    await running
+    assert sent == queued

@@ -14,6 +14,7 @@ import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,19 +26,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TextClause,
-    any_,
-    bindparam,
-    delete,
     func,
-    select,
-    text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from nps_events import Event, encode
-from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.db import SessionFactory, driver_connection
 from nps_kit.faults import classify
 from nps_kit.logging import get_logger
 from nps_kit.metrics import LOOP_FAULTS, OUTBOX_BACKLOG, OUTBOX_PUBLISHED, labelled
@@ -49,9 +43,7 @@ log = get_logger(__name__)
 
 SendMany = Callable[[Sequence[Outgoing]], Awaitable[None]]
 
-#: The published rows' ids as one array parameter: a `DELETE` whose SQL does not grow with the
-#: batch (an `IN` list is rendered again for every batch).
-_IDS = bindparam("ids", type_=ARRAY(BigInteger))
+_TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -67,25 +59,34 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
-#: `INSERT … SELECT` statements, one per outbox table: the batch's rows as one array per
-#: column, so the SQL does not grow with the batch and SQLAlchemy compiles it once.
-_INSERTS: dict[str, TextClause] = {}
+#: The kit's statements on an outbox table, written once per table. They run on the
+#: transaction's asyncpg connection (`driver_connection`), which prepares each once.
+_STATEMENTS: dict[str, "_Statements"] = {}
 
 
-def _insert_of(table: Table) -> TextClause:
-    statement = _INSERTS.get(table.fullname)
-    if statement is None:
+class _Statements:
+    def __init__(self, table: Table) -> None:
+        name = table.fullname
+        # One statement with an array per column, so the SQL does not grow with the batch.
         # The rows are inserted in the order of the arrays (WITH ORDINALITY … ORDER BY), so
         # their identity values follow the batch's order, as the relay's order needs: the
         # identity default is evaluated as the sorted rows reach the insert.
-        statement = _INSERTS[table.fullname] = text(
-            f"INSERT INTO {table.fullname} (topic, key, value, headers) "  # noqa: S608 - our table's name
+        self.insert = (
+            f"INSERT INTO {name} (topic, key, value, headers) "  # noqa: S608 - our table's name
             "SELECT topic, key, value, headers FROM unnest("
-            "CAST(:topic AS text[]), CAST(:key AS bytea[]), CAST(:value AS bytea[]), "
-            "CAST(:headers AS text[])) WITH ORDINALITY AS m(topic, key, value, headers, position) "
-            "ORDER BY position"
+            "$1::text[], $2::bytea[], $3::bytea[], $4::text[]) "
+            "WITH ORDINALITY AS m(topic, key, value, headers, position) ORDER BY position"
         )
-    return statement
+        self.pending = f"SELECT id, topic, key, value, headers FROM {name} ORDER BY id LIMIT $1"  # noqa: S608
+        self.delete = f"DELETE FROM {name} WHERE id = ANY($1::bigint[])"  # noqa: S608
+        self.count = f"SELECT count(*) FROM {name}"  # noqa: S608
+
+
+def _statements(table: Table) -> _Statements:
+    statements = _STATEMENTS.get(table.fullname)
+    if statements is None:
+        statements = _STATEMENTS[table.fullname] = _Statements(table)
+    return statements
 
 
 async def add(
@@ -110,9 +111,8 @@ async def add(
         )
     # One statement with an array per column: its SQL cost 3.8 µs of CPU per event against
     # 8.4 for an executemany of the same rows (docs/performance.md, scoring, 2026-12-05).
-    await session.execute(
-        _insert_of(table), {"topic": topics, "key": keys, "value": values, "headers": headers}
-    )
+    connection = await driver_connection(session)
+    await connection.execute(_statements(table).insert, topics, keys, values, headers)
 
 
 class OutboxRelay:
@@ -127,7 +127,7 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_interval: float = 0.5,
     ) -> None:
-        self._sessions = sessions
+        self._engine: AsyncEngine = sessions.kw["bind"]
         self._table = table
         self._send_many = send_many
         self._batch_size = batch_size
@@ -149,54 +149,57 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch; return how many rows were published (0 if none or locked)."""
-        table = self._table
-        async with unit_of_work(self._sessions) as session:
-            locked = await session.scalar(
-                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": self._lock_id}
-            )
-            if not locked:
-                return 0
-            rows = (
-                await session.execute(
-                    select(table.c.id, table.c.topic, table.c.key, table.c.value, table.c.headers)
-                    .order_by(table.c.id)
-                    .limit(self._batch_size)
+        statements = _statements(self._table)
+        # A transaction of asyncpg's own on a pooled connection: the relay has no ORM work,
+        # and a session's transaction around the same statements cost ~150 µs more CPU
+        # (docs/performance.md, the kit, 2026-12-06).
+        async with self._engine.connect() as pooled:
+            raw = await pooled.get_raw_connection()
+            connection: Any = raw.driver_connection
+            async with connection.transaction():
+                return await self._publish(connection, statements)
+
+    async def _publish(self, connection: Any, statements: _Statements) -> int:
+        if not await connection.fetchval(_TRY_LOCK, self._lock_id):
+            return 0
+        rows = await connection.fetch(statements.pending, self._batch_size)
+        if not rows:
+            OUTBOX_BACKLOG.labels(outbox=self._name).set(0)
+            return 0
+        await self._send_many(
+            [
+                Outgoing(
+                    topic,
+                    key,
+                    value,
+                    [(name, raw.encode()) for name, raw in json.loads(headers)],
                 )
-            ).all()
-            if not rows:
-                OUTBOX_BACKLOG.labels(outbox=self._name).set(0)
-                return 0
-            await self._send_many(
-                [
-                    Outgoing(
-                        row.topic,
-                        row.key,
-                        row.value,
-                        [(name, value.encode()) for name, value in json.loads(row.headers)],
-                    )
-                    for row in rows
-                ]
-            )
-            published = Counter(row.topic for row in rows)
-            for topic, n in published.items():
-                labelled(OUTBOX_PUBLISHED, topic).inc(n)
-            await session.execute(
-                delete(table).where(table.c.id == any_(_IDS)), {"ids": [row.id for row in rows]}
-            )
-            # A full batch means more may wait: count them (only then, so an idle relay
-            # costs nothing).
-            backlog = (
-                await session.scalar(select(func.count()).select_from(table))
-                if len(rows) == self._batch_size
-                else 0
-            )
-            OUTBOX_BACKLOG.labels(outbox=self._name).set(backlog or 0)
-            return len(rows)
+                for _, topic, key, value, headers in rows
+            ]
+        )
+        published = Counter(row[1] for row in rows)
+        for topic, n in published.items():
+            labelled(OUTBOX_PUBLISHED, topic).inc(n)
+        await connection.execute(statements.delete, [row[0] for row in rows])
+        # A full batch means more may wait: count them (only then, so an idle relay
+        # costs nothing).
+        backlog = (
+            await connection.fetchval(statements.count) if len(rows) == self._batch_size else 0
+        )
+        OUTBOX_BACKLOG.labels(outbox=self._name).set(backlog or 0)
+        return len(rows)
 
     async def run(self) -> None:
-        """Publish until cancelled. Broker or database trouble is logged and retried."""
+        """Publish until cancelled. Broker or database trouble is logged and retried.
+
+        After a batch smaller than `batch_size` the relay waits for a `wake()` (or the idle
+        interval) instead of looking again at once: the rows it did not see were committed
+        after its select, and whoever committed them in this process woke it; the wake flag
+        is cleared before each look, so no wake-up is lost. At a steady rate that saves an
+        empty transaction per batch (docs/performance.md, the kit, 2026-12-06)."""
         backoff = self._idle_interval
         while True:
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 backoff = self._idle_interval
@@ -216,11 +219,12 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            if published:
-                continue
+            if published >= self._batch_size:
+                continue  # a full batch: more may wait
             if self._stopping:
+                if published:
+                    continue  # publish what is pending, then return
                 return
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._idle_interval)
 
