@@ -127,7 +127,7 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_interval: float = 0.5,
     ) -> None:
-        self._engine: AsyncEngine = sessions.kw["bind"]
+        self._sessions = sessions
         self._table = table
         self._send_many = send_many
         self._batch_size = batch_size
@@ -153,7 +153,10 @@ class OutboxRelay:
         # A transaction of asyncpg's own on a pooled connection: the relay has no ORM work,
         # and a session's transaction around the same statements cost ~150 µs more CPU
         # (docs/performance.md, the kit, 2026-12-06).
-        async with self._engine.connect() as pooled:
+        # The sessions' engine, looked up when used (a factory may be bound after the relay is
+        # built, as the API fuzz tests' is).
+        engine: AsyncEngine = self._sessions.kw["bind"]
+        async with engine.connect() as pooled:
             raw = await pooled.get_raw_connection()
             connection: Any = raw.driver_connection
             async with connection.transaction():
