@@ -140,7 +140,12 @@ def _detractor_case(system: System) -> tuple[str, str]:
 
 
 def _submit(driver: WebDriver, form_id: str) -> None:
+    """Submit the form and wait until its page is replaced by the answer's: otherwise a wait
+    that follows may find an element of the old page (an earlier `#done`) and read it as
+    the browser leaves that page ("Node … does not belong to the document")."""
+    page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, f"#{form_id} button[type=submit]").click()
+    _wait(driver).until(ec.staleness_of(page))
 
 
 def _timeline(driver: WebDriver) -> list[tuple[str, str]]:
