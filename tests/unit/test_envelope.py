@@ -221,3 +221,17 @@ def test_a_ce_time_that_is_not_rfc3339_is_refused(text: str) -> None:
     headers = [(k, text.encode() if k == "ce_time" else v) for k, v in message.headers]
     with pytest.raises(EnvelopeError, match="is not an RFC 3339 time"):
         decode(headers, message.value)
+
+
+def test_ce_time_is_each_messages_own_time_in_its_own_offset() -> None:
+    # `encode` keeps the last time's ISO text; equal instants in two offsets must not share it.
+    event = _response()
+    paris = datetime.fromisoformat("2026-11-24T11:00:00+01:00")
+    assert paris == NOW
+    times = [NOW, NOW, paris, paris, NOW, datetime(2026, 11, 24, 10, 0, 1, tzinfo=UTC)]
+    written = [
+        dict(encode(event, source="/ingest/sources/shop", time=t).headers)["ce_time"] for t in times
+    ]
+    assert written == [t.isoformat().encode() for t in times]
+    assert written[2] == b"2026-11-24T11:00:00+01:00"
+    assert written[0] == b"2026-11-24T10:00:00+00:00"

@@ -7,9 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nps_events import Customer, Segment
+from nps_events.ids import NAMESPACE
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
-from nps_followup.domain.cases import CaseStatus, TimerKind, case_id_for, plan_case
+from nps_followup.domain.cases import (
+    CaseStatus,
+    TimerKind,
+    action_id_for,
+    case_id_for,
+    plan_case,
+    timer_id_for,
+)
 from nps_followup.domain.contact_rules import contact_block
 from nps_followup.domain.ownership import choose_owner
 from nps_followup.domain.policy import ActionKind, OwnerRule
@@ -164,6 +172,32 @@ def test_a_redelivered_response_plans_the_same_case_and_actions() -> None:
     assert first.case_id == again.case_id == case_id_for(RESPONSE)
     assert [a.action_id for a in first.actions] == [a.action_id for a in again.actions]
     assert [t.timer_id for t in first.timers] == [t.timer_id for t in again.timers]
+
+
+def test_a_plans_ids_are_the_uuid5_of_the_case_and_what_each_one_is() -> None:
+    # The ids stored and published for a case's actions and timers (notify de-duplicates on
+    # them; a redelivery after a crash must find them): written out here from their names.
+    plan = _plan(Segment.DETRACTOR, "2026-11-24 10:00")
+    assert plan is not None
+    case = str(plan.case_id)
+    assert plan.case_id == uuid.uuid5(NAMESPACE, f"case\x1f{RESPONSE}")
+    for index, action in enumerate(plan.actions):
+        name = f"action\x1f{case}\x1f{index}\x1f{action.kind.value}\x1f{action.template or ''}"
+        assert action.action_id == uuid.uuid5(NAMESPACE, name)
+        assert action.action_id == action_id_for(
+            plan.case_id, index, action.kind.value, action.template
+        )
+    for timer in plan.timers:
+        detail = str(timer.action_id) if timer.kind is TimerKind.ACTION else ""
+        name = f"timer\x1f{case}\x1f{timer.kind.value}\x1f{detail}"
+        assert timer.timer_id == uuid.uuid5(NAMESPACE, name)
+        assert timer.timer_id == timer_id_for(plan.case_id, timer.kind, detail)
+    assert {t.kind for t in plan.timers} == {
+        TimerKind.ACTION,
+        TimerKind.REMINDER,
+        TimerKind.ESCALATION,
+        TimerKind.SECOND_LEVEL,
+    }
 
 
 @pytest.mark.parametrize(

@@ -195,11 +195,23 @@ def case_id_for(response_id: uuid.UUID) -> uuid.UUID:
 
 
 def action_id_for(case_id: uuid.UUID, index: int, kind: str, template: str | None) -> uuid.UUID:
-    return derive_id("action", str(case_id), str(index), kind, template or "")
+    return _action_id(str(case_id), index, kind, template)
 
 
 def timer_id_for(case_id: uuid.UUID, kind: TimerKind, detail: str = "") -> uuid.UUID:
-    return derive_id("timer", str(case_id), kind.value, detail)
+    return _timer_id(str(case_id), kind, detail)
+
+
+# The ids of a case's actions and timers from the case id's text, which a plan writes once for
+# all of them (about five per case: ~0.75 µs each; a detractor's plan 61 → 57.5 µs).
+
+
+def _action_id(case: str, index: int, kind: str, template: str | None) -> uuid.UUID:
+    return derive_id("action", case, str(index), kind, template or "")
+
+
+def _timer_id(case: str, kind: TimerKind, detail: str = "") -> uuid.UUID:
+    return derive_id("timer", case, kind.value, detail)
 
 
 HolidaysFor = Callable[[str], Container[date]]
@@ -228,6 +240,7 @@ def plan_case(
     if rule is None or choice.index is None:
         return None
     case_id = case_id_for(response_id)
+    case = str(case_id)
     zone = customer_zone(customer, policy)
     planned = []
     for index, a in enumerate(rule.actions):
@@ -240,7 +253,7 @@ def plan_case(
         )
         planned.append(
             PlannedAction(
-                action_id=action_id_for(case_id, index, a.kind.value, a.template),
+                action_id=_action_id(case, index, a.kind.value, a.template),
                 kind=a.kind,
                 template=a.template,
                 priority=a.priority,
@@ -252,7 +265,7 @@ def plan_case(
     actions = tuple(planned)
     timers = [
         PlannedTimer(
-            timer_id_for(case_id, TimerKind.ACTION, str(a.action_id)),
+            _timer_id(case, TimerKind.ACTION, str(a.action_id)),
             TimerKind.ACTION,
             a.at,
             a.action_id,
@@ -298,22 +311,19 @@ def plan_ladder(
     tells apart the timers of a later ladder (a reopened case) from the opening one's, whose
     ids stay as they always were."""
     due_at, remind_at, second_level_at = deadlines(rule, now, calendar)
+    case = str(case_id)
     timers = []
     if remind_at is not None:
         timers.append(
-            PlannedTimer(
-                timer_id_for(case_id, TimerKind.REMINDER, round_), TimerKind.REMINDER, remind_at
-            )
+            PlannedTimer(_timer_id(case, TimerKind.REMINDER, round_), TimerKind.REMINDER, remind_at)
         )
     timers.append(
-        PlannedTimer(
-            timer_id_for(case_id, TimerKind.ESCALATION, round_), TimerKind.ESCALATION, due_at
-        )
+        PlannedTimer(_timer_id(case, TimerKind.ESCALATION, round_), TimerKind.ESCALATION, due_at)
     )
     if second_level_at is not None:
         timers.append(
             PlannedTimer(
-                timer_id_for(case_id, TimerKind.SECOND_LEVEL, round_),
+                _timer_id(case, TimerKind.SECOND_LEVEL, round_),
                 TimerKind.SECOND_LEVEL,
                 second_level_at,
             )

@@ -158,13 +158,15 @@ async def apply_policy(
 async def _new_responses(repo: CaseOpening, scored: list[ResponseScored]) -> list[ResponseScored]:
     """The responses of the batch not seen before that have no case yet; an update of a
     response that has one is recorded on it here."""
-    fresh = await repo.claim(CONSUMER, (str(s.event_id()) for s in scored))
+    # Each event's id written once: the claim and the check below take the same strings.
+    event_ids = [str(s.event_id()) for s in scored]
+    fresh = await repo.claim(CONSUMER, event_ids)
     existing = await repo.cases_for_responses(s.response_id for s in scored)
     todo: list[ResponseScored] = []
-    for response in scored:
-        if str(response.event_id()) not in fresh:
+    for response, event_id in zip(scored, event_ids, strict=True):
+        if event_id not in fresh:
             continue
-        fresh.discard(str(response.event_id()))
+        fresh.discard(event_id)
         if response.response_id in existing:
             await repo.update_case_response(
                 existing[response.response_id],
