@@ -15,15 +15,13 @@ import argparse
 import asyncio
 import contextlib
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
 from nps_kit.access import Access
 from nps_kit.auth import AuthSettings, TokenError, TokenVerifier
-from nps_kit.devstack import free_port
+from nps_kit.devstack import free_port, scratch_dir
 from nps_kit.devstack.idp import DEV_USERS, ServedIdentityProvider
 from nps_kit.http import Problem
 
@@ -61,7 +59,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-auth-"))
+    tmp = scratch_dir("npsloop-bench-auth-")
     idp = ServedIdentityProvider(key_file=tmp / "key.pem", port=free_port())
     idp.start()
     try:

@@ -42,7 +42,6 @@ import cProfile
 import os
 import re
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -82,7 +81,7 @@ from nps_followup.handlers import (
 )
 from nps_kit.clock import SystemClock
 from nps_kit.db import session_factory, unit_of_work
-from nps_kit.devstack import EmbeddedPostgres, free_port
+from nps_kit.devstack import EmbeddedPostgres, free_port, scratch_dir
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
 from nps_kit.settings import LogSettings
@@ -775,7 +774,7 @@ def main() -> None:
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
     policy_model = load_policy(None)
     policy = PolicyInForce(policy=policy_model, holidays_for=holidays_for(policy_model))
-    tmp = Path(tempfile.mkdtemp(prefix="bench-followup-"))
+    tmp = scratch_dir("bench-followup-")
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     postgres.start()
     PG_DATA.append(postgres.data_dir)
@@ -798,7 +797,7 @@ def main() -> None:
             )
     finally:
         postgres.stop()
-    print(f"\n(run id {uuid.uuid4().hex[:6]}, data in {tmp})")
+    print(f"\n(run id {uuid.uuid4().hex[:6]})")
 
 
 if __name__ == "__main__":

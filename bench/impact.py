@@ -17,11 +17,9 @@ statistics in Python) over the whole year, and the two parts apart.
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -30,7 +28,7 @@ from nps_followup.adapters.impact import ImpactReader
 from nps_followup.domain.impact import against_holdout, impact
 from nps_followup.handlers.impact import impact_figures
 from nps_kit.db import session_factory, unit_of_work
-from nps_kit.devstack import EmbeddedPostgres, free_port
+from nps_kit.devstack import EmbeddedPostgres, free_port, scratch_dir
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
 from nps_kit.settings import LogSettings
@@ -137,7 +135,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-impact-"))
+    tmp = scratch_dir("bench-impact-")
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     postgres.start()
     try:
@@ -145,7 +143,7 @@ def main() -> None:
         asyncio.run(run(postgres.url, args.responses, args.repeat))
     finally:
         postgres.stop()
-    print(f"\n(run id {uuid.uuid4().hex[:6]}, data in {tmp})")
+    print(f"\n(run id {uuid.uuid4().hex[:6]})")
 
 
 if __name__ == "__main__":

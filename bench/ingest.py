@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ import httpx
 
 from nps_events.topics import ALL_TOPICS
 from nps_ingest.domain.signatures import sign_standard_webhooks
-from nps_kit.devstack import free_port, new_broker
+from nps_kit.devstack import free_port, new_broker, scratch_dir
 from nps_kit.devstack.services import ServiceProcess
 from nps_kit.messaging import ensure_topics
 from nps_kit.settings import KafkaSettings
@@ -192,7 +191,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
     only = [word for word in args.only.split(",") if word]
     if shutil.which("wrk") is None:
         sys.exit("needs wrk: apt-get install wrk")
-    tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-"))
+    tmp = scratch_dir("npsloop-bench-")
     broker = new_broker(args.broker, tmp)
     broker.start()
     idempotence = "true" if args.broker == "apache-kafka" else "false"

@@ -34,7 +34,6 @@ import json
 import os
 import re
 import statistics
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port, new_broker
+from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port, new_broker, scratch_dir
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 
@@ -353,7 +352,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
     parser.add_argument("--idle", type=float, default=5, help="seconds of idle CPU sampled")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-"))
+    tmp = scratch_dir("npsloop-bench-")
     broker = new_broker(args.broker, tmp)
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     mail = MailSink(directory=tmp / "mail", port=free_port())

@@ -19,11 +19,9 @@ process's (`time.process_time`, the two sweepers' Python), PostgreSQL's apart.
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -37,7 +35,7 @@ from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import PolicyInForce, open_cases
 from nps_kit.clock import SystemClock
 from nps_kit.db import session_factory, unit_of_work
-from nps_kit.devstack import EmbeddedPostgres, free_port
+from nps_kit.devstack import EmbeddedPostgres, free_port, scratch_dir
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
 from nps_kit.settings import LogSettings
@@ -216,7 +214,7 @@ def main() -> None:
     webhook = f"resurvey_webhook: {args.webhook}\n" if args.webhook else ""
     policy_model = parse_policy(default_policy_text() + "resurvey_after: 30 days\n" + webhook)
     policy = PolicyInForce(policy=policy_model, holidays_for=holidays_for(policy_model))
-    tmp = Path(tempfile.mkdtemp(prefix="bench-resurvey-"))
+    tmp = scratch_dir("bench-resurvey-")
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     postgres.start()
     try:
@@ -224,7 +222,7 @@ def main() -> None:
         asyncio.run(run(postgres.url, args.cases, policy, webhook=bool(args.webhook)))
     finally:
         postgres.stop()
-    print(f"\n(run id {uuid.uuid4().hex[:6]}, data in {tmp})")
+    print(f"\n(run id {uuid.uuid4().hex[:6]})")
 
 
 if __name__ == "__main__":

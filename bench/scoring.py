@@ -28,7 +28,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -45,7 +44,7 @@ from nps_events import Customer, ResponseReceived, Topic, decode, encode
 from nps_events.topics import ALL_TOPICS
 from nps_kit.clock import SystemClock
 from nps_kit.db import create_engine, session_factory
-from nps_kit.devstack import EmbeddedPostgres, free_port, new_broker
+from nps_kit.devstack import EmbeddedPostgres, free_port, new_broker, scratch_dir
 from nps_kit.devstack.idp import ServedIdentityProvider
 from nps_kit.devstack.services import ServiceProcess, migrate
 from nps_kit.messaging import Inbound, Publisher, ensure_topics
@@ -495,7 +494,7 @@ def main() -> None:
     parser.add_argument("--broker", choices=["tansu", "apache-kafka"], default="tansu")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-scoring-"))
+    tmp = scratch_dir("npsloop-bench-scoring-")
     broker = new_broker(args.broker, tmp)
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())

@@ -20,7 +20,6 @@ to every detractor after the email.
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -40,7 +39,7 @@ from nps_followup.domain.simulation import StoredResponse, simulate
 from nps_followup.entrypoints.simulation import to_table
 from nps_followup.handlers import PolicyInForce, apply_policy
 from nps_kit.db import SessionFactory, session_factory, unit_of_work
-from nps_kit.devstack import EmbeddedPostgres, free_port
+from nps_kit.devstack import EmbeddedPostgres, free_port, scratch_dir
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
 from nps_kit.settings import DatabaseSettings, LogSettings
@@ -190,7 +189,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-simulate-"))
+    tmp = scratch_dir("bench-simulate-")
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
     postgres.start()
     try:
@@ -198,7 +197,7 @@ def main() -> None:
         asyncio.run(run(postgres.url, args.responses, tmp, args.repeat))
     finally:
         postgres.stop()
-    print(f"\n(run id {uuid.uuid4().hex[:6]}, data in {tmp})")
+    print(f"\n(run id {uuid.uuid4().hex[:6]})")
 
 
 if __name__ == "__main__":

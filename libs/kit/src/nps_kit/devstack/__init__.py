@@ -2,6 +2,11 @@
 for `make run` and the test fixtures; Apache Kafka from Maven Central instead of the broker
 when asked (`kafka.py`). Nothing here is used in production."""
 
+import atexit
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +41,18 @@ def new_broker(
     return EmbeddedBroker(port=port, log_path=folder / "broker.log", advertised=advertised)
 
 
+def scratch_dir(prefix: str) -> Path:
+    """A new folder for a bench's servers (the database's files, the logs), removed when the
+    process exits: a run of `bench/followup.py` leaves ~0.7 GB per 100,000 cases. With
+    `NPSLOOP_BENCH_KEEP=1` it stays, and where it is is printed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get("NPSLOOP_BENCH_KEEP"):
+        atexit.register(sys.stderr.write, f"(data kept in {folder})\n")
+    else:
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 __all__ = [
     "ApacheKafka",
     "ApacheKafkaCluster",
@@ -45,5 +62,6 @@ __all__ = [
     "MailSink",
     "free_port",
     "new_broker",
+    "scratch_dir",
     "wait_for_port",
 ]
