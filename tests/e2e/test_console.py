@@ -27,7 +27,7 @@ in its tmp folder (pytest prints the path).
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,12 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
@@ -145,7 +147,25 @@ def _submit(driver: WebDriver, form_id: str) -> None:
     the browser leaves that page ("Node … does not belong to the document")."""
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, f"#{form_id} button[type=submit]").click()
-    _wait(driver).until(ec.staleness_of(page))
+    _wait(driver).until(_replaced(page))
+
+
+def _replaced(page: WebElement) -> Callable[[WebDriver], bool]:
+    """Whether `page` has left the document: stale, or, read while Chrome is leaving it, a
+    node that "does not belong to the document" (which `ec.staleness_of` does not catch)."""
+
+    def gone(_driver: WebDriver) -> bool:
+        try:
+            _ = page.tag_name
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in (exc.msg or ""):
+                return True
+            raise
+        return False
+
+    return gone
 
 
 def _timeline(driver: WebDriver) -> list[tuple[str, str]]:
