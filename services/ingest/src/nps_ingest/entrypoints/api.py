@@ -46,7 +46,6 @@ from nps_ingest.handlers import (
     ResponseFetcher,
     receive_batch,
     receive_opt_out,
-    receive_response,
     sources_by_token,
 )
 from nps_kit.clock import Clock
@@ -60,6 +59,7 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
     clock: Clock,
     publish_timeout: float,
     webhooks: WebhookIntake,
+    responses: ResponseIntake,
     comment_limit: int = 10_000,
 ) -> APIRouter:
     api = APIRouter()
@@ -88,21 +88,8 @@ def router(  # noqa: PLR0915 - one closure per route over the same dependencies
         Posting the same response again is safe: it yields the same event id. Posting it with
         a changed score or comment is an update of that response."""
         # In a running ingest, `ResponseIntake.hot` serves this route ahead of FastAPI (see
-        # `http_app`); this declaration documents it and answers the same.
-        try:
-            received = await receive_response(
-                body.to_domain(),
-                source=source,
-                publisher=publisher,
-                clock=clock,
-                ack_timeout=publish_timeout,
-                comment_limit=comment_limit,
-            )
-        except InvalidResponseError as exc:
-            raise invalid_response(exc) from exc
-        except BrokerUnavailableError as exc:
-            raise unavailable("Broker", exc, 5) from exc
-        return accepted_of(received)
+        # `http_app`); this declaration documents it and answers through the same step.
+        return await responses.answer(body, source)
 
     @api.post(
         "/v1/opt-outs",
@@ -375,7 +362,9 @@ def http_app(
     }
     webhooks = WebhookIntake(**dependencies, adapters=adapters, fetchers=fetchers)
     responses = ResponseIntake(**dependencies)
-    app.include_router(router(**dependencies, webhooks=webhooks), tags=["intake"])
+    app.include_router(
+        router(**dependencies, webhooks=webhooks, responses=responses), tags=["intake"]
+    )
     return HotRoutes(
         app,
         routes={

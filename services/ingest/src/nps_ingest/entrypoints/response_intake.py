@@ -18,7 +18,7 @@ from nps_ingest.domain.auth import source_for_token
 from nps_ingest.domain.sources import Source
 from nps_ingest.domain.webhooks import InvalidResponseError
 from nps_ingest.entrypoints.answers import accepted_of, invalid_response, unauthorized, unavailable
-from nps_ingest.entrypoints.bodies import ResponseIn
+from nps_ingest.entrypoints.bodies import Accepted, ResponseIn
 from nps_ingest.entrypoints.hot_routes import RawRequest, RawResponse
 from nps_ingest.handlers import (
     BrokerUnavailableError,
@@ -66,6 +66,13 @@ class ResponseIntake:
         data = _json_body(request.body, content_type)
         source = bearer_source(request.headers.get("authorization"), self.tokens)
         body = _response_in(data, content_type)
+        accepted = await self.answer(body, source)
+        return RawResponse(202, accepted.model_dump_json(exclude_none=True).encode())
+
+    async def answer(self, body: ResponseIn, source: str) -> Accepted:
+        """Publish the validated `body` from `source`: the 202's body, or the problem (422
+        for a response the domain refuses, 503 with the broker away). The hot route and
+        FastAPI's declared one both answer with it."""
         try:
             received = await receive_response(
                 body.to_domain(),
@@ -79,7 +86,7 @@ class ResponseIntake:
             raise invalid_response(exc) from exc
         except BrokerUnavailableError as exc:
             raise unavailable("Broker", exc, 5) from exc
-        return RawResponse(202, accepted_of(received).model_dump_json(exclude_none=True).encode())
+        return accepted_of(received)
 
 
 #: No body at all: FastAPI says the body is required.
