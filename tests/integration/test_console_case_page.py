@@ -43,15 +43,18 @@ async def console(
     )
     nowhere = f"http://127.0.0.1:{free_port()}"
     with served(followup) as followup_url:
+        # followup answers from a thread of this process: on a busy machine a query can take
+        # seconds, and a short timeout would turn it into a 503 the test is not about (CI run
+        # at 8533598). Scoring is refused at once wherever it is asked.
         settings = ConsoleSettings(
             public_url=CONSOLE,
             followup_url=followup_url,
             scoring_url=nowhere,
             auth=infra.auth(),
-            api_timeout_seconds=2,
+            api_timeout_seconds=15,
             session_keys=infra.session_key,
         )
-        apis = Apis(followup_url=followup_url, scoring_url=nowhere, timeout=2)
+        apis = Apis(followup_url=followup_url, scoring_url=nowhere, timeout=15)
         app = create_app(title="console", description="", version="test", readiness={})
         app.include_router(
             web.router(

@@ -118,15 +118,17 @@ async def console(
     nowhere = f"http://127.0.0.1:{free_port()}"
 
     with served(followup) as followup_url:
+        # followup answers from a thread of this process: a short timeout would turn a slow
+        # query on a busy machine into a 503 the test is not about.
         settings = ConsoleSettings(
             public_url=CONSOLE,
             followup_url=followup_url,
             scoring_url=nowhere,
             auth=infra.auth(),
-            api_timeout_seconds=2,
+            api_timeout_seconds=15,
             session_keys=infra.session_key,
         )
-        apis = Apis(followup_url=followup_url, scoring_url=nowhere, timeout=2)
+        apis = Apis(followup_url=followup_url, scoring_url=nowhere, timeout=15)
         app = create_app(title="console", description="", version="test", readiness={})
         console = web.Console(
             settings=settings,
