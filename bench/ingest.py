@@ -184,8 +184,9 @@ def main() -> None:  # noqa: PLR0915 - one straight script
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated lines to run, by a word of their label (floor,minimal,canonical,signed,paced):"
-        " a before/after comparison of one path in less time",
+        help="comma-separated lines to run, by a word of their label (floor,minimal,canonical,signed,paced;"
+        " same-rate: the floor paced at the signed webhook's rate): a before/after comparison of"
+        " one path in less time",
     )
     args = parser.parse_args()
     only = [word for word in args.only.split(",") if word]
@@ -206,11 +207,6 @@ def main() -> None:  # noqa: PLR0915 - one straight script
             "INGEST_SOURCES_FILE": str(tmp / "sources.yaml"),
             "INGEST_PORT": str(port),
             "LOG_LEVEL": "WARNING",
-            **(
-                {"KAFKA_LINGER_MS": os.environ["KAFKA_LINGER_MS"]}
-                if "KAFKA_LINGER_MS" in os.environ
-                else {}
-            ),
         },
         log_path=tmp / "ingest.log",
     )
@@ -323,6 +319,20 @@ def main() -> None:  # noqa: PLR0915 - one straight script
                 ingest.url,
                 script("paced.lua", "/v1/webhooks/bench-sw", round(pace)),
                 **on_ingest,
+            )
+        if full and (not only or "same-rate" in only):
+            # The floor's CPU per request depends on its rate: at a lower rate each socket write
+            # wakes a sleeping reader (wrk, the broker) and each produce request carries fewer
+            # messages. The floor paced at the signed webhook's rate splits ingest's gap into
+            # what its own work costs and what its lower rate costs.
+            pace = args.connections / full * 1000
+            results[f"the floor at the signed webhook's rate (~{full:.0f} req/s)"] = wrk(
+                args.connections,
+                args.seconds,
+                bare_url,
+                script("floor-paced.lua", "/kafka", round(pace, 2)),
+                server=bare.pid,
+                broker=broker.pid,
             )
         ceiling = results.get("bare FastAPI POST (ceiling)", {}).get("rps", 0.0)
         for label, figures in results.items():
