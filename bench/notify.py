@@ -176,6 +176,7 @@ async def run(
     n: int,
     *,
     concurrency: int,
+    connections: int,
     database_url: str,
     smtp_port: int,
     twilio_url: str,
@@ -191,7 +192,9 @@ async def run(
     counted = _Statements(engine)
     sessions = session_factory(engine)
     email = SmtpEmailChannel(
-        SmtpSettings(port=smtp_port), renderer=TemplateRenderer(), attempts=1, pool_size=concurrency
+        SmtpSettings(port=smtp_port, max_connections=connections),
+        renderer=TemplateRenderer(),
+        attempts=1,
     )
     sms = TwilioSmsChannel(
         TwilioSettings.model_validate(
@@ -250,7 +253,10 @@ async def run(
     await email.aclose()
     await sms.aclose()
     await engine.dispose()
-    print(f"{n} actions per line, {concurrency} in flight, batches of {batch}")
+    print(
+        f"{n} actions per line, {concurrency} in flight ({connections} SMTP connections), "
+        f"batches of {batch}"
+    )
     print(
         "| channel | channel alone (CPU per action) "
         "| through the dispatcher, ledger + outbox (CPU per action) | ledger cost per action "
@@ -258,9 +264,19 @@ async def run(
         "| the sink's or fake's CPU per action | wall time in ledger transactions |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, alone, alone_cpu, through, through_cpu, overhead_ms, st, tx, pg_ms, peer_ms, share in (
-        rows
-    ):
+    for (
+        name,
+        alone,
+        alone_cpu,
+        through,
+        through_cpu,
+        overhead_ms,
+        st,
+        tx,
+        pg_ms,
+        peer_ms,
+        share,
+    ) in rows:
         print(
             f"| {name} | {alone:,.0f}/s ({alone_cpu:.2f} ms) "
             f"| {through:,.0f}/s ({through_cpu:.2f} ms) | {overhead_ms:.2f} ms "
@@ -273,6 +289,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--actions", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=SmtpSettings().max_connections,
+        help="SMTP connections kept open to the sink (SMTP_MAX_CONNECTIONS)",
+    )
     parser.add_argument(
         "--batch",
         type=int,
@@ -327,6 +349,7 @@ def main() -> None:
                 run(
                     args.actions,
                     concurrency=args.concurrency,
+                    connections=args.connections,
                     database_url=postgres.url,
                     smtp_port=mail_port,
                     twilio_url=twilio_url,
