@@ -106,14 +106,29 @@ async def _dispatched(
 
 
 class _Statements:
-    """Counts the statements and the transactions the engine runs (SQLAlchemy's events)."""
+    """Counts the statements and the transactions the engine runs: SQLAlchemy's events for
+    what goes through the session, asyncpg's query logger for what runs on the driver
+    connection (`nps_kit.db.driver_connection`: the outbox, the ledger's slice statements).
+    Neither counts `BEGIN` and `COMMIT`."""
 
     def __init__(self, engine: Any) -> None:
         self.statements = self.transactions = 0
         event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
         event.listen(engine.sync_engine, "commit", self._commit)
+        event.listen(engine.sync_engine, "connect", self._connect)
+
+    def _connect(self, dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(self._driver_statement)
+
+    def _driver_statement(self, record: Any) -> None:
+        if os.environ.get("BENCH_SHOW_QUERIES"):
+            print("DRIVER", record.query.split()[:4])
+        if record.query.split(None, 1)[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):
+            self.statements += 1
 
     def _statement(self, *_: Any) -> None:
+        if os.environ.get("BENCH_SHOW_QUERIES"):
+            print("SA", _[2].split()[:4])
         self.statements += 1
 
     def _commit(self, *_: Any) -> None:
