@@ -9,14 +9,17 @@ For each channel, N actions go through it twice:
   one consumer poll hands it in bulk; 1: a steady stream, one action per poll), with the
   ledger written with each slice of sends and the outbox row of each result, on an embedded
   PostgreSQL.
-The difference per action is the ledger's overhead. Beside each rate, the CPU this process
-spent per action (`time.process_time`): the sender's alone. The SMTP sink and the fake Twilio
-run in processes of their own (`--sink-in-process` and `--fake-in-process` put them back in
-threads of this one, as the bench had them before 2026-12-05 and 2026-12-06).
+Beside each rate, the CPU this process spent per action (`time.process_time`): the sender's
+alone; of it, what the ledger's transactions took (the process's CPU while one is open: no
+send is in flight meanwhile). The SMTP sink and the fake Twilio run in processes of their own
+(`--sink-in-process` and `--fake-in-process` put them back in threads of this one, as the bench
+had them before 2026-12-05 and 2026-12-06).
 
-The last columns count the statements and the transactions the ledger ran (SQLAlchemy's
-engine events), per 100 actions, and the CPU the PostgreSQL cluster spent per action through
-the dispatcher (its processes' utime + stime, from /proc).
+The last columns count the statements (without `BEGIN` and `COMMIT`) and the transactions the
+ledger ran, per 100 actions, the CPU the PostgreSQL cluster spent per action through the
+dispatcher (its processes' utime + stime, from /proc), the CPU the sink's or the fake's
+process spent per action through the dispatcher (from /proc), and the share of the
+dispatch's wall time spent in ledger transactions (the rest is the sends).
 
     .venv/bin/python bench/notify.py --actions 2000
     .venv/bin/python bench/notify.py --actions 500 --batch 1
@@ -106,12 +109,27 @@ async def _dispatched(
 
 
 class _Statements:
-    """Counts the statements and the transactions the engine runs (SQLAlchemy's events)."""
+    """Counts the statements and the transactions the engine runs: SQLAlchemy's events for
+    what goes through the session, asyncpg's query logger for what runs on the driver
+    connection (`nps_kit.db.driver_connection`: the outbox, the ledger's slice statements).
+    Neither counts `BEGIN` and `COMMIT`."""
 
     def __init__(self, engine: Any) -> None:
         self.statements = self.transactions = 0
         event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
         event.listen(engine.sync_engine, "commit", self._commit)
+        event.listen(engine.sync_engine, "connect", self._connect)
+
+    def _connect(self, dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(self._driver_statement)
+
+    def _driver_statement(self, record: Any) -> None:
+        if record.query.split(None, 1)[0].rstrip(";").upper() not in (
+            "BEGIN",
+            "COMMIT",
+            "ROLLBACK",
+        ):
+            self.statements += 1
 
     def _statement(self, *_: Any) -> None:
         self.statements += 1
@@ -142,6 +160,35 @@ def _postgres_cpu(data_dir: Path) -> float:
     return total / ticks
 
 
+def _process_cpu(pid: int | None) -> float:
+    """CPU seconds process `pid` has spent (utime + stime, from /proc); 0 without one."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _TimedLedger:
+    """The dispatcher's ledger transactions, timed (commit included): what part of a
+    dispatch's wall time waits on the ledger rather than on the sends, and the CPU this process
+    spends in them (no send is in flight while the dispatcher writes the ledger, so the
+    process's CPU meanwhile is the ledger's)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.wall = self.cpu = 0.0
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> Any:
+        started, cpu = time.perf_counter(), time.process_time()
+        try:
+            async with self.inner() as repo:
+                yield repo
+        finally:
+            self.wall += time.perf_counter() - started
+            self.cpu += time.process_time() - cpu
+
+
 def _rates(n: int, started: float, cpu: float) -> tuple[float, float]:
     return n / (time.perf_counter() - started), (time.process_time() - cpu) / n * 1000
 
@@ -150,12 +197,15 @@ async def run(
     n: int,
     *,
     concurrency: int,
+    connections: int,
     database_url: str,
     smtp_port: int,
     twilio_url: str,
     fake: FakeTwilio,
     batch: int,
     postgres_dir: Path,
+    sink_pid: int | None,
+    fake_pid: int | None,
 ) -> None:
     engine = create_engine(
         DatabaseSettings.model_validate({"url": database_url}), application_name="bench-notify"
@@ -163,7 +213,9 @@ async def run(
     counted = _Statements(engine)
     sessions = session_factory(engine)
     email = SmtpEmailChannel(
-        SmtpSettings(port=smtp_port), renderer=TemplateRenderer(), attempts=1, pool_size=concurrency
+        SmtpSettings(port=smtp_port, max_connections=connections),
+        renderer=TemplateRenderer(),
+        attempts=1,
     )
     sms = TwilioSmsChannel(
         TwilioSettings.model_validate(
@@ -178,8 +230,9 @@ async def run(
         renderer=TemplateRenderer(),
         attempts=1,
     )
+    ledger = _TimedLedger(ledger_in(sessions))
     dispatcher = Dispatcher(
-        ledger=ledger_in(sessions),
+        ledger=ledger,
         channels={"email": email, "sms": sms},
         clock=SystemClock(),
         concurrency=concurrency,
@@ -191,14 +244,19 @@ async def run(
         ("SMS to the HTTP fake (Twilio)", _sms, sms_job),
     ):
         channel = email if name.startswith("email") else sms
+        peer = sink_pid if channel is email else fake_pid
         await _alone(channel, [to_job(make(i)) for i in range(50)], concurrency)  # warm up
         alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
         counted.reset()
-        postgres = _postgres_cpu(postgres_dir)
+        postgres, peer_cpu = _postgres_cpu(postgres_dir), _process_cpu(peer)
+        ledger.wall = ledger.cpu = 0.0
+        started = time.perf_counter()
         through, through_cpu = await _dispatched(dispatcher, [make(i) for i in range(n)], batch)
+        ledger_share = ledger.wall / (time.perf_counter() - started)
+        ledger_ms = ledger.cpu / n * 1000
         postgres_ms = (_postgres_cpu(postgres_dir) - postgres) / n * 1000
+        peer_ms = (_process_cpu(peer) - peer_cpu) / n * 1000
         statements, transactions = counted.reset()
-        overhead_ms = (1 / through - 1 / alone) * 1000
         rows.append(
             (
                 name,
@@ -206,27 +264,47 @@ async def run(
                 alone_cpu,
                 through,
                 through_cpu,
-                overhead_ms,
+                ledger_ms,
                 statements,
                 transactions,
                 postgres_ms,
+                peer_ms,
+                ledger_share,
             )
         )
     await email.aclose()
     await sms.aclose()
     await engine.dispose()
-    print(f"{n} actions per line, {concurrency} in flight, batches of {batch}")
+    print(
+        f"{n} actions per line, {concurrency} in flight ({connections} SMTP connections), "
+        f"batches of {batch}"
+    )
     print(
         "| channel | channel alone (CPU per action) "
-        "| through the dispatcher, ledger + outbox (CPU per action) | ledger cost per action "
-        "| statements (transactions) per 100 actions | PostgreSQL's CPU per action |"
+        "| through the dispatcher, ledger + outbox (CPU per action) "
+        "| of which in ledger transactions (CPU per action) "
+        "| statements (transactions) per 100 actions | PostgreSQL's CPU per action "
+        "| the sink's or fake's CPU per action | wall time in ledger transactions |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, alone, alone_cpu, through, through_cpu, overhead_ms, st, tx, pg_ms in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for (
+        name,
+        alone,
+        alone_cpu,
+        through,
+        through_cpu,
+        ledger_ms,
+        st,
+        tx,
+        pg_ms,
+        peer_ms,
+        share,
+    ) in rows:
         print(
             f"| {name} | {alone:,.0f}/s ({alone_cpu:.2f} ms) "
-            f"| {through:,.0f}/s ({through_cpu:.2f} ms) | {overhead_ms:.2f} ms "
-            f"| {st * 100 / n:.0f} ({tx * 100 / n:.0f}) | {pg_ms:.2f} ms |"
+            f"| {through:,.0f}/s ({through_cpu:.2f} ms) | {ledger_ms:.2f} ms "
+            f"| {st * 100 / n:.0f} ({tx * 100 / n:.0f}) | {pg_ms:.2f} ms "
+            f"| {peer_ms:.2f} ms | {share:.0%} |"
         )
 
 
@@ -234,6 +312,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--actions", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=SmtpSettings().max_connections,
+        help="SMTP connections kept open to the sink (SMTP_MAX_CONNECTIONS)",
+    )
     parser.add_argument(
         "--batch",
         type=int,
@@ -288,12 +372,15 @@ def main() -> None:
                 run(
                     args.actions,
                     concurrency=args.concurrency,
+                    connections=args.connections,
                     database_url=postgres.url,
                     smtp_port=mail_port,
                     twilio_url=twilio_url,
                     fake=fake,
                     batch=args.batch,
                     postgres_dir=tmp / "postgres",
+                    sink_pid=sink.pid if sink is not None else None,
+                    fake_pid=fake_process.pid if fake_process is not None else None,
                 )
             )
     finally:

@@ -3,9 +3,10 @@ idempotent on event ids, never dispatching an action twice."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import event, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from nps_events import (
     ActionResultReported,
@@ -23,7 +24,7 @@ from nps_followup.adapters.policy_file import default_policy_text, parse_policy
 from nps_followup.adapters.repository import FollowupRepository
 from nps_followup.handlers import PolicyInForce, open_cases, record_action_results
 from nps_kit.clock import FrozenClock
-from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.db import SessionFactory, session_factory, unit_of_work
 from nps_notify.adapters import tables as notify_tables
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.adapters.repository import ledger_in
@@ -241,7 +242,7 @@ async def test_notify_never_sends_an_action_twice(sessions: SessionFactory, infr
 
 
 async def test_notify_writes_a_slices_outcomes_with_the_next_slices_sending_mark(
-    engine: AsyncEngine, sessions: SessionFactory, infra: Infra
+    database_url: str, sessions: SessionFactory, infra: Infra
 ) -> None:
     """Five emails in slices of two: each slice's outcomes go in the statement that marks the
     next slice `sending`, and every email ends `sent`, once, with its result queued."""
@@ -250,24 +251,32 @@ async def test_notify_writes_a_slices_outcomes_with_the_next_slices_sending_mark
     channel = SmtpEmailChannel(
         SmtpSettings(port=infra.smtp_port), renderer=TemplateRenderer(), attempts=1
     )
+    # Every statement on the ledger's table, whichever way it goes: through the session
+    # (SQLAlchemy's event) or on the transaction's asyncpg connection (asyncpg's query
+    # logger), on an engine of this test's own, so that no other test's statement is counted.
     statements: list[str] = []
+    counted = create_async_engine(database_url)
 
-    def count(*args: object) -> None:
+    def connected(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.driver_connection.add_query_logger(
+            lambda record: statements.append(record.query)
+        )
+
+    def executed(*args: object) -> None:
         statements.append(str(args[2]))  # the statement's text
 
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    event.listen(counted.sync_engine, "connect", connected)
+    event.listen(counted.sync_engine, "before_cursor_execute", executed)
     try:
-        outcomes = await _dispatcher(sessions, channel).dispatch(actions)
+        outcomes = await _dispatcher(session_factory(counted), channel).dispatch(actions)
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
+        await counted.dispose()
         await channel.aclose()
     assert {o.state for o in outcomes.values()} == {DispatchState.SENT}
     # Slices of 2, 2 and 1: `sending` for the first; then, twice, one statement with the
-    # outcomes and the next `sending`; the last slice's outcomes on their own. (The results'
-    # outbox rows go on the transaction's driver connection, the kit's, which this listener
-    # does not see: they are checked below. Other tests' connections are not counted: nothing
-    # else runs meanwhile.)
-    assert len(statements) == 1 + 1 + 1 + 1, statements
+    # outcomes and the next `sending`; the last slice's outcomes on their own.
+    ledger = [s for s in statements if "notify.dispatches" in s]
+    assert len(ledger) == 1 + 1 + 1 + 1, ledger
     ids = [a.action_id for a in actions]
     async with sessions() as session:
         queued = (await session.execute(select(notify_tables.outbox.c.value))).scalars().all()

@@ -83,7 +83,9 @@ async def test_messages_share_one_kept_open_connection(
 ) -> None:
     controller, handler = smtp_server
     channel = SmtpEmailChannel(
-        SmtpSettings(port=controller.port), renderer=TemplateRenderer(), attempts=1, pool_size=1
+        SmtpSettings(port=controller.port, max_connections=1),
+        renderer=TemplateRenderer(),
+        attempts=1,
     )
     outcomes = [await channel.send(_job(f"n{i}@example.com")) for i in range(5)]
     await channel.aclose()
@@ -92,12 +94,30 @@ async def test_messages_share_one_kept_open_connection(
     assert handler.connections == 1
 
 
+async def test_concurrent_sends_open_no_more_connections_than_smtp_max_connections(
+    smtp_server: tuple[Controller, _Counting],
+) -> None:
+    controller, handler = smtp_server
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=controller.port, max_connections=2),
+        renderer=TemplateRenderer(),
+        attempts=1,
+    )
+    outcomes = await asyncio.gather(*(channel.send(_job(f"c{i}@example.com")) for i in range(8)))
+    await channel.aclose()
+    assert [o.state for o in outcomes] == [DispatchState.SENT] * 8
+    assert sorted(handler.recipients) == sorted(f"c{i}@example.com" for i in range(8))
+    assert handler.connections == 2
+
+
 async def test_a_connection_the_server_dropped_is_replaced_and_the_message_sent(
     smtp_server: tuple[Controller, _Counting],
 ) -> None:
     controller, handler = smtp_server
     channel = SmtpEmailChannel(
-        SmtpSettings(port=controller.port), renderer=TemplateRenderer(), attempts=3, pool_size=1
+        SmtpSettings(port=controller.port, max_connections=1),
+        renderer=TemplateRenderer(),
+        attempts=3,
     )
     assert (await channel.send(_job("before@example.com"))).state is DispatchState.SENT
     controller.stop()  # the server goes away, closing the kept-open connection
@@ -144,10 +164,9 @@ async def test_a_refused_recipient_or_a_silent_server_fails_that_email_and_not_t
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     channel = SmtpEmailChannel(
-        SmtpSettings(port=controller.port, timeout_seconds=0.5),
+        SmtpSettings(port=controller.port, timeout_seconds=0.5, max_connections=1),
         renderer=TemplateRenderer(),
         attempts=1,
-        pool_size=1,
     )
     try:
         refused = await channel.send(_job("refused@example.com"))

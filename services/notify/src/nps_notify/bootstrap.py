@@ -54,7 +54,6 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         settings.smtp,
         renderer=renderer,
         attempts=settings.send_attempts,
-        pool_size=settings.send_concurrency,
         clock=clock,
         sender=sender,
         teams=teams,

@@ -56,6 +56,10 @@ class SmtpSettings(BaseSettings):
     security: str = Field(default="none", pattern="^(none|starttls|tls)$")
     #: For connecting, and for the server's answers to one email (MAIL, RCPT, DATA) in all.
     timeout_seconds: float = Field(default=10.0, gt=0)
+    #: The most connections notify keeps open to the relay at once (per process): a slice's
+    #: emails (`NOTIFY_SEND_CONCURRENCY`) share them. Relays limit connections per client
+    #: (Postfix: 50 by default), and each replica of notify opens its own.
+    max_connections: int = Field(default=8, ge=1, le=100)
     #: One mailbox, with or without a name: checked at start-up, never taken from input. The
     #: default sender; a team's own comes from `NOTIFY_SENDERS`.
     from_address: Sender = "npsloop <noreply@npsloop.localhost>"

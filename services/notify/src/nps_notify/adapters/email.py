@@ -134,8 +134,9 @@ def _transient(exc: BaseException) -> bool:
 
 
 class SmtpEmailChannel:
-    """Sends one email per action over a small pool of kept-open SMTP connections (a new
-    connection per message costs connect, EHLO, STARTTLS and AUTH each time). A connection the
+    """Sends one email per action over a small pool of kept-open SMTP connections
+    (`SMTP_MAX_CONNECTIONS`; a new connection per message costs connect, EHLO, STARTTLS and
+    AUTH each time). A connection the
     server closed is dropped and the send retried on a fresh one. The Message-ID is derived
     from the action id, so the recipient's mail system can recognise a copy should one ever
     be sent twice."""
@@ -149,7 +150,6 @@ class SmtpEmailChannel:
         *,
         renderer: TemplateRenderer,
         attempts: int,
-        pool_size: int = 4,
         clock: Clock | None = None,
         sender: Identity | None = None,
         teams: Mapping[str, Identity] | None = None,
@@ -168,7 +168,8 @@ class SmtpEmailChannel:
         self._staff_timezone = staff_timezone
         self._attempts = attempts
         self._idle: list[aiosmtplib.SMTP] = []
-        self._slots = asyncio.Semaphore(pool_size)
+        # At most `SMTP_MAX_CONNECTIONS` open at once: a send waits for one to be free.
+        self._slots = asyncio.Semaphore(settings.max_connections)
 
     def draft_for(self, job: EmailJob) -> Draft:
         """What the email to `job`'s reader says, every part checked (adapters/mime.py)."""

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import DateTime, Row, String, Uuid, bindparam, func, select, text, update
+from sqlalchemy import Row, String, Uuid, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import EVENT_TYPES, Event
 from nps_kit import outbox
-from nps_kit.db import SessionFactory, unit_of_work
+from nps_kit.db import SessionFactory, driver_connection, unit_of_work
 from nps_notify.adapters import tables
 from nps_notify.domain.dispatch import DispatchState, Outcome
 
@@ -53,39 +53,36 @@ class UnreadableParked:
 SOURCE = "/notify"
 
 # The ledger's statements on a slice of actions, each row's values as arrays (`unnest`): the
-# text is the same whatever the slice's size, so SQLAlchemy compiles it once and asyncpg
-# prepares it once, where an `insert().values([...])` of n rows was compiled again for every
-# slice (with that, the ledger's CPU per email halved: docs/performance.md, 2026-12-05).
+# text is the same whatever the slice's size, so it is prepared once per connection, where an
+# `insert().values([...])` of n rows was compiled again for every slice (with that, the
+# ledger's CPU per email halved: docs/performance.md, 2026-12-05). They run on the
+# transaction's own asyncpg connection (`nps_kit.db.driver_connection`: same transaction,
+# prepared once by asyncpg), not through the session, which cost ~150 µs more CPU per
+# statement (docs/performance.md, Notify, issue #20, third session).
 # The previous slice's outcomes go in the statement that marks the next slice `sending`: one
 # round trip fewer per slice (docs/performance.md, Notify, 2026-12-06). A slice's actions are
 # never the previous slice's (the dispatcher sends each action once per call), and should one
 # be, the insert finds it known and leaves it to the update.
-_BEGIN = text(
-    """
+_BEGIN = """
     WITH unparked AS (
-        DELETE FROM notify.parked WHERE action_id = ANY(CAST(:done_id AS uuid[]))
+        DELETE FROM notify.parked WHERE action_id = ANY($6::uuid[])
     ), finished AS (
         UPDATE notify.dispatches AS d
         SET state = f.state, provider_message_id = f.provider_message_id, reason = f.reason,
-            updated_at = :now
-        FROM unnest(
-            CAST(:done_id AS uuid[]), CAST(:done_state AS text[]),
-            CAST(:done_provider_message_id AS text[]), CAST(:done_reason AS text[]))
+            updated_at = $10
+        FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[])
             AS f(action_id, state, provider_message_id, reason)
         WHERE d.action_id = f.action_id
     )
     INSERT INTO notify.dispatches
         (action_id, case_id, customer_id, channel, template, state, attempts, created_at,
          updated_at)
-    SELECT action_id, case_id, customer_id, channel, template, 'sending', 1, :now, :now
-    FROM unnest(
-        CAST(:action_id AS uuid[]), CAST(:case_id AS uuid[]), CAST(:customer_id AS text[]),
-        CAST(:channel AS text[]), CAST(:template AS text[]))
+    SELECT action_id, case_id, customer_id, channel, template, 'sending', 1, $10, $10
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
         AS v(action_id, case_id, customer_id, channel, template)
     ON CONFLICT (action_id) DO NOTHING
     RETURNING action_id
-    """
-).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+"""
 
 _KNOWN = text(
     "SELECT action_id, state FROM notify.dispatches "
@@ -93,21 +90,17 @@ _KNOWN = text(
 ).columns(action_id=Uuid, state=String)
 
 # With its outcome an action leaves `parked` (when it was there), in the same round trip.
-_FINISH = text(
-    """
+_FINISH = """
     WITH unparked AS (
-        DELETE FROM notify.parked WHERE action_id = ANY(CAST(:action_id AS uuid[]))
+        DELETE FROM notify.parked WHERE action_id = ANY($1::uuid[])
     )
     UPDATE notify.dispatches AS d
     SET state = v.state, provider_message_id = v.provider_message_id, reason = v.reason,
-        updated_at = :now
-    FROM unnest(
-        CAST(:action_id AS uuid[]), CAST(:state AS text[]),
-        CAST(:provider_message_id AS text[]), CAST(:reason AS text[]))
+        updated_at = $5
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
         AS v(action_id, state, provider_message_id, reason)
     WHERE d.action_id = v.action_id
-    """
-).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+"""
 
 
 def _parked(row: Row[Any]) -> ParkedAction | UnreadableParked:
@@ -166,25 +159,21 @@ class NotifyRepository:
         if not jobs:
             await self.finish_dispatches(done, now=now)
             return {}
-        claimed = set(
-            (
-                await self.session.execute(
-                    _BEGIN,
-                    {
-                        "action_id": [j.action_id for j in jobs],
-                        "case_id": [j.case_id for j in jobs],
-                        "customer_id": [j.customer_id for j in jobs],
-                        "channel": [j.channel for j in jobs],
-                        "template": [j.template for j in jobs],
-                        "done_id": list(done),
-                        "done_state": [o.state.value for o in done.values()],
-                        "done_provider_message_id": [o.provider_message_id for o in done.values()],
-                        "done_reason": [o.reason for o in done.values()],
-                        "now": now,
-                    },
-                )
-            ).scalars()
+        connection = await driver_connection(self.session)
+        rows = await connection.fetch(
+            _BEGIN,
+            [j.action_id for j in jobs],
+            [j.case_id for j in jobs],
+            [j.customer_id for j in jobs],
+            [j.channel for j in jobs],
+            [j.template for j in jobs],
+            list(done),
+            [o.state.value for o in done.values()],
+            [o.provider_message_id for o in done.values()],
+            [o.reason for o in done.values()],
+            now,
         )
+        claimed = {row[0] for row in rows}
         known = {j.action_id for j in jobs} - claimed
         previous: dict[uuid.UUID, DispatchState | None] = dict.fromkeys(claimed)
         if known:
@@ -324,15 +313,14 @@ class NotifyRepository:
         # the finished actions leave `parked` in it.
         if not outcomes:
             return
-        await self.session.execute(
+        connection = await driver_connection(self.session)
+        await connection.execute(
             _FINISH,
-            {
-                "action_id": list(outcomes),
-                "state": [o.state.value for o in outcomes.values()],
-                "provider_message_id": [o.provider_message_id for o in outcomes.values()],
-                "reason": [o.reason for o in outcomes.values()],
-                "now": now,
-            },
+            list(outcomes),
+            [o.state.value for o in outcomes.values()],
+            [o.provider_message_id for o in outcomes.values()],
+            [o.reason for o in outcomes.values()],
+            now,
         )
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
