@@ -12,8 +12,9 @@ For each channel, N actions go through it twice:
 Beside each rate, the CPU this process spent per action (`time.process_time`): the sender's
 alone; of it, what the ledger's transactions took (the process's CPU while one is open: no
 send is in flight meanwhile). The SMTP sink and the fake Twilio run in processes of their own
-(`--sink-in-process` and `--fake-in-process` put them back in threads of this one, as the bench
-had them before 2026-12-05 and 2026-12-06).
+(`--sink in-process` and `--fake-in-process` put them back in threads of this one, as the bench
+had them before 2026-12-05 and 2026-12-06). The sink is Postfix's `smtp-sink` when installed,
+else aiosmtpd (`--sink`; bench/sinks.py says what each costs).
 
 The last columns count the statements (without `BEGIN` and `COMMIT`) and the transactions the
 ledger ran, per 100 actions, the CPU the PostgreSQL cluster spent per action through the
@@ -29,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's fakes
 
+from sinks import default_sink, start_mail_sink, stop, wait_for_port
 from sqlalchemy import event
 
 from nps_events import Customer, Event, SendEmail, SendSms
@@ -325,9 +326,15 @@ def main() -> None:
         help="actions per dispatch call: 500 is a full consumer poll, 1 a steady stream",
     )
     parser.add_argument(
-        "--sink-in-process",
-        action="store_true",
-        help="run the SMTP sink in a thread of this process (its CPU then counts as the sender's)",
+        "--sink",
+        choices=["smtp-sink", "aiosmtpd", "in-process"],
+        default=default_sink(),
+        help="the SMTP sink: Postfix's smtp-sink (the default when installed), aiosmtpd in a "
+        "process of its own, or aiosmtpd in a thread of this process (its CPU then counts as "
+        "the sender's)",
+    )
+    parser.add_argument(
+        "--sink-in-process", action="store_true", help="the same as --sink in-process"
     )
     parser.add_argument(
         "--fake-in-process",
@@ -343,11 +350,11 @@ def main() -> None:
     mail_port = free_port()
     mail = MailSink(directory=tmp / "mail", port=mail_port)
     sink: subprocess.Popen[bytes] | None = None
-    if args.sink_in_process:
+    if args.sink_in_process or args.sink == "in-process":
         mail.start()
     else:
-        sink = subprocess.Popen([sys.executable, "-c", _SINK, str(tmp / "mail"), str(mail_port)])
-        _wait_for_port(mail_port)
+        sink = start_mail_sink(tmp / "mail", mail_port, args.sink)
+    print(f"SMTP sink: {'in-process' if sink is None else args.sink}")
     fake = FakeTwilio()
     fake_process: subprocess.Popen[bytes] | None = None
     try:
@@ -366,7 +373,7 @@ def main() -> None:
                         str(Path(__file__).resolve().parents[1]),
                     ]
                 )
-                _wait_for_port(fake_port)
+                wait_for_port(fake_port)
                 twilio_url = f"http://127.0.0.1:{fake_port}"
             asyncio.run(
                 run(
@@ -385,9 +392,7 @@ def main() -> None:
             )
     finally:
         for process in (sink, fake_process):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=10)
+            stop(process)
         mail.stop()
         postgres.stop()
 
@@ -402,28 +407,6 @@ uvicorn.run(
     lifespan="off",
 )
 """
-
-#: The SMTP sink in a process of its own, until terminated.
-_SINK = """
-import sys, threading
-from pathlib import Path
-from nps_kit.devstack import MailSink
-MailSink(directory=Path(sys.argv[1]), port=int(sys.argv[2])).start()
-threading.Event().wait()
-"""
-
-
-def _wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            time.sleep(0.05)
-        else:
-            return
-    raise RuntimeError(f"the SMTP sink did not listen on port {port} within {timeout} s")
-
 
 if __name__ == "__main__":
     main()
