@@ -1,6 +1,7 @@
 """Scoring's repository: the SQL behind its use cases, inside one unit of work."""
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -8,22 +9,17 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    DateTime,
-    Integer,
-    String,
-    Uuid,
     bindparam,
-    column,
     func,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Event, ResponseScored, Segment
 from nps_kit import inbox, outbox
+from nps_kit.db import driver_connection
 from nps_scoring.adapters import tables
 from nps_scoring.domain.figures import ATTRIBUTE_PREFIX, Counted, Counts, Deltas
 from nps_scoring.domain.transitions import PastResponse
@@ -69,8 +65,7 @@ _RESPONSES_SQL = """
 # One round trip for what a batch needs to know before it is scored (a batch of one paid ~0.4 ms
 # of CPU per statement): the stored versions of its responses, locked (`i` is null), and each
 # response's previous one of the same customer (`i` is its position in the batch).
-_KNOWN = text(
-    """
+_KNOWN_SQL = """
     WITH locked AS (
         SELECT r.response_id, r.revision, r.score, r.segment, r.responded_at, r.source,
                r.survey_id, r.themes, r.attributes
@@ -95,19 +90,7 @@ _KNOWN = text(
         ORDER BY r.responded_at DESC, r.response_id::text DESC
         LIMIT 1
     ) AS p
-    """
-).columns(
-    column("i", Integer),
-    column("response_id", Uuid),
-    column("revision", Integer),
-    column("score", Integer),
-    column("segment", String),
-    column("responded_at", DateTime(timezone=True)),
-    column("source", String),
-    column("survey_id", String),
-    column("themes", ARRAY(String)),
-    column("attributes", JSONB),
-)
+"""
 
 _FIGURES_SQL = """
     INSERT INTO scoring.figures AS f
@@ -124,10 +107,9 @@ _FIGURES_SQL = """
 _UPSERT_FIGURES = text(_FIGURES_SQL)
 # A batch's figures and responses in one statement (a batch of one paid ~0.3 ms of CPU per
 # statement). PostgreSQL runs a data-modifying WITH to completion whether or not it is read.
-_STORE = text(f"WITH moved AS ({_FIGURES_SQL}) {_RESPONSES_SQL}")
+_STORE_SQL = f"WITH moved AS ({_FIGURES_SQL}) {_RESPONSES_SQL}"
 
-_DELETE_EMPTY_FIGURES = text(
-    """
+_DELETE_EMPTY_FIGURES_SQL = """
     DELETE FROM scoring.figures AS f
     USING unnest(
         CAST(:grain AS text[]), CAST(:dimension AS text[]), CAST(:value AS text[]),
@@ -135,9 +117,35 @@ _DELETE_EMPTY_FIGURES = text(
     WHERE (f.grain, f.dimension, f.value, f.period_start)
           = (k.grain, k.dimension, k.value, k.period_start)
       AND f.promoters = 0 AND f.passives = 0 AND f.detractors = 0
-    """
-)
+"""
+_DELETE_EMPTY_FIGURES = text(_DELETE_EMPTY_FIGURES_SQL)
 
+
+class _OnDriver:
+    """A statement of the consumer's hot path run on the transaction's asyncpg connection
+    (`nps_kit.db.driver_connection`), which prepares it once per connection: through the
+    session each cost 100-300 µs of CPU more per batch (docs/performance.md, scoring, issue
+    #20, third session). The SQL is the text's, its `:name` parameters numbered for asyncpg."""
+
+    def __init__(self, sql: str) -> None:
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        self.sql = re.sub(r"(?<![:\w]):(\w+)", number, sql)
+        self.names = tuple(names)
+
+    def arguments(self, params: dict[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+
+_KNOWN_ON_DRIVER = _OnDriver(_KNOWN_SQL)
+_STORE_ON_DRIVER = _OnDriver(_STORE_SQL)
+_DELETE_EMPTY_ON_DRIVER = _OnDriver(_DELETE_EMPTY_FIGURES_SQL)
 
 # A response's themes as figures count them: no_comment, unmatched, or its themes.
 _THEMES = (
@@ -227,6 +235,20 @@ def _counted(row: Any) -> Counted:
         survey_id=row.survey_id,
         themes=None if row.themes is None else tuple(row.themes),
         attributes=dict(row.attributes or {}),
+    )
+
+
+def _counted_record(row: Any) -> Counted:
+    """`_counted` of a row as asyncpg returns it (its JSONB decoded by the codec SQLAlchemy's
+    dialect sets on every connection)."""
+    attributes = row["attributes"]
+    return Counted(
+        segment=Segment(row["segment"]),
+        responded_at=row["responded_at"],
+        source=row["source"],
+        survey_id=row["survey_id"],
+        themes=None if row["themes"] is None else tuple(row["themes"]),
+        attributes=dict(attributes or {}),
     )
 
 
@@ -328,22 +350,27 @@ class ScoringRepository:
         known response with its revision, locked until the transaction ends."""
         if not keys:
             return KnownResponses({}, {})
-        rows = await self.session.execute(
-            _KNOWN,
-            {
-                "i": list(range(len(keys))),
-                "customer": [k[0] for k in keys],
-                "rid": [k[1] for k in keys],
-                "at": [k[2] for k in keys],
-            },
+        connection = await driver_connection(self.session)
+        rows = await connection.fetch(
+            _KNOWN_ON_DRIVER.sql,
+            *_KNOWN_ON_DRIVER.arguments(
+                {
+                    "i": list(range(len(keys))),
+                    "customer": [k[0] for k in keys],
+                    "rid": [k[1] for k in keys],
+                    "at": [k[2] for k in keys],
+                }
+            ),
         )
         previous: dict[int, PastResponse] = {}
         versions: dict[uuid.UUID, StoredVersion] = {}
         for row in rows:
-            if row.i is None:
-                versions[row.response_id] = StoredVersion(_counted(row), row.revision)
+            # asyncpg's own UUID compares and hashes as `uuid.UUID` does, but is not one.
+            response_id = uuid.UUID(bytes=row["response_id"].bytes)
+            if row["i"] is None:
+                versions[response_id] = StoredVersion(_counted_record(row), row["revision"])
             else:
-                previous[row.i] = PastResponse(row.response_id, row.responded_at, row.score)
+                previous[row["i"]] = PastResponse(response_id, row["responded_at"], row["score"])
         return KnownResponses(previous, versions)
 
     async def store(self, scored: list[ResponseScored], deltas: Deltas) -> None:
@@ -351,9 +378,15 @@ class ScoringRepository:
         stored revision moves on by one per version in `scored`), and add each bucket's
         change to the figures, in one statement; then drop buckets left empty."""
         figures, emptied = _figure_columns(deltas)
-        await self.session.execute(_STORE, {**figures, **_response_columns(scored)})
+        connection = await driver_connection(self.session)
+        await connection.execute(
+            _STORE_ON_DRIVER.sql,
+            *_STORE_ON_DRIVER.arguments({**figures, **_response_columns(scored)}),
+        )
         if emptied:
-            await self.session.execute(_DELETE_EMPTY_FIGURES, figures)
+            await connection.execute(
+                _DELETE_EMPTY_ON_DRIVER.sql, *_DELETE_EMPTY_ON_DRIVER.arguments(figures)
+            )
 
     async def apply_deltas(self, deltas: Deltas) -> None:
         """Add each bucket's change to the figures in one statement; drop buckets left empty."""
