@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
 from nps_followup.adapters.bulk import any_of, columns, unnest_insert, unnest_update
+from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import Action, ActionOutcome, ActionState
 
 ACTION_COLUMNS = (
@@ -170,7 +171,8 @@ class ActionStore:
             {"action_id": action_id, "state": state.value, "reason": reason}
             for action_id, state, reason in states
         ]
-        await self.session.execute(
+        await fetch(
+            self.session,
             _SET_STATES,
             {
                 **columns(tables.actions, ("action_id", "state", "reason"), rows, key="action_id"),
@@ -196,8 +198,9 @@ class ActionStore:
             }
             for o in outcomes
         ]
-        result = await self.session.execute(
+        found = await fetch(
+            self.session,
             _RECORD_OUTCOMES,
             {**columns(tables.actions, _OUTCOME_COLUMNS, rows, key="action_id"), "at": at},
         )
-        return set(result.scalars())
+        return {row[0] for row in found}

@@ -4,8 +4,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import TextClause, select, update
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy import TextClause, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Segment
@@ -18,7 +17,14 @@ from nps_followup.adapters.bulk import (
     unnest_update,
     with_inserted,
 )
-from nps_followup.adapters.case_rows import CASE_COLUMNS, case_from_row, case_values, with_actions
+from nps_followup.adapters.case_rows import (
+    CASE_COLUMNS,
+    RecordRow,
+    case_from_row,
+    case_values,
+    with_actions,
+)
+from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import Action, Case, CaseStatus, PlannedTimer, TimelineEntry
 
 _TIMER_COLUMNS = ("timer_id", "case_id", "kind", "action_id", "fire_at", "state", "fired_at")
@@ -46,6 +52,27 @@ LIFECYCLE_FIELDS = (
 )
 _SAVE_CASES = unnest_update(tables.cases, "case_id", LIFECYCLE_FIELDS)
 _LATEST_SCORES = unnest_update(tables.cases, "case_id", ("latest_score", "recovered"))
+#: The cases' columns, as `case_from_row` reads them.
+_CASE_READ = ", ".join(c.name for c in tables.cases.columns)
+_ACTIVE = ", ".join(f"'{status}'" for status in tables.ACTIVE)
+# The statements below are built from our table's column names and constants, never input.
+#: The statuses written out (not an array parameter): the partial index of active cases
+#: answers a prepared statement's generic plan only if its condition is in the statement.
+_ACTIVE_CASES_OF = text(
+    f"SELECT {_CASE_READ} FROM followup.cases "  # noqa: S608 - see above
+    f"WHERE customer_id = ANY(CAST(:ids AS text[])) AND status IN ({_ACTIVE}) "
+    "ORDER BY opened_at FOR UPDATE"
+)
+_LATEST_WORKED_CASES_OF = text(
+    f"SELECT DISTINCT ON (customer_id) {_CASE_READ} FROM followup.cases "  # noqa: S608 - see above
+    f"WHERE customer_id = ANY(CAST(:ids AS text[])) AND status <> '{CaseStatus.AUTOMATED.value}' "
+    "ORDER BY customer_id, opened_at DESC"
+)
+_RESERVE_TURNS = text(
+    "INSERT INTO followup.team_turns AS t (team, turn) "
+    "VALUES (CAST(:team AS text), CAST(:count AS integer) - 1) "
+    "ON CONFLICT (team) DO UPDATE SET turn = t.turn + CAST(:count AS integer) RETURNING t.turn"
+)
 TIMELINE_COLUMNS = (
     "entry_id",
     "case_id",
@@ -108,30 +135,16 @@ class CaseStore:
         ids = sorted(set(customer_ids))
         if not ids:
             return {}
-        rows = await self.session.execute(
-            select(tables.cases)
-            .where(
-                any_of(tables.cases.c.customer_id, ids),
-                tables.cases.c.status.in_(tables.ACTIVE),
-            )
-            .order_by(tables.cases.c.opened_at)
-            .with_for_update()
-        )
-        return {row.customer_id: case_from_row(row) for row in rows}
+        rows = await fetch(self.session, _ACTIVE_CASES_OF, {"ids": ids})
+        return {row["customer_id"]: case_from_row(RecordRow(row)) for row in rows}
 
     async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
         """Each customer's most recent case that a person worked (not automated)."""
         ids = sorted(set(customer_ids))
         if not ids:
             return {}
-        c = tables.cases
-        rows = await self.session.execute(
-            select(c)
-            .ext(distinct_on(c.c.customer_id))
-            .where(any_of(c.c.customer_id, ids), c.c.status != CaseStatus.AUTOMATED.value)
-            .order_by(c.c.customer_id, c.c.opened_at.desc())
-        )
-        return {row.customer_id: case_from_row(row) for row in rows}
+        rows = await fetch(self.session, _LATEST_WORKED_CASES_OF, {"ids": ids})
+        return {row["customer_id"]: case_from_row(RecordRow(row)) for row in rows}
 
     async def add_cases(
         self,
@@ -174,7 +187,7 @@ class CaseStore:
             ),
             **columns(tables.timers, _TIMER_COLUMNS, timer_rows, prefix="t_"),
         }
-        return set((await self.session.execute(_OPEN_CASES, params)).scalars())
+        return {row[0] for row in await fetch(self.session, _OPEN_CASES, params)}
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
         """Write the lifecycle fields of any number of cases (not the latest score: see
@@ -197,8 +210,10 @@ class CaseStore:
             }
             for case in cases
         ]
-        await self.session.execute(
-            _SAVE_CASES, columns(tables.cases, ("case_id", *LIFECYCLE_FIELDS), rows, key="case_id")
+        await fetch(
+            self.session,
+            _SAVE_CASES,
+            columns(tables.cases, ("case_id", *LIFECYCLE_FIELDS), rows, key="case_id"),
         )
 
     async def update_case_response(
@@ -226,7 +241,8 @@ class CaseStore:
             {"case_id": x.case_id, "latest_score": x.latest_score, "recovered": x.recovered}
             for x in cases
         ]
-        await self.session.execute(
+        await fetch(
+            self.session,
             _LATEST_SCORES,
             columns(tables.cases, ("case_id", "latest_score", "recovered"), rows, key="case_id"),
         )
@@ -234,13 +250,8 @@ class CaseStore:
     async def reserve_turns(self, team: str, count: int) -> int:
         """Reserve `count` consecutive round-robin turns of the team (0, 1, 2…), counted in
         the database so that replicas share them; return the first."""
-        t = tables.team_turns
-        last = await self.session.scalar(
-            insert(t)
-            .values(team=team, turn=count - 1)
-            .on_conflict_do_update(index_elements=[t.c.team], set_={"turn": t.c.turn + count})
-            .returning(t.c.turn)
-        )
+        rows = await fetch(self.session, _RESERVE_TURNS, {"team": team, "count": count})
+        last = rows[0][0]
         return int(last or 0) - count + 1
 
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:
