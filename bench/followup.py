@@ -153,17 +153,35 @@ def profiled(profile: Path | None, name: str) -> Any:
 
 class Statements:
     """Counts the statements an engine sends, by kind (`INSERT followup.cases`, `SELECT
-    followup.actions`, …), from SQLAlchemy's `before_cursor_execute` event."""
+    followup.actions`, …): those through the session from SQLAlchemy's `before_cursor_execute`
+    event, those on the transaction's asyncpg connection (the kit's inbox and outbox,
+    followup's hot statements) from asyncpg's query logger on each connection while it is
+    checked out (BEGIN, COMMIT and ROLLBACK not counted)."""
 
     _WRITE = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+([\w.]+)", re.I)
     _READ = re.compile(r"^\s*SELECT\b.*?\bFROM\s+([\w.]+)", re.I | re.S)
+    _CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
 
     def __init__(self, engine: Any) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
         event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+        pool = engine.sync_engine.pool
+        event.listen(pool, "checkout", self._checkout)
+        event.listen(pool, "checkin", self._checkin)
 
     def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.counts[self.kind(statement)] += 1
+
+    def _on_driver(self, record: Any) -> None:
+        if not record.query.lstrip().upper().startswith(self._CONTROL):
+            self.counts[self.kind(record.query)] += 1
+
+    def _checkout(self, dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(self._on_driver)
+
+    def _checkin(self, dbapi_connection: Any, *_: Any) -> None:
+        if dbapi_connection is not None:
+            dbapi_connection.driver_connection.remove_query_logger(self._on_driver)
 
     @classmethod
     def kind(cls, statement: str) -> str:
@@ -176,8 +194,10 @@ class Statements:
             return f"SELECT {read.group(1)}"
         return statement.split(None, 1)[0]
 
-    def take(self) -> collections.Counter[str]:
-        """The counts since the last `take`."""
+    async def take(self) -> collections.Counter[str]:
+        """The counts since the last `take` (asyncpg hands its loggers each statement with
+        `call_soon`: one turn of the loop delivers the last ones)."""
+        await asyncio.sleep(0)
         counts, self.counts = self.counts, collections.Counter()
         return counts
 
@@ -203,7 +223,7 @@ async def run(
     statements = Statements(engine)
     with profiled(profile, "escalations"):
         await escalate(engine, due, policy)
-    print(f"  {Statements.split(statements.take(), max(1, -(-due // 500)))} (about)")
+    print(f"  {Statements.split(await statements.take(), max(1, -(-due // 500)))} (about)")
     if api_queries:
         await api(engine)
     opened = await opening(engine, policy, statements, profile=profile)
@@ -437,7 +457,7 @@ async def opening(
     for size in (1, 10, 100, 500):
         batches = max(2, 2000 // size)
         prepared = [[_scored(f"open{size}-{b}", i) for i in range(size)] for b in range(batches)]
-        statements.take()
+        await statements.take()
         with profiled(profile if size in (1, 500) else None, f"opening-{size}"):
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
             for batch in prepared:
@@ -451,7 +471,7 @@ async def opening(
         print(
             f"  batches of {size}: {batches * size / elapsed:,.0f} responses/s; "
             f"{cpu_per_item(cpu, pg, batches * size, 'response')}; {load()}\n"
-            f"    {Statements.split(statements.take(), batches)}"
+            f"    {Statements.split(await statements.take(), batches)}"
         )
     # A detractor alone (what a steady stream of detractors brings): its statements.
     async with unit_of_work(sessions) as session:
@@ -461,7 +481,7 @@ async def opening(
             now=datetime.now(UTC),
             policy=policy,
         )
-    print(f"  one detractor alone: {Statements.split(statements.take(), 1)}")
+    print(f"  one detractor alone: {Statements.split(await statements.take(), 1)}")
     return planned
 
 
@@ -494,7 +514,7 @@ async def action_results(
         batches = [chunk[i : i + size] for i in range(0, len(chunk), size)]
         if not batches:
             continue
-        statements.take()
+        await statements.take()
         with profiled(profile, f"results-{size}"):
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
             for batch in batches:
@@ -508,7 +528,7 @@ async def action_results(
         print(
             f"  batches of {size}: {len(chunk) / elapsed:,.0f} results/s; "
             f"{cpu_per_item(cpu, pg, len(chunk), 'result')}; {load()}\n"
-            f"    {Statements.split(statements.take(), len(batches))}"
+            f"    {Statements.split(await statements.take(), len(batches))}"
         )
 
 
