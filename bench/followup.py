@@ -39,6 +39,7 @@ import asyncio
 import collections
 import contextlib
 import cProfile
+import gc
 import os
 import re
 import statistics
@@ -216,10 +217,15 @@ async def run(
     *,
     api_queries: bool = True,
     profile: Path | None = None,
+    freeze: bool = False,
 ) -> None:
     engine = create_async_engine(url, pool_size=8)
     await generate(engine, n, due)
     await explain(engine)
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    print(f"  {rss()}, gc thresholds {gc.get_threshold()}, frozen {gc.get_freeze_count():,}")
     statements = Statements(engine)
     with profiled(profile, "escalations"):
         await escalate(engine, due, policy)
@@ -229,6 +235,13 @@ async def run(
     opened = await opening(engine, policy, statements, profile=profile)
     await action_results(engine, opened, statements, profile=profile)
     await engine.dispose()
+    print(f"\n{rss()}")
+
+
+def rss() -> str:
+    """This process's resident memory now and at its peak (VmRSS, VmHWM), from /proc."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return f"RSS {status['VmRSS'].strip()} (peak {status['VmHWM'].strip()})"
 
 
 async def generate(engine: Any, n: int, due: int) -> None:
@@ -790,7 +803,17 @@ def main() -> None:
     )
     parser.add_argument("--closed", type=int, default=100_000, help="--only queue: finished")
     parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once the tables are generated, as the services do after start-up",
+    )
+    parser.add_argument(
+        "--gc-threshold", type=int, help="the collector's first threshold (gc.set_threshold)"
+    )
     args = parser.parse_args()
+    if args.gc_threshold:
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
     policy_model = load_policy(None)
     policy = PolicyInForce(policy=policy_model, holidays_for=holidays_for(policy_model))
@@ -813,6 +836,7 @@ def main() -> None:
                     policy,
                     api_queries=args.only != "writes",
                     profile=args.profile,
+                    freeze=args.gc_freeze,
                 )
             )
     finally:

@@ -11,7 +11,6 @@ from nps_events import Segment
 from nps_followup.adapters import tables
 from nps_followup.adapters.action_store import ACTION_COLUMNS, action_columns
 from nps_followup.adapters.bulk import (
-    any_of,
     columns,
     unnest_insert,
     unnest_update,
@@ -68,6 +67,10 @@ _LATEST_WORKED_CASES_OF = text(
     f"WHERE customer_id = ANY(CAST(:ids AS text[])) AND status <> '{CaseStatus.AUTOMATED.value}' "
     "ORDER BY customer_id, opened_at DESC"
 )
+_CASES_BY_ID = text(
+    f"SELECT {_CASE_READ} FROM followup.cases "  # noqa: S608 - see above
+    "WHERE case_id = ANY(CAST(:ids AS uuid[])) ORDER BY case_id FOR UPDATE"
+)
 _RESERVE_TURNS = text(
     "INSERT INTO followup.team_turns AS t (team, turn) "
     "VALUES (CAST(:team AS text), CAST(:count AS integer) - 1) "
@@ -106,13 +109,8 @@ class CaseStore:
         ids = sorted(set(case_ids))
         if not ids:
             return {}
-        rows = await self.session.execute(
-            select(tables.cases)
-            .where(any_of(tables.cases.c.case_id, ids))
-            .order_by(tables.cases.c.case_id)
-            .with_for_update()
-        )
-        return {row.case_id: case_from_row(row) for row in rows}
+        rows = await fetch(self.session, _CASES_BY_ID, {"ids": ids})
+        return {row["case_id"]: case_from_row(RecordRow(row)) for row in rows}
 
     async def active_case_of(self, customer_id: str) -> Case | None:
         """The case a person still works for this customer, locked for update."""
