@@ -186,6 +186,9 @@ class Statements:
 
     @classmethod
     def kind(cls, statement: str) -> str:
+        if "pg_catalog" in statement or "set_config('jit'" in statement:
+            # asyncpg learning a type it has not met on this connection: once per connection.
+            return "asyncpg's type introspection"
         if statement.lstrip().upper().startswith("WITH"):
             tables = re.findall(r"INSERT INTO\s+([\w.]+)", statement, re.I)
             return f"INSERT {'+'.join(tables)}"

@@ -2,7 +2,8 @@
 the session (SQLAlchemy's `before_cursor_execute`) or on the transaction's asyncpg connection
 (`nps_kit.db.driver_connection`: the kit's inbox and outbox, followup's hot statements),
 seen by asyncpg's query logger on each connection while it is checked out of the pool.
-Transaction control (BEGIN, COMMIT, ROLLBACK) is not counted."""
+Transaction control (BEGIN, COMMIT, ROLLBACK) is not counted, nor asyncpg's look-ups of a
+type it meets for the first time on a connection (once per connection, not per batch)."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -24,8 +25,10 @@ async def statements_sent(engine: AsyncEngine) -> AsyncIterator[list[str]]:
         sent.append(str(args[2]))
 
     def on_driver(record: Any) -> None:
-        if not record.query.lstrip().upper().startswith(_CONTROL):
-            sent.append(record.query)
+        query = record.query
+        introspection = "pg_catalog" in query or "set_config('jit'" in query
+        if not introspection and not query.lstrip().upper().startswith(_CONTROL):
+            sent.append(query)
 
     def checkout(dbapi_connection: Any, *_: object) -> None:
         dbapi_connection.driver_connection.add_query_logger(on_driver)
