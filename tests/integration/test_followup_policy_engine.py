@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_events import (
@@ -829,9 +829,9 @@ async def _statements_of(engine: AsyncEngine, work: Callable[[], Awaitable[objec
 async def test_a_batch_takes_the_same_few_statements_whatever_its_size(
     engine: AsyncEngine, sessions: SessionFactory
 ) -> None:
-    """What a steady stream pays per batch of one: a fixed number of statements (at most 9 to
-    open cases besides the kit's inbox claim and outbox, so 11; 2 to record results: the
-    claim and one update), the same for 40 responses or results as for one."""
+    """What a steady stream pays per batch of one: a fixed number of statements (at most 8 to
+    open cases: the kit's inbox claim and outbox, and six of followup's own; 2 to record
+    results: the claim and one update), the same for 40 responses or results as for one."""
     opened: list[list[Case]] = []
 
     def opening(size: int) -> Callable[[], Awaitable[object]]:
@@ -863,7 +863,32 @@ async def test_a_batch_takes_the_same_few_statements_whatever_its_size(
     one = await _statements_of(engine, opening(1))
     many = await _statements_of(engine, opening(40))
     assert len(opened[1]) == 40
-    assert one == many <= 11
+    assert one == many <= 8
     one = await _statements_of(engine, results(opened[0]))
     many = await _statements_of(engine, results(opened[1]))
     assert one == many == 2
+
+
+async def test_a_batch_reads_its_responses_cases_and_locks_its_customers_active_cases_at_once(
+    sessions: SessionFactory, second_sessions: SessionFactory
+) -> None:
+    """`cases_of_batch`, the batch's first read: the case of each response that has one, and
+    each customer's active case, locked until the batch's transaction ends (another replica
+    cannot take the row meanwhile)."""
+    [opened] = await open_for(sessions, scored("one-read-1"))
+    other = scored("one-read-2")
+    async with unit_of_work(sessions) as session:
+        existing, active = await FollowupRepository(session).cases_of_batch(
+            [opened.response_id, other.response_id], ["one-read-1", "one-read-2"]
+        )
+        assert existing == {opened.response_id: opened.case_id}
+        assert set(active) == {"one-read-1"}
+        assert active["one-read-1"].case_id == opened.case_id
+        assert active["one-read-1"].customer == opened.customer
+        with pytest.raises(Exception, match="could not obtain lock") as refused:
+            async with unit_of_work(second_sessions) as elsewhere:
+                await elsewhere.execute(
+                    text("SELECT 1 FROM followup.cases WHERE case_id = :id FOR UPDATE NOWAIT"),
+                    {"id": opened.case_id},
+                )
+        assert sqlstate(refused.value) == "55P03"  # lock_not_available

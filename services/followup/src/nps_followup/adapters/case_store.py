@@ -53,14 +53,25 @@ _SAVE_CASES = unnest_update(tables.cases, "case_id", LIFECYCLE_FIELDS)
 _LATEST_SCORES = unnest_update(tables.cases, "case_id", ("latest_score", "recovered"))
 #: The cases' columns, as `case_from_row` reads them.
 _CASE_READ = ", ".join(c.name for c in tables.cases.columns)
-_ACTIVE = ", ".join(f"'{status}'" for status in tables.ACTIVE)
-# The statements below are built from our table's column names and constants, never input.
 #: The statuses written out (not an array parameter): the partial index of active cases
 #: answers a prepared statement's generic plan only if its condition is in the statement.
-_ACTIVE_CASES_OF = text(
-    f"SELECT {_CASE_READ} FROM followup.cases "  # noqa: S608 - see above
-    f"WHERE customer_id = ANY(CAST(:ids AS text[])) AND status IN ({_ACTIVE}) "
-    "ORDER BY opened_at FOR UPDATE"
+_ACTIVE = ", ".join(f"'{status}'" for status in tables.ACTIVE)
+# The statements below are built from our table's column names and constants, never input.
+#: A batch's two reads in one: the customers' active cases (locked, in opening order, so that
+#: the latest stands), then the cases of the batch's responses (their ids only).
+_CASES_OF_BATCH = text(
+    "WITH active AS ("  # noqa: S608 - see above
+    f"SELECT {_CASE_READ} FROM followup.cases "
+    f"WHERE customer_id = ANY(CAST(:customers AS text[])) AND status IN ({_ACTIVE}) "
+    "ORDER BY opened_at FOR UPDATE) "
+    f"SELECT true AS active, {_CASE_READ} FROM active "
+    "UNION ALL SELECT false, "
+    + ", ".join(
+        c.name if c.name in ("case_id", "response_id", "opened_at") else "NULL"
+        for c in tables.cases.columns
+    )
+    + " FROM followup.cases WHERE response_id = ANY(CAST(:ids AS uuid[])) "
+    "ORDER BY active, opened_at"
 )
 _LATEST_WORKED_CASES_OF = text(
     f"SELECT DISTINCT ON (customer_id) {_CASE_READ} FROM followup.cases "  # noqa: S608 - see above
@@ -128,13 +139,21 @@ class CaseStore:
         ).first()
         return case_from_row(row) if row is not None else None
 
-    async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
-        """The case a person still works for each of these customers, locked for update."""
-        ids = sorted(set(customer_ids))
-        if not ids:
-            return {}
-        rows = await fetch(self.session, _ACTIVE_CASES_OF, {"ids": ids})
-        return {row["customer_id"]: case_from_row(RecordRow(row)) for row in rows}
+    async def cases_of_batch(
+        self, response_ids: Iterable[uuid.UUID], customer_ids: Iterable[str]
+    ) -> tuple[dict[uuid.UUID, uuid.UUID], dict[str, Case]]:
+        """The case id of each response that has a case (by response id), and the case a
+        person still works for each customer (by customer id), those locked for update, in
+        one statement (two round trips before)."""
+        params = {"ids": list(set(response_ids)), "customers": sorted(set(customer_ids))}
+        existing: dict[uuid.UUID, uuid.UUID] = {}
+        active: dict[str, Case] = {}
+        for row in await fetch(self.session, _CASES_OF_BATCH, params):
+            if row["active"]:
+                active[row["customer_id"]] = case_from_row(RecordRow(row))
+            else:
+                existing[row["response_id"]] = row["case_id"]
+        return existing, active
 
     async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
         """Each customer's most recent case that a person worked (not automated)."""
