@@ -152,6 +152,9 @@ def profiled(profile: Path | None, name: str) -> Any:
         profiler.dump_stats(profile / f"{name}.prof")
 
 
+INTROSPECTION = "asyncpg's type look-ups"
+
+
 class Statements:
     """Counts the statements an engine sends, by kind (`INSERT followup.cases`, `SELECT
     followup.actions`, …): those through the session from SQLAlchemy's `before_cursor_execute`
@@ -204,9 +207,12 @@ class Statements:
     def kind(cls, statement: str) -> str:
         if "pg_catalog" in statement or "set_config('jit'" in statement:
             # asyncpg learning a type it has not met on this connection: once per connection.
-            return "asyncpg's type introspection"
+            return INTROSPECTION
         if statement.lstrip().upper().startswith("WITH"):
             tables = re.findall(r"INSERT INTO\s+([\w.]+)", statement, re.I)
+            if not tables:  # a read in parts (`cases_of_batch`)
+                read = dict.fromkeys(re.findall(r"FROM ([\w.]+)", statement))
+                return f"SELECT {'+'.join(read)}"
             return f"INSERT {'+'.join(tables)}"
         if write := cls._WRITE.match(statement):
             return f"{write.group(1).split()[0].upper()} {write.group(2)}"
@@ -223,7 +229,9 @@ class Statements:
 
     @staticmethod
     def split(counts: collections.Counter[str], batches: int) -> str:
-        total = sum(counts.values())
+        """Per batch, by kind; asyncpg's type look-ups (once per connection) shown, not
+        counted in the total."""
+        total = sum(n for k, n in counts.items() if k != INTROSPECTION)
         kinds = ", ".join(f"{k} {n / batches:g}" for k, n in sorted(counts.items()))
         return f"{total / batches:.1f} statements per batch ({kinds})"
 
