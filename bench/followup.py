@@ -27,6 +27,11 @@ into DIR:
 
     .venv/bin/python bench/followup.py --only writes --cases 100000 --due 5000 --profile /tmp/p
 
+`--only paths` measures one statement of 500 rows (shaped as notify's results) through the
+ORM session and on the transaction's asyncpg connection, alternating (`--repeat` each):
+
+    .venv/bin/python bench/followup.py --only paths --repeat 100
+
 `--only figures` measures the dashboard's closed-loop figures at N cases opened over the past
 year (by team, by owner, both as two concurrent calls as the console asked before, both in one
 GROUPING SETS pass as it asks now), and prints the one pass's plan:
@@ -62,6 +67,7 @@ from nps_events import (
     Segment,
 )
 from nps_followup.adapters.calendars import holidays_for
+from nps_followup.adapters.driver import fetch
 from nps_followup.adapters.figures import closed_loop_figures
 from nps_followup.adapters.policy_file import load_policy
 from nps_followup.adapters.repository import FollowupRepository, due_timers_query
@@ -820,16 +826,71 @@ async def figures_at_scale(url: str, n: int, repeat: int) -> None:
     await engine.dispose()
 
 
+_PATHS_UPDATE = text(
+    "UPDATE scratch AS x SET state = u.state, reason = u.reason, at = CAST(:at AS timestamptz) "
+    "FROM unnest(CAST(:id AS uuid[]), CAST(:state AS text[]), CAST(:reason AS text[])) "
+    "AS u(id, state, reason) WHERE x.id = u.id RETURNING x.id"
+)
+
+
+async def paths(url: str, repeat: int) -> None:
+    """One statement shaped as notify's results (`UPDATE … FROM unnest(…) RETURNING` of 500
+    rows) through the ORM session and on the transaction's asyncpg connection (followup's
+    `adapters.driver.fetch`), alternating, `repeat` transactions each after ten to warm up:
+    this process's CPU per transaction; then the first statement on a new connection."""
+    engine = create_async_engine(url, pool_size=2)
+    ids = [uuid.uuid4() for _ in range(500)]
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE scratch (id uuid PRIMARY KEY, state text, reason text, at timestamptz)"
+            )
+        )
+        await conn.execute(
+            text("INSERT INTO scratch SELECT unnest(CAST(:id AS uuid[]))"), {"id": ids}
+        )
+    params = {"id": ids, "state": ["sent"] * 500, "reason": [None] * 500, "at": datetime.now(UTC)}
+
+    async def through_session(sessions: Any) -> None:
+        async with unit_of_work(sessions) as session:
+            set((await session.execute(_PATHS_UPDATE, params)).scalars())
+
+    async def on_driver(sessions: Any) -> None:
+        async with unit_of_work(sessions) as session:
+            {row[0] for row in await fetch(session, _PATHS_UPDATE, params)}
+
+    sessions = session_factory(engine)
+    print(f"\none UPDATE … FROM unnest(…) RETURNING of 500 rows, {repeat} transactions each:")
+    for name, way in [("session", through_session), ("driver", on_driver)] * 3:
+        for _ in range(10):
+            await way(sessions)
+        cpu = time.process_time()
+        for _ in range(repeat):
+            await way(sessions)
+        per = (time.process_time() - cpu) * 1000 / repeat
+        print(f"  {name}: {per:.3f} ms of this process per transaction; {load()}")
+    for name, way in [("session", through_session), ("driver", on_driver)] * 2:
+        fresh = create_async_engine(url, pool_size=1)
+        async with fresh.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        cpu = time.process_time()
+        await way(session_factory(fresh))
+        print(f"  {name}, first on a new connection: {(time.process_time() - cpu) * 1000:.3f} ms")
+        await fresh.dispose()
+    await engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument(
         "--only",
-        choices=["queue", "figures", "writes"],
+        choices=["queue", "figures", "writes", "paths"],
         help="queue: only the console's queue, at --cases open or contacted cases; figures: "
         "only the dashboard's closed-loop figures, at --cases cases over a year; writes: only "
-        "the escalations and opening cases (no API queries)",
+        "the escalations and opening cases (no API queries); paths: one statement of 500 rows "
+        "through the session and on the driver connection, alternating",
     )
     parser.add_argument(
         "--profile", type=Path, help="write a cProfile of the escalations and of opening here"
@@ -860,6 +921,8 @@ def main() -> None:
             asyncio.run(figures_at_scale(postgres.url, args.cases, min(args.repeat, 50)))
         elif args.only == "queue":
             asyncio.run(queue(postgres.url, args.cases, args.closed, args.repeat, policy))
+        elif args.only == "paths":
+            asyncio.run(paths(postgres.url, args.repeat))
         else:
             asyncio.run(
                 run(
