@@ -27,6 +27,11 @@ into DIR:
 
     .venv/bin/python bench/followup.py --only writes --cases 100000 --due 5000 --profile /tmp/p
 
+`--only paths` measures one statement of 500 rows (shaped as notify's results) through the
+ORM session and on the transaction's asyncpg connection, alternating (`--repeat` each):
+
+    .venv/bin/python bench/followup.py --only paths --repeat 100
+
 `--only figures` measures the dashboard's closed-loop figures at N cases opened over the past
 year (by team, by owner, both as two concurrent calls as the console asked before, both in one
 GROUPING SETS pass as it asks now), and prints the one pass's plan:
@@ -39,6 +44,7 @@ import asyncio
 import collections
 import contextlib
 import cProfile
+import gc
 import os
 import re
 import statistics
@@ -61,6 +67,7 @@ from nps_events import (
     Segment,
 )
 from nps_followup.adapters.calendars import holidays_for
+from nps_followup.adapters.driver import fetch
 from nps_followup.adapters.figures import closed_loop_figures
 from nps_followup.adapters.policy_file import load_policy
 from nps_followup.adapters.repository import FollowupRepository, due_timers_query
@@ -151,24 +158,67 @@ def profiled(profile: Path | None, name: str) -> Any:
         profiler.dump_stats(profile / f"{name}.prof")
 
 
+INTROSPECTION = "asyncpg's type look-ups"
+
+
 class Statements:
     """Counts the statements an engine sends, by kind (`INSERT followup.cases`, `SELECT
-    followup.actions`, …), from SQLAlchemy's `before_cursor_execute` event."""
+    followup.actions`, …): those through the session from SQLAlchemy's `before_cursor_execute`
+    event, those on the transaction's asyncpg connection (the kit's inbox and outbox,
+    followup's hot statements) from asyncpg's query logger on each connection while it is
+    checked out (BEGIN, COMMIT and ROLLBACK not counted). Counting costs this process CPU
+    (more for the statements on the driver connection), so the timed loops count their last
+    batch only (`on` before it), on connections that have met every type."""
 
     _WRITE = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+([\w.]+)", re.I)
     _READ = re.compile(r"^\s*SELECT\b.*?\bFROM\s+([\w.]+)", re.I | re.S)
+    _CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
 
     def __init__(self, engine: Any) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
-        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+        self.engine = engine.sync_engine
+        self.counting = False
+        pool = engine.sync_engine.pool
+        event.listen(pool, "checkout", self._checkout)
+        event.listen(pool, "checkin", self._checkin)
+        self.on()
+
+    def on(self) -> None:
+        if not self.counting:
+            event.listen(self.engine, "before_cursor_execute", self._seen)
+            self.counting = True
+
+    def off(self) -> None:
+        """Stop counting (from the next transaction on the driver connection's side)."""
+        if self.counting:
+            event.remove(self.engine, "before_cursor_execute", self._seen)
+            self.counting = False
 
     def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.counts[self.kind(statement)] += 1
 
+    def _on_driver(self, record: Any) -> None:
+        if not record.query.lstrip().upper().startswith(self._CONTROL):
+            self.counts[self.kind(record.query)] += 1
+
+    def _checkout(self, dbapi_connection: Any, *_: Any) -> None:
+        if self.counting:
+            dbapi_connection.driver_connection.add_query_logger(self._on_driver)
+
+    def _checkin(self, dbapi_connection: Any, *_: Any) -> None:
+        if dbapi_connection is not None:  # (asyncpg discards a logger it does not have)
+            dbapi_connection.driver_connection.remove_query_logger(self._on_driver)
+
     @classmethod
     def kind(cls, statement: str) -> str:
+        if "pg_catalog" in statement or "set_config('jit'" in statement:
+            # asyncpg learning a type it has not met on this connection: once per connection.
+            return INTROSPECTION
         if statement.lstrip().upper().startswith("WITH"):
             tables = re.findall(r"INSERT INTO\s+([\w.]+)", statement, re.I)
+            if not tables:  # a read in parts (`cases_of_batch`)
+                read = dict.fromkeys(re.findall(r"FROM ([\w.]+)", statement))
+                return f"SELECT {'+'.join(read)}"
             return f"INSERT {'+'.join(tables)}"
         if write := cls._WRITE.match(statement):
             return f"{write.group(1).split()[0].upper()} {write.group(2)}"
@@ -176,14 +226,18 @@ class Statements:
             return f"SELECT {read.group(1)}"
         return statement.split(None, 1)[0]
 
-    def take(self) -> collections.Counter[str]:
-        """The counts since the last `take`."""
+    async def take(self) -> collections.Counter[str]:
+        """The counts since the last `take` (asyncpg hands its loggers each statement with
+        `call_soon`: one turn of the loop delivers the last ones)."""
+        await asyncio.sleep(0)
         counts, self.counts = self.counts, collections.Counter()
         return counts
 
     @staticmethod
     def split(counts: collections.Counter[str], batches: int) -> str:
-        total = sum(counts.values())
+        """Per batch, by kind; asyncpg's type look-ups (once per connection) shown, not
+        counted in the total."""
+        total = sum(n for k, n in counts.items() if k != INTROSPECTION)
         kinds = ", ".join(f"{k} {n / batches:g}" for k, n in sorted(counts.items()))
         return f"{total / batches:.1f} statements per batch ({kinds})"
 
@@ -196,19 +250,31 @@ async def run(
     *,
     api_queries: bool = True,
     profile: Path | None = None,
+    freeze: bool = False,
 ) -> None:
     engine = create_async_engine(url, pool_size=8)
     await generate(engine, n, due)
     await explain(engine)
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    print(f"  {rss()}, gc thresholds {gc.get_threshold()}, frozen {gc.get_freeze_count():,}")
     statements = Statements(engine)
     with profiled(profile, "escalations"):
         await escalate(engine, due, policy)
-    print(f"  {Statements.split(statements.take(), max(1, -(-due // 500)))} (about)")
+    print(f"  {Statements.split(await statements.take(), max(1, -(-due // 500)))} (about)")
     if api_queries:
         await api(engine)
     opened = await opening(engine, policy, statements, profile=profile)
     await action_results(engine, opened, statements, profile=profile)
     await engine.dispose()
+    print(f"\n{rss()}")
+
+
+def rss() -> str:
+    """This process's resident memory now and at its peak (VmRSS, VmHWM), from /proc."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return f"RSS {status['VmRSS'].strip()} (peak {status['VmHWM'].strip()})"
 
 
 async def generate(engine: Any, n: int, due: int) -> None:
@@ -437,10 +503,13 @@ async def opening(
     for size in (1, 10, 100, 500):
         batches = max(2, 2000 // size)
         prepared = [[_scored(f"open{size}-{b}", i) for i in range(size)] for b in range(batches)]
-        statements.take()
+        statements.off()
+        await statements.take()
         with profiled(profile if size in (1, 500) else None, f"opening-{size}"):
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
-            for batch in prepared:
+            for i, batch in enumerate(prepared):
+                if i == len(prepared) - 1:
+                    statements.on()
                 async with unit_of_work(sessions) as session:
                     opened = await open_cases(
                         FollowupRepository(session), batch, now=datetime.now(UTC), policy=policy
@@ -451,7 +520,7 @@ async def opening(
         print(
             f"  batches of {size}: {batches * size / elapsed:,.0f} responses/s; "
             f"{cpu_per_item(cpu, pg, batches * size, 'response')}; {load()}\n"
-            f"    {Statements.split(statements.take(), batches)}"
+            f"    {Statements.split(await statements.take(), 1)}"
         )
     # A detractor alone (what a steady stream of detractors brings): its statements.
     async with unit_of_work(sessions) as session:
@@ -461,7 +530,7 @@ async def opening(
             now=datetime.now(UTC),
             policy=policy,
         )
-    print(f"  one detractor alone: {Statements.split(statements.take(), 1)}")
+    print(f"  one detractor alone: {Statements.split(await statements.take(), 1)}")
     return planned
 
 
@@ -494,10 +563,13 @@ async def action_results(
         batches = [chunk[i : i + size] for i in range(0, len(chunk), size)]
         if not batches:
             continue
-        statements.take()
+        statements.off()
+        await statements.take()
         with profiled(profile, f"results-{size}"):
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
-            for batch in batches:
+            for i, batch in enumerate(batches):
+                if i == len(batches) - 1:
+                    statements.on()
                 async with unit_of_work(sessions) as session:
                     unknown = await record_action_results(
                         FollowupRepository(session), batch, now=datetime.now(UTC)
@@ -508,7 +580,7 @@ async def action_results(
         print(
             f"  batches of {size}: {len(chunk) / elapsed:,.0f} results/s; "
             f"{cpu_per_item(cpu, pg, len(chunk), 'result')}; {load()}\n"
-            f"    {Statements.split(statements.take(), len(batches))}"
+            f"    {Statements.split(await statements.take(), 1)}"
         )
 
 
@@ -754,23 +826,88 @@ async def figures_at_scale(url: str, n: int, repeat: int) -> None:
     await engine.dispose()
 
 
+_PATHS_UPDATE = text(
+    "UPDATE scratch AS x SET state = u.state, reason = u.reason, at = CAST(:at AS timestamptz) "
+    "FROM unnest(CAST(:id AS uuid[]), CAST(:state AS text[]), CAST(:reason AS text[])) "
+    "AS u(id, state, reason) WHERE x.id = u.id RETURNING x.id"
+)
+
+
+async def paths(url: str, repeat: int) -> None:
+    """One statement shaped as notify's results (`UPDATE … FROM unnest(…) RETURNING` of 500
+    rows) through the ORM session and on the transaction's asyncpg connection (followup's
+    `adapters.driver.fetch`), alternating, `repeat` transactions each after ten to warm up:
+    this process's CPU per transaction; then the first statement on a new connection."""
+    engine = create_async_engine(url, pool_size=2)
+    ids = [uuid.uuid4() for _ in range(500)]
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE scratch (id uuid PRIMARY KEY, state text, reason text, at timestamptz)"
+            )
+        )
+        await conn.execute(
+            text("INSERT INTO scratch SELECT unnest(CAST(:id AS uuid[]))"), {"id": ids}
+        )
+    params = {"id": ids, "state": ["sent"] * 500, "reason": [None] * 500, "at": datetime.now(UTC)}
+
+    async def through_session(sessions: Any) -> None:
+        async with unit_of_work(sessions) as session:
+            set((await session.execute(_PATHS_UPDATE, params)).scalars())
+
+    async def on_driver(sessions: Any) -> None:
+        async with unit_of_work(sessions) as session:
+            {row[0] for row in await fetch(session, _PATHS_UPDATE, params)}
+
+    sessions = session_factory(engine)
+    print(f"\none UPDATE … FROM unnest(…) RETURNING of 500 rows, {repeat} transactions each:")
+    for name, way in [("session", through_session), ("driver", on_driver)] * 3:
+        for _ in range(10):
+            await way(sessions)
+        cpu = time.process_time()
+        for _ in range(repeat):
+            await way(sessions)
+        per = (time.process_time() - cpu) * 1000 / repeat
+        print(f"  {name}: {per:.3f} ms of this process per transaction; {load()}")
+    for name, way in [("session", through_session), ("driver", on_driver)] * 2:
+        fresh = create_async_engine(url, pool_size=1)
+        async with fresh.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        cpu = time.process_time()
+        await way(session_factory(fresh))
+        print(f"  {name}, first on a new connection: {(time.process_time() - cpu) * 1000:.3f} ms")
+        await fresh.dispose()
+    await engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument(
         "--only",
-        choices=["queue", "figures", "writes"],
+        choices=["queue", "figures", "writes", "paths"],
         help="queue: only the console's queue, at --cases open or contacted cases; figures: "
         "only the dashboard's closed-loop figures, at --cases cases over a year; writes: only "
-        "the escalations and opening cases (no API queries)",
+        "the escalations and opening cases (no API queries); paths: one statement of 500 rows "
+        "through the session and on the driver connection, alternating",
     )
     parser.add_argument(
         "--profile", type=Path, help="write a cProfile of the escalations and of opening here"
     )
     parser.add_argument("--closed", type=int, default=100_000, help="--only queue: finished")
     parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once the tables are generated, as the services do after start-up",
+    )
+    parser.add_argument(
+        "--gc-threshold", type=int, help="the collector's first threshold (gc.set_threshold)"
+    )
     args = parser.parse_args()
+    if args.gc_threshold:
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
     policy_model = load_policy(None)
     policy = PolicyInForce(policy=policy_model, holidays_for=holidays_for(policy_model))
@@ -784,6 +921,8 @@ def main() -> None:
             asyncio.run(figures_at_scale(postgres.url, args.cases, min(args.repeat, 50)))
         elif args.only == "queue":
             asyncio.run(queue(postgres.url, args.cases, args.closed, args.repeat, policy))
+        elif args.only == "paths":
+            asyncio.run(paths(postgres.url, args.repeat))
         else:
             asyncio.run(
                 run(
@@ -793,6 +932,7 @@ def main() -> None:
                     policy,
                     api_queries=args.only != "writes",
                     profile=args.profile,
+                    freeze=args.gc_freeze,
                 )
             )
     finally:

@@ -11,8 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_events import (
@@ -48,7 +47,9 @@ from nps_followup.handlers import (
 )
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, session_factory, unit_of_work
+from nps_kit.faults import Fault, classify, sqlstate
 from tests.integration.kafka_helpers import NOW, a_response
+from tests.support.statements import statements_sent
 
 _POLICY = parse_policy(default_policy_text())
 POLICY = PolicyInForce(policy=_POLICY, holidays_for=holidays_for(_POLICY))
@@ -721,7 +722,8 @@ async def test_a_value_too_long_for_its_column_is_refused_not_cut(
     sessions: SessionFactory,
 ) -> None:
     """The arrays are typed without a length: the column refuses a value that does not fit,
-    as the row-by-row insert did, instead of a cast cutting it short."""
+    as the row-by-row insert did, instead of a cast cutting it short; the refusal is a data
+    fault (the record's DLQ), on the driver connection as through the session."""
     async with unit_of_work(sessions) as session:
         [opened] = await open_cases(
             FollowupRepository(session), [scored("bulk-2", 2)], now=NOW, policy=POLICY
@@ -729,11 +731,13 @@ async def test_a_value_too_long_for_its_column_is_refused_not_cut(
     too_long = replace(
         opened, case_id=uuid.uuid4(), response_id=uuid.uuid4(), rule="r" * 101, actions=()
     )
-    with pytest.raises(DBAPIError, match="too long"):
+    with pytest.raises(Exception, match="too long") as refused:
         async with unit_of_work(sessions) as session:
             await FollowupRepository(session).add_cases(
                 [too_long], [], exempt=set(), priority={}, fired=set()
             )
+    assert sqlstate(refused.value) == "22001"  # string_data_right_truncation
+    assert classify(refused.value) is Fault.DATA
     async with sessions() as session:
         assert await FollowupRepository(session).get_case(too_long.case_id) is None
 
@@ -815,27 +819,19 @@ async def test_a_customers_last_message_time_only_moves_forward(sessions: Sessio
 
 
 async def _statements_of(engine: AsyncEngine, work: Callable[[], Awaitable[object]]) -> int:
-    """How many statements `work` sends (BEGIN and COMMIT are not counted)."""
-    sent: list[str] = []
-
-    def seen(*args: object) -> None:
-        sent.append(str(args[2]))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    """How many statements `work` sends, through the session or on the transaction's driver
+    connection (BEGIN and COMMIT are not counted)."""
+    async with statements_sent(engine) as sent:
         await work()
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
     return len(sent)
 
 
 async def test_a_batch_takes_the_same_few_statements_whatever_its_size(
     engine: AsyncEngine, sessions: SessionFactory
 ) -> None:
-    """What a steady stream pays per batch of one: a fixed number of statements through the
-    session (at most 9 to open cases, 1 to record results), the same for 40 responses or
-    results as for one. (The kit's outbox rows go on the transaction's driver connection,
-    which this listener does not see; they too are one statement whatever the batch.)"""
+    """What a steady stream pays per batch of one: a fixed number of statements (at most 8 to
+    open cases: the kit's inbox claim and outbox, and six of followup's own; 2 to record
+    results: the claim and one update), the same for 40 responses or results as for one."""
     opened: list[list[Case]] = []
 
     def opening(size: int) -> Callable[[], Awaitable[object]]:
@@ -867,7 +863,32 @@ async def test_a_batch_takes_the_same_few_statements_whatever_its_size(
     one = await _statements_of(engine, opening(1))
     many = await _statements_of(engine, opening(40))
     assert len(opened[1]) == 40
-    assert one == many <= 9
+    assert one == many <= 8
     one = await _statements_of(engine, results(opened[0]))
     many = await _statements_of(engine, results(opened[1]))
-    assert one == many == 1
+    assert one == many == 2
+
+
+async def test_a_batch_reads_its_responses_cases_and_locks_its_customers_active_cases_at_once(
+    sessions: SessionFactory, second_sessions: SessionFactory
+) -> None:
+    """`cases_of_batch`, the batch's first read: the case of each response that has one, and
+    each customer's active case, locked until the batch's transaction ends (another replica
+    cannot take the row meanwhile)."""
+    [opened] = await open_for(sessions, scored("one-read-1"))
+    other = scored("one-read-2")
+    async with unit_of_work(sessions) as session:
+        existing, active = await FollowupRepository(session).cases_of_batch(
+            [opened.response_id, other.response_id], ["one-read-1", "one-read-2"]
+        )
+        assert existing == {opened.response_id: opened.case_id}
+        assert set(active) == {"one-read-1"}
+        assert active["one-read-1"].case_id == opened.case_id
+        assert active["one-read-1"].customer == opened.customer
+        with pytest.raises(Exception, match="could not obtain lock") as refused:
+            async with unit_of_work(second_sessions) as elsewhere:
+                await elsewhere.execute(
+                    text("SELECT 1 FROM followup.cases WHERE case_id = :id FOR UPDATE NOWAIT"),
+                    {"id": opened.case_id},
+                )
+        assert sqlstate(refused.value) == "55P03"  # lock_not_available

@@ -344,12 +344,15 @@ class InMemoryOpening(InMemoryTimers):
     async def set_aside(self, responses: Sequence[SetAside]) -> None:
         self.not_acted_on += responses
 
-    async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
+    async def cases_of_batch(
+        self, response_ids: Iterable[uuid.UUID], customer_ids: Iterable[str]
+    ) -> tuple[dict[uuid.UUID, uuid.UUID], dict[str, Case]]:
         wanted = set(customer_ids)
         by_opening = sorted(self.cases.values(), key=lambda c: c.opened_at)
-        return {
+        active = {
             c.customer_id: c for c in by_opening if c.customer_id in wanted and c.status.is_active
         }
+        return await self.cases_for_responses(response_ids), active
 
     async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
         wanted = set(customer_ids)

@@ -33,8 +33,8 @@ from nps_followup.domain.cases import (
 from nps_followup.domain.resurvey import ResurveyAnswer, ResurveyRequest
 from nps_followup.domain.simulation import StoredResponse
 from nps_followup.handlers import PolicyInForce, open_cases, sweep_due_timers
-from nps_followup.handlers.common import requested_action
-from nps_followup.handlers.writes import BatchWrites
+from nps_followup.handlers.common import requested_action, timeline_entry
+from nps_followup.handlers.writes import TAKEN, BatchWrites
 from tests.support.followup_fakes import InMemoryOpening, InMemoryTimers
 
 _POLICY = parse_policy(default_policy_text())
@@ -208,3 +208,42 @@ async def test_a_sweep_of_many_escalations_queues_them_in_one_write() -> None:
     [events] = repo.outbox_writes
     assert Counter(type(e) for e in events)[CaseEscalated] == 15
     assert all(c.escalation_level == 1 for c in repo.cases.values())
+
+
+async def test_a_case_another_transaction_opened_first_takes_nothing_of_what_opening_recorded() -> (
+    None
+):
+    """`take_opened` keeps, of every field it takes (`TAKEN`), only the entries of the cases
+    the insert added; the fields it does not take stay empty; and a customer counts as
+    messaged only through a case that was inserted."""
+    repo = OutboxWrites()
+    mine, theirs = await open_cases(
+        repo, [detractor("c-mine"), detractor("c-theirs")], now=NOW, policy=POLICY
+    )
+    opening = BatchWrites(NOW, events=list(repo.published), messaged={"c-mine", "c-theirs"})
+    for case in (mine, theirs):
+        entry = timeline_entry(case.case_id, "opened", NOW, origin="test", actor=None)
+        opening.cases[case.case_id] = case
+        opening.latest_scores[case.case_id] = case
+        opening.timeline.append((case.case_id, entry))
+        opening.resurveys.append(
+            ResurveyRequest(case.case_id, case.customer_id, uuid.uuid4(), NOW, NOW)
+        )
+        opening.resurvey_answers.append(ResurveyAnswer(case.case_id, uuid.uuid4(), 9, NOW))
+        opening.referral_codes.append((f"code-{case.customer_id}", case.customer_id, case.case_id))
+        opening.request(case.case_id, requested_action(uuid.uuid4(), "staff", "x", NOW))
+    writes = BatchWrites(NOW)
+
+    writes.take_opened(opening, {mine.case_id})
+
+    for name, case_of in TAKEN.items():
+        taken = getattr(writes, name)
+        if case_of is None:
+            continue
+        assert taken, name  # the inserted case's entries are there
+        keys = taken.keys() if isinstance(taken, dict) else taken
+        assert {case_of(k) for k in keys} == {mine.case_id}, name
+    assert writes.actions == []
+    assert writes.recipients == {}
+    assert writes.states == []
+    assert writes.messaged == {"c-mine"}

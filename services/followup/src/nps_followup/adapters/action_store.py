@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
-from nps_followup.adapters.bulk import any_of, columns, unnest_insert, unnest_update
+from nps_followup.adapters.bulk import columns, unnest_insert, unnest_update
+from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import Action, ActionOutcome, ActionState
 
 ACTION_COLUMNS = (
@@ -42,6 +43,18 @@ _RECORD_OUTCOMES = unnest_update(
     _OUTCOME_COLUMNS[1:],
     also={"updated_at": "CAST(:at AS timestamptz)"},
     returning="t.action_id",
+)
+
+_ACTIONS_BY_ID = text(
+    "SELECT action_id, case_id, channel, template, priority, state, exempt_from_cap "
+    "FROM followup.actions WHERE action_id = ANY(CAST(:ids AS uuid[]))"
+)
+#: A ticket an action still stands for: planned, sent, or not known to have failed.
+_TICKET_STATES = (ActionState.PLANNED, ActionState.SENT, ActionState.UNKNOWN)
+_TICKETS_OF = text(
+    "SELECT case_id, action_id FROM followup.actions "  # noqa: S608 - our constants
+    "WHERE case_id = ANY(CAST(:ids AS uuid[])) AND channel = 'ticket' AND template IS NULL "
+    f"AND state IN ({', '.join(repr(s.value) for s in _TICKET_STATES)})"
 )
 
 
@@ -127,17 +140,16 @@ class ActionStore:
         ids = list(set(action_ids))
         if not ids:
             return {}
-        a = tables.actions
-        rows = await self.session.execute(select(a).where(any_of(a.c.action_id, ids)))
+        rows = await fetch(self.session, _ACTIONS_BY_ID, {"ids": ids})
         return {
-            r.action_id: ActionRow(
-                r.action_id,
-                r.case_id,
-                r.channel,
-                r.template,
-                r.priority,
-                ActionState(r.state),
-                r.exempt_from_cap,
+            r["action_id"]: ActionRow(
+                r["action_id"],
+                r["case_id"],
+                r["channel"],
+                r["template"],
+                r["priority"],
+                ActionState(r["state"]),
+                r["exempt_from_cap"],
             )
             for r in rows
         }
@@ -147,18 +159,8 @@ class ActionStore:
         ids = list(set(case_ids))
         if not ids:
             return {}
-        a = tables.actions
-        rows = await self.session.execute(
-            select(a.c.case_id, a.c.action_id).where(
-                any_of(a.c.case_id, ids),
-                a.c.channel == "ticket",
-                a.c.template.is_(None),
-                a.c.state.in_(
-                    [ActionState.PLANNED.value, ActionState.SENT.value, ActionState.UNKNOWN.value]
-                ),
-            )
-        )
-        return {row.case_id: row.action_id for row in rows}
+        rows = await fetch(self.session, _TICKETS_OF, {"ids": ids})
+        return {row[0]: row[1] for row in rows}
 
     async def set_action_states(
         self, states: Sequence[tuple[uuid.UUID, ActionState, str | None]], *, at: datetime
@@ -170,7 +172,8 @@ class ActionStore:
             {"action_id": action_id, "state": state.value, "reason": reason}
             for action_id, state, reason in states
         ]
-        await self.session.execute(
+        await fetch(
+            self.session,
             _SET_STATES,
             {
                 **columns(tables.actions, ("action_id", "state", "reason"), rows, key="action_id"),
@@ -196,8 +199,9 @@ class ActionStore:
             }
             for o in outcomes
         ]
-        result = await self.session.execute(
+        found = await fetch(
+            self.session,
             _RECORD_OUTCOMES,
             {**columns(tables.actions, _OUTCOME_COLUMNS, rows, key="action_id"), "at": at},
         )
-        return set(result.scalars())
+        return {row[0] for row in found}

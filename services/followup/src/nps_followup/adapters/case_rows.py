@@ -16,8 +16,24 @@ from nps_followup.adapters import tables
 from nps_followup.domain.cases import Action, ActionState, Case, CaseStatus, TimelineEntry
 
 
+class RecordRow:
+    """An asyncpg record (`adapters.driver`) read by attribute, as `case_from_row` reads a
+    session's row."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        return self._record[name]
+
+
 def case_from_row(
-    r: Row[Any], *, actions: tuple[Action, ...] = (), timeline: tuple[TimelineEntry, ...] = ()
+    r: "Row[Any] | RecordRow",
+    *,
+    actions: tuple[Action, ...] = (),
+    timeline: tuple[TimelineEntry, ...] = (),
 ) -> Case:
     return Case(
         case_id=r.case_id,

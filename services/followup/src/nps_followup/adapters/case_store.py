@@ -4,21 +4,26 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import TextClause, select, update
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy import TextClause, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Segment
 from nps_followup.adapters import tables
 from nps_followup.adapters.action_store import ACTION_COLUMNS, action_columns
 from nps_followup.adapters.bulk import (
-    any_of,
     columns,
     unnest_insert,
     unnest_update,
     with_inserted,
 )
-from nps_followup.adapters.case_rows import CASE_COLUMNS, case_from_row, case_values, with_actions
+from nps_followup.adapters.case_rows import (
+    CASE_COLUMNS,
+    RecordRow,
+    case_from_row,
+    case_values,
+    with_actions,
+)
+from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import Action, Case, CaseStatus, PlannedTimer, TimelineEntry
 
 _TIMER_COLUMNS = ("timer_id", "case_id", "kind", "action_id", "fire_at", "state", "fired_at")
@@ -46,6 +51,42 @@ LIFECYCLE_FIELDS = (
 )
 _SAVE_CASES = unnest_update(tables.cases, "case_id", LIFECYCLE_FIELDS)
 _LATEST_SCORES = unnest_update(tables.cases, "case_id", ("latest_score", "recovered"))
+#: The cases' columns, as `case_from_row` reads them.
+_CASE_READ = ", ".join(c.name for c in tables.cases.columns)
+#: The statuses written out (not an array parameter): the partial index of active cases
+#: answers a prepared statement's generic plan only if its condition is in the statement.
+_ACTIVE = ", ".join(f"'{status}'" for status in tables.ACTIVE)
+# The statements below are built from our table's column names and constants, never input.
+#: A batch's two reads in one: the customers' active cases (locked, in opening order, so that
+#: the latest stands), then the cases of the batch's responses (their ids only).
+_CASES_OF_BATCH = text(
+    "WITH active AS ("  # noqa: S608 - see above
+    f"SELECT {_CASE_READ} FROM followup.cases "
+    f"WHERE customer_id = ANY(CAST(:customers AS text[])) AND status IN ({_ACTIVE}) "
+    "ORDER BY opened_at FOR UPDATE) "
+    f"SELECT true AS active, {_CASE_READ} FROM active "
+    "UNION ALL SELECT false, "
+    + ", ".join(
+        c.name if c.name in ("case_id", "response_id", "opened_at") else "NULL"
+        for c in tables.cases.columns
+    )
+    + " FROM followup.cases WHERE response_id = ANY(CAST(:ids AS uuid[])) "
+    "ORDER BY active, opened_at"
+)
+_LATEST_WORKED_CASES_OF = text(
+    f"SELECT DISTINCT ON (customer_id) {_CASE_READ} FROM followup.cases "  # noqa: S608 - see above
+    f"WHERE customer_id = ANY(CAST(:ids AS text[])) AND status <> '{CaseStatus.AUTOMATED.value}' "
+    "ORDER BY customer_id, opened_at DESC"
+)
+_CASES_BY_ID = text(
+    f"SELECT {_CASE_READ} FROM followup.cases "  # noqa: S608 - see above
+    "WHERE case_id = ANY(CAST(:ids AS uuid[])) ORDER BY case_id FOR UPDATE"
+)
+_RESERVE_TURNS = text(
+    "INSERT INTO followup.team_turns AS t (team, turn) "
+    "VALUES (CAST(:team AS text), CAST(:count AS integer) - 1) "
+    "ON CONFLICT (team) DO UPDATE SET turn = t.turn + CAST(:count AS integer) RETURNING t.turn"
+)
 TIMELINE_COLUMNS = (
     "entry_id",
     "case_id",
@@ -79,13 +120,8 @@ class CaseStore:
         ids = sorted(set(case_ids))
         if not ids:
             return {}
-        rows = await self.session.execute(
-            select(tables.cases)
-            .where(any_of(tables.cases.c.case_id, ids))
-            .order_by(tables.cases.c.case_id)
-            .with_for_update()
-        )
-        return {row.case_id: case_from_row(row) for row in rows}
+        rows = await fetch(self.session, _CASES_BY_ID, {"ids": ids})
+        return {row["case_id"]: case_from_row(RecordRow(row)) for row in rows}
 
     async def active_case_of(self, customer_id: str) -> Case | None:
         """The case a person still works for this customer, locked for update."""
@@ -103,35 +139,29 @@ class CaseStore:
         ).first()
         return case_from_row(row) if row is not None else None
 
-    async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
-        """The case a person still works for each of these customers, locked for update."""
-        ids = sorted(set(customer_ids))
-        if not ids:
-            return {}
-        rows = await self.session.execute(
-            select(tables.cases)
-            .where(
-                any_of(tables.cases.c.customer_id, ids),
-                tables.cases.c.status.in_(tables.ACTIVE),
-            )
-            .order_by(tables.cases.c.opened_at)
-            .with_for_update()
-        )
-        return {row.customer_id: case_from_row(row) for row in rows}
+    async def cases_of_batch(
+        self, response_ids: Iterable[uuid.UUID], customer_ids: Iterable[str]
+    ) -> tuple[dict[uuid.UUID, uuid.UUID], dict[str, Case]]:
+        """The case id of each response that has a case (by response id), and the case a
+        person still works for each customer (by customer id), those locked for update, in
+        one statement (two round trips before)."""
+        params = {"ids": list(set(response_ids)), "customers": sorted(set(customer_ids))}
+        existing: dict[uuid.UUID, uuid.UUID] = {}
+        active: dict[str, Case] = {}
+        for row in await fetch(self.session, _CASES_OF_BATCH, params):
+            if row["active"]:
+                active[row["customer_id"]] = case_from_row(RecordRow(row))
+            else:
+                existing[row["response_id"]] = row["case_id"]
+        return existing, active
 
     async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
         """Each customer's most recent case that a person worked (not automated)."""
         ids = sorted(set(customer_ids))
         if not ids:
             return {}
-        c = tables.cases
-        rows = await self.session.execute(
-            select(c)
-            .ext(distinct_on(c.c.customer_id))
-            .where(any_of(c.c.customer_id, ids), c.c.status != CaseStatus.AUTOMATED.value)
-            .order_by(c.c.customer_id, c.c.opened_at.desc())
-        )
-        return {row.customer_id: case_from_row(row) for row in rows}
+        rows = await fetch(self.session, _LATEST_WORKED_CASES_OF, {"ids": ids})
+        return {row["customer_id"]: case_from_row(RecordRow(row)) for row in rows}
 
     async def add_cases(
         self,
@@ -174,7 +204,7 @@ class CaseStore:
             ),
             **columns(tables.timers, _TIMER_COLUMNS, timer_rows, prefix="t_"),
         }
-        return set((await self.session.execute(_OPEN_CASES, params)).scalars())
+        return {row[0] for row in await fetch(self.session, _OPEN_CASES, params)}
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
         """Write the lifecycle fields of any number of cases (not the latest score: see
@@ -197,8 +227,10 @@ class CaseStore:
             }
             for case in cases
         ]
-        await self.session.execute(
-            _SAVE_CASES, columns(tables.cases, ("case_id", *LIFECYCLE_FIELDS), rows, key="case_id")
+        await fetch(
+            self.session,
+            _SAVE_CASES,
+            columns(tables.cases, ("case_id", *LIFECYCLE_FIELDS), rows, key="case_id"),
         )
 
     async def update_case_response(
@@ -226,7 +258,8 @@ class CaseStore:
             {"case_id": x.case_id, "latest_score": x.latest_score, "recovered": x.recovered}
             for x in cases
         ]
-        await self.session.execute(
+        await fetch(
+            self.session,
             _LATEST_SCORES,
             columns(tables.cases, ("case_id", "latest_score", "recovered"), rows, key="case_id"),
         )
@@ -234,13 +267,8 @@ class CaseStore:
     async def reserve_turns(self, team: str, count: int) -> int:
         """Reserve `count` consecutive round-robin turns of the team (0, 1, 2…), counted in
         the database so that replicas share them; return the first."""
-        t = tables.team_turns
-        last = await self.session.scalar(
-            insert(t)
-            .values(team=team, turn=count - 1)
-            .on_conflict_do_update(index_elements=[t.c.team], set_={"turn": t.c.turn + count})
-            .returning(t.c.turn)
-        )
+        rows = await fetch(self.session, _RESERVE_TURNS, {"team": team, "count": count})
+        last = rows[0][0]
         return int(last or 0) - count + 1
 
     async def add_timelines(self, entries: Sequence[tuple[uuid.UUID, TimelineEntry]]) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
 from nps_followup.adapters.bulk import unnest_insert
+from nps_followup.adapters.driver import fetch
 from nps_followup.domain.contact_rules import ContactHistory, DoNotContactEntry
 
 #: Opt-outs have a scope, last messages a time: one row per opt-out or last message.
@@ -54,11 +55,11 @@ class ContactRuleStore:
         opted_out: dict[str, set[str]] = defaultdict(set)
         last: dict[str, datetime] = {}
         if ids:
-            for row in await self.session.execute(_CONTACT_HISTORY, {"ids": ids}):
-                if row.scope is not None:
-                    opted_out[row.customer_id].add(row.scope)
+            for customer_id, scope, at in await fetch(self.session, _CONTACT_HISTORY, {"ids": ids}):
+                if scope is not None:
+                    opted_out[customer_id].add(scope)
                 else:
-                    last[row.customer_id] = row.at
+                    last[customer_id] = at
         return ContactHistory(opted_out, last)
 
     async def all_opt_outs(self) -> dict[str, set[str]]:

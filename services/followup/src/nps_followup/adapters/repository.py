@@ -26,6 +26,7 @@ from nps_followup.adapters.contact_rules import (
     insert_last_messages,
     last_message_columns,
 )
+from nps_followup.adapters.driver import fetch
 from nps_followup.adapters.referrals import ReferralStore
 from nps_followup.adapters.response_records import (
     ResponseRecords,
@@ -137,7 +138,7 @@ class FollowupRepository(
             params |= scored_columns(scored, prefix="s_")
         if params:
             kinds = (bool(actions), bool(timeline), bool(messages["m_customer_id"]), bool(scored))
-            await self.session.execute(_records_statement(kinds), params)
+            await fetch(self.session, _records_statement(kinds), params)
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         await outbox.add(self.session, tables.outbox, events, source=SOURCE, now=now)

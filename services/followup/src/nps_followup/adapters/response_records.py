@@ -5,13 +5,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, select
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Segment
 from nps_followup.adapters import tables
-from nps_followup.adapters.bulk import any_of, columns, unnest_insert
+from nps_followup.adapters.bulk import columns, unnest_insert
+from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import NotActedOn, SetAside
 from nps_followup.domain.simulation import StoredResponse
 
@@ -53,6 +54,9 @@ def insert_scored(prefix: str = "") -> TextClause:
 
 
 _RECORD_SCORED = insert_scored()
+_CASES_FOR_RESPONSES = text(
+    "SELECT response_id, case_id FROM followup.cases WHERE response_id = ANY(CAST(:ids AS uuid[]))"
+)
 
 
 def scored_columns(responses: Sequence[StoredResponse], prefix: str = "") -> dict[str, list[Any]]:
@@ -99,12 +103,8 @@ class ResponseRecords:
         ids = list(set(response_ids))
         if not ids:
             return {}
-        rows = await self.session.execute(
-            select(tables.cases.c.response_id, tables.cases.c.case_id).where(
-                any_of(tables.cases.c.response_id, ids)
-            )
-        )
-        return {row.response_id: row.case_id for row in rows}
+        rows = await fetch(self.session, _CASES_FOR_RESPONSES, {"ids": ids})
+        return {row[0]: row[1] for row in rows}
 
     async def set_aside(self, responses: Sequence[SetAside]) -> None:
         """Record responses not acted on; a later version of one replaces what is recorded."""

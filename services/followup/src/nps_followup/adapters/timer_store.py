@@ -6,12 +6,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import (
+    BindParameter,
+    DateTime,
+    Integer,
+    Select,
+    bindparam,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
-from nps_followup.adapters.bulk import any_of
+from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import PlannedTimer, TimerKind
 
 
@@ -24,16 +34,30 @@ class DueTimer:
     fire_at: datetime
 
 
-def due_timers_query(now: datetime, limit: int) -> Select[Any]:
-    """The sweeper's due-now query: an index scan of the partial index on pending timers."""
+def due_timers_query(
+    now: datetime | BindParameter[Any], limit: int | BindParameter[Any]
+) -> Select[Any]:
+    """The sweeper's due-now query: an index scan of the partial index on pending timers (its
+    condition written out in the statement, so that a prepared statement's generic plan can
+    use that index too)."""
     t = tables.timers
     return (
         select(t.c.timer_id, t.c.case_id, t.c.kind, t.c.action_id, t.c.fire_at)
-        .where(t.c.state == "pending", t.c.fire_at <= now)
+        .where(t.c.state == literal_column("'pending'"), t.c.fire_at <= now)
         .order_by(t.c.fire_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+
+
+#: The due-now query with its time and limit as parameters, run on the driver connection.
+_CLAIM_DUE = due_timers_query(
+    bindparam("now", type_=DateTime(timezone=True)), bindparam("limit", type_=Integer)
+)
+_FINISH = text(
+    "UPDATE followup.timers SET state = 'fired', fired_at = CAST(:now AS timestamptz) "
+    "WHERE timer_id = ANY(CAST(:ids AS uuid[]))"
+)
 
 
 class TimerStore:
@@ -46,18 +70,12 @@ class TimerStore:
     async def claim_due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
         """Pending timers due at `now`, locked so that another sweeper skips them (FOR UPDATE
         SKIP LOCKED): each fires once however many replicas sweep."""
-        rows = await self.session.execute(due_timers_query(now, limit))
-        return [
-            DueTimer(r.timer_id, r.case_id, TimerKind(r.kind), r.action_id, r.fire_at) for r in rows
-        ]
+        rows = await fetch(self.session, _CLAIM_DUE, {"now": now, "limit": limit})
+        return [DueTimer(r[0], r[1], TimerKind(r[2]), r[3], r[4]) for r in rows]
 
     async def finish_timers(self, timer_ids: Sequence[uuid.UUID], now: datetime) -> None:
         if timer_ids:
-            await self.session.execute(
-                update(tables.timers)
-                .where(any_of(tables.timers.c.timer_id, timer_ids))
-                .values(state="fired", fired_at=now)
-            )
+            await fetch(self.session, _FINISH, {"ids": list(timer_ids), "now": now})
 
     async def add_timers(self, case_id: uuid.UUID, timers: Sequence[PlannedTimer]) -> None:
         """Pending timers for an existing case (a reopened case's new ladder)."""

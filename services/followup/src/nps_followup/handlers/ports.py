@@ -179,10 +179,12 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
     """What opening cases from a batch of scored responses needs (it fires the timers due at
     once itself)."""
 
-    async def cases_for_responses(
-        self, response_ids: Iterable[uuid.UUID]
-    ) -> dict[uuid.UUID, uuid.UUID]:
-        """The case id of each response that has a case, by response id."""
+    async def cases_of_batch(
+        self, response_ids: Iterable[uuid.UUID], customer_ids: Iterable[str]
+    ) -> tuple[dict[uuid.UUID, uuid.UUID], dict[str, Case]]:
+        """The case id of each response that has a case (by response id), and the case a
+        person still works for each customer (by customer id), those locked for update: what
+        a batch reads before it acts, in one statement."""
         ...
 
     async def update_case_response(
@@ -199,10 +201,6 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
 
     async def set_aside(self, responses: Sequence[SetAside]) -> None:
         """Record responses not acted on (back-fill, older than the window), with why."""
-        ...
-
-    async def active_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:
-        """The case a person still works for each of these customers, locked for update."""
         ...
 
     async def latest_worked_cases_of(self, customer_ids: Iterable[str]) -> dict[str, Case]:

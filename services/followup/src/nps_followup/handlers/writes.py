@@ -4,8 +4,10 @@ statements whatever its size (10,000 escalations must take seconds, not a few st
 per timer)."""
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import Any
 
 from nps_events import Event, SendEmail, SendSms
 from nps_followup.domain.cases import Action, ActionState, Case, TimelineEntry
@@ -61,21 +63,23 @@ class BatchWrites:
 
     def take_opened(self, opening: "BatchWrites", inserted: set[uuid.UUID]) -> None:
         """Add what opening a batch of new cases recorded in `opening`, for the cases of
-        `inserted` only. Its actions (and their states, recipients and priorities) are not
-        taken: they were inserted with the cases."""
-        self.cases.update({k: v for k, v in opening.cases.items() if k in inserted})
-        self.latest_scores.update({k: v for k, v in opening.latest_scores.items() if k in inserted})
-        self.timeline += [(case_id, e) for case_id, e in opening.timeline if case_id in inserted]
-        events = [e for e in opening.events if getattr(e, "case_id", None) in inserted]
-        self.events += events
+        `inserted` only, field by field as `TAKEN` says. Its actions (and their states,
+        recipients and priorities) are not taken: they were inserted with the cases."""
+        for name, case_of in TAKEN.items():
+            if case_of is None:
+                continue
+            mine, theirs = getattr(self, name), getattr(opening, name)
+            if isinstance(theirs, dict):
+                mine.update({k: v for k, v in theirs.items() if case_of(k) in inserted})
+            else:
+                mine += [entry for entry in theirs if case_of(entry) in inserted]
         # A customer messaged by a case of the batch that another transaction opened first
         # is not messaged by this one.
         self.messaged |= {
-            e.customer.id for e in events if isinstance(e, SendEmail | SendSms)
+            e.customer.id
+            for e in opening.events
+            if isinstance(e, SendEmail | SendSms) and e.case_id in inserted
         } & opening.messaged
-        self.resurveys += [r for r in opening.resurveys if r.case_id in inserted]
-        self.resurvey_answers += [a for a in opening.resurvey_answers if a.case_id in inserted]
-        self.referral_codes += [r for r in opening.referral_codes if r[2] in inserted]
 
     async def flush(self, repo: BatchEffects) -> None:
         await repo.set_action_states(self.states, at=self.now)
@@ -94,3 +98,35 @@ class BatchWrites:
         await repo.record_resurvey_answers(self.resurvey_answers)
         await repo.issue_referral_codes(self.referral_codes, at=self.now)
         await repo.publish_later(self.events, now=self.now)
+
+
+def _same(case_id: Any) -> Any:
+    return case_id
+
+
+#: How `take_opened` keeps what opening recorded: for each field of `BatchWrites`, the case
+#: an entry belongs to (for a dict, of its key), or `None` for a field it does not take
+#: (inserted with the cases, not per case, or derived: `messaged`). Every field must be here:
+#: a field added to `BatchWrites` without saying how opening's entries are taken would be
+#: dropped for new cases without a word (the check below refuses to import instead).
+TAKEN: dict[str, Callable[[Any], Any] | None] = {
+    "now": None,
+    "cases": _same,
+    "latest_scores": _same,
+    "timeline": lambda entry: entry[0],
+    "actions": None,
+    "recipients": None,
+    "priorities": None,
+    "states": None,
+    "messaged": None,
+    "resurveys": lambda request: request.case_id,
+    "resurvey_answers": lambda answer: answer.case_id,
+    "referral_codes": lambda code: code[2],
+    "events": lambda event: getattr(event, "case_id", None),
+    "scored": None,
+}
+if set(TAKEN) != {f.name for f in fields(BatchWrites)}:
+    raise TypeError(
+        "handlers.writes.TAKEN must say how take_opened takes each field of BatchWrites: "
+        f"{sorted(set(TAKEN) ^ {f.name for f in fields(BatchWrites)})}"
+    )
