@@ -33,12 +33,15 @@ from email_validator import EmailNotValidError, validate_email
 
 from nps_events.text import email_error
 from nps_kit.clock import Clock, SystemClock
+from nps_kit.logging import get_logger
 from nps_notify.adapters.mime import Draft, envelope_address, to_bytes
 from nps_notify.adapters.pipelining import Replies, pipelined_transaction
 from nps_notify.adapters.templates import PermanentFailure, RenderedEmail, TemplateRenderer
 from nps_notify.config import SmtpSettings
 from nps_notify.domain.dispatch import DispatchState, EmailJob, Outcome
 from nps_notify.domain.messages import Identity, header_text, identity_for
+
+log = get_logger(__name__)
 
 __all__ = [
     "OutgoingEmail",
@@ -292,9 +295,9 @@ class SmtpEmailChannel:
                 await smtp.ehlo()
             except aiosmtplib.SMTPHeloError:
                 await smtp.helo()
-        if s.pipelining and smtp.supports_extension("pipelining"):
-            return _Connection(smtp, Replies.install(smtp))
-        return _Connection(smtp, None)
+        pipelining = s.pipelining and smtp.supports_extension("pipelining")
+        log.info("smtp.connected", host=s.host, port=s.port, pipelining=pipelining)
+        return _Connection(smtp, Replies.install(smtp) if pipelining else None)
 
     async def _deliver(self, message: OutgoingEmail) -> None:
         async with self._slots:

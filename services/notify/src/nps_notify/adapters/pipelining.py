@@ -87,9 +87,22 @@ class Replies(asyncio.Protocol):
         self._replies: deque[SMTPResponse] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._fault: Exception | None = None
-        #: True while no reply is owed and none is unread: the connection may carry the next
-        #: transaction. Cleared when one starts; set when it ends in step.
-        self.in_step = True
+        self._step = True
+        self._closing = False  # the relay said 421: it closes the connection (RFC 5321 3.8)
+
+    @property
+    def open(self) -> bool:
+        """The relay neither closed the connection nor said it will (421)."""
+        return not self._closing and self._fault is None
+
+    @property
+    def in_step(self) -> bool:
+        """Open, with no reply owed and none unread: it may carry the next transaction."""
+        return self._step and self.open
+
+    @in_step.setter
+    def in_step(self, value: bool) -> None:
+        self._step = value
 
     @classmethod
     def install(cls, smtp: aiosmtplib.SMTP) -> "Replies":
@@ -118,7 +131,10 @@ class Replies(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._replies.popleft()
+        reply = self._replies.popleft()
+        if reply.code == SMTPStatus.domain_unavailable:
+            self._closing = True
+        return reply
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -146,7 +162,6 @@ class Replies(asyncio.Protocol):
         self._inner.resume_writing()
 
     def _fail(self, exc: Exception) -> None:
-        self.in_step = False
         if self._fault is None:
             self._fault = exc
         self._wake()
@@ -187,7 +202,8 @@ async def pipelined_transaction(
     if refusal is None and start.code != SMTPStatus.start_input:
         refusal = aiosmtplib.SMTPDataError(start.code, start.message)
     if refusal is not None:
-        if start.code != SMTPStatus.start_input:  # else the relay waits for a message: close
+        if start.code != SMTPStatus.start_input and replies.open:
+            # Else the relay closes, or waits for a message (354 after a refusal): closed.
             with contextlib.suppress(aiosmtplib.SMTPServerDisconnected):
                 replies.write(b"RSET\r\n")
                 reset = await replies.next()
