@@ -5,6 +5,7 @@ The relays are real SMTP servers: Postfix's smtp-sink (which advertises PIPELINI
 request, answers a chosen command with 421, hangs up, or stalls) and aiosmtpd told to
 advertise it (it reads pipelined commands one line at a time, as any server may)."""
 
+import ssl
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import structlog
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -221,3 +223,42 @@ async def test_a_refusal_fails_that_email_with_the_relays_words_and_keeps_the_co
         assert after.state is DispatchState.SENT, after.reason
         assert handler.recipients == ["after@example.com"]
     assert handler.connections == 1
+
+
+async def test_pipelined_emails_go_over_starttls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STARTTLS, then EHLO again over TLS, then the pipelined exchange on the TLS transport."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # the channel's default CAs
+    handler = _Refusing()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=server_context,
+        require_starttls=True,
+    )
+    controller.start()
+    try:
+        channel = SmtpEmailChannel(
+            SmtpSettings(port=controller.port, security="starttls", max_connections=1),
+            renderer=TemplateRenderer(),
+            attempts=1,
+        )
+        with structlog.testing.capture_logs() as logged:
+            outcomes = [await channel.send(_job(f"t{i}@example.com")) for i in range(2)]
+            refused = await channel.send(_job("refused@example.com"))
+            after = await channel.send(_job("after@example.com"))
+        await channel.aclose()
+    finally:
+        controller.stop()
+    assert [o.state for o in outcomes] == [DispatchState.SENT] * 2, outcomes
+    assert refused.state is DispatchState.FAILED
+    assert after.state is DispatchState.SENT, after.reason
+    assert handler.recipients == ["t0@example.com", "t1@example.com", "after@example.com"]
+    connected = [e for e in logged if e["event"] == "smtp.connected"]
+    assert [e["pipelining"] for e in connected] == [True]
