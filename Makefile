@@ -7,7 +7,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser kafka run up down token test test-kafka test-unit test-integration test-e2e lint format contracts clean
+.PHONY: help install browser smtp-sink kafka run up down token test test-kafka test-unit test-integration test-e2e lint format contracts clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -59,16 +59,19 @@ token: $(VENV)/.runtime ## print a dev access token: USER=<email> [ROLE=viewer|a
 browser: ## Chromium and chromedriver for the console's browser tests (apt-get, when missing)
 	@tools/browser.sh
 
-test: install browser ## the whole suite: unit, contract, integration, e2e (starts its own infrastructure)
+smtp-sink: ## Postfix's smtp-sink for notify's SMTP tests and the benches (apt-get, when missing)
+	@tools/smtp-sink.sh
+
+test: install browser smtp-sink ## the whole suite: unit, contract, integration, e2e (starts its own infrastructure)
 	$(PY) -m pytest
 
-test-kafka: install kafka browser ## the integration and e2e tests again, on Apache Kafka instead of Tansu (Java 17+, Maven)
+test-kafka: install kafka browser smtp-sink ## the integration and e2e tests again, on Apache Kafka instead of Tansu (Java 17+, Maven)
 	NPSLOOP_TEST_INFRA=apache-kafka $(PY) -m pytest tests/integration tests/e2e
 
 test-unit: install ## unit and contract tests only (no infrastructure)
 	$(PY) -m pytest tests/unit tests/contract
 
-test-integration: install
+test-integration: install smtp-sink
 	$(PY) -m pytest tests/integration
 
 test-e2e: install browser

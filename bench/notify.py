@@ -14,7 +14,9 @@ alone; of it, what the ledger's transactions took (the process's CPU while one i
 send is in flight meanwhile). The SMTP sink and the fake Twilio run in processes of their own
 (`--sink in-process` and `--fake-in-process` put them back in threads of this one, as the bench
 had them before 2026-12-05 and 2026-12-06). The sink is Postfix's `smtp-sink` when installed,
-else aiosmtpd (`--sink`; bench/sinks.py says what each costs).
+else aiosmtpd (`--sink`; bench/sinks.py says what each costs). smtp-sink offers PIPELINING, so
+the channel sends `MAIL`, `RCPT` and `DATA` in one write to it (`--no-pipelining`: one command
+at a time, `SMTP_PIPELINING=false`); aiosmtpd does not offer it.
 
 The last columns count the statements (without `BEGIN` and `COMMIT`) and the transactions the
 ledger ran, per 100 actions, the CPU the PostgreSQL cluster spent per action through the
@@ -199,6 +201,7 @@ async def run(
     *,
     concurrency: int,
     connections: int,
+    pipelining: bool,
     database_url: str,
     smtp_port: int,
     twilio_url: str,
@@ -214,7 +217,7 @@ async def run(
     counted = _Statements(engine)
     sessions = session_factory(engine)
     email = SmtpEmailChannel(
-        SmtpSettings(port=smtp_port, max_connections=connections),
+        SmtpSettings(port=smtp_port, max_connections=connections, pipelining=pipelining),
         renderer=TemplateRenderer(),
         attempts=1,
     )
@@ -277,8 +280,8 @@ async def run(
     await sms.aclose()
     await engine.dispose()
     print(
-        f"{n} actions per line, {concurrency} in flight ({connections} SMTP connections), "
-        f"batches of {batch}"
+        f"{n} actions per line, {concurrency} in flight ({connections} SMTP connections, "
+        f"SMTP_PIPELINING={str(pipelining).lower()}), batches of {batch}"
     )
     print(
         "| channel | channel alone (CPU per action) "
@@ -318,6 +321,12 @@ def main() -> None:
         type=int,
         default=SmtpSettings().max_connections,
         help="SMTP connections kept open to the sink (SMTP_MAX_CONNECTIONS)",
+    )
+    parser.add_argument(
+        "--no-pipelining",
+        action="store_true",
+        help="SMTP_PIPELINING=false: one command at a time even where the sink offers "
+        "PIPELINING (smtp-sink does; aiosmtpd does not)",
     )
     parser.add_argument(
         "--batch",
@@ -380,6 +389,7 @@ def main() -> None:
                     args.actions,
                     concurrency=args.concurrency,
                     connections=args.connections,
+                    pipelining=not args.no_pipelining,
                     database_url=postgres.url,
                     smtp_port=mail_port,
                     twilio_url=twilio_url,

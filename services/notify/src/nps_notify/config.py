@@ -60,6 +60,10 @@ class SmtpSettings(BaseSettings):
     #: emails (`NOTIFY_SEND_CONCURRENCY`) share them. Relays limit connections per client
     #: (Postfix: 50 by default), and each replica of notify opens its own.
     max_connections: int = Field(default=8, ge=1, le=100)
+    #: Send `MAIL FROM`, `RCPT TO` and `DATA` in one write when the relay's EHLO offers
+    #: PIPELINING (RFC 2920): two round trips per email instead of four. `false` keeps the
+    #: one-command-at-a-time exchange, for a relay whose PIPELINING misbehaves.
+    pipelining: bool = True
     #: One mailbox, with or without a name: checked at start-up, never taken from input. The
     #: default sender; a team's own comes from `NOTIFY_SENDERS`.
     from_address: Sender = "npsloop <noreply@npsloop.localhost>"

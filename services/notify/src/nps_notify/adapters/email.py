@@ -33,11 +33,15 @@ from email_validator import EmailNotValidError, validate_email
 
 from nps_events.text import email_error
 from nps_kit.clock import Clock, SystemClock
+from nps_kit.logging import get_logger
 from nps_notify.adapters.mime import Draft, envelope_address, to_bytes
+from nps_notify.adapters.pipelining import Replies, pipelined_transaction
 from nps_notify.adapters.templates import PermanentFailure, RenderedEmail, TemplateRenderer
 from nps_notify.config import SmtpSettings
 from nps_notify.domain.dispatch import DispatchState, EmailJob, Outcome
 from nps_notify.domain.messages import Identity, header_text, identity_for
+
+log = get_logger(__name__)
 
 __all__ = [
     "OutgoingEmail",
@@ -121,6 +125,45 @@ async def _transaction(smtp: aiosmtplib.SMTP, message: OutgoingEmail) -> None:
     await smtp.data(message.data, timeout=None)
 
 
+@dataclass(slots=True)
+class _Connection:
+    """One kept-open connection to the relay, and its pipelined replies when the relay
+    offers PIPELINING (adapters/pipelining.py); without them, aiosmtplib's exchange."""
+
+    smtp: aiosmtplib.SMTP
+    replies: Replies | None
+
+    async def send(self, message: OutgoingEmail) -> None:
+        if self.replies is None:
+            await _transaction(self.smtp, message)
+        else:
+            await pipelined_transaction(
+                self.replies,
+                sender=message.sender,
+                recipient=message.recipient,
+                data=message.data,
+                size=self.smtp.supports_extension("size"),
+            )
+
+    def reusable(self, *, sent: bool) -> bool:
+        """Connected, and in step with the relay: a pipelined transaction that ended, even
+        refused, leaves it so; aiosmtplib's exchange is trusted only after a message sent."""
+        in_step = sent if self.replies is None else self.replies.in_step
+        return in_step and self.smtp.is_connected
+
+    async def quit(self) -> None:
+        """Say goodbye, within the connection's timeout (`SMTP_TIMEOUT_SECONDS`)."""
+        if self.replies is None:
+            await self.smtp.quit()
+            return
+        try:
+            async with asyncio.timeout(self.smtp.timeout):
+                self.replies.write(b"QUIT\r\n")
+                await self.replies.next()
+        finally:
+            self.smtp.close()
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return 400 <= exc.code < 500
@@ -167,7 +210,7 @@ class SmtpEmailChannel:
         self._teams = dict(teams or {})
         self._staff_timezone = staff_timezone
         self._attempts = attempts
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._idle: list[_Connection] = []
         # At most `SMTP_MAX_CONNECTIONS` open at once: a send waits for one to be free.
         self._slots = asyncio.Semaphore(settings.max_connections)
 
@@ -234,7 +277,7 @@ class SmtpEmailChannel:
             links.insert(0, f"<{url}>")
         return ", ".join(links)
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> _Connection:
         s = self._settings
         smtp = aiosmtplib.SMTP(
             hostname=s.host,
@@ -252,32 +295,35 @@ class SmtpEmailChannel:
                 await smtp.ehlo()
             except aiosmtplib.SMTPHeloError:
                 await smtp.helo()
-        return smtp
+        pipelining = s.pipelining and smtp.supports_extension("pipelining")
+        log.info("smtp.connected", host=s.host, port=s.port, pipelining=pipelining)
+        return _Connection(smtp, Replies.install(smtp) if pipelining else None)
 
     async def _deliver(self, message: OutgoingEmail) -> None:
         async with self._slots:
-            smtp = self._idle.pop() if self._idle else await self._connect()
+            connection = self._idle.pop() if self._idle else await self._connect()
             deadline = self._settings.timeout_seconds
+            sent = False
             try:
-                try:
-                    async with asyncio.timeout(deadline):
-                        await _transaction(smtp, message)
-                except TimeoutError:
-                    raise aiosmtplib.SMTPReadTimeoutError(
-                        f"the SMTP server did not answer within {deadline} s"
-                    ) from None
-            except BaseException:
-                smtp.close()  # its state is unknown: never reuse it
-                raise
-            if smtp.is_connected:
-                self._idle.append(smtp)
+                async with asyncio.timeout(deadline):
+                    await connection.send(message)
+                sent = True
+            except TimeoutError:
+                raise aiosmtplib.SMTPReadTimeoutError(
+                    f"the SMTP server did not answer within {deadline} s"
+                ) from None
+            finally:
+                if connection.reusable(sent=sent):
+                    self._idle.append(connection)
+                else:
+                    connection.smtp.close()  # its state is unknown: never reuse it
 
     async def aclose(self) -> None:
         """Say goodbye on every kept-open connection."""
         idle, self._idle = self._idle, []
-        for smtp in idle:
+        for connection in idle:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await smtp.quit()
+                await connection.quit()
 
     async def send(self, job: EmailJob) -> Outcome:
         try:

@@ -1,0 +1,75 @@
+"""Postfix's smtp-sink as a real SMTP relay for tests: it advertises PIPELINING, as real relays
+do, keeps each message it takes as a file, and refuses or drops chosen commands on request
+(`man smtp-sink`: `-Q MAIL` answers MAIL with 421 and hangs up, `-q RCPT` hangs up without an
+answer, `-W DATA:2` waits 2 s before answering DATA, `-p` does not advertise PIPELINING).
+`make smtp-sink` (tools/smtp-sink.sh) installs it."""
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from nps_kit.devstack import free_port
+from tests.support.polling import eventually_sync
+
+
+def binary() -> str:
+    found = shutil.which("smtp-sink") or shutil.which("smtp-sink", path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        pytest.fail("Postfix's smtp-sink is needed: `make smtp-sink` installs it")
+    return found
+
+
+@dataclass(frozen=True)
+class SmtpSink:
+    port: int
+    directory: Path
+
+    def messages(self) -> list[bytes]:
+        """Each message taken, as stored: smtp-sink's `X-…` envelope lines and its `Received:`
+        header above the message, LF line ends, dots unstuffed, an empty line after it; in no
+        particular order."""
+        return [f.read_bytes() for f in self.directory.iterdir()]
+
+
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def smtp_sink(directory: Path, *options: str) -> Iterator[SmtpSink]:
+    """smtp-sink on a free port of 127.0.0.1 with `options`, storing messages in `directory`;
+    returns once it listens."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [binary(), "-d", f"{directory}/%H%M%S.", *options]
+    if os.geteuid() == 0:  # smtp-sink refuses to run as root: it drops to nobody
+        directory.chmod(0o777)
+        for folder in directory.resolve().parents:  # nobody must reach the folder
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                folder.chmod(mode | 0o001)
+        command += ["-u", "nobody"]
+    process = subprocess.Popen([*command, f"127.0.0.1:{port}", "16"])
+    try:
+        eventually_sync(
+            lambda: process.poll() is not None or _listens(port),
+            until=bool,
+            timeout=10,
+            what=f"smtp-sink to listen: {command}",
+        )
+        assert process.poll() is None, f"smtp-sink ended: {command}"
+        yield SmtpSink(port=port, directory=directory)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
