@@ -10,11 +10,15 @@ posts detractor responses to ingest, and measures
 - the first action: from each post to its acknowledgement email in the sink (the sink names
   each file by the time it received it), and to its case being visible in followup's table,
   as percentiles;
+- each consumer's batches over the run, from the services' own Prometheus metrics
+  (`npsloop_handler_duration_seconds`, `npsloop_events_consumed_total`): how many, their mean
+  size, their mean time and the share of the run the handler was busy — a stage that is far
+  behind while its handler is busy a small share of the run waits between batches;
 - CPU per response of each process (ingest, scoring, followup, notify, console, PostgreSQL
   with every backend, the broker, the SMTP sink, and the bench itself: client and watcher),
   from /proc over the whole run, and each service's resident memory idle and after the run.
 
-The SMTP sink runs in a process of its own: Postfix's `smtp-sink` when installed (~0.17 ms of
+The SMTP sink runs in a process of its own: Postfix's `smtp-sink` when installed (0.1–0.7 ms of
 CPU per message), else aiosmtpd (~0.6–0.8 ms; bench/sinks.py). `--sink in-process` puts
 aiosmtpd back in a thread of the bench, as before the third session on issue #20: it then
 shares the bench's GIL, and each SMTP answer waits on the bench's client and watcher.
@@ -46,7 +50,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from cryptography.fernet import Fernet
+from prometheus_client.parser import text_string_to_metric_families
 from sinks import default_sink, start_mail_sink
 from sinks import stop as stop_sink
 from sqlalchemy import text
@@ -317,6 +323,58 @@ class Watcher:
         return Watched(reached, self.acknowledged, self.visible)
 
 
+# --- the consumers' batches, from the services' metrics ---------------------------------
+
+
+@dataclass
+class Batches:
+    """Per service and topic: batches handled, events processed, seconds in the handler."""
+
+    counts: dict[tuple[str, str], tuple[float, float, float]]
+
+    @classmethod
+    def scrape(cls, services: dict[str, ServiceProcess]) -> "Batches":
+        counts: dict[tuple[str, str], tuple[float, float, float]] = {}
+        for name, service in services.items():
+            try:
+                body = httpx.get(service.metrics_url, timeout=5).text
+            except httpx.HTTPError:
+                continue
+            batches: dict[str, float] = {}
+            seconds: dict[str, float] = {}
+            events: dict[str, float] = {}
+            for family in text_string_to_metric_families(body):
+                for sample in family.samples:
+                    topic = sample.labels.get("topic", "")
+                    if sample.name == "npsloop_handler_duration_seconds_count":
+                        batches[topic] = sample.value
+                    elif sample.name == "npsloop_handler_duration_seconds_sum":
+                        seconds[topic] = sample.value
+                    elif (
+                        sample.name == "npsloop_events_consumed_total"
+                        and sample.labels.get("outcome") == "processed"
+                    ):
+                        events[topic] = sample.value
+            for topic, n in batches.items():
+                counts[(name, topic)] = (n, events.get(topic, 0.0), seconds.get(topic, 0.0))
+        return cls(counts)
+
+    def report(self, before: "Batches", wall: float) -> None:
+        print("consumer batches:    (service, topic: batches, mean size, mean time, busy share)")
+        for key, (n, events, seconds) in sorted(self.counts.items()):
+            n0, events0, seconds0 = before.counts.get(key, (0.0, 0.0, 0.0))
+            batches = n - n0
+            if batches <= 0:
+                continue
+            size = (events - events0) / batches
+            busy = (seconds - seconds0) / wall
+            mean_ms = (seconds - seconds0) / batches * 1000
+            print(
+                f"  {key[0]:<9}{key[1]:<22}{batches:7,.0f} batches, {size:6.1f} events, "
+                f"{mean_ms:7.1f} ms, {busy:4.0%} of the run"
+            )
+
+
 # --- the report ---------------------------------------------------------------------------
 
 
@@ -427,12 +485,14 @@ def main() -> None:  # noqa: PLR0915 - one straight script
 
         run = uuid.uuid4().hex[:6]
         watcher = Watcher(postgres.url, mail.directory, run)
+        batches_before = Batches.scrape(services)
         cpu_before = processes.cpu()
         posted, watched, accepted, wall = asyncio.run(
             _measure("127.0.0.1", services["ingest"].port, args, run, watcher)
         )
         cpu_after = processes.cpu()
         rss_after = processes.rss()
+        batches_after = Batches.scrape(services)
         n = len(posted.sent_at)
 
         mode = (
@@ -482,6 +542,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
             )
             + f" ms/s (over {args.idle:g} s before the run)"
         )
+        batches_after.report(batches_before, wall)
         report_cpu(cpu_before, cpu_after, n, wall)
         print(
             "RSS idle / after:    "
