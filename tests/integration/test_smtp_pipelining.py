@@ -134,11 +134,13 @@ async def test_a_pipelined_exchange_the_relay_breaks_fails_that_email_and_not_th
 
 class _Refusing:
     """aiosmtpd advertising PIPELINING; refuses the sender `refused@…` and the recipients
-    `refused@…` (550) and `busy@…` (450); counts connections."""
+    `refused@…` (550) and `busy@…` (450), and `greylisted@…` the first time (451); counts
+    connections."""
 
     def __init__(self) -> None:
         self.connections = 0
         self.recipients: list[str] = []
+        self.greylisted: set[str] = set()
 
     async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
         self,
@@ -167,6 +169,9 @@ class _Refusing:
             return "550 5.1.1 no such mailbox"
         if address.startswith("busy@"):
             return "450 4.2.1 mailbox busy, try later"
+        if address.startswith("greylisted@") and address not in self.greylisted:
+            self.greylisted.add(address)
+            return "451 4.7.1 greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -223,6 +228,25 @@ async def test_a_refusal_fails_that_email_with_the_relays_words_and_keeps_the_co
         assert after.state is DispatchState.SENT, after.reason
         assert handler.recipients == ["after@example.com"]
     assert handler.connections == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-command"])
+async def test_a_recipient_the_relay_asks_to_try_later_is_tried_again_and_sent(
+    refusing: tuple[Controller, _Refusing], pipelining: bool
+) -> None:
+    """A 4xx to RCPT (greylisting) is a transient fault like any other 4xx: tried again, and
+    sent once the relay takes it (before, it failed the email at once)."""
+    controller, handler = refusing
+    channel = SmtpEmailChannel(
+        SmtpSettings(port=controller.port, max_connections=1, pipelining=pipelining),
+        renderer=TemplateRenderer(),
+        attempts=3,
+    )
+    outcome = await channel.send(_job("greylisted@example.com"))
+    await channel.aclose()
+    assert outcome.state is DispatchState.SENT, outcome.reason
+    assert handler.greylisted == {"greylisted@example.com"}
+    assert handler.recipients == ["greylisted@example.com"]
 
 
 async def test_pipelined_emails_go_over_starttls(

@@ -167,6 +167,10 @@ class _Connection:
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return 400 <= exc.code < 500
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        # A 4xx to RCPT (greylisting, a full mailbox, too many recipients now) asks to try
+        # again later, as any 4xx does; aiosmtplib raises it apart from the others.
+        return bool(exc.recipients) and all(400 <= r.code < 500 for r in exc.recipients)
     return isinstance(
         exc,
         aiosmtplib.SMTPConnectError
