@@ -3,8 +3,11 @@ then published by a relay.
 
 The relay holds a PostgreSQL advisory lock while it publishes, so with any number of
 replicas one relay publishes at a time, in the order the rows were written: per-customer
-order on the topic follows commit order. A crash after publishing and before deleting the
-rows publishes them again; consumers de-duplicate on the event id.
+order on the topic follows commit order. The relay deletes the rows it publishes in the same
+transaction, committed after the broker's acknowledgement: a failed publish, or a crash before
+that commit, leaves them queued, and they are published again; consumers de-duplicate on the
+event id. Until it commits, the relay holds the rows it takes, so `discard_for_key` (an
+erasure) waits for the publish in flight, then finds them gone (or, if it failed, there).
 """
 
 import asyncio
