@@ -16,7 +16,8 @@ answers, the event loop), and PostgreSQL's round trips per batch, counted
 by a pass through a small proxy that reads the protocol (a simple query or an extended
 query's Sync is one round trip). Then the idle cost: the relay's loop and nothing else, CPU
 per second over `--idle` seconds. Last, the consumer runner with a handler that does nothing:
-idle, and records produced one at a time (`--only consumer` runs that part alone).
+idle, and records produced one at a time (`--only consumer` runs that part alone,
+`--only batches` all but that part).
 
     .venv/bin/python bench/kit.py                       # 2,000 batches of 1, 40 of 500
     .venv/bin/python bench/kit.py --ones 3000 --rounds 3
@@ -294,6 +295,8 @@ async def _main(args: argparse.Namespace, url: str, kafka: KafkaSettings) -> Non
     await ensure_topics(kafka, ALL_TOPICS, partitions=3)
     if args.only != "consumer":
         await _batches_and_idle(args, url, kafka)
+    if args.only == "batches":
+        return
     consumer = [
         await _consumer(kafka, seconds=args.idle, ones=args.records) for _ in range(args.rounds)
     ]
@@ -347,7 +350,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle relay")
     parser.add_argument("--records", type=int, default=300, help="records one at a time")
-    parser.add_argument("--only", choices=["consumer"], help="the consumer runner's part only")
+    parser.add_argument(
+        "--only",
+        choices=["consumer", "batches"],
+        help="the consumer runner's part only, or the batches and the idle relay only",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-kit-"))
     broker = new_broker("tansu", tmp)

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from nps_events import Customer, ResponseReceived, Topic, decode, encode
 from nps_events.topics import ALL_TOPICS
+from nps_kit import db as kit_db
 from nps_kit.clock import SystemClock
 from nps_kit.db import create_engine, session_factory
 from nps_kit.devstack import EmbeddedPostgres, free_port, new_broker, scratch_dir
@@ -387,6 +388,11 @@ def _instrument(stages: Stages) -> None:
     AsyncSessionTransaction.__aexit__ = stages.coro(  # type: ignore[method-assign]
         "commit", AsyncSessionTransaction.__aexit__
     )
+    # Since the kit's unit of work begins its session when first used, it commits with the
+    # session's `commit`, or, when every statement ran on the driver connection, without it.
+    AsyncSession.commit = stages.coro("commit", AsyncSession.commit)  # type: ignore[method-assign]
+    if hasattr(kit_db, "_commit_driver"):
+        kit_db._commit_driver = stages.coro("commit", kit_db._commit_driver)
     Publisher.send_many = stages.coro("broker sends", Publisher.send_many)  # type: ignore[method-assign]
     scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)  # type: ignore[attr-defined]
 

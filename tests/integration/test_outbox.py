@@ -126,3 +126,63 @@ async def test_the_relay_loop_publishes_every_batch_a_commit_woke_it_for(
     relay.stop()
     await running
     assert sent == queued
+
+
+async def test_while_one_replicas_relay_publishes_another_publishes_nothing(
+    sessions: SessionFactory, publisher: Publisher, topic: str
+) -> None:
+    """Two relays on one table, as with two replicas: while the first is publishing (its
+    broker call held open here), the second finds the lock taken and publishes nothing; the
+    rows go out once, in order, and leave the table."""
+    batch: list[Event] = [a_response() for _ in range(3)]
+    async with unit_of_work(sessions) as session:
+        await outbox.add(session, TABLE, batch, source="/test", now=NOW)
+    sending, release = asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    async def held_open(messages: Sequence[Outgoing]) -> None:
+        sending.set()
+        await release.wait()
+        await publisher.send_many([dataclasses.replace(m, topic=topic) for m in messages])
+        sent.extend(decode(m.headers, m.value).id for m in messages)
+
+    async def never(messages: Sequence[Outgoing]) -> None:
+        raise AssertionError("the second relay published")
+
+    first = OutboxRelay(sessions=sessions, table=TABLE, send_many=held_open)
+    second = OutboxRelay(sessions=sessions, table=TABLE, send_many=never)
+    publishing = asyncio.create_task(first.publish_pending())
+    await asyncio.wait_for(sending.wait(), timeout=10)
+    assert await second.publish_pending() == 0
+    release.set()
+    assert await publishing == 3
+    assert await second.publish_pending() == 0
+    assert sent == [str(e.event_id()) for e in batch]
+    async with unit_of_work(sessions) as session:
+        assert await session.scalar(select(func.count()).select_from(TABLE)) == 0
+
+
+async def test_rows_whose_publishing_failed_stay_queued_and_go_out_next_time(
+    sessions: SessionFactory, publisher: Publisher, topic: str
+) -> None:
+    """The broker refuses the batch: the relay's transaction is rolled back, its connection
+    goes back to the pool outside any transaction, and the next look publishes the same rows
+    in the same order."""
+    batch: list[Event] = [a_response() for _ in range(4)]
+    async with unit_of_work(sessions) as session:
+        await outbox.add(session, TABLE, batch, source="/test", now=NOW)
+    sent: list[str] = []
+
+    async def refused(messages: Sequence[Outgoing]) -> None:
+        raise ConnectionError("the broker is away")
+
+    async def to_topic(messages: Sequence[Outgoing]) -> None:
+        await publisher.send_many([dataclasses.replace(m, topic=topic) for m in messages])
+        sent.extend(decode(m.headers, m.value).id for m in messages)
+
+    with pytest.raises(ConnectionError):
+        await OutboxRelay(sessions=sessions, table=TABLE, send_many=refused).publish_pending()
+    async with unit_of_work(sessions) as session:
+        assert await session.scalar(select(func.count()).select_from(TABLE)) == len(batch)
+    assert await OutboxRelay(sessions=sessions, table=TABLE, send_many=to_topic).publish_pending()
+    assert sent == [str(e.event_id()) for e in batch]

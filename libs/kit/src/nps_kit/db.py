@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -53,11 +54,72 @@ def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+#: Where `unit_of_work` keeps, in its session's `info`, the connection it checks out for
+#: `driver_connection` when that comes before any ORM statement.
+_DRIVER = "nps_kit.db.driver"
+
+
+class _Driver:
+    """The pooled connection of a unit of work whose first statement runs on the driver."""
+
+    __slots__ = ("adapted", "asyncpg", "connection", "engine")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.connection: AsyncConnection | None = None
+        #: SQLAlchemy's adapter around the asyncpg connection, and that connection.
+        self.adapted: Any = None
+        self.asyncpg: Any = None
+
+
 @asynccontextmanager
 async def unit_of_work(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """A transaction: committed when the block ends normally, rolled back otherwise."""
-    async with sessions() as session, session.begin():
-        yield session
+    """A transaction: committed when the block ends normally, rolled back otherwise.
+
+    The session is begun when it is first used, as SQLAlchemy's are. A transaction whose
+    statements all run on the driver connection (`driver_connection`: the kit's inbox and
+    outbox, the services' hot statements) never goes through the session: its connection is
+    checked out of the engine's pool and committed there, ~40% less CPU for a batch of one
+    (docs/performance.md, the kit, issue #20 third session). If ORM work follows, the session
+    is bound to that connection first, so it joins the same transaction."""
+    session = sessions()
+    bind = session.bind
+    driver = _Driver(bind) if isinstance(bind, AsyncEngine) else None
+    if driver is not None:
+        session.info[_DRIVER] = driver
+    used = False
+    try:
+        try:
+            yield session
+        except BaseException:
+            used = session.in_transaction()
+            if used:
+                await session.rollback()
+            # A transaction begun on the driver alone is rolled back as its connection goes
+            # back to the pool, below (the pool's reset on return).
+            raise
+        used = session.in_transaction()
+        if used:
+            await session.commit()
+        elif driver is not None and driver.adapted is not None:
+            await _commit_driver(driver.adapted)
+    finally:
+        try:
+            if used or driver is None:
+                await session.close()
+        finally:
+            if driver is not None and driver.connection is not None:
+                await driver.connection.close()
+
+
+async def _commit_driver(adapted: Any) -> None:
+    # The adapter's private state, as `_start_transaction` in `driver_connection`: its commit
+    # without the session, the `Connection` and their greenlet.
+    transaction = adapted._transaction
+    if transaction is None:
+        return
+    adapted._transaction = None
+    await transaction.commit()
 
 
 async def driver_connection(session: AsyncSession) -> Any:
@@ -66,18 +128,30 @@ async def driver_connection(session: AsyncSession) -> Any:
     and runs in ~40 µs of CPU against 100-300 µs through the session (docs/performance.md).
     What runs on it commits or rolls back with the session.
 
-    SQLAlchemy's asyncpg adapter begins its transaction lazily, at the first statement it
-    runs; the kit's statement may be the first, so it is begun here (the adapter's own method,
-    under its lock). `tests/integration/test_inbox.py` proves the rollback takes it back."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    adapted: Any = raw.dbapi_connection
+    In a `unit_of_work` whose session has not been used yet, the connection is checked out of
+    the pool directly and the session bound to it (see `unit_of_work`). SQLAlchemy's asyncpg
+    adapter begins its transaction lazily, at the first statement it runs; the kit's statement
+    may be the first, so it is begun here (the adapter's own method, under its lock).
+    `tests/integration/test_inbox.py` proves the rollback takes it back."""
+    driver: _Driver | None = session.info.get(_DRIVER)
+    if driver is not None and driver.adapted is None and not session.in_transaction():
+        driver.connection = connection = await driver.engine.connect()
+        raw = await connection.get_raw_connection()
+        driver.adapted, driver.asyncpg = raw.dbapi_connection, raw.driver_connection
+        # ORM work later in this unit of work joins this connection's transaction.
+        session.bind = connection
+        session.sync_session.bind = connection.sync_connection
+    if driver is not None and driver.adapted is not None:
+        adapted, asyncpg = driver.adapted, driver.asyncpg
+    else:
+        raw = await (await session.connection()).get_raw_connection()
+        adapted, asyncpg = raw.dbapi_connection, raw.driver_connection
     # The adapter's private state and method: see the docstring.
     if adapted._transaction is None:
         async with adapted._execute_mutex:
             if adapted._transaction is None:
                 await adapted._start_transaction()
-    return raw.driver_connection
+    return asyncpg
 
 
 async def ping(engine: AsyncEngine) -> None:

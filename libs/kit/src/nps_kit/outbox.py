@@ -3,8 +3,11 @@ then published by a relay.
 
 The relay holds a PostgreSQL advisory lock while it publishes, so with any number of
 replicas one relay publishes at a time, in the order the rows were written: per-customer
-order on the topic follows commit order. A crash after publishing and before deleting the
-rows publishes them again; consumers de-duplicate on the event id.
+order on the topic follows commit order. The relay deletes the rows it publishes in the same
+transaction, committed after the broker's acknowledgement: a failed publish, or a crash before
+that commit, leaves them queued, and they are published again; consumers de-duplicate on the
+event id. Until it commits, the relay holds the rows it takes, so `discard_for_key` (an
+erasure) waits for the publish in flight, then finds them gone (or, if it failed, there).
 """
 
 import asyncio
@@ -43,8 +46,6 @@ log = get_logger(__name__)
 
 SendMany = Callable[[Sequence[Outgoing]], Awaitable[None]]
 
-_TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
-
 
 def outbox_table(metadata: MetaData) -> Table:
     return Table(
@@ -77,8 +78,15 @@ class _Statements:
             "$1::text[], $2::bytea[], $3::bytea[], $4::text[]) "
             "WITH ORDINALITY AS m(topic, key, value, headers, position) ORDER BY position"
         )
-        self.pending = f"SELECT id, topic, key, value, headers FROM {name} ORDER BY id LIMIT $1"  # noqa: S608
-        self.delete = f"DELETE FROM {name} WHERE id = ANY($1::bigint[])"  # noqa: S608
+        # The relay's look: the first rows taken out of the table in one statement, before they
+        # are published; the transaction commits after the broker's acknowledgement, so a
+        # failed publish or a crash before the commit leaves them where they were. RETURNING
+        # has no order of its own: the relay sorts them by id.
+        self.take = (
+            f"DELETE FROM {name} WHERE id IN ("  # noqa: S608 - our table's name
+            f"SELECT id FROM {name} ORDER BY id LIMIT $1) "
+            "RETURNING id, topic, key, value, headers"
+        )
         self.count = f"SELECT count(*) FROM {name}"  # noqa: S608
 
 
@@ -137,6 +145,12 @@ class OutboxRelay:
         # One lock id per outbox table, stable across processes.
         self._name = f"{table.schema}.{table.name}"
         self._lock_id = zlib.crc32(self._name.encode())
+        # BEGIN and the lock in one simple query (one round trip): the command tag says
+        # whether the lock was granted ("SELECT 1") or another replica's relay holds it
+        # ("SELECT 0"). The lock id is an integer of ours, written into the SQL.
+        self._begin_and_lock = (
+            f"BEGIN; SELECT 1 WHERE pg_try_advisory_xact_lock({int(self._lock_id)})"
+        )
 
     def wake(self) -> None:
         """Called after a transaction that wrote outbox rows commits: publish without waiting."""
@@ -150,25 +164,42 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch; return how many rows were published (0 if none or locked)."""
         statements = _statements(self._table)
-        # A transaction of asyncpg's own on a pooled connection: the relay has no ORM work,
-        # and a session's transaction around the same statements cost ~150 µs more CPU
-        # (docs/performance.md, the kit, 2026-12-06).
+        # A transaction of its own on a pooled connection, begun and ended here: the relay has
+        # no ORM work, and a session's transaction around the same statements cost ~150 µs
+        # more CPU (docs/performance.md, the kit, 2026-12-06).
         # The sessions' engine, looked up when used (a factory may be bound after the relay is
         # built, as the API fuzz tests' is).
         engine: AsyncEngine = self._sessions.kw["bind"]
         async with engine.connect() as pooled:
             raw = await pooled.get_raw_connection()
             connection: Any = raw.driver_connection
-            async with connection.transaction():
-                return await self._publish(connection, statements)
+            try:
+                published = await self._publish(connection, statements)
+                await connection.execute("COMMIT")
+            except BaseException:
+                # Never back into the pool inside a transaction (the pool's reset on return
+                # knows only the transactions SQLAlchemy began): rolled back, or discarded.
+                try:
+                    if not connection.is_closed() and connection.is_in_transaction():
+                        await connection.execute("ROLLBACK")
+                except BaseException:
+                    await pooled.invalidate()
+                    raise
+                raise
+            return published
 
     async def _publish(self, connection: Any, statements: _Statements) -> int:
-        if not await connection.fetchval(_TRY_LOCK, self._lock_id):
+        """Three round trips when there is something to publish: BEGIN with the lock, the
+        rows taken, and the caller's COMMIT. The rows are taken in a statement of their own,
+        after the lock is granted: a statement's snapshot is taken when it starts, so taken
+        with the lock, they could include rows another replica's relay had just published."""
+        if await connection.execute(self._begin_and_lock) != "SELECT 1":
             return 0
-        rows = await connection.fetch(statements.pending, self._batch_size)
+        rows = await connection.fetch(statements.take, self._batch_size)
         if not rows:
             OUTBOX_BACKLOG.labels(outbox=self._name).set(0)
             return 0
+        rows.sort(key=lambda row: row[0])
         await self._send_many(
             [
                 Outgoing(
@@ -183,7 +214,6 @@ class OutboxRelay:
         published = Counter(row[1] for row in rows)
         for topic, n in published.items():
             labelled(OUTBOX_PUBLISHED, topic).inc(n)
-        await connection.execute(statements.delete, [row[0] for row in rows])
         # A full batch means more may wait: count them (only then, so an idle relay
         # costs nothing).
         backlog = (
