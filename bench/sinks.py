@@ -17,14 +17,16 @@ A sink in a thread of the bench's own process (`MailSink.start()`, the benches'
 waits for the bench, and the sink's CPU counts as the bench's.
 """
 
-import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Literal
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's smtp-sink
+
+from tests.support import smtp_sink
 
 Sink = Literal["smtp-sink", "aiosmtpd", "in-process"]
 
@@ -38,13 +40,8 @@ threading.Event().wait()
 """
 
 
-def smtp_sink_binary() -> str | None:
-    """Postfix's smtp-sink, if installed (it lives in /usr/sbin, often not on PATH)."""
-    return shutil.which("smtp-sink") or shutil.which("smtp-sink", path="/usr/sbin:/usr/local/sbin")
-
-
 def default_sink() -> Sink:
-    return "smtp-sink" if smtp_sink_binary() is not None else "aiosmtpd"
+    return "smtp-sink" if smtp_sink.installed() is not None else "aiosmtpd"
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
@@ -68,17 +65,10 @@ def start_mail_sink(
     lines above the message); either way, a file's mtime is when its message arrived."""
     directory.mkdir(parents=True, exist_ok=True)
     if kind == "smtp-sink":
-        binary = smtp_sink_binary()
+        binary = smtp_sink.installed()
         if binary is None:
-            raise RuntimeError("smtp-sink is not installed: apt-get install postfix")
-        command = [binary, "-d", f"{directory}/%Y%m%d%H%M%S.", "-m", "1024"]
-        if os.geteuid() == 0:  # smtp-sink refuses to run as root: it drops to nobody
-            directory.chmod(0o777)
-            for folder in directory.resolve().parents:  # nobody must reach the folder
-                mode = folder.stat().st_mode
-                if not mode & 0o001:
-                    folder.chmod(mode | 0o001)
-            command += ["-u", "nobody"]
+            raise RuntimeError("smtp-sink is not installed: make smtp-sink")
+        command = smtp_sink.command(binary, directory, "-m", "1024")
         process = subprocess.Popen([*command, f"127.0.0.1:{port}", "256"])
     else:
         process = subprocess.Popen([sys.executable, "-c", _AIOSMTPD, str(directory), str(port)])

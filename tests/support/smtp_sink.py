@@ -19,11 +19,32 @@ from nps_kit.devstack import free_port
 from tests.support.polling import eventually_sync
 
 
+def installed() -> str | None:
+    """smtp-sink's path, if installed (it lives in /usr/sbin, often not on a user's PATH)."""
+    return shutil.which("smtp-sink") or shutil.which("smtp-sink", path="/usr/sbin:/usr/local/sbin")
+
+
 def binary() -> str:
-    found = shutil.which("smtp-sink") or shutil.which("smtp-sink", path="/usr/sbin:/usr/local/sbin")
+    found = installed()
     if found is None:
         pytest.fail("Postfix's smtp-sink is needed: `make smtp-sink` installs it")
     return found
+
+
+def command(binary: str, directory: Path, *options: str) -> list[str]:
+    """smtp-sink storing each message in `directory` (created), with `options`; as root it
+    runs as nobody (it refuses root), and nobody is let into the folder. The address and the
+    backlog follow."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = [binary, "-d", f"{directory}/%H%M%S.", *options]
+    if os.geteuid() == 0:
+        directory.chmod(0o777)
+        for folder in directory.resolve().parents:  # nobody must reach the folder
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                folder.chmod(mode | 0o001)
+        out += ["-u", "nobody"]
+    return out
 
 
 @dataclass(frozen=True)
@@ -50,25 +71,17 @@ def _listens(port: int) -> bool:
 def smtp_sink(directory: Path, *options: str) -> Iterator[SmtpSink]:
     """smtp-sink on a free port of 127.0.0.1 with `options`, storing messages in `directory`;
     returns once it listens."""
-    directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    command = [binary(), "-d", f"{directory}/%H%M%S.", *options]
-    if os.geteuid() == 0:  # smtp-sink refuses to run as root: it drops to nobody
-        directory.chmod(0o777)
-        for folder in directory.resolve().parents:  # nobody must reach the folder
-            mode = folder.stat().st_mode
-            if not mode & 0o001:
-                folder.chmod(mode | 0o001)
-        command += ["-u", "nobody"]
-    process = subprocess.Popen([*command, f"127.0.0.1:{port}", "16"])
+    started = command(binary(), directory, *options)
+    process = subprocess.Popen([*started, f"127.0.0.1:{port}", "16"])
     try:
         eventually_sync(
             lambda: process.poll() is not None or _listens(port),
             until=bool,
             timeout=10,
-            what=f"smtp-sink to listen: {command}",
+            what=f"smtp-sink to listen: {started}",
         )
-        assert process.poll() is None, f"smtp-sink ended: {command}"
+        assert process.poll() is None, f"smtp-sink ended: {started}"
         yield SmtpSink(port=port, directory=directory)
     finally:
         process.terminate()
