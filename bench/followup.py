@@ -67,7 +67,6 @@ from nps_events import (
     Segment,
 )
 from nps_followup.adapters.calendars import holidays_for
-from nps_followup.adapters.driver import fetch
 from nps_followup.adapters.figures import closed_loop_figures
 from nps_followup.adapters.policy_file import load_policy
 from nps_followup.adapters.repository import FollowupRepository, due_timers_query
@@ -87,7 +86,7 @@ from nps_followup.handlers import (
     record_action_results,
 )
 from nps_kit.clock import SystemClock
-from nps_kit.db import session_factory, unit_of_work
+from nps_kit.db import driver_fetch, session_factory, unit_of_work
 from nps_kit.devstack import EmbeddedPostgres, free_port, scratch_dir
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
@@ -836,7 +835,7 @@ _PATHS_UPDATE = text(
 async def paths(url: str, repeat: int) -> None:
     """One statement shaped as notify's results (`UPDATE … FROM unnest(…) RETURNING` of 500
     rows) through the ORM session and on the transaction's asyncpg connection (followup's
-    `adapters.driver.fetch`), alternating, `repeat` transactions each after ten to warm up:
+    `nps_kit.db.driver_fetch`), alternating, `repeat` transactions each after ten to warm up:
     this process's CPU per transaction; then the first statement on a new connection."""
     engine = create_async_engine(url, pool_size=2)
     ids = [uuid.uuid4() for _ in range(500)]
@@ -857,7 +856,7 @@ async def paths(url: str, repeat: int) -> None:
 
     async def on_driver(sessions: Any) -> None:
         async with unit_of_work(sessions) as session:
-            {row[0] for row in await fetch(session, _PATHS_UPDATE, params)}
+            {row[0] for row in await driver_fetch(session, _PATHS_UPDATE, params)}
 
     sessions = session_factory(engine)
     print(f"\none UPDATE … FROM unnest(…) RETURNING of 500 rows, {repeat} transactions each:")

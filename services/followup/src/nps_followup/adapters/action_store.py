@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
 from nps_followup.adapters.bulk import columns, unnest_insert, unnest_update
-from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import Action, ActionOutcome, ActionState
+from nps_kit.db import driver_fetch
 
 ACTION_COLUMNS = (
     "action_id",
@@ -140,7 +140,7 @@ class ActionStore:
         ids = list(set(action_ids))
         if not ids:
             return {}
-        rows = await fetch(self.session, _ACTIONS_BY_ID, {"ids": ids})
+        rows = await driver_fetch(self.session, _ACTIONS_BY_ID, {"ids": ids})
         return {
             r["action_id"]: ActionRow(
                 r["action_id"],
@@ -159,7 +159,7 @@ class ActionStore:
         ids = list(set(case_ids))
         if not ids:
             return {}
-        rows = await fetch(self.session, _TICKETS_OF, {"ids": ids})
+        rows = await driver_fetch(self.session, _TICKETS_OF, {"ids": ids})
         return {row[0]: row[1] for row in rows}
 
     async def set_action_states(
@@ -172,7 +172,7 @@ class ActionStore:
             {"action_id": action_id, "state": state.value, "reason": reason}
             for action_id, state, reason in states
         ]
-        await fetch(
+        await driver_fetch(
             self.session,
             _SET_STATES,
             {
@@ -199,7 +199,7 @@ class ActionStore:
             }
             for o in outcomes
         ]
-        found = await fetch(
+        found = await driver_fetch(
             self.session,
             _RECORD_OUTCOMES,
             {**columns(tables.actions, _OUTCOME_COLUMNS, rows, key="action_id"), "at": at},

@@ -17,7 +17,7 @@ from nps_followup.domain.cases import Action, ActionState, Case, CaseStatus, Tim
 
 
 class RecordRow:
-    """An asyncpg record (`adapters.driver`) read by attribute, as `case_from_row` reads a
+    """An asyncpg record (`nps_kit.db.driver_fetch`) read by attribute, as `case_from_row` reads a
     session's row."""
 
     __slots__ = ("_record",)

@@ -23,8 +23,8 @@ from nps_followup.adapters.case_rows import (
     case_values,
     with_actions,
 )
-from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import Action, Case, CaseStatus, PlannedTimer, TimelineEntry
+from nps_kit.db import driver_fetch
 
 _TIMER_COLUMNS = ("timer_id", "case_id", "kind", "action_id", "fire_at", "state", "fired_at")
 _OF_INSERTED = "u.case_id IN (SELECT case_id FROM inserted)"
@@ -120,7 +120,7 @@ class CaseStore:
         ids = sorted(set(case_ids))
         if not ids:
             return {}
-        rows = await fetch(self.session, _CASES_BY_ID, {"ids": ids})
+        rows = await driver_fetch(self.session, _CASES_BY_ID, {"ids": ids})
         return {row["case_id"]: case_from_row(RecordRow(row)) for row in rows}
 
     async def active_case_of(self, customer_id: str) -> Case | None:
@@ -148,7 +148,7 @@ class CaseStore:
         params = {"ids": list(set(response_ids)), "customers": sorted(set(customer_ids))}
         existing: dict[uuid.UUID, uuid.UUID] = {}
         active: dict[str, Case] = {}
-        for row in await fetch(self.session, _CASES_OF_BATCH, params):
+        for row in await driver_fetch(self.session, _CASES_OF_BATCH, params):
             if row["active"]:
                 active[row["customer_id"]] = case_from_row(RecordRow(row))
             else:
@@ -160,7 +160,7 @@ class CaseStore:
         ids = sorted(set(customer_ids))
         if not ids:
             return {}
-        rows = await fetch(self.session, _LATEST_WORKED_CASES_OF, {"ids": ids})
+        rows = await driver_fetch(self.session, _LATEST_WORKED_CASES_OF, {"ids": ids})
         return {row["customer_id"]: case_from_row(RecordRow(row)) for row in rows}
 
     async def add_cases(
@@ -204,7 +204,7 @@ class CaseStore:
             ),
             **columns(tables.timers, _TIMER_COLUMNS, timer_rows, prefix="t_"),
         }
-        return {row[0] for row in await fetch(self.session, _OPEN_CASES, params)}
+        return {row[0] for row in await driver_fetch(self.session, _OPEN_CASES, params)}
 
     async def save_cases(self, cases: Sequence[Case]) -> None:
         """Write the lifecycle fields of any number of cases (not the latest score: see
@@ -227,7 +227,7 @@ class CaseStore:
             }
             for case in cases
         ]
-        await fetch(
+        await driver_fetch(
             self.session,
             _SAVE_CASES,
             columns(tables.cases, ("case_id", *LIFECYCLE_FIELDS), rows, key="case_id"),
@@ -258,7 +258,7 @@ class CaseStore:
             {"case_id": x.case_id, "latest_score": x.latest_score, "recovered": x.recovered}
             for x in cases
         ]
-        await fetch(
+        await driver_fetch(
             self.session,
             _LATEST_SCORES,
             columns(tables.cases, ("case_id", "latest_score", "recovered"), rows, key="case_id"),
@@ -267,7 +267,7 @@ class CaseStore:
     async def reserve_turns(self, team: str, count: int) -> int:
         """Reserve `count` consecutive round-robin turns of the team (0, 1, 2…), counted in
         the database so that replicas share them; return the first."""
-        rows = await fetch(self.session, _RESERVE_TURNS, {"team": team, "count": count})
+        rows = await driver_fetch(self.session, _RESERVE_TURNS, {"team": team, "count": count})
         last = rows[0][0]
         return int(last or 0) - count + 1
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
 from nps_followup.adapters.bulk import unnest_insert
-from nps_followup.adapters.driver import fetch
 from nps_followup.domain.contact_rules import ContactHistory, DoNotContactEntry
+from nps_kit.db import driver_fetch
 
 #: Opt-outs have a scope, last messages a time: one row per opt-out or last message.
 _CONTACT_HISTORY = text(
@@ -55,7 +55,9 @@ class ContactRuleStore:
         opted_out: dict[str, set[str]] = defaultdict(set)
         last: dict[str, datetime] = {}
         if ids:
-            for customer_id, scope, at in await fetch(self.session, _CONTACT_HISTORY, {"ids": ids}):
+            for customer_id, scope, at in await driver_fetch(
+                self.session, _CONTACT_HISTORY, {"ids": ids}
+            ):
                 if scope is not None:
                     opted_out[customer_id].add(scope)
                 else:

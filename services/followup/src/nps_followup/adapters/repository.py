@@ -26,7 +26,6 @@ from nps_followup.adapters.contact_rules import (
     insert_last_messages,
     last_message_columns,
 )
-from nps_followup.adapters.driver import fetch
 from nps_followup.adapters.referrals import ReferralStore
 from nps_followup.adapters.response_records import (
     ResponseRecords,
@@ -38,6 +37,7 @@ from nps_followup.adapters.timer_store import DueTimer, TimerStore, due_timers_q
 from nps_followup.domain.cases import Action, TimelineEntry
 from nps_followup.domain.simulation import StoredResponse
 from nps_kit import inbox, outbox
+from nps_kit.db import driver_fetch
 
 # What the handlers, the bench and the tests import from here, wherever it lives now.
 __all__ = [
@@ -138,7 +138,7 @@ class FollowupRepository(
             params |= scored_columns(scored, prefix="s_")
         if params:
             kinds = (bool(actions), bool(timeline), bool(messages["m_customer_id"]), bool(scored))
-            await fetch(self.session, _records_statement(kinds), params)
+            await driver_fetch(self.session, _records_statement(kinds), params)
 
     async def publish_later(self, events: list[Event], *, now: datetime) -> None:
         await outbox.add(self.session, tables.outbox, events, source=SOURCE, now=now)

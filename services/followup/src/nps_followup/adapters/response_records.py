@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nps_events import Segment
 from nps_followup.adapters import tables
 from nps_followup.adapters.bulk import columns, unnest_insert
-from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import NotActedOn, SetAside
 from nps_followup.domain.simulation import StoredResponse
+from nps_kit.db import driver_fetch
 
 _SCORED_COLUMNS = (
     "response_id",
@@ -103,7 +103,7 @@ class ResponseRecords:
         ids = list(set(response_ids))
         if not ids:
             return {}
-        rows = await fetch(self.session, _CASES_FOR_RESPONSES, {"ids": ids})
+        rows = await driver_fetch(self.session, _CASES_FOR_RESPONSES, {"ids": ids})
         return {row[0]: row[1] for row in rows}
 
     async def set_aside(self, responses: Sequence[SetAside]) -> None:

@@ -21,8 +21,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
-from nps_followup.adapters.driver import fetch
 from nps_followup.domain.cases import PlannedTimer, TimerKind
+from nps_kit.db import driver_fetch
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +70,12 @@ class TimerStore:
     async def claim_due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
         """Pending timers due at `now`, locked so that another sweeper skips them (FOR UPDATE
         SKIP LOCKED): each fires once however many replicas sweep."""
-        rows = await fetch(self.session, _CLAIM_DUE, {"now": now, "limit": limit})
+        rows = await driver_fetch(self.session, _CLAIM_DUE, {"now": now, "limit": limit})
         return [DueTimer(r[0], r[1], TimerKind(r[2]), r[3], r[4]) for r in rows]
 
     async def finish_timers(self, timer_ids: Sequence[uuid.UUID], now: datetime) -> None:
         if timer_ids:
-            await fetch(self.session, _FINISH, {"ids": list(timer_ids), "now": now})
+            await driver_fetch(self.session, _FINISH, {"ids": list(timer_ids), "now": now})
 
     async def add_timers(self, case_id: uuid.UUID, timers: Sequence[PlannedTimer]) -> None:
         """Pending timers for an existing case (a reopened case's new ladder)."""

@@ -1,7 +1,6 @@
 """Scoring's repository: the SQL behind its use cases, inside one unit of work."""
 
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_events import Event, ResponseScored, Segment
 from nps_kit import inbox, outbox
-from nps_kit.db import driver_connection
+from nps_kit.db import driver_fetch
 from nps_scoring.adapters import tables
 from nps_scoring.domain.figures import ATTRIBUTE_PREFIX, Counted, Counts, Deltas
 from nps_scoring.domain.transitions import PastResponse
@@ -121,31 +120,12 @@ _DELETE_EMPTY_FIGURES_SQL = """
 _DELETE_EMPTY_FIGURES = text(_DELETE_EMPTY_FIGURES_SQL)
 
 
-class _OnDriver:
-    """A statement of the consumer's hot path run on the transaction's asyncpg connection
-    (`nps_kit.db.driver_connection`), which prepares it once per connection: through the
-    session each cost 100-300 µs of CPU more per batch (docs/performance.md, scoring, issue
-    #20, third session). The SQL is the text's, its `:name` parameters numbered for asyncpg."""
-
-    def __init__(self, sql: str) -> None:
-        names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in names:
-                names.append(name)
-            return f"${names.index(name) + 1}"
-
-        self.sql = re.sub(r"(?<![:\w]):(\w+)", number, sql)
-        self.names = tuple(names)
-
-    def arguments(self, params: dict[str, Any]) -> list[Any]:
-        return [params[name] for name in self.names]
-
-
-_KNOWN_ON_DRIVER = _OnDriver(_KNOWN_SQL)
-_STORE_ON_DRIVER = _OnDriver(_STORE_SQL)
-_DELETE_EMPTY_ON_DRIVER = _OnDriver(_DELETE_EMPTY_FIGURES_SQL)
+# The consumer's hot statements run on the transaction's asyncpg connection
+# (`nps_kit.db.driver_fetch`), which prepares each once per connection: through the session
+# each cost 100-300 µs of CPU more per batch (docs/performance.md, scoring, issue #20, third
+# session).
+_KNOWN = text(_KNOWN_SQL)
+_STORE = text(_STORE_SQL)
 
 # A response's themes as figures count them: no_comment, unmatched, or its themes.
 _THEMES = (
@@ -350,17 +330,15 @@ class ScoringRepository:
         known response with its revision, locked until the transaction ends."""
         if not keys:
             return KnownResponses({}, {})
-        connection = await driver_connection(self.session)
-        rows = await connection.fetch(
-            _KNOWN_ON_DRIVER.sql,
-            *_KNOWN_ON_DRIVER.arguments(
-                {
-                    "i": list(range(len(keys))),
-                    "customer": [k[0] for k in keys],
-                    "rid": [k[1] for k in keys],
-                    "at": [k[2] for k in keys],
-                }
-            ),
+        rows = await driver_fetch(
+            self.session,
+            _KNOWN,
+            {
+                "i": list(range(len(keys))),
+                "customer": [k[0] for k in keys],
+                "rid": [k[1] for k in keys],
+                "at": [k[2] for k in keys],
+            },
         )
         previous: dict[int, PastResponse] = {}
         versions: dict[uuid.UUID, StoredVersion] = {}
@@ -378,15 +356,9 @@ class ScoringRepository:
         stored revision moves on by one per version in `scored`), and add each bucket's
         change to the figures, in one statement; then drop buckets left empty."""
         figures, emptied = _figure_columns(deltas)
-        connection = await driver_connection(self.session)
-        await connection.execute(
-            _STORE_ON_DRIVER.sql,
-            *_STORE_ON_DRIVER.arguments({**figures, **_response_columns(scored)}),
-        )
+        await driver_fetch(self.session, _STORE, {**figures, **_response_columns(scored)})
         if emptied:
-            await connection.execute(
-                _DELETE_EMPTY_ON_DRIVER.sql, *_DELETE_EMPTY_ON_DRIVER.arguments(figures)
-            )
+            await driver_fetch(self.session, _DELETE_EMPTY_FIGURES, figures)
 
     async def apply_deltas(self, deltas: Deltas) -> None:
         """Add each bucket's change to the figures in one statement; drop buckets left empty."""
