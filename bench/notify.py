@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,13 +44,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's fakes
 
-from sinks import default_sink, start_mail_sink, stop, wait_for_port
+from sinks import default_sink, start_mail_sink
 from sqlalchemy import event
 
 from nps_events import Customer, Event, SendEmail, SendSms
 from nps_kit.clock import SystemClock
 from nps_kit.db import create_engine, session_factory
 from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port
+from nps_kit.devstack.process import stop_process, wait_for_port
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
 from nps_kit.settings import DatabaseSettings, LogSettings
@@ -382,7 +384,7 @@ def main() -> None:
                         str(Path(__file__).resolve().parents[1]),
                     ]
                 )
-                wait_for_port(fake_port)
+                wait_for_port(fake_port, timeout=30, what="the fake Twilio", process=fake_process)
                 twilio_url = f"http://127.0.0.1:{fake_port}"
             asyncio.run(
                 run(
@@ -402,7 +404,7 @@ def main() -> None:
             )
     finally:
         for process in (sink, fake_process):
-            stop(process)
+            stop_process(process, sig=signal.SIGTERM, timeout=10)
         mail.stop()
         postgres.stop()
 

@@ -42,6 +42,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import time
@@ -54,12 +55,12 @@ import httpx
 from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 from sinks import default_sink, start_mail_sink
-from sinks import stop as stop_sink
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port, new_broker, scratch_dir
 from nps_kit.devstack.idp import ServedIdentityProvider
+from nps_kit.devstack.process import stop_process
 from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_all
 
 TOKEN = "bench-token"
@@ -554,7 +555,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
             service.stop()
         idp.stop()
         mail.stop()
-        stop_sink(sink)
+        stop_process(sink, sig=signal.SIGTERM, timeout=10)
         postgres.stop()
         broker.stop()
 

@@ -17,15 +17,14 @@ A sink in a thread of the bench's own process (`MailSink.start()`, the benches'
 waits for the bench, and the sink's CPU counts as the bench's.
 """
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's smtp-sink
 
+from nps_kit.devstack.process import wait_for_port
 from tests.support import smtp_sink
 
 Sink = Literal["smtp-sink", "aiosmtpd", "in-process"]
@@ -44,19 +43,6 @@ def default_sink() -> Sink:
     return "smtp-sink" if smtp_sink.installed() is not None else "aiosmtpd"
 
 
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    """Return once something listens on 127.0.0.1:`port`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            time.sleep(0.05)
-        else:
-            return
-    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
-
-
 def start_mail_sink(
     directory: Path, port: int, kind: Literal["smtp-sink", "aiosmtpd"]
 ) -> subprocess.Popen[bytes]:
@@ -73,18 +59,8 @@ def start_mail_sink(
     else:
         process = subprocess.Popen([sys.executable, "-c", _AIOSMTPD, str(directory), str(port)])
     try:
-        wait_for_port(port)
-    except RuntimeError:
+        wait_for_port(port, timeout=30, what=f"the SMTP sink ({kind})", process=process)
+    except (RuntimeError, TimeoutError):
         process.kill()
         raise
     return process
-
-
-def stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

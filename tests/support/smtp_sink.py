@@ -7,7 +7,6 @@ answer, `-W DATA:2` waits 2 s before answering DATA, `-p` does not advertise PIP
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nps_kit.devstack import free_port
-from tests.support.polling import eventually_sync
+from nps_kit.devstack import free_port, wait_for_port
 
 
 def installed() -> str | None:
@@ -59,14 +57,6 @@ class SmtpSink:
         return [f.read_bytes() for f in self.directory.iterdir()]
 
 
-def _listens(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def smtp_sink(directory: Path, *options: str) -> Iterator[SmtpSink]:
     """smtp-sink on a free port of 127.0.0.1 with `options`, storing messages in `directory`;
@@ -75,13 +65,7 @@ def smtp_sink(directory: Path, *options: str) -> Iterator[SmtpSink]:
     started = command(binary(), directory, *options)
     process = subprocess.Popen([*started, f"127.0.0.1:{port}", "16"])
     try:
-        eventually_sync(
-            lambda: process.poll() is not None or _listens(port),
-            until=bool,
-            timeout=10,
-            what=f"smtp-sink to listen: {started}",
-        )
-        assert process.poll() is None, f"smtp-sink ended: {started}"
+        wait_for_port(port, timeout=10, what=f"smtp-sink {started}", process=process)
         yield SmtpSink(port=port, directory=directory)
     finally:
         process.terminate()
