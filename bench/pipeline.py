@@ -7,16 +7,23 @@ posts detractor responses to ingest, and measures
   the SMTP sink (`.eml` files, the owners' assignment notices included), and until every
   customer has their acknowledgement (each email matched to its response by the customer
   address the bench chose);
-- the first action: from each post to its acknowledgement email in the sink (the sink names
-  each file by the time it received it), and to its case being visible in followup's table,
-  as percentiles;
+- the first action: from each post to its acknowledgement email in the sink (the file's mtime),
+  and to its case's commit in followup's table, as percentiles;
 - each consumer's batches over the run, from the services' own Prometheus metrics
   (`npsloop_handler_duration_seconds`, `npsloop_events_consumed_total`): how many, their mean
   size, their mean time and the share of the run the handler was busy — a stage that is far
   behind while its handler is busy a small share of the run waits between batches;
 - CPU per response of each process (ingest, scoring, followup, notify, console, PostgreSQL
-  with every backend, the broker, the SMTP sink, and the bench itself: client and watcher),
-  from /proc over the whole run, and each service's resident memory idle and after the run.
+  with every backend but the watcher's, the broker, the SMTP sink, the bench itself: client
+  and watcher, and the watcher's PostgreSQL backend on its own line), from /proc over the
+  whole run, and each service's resident memory idle and after the run.
+
+Each stage's time comes from its own records, read once after the run: the commit time of
+the n-th row in scoring.responses, followup.cases and notify.dispatches (`sent`) — the bench
+runs PostgreSQL with `track_commit_timestamp=on` — and the mtime of the n-th message file. The
+watcher only tells when the run is over (it looks every WATCH seconds), so its pace changes
+no figure but the run's wall time, by up to WATCH. `--pg-statements` loads pg_stat_statements
+and prints where PostgreSQL's time went, per response (statements, WAL, commits).
 
 The SMTP sink runs in a process of its own: Postfix's `smtp-sink` when installed (0.1–0.7 ms of
 CPU per message), else aiosmtpd (~0.6–0.8 ms; bench/sinks.py). `--sink in-process` puts
@@ -50,13 +57,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 from sinks import default_sink, start_mail_sink
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port, new_broker, scratch_dir
 from nps_kit.devstack.idp import ServedIdentityProvider
@@ -65,7 +73,7 @@ from nps_kit.devstack.services import SERVICES, ServiceProcess, prepare, start_a
 
 TOKEN = "bench-token"
 TICK = os.sysconf("SC_CLK_TCK")
-POLL = 0.1  # seconds between the watcher's looks: the resolution of the case's visibility
+WATCH = 0.5  # seconds between the watcher's looks: only how soon it sees the run is over
 
 
 # --- what each process costs, from /proc --------------------------------------------------
@@ -102,6 +110,10 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+WATCHER_BACKEND = "watcher's backend"
+NOT_THE_SYSTEM = ("bench", "mail sink", WATCHER_BACKEND)
+
+
 @dataclass
 class Processes:
     """The pids to account: the services, the broker, PostgreSQL (postmaster + backends),
@@ -109,18 +121,19 @@ class Processes:
 
     pids: dict[str, int]
     postgres: int
+    watcher_backend: int | None = None  # the bench's own PostgreSQL backend, once connected
 
     def cpu(self) -> dict[str, float]:
         out = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-        out["postgres"] = cpu_seconds(self.postgres, with_children=True)
+        postgres = cpu_seconds(self.postgres, with_children=True)
+        if self.watcher_backend is not None:
+            out[WATCHER_BACKEND] = cpu_seconds(self.watcher_backend)
+            postgres -= out[WATCHER_BACKEND]
+        out["postgres"] = postgres
         return out
 
     def rss(self) -> dict[str, float]:
-        return {
-            name: rss_mb(pid)
-            for name, pid in self.pids.items()
-            if name not in ("bench", "mail sink")
-        }
+        return {name: rss_mb(pid) for name, pid in self.pids.items() if name not in NOT_THE_SYSTEM}
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -228,100 +241,216 @@ async def post_all(
 class Watched:
     stages: dict[str, float]  # seconds after the first post
     acknowledged: dict[int, float]  # response → wall clock its acknowledgement reached the sink
-    visible: dict[int, float]  # response → wall clock its case was first seen (paced mode)
+    visible: dict[int, float]  # response → wall clock its case was committed (paced mode)
+    unstamped: int  # rows whose commit time PostgreSQL no longer knows (frozen): 0 expected
 
 
 class Watcher:
-    """Watches, every POLL seconds, the stage counts in the services' tables, each new `.eml`
-    in the sink (an acknowledgement is the email to the bench's customer address), and — in
-    the paced mode — which posted responses have a case."""
+    """Tells when the run is over, then reads when each stage was reached from the stages'
+    own records: the commit time of each row in scoring.responses, followup.cases and
+    notify.dispatches (`sent`) — PostgreSQL runs with `track_commit_timestamp` — and the mtime
+    of each message file in the sink. The times are as precise as those records (a commit's
+    timestamp is taken just before its WAL flush; a file's mtime is its last byte), whatever
+    the watcher's pace: it only looks every WATCH seconds at the sink's new files (`os.listdir`
+    against the names already read, each file read once it holds its `To:`) and, once every
+    email is there, counts the three tables' rows.
+
+    Before the fourth session on issue #20 it counted the three tables and scanned the whole
+    sink every 0.1 s and took the stage times from when it saw them: 0.75–0.83 ms of CPU per
+    response in the bench, and its backend's in "postgres"."""
 
     def __init__(self, database_url: str, mail_dir: Path, run: str) -> None:
         self.database_url = database_url
         self.run = run
         self.mail_dir = mail_dir
         self.customer = re.compile(rb"^To:[^\n]*?" + re.escape(run.encode()) + rb"-c(\d+)@", re.M)
-        self.acknowledged: dict[int, float] = {}
-        self.visible: dict[int, float] = {}
-        self.emails = 0
-        self._seen: set[str] = set()
-        self._counted: set[str] = set()
+        self.files: dict[str, int | None] = {}  # file → its customer's response (None: staff)
+        self.acknowledgements = 0
         self._engine: AsyncEngine | None = None
+        self._conn: AsyncConnection | None = None
+        self.backend_pid: int | None = None
 
     async def open(self) -> None:
         """Connect before the first post: SQLAlchemy's first connection costs a few hundred
-        ms of CPU, which would otherwise hold the client's event loop as the schedule starts."""
+        ms of CPU, which would otherwise hold the client's event loop as the schedule starts.
+        The connection stays open for the run: its backend's CPU is reported on its own."""
         self._engine = create_async_engine(self.database_url)
-        async with self._engine.connect() as conn:
-            await conn.scalar(text("SELECT count(*) FROM followup.cases"))
+        self._conn = await self._engine.connect()
+        self.backend_pid = await self._conn.scalar(text("SELECT pg_backend_pid()"))
+        await self._conn.commit()
+
+    @property
+    def connection(self) -> AsyncConnection:
+        assert self._conn is not None, "open() first"
+        return self._conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+        if self._engine is not None:
+            await self._engine.dispose()
 
     def read_mail(self) -> None:
         """Each new message file: aiosmtpd's `*.eml` (written whole, then renamed) or
         smtp-sink's (written as the message comes: a file without a customer's `To:` yet is
-        read again until it is a few seconds old). Counted as an email when first seen."""
+        read again at the next look, until it is a few seconds old)."""
         now = time.time()
-        for entry in os.scandir(self.mail_dir):
-            if entry.name in self._seen or entry.name.endswith(".tmp"):
+        for name in os.listdir(self.mail_dir):
+            if name in self.files or name.endswith(".tmp"):
                 continue
-            if entry.name not in self._counted:
-                self._counted.add(entry.name)
-                self.emails += 1
-            received = entry.stat().st_mtime  # when the last of the message arrived
-            with open(entry.path, "rb") as f:
+            path = self.mail_dir / name
+            with open(path, "rb") as f:
                 head = f.read(8192)
             match = self.customer.search(head)
-            if match is None and now - received < 3:
+            if match is None and now - path.stat().st_mtime < 3:
                 continue
-            self._seen.add(entry.name)
+            self.files[name] = None if match is None else int(match.group(1))
             if match is not None:
-                self.acknowledged.setdefault(int(match.group(1)), received)
+                self.acknowledgements += 1
 
-    async def watch(
-        self, n: int, started: float, posted: Posted | None, sending: asyncio.Task[Posted] | None
-    ) -> Watched:
-        engine = self._engine
-        assert engine is not None, "open() first"
-        queries = {
-            "scored": "SELECT count(*) FROM scoring.responses",
-            "cases opened": "SELECT count(*) FROM followup.cases",
-            "dispatched": "SELECT count(*) FROM notify.dispatches WHERE state = 'sent'",
+    async def watch(self, n: int, started: float, sending: asyncio.Task[Posted] | None) -> None:
+        """Returns once every response is scored, has its case, its dispatch `sent`, and its
+        email and acknowledgement in the sink (and, paced, every post has left)."""
+        conn = self._conn
+        assert conn is not None, "open() first"
+        while True:
+            if time.perf_counter() - started > 1800:
+                raise TimeoutError(f"not done within 30 minutes: {len(self.files)} emails")
+            self.read_mail()
+            if (
+                len(self.files) >= n
+                and self.acknowledgements >= n
+                and (sending is None or sending.done())
+            ):
+                counts = (
+                    await conn.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM scoring.responses), "
+                            "(SELECT count(*) FROM followup.cases), "
+                            "(SELECT count(*) FROM notify.dispatches WHERE state = 'sent')"
+                        )
+                    )
+                ).one()
+                await conn.commit()
+                if min(counts) >= n:
+                    return
+            await asyncio.sleep(WATCH)
+
+    async def results(self, n: int, started_wall: float) -> Watched:
+        """The stage times, from the records (read once, after the run's CPU is taken)."""
+        conn = self._conn
+        assert conn is not None, "open() first"
+        stamped = "extract(epoch FROM pg_xact_commit_timestamp(xmin))"
+        tables = {
+            "scored": "scoring.responses",
+            "cases opened": "followup.cases",
+            "dispatched": "notify.dispatches WHERE state = 'sent'",
         }
-        reached: dict[str, float] = {}
-        run = self.run
-        try:
-            async with engine.connect() as conn:
-                while len(reached) < len(queries) + 2 or (sending and not sending.done()):
-                    if time.perf_counter() - started > 1800:
-                        raise TimeoutError(f"not done within 30 minutes: {reached}")
-                    now = time.perf_counter() - started
-                    for stage, query in queries.items():
-                        if stage not in reached and (await conn.scalar(text(query))) >= n:
-                            reached[stage] = now
-                    self.read_mail()
-                    if "emailed" not in reached and self.emails >= n:
-                        reached["emailed"] = now
-                    if "acknowledged" not in reached and len(self.acknowledged) >= n:
-                        reached["acknowledged"] = now
-                    if posted is not None:
-                        pending = [
-                            f"{run}-c{i}" for i in list(posted.sent_at) if i not in self.visible
-                        ]
-                        if pending:
-                            seen_at = time.time()
-                            rows = await conn.execute(
-                                text(
-                                    "SELECT customer_id FROM followup.cases "
-                                    "WHERE customer_id = ANY(:ids)"
-                                ),
-                                {"ids": pending},
-                            )
-                            for (customer_id,) in rows:
-                                self.visible[int(customer_id.rsplit("-c", 1)[1])] = seen_at
-                    await conn.commit()
-                    await asyncio.sleep(POLL)
-        finally:
-            await engine.dispose()
-        return Watched(reached, self.acknowledged, self.visible)
+        stages: dict[str, float] = {}
+        unstamped = 0
+        for stage, table in tables.items():
+            at, missing = (
+                await conn.execute(
+                    text(
+                        f"SELECT (SELECT {stamped} FROM {table} ORDER BY 1 OFFSET :k LIMIT 1), "  # noqa: S608
+                        f"(SELECT count(*) FROM {table}{' AND' if 'WHERE' in table else ' WHERE'} "
+                        "pg_xact_commit_timestamp(xmin) IS NULL)"
+                    ),
+                    {"k": n - 1},
+                )
+            ).one()
+            unstamped += missing
+            stages[stage] = float(at) - started_wall
+        visible: dict[int, float] = {}
+        rows = await conn.execute(text(f"SELECT customer_id, {stamped} FROM followup.cases"))  # noqa: S608
+        prefix = f"{self.run}-c"
+        for customer_id, at in rows:
+            if customer_id.startswith(prefix) and at is not None:
+                visible[int(customer_id[len(prefix) :])] = float(at)
+        await conn.commit()
+        # Every file's last mtime, once: a file read while still being written had an early one.
+        received = {name: (self.mail_dir / name).stat().st_mtime for name in self.files}
+        emails = sorted(received.values())
+        stages["emailed"] = emails[n - 1] - started_wall
+        acknowledged: dict[int, float] = {}
+        for name, i in self.files.items():
+            if i is not None:
+                acknowledged[i] = min(received[name], acknowledged.get(i, received[name]))
+        stages["acknowledged"] = sorted(acknowledged.values())[n - 1] - started_wall
+        return Watched(
+            dict(sorted(stages.items(), key=lambda kv: kv[1])), acknowledged, visible, unstamped
+        )
+
+
+# --- PostgreSQL's statements (--pg-statements) ----------------------------------------------
+
+
+class Statements:
+    """What PostgreSQL spent its time on during the run, per journey: pg_stat_statements
+    (loaded by `--pg-statements` only: it costs PostgreSQL some CPU of its own), the WAL
+    written (`pg_current_wal_lsn()`, `pg_stat_wal`) and the commits (`pg_stat_database`).
+    A statement's time is its execution's wall time in its backend (lock and I/O waits
+    included), not its CPU."""
+
+    SHOWN = 25
+
+    def __init__(self) -> None:
+        self._before: tuple[Any, ...] = ()
+
+    async def start(self, conn: AsyncConnection) -> None:
+        await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+        await conn.execute(text("SELECT pg_stat_statements_reset()"))
+        self._before = await self._totals(conn)
+        await conn.commit()
+
+    @staticmethod
+    async def _totals(conn: AsyncConnection) -> tuple[Any, ...]:
+        return tuple(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT pg_current_wal_lsn(), w.wal_records, w.wal_fpi, w.wal_bytes, "
+                        "d.xact_commit, d.xact_rollback "
+                        "FROM pg_stat_wal w, pg_stat_database d "
+                        "WHERE d.datname = current_database()"
+                    )
+                )
+            ).one()
+        )
+
+    async def report(self, conn: AsyncConnection, n: int) -> list[str]:
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        after = await self._totals(conn)
+        lsn = await conn.scalar(
+            text("SELECT pg_wal_lsn_diff(:a, :b)"), {"a": after[0], "b": self._before[0]}
+        )
+        records, fpi, wal_bytes, commits, rollbacks = (
+            a - b for a, b in zip(after[1:], self._before[1:], strict=True)
+        )
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT query, calls, total_exec_time, rows, wal_bytes "
+                    "FROM pg_stat_statements ORDER BY total_exec_time DESC"
+                )
+            )
+        ).all()
+        await conn.commit()
+        total_ms = sum(r.total_exec_time for r in rows)
+        lines = [
+            f"PostgreSQL, per response: {float(lsn) / n:,.0f} WAL bytes (LSN; pg_stat_wal: "
+            f"{float(wal_bytes) / n:,.0f} bytes, {records / n:.1f} records, {fpi / n:.2f} "
+            f"full pages), {commits / n:.2f} commits, {rollbacks / n:.2f} rollbacks, "
+            f"{total_ms / n:.3f} ms in statements",
+            f"  {'calls/resp':>10} {'total ms':>9} {'ms/resp':>8} {'rows/resp':>9} "
+            f"{'WAL B/resp':>10}  statement",
+        ]
+        for r in rows[: self.SHOWN]:
+            query = " ".join(r.query.split())
+            lines.append(
+                f"  {r.calls / n:10.2f} {r.total_exec_time:9.0f} {r.total_exec_time / n:8.4f} "
+                f"{r.rows / n:9.2f} {float(r.wal_bytes) / n:10.0f}  {query[:150]}"
+            )
 
 
 # --- the consumers' batches, from the services' metrics ---------------------------------
@@ -388,7 +517,7 @@ def percentiles(values: list[float]) -> str:
 
 def report_cpu(before: dict[str, float], after: dict[str, float], n: int, wall: float) -> None:
     spent = {name: after[name] - before[name] for name in after}
-    total = sum(v for name, v in spent.items() if name not in ("bench", "mail sink"))
+    total = sum(v for name, v in spent.items() if name not in NOT_THE_SYSTEM)
     print(f"CPU per response:    (ms; over {wall:.1f} s, {n} responses)")
     for name, seconds in spent.items():
         share = seconds / wall * 100
@@ -396,30 +525,60 @@ def report_cpu(before: dict[str, float], after: dict[str, float], n: int, wall: 
     print(f"  {'all but bench/sink':<18}{total / n * 1000:7.2f} ms")
 
 
+@dataclass
+class Measured:
+    posted: Posted
+    watched: Watched
+    accepted: float  # seconds until ingest accepted the last post
+    wall: float  # seconds until the watcher saw the run over
+    cpu_before: dict[str, float]
+    cpu_after: dict[str, float]
+    statements: list[str]  # --pg-statements: its report
+
+
 async def _measure(
     host: str,
     port: int,
     args: argparse.Namespace,
     run: str,
+    *,
     watcher: Watcher,
-) -> tuple[Posted, Watched, float, float]:
+    processes: Processes,
+    statements: Statements | None,
+) -> Measured:
     await watcher.open()
-    started = time.perf_counter()
-    if args.rate is None:
-        posted = await post_all(host, port, args.responses, args.concurrency, run)
-        accepted = time.perf_counter() - started
-        watched = await watcher.watch(args.responses, started, None, None)
-    else:
-        n = int(args.rate * args.duration)
-        posted = Posted()
-        sending = asyncio.create_task(
-            post_all(host, port, n, args.concurrency, run, rate=args.rate, posted=posted)
+    processes.watcher_backend = watcher.backend_pid
+    try:
+        if statements is not None:
+            await statements.start(watcher.connection)
+        cpu_before = processes.cpu()
+        started_wall = time.time()
+        started = time.perf_counter()
+        if args.rate is None:
+            posted = await post_all(host, port, args.responses, args.concurrency, run)
+            accepted = time.perf_counter() - started
+            await watcher.watch(args.responses, started, None)
+        else:
+            n = int(args.rate * args.duration)
+            posted = Posted()
+            sending = asyncio.create_task(
+                post_all(host, port, n, args.concurrency, run, rate=args.rate, posted=posted)
+            )
+            watching = asyncio.create_task(watcher.watch(n, started, sending))
+            await sending
+            accepted = time.perf_counter() - started
+            await watching
+        wall = time.perf_counter() - started
+        cpu_after = processes.cpu()
+        watched = await watcher.results(len(posted.sent_at), started_wall)
+        statements_report = (
+            await statements.report(watcher.connection, len(posted.sent_at))
+            if statements is not None
+            else []
         )
-        watching = asyncio.create_task(watcher.watch(n, started, posted, sending))
-        await sending
-        accepted = time.perf_counter() - started
-        watched = await watching
-    return posted, watched, accepted, time.perf_counter() - started
+    finally:
+        await watcher.close()
+    return Measured(posted, watched, accepted, wall, cpu_before, cpu_after, statements_report)
 
 
 def main() -> None:  # noqa: PLR0915 - one straight script
@@ -438,11 +597,21 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         "process of its own, or aiosmtpd in a thread of this process (as before the third "
         "session on issue #20)",
     )
+    parser.add_argument(
+        "--pg-statements",
+        action="store_true",
+        help="load pg_stat_statements and print, per response, PostgreSQL's statements "
+        "(calls, time, rows, WAL), WAL bytes and commits; PostgreSQL's CPU is then higher",
+    )
     args = parser.parse_args()
 
     tmp = scratch_dir("npsloop-bench-")
     broker = new_broker(args.broker, tmp)
-    postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
+    # Commit timestamps: the stages' times (Watcher). pg_stat_statements only when asked.
+    pg_settings = {"track_commit_timestamp": "on"}
+    if args.pg_statements:
+        pg_settings["shared_preload_libraries"] = "pg_stat_statements"
+    postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port(), settings=pg_settings)
     mail = MailSink(directory=tmp / "mail", port=free_port())
     idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())
     services: dict[str, ServiceProcess] = {}
@@ -487,11 +656,23 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         run = uuid.uuid4().hex[:6]
         watcher = Watcher(postgres.url, mail.directory, run)
         batches_before = Batches.scrape(services)
-        cpu_before = processes.cpu()
-        posted, watched, accepted, wall = asyncio.run(
-            _measure("127.0.0.1", services["ingest"].port, args, run, watcher)
+        measured = asyncio.run(
+            _measure(
+                "127.0.0.1",
+                services["ingest"].port,
+                args,
+                run,
+                watcher=watcher,
+                processes=processes,
+                statements=Statements() if args.pg_statements else None,
+            )
         )
-        cpu_after = processes.cpu()
+        posted, watched, accepted, wall = (
+            measured.posted,
+            measured.watched,
+            measured.accepted,
+            measured.wall,
+        )
         rss_after = processes.rss()
         batches_after = Batches.scrape(services)
         n = len(posted.sent_at)
@@ -533,7 +714,9 @@ def main() -> None:  # noqa: PLR0915 - one straight script
                 for i, sent in posted.sent_at.items()
                 if i in watched.visible
             ]
-            print(f"case visible:        {percentiles(visible)} (polled every {POLL:g} s)")
+            print(f"case visible:        {percentiles(visible)} (post to the case's commit)")
+        if watched.unstamped:
+            print(f"                     {watched.unstamped} rows without a commit time (frozen)")
         idle_s = max(args.idle, 1e-9)
         print(
             "idle CPU:            "
@@ -544,12 +727,14 @@ def main() -> None:  # noqa: PLR0915 - one straight script
             + f" ms/s (over {args.idle:g} s before the run)"
         )
         batches_after.report(batches_before, wall)
-        report_cpu(cpu_before, cpu_after, n, wall)
+        report_cpu(measured.cpu_before, measured.cpu_after, n, wall)
         print(
             "RSS idle / after:    "
             + ", ".join(f"{name} {rss_idle[name]:.0f}/{rss_after[name]:.0f}" for name in rss_idle)
             + " MB"
         )
+        for line in measured.statements:
+            print(line)
     finally:
         for service in services.values():
             service.stop()

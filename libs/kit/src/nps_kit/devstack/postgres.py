@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,12 +61,22 @@ def _open_up(path: Path) -> None:
 
 class EmbeddedPostgres(ServerProcess):
     def __init__(
-        self, *, data_dir: Path, port: int, database: str = "npsloop", durable: bool = True
+        self,
+        *,
+        data_dir: Path,
+        port: int,
+        database: str = "npsloop",
+        durable: bool = True,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """`settings`: server parameters passed as `-c name=value` (a benchmark's
+        `shared_preload_libraries=pg_stat_statements`, `track_commit_timestamp=on`); none by
+        default."""
         self.data_dir = data_dir.resolve()
         self.port = port
         self.database = database
         self.durable = durable
+        self.settings = dict(settings or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._user = _ensure_user()
@@ -134,6 +145,8 @@ class EmbeddedPostgres(ServerProcess):
             # (synchronous_commit stays on; with it off, the chaos suite measured committed
             # cases lost while their events were already on the broker).
             args += ["-c", "fsync=off", "-c", "full_page_writes=off"]
+        for name, value in self.settings.items():
+            args += ["-c", f"{name}={value}"]
         self._process = subprocess.Popen(  # noqa: S603
             args,
             stdout=self._log,
