@@ -392,7 +392,7 @@ class Statements:
     A statement's time is its execution's wall time in its backend (lock and I/O waits
     included), not its CPU."""
 
-    SHOWN = 25
+    SHOWN = 30
 
     def __init__(self) -> None:
         self._before: tuple[Any, ...] = ()
@@ -451,6 +451,7 @@ class Statements:
                 f"  {r.calls / n:10.2f} {r.total_exec_time:9.0f} {r.total_exec_time / n:8.4f} "
                 f"{r.rows / n:9.2f} {float(r.wal_bytes) / n:10.0f}  {query[:150]}"
             )
+        return lines
 
 
 # --- the consumers' batches, from the services' metrics ---------------------------------
