@@ -442,13 +442,13 @@ class Statements:
             f"{float(wal_bytes) / n:,.0f} bytes, {records / n:.1f} records, {fpi / n:.2f} "
             f"full pages), {commits / n:.2f} commits, {rollbacks / n:.2f} rollbacks, "
             f"{total_ms / n:.3f} ms in statements",
-            f"  {'calls/resp':>10} {'total ms':>9} {'ms/resp':>8} {'rows/resp':>9} "
+            f"  {'calls':>6} {'calls/resp':>10} {'total ms':>9} {'ms/resp':>8} {'rows/resp':>9} "
             f"{'WAL B/resp':>10}  statement",
         ]
         for r in rows[: self.SHOWN]:
             query = " ".join(r.query.split())
             lines.append(
-                f"  {r.calls / n:10.2f} {r.total_exec_time:9.0f} {r.total_exec_time / n:8.4f} "
+                f"  {r.calls:6} {r.calls / n:10.3f} {r.total_exec_time:9.0f} {r.total_exec_time / n:8.4f} "
                 f"{r.rows / n:9.2f} {float(r.wal_bytes) / n:10.0f}  {query[:150]}"
             )
         return lines
