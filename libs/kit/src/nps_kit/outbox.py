@@ -85,7 +85,9 @@ class _Statements:
         # once (an InitPlan), then one bitmap scan of the primary key for all of them: half
         # the backend's CPU of `id IN (SELECT …)`, whose plan joins each id back through the
         # index (a hash aggregate, then an index scan per row): 2.2–3.3 against 6.4–6.9 µs
-        # per row taken (docs/performance.md, issue #20, fourth session).
+        # per row taken; and no join for a generic plan to turn into a sequential scan of the
+        # table's dead rows at every call, which the old shape did in the pipeline (6.2 ms per
+        # journey in one run; docs/performance.md, issue #20, fourth session).
         self.take = (
             f"DELETE FROM {name} WHERE id = ANY(ARRAY("  # noqa: S608 - our table's name
             f"SELECT id FROM {name} ORDER BY id LIMIT $1)) "
