@@ -5,7 +5,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from nps_events import (
-    Actor,
     CaseAssigned,
     CaseOpened,
     CaseResponseAttached,
@@ -22,10 +21,10 @@ from nps_followup.domain.cases import (
     CasePlan,
     CaseStatus,
     NotActedOn,
+    Planner,
     SetAside,
     is_recovered,
     not_acted_on,
-    plan_case,
 )
 from nps_followup.domain.ownership import choose_owner, takes_turn
 from nps_followup.domain.policy import ActionKind, Policy, Rule
@@ -36,6 +35,7 @@ from nps_followup.handlers.common import (
     CONSUMER,
     PolicyInForce,
     assignment_notice,
+    system_actor,
     timeline_entry,
 )
 from nps_followup.handlers.ports import CaseOpening
@@ -101,16 +101,19 @@ async def apply_policy(
     writes = BatchWrites(now, scored=[StoredResponse.of(s, received_at=now) for s in scored])
     batch = _Opening(writes, awaiting=awaiting)
     set_aside: dict[uuid.UUID, SetAside] = {}
+    # The rule, deadlines and delivery times shared by the batch's responses, worked out once.
+    planner = Planner(policy.policy, policy.holidays_for, now)
     for response in todo:
         customer = response.customer.id
         if response.response_id in batch.response_ids:
             continue  # two versions of a new response in one batch: the first opens the case
-        rule = policy.policy.rule_for(
+        choice = planner.choose(
             segment=response.segment,
             source=response.source,
             survey=response.survey_id,
             attributes=response.customer.attributes,
         )
+        rule = choice.rule
         window = policy.policy.response_window(rule)
         reason = not_acted_on(
             backfill=response.backfill,
@@ -134,15 +137,13 @@ async def apply_policy(
                 response, NotActedOn.HOLDOUT, rule=rule, window=str(window), now=now
             )
             continue
-        plan = plan_case(
+        plan = planner.plan(
             response_id=response.response_id,
             segment=response.segment,
             source=response.source,
             survey_id=response.survey_id,
             customer=response.customer,
-            now=now,
-            policy=policy.policy,
-            holidays_for=policy.holidays_for,
+            choice=choice,
         )
         if plan is not None:
             case = batch.add(response, plan)
@@ -283,7 +284,7 @@ class _Opening:
             "response_attached",
             self.now,
             origin=str(response.event_id()),
-            actor=Actor.system(case.rule),
+            actor=system_actor(case.rule),
             response_id=str(response.response_id),
             previous_score=previous,
             score=response.score,
@@ -414,7 +415,7 @@ class _Opening:
             "opened",
             now,
             origin=origin,
-            actor=Actor.system(plan.rule),
+            actor=system_actor(plan.rule),
             rule=plan.rule,
             status=plan.status.value,
             due_at=plan.due_at.isoformat() if plan.due_at else None,
@@ -440,7 +441,7 @@ class _Opening:
                 "assigned",
                 now,
                 origin=origin,
-                actor=Actor.system(plan.rule),
+                actor=system_actor(plan.rule),
                 owner=case.owner,
                 by_rule=True,
             )
