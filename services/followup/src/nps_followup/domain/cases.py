@@ -116,10 +116,35 @@ class CasePlan:
     rule_index: int = 0
     considered: tuple[Considered, ...] = ()
 
-    def why(self, policy: Policy) -> dict[str, object]:
+    def why(
+        self,
+        policy: Policy,
+        memo: dict[tuple[object, ...], tuple[object, object]] | None = None,
+    ) -> dict[str, object]:
         """Why the case is as it is, for its `opened` timeline entry: the rule and the others
         considered, the calendar and time zone its deadline was counted in, and the contact
-        rules that moved an action."""
+        rules that moved an action. With `memo` (one per batch), the rules considered and the
+        deadline's calendar, the same for the batch's cases of a rule, are built once and
+        shared by their entries (which nothing changes)."""
+        key = (self.rule_index, self.considered)
+        shared = memo.get(key) if memo is not None else None
+        if shared is None:
+            shared = self._why_rule(policy)
+            if memo is not None:
+                memo[key] = shared
+        considered, deadline = shared
+        return {
+            "rule_index": self.rule_index,
+            "considered": considered,
+            "deadline": deadline,
+            "held_back": [
+                {"action_id": str(a.action_id), "channel": a.kind.value, "contact_rule": a.held_by}
+                for a in self.actions
+                if a.held_by is not None
+            ],
+        }
+
+    def _why_rule(self, policy: Policy) -> tuple[object, object]:
         rule = policy.rules[self.rule_index]
         deadline: dict[str, object] | None = None
         if rule.case is not None:
@@ -133,18 +158,10 @@ class CasePlan:
                 f"{team.business_hours.end:%H:%M}",
                 "holidays": "-".join(p for p in (team.country, team.subdivision) if p) or None,
             }
-        return {
-            "rule_index": self.rule_index,
-            "considered": [
-                {"rule": c.rule, "index": c.index, "outcome": c.outcome} for c in self.considered
-            ],
-            "deadline": deadline,
-            "held_back": [
-                {"action_id": str(a.action_id), "channel": a.kind.value, "contact_rule": a.held_by}
-                for a in self.actions
-                if a.held_by is not None
-            ],
-        }
+        return (
+            [{"rule": c.rule, "index": c.index, "outcome": c.outcome} for c in self.considered],
+            deadline,
+        )
 
 
 class NotActedOn(StrEnum):

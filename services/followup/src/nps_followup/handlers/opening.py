@@ -218,6 +218,8 @@ class _Opening:
     awaiting: dict[uuid.UUID, datetime] = field(default_factory=dict)
     new: dict[uuid.UUID, tuple[Case, CasePlan, ResponseScored]] = field(default_factory=dict)
     response_ids: set[uuid.UUID] = field(default_factory=set)
+    #: What the `opened` entries of the batch's cases of a rule share (`CasePlan.why`).
+    why: dict[tuple[object, ...], tuple[object, object]] = field(default_factory=dict)
 
     @property
     def now(self) -> datetime:
@@ -419,7 +421,7 @@ class _Opening:
             rule=plan.rule,
             status=plan.status.value,
             due_at=plan.due_at.isoformat() if plan.due_at else None,
-            **plan.why(policy),
+            **plan.why(policy, self.why),
         )
         into.timeline.append((case.case_id, opened))
         if case.status is CaseStatus.OPEN and case.due_at is not None:
