@@ -440,3 +440,10 @@ def test_a_planners_ladder_is_plan_ladders() -> None:
         ladder.second_level_at,
     )
     assert plan.timers[-len(ladder.timers) :] == ladder.timers
+
+
+def test_a_planners_response_window_is_the_policys() -> None:
+    planner = Planner(MIXED_POLICY, holidays_for(MIXED_POLICY), _utc("2026-11-27 20:30"))
+    for rule in (*MIXED_POLICY.rules, None, *MIXED_POLICY.rules):
+        window = MIXED_POLICY.response_window(rule)
+        assert planner.response_window(rule) == (window, window.calendar())

@@ -16,6 +16,7 @@ from nps_followup.domain.contact_rules import customer_zone, scheduled_delivery
 from nps_followup.domain.policy import (
     ActionKind,
     Considered,
+    Duration,
     OwnerRule,
     Policy,
     Rule,
@@ -265,10 +266,19 @@ class Planner:
     many of them is worked out once per batch rather than once per response: the rule chosen
     (and the others considered) for a segment, source, survey and the values of the
     attributes the rules name; a case rule's deadlines from `now` (three walks of the team's
-    calendar); an action's delivery time in a customer's time zone. Its plans are those of
-    `plan_case` (a unit test compares them)."""
+    calendar); an action's delivery time in a customer's time zone; a rule's response
+    window. Its plans are those of `plan_case` (a unit test compares them)."""
 
-    __slots__ = ("_choices", "_deadlines", "_deliveries", "_keys", "holidays_for", "now", "policy")
+    __slots__ = (
+        "_choices",
+        "_deadlines",
+        "_deliveries",
+        "_keys",
+        "_windows",
+        "holidays_for",
+        "now",
+        "policy",
+    )
 
     def __init__(self, policy: Policy, holidays_for: HolidaysFor, now: datetime) -> None:
         self.policy = policy
@@ -279,6 +289,7 @@ class Planner:
         self._choices: dict[tuple[object, ...], RuleChoice] = {}
         self._deadlines: dict[str, tuple[datetime, datetime | None, datetime | None]] = {}
         self._deliveries: dict[tuple[int, int, str | None], tuple[datetime, str | None]] = {}
+        self._windows: dict[str | None, tuple[Duration, timedelta]] = {}
 
     def choose(
         self, *, segment: Segment, source: str, survey: str, attributes: dict[str, str]
@@ -291,6 +302,15 @@ class Planner:
                 segment=segment, source=source, survey=survey, attributes=attributes
             )
         return choice
+
+    def response_window(self, rule: Rule | None) -> tuple[Duration, timedelta]:
+        """`Policy.response_window` of `rule`, with its calendar length, once per rule."""
+        key = None if rule is None else rule.name
+        window = self._windows.get(key)
+        if window is None:
+            duration = self.policy.response_window(rule)
+            window = self._windows[key] = (duration, duration.calendar())
+        return window
 
     def deadlines(self, rule: Rule) -> tuple[datetime, datetime | None, datetime | None]:
         """`deadlines` of a case of `rule` opened at `now`, once per rule."""

@@ -114,12 +114,12 @@ async def apply_policy(
             attributes=response.customer.attributes,
         )
         rule = choice.rule
-        window = policy.policy.response_window(rule)
+        window, window_length = planner.response_window(rule)
         reason = not_acted_on(
             backfill=response.backfill,
             responded_at=response.responded_at,
             now=now,
-            window=window.calendar(),
+            window=window_length,
         )
         if reason is not None:
             if rule is not None or customer in active or customer in earlier:
