@@ -5,7 +5,7 @@ import json
 import uuid
 
 from nps_followup.adapters import tables
-from nps_followup.adapters.bulk import columns, unnest_insert, unnest_update
+from nps_followup.adapters.bulk import columns, row_columns, unnest_insert, unnest_update
 
 
 def test_arrays_are_typed_without_a_length_so_the_column_refuses_a_long_value() -> None:
@@ -73,3 +73,15 @@ def test_what_the_fast_encoder_refuses_is_written_by_json_dumps() -> None:
     # A lone surrogate: PostgreSQL refuses the text, as it did before (a data fault).
     [text] = columns(tables.timeline, ("details",), [{"details": {"name": "\ud800"}}])["details"]
     assert text == json.dumps({"name": "\ud800"})
+
+
+def test_rows_given_as_tuples_make_the_same_arrays_as_mappings() -> None:
+    names = ("case_id", "customer", "themes", "score", "comment")
+    rows = [
+        (uuid.UUID(int=1), {"id": "c1", "name": "Zoë"}, ["support"], 3, None),
+        (uuid.UUID(int=2), None, [], 0, "slow"),
+    ]
+    assert row_columns(tables.cases, names, rows, prefix="x_") == columns(
+        tables.cases, names, [dict(zip(names, row, strict=True)) for row in rows], prefix="x_"
+    )
+    assert row_columns(tables.cases, names, []) == columns(tables.cases, names, [])

@@ -171,6 +171,21 @@ def columns(
     return params
 
 
+def row_columns(
+    table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]], *, prefix: str = ""
+) -> dict[str, list[Any]]:
+    """`columns` of rows given as tuples in the order of `names`: the arrays are the rows
+    transposed, with no mapping built per row (a batch of 500 new cases has ~5,000 rows)."""
+    arrays: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    params: dict[str, list[Any]] = {}
+    for name, values in zip(names, arrays, strict=True):
+        if isinstance(table.c[name].type, JSONB | ARRAY):
+            params[prefix + name] = [None if v is None else _json(v) for v in values]
+        else:
+            params[prefix + name] = list(values)
+    return params
+
+
 def _json(value: Any) -> str:
     """`value` as JSON text, for a `jsonb` cast: pydantic's encoder, 3-7 times as fast as
     `json.dumps` on a case's timeline details and customer (its text differs only in spaces
