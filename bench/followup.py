@@ -32,6 +32,14 @@ ORM session and on the transaction's asyncpg connection, alternating (`--repeat`
 
     .venv/bin/python bench/followup.py --only paths --repeat 100
 
+`--only opening` measures only `open_cases` on an empty schema, in `--batches` batches of
+`--size` responses (scores 0–10 evenly, each batch built just before it, outside the timing)
+after two batches to warm up, with what start-up built frozen (`gc.freeze()`) as the services
+do: the CPU per response of this process and of PostgreSQL over many batches, where `--only
+writes` times four batches of 500:
+
+    .venv/bin/python bench/followup.py --only opening --batches 30 --size 500
+
 `--only figures` measures the dashboard's closed-loop figures at N cases opened over the past
 year (by team, by owner, both as two concurrent calls as the console asked before, both in one
 GROUPING SETS pass as it asks now), and prints the one pass's plan:
@@ -533,6 +541,34 @@ async def opening(
     return planned
 
 
+async def opening_only(url: str, batches: int, size: int, policy: PolicyInForce) -> None:
+    """`open_cases` alone, `batches` batches of `size` after two to warm up (`--only opening`)."""
+    engine = create_async_engine(url, pool_size=4)
+    sessions = session_factory(engine)
+    gc.freeze()
+    cpu = elapsed = 0.0
+    pg = pg_now()
+    for b in range(batches + 2):
+        batch = [_scored(f"only{b}", i) for i in range(size)]
+        if b == 2:
+            cpu = elapsed = 0.0
+            pg = pg_now()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        async with unit_of_work(sessions) as session:
+            await open_cases(
+                FollowupRepository(session), batch, now=datetime.now(UTC), policy=policy
+            )
+        elapsed += time.perf_counter() - started
+        cpu += time.process_time() - cpu_started
+    pg = pg_now() - pg
+    n = batches * size
+    print(
+        f"open_cases, {batches} batches of {size} (scores 0–10 evenly): {n / elapsed:,.0f} "
+        f"responses/s; {cpu_per_item(cpu, pg, n, 'response')}; {load()}"
+    )
+    await engine.dispose()
+
+
 async def action_results(
     engine: Any,
     planned: list[uuid.UUID],
@@ -885,12 +921,15 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument(
         "--only",
-        choices=["queue", "figures", "writes", "paths"],
+        choices=["queue", "figures", "writes", "paths", "opening"],
         help="queue: only the console's queue, at --cases open or contacted cases; figures: "
         "only the dashboard's closed-loop figures, at --cases cases over a year; writes: only "
         "the escalations and opening cases (no API queries); paths: one statement of 500 rows "
-        "through the session and on the driver connection, alternating",
+        "through the session and on the driver connection, alternating; opening: only "
+        "open_cases, --batches batches of --size",
     )
+    parser.add_argument("--batches", type=int, default=30, help="--only opening: batches")
+    parser.add_argument("--size", type=int, default=500, help="--only opening: batch size")
     parser.add_argument(
         "--profile", type=Path, help="write a cProfile of the escalations and of opening here"
     )
@@ -922,6 +961,8 @@ def main() -> None:
             asyncio.run(queue(postgres.url, args.cases, args.closed, args.repeat, policy))
         elif args.only == "paths":
             asyncio.run(paths(postgres.url, args.repeat))
+        elif args.only == "opening":
+            asyncio.run(opening_only(postgres.url, args.batches, args.size, policy))
         else:
             asyncio.run(
                 run(

@@ -5,7 +5,7 @@ import json
 import uuid
 
 from nps_followup.adapters import tables
-from nps_followup.adapters.bulk import columns, unnest_insert, unnest_update
+from nps_followup.adapters.bulk import columns, row_columns, unnest_insert, unnest_update
 
 
 def test_arrays_are_typed_without_a_length_so_the_column_refuses_a_long_value() -> None:
@@ -52,3 +52,36 @@ def test_a_key_given_twice_is_updated_once_with_its_last_row() -> None:
     sql = unnest_update(tables.cases, "case_id", ("escalation_level",)).text
     assert "SET escalation_level = u.escalation_level" in sql
     assert sql.endswith("WHERE t.case_id = u.case_id")
+
+
+def test_json_text_reads_as_json_dumps_would_have_written_it() -> None:
+    # pydantic's encoder writes the JSON columns (faster); `jsonb` must read the same value
+    # from its text as from `json.dumps`'s: no spaces, non-ASCII as is, numbers as they are.
+    values = [
+        {"rule": "detractor", "considered": [], "deadline": {"team": "cs", "days": ["mon"]}},
+        {"name": "Zoë 東京 \u2028", "n": 10**30, "x": 0.1, "ok": True, "none": None},
+        ["support", "price"],
+        [],
+        "a string",
+    ]
+    params = columns(tables.timeline, ("details",), [{"details": v} for v in values])
+    assert [json.loads(v) for v in params["details"]] == values
+    assert params["details"][0] != json.dumps(values[0])  # the fast encoder wrote it
+
+
+def test_what_the_fast_encoder_refuses_is_written_by_json_dumps() -> None:
+    # A lone surrogate: PostgreSQL refuses the text, as it did before (a data fault).
+    [text] = columns(tables.timeline, ("details",), [{"details": {"name": "\ud800"}}])["details"]
+    assert text == json.dumps({"name": "\ud800"})
+
+
+def test_rows_given_as_tuples_make_the_same_arrays_as_mappings() -> None:
+    names = ("case_id", "customer", "themes", "score", "comment")
+    rows = [
+        (uuid.UUID(int=1), {"id": "c1", "name": "Zoë"}, ["support"], 3, None),
+        (uuid.UUID(int=2), None, [], 0, "slow"),
+    ]
+    assert row_columns(tables.cases, names, rows, prefix="x_") == columns(
+        tables.cases, names, [dict(zip(names, row, strict=True)) for row in rows], prefix="x_"
+    )
+    assert row_columns(tables.cases, names, []) == columns(tables.cases, names, [])

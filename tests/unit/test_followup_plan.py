@@ -12,10 +12,13 @@ from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import default_policy_text, parse_policy
 from nps_followup.domain.cases import (
     CaseStatus,
+    Planner,
     TimerKind,
     action_id_for,
+    calendar_for,
     case_id_for,
     plan_case,
+    plan_ladder,
     timer_id_for,
 )
 from nps_followup.domain.contact_rules import contact_block
@@ -317,3 +320,130 @@ def test_contact_rules_protect_the_customer(  # noqa: PLR0917 - one per table co
     else:
         assert reason is not None
         assert blocked in reason
+
+
+#: The SMS policy with a rule for enterprise detractors (an attribute decides the rule, and so
+#: the deadlines and actions) and one for the `app` source's passives.
+MIXED_POLICY = parse_policy(
+    default_policy_text()
+    .replace(
+        "      - kind: ticket\n",
+        "      - kind: sms\n        template: detractor_sms\n      - kind: ticket\n",
+    )
+    .replace(
+        "\nact_on_responses_within:",
+        """
+  - name: enterprise
+    when: {segment: detractor, attributes: {plan: enterprise}}
+    case:
+      team: customer-success
+      owner: round_robin
+      contact_within: 4 business hours
+    actions:
+      - kind: email
+        template: detractor_acknowledgement
+        exempt_from_frequency_cap: true
+  - name: app-passive
+    when: {segment: passive, source: app}
+    actions:
+      - kind: sms
+        template: passive_sms
+        after: 2 hours
+act_on_responses_within:""",
+        1,
+    )
+)
+
+
+def test_a_planner_shared_by_a_batch_plans_each_response_as_if_it_were_alone() -> None:
+    # A batch's planner works out the rule, the deadlines and the delivery times once for
+    # the responses that share them: each plan must still be the one its response gets on
+    # its own, whatever the responses planned before it (segments, sources, attributes that
+    # choose another rule or none, time zones that move an SMS or an email).
+    now = _utc("2026-11-27 20:30")
+    planner = Planner(MIXED_POLICY, holidays_for(MIXED_POLICY), now)
+    responses = [
+        (
+            uuid.UUID(int=i),
+            segment,
+            source,
+            Customer(
+                id=f"c-{i}",
+                email="c@example.com",
+                phone="+33612345678",
+                timezone=timezone,
+                attributes={"sms_consent": "yes", **({"plan": plan} if plan else {})},
+            ),
+        )
+        for i, (segment, source, timezone, plan) in enumerate(
+            (segment, source, timezone, plan)
+            for segment in (Segment.DETRACTOR, Segment.PASSIVE, Segment.PROMOTER)
+            for source in ("web", "app")
+            for timezone in (None, "Asia/Tokyo", "America/Los_Angeles", "Not/AZone")
+            for plan in (None, "enterprise", "Enterprise", "smb")
+        )
+    ]
+    plans = [
+        planner.plan(
+            response_id=response_id,
+            segment=segment,
+            source=source,
+            survey_id="q4",
+            customer=customer,
+        )
+        for response_id, segment, source, customer in responses
+    ]
+    alone = [
+        plan_case(
+            response_id=response_id,
+            segment=segment,
+            source=source,
+            survey_id="q4",
+            customer=customer,
+            now=now,
+            policy=MIXED_POLICY,
+            holidays_for=holidays_for(MIXED_POLICY),
+        )
+        for response_id, segment, source, customer in responses
+    ]
+    assert plans == alone
+    # Every rule was chosen, and the choices moved some actions (so the cases differ).
+    assert {p.rule for p in plans if p is not None} == {
+        "detractor",
+        "enterprise",
+        "passive",
+        "app-passive",
+        "promoter",
+    }
+    assert len({(p.rule, tuple(a.at for a in p.actions)) for p in plans if p is not None}) > 5
+
+
+def test_a_planners_ladder_is_plan_ladders() -> None:
+    # The batch's deadlines, once per rule, with each case's own timer ids.
+    now = _utc("2026-12-23 10:00")
+    plan = Planner(POLICY, holidays_for(POLICY), now).plan(
+        response_id=RESPONSE,
+        segment=Segment.DETRACTOR,
+        source="web",
+        survey_id="q4",
+        customer=Customer(id="c-1"),
+    )
+    assert plan is not None
+    rule = POLICY.rules[plan.rule_index]
+    assert rule.case is not None
+    ladder = plan_ladder(
+        plan.case_id, rule, now, calendar_for(POLICY, rule.case.team, holidays_for(POLICY))
+    )
+    assert (plan.due_at, plan.remind_at, plan.second_level_at) == (
+        ladder.due_at,
+        ladder.remind_at,
+        ladder.second_level_at,
+    )
+    assert plan.timers[-len(ladder.timers) :] == ladder.timers
+
+
+def test_a_planners_response_window_is_the_policys() -> None:
+    planner = Planner(MIXED_POLICY, holidays_for(MIXED_POLICY), _utc("2026-11-27 20:30"))
+    for rule in (*MIXED_POLICY.rules, None, *MIXED_POLICY.rules):
+        window = MIXED_POLICY.response_window(rule)
+        assert planner.response_window(rule) == (window, window.calendar())

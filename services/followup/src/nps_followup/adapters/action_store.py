@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_followup.adapters import tables
-from nps_followup.adapters.bulk import columns, unnest_insert, unnest_update
+from nps_followup.adapters.bulk import columns, row_columns, unnest_insert, unnest_update
 from nps_followup.domain.cases import Action, ActionOutcome, ActionState
 from nps_kit.db import driver_fetch
 
@@ -97,24 +97,25 @@ def action_columns(
     prefix: str = "",
 ) -> dict[str, list[Any]]:
     """(case id, action) pairs as the parameters of an insert of `ACTION_COLUMNS`."""
+    priority, recipient = priority or {}, recipient or {}
     rows = [
-        {
-            "action_id": a.action_id,
-            "case_id": case_id,
-            "channel": a.channel,
-            "template": a.template,
-            "priority": (priority or {}).get(a.action_id),
-            "recipient": (recipient or {}).get(a.action_id),
-            "exempt_from_cap": a.action_id in exempt,
-            "state": a.state.value,
-            "reason": a.reason,
-            "scheduled_for": a.scheduled_for,
-            "requested_at": a.requested_at,
-            "updated_at": a.updated_at,
-        }
+        (
+            a.action_id,
+            case_id,
+            a.channel,
+            a.template,
+            priority.get(a.action_id),
+            recipient.get(a.action_id),
+            a.action_id in exempt,
+            a.state.value,
+            a.reason,
+            a.scheduled_for,
+            a.requested_at,
+            a.updated_at,
+        )
         for case_id, a in actions
     ]
-    return columns(tables.actions, ACTION_COLUMNS, rows, prefix=prefix)
+    return row_columns(tables.actions, ACTION_COLUMNS, rows, prefix=prefix)
 
 
 class ActionStore:

@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic_core import PydanticSerializationError, to_json
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -165,9 +166,35 @@ def columns(
         kind = table.c[name].type
         values = [row[name] for row in rows]
         if isinstance(kind, JSONB | ARRAY):
-            values = [None if v is None else json.dumps(v) for v in values]
+            values = [None if v is None else _json(v) for v in values]
         params[prefix + name] = values
     return params
+
+
+def row_columns(
+    table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]], *, prefix: str = ""
+) -> dict[str, list[Any]]:
+    """`columns` of rows given as tuples in the order of `names`: the arrays are the rows
+    transposed, with no mapping built per row (a batch of 500 new cases has ~5,000 rows)."""
+    arrays: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    params: dict[str, list[Any]] = {}
+    for name, values in zip(names, arrays, strict=True):
+        if isinstance(table.c[name].type, JSONB | ARRAY):
+            params[prefix + name] = [None if v is None else _json(v) for v in values]
+        else:
+            params[prefix + name] = list(values)
+    return params
+
+
+def _json(value: Any) -> str:
+    """`value` as JSON text, for a `jsonb` cast: pydantic's encoder, 3-7 times as fast as
+    `json.dumps` on a case's timeline details and customer (its text differs only in spaces
+    and in not escaping non-ASCII, which the cast reads as the same value; a test compares
+    them); `json.dumps` for what it refuses (a lone surrogate), so as to fail as before."""
+    try:
+        return to_json(value).decode()
+    except PydanticSerializationError:
+        return json.dumps(value)
 
 
 def any_of(column: Column[Any], values: Sequence[Any]) -> ColumnElement[bool]:

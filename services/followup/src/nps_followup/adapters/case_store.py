@@ -12,6 +12,7 @@ from nps_followup.adapters import tables
 from nps_followup.adapters.action_store import ACTION_COLUMNS, action_columns
 from nps_followup.adapters.bulk import (
     columns,
+    row_columns,
     unnest_insert,
     unnest_update,
     with_inserted,
@@ -185,24 +186,24 @@ class CaseStore:
         # insert once per case, and the timers' once per timer; then three statements, one
         # per table.
         timer_rows = [
-            {
-                "timer_id": t.timer_id,
-                "case_id": case_id,
-                "kind": t.kind.value,
-                "action_id": t.action_id,
-                "fire_at": t.fire_at,
-                "state": "fired" if t.timer_id in fired else "pending",
-                "fired_at": t.fire_at if t.timer_id in fired else None,
-            }
+            (
+                t.timer_id,
+                case_id,
+                t.kind.value,
+                t.action_id,
+                t.fire_at,
+                "fired" if t.timer_id in fired else "pending",
+                t.fire_at if t.timer_id in fired else None,
+            )
             for case_id, t in timers
         ]
         actions = [(c.case_id, a) for c in cases for a in c.actions] + list(requested)
         params = {
-            **columns(tables.cases, CASE_COLUMNS, [case_values(c) for c in cases]),
+            **row_columns(tables.cases, CASE_COLUMNS, [case_values(c) for c in cases]),
             **action_columns(
                 actions, exempt=exempt, priority=priority, recipient=recipient, prefix="a_"
             ),
-            **columns(tables.timers, _TIMER_COLUMNS, timer_rows, prefix="t_"),
+            **row_columns(tables.timers, _TIMER_COLUMNS, timer_rows, prefix="t_"),
         }
         return {row[0] for row in await driver_fetch(self.session, _OPEN_CASES, params)}
 
@@ -287,17 +288,17 @@ def timeline_columns(
     entries: Sequence[tuple[uuid.UUID, TimelineEntry]], prefix: str = ""
 ) -> dict[str, list[Any]]:
     rows = [
-        {
-            "entry_id": e.entry_id,
-            "case_id": case_id,
-            "kind": e.kind,
-            "at": e.at,
-            "actor": e.actor.label() if e.actor else None,
-            "actor_kind": e.actor.kind.value if e.actor else None,
-            "actor_id": e.actor.id if e.actor else None,
-            "actor_rule": e.actor.rule if e.actor else None,
-            "details": e.details,
-        }
+        (
+            e.entry_id,
+            case_id,
+            e.kind,
+            e.at,
+            e.actor.label() if e.actor else None,
+            e.actor.kind.value if e.actor else None,
+            e.actor.id if e.actor else None,
+            e.actor.rule if e.actor else None,
+            e.details,
+        )
         for case_id, e in entries
     ]
-    return columns(tables.timeline, TIMELINE_COLUMNS, rows, prefix=prefix)
+    return row_columns(tables.timeline, TIMELINE_COLUMNS, rows, prefix=prefix)

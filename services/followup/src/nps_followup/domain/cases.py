@@ -16,9 +16,11 @@ from nps_followup.domain.contact_rules import customer_zone, scheduled_delivery
 from nps_followup.domain.policy import (
     ActionKind,
     Considered,
+    Duration,
     OwnerRule,
     Policy,
     Rule,
+    RuleChoice,
     TicketPriority,
 )
 
@@ -115,10 +117,35 @@ class CasePlan:
     rule_index: int = 0
     considered: tuple[Considered, ...] = ()
 
-    def why(self, policy: Policy) -> dict[str, object]:
+    def why(
+        self,
+        policy: Policy,
+        memo: dict[tuple[object, ...], tuple[object, object]] | None = None,
+    ) -> dict[str, object]:
         """Why the case is as it is, for its `opened` timeline entry: the rule and the others
         considered, the calendar and time zone its deadline was counted in, and the contact
-        rules that moved an action."""
+        rules that moved an action. With `memo` (one per batch), the rules considered and the
+        deadline's calendar, the same for the batch's cases of a rule, are built once and
+        shared by their entries (which nothing changes)."""
+        key = (self.rule_index, self.considered)
+        shared = memo.get(key) if memo is not None else None
+        if shared is None:
+            shared = self._why_rule(policy)
+            if memo is not None:
+                memo[key] = shared
+        considered, deadline = shared
+        return {
+            "rule_index": self.rule_index,
+            "considered": considered,
+            "deadline": deadline,
+            "held_back": [
+                {"action_id": str(a.action_id), "channel": a.kind.value, "contact_rule": a.held_by}
+                for a in self.actions
+                if a.held_by is not None
+            ],
+        }
+
+    def _why_rule(self, policy: Policy) -> tuple[object, object]:
         rule = policy.rules[self.rule_index]
         deadline: dict[str, object] | None = None
         if rule.case is not None:
@@ -132,18 +159,10 @@ class CasePlan:
                 f"{team.business_hours.end:%H:%M}",
                 "holidays": "-".join(p for p in (team.country, team.subdivision) if p) or None,
             }
-        return {
-            "rule_index": self.rule_index,
-            "considered": [
-                {"rule": c.rule, "index": c.index, "outcome": c.outcome} for c in self.considered
-            ],
-            "deadline": deadline,
-            "held_back": [
-                {"action_id": str(a.action_id), "channel": a.kind.value, "contact_rule": a.held_by}
-                for a in self.actions
-                if a.held_by is not None
-            ],
-        }
+        return (
+            [{"rule": c.rule, "index": c.index, "outcome": c.outcome} for c in self.considered],
+            deadline,
+        )
 
 
 class NotActedOn(StrEnum):
@@ -233,64 +252,149 @@ def plan_case(
     holidays_for: HolidaysFor,
 ) -> CasePlan | None:
     """The case the policy opens for this response, or None if no rule applies."""
-    choice = policy.choose(
-        segment=segment, source=source, survey=survey_id, attributes=customer.attributes
+    return Planner(policy, holidays_for, now).plan(
+        response_id=response_id,
+        segment=segment,
+        source=source,
+        survey_id=survey_id,
+        customer=customer,
     )
-    rule = choice.rule
-    if rule is None or choice.index is None:
-        return None
-    case_id = case_id_for(response_id)
-    case = str(case_id)
-    zone = customer_zone(customer, policy)
-    planned = []
-    for index, a in enumerate(rule.actions):
-        at, held_by = scheduled_delivery(
-            a.kind,
-            planned=now + a.after.calendar(),
-            delayed=a.after.amount > 0,
-            zone=zone,
-            policy=policy,
-        )
-        planned.append(
-            PlannedAction(
-                action_id=_action_id(case, index, a.kind.value, a.template),
-                kind=a.kind,
-                template=a.template,
-                priority=a.priority,
-                at=at,
-                exempt_from_frequency_cap=a.exempt_from_frequency_cap,
-                held_by=held_by,
+
+
+class Planner:
+    """`plan_case` for the responses of one batch, planned at one `now`: what is the same for
+    many of them is worked out once per batch rather than once per response: the rule chosen
+    (and the others considered) for a segment, source, survey and the values of the
+    attributes the rules name; a case rule's deadlines from `now` (three walks of the team's
+    calendar); an action's delivery time in a customer's time zone; a rule's response
+    window. Its plans are those of `plan_case` (a unit test compares them)."""
+
+    __slots__ = (
+        "_choices",
+        "_deadlines",
+        "_deliveries",
+        "_keys",
+        "_windows",
+        "holidays_for",
+        "now",
+        "policy",
+    )
+
+    def __init__(self, policy: Policy, holidays_for: HolidaysFor, now: datetime) -> None:
+        self.policy = policy
+        self.holidays_for = holidays_for
+        self.now = now
+        #: The attributes some rule's `when` names: the only ones a choice depends on.
+        self._keys = tuple(sorted({k for r in policy.rules for k in r.when.attributes}))
+        self._choices: dict[tuple[object, ...], RuleChoice] = {}
+        self._deadlines: dict[str, tuple[datetime, datetime | None, datetime | None]] = {}
+        self._deliveries: dict[tuple[int, int, str | None], tuple[datetime, str | None]] = {}
+        self._windows: dict[str | None, tuple[Duration, timedelta]] = {}
+
+    def choose(
+        self, *, segment: Segment, source: str, survey: str, attributes: dict[str, str]
+    ) -> RuleChoice:
+        """`Policy.choose`, once per distinct segment, source, survey and named attributes."""
+        key = (segment, source, survey, *(attributes.get(k) for k in self._keys))
+        choice = self._choices.get(key)
+        if choice is None:
+            choice = self._choices[key] = self.policy.choose(
+                segment=segment, source=source, survey=survey, attributes=attributes
             )
+        return choice
+
+    def response_window(self, rule: Rule | None) -> tuple[Duration, timedelta]:
+        """`Policy.response_window` of `rule`, with its calendar length, once per rule."""
+        key = None if rule is None else rule.name
+        window = self._windows.get(key)
+        if window is None:
+            duration = self.policy.response_window(rule)
+            window = self._windows[key] = (duration, duration.calendar())
+        return window
+
+    def deadlines(self, rule: Rule) -> tuple[datetime, datetime | None, datetime | None]:
+        """`deadlines` of a case of `rule` opened at `now`, once per rule."""
+        times = self._deadlines.get(rule.name)
+        if times is None:
+            assert rule.case is not None  # noqa: S101 - callers check
+            calendar = calendar_for(self.policy, rule.case.team, self.holidays_for)
+            times = self._deadlines[rule.name] = deadlines(rule, self.now, calendar)
+        return times
+
+    def plan(
+        self,
+        *,
+        response_id: uuid.UUID,
+        segment: Segment,
+        source: str,
+        survey_id: str,
+        customer: Customer,
+        choice: RuleChoice | None = None,
+    ) -> CasePlan | None:
+        """The case the policy opens for this response (`choice`: what `choose` gave for it,
+        when the caller asked already), or None if no rule applies."""
+        if choice is None:
+            choice = self.choose(
+                segment=segment, source=source, survey=survey_id, attributes=customer.attributes
+            )
+        rule = choice.rule
+        if rule is None or choice.index is None:
+            return None
+        now, policy = self.now, self.policy
+        case_id = case_id_for(response_id)
+        case = str(case_id)
+        planned = []
+        for index, a in enumerate(rule.actions):
+            # The same for every customer of a zone: `customer_zone` reads only `timezone`.
+            key = (choice.index, index, customer.timezone)
+            delivery = self._deliveries.get(key)
+            if delivery is None:
+                delivery = self._deliveries[key] = scheduled_delivery(
+                    a.kind,
+                    planned=now + a.after.calendar(),
+                    delayed=a.after.amount > 0,
+                    zone=customer_zone(customer, policy),
+                    policy=policy,
+                )
+            planned.append(
+                PlannedAction(
+                    action_id=_action_id(case, index, a.kind.value, a.template),
+                    kind=a.kind,
+                    template=a.template,
+                    priority=a.priority,
+                    at=delivery[0],
+                    exempt_from_frequency_cap=a.exempt_from_frequency_cap,
+                    held_by=delivery[1],
+                )
+            )
+        actions = tuple(planned)
+        timers = [
+            PlannedTimer(
+                _timer_id(case, TimerKind.ACTION, str(a.action_id)),
+                TimerKind.ACTION,
+                a.at,
+                a.action_id,
+            )
+            for a in actions
+        ]
+        due_at = remind_at = second_level_at = None
+        if rule.case is not None:
+            due_at, remind_at, second_level_at = self.deadlines(rule)
+            timers.extend(_ladder_timers(case, due_at, remind_at, second_level_at))
+        return CasePlan(
+            case_id=case_id,
+            rule=rule.name,
+            status=CaseStatus.OPEN if rule.case is not None else CaseStatus.AUTOMATED,
+            team=rule.case.team if rule.case is not None else None,
+            owner_rule=rule.case.owner if rule.case is not None else None,
+            due_at=due_at,
+            remind_at=remind_at,
+            second_level_at=second_level_at,
+            actions=actions,
+            timers=tuple(timers),
+            rule_index=choice.index,
+            considered=choice.considered,
         )
-    actions = tuple(planned)
-    timers = [
-        PlannedTimer(
-            _timer_id(case, TimerKind.ACTION, str(a.action_id)),
-            TimerKind.ACTION,
-            a.at,
-            a.action_id,
-        )
-        for a in actions
-    ]
-    due_at = remind_at = second_level_at = None
-    if rule.case is not None:
-        ladder = plan_ladder(case_id, rule, now, calendar_for(policy, rule.case.team, holidays_for))
-        due_at, remind_at, second_level_at = ladder.due_at, ladder.remind_at, ladder.second_level_at
-        timers.extend(ladder.timers)
-    return CasePlan(
-        case_id=case_id,
-        rule=rule.name,
-        status=CaseStatus.OPEN if rule.case is not None else CaseStatus.AUTOMATED,
-        team=rule.case.team if rule.case is not None else None,
-        owner_rule=rule.case.owner if rule.case is not None else None,
-        due_at=due_at,
-        remind_at=remind_at,
-        second_level_at=second_level_at,
-        actions=actions,
-        timers=tuple(timers),
-        rule_index=choice.index,
-        considered=choice.considered,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +415,18 @@ def plan_ladder(
     tells apart the timers of a later ladder (a reopened case) from the opening one's, whose
     ids stay as they always were."""
     due_at, remind_at, second_level_at = deadlines(rule, now, calendar)
-    case = str(case_id)
+    timers = _ladder_timers(str(case_id), due_at, remind_at, second_level_at, round_)
+    return Ladder(due_at, remind_at, second_level_at, timers)
+
+
+def _ladder_timers(
+    case: str,
+    due_at: datetime,
+    remind_at: datetime | None,
+    second_level_at: datetime | None,
+    round_: str = "",
+) -> tuple[PlannedTimer, ...]:
+    """The timers of a ladder with these deadlines, for the case whose id's text is `case`."""
     timers = []
     if remind_at is not None:
         timers.append(
@@ -328,7 +443,7 @@ def plan_ladder(
                 second_level_at,
             )
         )
-    return Ladder(due_at, remind_at, second_level_at, tuple(timers))
+    return tuple(timers)
 
 
 def deadlines(

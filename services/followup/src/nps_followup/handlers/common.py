@@ -1,6 +1,7 @@
 """What followup's use cases share: the policy in force, their errors, timeline entries
 and the staff notices they request."""
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,13 @@ def team_members(policy: Policy, team: str | None) -> frozenset[str]:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def system_actor(rule: str | None) -> Actor:
+    """`Actor.system(rule)`, built once per rule: a frozen model, which every entry and event
+    of an automatic step may share (a batch of 500 new cases built ~2,000 of them)."""
+    return Actor.system(rule)
+
+
 def timeline_entry(
     case_id: uuid.UUID,
     kind: str,
@@ -77,7 +85,7 @@ def timeline_entry(
     **details: Any,
 ) -> TimelineEntry:
     """A timeline entry whose id derives from what caused it (`origin`), so a redelivered
-    cause records it once. An automatic step's `actor` is `Actor.system(rule)`."""
+    cause records it once. An automatic step's `actor` is `system_actor(rule)`."""
     return TimelineEntry(
         derive_id("timeline", str(case_id), kind, origin), kind, now, actor, details
     )

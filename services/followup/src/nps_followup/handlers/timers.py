@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from nps_events import (
-    Actor,
     CaseEscalated,
     CaseReminded,
     ContentLink,
@@ -40,6 +39,7 @@ from nps_followup.handlers.common import (
     log,
     notice_details,
     requested_action,
+    system_actor,
     timeline_entry,
 )
 from nps_followup.handlers.ports import TimerEffects, TimerSweep
@@ -163,7 +163,7 @@ def _dispatch(
             "action_skipped",
             now,
             origin=str(timer.timer_id),
-            actor=Actor.system(case.rule),
+            actor=system_actor(case.rule),
             action_id=str(row.action_id),
             channel=row.channel,
             contact_rule=contact_rule,
@@ -256,7 +256,7 @@ def _resurvey(
             "resurvey_skipped",
             now,
             origin=origin,
-            actor=Actor.system(case.rule),
+            actor=system_actor(case.rule),
             contact_rule=decision.contact_rule,
             reason=decision.reason,
         )
@@ -273,7 +273,7 @@ def _resurvey(
         "resurvey_requested",
         now,
         origin=origin,
-        actor=Actor.system(case.rule),
+        actor=system_actor(case.rule),
         closed_at=case.closed_at.isoformat(),
         source=case.source,
         survey_id=case.survey_id,
@@ -365,7 +365,7 @@ def _climb(
         "reminded" if not step.escalates else f"escalated_{level}",
         now,
         origin=origin,
-        actor=Actor.system(case.rule),
+        actor=system_actor(case.rule),
         recipient=recipient,
         level=level,
     )
