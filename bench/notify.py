@@ -10,8 +10,9 @@ For each channel, N actions go through it twice:
   ledger written with each slice of sends and the outbox row of each result, on an embedded
   PostgreSQL.
 Beside each rate, the CPU this process spent per action (`time.process_time`): the sender's
-alone; of it, what the ledger's transactions took (the process's CPU while one is open: no
-send is in flight meanwhile). The SMTP sink and the fake Twilio run in processes of their own
+alone; of it, what it spent while a ledger transaction was open (the ledger's own CPU until
+the slices overlapped, 2026-12-05, fourth session; since then the sends of the slice in flight
+run meanwhile and count there too). The SMTP sink and the fake Twilio run in processes of their own
 (`--sink in-process` and `--fake-in-process` put them back in threads of this one, as the bench
 had them before 2026-12-05 and 2026-12-06). The sink is Postfix's `smtp-sink` when installed,
 else aiosmtpd (`--sink`; bench/sinks.py says what each costs). smtp-sink offers PIPELINING, so
@@ -19,10 +20,11 @@ the channel sends `MAIL`, `RCPT` and `DATA` in one write to it (`--no-pipelining
 at a time, `SMTP_PIPELINING=false`); aiosmtpd does not offer it.
 
 The last columns count the statements (without `BEGIN` and `COMMIT`) and the transactions the
-ledger ran, per 100 actions, the CPU the PostgreSQL cluster spent per action through the
-dispatcher (its processes' utime + stime, from /proc), the CPU the sink's or the fake's
-process spent per action through the dispatcher (from /proc), and the share of the
-dispatch's wall time spent in ledger transactions (the rest is the sends).
+ledger ran (the dispatcher's units of work), per 100 actions, the CPU the PostgreSQL cluster
+spent per action through the dispatcher (its processes' utime + stime, from /proc), the CPU
+the sink's or the fake's process spent per action through the dispatcher (from /proc), and the
+share of the dispatch's wall time with a ledger transaction open (with overlapping slices,
+most of it behind the sends of the slice in flight).
 
     .venv/bin/python bench/notify.py --actions 2000
     .venv/bin/python bench/notify.py --actions 500 --batch 1
@@ -114,10 +116,11 @@ async def _dispatched(
 
 
 class _Statements:
-    """Counts the statements and the transactions the engine runs: SQLAlchemy's events for
-    what goes through the session, asyncpg's query logger for what runs on the driver
-    connection (`nps_kit.db.driver_connection`: the outbox, the ledger's slice statements).
-    Neither counts `BEGIN` and `COMMIT`."""
+    """Counts the statements the engine runs: SQLAlchemy's events for what goes through the
+    session, asyncpg's query logger for what runs on the driver connection
+    (`nps_kit.db.driver_connection`: the outbox, the ledger's slice statements). Neither counts
+    `BEGIN` and `COMMIT`. (Its count of commits stayed 0: the unit of work commits the
+    session, which fires no engine `commit` event here; `_TimedLedger` counts transactions.)"""
 
     def __init__(self, engine: Any) -> None:
         self.statements = self.transactions = 0
@@ -174,17 +177,19 @@ def _process_cpu(pid: int | None) -> float:
 
 
 class _TimedLedger:
-    """The dispatcher's ledger transactions, timed (commit included): what part of a
-    dispatch's wall time waits on the ledger rather than on the sends, and the CPU this process
-    spends in them (no send is in flight while the dispatcher writes the ledger, so the
-    process's CPU meanwhile is the ledger's)."""
+    """The dispatcher's ledger transactions, counted and timed (commit included): the share
+    of a dispatch's wall time with one open, and the CPU this process spends meanwhile (the
+    ledger's alone while slices ran one after another; with overlapping slices, the sends of
+    the slice in flight too)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.wall = self.cpu = 0.0
+        self.opened = 0
 
     @contextlib.asynccontextmanager
     async def __call__(self) -> Any:
+        self.opened += 1
         started, cpu = time.perf_counter(), time.process_time()
         try:
             async with self.inner() as repo:
@@ -256,13 +261,15 @@ async def run(
         counted.reset()
         postgres, peer_cpu = _postgres_cpu(postgres_dir), _process_cpu(peer)
         ledger.wall = ledger.cpu = 0.0
+        ledger.opened = 0
         started = time.perf_counter()
         through, through_cpu = await _dispatched(dispatcher, [make(i) for i in range(n)], batch)
         ledger_share = ledger.wall / (time.perf_counter() - started)
         ledger_ms = ledger.cpu / n * 1000
         postgres_ms = (_postgres_cpu(postgres_dir) - postgres) / n * 1000
         peer_ms = (_process_cpu(peer) - peer_cpu) / n * 1000
-        statements, transactions = counted.reset()
+        statements, _ = counted.reset()
+        transactions = ledger.opened
         rows.append(
             (
                 name,
@@ -288,9 +295,9 @@ async def run(
     print(
         "| channel | channel alone (CPU per action) "
         "| through the dispatcher, ledger + outbox (CPU per action) "
-        "| of which in ledger transactions (CPU per action) "
+        "| of which while a ledger transaction is open (CPU per action) "
         "| statements (transactions) per 100 actions | PostgreSQL's CPU per action "
-        "| the sink's or fake's CPU per action | wall time in ledger transactions |"
+        "| the sink's or fake's CPU per action | wall time with a ledger transaction open |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for (

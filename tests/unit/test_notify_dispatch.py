@@ -301,44 +301,129 @@ class _Watching(ScriptedChannel):
         return await super().send(job)
 
 
-async def test_a_slices_outcomes_are_written_with_the_next_slices_sending_mark() -> None:
-    """One unit of work per slice (plus one for the last slice's outcomes), not two; and a
-    crash at any send still finds only the slice in flight `sending`."""
+async def test_the_next_slice_is_marked_sending_while_a_slice_is_in_flight() -> None:
+    """Slices overlap: slice N+1 is marked `sending`, and slice N-1's outcomes written, in one
+    transaction while slice N's sends are in flight. One unit of work per slice (the last two
+    slices' outcomes go together), and a crash at any send finds at most two slices
+    `sending`, never more."""
     ledger = InMemoryLedger()
     channel = _Watching(ledger)
     actions = [email(f"c-{i}") for i in range(10)]  # slices of 4: 4, 4 and 2
     outcomes = await dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions)
     assert {o.state for o in outcomes.values()} == {DispatchState.SENT}
+    assert list(outcomes) == [a.action_id for a in actions]
     assert ledger.transactions == 3 + 1
-    assert channel.sending_at_each_send == [4] * 8 + [2] * 2
+    # Slice 1's sends: slices 1 and 2 marked. Slice 2's: slice 1 written, 2 and 3 marked.
+    # Slice 3's: slices 2 and 3, both written after the last sends.
+    assert channel.sending_at_each_send == [8] * 4 + [6] * 4 + [6] * 2
+    assert max(channel.sending_at_each_send) <= 2 * 4
     assert {e.state for e in ledger.entries.values()} == {DispatchState.SENT}
     assert set(results(ledger)) == {a.action_id for a in actions}
 
 
-async def test_a_slice_that_cannot_begin_still_writes_the_outcomes_before_it() -> None:
-    """The outcomes of a slice already sent exist only in memory: when the next slice's
-    transaction fails (not an outage), they are written on their own before the error goes
-    up, so those messages are `sent`, not `unknown`."""
+class _FailingBegin(InMemoryLedger):
+    """A ledger whose `fail_at`-th `begin_dispatches` raises (a bug, not an outage)."""
 
-    class Broken(InMemoryLedger):
-        calls = 0
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at, self.calls = fail_at, 0
 
-        async def begin_dispatches(
-            self,
-            jobs: Sequence[Job],
-            *,
-            now: datetime,
-            finishing: Mapping[uuid.UUID, Outcome] | None = None,
-        ) -> dict[uuid.UUID, DispatchState | None]:
-            self.calls += 1
-            if self.calls == 2:
-                raise ValueError("a bug in the second slice")
-            return await super().begin_dispatches(jobs, now=now, finishing=finishing)
+    async def begin_dispatches(
+        self,
+        jobs: Sequence[Job],
+        *,
+        now: datetime,
+        finishing: Mapping[uuid.UUID, Outcome] | None = None,
+    ) -> dict[uuid.UUID, DispatchState | None]:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise ValueError(f"a bug in slice {self.fail_at}")
+        return await super().begin_dispatches(jobs, now=now, finishing=finishing)
 
-    ledger, channel = Broken(), ScriptedChannel("email")
-    actions = [email(f"c-{i}") for i in range(6)]
-    with pytest.raises(ValueError, match="second slice"):
+
+@pytest.mark.parametrize(("failing", "written"), [(2, 4), (3, 8)])
+async def test_a_slice_that_cannot_begin_still_writes_the_outcomes_before_it(
+    failing: int, written: int
+) -> None:
+    """The outcomes of the slices already sent exist only in memory (with overlapping slices,
+    up to two: the one sent before and the one in flight while the next begins): when the
+    next slice's transaction fails (not an outage), they are written on their own before the
+    error goes up, so those messages are `sent`, not `unknown`; the slice that could not
+    begin is not marked, and nothing of it is sent."""
+    ledger, channel = _FailingBegin(failing), ScriptedChannel("email")
+    actions = [email(f"c-{i}") for i in range(12)]
+    with pytest.raises(ValueError, match=f"slice {failing}"):
         await dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions)
-    first = {a.action_id for a in actions[:4]}
+    first = {a.action_id for a in actions[:written]}
     assert {i for i, e in ledger.entries.items() if e.state is DispatchState.SENT} == first
+    assert set(ledger.entries) == first
     assert set(results(ledger)) == first
+    assert len(channel.jobs) == written
+
+
+class _Crash(BaseException):
+    """What `_send_one` does not catch (it answers every `Exception` with `unknown`)."""
+
+
+class _CrashingAt(ScriptedChannel):
+    def __init__(self, at: int) -> None:
+        super().__init__("email")
+        self.at = at
+
+    async def send(self, job: object) -> Outcome:
+        if len(self.jobs) + 1 == self.at:
+            self.jobs.append(job)
+            raise _Crash
+        return await super().send(job)
+
+
+async def test_a_slice_that_breaks_off_parks_the_next_one_already_marked_sending() -> None:
+    """Slice 3 was marked `sending` while slice 2 was in flight; slice 2 breaks off, so slice
+    3 never goes out: it is parked (`deferred`: it never reached a provider, so it goes out
+    later), not left `sending`, which a redelivery would report `unknown` unsent. What
+    slices 1 and 2 sent is written before the error goes up."""
+    ledger, channel = InMemoryLedger(), _CrashingAt(6)
+    actions = [email(f"c-{i}") for i in range(12)]
+    with pytest.raises(_Crash):
+        await dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions)
+    states = {a.action_id: ledger.entries[a.action_id].state for a in actions}
+    assert [states[a.action_id] for a in actions[:4]] == [DispatchState.SENT] * 4
+    # Slice 2: the sends that answered are written; the one that broke off stays `sending`.
+    assert states[actions[5].action_id] is DispatchState.SENDING
+    assert {states[a.action_id] for a in actions[8:]} == {DispatchState.DEFERRED}
+    assert set(ledger.parked) == {a.action_id for a in actions[8:]}
+    assert len(channel.jobs) < 9
+
+
+async def test_a_priority_raise_names_the_ticket_opened_by_a_slice_not_yet_written() -> None:
+    """The create action is in slice 1, the raise in slice 2: when slice 2 begins, slice 1's
+    sends are still in flight, so the ledger does not know the ticket yet; the raise takes
+    it from slice 1's outcome in memory."""
+    ledger = InMemoryLedger()
+    tickets = ScriptedChannel("ticket", [Outcome(DispatchState.SENT, provider_message_id="ZD-9")])
+    create = CreateTicket(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id="c-1", email="ada@example.com"),
+        priority=TicketPriority.HIGH,
+        title="Detractor: Ada",
+        score=1,
+        segment=Segment.DETRACTOR,
+        requested_at=NOW,
+    )
+    raised = RaiseTicketPriority(
+        action_id=uuid.uuid4(),
+        case_id=create.case_id,
+        customer_id="c-1",
+        ticket_action_id=create.action_id,
+        priority=TicketPriority.URGENT,
+        requested_at=NOW,
+    )
+    others = [email(f"c-{i}") for i in range(3)]
+    await dispatcher(ledger, FrozenClock(NOW), tickets, ScriptedChannel("email")).dispatch(
+        [create, *others, raised]
+    )
+    job = tickets.jobs[-1]
+    assert isinstance(job, TicketJob)
+    assert (job.raise_of, job.ticket_id) == (create.action_id, "ZD-9")
+    assert results(ledger)[raised.action_id].status is ActionStatus.SENT
