@@ -3,6 +3,8 @@
 costs on top of the channel alone.
 
 For each channel, N actions go through it twice:
+(Channels: a customer's email, a staff notice by email (since issue #20's fourth session: the
+pipeline's second email per detractor, its deadline in words), and an SMS.)
 - the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 8) at a
   time;
 - the dispatcher: the same through `Dispatcher.dispatch` in batches of `--batch` (500: what
@@ -40,7 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's 
 from sinks import default_sink, start_mail_sink
 from sqlalchemy import event
 
-from nps_events import Customer, Event, SendEmail, SendSms
+from nps_events import Customer, Event, NotifyStaff, Segment, SendEmail, SendSms, StaffReason
 from nps_kit.clock import SystemClock
 from nps_kit.db import create_engine, session_factory
 from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port
@@ -79,6 +81,27 @@ def _email(i: int) -> SendEmail:
         score=2,
         comment="slow",
         requested_at=NOW,
+    )
+
+
+def _notice(i: int) -> NotifyStaff:
+    """The owner's notice of a new case, as followup sends one with each detractor's case:
+    its deadline in words (Babel) in the subject and the body."""
+    return NotifyStaff(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer_id=f"n{i}",
+        recipient="owner@example.com",
+        role="owner",
+        reason=StaffReason.ASSIGNED,
+        level=0,
+        # The deadline's minute, as a busy minute's cases share it (2 business days on).
+        due_at=NOW + timedelta(days=2, seconds=i % 60),
+        segment=Segment.DETRACTOR,
+        score=2,
+        requested_at=NOW,
+        customer_name="Ada",
+        comment="slow",
     )
 
 
@@ -252,9 +275,10 @@ async def run(
     rows = []
     for name, make, to_job in (
         ("email to the SMTP sink", _email, lambda a: email_job(a, case_url="-")),
+        ("staff notice to the SMTP sink", _notice, lambda a: email_job(a, case_url="-")),
         ("SMS to the HTTP fake (Twilio)", _sms, sms_job),
     ):
-        channel = email if name.startswith("email") else sms
+        channel = sms if name.startswith("SMS") else email
         peer = sink_pid if channel is email else fake_pid
         await _alone(channel, [to_job(make(i)) for i in range(50)], concurrency)  # warm up
         alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
