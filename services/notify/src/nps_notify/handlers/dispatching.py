@@ -362,10 +362,12 @@ class Dispatcher:
         those left in memory when a step failed). Tried again through a database outage rather
         than given up, which would leave delivered messages `sending` and so `unknown`."""
 
+        # Several slices' (the last two) in one statement each, as one slice's.
+        together = recordings[0] if len(recordings) == 1 else _together(recordings)
+
         async def write() -> None:
             async with self.ledger() as repo:
-                for recording in recordings:
-                    await _write(repo, recording)
+                await _write(repo, together)
 
         await through_outages(write, what="dispatch.record")
         for recording in recordings:
@@ -460,6 +462,19 @@ class Dispatcher:
                     )
             await repo.finish_dispatches(failed, now=now)
             await repo.publish_later(results, now=now)
+
+
+def _together(recordings: Sequence[_Recording]) -> _Recording:
+    """Slices' outcomes written as one slice's, at the last one's time."""
+    return _Recording(
+        jobs={a: j for r in recordings for a, j in r.jobs.items()},
+        outcomes={a: o for r in recordings for a, o in r.outcomes.items()},
+        deferred={a: o for r in recordings for a, o in r.deferred.items()},
+        finished={a: o for r in recordings for a, o in r.finished.items()},
+        results=[e for r in recordings for e in r.results],
+        waits={a: w for r in recordings for a, w in r.waits.items()},
+        now=recordings[-1].now,
+    )
 
 
 async def _write(repo: DispatchLedger, recording: _Recording, *, finish: bool = True) -> None:
