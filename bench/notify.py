@@ -142,8 +142,8 @@ class _Statements:
     """Counts the statements the engine runs: SQLAlchemy's events for what goes through the
     session, asyncpg's query logger for what runs on the driver connection
     (`nps_kit.db.driver_connection`: the outbox, the ledger's slice statements). Neither counts
-    `BEGIN` and `COMMIT`. (Its count of commits stayed 0: the unit of work commits the
-    session, which fires no engine `commit` event here; `_TimedLedger` counts transactions.)"""
+    `BEGIN` and `COMMIT`. (Its count of commits read 0: the engine's `commit` event did not
+    fire for the units of work; `_TimedLedger` counts the transactions instead.)"""
 
     def __init__(self, engine: Any) -> None:
         self.statements = self.transactions = 0
