@@ -244,10 +244,8 @@ async def test_notify_never_sends_an_action_twice(sessions: SessionFactory, infr
 async def test_notify_writes_a_slices_outcomes_with_the_next_slices_sending_mark(
     database_url: str, sessions: SessionFactory, infra: Infra
 ) -> None:
-    """Five emails in slices of two, overlapping: a slice's outcomes go in the statement that
-    marks the slice after the next `sending` (it runs while the next one's sends are in
-    flight), the last two slices' in one statement, and every email ends `sent`, once, with
-    its result queued."""
+    """Five emails in slices of two: each slice's outcomes go in the statement that marks the
+    next slice `sending`, and every email ends `sent`, once, with its result queued."""
     customers = [f"n-{uuid.uuid4().hex[:6]}" for _ in range(5)]
     actions = [_send_email(c) for c in customers]
     channel = SmtpEmailChannel(
@@ -275,9 +273,8 @@ async def test_notify_writes_a_slices_outcomes_with_the_next_slices_sending_mark
         await counted.dispose()
         await channel.aclose()
     assert {o.state for o in outcomes.values()} == {DispatchState.SENT}
-    # Slices of 2, 2 and 1: `sending` for the first; `sending` for the second, while the
-    # first's sends are in flight; the first's outcomes with the third's `sending`, while the
-    # second's are; the last two slices' outcomes in one statement.
+    # Slices of 2, 2 and 1: `sending` for the first; then, twice, one statement with the
+    # outcomes and the next `sending`; the last slice's outcomes on their own.
     ledger = [s for s in statements if "notify.dispatches" in s]
     assert len(ledger) == 1 + 1 + 1 + 1, ledger
     ids = [a.action_id for a in actions]

@@ -301,22 +301,16 @@ class _Watching(ScriptedChannel):
         return await super().send(job)
 
 
-async def test_the_next_slice_is_marked_sending_while_a_slice_is_in_flight() -> None:
-    """Slices overlap: slice N+1 is marked `sending`, and slice N-1's outcomes written, in one
-    transaction while slice N's sends are in flight. One unit of work per slice (the last two
-    slices' outcomes go together), and a crash at any send finds at most two slices
-    `sending`, never more."""
+async def test_a_slices_outcomes_are_written_with_the_next_slices_sending_mark() -> None:
+    """One unit of work per slice (plus one for the last slice's outcomes), not two; and a
+    crash at any send still finds only the slice in flight `sending`."""
     ledger = InMemoryLedger()
     channel = _Watching(ledger)
     actions = [email(f"c-{i}") for i in range(10)]  # slices of 4: 4, 4 and 2
     outcomes = await dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions)
     assert {o.state for o in outcomes.values()} == {DispatchState.SENT}
-    assert list(outcomes) == [a.action_id for a in actions]
     assert ledger.transactions == 3 + 1
-    # Slice 1's sends: slices 1 and 2 marked. Slice 2's: slice 1 written, 2 and 3 marked.
-    # Slice 3's: slices 2 and 3, both written after the last sends.
-    assert channel.sending_at_each_send == [8] * 4 + [6] * 4 + [6] * 2
-    assert max(channel.sending_at_each_send) <= 2 * 4
+    assert channel.sending_at_each_send == [4] * 8 + [2] * 2
     assert {e.state for e in ledger.entries.values()} == {DispatchState.SENT}
     assert set(results(ledger)) == {a.action_id for a in actions}
 
@@ -345,11 +339,11 @@ class _FailingBegin(InMemoryLedger):
 async def test_a_slice_that_cannot_begin_still_writes_the_outcomes_before_it(
     failing: int, written: int
 ) -> None:
-    """The outcomes of the slices already sent exist only in memory (with overlapping slices,
-    up to two: the one sent before and the one in flight while the next begins): when the
-    next slice's transaction fails (not an outage), they are written on their own before the
-    error goes up, so those messages are `sent`, not `unknown`; the slice that could not
-    begin is not marked, and nothing of it is sent."""
+    """The outcomes of the slice already sent exist only in memory: when the next slice's
+    transaction fails (not an outage), they are written on their own before the error goes
+    up, so those messages are `sent`, not `unknown`; at a later slice, the slices before were
+    already written with the marks after them. The slice that could not begin is not marked,
+    and nothing of it is sent."""
     ledger, channel = _FailingBegin(failing), ScriptedChannel("email")
     actions = [email(f"c-{i}") for i in range(12)]
     with pytest.raises(ValueError, match=f"slice {failing}"):
@@ -377,28 +371,25 @@ class _CrashingAt(ScriptedChannel):
         return await super().send(job)
 
 
-async def test_a_slice_that_breaks_off_parks_the_next_one_already_marked_sending() -> None:
-    """Slice 3 was marked `sending` while slice 2 was in flight; slice 2 breaks off, so slice
-    3 never goes out: it is parked (`deferred`: it never reached a provider, so it goes out
-    later), not left `sending`, which a redelivery would report `unknown` unsent. What
-    slices 1 and 2 sent is written before the error goes up."""
+async def test_a_slice_that_breaks_off_leaves_only_itself_sending() -> None:
+    """The crash window is one slice: slice 2 breaks off mid-way, so its actions stay
+    `sending` (a redelivery reports the emails `unknown`); slice 1's outcomes were written
+    when slice 2 was marked, and slice 3 was never marked nor sent."""
     ledger, channel = InMemoryLedger(), _CrashingAt(6)
     actions = [email(f"c-{i}") for i in range(12)]
     with pytest.raises(_Crash):
         await dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions)
-    states = {a.action_id: ledger.entries[a.action_id].state for a in actions}
+    states = {a: e.state for a, e in ledger.entries.items()}
     assert [states[a.action_id] for a in actions[:4]] == [DispatchState.SENT] * 4
-    # Slice 2: the sends that answered are written; the one that broke off stays `sending`.
-    assert states[actions[5].action_id] is DispatchState.SENDING
-    assert {states[a.action_id] for a in actions[8:]} == {DispatchState.DEFERRED}
-    assert set(ledger.parked) == {a.action_id for a in actions[8:]}
-    assert len(channel.jobs) < 9
+    assert [states[a.action_id] for a in actions[4:8]] == [DispatchState.SENDING] * 4
+    assert not {a.action_id for a in actions[8:]} & set(states)
+    assert len(channel.jobs) <= 8
 
 
-async def test_a_priority_raise_names_the_ticket_opened_by_a_slice_not_yet_written() -> None:
-    """The create action is in slice 1, the raise in slice 2: when slice 2 begins, slice 1's
-    sends are still in flight, so the ledger does not know the ticket yet; the raise takes
-    it from slice 1's outcome in memory."""
+async def test_a_priority_raise_names_the_ticket_opened_by_the_slice_before() -> None:
+    """The create action is in slice 1, the raise in slice 2 of the same batch: slice 1's
+    outcome is written in the transaction that marks slice 2 `sending`, so the raise finds
+    the ticket's id in the ledger."""
     ledger = InMemoryLedger()
     tickets = ScriptedChannel("ticket", [Outcome(DispatchState.SENT, provider_message_id="ZD-9")])
     create = CreateTicket(

@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 from nps_events import (
     EVENT_TYPES,
@@ -78,10 +78,9 @@ class Channel(Protocol[J_contra]):
 
 @dataclass
 class _Outcomes:
-    """A slice: its jobs (a ticket raise's gets its ticket's id when it begins) and its
-    outcomes, sent but not yet written."""
+    """A slice's outcomes, sent but not yet written."""
 
-    jobs: dict[uuid.UUID, tuple[Event, Any]]
+    jobs: Mapping[uuid.UUID, tuple[Event, Any]]
     outcomes: dict[uuid.UUID, Outcome]
     attempts: Mapping[uuid.UUID, int]
 
@@ -178,61 +177,38 @@ class Dispatcher:
             if channel_of(a) in self.channels
         ]
         # A slice at a time, `concurrency` actions: an action is marked `sending` only just
-        # before its provider call (measured by tests/e2e/test_notify_chaos.py: marking a whole
-        # 500-action batch first left ~800 actions `unknown` over 4 kills, most of them never
-        # handed to any provider). The slices overlap: while slice N's sends are in flight,
-        # one transaction marks slice N+1 `sending` and writes slice N-1's outcomes, so the
-        # ledger's round trips hide behind the sends instead of adding to them. Slice N+1 goes
-        # out once both are done, never before its `sending` mark is committed. A crash finds
-        # at most two slices between `sending` and their outcome (N-1 sent and N in flight, or
-        # N in flight and N+1 marked), and there is still one transaction per slice (the last
-        # two slices' outcomes go together, after the last sends).
-        tried = attempts or {}
-        step = self.concurrency
-        slices = [_Outcomes(dict(jobs[s : s + step]), {}, tried) for s in range(0, len(jobs), step)]
-        if not slices:
-            return {}
-        previous = await self._begin(slices[0], None, patient=False)
-        for n, sending in enumerate(slices):
-            unrecorded = slices[n - 1] if n > 0 and slices[n - 1].outcomes else None
-            following = slices[n + 1] if n + 1 < len(slices) else None
-            sent, begun = await asyncio.gather(
-                self._send_slice(sending, previous, earlier=slices[:n]),
-                self._begin(following, unrecorded, patient=True)
-                if following is not None
-                else _nothing(),
-                return_exceptions=True,
-            )
-            if isinstance(sent, BaseException) or isinstance(begun, BaseException):
-                await self._after_failure(
-                    sending,
-                    # Written by `begin` unless it failed, or there was no next slice.
-                    unrecorded if following is None or isinstance(begun, BaseException) else None,
-                    following if not isinstance(begun, BaseException) else None,
-                    begun if not isinstance(begun, BaseException) else None,
+        # before its provider call, so a crash leaves at most one slice `unknown` (measured by
+        # tests/e2e/test_notify_chaos.py: marking a whole 500-action batch first left ~800
+        # actions `unknown` over 4 kills, most of them never handed to any provider). A
+        # slice's outcomes are written in the transaction that marks the next slice `sending`:
+        # one transaction per slice, not two, and a crash still finds at most one slice
+        # between `sending` and its outcome.
+        slices: list[_Outcomes] = []
+        for start in range(0, len(jobs), self.concurrency):
+            slices.append(
+                await self._dispatch_slice(
+                    dict(jobs[start : start + self.concurrency]),
+                    attempts or {},
+                    slices[-1] if slices else None,
                 )
-                raise sent if isinstance(sent, BaseException) else cast(BaseException, begun)
-            previous = begun or {}
-        last = [s for s in slices[-2:] if s.outcomes]
-        if last:
-            await self._record(*(self._recording(s) for s in last))
+            )
+        if slices and slices[-1].outcomes:
+            await self._record(self._recording(slices[-1]))
         # As written: an action tried `max_attempts` times is failed, not deferred.
         return {a: o for sent in slices for a, o in sent.outcomes.items()}
 
-    async def _begin(
-        self, upcoming: _Outcomes, unrecorded: _Outcomes | None, *, patient: bool
-    ) -> dict[uuid.UUID, DispatchState | None]:
-        """Mark `upcoming`'s actions `sending` (committed when this returns) and write
-        `unrecorded`, the outcomes of a slice before it, in the same transaction; return what
-        the ledger knew of each action before. `patient` while a slice is in flight: its
-        outcomes must be written whatever happens, so an outage is waited out here, as the
-        outcomes alone would be; the first slice's raises, as any consumer's work does."""
-        jobs = upcoming.jobs
-        recording = self._recording(unrecorded) if unrecorded is not None else None
+    async def _dispatch_slice(
+        self,
+        jobs: dict[uuid.UUID, tuple[Event, Any]],
+        attempts: Mapping[uuid.UUID, int],
+        unrecorded: _Outcomes | None,
+    ) -> _Outcomes:
+        """Send one slice; `unrecorded`, the previous slice's outcomes, are written in the
+        transaction that marks this one `sending`. Returns this slice's, not yet written."""
+        recording = self._recording(unrecorded) if unrecorded and unrecorded.outcomes else None
         previous: dict[uuid.UUID, DispatchState | None] = {}
 
         async def begin() -> None:
-            previous.clear()
             async with self.ledger() as repo:
                 if recording is not None:
                     await _write(repo, recording, finish=False)
@@ -249,28 +225,21 @@ class Dispatcher:
                         ticket = await repo.provider_id_of(job.raise_of)
                         jobs[action_id] = (action, replace(job, ticket_id=ticket))
 
-        if patient:
-            await through_outages(begin, what="dispatch.record")
-        else:
+        if recording is None:
             await begin()
-        if recording is not None:
+        else:
+            try:
+                # Tried again through an outage, as the outcomes alone would be.
+                await through_outages(begin, what="dispatch.record")
+            except Exception:
+                # Not an outage: the outcomes, which exist only in memory, still go in.
+                await self._record(recording)
+                raise
             _reported(recording)
-        return previous
-
-    async def _send_slice(
-        self,
-        sending: _Outcomes,
-        previous: Mapping[uuid.UUID, DispatchState | None],
-        *,
-        earlier: Sequence[_Outcomes],
-    ) -> None:
-        """Send a slice marked `sending`, its outcomes into `sending.outcomes`. The decisions
-        are taken now, once the slice before has its outcomes: the breaker has counted them.
-        `earlier`: this call's slices already sent, whose outcomes may not be written yet."""
-        outcomes = sending.outcomes
+        outcomes: dict[uuid.UUID, Outcome] = {}
         to_send: list[tuple[Event, Any]] = []
         now = self.clock.now()
-        for action_id, (action, job) in sending.jobs.items():
+        for action_id, (action, job) in jobs.items():
             channel = self.channels[channel_of(action)]
             decision = decide(previous.get(action_id), provider_dedupes=channel.dedupes_repeats)
             if decision is Decision.REPORT_UNKNOWN:
@@ -307,11 +276,6 @@ class Dispatcher:
                         if breaker.open_until
                         else None,
                     )
-                elif isinstance(job, TicketJob) and job.raise_of and job.ticket_id is None:
-                    # Its ticket may have been opened by a slice of this call whose outcome
-                    # the ledger does not hold yet (slices overlap): the outcome in memory.
-                    ticket = _ticket_of(job.raise_of, earlier)
-                    to_send.append((action, replace(job, ticket_id=ticket)))
                 else:
                     to_send.append((action, job))
 
@@ -327,51 +291,19 @@ class Dispatcher:
             outcomes[_action_id(action)] = outcome
 
         await asyncio.gather(*(send(a, j) for a, j in to_send))
+        return _Outcomes(jobs, outcomes, attempts)
 
-    async def _after_failure(
-        self,
-        sending: _Outcomes,
-        unrecorded: _Outcomes | None,
-        unsent: _Outcomes | None,
-        begun: Mapping[uuid.UUID, DispatchState | None] | None,
-    ) -> None:
-        """One half of an overlapped step raised: write what the other leaves in memory before
-        the error goes up, each slice on its own (one that cannot be written does not hold
-        back the others), so that messages handed to a provider are recorded, not `unknown`:
-        `unrecorded` (sent, its outcomes not written), `sending` (what it has of its outcomes);
-        and `unsent`, a slice marked `sending` that will not go out now, is parked
-        (`deferred`: it never reached a provider) rather than left `sending`, which a
-        redelivery would report `unknown` without ever sending it."""
-        if unsent is not None and begun is not None:
-            for action_id in unsent.jobs:
-                if action_id in begun and begun[action_id] in (None, DispatchState.DEFERRED):
-                    unsent.outcomes[action_id] = Outcome(
-                        DispatchState.DEFERRED,
-                        reason="not sent yet: notify failed on the slice before it",
-                    )
-        for pending in (unrecorded, sending, unsent):
-            if pending is None or not pending.outcomes:
-                continue
-            try:
-                await self._record(self._recording(pending))
-            except Exception:
-                log.exception("dispatch.record_failed", actions=len(pending.outcomes))
-
-    async def _record(self, *recordings: _Recording) -> None:
-        """Write slices' outcomes in a transaction of their own (the last two slices', or
-        those left in memory when a step failed). Tried again through a database outage rather
-        than given up, which would leave delivered messages `sending` and so `unknown`."""
-
-        # Several slices' (the last two) in one statement each, as one slice's.
-        together = recordings[0] if len(recordings) == 1 else _together(recordings)
+    async def _record(self, recording: _Recording) -> None:
+        """Write a slice's outcomes in a transaction of their own (the last slice's, or when
+        the next slice's could not begin). Tried again through a database outage rather than
+        given up, which would leave delivered messages `sending` and so `unknown`."""
 
         async def write() -> None:
             async with self.ledger() as repo:
-                await _write(repo, together)
+                await _write(repo, recording)
 
         await through_outages(write, what="dispatch.record")
-        for recording in recordings:
-            _reported(recording)
+        _reported(recording)
 
     def _recording(self, sent: _Outcomes) -> _Recording:
         """What writing `sent` takes: each outcome for the ledger (a deferral parks the action;
@@ -464,19 +396,6 @@ class Dispatcher:
             await repo.publish_later(results, now=now)
 
 
-def _together(recordings: Sequence[_Recording]) -> _Recording:
-    """Slices' outcomes written as one slice's, at the last one's time."""
-    return _Recording(
-        jobs={a: j for r in recordings for a, j in r.jobs.items()},
-        outcomes={a: o for r in recordings for a, o in r.outcomes.items()},
-        deferred={a: o for r in recordings for a, o in r.deferred.items()},
-        finished={a: o for r in recordings for a, o in r.finished.items()},
-        results=[e for r in recordings for e in r.results],
-        waits={a: w for r in recordings for a, w in r.waits.items()},
-        now=recordings[-1].now,
-    )
-
-
 async def _write(repo: DispatchLedger, recording: _Recording, *, finish: bool = True) -> None:
     """Write a slice's outcomes; with `finish` False, all but the final outcomes, which then go
     with the next slice's `begin_dispatches`."""
@@ -558,19 +477,6 @@ async def _send_one(channel: Channel[Any], job: Any) -> Outcome:
             reason=f"notify failed while sending it ({type(exc).__name__}: {exc}); it may have "
             "reached the provider, so it is not sent again (never twice): check by hand",
         )
-
-
-async def _nothing() -> None:
-    return None
-
-
-def _ticket_of(create: uuid.UUID, earlier: Sequence[_Outcomes]) -> str | None:
-    """The helpdesk's id of the ticket that action `create` opened, if one of `earlier` sent it."""
-    for sent in earlier:
-        outcome = sent.outcomes.get(create)
-        if outcome is not None and outcome.state is DispatchState.SENT:
-            return outcome.provider_message_id
-    return None
 
 
 def _storable(outcome: Outcome) -> Outcome:
