@@ -5,16 +5,15 @@ costs on top of the channel alone.
 For each channel, N actions go through it twice:
 (Channels: a customer's email, a staff notice by email (since issue #20's fourth session: the
 pipeline's second email per detractor, its deadline in words), and an SMS.)
-- the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 8) at a
-  time;
+- the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 16; 8
+  before issue #20's fourth session) at a time;
 - the dispatcher: the same through `Dispatcher.dispatch` in batches of `--batch` (500: what
   one consumer poll hands it in bulk; 1: a steady stream, one action per poll), with the
   ledger written with each slice of sends and the outbox row of each result, on an embedded
   PostgreSQL.
 Beside each rate, the CPU this process spent per action (`time.process_time`): the sender's
-alone; of it, what it spent while a ledger transaction was open (the ledger's own CPU until
-the slices overlapped, 2026-12-05, fourth session; since then the sends of the slice in flight
-run meanwhile and count there too). The SMTP sink and the fake Twilio run in processes of their own
+alone; of it, what the ledger's transactions took (the process's CPU while one is open: no
+send is in flight meanwhile). The SMTP sink and the fake Twilio run in processes of their own
 (`--sink in-process` and `--fake-in-process` put them back in threads of this one, as the bench
 had them before 2026-12-05 and 2026-12-06). The sink is Postfix's `smtp-sink` when installed,
 else aiosmtpd (`--sink`; bench/sinks.py says what each costs). smtp-sink offers PIPELINING, so
@@ -25,8 +24,7 @@ The last columns count the statements (without `BEGIN` and `COMMIT`) and the tra
 ledger ran (the dispatcher's units of work), per 100 actions, the CPU the PostgreSQL cluster
 spent per action through the dispatcher (its processes' utime + stime, from /proc), the CPU
 the sink's or the fake's process spent per action through the dispatcher (from /proc), and the
-share of the dispatch's wall time with a ledger transaction open (with overlapping slices,
-most of it behind the sends of the slice in flight).
+share of the dispatch's wall time spent in ledger transactions (the rest is the sends).
 
     .venv/bin/python bench/notify.py --actions 2000
     .venv/bin/python bench/notify.py --actions 500 --batch 1
@@ -68,7 +66,7 @@ from tests.support.fake_twilio import FakeTwilio
 from tests.support.serve import served
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
-CONCURRENCY = 8
+CONCURRENCY = 16  # NOTIFY_SEND_CONCURRENCY's default
 
 
 def _email(i: int) -> SendEmail:
@@ -200,10 +198,10 @@ def _process_cpu(pid: int | None) -> float:
 
 
 class _TimedLedger:
-    """The dispatcher's ledger transactions, counted and timed (commit included): the share
-    of a dispatch's wall time with one open, and the CPU this process spends meanwhile (the
-    ledger's alone while slices ran one after another; with overlapping slices, the sends of
-    the slice in flight too)."""
+    """The dispatcher's ledger transactions, counted and timed (commit included): what part of
+    a dispatch's wall time waits on the ledger rather than on the sends, and the CPU this
+    process spends in them (no send is in flight while the dispatcher writes the ledger, so
+    the process's CPU meanwhile is the ledger's)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -319,9 +317,9 @@ async def run(
     print(
         "| channel | channel alone (CPU per action) "
         "| through the dispatcher, ledger + outbox (CPU per action) "
-        "| of which while a ledger transaction is open (CPU per action) "
+        "| of which in ledger transactions (CPU per action) "
         "| statements (transactions) per 100 actions | PostgreSQL's CPU per action "
-        "| the sink's or fake's CPU per action | wall time with a ledger transaction open |"
+        "| the sink's or fake's CPU per action | wall time in ledger transactions |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for (
