@@ -3,8 +3,10 @@
 costs on top of the channel alone.
 
 For each channel, N actions go through it twice:
-- the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 8) at a
-  time;
+(Channels: a customer's email, a staff notice by email (since issue #20's fourth session: the
+pipeline's second email per detractor, its deadline in words), and an SMS.)
+- the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 16; 8
+  before issue #20's fourth session) at a time;
 - the dispatcher: the same through `Dispatcher.dispatch` in batches of `--batch` (500: what
   one consumer poll hands it in bulk; 1: a steady stream, one action per poll), with the
   ledger written with each slice of sends and the outbox row of each result, on an embedded
@@ -19,10 +21,10 @@ the channel sends `MAIL`, `RCPT` and `DATA` in one write to it (`--no-pipelining
 at a time, `SMTP_PIPELINING=false`); aiosmtpd does not offer it.
 
 The last columns count the statements (without `BEGIN` and `COMMIT`) and the transactions the
-ledger ran, per 100 actions, the CPU the PostgreSQL cluster spent per action through the
-dispatcher (its processes' utime + stime, from /proc), the CPU the sink's or the fake's
-process spent per action through the dispatcher (from /proc), and the share of the
-dispatch's wall time spent in ledger transactions (the rest is the sends).
+ledger ran (the dispatcher's units of work), per 100 actions, the CPU the PostgreSQL cluster
+spent per action through the dispatcher (its processes' utime + stime, from /proc), the CPU
+the sink's or the fake's process spent per action through the dispatcher (from /proc), and the
+share of the dispatch's wall time spent in ledger transactions (the rest is the sends).
 
     .venv/bin/python bench/notify.py --actions 2000
     .venv/bin/python bench/notify.py --actions 500 --batch 1
@@ -38,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's 
 from sinks import default_sink, start_mail_sink
 from sqlalchemy import event
 
-from nps_events import Customer, Event, SendEmail, SendSms
+from nps_events import Customer, Event, NotifyStaff, Segment, SendEmail, SendSms, StaffReason
 from nps_kit.clock import SystemClock
 from nps_kit.db import create_engine, session_factory
 from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port
@@ -64,7 +66,7 @@ from tests.support.fake_twilio import FakeTwilio
 from tests.support.serve import served
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
-CONCURRENCY = 8
+CONCURRENCY = 16  # NOTIFY_SEND_CONCURRENCY's default
 
 
 def _email(i: int) -> SendEmail:
@@ -77,6 +79,27 @@ def _email(i: int) -> SendEmail:
         score=2,
         comment="slow",
         requested_at=NOW,
+    )
+
+
+def _notice(i: int) -> NotifyStaff:
+    """The owner's notice of a new case, as followup sends one with each detractor's case:
+    its deadline in words (Babel) in the subject and the body."""
+    return NotifyStaff(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer_id=f"n{i}",
+        recipient="owner@example.com",
+        role="owner",
+        reason=StaffReason.ASSIGNED,
+        level=0,
+        # The deadline's minute, as a busy minute's cases share it (2 business days on).
+        due_at=NOW + timedelta(days=2, seconds=i % 60),
+        segment=Segment.DETRACTOR,
+        score=2,
+        requested_at=NOW,
+        customer_name="Ada",
+        comment="slow",
     )
 
 
@@ -114,10 +137,11 @@ async def _dispatched(
 
 
 class _Statements:
-    """Counts the statements and the transactions the engine runs: SQLAlchemy's events for
-    what goes through the session, asyncpg's query logger for what runs on the driver
-    connection (`nps_kit.db.driver_connection`: the outbox, the ledger's slice statements).
-    Neither counts `BEGIN` and `COMMIT`."""
+    """Counts the statements the engine runs: SQLAlchemy's events for what goes through the
+    session, asyncpg's query logger for what runs on the driver connection
+    (`nps_kit.db.driver_connection`: the outbox, the ledger's slice statements). Neither counts
+    `BEGIN` and `COMMIT`. (Its count of commits read 0: the engine's `commit` event did not
+    fire for the units of work; `_TimedLedger` counts the transactions instead.)"""
 
     def __init__(self, engine: Any) -> None:
         self.statements = self.transactions = 0
@@ -174,17 +198,19 @@ def _process_cpu(pid: int | None) -> float:
 
 
 class _TimedLedger:
-    """The dispatcher's ledger transactions, timed (commit included): what part of a
-    dispatch's wall time waits on the ledger rather than on the sends, and the CPU this process
-    spends in them (no send is in flight while the dispatcher writes the ledger, so the
-    process's CPU meanwhile is the ledger's)."""
+    """The dispatcher's ledger transactions, counted and timed (commit included): what part of
+    a dispatch's wall time waits on the ledger rather than on the sends, and the CPU this
+    process spends in them (no send is in flight while the dispatcher writes the ledger, so
+    the process's CPU meanwhile is the ledger's)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.wall = self.cpu = 0.0
+        self.opened = 0
 
     @contextlib.asynccontextmanager
     async def __call__(self) -> Any:
+        self.opened += 1
         started, cpu = time.perf_counter(), time.process_time()
         try:
             async with self.inner() as repo:
@@ -247,22 +273,25 @@ async def run(
     rows = []
     for name, make, to_job in (
         ("email to the SMTP sink", _email, lambda a: email_job(a, case_url="-")),
+        ("staff notice to the SMTP sink", _notice, lambda a: email_job(a, case_url="-")),
         ("SMS to the HTTP fake (Twilio)", _sms, sms_job),
     ):
-        channel = email if name.startswith("email") else sms
+        channel = sms if name.startswith("SMS") else email
         peer = sink_pid if channel is email else fake_pid
         await _alone(channel, [to_job(make(i)) for i in range(50)], concurrency)  # warm up
         alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
         counted.reset()
         postgres, peer_cpu = _postgres_cpu(postgres_dir), _process_cpu(peer)
         ledger.wall = ledger.cpu = 0.0
+        ledger.opened = 0
         started = time.perf_counter()
         through, through_cpu = await _dispatched(dispatcher, [make(i) for i in range(n)], batch)
         ledger_share = ledger.wall / (time.perf_counter() - started)
         ledger_ms = ledger.cpu / n * 1000
         postgres_ms = (_postgres_cpu(postgres_dir) - postgres) / n * 1000
         peer_ms = (_process_cpu(peer) - peer_cpu) / n * 1000
-        statements, transactions = counted.reset()
+        statements, _ = counted.reset()
+        transactions = ledger.opened
         rows.append(
             (
                 name,

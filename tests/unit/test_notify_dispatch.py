@@ -315,30 +315,106 @@ async def test_a_slices_outcomes_are_written_with_the_next_slices_sending_mark()
     assert set(results(ledger)) == {a.action_id for a in actions}
 
 
-async def test_a_slice_that_cannot_begin_still_writes_the_outcomes_before_it() -> None:
-    """The outcomes of a slice already sent exist only in memory: when the next slice's
+class _FailingBegin(InMemoryLedger):
+    """A ledger whose `fail_at`-th `begin_dispatches` raises (a bug, not an outage)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at, self.calls = fail_at, 0
+
+    async def begin_dispatches(
+        self,
+        jobs: Sequence[Job],
+        *,
+        now: datetime,
+        finishing: Mapping[uuid.UUID, Outcome] | None = None,
+    ) -> dict[uuid.UUID, DispatchState | None]:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise ValueError(f"a bug in slice {self.fail_at}")
+        return await super().begin_dispatches(jobs, now=now, finishing=finishing)
+
+
+@pytest.mark.parametrize(("failing", "written"), [(2, 4), (3, 8)])
+async def test_a_slice_that_cannot_begin_still_writes_the_outcomes_before_it(
+    failing: int, written: int
+) -> None:
+    """The outcomes of the slice already sent exist only in memory: when the next slice's
     transaction fails (not an outage), they are written on their own before the error goes
-    up, so those messages are `sent`, not `unknown`."""
-
-    class Broken(InMemoryLedger):
-        calls = 0
-
-        async def begin_dispatches(
-            self,
-            jobs: Sequence[Job],
-            *,
-            now: datetime,
-            finishing: Mapping[uuid.UUID, Outcome] | None = None,
-        ) -> dict[uuid.UUID, DispatchState | None]:
-            self.calls += 1
-            if self.calls == 2:
-                raise ValueError("a bug in the second slice")
-            return await super().begin_dispatches(jobs, now=now, finishing=finishing)
-
-    ledger, channel = Broken(), ScriptedChannel("email")
-    actions = [email(f"c-{i}") for i in range(6)]
-    with pytest.raises(ValueError, match="second slice"):
+    up, so those messages are `sent`, not `unknown`; at a later slice, the slices before were
+    already written with the marks after them. The slice that could not begin is not marked,
+    and nothing of it is sent."""
+    ledger, channel = _FailingBegin(failing), ScriptedChannel("email")
+    actions = [email(f"c-{i}") for i in range(12)]
+    with pytest.raises(ValueError, match=f"slice {failing}"):
         await dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions)
-    first = {a.action_id for a in actions[:4]}
+    first = {a.action_id for a in actions[:written]}
     assert {i for i, e in ledger.entries.items() if e.state is DispatchState.SENT} == first
+    assert set(ledger.entries) == first
     assert set(results(ledger)) == first
+    assert len(channel.jobs) == written
+
+
+class _Crash(BaseException):
+    """What `_send_one` does not catch (it answers every `Exception` with `unknown`)."""
+
+
+class _CrashingAt(ScriptedChannel):
+    def __init__(self, at: int) -> None:
+        super().__init__("email")
+        self.at = at
+
+    async def send(self, job: object) -> Outcome:
+        if len(self.jobs) + 1 == self.at:
+            self.jobs.append(job)
+            raise _Crash
+        return await super().send(job)
+
+
+async def test_a_slice_that_breaks_off_leaves_only_itself_sending() -> None:
+    """The crash window is one slice: slice 2 breaks off mid-way, so its actions stay
+    `sending` (a redelivery reports the emails `unknown`); slice 1's outcomes were written
+    when slice 2 was marked, and slice 3 was never marked nor sent."""
+    ledger, channel = InMemoryLedger(), _CrashingAt(6)
+    actions = [email(f"c-{i}") for i in range(12)]
+    with pytest.raises(_Crash):
+        await dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions)
+    states = {a: e.state for a, e in ledger.entries.items()}
+    assert [states[a.action_id] for a in actions[:4]] == [DispatchState.SENT] * 4
+    assert [states[a.action_id] for a in actions[4:8]] == [DispatchState.SENDING] * 4
+    assert not {a.action_id for a in actions[8:]} & set(states)
+    assert len(channel.jobs) <= 8
+
+
+async def test_a_priority_raise_names_the_ticket_opened_by_the_slice_before() -> None:
+    """The create action is in slice 1, the raise in slice 2 of the same batch: slice 1's
+    outcome is written in the transaction that marks slice 2 `sending`, so the raise finds
+    the ticket's id in the ledger."""
+    ledger = InMemoryLedger()
+    tickets = ScriptedChannel("ticket", [Outcome(DispatchState.SENT, provider_message_id="ZD-9")])
+    create = CreateTicket(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id="c-1", email="ada@example.com"),
+        priority=TicketPriority.HIGH,
+        title="Detractor: Ada",
+        score=1,
+        segment=Segment.DETRACTOR,
+        requested_at=NOW,
+    )
+    raised = RaiseTicketPriority(
+        action_id=uuid.uuid4(),
+        case_id=create.case_id,
+        customer_id="c-1",
+        ticket_action_id=create.action_id,
+        priority=TicketPriority.URGENT,
+        requested_at=NOW,
+    )
+    others = [email(f"c-{i}") for i in range(3)]
+    await dispatcher(ledger, FrozenClock(NOW), tickets, ScriptedChannel("email")).dispatch(
+        [create, *others, raised]
+    )
+    job = tickets.jobs[-1]
+    assert isinstance(job, TicketJob)
+    assert (job.raise_of, job.ticket_id) == (create.action_id, "ZD-9")
+    assert results(ledger)[raised.action_id].status is ActionStatus.SENT

@@ -18,6 +18,8 @@ from nps_notify.adapters.templates import (
     STAFF_VARIABLES,
     PermanentFailure,
     TemplateRenderer,
+    _when,
+    when,
 )
 from nps_notify.config import NotifySettings
 from nps_notify.domain.messages import body_text, header_text, locale_chain, shorten
@@ -343,3 +345,25 @@ def test_staff_notices_link_to_the_console_when_its_url_is_set() -> None:
 def test_notify_does_not_start_with_settings_it_cannot_use(values: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         NotifySettings.model_validate(values)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "Australia/Lord_Howe", None])
+@pytest.mark.parametrize("locale", ["", "fr", "de", "pt-BR"])
+def test_a_deadline_in_words_is_the_same_kept_as_computed_for_the_exact_moment(
+    zone: str | None, locale: str
+) -> None:
+    """`when` keeps its words per minute: for moments anywhere in a minute, across the zones'
+    daylight-saving changes, they are what Babel says of that exact moment."""
+    moments = [
+        datetime(2026, month, day, hour, minute, second, micro, tzinfo=UTC)
+        for month, day in ((3, 8), (3, 29), (4, 5), (10, 4), (10, 25), (11, 1), (12, 31))
+        for hour in (0, 1, 2, 6, 15, 23)
+        for minute, second, micro in ((0, 0, 0), (0, 59, 999_999), (30, 17, 5), (59, 1, 0))
+    ]
+    for moment in moments:
+        words = when(moment, locale=locale, timezone=zone)
+        assert words == _when.__wrapped__(moment, locale, zone), moment
+    # Kept: the same minute again is a hit.
+    hits = _when.cache_info().hits
+    when(moments[0].replace(second=31), locale=locale, timezone=zone)
+    assert _when.cache_info().hits == hits + 1

@@ -17,9 +17,10 @@ docs/templates.md documents every variable.
 import re
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -161,7 +162,14 @@ def _babel_locale(tag: str) -> Locale:
 
 def when(moment: datetime, *, locale: str, timezone: str | None) -> str:
     """`moment` as a reader of `locale` in `timezone` says it, with the zone's name:
-    'Monday, December 7, 2026, 5:00 PM Central European Standard Time'."""
+    'Monday, December 7, 2026, 5:00 PM Central European Standard Time'. The words name the
+    minute, so they are kept per minute, locale and zone: Babel took ~26 µs for them, in every
+    staff notice, where a busy minute's cases share their deadline's minute."""
+    return _when(moment.astimezone(UTC).replace(second=0, microsecond=0), locale, timezone)
+
+
+@lru_cache(maxsize=4096)
+def _when(moment: datetime, locale: str, timezone: str | None) -> str:
     where, lang = _zone(timezone), _babel_locale(locale)
     local = moment.astimezone(where)
     date = format_date(local, "full", locale=lang)
@@ -188,26 +196,55 @@ def present(
     """The variables a template receives, from the job's context: text shown harmlessly in a
     body, or fit for a `header` (domain/messages.py), dates in the reader's language and time
     zone."""
-    clean = header_text if header else body_text
-    shown: dict[str, object] = {"locale": locale}
-    for key, value in context.items():
-        shown[key] = clean(value) if isinstance(value, str) else value
-    if message != STAFF_NOTICE:
-        # Optional, and newer than some callers' contexts: absent means none.
-        for key in _CHOSEN_FOR_THE_CUSTOMER:
-            shown.setdefault(key, None)
+    [shown] = _presented(
+        message,
+        context,
+        locale=locale,
+        timezone=timezone,
+        now=now,
+        cleans=(header_text if header else body_text,),
+    )
+    return shown
+
+
+def _presented(
+    message: str,
+    context: Mapping[str, object],
+    *,
+    locale: str,
+    timezone: str | None,
+    now: datetime,
+    cleans: Sequence[Callable[[str], str]],
+) -> list[dict[str, object]]:
+    """`present` once per way of cleaning text, the dates put in words once for all (an
+    email's body and its subject line: Babel's words for a deadline cost ~40 µs)."""
+    dates: dict[str, object] = {}
     if message == STAFF_NOTICE:
-        comment = shown.get("comment")
-        shown["comment"] = shorten(comment, COMMENT_IN_NOTICE) if isinstance(comment, str) else None
         due = context.get("due_at")
         if isinstance(due, datetime):
-            shown["due_at"] = when(due, locale=locale, timezone=timezone)
-            shown["due_in"] = within(due - now, locale=locale)
-            shown["overdue"] = due <= now
+            dates["due_at"] = when(due, locale=locale, timezone=timezone)
+            dates["due_in"] = within(due - now, locale=locale)
+            dates["overdue"] = due <= now
         else:
-            shown["due_at"] = shown["due_in"] = None
-            shown["overdue"] = False
-    return shown
+            dates["due_at"] = dates["due_in"] = None
+            dates["overdue"] = False
+    presented = []
+    for clean in cleans:
+        shown: dict[str, object] = {"locale": locale}
+        for key, value in context.items():
+            shown[key] = clean(value) if isinstance(value, str) else value
+        if message != STAFF_NOTICE:
+            # Optional, and newer than some callers' contexts: absent means none.
+            for key in _CHOSEN_FOR_THE_CUSTOMER:
+                shown.setdefault(key, None)
+        if message == STAFF_NOTICE:
+            comment = shown.get("comment")
+            shown["comment"] = (
+                shorten(comment, COMMENT_IN_NOTICE) if isinstance(comment, str) else None
+            )
+            shown.update(dates)
+        presented.append(shown)
+    return presented
 
 
 def sample_context(message: str, *, now: datetime) -> dict[str, object]:
@@ -342,8 +379,14 @@ class TemplateRenderer:
         if variant is None:
             raise PermanentFailure(f"no email template {template!r}")
         now = now or datetime.now(UTC)
-        body = present(template, context, locale=variant, timezone=timezone, now=now)
-        line = present(template, context, locale=variant, timezone=timezone, now=now, header=True)
+        body, line = _presented(
+            template,
+            context,
+            locale=variant,
+            timezone=timezone,
+            now=now,
+            cleans=(body_text, header_text),
+        )
         return RenderedEmail(
             subject=self._render_part(_name(template, "subject", variant, "txt"), line).strip(),
             text=self._render_part(_name(template, "body", variant, "txt"), body),
