@@ -60,6 +60,19 @@ def sms(quiet: QuietHours | None = None) -> SendSms:
     )
 
 
+def ticket() -> CreateTicket:
+    return CreateTicket(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=Customer(id="c-1", email="ada@example.com"),
+        priority=TicketPriority.HIGH,
+        title="Detractor: Ada",
+        score=1,
+        segment=Segment.DETRACTOR,
+        requested_at=NOW,
+    )
+
+
 def dispatcher(
     ledger: InMemoryLedger, clock: FrozenClock, *channels: ScriptedChannel, max_attempts: int = 3
 ) -> Dispatcher:
@@ -106,16 +119,7 @@ async def test_an_interrupted_send_is_reported_unknown_not_sent_again() -> None:
 async def test_an_interrupted_send_goes_again_to_a_provider_that_dedupes_repeats() -> None:
     ledger = InMemoryLedger()
     tickets = ScriptedChannel("ticket", dedupes_repeats=True)
-    action = CreateTicket(
-        action_id=uuid.uuid4(),
-        case_id=uuid.uuid4(),
-        customer=Customer(id="c-1", email="ada@example.com"),
-        priority=TicketPriority.HIGH,
-        title="Detractor: Ada",
-        score=1,
-        segment=Segment.DETRACTOR,
-        requested_at=NOW,
-    )
+    action = ticket()
     ledger.entries[action.action_id] = LedgerEntry(
         action.case_id, "c-1", "ticket", "create", DispatchState.SENDING
     )
@@ -392,16 +396,7 @@ async def test_a_priority_raise_names_the_ticket_opened_by_the_slice_before() ->
     the ticket's id in the ledger."""
     ledger = InMemoryLedger()
     tickets = ScriptedChannel("ticket", [Outcome(DispatchState.SENT, provider_message_id="ZD-9")])
-    create = CreateTicket(
-        action_id=uuid.uuid4(),
-        case_id=uuid.uuid4(),
-        customer=Customer(id="c-1", email="ada@example.com"),
-        priority=TicketPriority.HIGH,
-        title="Detractor: Ada",
-        score=1,
-        segment=Segment.DETRACTOR,
-        requested_at=NOW,
-    )
+    create = ticket()
     raised = RaiseTicketPriority(
         action_id=uuid.uuid4(),
         case_id=create.case_id,
