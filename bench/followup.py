@@ -915,6 +915,38 @@ async def paths(url: str, repeat: int) -> None:
     await engine.dispose()
 
 
+INDEX_USAGE = """
+SELECT i.relname, i.indexrelname, i.idx_scan, pg_relation_size(i.indexrelid)
+FROM pg_stat_user_indexes i WHERE i.schemaname = 'followup' AND i.relname IN
+    ('cases', 'actions', 'timers', 'timeline')
+ORDER BY i.relname, i.indexrelname
+"""
+
+TABLE_UPDATES = """
+SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+WHERE schemaname = 'followup' AND relname IN ('cases', 'actions', 'timers', 'timeline')
+ORDER BY relname
+"""
+
+
+async def index_usage(url: str) -> None:
+    """Which of followup's indexes the run scanned (`pg_stat_user_indexes.idx_scan`, counted
+    since the schema was created, the generation's statements included) and how many updates
+    were HOT (no index written: `pg_stat_user_tables.n_tup_hot_upd`), `--index-usage`."""
+    engine = create_async_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        indexes = (await conn.execute(text(INDEX_USAGE))).all()
+        tables = (await conn.execute(text(TABLE_UPDATES))).all()
+    await engine.dispose()
+    print("\nindex scans (pg_stat_user_indexes):")
+    for table, index, scans, size in indexes:
+        print(f"  {table:9} {index:40} {scans:>10,} scans  {size / 2**20:8.1f} MB")
+    print("rows written (pg_stat_user_tables): inserted, updated, of them HOT:")
+    for table, inserted, updated, hot in tables:
+        print(f"  {table:9} {inserted:>10,} {updated:>10,} {hot:>10,}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=1_000_000)
@@ -935,6 +967,11 @@ def main() -> None:
     )
     parser.add_argument("--closed", type=int, default=100_000, help="--only queue: finished")
     parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument(
+        "--index-usage",
+        action="store_true",
+        help="at the end, print the scans of followup's indexes and the HOT updates",
+    )
     parser.add_argument(
         "--gc-freeze",
         action="store_true",
@@ -975,6 +1012,9 @@ def main() -> None:
                     freeze=args.gc_freeze,
                 )
             )
+        if args.index_usage:
+            time.sleep(1)  # the engines' backends report their statistics as they exit
+            asyncio.run(index_usage(postgres.url))
     finally:
         postgres.stop()
     print(f"\n(run id {uuid.uuid4().hex[:6]})")
