@@ -335,13 +335,15 @@ async def escalate(engine: Any, due: int, policy: PolicyInForce) -> None:
             total += fired
         return total
 
+    wal = await wal_now(engine)
     started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
     fired = await asyncio.gather(*(drain(s) for s in sweepers))
     elapsed, cpu, pg = time.perf_counter() - started, time.process_time() - cpu, pg_now() - pg
+    wal = await wal_now(engine) - wal
     print(
         f"\nescalated {sum(fired):,} due cases with 2 sweepers {fired}: {elapsed:.1f} s "
         f"({sum(fired) / elapsed:,.0f} timers/s; {cpu_per_item(cpu, pg, sum(fired), 'timer')}; "
-        f"{load()})"
+        f"WAL {wal / max(1, sum(fired)) / 1024:.1f} KB per timer; {load()})"
     )
     async with engine.connect() as conn:
         escalated = await conn.scalar(
@@ -492,6 +494,13 @@ def pg_now() -> float:
     return postgres_cpu(PG_DATA[0]) if PG_DATA else 0.0
 
 
+async def wal_now(engine: Any) -> int:
+    """The server's WAL position in bytes (`pg_current_wal_lsn()`): what a step wrote to WAL,
+    the same on a quiet machine and a busy one."""
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")))
+
+
 def load() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -513,6 +522,7 @@ async def opening(
         statements.off()
         await statements.take()
         with profiled(profile if size in (1, 500) else None, f"opening-{size}"):
+            wal = await wal_now(engine)
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
             for i, batch in enumerate(prepared):
                 if i == len(prepared) - 1:
@@ -523,10 +533,11 @@ async def opening(
                     )
                 planned += [a.action_id for c in opened for a in c.actions]
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            pg = pg_now() - pg
+            pg, wal = pg_now() - pg, await wal_now(engine) - wal
         print(
             f"  batches of {size}: {batches * size / elapsed:,.0f} responses/s; "
-            f"{cpu_per_item(cpu, pg, batches * size, 'response')}; {load()}\n"
+            f"{cpu_per_item(cpu, pg, batches * size, 'response')}; "
+            f"WAL {wal / (batches * size) / 1024:.2f} KB per response; {load()}\n"
             f"    {Statements.split(await statements.take(), 1)}"
         )
     # A detractor alone (what a steady stream of detractors brings): its statements.
@@ -541,18 +552,48 @@ async def opening(
     return planned
 
 
-async def opening_only(url: str, batches: int, size: int, policy: PolicyInForce) -> None:
+WAL_BY_RELATION = """
+SELECT coalesce(c.relname, b.relfilenode::text), count(*),
+    sum(b.block_data_length), sum(b.block_fpi_length)
+FROM pg_get_wal_block_info(CAST(:start AS pg_lsn), pg_current_wal_lsn()) b
+LEFT JOIN pg_class c ON c.relfilenode = b.relfilenode AND b.relfilenode <> 0
+GROUP BY 1 ORDER BY sum(b.block_data_length) + sum(b.block_fpi_length) DESC LIMIT 25
+"""
+
+
+async def wal_by_relation(engine: Any, start: int, n: int) -> None:
+    """What the measured batches wrote to WAL, by relation (table or index): block data and
+    full-page images per response (pg_walinspect; the records' own headers left out)."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(WAL_BY_RELATION), {"start": f"{start >> 32:X}/{start & 0xFFFFFFFF:X}"}
+            )
+        ).all()
+    print("WAL per response by relation (bytes of block data, of full-page images):")
+    for name, blocks, data, fpi in rows:
+        print(f"  {name:40} {blocks / n:6.2f} blocks {data / n:8.0f} B {fpi / n:8.0f} B")
+
+
+async def opening_only(
+    url: str, batches: int, size: int, policy: PolicyInForce, *, by_relation: bool = False
+) -> None:
     """`open_cases` alone, `batches` batches of `size` after two to warm up (`--only opening`)."""
     engine = create_async_engine(url, pool_size=4)
+    if by_relation:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
     sessions = session_factory(engine)
     gc.freeze()
     cpu = elapsed = 0.0
-    pg = pg_now()
+    pg, wal = pg_now(), 0
+    started_wal = 0
     for b in range(batches + 2):
         batch = [_scored(f"only{b}", i) for i in range(size)]
         if b == 2:
             cpu = elapsed = 0.0
-            pg = pg_now()
+            pg, wal = pg_now(), await wal_now(engine)
+            started_wal = wal
         started, cpu_started = time.perf_counter(), time.process_time()
         async with unit_of_work(sessions) as session:
             await open_cases(
@@ -561,11 +602,15 @@ async def opening_only(url: str, batches: int, size: int, policy: PolicyInForce)
         elapsed += time.perf_counter() - started
         cpu += time.process_time() - cpu_started
     pg = pg_now() - pg
+    wal = await wal_now(engine) - wal
     n = batches * size
     print(
         f"open_cases, {batches} batches of {size} (scores 0–10 evenly): {n / elapsed:,.0f} "
-        f"responses/s; {cpu_per_item(cpu, pg, n, 'response')}; {load()}"
+        f"responses/s; {cpu_per_item(cpu, pg, n, 'response')}; WAL {wal / n / 1024:.2f} KB "
+        f"per response; {load()}"
     )
+    if by_relation:
+        await wal_by_relation(engine, started_wal, n)
     await engine.dispose()
 
 
@@ -601,6 +646,7 @@ async def action_results(
         statements.off()
         await statements.take()
         with profiled(profile, f"results-{size}"):
+            wal = await wal_now(engine)
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
             for i, batch in enumerate(batches):
                 if i == len(batches) - 1:
@@ -611,10 +657,11 @@ async def action_results(
                     )
                 assert not unknown, unknown
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            pg = pg_now() - pg
+            pg, wal = pg_now() - pg, await wal_now(engine) - wal
         print(
             f"  batches of {size}: {len(chunk) / elapsed:,.0f} results/s; "
-            f"{cpu_per_item(cpu, pg, len(chunk), 'result')}; {load()}\n"
+            f"{cpu_per_item(cpu, pg, len(chunk), 'result')}; "
+            f"WAL {wal / len(chunk) / 1024:.2f} KB per result; {load()}\n"
             f"    {Statements.split(await statements.take(), 1)}"
         )
 
@@ -968,6 +1015,11 @@ def main() -> None:
     parser.add_argument("--closed", type=int, default=100_000, help="--only queue: finished")
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument(
+        "--wal",
+        action="store_true",
+        help="--only opening: what the batches wrote to WAL, by table and index (pg_walinspect)",
+    )
+    parser.add_argument(
         "--index-usage",
         action="store_true",
         help="at the end, print the scans of followup's indexes and the HOT updates",
@@ -999,7 +1051,9 @@ def main() -> None:
         elif args.only == "paths":
             asyncio.run(paths(postgres.url, args.repeat))
         elif args.only == "opening":
-            asyncio.run(opening_only(postgres.url, args.batches, args.size, policy))
+            asyncio.run(
+                opening_only(postgres.url, args.batches, args.size, policy, by_relation=args.wal)
+            )
         else:
             asyncio.run(
                 run(

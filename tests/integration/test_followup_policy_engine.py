@@ -649,9 +649,9 @@ async def test_migration_0009_upgrades_a_0008_database_with_cases_and_downgrades
         await asyncio.to_thread(upgrade, "nps_followup", url, "head")
         indexes, options = await schema()
         names = {name for name, _ in indexes}
-        assert {"ix_cases_queue", "ix_cases_active_first_contact_at"} <= names
-        assert not names & {"ix_cases_active_customer", "ix_cases_status_due_at"}
-        assert not names & {"ix_cases_active_queue"}
+        assert "ix_cases_active_first_contact_at" in names
+        assert "ix_cases_active_customer" not in names
+        assert "first_contact_at IS NOT NULL" in dict(indexes)["ix_cases_active_first_contact_at"]
         assert options == [("actions", ["fillfactor=90"]), ("cases", ["fillfactor=90"])]
         async with unit_of_work(session_factory(engine)) as session:
             active = await FollowupRepository(session).active_case_of("mig-1")

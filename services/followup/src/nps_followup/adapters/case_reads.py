@@ -85,7 +85,7 @@ class CaseReads:
         (`domain.queue.place_of` says the same; a test checks that they agree).
 
         One UNION ALL of a range scan per status and urgency group, each in (due_at,
-        case_id) order and limited, then merged: on the index of (status, due_at, case_id), a page
+        case_id) order and limited, then merged: on the partial index of active cases, a page
         after a cursor reads as few rows as the first page, however deep it is."""
         c = tables.cases.c
         statuses = filters.statuses or tuple(CaseStatus)
@@ -153,7 +153,7 @@ class CaseReads:
 
     async def case_gauges(self, now: datetime) -> tuple[dict[tuple[str, str], int], dict[int, int]]:
         """Active cases by (segment, status), and breached open cases by escalation level:
-        two grouped counts (the index on status keeps them cheap)."""
+        two grouped counts (the partial indexes on status keep them cheap)."""
         c = tables.cases.c
         active = await self.session.execute(
             select(c.segment, c.status, func.count())
@@ -173,8 +173,7 @@ class CaseReads:
 
 def _is(status: CaseStatus) -> ColumnElement[bool]:
     """`status = 'open'` with the value written out, not bound: the planner can then see that
-    the partial indexes on active cases (themes, first contact) cover the statement, even in a
-    generic plan."""
+    the partial index on active cases covers the statement, even in a generic plan."""
     return tables.cases.c.status == literal_column(f"'{status.value}'", String)
 
 

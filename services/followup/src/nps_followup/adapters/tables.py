@@ -66,13 +66,20 @@ cases = Table(
     # A customer's cases, newest first; also the locks on a customer's active cases when
     # opening (a customer has a handful of cases: their status is checked on the rows read).
     Index("ix_cases_customer_id_opened_at", "customer_id", "opened_at"),
+    Index("ix_cases_status_due_at", "status", "due_at"),
     # The case API's lists, newest first: all, by owner, by team.
     Index("ix_cases_opened_at", "opened_at"),
     Index("ix_cases_owner_opened_at", "owner", "opened_at"),
     Index("ix_cases_team_opened_at", "team", "opened_at"),
-    # The queue in urgency order (migrations 0005, 0009): one range scan per status and
-    # urgency group, so that a page after a cursor costs what the first page costs.
-    Index("ix_cases_queue", "status", "due_at", "case_id"),
+    # The queue in urgency order (migration 0005): one range scan per status and urgency
+    # group, so that a page after a cursor costs what the first page costs.
+    Index(
+        "ix_cases_active_queue",
+        "status",
+        "due_at",
+        "case_id",
+        postgresql_where=text("status IN ('open', 'contacted')"),
+    ),
     # The few cases reached since a cursor's first page (they keep their place in its walk);
     # a new case, not reached yet, is not written into it.
     Index(

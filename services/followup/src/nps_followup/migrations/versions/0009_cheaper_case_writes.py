@@ -1,14 +1,9 @@
-"""cheaper writes of cases and actions: three index entries fewer per new case, room in the
+"""cheaper writes of cases and actions: two index entries fewer per new case, room in the
 pages for the in-place updates (HOT: no index written)
 
 - `ix_cases_active_customer` (customer_id, active cases) goes: the locks on a customer's
   active cases are answered by `ix_cases_customer_id_opened_at` (a customer has a handful of
   cases; their status is checked on the rows read);
-- `ix_cases_status_due_at` (all cases) and `ix_cases_active_queue` (status, due_at, case_id;
-  active cases) become one, `ix_cases_queue` on (status, due_at, case_id) for all cases: the
-  queue's range scans per status read it as they read the partial one, the filtered pages
-  combine it with the other indexes as they did the former, and a new case enters one of
-  them rather than both;
 - `ix_cases_active_first_contact_at` holds only the cases reached (`first_contact_at IS NOT
   NULL`): the only query it answers asks for cases reached since a cursor's first page, and a
   new case (not reached yet) no longer enters it;
@@ -37,9 +32,6 @@ ACTIVE = "status IN ('open', 'contacted')"
 
 def upgrade() -> None:
     op.drop_index("ix_cases_active_customer", table_name="cases", schema=S)
-    op.create_index("ix_cases_queue", "cases", ["status", "due_at", "case_id"], schema=S)
-    op.drop_index("ix_cases_active_queue", table_name="cases", schema=S)
-    op.drop_index("ix_cases_status_due_at", table_name="cases", schema=S)
     op.drop_index("ix_cases_active_first_contact_at", table_name="cases", schema=S)
     op.create_index(
         "ix_cases_active_first_contact_at",
@@ -64,15 +56,6 @@ def downgrade() -> None:
         schema=S,
         postgresql_where=sa.text(ACTIVE),
     )
-    op.create_index("ix_cases_status_due_at", "cases", ["status", "due_at"], schema=S)
-    op.create_index(
-        "ix_cases_active_queue",
-        "cases",
-        ["status", "due_at", "case_id"],
-        schema=S,
-        postgresql_where=sa.text(ACTIVE),
-    )
-    op.drop_index("ix_cases_queue", table_name="cases", schema=S)
     op.create_index(
         "ix_cases_active_customer",
         "cases",
