@@ -565,11 +565,8 @@ async def wal_by_relation(engine: Any, start: int, n: int) -> None:
     """What the measured batches wrote to WAL, by relation (table or index): block data and
     full-page images per response (pg_walinspect; the records' own headers left out)."""
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(WAL_BY_RELATION), {"start": f"{start >> 32:X}/{start & 0xFFFFFFFF:X}"}
-            )
-        ).all()
+        # asyncpg takes a pg_lsn as its byte position.
+        rows = (await conn.execute(text(WAL_BY_RELATION), {"start": start})).all()
     print("WAL per response by relation (bytes of block data, of full-page images):")
     for name, blocks, data, fpi in rows:
         print(f"  {name:40} {blocks / n:6.2f} blocks {data / n:8.0f} B {fpi / n:8.0f} B")
