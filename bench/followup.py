@@ -40,6 +40,11 @@ writes` times four batches of 500:
 
     .venv/bin/python bench/followup.py --only opening --batches 30 --size 500
 
+with `--wal`, also what those batches wrote to WAL by table and index (pg_walinspect). Every
+run prints the WAL written per response, timer and result (`pg_current_wal_lsn()`), a figure
+the machine's load does not move; `--index-usage` ends any run with the scans of each of
+followup's indexes (`pg_stat_user_indexes`) and the HOT updates (`pg_stat_user_tables`).
+
 `--only figures` measures the dashboard's closed-loop figures at N cases opened over the past
 year (by team, by owner, both as two concurrent calls as the console asked before, both in one
 GROUPING SETS pass as it asks now), and prints the one pass's plan:
