@@ -40,6 +40,11 @@ writes` times four batches of 500:
 
     .venv/bin/python bench/followup.py --only opening --batches 30 --size 500
 
+with `--wal`, also what those batches wrote to WAL by table and index (pg_walinspect). Every
+run prints the WAL written per response, timer and result (`pg_current_wal_lsn()`), a figure
+the machine's load does not move; `--index-usage` ends any run with the scans of each of
+followup's indexes (`pg_stat_user_indexes`) and the HOT updates (`pg_stat_user_tables`).
+
 `--only figures` measures the dashboard's closed-loop figures at N cases opened over the past
 year (by team, by owner, both as two concurrent calls as the console asked before, both in one
 GROUPING SETS pass as it asks now), and prints the one pass's plan:
@@ -335,13 +340,15 @@ async def escalate(engine: Any, due: int, policy: PolicyInForce) -> None:
             total += fired
         return total
 
+    wal = await wal_now(engine)
     started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
     fired = await asyncio.gather(*(drain(s) for s in sweepers))
     elapsed, cpu, pg = time.perf_counter() - started, time.process_time() - cpu, pg_now() - pg
+    wal = await wal_now(engine) - wal
     print(
         f"\nescalated {sum(fired):,} due cases with 2 sweepers {fired}: {elapsed:.1f} s "
         f"({sum(fired) / elapsed:,.0f} timers/s; {cpu_per_item(cpu, pg, sum(fired), 'timer')}; "
-        f"{load()})"
+        f"WAL {wal / max(1, sum(fired)) / 1024:.1f} KB per timer; {load()})"
     )
     async with engine.connect() as conn:
         escalated = await conn.scalar(
@@ -492,6 +499,13 @@ def pg_now() -> float:
     return postgres_cpu(PG_DATA[0]) if PG_DATA else 0.0
 
 
+async def wal_now(engine: Any) -> int:
+    """The server's WAL position in bytes (`pg_current_wal_lsn()`): what a step wrote to WAL,
+    the same on a quiet machine and a busy one."""
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")))
+
+
 def load() -> str:
     return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -513,6 +527,7 @@ async def opening(
         statements.off()
         await statements.take()
         with profiled(profile if size in (1, 500) else None, f"opening-{size}"):
+            wal = await wal_now(engine)
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
             for i, batch in enumerate(prepared):
                 if i == len(prepared) - 1:
@@ -523,10 +538,11 @@ async def opening(
                     )
                 planned += [a.action_id for c in opened for a in c.actions]
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            pg = pg_now() - pg
+            pg, wal = pg_now() - pg, await wal_now(engine) - wal
         print(
             f"  batches of {size}: {batches * size / elapsed:,.0f} responses/s; "
-            f"{cpu_per_item(cpu, pg, batches * size, 'response')}; {load()}\n"
+            f"{cpu_per_item(cpu, pg, batches * size, 'response')}; "
+            f"WAL {wal / (batches * size) / 1024:.2f} KB per response; {load()}\n"
             f"    {Statements.split(await statements.take(), 1)}"
         )
     # A detractor alone (what a steady stream of detractors brings): its statements.
@@ -541,18 +557,45 @@ async def opening(
     return planned
 
 
-async def opening_only(url: str, batches: int, size: int, policy: PolicyInForce) -> None:
+WAL_BY_RELATION = """
+SELECT coalesce(c.relname, b.relfilenode::text), count(*),
+    sum(b.block_data_length), sum(b.block_fpi_length)
+FROM pg_get_wal_block_info(CAST(:start AS pg_lsn), pg_current_wal_lsn()) b
+LEFT JOIN pg_class c ON c.relfilenode = b.relfilenode AND b.relfilenode <> 0
+GROUP BY 1 ORDER BY sum(b.block_data_length) + sum(b.block_fpi_length) DESC LIMIT 25
+"""
+
+
+async def wal_by_relation(engine: Any, start: int, n: int) -> None:
+    """What the measured batches wrote to WAL, by relation (table or index): block data and
+    full-page images per response (pg_walinspect; the records' own headers left out)."""
+    async with engine.connect() as conn:
+        # asyncpg takes a pg_lsn as its byte position.
+        rows = (await conn.execute(text(WAL_BY_RELATION), {"start": start})).all()
+    print("WAL per response by relation (bytes of block data, of full-page images):")
+    for name, blocks, data, fpi in rows:
+        print(f"  {name:40} {blocks / n:6.2f} blocks {data / n:8.0f} B {fpi / n:8.0f} B")
+
+
+async def opening_only(
+    url: str, batches: int, size: int, policy: PolicyInForce, *, by_relation: bool = False
+) -> None:
     """`open_cases` alone, `batches` batches of `size` after two to warm up (`--only opening`)."""
     engine = create_async_engine(url, pool_size=4)
+    if by_relation:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
     sessions = session_factory(engine)
     gc.freeze()
     cpu = elapsed = 0.0
-    pg = pg_now()
+    pg, wal = pg_now(), 0
+    started_wal = 0
     for b in range(batches + 2):
         batch = [_scored(f"only{b}", i) for i in range(size)]
         if b == 2:
             cpu = elapsed = 0.0
-            pg = pg_now()
+            pg, wal = pg_now(), await wal_now(engine)
+            started_wal = wal
         started, cpu_started = time.perf_counter(), time.process_time()
         async with unit_of_work(sessions) as session:
             await open_cases(
@@ -561,11 +604,15 @@ async def opening_only(url: str, batches: int, size: int, policy: PolicyInForce)
         elapsed += time.perf_counter() - started
         cpu += time.process_time() - cpu_started
     pg = pg_now() - pg
+    wal = await wal_now(engine) - wal
     n = batches * size
     print(
         f"open_cases, {batches} batches of {size} (scores 0–10 evenly): {n / elapsed:,.0f} "
-        f"responses/s; {cpu_per_item(cpu, pg, n, 'response')}; {load()}"
+        f"responses/s; {cpu_per_item(cpu, pg, n, 'response')}; WAL {wal / n / 1024:.2f} KB "
+        f"per response; {load()}"
     )
+    if by_relation:
+        await wal_by_relation(engine, started_wal, n)
     await engine.dispose()
 
 
@@ -601,6 +648,7 @@ async def action_results(
         statements.off()
         await statements.take()
         with profiled(profile, f"results-{size}"):
+            wal = await wal_now(engine)
             started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
             for i, batch in enumerate(batches):
                 if i == len(batches) - 1:
@@ -611,10 +659,11 @@ async def action_results(
                     )
                 assert not unknown, unknown
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            pg = pg_now() - pg
+            pg, wal = pg_now() - pg, await wal_now(engine) - wal
         print(
             f"  batches of {size}: {len(chunk) / elapsed:,.0f} results/s; "
-            f"{cpu_per_item(cpu, pg, len(chunk), 'result')}; {load()}\n"
+            f"{cpu_per_item(cpu, pg, len(chunk), 'result')}; "
+            f"WAL {wal / len(chunk) / 1024:.2f} KB per result; {load()}\n"
             f"    {Statements.split(await statements.take(), 1)}"
         )
 
@@ -915,6 +964,38 @@ async def paths(url: str, repeat: int) -> None:
     await engine.dispose()
 
 
+INDEX_USAGE = """
+SELECT i.relname, i.indexrelname, i.idx_scan, pg_relation_size(i.indexrelid)
+FROM pg_stat_user_indexes i WHERE i.schemaname = 'followup' AND i.relname IN
+    ('cases', 'actions', 'timers', 'timeline')
+ORDER BY i.relname, i.indexrelname
+"""
+
+TABLE_UPDATES = """
+SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+WHERE schemaname = 'followup' AND relname IN ('cases', 'actions', 'timers', 'timeline')
+ORDER BY relname
+"""
+
+
+async def index_usage(url: str) -> None:
+    """Which of followup's indexes the run scanned (`pg_stat_user_indexes.idx_scan`, counted
+    since the schema was created, the generation's statements included) and how many updates
+    were HOT (no index written: `pg_stat_user_tables.n_tup_hot_upd`), `--index-usage`."""
+    engine = create_async_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        indexes = (await conn.execute(text(INDEX_USAGE))).all()
+        tables = (await conn.execute(text(TABLE_UPDATES))).all()
+    await engine.dispose()
+    print("\nindex scans (pg_stat_user_indexes):")
+    for table, index, scans, size in indexes:
+        print(f"  {table:9} {index:40} {scans:>10,} scans  {size / 2**20:8.1f} MB")
+    print("rows written (pg_stat_user_tables): inserted, updated, of them HOT:")
+    for table, inserted, updated, hot in tables:
+        print(f"  {table:9} {inserted:>10,} {updated:>10,} {hot:>10,}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=1_000_000)
@@ -935,6 +1016,16 @@ def main() -> None:
     )
     parser.add_argument("--closed", type=int, default=100_000, help="--only queue: finished")
     parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument(
+        "--wal",
+        action="store_true",
+        help="--only opening: what the batches wrote to WAL, by table and index (pg_walinspect)",
+    )
+    parser.add_argument(
+        "--index-usage",
+        action="store_true",
+        help="at the end, print the scans of followup's indexes and the HOT updates",
+    )
     parser.add_argument(
         "--gc-freeze",
         action="store_true",
@@ -962,7 +1053,9 @@ def main() -> None:
         elif args.only == "paths":
             asyncio.run(paths(postgres.url, args.repeat))
         elif args.only == "opening":
-            asyncio.run(opening_only(postgres.url, args.batches, args.size, policy))
+            asyncio.run(
+                opening_only(postgres.url, args.batches, args.size, policy, by_relation=args.wal)
+            )
         else:
             asyncio.run(
                 run(
@@ -975,6 +1068,9 @@ def main() -> None:
                     freeze=args.gc_freeze,
                 )
             )
+        if args.index_usage:
+            time.sleep(1)  # the engines' backends report their statistics as they exit
+            asyncio.run(index_usage(postgres.url))
     finally:
         postgres.stop()
     print(f"\n(run id {uuid.uuid4().hex[:6]})")

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from alembic import command
+from sqlalchemy import make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_events import (
@@ -48,7 +49,9 @@ from nps_followup.handlers import (
 from nps_kit.clock import FrozenClock
 from nps_kit.db import SessionFactory, session_factory, unit_of_work
 from nps_kit.faults import Fault, classify, sqlstate
+from nps_kit.migrations import alembic_config, upgrade
 from tests.integration.kafka_helpers import NOW, a_response
+from tests.support.infra import Infra
 from tests.support.statements import statements_sent
 
 _POLICY = parse_policy(default_policy_text())
@@ -607,6 +610,61 @@ async def test_the_hand_written_migrations_build_exactly_the_tables_the_code_use
     async with second_sessions() as session:
         connection = await session.connection()
         assert await connection.run_sync(differences) == []
+
+
+_INDEXES = (
+    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'followup' "
+    "AND tablename IN ('cases', 'actions') ORDER BY indexname"
+)
+_FILLFACTORS = (
+    "SELECT relname, reloptions FROM pg_class WHERE relnamespace = 'followup'::regnamespace "
+    "AND relname IN ('cases', 'actions') ORDER BY relname"
+)
+
+
+async def test_migration_0009_upgrades_a_0008_database_with_cases_and_downgrades_to_it(
+    infra: Infra,
+) -> None:
+    """0009 (cheaper case writes) on a database at 0008 that holds a case: the indexes end
+    as a fresh database's, the case is still found through them; its downgrade gives back
+    0008's indexes and table options exactly, and it upgrades again."""
+    name = f"mig_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(infra.database_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    url = make_url(infra.database_url).set(database=name).render_as_string(hide_password=False)
+    engine = create_async_engine(url)
+
+    async def schema() -> tuple[list[Any], list[Any]]:
+        async with engine.connect() as conn:
+            indexes = [tuple(r) for r in (await conn.execute(text(_INDEXES))).all()]
+            options = [tuple(r) for r in (await conn.execute(text(_FILLFACTORS))).all()]
+        return indexes, options
+
+    try:
+        await asyncio.to_thread(upgrade, "nps_followup", url, "0008")
+        at_0008 = await schema()
+        [case] = await open_for(session_factory(engine), scored("mig-1", score=2))
+        await asyncio.to_thread(upgrade, "nps_followup", url, "head")
+        indexes, options = await schema()
+        names = {name for name, _ in indexes}
+        assert "ix_cases_active_first_contact_at" in names
+        assert "ix_cases_active_customer" not in names
+        assert "first_contact_at IS NOT NULL" in dict(indexes)["ix_cases_active_first_contact_at"]
+        assert options == [("actions", ["fillfactor=90"]), ("cases", ["fillfactor=90"])]
+        async with unit_of_work(session_factory(engine)) as session:
+            active = await FollowupRepository(session).active_case_of("mig-1")
+        assert active is not None
+        assert active.case_id == case.case_id
+
+        config = alembic_config("nps_followup", url)
+        await asyncio.to_thread(command.downgrade, config, "0008")
+        assert await schema() == at_0008
+        await asyncio.to_thread(upgrade, "nps_followup", url, "head")
+        assert await schema() == (indexes, options)
+    finally:
+        await engine.dispose()
 
 
 async def test_cases_stored_before_inputs_were_checked_still_get_their_messages_and_notices(

@@ -54,8 +54,8 @@ _SAVE_CASES = unnest_update(tables.cases, "case_id", LIFECYCLE_FIELDS)
 _LATEST_SCORES = unnest_update(tables.cases, "case_id", ("latest_score", "recovered"))
 #: The cases' columns, as `case_from_row` reads them.
 _CASE_READ = ", ".join(c.name for c in tables.cases.columns)
-#: The statuses written out (not an array parameter): the partial index of active cases
-#: answers a prepared statement's generic plan only if its condition is in the statement.
+#: The active statuses written out (not an array parameter): a prepared statement's generic
+#: plan then sees them as it sees the values of a custom plan.
 _ACTIVE = ", ".join(f"'{status}'" for status in tables.ACTIVE)
 # The statements below are built from our table's column names and constants, never input.
 #: A batch's two reads in one: the customers' active cases (locked, in opening order, so that

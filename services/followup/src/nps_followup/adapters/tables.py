@@ -63,17 +63,14 @@ cases = Table(
     Column("root_cause", String(100)),
     Column("latest_score", Integer),
     Column("recovered", Boolean, nullable=False, server_default="false"),
+    # A customer's cases, newest first; also the locks on a customer's active cases when
+    # opening (a customer has a handful of cases: their status is checked on the rows read).
     Index("ix_cases_customer_id_opened_at", "customer_id", "opened_at"),
     Index("ix_cases_status_due_at", "status", "due_at"),
     # The case API's lists, newest first: all, by owner, by team.
     Index("ix_cases_opened_at", "opened_at"),
     Index("ix_cases_owner_opened_at", "owner", "opened_at"),
     Index("ix_cases_team_opened_at", "team", "opened_at"),
-    Index(
-        "ix_cases_active_customer",
-        "customer_id",
-        postgresql_where=text("status IN ('open', 'contacted')"),
-    ),
     # The queue in urgency order (migration 0005): one range scan per status and urgency
     # group, so that a page after a cursor costs what the first page costs.
     Index(
@@ -83,11 +80,12 @@ cases = Table(
         "case_id",
         postgresql_where=text("status IN ('open', 'contacted')"),
     ),
-    # The few cases reached since a cursor's first page (they keep their place in its walk).
+    # The few cases reached since a cursor's first page (they keep their place in its walk);
+    # a new case, not reached yet, is not written into it.
     Index(
         "ix_cases_active_first_contact_at",
         "first_contact_at",
-        postgresql_where=text("status IN ('open', 'contacted')"),
+        postgresql_where=text("status IN ('open', 'contacted') AND first_contact_at IS NOT NULL"),
     ),
     Index(
         "ix_cases_active_themes",
