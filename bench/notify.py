@@ -4,7 +4,9 @@ costs on top of the channel alone.
 
 For each channel, N actions go through it twice:
 (Channels: a customer's email, a staff notice by email (since issue #20's fourth session: the
-pipeline's second email per detractor, its deadline in words), and an SMS.)
+pipeline's second email per detractor, its deadline in words), an SMS, and since issue #20's
+fifth session a helpdesk ticket to the fake Zendesk of the tests (the default policy's third
+action per detractor), each fake in a process of its own.)
 - the channel alone: `channel.send(job)`, `--concurrency` (`NOTIFY_SEND_CONCURRENCY`, 16; 8
   before issue #20's fourth session) at a time;
 - the dispatcher: the same through `Dispatcher.dispatch` in batches of `--batch` (500: what
@@ -49,7 +51,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's 
 from sinks import default_sink, start_mail_sink
 from sqlalchemy import event
 
-from nps_events import Customer, Event, NotifyStaff, Segment, SendEmail, SendSms, StaffReason
+from nps_events import (
+    CreateTicket,
+    Customer,
+    Event,
+    NotifyStaff,
+    Segment,
+    SendEmail,
+    SendSms,
+    StaffReason,
+    TicketPriority,
+)
 from nps_kit.clock import SystemClock
 from nps_kit.db import create_engine, session_factory
 from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port
@@ -60,9 +72,11 @@ from nps_kit.settings import DatabaseSettings, LogSettings
 from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.adapters.repository import ledger_in
 from nps_notify.adapters.sms import TwilioSmsChannel
-from nps_notify.config import SmtpSettings, TwilioSettings
-from nps_notify.handlers import Dispatcher, email_job, sms_job
+from nps_notify.adapters.tickets import ZendeskTicketChannel
+from nps_notify.config import SmtpSettings, TwilioSettings, ZendeskSettings
+from nps_notify.handlers import Dispatcher, email_job, sms_job, ticket_job
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.fake_zendesk import FakeZendesk
 from tests.support.serve import served
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -110,6 +124,23 @@ def _sms(i: int) -> SendSms:
         case_id=uuid.uuid4(),
         customer=customer,
         template="detractor_apology",
+        requested_at=NOW,
+    )
+
+
+def _ticket(i: int) -> CreateTicket:
+    """The helpdesk ticket followup asks for with each detractor's case (the default policy's
+    `kind: ticket`, priority high)."""
+    customer = Customer(id=f"t{i}", email=f"t{i}@example.com", name="Ada")
+    return CreateTicket(
+        action_id=uuid.uuid4(),
+        case_id=uuid.uuid4(),
+        customer=customer,
+        priority=TicketPriority.HIGH,
+        title="Detractor: Ada scored 2",
+        score=2,
+        segment=Segment.DETRACTOR,
+        comment="slow",
         requested_at=NOW,
     )
 
@@ -234,10 +265,13 @@ async def run(
     smtp_port: int,
     twilio_url: str,
     fake: FakeTwilio,
+    zendesk_url: str,
+    zendesk: FakeZendesk,
     batch: int,
     postgres_dir: Path,
     sink_pid: int | None,
     fake_pid: int | None,
+    zendesk_pid: int | None,
 ) -> None:
     engine = create_engine(
         DatabaseSettings.model_validate({"url": database_url}), application_name="bench-notify"
@@ -262,10 +296,21 @@ async def run(
         renderer=TemplateRenderer(),
         attempts=1,
     )
+    tickets = ZendeskTicketChannel(
+        ZendeskSettings.model_validate(
+            {
+                "base_url": zendesk_url,
+                "email": zendesk.email,
+                "api_token": zendesk.api_token,
+                "rate_per_second": 100_000,
+            }
+        ),
+        attempts=1,
+    )
     ledger = _TimedLedger(ledger_in(sessions))
     dispatcher = Dispatcher(
         ledger=ledger,
-        channels={"email": email, "sms": sms},
+        channels={"email": email, "sms": sms, "ticket": tickets},
         clock=SystemClock(),
         concurrency=concurrency,
         case_url="http://cs.example.com/cases/{case_id}",
@@ -275,9 +320,16 @@ async def run(
         ("email to the SMTP sink", _email, lambda a: email_job(a, case_url="-")),
         ("staff notice to the SMTP sink", _notice, lambda a: email_job(a, case_url="-")),
         ("SMS to the HTTP fake (Twilio)", _sms, sms_job),
+        (
+            "helpdesk ticket to the HTTP fake (Zendesk)",
+            _ticket,
+            lambda a: ticket_job(a, case_url="-"),
+        ),
     ):
-        channel = sms if name.startswith("SMS") else email
+        channel: Any = sms if name.startswith("SMS") else email
         peer = sink_pid if channel is email else fake_pid
+        if name.startswith("helpdesk"):
+            channel, peer = tickets, zendesk_pid
         await _alone(channel, [to_job(make(i)) for i in range(50)], concurrency)  # warm up
         alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
         counted.reset()
@@ -309,6 +361,7 @@ async def run(
         )
     await email.aclose()
     await sms.aclose()
+    await tickets.aclose()
     await engine.dispose()
     print(
         f"{n} actions per line, {concurrency} in flight ({connections} SMTP connections, "
@@ -397,24 +450,17 @@ def main() -> None:
     print(f"SMTP sink: {'in-process' if sink is None else args.sink}")
     fake = FakeTwilio()
     fake_process: subprocess.Popen[bytes] | None = None
+    zendesk = FakeZendesk()
+    zendesk_process: subprocess.Popen[bytes] | None = None
     try:
         upgrade("nps_notify", postgres.url)
         with contextlib.ExitStack() as serving:
             if args.fake_in_process:
                 twilio_url = serving.enter_context(served(fake.app()))
+                zendesk_url = serving.enter_context(served(zendesk.app()))
             else:
-                fake_port = free_port()
-                fake_process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-c",
-                        _FAKE,
-                        str(fake_port),
-                        str(Path(__file__).resolve().parents[1]),
-                    ]
-                )
-                wait_for_port(fake_port, timeout=30, what="the fake Twilio", process=fake_process)
-                twilio_url = f"http://127.0.0.1:{fake_port}"
+                fake_process, twilio_url = _serve_fake("fake_twilio", "FakeTwilio")
+                zendesk_process, zendesk_url = _serve_fake("fake_zendesk", "FakeZendesk")
             asyncio.run(
                 run(
                     args.actions,
@@ -425,27 +471,48 @@ def main() -> None:
                     smtp_port=mail_port,
                     twilio_url=twilio_url,
                     fake=fake,
+                    zendesk_url=zendesk_url,
+                    zendesk=zendesk,
                     batch=args.batch,
                     postgres_dir=tmp / "postgres",
                     sink_pid=sink.pid if sink is not None else None,
                     fake_pid=fake_process.pid if fake_process is not None else None,
+                    zendesk_pid=zendesk_process.pid if zendesk_process is not None else None,
                 )
             )
     finally:
-        for process in (sink, fake_process):
+        for process in (sink, fake_process, zendesk_process):
             stop_process(process, sig=signal.SIGTERM, timeout=10)
         mail.stop()
         postgres.stop()
 
 
-#: The fake Twilio in a process of its own (uvicorn), until terminated.
+def _serve_fake(module: str, name: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A provider's fake from tests.support in a process of its own (uvicorn): the process
+    and its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _FAKE,
+            str(port),
+            str(Path(__file__).resolve().parents[1]),
+            module,
+            name,
+        ]
+    )
+    wait_for_port(port, timeout=30, what=f"the {name}", process=process)
+    return process, f"http://127.0.0.1:{port}"
+
+
+#: A fake provider in a process of its own (uvicorn), until terminated.
 _FAKE = """
-import sys, uvicorn
+import importlib, sys, uvicorn
 sys.path.insert(0, sys.argv[2])
-from tests.support.fake_twilio import FakeTwilio
+fake = getattr(importlib.import_module("tests.support." + sys.argv[3]), sys.argv[4])()
 uvicorn.run(
-    FakeTwilio().app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-    lifespan="off",
+    fake.app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", lifespan="off",
 )
 """
 

@@ -4,12 +4,13 @@ of those parts, for text chosen to be awkward."""
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parseaddr
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -256,3 +257,20 @@ def test_what_the_channel_hands_the_server_is_one_recipient_and_the_senders_addr
     assert message.message_id == f"<{job.action_id}@shop.example>"
     parsed = message_from_bytes(message.data, policy=policy.default)
     assert str(parsed["From"]) == "Café Zoë <noreply@shop.example>"
+
+
+def test_one_instant_in_two_zones_is_dated_in_each_ones_offset() -> None:
+    # The Date header is formatted once per second: one instant in another zone is still
+    # written with its own offset, and the next second is written anew.
+    at = datetime(2026, 11, 25, 9, 30, 15, 123456, tzinfo=UTC)
+    paris = at.astimezone(ZoneInfo("Europe/Paris"))
+    dates = [
+        _parsed(to_bytes(Draft(**{**_fields(DRAFTS[0]), "date": when})))["Date"]
+        for when in (at, paris, at + timedelta(seconds=1), at.replace(microsecond=0))
+    ]
+    assert dates == [
+        "Wed, 25 Nov 2026 09:30:15 +0000",
+        "Wed, 25 Nov 2026 10:30:15 +0100",
+        "Wed, 25 Nov 2026 09:30:16 +0000",
+        "Wed, 25 Nov 2026 09:30:15 +0000",
+    ]

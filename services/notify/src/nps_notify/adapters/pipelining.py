@@ -29,7 +29,7 @@ from aiosmtplib import SMTPStatus
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from aiosmtplib.response import SMTPResponse
 
-__all__ = ["Replies", "pipelined_transaction", "split_replies"]
+__all__ = ["Replies", "as_sent", "pipelined_transaction", "split_replies"]
 
 #: One reply's lines together (aiosmtplib's bound: a real EHLO reply is a few KB).
 MAX_REPLY_BYTES = 8192 * 4
@@ -171,6 +171,20 @@ class Replies(asyncio.Protocol):
             self._waiter.set_result(None)
 
 
+def as_sent(data: bytes) -> bytes:
+    """`data` as `DATA` carries it: every line ending CRLF, the message ending in one, and a
+    line starting with a dot doubled, exactly as aiosmtplib's `data` sends it. The messages
+    adapters/mime.py writes already end every line in CRLF and rarely hold a line starting
+    with a dot, so two regular-expression passes over every message (~4% of notify's CPU in
+    the pipeline) are made only when a count says they would change something."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf or not data.endswith(b"\r\n"):
+        data = normalize_message_line_endings(data)
+    if data.startswith(b".") or b"\n." in data:
+        data = PERIOD_REGEX.sub(b"..", data)
+    return data
+
+
 async def pipelined_transaction(
     replies: Replies, *, sender: str, recipient: str, data: bytes, size: bool
 ) -> None:
@@ -209,7 +223,7 @@ async def pipelined_transaction(
                 reset = await replies.next()
                 replies.in_step = reset.code == SMTPStatus.completed
         raise refusal
-    replies.write(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n")
+    replies.write(as_sent(data) + b".\r\n")
     final = await replies.next()
     replies.in_step = True  # the relay answered the message: the transaction is over
     if final.code != SMTPStatus.completed:

@@ -18,6 +18,16 @@ Classify = Callable[[httpx.Response], Outcome]
 #: Failures before the request reached the provider: always safe to try again.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
+#: Connections kept open to one provider. httpcore's pool checks every connection it holds
+#: at each request (idle? expired? readable?), so its CPU per request grows with the pool:
+#: against the fake Zendesk, 16 tickets in flight (`NOTIFY_SEND_CONCURRENCY`), httpx's
+#: default pool (up to 100, 20 kept) cost 1.43-1.61 ms of CPU per ticket and 8 connections
+#: 1.01-1.07 ms (docs/performance.md, Notify, issue #20, fifth session). A request waiting
+#: for a free connection longer than the timeout fails with `PoolTimeout` before it is sent:
+#: deferred, never `unknown`. Providers' rate limits (Zendesk 3/s, Twilio 1/s by default)
+#: keep far fewer requests in flight than this.
+MAX_CONNECTIONS = 8
+
 
 def retry_after(response: httpx.Response) -> float | None:
     """`Retry-After` in seconds: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
@@ -77,7 +87,11 @@ class ProviderClient:
             auth=auth,
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0),
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+            )
+            if keep_alive
+            else httpx.Limits(max_keepalive_connections=0),
         )
         self._attempts = attempts
         self._max_inline_wait = max_inline_wait
