@@ -48,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's fakes
 
-from sinks import default_sink, start_mail_sink
+from sinks import default_sink, start_fake_provider, start_mail_sink
 from sqlalchemy import event
 
 from nps_events import (
@@ -65,7 +65,7 @@ from nps_events import (
 from nps_kit.clock import SystemClock
 from nps_kit.db import create_engine, session_factory
 from nps_kit.devstack import EmbeddedPostgres, MailSink, free_port
-from nps_kit.devstack.process import stop_process, wait_for_port
+from nps_kit.devstack.process import stop_process
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
 from nps_kit.settings import DatabaseSettings, LogSettings
@@ -459,8 +459,8 @@ def main() -> None:
                 twilio_url = serving.enter_context(served(fake.app()))
                 zendesk_url = serving.enter_context(served(zendesk.app()))
             else:
-                fake_process, twilio_url = _serve_fake("fake_twilio", "FakeTwilio")
-                zendesk_process, zendesk_url = _serve_fake("fake_zendesk", "FakeZendesk")
+                fake_process, twilio_url = start_fake_provider("fake_twilio", "FakeTwilio")
+                zendesk_process, zendesk_url = start_fake_provider("fake_zendesk", "FakeZendesk")
             asyncio.run(
                 run(
                     args.actions,
@@ -486,35 +486,6 @@ def main() -> None:
         mail.stop()
         postgres.stop()
 
-
-def _serve_fake(module: str, name: str) -> tuple[subprocess.Popen[bytes], str]:
-    """A provider's fake from tests.support in a process of its own (uvicorn): the process
-    and its URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _FAKE,
-            str(port),
-            str(Path(__file__).resolve().parents[1]),
-            module,
-            name,
-        ]
-    )
-    wait_for_port(port, timeout=30, what=f"the {name}", process=process)
-    return process, f"http://127.0.0.1:{port}"
-
-
-#: A fake provider in a process of its own (uvicorn), until terminated.
-_FAKE = """
-import importlib, sys, uvicorn
-sys.path.insert(0, sys.argv[2])
-fake = getattr(importlib.import_module("tests.support." + sys.argv[3]), sys.argv[4])()
-uvicorn.run(
-    fake.app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", lifespan="off",
-)
-"""
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,10 @@ posts detractor responses to ingest, and measures
 - the pipeline: seconds until every response is scored, has its case, and has its email in
   the SMTP sink (`.eml` files, the owners' assignment notices included), and until every
   customer has their acknowledgement (each email matched to its response by the customer
-  address the bench chose);
+  address the bench chose), and until every detractor's ticket is in the helpdesk (the tests'
+  fake Zendesk, in a process of its own: the default policy's third action; `--helpdesk none`
+  leaves notify without one, as every run before the fifth session on issue #20 did, and each
+  ticket action then fails at once, for want of a channel);
 - the first action: from each post to its acknowledgement email in the sink (the file's mtime),
   and to its case's commit in followup's table, as percentiles;
 - each consumer's batches over the run, from the services' own Prometheus metrics
@@ -14,12 +17,14 @@ posts detractor responses to ingest, and measures
   size, their mean time and the share of the run the handler was busy — a stage that is far
   behind while its handler is busy a small share of the run waits between batches;
 - CPU per response of each process (ingest, scoring, followup, notify, console, PostgreSQL
-  with every backend but the watcher's, the broker, the SMTP sink, the bench itself: client
+  with every backend but the watcher's, the broker, the SMTP sink, the fake helpdesk, the
+  bench itself: client
   and watcher, and the watcher's PostgreSQL backend on its own line), from /proc over the
   whole run, and each service's resident memory idle and after the run.
 
 Each stage's time comes from its own records, read once after the run: the commit time of
-the n-th row in scoring.responses, followup.cases and notify.dispatches (`sent`) — the bench
+the n-th row in scoring.responses, followup.cases and notify.dispatches (`sent`; and of the
+tickets among them: "ticketed") — the bench
 runs PostgreSQL with `track_commit_timestamp=on` — and the mtime of the n-th message file. The
 watcher only tells when the run is over (it looks every WATCH seconds), so its pace changes
 no figure but the run's wall time, by up to WATCH. `--pg-statements` loads pg_stat_statements
@@ -62,7 +67,7 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
-from sinks import default_sink, start_mail_sink
+from sinks import default_sink, start_fake_provider, start_mail_sink
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -111,7 +116,7 @@ def rss_mb(pid: int) -> float:
 
 
 WATCHER_BACKEND = "watcher's backend"
-NOT_THE_SYSTEM = ("bench", "mail sink", WATCHER_BACKEND)
+NOT_THE_SYSTEM = ("bench", "mail sink", "helpdesk fake", WATCHER_BACKEND)
 
 
 @dataclass
@@ -259,8 +264,9 @@ class Watcher:
     sink every 0.1 s and took the stage times from when it saw them: 0.75–0.83 ms of CPU per
     response in the bench, and its backend's in "postgres"."""
 
-    def __init__(self, database_url: str, mail_dir: Path, run: str) -> None:
+    def __init__(self, database_url: str, mail_dir: Path, run: str, *, tickets: bool) -> None:
         self.database_url = database_url
+        self.tickets = tickets  # each journey's ticket is sent too (a helpdesk is there)
         self.run = run
         self.mail_dir = mail_dir
         self.customer = re.compile(rb"^To:[^\n]*?" + re.escape(run.encode()) + rb"-c(\d+)@", re.M)
@@ -309,8 +315,9 @@ class Watcher:
                 self.acknowledgements += 1
 
     async def watch(self, n: int, started: float, sending: asyncio.Task[Posted] | None) -> None:
-        """Returns once every response is scored, has its case, its dispatch `sent`, and its
-        email and acknowledgement in the sink (and, paced, every post has left)."""
+        """Returns once every response is scored, has its case, its dispatch `sent`, its
+        ticket in the helpdesk (when there is one), and its email and acknowledgement in the
+        sink (and, paced, every post has left)."""
         conn = self._conn
         assert conn is not None, "open() first"
         while True:
@@ -322,13 +329,21 @@ class Watcher:
                 and self.acknowledgements >= n
                 and (sending is None or sending.done())
             ):
+                tickets = (
+                    "(SELECT count(*) FROM notify.dispatches WHERE channel = 'ticket' "
+                    "AND state = 'sent')"
+                    if self.tickets
+                    else ":n"
+                )
                 counts = (
                     await conn.execute(
                         text(
-                            "SELECT (SELECT count(*) FROM scoring.responses), "
+                            "SELECT (SELECT count(*) FROM scoring.responses), "  # noqa: S608 - constants
                             "(SELECT count(*) FROM followup.cases), "
-                            "(SELECT count(*) FROM notify.dispatches WHERE state = 'sent')"
-                        )
+                            "(SELECT count(*) FROM notify.dispatches WHERE state = 'sent'), "
+                            f"{tickets}"
+                        ),
+                        {"n": n},
                     )
                 ).one()
                 await conn.commit()
@@ -346,6 +361,8 @@ class Watcher:
             "cases opened": "followup.cases",
             "dispatched": "notify.dispatches WHERE state = 'sent'",
         }
+        if self.tickets:
+            tables["ticketed"] = "notify.dispatches WHERE channel = 'ticket' AND state = 'sent'"
         stages: dict[str, float] = {}
         unstamped = 0
         for stage, table in tables.items():
@@ -523,7 +540,7 @@ def report_cpu(before: dict[str, float], after: dict[str, float], n: int, wall: 
     for name, seconds in spent.items():
         share = seconds / wall * 100
         print(f"  {name:<18}{seconds / n * 1000:7.2f} ms   ({share:.0f}% of a core)")
-    print(f"  {'all but bench/sink':<18}{total / n * 1000:7.2f} ms")
+    print(f"  {'all but bench/sinks':<18}{total / n * 1000:7.2f} ms")
 
 
 @dataclass
@@ -582,7 +599,7 @@ async def _measure(
     return Measured(posted, watched, accepted, wall, cpu_before, cpu_after, statements_report)
 
 
-def main() -> None:  # noqa: PLR0915 - one straight script
+def main() -> None:  # noqa: PLR0912, PLR0915 - one straight script
     parser = argparse.ArgumentParser()
     parser.add_argument("--responses", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -597,6 +614,14 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         help="the SMTP sink: Postfix's smtp-sink (the default when installed), aiosmtpd in a "
         "process of its own, or aiosmtpd in a thread of this process (as before the third "
         "session on issue #20)",
+    )
+    parser.add_argument(
+        "--helpdesk",
+        choices=["zendesk", "none"],
+        default="zendesk",
+        help="where notify sends the default policy's tickets: the tests' fake Zendesk in a "
+        "process of its own (the default), or nowhere (each ticket action then fails at once "
+        "for want of a channel, as every run before the fifth session on issue #20)",
     )
     parser.add_argument(
         "--pg-statements",
@@ -617,6 +642,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
     idp = ServedIdentityProvider(key_file=tmp / "idp" / "key.pem", port=free_port())
     services: dict[str, ServiceProcess] = {}
     sink: subprocess.Popen[bytes] | None = None
+    helpdesk: subprocess.Popen[bytes] | None = None
     broker.start()
     postgres.start()
     if args.sink == "in-process":
@@ -625,6 +651,17 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         sink = start_mail_sink(mail.directory, mail.port, args.sink)
     idp.start()
     try:
+        helpdesk_env = {}
+        if args.helpdesk == "zendesk":
+            helpdesk, helpdesk_url = start_fake_provider("fake_zendesk", "FakeZendesk")
+            helpdesk_env = {
+                "ZENDESK_BASE_URL": helpdesk_url,
+                "ZENDESK_EMAIL": "agent@example.com",  # the fake's defaults
+                "ZENDESK_API_TOKEN": "zendesk-api-token",
+                # Notify's own pace for Zendesk (3/s by default, as the plans' limits) would
+                # measure the limit, not notify.
+                "ZENDESK_RATE_PER_SECOND": "1000000",
+            }
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "KAFKA_ENABLE_IDEMPOTENCE": "true" if args.broker == "apache-kafka" else "false",
@@ -636,6 +673,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
             "CONSOLE_SESSION_KEYS": Fernet.generate_key().decode(),
             "INGEST_API_TOKENS": json.dumps({"bench": TOKEN}),
             "LOG_LEVEL": "WARNING",
+            **helpdesk_env,
         }
         prepare(env, partitions=3)
         services = start_all(
@@ -648,6 +686,8 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         pids["bench"] = os.getpid()
         if sink is not None:
             pids["mail sink"] = sink.pid
+        if helpdesk is not None:
+            pids["helpdesk fake"] = helpdesk.pid
         processes = Processes(pids=pids, postgres=postgres.pid)
         rss_idle = processes.rss()
         idle_before = processes.cpu()
@@ -655,7 +695,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         idle_after = processes.cpu()
 
         run = uuid.uuid4().hex[:6]
-        watcher = Watcher(postgres.url, mail.directory, run)
+        watcher = Watcher(postgres.url, mail.directory, run, tickets=helpdesk is not None)
         batches_before = Batches.scrape(services)
         measured = asyncio.run(
             _measure(
@@ -742,6 +782,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         idp.stop()
         mail.stop()
         stop_process(sink, sig=signal.SIGTERM, timeout=10)
+        stop_process(helpdesk, sig=signal.SIGTERM, timeout=10)
         postgres.stop()
         broker.stop()
 

@@ -1,4 +1,4 @@
-"""The benches' local SMTP sink, in a process of its own.
+"""The benches' local SMTP sink and fake providers, each in a process of its own.
 
 Two sinks, both real SMTP servers that keep every message as a file in one folder:
 
@@ -15,6 +15,10 @@ Two sinks, both real SMTP servers that keep every message as a file in one folde
 A sink in a thread of the bench's own process (`MailSink.start()`, the benches'
 `--sink in-process`) shares the bench's GIL with its client and watcher: each SMTP answer
 waits for the bench, and the sink's CPU counts as the bench's.
+
+The fake providers (`tests.support`: Twilio, Zendesk) check each request against the vendor's
+documented format, as in the tests; `start_fake_provider` serves one with uvicorn in a process
+of its own, so that its CPU is measured apart from the bench's and from notify's.
 """
 
 import subprocess
@@ -24,6 +28,7 @@ from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's smtp-sink
 
+from nps_kit.devstack import free_port
 from nps_kit.devstack.process import wait_for_port
 from tests.support import smtp_sink
 
@@ -36,6 +41,16 @@ from pathlib import Path
 from nps_kit.devstack import MailSink
 MailSink(directory=Path(sys.argv[1]), port=int(sys.argv[2])).start()
 threading.Event().wait()
+"""
+
+#: A fake provider from tests.support (uvicorn), until terminated.
+_FAKE = """
+import importlib, sys, uvicorn
+sys.path.insert(0, sys.argv[2])
+fake = getattr(importlib.import_module("tests.support." + sys.argv[3]), sys.argv[4])()
+uvicorn.run(
+    fake.app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", lifespan="off",
+)
 """
 
 
@@ -64,3 +79,26 @@ def start_mail_sink(
         process.kill()
         raise
     return process
+
+
+def start_fake_provider(module: str, name: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A provider's fake from `tests.support.<module>` (`name`, built with its defaults) in a
+    process of its own; returns once it listens: the process and its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _FAKE,
+            str(port),
+            str(Path(__file__).resolve().parents[1]),
+            module,
+            name,
+        ]
+    )
+    try:
+        wait_for_port(port, timeout=30, what=f"the {name}", process=process)
+    except (RuntimeError, TimeoutError):
+        process.kill()
+        raise
+    return process, f"http://127.0.0.1:{port}"
