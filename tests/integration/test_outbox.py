@@ -4,13 +4,14 @@ table once published."""
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from sqlalchemy import func, select
 
-from nps_events import Event, decode, dlq
+from nps_events import Event, decode, dlq, encode
 from nps_kit import outbox
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.messaging import Outgoing, Publisher, ensure_topics
@@ -186,3 +187,44 @@ async def test_rows_whose_publishing_failed_stay_queued_and_go_out_next_time(
         assert await session.scalar(select(func.count()).select_from(TABLE)) == len(batch)
     assert await OutboxRelay(sessions=sessions, table=TABLE, send_many=to_topic).publish_pending()
     assert sent == [str(e.event_id()) for e in batch]
+
+
+async def test_the_relay_sends_every_header_as_encode_wrote_it_compact_rows_and_json_rows(
+    sessions: SessionFactory, kafka: KafkaSettings, publisher: Publisher
+) -> None:
+    """The row stores the CloudEvents headers compact (`outbox.stored_headers`), but what
+    reaches the broker is byte for byte what `encode` wrote, in its order, with the trace
+    context after it; a row written as JSON (by a version before the compact form) goes out
+    the same. A header lost or reordered on the way fails this."""
+    name = f"test.outbox.headers.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, [name], partitions=1)
+    queued, traced, legacy = a_response(), a_response(), a_response()
+    trace = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+    expected = [
+        list(encode(e, source="/test", time=NOW).headers) + extra
+        for e, extra in ((queued, []), (traced, trace), (legacy, trace))
+    ]
+    async with unit_of_work(sessions) as session:
+        await outbox.add(session, TABLE, [queued], source="/test", now=NOW)
+        for event, stored in (
+            (traced, outbox.stored_headers(expected[1])),
+            (legacy, json.dumps([[n, v.decode()] for n, v in expected[2]])),
+        ):
+            message = encode(event, source="/test", time=NOW)
+            await session.execute(
+                TABLE.insert().values(
+                    topic=event.topic.value, key=message.key, value=message.value, headers=stored
+                )
+            )
+
+    async def to_topic(messages: Sequence[Outgoing]) -> None:
+        await publisher.send_many([dataclasses.replace(m, topic=name) for m in messages])
+
+    relay = OutboxRelay(sessions=sessions, table=TABLE, send_many=to_topic)
+    while await relay.publish_pending():
+        pass
+    records = await read_all(kafka, name)
+    assert [list(r.headers) for r in records] == expected
+    assert [r.value for r in records] == [
+        encode(e, source="/test", time=NOW).value for e in (queued, traced, legacy)
+    ]
