@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
 from sqlalchemy import func, select
 
 from nps_events import Event, decode, dlq, encode
@@ -198,17 +199,22 @@ async def test_the_relay_sends_every_header_as_encode_wrote_it_compact_rows_and_
     the same. A header lost or reordered on the way fails this."""
     name = f"test.outbox.headers.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, [name], partitions=1)
-    queued, traced, legacy = a_response(), a_response(), a_response()
+    queued, in_span, traced, legacy = a_response(), a_response(), a_response(), a_response()
     trace = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
     expected = [
         list(encode(e, source="/test", time=NOW).headers) + extra
-        for e, extra in ((queued, []), (traced, trace), (legacy, trace))
+        for e, extra in ((queued, []), (in_span, trace), (traced, trace), (legacy, trace))
     ]
+    span = NonRecordingSpan(
+        SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, False, TraceFlags(1))
+    )
     async with unit_of_work(sessions) as session:
         await outbox.add(session, TABLE, [queued], source="/test", now=NOW)
+        with use_span(span):  # written in a span: its context goes with the event
+            await outbox.add(session, TABLE, [in_span], source="/test", now=NOW)
         for event, stored in (
-            (traced, outbox.stored_headers(expected[1])),
-            (legacy, json.dumps([[n, v.decode()] for n, v in expected[2]])),
+            (traced, outbox.stored_headers(expected[2])),
+            (legacy, json.dumps([[n, v.decode()] for n, v in expected[3]])),
         ):
             message = encode(event, source="/test", time=NOW)
             await session.execute(
@@ -226,5 +232,5 @@ async def test_the_relay_sends_every_header_as_encode_wrote_it_compact_rows_and_
     records = await read_all(kafka, name)
     assert [list(r.headers) for r in records] == expected
     assert [r.value for r in records] == [
-        encode(e, source="/test", time=NOW).value for e in (queued, traced, legacy)
+        encode(e, source="/test", time=NOW).value for e in (queued, in_span, traced, legacy)
     ]
