@@ -394,7 +394,15 @@ def _instrument(stages: Stages) -> None:
     if hasattr(kit_db, "_commit_driver"):
         kit_db._commit_driver = stages.coro("commit", kit_db._commit_driver)
     Publisher.send_many = stages.coro("broker sends", Publisher.send_many)  # type: ignore[method-assign]
-    scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)  # type: ignore[attr-defined]
+    # The figures' deltas: `count` per response (trees before issue #20's fifth session), or
+    # `count_days` per response and `rolled_up` once per batch.
+    for name in ("count", "count_days", "rolled_up"):
+        if hasattr(scoring_handler, name):
+            setattr(
+                scoring_handler,
+                name,
+                stages.sync("figures' deltas", getattr(scoring_handler, name)),
+            )
 
 
 def _records(n: int) -> list[ConsumerRecord[bytes, bytes]]:
