@@ -377,11 +377,19 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle relay")
     parser.add_argument("--records", type=int, default=300, help="records one at a time")
     parser.add_argument(
+        "--outbox-headers",
+        choices=["json", "compact"],
+        default="compact",
+        help="how outbox rows store headers (trees before issue #20's fifth session: JSON)",
+    )
+    parser.add_argument(
         "--only",
         choices=["consumer", "batches"],
         help="the consumer runner's part only, or the batches and the idle relay only",
     )
     args = parser.parse_args()
+    if hasattr(outbox, "use_headers"):
+        outbox.use_headers(OUTBOX, args.outbox_headers)
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-kit-"))
     broker = new_broker("tansu", tmp)
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port(), durable=False)

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
@@ -190,13 +190,22 @@ async def test_rows_whose_publishing_failed_stay_queued_and_go_out_next_time(
     assert sent == [str(e.event_id()) for e in batch]
 
 
+@pytest.fixture(params=["json", "compact"])
+def headers_form(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The outbox table's headers form (`DATABASE_OUTBOX_HEADERS`) for one test, then JSON."""
+    outbox.use_headers(TABLE, request.param)
+    yield request.param
+    outbox.use_headers(TABLE, "json")
+
+
 async def test_the_relay_sends_every_header_as_encode_wrote_it_compact_rows_and_json_rows(
-    sessions: SessionFactory, kafka: KafkaSettings, publisher: Publisher
+    sessions: SessionFactory, kafka: KafkaSettings, publisher: Publisher, headers_form: str
 ) -> None:
-    """The row stores the CloudEvents headers compact (`outbox.stored_headers`), but what
-    reaches the broker is byte for byte what `encode` wrote, in its order, with the trace
-    context after it; a row written as JSON (by a version before the compact form) goes out
-    the same. A header lost or reordered on the way fails this."""
+    """`add` stores the CloudEvents headers as JSON, or compact when the table is told to
+    (`outbox.stored_headers`), but what reaches the broker is byte for byte what `encode`
+    wrote, in its order, with the trace context after it; a compact row, and a JSON row (as
+    a release before the compact form writes them), go out the same whichever form `add`
+    uses. A header lost or reordered on the way fails this."""
     name = f"test.outbox.headers.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, [name], partitions=1)
     queued, in_span, traced, legacy = a_response(), a_response(), a_response(), a_response()
@@ -222,6 +231,13 @@ async def test_the_relay_sends_every_header_as_encode_wrote_it_compact_rows_and_
                     topic=event.topic.value, key=message.key, value=message.value, headers=stored
                 )
             )
+
+    async with unit_of_work(sessions) as session:
+        written = list(await session.scalars(select(TABLE.c.headers).order_by(TABLE.c.id)))
+    assert [h.startswith("\x1e") for h in written] == [headers_form == "compact"] * 2 + [
+        True,
+        False,
+    ]
 
     async def to_topic(messages: Sequence[Outgoing]) -> None:
         await publisher.send_many([dataclasses.replace(m, topic=name) for m in messages])

@@ -6,9 +6,12 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import MetaData
 
 from nps_events import Customer, ResponseReceived, encode
-from nps_kit.outbox import stored_headers, wire_headers
+from nps_kit.infrastructure import Infrastructure
+from nps_kit.outbox import headers_form, outbox_table, stored_headers, wire_headers
+from nps_kit.settings import DatabaseSettings, KafkaSettings
 
 NOW = datetime(2026, 12, 6, 9, 30, 15, 123456, tzinfo=UTC)
 TRACE = [
@@ -65,3 +68,16 @@ def test_a_value_holding_a_separator_is_stored_as_json() -> None:
 def test_rows_written_as_json_by_an_earlier_version_are_read() -> None:
     headers = _headers() + TRACE
     assert wire_headers(json.dumps([[n, v.decode()] for n, v in headers])) == headers
+
+
+def test_outbox_rows_are_json_unless_the_setting_says_compact() -> None:
+    """`DATABASE_OUTBOX_HEADERS` (JSON by default, which the relays of earlier releases read)
+    reaches the outbox table the service wires (`Infrastructure.with_outbox`)."""
+    for setting, form in ((None, "json"), ("json", "json"), ("compact", "compact")):
+        table = outbox_table(MetaData(schema="t"))
+        database = (
+            DatabaseSettings() if setting is None else DatabaseSettings(outbox_headers=setting)
+        )
+        infra = Infrastructure.connect("t", kafka=KafkaSettings(), database=database)
+        infra.with_outbox(table)
+        assert headers_form(table) == form

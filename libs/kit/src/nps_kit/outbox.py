@@ -17,7 +17,7 @@ import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -118,12 +118,13 @@ async def add(
     # The trace context they are written in goes with them (docs/observability.md): the same
     # for every event of the call, so looked up once (`encode`'s headers never carry one).
     context = trace_context_headers()
+    store = stored_headers if headers_form(table) == "compact" else _json_headers
     for event in events:
         message = encode(event, source=source, time=now)
         topics.append(event.topic.value)
         keys.append(message.key)
         values.append(message.value)
-        headers.append(stored_headers([*message.headers, *context] if context else message.headers))
+        headers.append(store([*message.headers, *context] if context else message.headers))
     # One statement with an array per column: its SQL cost 3.8 µs of CPU per event against
     # 8.4 for an executemany of the same rows (docs/performance.md, scoring, 2026-12-05).
     connection = await driver_connection(session)
@@ -141,6 +142,26 @@ _CONTENT_TYPE = CONTENT_TYPE.encode()
 #: events' text fields refuse control characters, and a value holding one is stored as JSON.
 _COMPACT = "\x1e"
 _SEPARATOR = "\x1f"
+
+
+#: The key of `table.info` that says how `add` stores headers (`use_headers`).
+_HEADERS_FORM = "npsloop_outbox_headers"
+
+
+def use_headers(table: Table, form: Literal["json", "compact"]) -> None:
+    """How `add` stores the headers of the events it queues in `table` from now on: as JSON
+    (the default, which every relay reads) or compact (`stored_headers`: read by the relay
+    of this release and later ones only). The relay reads either form, whatever this says."""
+    table.info[_HEADERS_FORM] = form
+
+
+def headers_form(table: Table) -> Literal["json", "compact"]:
+    """How `add` stores headers in `table` (`use_headers`; JSON unless told)."""
+    return "compact" if table.info.get(_HEADERS_FORM) == "compact" else "json"
+
+
+def _json_headers(headers: Sequence[tuple[str, bytes]]) -> str:
+    return json.dumps([[name, raw.decode()] for name, raw in headers])
 
 
 def stored_headers(headers: Sequence[tuple[str, bytes]]) -> str:
@@ -163,7 +184,7 @@ def stored_headers(headers: Sequence[tuple[str, bytes]]) -> str:
         joined = _SEPARATOR.join(parts)
         if joined.count(_SEPARATOR) == len(parts) - 1 and _COMPACT not in joined:
             return _COMPACT + joined
-    return json.dumps([[name, raw.decode()] for name, raw in headers])
+    return _json_headers(headers)
 
 
 def wire_headers(stored: str) -> list[tuple[str, bytes]]:
