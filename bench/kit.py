@@ -40,6 +40,7 @@ from pathlib import Path
 
 import uvloop
 from sqlalchemy import MetaData, event, make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nps_events import Customer, ResponseReceived, encode
 from nps_events.topics import ALL_TOPICS
@@ -201,12 +202,14 @@ async def _batches(
         statements = 0
         trips_before = counter.round_trips if counter else 0
         gc.collect()
+        wal_from = await _wal_lsn(engine)
         transaction = 0.0
         started = time.process_time()
         for i in range(1, count + 1):
             transaction += await one(i)
         await asyncio.sleep(0.2)  # the relay's look after the last, if it takes one
         total = time.process_time() - started
+        wal = await _wal_since(engine, wal_from)
     finally:
         relay.stop()
         await relaying
@@ -217,7 +220,27 @@ async def _batches(
         "relay": (total - transaction) / count,
         "statements": statements / count,
         "round_trips": ((counter.round_trips - trips_before) / count) if counter else 0.0,
+        "wal": wal / (count * size),
     }
+
+
+async def _wal_lsn(engine: AsyncEngine) -> str:
+    async with engine.connect() as connection:
+        return str(await connection.scalar(text("SELECT pg_current_wal_lsn()::text")))
+
+
+async def _wal_since(engine: AsyncEngine, lsn: str) -> float:
+    """Bytes of WAL the cluster wrote since `lsn`: the claim, the outbox insert, the commits
+    and the relay's delete (nothing else runs on the bench's PostgreSQL)."""
+    async with engine.connect() as connection:
+        return float(
+            await connection.scalar(
+                text(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), CAST(CAST(:lsn AS text) AS pg_lsn))"
+                ),
+                {"lsn": lsn},
+            )
+        )
 
 
 async def _idle(url: str, kafka: KafkaSettings, seconds: float) -> float:
@@ -334,11 +357,14 @@ async def _batches_and_idle(args: argparse.Namespace, url: str, kafka: KafkaSett
         t = statistics.median(r["transaction"] for r in runs) * 1e6
         p = statistics.median(r["relay"] for r in runs) * 1e6
         every = ", ".join(f"{(r['transaction'] + r['relay']) * 1e6:,.0f}" for r in runs)
+        wal = ", ".join(f"{r['wal']:,.0f}" for r in runs)
         print(
             f"batches of {size:>3} ({count:,}): {t + p:8,.0f} µs of CPU per batch "
             f"({(t + p) / size:6.1f} per event): transaction {t:,.0f}, relay {p:,.0f} "
             f"[rounds: {every}]; SQLAlchemy statements {runs[0]['statements']:.1f}, "
-            f"PostgreSQL round trips {trips[size]['round_trips']:.1f} per batch"
+            f"PostgreSQL round trips {trips[size]['round_trips']:.1f} per batch; "
+            f"WAL {statistics.median(r['wal'] for r in runs):,.0f} bytes per event "
+            f"[rounds: {wal}]"
         )
     print(f"idle relay: {statistics.median(idle) * 1e3:.2f} ms of CPU per second")
 
@@ -351,11 +377,19 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle relay")
     parser.add_argument("--records", type=int, default=300, help="records one at a time")
     parser.add_argument(
+        "--outbox-headers",
+        choices=["json", "compact"],
+        default="compact",
+        help="how outbox rows store headers (trees before issue #20's fifth session: JSON)",
+    )
+    parser.add_argument(
         "--only",
         choices=["consumer", "batches"],
         help="the consumer runner's part only, or the batches and the idle relay only",
     )
     args = parser.parse_args()
+    if hasattr(outbox, "use_headers"):
+        outbox.use_headers(OUTBOX, args.outbox_headers)
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-kit-"))
     broker = new_broker("tansu", tmp)
     postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port(), durable=False)

@@ -18,6 +18,9 @@ answer over a year of data.
     .venv/bin/python bench/scoring.py --events 20000 --responses 1000000
     .venv/bin/python bench/scoring.py --only throughput --broker apache-kafka
     .venv/bin/python bench/scoring.py --only handler --events 10000 --batch 500
+
+`DATABASE_OUTBOX_HEADERS=compact` in the environment turns the outbox's compact headers on
+in both parts (the service's default is JSON; docs/operations.md).
 """
 
 import argparse
@@ -44,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from nps_events import Customer, ResponseReceived, Topic, decode, encode
 from nps_events.topics import ALL_TOPICS
 from nps_kit import db as kit_db
+from nps_kit import outbox as kit_outbox
 from nps_kit.clock import SystemClock
 from nps_kit.db import create_engine, session_factory
 from nps_kit.devstack import EmbeddedPostgres, free_port, new_broker, scratch_dir
@@ -394,7 +398,15 @@ def _instrument(stages: Stages) -> None:
     if hasattr(kit_db, "_commit_driver"):
         kit_db._commit_driver = stages.coro("commit", kit_db._commit_driver)
     Publisher.send_many = stages.coro("broker sends", Publisher.send_many)  # type: ignore[method-assign]
-    scoring_handler.count = stages.sync("figures' deltas", scoring_handler.count)  # type: ignore[attr-defined]
+    # The figures' deltas: `count` per response (trees before issue #20's fifth session), or
+    # `count_days` per response and `rolled_up` once per batch.
+    for name in ("count", "count_days", "rolled_up"):
+        if hasattr(scoring_handler, name):
+            setattr(
+                scoring_handler,
+                name,
+                stages.sync("figures' deltas", getattr(scoring_handler, name)),
+            )
 
 
 def _records(n: int) -> list[ConsumerRecord[bytes, bytes]]:
@@ -416,6 +428,8 @@ def _inbound(records: list[ConsumerRecord[bytes, bytes]]) -> list[Inbound]:
 
 async def _handler(n: int, batch: int) -> None:
     settings = ScoringSettings()
+    if hasattr(kit_outbox, "use_headers"):  # as the service's Infrastructure.with_outbox does
+        kit_outbox.use_headers(tables.outbox, settings.database.outbox_headers)
     stages = Stages()
     _instrument(stages)
     classifier = KeywordThemeClassifier(load_taxonomy(settings.themes_file))

@@ -4,13 +4,15 @@ table once published."""
 
 import asyncio
 import dataclasses
+import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
 from sqlalchemy import func, select
 
-from nps_events import Event, decode, dlq
+from nps_events import Event, decode, dlq, encode
 from nps_kit import outbox
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_kit.messaging import Outgoing, Publisher, ensure_topics
@@ -186,3 +188,65 @@ async def test_rows_whose_publishing_failed_stay_queued_and_go_out_next_time(
         assert await session.scalar(select(func.count()).select_from(TABLE)) == len(batch)
     assert await OutboxRelay(sessions=sessions, table=TABLE, send_many=to_topic).publish_pending()
     assert sent == [str(e.event_id()) for e in batch]
+
+
+@pytest.fixture(params=["json", "compact"])
+def headers_form(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The outbox table's headers form (`DATABASE_OUTBOX_HEADERS`) for one test, then JSON."""
+    outbox.use_headers(TABLE, request.param)
+    yield request.param
+    outbox.use_headers(TABLE, "json")
+
+
+async def test_the_relay_sends_every_header_as_encode_wrote_it_compact_rows_and_json_rows(
+    sessions: SessionFactory, kafka: KafkaSettings, publisher: Publisher, headers_form: str
+) -> None:
+    """`add` stores the CloudEvents headers as JSON, or compact when the table is told to
+    (`outbox.stored_headers`), but what reaches the broker is byte for byte what `encode`
+    wrote, in its order, with the trace context after it; a compact row, and a JSON row (as
+    a release before the compact form writes them), go out the same whichever form `add`
+    uses. A header lost or reordered on the way fails this."""
+    name = f"test.outbox.headers.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, [name], partitions=1)
+    queued, in_span, traced, legacy = a_response(), a_response(), a_response(), a_response()
+    trace = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
+    expected = [
+        list(encode(e, source="/test", time=NOW).headers) + extra
+        for e, extra in ((queued, []), (in_span, trace), (traced, trace), (legacy, trace))
+    ]
+    span = NonRecordingSpan(
+        SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, False, TraceFlags(1))
+    )
+    async with unit_of_work(sessions) as session:
+        await outbox.add(session, TABLE, [queued], source="/test", now=NOW)
+        with use_span(span):  # written in a span: its context goes with the event
+            await outbox.add(session, TABLE, [in_span], source="/test", now=NOW)
+        for event, stored in (
+            (traced, outbox.stored_headers(expected[2])),
+            (legacy, json.dumps([[n, v.decode()] for n, v in expected[3]])),
+        ):
+            message = encode(event, source="/test", time=NOW)
+            await session.execute(
+                TABLE.insert().values(
+                    topic=event.topic.value, key=message.key, value=message.value, headers=stored
+                )
+            )
+
+    async with unit_of_work(sessions) as session:
+        written = list(await session.scalars(select(TABLE.c.headers).order_by(TABLE.c.id)))
+    assert [h.startswith("\x1e") for h in written] == [headers_form == "compact"] * 2 + [
+        True,
+        False,
+    ]
+
+    async def to_topic(messages: Sequence[Outgoing]) -> None:
+        await publisher.send_many([dataclasses.replace(m, topic=name) for m in messages])
+
+    relay = OutboxRelay(sessions=sessions, table=TABLE, send_many=to_topic)
+    while await relay.publish_pending():
+        pass
+    records = await read_all(kafka, name)
+    assert [list(r.headers) for r in records] == expected
+    assert [r.value for r in records] == [
+        encode(e, source="/test", time=NOW).value for e in (queued, in_span, traced, legacy)
+    ]

@@ -3,6 +3,8 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
+
 from nps_events import Customer, ResponseReceived, ResponseScored, Transition
 from nps_kit.db import SessionFactory, unit_of_work
 from nps_scoring.adapters.repository import ScoringRepository
@@ -89,3 +91,28 @@ async def test_scored_response_carries_its_comment_themes(sessions: SessionFacto
         response(c, f"{c}-3", 9, days=2),
     )
     assert [s.themes for s in scored] == [["delivery", "support"], [], None]
+
+
+async def test_an_update_that_empties_a_bucket_deletes_it_and_keeps_the_others(
+    sessions: SessionFactory,
+) -> None:
+    """A response moved to another survey by its update: the old survey's buckets (day,
+    week, month) come to 0/0/0 and are deleted; the new survey's and its source's, which
+    only grew or stayed, are kept with their counts."""
+    c, tag = f"c-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:8]
+    source, old, new = f"src-{tag}", f"old-{tag}", f"new-{tag}"
+    await score(sessions, response(c, f"{c}-1", 3, source=source, survey=old))
+    await score(sessions, response(c, f"{c}-1", 9, source=source, survey=new))
+    async with unit_of_work(sessions) as session:
+        rows = await session.execute(
+            text(
+                "SELECT grain, dimension, value, promoters, passives, detractors "
+                "FROM scoring.figures WHERE value IN (:source, :old, :new) ORDER BY 2, 3, 1"
+            ),
+            {"source": source, "old": old, "new": new},
+        )
+        assert [tuple(r) for r in rows] == [
+            (grain, dimension, value, 1, 0, 0)
+            for dimension, value in (("source", source), ("survey", new))
+            for grain in ("day", "month", "week")
+        ]

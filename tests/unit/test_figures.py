@@ -2,7 +2,8 @@
 and the buckets a response counts in."""
 
 import math
-from datetime import UTC, date, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,8 +17,11 @@ from nps_scoring.domain.figures import (
     buckets_of,
     compare,
     count,
+    count_days,
+    new_day_deltas,
     new_deltas,
     period_start,
+    rolled_up,
 )
 
 
@@ -143,3 +147,33 @@ def test_an_update_moves_a_response_between_buckets() -> None:
     assert day_all == [1, 0, -1]
     assert deltas[BucketKey("day", "theme", "price", date(2026, 3, 4))] == [0, 0, -1]
     assert deltas[BucketKey("day", "theme", "support", date(2026, 3, 4))] == [1, 0, 0]
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_counting_by_day_then_rolling_up_gives_every_buckets_count(tz: str) -> None:
+    """What scoring stores (`count_days`, then `rolled_up` once per batch) is what counting
+    each response in every grain's buckets gives (`count`): additions and removals, responses
+    over months and across week and month ends, with and without themes and attributes."""
+    zone = ZoneInfo(tz)
+    rng = random.Random(20)
+    start = datetime(2025, 12, 20, tzinfo=UTC)
+    responses = [
+        Counted(
+            rng.choice(list(Segment)),
+            start + timedelta(hours=rng.randint(0, 24 * 70), minutes=rng.randint(0, 59)),
+            rng.choice(["web", "app"]),
+            f"s-{rng.randint(1, 3)}",
+            rng.choice([None, (), ("price",), ("support", "price"), ("price", "price")]),
+            rng.choice([{}, {"plan": "pro"}, {"plan": "free", "region": "eu"}]),
+        )
+        for _ in range(400)
+    ]
+    signs = [rng.choice([1, 1, -1]) for _ in responses]
+    every = new_deltas()
+    days = new_day_deltas()
+    for response, sign in zip(responses, signs, strict=True):
+        count(every, response, zone, sign=sign)
+        count_days(days, response, zone, sign=sign)
+    rolled = rolled_up(days)
+    assert {k: v for k, v in rolled.items() if any(v)} == {k: v for k, v in every.items() if any(v)}
+    assert sum(1 for v in every.values() if any(v)) > 500  # the case is not trivial

@@ -4,7 +4,7 @@ the outbox relay and the consumers, started and stopped with the HTTP app."""
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from sqlalchemy import Table
@@ -16,7 +16,7 @@ from nps_kit.db import SessionFactory, create_engine, ping, session_factory
 from nps_kit.http import ReadinessCheck
 from nps_kit.logging import get_logger
 from nps_kit.messaging import BatchHandler, ConsumerRunner
-from nps_kit.outbox import OutboxRelay
+from nps_kit.outbox import OutboxRelay, use_headers
 from nps_kit.publishing import Publisher
 from nps_kit.service import BackgroundLoops
 from nps_kit.settings import DatabaseSettings, KafkaSettings
@@ -41,6 +41,8 @@ class Infrastructure:
     )
     closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     access: Access | None = None
+    #: `DatabaseSettings.outbox_headers`, applied to the outbox table `with_outbox` is given.
+    outbox_headers: Literal["json", "compact"] = "json"
 
     @classmethod
     def connect(
@@ -53,9 +55,11 @@ class Infrastructure:
             engine=engine,
             sessions=session_factory(engine),
             publisher=Publisher(kafka, client_id=name),
+            outbox_headers=database.outbox_headers,
         )
 
     def with_outbox(self, table: Table) -> OutboxRelay:
+        use_headers(table, self.outbox_headers)
         self.relay = OutboxRelay(
             sessions=self.sessions, table=table, send_many=self.publisher.send_many
         )

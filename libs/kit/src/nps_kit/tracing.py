@@ -66,9 +66,16 @@ def with_trace_context(headers: Headers) -> Headers:
         return headers
     if any(name in TRACE_HEADERS for name, _ in headers):
         return headers
+    return [*headers, *trace_context_headers()]
+
+
+def trace_context_headers() -> Headers:
+    """The current trace context as headers; none outside a valid span."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return []
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    return [*headers, *((k, v.encode()) for k, v in carrier.items() if k in TRACE_HEADERS)]
+    return [(k, v.encode()) for k, v in carrier.items() if k in TRACE_HEADERS]
 
 
 def context_of(headers: Sequence[tuple[str, bytes]]) -> otel_context.Context | None:

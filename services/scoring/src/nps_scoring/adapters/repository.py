@@ -5,6 +5,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -263,11 +264,15 @@ def _response_columns(scored: list[ResponseScored]) -> dict[str, list[Any]]:
     }
 
 
-def _figure_columns(deltas: Deltas) -> tuple[dict[str, list[Any]], bool]:
-    """The figures' upsert parameters, one array per column, and whether a bucket may be left
-    empty. Rows are written in key order, so concurrent batches lock shared buckets in the
-    same order and never deadlock."""
-    changed = sorted((k, v) for k, v in deltas.items() if any(v))
+def _figure_columns(deltas: Deltas) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """The figures' upsert parameters, one array per column, and the keys of the buckets that
+    may be left empty: only a bucket with a negative change can come to 0/0/0 (a bucket with
+    none only grows), so the delete after the upsert looks at those alone — a few per batch
+    of updates, not every bucket the batch touched. Rows are written in key order, so
+    concurrent batches lock shared buckets in the same order and never deadlock."""
+    # By key alone (keys are unique): comparing the (key, counts) pairs tested each key for
+    # equality before ordering it: the sort took ~1.5 times as long.
+    changed = sorted(((k, v) for k, v in deltas.items() if any(v)), key=itemgetter(0))
     columns: dict[str, list[Any]] = {
         "grain": [k.grain for k, _ in changed],
         "dimension": [k.dimension for k, _ in changed],
@@ -277,7 +282,14 @@ def _figure_columns(deltas: Deltas) -> tuple[dict[str, list[Any]], bool]:
         "passives": [v[1] for _, v in changed],
         "detractors": [v[2] for _, v in changed],
     }
-    return columns, any(min(v) < 0 for _, v in changed)
+    shrunk = [k for k, v in changed if min(v) < 0]
+    emptiable: dict[str, list[Any]] = {
+        "grain": [k.grain for k in shrunk],
+        "dimension": [k.dimension for k in shrunk],
+        "value": [k.value for k in shrunk],
+        "period_start": [k.period_start for k in shrunk],
+    }
+    return columns, emptiable
 
 
 class ScoringRepository:
@@ -355,19 +367,19 @@ class ScoringRepository:
         """Store each scored response, replacing the stored version of one already known (its
         stored revision moves on by one per version in `scored`), and add each bucket's
         change to the figures, in one statement; then drop buckets left empty."""
-        figures, emptied = _figure_columns(deltas)
+        figures, emptiable = _figure_columns(deltas)
         await driver_fetch(self.session, _STORE, {**figures, **_response_columns(scored)})
-        if emptied:
-            await driver_fetch(self.session, _DELETE_EMPTY_FIGURES, figures)
+        if emptiable["grain"]:
+            await driver_fetch(self.session, _DELETE_EMPTY_FIGURES, emptiable)
 
     async def apply_deltas(self, deltas: Deltas) -> None:
         """Add each bucket's change to the figures in one statement; drop buckets left empty."""
-        figures, emptied = _figure_columns(deltas)
+        figures, emptiable = _figure_columns(deltas)
         if not figures["grain"]:
             return
         await self.session.execute(_UPSERT_FIGURES, figures)
-        if emptied:
-            await self.session.execute(_DELETE_EMPTY_FIGURES, figures)
+        if emptiable["grain"]:
+            await self.session.execute(_DELETE_EMPTY_FIGURES, emptiable)
 
     async def clear_figures(self) -> None:
         """Empty the figures for a rebuild. Until the transaction ends, scoring a batch waits:
