@@ -35,8 +35,10 @@ ORM session and on the transaction's asyncpg connection, alternating (`--repeat`
 `--only opening` measures only `open_cases` on an empty schema, in `--batches` batches of
 `--size` responses (scores 0–10 evenly, each batch built just before it, outside the timing)
 after two batches to warm up, with what start-up built frozen (`gc.freeze()`) as the services
-do: the CPU per response of this process and of PostgreSQL over many batches, where `--only
-writes` times four batches of 500:
+do, and the collector's thresholds as `nps-followup serve` sets them (where the tree measured
+has `bootstrap.tune_collector`): the CPU per response of this process and of PostgreSQL over
+many batches, where `--only writes` times four batches of 500, and the garbage collections
+in the measured batches with their CPU per response:
 
     .venv/bin/python bench/followup.py --only opening --batches 30 --size 500
 
