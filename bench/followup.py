@@ -35,8 +35,10 @@ ORM session and on the transaction's asyncpg connection, alternating (`--repeat`
 `--only opening` measures only `open_cases` on an empty schema, in `--batches` batches of
 `--size` responses (scores 0–10 evenly, each batch built just before it, outside the timing)
 after two batches to warm up, with what start-up built frozen (`gc.freeze()`) as the services
-do: the CPU per response of this process and of PostgreSQL over many batches, where `--only
-writes` times four batches of 500:
+do, and the collector's thresholds as `nps-followup serve` sets them (where the tree measured
+has `bootstrap.tune_collector`): the CPU per response of this process and of PostgreSQL over
+many batches, where `--only writes` times four batches of 500, and the garbage collections
+in the measured batches with their CPU per response:
 
     .venv/bin/python bench/followup.py --only opening --batches 30 --size 500
 
@@ -79,6 +81,7 @@ from nps_events import (
     ResponseScored,
     Segment,
 )
+from nps_followup import bootstrap
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.figures import closed_loop_figures
 from nps_followup.adapters.policy_file import load_policy
@@ -488,6 +491,38 @@ def postgres_cpu(data_dir: Path) -> float:
 PG_DATA: list[Path] = []
 
 
+class Collections:
+    """The garbage collector's collections while `counting(True)`: how many of each
+    generation, and their CPU (`time.process_time` around each, from `gc.callbacks`)."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.cpu = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.count[info["generation"]] += 1
+            self.cpu[info["generation"]] += time.process_time() - self._started
+
+    @contextlib.contextmanager
+    def counting(self, on: bool) -> Any:
+        if not on:
+            yield
+            return
+        gc.callbacks.append(self._callback)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(self._callback)
+
+    def summary(self, items: int, what: str) -> str:
+        per = " ".join(f"gen{g} {self.count[g]} ({self.cpu[g] * 1000:.0f} ms)" for g in range(3))
+        return f"{per}; {sum(self.cpu) * 1000 / max(1, items):.4f} ms of CPU per {what}"
+
+
 def cpu_per_item(bench_cpu: float, pg_cpu: float, items: int, what: str) -> str:
     return (
         f"CPU per {what}: this process {bench_cpu * 1000 / max(1, items):.3f} ms, "
@@ -587,6 +622,12 @@ async def opening_only(
             await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
     sessions = session_factory(engine)
     gc.freeze()
+    # The collector as `nps-followup serve` sets it, where the code measured has a say (a
+    # tree before the fifth session on issue #20 leaves Python's defaults).
+    tune = getattr(bootstrap, "tune_collector", None)
+    if tune is not None:
+        tune()
+    collections = Collections()
     cpu = elapsed = 0.0
     pg, wal = pg_now(), 0
     started_wal = 0
@@ -597,10 +638,11 @@ async def opening_only(
             pg, wal = pg_now(), await wal_now(engine)
             started_wal = wal
         started, cpu_started = time.perf_counter(), time.process_time()
-        async with unit_of_work(sessions) as session:
-            await open_cases(
-                FollowupRepository(session), batch, now=datetime.now(UTC), policy=policy
-            )
+        with collections.counting(b >= 2):
+            async with unit_of_work(sessions) as session:
+                await open_cases(
+                    FollowupRepository(session), batch, now=datetime.now(UTC), policy=policy
+                )
         elapsed += time.perf_counter() - started
         cpu += time.process_time() - cpu_started
     pg = pg_now() - pg
@@ -611,6 +653,7 @@ async def opening_only(
         f"responses/s; {cpu_per_item(cpu, pg, n, 'response')}; WAL {wal / n / 1024:.2f} KB "
         f"per response; {load()}"
     )
+    print(f"  collector {gc.get_threshold()}: {collections.summary(n, 'response')}")
     if by_relation:
         await wal_by_relation(engine, started_wal, n)
     await engine.dispose()

@@ -12,7 +12,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nps_followup.adapters.policy_file import PolicyError, load_policy
 from nps_followup.adapters.taxonomy import taxonomy_themes
-from nps_followup.bootstrap import build, erase_customer, policy_in_force, simulate
+from nps_followup.bootstrap import (
+    build,
+    erase_customer,
+    policy_in_force,
+    simulate,
+    tune_collector,
+)
 from nps_followup.config import FollowupSettings
 from nps_followup.entrypoints.simulation import to_json, to_table
 from nps_kit import cli
@@ -149,6 +155,7 @@ def main() -> None:
         except YamlFileError as exc:
             sys.stderr.write("".join(f"{line}\n" for line in exc.lines()))
             raise SystemExit(2) from None
+        tune_collector()
     cli.main(
         service="followup",
         log=settings.log,
