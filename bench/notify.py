@@ -30,6 +30,7 @@ share of the dispatch's wall time spent in ledger transactions (the rest is the 
 
     .venv/bin/python bench/notify.py --actions 2000
     .venv/bin/python bench/notify.py --actions 500 --batch 1
+    .venv/bin/python bench/notify.py --actions 2000 --only ticket,sms --repeat 10  # to profile
 """
 
 import argparse
@@ -251,6 +252,15 @@ class _TimedLedger:
             self.cpu += time.process_time() - cpu
 
 
+#: `--only`'s names for the lines.
+_LINES = {
+    "email to the SMTP sink": "email",
+    "staff notice to the SMTP sink": "notice",
+    "SMS to the HTTP fake (Twilio)": "sms",
+    "helpdesk ticket to the HTTP fake (Zendesk)": "ticket",
+}
+
+
 def _rates(n: int, started: float, cpu: float) -> tuple[float, float]:
     return n / (time.perf_counter() - started), (time.process_time() - cpu) / n * 1000
 
@@ -272,6 +282,8 @@ async def run(
     sink_pid: int | None,
     fake_pid: int | None,
     zendesk_pid: int | None,
+    only: set[str] | None = None,
+    repeat: int = 1,
 ) -> None:
     engine = create_engine(
         DatabaseSettings.model_validate({"url": database_url}), application_name="bench-notify"
@@ -326,11 +338,15 @@ async def run(
             lambda a: ticket_job(a, case_url="-"),
         ),
     ):
+        if only is not None and _LINES[name] not in only:
+            continue
         channel: Any = sms if name.startswith("SMS") else email
         peer = sink_pid if channel is email else fake_pid
         if name.startswith("helpdesk"):
             channel, peer = tickets, zendesk_pid
         await _alone(channel, [to_job(make(i)) for i in range(50)], concurrency)  # warm up
+        for _ in range(repeat - 1):  # --repeat: a longer run of the line, for a profiler
+            await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
         alone, alone_cpu = await _alone(channel, [to_job(make(i)) for i in range(n)], concurrency)
         counted.reset()
         postgres, peer_cpu = _postgres_cpu(postgres_dir), _process_cpu(peer)
@@ -435,7 +451,22 @@ def main() -> None:
         help="serve the fake Twilio from a thread of this process (its CPU then counts as the "
         "sender's, as it did before 2026-12-06)",
     )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated lines to run (email, notice, sms, ticket): e.g. to profile one",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="send each line's N actions through the channel alone this many times (the "
+        "last one measured): a longer run to attach a profiler to",
+    )
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    if only is not None and not only <= set(_LINES.values()):
+        parser.error(f"--only: one or more of {', '.join(_LINES.values())}")
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
     tmp = Path(tempfile.mkdtemp(prefix="npsloop-bench-notify-"))
     postgres = EmbeddedPostgres(data_dir=tmp / "postgres", port=free_port(), durable=False)
@@ -478,6 +509,8 @@ def main() -> None:
                     sink_pid=sink.pid if sink is not None else None,
                     fake_pid=fake_process.pid if fake_process is not None else None,
                     zendesk_pid=zendesk_process.pid if zendesk_process is not None else None,
+                    only=only,
+                    repeat=args.repeat,
                 )
             )
     finally:
