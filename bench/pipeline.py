@@ -333,7 +333,7 @@ class Watcher:
                     "(SELECT count(*) FROM notify.dispatches WHERE channel = 'ticket' "
                     "AND state = 'sent')"
                     if self.tickets
-                    else ":n"
+                    else "CAST(:n AS bigint)"
                 )
                 counts = (
                     await conn.execute(
