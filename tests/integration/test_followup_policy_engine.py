@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import make_url, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_events import (
@@ -51,7 +51,7 @@ from nps_kit.db import SessionFactory, session_factory, unit_of_work
 from nps_kit.faults import Fault, classify, sqlstate
 from nps_kit.migrations import alembic_config, upgrade
 from tests.integration.kafka_helpers import NOW, a_response
-from tests.support.infra import Infra
+from tests.support.infra import Infra, new_database
 from tests.support.statements import statements_sent
 
 _POLICY = parse_policy(default_policy_text())
@@ -628,12 +628,7 @@ async def test_migration_0009_upgrades_a_0008_database_with_cases_and_downgrades
     """0009 (cheaper case writes) on a database at 0008 that holds a case: the indexes end
     as a fresh database's, the case is still found through them; its downgrade gives back
     0008's indexes and table options exactly, and it upgrades again."""
-    name = f"mig_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(infra.database_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    url = make_url(infra.database_url).set(database=name).render_as_string(hide_password=False)
+    url = await new_database(infra.database_url, "mig")
     engine = create_async_engine(url)
 
     async def schema() -> tuple[list[Any], list[Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from nps_events import Customer, ResponseReceived, dlq, encode
@@ -27,7 +27,7 @@ from nps_scoring.adapters.taxonomy import load_taxonomy
 from nps_scoring.domain.themes import KeywordThemeClassifier
 from nps_scoring.entrypoints.consumer import responses_handler
 from nps_scoring.handlers import rebuild_figures, score_responses
-from tests.support.infra import Infra
+from tests.support.infra import Infra, new_database
 from tests.support.polling import eventually
 
 THEMES = KeywordThemeClassifier(load_taxonomy())
@@ -116,12 +116,7 @@ async def fresh_database(infra: Infra) -> AsyncIterator[Callable[[], Any]]:
     engines = []
 
     async def make() -> SessionFactory:
-        name = f"replay_{uuid.uuid4().hex[:10]}"
-        admin = create_async_engine(infra.database_url, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await admin.dispose()
-        url = make_url(infra.database_url).set(database=name).render_as_string(False)
+        url = await new_database(infra.database_url, "replay")
         await asyncio.to_thread(upgrade, "nps_scoring", url)
         engine = create_async_engine(url)
         engines.append(engine)
@@ -231,12 +226,7 @@ async def test_upgrading_counts_the_responses_scored_before_figures_existed(
     expected = (await snapshot(reference))["figures"]
 
     # The same responses, in a database at revision 0003 (no figures table yet).
-    name = f"upgrade_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(infra.database_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    url = make_url(infra.database_url).set(database=name).render_as_string(False)
+    url = await new_database(infra.database_url, "upgrade")
     await asyncio.to_thread(upgrade, "nps_scoring", url, "0003")
     engine = create_async_engine(url)
     try:

@@ -193,7 +193,9 @@ def running_infra(tmp: Path) -> Iterator[Infra]:
             mail.stop()
 
 
-async def _fresh_database(server_url: str, prefix: str) -> str:
+async def new_database(server_url: str, prefix: str) -> str:
+    """A new, empty database on the server of `server_url` (named `<prefix>_<random>`): its
+    URL, password included."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
@@ -212,7 +214,7 @@ def running_cluster(infra: Infra, base_dir: Path) -> Iterator[Infra]:
     cluster.start()
     try:
         asyncio.run(ensure_topics(cluster.settings(), ALL_TOPICS, partitions=3))
-        database_url = asyncio.run(_fresh_database(infra.database_url, "cluster"))
+        database_url = asyncio.run(new_database(infra.database_url, "cluster"))
         for package in MIGRATED:
             upgrade(package, database_url)
         yield dataclasses.replace(
