@@ -122,7 +122,9 @@ def new_day_deltas() -> DayDeltas:
 
 
 def count(deltas: Deltas, response: Counted, tz: ZoneInfo, *, sign: int = 1) -> None:
-    """Add (`sign` 1) or remove (−1) one response in each of its buckets."""
+    """Add (`sign` 1) or remove (−1) one response in each of its buckets: the definition of
+    the figures, one response at a time. Scoring counts a batch with `count_days` and
+    `rolled_up`, which must give the same buckets (the unit tests hold them to this)."""
     column = _COLUMN[response.segment]
     for key in buckets_of(response, tz):
         deltas[key][column] += sign
