@@ -286,3 +286,30 @@ async def test_pipelined_emails_go_over_starttls(
     assert handler.recipients == ["t0@example.com", "t1@example.com", "after@example.com"]
     connected = [e for e in logged if e["event"] == "smtp.connected"]
     assert [e["pipelining"] for e in connected] == [True]
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [("notify.acme.example", b"notify.acme.example"), ("[192.0.2.10]", b"[192.0.2.10]")],
+)
+async def test_notify_greets_the_relay_with_the_configured_name(
+    tmp_path: Path, templates: TemplateRenderer, setting: str, expected: bytes
+) -> None:
+    with smtp_sink(tmp_path / "mail") as sink:
+        channel = SmtpEmailChannel(
+            SmtpSettings(port=sink.port, max_connections=1, local_hostname=setting),
+            renderer=templates,
+            attempts=1,
+            clock=FrozenClock(NOW),
+        )
+        outcome = await channel.send(_job("ada@example.com"))
+        await channel.aclose()
+        (message,) = sink.messages()
+    assert outcome.state is DispatchState.SENT, outcome
+    assert message.split(b"\n")[2] == b"X-Helo-Args: " + expected  # smtp-sink's record of EHLO
+
+
+def test_an_ehlo_name_that_is_no_domain_nor_address_literal_is_refused_at_start_up() -> None:
+    for wrong in ("notify pod", "", "[not an address]", "-notify.example", "notify.example\r\n"):
+        with pytest.raises(ValueError, match="local_hostname"):
+            SmtpSettings(local_hostname=wrong)

@@ -64,6 +64,15 @@ class SmtpSettings(BaseSettings):
     #: PIPELINING (RFC 2920): two round trips per email instead of four. `false` keeps the
     #: one-command-at-a-time exchange, for a relay whose PIPELINING misbehaves.
     pipelining: bool = True
+    #: The name notify gives itself in `EHLO` (RFC 5321 4.1.1.1: its fully qualified domain
+    #: name, or an address literal such as `[192.0.2.10]`). By default the host's own, which
+    #: in a container is often a bare pod name that relays with strict HELO checks refuse
+    #: (Postfix's `reject_non_fqdn_helo_hostname`); and looking it up costs a DNS query at each
+    #: new connection.
+    local_hostname: str | None = Field(
+        default=None,
+        pattern=r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[(?:IPv6:)?[0-9A-Fa-f.:]+\])$",
+    )
     #: One mailbox, with or without a name: checked at start-up, never taken from input. The
     #: default sender; a team's own comes from `NOTIFY_SENDERS`.
     from_address: Sender = "npsloop <noreply@npsloop.localhost>"

@@ -289,6 +289,7 @@ class SmtpEmailChannel:
             use_tls=s.security == "tls",
             start_tls=s.security == "starttls",
             timeout=s.timeout_seconds,
+            local_hostname=s.local_hostname,
             tls_context=ssl.create_default_context() if s.security != "none" else None,
         )
         await smtp.connect()
