@@ -11,14 +11,13 @@ import uuid
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import MetaData, Table, Uuid, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from nps_followup.adapters import tables as followup_tables
 from nps_kit.db import session_factory, unit_of_work
 from nps_kit.inbox import claim, inbox_table
-from nps_kit.migrations import alembic_config, upgrade
+from nps_kit.migrations import downgrade, upgrade
 from nps_kit.outbox import outbox_table
 from nps_notify.adapters import tables as notify_tables
 from nps_scoring.adapters import tables as scoring_tables
@@ -127,7 +126,7 @@ async def test_the_kit_tables_upgrade_with_their_rows_and_downgrade_to_the_previ
             async with unit_of_work(sessions) as session:
                 assert await claim(session, inbox, schema, [fresh]) == set()
 
-        await asyncio.to_thread(command.downgrade, alembic_config(package, url), before)
+        await asyncio.to_thread(downgrade, package, url, before)
         columns, indexes, claims, rows = await _state(engine, schema, inbox=has_inbox)
         assert (columns, indexes) == at_before[:2]
         assert rows == at_before[3]
