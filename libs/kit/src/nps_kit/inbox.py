@@ -7,7 +7,7 @@ effect however often Kafka delivers it.
 
 from collections.abc import Iterable
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid, func
+from sqlalchemy import Column, DateTime, MetaData, String, Table, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nps_kit.db import driver_connection
@@ -17,10 +17,7 @@ def inbox_table(metadata: MetaData) -> Table:
     return Table(
         "inbox",
         metadata,
-        # A `uuid` (16 bytes, every event id is one), not its text (37): a smaller row and
-        # primary-key entry, and fewer splits of that index, whose keys are random (~300
-        # bytes of WAL per claim with the text; docs/performance.md, issue #20, sixth session).
-        Column("event_id", Uuid(as_uuid=False), primary_key=True),
+        Column("event_id", String(200), primary_key=True),
         Column("consumer", String(100), primary_key=True),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
