@@ -26,8 +26,7 @@ def inbox_table(metadata: MetaData) -> Table:
 async def claim(
     session: AsyncSession, table: Table, consumer: str, event_ids: Iterable[str]
 ) -> set[str]:
-    """Record `event_ids` (UUIDs in their canonical text, as `str(uuid)` writes them) as
-    processed by `consumer`; return those not seen before."""
+    """Record `event_ids` as processed by `consumer`; return those not seen before."""
     ids = list(dict.fromkeys(event_ids))
     if not ids:
         return set()
@@ -37,9 +36,7 @@ async def claim(
     connection = await driver_connection(session)
     rows = await connection.fetch(
         f"INSERT INTO {table.fullname} (event_id, consumer) "
-        # The ids as `uuid`, which a `varchar` column (the schema before the migrations of
-        # issue #20's sixth session) also takes; returned as the text they were given.
-        "SELECT unnest($1::uuid[]), $2::varchar ON CONFLICT DO NOTHING RETURNING event_id::text",
+        "SELECT unnest($1::varchar[]), $2::varchar ON CONFLICT DO NOTHING RETURNING event_id",
         ids,
         consumer,
     )
