@@ -1,5 +1,5 @@
 """The migrations of the kit's tables (issue #20, sixth session): each service's outbox without
-`created_at`, and scoring's and followup's inbox keyed by a `uuid` event id. A database at the
+`created_at`, beside the inbox as it was. A database at the
 revision before them, holding claims and queued rows written by the previous release's
 statements, upgrades with them intact: an event claimed before the upgrade is still recognised
 when it is delivered again after it. The downgrade gives back the previous schema exactly, the
