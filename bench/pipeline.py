@@ -452,6 +452,20 @@ class Statements:
                 )
             )
         ).all()
+        # The kit's tables, each service's apart (pg_stat_statements merges a statement run on
+        # tables of the same name in several schemas: PostgreSQL 18 jumbles a table by name).
+        tables = (
+            await conn.execute(
+                text(
+                    "SELECT schemaname || '.' || relname AS name, n_tup_ins, n_tup_del, "
+                    "n_live_tup, n_dead_tup, autovacuum_count, "
+                    "pg_relation_size(relid) AS heap, "
+                    "pg_indexes_size(relid) AS indexes "
+                    "FROM pg_stat_user_tables WHERE relname IN ('inbox', 'outbox') "
+                    "ORDER BY relname, schemaname"
+                )
+            )
+        ).all()
         await conn.commit()
         total_ms = sum(r.total_exec_time for r in rows)
         lines = [
@@ -468,6 +482,15 @@ class Statements:
                 f"  {r.calls:6} {r.calls / n:10.3f} {r.total_exec_time:9.0f} {r.total_exec_time / n:8.4f} "
                 f"{r.rows / n:9.2f} {float(r.wal_bytes) / n:10.0f}  {query[:150]}"
             )
+        lines.append(
+            "  the kit's tables at the end: inserted/resp, deleted/resp, live, dead, "
+            "autovacuums, heap kB, indexes kB"
+        )
+        lines.extend(
+            f"    {t.name:18} {t.n_tup_ins / n:6.2f} {t.n_tup_del / n:6.2f} {t.n_live_tup:8} "
+            f"{t.n_dead_tup:8} {t.autovacuum_count:4} {t.heap // 1024:8} {t.indexes // 1024:8}"
+            for t in tables
+        )
         return lines
 
 

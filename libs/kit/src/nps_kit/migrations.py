@@ -25,6 +25,12 @@ def upgrade(package: str, database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(package, database_url), revision)
 
 
+def downgrade(package: str, database_url: str, revision: str) -> None:
+    """Take `package`'s schema back to `revision`, as rolling the code back past a release
+    whose migration the previous code cannot run on asks (docs/operations.md). Synchronous."""
+    command.downgrade(alembic_config(package, database_url), revision)
+
+
 def run_env(metadata: MetaData) -> None:
     """The body of a service's `env.py`."""
     schema = metadata.schema

@@ -22,14 +22,12 @@ from typing import Any, Literal
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Identity,
     LargeBinary,
     MetaData,
     String,
     Table,
     Text,
-    func,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -57,7 +55,8 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("key", LargeBinary, nullable=False),
         Column("value", LargeBinary, nullable=False),
         Column("headers", Text, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # No `created_at` (dropped by each service's migration in issue #20's sixth session):
+        # nothing read it, and it cost 8 bytes and a `now()` per row.
     )
 
 
