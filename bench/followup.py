@@ -42,7 +42,8 @@ in the measured batches with their CPU per response:
 
     .venv/bin/python bench/followup.py --only opening --batches 30 --size 500
 
-with `--wal`, also what those batches wrote to WAL by table and index (pg_walinspect). Every
+`DATABASE_OUTBOX_HEADERS=compact` in the environment stores the outbox's headers compact, as
+the service does with it; with `--wal`, also what those batches wrote to WAL by table and index (pg_walinspect). Every
 run prints the WAL written per response, timer and result (`pg_current_wal_lsn()`), a figure
 the machine's load does not move; `--index-usage` ends any run with the scans of each of
 followup's indexes (`pg_stat_user_indexes`) and the HOT updates (`pg_stat_user_tables`).
@@ -82,6 +83,7 @@ from nps_events import (
     Segment,
 )
 from nps_followup import bootstrap
+from nps_followup.adapters import tables as followup_tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.figures import closed_loop_figures
 from nps_followup.adapters.policy_file import load_policy
@@ -101,12 +103,13 @@ from nps_followup.handlers import (
     queue_page,
     record_action_results,
 )
+from nps_kit import outbox as kit_outbox
 from nps_kit.clock import SystemClock
 from nps_kit.db import driver_fetch, session_factory, unit_of_work
 from nps_kit.devstack import EmbeddedPostgres, free_port, scratch_dir
 from nps_kit.logging import configure_logging
 from nps_kit.migrations import upgrade
-from nps_kit.settings import LogSettings
+from nps_kit.settings import DatabaseSettings, LogSettings
 
 GENERATE = """
 INSERT INTO followup.cases (case_id, response_id, source, survey_id, customer_id, customer_email,
@@ -1081,6 +1084,12 @@ def main() -> None:
     if args.gc_threshold:
         gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
+    # The outbox's headers stored as the service would store them (`DATABASE_OUTBOX_HEADERS`,
+    # JSON unless told; trees before the setting have JSON only).
+    headers = DatabaseSettings().outbox_headers
+    if hasattr(kit_outbox, "use_headers"):
+        kit_outbox.use_headers(followup_tables.outbox, headers)
+    print(f"outbox headers: {headers if hasattr(kit_outbox, 'use_headers') else 'json'}")
     policy_model = load_policy(None)
     policy = PolicyInForce(policy=policy_model, holidays_for=holidays_for(policy_model))
     tmp = scratch_dir("bench-followup-")

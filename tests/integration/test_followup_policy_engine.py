@@ -187,8 +187,9 @@ async def test_two_sweepers_together_fire_each_timer_once(
 ) -> None:
     cases = await open_for(sessions, *(scored(f"two-{i}") for i in range(60)))
     ids = {c.case_id for c in cases}
-    # Opening requested the acknowledgement and the ticket at once; the ladder is pending.
-    assert await timer_states(sessions, ids) == Counter(fired=120, pending=180)
+    # Opening requested the acknowledgement and the ticket at once, without writing their
+    # timers; the ladder is pending.
+    assert await timer_states(sessions, ids) == Counter(pending=180)
 
     fired = await asyncio.gather(
         drain(sweeper(sessions, at=LATER, batch=7)),
@@ -197,13 +198,44 @@ async def test_two_sweepers_together_fire_each_timer_once(
 
     assert sum(fired) == 180
     assert all(fired), f"both replicas should have fired some: {fired}"
-    assert await timer_states(sessions, ids) == Counter(fired=300)
+    assert await timer_states(sessions, ids) == Counter(fired=180)
     events = Counter(await published(sessions, ids))
     assert events["case.reminded"] == 60
     assert events["case.escalated"] == 120  # level 1 and level 2, once each
     # Each owner was told of their case when it opened (60), then the ladder's 180 notices.
     assert events["action.notify-staff"] == 60 + 180
     assert events["action.raise-ticket-priority"] == 120
+    # What opening fired does not fire again: one acknowledgement and one ticket per case.
+    assert events["action.send-email"] == 60
+    assert events["action.create-ticket"] == 60
+
+
+async def test_what_opening_fires_is_not_written_and_what_it_schedules_fires_once_at_its_time(
+    sessions: SessionFactory,
+) -> None:
+    """Opening fires the timers due at once (the detractor's acknowledgement and ticket) and
+    writes none of them; a message scheduled for later (the promoter's thank-you, a day on)
+    is written pending, fires at its time and not a second before, once, and the sweeps
+    never request again what opening requested."""
+    [detractor, promoter] = await open_for(sessions, scored("at-once", 2), scored("later", 10))
+    ids = {detractor.case_id, promoter.case_id}
+    [thanks] = promoter.actions
+    assert thanks.scheduled_for == NOW + timedelta(days=1)
+    assert await timer_states(sessions, {detractor.case_id}) == Counter(pending=3)
+    assert await timer_states(sessions, {promoter.case_id}) == Counter(pending=1)
+
+    assert await drain(sweeper(sessions, at=NOW + timedelta(days=1, seconds=-1), batch=10)) == 0
+    assert (await case(sessions, promoter.case_id)).actions[0].state.value == "scheduled"
+    assert await drain(sweeper(sessions, at=NOW + timedelta(days=1), batch=10)) == 1
+    assert (await case(sessions, promoter.case_id)).actions[0].state.value == "planned"
+    assert await drain(sweeper(sessions, at=LATER, batch=10)) == 3
+    assert await drain(sweeper(sessions, at=LATER, batch=10)) == 0
+
+    assert await timer_states(sessions, ids) == Counter(fired=4)
+    events = Counter(await published(sessions, ids))
+    assert events["action.send-email"] == 2  # one acknowledgement, one thank-you
+    assert events["action.create-ticket"] == 1
+    assert events["case.escalated"] == 2
 
 
 async def test_a_sweeper_crashing_mid_sweep_loses_no_timer(
@@ -230,7 +262,7 @@ async def test_a_sweeper_crashing_mid_sweep_loses_no_timer(
 
     # A restarted replica (a new connection pool) takes over where the first left off.
     assert await drain(sweeper(second_sessions, at=LATER, batch=10)) == 50
-    assert await timer_states(sessions, ids) == Counter(fired=100)
+    assert await timer_states(sessions, ids) == Counter(fired=60)
     events = Counter(await published(sessions, ids))
     assert events["case.reminded"] == 20
     assert events["case.escalated"] == 40
@@ -271,7 +303,7 @@ async def test_the_ladder_climbs_in_order_and_stops_at_first_contact(
         "action.create-ticket",
         "case.contact-recorded",
     ]
-    assert await timer_states(sessions, {contacted.case_id}) == Counter(fired=2, cancelled=3)
+    assert await timer_states(sessions, {contacted.case_id}) == Counter(cancelled=3)
 
 
 async def test_a_case_reopened_before_anyone_reached_the_customer_gets_a_new_ladder(
@@ -308,9 +340,7 @@ async def test_a_case_reopened_before_anyone_reached_the_customer_gets_a_new_lad
     assert back < reopened.remind_at < reopened.due_at < reopened.second_level_at
     assert reopened.timeline[-1].details["due_at"] == reopened.due_at.isoformat()
     # The opening ladder was cancelled at resolution; the new one waits.
-    assert await timer_states(sessions, {opened.case_id}) == Counter(
-        fired=2, cancelled=3, pending=3
-    )
+    assert await timer_states(sessions, {opened.case_id}) == Counter(cancelled=3, pending=3)
     await climbs_the_ladder(sessions, reopened)
     assert (await case(sessions, opened.case_id)).escalation_level == 2
     async with sessions() as session:
@@ -786,9 +816,7 @@ async def test_a_value_too_long_for_its_column_is_refused_not_cut(
     )
     with pytest.raises(Exception, match="too long") as refused:
         async with unit_of_work(sessions) as session:
-            await FollowupRepository(session).add_cases(
-                [too_long], [], exempt=set(), priority={}, fired=set()
-            )
+            await FollowupRepository(session).add_cases([too_long], [], exempt=set(), priority={})
     assert sqlstate(refused.value) == "22001"  # string_data_right_truncation
     assert classify(refused.value) is Fault.DATA
     async with sessions() as session:
@@ -807,9 +835,7 @@ async def test_a_case_another_transaction_opened_first_gets_nothing_of_the_batch
         other, case_id=case_id_for(second.response_id), response_id=uuid.uuid4(), actions=()
     )
     async with unit_of_work(sessions) as session:
-        await FollowupRepository(session).add_cases(
-            [there], [], exempt=set(), priority={}, fired=set()
-        )
+        await FollowupRepository(session).add_cases([there], [], exempt=set(), priority={})
 
     [opened] = await open_for(sessions, first, second)
 

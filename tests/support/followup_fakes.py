@@ -375,7 +375,6 @@ class InMemoryOpening(InMemoryTimers):
         *,
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str],
-        fired: set[uuid.UUID],
         requested: Sequence[tuple[uuid.UUID, Action]] = (),
         recipient: dict[uuid.UUID, str] | None = None,
     ) -> set[uuid.UUID]:
@@ -416,7 +415,7 @@ class InMemoryOpening(InMemoryTimers):
         for case_id, t in timers:
             if case_id in inserted:
                 due = DueTimer(t.timer_id, case_id, t.kind, t.action_id, t.fire_at)
-                self.timers[t.timer_id] = (due, "fired" if t.timer_id in fired else "pending")
+                self.timers[t.timer_id] = (due, "pending")
         return inserted
 
 

@@ -27,7 +27,9 @@ from nps_followup.adapters.case_rows import (
 from nps_followup.domain.cases import Action, Case, CaseStatus, PlannedTimer, TimelineEntry
 from nps_kit.db import driver_fetch
 
-_TIMER_COLUMNS = ("timer_id", "case_id", "kind", "action_id", "fire_at", "state", "fired_at")
+#: A new case's timers are all pending (the column's default): a timer that fires as the case
+#: opens is not written at all (`add_cases`).
+_TIMER_COLUMNS = ("timer_id", "case_id", "kind", "action_id", "fire_at")
 _OF_INSERTED = "u.case_id IN (SELECT case_id FROM inserted)"
 #: New cases, their actions and their timers in one statement (three round trips before).
 _OPEN_CASES = with_inserted(
@@ -171,31 +173,20 @@ class CaseStore:
         *,
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str],
-        fired: set[uuid.UUID],
         requested: Sequence[tuple[uuid.UUID, Action]] = (),
         recipient: dict[uuid.UUID, str] | None = None,
     ) -> set[uuid.UUID]:
         """Insert the cases with their actions (in the state each has), the actions
-        `requested` for them now (staff notices name their `recipient`) and their timers
-        (`fired`: timers the caller fires in this transaction), in one statement; return the
-        ids of the cases inserted (a case that existed already is left as it was, and gets
-        none of these actions and timers)."""
+        `requested` for them now (staff notices name their `recipient`) and their pending
+        timers, in one statement; return the ids of the cases inserted (a case that existed
+        already is left as it was, and gets none of these actions and timers)."""
         if not cases:
             return set()
         # One statement with an array per column (`adapters.bulk`): an executemany ran the
         # insert once per case, and the timers' once per timer; then three statements, one
         # per table.
         timer_rows = [
-            (
-                t.timer_id,
-                case_id,
-                t.kind.value,
-                t.action_id,
-                t.fire_at,
-                "fired" if t.timer_id in fired else "pending",
-                t.fire_at if t.timer_id in fired else None,
-            )
-            for case_id, t in timers
+            (t.timer_id, case_id, t.kind.value, t.action_id, t.fire_at) for case_id, t in timers
         ]
         actions = [(c.case_id, a) for c in cases for a in c.actions] + list(requested)
         params = {

@@ -21,6 +21,7 @@ from nps_followup.domain.cases import (
     CasePlan,
     CaseStatus,
     NotActedOn,
+    PlannedTimer,
     Planner,
     SetAside,
     is_recovered,
@@ -342,9 +343,10 @@ class _Opening:
     async def write(
         self, repo: CaseOpening, policy: Policy, *, referrals: ReferralCodes | None = None
     ) -> list[Case]:
-        """Insert the new cases in one statement with their timers, the owners' notices, and
-        their actions already in the state firing the due ones leaves them (planned, or
-        skipped by a contact rule), rather than inserted as scheduled and updated: so opening
+        """Insert the new cases in one statement with their pending timers, the owners'
+        notices, and their actions already in the state firing the due ones leaves them
+        (planned, or skipped by a contact rule), rather than inserted as scheduled and
+        updated: so opening
         and firing are decided before the insert, into a batch of their own, of which the
         cases' writes keep what belongs to a case the insert added (all of them, unless
         another transaction opened one first)."""
@@ -353,12 +355,19 @@ class _Opening:
         opening = BatchWrites(now)
         for case, plan, response in new:
             self._opened(case, plan, origin=str(response.event_id()), policy=policy, into=opening)
-        due_now = [
-            DueTimer(t.timer_id, case.case_id, t.kind, t.action_id, t.fire_at)
-            for case, plan, _ in new
-            for t in plan.timers
-            if t.fire_at <= now
-        ]
+        # The timers due as the cases open are fired here and never written (a detractor's
+        # acknowledgement and ticket: a row and two index entries each, written only to be
+        # done); the others are inserted pending with their cases.
+        due_now: list[DueTimer] = []
+        pending: list[tuple[uuid.UUID, PlannedTimer]] = []
+        for case, plan, _ in new:
+            for t in plan.timers:
+                if t.fire_at <= now:
+                    due_now.append(
+                        DueTimer(t.timer_id, case.case_id, t.kind, t.action_id, t.fire_at)
+                    )
+                else:
+                    pending.append((case.case_id, t))
         if due_now:
             rows = {
                 a.action_id: ActionRow(
@@ -387,8 +396,7 @@ class _Opening:
         cases = [_in_state(case, decided) for case, _, _ in new]
         inserted = await repo.add_cases(
             cases,
-            [(case.case_id, t) for case, plan, _ in new for t in plan.timers],
-            fired={t.timer_id for t in due_now},
+            pending,
             exempt={
                 a.action_id for _, p, _ in new for a in p.actions if a.exempt_from_frequency_cap
             },

@@ -225,13 +225,13 @@ class CaseOpening(Inbox, TimerEffects, Protocol):
         *,
         exempt: set[uuid.UUID],
         priority: dict[uuid.UUID, str],
-        fired: set[uuid.UUID],
         requested: Sequence[tuple[uuid.UUID, Action]] = (),
         recipient: dict[uuid.UUID, str] | None = None,
     ) -> set[uuid.UUID]:
         """Insert the cases with their actions (each in its state), the (case id, action)
         pairs `requested` for them now (staff notices name their `recipient`) and their
-        timers (`fired`: those the caller fires now); return the ids inserted. A case that
+        pending timers (a timer the caller fires in this transaction is not among them: it
+        would be written only to be done); return the ids inserted. A case that
         exists already is left as it was, and gets none of these actions and timers."""
         ...
 

@@ -83,10 +83,11 @@ async def fire_timers(
     referrals: ReferralCodes | None = None,
 ) -> None:
     """Fire `due` timers, which the caller has already recorded as fired (the sweeper claimed
-    them; a batch of new cases inserted them so): `cases` are their cases, locked or just
-    inserted by this transaction, and `actions` the scheduled actions they name. What firing
-    them changes goes `into` the caller's batch, which the caller flushes. With `referrals`,
-    the emails of promoter cases carry the customer's referral link."""
+    them) or never wrote (a batch of new cases fires those due as they open): `cases` are
+    their cases, locked or just inserted by this transaction, and `actions` the scheduled
+    actions they name. What firing them changes goes `into` the caller's batch, which the
+    caller flushes. With `referrals`, the emails of promoter cases carry the customer's
+    referral link."""
     cases = dict(cases)  # a step of the ladder updates its case here, not in the caller's map
     customer_ids = [c.customer_id for c in cases.values()]
     opted_out, last = await repo.contact_history(customer_ids)
