@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from nps_events import ResponseReceived
 from nps_followup.adapters import tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import PolicyError, PolicyProblem, load_policy
@@ -94,6 +95,8 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
         group_id=settings.consumer_group,
         topics=TOPICS,
         handler=followup_handler(sessions=infra.sessions, relay=relay, clock=clock, policy=policy),
+        # The responses on nps.responses.v1 are scoring's; followup reads the opt-outs there.
+        ignores=(ResponseReceived,),
     )
     sweeper = Sweeper(
         sessions=infra.sessions,
