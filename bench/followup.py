@@ -36,7 +36,8 @@ ORM session and on the transaction's asyncpg connection, alternating (`--repeat`
 `--size` responses (scores 0–10 evenly, each batch built just before it, outside the timing)
 after two batches to warm up, with what start-up built frozen (`gc.freeze()`) as the services
 do, and the collector's thresholds as `nps-followup serve` sets them (where the tree measured
-has `bootstrap.tune_collector`): the CPU per response of this process and of PostgreSQL over
+has `nps_kit.service.tune_collector`, or before the sixth session on issue #20
+`bootstrap.tune_collector`): the CPU per response of this process and of PostgreSQL over
 many batches, where `--only writes` times four batches of 500, and the garbage collections
 in the measured batches with their CPU per response:
 
@@ -104,6 +105,7 @@ from nps_followup.handlers import (
     record_action_results,
 )
 from nps_kit import outbox as kit_outbox
+from nps_kit import service
 from nps_kit.clock import SystemClock
 from nps_kit.db import driver_fetch, session_factory, unit_of_work
 from nps_kit.devstack import EmbeddedPostgres, free_port, scratch_dir
@@ -627,7 +629,7 @@ async def opening_only(
     gc.freeze()
     # The collector as `nps-followup serve` sets it, where the code measured has a say (a
     # tree before the fifth session on issue #20 leaves Python's defaults).
-    tune = getattr(bootstrap, "tune_collector", None)
+    tune = getattr(service, "tune_collector", None) or getattr(bootstrap, "tune_collector", None)
     if tune is not None:
         tune()
     collections = Collections()

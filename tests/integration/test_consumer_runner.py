@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY
 from sqlalchemy import make_url, text
 
-from nps_events import ResponseReceived, dlq, encode
+from nps_events import ContactOptOut, ResponseReceived, dlq, encode
 from nps_kit.db import create_engine
 from nps_kit.devstack import free_port
 from nps_kit.messaging import (
@@ -184,6 +184,55 @@ async def test_undecodable_message_goes_to_the_dlq_with_its_reason_and_the_rest_
     assert headers["dlq_topic"] == topic.encode()
     assert headers["dlq_offset"] == b"1"
     assert headers["dlq_group"] == group.encode()
+
+
+async def test_a_type_the_consumer_ignores_is_skipped_undecoded_and_committed(
+    kafka: KafkaSettings, publisher: Publisher, topic: str
+) -> None:
+    """Records whose `ce_type` the runner was told to ignore never reach the handler, even one
+    whose body would not decode (it is not dead-lettered: the consumers acting on that type
+    do that); a record of a type the handler acts on that would not decode still goes to the
+    DLQ; everything is committed and counted as processed."""
+    response = a_response()
+    opt_out = ContactOptOut(
+        source="acme-web", customer_id="cus_0042", provider_event_id="u-1", occurred_at=NOW
+    )
+    good = encode(opt_out, source="/test", time=NOW)
+    acted_poison = [
+        (k, ResponseReceived.ce_type.encode() if k == "ce_type" else v) for k, v in good.headers
+    ]
+    await publisher.send_many(
+        [
+            Outgoing(topic, good.key, good.value, good.headers),
+            Outgoing(topic, b"c-x", b"not json", good.headers),  # ignored: not even decoded
+            Outgoing(topic, b"c-y", b"not json", acted_poison),
+        ]
+    )
+    await _produce(publisher, topic, [response])
+    seen: list[str] = []
+
+    async def handler(batch: list[Inbound]) -> list[Rejection]:
+        seen.extend(i.event.type for i in batch)
+        return []
+
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    runner = _runner(kafka, publisher, topic, handler, group, ignores=(ContactOptOut,))
+    task = asyncio.create_task(runner.run())
+    await eventually(
+        lambda: committed(kafka, group, topic), until=lambda o: o == 4, what="the commit"
+    )
+    await _stop(runner, task)
+
+    assert seen == [ResponseReceived.ce_type]
+    [dead] = await read_all(kafka, dlq(topic))
+    assert dead.key == b"c-y"
+    assert dict(dead.headers)["dlq_reason"].startswith(
+        f"undecodable: invalid {ResponseReceived.ce_type} data".encode()
+    )
+    processed = REGISTRY.get_sample_value(
+        "npsloop_events_consumed_total", {"topic": topic, "outcome": "processed"}
+    )
+    assert processed == 3  # the two ignored and the response
 
 
 async def test_message_the_handler_rejects_goes_to_the_dlq_with_the_handlers_reason(

@@ -492,8 +492,10 @@ def _count_cases(report: Report, final: Mapping[str, list[dict[str, Any]]], targ
 
 
 async def _count_dead_letters(report: Report, kafka: KafkaSettings, load: _Load) -> None:
-    """Poison records are counted once each, though every consumer group of the topic
-    dead-letters its own copy (`dlq_group`): followup reads nps.responses.v1 for opt-outs."""
+    """Poison records are counted once each, whichever groups dead-lettered them
+    (`dlq_group`): a poison `ResponseReceived` is scoring's to dead-letter; followup, which
+    reads nps.responses.v1 for the opt-outs, skips it undecoded (before the sixth session on
+    issue #20 it dead-lettered its own copy too)."""
     mark = f"chaos-{load.run_id}-".encode()
     dead_poison: set[str] = set()
     for topic in Topic:

@@ -1,7 +1,7 @@
 """Wiring shared by every service's composition root: the database engine, the publisher,
 the outbox relay and the consumers, started and stopped with the HTTP app."""
 
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from nps_events import Event
 from nps_kit.access import Access
 from nps_kit.auth import AuthSettings
 from nps_kit.db import SessionFactory, create_engine, ping, session_factory
@@ -73,14 +74,22 @@ class Infrastructure:
         return self.access
 
     def add_consumer(
-        self, *, group_id: str, topics: Sequence[str], handler: BatchHandler
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        ignores: Collection[type[Event]] = (),
     ) -> ConsumerRunner:
+        """A consumer of `topics`; `ignores`: the event types there that `handler` does not
+        act on, skipped undecoded (`ConsumerRunner`)."""
         runner = ConsumerRunner(
             settings=self.kafka,
             group_id=group_id,
             topics=topics,
             handler=handler,
             publisher=self.publisher,
+            ignores=ignores,
         )
         self.consumers.append(runner)
         return runner

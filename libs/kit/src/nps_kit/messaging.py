@@ -11,7 +11,7 @@ dead-lettered (`ConsumerRunner`, `nps_kit.faults`).
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -138,6 +138,15 @@ class ConsumerRunner:
     - unexpected (a bug): the same splitting, then the record alone is tried
       `unexpected_attempts` times in all, then dead-lettered with the exception's class, and
       logged as an error. Never a crash loop that blocks the partition.
+
+    `ignores` are the event types on `topics` that this consumer does not act on (followup
+    reads `nps.responses.v1` for the opt-outs, not the responses). A record whose `ce_type`
+    header names one is skipped before it is decoded: it never reaches the handler, claims
+    nothing in the inbox, counts as processed, and its offset is committed with the rest.
+    Decoding (pydantic over the whole event) was the cost: ~10 µs per `ResponseReceived` that
+    followup then ignored (docs/performance.md, the pipeline, sixth session). Skipped
+    undecoded, such a record is not checked either: one that would not decode goes to the DLQ
+    from the consumers that act on its type, not from every group that reads the topic.
     """
 
     def __init__(
@@ -148,6 +157,7 @@ class ConsumerRunner:
         topics: Sequence[str],
         handler: BatchHandler,
         publisher: Publisher,
+        ignores: Collection[type[Event]] = (),
         max_records: int = 500,
         unexpected_attempts: int = 3,
         retry_min_wait: float = 0.5,
@@ -158,6 +168,7 @@ class ConsumerRunner:
         self._topics = list(topics)
         self._handler = handler
         self._publisher = publisher
+        self._ignored = frozenset(model.ce_type.encode() for model in ignores)
         self._max_records = max_records
         self._unexpected_attempts = unexpected_attempts
         self._retry_min_wait = retry_min_wait
@@ -335,7 +346,10 @@ class ConsumerRunner:
         started = time.perf_counter()
         inbound: list[Inbound] = []
         rejections: list[Rejection] = []
+        ignored = self._ignored
         for record in records:
+            if ignored and _ce_type(record.headers) in ignored:
+                continue
             try:
                 inbound.append(Inbound(record, decode(record.headers, record.value)))
             except EnvelopeError as exc:
@@ -432,6 +446,16 @@ class ConsumerRunner:
             offset=record.offset,
             reason=rejection.reason,
         )
+
+
+def _ce_type(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
+    """The raw `ce_type` header of a record, as `decode` would read it (names in any case,
+    the last one if repeated), or None."""
+    found = None
+    for name, raw in headers:
+        if name.lower() == "ce_type":
+            found = raw
+    return found
 
 
 def _rejection(

@@ -17,7 +17,6 @@ from nps_followup.bootstrap import (
     erase_customer,
     policy_in_force,
     simulate,
-    tune_collector,
 )
 from nps_followup.config import FollowupSettings
 from nps_followup.entrypoints.simulation import to_json, to_table
@@ -155,7 +154,6 @@ def main() -> None:
         except YamlFileError as exc:
             sys.stderr.write("".join(f"{line}\n" for line in exc.lines()))
             raise SystemExit(2) from None
-        tune_collector()
     cli.main(
         service="followup",
         log=settings.log,

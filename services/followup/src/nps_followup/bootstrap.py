@@ -1,12 +1,12 @@
 """Followup's composition root, used by production and by tests."""
 
-import gc
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from nps_events import ResponseReceived
 from nps_followup.adapters import tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import PolicyError, PolicyProblem, load_policy
@@ -64,27 +64,6 @@ def policy_in_force(settings: FollowupSettings) -> PolicyInForce:
     return PolicyInForce(policy=policy, holidays_for=holidays_for(policy), referrals=referrals)
 
 
-#: The collector's first threshold in the serving process: a collection of the youngest
-#: generation once this many more container objects were allocated than freed (Python's
-#: default: 700). A batch of a few hundred events holds tens of thousands of objects alive
-#: for a moment, so at 700 every batch set off dozens of young collections (each walking the
-#: live half of the batch) and a full one every ~500 journeys: 2,400 young, 216 middle and
-#: 21 full collections, 0.36-0.38 s of CPU, in a pipeline run of 10,000 detractors; at 50,000,
-#: 2 young collections and the start-up's full one, 0.06 s (docs/performance.md, issue #20,
-#: fifth session). Cyclic garbage waits longer for its collection, by at most this many
-#: objects; what is not cyclic is freed at once, as ever.
-YOUNG_GENERATION_THRESHOLD = 50_000
-
-
-def tune_collector() -> None:
-    """Collect the youngest generation less often (`YOUNG_GENERATION_THRESHOLD`), the older
-    ones as often relative to it as Python's defaults do. A setting of the whole process:
-    called by `nps-followup serve`, never by `build` (tests build followup in their own
-    process)."""
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
-
-
 def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup:
     clock = clock or SystemClock()
     policy = policy_in_force(settings)
@@ -94,6 +73,8 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
         group_id=settings.consumer_group,
         topics=TOPICS,
         handler=followup_handler(sessions=infra.sessions, relay=relay, clock=clock, policy=policy),
+        # The responses on nps.responses.v1 are scoring's; followup reads the opt-outs there.
+        ignores=(ResponseReceived,),
     )
     sweeper = Sweeper(
         sessions=infra.sessions,

@@ -16,7 +16,7 @@ from nps_scoring.adapters.taxonomy import load_taxonomy
 from nps_scoring.config import ScoringSettings
 from nps_scoring.domain.themes import KeywordThemeClassifier, ThemeClassifier
 from nps_scoring.entrypoints import api
-from nps_scoring.entrypoints.consumer import responses_handler
+from nps_scoring.entrypoints.consumer import IGNORED, responses_handler
 from nps_scoring.handlers import rebuild_figures
 
 
@@ -53,7 +53,10 @@ def build(
         # Members of one group: the broker gives each its partitions, so no partition is
         # handled by two at once and each customer's events stay in order.
         infra.add_consumer(
-            group_id=settings.consumer_group, topics=[Topic.RESPONSES.value], handler=handler
+            group_id=settings.consumer_group,
+            topics=[Topic.RESPONSES.value],
+            handler=handler,
+            ignores=IGNORED,
         )
     access = infra.with_access(settings.auth)
     app = create_app(

@@ -11,6 +11,10 @@ from nps_scoring.adapters.repository import ScoringRepository
 from nps_scoring.domain.themes import ThemeClassifier
 from nps_scoring.handlers import score_responses
 
+#: On `nps.responses.v1` beside the responses, followup's business: the runner skips them
+#: undecoded (`ConsumerRunner`'s `ignores`).
+IGNORED = (ContactOptOut,)
+
 
 def responses_handler(
     *,
@@ -21,7 +25,7 @@ def responses_handler(
     timezone: ZoneInfo,
 ) -> BatchHandler:
     async def handle(batch: list[Inbound]) -> list[Rejection]:
-        responses, rejections = accept(batch, ResponseReceived, ignore=(ContactOptOut,))
+        responses, rejections = accept(batch, ResponseReceived, ignore=IGNORED)
         if responses:
             async with unit_of_work(sessions) as session:
                 await score_responses(

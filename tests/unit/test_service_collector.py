@@ -1,17 +1,17 @@
-"""The serving process's garbage-collector setting (`nps-followup serve`)."""
+"""The serving process's garbage-collector setting (`nps_kit.service.serve`, every service)."""
 
 import gc
 from collections.abc import Iterator
 
 import pytest
 
-from nps_followup.bootstrap import YOUNG_GENERATION_THRESHOLD, tune_collector
+from nps_kit.service import YOUNG_GENERATION_THRESHOLD, tune_collector
 
 
 @pytest.fixture
 def thresholds() -> Iterator[tuple[int, int, int]]:
-    """Python's defaults for the test (another test may have run `nps-followup serve`'s
-    start in this process), the process's own afterwards."""
+    """Python's defaults for the test (another test may have run a service's `serve`
+    in this process), the process's own afterwards."""
     before = gc.get_threshold()
     gc.set_threshold(700, 10, 10)
     yield (700, 10, 10)
