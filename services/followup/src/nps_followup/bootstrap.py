@@ -6,7 +6,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from nps_events import ResponseReceived
 from nps_followup.adapters import tables
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.policy_file import PolicyError, PolicyProblem, load_policy
@@ -15,7 +14,7 @@ from nps_followup.adapters.taxonomy import taxonomy_themes
 from nps_followup.config import FollowupSettings
 from nps_followup.domain.referrals import ReferralCodes
 from nps_followup.entrypoints import api
-from nps_followup.entrypoints.consumer import TOPICS, followup_handler
+from nps_followup.entrypoints.consumer import IGNORED, TOPICS, followup_handler
 from nps_followup.entrypoints.sweeper import Sweeper
 from nps_followup.handlers import PolicyInForce
 from nps_followup.handlers.simulation import Simulation, read_period, simulate_policy
@@ -73,8 +72,7 @@ def build(settings: FollowupSettings, *, clock: Clock | None = None) -> Followup
         group_id=settings.consumer_group,
         topics=TOPICS,
         handler=followup_handler(sessions=infra.sessions, relay=relay, clock=clock, policy=policy),
-        # The responses on nps.responses.v1 are scoring's; followup reads the opt-outs there.
-        ignores=(ResponseReceived,),
+        ignores=IGNORED,
     )
     sweeper = Sweeper(
         sessions=infra.sessions,

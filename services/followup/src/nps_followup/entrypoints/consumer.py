@@ -25,6 +25,9 @@ from nps_kit.messaging import BatchHandler, Inbound, Rejection, accept
 from nps_kit.outbox import OutboxRelay
 
 TOPICS = (Topic.SCORED.value, Topic.ACTION_RESULTS.value, Topic.RESPONSES.value)
+#: On `nps.responses.v1` beside the opt-outs, scoring's business: the runner skips them
+#: undecoded (`ConsumerRunner`'s `ignores`).
+IGNORED = (ResponseReceived,)
 
 
 def followup_handler(
@@ -46,8 +49,7 @@ def followup_handler(
                 relay.wake()
             return rejections
         if topic == Topic.RESPONSES.value:
-            # Responses themselves are scoring's business; followup reads the opt-outs.
-            opt_outs, rejections = accept(batch, ContactOptOut, ignore=(ResponseReceived,))
+            opt_outs, rejections = accept(batch, ContactOptOut, ignore=IGNORED)
             if opt_outs:
                 async with unit_of_work(sessions) as session:
                     await record_opt_outs(FollowupRepository(session), opt_outs, now=clock.now())
