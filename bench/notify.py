@@ -74,7 +74,7 @@ from nps_notify.adapters.email import SmtpEmailChannel, TemplateRenderer
 from nps_notify.adapters.repository import ledger_in
 from nps_notify.adapters.sms import TwilioSmsChannel
 from nps_notify.adapters.tickets import ZendeskTicketChannel
-from nps_notify.config import NotifySettings, SmtpSettings, TwilioSettings, ZendeskSettings
+from nps_notify.config import SmtpSettings, TwilioSettings, ZendeskSettings
 from nps_notify.handlers import Dispatcher, email_job, sms_job, ticket_job
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.fake_zendesk import FakeZendesk
@@ -284,7 +284,6 @@ async def run(
     zendesk_pid: int | None,
     only: set[str] | None = None,
     repeat: int = 1,
-    slices_in_flight: int = 1,
 ) -> None:
     engine = create_engine(
         DatabaseSettings.model_validate({"url": database_url}), application_name="bench-notify"
@@ -327,8 +326,6 @@ async def run(
         clock=SystemClock(),
         concurrency=concurrency,
         case_url="http://cs.example.com/cases/{case_id}",
-        # Only where the dispatcher has it (a tree before issue #20's sixth session has not).
-        **({"slices_in_flight": slices_in_flight} if slices_in_flight > 1 else {}),
     )
     rows = []
     for name, make, to_job in (
@@ -384,8 +381,7 @@ async def run(
     await engine.dispose()
     print(
         f"{n} actions per line, {concurrency} in flight ({connections} SMTP connections, "
-        f"SMTP_PIPELINING={str(pipelining).lower()}), batches of {batch}, "
-        f"{slices_in_flight} slice(s) in flight"
+        f"SMTP_PIPELINING={str(pipelining).lower()}), batches of {batch}"
     )
     print(
         "| channel | channel alone (CPU per action) "
@@ -467,15 +463,6 @@ def main() -> None:
         help="send each line's N actions through the channel alone this many times (the "
         "last one measured): a longer run to attach a profiler to",
     )
-    parser.add_argument(
-        "--slices-in-flight",
-        type=int,
-        default=NotifySettings.model_fields["slices_in_flight"].default
-        if "slices_in_flight" in NotifySettings.model_fields
-        else 1,
-        help="NOTIFY_SLICES_IN_FLIGHT (2 since issue #20's sixth session): with more than 1 the "
-        "ledger columns hold the sends in flight beside a transaction",
-    )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
     if only is not None and not only <= set(_LINES.values()):
@@ -524,7 +511,6 @@ def main() -> None:
                     zendesk_pid=zendesk_process.pid if zendesk_process is not None else None,
                     only=only,
                     repeat=args.repeat,
-                    slices_in_flight=args.slices_in_flight,
                 )
             )
     finally:

@@ -5,7 +5,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -214,16 +213,13 @@ def _send_email(customer: str) -> SendEmail:
     )
 
 
-def _dispatcher(
-    sessions: SessionFactory, email: SmtpEmailChannel | None, *, slices_in_flight: int = 1
-) -> Dispatcher:
+def _dispatcher(sessions: SessionFactory, email: SmtpEmailChannel | None) -> Dispatcher:
     return Dispatcher(
         ledger=ledger_in(sessions),
         channels={"email": email} if email is not None else {},
         clock=FrozenClock(NOW),
         concurrency=2,
         case_url="http://cs.example.com/cases/{case_id}",
-        slices_in_flight=slices_in_flight,
     )
 
 
@@ -245,13 +241,11 @@ async def test_notify_never_sends_an_action_twice(sessions: SessionFactory, infr
     assert await _count(sessions, notify_tables.outbox) >= 1
 
 
-@pytest.mark.parametrize("slices_in_flight", [1, 2])
 async def test_notify_writes_a_slices_outcomes_with_the_next_slices_sending_mark(
-    database_url: str, sessions: SessionFactory, infra: Infra, slices_in_flight: int
+    database_url: str, sessions: SessionFactory, infra: Infra
 ) -> None:
-    """Five emails in slices of two: the outcomes sent so far go in the statement that marks
-    the next slice `sending`, and every email ends `sent`, once, with its result queued; with
-    two slices in flight (the next marked while the one before is still sending) too."""
+    """Five emails in slices of two: each slice's outcomes go in the statement that marks the
+    next slice `sending`, and every email ends `sent`, once, with its result queued."""
     customers = [f"n-{uuid.uuid4().hex[:6]}" for _ in range(5)]
     actions = [_send_email(c) for c in customers]
     channel = SmtpEmailChannel(
@@ -274,9 +268,7 @@ async def test_notify_writes_a_slices_outcomes_with_the_next_slices_sending_mark
     event.listen(counted.sync_engine, "connect", connected)
     event.listen(counted.sync_engine, "before_cursor_execute", executed)
     try:
-        outcomes = await _dispatcher(
-            session_factory(counted), channel, slices_in_flight=slices_in_flight
-        ).dispatch(actions)
+        outcomes = await _dispatcher(session_factory(counted), channel).dispatch(actions)
     finally:
         await counted.dispose()
         await channel.aclose()

@@ -3,7 +3,6 @@ once, parking and the give-up after `max_attempts`, quiet hours, channels notify
 channel's bug, providers' unsubscribes, unreadable parked actions and helpdesk ticket changes.
 The SQL of the ledger is covered by the PostgreSQL tests (tests/integration)."""
 
-import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -75,11 +74,7 @@ def ticket() -> CreateTicket:
 
 
 def dispatcher(
-    ledger: InMemoryLedger,
-    clock: FrozenClock,
-    *channels: ScriptedChannel,
-    max_attempts: int = 3,
-    slices_in_flight: int = 1,
+    ledger: InMemoryLedger, clock: FrozenClock, *channels: ScriptedChannel, max_attempts: int = 3
 ) -> Dispatcher:
     return Dispatcher(
         ledger=ledger.transaction,
@@ -89,7 +84,6 @@ def dispatcher(
         case_url="https://cs.example.com/cases/{case_id}",
         retry_delay=30.0,
         max_attempts=max_attempts,
-        slices_in_flight=slices_in_flight,
     )
 
 
@@ -415,112 +409,6 @@ async def test_a_priority_raise_names_the_ticket_opened_by_the_slice_before() ->
     await dispatcher(ledger, FrozenClock(NOW), tickets, ScriptedChannel("email")).dispatch(
         [create, *others, raised]
     )
-    job = tickets.jobs[-1]
-    assert isinstance(job, TicketJob)
-    assert (job.raise_of, job.ticket_id) == (create.action_id, "ZD-9")
-    assert results(ledger)[raised.action_id].status is ActionStatus.SENT
-
-
-class _Held(_Watching):
-    """Holds each send of `held` (by the customer of its job) until `release` is set: a slow
-    provider call, such as a ticket beside a slice of emails."""
-
-    def __init__(self, ledger: InMemoryLedger, held: set[str]) -> None:
-        super().__init__(ledger)
-        self.held, self.release = held, asyncio.Event()
-
-    async def send(self, job: object) -> Outcome:
-        if getattr(job, "customer_id", None) in self.held:
-            self.sending_at_each_send.append(
-                sum(e.state is DispatchState.SENDING for e in self.ledger.entries.values())
-            )
-            await self.release.wait()
-            return await ScriptedChannel.send(self, job)
-        outcome = await super().send(job)
-        if len(self.jobs) == 11:  # every action but the held one has been handed over
-            self.release.set()
-        return outcome
-
-
-async def test_with_two_slices_in_flight_a_slow_send_holds_back_no_slice_and_the_window_holds() -> (
-    None
-):
-    """Slice 1's first send answers only once every other action has been handed over: with
-    two slices in flight, slices 2 and 3 go out meanwhile (one at a time, they would wait for
-    it forever), and a crash at any send would find at most two slices (8) `sending`. Still
-    one transaction per slice plus the last outcomes."""
-    ledger = InMemoryLedger()
-    channel = _Held(ledger, {"c-0"})
-    actions = [email(f"c-{i}") for i in range(12)]
-    outcomes = await asyncio.wait_for(
-        dispatcher(ledger, FrozenClock(NOW), channel, slices_in_flight=2).dispatch(actions), 5
-    )
-    assert {o.state for o in outcomes.values()} == {DispatchState.SENT}
-    assert len(channel.jobs) == 12
-    assert max(channel.sending_at_each_send) <= 8
-    assert ledger.transactions == 3 + 1
-    assert {e.state for e in ledger.entries.values()} == {DispatchState.SENT}
-    assert set(results(ledger)) == {a.action_id for a in actions}
-
-
-async def test_with_one_slice_in_flight_the_next_waits_for_the_slowest_send() -> None:
-    """One slice at a time (as before issue #20's sixth session): slice 2 is not marked while
-    a send of slice 1 is in flight."""
-    ledger = InMemoryLedger()
-    channel = _Held(ledger, {"c-0"})
-    actions = [email(f"c-{i}") for i in range(12)]
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(dispatcher(ledger, FrozenClock(NOW), channel).dispatch(actions), 0.5)
-    assert len(channel.jobs) == 3  # the held one is counted when it answers
-    assert {a.action_id for a in actions[4:]}.isdisjoint(ledger.entries)
-
-
-async def test_with_two_slices_in_flight_a_crash_leaves_at_most_two_slices_sending() -> None:
-    """The crash window is two slices: a send of slice 3 breaks off; the slices then marked
-    stay `sending` (a redelivery reports their emails `unknown`), at most two of them,
-    everything written before is `sent` with its result, and slice 5 is never marked."""
-    ledger, channel = InMemoryLedger(), _CrashingAt(10)
-    actions = [email(f"c-{i}") for i in range(20)]
-    with pytest.raises(_Crash):
-        await dispatcher(ledger, FrozenClock(NOW), channel, slices_in_flight=2).dispatch(actions)
-    states = {a: e.state for a, e in ledger.entries.items()}
-    assert sum(state is DispatchState.SENDING for state in states.values()) <= 8
-    assert {a.action_id for a in actions[:8]} <= {
-        a for a, state in states.items() if state is DispatchState.SENT
-    }
-    assert {a for a, state in states.items() if state is DispatchState.SENT} == set(results(ledger))
-    assert {a.action_id for a in actions[16:]}.isdisjoint(states)
-    assert len(channel.jobs) <= 16
-
-
-class _SlowCreate(ScriptedChannel):
-    """A helpdesk whose ticket creation answers after a while; raises answer at once."""
-
-    async def send(self, job: object) -> Outcome:
-        if isinstance(job, TicketJob) and job.raise_of is None:
-            await asyncio.sleep(0.05)
-        return await super().send(job)
-
-
-async def test_with_two_slices_in_flight_a_priority_raise_waits_for_its_tickets_create() -> None:
-    """The create is slow and in slice 1, the raise in slice 2: the raise is marked only once
-    the create has answered, in the transaction that writes the create's ticket id, so the
-    raise names the ticket."""
-    ledger = InMemoryLedger()
-    tickets = _SlowCreate("ticket", [Outcome(DispatchState.SENT, provider_message_id="ZD-9")])
-    create = ticket()
-    raised = RaiseTicketPriority(
-        action_id=uuid.uuid4(),
-        case_id=create.case_id,
-        customer_id="c-1",
-        ticket_action_id=create.action_id,
-        priority=TicketPriority.URGENT,
-        requested_at=NOW,
-    )
-    others = [email(f"c-{i}") for i in range(3)]
-    await dispatcher(
-        ledger, FrozenClock(NOW), tickets, ScriptedChannel("email"), slices_in_flight=2
-    ).dispatch([create, *others, raised])
     job = tickets.jobs[-1]
     assert isinstance(job, TicketJob)
     assert (job.raise_of, job.ticket_id) == (create.action_id, "ZD-9")

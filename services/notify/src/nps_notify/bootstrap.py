@@ -91,7 +91,6 @@ def build(settings: NotifySettings, *, clock: Clock | None = None) -> Notify:
         channels=channels,
         clock=clock,
         concurrency=settings.send_concurrency,
-        slices_in_flight=settings.slices_in_flight,
         case_url=settings.case_link,
         retry_delay=settings.retry_delay_seconds,
         max_attempts=settings.max_attempts,

@@ -56,10 +56,9 @@ class SmtpSettings(BaseSettings):
     security: str = Field(default="none", pattern="^(none|starttls|tls)$")
     #: For connecting, and for the server's answers to one email (MAIL, RCPT, DATA) in all.
     timeout_seconds: float = Field(default=10.0, gt=0)
-    #: The most connections notify keeps open to the relay at once (per process): the emails
-    #: in flight (up to `NOTIFY_SEND_CONCURRENCY` times `NOTIFY_SLICES_IN_FLIGHT`) share
-    #: them. Relays limit connections per client (Postfix: 50 by default), and each replica of
-    #: notify opens its own.
+    #: The most connections notify keeps open to the relay at once (per process): a slice's
+    #: emails (`NOTIFY_SEND_CONCURRENCY`) share them. Relays limit connections per client
+    #: (Postfix: 50 by default), and each replica of notify opens its own.
     max_connections: int = Field(default=8, ge=1, le=100)
     #: Send `MAIL FROM`, `RCPT TO` and `DATA` in one write when the relay's EHLO offers
     #: PIPELINING (RFC 2920): two round trips per email instead of four. `false` keeps the
@@ -251,16 +250,10 @@ class NotifySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8004, ge=1, le=65535)
     consumer_group: str = "npsloop-notify"
-    #: How many actions one ledger transaction marks `sending` (a slice). 16 rather than 8:
-    #: fewer ledger transactions and less CPU per message, measured (docs/performance.md,
-    #: issue #20).
+    #: How many messages one process hands to providers at once (a slice): a crash can leave
+    #: up to this many `unknown` (docs/notify.md). 16 rather than 8: fewer ledger
+    #: transactions and less CPU per message, measured (docs/performance.md, issue #20).
     send_concurrency: int = Field(default=16, ge=1, le=100)
-    #: How many slices may be in flight at once: the next slice is marked `sending` and sent
-    #: as soon as it fits beside the sends still in flight, instead of waiting for the slowest
-    #: send of the slice before. A crash can then leave up to
-    #: `send_concurrency * slices_in_flight` actions `unknown` (docs/notify.md); 1 is one slice
-    #: at a time, as before issue #20's sixth session.
-    slices_in_flight: int = Field(default=2, ge=1, le=8)
     send_attempts: int = Field(default=3, ge=1, le=10)
     #: A deferred action (429, 5xx, open circuit) is tried again after this long at least
     #: (longer when the provider's Retry-After says so) …

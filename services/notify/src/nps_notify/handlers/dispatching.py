@@ -2,7 +2,7 @@
 
 import asyncio
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence, Set
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -85,48 +85,6 @@ class _Outcomes:
     attempts: Mapping[uuid.UUID, int]
 
 
-@dataclass
-class _Flight:
-    """One dispatch's sends in flight and its outcomes not yet written."""
-
-    jobs: Mapping[uuid.UUID, tuple[Event, Any]]
-    attempts: Mapping[uuid.UUID, int]
-    #: Answered (or decided without a send), not yet written.
-    outcomes: dict[uuid.UUID, Outcome] = field(default_factory=dict)
-    sends: dict["asyncio.Task[None]", uuid.UUID] = field(default_factory=dict)
-    #: Each written group of outcomes, as written (`Dispatcher._recording` updates them).
-    written: list[dict[uuid.UUID, Outcome]] = field(default_factory=list)
-
-    def launch(self, action_id: uuid.UUID, send: Coroutine[Any, Any, None]) -> None:
-        self.sends[asyncio.ensure_future(send)] = action_id
-
-    async def land(self, room: int, *, waiting_for: Set[uuid.UUID] = frozenset()) -> None:
-        """Wait until at most `room` sends are in flight, none of them `waiting_for`'s. A send
-        that raised what `_send_one` does not catch (a crash, a cancellation) raises here."""
-        while self.sends and (
-            len(self.sends) > max(room, 0) or not waiting_for.isdisjoint(self.sends.values())
-        ):
-            done, _ = await asyncio.wait(self.sends, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                del self.sends[task]
-                task.result()
-
-    def take(self) -> _Outcomes:
-        """The outcomes not yet written, to be written now."""
-        taken, self.outcomes = self.outcomes, {}
-        self.written.append(taken)
-        return _Outcomes(self.jobs, taken, self.attempts)
-
-    def abandon(self) -> None:
-        for task in self.sends:
-            task.cancel()
-        self.sends.clear()
-
-    @property
-    def told(self) -> dict[uuid.UUID, Outcome]:
-        return {a: o for written in self.written for a, o in written.items()}
-
-
 @dataclass(frozen=True)
 class _Recording:
     """A slice's outcomes as they are written: the ledger's rows and the results."""
@@ -159,12 +117,8 @@ class Dispatcher:
     ledger: Transactions[DispatchLedger]
     channels: Mapping[str, Channel[Any]]
     clock: Clock
-    #: A slice: how many actions one ledger transaction marks `sending`.
     concurrency: int
     case_url: str
-    #: How many slices may be between `sending` and their written outcome at once: the crash
-    #: window is `concurrency * slices_in_flight` actions per dispatch (docs/notify.md).
-    slices_in_flight: int = 1
     #: Before the next try of a deferred action, when the provider did not say how long.
     retry_delay: float = 30.0
     #: A parked action tried this many times fails for good, with the last reason.
@@ -223,44 +177,35 @@ class Dispatcher:
             if channel_of(a) in self.channels
         ]
         # A slice at a time, `concurrency` actions: an action is marked `sending` only just
-        # before its provider call, so a crash leaves at most `window` actions `unknown`
-        # (measured by tests/e2e/test_notify_chaos.py: marking a whole 500-action batch first
-        # left ~800 actions `unknown` over 4 kills, most of them never handed to any
-        # provider). The outcomes sent so far are written in the transaction that marks the
-        # next slice `sending`: one transaction per slice, not two. The next slice is marked
-        # as soon as the actions in flight and it fit in the window, not once the slowest send
-        # of the slice before has answered (with `slices_in_flight` 1, the window is one slice).
-        flight = _Flight(jobs=dict(jobs), attempts=attempts or {})
-        try:
-            for start in range(0, len(jobs), self.concurrency):
-                await self._dispatch_slice(dict(jobs[start : start + self.concurrency]), flight)
-            await flight.land(0)
-        except BaseException:
-            # A crash or a cancellation: what is in flight stays `sending` (the crash window).
-            flight.abandon()
-            raise
-        if flight.outcomes:
-            await self._record(self._recording(flight.take()))
+        # before its provider call, so a crash leaves at most one slice `unknown` (measured by
+        # tests/e2e/test_notify_chaos.py: marking a whole 500-action batch first left ~800
+        # actions `unknown` over 4 kills, most of them never handed to any provider). A
+        # slice's outcomes are written in the transaction that marks the next slice `sending`:
+        # one transaction per slice, not two, and a crash still finds at most one slice
+        # between `sending` and its outcome.
+        slices: list[_Outcomes] = []
+        for start in range(0, len(jobs), self.concurrency):
+            slices.append(
+                await self._dispatch_slice(
+                    dict(jobs[start : start + self.concurrency]),
+                    attempts or {},
+                    slices[-1] if slices else None,
+                )
+            )
+        if slices and slices[-1].outcomes:
+            await self._record(self._recording(slices[-1]))
         # As written: an action tried `max_attempts` times is failed, not deferred.
-        return flight.told
-
-    @property
-    def window(self) -> int:
-        """The most actions between `sending` and their written outcome, per dispatch."""
-        return self.concurrency * self.slices_in_flight
+        return {a: o for sent in slices for a, o in sent.outcomes.items()}
 
     async def _dispatch_slice(
-        self, jobs: dict[uuid.UUID, tuple[Event, Any]], flight: _Flight
-    ) -> None:
-        """Mark one slice `sending`, once it fits in the window beside the sends in flight, in
-        the transaction that writes the outcomes sent so far; then start its sends."""
-        raises = {
-            job.raise_of for _, job in jobs.values() if isinstance(job, TicketJob) and job.raise_of
-        }
-        # A priority raise waits for its ticket's create to answer: it reads the ticket's id
-        # from the ledger, in the transaction below.
-        await flight.land(self.window - len(jobs), waiting_for=raises)
-        recording = self._recording(flight.take()) if flight.outcomes else None
+        self,
+        jobs: dict[uuid.UUID, tuple[Event, Any]],
+        attempts: Mapping[uuid.UUID, int],
+        unrecorded: _Outcomes | None,
+    ) -> _Outcomes:
+        """Send one slice; `unrecorded`, the previous slice's outcomes, are written in the
+        transaction that marks this one `sending`. Returns this slice's, not yet written."""
+        recording = self._recording(unrecorded) if unrecorded and unrecorded.outcomes else None
         previous: dict[uuid.UUID, DispatchState | None] = {}
 
         async def begin() -> None:
@@ -271,7 +216,7 @@ class Dispatcher:
                     await repo.begin_dispatches(
                         [job for _, job in jobs.values()],
                         now=self.clock.now(),
-                        # The outcomes sent before, in the same statement.
+                        # The previous slice's outcomes, in the same statement.
                         finishing=recording.finished if recording is not None else None,
                     )
                 )
@@ -280,41 +225,28 @@ class Dispatcher:
                         ticket = await repo.provider_id_of(job.raise_of)
                         jobs[action_id] = (action, replace(job, ticket_id=ticket))
 
-        if recording is None and not flight.sends:
-            await begin()  # nothing in memory yet: an outage goes up to the consumer
+        if recording is None:
+            await begin()
         else:
             try:
                 # Tried again through an outage, as the outcomes alone would be.
                 await through_outages(begin, what="dispatch.record")
             except Exception:
-                # Not an outage: the outcomes, which exist only in memory, still go in, and
-                # so do those of the sends still in flight, once they answer.
-                if recording is not None:
-                    await self._record(recording)
-                await flight.land(0)
-                if flight.outcomes:
-                    await self._record(self._recording(flight.take()))
+                # Not an outage: the outcomes, which exist only in memory, still go in.
+                await self._record(recording)
                 raise
-            if recording is not None:
-                _reported(recording)
-        self._start(jobs, previous, flight)
-
-    def _start(
-        self,
-        jobs: Mapping[uuid.UUID, tuple[Event, Any]],
-        previous: Mapping[uuid.UUID, DispatchState | None],
-        flight: _Flight,
-    ) -> None:
-        """Start the sends of a slice just marked; what is not sent gets its outcome at once."""
+            _reported(recording)
+        outcomes: dict[uuid.UUID, Outcome] = {}
+        to_send: list[tuple[Event, Any]] = []
         now = self.clock.now()
         for action_id, (action, job) in jobs.items():
             channel = self.channels[channel_of(action)]
             decision = decide(previous.get(action_id), provider_dedupes=channel.dedupes_repeats)
             if decision is Decision.REPORT_UNKNOWN:
                 log.warning("dispatch.interrupted_earlier", action_id=str(action_id))
-                flight.outcomes[action_id] = Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)
+                outcomes[action_id] = Outcome(DispatchState.UNKNOWN, reason=INTERRUPTED)
             elif decision is Decision.SEND and isinstance(job, Unbuildable):
-                flight.outcomes[action_id] = Outcome(DispatchState.FAILED, reason=job.reason)
+                outcomes[action_id] = Outcome(DispatchState.FAILED, reason=job.reason)
             elif decision is Decision.SEND:
                 circuit = circuit_of(action, job)
                 breaker = self.breaker(circuit)
@@ -331,13 +263,13 @@ class Dispatcher:
                 if quiet is not None:
                     # Due inside the customer's quiet hours (a delay pushed it there): it
                     # waits for their end. Not the provider's fault: no breaker count.
-                    flight.outcomes[action_id] = Outcome(
+                    outcomes[action_id] = Outcome(
                         DispatchState.DEFERRED,
                         reason="the customer's quiet hours",
                         retry_after=(quiet - now).total_seconds(),
                     )
                 elif breaker.is_open(now):
-                    flight.outcomes[action_id] = Outcome(
+                    outcomes[action_id] = Outcome(
                         DispatchState.DEFERRED,
                         reason=f"the circuit of {circuit.replace(':', ' endpoint ')} is open",
                         retry_after=(breaker.open_until - now).total_seconds()
@@ -345,15 +277,21 @@ class Dispatcher:
                         else None,
                     )
                 else:
-                    flight.launch(action_id, self._send(action, job, flight))
+                    to_send.append((action, job))
 
-    async def _send(self, action: Event, job: Any, flight: _Flight) -> None:
-        outcome = await _send_one(self.channels[channel_of(action)], job)
-        circuit = circuit_of(action, job)
-        breaker = self.breaker(circuit)
-        breaker.record(deferred=outcome.state is DispatchState.DEFERRED, now=self.clock.now())
-        CIRCUIT_OPEN.labels(circuit).set(1 if breaker.is_open(self.clock.now()) else 0)
-        flight.outcomes[_action_id(action)] = outcome
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def send(action: Event, job: Any) -> None:
+            async with gate:
+                outcome = await _send_one(self.channels[channel_of(action)], job)
+            circuit = circuit_of(action, job)
+            breaker = self.breaker(circuit)
+            breaker.record(deferred=outcome.state is DispatchState.DEFERRED, now=self.clock.now())
+            CIRCUIT_OPEN.labels(circuit).set(1 if breaker.is_open(self.clock.now()) else 0)
+            outcomes[_action_id(action)] = outcome
+
+        await asyncio.gather(*(send(a, j) for a, j in to_send))
+        return _Outcomes(jobs, outcomes, attempts)
 
     async def _record(self, recording: _Recording) -> None:
         """Write a slice's outcomes in a transaction of their own (the last slice's, or when
