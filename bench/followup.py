@@ -378,7 +378,8 @@ WHERE pid <> pg_backend_pid() AND (backend_type <> 'client backend' OR state <> 
 TOP_STATEMENTS = """
 SELECT calls, total_exec_time, shared_blks_hit, shared_blks_read, shared_blks_dirtied,
     shared_blks_written, wal_fpi, wal_bytes, regexp_replace(query, '\\s+', ' ', 'g')
-FROM pg_stat_statements WHERE query !~* '^(BEGIN|COMMIT|SELECT pg_|SELECT backend_type)'
+FROM pg_stat_statements
+WHERE query !~* '^\\s*(BEGIN|COMMIT)' AND query !~ '(pg_stat|pg_current_wal|SHOW )'
 ORDER BY total_exec_time DESC LIMIT 12
 """
 
