@@ -317,6 +317,8 @@ async def generate(engine: Any, n: int, due: int) -> None:
             text("SELECT count(*) FROM followup.timers WHERE state = 'pending'")
         )
         print(f"  pending timers: {pending:,}")
+        size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
+        print(f"  database: {size / 2**30:.2f} GB")
 
 
 async def explain(engine: Any) -> None:
