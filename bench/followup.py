@@ -274,6 +274,7 @@ async def run(
     sweepers: int = 2,
     batch_size: int = 500,
     waits: bool = False,
+    checkpoint: bool = False,
 ) -> None:
     engine = create_async_engine(url, pool_size=max(8, sweepers + 2))
     await generate(engine, n, due)
@@ -284,7 +285,15 @@ async def run(
     print(f"  {rss()}, gc thresholds {gc.get_threshold()}, frozen {gc.get_freeze_count():,}")
     statements = Statements(engine)
     with profiled(profile, "escalations"):
-        await escalate(engine, due, policy, sweepers=sweepers, batch_size=batch_size, waits=waits)
+        await escalate(
+            engine,
+            due,
+            policy,
+            sweepers=sweepers,
+            batch_size=batch_size,
+            waits=waits,
+            checkpoint=checkpoint,
+        )
     batches = max(1, -(-due // batch_size))
     print(f"  {Statements.split(await statements.take(), batches)} (about)")
     if api_queries:
@@ -428,6 +437,7 @@ async def escalate(
     sweepers: int = 2,
     batch_size: int = 500,
     waits: bool = False,
+    checkpoint: bool = False,
 ) -> None:
     sessions = session_factory(engine)
     sweeping = [
@@ -449,6 +459,12 @@ async def escalate(
         return total
 
     by_statement = waits and await statements_loaded(engine)
+    if checkpoint:
+        # Every page's first change from here on writes its full image to WAL, as just after
+        # any checkpoint: the escalations' WAL whatever the generation's checkpoints were.
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("CHECKPOINT"))
     counters = await server_counters(engine)
     sampled: collections.Counter[str] = collections.Counter()
     sampler = asyncio.create_task(sample_waits(engine, sampled, 0.01)) if waits else None
@@ -1228,6 +1244,12 @@ def arguments() -> argparse.Namespace:
         "statements with their pages and WAL",
     )
     parser.add_argument(
+        "--checkpoint",
+        action="store_true",
+        help="a CHECKPOINT just before the escalations (every page they change writes its "
+        "full image to WAL, as after any checkpoint)",
+    )
+    parser.add_argument(
         "--pg-setting",
         action="append",
         default=[],
@@ -1282,6 +1304,7 @@ def main() -> None:
                     sweepers=args.sweepers,
                     batch_size=args.sweep_batch,
                     waits=args.waits,
+                    checkpoint=args.checkpoint,
                 )
             )
         if args.index_usage:
