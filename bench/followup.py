@@ -12,6 +12,17 @@ escalation is due now. Then it measures:
 
     .venv/bin/python bench/followup.py --cases 1000000 --due 10000
 
+Around the escalations it prints what the server did per timer (WAL records and full-page
+images, pages read, evicted and written out by the backends, checkpoints; PostgreSQL 18's
+`pg_stat_wal`, `pg_stat_io`, `pg_stat_checkpointer`). `--pg-setting NAME=VALUE` (repeatable)
+runs the server with those parameters, `--checkpoint` checkpoints just before the escalations
+(every page they change then goes to WAL whole), `--sweepers N` and `--sweep-batch N` change
+the sweepers, and `--waits` samples the backends' wait events (and, with `--pg-setting
+shared_preload_libraries=pg_stat_statements`, lists the sweep's statements with their pages):
+
+    SIZED="--pg-setting shared_buffers=4GB --pg-setting max_wal_size=8GB --pg-setting checkpoint_timeout=15min"
+    .venv/bin/python bench/followup.py --only writes --cases 1000000 --due 10000 --checkpoint $SIZED
+
 `--only queue` measures the console's queue instead (pages by cursor and by offset, filters,
 the customer search, and page 20's plan) at N open or contacted cases:
 
