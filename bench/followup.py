@@ -12,6 +12,17 @@ escalation is due now. Then it measures:
 
     .venv/bin/python bench/followup.py --cases 1000000 --due 10000
 
+Around the escalations it prints what the server did per timer (WAL records and full-page
+images, pages read, evicted and written out by the backends, checkpoints; PostgreSQL 18's
+`pg_stat_wal`, `pg_stat_io`, `pg_stat_checkpointer`). `--pg-setting NAME=VALUE` (repeatable)
+runs the server with those parameters, `--checkpoint` checkpoints just before the escalations
+(every page they change then goes to WAL whole), `--sweepers N` and `--sweep-batch N` change
+the sweepers, and `--waits` samples the backends' wait events (and, with `--pg-setting
+shared_preload_libraries=pg_stat_statements`, lists the sweep's statements with their pages):
+
+    SIZED="--pg-setting shared_buffers=4GB --pg-setting max_wal_size=8GB --pg-setting checkpoint_timeout=15min"
+    .venv/bin/python bench/followup.py --only writes --cases 1000000 --due 10000 --checkpoint $SIZED
+
 `--only queue` measures the console's queue instead (pages by cursor and by offset, filters,
 the customer search, and page 20's plan) at N open or contacted cases:
 
@@ -214,8 +225,12 @@ class Statements:
             event.remove(self.engine, "before_cursor_execute", self._seen)
             self.counting = False
 
+    #: The bench's own look at the server around the escalations (not the sweeper's).
+    _PROBE = re.compile(r"pg_stat|pg_current_wal|^\s*(SHOW|CHECKPOINT|CREATE EXTENSION)", re.I)
+
     def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.counts[self.kind(statement)] += 1
+        if not self._PROBE.search(statement):
+            self.counts[self.kind(statement)] += 1
 
     def _on_driver(self, record: Any) -> None:
         if not record.query.lstrip().upper().startswith(self._CONTROL):
@@ -271,8 +286,12 @@ async def run(
     api_queries: bool = True,
     profile: Path | None = None,
     freeze: bool = False,
+    sweepers: int = 2,
+    batch_size: int = 500,
+    waits: bool = False,
+    checkpoint: bool = False,
 ) -> None:
-    engine = create_async_engine(url, pool_size=8)
+    engine = create_async_engine(url, pool_size=max(8, sweepers + 2))
     await generate(engine, n, due)
     await explain(engine)
     if freeze:
@@ -281,8 +300,17 @@ async def run(
     print(f"  {rss()}, gc thresholds {gc.get_threshold()}, frozen {gc.get_freeze_count():,}")
     statements = Statements(engine)
     with profiled(profile, "escalations"):
-        await escalate(engine, due, policy)
-    print(f"  {Statements.split(await statements.take(), max(1, -(-due // 500)))} (about)")
+        await escalate(
+            engine,
+            due,
+            policy,
+            sweepers=sweepers,
+            batch_size=batch_size,
+            waits=waits,
+            checkpoint=checkpoint,
+        )
+    batches = max(1, -(-due // batch_size))
+    print(f"  {Statements.split(await statements.take(), batches)} (about)")
     if api_queries:
         await api(engine)
     opened = await opening(engine, policy, statements, profile=profile)
@@ -313,6 +341,8 @@ async def generate(engine: Any, n: int, due: int) -> None:
             text("SELECT count(*) FROM followup.timers WHERE state = 'pending'")
         )
         print(f"  pending timers: {pending:,}")
+        size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
+        print(f"  database: {size / 2**30:.2f} GB")
 
 
 async def explain(engine: Any) -> None:
@@ -328,18 +358,113 @@ async def explain(engine: Any) -> None:
     assert not any("Seq Scan" in line for line in plan), plan
 
 
-async def escalate(engine: Any, due: int, policy: PolicyInForce) -> None:
+#: The server's counters a sweep moves, read before and after the escalations (PostgreSQL 18:
+#: `pg_stat_wal`, `pg_stat_io`, `pg_stat_checkpointer`, `pg_statio_user_tables`).
+SERVER_COUNTERS = """
+SELECT 'WAL records', wal_records FROM pg_stat_wal
+UNION ALL SELECT 'WAL full-page images', wal_fpi FROM pg_stat_wal
+UNION ALL SELECT 'WAL buffers full', wal_buffers_full FROM pg_stat_wal
+UNION ALL SELECT 'WAL writes (all processes)', sum(writes) FROM pg_stat_io WHERE object = 'wal'
+UNION ALL SELECT 'WAL fsyncs (all processes)', sum(fsyncs) FROM pg_stat_io WHERE object = 'wal'
+UNION ALL SELECT 'WAL fsyncs by client backends', sum(fsyncs) FROM pg_stat_io
+    WHERE object = 'wal' AND backend_type = 'client backend'
+UNION ALL SELECT 'WAL fsync ms by client backends', sum(fsync_time)::bigint FROM pg_stat_io
+    WHERE object = 'wal' AND backend_type = 'client backend'
+UNION ALL SELECT 'WAL write ms by client backends', sum(write_time)::bigint FROM pg_stat_io
+    WHERE object = 'wal' AND backend_type = 'client backend'
+UNION ALL SELECT 'pages read by client backends', sum(reads) FROM pg_stat_io
+    WHERE object = 'relation' AND backend_type = 'client backend'
+UNION ALL SELECT 'page read ms by client backends', sum(read_time)::bigint FROM pg_stat_io
+    WHERE object = 'relation' AND backend_type = 'client backend'
+UNION ALL SELECT 'pages evicted by client backends', sum(evictions) FROM pg_stat_io
+    WHERE object = 'relation' AND backend_type = 'client backend'
+UNION ALL SELECT 'dirty pages written by client backends', sum(writes) FROM pg_stat_io
+    WHERE object = 'relation' AND backend_type = 'client backend'
+UNION ALL SELECT 'pages written by the checkpointer', buffers_written FROM pg_stat_checkpointer
+UNION ALL SELECT 'checkpoints (timed + requested)', num_timed + num_requested
+    FROM pg_stat_checkpointer
+UNION ALL SELECT 'pages written by the bgwriter', buffers_clean FROM pg_stat_bgwriter
+UNION ALL SELECT 'heap pages read (followup)', sum(heap_blks_read) FROM pg_statio_user_tables
+    WHERE schemaname = 'followup'
+UNION ALL SELECT 'heap pages hit (followup)', sum(heap_blks_hit) FROM pg_statio_user_tables
+    WHERE schemaname = 'followup'
+UNION ALL SELECT 'index pages read (followup)', sum(idx_blks_read) FROM pg_statio_user_tables
+    WHERE schemaname = 'followup'
+UNION ALL SELECT 'index pages hit (followup)', sum(idx_blks_hit) FROM pg_statio_user_tables
+    WHERE schemaname = 'followup'
+"""
+
+#: What a client backend is doing, sampled by `--waits` (the sampler's own backend left out).
+WAITS = """
+SELECT backend_type, state, wait_event_type, wait_event FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND (backend_type <> 'client backend' OR state <> 'idle')
+"""
+
+#: The escalations' statements by time in PostgreSQL (`--waits` with pg_stat_statements loaded).
+TOP_STATEMENTS = """
+SELECT calls, total_exec_time, shared_blks_hit, shared_blks_read, shared_blks_dirtied,
+    shared_blks_written, wal_fpi, wal_bytes, regexp_replace(query, '\\s+', ' ', 'g')
+FROM pg_stat_statements
+WHERE query !~* '^\\s*(BEGIN|COMMIT)' AND query !~ '(pg_stat|pg_current_wal|SHOW )'
+ORDER BY total_exec_time DESC LIMIT 12
+"""
+
+
+async def server_counters(engine: Any) -> dict[str, int]:
+    """`SERVER_COUNTERS` now, once the backends have reported what they did: an idle backend
+    flushes its statistics within a second."""
+    await asyncio.sleep(1.1)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        return {k: int(v or 0) for k, v in (await conn.execute(text(SERVER_COUNTERS))).all()}
+
+
+async def sample_waits(engine: Any, into: collections.Counter[str], every: float) -> None:
+    """Count what each non-idle backend is doing every `every` s until cancelled: a client
+    backend by its state (`active`, or `idle in transaction`: waiting for this process) and
+    wait event (none: on CPU), a background process by its type and wait event."""
+    async with engine.connect() as conn:
+        while True:
+            for kind, state, wait_type, wait in (await conn.execute(text(WAITS))).all():
+                who = state if kind == "client backend" else kind
+                into[f"{who}: {wait_type + ':' + wait if wait else 'CPU'}"] += 1
+            into["(samples)"] += 1
+            await conn.commit()
+            await asyncio.sleep(every)
+
+
+async def statements_loaded(engine: Any) -> bool:
+    async with engine.connect() as conn:
+        preload = await conn.scalar(text("SHOW shared_preload_libraries"))
+        if "pg_stat_statements" not in (preload or ""):
+            return False
+        await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+        await conn.execute(text("SELECT pg_stat_statements_reset()"))
+        await conn.commit()
+    return True
+
+
+async def escalate(
+    engine: Any,
+    due: int,
+    policy: PolicyInForce,
+    *,
+    sweepers: int = 2,
+    batch_size: int = 500,
+    waits: bool = False,
+    checkpoint: bool = False,
+) -> None:
     sessions = session_factory(engine)
-    sweepers = [
+    sweeping = [
         Sweeper(
             sessions=sessions,
             relay=None,
             clock=SystemClock(),
             policy=policy,
             interval=0.05,
-            batch_size=500,
+            batch_size=batch_size,
         )
-        for _ in range(2)
+        for _ in range(sweepers)
     ]
 
     async def drain(sweeper: Sweeper) -> int:
@@ -348,16 +473,56 @@ async def escalate(engine: Any, due: int, policy: PolicyInForce) -> None:
             total += fired
         return total
 
+    by_statement = waits and await statements_loaded(engine)
+    if checkpoint:
+        # Every page's first change from here on writes its full image to WAL, as just after
+        # any checkpoint: the escalations' WAL whatever the generation's checkpoints were.
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("CHECKPOINT"))
+    counters = await server_counters(engine)
+    sampled: collections.Counter[str] = collections.Counter()
+    sampler = asyncio.create_task(sample_waits(engine, sampled, 0.01)) if waits else None
     wal = await wal_now(engine)
     started, cpu, pg = time.perf_counter(), time.process_time(), pg_now()
-    fired = await asyncio.gather(*(drain(s) for s in sweepers))
+    fired = await asyncio.gather(*(drain(s) for s in sweeping))
     elapsed, cpu, pg = time.perf_counter() - started, time.process_time() - cpu, pg_now() - pg
     wal = await wal_now(engine) - wal
+    if sampler is not None:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
     print(
-        f"\nescalated {sum(fired):,} due cases with 2 sweepers {fired}: {elapsed:.1f} s "
-        f"({sum(fired) / elapsed:,.0f} timers/s; {cpu_per_item(cpu, pg, sum(fired), 'timer')}; "
+        f"\nescalated {sum(fired):,} due cases with {sweepers} sweepers of {batch_size} "
+        f"{fired}: {elapsed:.1f} s ({sum(fired) / elapsed:,.0f} timers/s; "
+        f"{cpu_per_item(cpu, pg, sum(fired), 'timer')}; "
         f"WAL {wal / max(1, sum(fired)) / 1024:.1f} KB per timer; {load()})"
     )
+    after = await server_counters(engine)
+    per = max(1, sum(fired))
+    print("  the server during the escalations (per timer):")
+    for name, value in after.items():
+        print(f"    {name:40} {value - counters[name]:>12,} ({(value - counters[name]) / per:.2f})")
+    if waits:
+        samples = sampled.pop("(samples)", 1)
+        print(
+            f"  what the backends were doing ({samples} samples every 10 ms; sampling adds "
+            "to both CPU figures): mean backends per sample"
+        )
+        for what, n in sampled.most_common(16):
+            print(f"    {what:60} {n / samples:.2f}")
+    if by_statement:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(TOP_STATEMENTS))).all()
+        print(
+            "  statements by time in PostgreSQL (pg_stat_statements): calls, ms, "
+            "pages hit / read / dirtied / written, FPIs, WAL KB"
+        )
+        for calls, ms, hit, read, dirtied, written, fpi, wal_bytes, query in rows:
+            print(
+                f"    {calls:>5} {ms:>8.0f} {hit:>8} {read:>7} {dirtied:>7} {written:>7} "
+                f"{fpi:>6} {int(wal_bytes) // 1024:>7}  {query[:90]}"
+            )
     async with engine.connect() as conn:
         escalated = await conn.scalar(
             text("SELECT count(*) FROM followup.cases WHERE escalation_level = 1")
@@ -1044,7 +1209,7 @@ async def index_usage(url: str) -> None:
         print(f"  {table:9} {inserted:>10,} {updated:>10,} {hot:>10,}")
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=10_000)
@@ -1082,7 +1247,37 @@ def main() -> None:
     parser.add_argument(
         "--gc-threshold", type=int, help="the collector's first threshold (gc.set_threshold)"
     )
-    args = parser.parse_args()
+    parser.add_argument("--sweepers", type=int, default=2, help="sweepers side by side")
+    parser.add_argument(
+        "--sweep-batch", type=int, default=500, help="timers per sweep (`sweep_batch_size`)"
+    )
+    parser.add_argument(
+        "--waits",
+        action="store_true",
+        help="sample the backends' wait events every 10 ms during the escalations; with "
+        "--pg-setting shared_preload_libraries=pg_stat_statements, also the escalations' "
+        "statements with their pages and WAL",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="store_true",
+        help="a CHECKPOINT just before the escalations (every page they change writes its "
+        "full image to WAL, as after any checkpoint)",
+    )
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server parameter for the bench's PostgreSQL (repeat for more), e.g. "
+        "shared_buffers=4GB; the defaults otherwise",
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
+    settings = dict(setting.split("=", 1) for setting in args.pg_setting)
     if args.gc_threshold:
         gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     configure_logging(LogSettings(level="WARNING", format="console"), service="bench")
@@ -1095,8 +1290,9 @@ def main() -> None:
     policy_model = load_policy(None)
     policy = PolicyInForce(policy=policy_model, holidays_for=holidays_for(policy_model))
     tmp = scratch_dir("bench-followup-")
-    postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port())
+    postgres = EmbeddedPostgres(data_dir=tmp / "pg", port=free_port(), settings=settings)
     postgres.start()
+    print(f"server settings: {settings or 'the defaults'}")
     PG_DATA.append(postgres.data_dir)
     try:
         upgrade("nps_followup", postgres.url)
@@ -1120,6 +1316,10 @@ def main() -> None:
                     api_queries=args.only != "writes",
                     profile=args.profile,
                     freeze=args.gc_freeze,
+                    sweepers=args.sweepers,
+                    batch_size=args.sweep_batch,
+                    waits=args.waits,
+                    checkpoint=args.checkpoint,
                 )
             )
         if args.index_usage:
