@@ -27,6 +27,7 @@ from nps_notify.domain.dispatch import DispatchState, SmsJob, sms_segments
 from nps_notify.domain.messages import Identity
 from nps_notify.handlers import Dispatcher
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.serve import served
 from tests.support.tls_proxy import tcp_proxy
 from tests.support.waits import recorded_waits
 
@@ -72,6 +73,36 @@ async def test_an_sms_is_posted_as_twilio_documents_it_and_its_sid_reported() ->
     assert outcome.provider_message_id == message["sid"]
     assert (message["To"], message["From"]) == ("+33612345678", "+15005550006")
     assert message["Body"].startswith("Example Shop: Hi Ada, thank you for your answer.")
+
+
+async def test_over_real_http_an_sms_is_posted_form_encoded_as_twilio_reads_it() -> None:
+    """Through the transport notify runs on (aiohttp's connections under httpx), to the fake
+    served over HTTP: basic auth with the account's SID and the form body Twilio documents."""
+    fake = FakeTwilio()
+    with served(fake.app()) as url:
+        channel = TwilioSmsChannel(
+            TwilioSettings.model_validate(
+                {
+                    "account_sid": fake.account_sid,
+                    "auth_token": fake.auth_token,
+                    "from_number": "+15005550006",
+                    "base_url": url,
+                    "rate_per_second": 1000,
+                }
+            ),
+            renderer=TemplateRenderer(None),
+            attempts=1,
+            sender=Identity(from_address="", reply_to=None, brand="Example", signature="Us"),
+        )
+        try:
+            outcome = await channel.send(_job(to="+33612345678"))
+        finally:
+            await channel.aclose()
+    assert outcome.state is DispatchState.SENT, outcome
+    [message] = fake.messages
+    assert outcome.provider_message_id == message["sid"]
+    assert (message["To"], message["From"]) == ("+33612345678", "+15005550006")
+    assert message["Body"].startswith("Example: Hi Ada, thank you for your answer.")
 
 
 async def test_an_sms_speaks_the_customers_language() -> None:

@@ -19,6 +19,7 @@ from nps_notify.config import ZendeskSettings
 from nps_notify.domain.dispatch import DispatchState
 from nps_notify.handlers import Dispatcher, ticket_job
 from tests.support.fake_zendesk import FakeZendesk
+from tests.support.serve import served
 from tests.support.waits import recorded_waits
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -68,6 +69,34 @@ async def test_a_ticket_is_created_as_zendesk_documents_it_with_the_case_link() 
     assert "Export broke twice" in ticket["description"]
     assert f"http://cs.example.com/cases/{action.case_id}" in ticket["description"]
     assert ticket["comment_public"] is False  # the customer's words stay internal
+
+
+async def test_over_real_http_a_ticket_is_created_once_and_a_resend_is_recognised() -> None:
+    """Through the transport notify runs on (aiohttp's connections under httpx), to the fake
+    served over HTTP: basic auth, the JSON body and the `Idempotency-Key` as Zendesk reads
+    them, and a kept-alive connection reused for the resend."""
+    fake = FakeZendesk()
+    action = _create()
+    job = ticket_job(action, case_url=CASE_URL)
+    with served(fake.app()) as url:
+        settings = {
+            "base_url": url,
+            "email": fake.email,
+            "api_token": fake.api_token,
+            "rate_per_second": 1000,
+        }
+        channel = ZendeskTicketChannel(ZendeskSettings.model_validate(settings), attempts=1)
+        try:
+            first = await channel.send(job)
+            again = await channel.send(job)
+        finally:
+            await channel.aclose()
+    assert first.state is DispatchState.SENT, first
+    [ticket] = fake.tickets.values()
+    assert first.provider_message_id == again.provider_message_id == str(ticket["id"])
+    assert ticket["external_id"] == f"npsloop-case-{action.case_id}"
+    assert ticket["requester"] == {"email": "c-tk@example.com", "name": "Ada"}
+    assert fake.requests == 2
 
 
 async def test_a_resent_create_is_recognised_by_its_idempotency_key() -> None:

@@ -203,6 +203,7 @@ async def test_a_pinned_call_verifies_the_certificate_for_the_name() -> None:
     import trustme  # noqa: PLC0415
 
     from nps_kit.devstack import free_port  # noqa: PLC0415
+    from nps_notify.adapters.http_transport import AiohttpTransport  # noqa: PLC0415
     from nps_notify.adapters.webhooks import pinned  # noqa: PLC0415
     from tests.support.serve import served  # noqa: PLC0415
     from tests.support.tls_proxy import tls_proxy  # noqa: PLC0415
@@ -217,19 +218,30 @@ async def test_a_pinned_call_verifies_the_certificate_for_the_name() -> None:
         port = free_port()
         with tls_proxy(port=port, upstream=int(base.rsplit(":", 1)[1]), context=server):
             # No keep-alive, as the channel: a connection verified for one name must not
-            # carry a request for another (pooled connections are keyed by address).
+            # carry a request for another (pooled connections are keyed by address). Both
+            # httpx's own transport and the one notify runs on (aiohttp's connections).
             no_reuse = httpx.Limits(max_keepalive_connections=0)
-            async with httpx.AsyncClient(verify=client, limits=no_reuse) as http:
-                for name, accepted in (("hooks.test", True), ("other.test", False)):
-                    url, host, extensions = pinned(f"https://{name}:{port}/hook", "127.0.0.1")
-                    assert url == f"https://127.0.0.1:{port}/hook"
-                    assert host == {"host": f"{name}:{port}"}
-                    if accepted:
-                        answer = await http.get(url, headers=host, extensions=extensions)
-                        assert answer.status_code in (401, 404, 405)  # TLS passed; HTTP spoke
-                    else:
-                        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-                            await http.get(url, headers=host, extensions=extensions)
+            for http in (
+                httpx.AsyncClient(verify=client, limits=no_reuse),
+                httpx.AsyncClient(
+                    transport=AiohttpTransport(
+                        max_connections=1, keep_alive=False, ssl_context=client
+                    )
+                ),
+            ):
+                async with http:
+                    for name, accepted in (("hooks.test", True), ("other.test", False)):
+                        url, host, extensions = pinned(f"https://{name}:{port}/hook", "127.0.0.1")
+                        assert url == f"https://127.0.0.1:{port}/hook"
+                        assert host == {"host": f"{name}:{port}"}
+                        if accepted:
+                            answer = await http.get(url, headers=host, extensions=extensions)
+                            assert answer.status_code in (401, 404, 405)  # TLS passed; HTTP spoke
+                        else:
+                            with pytest.raises(
+                                httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"
+                            ):
+                                await http.get(url, headers=host, extensions=extensions)
 
 
 async def test_each_attempt_is_signed_at_its_own_time_under_the_same_id() -> None:

@@ -11,6 +11,7 @@ from typing import cast
 import httpx
 from aiolimiter import AsyncLimiter
 
+from nps_notify.adapters.http_transport import AiohttpTransport
 from nps_notify.domain.dispatch import DispatchState, Outcome
 
 Classify = Callable[[httpx.Response], Outcome]
@@ -18,14 +19,13 @@ Classify = Callable[[httpx.Response], Outcome]
 #: Failures before the request reached the provider: always safe to try again.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
-#: Connections kept open to one provider. httpcore's pool checks every connection it holds
-#: at each request (idle? expired? readable?), so its CPU per request grows with the pool:
-#: against the fake Zendesk, 16 tickets in flight (`NOTIFY_SEND_CONCURRENCY`), httpx's
-#: default pool (up to 100, 20 kept) cost 1.43-1.61 ms of CPU per ticket and 8 connections
-#: 1.01-1.07 ms (docs/performance.md, Notify, issue #20, fifth session). A request waiting
-#: for a free connection longer than the timeout fails with `PoolTimeout` before it is sent:
-#: deferred, never `unknown`. Providers' rate limits (Zendesk 3/s, Twilio 1/s by default)
-#: keep far fewer requests in flight than this.
+#: Connections kept open to one provider. More requests at once wait for a free one; a request
+#: waiting longer than the timeout fails with `ConnectTimeout` before it is sent: deferred,
+#: never `unknown`. With httpx's own transport a larger pool cost CPU per request (httpcore
+#: checks every pooled connection at each request: 1.43-1.61 ms per ticket with its default
+#: pool, 1.01-1.07 ms with 8; docs/performance.md, Notify, issue #20, fifth session); under
+#: aiohttp's pool (`http_transport`) 8 stays the bound. Providers' rate limits (Zendesk 3/s,
+#: Twilio 1/s by default) keep far fewer requests in flight than this.
 MAX_CONNECTIONS = 8
 
 
@@ -86,12 +86,8 @@ class ProviderClient:
             base_url=base_url,
             auth=auth,
             timeout=timeout,
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-            )
-            if keep_alive
-            else httpx.Limits(max_keepalive_connections=0),
+            transport=transport
+            or AiohttpTransport(max_connections=MAX_CONNECTIONS, keep_alive=keep_alive),
         )
         self._attempts = attempts
         self._max_inline_wait = max_inline_wait
