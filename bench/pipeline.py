@@ -546,6 +546,49 @@ class Batches:
             )
 
 
+# --- more than one process of a stage ------------------------------------------------------
+
+SCALABLE = ("scoring", "followup", "notify")
+
+
+def _replicas(parser: argparse.ArgumentParser, given: list[str]) -> dict[str, int]:
+    """`SERVICE=N` options as {service: N}."""
+    replicas: dict[str, int] = {}
+    for item in given:
+        name, _, count = item.partition("=")
+        if name not in SCALABLE or not count.isdigit() or not 1 <= int(count) <= 3:
+            parser.error(f"--replicas {item}: one of {', '.join(SCALABLE)}, =1 to =3")
+        replicas[name] = int(count)
+    return replicas
+
+
+def _start_replicas(
+    services: dict[str, ServiceProcess], replicas: dict[str, int], *, log_dir: Path
+) -> dict[str, ServiceProcess]:
+    """The extra processes, each with the first one's settings and a port of its own; ready
+    (in its consumer group) before the run starts."""
+    extra: dict[str, ServiceProcess] = {}
+    for name, count in replicas.items():
+        for k in range(2, count + 1):
+            port = free_port()
+            extra[f"{name}-{k}"] = ServiceProcess(
+                name=name,
+                port=port,
+                env={**services[name].env, f"{name.upper()}_PORT": str(port)},
+                log_path=log_dir / f"{name}-{k}.log",
+            )
+    try:
+        for service in extra.values():
+            service.start()
+        for service in extra.values():
+            service.wait_ready(timeout=90)
+    except BaseException:
+        for service in extra.values():
+            service.stop()
+        raise
+    return extra
+
+
 # --- the report ---------------------------------------------------------------------------
 
 
@@ -652,7 +695,17 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - one straight script
         help="load pg_stat_statements and print, per response, PostgreSQL's statements "
         "(calls, time, rows, WAL), WAL bytes and commits; PostgreSQL's CPU is then higher",
     )
+    parser.add_argument(
+        "--replicas",
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="run N processes of scoring, followup or notify (one consumer group: the topics "
+        "have 3 partitions, so up to 3 share the work), as the manifests scale a stage on lag; "
+        "each extra process gets its own line in the figures (notify-2, ...)",
+    )
     args = parser.parse_args()
+    replicas = _replicas(parser, args.replicas)
 
     tmp = scratch_dir("npsloop-bench-")
     broker = new_broker(args.broker, tmp)
@@ -702,6 +755,7 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - one straight script
         services = start_all(
             env, ports={name: free_port() for name in SERVICES}, log_dir=tmp, ready_timeout=90
         )
+        services.update(_start_replicas(services, replicas, log_dir=tmp))
         pids = {name: s.process.pid for name, s in services.items() if s.process is not None}
         assert broker.pid is not None
         assert postgres.pid is not None
