@@ -9,14 +9,37 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from alembic.util import CommandError
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from nps_kit.logging import configure_logging, get_logger
-from nps_kit.migrations import upgrade
+from nps_kit.migrations import downgrade, status, upgrade
 from nps_kit.service import BackgroundLoops, serve
 from nps_kit.settings import HttpServerSettings, LogSettings
 from nps_kit.tracing import configure_tracing, shutdown_tracing
+
+
+def migrate(
+    service: str, migrations: tuple[str, SecretStr] | None, args: argparse.Namespace
+) -> int:
+    """`migrate`: up to the newest revision, `--to` one, `--down-to` an older one, or
+    `--status`. An unknown revision, or one on the wrong side, is exit code 2 and one line."""
+    if migrations is None:
+        get_logger(__name__).info("migrate.nothing_to_do", reason=f"{service} keeps no state")
+        return 0
+    package, url = migrations
+    try:
+        if args.status:
+            status(package, url.get_secret_value())
+        elif args.down_to is not None:
+            downgrade(package, url.get_secret_value(), args.down_to)
+        else:
+            upgrade(package, url.get_secret_value(), args.to or "head")
+    except CommandError as exc:
+        print(f"nps-{service} migrate: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +83,27 @@ def main(
     parser = argparse.ArgumentParser(prog=f"nps-{service}", description=f"npsloop {service}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve the HTTP API and run the consumers until SIGTERM")
-    sub.add_parser("migrate", help="bring this service's database schema up to date")
+    migrating = sub.add_parser(
+        "migrate",
+        help="bring this service's database schema up to date",
+        description="Bring this service's database schema up to date (its newest revision), "
+        "or to a given one, or back to an older one (docs/operations.md).",
+    )
+    target = migrating.add_mutually_exclusive_group()
+    target.add_argument(
+        "--to", metavar="REVISION", help="upgrade to this revision instead of the newest"
+    )
+    target.add_argument(
+        "--down-to",
+        metavar="REVISION",
+        help="take the schema back to this revision (rolling the code back past a release "
+        "whose schema the older code cannot run on); `base` drops every table",
+    )
+    target.add_argument(
+        "--status",
+        action="store_true",
+        help="print the schema's revision and this release's newest, and change nothing",
+    )
     if erase is not None:
         erasing = sub.add_parser(
             "erase-customer",
@@ -79,12 +122,7 @@ def main(
             parser.error("the customer id is empty")
         raise SystemExit(erase_customer(service=service, customer_id=args.customer_id, erase=erase))
     if args.command == "migrate":
-        if migrations is None:
-            get_logger(__name__).info("migrate.nothing_to_do", reason=f"{service} keeps no state")
-        else:
-            package, url = migrations
-            upgrade(package, url.get_secret_value())
-        raise SystemExit(0)
+        raise SystemExit(migrate(service, migrations, args))
 
     async def run() -> int:
         built = build()

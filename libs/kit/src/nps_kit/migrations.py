@@ -1,10 +1,12 @@
 """Alembic plumbing: each service keeps its own migrations for its own schema.
 
 A service's `migrations/env.py` is two lines calling `run_env`; `upgrade` runs them from code
-(`nps-<service> migrate`, the dev stack, the Kubernetes migration Job and the tests).
+(`nps-<service> migrate`, the dev stack, the Kubernetes migration Job and the tests), and
+`downgrade` and `status` serve `nps-<service> migrate --down-to` and `--status`.
 """
 
 import asyncio
+import sys
 
 from alembic import command, context
 from alembic.config import Config
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 
 def alembic_config(package: str, database_url: str) -> Config:
-    config = Config()
+    config = Config(stdout=sys.stdout)  # the default is the stdout of alembic's import time
     config.set_main_option("script_location", f"{package}:migrations")
     config.attributes["database_url"] = database_url
     return config
@@ -29,6 +31,16 @@ def downgrade(package: str, database_url: str, revision: str) -> None:
     """Take `package`'s schema back to `revision`, as rolling the code back past a release
     whose migration the previous code cannot run on asks (docs/operations.md). Synchronous."""
     command.downgrade(alembic_config(package, database_url), revision)
+
+
+def status(package: str, database_url: str) -> None:
+    """Print the schema's revision (marked `(head)` when it is the newest this release
+    knows) and this release's newest. Synchronous."""
+    config = alembic_config(package, database_url)
+    config.print_stdout("schema at:")
+    command.current(config)
+    config.print_stdout("this release's newest:")
+    command.heads(config)
 
 
 def run_env(metadata: MetaData) -> None:
