@@ -62,11 +62,18 @@ _ACTIVE = ", ".join(f"'{status}'" for status in tables.ACTIVE)
 # The statements below are built from our table's column names and constants, never input.
 #: A batch's two reads in one: the customers' active cases (locked, in opening order, so that
 #: the latest stands), then the cases of the batch's responses (their ids only).
+#: The customers are a set joined to the cases (`unnest`), not `customer_id = ANY(:customers)`:
+#: in the generic plan of that prepared statement PostgreSQL compared each active case it read
+#: through the queue's partial index with every customer of the batch, one by one (a constant
+#: array is hashed, a parameter is not): 15 ms for a batch of 500 at 3,200 active cases, and
+#: growing with them (EXPLAIN ANALYZE, docs/performance.md, issue #20's seventh session). Joined,
+#: each customer is looked up in `ix_cases_customer_id_opened_at` whatever the plan.
 _CASES_OF_BATCH = text(
     "WITH active AS ("  # noqa: S608 - see above
-    f"SELECT {_CASE_READ} FROM followup.cases "
-    f"WHERE customer_id = ANY(CAST(:customers AS text[])) AND status IN ({_ACTIVE}) "
-    "ORDER BY opened_at FOR UPDATE) "
+    f"SELECT {', '.join('c.' + c.name for c in tables.cases.columns)} "
+    "FROM unnest(CAST(:customers AS text[])) AS k(id) "
+    "JOIN followup.cases c ON c.customer_id = k.id "
+    f"WHERE c.status IN ({_ACTIVE}) ORDER BY c.opened_at FOR UPDATE OF c) "
     f"SELECT true AS active, {_CASE_READ} FROM active "
     "UNION ALL SELECT false, "
     + ", ".join(
