@@ -55,7 +55,9 @@ in the measured batches with their CPU per response:
     .venv/bin/python bench/followup.py --only opening --batches 30 --size 500
 
 `DATABASE_OUTBOX_HEADERS=compact` in the environment stores the outbox's headers compact, as
-the service does with it; with `--wal`, also what those batches wrote to WAL by table and index (pg_walinspect). Every
+the service does with it; with `--wal`, also what those batches wrote to WAL by table and index (pg_walinspect);
+with `--pg-setting shared_preload_libraries=pg_stat_statements` (and `--pg-setting
+pg_stat_statements.track=all` for the foreign keys' checks), their statements per response. Every
 run prints the WAL written per response, timer and result (`pg_current_wal_lsn()`), a figure
 the machine's load does not move; `--index-usage` ends any run with the scans of each of
 followup's indexes (`pg_stat_user_indexes`) and the HOT updates (`pg_stat_user_tables`).
