@@ -55,7 +55,9 @@ in the measured batches with their CPU per response:
     .venv/bin/python bench/followup.py --only opening --batches 30 --size 500
 
 `DATABASE_OUTBOX_HEADERS=compact` in the environment stores the outbox's headers compact, as
-the service does with it; with `--wal`, also what those batches wrote to WAL by table and index (pg_walinspect). Every
+the service does with it; with `--wal`, also what those batches wrote to WAL by table and index (pg_walinspect);
+with `--pg-setting shared_preload_libraries=pg_stat_statements` (and `--pg-setting
+pg_stat_statements.track=all` for the foreign keys' checks), their statements per response. Every
 run prints the WAL written per response, timer and result (`pg_current_wal_lsn()`), a figure
 the machine's load does not move; `--index-usage` ends any run with the scans of each of
 followup's indexes (`pg_stat_user_indexes`) and the HOT updates (`pg_stat_user_tables`).
@@ -791,6 +793,7 @@ async def opening_only(
         async with engine.begin() as conn:
             await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
     sessions = session_factory(engine)
+    by_statement = False
     gc.freeze()
     # The collector as `nps-followup serve` sets it, where the code measured has a say (a
     # tree before the fifth session on issue #20 leaves Python's defaults).
@@ -805,6 +808,9 @@ async def opening_only(
         batch = [_scored(f"only{b}", i) for i in range(size)]
         if b == 2:
             cpu = elapsed = 0.0
+            # With pg_stat_statements preloaded (`--pg-setting
+            # shared_preload_libraries=pg_stat_statements`), the measured batches' statements.
+            by_statement = await statements_loaded(engine)
             pg, wal = pg_now(), await wal_now(engine)
             started_wal = wal
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -826,7 +832,36 @@ async def opening_only(
     print(f"  collector {gc.get_threshold()}: {collections.summary(n, 'response')}")
     if by_relation:
         await wal_by_relation(engine, started_wal, n)
+    if by_statement:
+        await statements_per_item(engine, n, "response")
     await engine.dispose()
+
+
+#: Statements by time in PostgreSQL, with their rows and WAL (`statements_per_item`).
+STATEMENTS_PER_ITEM = """
+SELECT calls, total_exec_time, total_plan_time, rows, wal_records, wal_bytes,
+    regexp_replace(query, '\\s+', ' ', 'g')
+FROM pg_stat_statements
+WHERE query !~* '^\\s*(BEGIN|COMMIT)' AND query !~ '(pg_stat|pg_current_wal|SHOW |pg_walinspect)'
+ORDER BY total_exec_time DESC LIMIT 16
+"""
+
+
+async def statements_per_item(engine: Any, n: int, what: str) -> None:
+    """The statements the measured batches ran (pg_stat_statements), per `what`: calls,
+    execution and planning time, rows, WAL records and bytes."""
+    await asyncio.sleep(1.1)  # an idle backend reports its statistics within a second
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(STATEMENTS_PER_ITEM))).all()
+    print(
+        f"statements (pg_stat_statements), per {what}: calls, µs executing, µs planning, rows, "
+        "WAL records, WAL bytes"
+    )
+    for calls, ms, plan_ms, count, records, wal_bytes, query in rows:
+        print(
+            f"  {calls:>6} {ms * 1000 / n:7.1f} {plan_ms * 1000 / n:6.1f} {count / n:6.2f} "
+            f"{records / n:6.2f} {int(wal_bytes) / n:7.0f}  {query[:110]}"
+        )
 
 
 async def action_results(

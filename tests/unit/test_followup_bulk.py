@@ -21,6 +21,11 @@ def test_only_an_ordered_insert_sorts_by_the_arrays_position() -> None:
     assert "ORDER BY" not in unnest_insert(tables.timers, ("timer_id",)).text
 
 
+def test_an_insert_skips_conflicting_rows_unless_told_to_fail_on_them() -> None:
+    assert unnest_insert(tables.timers, ("timer_id",)).text.endswith("ON CONFLICT DO NOTHING")
+    assert "ON CONFLICT" not in unnest_insert(tables.timers, ("timer_id",), on_conflict=None).text
+
+
 def test_json_and_lists_travel_as_json_text_and_none_stays_null() -> None:
     rows = [
         {"customer": {"id": "c1", "name": "Zoë"}, "themes": ["support", "price"]},

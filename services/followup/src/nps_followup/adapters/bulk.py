@@ -85,14 +85,17 @@ def unnest_insert(
     names: Sequence[str],
     *,
     ordered: bool = False,
-    on_conflict: str = "DO NOTHING",
+    on_conflict: str | None = "DO NOTHING",
     returning: str = "",
     prefix: str = "",
     where: str = "",
 ) -> TextClause:
     """`INSERT INTO table (names) SELECT … FROM unnest(:name, …)`; `ordered`: the rows in the
     order of the arrays, so that an identity column numbers them in that order (a sort that
-    tables without one do without). `prefix` names the parameters `:{prefix}{name}` (two
+    tables without one do without). `on_conflict` None: no `ON CONFLICT` clause (a row that
+    conflicts fails the statement; PostgreSQL then inserts each row once, where `ON CONFLICT`
+    makes it a speculative insertion: the unique indexes probed first, the row then confirmed
+    with a WAL record of its own). `prefix` names the parameters `:{prefix}{name}` (two
     inserts in one statement, see `with_inserted`); `where` keeps only the rows of `u` it
     accepts."""
     values = ", ".join(_select(table.c[n]) for n in names)
@@ -100,7 +103,8 @@ def unnest_insert(
         f"INSERT INTO {table.fullname} ({', '.join(names)}) SELECT {values} "  # noqa: S608 - names of the table's columns
         f"FROM {_unnest(table, names, ordered=ordered, prefix=prefix)}"
         f"{f' WHERE {where}' if where else ''}"
-        f"{' ORDER BY u.ord' if ordered else ''} ON CONFLICT {on_conflict}"
+        f"{' ORDER BY u.ord' if ordered else ''}"
+        f"{'' if on_conflict is None else f' ON CONFLICT {on_conflict}'}"
     )
     if returning:
         sql += f" RETURNING {returning}"

@@ -32,11 +32,21 @@ from nps_kit.db import driver_fetch
 _TIMER_COLUMNS = ("timer_id", "case_id", "kind", "action_id", "fire_at")
 _OF_INSERTED = "u.case_id IN (SELECT case_id FROM inserted)"
 #: New cases, their actions and their timers in one statement (three round trips before).
+#: A case that exists already is left as it was (`ON CONFLICT DO NOTHING`: another transaction
+#: opened it first). Its actions and timers are inserted only with a case this statement
+#: inserted, so none of them can exist already: their ids derive from the case's id (a staff
+#: notice's from the response event that opened it, which opens one case), and the foreign
+#: keys keep rows of a case that does not exist out. They go without `ON CONFLICT`, which made
+#: each row a speculative insertion (its primary key probed first, the row confirmed with a WAL
+#: record of its own); a conflict, which cannot happen, would fail the batch rather than pass
+#: unseen.
 _OPEN_CASES = with_inserted(
     unnest_insert(tables.cases, CASE_COLUMNS, returning="case_id"),
     "case_id",
-    unnest_insert(tables.actions, ACTION_COLUMNS, prefix="a_", where=_OF_INSERTED),
-    unnest_insert(tables.timers, _TIMER_COLUMNS, prefix="t_", where=_OF_INSERTED),
+    unnest_insert(
+        tables.actions, ACTION_COLUMNS, prefix="a_", where=_OF_INSERTED, on_conflict=None
+    ),
+    unnest_insert(tables.timers, _TIMER_COLUMNS, prefix="t_", where=_OF_INSERTED, on_conflict=None),
 )
 #: The lifecycle fields `save_cases` writes (the in-memory fake of tests/support writes the same).
 #: A case's response fields never change there.
@@ -62,11 +72,19 @@ _ACTIVE = ", ".join(f"'{status}'" for status in tables.ACTIVE)
 # The statements below are built from our table's column names and constants, never input.
 #: A batch's two reads in one: the customers' active cases (locked, in opening order, so that
 #: the latest stands), then the cases of the batch's responses (their ids only).
+#: The customers are a set joined to the cases (`unnest`), not `customer_id = ANY(:customers)`:
+#: in the generic plan of that prepared statement PostgreSQL compared each active case it read
+#: through the queue's partial index with every customer of the batch, one by one (a constant
+#: array is hashed, a parameter is not): 15 ms for a batch of 500 at 3,200 active cases, and
+#: growing with them (EXPLAIN ANALYZE, docs/performance.md, issue #20's seventh session). Joined,
+#: the customers are hashed, or each looked up in `ix_cases_customer_id_opened_at`: a cost that
+#: grows with the batch or the active cases, never with their product.
 _CASES_OF_BATCH = text(
     "WITH active AS ("  # noqa: S608 - see above
-    f"SELECT {_CASE_READ} FROM followup.cases "
-    f"WHERE customer_id = ANY(CAST(:customers AS text[])) AND status IN ({_ACTIVE}) "
-    "ORDER BY opened_at FOR UPDATE) "
+    f"SELECT {', '.join('c.' + c.name for c in tables.cases.columns)} "
+    "FROM unnest(CAST(:customers AS text[])) AS k(id) "
+    "JOIN followup.cases c ON c.customer_id = k.id "
+    f"WHERE c.status IN ({_ACTIVE}) ORDER BY c.opened_at FOR UPDATE OF c) "
     f"SELECT true AS active, {_CASE_READ} FROM active "
     "UNION ALL SELECT false, "
     + ", ".join(
