@@ -4,7 +4,7 @@ whatever the batch's size, with the events queued in the order they happened."""
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -67,8 +67,8 @@ class RecordedWrites:
     ) -> None:
         self.calls.append(("add_records", (list(actions), priority, recipient, sorted(messaged))))
 
-    async def save_cases(self, cases: Sequence[Case]) -> None:
-        self.calls.append(("save_cases", list(cases)))
+    async def set_escalation_levels(self, levels: Mapping[uuid.UUID, int]) -> None:
+        self.calls.append(("set_escalation_levels", dict(levels)))
 
     async def record_latest_scores(self, cases: Sequence[Case]) -> None:
         self.calls.append(("record_latest_scores", list(cases)))
@@ -223,7 +223,7 @@ async def test_a_case_another_transaction_opened_first_takes_nothing_of_what_ope
     opening = BatchWrites(NOW, events=list(repo.published), messaged={"c-mine", "c-theirs"})
     for case in (mine, theirs):
         entry = timeline_entry(case.case_id, "opened", NOW, origin="test", actor=None)
-        opening.cases[case.case_id] = case
+        opening.levels[case.case_id] = 1
         opening.latest_scores[case.case_id] = case
         opening.timeline.append((case.case_id, entry))
         opening.resurveys.append(
