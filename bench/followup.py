@@ -98,6 +98,7 @@ from nps_events import (
 )
 from nps_followup import bootstrap
 from nps_followup.adapters import tables as followup_tables
+from nps_followup.adapters import timer_store
 from nps_followup.adapters.calendars import holidays_for
 from nps_followup.adapters.figures import closed_loop_figures
 from nps_followup.adapters.policy_file import load_policy
@@ -292,6 +293,7 @@ async def run(
     batch_size: int = 500,
     waits: bool = False,
     checkpoint: bool = False,
+    opening_too: bool = True,
 ) -> None:
     engine = create_async_engine(url, pool_size=max(8, sweepers + 2))
     await generate(engine, n, due)
@@ -315,8 +317,9 @@ async def run(
     print(f"  {Statements.split(await statements.take(), batches)} (about)")
     if api_queries:
         await api(engine)
-    opened = await opening(engine, policy, statements, profile=profile)
-    await action_results(engine, opened, statements, profile=profile)
+    if opening_too:
+        opened = await opening(engine, policy, statements, profile=profile)
+        await action_results(engine, opened, statements, profile=profile)
     await engine.dispose()
     print(f"\n{rss()}")
 
@@ -358,6 +361,25 @@ async def explain(engine: Any) -> None:
     # An index scan (or a bitmap index scan) of the partial index; never a scan of the table.
     assert any("ix_timers_pending_fire_at" in line for line in plan), plan
     assert not any("Seq Scan" in line for line in plan), plan
+    claim = getattr(timer_store, "_CLAIM", None)  # trees before it claimed, then updated
+    if claim is None:
+        return
+    # As asyncpg runs it: prepared, with its generic plan forced (the plan cache's choice
+    # after five runs when it is no worse) and with a custom one.
+    prepared = re.sub(r":now\b", "$1", re.sub(r":limit\b", "$2", claim.text))
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        async with engine.connect() as conn:
+            await conn.execute(text(f"SET plan_cache_mode = {mode}"))
+            await conn.exec_driver_sql(f"PREPARE claim(timestamptz, bigint) AS {prepared}")
+            explained = await conn.exec_driver_sql("EXPLAIN EXECUTE claim(now(), 500)")
+            plan = explained.scalars().all()
+            await conn.exec_driver_sql("DEALLOCATE claim")
+            await conn.rollback()
+        print(f"\nthe sweeper's claim ({mode}):\n  " + "\n  ".join(plan))
+        # The due timers from the partial index, then updated by their ctid (no table scan).
+        assert any("ix_timers_pending_fire_at" in line for line in plan), plan
+        assert any("Tid Scan" in line for line in plan), plan
+        assert not any("Seq Scan" in line for line in plan), plan
 
 
 #: The server's counters a sweep moves, read before and after the escalations (PostgreSQL 18:
@@ -1250,10 +1272,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument(
         "--only",
-        choices=["queue", "figures", "writes", "paths", "opening"],
+        choices=["queue", "figures", "writes", "escalations", "paths", "opening"],
         help="queue: only the console's queue, at --cases open or contacted cases; figures: "
         "only the dashboard's closed-loop figures, at --cases cases over a year; writes: only "
-        "the escalations and opening cases (no API queries); paths: one statement of 500 rows "
+        "the escalations and opening cases (no API queries); escalations: only the escalations; paths: one statement of 500 rows "
         "through the session and on the driver connection, alternating; opening: only "
         "open_cases, --batches batches of --size",
     )
@@ -1348,13 +1370,14 @@ def main() -> None:
                     args.cases,
                     args.due,
                     policy,
-                    api_queries=args.only != "writes",
+                    api_queries=args.only not in ("writes", "escalations"),
                     profile=args.profile,
                     freeze=args.gc_freeze,
                     sweepers=args.sweepers,
                     batch_size=args.sweep_batch,
                     waits=args.waits,
                     checkpoint=args.checkpoint,
+                    opening_too=args.only != "escalations",
                 )
             )
         if args.index_usage:

@@ -3,7 +3,7 @@ tests of its use cases without PostgreSQL. Each keeps what the SQL keeps, as the
 docstrings describe it; the PostgreSQL tests (tests/integration) cover the SQL itself."""
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -164,17 +164,16 @@ class InMemoryTimers:
 
     async def claim_due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
         due = [t for t, state in self.timers.values() if state == "pending" and t.fire_at <= now]
-        return sorted(due, key=lambda t: t.fire_at)[:limit]
+        claimed = sorted(due, key=lambda t: t.fire_at)[:limit]
+        for timer in claimed:
+            self.timers[timer.timer_id] = (timer, "fired")
+        return claimed
 
     async def cases_by_id(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
         return {i: self.cases[i] for i in sorted(set(case_ids)) if i in self.cases}
 
     async def actions_by_id(self, action_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, ActionRow]:
         return {i: self.actions[i] for i in set(action_ids) if i in self.actions}
-
-    async def finish_timers(self, timer_ids: Sequence[uuid.UUID], now: datetime) -> None:
-        for timer_id in timer_ids:
-            self.timers[timer_id] = (self.timers[timer_id][0], "fired")
 
     async def contact_history(self, customer_ids: Iterable[str]) -> ContactHistory:
         ids = set(customer_ids)
@@ -213,9 +212,9 @@ class InMemoryTimers:
         self.priorities.update(priority or {})
         self.recipients.update(recipient or {})
 
-    async def save_cases(self, cases: Sequence[Case]) -> None:
-        for case in cases:
-            self.cases[case.case_id] = _with_lifecycle(self.cases[case.case_id], case)
+    async def set_escalation_levels(self, levels: Mapping[uuid.UUID, int]) -> None:
+        for case_id, level in levels.items():
+            self.cases[case_id] = replace(self.cases[case_id], escalation_level=level)
 
     async def record_latest_scores(self, cases: Sequence[Case]) -> None:
         for case in cases:

@@ -4,9 +4,11 @@ whatever the batch's size, with the events queued in the order they happened."""
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from nps_events import (
     CaseAssigned,
@@ -67,8 +69,8 @@ class RecordedWrites:
     ) -> None:
         self.calls.append(("add_records", (list(actions), priority, recipient, sorted(messaged))))
 
-    async def save_cases(self, cases: Sequence[Case]) -> None:
-        self.calls.append(("save_cases", list(cases)))
+    async def set_escalation_levels(self, levels: Mapping[uuid.UUID, int]) -> None:
+        self.calls.append(("set_escalation_levels", dict(levels)))
 
     async def record_latest_scores(self, cases: Sequence[Case]) -> None:
         self.calls.append(("record_latest_scores", list(cases)))
@@ -223,7 +225,7 @@ async def test_a_case_another_transaction_opened_first_takes_nothing_of_what_ope
     opening = BatchWrites(NOW, events=list(repo.published), messaged={"c-mine", "c-theirs"})
     for case in (mine, theirs):
         entry = timeline_entry(case.case_id, "opened", NOW, origin="test", actor=None)
-        opening.cases[case.case_id] = case
+        opening.levels[case.case_id] = 1
         opening.latest_scores[case.case_id] = case
         opening.timeline.append((case.case_id, entry))
         opening.resurveys.append(
@@ -247,3 +249,47 @@ async def test_a_case_another_transaction_opened_first_takes_nothing_of_what_ope
     assert writes.recipients == {}
     assert writes.states == []
     assert writes.messaged == {"c-mine"}
+
+
+@pytest.mark.parametrize(
+    ("level_before", "kinds", "level_after"),
+    [
+        (0, (TimerKind.ESCALATION, TimerKind.SECOND_LEVEL), 2),  # two steps in one sweep
+        (0, (TimerKind.SECOND_LEVEL, TimerKind.ESCALATION), 2),  # in either order of time
+        (2, (TimerKind.ESCALATION,), 2),  # a late first step never lowers the level
+        (0, (TimerKind.REMINDER,), 0),  # a reminder does not escalate
+    ],
+)
+async def test_a_sweep_leaves_each_case_at_the_highest_level_it_reached(
+    level_before: int, kinds: tuple[TimerKind, ...], level_after: int
+) -> None:
+    repo = SweepOutboxWrites()
+    case = Case(
+        case_id=uuid.uuid4(),
+        response_id=uuid.uuid4(),
+        source="typeform",
+        survey_id="s-1",
+        customer_id="c-1",
+        customer_email=None,
+        customer_name=None,
+        segment=Segment.DETRACTOR,
+        score=2,
+        comment=None,
+        status=CaseStatus.OPEN,
+        opened_at=NOW - timedelta(days=3),
+        due_at=NOW - timedelta(hours=len(kinds) + 1),
+        rule="detractor",
+        team="customer-success",
+        owner="alex@example.com",
+        escalation_level=level_before,
+    )
+    timers = [
+        DueTimer(uuid.uuid4(), case.case_id, kind, None, NOW - timedelta(hours=len(kinds) - i))
+        for i, kind in enumerate(kinds)
+    ]
+    repo.add(case, timers)
+
+    assert await sweep_due_timers(repo, now=NOW, policy=POLICY, limit=100) == len(kinds)
+
+    assert repo.cases[case.case_id].escalation_level == level_after
+    assert {repo.state_of(t.timer_id) for t in timers} == {"fired"}

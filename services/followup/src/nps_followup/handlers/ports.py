@@ -4,7 +4,7 @@ PostgreSQL. `adapters.repository.FollowupRepository` implements them all; every 
 inside the caller's unit of work."""
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -114,8 +114,8 @@ class BatchEffects(Outbox, Protocol):
         response it handled (its latest revision; what `policy simulate` replays)."""
         ...
 
-    async def save_cases(self, cases: Sequence[Case]) -> None:
-        """Write the lifecycle fields of any number of cases."""
+    async def set_escalation_levels(self, levels: Mapping[uuid.UUID, int]) -> None:
+        """Each case's escalation level (by case id), and no other field of the case."""
         ...
 
     async def record_latest_scores(self, cases: Sequence[Case]) -> None:
@@ -159,7 +159,8 @@ class TimerSweep(TimerEffects, Protocol):
     """What the sweeper needs to claim due timers and their cases."""
 
     async def claim_due_timers(self, now: datetime, limit: int) -> list[DueTimer]:
-        """Pending timers due at `now`, locked so that another sweeper skips them."""
+        """Pending timers due at `now`, locked so that another sweeper skips them, and
+        recorded as fired (in the caller's transaction: a rollback leaves them pending)."""
         ...
 
     async def cases_by_id(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Case]:
@@ -168,10 +169,6 @@ class TimerSweep(TimerEffects, Protocol):
 
     async def actions_by_id(self, action_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, ActionRow]:
         """The actions as dispatching needs them."""
-        ...
-
-    async def finish_timers(self, timer_ids: Sequence[uuid.UUID], now: datetime) -> None:
-        """Record the timers as fired."""
         ...
 
 

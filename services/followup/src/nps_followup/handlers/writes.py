@@ -24,8 +24,9 @@ class BatchWrites:
     transaction."""
 
     now: datetime
-    #: Lifecycle fields of cases the batch changed (an escalation level), by case id.
-    cases: dict[uuid.UUID, Case] = field(default_factory=dict)
+    #: The escalation level each case of the batch climbed to (a step of the ladder), by case
+    #: id: the one lifecycle field a batch changes, written alone.
+    levels: dict[uuid.UUID, int] = field(default_factory=dict)
     #: The customer's latest score on existing cases (a later answer), by case id.
     latest_scores: dict[uuid.UUID, Case] = field(default_factory=dict)
     timeline: list[tuple[uuid.UUID, TimelineEntry]] = field(default_factory=list)
@@ -83,7 +84,7 @@ class BatchWrites:
 
     async def flush(self, repo: BatchEffects) -> None:
         await repo.set_action_states(self.states, at=self.now)
-        await repo.save_cases(list(self.cases.values()))
+        await repo.set_escalation_levels(self.levels)
         await repo.record_latest_scores(list(self.latest_scores.values()))
         await repo.add_records(
             actions=self.actions,
@@ -111,7 +112,7 @@ def _same(case_id: Any) -> Any:
 #: dropped for new cases without a word (the check below refuses to import instead).
 TAKEN: dict[str, Callable[[Any], Any] | None] = {
     "now": None,
-    "cases": _same,
+    "levels": _same,
     "latest_scores": _same,
     "timeline": lambda entry: entry[0],
     "actions": None,
