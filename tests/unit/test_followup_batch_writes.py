@@ -180,28 +180,34 @@ class SweepOutboxWrites(InMemoryTimers):
         await super().publish_later(events, now=now)
 
 
+def _overdue_case(customer_id: str, *, due_at: datetime, level: int = 0) -> Case:
+    """An open detractor case of the default rule, opened three days ago, due at `due_at`."""
+    return Case(
+        case_id=uuid.uuid4(),
+        response_id=uuid.uuid4(),
+        source="typeform",
+        survey_id="s-1",
+        customer_id=customer_id,
+        customer_email=None,
+        customer_name=None,
+        segment=Segment.DETRACTOR,
+        score=2,
+        comment=None,
+        status=CaseStatus.OPEN,
+        opened_at=NOW - timedelta(days=3),
+        due_at=due_at,
+        rule="detractor",
+        team="customer-success",
+        owner="alex@example.com",
+        escalation_level=level,
+    )
+
+
 async def test_a_sweep_of_many_escalations_queues_them_in_one_write() -> None:
     repo = SweepOutboxWrites()
     due_at = NOW - timedelta(minutes=1)
     for i in range(15):
-        case = Case(
-            case_id=uuid.uuid4(),
-            response_id=uuid.uuid4(),
-            source="typeform",
-            survey_id="s-1",
-            customer_id=f"c-{i}",
-            customer_email=None,
-            customer_name=None,
-            segment=Segment.DETRACTOR,
-            score=2,
-            comment=None,
-            status=CaseStatus.OPEN,
-            opened_at=NOW - timedelta(days=3),
-            due_at=due_at,
-            rule="detractor",
-            team="customer-success",
-            owner="alex@example.com",
-        )
+        case = _overdue_case(f"c-{i}", due_at=due_at)
         due = DueTimer(uuid.uuid4(), case.case_id, TimerKind.ESCALATION, None, due_at)
         repo.add(case, [due])
 
@@ -264,25 +270,7 @@ async def test_a_sweep_leaves_each_case_at_the_highest_level_it_reached(
     level_before: int, kinds: tuple[TimerKind, ...], level_after: int
 ) -> None:
     repo = SweepOutboxWrites()
-    case = Case(
-        case_id=uuid.uuid4(),
-        response_id=uuid.uuid4(),
-        source="typeform",
-        survey_id="s-1",
-        customer_id="c-1",
-        customer_email=None,
-        customer_name=None,
-        segment=Segment.DETRACTOR,
-        score=2,
-        comment=None,
-        status=CaseStatus.OPEN,
-        opened_at=NOW - timedelta(days=3),
-        due_at=NOW - timedelta(hours=len(kinds) + 1),
-        rule="detractor",
-        team="customer-success",
-        owner="alex@example.com",
-        escalation_level=level_before,
-    )
+    case = _overdue_case("c-1", due_at=NOW - timedelta(hours=len(kinds) + 1), level=level_before)
     timers = [
         DueTimer(uuid.uuid4(), case.case_id, kind, None, NOW - timedelta(hours=len(kinds) - i))
         for i, kind in enumerate(kinds)
